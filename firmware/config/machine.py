@@ -1,0 +1,168 @@
+"""The machine config: identity, school, timezone, planogram, lockouts and timeouts."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+
+from firmware.config.catalog import CATEGORIES, Catalog, Strict, load_catalog
+from firmware.config.source import read_yaml, validate
+from firmware.errors import InputError
+
+SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
+MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def parse_hhmm(value: object) -> time:
+    if not isinstance(value, str):
+        raise ValueError(f'expected a time as a quoted "HH:MM" string, got {value!r}')
+    match = HHMM.match(value)
+    if not match:
+        raise ValueError(f'expected a time as "HH:MM" (00:00-23:59), got {value!r}')
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+class School(Strict):
+    code: str = Field(min_length=1, max_length=16)
+    level: Literal["elementary", "junior_high", "senior_high"]
+
+
+class Lockout(Strict):
+    """A daily window in local time when some profiles may not buy some categories; start inclusive."""
+
+    profiles: list[Literal["student", "staff", "guest"]] = Field(min_length=1)
+    categories: list[Literal["drink", "dairy", "snack", "bakery", "stationery"]] = Field(min_length=1)
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+    reason: str = Field(default="lunch_lockout", pattern=r"^[a-z][a-z0-9_]{0,31}$")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _hhmm(cls, value: object) -> str:
+        parse_hhmm(value)
+        return str(value)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Lockout:
+        if parse_hhmm(self.start) >= parse_hhmm(self.end):
+            raise ValueError(f"'from' {self.start} must be before 'to' {self.end}")
+        return self
+
+    @property
+    def start_time(self) -> time:
+        return parse_hhmm(self.start)
+
+    @property
+    def end_time(self) -> time:
+        return parse_hhmm(self.end)
+
+
+class Slot(Strict):
+    product: str = Field(min_length=1)
+    capacity: int = Field(gt=0, le=100)
+    stock: int = Field(ge=0, le=100)
+    price: int | None = Field(default=None, gt=0, le=100_000)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _fits(self) -> Slot:
+        if self.stock > self.capacity:
+            raise ValueError(f"stock {self.stock} is more than capacity {self.capacity}")
+        return self
+
+
+class Timeouts(Strict):
+    """Seconds; MDB readers time out a selection, so do we."""
+
+    card: int = Field(default=30, ge=1, le=600)
+    selection: int = Field(default=30, ge=1, le=600)
+    session: int = Field(default=120, ge=5, le=3600)
+
+
+class MachineConfig(Strict):
+    id: str
+    school: School
+    timezone: str
+    currency: str = Field(default="TWD", pattern=r"^[A-Z]{3}$")
+    catalog: str
+    lockouts: list[Lockout] = []
+    slots: dict[str, Slot] = Field(min_length=1)
+    timeouts: Timeouts = Timeouts()
+    low_stock: int = Field(default=2, ge=0, le=100)
+    rules: list[str] = []
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not MACHINE_ID.match(value):
+            raise ValueError("machine id must be 1-64 letters, digits, '-' or '_' (it is part of MQTT topics)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Asia/Taipei)") from None
+        return value
+
+    @field_validator("slots")
+    @classmethod
+    def _slot_codes(cls, value: dict[str, Slot]) -> dict[str, Slot]:
+        for code in value:
+            if not isinstance(code, str) or not SLOT_CODE.match(code):
+                raise ValueError(f"slot code {code!r} must be a letter and one or two digits, like A1")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class MachineSetup:
+    """A validated machine config with its catalog resolved: everything the controller is built from."""
+
+    config: MachineConfig
+    catalog: Catalog
+    path: Path
+
+    def price_of(self, slot: str) -> int:
+        spec = self.config.slots[slot]
+        return spec.price if spec.price is not None else self.catalog.products[spec.product].price
+
+
+def load_machine(path: Path, display_name: str | None = None) -> MachineSetup:
+    """Load and cross-check a machine config and the catalog it names."""
+    doc = read_yaml(path, display_name)
+    config = validate(MachineConfig, doc)
+    catalog_path = (path.parent / config.catalog).resolve()
+    if not catalog_path.is_file():
+        raise doc.error(("catalog",), f"catalog file not found: {config.catalog}")
+    catalog = load_catalog(catalog_path, _relative_name(display_name or str(path), config.catalog))
+    for code, slot in config.slots.items():
+        if slot.product not in catalog.products:
+            raise doc.error(("slots", code, "product"), f"unknown product {slot.product!r} (not in {config.catalog})")
+    for index, lockout in enumerate(config.lockouts):
+        for category in lockout.categories:
+            if category not in CATEGORIES:  # pragma: no cover - the Literal already refuses it
+                raise doc.error(("lockouts", index, "categories"), f"unknown category {category!r}")
+    return MachineSetup(config, catalog, path)
+
+
+def _relative_name(config_name: str, relative: str) -> str:
+    return os.path.normpath(Path(config_name).parent / relative)
+
+
+def ensure_exists(path: Path) -> None:
+    if not path.exists():
+        raise InputError(str(path), None, "", "file not found")

@@ -1,0 +1,133 @@
+"""YAML read with a line number for every field, and pydantic errors mapped back to those lines.
+
+Validation errors are a user interface: ``vending check`` prints ``FILE:LINE: field.path: reason``
+and the tests compare that text verbatim, so the mapping from a pydantic ``loc`` to a line lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from firmware.errors import InputError
+
+MAX_FILE_BYTES = 1_000_000  # a config or scenario beyond this is a mistake, not a machine
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass
+class YamlDoc:
+    """Parsed YAML plus where each value came from."""
+
+    source: str
+    data: Any
+    lines: dict[Loc, int]
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of ``loc`` or of its nearest ancestor that has one."""
+        for cut in range(len(loc), -1, -1):
+            line = self.lines.get(tuple(loc[:cut]))
+            if line is not None:
+                return line
+        return None
+
+    def error(self, loc: Loc, reason: str) -> InputError:
+        return InputError(self.source, self.line_of(loc), dotted(loc), reason)
+
+
+def dotted(loc: Loc) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    pass
+
+
+def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], doc: str) -> Any:
+    lines.setdefault(loc, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise InputError(doc, key_node.start_mark.line + 1, dotted(loc), "mapping keys must be scalars")
+            key = _Constructor().construct_object(key_node)
+            if not isinstance(key, str | int):
+                key = str(key)
+            if key in result:
+                raise InputError(doc, key_node.start_mark.line + 1, dotted((*loc, key)), "duplicate key")
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+            result[key] = _to_python(value_node, (*loc, key), lines, doc)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_to_python(item, (*loc, index), lines, doc) for index, item in enumerate(node.value)]
+    return _Constructor().construct_object(node)
+
+
+def read_yaml(path: Path, display_name: str | None = None) -> YamlDoc:
+    """Read one YAML document; any problem becomes an ``InputError`` naming the file and line."""
+    name = display_name or str(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(name, None, "", f"cannot read file: {exc.strerror or exc}") from None
+    return parse_yaml(raw, name)
+
+
+def parse_yaml(raw: bytes, name: str) -> YamlDoc:
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(name, None, "", f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(name, line, "", f"not valid UTF-8 (byte 0x{raw[exc.start]:02X})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise InputError(name, line, "", f"YAML syntax error: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise InputError(name, None, "", f"YAML error: {exc}") from None
+    if node is None:
+        raise InputError(name, 1, "", "file is empty")
+    lines: dict[Loc, int] = {}
+    try:
+        data = _to_python(node, (), lines, name)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        raise InputError(name, mark.line + 1 if mark else None, "", f"YAML error: {exc.problem}") from None
+    return YamlDoc(name, data, lines)
+
+
+def _reason(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def validate(model: type[M], doc: YamlDoc, context: dict[str, Any] | None = None) -> M:
+    """Validate ``doc`` against ``model``; the first error is raised as an ``InputError``."""
+    if not isinstance(doc.data, dict):
+        raise doc.error((), f"expected a mapping at the top level, got {type(doc.data).__name__}")
+    try:
+        return model.model_validate(doc.data, context=context)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        loc = tuple(part for part in first["loc"] if not _is_union_tag(part))
+        raise doc.error(loc, _reason(first)) from None
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic inserts the chosen type's name (e.g. "function-after[...]") into loc for unions
+    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "dict"})

@@ -1,0 +1,92 @@
+"""The controller's states and transitions, declared as data (the diagram is exported from this).
+
+Modelled on the MDB/ICP cashless session: Enabled (idle) -> Session Idle (card or selection first)
+-> Vend (authorising, vending) -> Vend Success / Vend Failure (refund) -> Session Complete.
+Guards are named predicates on the model; the work is done in small callbacks in ``session.py``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+from transitions import Machine
+
+
+class State(Enum):
+    IDLE = "idle"
+    AWAITING_CARD = "awaiting_card"            # selection made, waiting for a tap ("always idle" mode)
+    AWAITING_SELECTION = "awaiting_selection"  # card tapped: MDB "session idle"
+    AUTHORISING = "authorising"                # MDB vend request -> approved / denied
+    VENDING = "vending"                        # debited, motor running, watching the drop sensor
+    VEND_SUCCESS = "vend_success"
+    REFUNDING = "refunding"                    # MDB vend failure: no drop -> refund
+    SESSION_COMPLETE = "session_complete"
+    SERVICE = "service"                        # door open: no sales
+    OUT_OF_ORDER = "out_of_order"              # fault: no sales
+
+
+S = State
+STATES: list[dict[str, Any]] = [
+    {"name": S.IDLE, "on_enter": "clear_session"},
+    {"name": S.AWAITING_CARD, "on_enter": "prompt_for_card"},
+    {"name": S.AWAITING_SELECTION, "on_enter": "prompt_for_selection"},
+    {"name": S.AUTHORISING, "on_enter": "authorise"},
+    {"name": S.VENDING, "on_enter": "run_motor"},
+    {"name": S.VEND_SUCCESS, "on_enter": "finish_vend"},
+    {"name": S.REFUNDING, "on_enter": "refund_card"},
+    {"name": S.SESSION_COMPLETE, "on_enter": "close_session"},
+    {"name": S.SERVICE},
+    {"name": S.OUT_OF_ORDER},
+]
+SESSION = [S.AWAITING_CARD, S.AWAITING_SELECTION]
+SELLING = [S.IDLE, *SESSION]
+BUSY = [S.AUTHORISING, S.VENDING, S.VEND_SUCCESS, S.REFUNDING, S.SESSION_COMPLETE]
+CLOSED = [S.SERVICE, S.OUT_OF_ORDER]
+
+TRANSITIONS: list[dict[str, Any]] = [
+    # selection first, or card first, in either order
+    {"trigger": "select", "source": [S.IDLE, S.AWAITING_CARD], "dest": S.AWAITING_CARD,
+     "conditions": "slot_sellable", "before": "remember_selection"},
+    {"trigger": "select", "source": S.AWAITING_SELECTION, "dest": S.AUTHORISING,
+     "conditions": "slot_sellable", "before": "remember_selection"},
+    {"trigger": "select", "source": SELLING, "dest": None, "after": "deny_selection"},
+    {"trigger": "select", "source": CLOSED, "dest": None, "after": "deny_out_of_service"},
+    {"trigger": "tap", "source": [S.IDLE, S.AWAITING_SELECTION], "dest": S.AWAITING_SELECTION,
+     "conditions": "card_known", "before": "remember_card"},
+    {"trigger": "tap", "source": S.AWAITING_CARD, "dest": S.AUTHORISING,
+     "conditions": "card_known", "before": "remember_card"},
+    {"trigger": "tap", "source": SELLING, "dest": S.IDLE, "after": "deny_unknown_card"},
+    {"trigger": "tap", "source": CLOSED, "dest": None, "after": "deny_out_of_service"},
+    # authorisation, vend, settlement
+    {"trigger": "approve", "source": S.AUTHORISING, "dest": S.VENDING, "before": "debit_card"},
+    {"trigger": "deny", "source": S.AUTHORISING, "dest": S.AWAITING_SELECTION, "after": "record_denial"},
+    {"trigger": "drop_detected", "source": S.VENDING, "dest": S.VEND_SUCCESS, "before": "confirm_drop"},
+    {"trigger": "no_drop", "source": S.VENDING, "dest": S.REFUNDING},
+    {"trigger": "settled", "source": [S.VEND_SUCCESS, S.REFUNDING], "dest": S.SESSION_COMPLETE},
+    {"trigger": "end_session", "source": S.SESSION_COMPLETE, "dest": S.IDLE},
+    # leaving a session early
+    {"trigger": "cancel", "source": SESSION, "dest": S.IDLE, "before": "record_user_cancel"},
+    {"trigger": "cancel", "source": [S.IDLE, *CLOSED], "dest": None},
+    {"trigger": "cancel", "source": BUSY, "dest": None, "after": "show_vend_in_progress"},
+    {"trigger": "timeout", "source": SESSION, "dest": S.IDLE, "before": "record_timeout"},
+    # service door and faults
+    {"trigger": "door_open", "source": [*SELLING, S.OUT_OF_ORDER], "dest": S.SERVICE, "before": "close_for_door"},
+    {"trigger": "door_close", "source": S.SERVICE, "dest": S.IDLE, "after": "show_welcome"},
+    {"trigger": "fault", "source": [*SELLING, S.SERVICE], "dest": S.OUT_OF_ORDER, "before": "close_for_fault"},
+    {"trigger": "recover", "source": S.OUT_OF_ORDER, "dest": S.IDLE, "after": "show_welcome"},
+]
+
+
+def build_machine(model: object, initial: State = State.IDLE) -> Machine:
+    """Bind the declaration to ``model``; queued so callbacks can fire the next event safely."""
+    return Machine(
+        model=model,
+        states=STATES,
+        transitions=TRANSITIONS,
+        initial=initial,
+        queued=True,
+        auto_transitions=False,
+        ignore_invalid_triggers=False,
+        send_event=False,
+    )

@@ -1,0 +1,39 @@
+"""Errors that carry where bad input came from, so users can fix the right line."""
+
+from __future__ import annotations
+
+
+class VendingError(Exception):
+    """Base class for the project's own errors."""
+
+
+class InputError(VendingError):
+    """Bad input from a file or a wire: names the source, the line, the field path and the reason.
+
+    The rendered form ``FILE:LINE: field.path: reason`` is a contract (tests compare it verbatim).
+    """
+
+    def __init__(self, source: str, line: int | None, path: str, reason: str) -> None:
+        self.source = source
+        self.line = line
+        self.path = path
+        self.reason = reason
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line is not None else self.source
+        field = f" {self.path}:" if self.path else ""
+        return f"{where}:{field} {self.reason}"
+
+
+class UnknownDriverError(VendingError):
+    """A plugin name that is not in its registry; the message lists the known names."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown {kind} {name!r}; known: {', '.join(sorted(known))}")
+        self.name = name
+        self.known = known
+
+
+class StorageError(VendingError):
+    """The durable store cannot be written (disk full, read-only): sales must stop."""

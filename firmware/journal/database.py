@@ -1,0 +1,127 @@
+"""One SQLite file per machine, opened with the durability settings documented in docs/reliability.md.
+
+WAL with ``synchronous=FULL``: a commit is on disk (fsync of the WAL) before the machine acts on it,
+so a power cut after a commit never loses it; a crash before a commit loses only that transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from firmware import crashpoints
+from firmware.errors import StorageError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cards (
+    uid TEXT PRIMARY KEY, profile TEXT NOT NULL, balance INTEGER NOT NULL CHECK (balance >= 0),
+    guardian TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS slots (
+    slot TEXT PRIMARY KEY, product TEXT NOT NULL, capacity INTEGER NOT NULL,
+    stock INTEGER NOT NULL CHECK (stock >= 0), price INTEGER NOT NULL, enabled INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vends (
+    txn_id TEXT PRIMARY KEY, slot TEXT NOT NULL, product TEXT NOT NULL, price INTEGER NOT NULL,
+    uid TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('debited', 'completed', 'refunded')),
+    local_day TEXT NOT NULL, at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS vends_by_card_day ON vends (uid, local_day);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, txn_id TEXT, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL,
+    retain INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+);
+"""
+
+
+class Database:
+    """The machine's SQLite connection with explicit, re-entrant transactions."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL") -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute(f"PRAGMA synchronous={synchronous}")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"{path}: cannot open the machine's state database: {exc}") from None
+        self._depth = 0
+
+    @contextmanager
+    def atomic(self, step: str = "journal") -> Iterator[sqlite3.Connection]:
+        """One durable step: everything inside commits together or not at all.
+
+        Nested calls join the outer transaction; crash points fire around the outermost commit.
+        A ``PowerCut`` is not rolled back here: the caller abandons the connection, as power loss would.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.conn
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StorageError(f"{self.path}: cannot start a transaction: {exc}") from None
+        self._depth = 1
+        try:
+            yield self.conn
+            crashpoints.reached(f"{step}.before_commit")
+            self.conn.execute("COMMIT")
+        except Exception as exc:
+            self._depth = 0
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"{self.path}: write failed, nothing was changed: {exc}") from None
+            raise
+        finally:
+            self._depth = 0
+        crashpoints.reached(f"{step}.after_commit")
+
+    def _rollback(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def counter(self, name: str) -> int:
+        row = self.conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def bump(self, name: str, by: int = 1) -> int:
+        """Increment a counter inside the current transaction and return its new value."""
+        self.conn.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, by),
+        )
+        return self.counter(name)
+
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def abandon(self) -> None:
+        """Drop the connection without committing anything in flight (a simulated power cut)."""
+        try:
+            self.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,69 @@
+"""Vend records: one row per debit, settled exactly once as completed or refunded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware.journal.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class VendRecord:
+    txn_id: str
+    slot: str
+    product: str
+    price: int
+    uid: str
+    status: str
+    local_day: str
+
+
+class VendLedger:
+    """The vends table: the bridge between a debit and its settlement, and the source of takings."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def open(self, record: VendRecord, at: str) -> None:
+        self.db.conn.execute(
+            "INSERT INTO vends (txn_id, slot, product, price, uid, status, local_day, at) "
+            "VALUES (?, ?, ?, ?, ?, 'debited', ?, ?)",
+            (record.txn_id, record.slot, record.product, record.price, record.uid, record.local_day, at),
+        )
+
+    def settle(self, txn_id: str, status: str) -> None:
+        """Move a debited vend to ``completed`` or ``refunded``; settling twice is a bug, so it fails."""
+        cursor = self.db.conn.execute(
+            "UPDATE vends SET status = ? WHERE txn_id = ? AND status = 'debited'", (status, txn_id)
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"vend {txn_id} is not awaiting settlement")
+
+    def pending(self) -> list[VendRecord]:
+        rows = self.db.conn.execute(
+            "SELECT txn_id, slot, product, price, uid, status, local_day FROM vends "
+            "WHERE status = 'debited' ORDER BY at"
+        ).fetchall()
+        return [VendRecord(*row) for row in rows]
+
+    def spent_on(self, uid: str, local_day: str) -> int:
+        """What a card spent on a local day (debited or completed; refunds do not count)."""
+        row = self.db.conn.execute(
+            "SELECT COALESCE(SUM(price), 0) FROM vends WHERE uid = ? AND local_day = ? AND status != 'refunded'",
+            (uid, local_day),
+        ).fetchone()
+        return int(row[0])
+
+    def takings(self) -> int:
+        row = self.db.conn.execute("SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed'").fetchone()
+        return int(row[0])
+
+    def in_flight(self) -> int:
+        row = self.db.conn.execute("SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'debited'").fetchone()
+        return int(row[0])
+
+    def confirmed_drops(self) -> dict[str, int]:
+        rows = self.db.conn.execute(
+            "SELECT slot, COUNT(*) FROM vends WHERE status = 'completed' GROUP BY slot"
+        ).fetchall()
+        return {slot: int(count) for slot, count in rows}

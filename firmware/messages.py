@@ -1,0 +1,77 @@
+"""Every text the machine shows, in zh-TW and en, keyed so tests and docs can refer to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+LOCALES = ("zh-TW", "en")
+
+# key -> (zh-TW template, en template); templates use str.format fields.
+TEXTS: dict[str, tuple[str, str]] = {
+    "welcome": ("歡迎選購，請選擇商品或感應卡片", "Welcome - choose a product or tap your card"),
+    "selected": ("{slot} {name_zh} NT${price}，請感應卡片", "{slot} {name_en} NT${price} - tap your card"),
+    "card_read": ("餘額 NT${balance}，請選擇商品", "Balance NT${balance} - choose a product"),
+    "vending": ("出貨中：{name_zh}", "Vending {name_en}..."),
+    "vended": ("請取出商品，餘額 NT${balance}", "Please take your {name_en}. Balance NT${balance}"),
+    "refunded": ("出貨失敗，已退款 NT${price}，餘額 NT${balance}",
+                 "Vend failed - NT${price} refunded. Balance NT${balance}"),
+    "cancelled": ("交易已取消", "Transaction cancelled"),
+    "timeout": ("逾時，交易已取消", "Timed out - transaction cancelled"),
+    "door_open": ("維護中，暫停販售", "Service in progress - sales paused"),
+    "out_of_order": ("故障，暫停販售：{detail}", "Out of order - sales stopped: {detail}"),
+    "vend_in_progress": ("出貨中，請稍候", "Vend in progress - please wait"),
+    # denial reasons (also listed in docs/denials.md)
+    "denied.lunch_lockout": ("{start}–{end} 不販售{category_zh}給{profile_zh}",
+                             "No {category_en} for {profile_en}s between {start} and {end}"),
+    "denied.not_permitted": ("此商品不開放{profile_zh}購買", "This product is not sold to {profile_en}s"),
+    "denied.insufficient_funds": ("餘額不足：需 NT${price}，餘額 NT${balance}",
+                                  "Insufficient funds: NT${price} needed, balance NT${balance}"),
+    "denied.sold_out": ("{slot} 已售完", "{slot} is sold out"),
+    "denied.slot_disabled": ("{slot} 暫停販售", "{slot} is not available"),
+    "denied.unknown_slot": ("沒有 {slot} 這個選項", "There is no selection {slot}"),
+    "denied.unknown_card": ("無法辨識此卡片", "Card not recognised"),
+    "denied.out_of_service": ("暫停服務", "Out of service"),
+    "denied.not_compliant": ("不符校園食品規範 {rule}：{detail_zh}", "Not allowed on campus - {rule}: {detail_en}"),
+    "denied.card_not_linked": ("此卡未開通支付功能", "This card is not enabled for payment"),
+    "denied.guardian_limit": ("已達家長設定每日上限 NT${limit}", "Daily limit set by guardian reached (NT${limit})"),
+    "denied.guardian_blocked": ("家長已限制購買此類商品", "A guardian has blocked this kind of product"),
+}
+
+CATEGORY_NAMES: dict[str, tuple[str, str]] = {
+    "drink": ("飲品", "drinks"),
+    "dairy": ("乳品", "dairy"),
+    "snack": ("點心", "snacks"),
+    "bakery": ("烘焙食品", "bakery items"),
+    "stationery": ("文具", "stationery"),
+}
+
+PROFILE_NAMES: dict[str, tuple[str, str]] = {
+    "student": ("學生", "student"),
+    "staff": ("教職員", "staff member"),
+    "guest": ("訪客", "guest"),
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message rendered in every locale at once, so the display can show both lines."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, locale: str) -> str:
+        zh, en = TEXTS[self.key]
+        template = zh if locale == "zh-TW" else en
+        return template.format(**self.params)
+
+    @property
+    def zh(self) -> str:
+        return self.text("zh-TW")
+
+    @property
+    def en(self) -> str:
+        return self.text("en")
+
+    def both(self) -> str:
+        return f"{self.zh} / {self.en}"

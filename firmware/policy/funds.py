@@ -1,0 +1,15 @@
+"""Insufficient funds is refused before anything moves."""
+
+from __future__ import annotations
+
+from firmware.messages import Message
+from firmware.ports import Denial, SaleRequest
+
+
+class FundsPolicy:
+    def evaluate(self, request: SaleRequest) -> Denial | None:
+        if request.account.balance.covers(request.price):
+            return None
+        return Denial("insufficient_funds", Message(
+            "denied.insufficient_funds", {"price": request.price.amount, "balance": request.account.balance.amount}),
+            {"price": request.price.amount, "balance": request.account.balance.amount})

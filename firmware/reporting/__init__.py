@@ -1,0 +1,1 @@
+"""Pseudonymous reporting: pseudonyms, message schemas, outbox publisher."""

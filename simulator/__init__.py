@@ -1,0 +1,1 @@
+"""The virtual world around the firmware: hardware, scenarios, emulators, backends, broker, CLI."""

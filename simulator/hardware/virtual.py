@@ -1,0 +1,119 @@
+"""Virtual devices. They outlive a simulated power cut: the world keeps its state, the controller does not."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta
+
+from firmware.messages import Message
+from firmware.ports import CardTap
+
+
+class VirtualClock:
+    """Time the scenario drives; it never goes backwards."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("the virtual clock needs an aware start time")
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        if moment < self._now:
+            raise ValueError(f"time cannot go backwards ({moment.isoformat()} < {self._now.isoformat()})")
+        self._now = moment
+
+    def advance(self, delta: timedelta) -> None:
+        self.set(self._now + delta)
+
+
+class RecordingDisplay:
+    """Keeps every message shown, in both languages."""
+
+    def __init__(self) -> None:
+        self.history: list[Message] = []
+
+    def show(self, message: Message) -> None:
+        self.history.append(message)
+
+    @property
+    def current(self) -> Message | None:
+        return self.history[-1] if self.history else None
+
+    def text(self) -> str:
+        return self.current.both() if self.current else ""
+
+
+class VirtualDispenser:
+    """Spiral motors with a drop sensor; slots can be told to jam once or are physically empty."""
+
+    def __init__(self, physical_stock: dict[str, int] | None = None) -> None:
+        self.physical: dict[str, int] = dict(physical_stock or {})
+        self.jammed: set[str] = set()
+        self.dispensed: set[str] = set()
+        self.motor_runs = 0
+
+    def jam(self, slot: str) -> None:
+        """The next vend from ``slot`` does not drop."""
+        self.jammed.add(slot)
+
+    def empty(self, slot: str) -> None:
+        self.physical[slot] = 0
+
+    def fill(self, slot: str, count: int) -> None:
+        self.physical[slot] = count
+
+    def vend(self, slot: str, txn_id: str) -> bool:
+        self.motor_runs += 1
+        if slot in self.jammed:
+            self.jammed.discard(slot)
+            return False
+        if self.physical.get(slot, 0) <= 0:
+            return False
+        self.physical[slot] -= 1
+        self.dispensed.add(txn_id)
+        return True
+
+    def was_dispensed(self, txn_id: str) -> bool | None:
+        return txn_id in self.dispensed
+
+
+class DoorSwitch:
+    def __init__(self) -> None:
+        self.open = False
+
+    def is_open(self) -> bool:
+        return self.open
+
+
+class VirtualReader:
+    """The ``virtual`` card reader: taps pushed by a scenario or test, read like a real driver's."""
+
+    name = "virtual"
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self._taps: deque[CardTap] = deque()
+        self.closed = False
+
+    def present(self, uid: str) -> None:
+        self._taps.append(CardTap(uid.upper(), self.name, self.clock.now()))
+
+    def read_tap(self, timeout: float | None = None) -> CardTap | None:
+        return self._taps.popleft() if self._taps else None
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class VirtualKeypad:
+    def __init__(self) -> None:
+        self._keys: deque[str] = deque()
+
+    def press(self, key: str) -> None:
+        self._keys.append(key)
+
+    def read_key(self, timeout: float | None = None) -> str | None:
+        return self._keys.popleft() if self._keys else None

@@ -1,0 +1,261 @@
+"""Runs a scenario against a real controller on virtual time, checking expectations and invariants."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from firmware import crashpoints
+from firmware.assembly import Machine, build_machine
+from firmware.controller.session import Hardware
+from firmware.ports import CardTap, Guardian, Reporter
+from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, VirtualReader
+from simulator.scenarios.schema import Scenario, Step, UnknownCard, parse_duration
+
+EventPrinter = Callable[[datetime, str, dict[str, Any]], None]
+
+
+@dataclass
+class ExpectationResult:
+    line: int
+    key: str
+    expected: Any
+    actual: Any
+
+    @property
+    def ok(self) -> bool:
+        if self.key == "display":
+            return isinstance(self.actual, str) and str(self.expected) in self.actual
+        return bool(self.expected == self.actual)
+
+
+@dataclass
+class ScenarioResult:
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    sales: int = 0
+    revenue: int = 0
+    denials: Counter[str] = field(default_factory=Counter)
+    cancellations: Counter[str] = field(default_factory=Counter)
+    refunds: int = 0
+    power_cycles: int = 0
+
+    @property
+    def failures(self) -> list[ExpectationResult]:
+        return [e for e in self.expectations if not e.ok]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+class InvariantViolation(AssertionError):
+    """Money was created or lost: balances + takings + in flight no longer equal the starting total."""
+
+
+class ScenarioRunner:
+    """Owns the virtual world; the controller comes and goes with simulated power cycles."""
+
+    def __init__(self, scenario: Scenario, state_dir: Path, printer: EventPrinter | None = None,
+                 reporter_factory: Callable[[], Reporter | None] | None = None) -> None:
+        self.scenario = scenario
+        self.state_dir = state_dir
+        self.printer = printer
+        self.reporter_factory = reporter_factory or (lambda: None)
+        config = scenario.machine.config
+        self.clock = VirtualClock(scenario.start)
+        self.display = RecordingDisplay()
+        self.dispenser = VirtualDispenser({code: slot.stock for code, slot in config.slots.items()})
+        self.door = DoorSwitch()
+        self.reader = VirtualReader(self.clock)
+        self.result = ScenarioResult()
+        self.hooks: dict[str, Callable[[Step], None]] = {}  # extra step kinds (e.g. broker: down)
+        self.probes: dict[str, Callable[[], Any]] = {}  # extra expect keys (e.g. backend_sales)
+        self.machine = self._boot()
+        self.starting_total = self.machine.invariant_total()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def _boot(self) -> Machine:
+        hardware = Hardware(self.clock, self.display, self.dispenser)
+        machine = build_machine(self.scenario.machine, self.state_dir, hardware,
+                                reporter=self.reporter_factory(), events=self._on_event)
+        if machine.fresh:
+            with machine.db.atomic("journal"):
+                for card in self.scenario.cards.values():
+                    g = card.guardian
+                    guardian = Guardian(g.linked, g.daily_limit, tuple(g.blocked_categories), tuple(g.blocked_kinds)) if g else None
+                    machine.books.wallet.issue(card.uid, card.profile, card.balance, guardian)
+        machine.controller.start(door_open=self.door.is_open())
+        return machine
+
+    def power_cycle(self) -> None:
+        """Kill the controller without clean-up and boot a new one on the same state dir."""
+        crashpoints.set_hook(None)
+        self.machine.db.abandon()
+        self.result.power_cycles += 1
+        self._on_event(self.clock.now(), "power_cycle", {})
+        self.machine = self._boot()
+
+    def close(self) -> None:
+        crashpoints.set_hook(None)
+        self.machine.db.close()
+
+    # ---- running ---------------------------------------------------------------------------
+    def run(self) -> ScenarioResult:
+        try:
+            for step in self.scenario.steps:
+                try:
+                    self._step(step)
+                except crashpoints.PowerCut as cut:
+                    self._on_event(self.clock.now(), "power_cut", {"point": str(cut)})
+                    self.power_cycle()
+                self.check_invariant(step)
+        finally:
+            crashpoints.set_hook(None)
+        return self.result
+
+    def check_invariant(self, step: Step) -> None:
+        total = self.machine.invariant_total()
+        if total != self.starting_total or self.machine.books.vends.in_flight():
+            raise InvariantViolation(
+                f"after step {step.index + 1} (line {step.line}): balances + takings = {total}, "
+                f"started with {self.starting_total}; in flight {self.machine.books.vends.in_flight()}")
+
+    def _advance_to(self, moment: datetime) -> None:
+        controller = self.machine.controller
+        while (deadline := controller.next_deadline) is not None and deadline <= moment:
+            self.clock.set(max(deadline, self.clock.now()))
+            controller.poll()
+        self.clock.set(moment)
+
+    def _step(self, step: Step) -> None:
+        handler = getattr(self, f"_do_{step.kind}", None) or self.hooks.get(step.kind)
+        if handler is None:
+            raise NotImplementedError(f"line {step.line}: step {step.kind!r} needs a component this run lacks")
+        handler(step)
+
+    def _do_select(self, step: Step) -> None:
+        self.machine.controller.select(step.value)
+
+    def _do_tap(self, step: Step) -> None:
+        value = step.value
+        uid = value.uid if isinstance(value, UnknownCard) else self.scenario.cards[value].uid
+        self.reader.present(uid)
+        tap = self.reader.read_tap()
+        assert tap is not None
+        self.machine.controller.tap(CardTap(tap.uid, tap.reader, tap.at))
+
+    def _do_cancel(self, step: Step) -> None:
+        self.machine.controller.cancel()
+
+    def _do_wait(self, step: Step) -> None:
+        self._advance_to(self.clock.now() + parse_duration(step.value))
+
+    def _do_at(self, step: Step) -> None:
+        assert step.at is not None
+        self._advance_to(step.at)
+
+    def _do_door(self, step: Step) -> None:
+        self.door.open = step.value == "open"
+        controller = self.machine.controller
+        controller.door_open() if self.door.open else controller.door_close()
+
+    def _do_restock(self, step: Step) -> None:
+        for slot, count in step.value.items():
+            self.dispenser.fill(slot, count)
+        self.machine.controller.restock(step.value)
+
+    def _do_jam(self, step: Step) -> None:
+        self.dispenser.jam(step.value)
+
+    def _do_empty(self, step: Step) -> None:
+        self.dispenser.empty(step.value)
+
+    def _do_fault(self, step: Step) -> None:
+        self.machine.controller.fault(step.value)
+
+    def _do_recover(self, step: Step) -> None:
+        self.machine.controller.recover()
+
+    def _do_note(self, step: Step) -> None:
+        self._on_event(self.clock.now(), "note", {"text": step.value})
+
+    def _do_power(self, step: Step) -> None:
+        if step.value == "cycle":
+            self.power_cycle()
+            return
+        point = step.value.cut_at
+
+        def cut(reached: str) -> None:
+            if reached == point:
+                crashpoints.set_hook(None)
+                raise crashpoints.PowerCut(point)
+
+        crashpoints.set_hook(cut)
+
+    def _do_expect(self, step: Step) -> None:
+        for key, expected in step.value.checks().items():
+            actual = self.observe(key)
+            if key == "stock":  # only the slots the step names
+                actual = {slot: actual.get(slot) for slot in expected}
+            elif key == "balance" and isinstance(expected, dict):
+                wallet = self.machine.books.wallet
+                actual = {name: wallet.balance(self.scenario.cards[name].uid).amount for name in expected}
+            outcome = ExpectationResult(step.line, key, expected, actual)
+            self.result.expectations.append(outcome)
+            self._on_event(self.clock.now(), "expect", {
+                "line": step.line, "key": key, "ok": outcome.ok, "expected": expected, "actual": actual})
+
+    def observe(self, key: str) -> Any:
+        """The machine's current value for an ``expect`` key."""
+        controller = self.machine.controller
+        last = controller.last_transaction
+        if key in ("outcome", "reason", "slot"):
+            return getattr(last, key) if last else None
+        if key == "balance":
+            if last is None or last.card_uid is None:
+                return None
+            return self.machine.books.wallet.balance(last.card_uid).amount
+        if key == "display":
+            return self.display.text()
+        if key == "stock":
+            return self.machine.books.inventory.stock()
+        if key == "state":
+            return controller.state.value
+        if key == "outbox":
+            return int(self.machine.db.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        probe = self.probes.get(key)
+        if probe is None:
+            raise NotImplementedError(f"expect {key!r} needs a component this run lacks")
+        return probe()
+
+    # ---- events ----------------------------------------------------------------------------
+    def _on_event(self, at: datetime, name: str, details: dict[str, Any]) -> None:
+        if name == "vended":
+            self.result.sales += 1
+            self.result.revenue += int(details.get("price", 0))
+        elif name == "denied":
+            self.result.denials[str(details.get("reason"))] += 1
+        elif name == "cancelled":
+            self.result.cancellations[str(details.get("reason"))] += 1
+        elif name == "refunded":
+            self.result.refunds += 1
+        if self.printer is not None:
+            self.printer(at.astimezone(self.scenario.machine.config.zone), name, details)
+
+
+def run_scenario(scenario: Scenario, state_dir: Path | None = None,
+                 printer: EventPrinter | None = None) -> ScenarioResult:
+    """Run ``scenario`` on ``state_dir`` (a fresh temp dir when None)."""
+    if state_dir is not None:
+        runner = ScenarioRunner(scenario, state_dir, printer)
+        try:
+            return runner.run()
+        finally:
+            runner.close()
+    with tempfile.TemporaryDirectory(prefix="vending-") as tmp:
+        return run_scenario(scenario, Path(tmp), printer)

@@ -1,0 +1,272 @@
+"""The scenario file format (a contract, see README): validated with a line number for every error."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from firmware.config.catalog import Strict
+from firmware.config.machine import MachineSetup, load_machine
+from firmware.config.source import Loc, YamlDoc, _reason, read_yaml
+from firmware.errors import InputError
+from firmware.ports import PROFILES
+
+UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
+DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
+OUTCOMES = ("vended", "denied", "refunded", "cancelled")
+
+
+def parse_uid(value: object) -> str:
+    if not isinstance(value, str) or not UID.match(value):
+        raise ValueError("uid must be 4, 7 or 10 bytes of hex (8, 14 or 20 hex digits)")
+    return value.upper()
+
+
+def parse_duration(value: object) -> timedelta:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    if not isinstance(value, str) or not value or not (match := DURATION.match(value)):
+        raise ValueError(f"expected a duration like 90s, 10m, 2h or 1h30m, got {value!r}")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_clock(value: object) -> time:
+    if not isinstance(value, str) or not (match := CLOCK.match(value)):
+        raise ValueError(f'expected a local time "HH:MM" or "HH:MM:SS" (quoted), got {value!r}')
+    return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+
+class GuardianSpec(Strict):
+    linked: bool = True
+    daily_limit: int | None = Field(default=None, ge=0, le=100_000)
+    blocked_categories: list[str] = []
+    blocked_kinds: list[str] = []
+
+
+class CardSpec(Strict):
+    uid: str
+    profile: Literal["student", "staff", "guest"]
+    balance: int = Field(ge=0, le=1_000_000)
+    guardian: GuardianSpec | None = None
+
+    @field_validator("uid", mode="before")
+    @classmethod
+    def _uid(cls, value: object) -> str:
+        return parse_uid(value)
+
+
+class UnknownCard(Strict):
+    uid: str
+
+    @field_validator("uid", mode="before")
+    @classmethod
+    def _uid(cls, value: object) -> str:
+        return parse_uid(value)
+
+
+class Expect(Strict):
+    outcome: Literal["vended", "denied", "refunded", "cancelled"] | None = None
+    reason: str | None = None
+    slot: str | None = None
+    balance: int | dict[str, int] | None = None  # the last transaction's card, or {card name: balance}
+    display: str | None = None
+    stock: dict[str, int] | None = None
+    state: str | None = None
+    outbox: int | None = Field(default=None, ge=0)
+    backend_sales: int | None = Field(default=None, ge=0)
+
+    def checks(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class PowerCutSpec(Strict):
+    cut_at: str
+
+
+# step name -> the type of its value
+STEP_TYPES: dict[str, Any] = {
+    "select": str,
+    "tap": str | UnknownCard,
+    "expect": Expect,
+    "wait": str | int,
+    "at": str,
+    "cancel": Literal[True],
+    "door": Literal["open", "close"],
+    "restock": dict[str, int],
+    "jam": str,
+    "empty": str,
+    "power": Literal["cycle"] | PowerCutSpec,
+    "fault": str,
+    "recover": Literal[True],
+    "broker": Literal["down", "up"],
+    "note": str,
+}
+_ADAPTERS = {name: TypeAdapter(kind, config=ConfigDict(strict=True)) if not isinstance(kind, type)
+             or not issubclass(kind, BaseModel) else TypeAdapter(kind) for name, kind in STEP_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: str
+    value: Any
+    line: int
+    index: int
+    at: datetime | None = None  # resolved wall time for "at" steps
+
+
+@dataclass(frozen=True)
+class Scenario:
+    path: Path
+    source: str
+    machine: MachineSetup
+    start: datetime
+    cards: dict[str, CardSpec]
+    steps: tuple[Step, ...]
+
+
+class ScenarioHead(Strict):
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    machine: str
+    start: datetime
+    cards: dict[str, CardSpec] = {}
+    steps: list[Any] = Field(min_length=1)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, value: object) -> datetime:
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"start must be ISO 8601 with an offset, got {value!r}") from None
+        else:
+            raise ValueError(f"start must be ISO 8601 with an offset, got {value!r}")
+        if moment.tzinfo is None:
+            raise ValueError("start needs a UTC offset, e.g. 2026-03-02T10:55:00+08:00")
+        return moment
+
+
+def _validate(adapter: TypeAdapter[Any], value: Any, doc: YamlDoc, loc: Loc) -> Any:
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        inner = tuple(p for p in first["loc"] if isinstance(p, int) or not any(c in p for c in "[]-") )
+        if len(exc.errors()) > 1 and isinstance(value, str | int | bool):
+            raise doc.error(loc, f"invalid value {value!r}") from None
+        raise doc.error((*loc, *inner), _reason(first)) from None
+
+
+def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
+    """Load, validate and cross-check a scenario (cards, slots, times) before anything runs."""
+    name = display_name or str(path)
+    doc = read_yaml(path, name)
+    if not isinstance(doc.data, dict):
+        raise doc.error((), "expected a mapping at the top level")
+    try:
+        head = ScenarioHead.model_validate(doc.data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise doc.error(tuple(first["loc"]), _reason(first)) from None
+    machine_path = (path.parent / head.machine)
+    if not machine_path.is_file():
+        raise doc.error(("machine",), f"machine config not found: {head.machine}")
+    machine = load_machine(machine_path, os.path.normpath(Path(name).parent / head.machine))
+    _check_unique_uids(doc, head.cards)
+    steps = _steps(doc, head, machine)
+    return Scenario(path, name, machine, head.start, dict(head.cards), steps)
+
+
+def _check_unique_uids(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
+    seen: dict[str, str] = {}
+    for card_name, card in cards.items():
+        if card.uid in seen:
+            raise doc.error(("cards", card_name, "uid"), f"same uid as card {seen[card.uid]!r}")
+        seen[card.uid] = card_name
+
+
+def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Step, ...]:
+    zone = machine.config.zone
+    now = head.start
+    steps: list[Step] = []
+    slots = machine.config.slots
+    for index, raw in enumerate(head.steps):
+        loc: Loc = ("steps", index)
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise doc.error(loc, "each step is a mapping with exactly one key, e.g. `- select: A1`")
+        (kind, value), = raw.items()
+        if kind not in STEP_TYPES:
+            raise doc.error((*loc, kind), f"unknown step {kind!r}; known: {', '.join(sorted(STEP_TYPES))}")
+        loc = (*loc, kind)
+        value = _validate(_ADAPTERS[kind], value, doc, loc)
+        at_time: datetime | None = None
+        if kind == "select" or kind in ("jam", "empty"):
+            if value not in slots:
+                raise doc.error(loc, f"unknown slot {value!r}; the machine has {', '.join(sorted(slots))}")
+        elif kind == "tap" and isinstance(value, str) and value not in head.cards:
+            raise doc.error(loc, f"unknown card {value!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
+        elif kind == "restock":
+            for slot, count in value.items():
+                if slot not in slots:
+                    raise doc.error((*loc, slot), f"unknown slot {slot!r}")
+                if not 0 <= count <= slots[slot].capacity:
+                    raise doc.error((*loc, slot), f"count {count} is outside 0..{slots[slot].capacity}")
+        elif kind == "wait":
+            try:
+                now = now + parse_duration(value)
+            except ValueError as exc:
+                raise doc.error(loc, str(exc)) from None
+        elif kind == "at":
+            try:
+                clock = parse_clock(value)
+            except ValueError as exc:
+                raise doc.error(loc, str(exc)) from None
+            local = now.astimezone(zone)
+            at_time = datetime.combine(local.date(), clock, tzinfo=zone)
+            if at_time < now:
+                raise doc.error(loc, f"time goes backwards: {value} is before {local.strftime('%H:%M:%S')}")
+            now = at_time
+        elif kind == "expect":
+            _check_expect(doc, loc, value, head, slots)
+        elif kind == "power" and not isinstance(value, str):
+            from firmware.crashpoints import POINTS
+            if value.cut_at not in POINTS:
+                raise doc.error((*loc, "cut_at"), f"unknown crash point {value.cut_at!r}")
+        steps.append(Step(kind, value, doc.line_of(loc) or 0, index, at_time))
+    return tuple(steps)
+
+
+def _check_expect(doc: YamlDoc, loc: Loc, expect: Expect, head: ScenarioHead, slots: dict[str, Any]) -> None:
+    from firmware.controller.machine import State
+
+    if isinstance(expect.balance, dict):
+        for card in expect.balance:
+            if card not in head.cards:
+                raise doc.error((*loc, "balance", card), f"unknown card {card!r}")
+    if expect.slot is not None and expect.slot not in slots:
+        raise doc.error((*loc, "slot"), f"unknown slot {expect.slot!r}")
+    for slot in expect.stock or {}:
+        if slot not in slots:
+            raise doc.error((*loc, "stock", slot), f"unknown slot {slot!r}")
+    if expect.state is not None and expect.state not in {s.value for s in State}:
+        raise doc.error((*loc, "state"), f"unknown state {expect.state!r}")
+    if not expect.checks():
+        raise doc.error(loc, "an expect step must check at least one thing")
+
+
+def known_profiles() -> tuple[str, ...]:
+    return PROFILES
+
+
+def validation_error(path: str, exc: InputError) -> str:
+    return exc.render()

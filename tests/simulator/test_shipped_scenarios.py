@@ -1,0 +1,21 @@
+"""Every shipped scenario is an acceptance test: it must pass under the runner and the CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.scenarios import load_scenario, run_scenario
+from tests.conftest import SCENARIOS
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_shipped_scenario_passes(path, tmp_path):
+    result = run_scenario(load_scenario(path), tmp_path)
+    assert result.expectations, "a shipped scenario must check something"
+    assert result.passed, [(f.line, f.key, f.expected, f.actual) for f in result.failures]
+
+
+def test_required_scenarios_are_shipped():
+    names = {p.stem for p in SCENARIOS}
+    assert {"normal-morning", "lunchtime-lockout", "insufficient-funds", "jam-and-refund", "sold-out",
+            "selection-timeout", "door-open-mid-session", "unknown-card", "power-cycle-mid-vend"} <= names
