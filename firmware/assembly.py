@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from firmware.ports import Reporter, SalesPolicy
 from firmware.reporting.keys import load_or_create_key
 
 DB_FILE = "machine.db"
+ReporterFactory = Callable[[MachineSetup, Books], Reporter]
 
 
 @dataclass
@@ -33,9 +35,12 @@ class Machine:
         return self.books.wallet.total() + self.books.vends.takings() + self.books.vends.in_flight()
 
 
-def open_books(state_dir: Path, setup: MachineSetup, reporter: Reporter | None = None) -> tuple[Database, Books, bool]:
+def open_books(state_dir: Path, setup: MachineSetup,
+               reporter: ReporterFactory | None = None) -> tuple[Database, Books, bool]:
     db = Database(state_dir / DB_FILE)
-    books = Books(SqliteJournal(db, reporter), Wallet(db, setup.config.currency), Inventory(db), VendLedger(db))
+    books = Books(SqliteJournal(db), Wallet(db, setup.config.currency), Inventory(db), VendLedger(db))
+    if reporter is not None:
+        books.journal.reporter = reporter(setup, books)
     fresh = db.meta("machine_id") is None
     if fresh:
         with db.atomic("stock"):
@@ -46,7 +51,7 @@ def open_books(state_dir: Path, setup: MachineSetup, reporter: Reporter | None =
     return db, books, fresh
 
 
-def build_machine(setup: MachineSetup, state_dir: Path, hardware: Hardware, *, reporter: Reporter | None = None,
+def build_machine(setup: MachineSetup, state_dir: Path, hardware: Hardware, *, reporter: ReporterFactory | None = None,
                   events: EventSink | None = None, policy: SalesPolicy | None = None) -> Machine:
     """Open (or create) the machine's state and wire the controller; call ``controller.start()`` next."""
     db, books, fresh = open_books(state_dir, setup, reporter)

@@ -158,6 +158,7 @@ class OutboundMessage:
     topic: str
     payload: dict[str, Any]
     retain: bool = False
+    stream: str = "vendor"  # each party's stream has its own sequence numbers and acks
 
 
 class Reporter(Protocol):

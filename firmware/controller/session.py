@@ -184,9 +184,10 @@ class Controller:
         with self.books.journal.atomic("debit"):
             txn_id = self.books.journal.next_txn_id(self.config.id)
             self.books.wallet.debit(account.uid, request.price, txn_id)
-            self.books.vends.open(VendRecord(txn_id, request.slot, request.product_id, request.price.amount,
-                                             account.uid, request.local_time.date().isoformat(), "debited"),
-                                  self.now().isoformat())
+            self.books.vends.open(VendRecord(
+                txn_id=txn_id, slot=request.slot, product=request.product_id, price=request.price.amount,
+                uid=account.uid, status="debited", local_day=request.local_time.date().isoformat()),
+                self.now().isoformat())
             self.books.journal.append(self._entry("vend_debited", txn_id, **self._who(account),
                                                   slot=request.slot, product=request.product_id,
                                                   price=request.price.amount))
@@ -281,6 +282,10 @@ class Controller:
             self.books.journal.append(self._entry("restocked", None, counts=dict(counts),
                                                   stock=self.books.inventory.stock()))
         self.emit("restocked", counts=dict(counts))
+
+    def close_day(self, local_day: str) -> None:
+        """End of a trading day: the issuer's settlement for that day is derived from this entry."""
+        self.journal_only("day_closed", day=local_day)
 
     def journal_only(self, kind: str, **data: Any) -> None:
         with self.books.journal.atomic("journal"):

@@ -35,9 +35,10 @@ CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, txn_id TEXT, data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload TEXT NOT NULL,
-    retain INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL
+    id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
+    payload TEXT NOT NULL, retain INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, UNIQUE (stream, seq)
 );
+CREATE TABLE IF NOT EXISTS commands (id TEXT PRIMARY KEY, name TEXT NOT NULL, result TEXT NOT NULL);
 """
 
 
@@ -52,6 +53,7 @@ class Database:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA synchronous={synchronous}")
             self.conn.execute("PRAGMA foreign_keys=ON")
+            self.conn.execute("PRAGMA busy_timeout=10000")  # the outbox publisher shares the file
             self.conn.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"{path}: cannot open the machine's state database: {exc}") from None

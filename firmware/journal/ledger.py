@@ -37,9 +37,11 @@ class SqliteJournal:
                 (entry.at.isoformat(), entry.kind, entry.txn_id, json.dumps(entry.data, sort_keys=True)),
             )
             for message in self.reporter.messages_for(entry):
+                seq = self.db.bump(f"seq:{message.stream}")
+                payload = {**message.payload, "seq": seq}
                 conn.execute(
-                    "INSERT INTO outbox (topic, payload, retain, created_at) VALUES (?, ?, ?, ?)",
-                    (message.topic, json.dumps(message.payload, sort_keys=True, ensure_ascii=False),
+                    "INSERT INTO outbox (stream, seq, topic, payload, retain, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    (message.stream, seq, message.topic, json.dumps(payload, sort_keys=True, ensure_ascii=False),
                      int(message.retain), entry.at.isoformat()),
                 )
                 crashpoints.reached("outbox.insert")

@@ -62,6 +62,13 @@ class VendLedger:
         row = self.db.conn.execute("SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'debited'").fetchone()
         return int(row[0])
 
+    def daily_totals(self, local_day: str) -> list[tuple[str, int, int]]:
+        """Per card: (uid, amount, count) of completed vends on a local day; the issuer's settlement."""
+        rows = self.db.conn.execute(
+            "SELECT uid, SUM(price), COUNT(*) FROM vends WHERE local_day = ? AND status = 'completed' "
+            "GROUP BY uid ORDER BY uid", (local_day,)).fetchall()
+        return [(uid, int(amount), int(count)) for uid, amount, count in rows]
+
     def confirmed_drops(self) -> dict[str, int]:
         rows = self.db.conn.execute(
             "SELECT slot, COUNT(*) FROM vends WHERE status = 'completed' GROUP BY slot"

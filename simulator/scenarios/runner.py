@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from firmware import crashpoints
-from firmware.assembly import Machine, build_machine
+from firmware.assembly import Machine, ReporterFactory, build_machine
 from firmware.controller.session import Hardware
-from firmware.ports import CardTap, Guardian, Reporter
+from firmware.ports import CardTap, Guardian
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, VirtualReader
 from simulator.scenarios.schema import Scenario, Step, UnknownCard, parse_duration
 
@@ -61,11 +61,14 @@ class ScenarioRunner:
     """Owns the virtual world; the controller comes and goes with simulated power cycles."""
 
     def __init__(self, scenario: Scenario, state_dir: Path, printer: EventPrinter | None = None,
-                 reporter_factory: Callable[[], Reporter | None] | None = None) -> None:
+                 reporter: ReporterFactory | None = None) -> None:
         self.scenario = scenario
         self.state_dir = state_dir
         self.printer = printer
-        self.reporter_factory = reporter_factory or (lambda: None)
+        self.reporter = reporter
+        self.on_boot: list[Callable[[Machine], None]] = []  # e.g. start an outbox publisher
+        self.on_power_loss: list[Callable[[], None]] = []
+        self.after_step: list[Callable[[], None]] = []  # e.g. apply remote commands
         config = scenario.machine.config
         self.clock = VirtualClock(scenario.start)
         self.display = RecordingDisplay()
@@ -78,11 +81,16 @@ class ScenarioRunner:
         self.machine = self._boot()
         self.starting_total = self.machine.invariant_total()
 
+    def start(self) -> None:
+        """Tell attachments (publisher, backends) about the first boot; later boots call them again."""
+        for hook in self.on_boot:
+            hook(self.machine)
+
     # ---- lifecycle -------------------------------------------------------------------------
     def _boot(self) -> Machine:
         hardware = Hardware(self.clock, self.display, self.dispenser)
         machine = build_machine(self.scenario.machine, self.state_dir, hardware,
-                                reporter=self.reporter_factory(), events=self._on_event)
+                                reporter=self.reporter, events=self._on_event)
         if machine.fresh:
             with machine.db.atomic("journal"):
                 for card in self.scenario.cards.values():
@@ -95,10 +103,14 @@ class ScenarioRunner:
     def power_cycle(self) -> None:
         """Kill the controller without clean-up and boot a new one on the same state dir."""
         crashpoints.set_hook(None)
+        for hook in self.on_power_loss:
+            hook()
         self.machine.db.abandon()
         self.result.power_cycles += 1
         self._on_event(self.clock.now(), "power_cycle", {})
         self.machine = self._boot()
+        for boot_hook in self.on_boot:
+            boot_hook(self.machine)
 
     def close(self) -> None:
         crashpoints.set_hook(None)
@@ -106,6 +118,7 @@ class ScenarioRunner:
 
     # ---- running ---------------------------------------------------------------------------
     def run(self) -> ScenarioResult:
+        self.start()
         try:
             for step in self.scenario.steps:
                 try:
@@ -113,6 +126,8 @@ class ScenarioRunner:
                 except crashpoints.PowerCut as cut:
                     self._on_event(self.clock.now(), "power_cut", {"point": str(cut)})
                     self.power_cycle()
+                for hook in self.after_step:
+                    hook()
                 self.check_invariant(step)
         finally:
             crashpoints.set_hook(None)
@@ -212,6 +227,8 @@ class ScenarioRunner:
 
     def observe(self, key: str) -> Any:
         """The machine's current value for an ``expect`` key."""
+        if key in self.probes:
+            return self.probes[key]()
         controller = self.machine.controller
         last = controller.last_transaction
         if key in ("outcome", "reason", "slot"):
@@ -228,10 +245,7 @@ class ScenarioRunner:
             return controller.state.value
         if key == "outbox":
             return int(self.machine.db.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
-        probe = self.probes.get(key)
-        if probe is None:
-            raise NotImplementedError(f"expect {key!r} needs a component this run lacks")
-        return probe()
+        raise NotImplementedError(f"expect {key!r} needs a component this run lacks (e.g. --broker)")
 
     # ---- events ----------------------------------------------------------------------------
     def _on_event(self, at: datetime, name: str, details: dict[str, Any]) -> None:
@@ -248,14 +262,21 @@ class ScenarioRunner:
             self.printer(at.astimezone(self.scenario.machine.config.zone), name, details)
 
 
-def run_scenario(scenario: Scenario, state_dir: Path | None = None,
-                 printer: EventPrinter | None = None) -> ScenarioResult:
-    """Run ``scenario`` on ``state_dir`` (a fresh temp dir when None)."""
-    if state_dir is not None:
-        runner = ScenarioRunner(scenario, state_dir, printer)
-        try:
-            return runner.run()
-        finally:
-            runner.close()
-    with tempfile.TemporaryDirectory(prefix="vending-") as tmp:
-        return run_scenario(scenario, Path(tmp), printer)
+Attachment = Callable[["ScenarioRunner"], Any]
+
+
+def run_scenario(scenario: Scenario, state_dir: Path | None = None, printer: EventPrinter | None = None,
+                 attach: Attachment | None = None) -> ScenarioResult:
+    """Run ``scenario`` on ``state_dir`` (a fresh temp dir when None); ``attach`` adds e.g. MQTT reporting."""
+    if state_dir is None:
+        with tempfile.TemporaryDirectory(prefix="vending-") as tmp:
+            return run_scenario(scenario, Path(tmp), printer, attach)
+    runner = ScenarioRunner(scenario, state_dir, printer,
+                            reporter=getattr(attach, "reporter_factory", None) if attach else None)
+    detach = attach(runner) if attach else None
+    try:
+        return runner.run()
+    finally:
+        if callable(detach):
+            detach()
+        runner.close()

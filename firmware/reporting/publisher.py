@@ -1,0 +1,222 @@
+"""Drains the SQLite outbox to MQTT: QoS 1 on the wire, deleted only after the backend's own ack.
+
+Neither the broker nor paho is trusted with delivery (amqtt does not resend after a reconnect, paho
+keeps unacknowledged messages only in memory): the outbox row is the message until the receiving
+party says it has stored it durably. Resends are harmless because receivers deduplicate on
+(machine, seq). One worker thread owns this module's database connection; paho's network thread
+only hands acks and commands over through queues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware import crashpoints
+from firmware.ports import Clock
+from firmware.reporting import topics
+from firmware.reporting.mqtt import BrokerAddress, make_client
+
+log = logging.getLogger(__name__)
+STREAMS = ("vendor", "issuer")
+MAX_COMMAND_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class InboundCommand:
+    name: str
+    payload: bytes
+
+
+class OutboxPublisher:
+    """One machine's link to the broker: outbox out, acks and commands in, status and heartbeat."""
+
+    def __init__(self, db_path: Path, machine: str, address: BrokerAddress, clock: Clock, *,
+                 heartbeat_s: float = 30.0, resend_after_s: float = 5.0, batch: int = 500,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.machine = machine
+        self.address = address
+        self.clock = clock
+        self.heartbeat_s = heartbeat_s
+        self.resend_after_s = resend_after_s
+        self.batch = batch
+        self._monotonic = monotonic
+        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self.commands: queue.Queue[InboundCommand] = queue.Queue()
+        self._acks: queue.Queue[tuple[str, int]] = queue.Queue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._link_up = True
+        self._last_sent: dict[str, int] = dict.fromkeys(STREAMS, 0)
+        self._last_progress = self._monotonic()
+        self._last_heartbeat = 0.0
+        self.published = 0
+        self._client = make_client(address, f"machine-{machine}", persistent=True)
+        self._client.will_set(topics.vendor(machine, "status"), json.dumps({"machine": machine, "state": "offline"}),
+                              qos=1, retain=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+        self._thread = threading.Thread(target=self._run, name=f"outbox-{machine}", daemon=True)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> OutboxPublisher:
+        self._client.connect_async(self.address.host, self.address.port, keepalive=15)
+        self._client.loop_start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        if self._connected.is_set():
+            self._client.publish(topics.vendor(self.machine, "status"),
+                                 json.dumps({"machine": self.machine, "state": "offline"}), qos=1, retain=True)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._db.close()
+
+    def abandon(self) -> None:
+        """A power cut: stop the network without a goodbye (the broker will publish the Will)."""
+        self._stop.set()
+        self._wake.set()
+        self._client.loop_stop()
+        try:
+            self._client.socket() and self._client.socket().close()
+        except OSError:
+            pass
+        self._thread.join(timeout=10)
+        self._db.close()
+
+    def set_link(self, up: bool) -> None:
+        """Cut or restore the machine's network (a scenario's ``broker: down`` on a broker we do not own)."""
+        self._link_up = up
+        if up:
+            self._client.reconnect()
+        else:
+            self._client.disconnect()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def depth(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def flush(self, timeout: float = 15.0) -> bool:
+        """Wait until every outbox row is acknowledged; False on timeout (e.g. broker down)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.depth() == 0:
+                return True
+            self._wake.set()
+            time.sleep(0.01)
+        return self.depth() == 0
+
+    # ---- paho callbacks (network thread) ------------------------------------------------------
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("broker %s refused the connection: %s", self.address, reason_code)
+            return
+        client.subscribe([(topics.ack("vendor", self.machine), 1), (topics.ack("issuer", self.machine), 1),
+                          (topics.command(self.machine, "+"), 1)])
+        client.publish(topics.vendor(self.machine, "status"),
+                       json.dumps({"machine": self.machine, "state": "online"}), qos=1, retain=True)
+        self._last_sent = dict.fromkeys(STREAMS, 0)  # resend everything not yet acknowledged
+        self._connected.set()
+        self._wake.set()
+        log.info("connected to %s", self.address)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        self._connected.clear()
+        log.info("disconnected from %s (%s); the outbox keeps every report", self.address, reason_code)
+
+    def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        crashpoints.reached("publish.after")
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        parts = message.topic.split("/")
+        if parts[-1] == "ack":
+            try:
+                body = json.loads(message.payload)
+                seq = body["seq"]
+                if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+                    raise ValueError("seq must be a non-negative integer")
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("ignored a malformed ack on %s: %s", message.topic, exc)
+                return
+            stream = "vendor" if parts[0] == "vending" else "issuer"
+            self._acks.put((stream, seq))
+            self._wake.set()
+        elif len(parts) == 5 and parts[3] == "cmd":
+            self.commands.put(InboundCommand(parts[4], bytes(message.payload[: MAX_COMMAND_BYTES + 1])))
+
+    # ---- worker thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.2)
+            self._wake.clear()
+            try:
+                self._apply_acks()
+                if self._connected.is_set() and self._link_up:
+                    self._send_pending()
+                    self._heartbeat()
+            except sqlite3.Error as exc:  # the controller holds the write lock for long: try again
+                log.warning("outbox read failed, retrying: %s", exc)
+
+    def _apply_acks(self) -> None:
+        while True:
+            try:
+                stream, seq = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            crashpoints.reached("ack.received")
+            self._db.execute("BEGIN IMMEDIATE")
+            deleted = self._db.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)).rowcount
+            self._db.execute("COMMIT")
+            crashpoints.reached("outbox.delete.after_commit")
+            if deleted:
+                self._last_progress = self._monotonic()
+
+    def _send_pending(self) -> None:
+        if self._monotonic() - self._last_progress > self.resend_after_s:
+            self._last_sent = dict.fromkeys(STREAMS, 0)  # no ack for a while: the receiver may have lost them
+            self._last_progress = self._monotonic()
+        for stream in STREAMS:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, retain FROM outbox WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
+                (stream, self._last_sent[stream], self.batch)).fetchall()
+            for row_id, topic, payload, retain in rows:
+                crashpoints.reached("publish.before")
+                info = self._client.publish(topic, payload, qos=1, retain=bool(retain))
+                if info.rc != 0:
+                    return  # not connected any more; the next connect resends from the start
+                self._last_sent[stream] = row_id
+                self.published += 1
+            if len(rows) == self.batch:
+                self._wake.set()  # more waiting behind this batch
+
+    def _heartbeat(self) -> None:
+        now = self._monotonic()
+        if now - self._last_heartbeat < self.heartbeat_s:
+            return
+        self._last_heartbeat = now
+        body = {"machine": self.machine, "time": self.clock.now().isoformat(timespec="seconds"),
+                "outbox": self.depth()}
+        self._client.publish(topics.vendor(self.machine, "heartbeat"), json.dumps(body), qos=0)

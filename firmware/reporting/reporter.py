@@ -1,0 +1,97 @@
+"""Journal entries -> the minimum each party needs (see docs/privacy.md), never a card uid in clear.
+
+Runs inside the journal transaction, so a report exists exactly when its cause does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from firmware.ports import JournalEntry, OutboundMessage
+from firmware.reporting import topics
+from firmware.reporting.sealed import seal
+
+StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
+DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid, amount, count)]
+
+
+def local_minute(at: datetime, zone: ZoneInfo) -> str:
+    """Local time to the minute: enough to see a rule working, too coarse to time a child's visit."""
+    return at.astimezone(zone).replace(second=0, microsecond=0).isoformat(timespec="minutes")
+
+
+@dataclass
+class MqttReporter:
+    """Implements the ``Reporter`` port for the vendor and issuer streams."""
+
+    machine: str
+    zone: ZoneInfo
+    currency: str
+    stock: StockSnapshot
+    daily_totals: DailyTotals
+    low_stock: int
+    issuer_public_key: bytes | None = None
+
+    def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]:
+        handler = getattr(self, f"_on_{entry.kind}", None)
+        return handler(entry) if handler else []
+
+    # ---- builders -----------------------------------------------------------------------------
+    def _vendor(self, kind: str, entry: JournalEntry, retain: bool = False, **body: Any) -> OutboundMessage:
+        payload = {"machine": self.machine, "time": local_minute(entry.at, self.zone), **body}
+        return OutboundMessage(topics.vendor(self.machine, kind), payload, retain, "vendor")
+
+    def _sale(self, entry: JournalEntry, outcome: str) -> OutboundMessage:
+        d = entry.data
+        return self._vendor("sale", entry, txn=entry.txn_id, slot=d["slot"], product=d["product"],
+                            price=d["price"], currency=self.currency, outcome=outcome,
+                            pseudonym=d.get("pseudonym"), profile=d.get("profile"))
+
+    def _stock(self, entry: JournalEntry) -> OutboundMessage:
+        return self._vendor("stock", entry, retain=True, slots=self.stock())
+
+    def _alert(self, entry: JournalEntry, kind: str, **detail: Any) -> OutboundMessage:
+        return self._vendor("alert", entry, kind=kind, **detail)
+
+    # ---- one handler per journal entry kind ----------------------------------------------------
+    def _on_vend_completed(self, entry: JournalEntry) -> list[OutboundMessage]:
+        messages = [self._sale(entry, "vended"), self._stock(entry)]
+        if entry.data["stock"] <= self.low_stock:
+            messages.append(self._alert(entry, "low_stock", slot=entry.data["slot"], stock=entry.data["stock"]))
+        return messages
+
+    def _on_vend_refunded(self, entry: JournalEntry) -> list[OutboundMessage]:
+        return [self._sale(entry, "refunded"), self._alert(entry, "jam", slot=entry.data["slot"])]
+
+    def _on_denied(self, entry: JournalEntry) -> list[OutboundMessage]:
+        d = entry.data
+        return [self._vendor("denial", entry, txn=entry.txn_id, reason=d["reason"], slot=d.get("slot"),
+                             product=d.get("product"), pseudonym=d.get("pseudonym"), profile=d.get("profile"))]
+
+    def _on_restocked(self, entry: JournalEntry) -> list[OutboundMessage]:
+        return [self._stock(entry)]
+
+    def _on_door_opened(self, entry: JournalEntry) -> list[OutboundMessage]:
+        return [self._alert(entry, "door")]
+
+    def _on_fault(self, entry: JournalEntry) -> list[OutboundMessage]:
+        return [self._alert(entry, "fault", detail=str(entry.data.get("detail", "")))]
+
+    def _on_command(self, entry: JournalEntry) -> list[OutboundMessage]:
+        d = entry.data
+        result = self._vendor("cmd-result", entry, id=d["id"], command=d["command"], ok=d["ok"],
+                              reason=d.get("reason"))
+        return [result, self._stock(entry)] if d["ok"] else [result]
+
+    def _on_day_closed(self, entry: JournalEntry) -> list[OutboundMessage]:
+        if self.issuer_public_key is None:
+            return []
+        day = entry.data["day"]
+        cards = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in self.daily_totals(day)]
+        document = {"machine": self.machine, "day": day, "currency": self.currency, "cards": cards}
+        payload = {"machine": self.machine, "day": day, "sealed": seal(document, self.issuer_public_key)}
+        return [OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")]

@@ -1,0 +1,32 @@
+"""MQTT topic names (documented in docs/asyncapi.yaml); one place so publisher and backends agree."""
+
+from __future__ import annotations
+
+VENDOR_PREFIX = "vending/v1"
+ISSUER_PREFIX = "issuer/v1"
+VENDOR_KINDS = ("sale", "denial", "stock", "alert", "status", "heartbeat", "cmd-result")
+COMMANDS = ("restock", "set_price", "enable_slot", "disable_slot", "set_lockout")
+
+
+def vendor(machine: str, kind: str) -> str:
+    return f"{VENDOR_PREFIX}/{machine}/{kind}"
+
+
+def issuer(machine: str, kind: str) -> str:
+    return f"{ISSUER_PREFIX}/{machine}/{kind}"
+
+
+def ack(stream: str, machine: str) -> str:
+    return vendor(machine, "ack") if stream == "vendor" else issuer(machine, "ack")
+
+
+def command(machine: str, name: str) -> str:
+    return f"{VENDOR_PREFIX}/{machine}/cmd/{name}"
+
+
+def split(topic: str) -> tuple[str, str, str] | None:
+    """``(prefix, machine, kind)`` for ``vending/v1/M/kind`` or ``issuer/v1/M/kind``; None otherwise."""
+    parts = topic.split("/")
+    if len(parts) != 4 or f"{parts[0]}/{parts[1]}" not in (VENDOR_PREFIX, ISSUER_PREFIX):
+        return None
+    return f"{parts[0]}/{parts[1]}", parts[2], parts[3]

@@ -1,0 +1,1 @@
+"""Backend stubs for the vendor (what was sold, by pseudonym) and the card issuer (per-card daily totals)."""

@@ -1,0 +1,33 @@
+"""The card issuer's backend: opens sealed settlements (per-card daily totals); knows no items, no times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.sealed import unseal
+from simulator.backends.service import BackendService
+from simulator.backends.store import ISSUER_SCHEMA, SqliteReportStore
+
+
+class IssuerBackend(BackendService):
+    client_id = "issuer-backend"
+    subscriptions = ("issuer/v1/+/settlement",)
+    stream = "issuer"
+
+    def __init__(self, address: BrokerAddress, db: Path, private_key: bytes, client_id: str | None = None) -> None:
+        super().__init__(address, SqliteReportStore(db, ISSUER_SCHEMA), client_id)
+        self._key = private_key
+
+    def receive(self, machine: str, kind: str, payload: dict[str, Any]) -> None:
+        seq = payload["seq"]
+        if not isinstance(seq, int) or seq < 1:
+            raise ValueError("seq must be a positive integer")
+        document = unseal(payload["sealed"], self._key)
+        if document.get("machine") != machine:
+            raise ValueError("sealed settlement names another machine")
+        rows = [("INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) VALUES (?, ?, ?, ?, ?)",
+                 (machine, document["day"], card["uid"], int(card["amount"]), int(card["count"])))
+                for card in document["cards"]]
+        self.ack(machine, self.store.store(machine, seq, kind, {"seq": seq, "day": document["day"]}, rows))

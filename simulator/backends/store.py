@@ -1,0 +1,121 @@
+"""Receiver-side storage: idempotent on (machine, stream seq), and the highest contiguous seq to ack.
+
+A small port (``ReportStore``) so the same backend runs on SQLite here and on PostgreSQL later.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+from firmware import crashpoints
+
+VENDOR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reports (
+    machine TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (machine, seq)
+);
+CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS machines (
+    machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox INTEGER
+);
+CREATE VIEW IF NOT EXISTS sales AS
+    SELECT machine, seq, json_extract(payload, '$.txn') AS txn, json_extract(payload, '$.time') AS time,
+           json_extract(payload, '$.slot') AS slot, json_extract(payload, '$.product') AS product,
+           json_extract(payload, '$.price') AS price, json_extract(payload, '$.outcome') AS outcome,
+           json_extract(payload, '$.pseudonym') AS pseudonym, json_extract(payload, '$.profile') AS profile
+    FROM reports WHERE kind = 'sale';
+CREATE VIEW IF NOT EXISTS denials AS
+    SELECT machine, seq, json_extract(payload, '$.time') AS time, json_extract(payload, '$.reason') AS reason,
+           json_extract(payload, '$.product') AS product, json_extract(payload, '$.pseudonym') AS pseudonym,
+           json_extract(payload, '$.profile') AS profile
+    FROM reports WHERE kind = 'denial';
+CREATE VIEW IF NOT EXISTS alerts AS
+    SELECT machine, seq, json_extract(payload, '$.time') AS time, json_extract(payload, '$.kind') AS kind,
+           json_extract(payload, '$.slot') AS slot
+    FROM reports WHERE kind = 'alert';
+"""
+
+ISSUER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reports (
+    machine TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (machine, seq)
+);
+CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS settlements (
+    machine TEXT NOT NULL, day TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (machine, day, uid)
+);
+"""
+
+
+class ReportStore(Protocol):
+    def store(self, machine: str, seq: int, kind: str, payload: dict[str, Any],
+              extra: list[tuple[str, tuple[Any, ...]]] | None = None) -> int: ...
+
+    def count(self, kind: str | None = None) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteReportStore:
+    """Reports keyed by (machine, seq): a redelivered report is ignored, and the ack only moves forward."""
+
+    def __init__(self, path: Path, schema: str = VENDOR_SCHEMA) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn.executescript(schema)
+        self._lock = threading.Lock()
+
+    def store(self, machine: str, seq: int, kind: str, payload: dict[str, Any],
+              extra: list[tuple[str, tuple[Any, ...]]] | None = None) -> int:
+        """Store once and return the highest contiguous seq now held for ``machine`` (what to ack)."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                inserted = self.conn.execute(
+                    "INSERT OR IGNORE INTO reports (machine, seq, kind, payload) VALUES (?, ?, ?, ?)",
+                    (machine, seq, kind, json.dumps(payload, sort_keys=True, ensure_ascii=False))).rowcount
+                if inserted:
+                    for sql, params in extra or []:
+                        self.conn.execute(sql, params)
+                acked = self._advance(machine)
+                crashpoints.reached("backend.insert.before_commit")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            crashpoints.reached("backend.insert.after_commit")
+            return acked
+
+    def _advance(self, machine: str) -> int:
+        row = self.conn.execute("SELECT seq FROM acked WHERE machine = ?", (machine,)).fetchone()
+        acked = int(row[0]) if row else 0
+        while self.conn.execute("SELECT 1 FROM reports WHERE machine = ? AND seq = ?",
+                                (machine, acked + 1)).fetchone():
+            acked += 1
+        self.conn.execute("INSERT OR REPLACE INTO acked (machine, seq) VALUES (?, ?)", (machine, acked))
+        return acked
+
+    def acked(self, machine: str) -> int:
+        row = self.conn.execute("SELECT seq FROM acked WHERE machine = ?", (machine,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return int(self.execute("SELECT COUNT(*) FROM reports")[0][0])
+        return int(self.execute("SELECT COUNT(*) FROM reports WHERE kind = ?", (kind,))[0][0])
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,52 @@
+"""The vendor's backend: what was sold and refused, by pseudonym; stock, alerts, machine liveness."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from firmware.reporting.mqtt import BrokerAddress
+from simulator.backends.service import BackendService
+from simulator.backends.store import VENDOR_SCHEMA, SqliteReportStore
+
+SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result")
+
+
+class VendorBackend(BackendService):
+    client_id = "vendor-backend"
+    subscriptions = ("vending/v1/+/sale", "vending/v1/+/denial", "vending/v1/+/stock", "vending/v1/+/alert",
+                     "vending/v1/+/cmd-result", "vending/v1/+/status", "vending/v1/+/heartbeat")
+    stream = "vendor"
+
+    def __init__(self, address: BrokerAddress, db: Path, client_id: str | None = None) -> None:
+        super().__init__(address, SqliteReportStore(db, VENDOR_SCHEMA), client_id)
+
+    def receive(self, machine: str, kind: str, payload: dict[str, Any]) -> None:
+        if kind in SEQUENCED:
+            seq = payload["seq"]
+            if not isinstance(seq, int) or seq < 1:
+                raise ValueError("seq must be a positive integer")
+            self.ack(machine, self.store.store(machine, seq, kind, payload))
+        elif kind == "status":
+            self._machine(machine, state=str(payload.get("state", "unknown")))
+        elif kind == "heartbeat":
+            self._machine(machine, state="online", last_heartbeat=str(payload.get("time")),
+                          outbox=payload.get("outbox"))
+
+    def _machine(self, machine: str, **fields: Any) -> None:
+        current = self.store.execute("SELECT state, last_heartbeat, outbox FROM machines WHERE machine = ?",
+                                     (machine,))
+        state, beat, outbox = current[0] if current else ("unknown", None, None)
+        self.store.execute(
+            "INSERT OR REPLACE INTO machines (machine, state, last_heartbeat, outbox) VALUES (?, ?, ?, ?)",
+            (machine, fields.get("state", state), fields.get("last_heartbeat", beat), fields.get("outbox", outbox)))
+
+    def mark_silent_offline(self, now: datetime, silence: timedelta) -> list[str]:
+        """Liveness that works on any broker (amqtt sends no Will on keep-alive expiry): no heartbeat -> offline."""
+        stale = []
+        for machine, beat in self.store.execute("SELECT machine, last_heartbeat FROM machines WHERE state = 'online'"):
+            if beat is None or now - datetime.fromisoformat(beat) > silence:
+                stale.append(machine)
+                self._machine(machine, state="offline")
+        return stale

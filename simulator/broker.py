@@ -1,0 +1,91 @@
+"""The embedded MQTT broker (amqtt) in its own thread, bound to 127.0.0.1 only.
+
+amqtt 0.12.1 speaks MQTT 3.1.1, does not resend QoS 1 after a reconnect, and queues nothing durably,
+so nothing in this project relies on it for delivery: the machine's outbox and the backend's
+application-level ack carry exactly-once. It is here so `make demo` needs nothing installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """Start, stop and restart an amqtt broker on a fixed loopback port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._broker: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._broker is not None
+
+    def start(self) -> EmbeddedBroker:
+        from amqtt.broker import Broker
+
+        for name in ("amqtt", "transitions"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-broker", daemon=True)
+            self._thread.start()
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+
+        async def _start() -> Any:
+            broker = Broker(config)
+            await broker.start()
+            return broker
+
+        self._broker = self._run(_start())
+        log.info("embedded MQTT broker listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Shut the broker down (clients see the connection drop); the loop thread stays for a restart."""
+        if self._broker is not None:
+            broker, self._broker = self._broker, None
+            self._run(broker.shutdown())
+
+    def close(self) -> None:
+        self.stop()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._loop.close()
+            self._loop = None
+
+    def _run(self, coro: Any) -> Any:
+        assert self._loop is not None
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return future.result(timeout=15)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,164 @@
+"""Everything a run needs to report over MQTT: a broker, the vendor and issuer backends, one publisher per boot.
+
+``vending run``/``demo`` use it with the embedded broker; tests use it with a real Mosquitto too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from firmware.assembly import DB_FILE, Machine
+from firmware.config.machine import MachineSetup
+from firmware.controller.session import Books
+from firmware.reporting.commands import CommandProcessor
+from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.publisher import OutboxPublisher
+from firmware.reporting.reporter import MqttReporter
+from firmware.reporting.sealed import generate_keypair
+from simulator.backends.issuer import IssuerBackend
+from simulator.backends.vendor import VendorBackend
+from simulator.broker import EmbeddedBroker
+from simulator.mosquitto import MosquittoProcess
+from simulator.scenarios.runner import ScenarioRunner
+from simulator.scenarios.schema import Step
+
+log = logging.getLogger(__name__)
+FLUSH_TIMEOUT_S = 20.0
+
+
+@dataclass
+class ReportingWorld:
+    """Broker + backends for one run. ``broker`` is ``embedded``, ``mosquitto`` or an ``mqtt://`` URL."""
+
+    workdir: Path
+    broker: str = "embedded"
+    username: str | None = None
+    password: str | None = None
+    heartbeat_s: float = 30.0
+    resend_after_s: float = 3.0
+    issuer_keys: tuple[bytes, bytes] = field(default_factory=generate_keypair)
+    address: BrokerAddress | None = None
+    owned_broker: EmbeddedBroker | MosquittoProcess | None = None
+    vendor: VendorBackend | None = None
+    issuer: IssuerBackend | None = None
+    publisher: OutboxPublisher | None = None
+    commands: CommandProcessor | None = None
+    extra_publishers: list[OutboxPublisher] = field(default_factory=list)
+
+    # ---- broker and backends --------------------------------------------------------------------
+    def start(self) -> ReportingWorld:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.broker == "embedded":
+            self.owned_broker = EmbeddedBroker().start()
+            self.address = BrokerAddress("127.0.0.1", self.owned_broker.port)
+        elif self.broker == "mosquitto":
+            self.owned_broker = MosquittoProcess(self.workdir / "mosquitto").start()
+            self.address = BrokerAddress("127.0.0.1", self.owned_broker.port)
+        else:
+            self.address = BrokerAddress.parse(self.broker, self.username, self.password)
+        self.vendor = VendorBackend(self.address, self.workdir / "vendor.db").start()
+        self.issuer = IssuerBackend(self.address, self.workdir / "issuer.db", self.issuer_keys[0]).start()
+        for backend in (self.vendor, self.issuer):
+            if not backend.connected.wait(15):
+                raise RuntimeError(f"{backend.client_id} could not connect to {self.address}")
+        return self
+
+    def stop(self) -> None:
+        for backend in (self.vendor, self.issuer):
+            if backend is not None:
+                backend.stop()
+        if self.owned_broker is not None:
+            self.owned_broker.close()
+
+    def broker_down(self) -> None:
+        """An outage: stop the broker we own, or cut the machine's link to one we do not."""
+        if self.owned_broker is not None:
+            self.owned_broker.stop()
+        elif self.publisher is not None:
+            self.publisher.set_link(False)
+
+    def broker_up(self) -> None:
+        if self.owned_broker is not None:
+            self.owned_broker.start()
+        elif self.publisher is not None:
+            self.publisher.set_link(True)
+
+    @property
+    def broker_is_up(self) -> bool:
+        return self.owned_broker is None or self.owned_broker.running
+
+    # ---- the machine side ----------------------------------------------------------------------
+    def reporter_factory(self, setup: MachineSetup, books: Books) -> MqttReporter:
+        config = setup.config
+        return MqttReporter(
+            machine=config.id, zone=config.zone, currency=config.currency,
+            stock=lambda: {s.slot: {"product": s.product, "stock": s.stock, "capacity": s.capacity,
+                                    "price": s.price, "enabled": s.enabled} for s in books.inventory.all()},
+            daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
+            issuer_public_key=self.issuer_keys[1])
+
+    def start_publisher(self, machine: Machine) -> OutboxPublisher:
+        assert self.address is not None
+        config = machine.controller.config
+        publisher = OutboxPublisher(machine.db.path, config.id, self.address, machine.controller.hw.clock,
+                                    heartbeat_s=self.heartbeat_s, resend_after_s=self.resend_after_s)
+        return publisher.start()
+
+    def __call__(self, runner: ScenarioRunner) -> Any:
+        """Attach to a scenario runner; returns the detach function."""
+
+        def boot(machine: Machine) -> None:
+            self.publisher = self.start_publisher(machine)
+            self.commands = CommandProcessor(machine.controller)
+
+        def power_loss() -> None:
+            if self.publisher is not None:
+                self.publisher.abandon()
+
+        def after_step() -> None:
+            if self.publisher is None or self.commands is None:
+                return
+            while not self.publisher.commands.empty():
+                command = self.publisher.commands.get_nowait()
+                self.commands.handle(command.name, command.payload)
+            self.publisher.wake()
+
+        def outbox() -> int:
+            assert self.publisher is not None
+            if self.broker_is_up:
+                self.publisher.flush(FLUSH_TIMEOUT_S)
+            return self.publisher.depth()
+
+        def backend_sales() -> int:
+            assert self.publisher is not None and self.vendor is not None
+            self.publisher.flush(FLUSH_TIMEOUT_S)
+            return int(self.vendor.store.execute(
+                "SELECT COUNT(*) FROM sales WHERE outcome = 'vended'")[0][0])
+
+        def broker_step(step: Step) -> None:
+            self.broker_up() if step.value == "up" else self.broker_down()
+
+        runner.on_boot.append(boot)
+        runner.on_power_loss.append(power_loss)
+        runner.after_step.append(after_step)
+        runner.hooks["broker"] = broker_step
+        runner.probes["outbox"] = outbox
+        runner.probes["backend_sales"] = backend_sales
+
+        def detach() -> None:
+            if self.publisher is None:
+                return
+            books = runner.machine.books
+            days = [row[0] for row in books.journal.db.conn.execute(
+                "SELECT DISTINCT local_day FROM vends ORDER BY local_day")]
+            for day in days:
+                runner.machine.controller.close_day(day)
+            if self.broker_is_up and not self.publisher.flush(FLUSH_TIMEOUT_S):
+                log.warning("%d reports still in the outbox at the end of the run", self.publisher.depth())
+            self.publisher.stop()
+            self.publisher = None
+
+        return detach
