@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -19,13 +22,20 @@ from firmware.config.machine import load_machine
 from firmware.config.source import read_yaml
 from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
+from simulator.cli_reporting import backend_app, keys_app
 from simulator.output import EventPrinter
+from simulator.party_views import print_party_views
 from simulator.paths import SCENARIOS
+from simulator.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioResult, run_scenario
 from simulator.scenarios.schema import load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(keys_app, name="keys")
+app.add_typer(backend_app, name="backend")
 err = Console(stderr=True)
+BROKER_HELP = ("Report over MQTT: `embedded` (in-process amqtt on 127.0.0.1, the default), `mosquitto` "
+               "(start Debian's mosquitto on a free port), `none` (no reporting), or mqtt://host:port.")
 
 
 def fail_input(exc: InputError | VendingError) -> None:
@@ -40,6 +50,9 @@ def run(
     machine: Annotated[Optional[Path], typer.Option(help="Machine config; overrides the scenario's `machine:`.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event line, with `t` and `event`.")] = False,
     state_dir: Annotated[Optional[Path], typer.Option(help="Keep the machine's state here (default: a temp dir).")] = None,
+    broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
+    username: Annotated[Optional[str], typer.Option(help="MQTT user name for an external broker.")] = None,
+    password: Annotated[Optional[str], typer.Option(help="MQTT password for an external broker.")] = None,
 ) -> None:
     """Run a scripted tap sequence headless on virtual time.
 
@@ -55,18 +68,43 @@ def run(
             scenario = replace(scenario, machine=load_machine(machine))
     except (InputError, VendingError) as exc:
         fail_input(exc)
+    if broker == "none" and (step := scenario.reporting_step()) is not None:
+        fail_input(InputError(scenario.source, step.line, f"steps.{step.index}.{step.kind}",
+                              "this step needs MQTT reporting; run without --broker none"))
     printer = EventPrinter(as_json)
-    result = run_scenario(scenario, state_dir, printer)
-    _summary(result, as_json)
+    with reporting(broker, username, password) as world:
+        result = run_scenario(scenario, state_dir, printer, attach=world)
+        delivered = world.vendor.store.count() if world and world.vendor else None
+    _summary(result, as_json, delivered)
     raise typer.Exit(0 if result.passed else 1)
 
 
-def _summary(result: ScenarioResult, as_json: bool) -> None:
+@contextmanager
+def reporting(broker: str, username: str | None = None, password: str | None = None,
+              keep: Path | None = None) -> Iterator[ReportingWorld | None]:
+    """Broker and backends for the run, in a temp dir unless ``keep`` names one; None for ``--broker none``."""
+    if broker == "none":
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="vending-world-") as tmp:
+        world = ReportingWorld(keep or Path(tmp), broker, username, password)
+        try:
+            world.start()
+        except (OSError, RuntimeError, FileNotFoundError) as exc:
+            raise VendingError(f"cannot start reporting on broker {broker!r}: {exc}") from None
+        try:
+            yield world
+        finally:
+            world.stop()
+
+
+def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None) -> None:
     passed = len(result.expectations) - len(result.failures)
     if as_json:
         typer.echo(json.dumps({"event": "summary", "sales": result.sales, "revenue": result.revenue,
                                "denials": dict(result.denials), "cancellations": dict(result.cancellations),
-                               "refunds": result.refunds, "expectations_passed": passed,
+                               "refunds": result.refunds, "reports_delivered": delivered,
+                               "expectations_passed": passed,
                                "expectations_failed": len(result.failures)}, ensure_ascii=False))
         return
     for failure in result.failures:
@@ -75,7 +113,8 @@ def _summary(result: ScenarioResult, as_json: bool) -> None:
     denials = ", ".join(f"{k} {v}" for k, v in sorted(result.denials.items())) or "none"
     typer.echo(f"summary: sales {result.sales}, revenue NT${result.revenue}, refunds {result.refunds}, "
                f"denials {sum(result.denials.values())} ({denials}), "
-               f"expectations {passed} passed, {len(result.failures)} failed")
+               f"expectations {passed} passed, {len(result.failures)} failed"
+               + (f", reports delivered to the vendor {delivered}" if delivered is not None else ""))
 
 
 def _kind_of(path: Path) -> str:
@@ -109,9 +148,20 @@ def diagram() -> None:
 @app.command()
 def demo(
     scenario: Annotated[Path, typer.Option(help="Scenario to run.")] = SCENARIOS / "normal-morning.yaml",
+    broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
 ) -> None:
-    """Run a shipped scenario end to end on embedded defaults."""
-    run(script=scenario, machine=None, as_json=False, state_dir=None)
+    """Run a scripted morning with an embedded broker and both backends; show what each party learned."""
+    try:
+        loaded = load_scenario(scenario)
+    except InputError as exc:
+        fail_input(exc)
+    with reporting(broker) as world:
+        result = run_scenario(loaded, None, EventPrinter(False), attach=world)
+        delivered = world.vendor.store.count() if world and world.vendor else None
+        _summary(result, False, delivered)
+        if world is not None:
+            print_party_views(world, loaded)
+    raise typer.Exit(0 if result.passed else 1)
 
 
 def main() -> None:

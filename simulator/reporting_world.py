@@ -86,6 +86,22 @@ class ReportingWorld:
         elif self.publisher is not None:
             self.publisher.set_link(True)
 
+    def vendor_down(self) -> None:
+        """The vendor's backend crashes; its persistent session stays at the broker."""
+        if self.vendor is not None:
+            self.vendor.abandon()
+            self.vendor = None
+
+    def vendor_up(self) -> None:
+        assert self.address is not None
+        if self.vendor is None:
+            self.vendor = VendorBackend(self.address, self.workdir / "vendor.db").start()
+            self.vendor.connected.wait(15)
+
+    @property
+    def backend_is_up(self) -> bool:
+        return self.vendor is not None
+
     @property
     def broker_is_up(self) -> bool:
         return self.owned_broker is None or self.owned_broker.running
@@ -127,9 +143,12 @@ class ReportingWorld:
             self.publisher.wake()
 
         def outbox() -> int:
+            """Drained when it can drain; with the backend down, once every row reached the broker."""
             assert self.publisher is not None
-            if self.broker_is_up:
+            if self.broker_is_up and self.backend_is_up:
                 self.publisher.flush(FLUSH_TIMEOUT_S)
+            elif self.broker_is_up:
+                self.publisher.wait_published(FLUSH_TIMEOUT_S)
             return self.publisher.depth()
 
         def backend_sales() -> int:
@@ -141,10 +160,14 @@ class ReportingWorld:
         def broker_step(step: Step) -> None:
             self.broker_up() if step.value == "up" else self.broker_down()
 
+        def backend_step(step: Step) -> None:
+            self.vendor_up() if step.value == "up" else self.vendor_down()
+
         runner.on_boot.append(boot)
         runner.on_power_loss.append(power_loss)
         runner.after_step.append(after_step)
         runner.hooks["broker"] = broker_step
+        runner.hooks["backend"] = backend_step
         runner.probes["outbox"] = outbox
         runner.probes["backend_sales"] = backend_sales
 

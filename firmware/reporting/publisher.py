@@ -61,6 +61,7 @@ class OutboxPublisher:
         self._last_progress = self._monotonic()
         self._last_heartbeat = 0.0
         self.published = 0
+        self.broker_acked = 0  # PUBACKs: the broker has the message (not yet the receiver)
         self._client = make_client(address, f"machine-{machine}", persistent=True)
         self._client.will_set(topics.vendor(machine, "status"), json.dumps({"machine": machine, "state": "offline"}),
                               qos=1, retain=True)
@@ -116,6 +117,9 @@ class OutboxPublisher:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    def wait_connected(self, timeout: float = 15.0) -> bool:
+        return self._connected.wait(timeout)
+
     def depth(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
@@ -128,6 +132,18 @@ class OutboxPublisher:
             self._wake.set()
             time.sleep(0.01)
         return self.depth() == 0
+
+    def wait_published(self, timeout: float = 15.0) -> bool:
+        """Wait until every outbox row has been handed to the broker and PUBACKed at least once."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            newest = dict(self._db.execute("SELECT stream, MAX(id) FROM outbox GROUP BY stream").fetchall())
+            sent = all(self._last_sent.get(stream, 0) >= top for stream, top in newest.items())
+            if sent and self.broker_acked >= self.published and self.connected:
+                return True
+            self._wake.set()
+            time.sleep(0.01)
+        return False
 
     # ---- paho callbacks (network thread) ------------------------------------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
@@ -148,6 +164,7 @@ class OutboxPublisher:
         log.info("disconnected from %s (%s); the outbox keeps every report", self.address, reason_code)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:
+        self.broker_acked += 1
         crashpoints.reached("publish.after")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:

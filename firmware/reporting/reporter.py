@@ -41,9 +41,9 @@ class MqttReporter:
         return handler(entry) if handler else []
 
     # ---- builders -----------------------------------------------------------------------------
-    def _vendor(self, kind: str, entry: JournalEntry, retain: bool = False, **body: Any) -> OutboundMessage:
+    def _vendor(self, topic_kind: str, entry: JournalEntry, retain: bool = False, **body: Any) -> OutboundMessage:
         payload = {"machine": self.machine, "time": local_minute(entry.at, self.zone), **body}
-        return OutboundMessage(topics.vendor(self.machine, kind), payload, retain, "vendor")
+        return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, retain, "vendor")
 
     def _sale(self, entry: JournalEntry, outcome: str) -> OutboundMessage:
         d = entry.data
@@ -55,7 +55,7 @@ class MqttReporter:
         return self._vendor("stock", entry, retain=True, slots=self.stock())
 
     def _alert(self, entry: JournalEntry, kind: str, **detail: Any) -> OutboundMessage:
-        return self._vendor("alert", entry, kind=kind, **detail)
+        return self._vendor("alert", entry, kind=kind, **{k: v for k, v in detail.items() if v is not None})
 
     # ---- one handler per journal entry kind ----------------------------------------------------
     def _on_vend_completed(self, entry: JournalEntry) -> list[OutboundMessage]:

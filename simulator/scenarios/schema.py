@@ -107,6 +107,7 @@ STEP_TYPES: dict[str, Any] = {
     "fault": str,
     "recover": Literal[True],
     "broker": Literal["down", "up"],
+    "backend": Literal["down", "up"],
     "note": str,
 }
 _ADAPTERS = {name: TypeAdapter(kind, config=ConfigDict(strict=True)) if not isinstance(kind, type)
@@ -130,6 +131,15 @@ class Scenario:
     start: datetime
     cards: dict[str, CardSpec]
     steps: tuple[Step, ...]
+
+    def reporting_step(self) -> Step | None:
+        """The first step that needs MQTT reporting (a broker or backend to act on, or to observe)."""
+        for step in self.steps:
+            if step.kind in ("broker", "backend"):
+                return step
+            if step.kind == "expect" and (step.value.outbox is not None or step.value.backend_sales is not None):
+                return step
+        return None
 
 
 class ScenarioHead(Strict):

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.reporting_world import ReportingWorld
 from simulator.scenarios import load_scenario, run_scenario
 from tests.conftest import SCENARIOS
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_shipped_scenario_passes(path, tmp_path):
-    result = run_scenario(load_scenario(path), tmp_path)
+    """Each scenario runs as `vending run` does by default: with the embedded broker and both backends."""
+    world = ReportingWorld(tmp_path / "world").start()
+    try:
+        result = run_scenario(load_scenario(path), tmp_path / "machine", attach=world)
+    finally:
+        world.stop()
     assert result.expectations, "a shipped scenario must check something"
     assert result.passed, [(f.line, f.key, f.expected, f.actual) for f in result.failures]
 
@@ -18,4 +24,5 @@ def test_shipped_scenario_passes(path, tmp_path):
 def test_required_scenarios_are_shipped():
     names = {p.stem for p in SCENARIOS}
     assert {"normal-morning", "lunchtime-lockout", "insufficient-funds", "jam-and-refund", "sold-out",
-            "selection-timeout", "door-open-mid-session", "unknown-card", "power-cycle-mid-vend"} <= names
+            "selection-timeout", "door-open-mid-session", "unknown-card", "power-cycle-mid-vend",
+            "broker-outage", "crash-between-publish-and-ack"} <= names

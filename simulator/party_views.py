@@ -1,0 +1,44 @@
+"""What each party learned from a run, as rich tables (the demo's closing output)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from simulator.reporting_world import ReportingWorld
+from simulator.scenarios.schema import Scenario
+
+
+def card_ref(uid: str) -> str:
+    """The issuer's own short reference for a card, so the demo prints no full card number."""
+    return f"card …{uid[-4:]}"
+
+
+def print_party_views(world: ReportingWorld, scenario: Scenario, console: Console | None = None) -> None:
+    console = console or Console(width=150)
+    assert world.vendor is not None and world.issuer is not None
+    vendor = Table(title="Vendor learned: what was sold, to pseudonyms (no card numbers, no names)")
+    for column in ("time", "slot", "product", "price", "outcome", "pseudonym", "profile"):
+        vendor.add_column(column)
+    for row in world.vendor.store.execute(
+            "SELECT time, slot, product, price, outcome, pseudonym, profile FROM sales ORDER BY machine, seq"):
+        vendor.add_row(*(str(v) for v in row))
+    for row in world.vendor.store.execute("SELECT time, reason, product, pseudonym, profile FROM denials"):
+        vendor.add_row(str(row[0]), "-", str(row[2]), "-", f"denied: {row[1]}", str(row[3]), str(row[4]))
+    console.print(vendor)
+
+    issuer = Table(title="Issuer learned: per-card daily totals (no items, no times)")
+    for column in ("day", "card", "amount", "count"):
+        issuer.add_column(column)
+    for day, uid, amount, count in world.issuer.store.execute(
+            "SELECT day, uid, amount, count FROM settlements ORDER BY day, uid"):
+        issuer.add_row(day, card_ref(uid), str(amount), str(count))
+    console.print(issuer)
+
+    school = Table(title="School knows: who holds which card (never sent anywhere)")
+    school.add_column("student")
+    school.add_column("card")
+    school.add_column("profile")
+    for name, card in sorted(scenario.cards.items()):
+        school.add_row(name, card_ref(card.uid), card.profile)
+    console.print(school)

@@ -1,0 +1,74 @@
+"""Brokers for the reporting suite: the embedded one always, and a real Mosquitto.
+
+Mosquitto comes from Debian's package (make test installs it when root). Where it is missing the
+Mosquitto half of the suite skips with the install command -- except under CI=true, where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from simulator.mosquitto import mosquitto_binary
+from simulator.reporting_world import ReportingWorld
+
+BROKERS = ["embedded", "mosquitto"]
+
+
+def require_mosquitto() -> None:
+    if mosquitto_binary() is None:
+        message = "mosquitto is not installed: apt-get install mosquitto mosquitto-clients (make test does this as root)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@dataclass
+class Capture:
+    """An all-topics subscriber: every payload any party published, for contract and privacy checks."""
+
+    messages: list[tuple[str, bytes, bool]] = field(default_factory=list)
+    client: mqtt.Client | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+
+    def start(self, host: str, port: int) -> Capture:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="capture-all", clean_session=True)
+        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe("#", qos=1), self.ready.set())
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload), m.retain))
+        self.client.connect(host, port)
+        self.client.loop_start()
+        assert self.ready.wait(10), "capture client could not subscribe"
+        return self
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def json_of(self, suffix: str) -> list[dict]:
+        return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix)]
+
+
+@pytest.fixture(params=BROKERS)
+def world(request, tmp_path: Path) -> Iterator[ReportingWorld]:
+    if request.param == "mosquitto":
+        require_mosquitto()
+    started = ReportingWorld(tmp_path / "world", broker=request.param, resend_after_s=1.0).start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def capture(world: ReportingWorld) -> Iterator[Capture]:
+    assert world.address is not None
+    cap = Capture().start(world.address.host, world.address.port)
+    yield cap
+    cap.stop()

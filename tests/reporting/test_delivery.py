@@ -1,0 +1,181 @@
+"""Exactly-once delivery, remote commands, liveness and keys, against both brokers."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware.reporting.keys import load_key, write_key
+from simulator.reporting_world import ReportingWorld
+from simulator.scenarios import load_scenario
+from simulator.scenarios.runner import ScenarioRunner
+from tests.conftest import ROOT
+from tests.waiting import eventually
+
+MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
+
+
+def start_runner(world: ReportingWorld, tmp_path: Path) -> tuple[ScenarioRunner, object]:
+    runner = ScenarioRunner(load_scenario(MORNING), tmp_path / "machine", reporter=world.reporter_factory)
+    detach = world(runner)
+    runner.start()
+    assert world.publisher.wait_connected(15), "the machine could not reach the broker"
+    return runner, detach
+
+
+def sell(runner: ScenarioRunner, slot: str, card: str) -> None:
+    from firmware.ports import CardTap
+
+    runner.machine.controller.select(slot)
+    runner.machine.controller.tap(CardTap(runner.scenario.cards[card].uid, "virtual", runner.clock.now()))
+    runner.clock.advance(timedelta(minutes=1))
+
+
+def backend_sales(world: ReportingWorld) -> list[tuple]:
+    return world.vendor.store.execute("SELECT machine, seq, txn FROM sales ORDER BY seq")
+
+
+def test_outage_then_reconnect_delivers_each_report_once(world, tmp_path):
+    runner, detach = start_runner(world, tmp_path)
+    try:
+        sell(runner, "A1", "amy")
+        assert world.publisher.flush(20)
+        world.broker_down()
+        for slot in ("A3", "D1", "E1", "E2"):
+            sell(runner, slot, "lin")
+        assert world.publisher.depth() == 8  # 4 sales + 4 stock updates kept while the broker is away
+        world.broker_up()
+        assert world.publisher.flush(30), f"outbox still holds {world.publisher.depth()}"
+        rows = backend_sales(world)
+        assert len(rows) == 5 == runner.result.sales
+        assert len({txn for _, _, txn in rows}) == 5
+        seqs = [seq for _, (seq,) in enumerate(world.vendor.store.execute("SELECT seq FROM reports ORDER BY seq"))]
+        assert seqs == list(range(1, len(seqs) + 1)), "a gap or duplicate in the vendor's sequence"
+    finally:
+        detach()
+        runner.close()
+
+
+def test_redelivered_reports_are_stored_once(world, tmp_path):
+    """The backend sees every report twice (a resend after a lost ack) and keeps one copy."""
+    runner, detach = start_runner(world, tmp_path)
+    try:
+        sell(runner, "A1", "amy")
+        sell(runner, "A3", "ben")
+        assert world.publisher.flush(20)
+        payloads = [json.loads(p) for (p,) in world.vendor.store.execute("SELECT payload FROM reports")]
+        for payload in payloads:  # replay every stored report as a duplicate delivery
+            kind = "sale" if "outcome" in payload else "stock"
+            world.vendor.receive(payload["machine"], kind, payload)
+        assert len(backend_sales(world)) == 2
+        assert world.vendor.store.count() == len(payloads)
+    finally:
+        detach()
+        runner.close()
+
+
+def publish_command(world: ReportingWorld, machine: str, name: str, payload: bytes) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator", clean_session=True)
+    client.connect(world.address.host, world.address.port)
+    client.loop_start()
+    client.publish(f"vending/v1/{machine}/cmd/{name}", payload, qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def run_command(world: ReportingWorld, runner: ScenarioRunner, name: str, payload: bytes) -> dict:
+    machine = runner.machine.controller.config.id
+    before = world.vendor.store.count("cmd-result")
+    publish_command(world, machine, name, payload)
+
+
+    def answered() -> bool:
+        for hook in runner.after_step:  # the runner applies commands between steps, on the controller's thread
+            hook()
+        return world.vendor.store.count("cmd-result") > before
+
+    eventually(answered, what="cmd-result")
+    row = world.vendor.store.execute("SELECT payload FROM reports WHERE kind = 'cmd-result' ORDER BY seq DESC")
+    return json.loads(row[0][0])
+
+
+BAD_COMMANDS = [
+    ("restock", b"{not json", "payload is not JSON"),
+    ("restock", b'{"id": "c2", "slots": {"A1": "ten"}}', "slots.A1: Input should be a valid integer"),
+    ("restock", b'{"id": "c3", "slots": {"Z9": 3}}', "unknown slot 'Z9'"),
+    ("restock", b'{"id": "c4", "slots": {"A1": 99}}', "slots.A1: count 99 is outside 0..10"),
+    ("set_price", b'{"id": "c5", "slot": "A1", "price": -5}', "price: Input should be greater than 0"),
+    ("set_price", b'{"id": "c6", "slot": "A1", "price": 30, "colour": "red"}', "colour: unknown key"),
+    ("self_destruct", b'{"id": "c7"}', "unknown command 'self_destruct'"),
+    ("restock", b'{"id": "c8", "slots": {"A1": 1}, "pad": "' + b"x" * 5000 + b'"}', "larger than 4096 bytes"),
+]
+
+
+@pytest.mark.parametrize("name,payload,reason", BAD_COMMANDS, ids=[r for _, _, r in BAD_COMMANDS])
+def test_malformed_command_is_refused_and_changes_nothing(world, tmp_path, name, payload, reason):
+    runner, detach = start_runner(world, tmp_path)
+    try:
+        before = (runner.machine.books.inventory.all(), runner.machine.invariant_total())
+        result = run_command(world, runner, name, payload)
+        assert result["ok"] is False
+        assert reason in result["reason"]
+        assert (runner.machine.books.inventory.all(), runner.machine.invariant_total()) == before
+    finally:
+        detach()
+        runner.close()
+
+
+def test_commands_apply_atomically_once(world, tmp_path):
+    runner, detach = start_runner(world, tmp_path)
+    try:
+        inventory = runner.machine.books.inventory
+        assert run_command(world, runner, "set_price", b'{"id": "p1", "slot": "A1", "price": 30}')["ok"]
+        assert inventory.get("A1").price == 30
+        assert run_command(world, runner, "disable_slot", b'{"id": "d1", "slot": "C1"}')["ok"]
+        runner.machine.controller.select("C1")
+        assert runner.machine.controller.last_transaction.reason == "slot_disabled"
+        # one restock with a bad slot changes no slot at all
+        refused = run_command(world, runner, "restock", b'{"id": "r1", "slots": {"A1": 10, "Q1": 2}}')
+        assert not refused["ok"] and inventory.get("A1").stock == 8
+        assert run_command(world, runner, "restock", b'{"id": "r2", "slots": {"A1": 10, "C2": 12}}')["ok"]
+        assert (inventory.get("A1").stock, inventory.get("C2").stock) == (10, 12)
+        # the same command id again (a QoS 1 redelivery) is answered from the journal, not applied twice
+        inventory.set_stock("A1", 9)
+        assert world.commands.handle("restock", b'{"id": "r2", "slots": {"A1": 10}}')["ok"]
+        assert inventory.get("A1").stock == 9
+    finally:
+        detach()
+        runner.close()
+
+
+def test_backend_marks_silent_machines_offline(world, tmp_path):
+    runner, detach = start_runner(world, tmp_path)
+    try:
+        world.publisher.heartbeat_s = 0.0  # a heartbeat on every pass of the publisher
+        world.publisher.wake()
+        rows = eventually(lambda: world.vendor.store.execute(
+            "SELECT machine, state, last_heartbeat FROM machines WHERE last_heartbeat IS NOT NULL"), what="heartbeat")
+        machine, state, beat = rows[0]
+        assert state == "online"
+        later = datetime.fromisoformat(beat) + timedelta(minutes=5)
+        assert world.vendor.mark_silent_offline(later, timedelta(seconds=90)) == [machine]
+    finally:
+        detach()
+        runner.close()
+
+
+def test_term_key_file_is_private_and_rotation_changes_pseudonyms(tmp_path):
+    path = write_key(tmp_path, "2026-1")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    first = load_key(tmp_path)("04A1B2C3D4E5F6")
+    write_key(tmp_path, "2026-2")
+    second = load_key(tmp_path)
+    assert second.term == "2026-2" and second("04A1B2C3D4E5F6") != first
+    assert len(first) == 26 and first == first.lower()

@@ -1,0 +1,21 @@
+"""Waiting for another thread or process to get somewhere: a condition with a generous limit, never a fixed sleep."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def eventually(probe: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail the test if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout}s")
+        time.sleep(0.01)
