@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.config.machine import MachineSetup
+from firmware.config.machine import Lockout, MachineSetup, with_lockouts
 from firmware.controller.session import Books, Controller, EventSink, Hardware
 from firmware.journal.database import Database
 from firmware.journal.inventory import Inventory
@@ -55,6 +56,10 @@ def build_machine(setup: MachineSetup, state_dir: Path, hardware: Hardware, *, r
                   events: EventSink | None = None, policy: SalesPolicy | None = None) -> Machine:
     """Open (or create) the machine's state and wire the controller; call ``controller.start()`` next."""
     db, books, fresh = open_books(state_dir, setup, reporter)
+    stored = db.meta("lockouts")
+    if stored is not None:  # a remote set_lockout outlives a restart
+        setup = with_lockouts(setup, [Lockout.model_validate(spec) for spec in json.loads(stored)])
     controller = Controller(setup, hardware, books, policy or build_policy(setup),
-                            load_or_create_key(state_dir), events)
+                            load_or_create_key(state_dir), events,
+                            policy_factory=None if policy else build_policy)
     return Machine(controller, db, books, fresh)

@@ -141,6 +141,11 @@ class MachineSetup:
         return spec.price if spec.price is not None else self.catalog.products[spec.product].price
 
 
+def with_lockouts(setup: MachineSetup, lockouts: list[Lockout]) -> MachineSetup:
+    """The same machine with other lockout windows (a remote ``set_lockout``)."""
+    return MachineSetup(setup.config.model_copy(update={"lockouts": lockouts}), setup.catalog, setup.path)
+
+
 def load_machine(path: Path, display_name: str | None = None) -> MachineSetup:
     """Load and cross-check a machine config and the catalog it names."""
     doc = read_yaml(path, display_name)

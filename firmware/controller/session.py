@@ -7,6 +7,7 @@ says so. Callbacks ignore the trigger's positional arguments they do not need (`
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from firmware import crashpoints
-from firmware.config.machine import MachineSetup
+from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.machine import SESSION, State, build_machine
 from firmware.journal.inventory import Inventory, SlotState
 from firmware.journal.ledger import SqliteJournal
@@ -71,12 +72,14 @@ class Controller:
     state: State
 
     def __init__(self, setup: MachineSetup, hardware: Hardware, books: Books, policy: SalesPolicy,
-                 pseudonym: Pseudonymizer, events: EventSink | None = None) -> None:
+                 pseudonym: Pseudonymizer, events: EventSink | None = None,
+                 policy_factory: Callable[[MachineSetup], SalesPolicy] | None = None) -> None:
         self.setup = setup
         self.config = setup.config
         self.hw = hardware
         self.books = books
         self.policy = policy
+        self.policy_factory = policy_factory
         self.pseudonym = pseudonym
         self._events = events or (lambda at, name, details: None)
         self.selection: str | None = None
@@ -282,6 +285,30 @@ class Controller:
             self.books.journal.append(self._entry("restocked", None, counts=dict(counts),
                                                   stock=self.books.inventory.stock()))
         self.emit("restocked", counts=dict(counts))
+
+    def set_lockouts(self, specs: list[dict[str, Any]]) -> None:
+        """Replace the lockout windows (remote ``set_lockout``); persisted, and in force from the next sale.
+
+        Must run inside the caller's journal transaction so the change and its answer commit together.
+        """
+        from pydantic import ValidationError
+
+        from firmware.config.machine import Lockout
+
+        try:
+            lockouts = [Lockout.model_validate(spec) for spec in specs]
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"lockouts: {where + ': ' if where else ''}{first['msg']}") from None
+        self.books.journal.db.set_meta("lockouts", json.dumps(specs, sort_keys=True))
+        self.apply_setup(with_lockouts(self.setup, lockouts))
+
+    def apply_setup(self, setup: MachineSetup) -> None:
+        self.setup = setup
+        self.config = setup.config
+        if self.policy_factory is not None:
+            self.policy = self.policy_factory(setup)
 
     def close_day(self, local_day: str) -> None:
         """End of a trading day: the issuer's settlement for that day is derived from this entry."""

@@ -132,7 +132,10 @@ class CommandProcessor:
                 self._slot(command.slot)
                 inventory.set_enabled(command.slot, name == "enable_slot")
             elif isinstance(command, SetLockout):
-                self.controller.set_lockouts([spec.model_dump(by_alias=True) for spec in command.lockouts])
+                try:
+                    self.controller.set_lockouts([spec.model_dump(by_alias=True) for spec in command.lockouts])
+                except ValueError as exc:
+                    raise Refused(str(exc)) from None
             return self._answer(command.id, name, ok=True)
 
     def _answer(self, command_id: str | None, name: str, ok: bool, reason: str | None = None) -> dict[str, Any]:

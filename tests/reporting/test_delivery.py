@@ -155,6 +155,27 @@ def test_commands_apply_atomically_once(world, tmp_path):
         runner.close()
 
 
+def test_set_lockout_replaces_windows_and_survives_restart(world, tmp_path):
+    runner, detach = start_runner(world, tmp_path)
+    try:
+        command = (b'{"id": "l1", "lockouts": [{"profiles": ["student"], "categories": ["dairy"], '
+                   b'"from": "07:00", "to": "08:00"}]}')
+        assert run_command(world, runner, "set_lockout", command)["ok"]
+        sell(runner, "A1", "amy")  # 07:30, dairy, student: now locked out
+        assert runner.machine.controller.last_transaction.reason == "lunch_lockout"
+        runner.machine.controller.cancel()
+        runner.power_cycle()
+        runner.clock.set(runner.clock.now().replace(hour=7, minute=45))
+        sell(runner, "A1", "amy")
+        assert runner.machine.controller.last_transaction.reason == "lunch_lockout"
+        bad = b'{"id": "l2", "lockouts": [{"profiles": ["student"], "categories": ["snack"], "from": "13:00", "to": "11:00"}]}'
+        refused = run_command(world, runner, "set_lockout", bad)
+        assert not refused["ok"] and "must be before" in refused["reason"]
+    finally:
+        detach()
+        runner.close()
+
+
 def test_backend_marks_silent_machines_offline(world, tmp_path):
     runner, detach = start_runner(world, tmp_path)
     try:
