@@ -1,5 +1,6 @@
 """Named places where a power cut is most interesting: around every durable step.
 
+``VENDING_CRASH_TRACE=<file>`` appends every point reached to a file.
 ``VENDING_CRASH_AT=<point>[:<nth>]`` makes the process die at the nth arrival at that point with
 ``os._exit`` (no clean-up, no flush), as a power cut would. In-process tests install a hook instead
 (the scenario runner's ``power: {cut_at: ...}`` raises :class:`PowerCut`). Every point is declared
@@ -68,6 +69,10 @@ def reached(point: str) -> None:
     if point not in POINTS:
         raise UndeclaredCrashPoint(point)
     _hits[point] += 1
+    trace = os.environ.get("VENDING_CRASH_TRACE")
+    if trace:  # the harness learns which points a run reaches, and how often
+        with open(trace, "a") as handle:
+            handle.write(point + "\n")
     target = _env_target()
     if target is not None and target[0] == point and _hits[point] == target[1]:
         os._exit(CRASH_EXIT_CODE)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections import deque
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from firmware.messages import Message
 from firmware.ports import CardTap
@@ -78,6 +81,41 @@ class VirtualDispenser:
 
     def was_dispensed(self, txn_id: str) -> bool | None:
         return txn_id in self.dispensed
+
+
+class PersistentDispenser(VirtualDispenser):
+    """A dispenser whose physical state survives the process: what fell into the tray stays there.
+
+    Used by the crash harness, where the whole process dies; the file is replaced atomically and
+    fsynced before ``vend`` returns, as a real drop is physical before the controller hears of it.
+    """
+
+    def __init__(self, path: Path, physical_stock: dict[str, int] | None = None) -> None:
+        super().__init__(physical_stock)
+        self.path = path
+        if path.exists():
+            data = json.loads(path.read_text())
+            self.physical, self.jammed, self.dispensed = data["physical"], set(data["jammed"]), set(data["dispensed"])
+        else:
+            self._save()
+
+    def _save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as handle:
+            json.dump({"physical": self.physical, "jammed": sorted(self.jammed),
+                       "dispensed": sorted(self.dispensed)}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+
+    def jam(self, slot: str) -> None:
+        super().jam(slot)
+        self._save()
+
+    def vend(self, slot: str, txn_id: str) -> bool:
+        dropped = super().vend(slot, txn_id)
+        self._save()
+        return dropped
 
 
 class DoorSwitch:

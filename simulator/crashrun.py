@@ -1,0 +1,163 @@
+"""One vend in a process that may die at a named crash point; then recovery and an invariant report.
+
+The crash harness (tests/reliability/test_crash_points.py) runs, for every crash point and every
+kind of vend, three processes on the same state: ``setup``; ``run`` with
+``VENDING_CRASH_AT=<point>`` (the process dies there with ``os._exit``, as in a power cut); and
+``recover``, which boots on the same files, lets recovery settle, drains the outbox to the vendor
+backend and prints the invariants as JSON. Usage::
+
+    python -m simulator.crashrun setup|run|recover --dir DIR --broker mqtt://127.0.0.1:PORT --kind KIND
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from firmware.assembly import Machine, build_machine
+from firmware.config.machine import load_machine
+from firmware.controller.session import Hardware
+from firmware.ports import CardTap
+from firmware.reporting.mqtt import BrokerAddress
+from simulator.backends.vendor import VendorBackend
+from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
+from simulator.paths import MACHINES
+from simulator.reporting_world import ReportingWorld
+
+KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock")
+RESTOCK = {"C1": 12}  # the restock kind refills another slot: committed whole or not at all
+START = datetime.fromisoformat("2026-03-02T09:00:00+08:00")
+CARDS = {"04A1B2C3D4E5F6": ("student", 100), "04B2C3D4E5F607": ("student", 5)}
+SLOT = "A1"
+
+
+def boot(directory: Path, broker: str) -> tuple[Machine, ReportingWorld, VirtualClock]:
+    setup = load_machine(MACHINES / "demo.yaml")
+    clock = VirtualClock(START)
+    dispenser = PersistentDispenser(directory / "world.json", {c: s.stock for c, s in setup.config.slots.items()})
+    world = ReportingWorld(directory / "world", broker=broker, resend_after_s=1.0)
+    world.address = BrokerAddress.parse(broker)
+    machine = build_machine(setup, directory / "machine", Hardware(clock, RecordingDisplay(), dispenser),
+                            reporter=world.reporter_factory)
+    return machine, world, clock
+
+
+def start_reporting(world: ReportingWorld, machine: Machine) -> None:
+    assert world.address is not None
+    world.vendor = VendorBackend(world.address, world.workdir / "vendor.db").start()
+    world.vendor.connected.wait(15)
+    world.publisher = world.start_publisher(machine)
+
+
+def do_setup(directory: Path, broker: str) -> dict[str, Any]:
+    machine, _, _ = boot(directory, broker)
+    with machine.db.atomic("journal"):
+        for uid, (profile, balance) in CARDS.items():
+            machine.books.wallet.issue(uid, profile, balance)
+    total = machine.invariant_total()
+    (directory / "start.json").write_text(json.dumps({"total": total, "stock": machine.books.inventory.stock()}))
+    machine.db.close()
+    return {"total": total}
+
+
+def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
+    machine, world, clock = boot(directory, broker)
+    controller = machine.controller
+    controller.start()
+    start_reporting(world, machine)
+    tap = CardTap(next(iter(CARDS)), "virtual", clock.now())
+    if kind == "jam":
+        controller.hw.dispenser.jam(SLOT)  # type: ignore[attr-defined]
+    if kind in ("success", "jam"):
+        controller.select(SLOT)
+        controller.tap(tap)
+    elif kind == "denial":
+        controller.select(SLOT)
+        controller.tap(CardTap("04B2C3D4E5F607", "virtual", clock.now()))  # NT$5 for a NT$25 milk
+        controller.cancel()
+    elif kind == "cancel":
+        controller.tap(tap)
+        controller.cancel()
+    elif kind == "timeout":
+        controller.tap(tap)
+        clock.advance(timedelta(seconds=31))
+        controller.poll()
+    elif kind == "restock":
+        controller.door_open()
+        controller.restock(RESTOCK)
+        controller.door_close()
+    assert world.publisher is not None
+    drained = world.publisher.flush(20)
+    return {"drained": drained, "state": controller.state.value}
+
+
+def do_recover(directory: Path, broker: str) -> dict[str, Any]:
+    machine, world, _ = boot(directory, broker)
+    machine.controller.start()
+    start_reporting(world, machine)
+    assert world.publisher is not None and world.vendor is not None
+    drained = world.publisher.flush(30)
+    start = json.loads((directory / "start.json").read_text())
+    conn = machine.db.conn
+    statuses = dict(conn.execute("SELECT status, COUNT(*) FROM vends GROUP BY status").fetchall())
+    debits = dict(conn.execute("SELECT txn_id, COUNT(*) FROM journal WHERE kind = 'vend_debited' GROUP BY txn_id"))
+    settles = dict(conn.execute(
+        "SELECT txn_id, COUNT(*) FROM journal WHERE kind IN ('vend_completed', 'vend_refunded') GROUP BY txn_id"))
+    backend_txns = [row[0] for row in world.vendor.store.execute("SELECT txn FROM sales")]
+    machine_seq = machine.db.counter("seq:vendor")
+    dispenser: PersistentDispenser = machine.controller.hw.dispenser  # type: ignore[assignment]
+    report = {
+        "drained": drained,
+        "start_total": start["total"],
+        "total": machine.invariant_total(),
+        "in_flight": machine.books.vends.in_flight(),
+        "statuses": statuses,
+        "debits_per_txn": sorted(set(debits.values())),
+        "settlements_per_txn": sorted(set(settles.values())),
+        "unsettled": sorted(set(debits) - set(settles)),
+        "stock": machine.books.inventory.stock()[SLOT],
+        "start_stock": start["stock"][SLOT],
+        "confirmed_drops": machine.books.vends.confirmed_drops().get(SLOT, 0),
+        "physically_dropped": len(dispenser.dispensed),
+        "machine_sales": statuses.get("completed", 0) + statuses.get("refunded", 0),
+        "backend_sales": len(backend_txns),
+        "backend_distinct_sales": len(set(backend_txns)),
+        "machine_denials": conn.execute("SELECT COUNT(*) FROM journal WHERE kind = 'denied'").fetchone()[0],
+        "backend_denials": world.vendor.store.count("denial"),
+        "machine_reports": machine_seq,
+        "backend_reports": world.vendor.store.count(),
+        "backend_acked": world.vendor.store.acked(machine.controller.config.id),
+        "outbox": world.publisher.depth(),
+        "restock_slot": machine.books.inventory.stock()["C1"],
+        "restock_from": start["stock"]["C1"],
+    }
+    world.publisher.stop()
+    world.vendor.stop()
+    machine.db.close()
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("phase", choices=("setup", "run", "recover"))
+    parser.add_argument("--dir", type=Path, required=True)
+    parser.add_argument("--broker", required=True)
+    parser.add_argument("--kind", choices=KINDS, default="success")
+    args = parser.parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    if args.phase == "setup":
+        result = do_setup(args.dir, args.broker)
+    elif args.phase == "run":
+        result = do_run(args.dir, args.broker, args.kind)
+    else:
+        result = do_recover(args.dir, args.broker)
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
