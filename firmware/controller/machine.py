@@ -74,7 +74,8 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "door_open", "source": [*SELLING, S.OUT_OF_ORDER], "dest": S.SERVICE, "before": "close_for_door"},
     {"trigger": "door_close", "source": S.SERVICE, "dest": S.IDLE, "after": "show_welcome"},
     {"trigger": "fault", "source": [*SELLING, S.SERVICE], "dest": S.OUT_OF_ORDER, "before": "close_for_fault"},
-    {"trigger": "recover", "source": S.OUT_OF_ORDER, "dest": S.IDLE, "after": "show_welcome"},
+    {"trigger": "recover", "source": S.OUT_OF_ORDER, "dest": S.IDLE, "conditions": "storage_ok",
+     "after": "show_welcome"},
 ]
 
 

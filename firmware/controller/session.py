@@ -16,6 +16,7 @@ from typing import Any
 
 from firmware import crashpoints
 from firmware.config.machine import MachineSetup, with_lockouts
+from firmware.errors import StorageError
 from firmware.controller.machine import SESSION, State, build_machine
 from firmware.journal.inventory import Inventory, SlotState
 from firmware.journal.ledger import SqliteJournal
@@ -89,6 +90,7 @@ class Controller:
         self.txn_id: str | None = None
         self.pending_denial: Denial | None = None
         self.fault_detail = ""
+        self.storage_error: str | None = None
         self.last_transaction: Transaction | None = None
         self.machine = build_machine(self)
 
@@ -111,7 +113,50 @@ class Controller:
         """Fire the timeout if its deadline has passed; the runner or serve loop calls this."""
         deadline = self.next_deadline
         if deadline is not None and self.now() >= deadline:
-            self.timeout()
+            self.dispatch("timeout")
+
+    # ---- the outside world's entry point --------------------------------------------------------
+    def dispatch(self, trigger: str, *args: Any) -> None:
+        """Fire a trigger for a key, tap, door or timer; a storage failure stops sales instead of crashing.
+
+        Whatever the failed write was, its transaction rolled back: nothing half-written exists, and a
+        vend that had physically dropped is still ``debited`` and is settled by recovery later.
+        """
+        try:
+            self.trigger(trigger, *args)
+        except StorageError as exc:
+            self.storage_failed(str(exc))
+
+    def storage_failed(self, detail: str) -> None:
+        """Disk full or read-only: no journal means no sales. Skips callbacks: nothing can be written."""
+        log.error("storage failure, sales stopped: %s", detail)
+        self.storage_error = detail
+        self.machine.set_state(State.OUT_OF_ORDER)
+        self.clear_session()
+        self.hw.display.show(Message("out_of_order", {"detail": "storage"}))
+        self.emit("storage_failed", detail=detail)
+
+    def recheck_storage(self, headroom_bytes: int = 256 * 1024) -> bool:
+        """After the operator freed space or remounted: a real durable write, with room to spare, decides.
+
+        The probe writes ``headroom_bytes`` and removes them in the same transaction, so a disk with
+        only a few bytes of slack does not reopen sales only to fail on the next vend.
+        """
+        db = self.books.journal.db
+        try:
+            with db.atomic("journal"):
+                db.set_meta("headroom_probe", "x" * headroom_bytes)
+                db.conn.execute("DELETE FROM meta WHERE key = 'headroom_probe'")
+                self.books.journal.append(self._entry("storage_restored", None))
+        except StorageError as exc:
+            self.storage_error = str(exc)
+            return False
+        self.storage_error = None
+        self.emit("storage_restored")
+        return True
+
+    def storage_ok(self, *_: object) -> bool:
+        return self.storage_error is None
 
     # ---- start-up and recovery ---------------------------------------------------------------
     def start(self, door_open: bool = False) -> None:

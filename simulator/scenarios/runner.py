@@ -154,7 +154,7 @@ class ScenarioRunner:
         handler(step)
 
     def _do_select(self, step: Step) -> None:
-        self.machine.controller.select(step.value)
+        self.machine.controller.dispatch("select", step.value)
 
     def _do_tap(self, step: Step) -> None:
         value = step.value
@@ -162,10 +162,10 @@ class ScenarioRunner:
         self.reader.present(uid)
         tap = self.reader.read_tap()
         assert tap is not None
-        self.machine.controller.tap(CardTap(tap.uid, tap.reader, tap.at))
+        self.machine.controller.dispatch("tap", CardTap(tap.uid, tap.reader, tap.at))
 
     def _do_cancel(self, step: Step) -> None:
-        self.machine.controller.cancel()
+        self.machine.controller.dispatch("cancel")
 
     def _do_wait(self, step: Step) -> None:
         self._advance_to(self.clock.now() + parse_duration(step.value))
@@ -177,7 +177,7 @@ class ScenarioRunner:
     def _do_door(self, step: Step) -> None:
         self.door.open = step.value == "open"
         controller = self.machine.controller
-        controller.door_open() if self.door.open else controller.door_close()
+        controller.dispatch("door_open" if self.door.open else "door_close")
 
     def _do_restock(self, step: Step) -> None:
         for slot, count in step.value.items():
@@ -191,10 +191,10 @@ class ScenarioRunner:
         self.dispenser.empty(step.value)
 
     def _do_fault(self, step: Step) -> None:
-        self.machine.controller.fault(step.value)
+        self.machine.controller.dispatch("fault", step.value)
 
     def _do_recover(self, step: Step) -> None:
-        self.machine.controller.recover()
+        self.machine.controller.dispatch("recover")
 
     def _do_note(self, step: Step) -> None:
         self._on_event(self.clock.now(), "note", {"text": step.value})
