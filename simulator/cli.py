@@ -22,6 +22,7 @@ from firmware.config.machine import load_machine
 from firmware.config.source import read_yaml
 from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
+from simulator.cli_fleet import fleet
 from simulator.cli_reporting import backend_app, keys_app
 from simulator.output import EventPrinter
 from simulator.party_views import print_party_views
@@ -33,6 +34,7 @@ from simulator.scenarios.schema import load_scenario
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(keys_app, name="keys")
 app.add_typer(backend_app, name="backend")
+app.command("fleet")(fleet)
 err = Console(stderr=True)
 BROKER_HELP = ("Report over MQTT: `embedded` (in-process amqtt on 127.0.0.1, the default), `mosquitto` "
                "(start Debian's mosquitto on a free port), `none` (no reporting), or mqtt://host:port.")

@@ -28,6 +28,7 @@ from firmware.reporting.mqtt import BrokerAddress, make_client
 log = logging.getLogger(__name__)
 STREAMS = ("vendor", "issuer")
 MAX_COMMAND_BYTES = 4096
+MAX_RESEND_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class OutboxPublisher:
     """One machine's link to the broker: outbox out, acks and commands in, status and heartbeat."""
 
     def __init__(self, db_path: Path, machine: str, address: BrokerAddress, clock: Clock, *,
-                 heartbeat_s: float = 30.0, resend_after_s: float = 5.0, batch: int = 500,
+                 heartbeat_s: float = 30.0, resend_after_s: float = 5.0, batch: int = 500, window: int = 200,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.machine = machine
         self.address = address
@@ -48,6 +49,7 @@ class OutboxPublisher:
         self.heartbeat_s = heartbeat_s
         self.resend_after_s = resend_after_s
         self.batch = batch
+        self.window = window  # most reports in flight per stream, so a slow receiver is not flooded
         self._monotonic = monotonic
         self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -57,9 +59,13 @@ class OutboxPublisher:
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._link_up = True
-        self._last_sent: dict[str, int] = dict.fromkeys(STREAMS, 0)
+        # what is still in the outbox was never acked: start the window just below it
+        oldest = dict(self._db.execute("SELECT stream, MIN(seq) - 1 FROM outbox GROUP BY stream").fetchall())
+        self._acked: dict[str, int] = {stream: int(oldest.get(stream) or 0) for stream in STREAMS}
+        self._last_sent: dict[str, int] = dict(self._acked)  # highest seq handed to the broker
         self._last_progress = self._monotonic()
-        self._last_heartbeat = 0.0
+        self._resend_wait = resend_after_s
+        self._last_heartbeat = -heartbeat_s
         self.published = 0
         self.broker_acked = 0  # PUBACKs: the broker has the message (not yet the receiver)
         self._client = make_client(address, f"machine-{machine}", persistent=True)
@@ -137,7 +143,7 @@ class OutboxPublisher:
         """Wait until every outbox row has been handed to the broker and PUBACKed at least once."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            newest = dict(self._db.execute("SELECT stream, MAX(id) FROM outbox GROUP BY stream").fetchall())
+            newest = dict(self._db.execute("SELECT stream, MAX(seq) FROM outbox GROUP BY stream").fetchall())
             sent = all(self._last_sent.get(stream, 0) >= top for stream, top in newest.items())
             if sent and self.broker_acked >= self.published and self.connected:
                 return True
@@ -154,7 +160,7 @@ class OutboxPublisher:
                           (topics.command(self.machine, "+"), 1)])
         client.publish(topics.vendor(self.machine, "status"),
                        json.dumps({"machine": self.machine, "state": "online"}), qos=1, retain=True)
-        self._last_sent = dict.fromkeys(STREAMS, 0)  # resend everything not yet acknowledged
+        self._last_sent = dict(self._acked)  # resend everything not yet acknowledged
         self._connected.set()
         self._wake.set()
         log.info("connected to %s", self.address)
@@ -203,6 +209,8 @@ class OutboxPublisher:
                 stream, seq = self._acks.get_nowait()
             except queue.Empty:
                 return
+            self._acked[stream] = max(self._acked[stream], seq)
+            self._wake.set()  # the window has room again
             crashpoints.reached("ack.received")
             self._db.execute("BEGIN IMMEDIATE")
             deleted = self._db.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)).rowcount
@@ -210,24 +218,29 @@ class OutboxPublisher:
             crashpoints.reached("outbox.delete.after_commit")
             if deleted:
                 self._last_progress = self._monotonic()
+                self._resend_wait = self.resend_after_s
 
     def _send_pending(self) -> None:
-        if self._monotonic() - self._last_progress > self.resend_after_s:
-            self._last_sent = dict.fromkeys(STREAMS, 0)  # no ack for a while: the receiver may have lost them
+        if self._monotonic() - self._last_progress > self._resend_wait:
+            # no ack for a while: the receiver may have lost them. Back off, so a slow receiver is not
+            # buried under resends of what it is still working through.
+            self._last_sent = dict(self._acked)
             self._last_progress = self._monotonic()
+            self._resend_wait = min(self._resend_wait * 2, MAX_RESEND_WAIT_S)
         for stream in STREAMS:
+            room = self.window - (self._last_sent[stream] - self._acked[stream])
+            if room <= 0:
+                continue  # flow control: wait for the receiver before sending more
             rows = self._db.execute(
-                "SELECT id, topic, payload, retain FROM outbox WHERE stream = ? AND id > ? ORDER BY id LIMIT ?",
-                (stream, self._last_sent[stream], self.batch)).fetchall()
-            for row_id, topic, payload, retain in rows:
+                "SELECT seq, topic, payload, retain FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (stream, self._last_sent[stream], min(room, self.batch))).fetchall()
+            for seq, topic, payload, retain in rows:
                 crashpoints.reached("publish.before")
                 info = self._client.publish(topic, payload, qos=1, retain=bool(retain))
                 if info.rc != 0:
-                    return  # not connected any more; the next connect resends from the start
-                self._last_sent[stream] = row_id
+                    return  # not connected any more; the next connect resends from the last ack
+                self._last_sent[stream] = seq
                 self.published += 1
-            if len(rows) == self.batch:
-                self._wake.set()  # more waiting behind this batch
 
     def _heartbeat(self) -> None:
         now = self._monotonic()

@@ -7,8 +7,8 @@ from typing import Any
 
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import unseal
-from simulator.backends.service import BackendService
-from simulator.backends.store import ISSUER_SCHEMA, SqliteReportStore
+from simulator.backends.service import BackendService, sequence_number
+from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
 
 
 class IssuerBackend(BackendService):
@@ -20,14 +20,12 @@ class IssuerBackend(BackendService):
         super().__init__(address, SqliteReportStore(db, ISSUER_SCHEMA), client_id)
         self._key = private_key
 
-    def receive(self, machine: str, kind: str, payload: dict[str, Any]) -> None:
-        seq = payload["seq"]
-        if not isinstance(seq, int) or seq < 1:
-            raise ValueError("seq must be a positive integer")
+    def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
+        seq = sequence_number(payload)
         document = unseal(payload["sealed"], self._key)
         if document.get("machine") != machine:
             raise ValueError("sealed settlement names another machine")
         rows = [("INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) VALUES (?, ?, ?, ?, ?)",
                  (machine, document["day"], card["uid"], int(card["amount"]), int(card["count"])))
                 for card in document["cards"]]
-        self.ack(machine, self.store.store(machine, seq, kind, {"seq": seq, "day": document["day"]}, rows))
+        return Report(machine, seq, kind, {"seq": seq, "day": document["day"]}, rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,9 +53,21 @@ CREATE TABLE IF NOT EXISTS settlements (
 """
 
 
+@dataclass(frozen=True)
+class Report:
+    """One sequenced report as received: (machine, seq) is its identity."""
+
+    machine: str
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+    extra: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+
 class ReportStore(Protocol):
-    def store(self, machine: str, seq: int, kind: str, payload: dict[str, Any],
-              extra: list[tuple[str, tuple[Any, ...]]] | None = None) -> int: ...
+    """Where a backend keeps reports: SQLite here; any store with a unique (machine, seq) key will do."""
+
+    def store_many(self, reports: list[Report]) -> dict[str, int]: ...
 
     def count(self, kind: str | None = None) -> int: ...
 
@@ -72,20 +85,32 @@ class SqliteReportStore:
         self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.executescript(schema)
         self._lock = threading.Lock()
+        self.duplicates = 0  # redeliveries seen and ignored (at-least-once on the wire)
 
     def store(self, machine: str, seq: int, kind: str, payload: dict[str, Any],
               extra: list[tuple[str, tuple[Any, ...]]] | None = None) -> int:
         """Store once and return the highest contiguous seq now held for ``machine`` (what to ack)."""
+        return self.store_many([Report(machine, seq, kind, payload, extra or [])])[machine]
+
+    def store_many(self, reports: list[Report]) -> dict[str, int]:
+        """One transaction for a batch; returns, per machine, the highest contiguous seq now held.
+
+        Batching keeps exactly-once intact: a report is acked only after the commit that holds it.
+        """
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                inserted = self.conn.execute(
-                    "INSERT OR IGNORE INTO reports (machine, seq, kind, payload) VALUES (?, ?, ?, ?)",
-                    (machine, seq, kind, json.dumps(payload, sort_keys=True, ensure_ascii=False))).rowcount
-                if inserted:
-                    for sql, params in extra or []:
-                        self.conn.execute(sql, params)
-                acked = self._advance(machine)
+                for report in reports:
+                    inserted = self.conn.execute(
+                        "INSERT OR IGNORE INTO reports (machine, seq, kind, payload) VALUES (?, ?, ?, ?)",
+                        (report.machine, report.seq, report.kind,
+                         json.dumps(report.payload, sort_keys=True, ensure_ascii=False))).rowcount
+                    if inserted:
+                        for sql, params in report.extra:
+                            self.conn.execute(sql, params)
+                    else:
+                        self.duplicates += 1
+                acked = {machine: self._advance(machine) for machine in {r.machine for r in reports}}
                 crashpoints.reached("backend.insert.before_commit")
                 self.conn.execute("COMMIT")
             except BaseException:

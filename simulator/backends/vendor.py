@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from firmware.reporting.mqtt import BrokerAddress
-from simulator.backends.service import BackendService
-from simulator.backends.store import VENDOR_SCHEMA, SqliteReportStore
+from simulator.backends.service import BackendService, sequence_number
+from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore
 
 SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result")
 
@@ -22,17 +22,15 @@ class VendorBackend(BackendService):
     def __init__(self, address: BrokerAddress, db: Path, client_id: str | None = None) -> None:
         super().__init__(address, SqliteReportStore(db, VENDOR_SCHEMA), client_id)
 
-    def receive(self, machine: str, kind: str, payload: dict[str, Any]) -> None:
+    def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         if kind in SEQUENCED:
-            seq = payload["seq"]
-            if not isinstance(seq, int) or seq < 1:
-                raise ValueError("seq must be a positive integer")
-            self.ack(machine, self.store.store(machine, seq, kind, payload))
-        elif kind == "status":
+            return Report(machine, sequence_number(payload), kind, payload)
+        if kind == "status":
             self._machine(machine, state=str(payload.get("state", "unknown")))
         elif kind == "heartbeat":
             self._machine(machine, state="online", last_heartbeat=str(payload.get("time")),
                           outbox=payload.get("outbox"))
+        return None
 
     def _machine(self, machine: str, **fields: Any) -> None:
         current = self.store.execute("SELECT state, last_heartbeat, outbox FROM machines WHERE machine = ?",

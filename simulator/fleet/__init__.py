@@ -1,0 +1,1 @@
+"""A district of school machines on one laptop: generated configs, a modelled school day, one broker."""

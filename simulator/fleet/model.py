@@ -1,0 +1,119 @@
+"""The school-day arrival model and the generated machines (documented in docs/scaling.md).
+
+Everything is drawn from ``random.Random(f"{seed}:{machine}")``, so the same seed gives the same
+machines, the same cards and the same taps, whatever the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+ZONE = ZoneInfo("Asia/Taipei")
+LEVELS = ("elementary", "junior_high", "senior_high")
+SLOT_CODES = [f"{row}{col}" for row in "ABCDE" for col in (1, 2, 3)]
+
+# (name, start, end, share of a student's purchases)
+WINDOWS = (
+    ("before class", time(7, 20), time(7, 55), 0.25),
+    ("morning recess", time(10, 0), time(10, 15), 0.20),
+    ("lunch", time(12, 0), time(12, 40), 0.30),
+    ("after school", time(16, 0), time(17, 0), 0.25),
+)
+STUDENT_PURCHASES_PER_DAY = 0.35   # Poisson mean
+STAFF_PER_STUDENT = 1 / 15
+STAFF_PURCHASES_PER_DAY = 0.6      # spread over 07:30-17:00
+LOW_BALANCE_SHARE = 0.08           # cards that will hit insufficient funds
+UNKNOWN_CARD_SHARE = 0.01          # taps by cards the machine does not know
+JAM_SHARE = 0.005                  # vends whose spiral jams
+WALK_AWAY_SHARE = 0.02             # select, then leave (selection timeout)
+CARD_FIRST_SHARE = 0.5             # tap before selecting (MDB session first)
+
+
+@dataclass(frozen=True)
+class Card:
+    uid: str
+    profile: str
+    balance: int
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One person at the machine: what they do, in order, at a virtual instant."""
+
+    at: datetime
+    uid: str
+    slot: str
+    card_first: bool
+    walks_away: bool
+    jams: bool
+
+
+@dataclass(frozen=True)
+class MachinePlan:
+    machine_id: str
+    day: date
+    config: dict
+    cards: list[Card]
+    visits: list[Visit]
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    # Knuth's method: fine for the small means used here
+    limit, k, p = pow(2.718281828459045, -mean), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def _uid(rng: random.Random) -> str:
+    return "04" + "".join(f"{rng.randrange(256):02X}" for _ in range(6))
+
+
+def _at(day: date, start: time, end: time, rng: random.Random) -> datetime:
+    begin = datetime.combine(day, start, tzinfo=ZONE)
+    span = (datetime.combine(day, end, tzinfo=ZONE) - begin).total_seconds()
+    return begin + timedelta(seconds=int(rng.random() * span))
+
+
+def plan_machine(index: int, day: date, students: int, seed: int, products: dict[str, int]) -> MachinePlan:
+    """One machine: its config (level, planogram, stock), its cards and its day of visits."""
+    rng = random.Random(f"{seed}:{index}")
+    machine_id = f"TPE-FLEET-{index:04d}"
+    chosen = rng.sample(sorted(products), k=min(len(SLOT_CODES), len(products)))
+    slots = {}
+    for code, product in zip(SLOT_CODES, chosen, strict=False):
+        capacity = rng.choice((8, 10, 12))
+        slots[code] = {"product": product, "capacity": capacity, "stock": rng.randint(capacity // 2, capacity)}
+    config = {
+        "id": machine_id,
+        "school": {"code": f"{300000 + index}", "level": rng.choice(LEVELS)},
+        "timezone": "Asia/Taipei",
+        "currency": "TWD",
+        "catalog": "campus.yaml",
+        "lockouts": [{"profiles": ["student"], "categories": ["snack"], "from": "11:00", "to": "13:00"}],
+        "slots": slots,
+    }
+    cards = [Card(_uid(rng), "student", rng.randint(0, 20) if rng.random() < LOW_BALANCE_SHARE
+                  else rng.randint(100, 500)) for _ in range(students)]
+    cards += [Card(_uid(rng), "staff", rng.randint(200, 1000))
+              for _ in range(max(1, round(students * STAFF_PER_STUDENT)))]
+    visits = []
+    codes = list(slots)
+    weights = [w for *_, w in WINDOWS]
+    for card in cards:
+        student = card.profile == "student"
+        for _ in range(_poisson(rng, STUDENT_PURCHASES_PER_DAY if student else STAFF_PURCHASES_PER_DAY)):
+            if student:
+                _, start, end, _ = rng.choices(WINDOWS, weights)[0]
+            else:
+                start, end = time(7, 30), time(17, 0)
+            uid = _uid(rng) if rng.random() < UNKNOWN_CARD_SHARE else card.uid
+            visits.append(Visit(_at(day, start, end, rng), uid, rng.choice(codes), rng.random() < CARD_FIRST_SHARE,
+                                rng.random() < WALK_AWAY_SHARE, rng.random() < JAM_SHARE))
+    visits.sort(key=lambda v: (v.at, v.uid))
+    return MachinePlan(machine_id, day, config, cards, visits)

@@ -1,0 +1,133 @@
+"""Runs N machines' school days across P worker processes against one broker and the backends."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import resource
+import shutil
+import tempfile
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from firmware.config.catalog import load_catalog
+from firmware.reporting.mqtt import BrokerAddress
+from simulator.fleet.model import plan_machine
+from simulator.fleet.worker import MachineStats, drain, simulate_day
+from simulator.paths import CONFIGS
+
+CATALOG = CONFIGS / "products" / "campus.yaml"
+PARALLEL_DRAINS = 16
+
+
+@dataclass
+class FleetResult:
+    machines: int = 0
+    visits: int = 0
+    sales: int = 0
+    revenue: int = 0
+    refunds: int = 0
+    denials: Counter[str] = field(default_factory=Counter)
+    cancellations: Counter[str] = field(default_factory=Counter)
+    reports: int = 0
+    settlements: int = 0
+    delivered: int = 0
+    settlements_delivered: int = 0
+    duplicates: int = 0
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+
+    def add(self, stats: MachineStats) -> None:
+        self.machines += 1
+        self.visits += stats.visits
+        self.sales += stats.sales
+        self.revenue += stats.revenue
+        self.refunds += stats.refunds
+        self.denials.update(stats.denials)
+        self.cancellations.update(stats.cancellations)
+        self.reports += stats.reports
+        self.settlements += stats.settlements
+
+    def outcome(self) -> dict[str, Any]:
+        """Everything but timing: what the same seed must reproduce."""
+        return {"machines": self.machines, "visits": self.visits, "sales": self.sales, "revenue": self.revenue,
+                "refunds": self.refunds, "denials": dict(sorted(self.denials.items())),
+                "cancellations": dict(sorted(self.cancellations.items())), "reports": self.reports,
+                "settlements": self.settlements, "delivered": self.delivered,
+                "settlements_delivered": self.settlements_delivered, "duplicates": self.duplicates}
+
+
+def _worker(indexes: list[int], day: date, students: int, seed: int, root: str, broker: tuple[str, int],
+            issuer_public_key: bytes, results: Any) -> None:
+    """A worker process: simulate each machine, then drain outboxes a few at a time, overlapping the next day."""
+    catalog = load_catalog(CATALOG)
+    prices = {pid: p.price for pid, p in catalog.products.items()}
+    address = BrokerAddress(*broker)
+    draining: deque[tuple[Any, MachineStats, Path]] = deque()
+
+    def finish_one() -> None:
+        publisher, stats, state_dir = draining.popleft()
+        publisher.flush(120)
+        stats.undelivered = publisher.depth()
+        publisher.stop()
+        shutil.rmtree(state_dir, ignore_errors=True)
+        results.put(stats)
+
+    for index in indexes:
+        plan = plan_machine(index, day, students, seed, prices)
+        state_dir = Path(root) / plan.machine_id
+        stats = simulate_day(plan, catalog, state_dir, issuer_public_key)
+        draining.append((drain(plan, state_dir, address), stats, state_dir))
+        if len(draining) >= PARALLEL_DRAINS:
+            finish_one()
+    while draining:
+        finish_one()
+    results.put(("rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def run_fleet(machines: int, day: date, students: int, seed: int, address: BrokerAddress, processes: int,
+              issuer_public_key: bytes, progress: Any = None, state_root: Path | None = None) -> FleetResult:
+    """Simulate and drain every machine; the caller owns the broker and the backends."""
+    result = FleetResult()
+    started = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="fleet-", dir=state_root or _fast_tmp()))
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = max(1, min(processes, machines))
+    workers = [context.Process(target=_worker, args=(list(range(p, machines, processes)), day, students, seed,
+                                                      str(root), (address.host, address.port), issuer_public_key,
+                                                      results), daemon=True)
+               for p in range(processes)]
+    for worker in workers:
+        worker.start()
+    rss_kb, finished = 0, 0
+    while finished < processes:
+        try:
+            item = results.get(timeout=1.0)
+        except queue.Empty:
+            if not any(w.is_alive() for w in workers):
+                raise RuntimeError("fleet workers died; see their error output") from None
+            continue
+        if isinstance(item, tuple):
+            rss_kb = max(rss_kb, int(item[1]))
+            finished += 1
+            continue
+        result.add(item)
+        if progress is not None:
+            progress(result)
+    for worker in workers:
+        worker.join(timeout=30)
+    shutil.rmtree(root, ignore_errors=True)
+    result.wall_s = time.perf_counter() - started
+    result.peak_rss_mb = rss_kb / 1024
+    return result
+
+
+def _fast_tmp() -> str | None:
+    """Machine state on tmpfs when there is one: the fleet measures CPU, not the laptop's disk."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None

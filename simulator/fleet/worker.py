@@ -1,0 +1,118 @@
+"""One machine's school day on virtual time, then its outbox drained to the broker."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from firmware.assembly import build_machine
+from firmware.config.catalog import Catalog
+from firmware.config.machine import MachineConfig, MachineSetup
+from firmware.controller.machine import State
+from firmware.controller.session import Hardware
+from firmware.messages import Message
+from firmware.ports import CardTap
+from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.publisher import OutboxPublisher
+from firmware.reporting.reporter import MqttReporter
+from simulator.fleet.model import ZONE, MachinePlan
+from simulator.hardware.virtual import VirtualClock, VirtualDispenser
+
+DAY_END = time(18, 0)
+
+
+class NullDisplay:
+    """The fleet does not look at screens; a real display's cost is not the point here."""
+
+    def show(self, message: Message) -> None:
+        pass
+
+
+@dataclass
+class MachineStats:
+    machine: str
+    visits: int = 0
+    sales: int = 0
+    revenue: int = 0
+    refunds: int = 0
+    denials: Counter[str] = field(default_factory=Counter)
+    cancellations: Counter[str] = field(default_factory=Counter)
+    reports: int = 0          # vendor-stream reports the machine produced
+    settlements: int = 0      # issuer-stream reports
+    undelivered: int = 0      # outbox rows left when the run ended
+
+    def on_event(self, at: datetime, name: str, details: dict[str, Any]) -> None:
+        if name == "vended":
+            self.sales += 1
+            self.revenue += int(details["price"])
+        elif name == "refunded":
+            self.refunds += 1
+        elif name == "denied":
+            self.denials[str(details["reason"])] += 1
+        elif name == "cancelled":
+            self.cancellations[str(details["reason"])] += 1
+
+
+def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_public_key: bytes | None) -> MachineStats:
+    """Run every visit through the real controller, journal and outbox; no network here."""
+    config = MachineConfig.model_validate(plan.config)
+    setup = MachineSetup(config, catalog, state_dir / "machine.yaml")
+    day = plan.day
+    clock = VirtualClock(datetime.combine(day, time(7, 0), tzinfo=ZONE))
+    dispenser = VirtualDispenser({code: slot.stock for code, slot in config.slots.items()})
+    stats = MachineStats(plan.machine_id, visits=len(plan.visits))
+
+    def reporter(setup: MachineSetup, books: Any) -> MqttReporter:
+        return MqttReporter(config.id, ZONE, config.currency,
+                            stock=lambda: {s.slot: {"product": s.product, "stock": s.stock, "capacity": s.capacity,
+                                                    "price": s.price, "enabled": s.enabled}
+                                           for s in books.inventory.all()},
+                            daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
+                            issuer_public_key=issuer_public_key)
+
+    machine = build_machine(setup, state_dir, Hardware(clock, NullDisplay(), dispenser),
+                            reporter=reporter, events=stats.on_event)
+    with machine.db.atomic("journal"):
+        for card in plan.cards:
+            machine.books.wallet.issue(card.uid, card.profile, card.balance)
+    controller = machine.controller
+    controller.start()
+
+    def advance(moment: datetime) -> None:
+        while (deadline := controller.next_deadline) is not None and deadline <= moment:
+            clock.set(max(deadline, clock.now()))
+            controller.poll()
+        clock.set(max(moment, clock.now()))
+
+    for visit in plan.visits:
+        advance(visit.at)
+        tap = CardTap(visit.uid, "virtual", clock.now())
+        if visit.jams:
+            dispenser.jam(visit.slot)
+        if visit.card_first:
+            controller.dispatch("tap", tap)
+            if not visit.walks_away and controller.state is State.AWAITING_SELECTION:
+                controller.dispatch("select", visit.slot)
+        else:
+            controller.dispatch("select", visit.slot)
+            if not visit.walks_away and controller.state is State.AWAITING_CARD:
+                controller.dispatch("tap", tap)
+        if not visit.walks_away and controller.state is not State.IDLE:
+            controller.dispatch("cancel")  # refused and gave up
+    advance(datetime.combine(day, DAY_END, tzinfo=ZONE))
+    controller.close_day(day.isoformat())
+    stats.reports = machine.db.counter("seq:vendor")
+    stats.settlements = machine.db.counter("seq:issuer")
+    machine.db.close()
+    return stats
+
+
+def drain(plan: MachinePlan, state_dir: Path, address: BrokerAddress) -> OutboxPublisher:
+    """Start the machine's publisher at the end of its day; the caller waits for ``flush`` and stops it."""
+    clock = VirtualClock(datetime.combine(plan.day, DAY_END, tzinfo=ZONE))
+    machine_id = plan.machine_id
+    return OutboxPublisher(state_dir / "machine.db", machine_id, address, clock, heartbeat_s=3600,
+                           resend_after_s=5.0).start()
