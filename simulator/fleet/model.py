@@ -30,6 +30,7 @@ UNKNOWN_CARD_SHARE = 0.01          # taps by cards the machine does not know
 JAM_SHARE = 0.005                  # vends whose spiral jams
 WALK_AWAY_SHARE = 0.02             # select, then leave (selection timeout)
 CARD_FIRST_SHARE = 0.5             # tap before selecting (MDB session first)
+RESTOCK_AT = time(13, 30)          # the route driver refills every slot once a day
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: dict
     chosen = rng.sample(sorted(products), k=min(len(SLOT_CODES), len(products)))
     slots = {}
     for code, product in zip(SLOT_CODES, chosen, strict=False):
-        capacity = rng.choice((8, 10, 12))
+        capacity = rng.choice((10, 12, 15))
         slots[code] = {"product": product, "capacity": capacity, "stock": rng.randint(capacity // 2, capacity)}
     config = {
         "id": machine_id,

@@ -18,7 +18,7 @@ from firmware.ports import CardTap
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import MqttReporter
-from simulator.fleet.model import ZONE, MachinePlan
+from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan
 from simulator.hardware.virtual import VirtualClock, VirtualDispenser
 
 DAY_END = time(18, 0)
@@ -87,7 +87,13 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
             controller.poll()
         clock.set(max(moment, clock.now()))
 
+    restock_at = datetime.combine(day, RESTOCK_AT, tzinfo=ZONE)
+    restocked = False
     for visit in plan.visits:
+        if not restocked and visit.at >= restock_at:
+            advance(restock_at)
+            restock(controller, dispenser, config)
+            restocked = True
         advance(visit.at)
         tap = CardTap(visit.uid, "virtual", clock.now())
         if visit.jams:
@@ -108,6 +114,16 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
     stats.settlements = machine.db.counter("seq:issuer")
     machine.db.close()
     return stats
+
+
+def restock(controller: Any, dispenser: VirtualDispenser, config: MachineConfig) -> None:
+    """The route driver's visit: door open (any session ends), every slot filled, door closed."""
+    controller.dispatch("door_open")
+    full = {code: slot.capacity for code, slot in config.slots.items()}
+    for code, count in full.items():
+        dispenser.fill(code, count)
+    controller.restock(full)
+    controller.dispatch("door_close")
 
 
 def drain(plan: MachinePlan, state_dir: Path, address: BrokerAddress) -> OutboxPublisher:
