@@ -9,6 +9,7 @@ here so the crash harness can enumerate them, and a test fails if code reaches a
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable
@@ -56,12 +57,15 @@ def set_hook(hook: Hook | None) -> None:
     _hook = hook
 
 
-def _env_target() -> tuple[str, int] | None:
+@functools.cache
+def _armed() -> tuple[str | None, tuple[str, int] | None]:
+    """Read the environment once per process: it is set before a harness starts the process."""
+    trace = os.environ.get("VENDING_CRASH_TRACE") or None
     raw = os.environ.get("VENDING_CRASH_AT")
     if not raw:
-        return None
+        return trace, None
     name, _, nth = raw.partition(":")
-    return name, int(nth) if nth else 1
+    return trace, (name, int(nth) if nth else 1)
 
 
 def reached(point: str) -> None:
@@ -69,11 +73,10 @@ def reached(point: str) -> None:
     if point not in POINTS:
         raise UndeclaredCrashPoint(point)
     _hits[point] += 1
-    trace = os.environ.get("VENDING_CRASH_TRACE")
+    trace, target = _armed()
     if trace:  # the harness learns which points a run reaches, and how often
         with open(trace, "a") as handle:
             handle.write(point + "\n")
-    target = _env_target()
     if target is not None and target[0] == point and _hits[point] == target[1]:
         os._exit(CRASH_EXIT_CODE)
     if _hook is not None:

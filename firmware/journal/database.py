@@ -7,7 +7,7 @@ so a power cut after a commit never loses it; a crash before a commit loses only
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,6 +58,7 @@ class Database:
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"{path}: cannot open the machine's state database: {exc}") from None
         self._depth = 0
+        self.on_rollback: list[Callable[[], None]] = []  # caches that must forget uncommitted writes
 
     @contextmanager
     def atomic(self, step: str = "journal") -> Iterator[sqlite3.Connection]:
@@ -97,6 +98,8 @@ class Database:
             self.conn.execute("ROLLBACK")
         except sqlite3.Error:
             pass
+        for forget in self.on_rollback:
+            forget()
 
     def counter(self, name: str) -> int:
         row = self.conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
@@ -104,12 +107,12 @@ class Database:
 
     def bump(self, name: str, by: int = 1) -> int:
         """Increment a counter inside the current transaction and return its new value."""
-        self.conn.execute(
+        row = self.conn.execute(
             "INSERT INTO counters (name, value) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value RETURNING value",
             (name, by),
-        )
-        return self.counter(name)
+        ).fetchone()
+        return int(row[0])
 
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -23,6 +23,13 @@ class Inventory:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._cache: dict[str, SlotState | None] = {}  # write-through; emptied when a transaction rolls back
+        self._codes: list[str] | None = None
+        db.on_rollback.append(self._forget)
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._codes = None
 
     def seed(self, setup: MachineSetup) -> None:
         for code, spec in setup.config.slots.items():
@@ -30,32 +37,39 @@ class Inventory:
                 "INSERT INTO slots (slot, product, capacity, stock, price, enabled) VALUES (?, ?, ?, ?, ?, ?)",
                 (code, spec.product, spec.capacity, spec.stock, setup.price_of(code), int(spec.enabled)),
             )
+        self._forget()
 
     def get(self, slot: str) -> SlotState | None:
-        row = self.db.conn.execute(
-            "SELECT slot, product, capacity, stock, price, enabled FROM slots WHERE slot = ?", (slot,)
-        ).fetchone()
-        return SlotState(row[0], row[1], row[2], row[3], row[4], bool(row[5])) if row else None
+        if slot not in self._cache:
+            row = self.db.conn.execute(
+                "SELECT slot, product, capacity, stock, price, enabled FROM slots WHERE slot = ?", (slot,)
+            ).fetchone()
+            self._cache[slot] = SlotState(row[0], row[1], row[2], row[3], row[4], bool(row[5])) if row else None
+        return self._cache[slot]
 
     def all(self) -> list[SlotState]:
-        rows = self.db.conn.execute(
-            "SELECT slot, product, capacity, stock, price, enabled FROM slots ORDER BY slot"
-        ).fetchall()
-        return [SlotState(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+        if self._codes is None:  # the planogram's slots are fixed once seeded
+            self._codes = [row[0] for row in self.db.conn.execute("SELECT slot FROM slots ORDER BY slot")]
+        return [state for code in self._codes if (state := self.get(code)) is not None]
 
     def stock(self) -> dict[str, int]:
         return {s.slot: s.stock for s in self.all()}
 
     def take_one(self, slot: str) -> int:
         self.db.conn.execute("UPDATE slots SET stock = stock - 1 WHERE slot = ? AND stock > 0", (slot,))
+        self._cache.pop(slot, None)
         state = self.get(slot)
         return state.stock if state else 0
 
     def set_stock(self, slot: str, count: int) -> None:
-        self.db.conn.execute("UPDATE slots SET stock = ? WHERE slot = ?", (count, slot))
+        self._update(slot, "stock", count)
 
     def set_price(self, slot: str, price: int) -> None:
-        self.db.conn.execute("UPDATE slots SET price = ? WHERE slot = ?", (price, slot))
+        self._update(slot, "price", price)
 
     def set_enabled(self, slot: str, enabled: bool) -> None:
-        self.db.conn.execute("UPDATE slots SET enabled = ? WHERE slot = ?", (int(enabled), slot))
+        self._update(slot, "enabled", int(enabled))
+
+    def _update(self, slot: str, column: str, value: int) -> None:
+        self.db.conn.execute(f"UPDATE slots SET {column} = ? WHERE slot = ?", (value, slot))  # noqa: S608
+        self._cache.pop(slot, None)

@@ -20,10 +20,16 @@ class Pseudonymizer:
             raise ValueError("a term key must be at least 32 bytes")
         self.term = term
         self._key = key
+        self._known: dict[str, str] = {}  # a school's cards: bounded by how many exist
 
     def __call__(self, uid: str) -> str:
-        digest = hmac.new(self._key, bytes.fromhex(normalise_uid(uid)), hashlib.sha256).digest()[:16]
-        return base64.b32encode(digest).decode("ascii").rstrip("=").lower()
+        pseudonym = self._known.get(uid)
+        if pseudonym is None:
+            digest = hmac.new(self._key, bytes.fromhex(normalise_uid(uid)), hashlib.sha256).digest()[:16]
+            pseudonym = base64.b32encode(digest).decode("ascii").rstrip("=").lower()
+            if len(self._known) < 100_000:
+                self._known[uid] = pseudonym
+        return pseudonym
 
     def __repr__(self) -> str:  # never show the key
         return f"Pseudonymizer(term={self.term!r})"

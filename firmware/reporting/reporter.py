@@ -59,10 +59,15 @@ class MqttReporter:
 
     # ---- one handler per journal entry kind ----------------------------------------------------
     def _on_vend_completed(self, entry: JournalEntry) -> list[OutboundMessage]:
-        messages = [self._sale(entry, "vended"), self._stock(entry)]
-        if entry.data["stock"] <= self.low_stock:
-            messages.append(self._alert(entry, "low_stock", slot=entry.data["slot"], stock=entry.data["stock"]))
-        return messages
+        """A sale; the retained stock snapshot only when the slot reaches the low-stock level.
+
+        Between snapshots the vendor has every sale, so a snapshot per sale would only double the
+        traffic; at low stock the route planner needs the whole picture at once.
+        """
+        if entry.data["stock"] > self.low_stock:
+            return [self._sale(entry, "vended")]
+        return [self._sale(entry, "vended"), self._stock(entry),
+                self._alert(entry, "low_stock", slot=entry.data["slot"], stock=entry.data["stock"])]
 
     def _on_vend_refunded(self, entry: JournalEntry) -> list[OutboundMessage]:
         return [self._sale(entry, "refunded"), self._alert(entry, "jam", slot=entry.data["slot"])]
