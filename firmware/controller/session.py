@@ -402,7 +402,10 @@ class Controller:
         )
 
     def _current_vend(self) -> VendRecord:
-        return next(r for r in self.books.vends.pending() if r.txn_id == self.txn_id)
+        assert self.txn_id is not None
+        record = self.books.vends.get(self.txn_id)
+        assert record is not None and record.status == "debited"
+        return record
 
     def _settle_drop(self, record: VendRecord, recovered: bool) -> None:
         with self.books.journal.atomic("drop"):

@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS vends (
     local_day TEXT NOT NULL, at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS vends_by_card_day ON vends (uid, local_day);
+CREATE INDEX IF NOT EXISTS vends_pending ON vends (status) WHERE status = 'debited';
 CREATE TABLE IF NOT EXISTS journal (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, txn_id TEXT, data TEXT NOT NULL
 );

@@ -39,6 +39,12 @@ class VendLedger:
         if cursor.rowcount != 1:
             raise RuntimeError(f"vend {txn_id} is not awaiting settlement")
 
+    def get(self, txn_id: str) -> VendRecord | None:
+        row = self.db.conn.execute(
+            "SELECT txn_id, slot, product, price, uid, status, local_day FROM vends WHERE txn_id = ?", (txn_id,)
+        ).fetchone()
+        return VendRecord(*row) if row else None
+
     def pending(self) -> list[VendRecord]:
         rows = self.db.conn.execute(
             "SELECT txn_id, slot, product, price, uid, status, local_day FROM vends "
