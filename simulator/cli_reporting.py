@@ -63,11 +63,15 @@ def _serve_forever(service: object) -> None:
 
 @backend_app.command("vendor")
 def backend_vendor(broker: Broker, db: Annotated[Path, typer.Option(help="SQLite file for the vendor's data.")],
-                   username: Optional[str] = None, password: Optional[str] = None) -> None:
+                   username: Optional[str] = None, password: Optional[str] = None,
+                   shared: Annotated[Optional[str], typer.Option(
+                       help="Share the load with other backend processes in this $share group.")] = None,
+                   client_id: Annotated[Optional[str], typer.Option(
+                       help="MQTT client id (give each shared instance its own).")] = None) -> None:
     """Store sales, denials, stock and alerts once each, and acknowledge them to the machines."""
     from simulator.backends.vendor import VendorBackend
 
-    service = VendorBackend(BrokerAddress.parse(broker, username, password), db).start()
+    service = VendorBackend(BrokerAddress.parse(broker, username, password), db, client_id, shared).start()
     typer.echo(f"vendor backend on {broker}, storing in {db}; Ctrl-C to stop")
     _serve_forever(service)
 

@@ -28,9 +28,11 @@ class BackendService:
     subscriptions: tuple[str, ...] = ()
     stream = "vendor"
 
-    def __init__(self, address: BrokerAddress, store: SqliteReportStore, client_id: str | None = None) -> None:
+    def __init__(self, address: BrokerAddress, store: SqliteReportStore, client_id: str | None = None,
+                 shared_group: str | None = None) -> None:
         self.address = address
         self.store = store
+        self.shared_group = shared_group
         self.client = make_client(address, client_id or self.client_id, persistent=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -63,8 +65,13 @@ class BackendService:
         if reason_code.is_failure:
             log.warning("broker refused %s: %s", self.client_id, reason_code)
             return
-        client.subscribe([(topic, 1) for topic in self.subscriptions])
+        client.subscribe([(self.subscription(topic), 1) for topic in self.subscriptions])
         self.connected.set()
+
+    def subscription(self, topic: str) -> str:
+        """With a group, several backend processes share the load (MQTT 5 / Mosquitto / EMQX / HiveMQ
+        ``$share``); exactly-once still holds because the store dedups on (machine, seq)."""
+        return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         parsed = topics.split(message.topic)

@@ -19,8 +19,9 @@ class VendorBackend(BackendService):
                      "vending/v1/+/cmd-result", "vending/v1/+/status", "vending/v1/+/heartbeat")
     stream = "vendor"
 
-    def __init__(self, address: BrokerAddress, db: Path, client_id: str | None = None) -> None:
-        super().__init__(address, SqliteReportStore(db, VENDOR_SCHEMA), client_id)
+    def __init__(self, address: BrokerAddress, db: Path, client_id: str | None = None,
+                 shared_group: str | None = None) -> None:
+        super().__init__(address, SqliteReportStore(db, VENDOR_SCHEMA), client_id, shared_group)
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         if kind in SEQUENCED:

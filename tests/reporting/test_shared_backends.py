@@ -1,0 +1,58 @@
+"""Two vendor backend instances share one $share subscription on Mosquitto: the load splits, nothing doubles."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from simulator.backends.vendor import VendorBackend
+from simulator.reporting_world import ReportingWorld
+from simulator.scenarios import load_scenario
+from simulator.scenarios.runner import ScenarioRunner
+from tests.conftest import ROOT
+from tests.reporting.conftest import require_mosquitto
+from tests.waiting import eventually
+
+
+def test_shared_subscription_splits_load_and_stays_exactly_once(tmp_path: Path):
+    require_mosquitto()
+    world = ReportingWorld(tmp_path / "world", broker="mosquitto").start()
+    world.vendor.stop()  # replaced by two instances sharing one database and one $share group
+    db = tmp_path / "world" / "shared-vendor.db"
+    instances = [VendorBackend(world.address, db, client_id=f"vendor-{i}", shared_group="vendor").start()
+                 for i in range(2)]
+    world.vendor = instances[0]
+    received = [0, 0]
+    for index, instance in enumerate(instances):
+        original = instance.report
+
+        def counting(machine, kind, payload, _original=original, _index=index):
+            received[_index] += 1
+            return _original(machine, kind, payload)
+
+        instance.report = counting
+        assert instance.connected.wait(15)
+    runner = ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine",
+                            reporter=world.reporter_factory)
+    detach = world(runner)
+    runner.start()
+    try:
+        from firmware.ports import CardTap
+        controller = runner.machine.controller
+        uid = runner.scenario.cards["lin"].uid
+        for i in range(40):
+            controller.dispatch("select", ["A1", "A3", "D1", "E1", "E2"][i % 5])
+            controller.dispatch("tap", CardTap(uid, "virtual", runner.clock.now()))
+            runner.clock.advance(timedelta(seconds=30))
+        assert world.publisher.flush(30)
+        machine_reports = runner.machine.db.counter("seq:vendor")
+        eventually(lambda: instances[0].store.count() == machine_reports, what="all reports stored")
+        sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
+        assert sales[0] == sales[1] == runner.result.sales
+        assert all(received), f"one instance got nothing: {received}"
+    finally:
+        detach()
+        runner.close()
+        for instance in instances[1:]:
+            instance.stop()
+        world.stop()
