@@ -114,7 +114,7 @@ class ReportingWorld:
             stock=lambda: {s.slot: {"product": s.product, "stock": s.stock, "capacity": s.capacity,
                                     "price": s.price, "enabled": s.enabled} for s in books.inventory.all()},
             daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
-            issuer_public_key=self.issuer_keys[1])
+            issuer_public_key=self.issuer_keys[1], settlement=config.settlement)
 
     def start_publisher(self, machine: Machine) -> OutboxPublisher:
         assert self.address is not None

@@ -98,6 +98,9 @@ class MachineConfig(Strict):
     timeouts: Timeouts = Timeouts()
     low_stock: int = Field(default=2, ge=0, le=100)
     rules: list[str] = []
+    # per_card: (uid, amount, count) per card per day; day_total: the day's total and the list of cards,
+    # no per-card amounts -- an issuer + vendor join on amounts then pins nobody (docs/privacy.md)
+    settlement: Literal["per_card", "day_total"] = "per_card"
 
     @field_validator("id")
     @classmethod

@@ -35,6 +35,7 @@ class MqttReporter:
     daily_totals: DailyTotals
     low_stock: int
     issuer_public_key: bytes | None = None
+    settlement: str = "per_card"
 
     def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]:
         handler = getattr(self, f"_on_{entry.kind}", None)
@@ -96,7 +97,12 @@ class MqttReporter:
         if self.issuer_public_key is None:
             return []
         day = entry.data["day"]
-        cards = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in self.daily_totals(day)]
-        document = {"machine": self.machine, "day": day, "currency": self.currency, "cards": cards}
+        totals = self.daily_totals(day)
+        document: dict[str, Any] = {"machine": self.machine, "day": day, "currency": self.currency}
+        if self.settlement == "day_total":
+            document |= {"amount": sum(a for _, a, _ in totals), "count": sum(c for _, _, c in totals),
+                         "cards": sorted(uid for uid, _, _ in totals)}
+        else:
+            document["cards"] = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in totals]
         payload = {"machine": self.machine, "day": day, "sealed": seal(document, self.issuer_public_key)}
         return [OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")]

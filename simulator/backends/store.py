@@ -47,8 +47,12 @@ CREATE TABLE IF NOT EXISTS reports (
 );
 CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS settlements (
-    machine TEXT NOT NULL, day TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER NOT NULL, count INTEGER NOT NULL,
+    machine TEXT NOT NULL, day TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER, count INTEGER,
     PRIMARY KEY (machine, day, uid)
+);
+CREATE TABLE IF NOT EXISTS settlement_days (
+    machine TEXT NOT NULL, day TEXT NOT NULL, amount INTEGER NOT NULL, count INTEGER NOT NULL,
+    cards INTEGER NOT NULL, PRIMARY KEY (machine, day)
 );
 """
 

@@ -71,7 +71,7 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
                                                     "price": s.price, "enabled": s.enabled}
                                            for s in books.inventory.all()},
                             daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
-                            issuer_public_key=issuer_public_key)
+                            issuer_public_key=issuer_public_key, settlement=config.settlement)
 
     machine = build_machine(setup, state_dir, Hardware(clock, NullDisplay(), dispenser),
                             reporter=reporter, events=stats.on_event)

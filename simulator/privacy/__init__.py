@@ -1,0 +1,1 @@
+"""Measurements of what the parties could learn by combining what they receive."""
