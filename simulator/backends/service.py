@@ -18,7 +18,7 @@ from firmware.reporting.mqtt import BrokerAddress, make_client
 from simulator.backends.store import Report, SqliteReportStore
 
 log = logging.getLogger(__name__)
-BATCH = 500
+BATCH = 2000
 
 
 class BackendService:
