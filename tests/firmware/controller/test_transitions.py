@@ -1,0 +1,257 @@
+"""Every declared transition, the unhappy paths included, on a real controller and journal."""
+
+from __future__ import annotations
+
+import pytest
+from transitions.core import MachineError
+
+from firmware import crashpoints
+from firmware.controller.machine import BUSY, SESSION, TRANSITIONS, State
+
+
+def test_selection_first_then_card_vends_once(rig):
+    rig.select("A1")
+    assert rig.state == "awaiting_card"
+    rig.tap()
+    assert (rig.last.outcome, rig.state, rig.balance(), rig.stock("A1")) == ("vended", "idle", 75, 7)
+
+
+def test_card_first_then_selection_vends_once(rig):
+    rig.tap()
+    assert rig.state == "awaiting_selection"
+    rig.select("A1")
+    assert (rig.last.outcome, rig.balance(), rig.stock("A1")) == ("vended", 75, 7)
+
+
+def test_changing_the_selection_before_tapping(rig):
+    rig.select("A1")
+    rig.select("E1")
+    rig.tap()
+    assert (rig.last.slot, rig.balance()) == ("E1", 90)
+
+
+def test_insufficient_funds_is_refused_before_anything_moves(rig):
+    rig.runner.machine.books.wallet.debit(rig.uid("amy"), __import__("firmware.money").money.Money(90), "t")
+    motor_runs = rig.runner.dispenser.motor_runs
+    rig.select("A1")
+    rig.tap()
+    assert (rig.last.outcome, rig.last.reason, rig.balance(), rig.stock("A1")) == ("denied", "insufficient_funds", 10, 8)
+    assert rig.runner.dispenser.motor_runs == motor_runs
+    assert rig.state == "awaiting_selection"  # the card stays in session; another choice is possible
+    rig.select("E1")
+    assert rig.last.outcome == "vended" and rig.balance() == 0
+
+
+def test_jam_refunds_and_keeps_stock(rig):
+    rig.runner.dispenser.jam("A1")
+    rig.select("A1")
+    rig.tap()
+    assert (rig.last.outcome, rig.balance(), rig.stock("A1"), rig.state) == ("refunded", 100, 8, "idle")
+
+
+def test_empty_spiral_refunds(rig):
+    rig.runner.dispenser.empty("A2")
+    rig.select("A2")
+    rig.tap()
+    assert (rig.last.outcome, rig.balance(), rig.stock("A2")) == ("refunded", 100, 6)
+
+
+def test_sold_out_selection_is_refused_in_each_selling_state(rig):
+    rig.runner.machine.controller.restock({"C2": 0})
+    rig.select("C2")
+    assert (rig.last.reason, rig.state) == ("sold_out", "idle")
+    rig.select("A1")
+    rig.select("C2")
+    assert (rig.last.reason, rig.state) == ("sold_out", "awaiting_card")
+    rig.controller.dispatch("cancel")
+    rig.tap()
+    rig.select("C2")
+    assert (rig.last.reason, rig.state) == ("sold_out", "awaiting_selection")
+
+
+def test_unknown_slot_and_unknown_card(rig):
+    rig.select("Z9")
+    assert rig.last.reason == "unknown_slot"
+    rig.tap(uid="DEADBEEF")
+    assert (rig.last.reason, rig.state, rig.last.pseudonym) == ("unknown_card", "idle", None)
+
+
+@pytest.mark.parametrize("state", list(State), ids=[s.value for s in State])
+def test_cancel_in_every_state(rig, state):
+    controller = rig.controller
+    if state in SESSION:
+        rig.select("A1") if state is State.AWAITING_CARD else rig.tap()
+    else:
+        controller.machine.set_state(state)
+    before = (rig.total(), rig.stock("A1"))
+    controller.dispatch("cancel")
+    if state in SESSION:
+        assert (rig.state, rig.last.outcome, rig.last.reason) == ("idle", "cancelled", "user_cancel")
+    else:
+        assert rig.state == state.value  # nothing to cancel, or a vend that cannot be stopped
+    if state in BUSY:
+        assert "Vend in progress" in rig.runner.display.text()
+    assert (rig.total(), rig.stock("A1")) == before
+
+
+def test_card_timeout_boundary(rig):
+    rig.select("A1")
+    rig.wait(29)
+    assert rig.state == "awaiting_card"
+    rig.wait(1)
+    assert (rig.state, rig.last.reason) == ("idle", "timeout")
+
+
+def test_selection_timeout_boundary(rig):
+    rig.tap()
+    rig.wait(29)
+    assert rig.state == "awaiting_selection"
+    rig.wait(1)
+    assert (rig.state, rig.last.outcome, rig.last.reason, rig.balance()) == ("idle", "cancelled", "timeout", 100)
+
+
+def test_session_limit_overrides_fresh_selection_timers(rig):
+    for _ in range(4):
+        rig.tap()
+        rig.wait(29)
+    rig.tap()  # 116 s into the session: the 120 s session limit comes before this tap's 30 s timer
+    rig.wait(4)
+    assert (rig.state, rig.last.reason) == ("idle", "timeout")
+
+
+@pytest.mark.parametrize("start", ["idle", "awaiting_card", "awaiting_selection", "out_of_order"])
+def test_door_open_closes_sales_from_each_state(rig, start):
+    if start == "awaiting_card":
+        rig.select("A1")
+    elif start == "awaiting_selection":
+        rig.tap()
+    elif start == "out_of_order":
+        rig.controller.dispatch("fault", "motor board")
+    rig.controller.dispatch("door_open")
+    assert rig.state == "service"
+    if start.startswith("awaiting"):
+        assert (rig.last.outcome, rig.last.reason) == ("cancelled", "door_open")
+    rig.tap()
+    assert (rig.last.reason, rig.state) == ("out_of_service", "service")
+    rig.controller.dispatch("door_close")
+    assert rig.state == "idle"
+
+
+def test_fault_stops_sales_until_recovered(rig):
+    rig.tap()
+    rig.controller.dispatch("fault", "motor board")
+    assert (rig.state, rig.last.reason) == ("out_of_order", "fault")
+    rig.select("A1")
+    assert rig.last.reason == "out_of_service"
+    rig.controller.dispatch("recover")
+    rig.select("A1")
+    rig.tap()
+    assert rig.last.outcome == "vended"
+
+
+def test_invalid_triggers_are_errors_not_silence(rig):
+    with pytest.raises(MachineError):
+        rig.controller.dispatch("door_close")  # the door is not open
+    with pytest.raises(MachineError):
+        rig.controller.dispatch("approve")  # not authorising
+
+
+KINDS = ["success", "jam", "denial", "cancel", "timeout"]
+IN_PROCESS_POINTS = sorted(p for p in crashpoints.POINTS if p.split(".")[0] in
+                           ("journal", "debit", "dispense", "drop", "refund"))
+
+
+def run_kind(rig, kind: str) -> None:
+    if kind == "jam":
+        rig.runner.dispenser.jam("A1")
+    if kind in ("success", "jam"):
+        rig.select("A1")
+        rig.tap()
+    elif kind == "denial":
+        rig.runner.clock.set(rig.runner.clock.now().replace(hour=11, minute=30))
+        rig.tap()
+        rig.select("C1")  # a student's snack at lunchtime: lunch_lockout
+        rig.controller.dispatch("cancel")
+    elif kind == "cancel":
+        rig.tap()
+        rig.controller.dispatch("cancel")
+    else:
+        rig.tap()
+        rig.wait(31)
+
+
+@pytest.mark.parametrize("point", IN_PROCESS_POINTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_power_cut_at_each_point_of_each_kind_of_vend(rig, kind, point):
+    start_total, start_stock = rig.total(), rig.stock("A1")
+    fired = []
+
+    def cut(reached: str) -> None:
+        if reached == point and not fired:
+            fired.append(point)
+            raise crashpoints.PowerCut(point)
+
+    crashpoints.set_hook(cut)
+    try:
+        run_kind(rig, kind)
+    except crashpoints.PowerCut:
+        rig.runner.power_cycle()
+    finally:
+        crashpoints.set_hook(None)
+    books = rig.runner.machine.books
+    assert books.vends.in_flight() == 0 and books.vends.pending() == []
+    assert rig.total() == start_total
+    assert rig.stock("A1") == start_stock - books.vends.confirmed_drops().get("A1", 0)
+    assert sum(books.vends.confirmed_drops().values()) == len(rig.runner.dispenser.dispensed)
+    assert rig.state == "idle"
+
+
+def test_every_declared_transition_is_exercised(rig, monkeypatch):
+    """Run a tour of the machine and compare the (trigger, source, dest) triples seen with the table."""
+    from transitions.core import Transition
+
+    seen: set[tuple[str, str, str]] = set()
+    original = Transition.execute
+
+    def recording(self, event_data):
+        result = original(self, event_data)
+        if result:
+            dest = self.dest if self.dest is not None else self.source
+            seen.add((event_data.event.name, self.source, dest))
+        return result
+
+    monkeypatch.setattr(Transition, "execute", recording)
+    c = rig.controller
+    rig.select("A1"); rig.select("E1"); rig.tap()                      # select x2, tap->authorising, approve..
+    rig.tap(); rig.tap(); rig.select("A1")                             # tap idle/awaiting_selection, select->auth
+    rig.runner.dispenser.jam("A1"); rig.select("A1"); rig.tap()        # no_drop -> refunding
+    c.restock({"C2": 0})
+    rig.select("C2"); rig.select("A1"); rig.select("C2"); rig.tap(uid="DEADBEEF")   # denials, unknown card
+    rig.tap(); rig.select("C2"); rig.tap(uid="DEADBEEF")
+    rig.select("A1"); rig.tap(uid="DEADBEEF")
+    rig.select("A1"); c.dispatch("cancel"); rig.tap(); c.dispatch("cancel"); c.dispatch("cancel")
+    rig.select("A1"); rig.wait(30); rig.tap(); rig.wait(30)
+    rig.runner.clock.set(rig.runner.clock.now().replace(hour=11, minute=30))
+    rig.tap(); rig.select("C1")                                        # deny -> awaiting_selection
+    c.dispatch("door_open"); rig.tap(); rig.select("A1"); c.dispatch("cancel"); c.dispatch("door_close")
+    rig.select("A1"); c.dispatch("door_open"); c.dispatch("door_close")
+    rig.tap(); c.dispatch("door_open"); c.dispatch("fault", "x"); rig.tap(); rig.select("A1"); c.dispatch("cancel")
+    c.dispatch("door_open"); c.dispatch("door_close"); c.dispatch("fault", "y"); c.dispatch("recover")
+    rig.select("A1"); c.dispatch("fault", "z"); c.dispatch("recover"); rig.tap(); c.dispatch("fault", "w")
+    c.dispatch("recover")
+    rig.tap(uid="DEADBEEF")                                            # unknown card while idle
+    c.dispatch("door_open"); c.dispatch("door_close")                  # door from idle
+    for busy in BUSY:
+        c.machine.set_state(busy)
+        c.dispatch("cancel")
+    c.machine.set_state(State.IDLE)
+
+    declared = set()
+    for spec in TRANSITIONS:
+        sources = spec["source"] if isinstance(spec["source"], list) else [spec["source"]]
+        for source in sources:
+            dest = spec["dest"] if spec["dest"] is not None else source
+            declared.add((spec["trigger"], source.value, dest.value))
+    seen_values = {(t, State[s].value, State[d].value) for t, s, d in seen}  # transitions names enum states
+    missing = declared - seen_values
+    assert not missing, f"declared but never exercised: {sorted(missing)}"

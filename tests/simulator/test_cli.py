@@ -1,0 +1,75 @@
+"""The `vending` command's contract: exit codes, event lines, JSON, validation errors, help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime
+from pathlib import Path
+
+from tests.conftest import CONFIGS, ROOT
+
+VENDING = str(ROOT / ".venv/bin/vending")
+MORNING = CONFIGS / "scenarios/normal-morning.yaml"
+
+
+def vending(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([VENDING, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_run_passes_and_prints_one_line_per_event_then_a_summary():
+    out = vending("run", "--script", str(MORNING), "--broker", "none")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("2026-03-02T07:30:00+08:00  power_on")
+    assert lines[-1].startswith("summary: sales 5, revenue NT$105")
+    assert "26 passed, 0 failed" in lines[-1]
+
+
+def test_json_lines_have_time_with_offset_and_event():
+    out = vending("run", "--script", str(MORNING), "--broker", "none", "--json")
+    assert out.returncode == 0
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    for record in records[:-1]:
+        assert datetime.fromisoformat(record["t"]).utcoffset() is not None
+        assert isinstance(record["event"], str)
+    assert records[-1]["event"] == "summary" and records[-1]["expectations_failed"] == 0
+
+
+def test_a_wrong_expectation_exits_1_with_expected_and_actual(tmp_path: Path):
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(MORNING.read_text().replace("machine: ../machines/demo.yaml",
+                                                 f"machine: {CONFIGS / 'machines/demo.yaml'}")
+                     .replace("balance: 75", "balance: 74"))
+    out = vending("run", "--script", str(wrong), "--broker", "none")
+    assert out.returncode == 1
+    assert "FAILED line 13: expect balance: expected 74, got 75" in out.stdout
+
+
+def test_invalid_input_exits_2_with_file_line_field_reason(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"machine: {CONFIGS / 'machines/demo.yaml'}\nstart: \"2026-03-02T07:30:00+08:00\"\n"
+                   "steps:\n  - select: A1\n  - dance: true\n")
+    for command in (["run", "--script", str(bad)], ["check", str(bad)]):
+        out = vending(*command)
+        assert out.returncode == 2
+        assert out.stderr.startswith(f"{bad}:5: steps.1.dance: unknown step 'dance'")
+
+
+def test_check_accepts_every_shipped_file():
+    files = sorted(str(p) for p in CONFIGS.rglob("*.yaml") if "rules" not in p.parts)
+    out = vending("check", *files)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(": ok (") == len(files)
+
+
+def test_broker_steps_need_reporting():
+    out = vending("run", "--script", str(CONFIGS / "scenarios/broker-outage.yaml"), "--broker", "none")
+    assert out.returncode == 2
+    assert "needs MQTT reporting" in out.stderr
+
+
+def test_run_help_documents_every_option():
+    out = vending("run", "--help")
+    for option in ("--script", "--machine", "--json", "--state-dir", "--broker", "Exit 0", "2"):
+        assert option in out.stdout
