@@ -40,3 +40,10 @@ def test_no_vendor_payload_has_a_card_number_or_balance():
     for kind in ("sale", "denial", "stock", "alert", "cmd-result", "status", "heartbeat"):
         fields = set(SCHEMAS[kind]["properties"])
         assert not fields & {"uid", "card", "balance", "name"}, kind
+
+
+def test_backend_schemas_in_docs_are_the_ones_the_code_creates():
+    from simulator.backends.store import ISSUER_SCHEMA, VENDOR_SCHEMA
+
+    doc = (ROOT / "docs/backends.md").read_text()
+    assert VENDOR_SCHEMA in doc and ISSUER_SCHEMA in doc
