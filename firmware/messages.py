@@ -32,9 +32,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "denied.unknown_slot": ("沒有 {slot} 這個選項", "There is no selection {slot}"),
     "denied.unknown_card": ("無法辨識此卡片", "Card not recognised"),
     "denied.out_of_service": ("暫停服務", "Out of service"),
-    "denied.not_compliant": ("不符校園食品規範 {rule}：{detail_zh}", "Not allowed on campus - {rule}: {detail_en}"),
+    "denied.not_compliant": ("不符校園食品規範：{detail_zh}", "Not allowed on campus - {detail_en}"),
     "denied.card_not_linked": ("此卡未開通支付功能", "This card is not enabled for payment"),
-    "denied.guardian_limit": ("已達家長設定每日上限 NT${limit}", "Daily limit set by guardian reached (NT${limit})"),
+    "denied.guardian_limit": ("超過家長設定每日上限 NT${limit}（今日已用 NT${spent}）",
+                              "Over the daily limit set by a guardian: NT${limit} (spent today NT${spent})"),
     "denied.guardian_blocked": ("家長已限制購買此類商品", "A guardian has blocked this kind of product"),
 }
 

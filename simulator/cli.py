@@ -24,6 +24,7 @@ from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
 from simulator.cli_fleet import fleet
 from simulator.cli_reporting import backend_app, keys_app
+from simulator.cli_rules import refused_slots, rules_app
 from simulator.output import EventPrinter
 from simulator.party_views import print_party_views
 from simulator.paths import SCENARIOS
@@ -35,6 +36,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(keys_app, name="keys")
 app.add_typer(backend_app, name="backend")
 app.command("fleet")(fleet)
+app.add_typer(rules_app, name="rules")
 err = Console(stderr=True)
 BROKER_HELP = ("Report over MQTT: `embedded` (in-process amqtt on 127.0.0.1, the default), `mosquitto` "
                "(start Debian's mosquitto on a free port), `none` (no reporting), or mqtt://host:port.")
@@ -130,14 +132,21 @@ def _kind_of(path: Path) -> str:
 
 
 @app.command()
-def check(files: Annotated[list[Path], typer.Argument(help="Machine configs, catalogs or scenarios.")]) -> None:
+def check(files: Annotated[list[Path], typer.Argument(help="Machine configs, catalogs or scenarios.")],
+          strict: Annotated[bool, typer.Option(help="Fail (exit 2) when a machine's slot holds a product its "
+                                                    "own food rules refuse; otherwise only warn.")] = False) -> None:
     """Validate files; exit 2 on the first invalid one, printing FILE:LINE: field.path: reason."""
     for path in files:
         try:
             kind = _kind_of(path)
-            {"scenario": load_scenario, "catalog": load_catalog, "machine": load_machine}[kind](path)
+            loaded = {"scenario": load_scenario, "catalog": load_catalog, "machine": load_machine}[kind](path)
         except InputError as exc:
             fail_input(exc)
+        warnings = refused_slots(loaded) if kind == "machine" else []
+        for warning in warnings:
+            typer.echo(f"{path}: warning: {warning}", err=True)
+        if warnings and strict:
+            raise typer.Exit(2)
         typer.echo(f"{path}: ok ({kind})")
 
 

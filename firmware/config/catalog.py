@@ -12,6 +12,11 @@ from firmware.ports import PROFILES
 
 Category = Literal["drink", "dairy", "snack", "bakery", "stationery"]
 CATEGORIES: tuple[str, ...] = ("drink", "dairy", "snack", "bakery", "stationery")
+KINDS: tuple[str, ...] = (
+    "fresh_milk", "uht_milk", "soy_milk", "yogurt_drink", "juice_100", "packaged_water", "mineral_water", "tea",
+    "coffee", "sports_drink", "soda", "flavoured_milk", "lactic_drink", "egg", "bread", "biscuit", "rice_product",
+    "snack", "fruit", "meal", "non_food",
+)
 
 
 class Strict(BaseModel):
@@ -52,6 +57,11 @@ class Product(Strict):
     profiles: list[Literal["student", "staff", "guest"]] = list(PROFILES)  # type: ignore[assignment]
     nutrition: Nutrition | None = None
     beverage: Beverage | None = None
+    # label facts the campus food rules read (docs/rules.md)
+    kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
+    sweeteners: list[str] = []
+    fat_substitutes: bool = False
+    labelled: bool = True
 
     @field_validator("profiles")
     @classmethod

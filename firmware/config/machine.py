@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from firmware.config.catalog import CATEGORIES, Catalog, Strict, load_catalog
-from firmware.config.source import read_yaml, validate
+from firmware.config.source import YamlDoc, read_yaml, validate
 from firmware.errors import InputError
 
 SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
@@ -160,11 +160,30 @@ def load_machine(path: Path, display_name: str | None = None) -> MachineSetup:
     for code, slot in config.slots.items():
         if slot.product not in catalog.products:
             raise doc.error(("slots", code, "product"), f"unknown product {slot.product!r} (not in {config.catalog})")
+    _check_rules(doc, config, catalog)
     for index, lockout in enumerate(config.lockouts):
         for category in lockout.categories:
             if category not in CATEGORIES:  # pragma: no cover - the Literal already refuses it
                 raise doc.error(("lockouts", index, "categories"), f"unknown category {category!r}")
     return MachineSetup(config, catalog, path)
+
+
+def _check_rules(doc: YamlDoc, config: MachineConfig, catalog: Catalog) -> None:
+    """Rule sets must exist and load; food in the slots needs a kind when rules are on."""
+    if not config.rules:
+        return
+    from firmware.policy.rules.ruleset import available, load_ruleset
+
+    known = available()
+    for index, rule_id in enumerate(config.rules):
+        if rule_id not in known:
+            raise doc.error(("rules", index), f"unknown rule set {rule_id!r}; known: {', '.join(known)}")
+        load_ruleset(rule_id)
+    for code, slot in config.slots.items():
+        product = catalog.products[slot.product]
+        if product.kind is None and product.category != "stationery":
+            raise doc.error(("slots", code, "product"),
+                            f"product {slot.product!r} has no `kind`; the food rules need it")
 
 
 def _relative_name(config_name: str, relative: str) -> str:

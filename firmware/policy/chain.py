@@ -1,13 +1,21 @@
-"""Policies in a fixed order; the first denial wins, so a refusal always names one reason."""
+"""Policies in a fixed order; the first denial wins, so a refusal always names one reason.
+
+Order: is the card usable at all (guardian link), may this profile buy it (catalog), may it be sold
+on campus (food rules), may it be sold now (lockouts), does the guardian allow it (blocks, daily
+limit), can the card pay.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from firmware.config.machine import MachineSetup
+from firmware.policy.food import FoodRulesPolicy
 from firmware.policy.funds import FundsPolicy
+from firmware.policy.guardian import GuardianPolicy, LinkPolicy
 from firmware.policy.lockouts import LockoutPolicy
 from firmware.policy.profiles import ProfilePolicy
+from firmware.policy.rules import load_rulesets
 from firmware.ports import Denial, SaleRequest, SalesPolicy
 
 
@@ -26,5 +34,9 @@ class PolicyChain:
 
 
 def build_policy(setup: MachineSetup) -> PolicyChain:
-    """Who may buy (profile), when (lockouts), then whether the card can pay."""
-    return PolicyChain([ProfilePolicy(), LockoutPolicy(setup.config.lockouts), FundsPolicy()])
+    config = setup.config
+    members: list[SalesPolicy] = [LinkPolicy(), ProfilePolicy()]
+    if config.rules:
+        members.append(FoodRulesPolicy(setup.catalog, config.school.level, load_rulesets(list(config.rules))))
+    members += [LockoutPolicy(config.lockouts), GuardianPolicy(), FundsPolicy()]
+    return PolicyChain(members)

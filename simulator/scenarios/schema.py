@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from firmware.config.catalog import Strict
+from firmware.config.catalog import KINDS, Strict
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import Loc, YamlDoc, _reason, read_yaml
 from firmware.errors import InputError
@@ -47,8 +47,8 @@ def parse_clock(value: object) -> time:
 class GuardianSpec(Strict):
     linked: bool = True
     daily_limit: int | None = Field(default=None, ge=0, le=100_000)
-    blocked_categories: list[str] = []
-    blocked_kinds: list[str] = []
+    blocked_categories: list[Literal["drink", "dairy", "snack", "bakery", "stationery"]] = []
+    blocked_kinds: list[Literal[KINDS]] = []  # type: ignore[valid-type]
 
 
 class CardSpec(Strict):

@@ -1,0 +1,33 @@
+"""Guardian controls on a minor's card: not linked to payment, blocked categories or kinds, a daily limit.
+
+The machine holds them keyed by card uid (no names); the local day's spend comes from the vends table.
+"""
+
+from __future__ import annotations
+
+from firmware.messages import Message
+from firmware.ports import Denial, SaleRequest
+
+
+class LinkPolicy:
+    """A parent may decline to link the student card to payment: then nothing is sold on it."""
+
+    def evaluate(self, request: SaleRequest) -> Denial | None:
+        if request.account.guardian.linked:
+            return None
+        return Denial("card_not_linked", Message("denied.card_not_linked"))
+
+
+class GuardianPolicy:
+    def evaluate(self, request: SaleRequest) -> Denial | None:
+        guardian = request.account.guardian
+        product = request.product
+        if product.category in guardian.blocked_categories or (product.kind and product.kind in guardian.blocked_kinds):
+            return Denial("guardian_blocked", Message("denied.guardian_blocked"),
+                          {"category": product.category, "kind": product.kind})
+        limit = guardian.daily_limit
+        if limit is not None and request.spent_today.amount + request.price.amount > limit:
+            return Denial("guardian_limit", Message("denied.guardian_limit", {
+                "limit": limit, "spent": request.spent_today.amount}),
+                {"limit": limit, "spent_today": request.spent_today.amount, "price": request.price.amount})
+        return None

@@ -1,0 +1,77 @@
+"""The rule-set file format: validated like every other input, with FILE:LINE errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from firmware.config.catalog import KINDS, Names, Strict
+from firmware.config.source import read_yaml, validate
+from firmware.errors import InputError
+
+RULES_DIR = Path(__file__).resolve().parents[3] / "configs" / "rules"
+MEASURES = ("kcal", "fat_pct", "sat_fat_pct", "added_sugar_pct", "fat_sugar_pct", "sodium_mg", "trans_fat_g")
+Kind = Literal[KINDS]  # type: ignore[valid-type]
+
+
+class LimitRule(Strict):
+    """measure <= max (inclusive), optionally for some kinds only, or with a per-kind limit."""
+
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9-]{0,15}$")
+    type: Literal["limit"]
+    measure: Literal["kcal", "fat_pct", "sat_fat_pct", "added_sugar_pct", "fat_sugar_pct", "sodium_mg", "trans_fat_g"]
+    max: float = Field(ge=0)
+    only_kinds: list[Kind] | None = None
+    except_kinds: list[Kind] = []
+    max_by_kind: dict[Kind, float] = {}
+
+
+class AllowedKindsRule(Strict):
+    """Among products of the kinds in ``scope`` (drinks), only the ``allowed`` kinds may be sold."""
+
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9-]{0,15}$")
+    type: Literal["allowed_kinds"]
+    scope: list[Kind] = Field(min_length=1)
+    allowed: list[Kind]
+
+
+class ForbiddenKindsRule(Strict):
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9-]{0,15}$")
+    type: Literal["forbidden_kinds"]
+    kinds: list[Kind] = Field(min_length=1)
+
+
+class NoAdditivesRule(Strict):
+    """Article 15: no sweeteners or fat substitutes, and a nutrition label is required."""
+
+    id: str = Field(pattern=r"^[A-Z][A-Z0-9-]{0,15}$")
+    type: Literal["no_additives"]
+
+
+Rule = Annotated[LimitRule | AllowedKindsRule | ForbiddenKindsRule | NoAdditivesRule, Field(discriminator="type")]
+
+
+class RuleSet(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
+    title: Names
+    source: str
+    levels: list[Literal["elementary", "junior_high", "senior_high"]] = Field(min_length=1)
+    rules: list[Rule] = Field(min_length=1)
+
+
+def available() -> list[str]:
+    return sorted(path.stem for path in RULES_DIR.glob("*.yaml"))
+
+
+def load_ruleset(rule_id: str) -> RuleSet:
+    path = RULES_DIR / f"{rule_id}.yaml"
+    ruleset = validate(RuleSet, read_yaml(path))
+    if ruleset.id != rule_id:
+        raise InputError(str(path), 1, "id", f"id {ruleset.id!r} does not match the file name")
+    return ruleset
+
+
+def load_rulesets(ids: list[str]) -> list[RuleSet]:
+    return [load_ruleset(rule_id) for rule_id in ids]
