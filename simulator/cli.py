@@ -24,6 +24,7 @@ from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
 from simulator.cli_fleet import fleet
 from simulator.cli_reporting import backend_app, keys_app
+from simulator.cli_readers import reader_app, serve
 from simulator.cli_rules import refused_slots, rules_app
 from simulator.output import EventPrinter
 from simulator.party_views import print_party_views
@@ -37,6 +38,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(backend_app, name="backend")
 app.command("fleet")(fleet)
 app.add_typer(rules_app, name="rules")
+app.add_typer(reader_app, name="reader")
+app.command("serve")(serve)
 err = Console(stderr=True)
 BROKER_HELP = ("Report over MQTT: `embedded` (in-process amqtt on 127.0.0.1, the default), `mosquitto` "
                "(start Debian's mosquitto on a free port), `none` (no reporting), or mqtt://host:port.")

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from firmware.messages import Message
-from firmware.ports import CardTap
+from firmware.readers.virtual import VirtualReader  # noqa: F401 - the product's virtual reader
 
 
 class VirtualClock:
@@ -124,26 +124,6 @@ class DoorSwitch:
 
     def is_open(self) -> bool:
         return self.open
-
-
-class VirtualReader:
-    """The ``virtual`` card reader: taps pushed by a scenario or test, read like a real driver's."""
-
-    name = "virtual"
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self.clock = clock
-        self._taps: deque[CardTap] = deque()
-        self.closed = False
-
-    def present(self, uid: str) -> None:
-        self._taps.append(CardTap(uid.upper(), self.name, self.clock.now()))
-
-    def read_tap(self, timeout: float | None = None) -> CardTap | None:
-        return self._taps.popleft() if self._taps else None
-
-    def close(self) -> None:
-        self.closed = True
 
 
 class VirtualKeypad:

@@ -1,0 +1,142 @@
+"""What every serial driver shares: open with backoff, debounce presentations, report online/offline.
+
+Implements the ``CardReader`` port. Time for debounce and backoff comes from an injectable monotonic
+function and sleeper (tests drive them); tap times come from the injected ``Clock``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from firmware.ports import CardTap, Clock
+from firmware.readers.transport import ReaderOffline, SerialTransport
+
+log = logging.getLogger(__name__)
+StatusListener = Callable[[bool, str], None]
+
+
+@dataclass
+class ReaderSpec:
+    driver: str
+    port: str
+    baud: int
+    debounce_s: float = 1.0
+    options: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.driver}:{self.port}"
+
+
+class SerialReader:
+    """A card reader on a serial port; subclasses speak one protocol through its pure framer."""
+
+    driver = "serial"
+
+    def __init__(self, spec: ReaderSpec, clock: Clock, *, monotonic: Callable[[], float] = time.monotonic,
+                 on_status: StatusListener | None = None, backoff_max_s: float = 8.0) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.clock = clock
+        self.monotonic = monotonic
+        self.on_status = on_status or (lambda online, detail: None)
+        self.transport: SerialTransport | None = None
+        self.online = False
+        self.backoff_s = 0.25
+        self.backoff_max_s = backoff_max_s
+        self.next_attempt = 0.0
+        self.buffer = b""
+        self.present: str | None = None
+        self.last_seen = 0.0
+
+    # ---- connection ---------------------------------------------------------------------------
+    def ensure_open(self) -> bool:
+        if self.transport is not None:
+            return True
+        now = self.monotonic()
+        if now < self.next_attempt:
+            return False
+        try:
+            self.transport = SerialTransport(self.spec.port, self.spec.baud)
+            self.buffer = b""
+            self.start()
+        except ReaderOffline as exc:
+            self._drop(str(exc))
+            return False
+        self.backoff_s = 0.25
+        self.present = None  # after a reconnect, whatever is on the reader is a new presentation
+        self._set_online(True, f"opened {self.spec.port} at {self.spec.baud} baud")
+        return True
+
+    def start(self) -> None:
+        """Protocol start-up after the port opened (wake-up, configuration); raise ReaderOffline to retry."""
+
+    def _drop(self, detail: str) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        self.next_attempt = self.monotonic() + self.backoff_s
+        self.backoff_s = min(self.backoff_s * 2, self.backoff_max_s)
+        self._set_online(False, detail)
+
+    def _set_online(self, online: bool, detail: str) -> None:
+        if online != self.online:
+            self.online = online
+            (log.info if online else log.warning)("reader %s %s: %s", self.name, "online" if online else "offline",
+                                                  detail)
+            self.on_status(online, detail)
+
+    # ---- the CardReader port ------------------------------------------------------------------
+    def read_tap(self, timeout: float | None = None) -> CardTap | None:
+        if not self.ensure_open():
+            return None
+        try:
+            uid = self.poll(timeout if timeout is not None else 0.2)
+        except ReaderOffline as exc:
+            self._drop(str(exc))
+            return None
+        return self.presented(uid)
+
+    def poll(self, timeout: float) -> str | None | bool:
+        """One look at the field: a uid, ``None`` (no card seen) or ``False`` (nothing learned)."""
+        raise NotImplementedError
+
+    def presented(self, uid: str | None | bool) -> CardTap | None:
+        """Debounce: a card held is one tap; lifted for longer than the debounce and back is a new tap."""
+        now = self.monotonic()
+        if uid is False:
+            return None
+        if uid is None:
+            if self.present is not None and now - self.last_seen > self.spec.debounce_s:
+                self.present = None
+            return None
+        same = uid == self.present and now - self.last_seen <= self.spec.debounce_s
+        self.present, self.last_seen = uid, now
+        if same:
+            return None
+        log.info("reader %s: card presented", self.name)  # never the uid
+        return CardTap(uid, self.spec.driver, self.clock.now())
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+    def read_frame(self, decode: Callable[[bytes], tuple[int, object | None]], timeout: float) -> object | None:
+        """Accumulate bytes until the framer yields a frame or ``timeout`` passes."""
+        assert self.transport is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            while self.buffer:
+                consumed, frame = decode(self.buffer)
+                if consumed == 0:
+                    break
+                self.buffer = self.buffer[consumed:]
+                if frame is not None:
+                    return frame
+            if time.monotonic() >= deadline:
+                return None
+            self.buffer += self.transport.read()

@@ -1,0 +1,45 @@
+"""The byte pipe to a reader: ``serial.serial_for_url`` so a tty, a pty, socket:// and loop:// all work.
+
+Only reads, writes and closes; it knows nothing of frames. pyserial is imported lazily, so the
+firmware imports without it.
+"""
+
+from __future__ import annotations
+
+from firmware.errors import VendingError
+
+
+class ReaderOffline(VendingError):
+    """The reader is unplugged, silent or its port cannot be opened."""
+
+
+class SerialTransport:
+    def __init__(self, url: str, baudrate: int, timeout: float = 0.05) -> None:
+        import serial
+
+        self._serial_error = serial.SerialException
+        try:
+            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=1.0)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise ReaderOffline(f"cannot open {url}: {exc}") from None
+        self.url = url
+
+    def read(self, size: int = 256) -> bytes:
+        try:
+            waiting = max(1, min(size, self.port.in_waiting or 1))
+            return bytes(self.port.read(waiting))
+        except (self._serial_error, OSError, TypeError) as exc:
+            raise ReaderOffline(f"{self.url}: read failed: {exc}") from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.port.write(data)
+            self.port.flush()
+        except (self._serial_error, OSError) as exc:
+            raise ReaderOffline(f"{self.url}: write failed: {exc}") from None
+
+    def close(self) -> None:
+        try:
+            self.port.close()
+        except (self._serial_error, OSError):
+            pass

@@ -1,0 +1,1 @@
+"""Reader devices emulated on real pseudo-terminals: the drivers cannot tell them from hardware."""

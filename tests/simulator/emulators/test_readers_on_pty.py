@@ -1,0 +1,165 @@
+"""Each driver against its device emulator over a real pseudo-terminal: the bytes a real reader sends."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from firmware.readers.registry import open_reader
+from simulator.emulators.devices import LineDevice, PN532Device, RDM6300Device
+from simulator.hardware.virtual import VirtualClock
+from tests.waiting import eventually
+
+CLOCK = VirtualClock(datetime(2026, 3, 2, 8, tzinfo=UTC))
+
+
+class FakeMonotonic:
+    """The driver's debounce clock: each call is a poll, each poll a quarter second of reader time."""
+
+    def __init__(self, step: float = 0.25) -> None:
+        self.t, self.step = 1000.0, step
+
+    def __call__(self) -> float:
+        self.t += self.step
+        return self.t
+
+
+@pytest.fixture
+def device(request, tmp_path):
+    made = request.param(tmp_path / "reader0").start()
+    yield made
+    made.stop()
+
+
+def first_tap(reader, timeout: float = 10):
+    return eventually(lambda: reader.read_tap(0.1), timeout, "a card tap")
+
+
+CASES = [(PN532Device, "pn532", "04A1B2C3D4E5F6"), (PN532Device, "pn532", "DEADBEEF"),
+         (PN532Device, "pn532", "0102030405060708090A"), (RDM6300Device, "rdm6300", "67003B51C6"),
+         (LineDevice, "line", "04A1B2C3D4E5F6")]
+
+
+@pytest.mark.parametrize("device,driver,uid", CASES, indirect=["device"], ids=[f"{d}-{u}" for _, d, u in CASES])
+def test_taps_arrive_with_the_right_uid(device, driver, uid, tmp_path):
+    reader = open_reader(f"{driver}:{tmp_path / 'reader0'}", CLOCK)
+    try:
+        device.tap(uid)
+        tap = first_tap(reader)
+        assert (tap.uid, tap.reader) == (uid, driver)
+        if driver == "pn532":
+            assert reader.firmware == "PN532 v1 .6 support 0x07".replace(" .", ".")
+            assert {0x14, 0x02, 0x4A, 0x52} <= set(device.commands)
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("device", [PN532Device], indirect=True)
+def test_a_card_held_for_ten_seconds_is_one_tap_and_a_new_presentation_another(device, tmp_path):
+    clock = FakeMonotonic()
+    reader = open_reader(f"pn532:{tmp_path / 'reader0'}?debounce=1", CLOCK, monotonic=clock)
+    try:
+        device.place("04A1B2C3D4E5F6")
+        start = clock.t
+        taps = []
+        while clock.t - start < 10:  # ten seconds of the reader's time, polling all along
+            tap = reader.read_tap(0.1)
+            if tap:
+                taps.append(tap)
+        assert len(taps) == 1 and device.reads > 20
+        device.remove()
+        for _ in range(8):  # two seconds without a card: longer than the debounce
+            assert reader.read_tap(0.1) is None
+        device.place("04A1B2C3D4E5F6")
+        assert first_tap(reader).uid == "04A1B2C3D4E5F6"
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("device", [PN532Device], indirect=True)
+@pytest.mark.parametrize("fault", ["noise", "split", "corrupt"])
+def test_pn532_driver_survives_noise_split_frames_and_bad_checksums(device, fault, tmp_path):
+    reader = open_reader(f"pn532:{tmp_path / 'reader0'}", CLOCK)
+    try:
+        assert reader.read_tap(0.1) is None and reader.online
+        device.fault(fault)
+        device.tap("04A1B2C3D4E5F6")
+        assert first_tap(reader).uid == "04A1B2C3D4E5F6"
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("device", [RDM6300Device], indirect=True)
+def test_rdm6300_corrupt_frame_is_dropped_and_the_repeat_is_read(device, tmp_path):
+    reader = open_reader(f"rdm6300:{tmp_path / 'reader0'}", CLOCK)
+    try:
+        device.fault("corrupt")
+        device.place("67003B51C6")
+        assert first_tap(reader).uid == "67003B51C6"
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("device", [PN532Device], indirect=True)
+def test_silent_then_unplugged_reader_goes_offline_and_recovers_after_replug(device, tmp_path):
+    statuses: list[bool] = []
+    reader = open_reader(f"pn532:{tmp_path / 'reader0'}", CLOCK, on_status=lambda online, _: statuses.append(online))
+    try:
+        reader.read_tap(0.1)
+        device.fault("silent")
+        eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is False, what="offline when silent")
+        device.fault("clear")
+        eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is True, what="back online")
+        device.command("unplug")
+        eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is False, what="offline when unplugged")
+        device.command("replug")  # a new pty behind the same link
+        device.tap("04A1B2C3D4E5F6")
+        assert first_tap(reader, 20).uid == "04A1B2C3D4E5F6"
+        assert statuses[-1] is True and statuses.count(False) == 2
+    finally:
+        reader.close()
+
+
+def test_unplug_mid_session_puts_the_machine_out_of_order_and_replug_recovers(tmp_path: Path):
+    from simulator.scenarios import load_scenario
+    from simulator.scenarios.runner import ScenarioRunner
+    from simulator.serve import ServeLoop
+    from tests.conftest import ROOT
+
+    device = PN532Device(tmp_path / "reader0").start()
+    runner = ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine")
+    runner.start()
+    loops: list[ServeLoop] = []
+    reader = open_reader(f"pn532:{tmp_path / 'reader0'}", runner.clock,
+                         on_status=lambda online, detail: loops[0].reader_status(online, detail) if loops else None)
+    loop = ServeLoop(runner.machine.controller, reader)
+    loops.append(loop)
+    threads = [threading.Thread(target=loop.read_forever, daemon=True), threading.Thread(target=loop.run, daemon=True)]
+    for thread in threads:
+        thread.start()
+    controller = runner.machine.controller
+    amy = runner.scenario.cards["amy"].uid
+    try:
+        device.tap(amy)
+        eventually(lambda: controller.state.value == "awaiting_selection", what="card session")
+        device.command("unplug")
+        eventually(lambda: controller.state.value == "out_of_order", what="out of order")
+        assert (controller.last_transaction.outcome, controller.last_transaction.reason) == ("cancelled", "fault")
+        loop.events.put(("line", "select A1"))
+        eventually(lambda: controller.last_transaction.reason == "out_of_service", what="sales stopped")
+        device.command("replug")
+        eventually(lambda: controller.state.value == "idle", timeout=20, what="recovered")
+        loop.events.put(("line", "select A1"))
+        device.tap(amy)
+        eventually(lambda: controller.last_transaction.outcome == "vended", what=f"a sale after replug ({controller.state.value}, {controller.last_transaction}, reads {device.reads})")
+        assert runner.machine.books.wallet.balance(amy).amount == 75
+    finally:
+        loop.stopping.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        reader.close()
+        device.stop()
+        runner.close()
