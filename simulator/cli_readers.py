@@ -81,6 +81,10 @@ def serve(
     cards: Annotated[Optional[Path], typer.Option(help="YAML with `cards:` as in a scenario, issued into a fresh "
                                                        "state dir's wallet.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
+    broker: Annotated[str, typer.Option(help="mqtt://host:port to report to (backends run separately), "
+                                             "or none.")] = "none",
+    issuer_key: Annotated[Optional[Path], typer.Option(help="The issuer's public key (issuer.pub) to seal "
+                                                            "settlements to.")] = None,
 ) -> None:
     """Run the machine on the real clock with a real or emulated card reader. Keypad and door come
     from stdin lines (`select A1`, `cancel`, `door open`, `door close`, `quit`); the display and
@@ -97,7 +101,21 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="vending-serve-") as tmp:
         hardware = Hardware(clock, RecordingDisplay(), VirtualDispenser(
             {code: slot.stock for code, slot in setup.config.slots.items()}))
-        built = build_machine(setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json))
+        reporter = None
+        if broker != "none":
+            from firmware.reporting.reporter import MqttReporter
+            public = bytes.fromhex(issuer_key.read_text().strip()) if issuer_key else None
+
+            def reporter(setup, books):  # type: ignore[no-untyped-def]
+                config = setup.config
+                return MqttReporter(config.id, config.zone, config.currency,
+                                    stock=lambda: {s.slot: {"product": s.product, "stock": s.stock,
+                                                            "capacity": s.capacity, "price": s.price,
+                                                            "enabled": s.enabled} for s in books.inventory.all()},
+                                    daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
+                                    issuer_public_key=public, settlement=config.settlement)
+        built = build_machine(setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json),
+                              reporter=reporter)
         if cards is not None and built.fresh:
             try:
                 issue_cards(built, cards)
@@ -113,6 +131,22 @@ def serve(
         loop = ServeLoop(built.controller, card_reader)
         loop_holder.append(loop)
         built.controller.start()
+        publisher = None
+        if broker != "none":
+            from firmware.reporting.commands import CommandProcessor
+            from firmware.reporting.mqtt import BrokerAddress
+            from firmware.reporting.publisher import OutboxPublisher
+
+            publisher = OutboxPublisher(built.db.path, setup.config.id, BrokerAddress.parse(broker), clock).start()
+            commands = CommandProcessor(built.controller)
+
+            def after_event() -> None:
+                while not publisher.commands.empty():
+                    command = publisher.commands.get_nowait()
+                    commands.handle(command.name, command.payload)
+                publisher.wake()
+
+            loop.after_event = after_event
         threading.Thread(target=loop.read_forever, name="reader", daemon=True).start()
         threading.Thread(target=loop.feed_lines, args=(sys.stdin,), name="stdin", daemon=True).start()
         try:
@@ -120,4 +154,7 @@ def serve(
         finally:
             loop.stopping.set()
             card_reader.close()
+            if publisher is not None:
+                publisher.flush(5)
+                publisher.stop()
             built.db.close()

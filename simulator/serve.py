@@ -50,6 +50,8 @@ class ServeLoop:
                 kind, value = self.events.get(timeout=0.2)
             except queue.Empty:
                 self.controller.poll()
+                if self.after_event is not None:
+                    self.after_event()  # remote commands arrive without a local event
                 continue
             if kind == "tap":
                 self.controller.dispatch("tap", value)

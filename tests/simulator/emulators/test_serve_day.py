@@ -111,3 +111,46 @@ def test_vending_serve_sells_through_an_emulated_pn532(tmp_path):
     assert "PN532 v1.6" in stderr and "card presented" in stderr
     everything = stderr + json.dumps(events)
     assert "04A1B2C3D4E5F6" not in everything and str(int("04A1B2C3D4E5F6", 16)) not in everything
+
+
+def test_vending_serve_reports_to_a_broker(tmp_path):
+    """`vending serve --broker`: the sale reaches the vendor backend, and a remote command is applied."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from simulator.reporting_world import ReportingWorld
+
+    world = ReportingWorld(tmp_path / "world").start()
+    device = PN532Device(tmp_path / "reader0").start()
+    cards = tmp_path / "cards.yaml"
+    cards.write_text('cards:\n  amy: {uid: "04A1B2C3D4E5F6", profile: student, balance: 100}\n')
+    serve = subprocess.Popen(
+        [str(ROOT / ".venv/bin/vending"), "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"),
+         "--reader", f"pn532:{tmp_path / 'reader0'}", "--cards", str(cards), "--json",
+         "--broker", f"mqtt://127.0.0.1:{world.address.port}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events: list[dict] = []
+    threading.Thread(target=lambda: events.extend(json.loads(line) for line in serve.stdout), daemon=True).start()
+    try:
+        eventually(lambda: any(e["event"] == "power_on" for e in events), what="serve started")
+        serve.stdin.write("select A1\n")
+        serve.stdin.flush()
+        eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
+        device.tap("04A1B2C3D4E5F6")
+        eventually(lambda: world.vendor.store.count("sale") == 1, what="the sale at the vendor")
+        operator = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator")
+        operator.connect(world.address.host, world.address.port)
+        operator.loop_start()
+        operator.publish("vending/v1/TPE-DAAN-JH-01/cmd/set_price", b'{"id": "p1", "slot": "A1", "price": 30}',
+                         qos=1).wait_for_publish(10)
+        operator.disconnect()
+        operator.loop_stop()
+        eventually(lambda: world.vendor.store.count("cmd-result") == 1, what="the command's answer")
+        serve.stdin.write("quit\n")
+        serve.stdin.flush()
+        assert serve.wait(timeout=20) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+        device.stop()
+        world.stop()
