@@ -22,14 +22,18 @@ $(DEVSTAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vending demo
 
-# Servers the tests talk to (Mosquitto) come from Debian's packages; installed only when root and missing.
+# Servers the tests talk to (Mosquitto, PostgreSQL) come from Debian's packages; installed only when root
+# and missing. Otherwise the tests that need them skip, naming the package -- and fail under CI=true.
 servers:
-	@if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then \
+	@missing=""; \
+	if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then missing="mosquitto mosquitto-clients"; fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing mosquitto from Debian's packages"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients >/dev/null; \
+	    echo "installing from Debian's packages: $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "mosquitto is missing: install it (apt-get install mosquitto mosquitto-clients); tests needing it will skip"; \
+	    echo "missing: apt-get install $$missing; tests needing them will skip"; \
 	  fi; \
 	fi
 

@@ -26,6 +26,8 @@ def fleet(
     seed: Annotated[int, typer.Option(help="Same seed, same machines, taps and results.")] = 1,
     processes: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: CPU count).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    db: Annotated[Optional[str], typer.Option(help="The vendor backend's store: postgresql://... (default: SQLite).")]
+    = None,
 ) -> None:
     """Generate N machines and a realistic school day each, run them on virtual time against one broker
     with the vendor and issuer backends consuming, and report what happened and what was delivered."""
@@ -38,7 +40,7 @@ def fleet(
         raise typer.Exit(2) from None
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="fleet-world-") as tmp:
-        world = ReportingWorld(Path(tmp), broker).start()
+        world = ReportingWorld(Path(tmp), broker, vendor_db=db).start()
         try:
             with Progress(TextColumn("machines"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                           TextColumn("{task.fields[sales]} sales"), console=console, disable=as_json) as bar:

@@ -62,7 +62,8 @@ def _serve_forever(service: object) -> None:
 
 
 @backend_app.command("vendor")
-def backend_vendor(broker: Broker, db: Annotated[Path, typer.Option(help="SQLite file for the vendor's data.")],
+def backend_vendor(broker: Broker, db: Annotated[str, typer.Option(
+                       help="SQLite file, or postgresql://user@host/db (psycopg 3) shared by several instances.")],
                    username: Optional[str] = None, password: Optional[str] = None,
                    shared: Annotated[Optional[str], typer.Option(
                        help="Share the load with other backend processes in this $share group.")] = None,

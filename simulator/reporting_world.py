@@ -40,6 +40,7 @@ class ReportingWorld:
     heartbeat_s: float = 30.0
     resend_after_s: float = 3.0
     issuer_keys: tuple[bytes, bytes] = field(default_factory=generate_keypair)
+    vendor_db: str | None = None  # SQLite file in workdir by default, or postgresql://...
     address: BrokerAddress | None = None
     owned_broker: EmbeddedBroker | MosquittoProcess | None = None
     vendor: VendorBackend | None = None
@@ -59,7 +60,7 @@ class ReportingWorld:
             self.address = BrokerAddress("127.0.0.1", self.owned_broker.port)
         else:
             self.address = BrokerAddress.parse(self.broker, self.username, self.password)
-        self.vendor = VendorBackend(self.address, self.workdir / "vendor.db").start()
+        self.vendor = VendorBackend(self.address, self.vendor_db or self.workdir / "vendor.db").start()
         self.issuer = IssuerBackend(self.address, self.workdir / "issuer.db", self.issuer_keys[0]).start()
         for backend in (self.vendor, self.issuer):
             if not backend.connected.wait(15):
@@ -95,7 +96,7 @@ class ReportingWorld:
     def vendor_up(self) -> None:
         assert self.address is not None
         if self.vendor is None:
-            self.vendor = VendorBackend(self.address, self.workdir / "vendor.db").start()
+            self.vendor = VendorBackend(self.address, self.vendor_db or self.workdir / "vendor.db").start()
             self.vendor.connected.wait(15)
 
     @property

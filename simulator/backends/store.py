@@ -133,6 +133,10 @@ class SqliteReportStore:
         self.conn.execute("INSERT OR REPLACE INTO acked (machine, seq) VALUES (?, ?)", (machine, acked))
         return acked
 
+    def upsert_machine(self, machine: str, state: str, last_heartbeat: str | None, outbox: int | None) -> None:
+        self.execute("INSERT OR REPLACE INTO machines (machine, state, last_heartbeat, outbox) VALUES (?, ?, ?, ?)",
+                     (machine, state, last_heartbeat, outbox))
+
     def acked(self, machine: str) -> int:
         row = self.conn.execute("SELECT seq FROM acked WHERE machine = ?", (machine,)).fetchone()
         return int(row[0]) if row else 0

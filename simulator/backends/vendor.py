@@ -13,15 +13,24 @@ from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore
 SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result")
 
 
+def open_store(db: Path | str) -> Any:
+    """SQLite file by default; ``postgresql://...`` for a server shared by several backend processes."""
+    if str(db).startswith(("postgresql://", "postgres://")):
+        from simulator.backends.postgres import PostgresReportStore
+
+        return PostgresReportStore(str(db))
+    return SqliteReportStore(Path(db), VENDOR_SCHEMA)
+
+
 class VendorBackend(BackendService):
     client_id = "vendor-backend"
     subscriptions = ("vending/v1/+/sale", "vending/v1/+/denial", "vending/v1/+/stock", "vending/v1/+/alert",
                      "vending/v1/+/cmd-result", "vending/v1/+/status", "vending/v1/+/heartbeat")
     stream = "vendor"
 
-    def __init__(self, address: BrokerAddress, db: Path, client_id: str | None = None,
+    def __init__(self, address: BrokerAddress, db: Path | str, client_id: str | None = None,
                  shared_group: str | None = None) -> None:
-        super().__init__(address, SqliteReportStore(db, VENDOR_SCHEMA), client_id, shared_group)
+        super().__init__(address, open_store(db), client_id, shared_group)
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         if kind in SEQUENCED:
@@ -37,9 +46,8 @@ class VendorBackend(BackendService):
         current = self.store.execute("SELECT state, last_heartbeat, outbox FROM machines WHERE machine = ?",
                                      (machine,))
         state, beat, outbox = current[0] if current else ("unknown", None, None)
-        self.store.execute(
-            "INSERT OR REPLACE INTO machines (machine, state, last_heartbeat, outbox) VALUES (?, ?, ?, ?)",
-            (machine, fields.get("state", state), fields.get("last_heartbeat", beat), fields.get("outbox", outbox)))
+        self.store.upsert_machine(machine, fields.get("state", state), fields.get("last_heartbeat", beat),
+                                  fields.get("outbox", outbox))
 
     def mark_silent_offline(self, now: datetime, silence: timedelta) -> list[str]:
         """Liveness that works on any broker (amqtt sends no Will on keep-alive expiry): no heartbeat -> offline."""

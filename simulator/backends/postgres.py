@@ -1,0 +1,98 @@
+"""The backends' store on PostgreSQL (psycopg 3): the same contract as SQLite -- unique (machine, seq),
+a batch per transaction, the highest contiguous seq returned for the ack -- so several backend processes
+on one database stay exactly-once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from firmware import crashpoints
+from simulator.backends.store import Report
+
+VENDOR_SCHEMA_PG = """
+CREATE TABLE IF NOT EXISTS reports (
+    machine TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, payload JSONB NOT NULL,
+    PRIMARY KEY (machine, seq)
+);
+CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS machines (machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox BIGINT);
+CREATE OR REPLACE VIEW sales AS
+    SELECT machine, seq, payload->>'txn' AS txn, payload->>'time' AS time, payload->>'slot' AS slot,
+           payload->>'product' AS product, (payload->>'price')::int AS price, payload->>'outcome' AS outcome,
+           payload->>'pseudonym' AS pseudonym, payload->>'profile' AS profile
+    FROM reports WHERE kind = 'sale';
+CREATE OR REPLACE VIEW denials AS
+    SELECT machine, seq, payload->>'time' AS time, payload->>'reason' AS reason, payload->>'product' AS product,
+           payload->>'pseudonym' AS pseudonym, payload->>'profile' AS profile
+    FROM reports WHERE kind = 'denial';
+"""
+
+
+class PostgresReportStore:
+    """``ReportStore`` on PostgreSQL; ``execute`` takes SQLite-style ``?`` placeholders for shared callers."""
+
+    def __init__(self, dsn: str, schema: str = VENDOR_SCHEMA_PG) -> None:
+        import psycopg
+
+        self._psycopg = psycopg
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        with self.conn.transaction():
+            self.conn.execute("SELECT pg_advisory_xact_lock(7417)")  # two backends creating the schema at once
+            for statement in filter(str.strip, schema.split(";")):
+                self.conn.execute(statement)
+        self._lock = threading.Lock()
+        self.duplicates = 0
+
+    def store_many(self, reports: list[Report]) -> dict[str, int]:
+        with self._lock:
+            with self.conn.transaction():
+                for report in reports:
+                    inserted = self.conn.execute(
+                        "INSERT INTO reports (machine, seq, kind, payload) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT (machine, seq) DO NOTHING",
+                        (report.machine, report.seq, report.kind, json.dumps(report.payload))).rowcount
+                    if not inserted:
+                        self.duplicates += 1
+                acked = {machine: self._advance(machine) for machine in sorted({r.machine for r in reports})}
+                crashpoints.reached("backend.insert.before_commit")
+            crashpoints.reached("backend.insert.after_commit")
+            return acked
+
+    def _advance(self, machine: str) -> int:
+        """Lock the machine's ack row, then move it to the end of the contiguous run after it."""
+        self.conn.execute("INSERT INTO acked (machine, seq) VALUES (%s, 0) ON CONFLICT DO NOTHING", (machine,))
+        acked = int(self.conn.execute("SELECT seq FROM acked WHERE machine = %s FOR UPDATE", (machine,)).fetchone()[0])
+        if self.conn.execute("SELECT 1 FROM reports WHERE machine = %s AND seq = %s", (machine, acked + 1)).fetchone():
+            acked = int(self.conn.execute(
+                "SELECT MIN(r.seq) FROM reports r WHERE r.machine = %s AND r.seq > %s AND NOT EXISTS "
+                "(SELECT 1 FROM reports n WHERE n.machine = r.machine AND n.seq = r.seq + 1)",
+                (machine, acked)).fetchone()[0])
+            self.conn.execute("UPDATE acked SET seq = %s WHERE machine = %s", (acked, machine))
+        return acked
+
+    def upsert_machine(self, machine: str, state: str, last_heartbeat: str | None, outbox: int | None) -> None:
+        with self._lock:
+            self.conn.execute(
+                "INSERT INTO machines (machine, state, last_heartbeat, outbox) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (machine) DO UPDATE SET state = EXCLUDED.state, "
+                "last_heartbeat = EXCLUDED.last_heartbeat, outbox = EXCLUDED.outbox",
+                (machine, state, last_heartbeat, outbox))
+
+    def acked(self, machine: str) -> int:
+        row = self.conn.execute("SELECT seq FROM acked WHERE machine = %s", (machine,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            cursor = self.conn.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+
+    def count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return int(self.execute("SELECT COUNT(*) FROM reports")[0][0])
+        return int(self.execute("SELECT COUNT(*) FROM reports WHERE kind = ?", (kind,))[0][0])
+
+    def close(self) -> None:
+        self.conn.close()

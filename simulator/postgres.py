@@ -1,0 +1,67 @@
+"""A real PostgreSQL (Debian's package) run from a temp dir on a free loopback port, for tests."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from simulator.broker import free_port
+
+
+def pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+class PostgresProcess:
+    """initdb + pg_ctl as the `postgres` user when run as root (PostgreSQL refuses to run as root)."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        binaries = pg_bin()
+        if binaries is None:
+            raise FileNotFoundError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bin = binaries
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.data = workdir / "pgdata"
+
+    def _run(self, *args: str) -> None:
+        command = [str(a) for a in args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    @property
+    def dsn(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/vending"
+
+    def start(self) -> PostgresProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, user="postgres")
+            os.chmod(self.workdir, 0o755)
+            for parent in self.workdir.parents:  # the postgres user must reach its data dir
+                if parent == Path("/"):
+                    break
+                os.chmod(parent, os.stat(parent).st_mode | 0o011)
+        self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run(self.bin / "pg_ctl", "-D", self.data, "-l", self.workdir / "postgres.log", "-w", "start", "-o",
+                  f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=on")
+        self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "vending")
+        return self
+
+    def stop(self) -> None:
+        if self.data.exists():
+            try:
+                self._run(self.bin / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+            except subprocess.CalledProcessError:
+                pass
+
+    def __enter__(self) -> PostgresProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

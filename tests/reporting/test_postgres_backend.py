@@ -1,0 +1,82 @@
+"""The vendor backend on a real PostgreSQL: exactly-once with two backend processes sharing the load."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from firmware.ports import CardTap
+from simulator.backends.store import Report
+from simulator.backends.vendor import VendorBackend
+from simulator.postgres import PostgresProcess, pg_bin
+from simulator.reporting_world import ReportingWorld
+from simulator.scenarios import load_scenario
+from simulator.scenarios.runner import ScenarioRunner
+from tests.conftest import ROOT
+from tests.reporting.conftest import require_mosquitto
+from tests.waiting import eventually
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    if pg_bin() is None:
+        message = "PostgreSQL is not installed: apt-get install postgresql (make test does this as root)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = PostgresProcess(tmp_path_factory.mktemp("pg")).start()
+    yield server
+    server.stop()
+
+
+def test_postgres_store_is_idempotent_and_acks_only_contiguous_runs(postgres):
+    from simulator.backends.postgres import PostgresReportStore
+
+    store = PostgresReportStore(postgres.dsn)
+    try:
+        store.conn.execute("TRUNCATE reports, acked")
+        report = lambda seq: Report("M1", seq, "sale", {"seq": seq, "txn": f"t{seq}"})  # noqa: E731
+        assert store.store_many([report(1), report(2), report(4)]) == {"M1": 2}
+        assert store.store_many([report(2)]) == {"M1": 2} and store.duplicates == 1
+        assert store.store_many([report(3)]) == {"M1": 4}
+        assert store.count("sale") == 4
+        assert store.execute("SELECT txn FROM sales WHERE seq = ?", (3,)) == [("t3",)]
+    finally:
+        store.close()
+
+
+def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres, tmp_path: Path):
+    require_mosquitto()
+    world = ReportingWorld(tmp_path / "world", broker="mosquitto").start()
+    world.vendor.stop()
+    instances = [VendorBackend(world.address, postgres.dsn, client_id=f"pg-vendor-{i}", shared_group="pg").start()
+                 for i in range(2)]
+    instances[0].store.conn.execute("TRUNCATE reports, acked, machines")
+    world.vendor = instances[0]
+    for instance in instances:
+        assert instance.connected.wait(15)
+    runner = ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine",
+                            reporter=world.reporter_factory)
+    detach = world(runner)
+    runner.start()
+    try:
+        controller = runner.machine.controller
+        for i in range(30):
+            controller.dispatch("select", ["A1", "A3", "D1", "E1", "E2"][i % 5])
+            controller.dispatch("tap", CardTap(runner.scenario.cards["lin"].uid, "virtual", runner.clock.now()))
+            runner.clock.advance(timedelta(seconds=30))
+        assert world.publisher.flush(30)
+        produced = runner.machine.db.counter("seq:vendor")
+        eventually(lambda: instances[0].store.count() == produced, what="every report in PostgreSQL")
+        sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
+        assert sales == (runner.result.sales, runner.result.sales)
+        assert instances[0].store.acked(controller.config.id) == produced
+    finally:
+        detach()
+        runner.close()
+        for instance in instances[1:]:
+            instance.stop()
+        world.stop()
