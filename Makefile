@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint servers bench clean diagram
+.PHONY: demo test lint servers bench clean diagram soak fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,19 @@ lint: $(DEVSTAMP)
 
 bench: $(DEVSTAMP) servers
 	$(BIN)/python -m bench
+
+# The full-size outage soak: 10,000 transactions on 4 machines while Mosquitto and the backend die.
+soak: $(DEVSTAMP) servers
+	$(BIN)/python -m simulator.soak --transactions 10000 --machines 4
+
+# Coverage-guided fuzzing (atheris/libFuzzer), 1,000,000 inputs per target; the corpus grows in tests/fuzz/corpus/.
+FUZZ_TARGETS := framers machine catalog scenario command
+fuzz: $(DEVSTAMP)
+	$(BIN)/pip install -q -e '.[fuzz]'
+	@for target in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$target"; \
+	  $(BIN)/python tests/fuzz/fuzz_main.py $$target -runs=1000000 tests/fuzz/corpus/$$target || exit 1; \
+	done
 
 diagram: $(STAMP)
 	$(BIN)/vending diagram

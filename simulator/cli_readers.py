@@ -103,17 +103,11 @@ def serve(
             {code: slot.stock for code, slot in setup.config.slots.items()}))
         reporter = None
         if broker != "none":
-            from firmware.reporting.reporter import MqttReporter
+            from firmware.reporting.reporter import reporter_for
             public = bytes.fromhex(issuer_key.read_text().strip()) if issuer_key else None
 
             def reporter(setup, books):  # type: ignore[no-untyped-def]
-                config = setup.config
-                return MqttReporter(config.id, config.zone, config.currency,
-                                    stock=lambda: {s.slot: {"product": s.product, "stock": s.stock,
-                                                            "capacity": s.capacity, "price": s.price,
-                                                            "enabled": s.enabled} for s in books.inventory.all()},
-                                    daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
-                                    issuer_public_key=public, settlement=config.settlement)
+                return reporter_for(setup, books, public)
         built = build_machine(setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json),
                               reporter=reporter)
         if cards is not None and built.fresh:

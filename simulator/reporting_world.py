@@ -16,7 +16,7 @@ from firmware.controller.session import Books
 from firmware.reporting.commands import CommandProcessor
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
-from firmware.reporting.reporter import MqttReporter
+from firmware.reporting.reporter import MqttReporter, reporter_for
 from firmware.reporting.sealed import generate_keypair
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.vendor import VendorBackend
@@ -109,13 +109,7 @@ class ReportingWorld:
 
     # ---- the machine side ----------------------------------------------------------------------
     def reporter_factory(self, setup: MachineSetup, books: Books) -> MqttReporter:
-        config = setup.config
-        return MqttReporter(
-            machine=config.id, zone=config.zone, currency=config.currency,
-            stock=lambda: {s.slot: {"product": s.product, "stock": s.stock, "capacity": s.capacity,
-                                    "price": s.price, "enabled": s.enabled} for s in books.inventory.all()},
-            daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
-            issuer_public_key=self.issuer_keys[1], settlement=config.settlement)
+        return reporter_for(setup, books, self.issuer_keys[1])
 
     def start_publisher(self, machine: Machine) -> OutboxPublisher:
         assert self.address is not None

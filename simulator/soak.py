@@ -59,9 +59,23 @@ def machine_setup(index: int) -> MachineSetup:
     return MachineSetup(config, base.catalog, base.path)
 
 
-def sell(machine: Machine, clock: VirtualClock, dispenser: VirtualDispenser, count: int, rng: random.Random) -> int:
+class Progress:
+    """Transactions done so far, across machines: the chaos thread strikes at points in this count."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.lock = threading.Lock()
+
+    def tick(self) -> None:
+        with self.lock:
+            self.done += 1
+
+
+def sell(machine: Machine, clock: VirtualClock, dispenser: VirtualDispenser, count: int, rng: random.Random,
+         progress: Progress) -> int:
     controller = machine.controller
     for i in range(count):
+        progress.tick()
         if i % 60 == 59:
             full = {slot: 20 for slot in SLOTS}
             for slot, n in full.items():
@@ -86,6 +100,7 @@ def run_soak(transactions: int, machines: int, seed: int, workdir: Path, max_out
     backend = {"vendor": VendorBackend(world.address, workdir / "vendor.db").start()}
     fleet: list[tuple[Machine, OutboxPublisher]] = []
     threads = []
+    progress = Progress()
     for index in range(machines):
         setup = machine_setup(index)
         clock = VirtualClock(datetime.fromisoformat("2026-03-02T07:30:00+08:00"))
@@ -103,16 +118,19 @@ def run_soak(transactions: int, machines: int, seed: int, workdir: Path, max_out
         fleet.append((machine, publisher))
         share = transactions // machines + (1 if index < transactions % machines else 0)
         threads.append(threading.Thread(target=sell, args=(machine, clock, dispenser, share,
-                                                           random.Random(f"{seed}:{index}")), daemon=True))
+                                                           random.Random(f"{seed}:{index}"), progress), daemon=True))
     done = threading.Event()
+    # outages and crashes at seeded random points of the run, so they always fall while machines sell
+    strikes = sorted(rng.uniform(0.05, 0.9) * transactions for _ in range(max(5, transactions // 1500)))
 
     def chaos() -> None:
         long_done = False
-        while not done.is_set():
-            done.wait(rng.uniform(0.3, 1.2))
+        for strike in strikes:
+            while progress.done < strike and not done.is_set():
+                time.sleep(0.001)
             if done.is_set():
                 break
-            if rng.random() < 0.3:
+            if long_done and rng.random() < 0.35:
                 backend["vendor"].abandon()  # the vendor's backend crashes mid-stream
                 report.backend_crashes += 1
                 done.wait(rng.uniform(0.1, 0.8))
@@ -132,8 +150,8 @@ def run_soak(transactions: int, machines: int, seed: int, workdir: Path, max_out
         thread.start()
     for thread in threads:
         thread.join(timeout=600)
+    chaos_thread.join(timeout=300)  # every strike falls before the last sale, so the chaos finishes too
     done.set()
-    chaos_thread.join(timeout=60)
     if not broker.running:
         broker.start()
     store = backend["vendor"].store

@@ -49,6 +49,10 @@ class _Constructor(yaml.constructor.SafeConstructor):
     pass
 
 
+# libyaml's parser when PyYAML has it (same nodes and marks, much faster), the pure one otherwise
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], doc: str) -> Any:
     lines.setdefault(loc, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -88,7 +92,7 @@ def parse_yaml(raw: bytes, name: str) -> YamlDoc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(name, line, "", f"not valid UTF-8 (byte 0x{raw[exc.start]:02X})") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -106,3 +106,14 @@ class MqttReporter:
             document["cards"] = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in totals]
         payload = {"machine": self.machine, "day": day, "sealed": seal(document, self.issuer_public_key)}
         return [OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")]
+
+
+def reporter_for(setup: Any, books: Any, issuer_public_key: bytes | None) -> MqttReporter:
+    """The reporter for a machine: its identity, zone and settings, reading stock and totals from its books."""
+    config = setup.config
+    return MqttReporter(
+        machine=config.id, zone=config.zone, currency=config.currency,
+        stock=lambda: {s.slot: {"product": s.product, "stock": s.stock, "capacity": s.capacity, "price": s.price,
+                                "enabled": s.enabled} for s in books.inventory.all()},
+        daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
+        issuer_public_key=issuer_public_key, settlement=config.settlement)

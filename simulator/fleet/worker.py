@@ -17,7 +17,7 @@ from firmware.messages import Message
 from firmware.ports import CardTap
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
-from firmware.reporting.reporter import MqttReporter
+from firmware.reporting.reporter import MqttReporter, reporter_for
 from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan
 from simulator.hardware.virtual import VirtualClock, VirtualDispenser
 
@@ -66,12 +66,7 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
     stats = MachineStats(plan.machine_id, visits=len(plan.visits))
 
     def reporter(setup: MachineSetup, books: Any) -> MqttReporter:
-        return MqttReporter(config.id, ZONE, config.currency,
-                            stock=lambda: {s.slot: {"product": s.product, "stock": s.stock, "capacity": s.capacity,
-                                                    "price": s.price, "enabled": s.enabled}
-                                           for s in books.inventory.all()},
-                            daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
-                            issuer_public_key=issuer_public_key, settlement=config.settlement)
+        return reporter_for(setup, books, issuer_public_key)
 
     machine = build_machine(setup, state_dir, Hardware(clock, NullDisplay(), dispenser),
                             reporter=reporter, events=stats.on_event)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,40 +125,29 @@ def test_silent_then_unplugged_reader_goes_offline_and_recovers_after_replug(dev
 def test_unplug_mid_session_puts_the_machine_out_of_order_and_replug_recovers(tmp_path: Path):
     from simulator.scenarios import load_scenario
     from simulator.scenarios.runner import ScenarioRunner
-    from simulator.serve import ServeLoop
     from tests.conftest import ROOT
+    from tests.simulator.emulators.conftest import serve_loop
 
     device = PN532Device(tmp_path / "reader0").start()
     runner = ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine")
     runner.start()
-    loops: list[ServeLoop] = []
-    reader = open_reader(f"pn532:{tmp_path / 'reader0'}", runner.clock,
-                         on_status=lambda online, detail: loops[0].reader_status(online, detail) if loops else None)
-    loop = ServeLoop(runner.machine.controller, reader)
-    loops.append(loop)
-    threads = [threading.Thread(target=loop.read_forever, daemon=True), threading.Thread(target=loop.run, daemon=True)]
-    for thread in threads:
-        thread.start()
     controller = runner.machine.controller
     amy = runner.scenario.cards["amy"].uid
     try:
-        device.tap(amy)
-        eventually(lambda: controller.state.value == "awaiting_selection", what="card session")
-        device.command("unplug")
-        eventually(lambda: controller.state.value == "out_of_order", what="out of order")
-        assert (controller.last_transaction.outcome, controller.last_transaction.reason) == ("cancelled", "fault")
-        loop.events.put(("line", "select A1"))
-        eventually(lambda: controller.last_transaction.reason == "out_of_service", what="sales stopped")
-        device.command("replug")
-        eventually(lambda: controller.state.value == "idle", timeout=20, what="recovered")
-        loop.events.put(("line", "select A1"))
-        device.tap(amy)
-        eventually(lambda: controller.last_transaction.outcome == "vended", what=f"a sale after replug ({controller.state.value}, {controller.last_transaction}, reads {device.reads})")
-        assert runner.machine.books.wallet.balance(amy).amount == 75
+        with serve_loop(runner, f"pn532:{tmp_path / 'reader0'}") as loop:
+            device.tap(amy)
+            eventually(lambda: controller.state.value == "awaiting_selection", what="card session")
+            device.command("unplug")
+            eventually(lambda: controller.state.value == "out_of_order", what="out of order")
+            assert (controller.last_transaction.outcome, controller.last_transaction.reason) == ("cancelled", "fault")
+            loop.events.put(("line", "select A1"))
+            eventually(lambda: controller.last_transaction.reason == "out_of_service", what="sales stopped")
+            device.command("replug")
+            eventually(lambda: controller.state.value == "idle", timeout=20, what="recovered")
+            loop.events.put(("line", "select A1"))
+            device.tap(amy)
+            eventually(lambda: controller.last_transaction.outcome == "vended", what="a sale after replug")
+            assert runner.machine.books.wallet.balance(amy).amount == 75
     finally:
-        loop.stopping.set()
-        for thread in threads:
-            thread.join(timeout=5)
-        reader.close()
         device.stop()
         runner.close()

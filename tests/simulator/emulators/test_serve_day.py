@@ -7,11 +7,10 @@ import subprocess
 import threading
 from pathlib import Path
 
-from firmware.readers.registry import open_reader
 from simulator.emulators.devices import PN532Device
 from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
-from simulator.serve import ServeLoop
+from tests.simulator.emulators.conftest import serve_loop
 from tests.conftest import ROOT
 from tests.waiting import eventually
 
@@ -45,32 +44,21 @@ def pn532_day(tmp: Path) -> dict:
     device = PN532Device(tmp / "reader0").start()
     runner = ScenarioRunner(load_scenario(MORNING), tmp / "pn532")
     runner.start()
-    loops: list[ServeLoop] = []
-    reader = open_reader(f"pn532:{tmp / 'reader0'}?debounce=0.05", runner.clock,
-                         on_status=lambda online, detail: loops[0].reader_status(online, detail) if loops else None)
-    loop = ServeLoop(runner.machine.controller, reader)
-    loops.append(loop)
-    threads = [threading.Thread(target=loop.read_forever, daemon=True), threading.Thread(target=loop.run, daemon=True)]
-    for thread in threads:
-        thread.start()
     controller = runner.machine.controller
     try:
-        for index, (slot, card) in enumerate(DAY):
-            before = controller.last_transaction
-            loop.events.put(("line", f"select {slot}"))
-            eventually(lambda: controller.state.value == "awaiting_card", what=f"selection {index}")
-            device.tap(runner.scenario.cards[card].uid)
-            eventually(lambda: controller.last_transaction is not before and controller.last_transaction.outcome
-                       in ("vended", "denied", "refunded"), what=f"visit {index} decided")
-            if controller.state.value != "idle":
-                loop.events.put(("line", "cancel"))
-                eventually(lambda: controller.state.value == "idle", what="cancelled")
-        return summary(runner)
+        with serve_loop(runner, f"pn532:{tmp / 'reader0'}?debounce=0.05") as loop:
+            for index, (slot, card) in enumerate(DAY):
+                before = controller.last_transaction
+                loop.events.put(("line", f"select {slot}"))
+                eventually(lambda: controller.state.value == "awaiting_card", what=f"selection {index}")
+                device.tap(runner.scenario.cards[card].uid)
+                eventually(lambda: controller.last_transaction is not before and controller.last_transaction.outcome
+                           in ("vended", "denied", "refunded"), what=f"visit {index} decided")
+                if controller.state.value != "idle":
+                    loop.events.put(("line", "cancel"))
+                    eventually(lambda: controller.state.value == "idle", what="cancelled")
+            return summary(runner)
     finally:
-        loop.stopping.set()
-        for thread in threads:
-            thread.join(timeout=5)
-        reader.close()
         device.stop()
         runner.close()
 
@@ -81,27 +69,34 @@ def test_a_day_through_the_pn532_on_a_pty_equals_the_virtual_reader(tmp_path):
     assert pn532_day(tmp_path) == virtual
 
 
-def test_vending_serve_sells_through_an_emulated_pn532(tmp_path):
-    """The real command: `vending serve` reads an emulated PN532 through a --link path; keypad on stdin."""
-    device = PN532Device(tmp_path / "reader0").start()
+def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, list[dict]]:
     cards = tmp_path / "cards.yaml"
     cards.write_text('cards:\n  amy: {uid: "04A1B2C3D4E5F6", profile: student, balance: 100}\n')
     serve = subprocess.Popen(
         [str(ROOT / ".venv/bin/vending"), "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"),
-         "--reader", f"pn532:{tmp_path / 'reader0'}", "--cards", str(cards), "--json"],
+         "--reader", f"pn532:{tmp_path / 'reader0'}", "--cards", str(cards), "--json", *extra],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     events: list[dict] = []
-    reader_thread = threading.Thread(target=lambda: events.extend(json.loads(line) for line in serve.stdout), daemon=True)
-    reader_thread.start()
+    threading.Thread(target=lambda: events.extend(json.loads(line) for line in serve.stdout), daemon=True).start()
+    eventually(lambda: any(e["event"] == "power_on" for e in events), what="serve started")
+    return serve, events
+
+
+def keypad(serve: subprocess.Popen, line: str) -> None:
+    serve.stdin.write(line + "\n")
+    serve.stdin.flush()
+
+
+def test_vending_serve_sells_through_an_emulated_pn532(tmp_path):
+    """The real command: `vending serve` reads an emulated PN532 through a --link path; keypad on stdin."""
+    device = PN532Device(tmp_path / "reader0").start()
+    serve, events = start_serve(tmp_path)
     try:
-        eventually(lambda: any(e["event"] == "power_on" for e in events), what="serve started")
-        serve.stdin.write("select A1\n")
-        serve.stdin.flush()
+        keypad(serve, "select A1")
         eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
         device.tap("04A1B2C3D4E5F6")
         eventually(lambda: any(e["event"] == "vended" for e in events), what="a sale")
-        serve.stdin.write("quit\n")
-        serve.stdin.flush()
+        keypad(serve, "quit")
         assert serve.wait(timeout=20) == 0
     finally:
         if serve.poll() is None:
@@ -122,19 +117,9 @@ def test_vending_serve_reports_to_a_broker(tmp_path):
 
     world = ReportingWorld(tmp_path / "world").start()
     device = PN532Device(tmp_path / "reader0").start()
-    cards = tmp_path / "cards.yaml"
-    cards.write_text('cards:\n  amy: {uid: "04A1B2C3D4E5F6", profile: student, balance: 100}\n')
-    serve = subprocess.Popen(
-        [str(ROOT / ".venv/bin/vending"), "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"),
-         "--reader", f"pn532:{tmp_path / 'reader0'}", "--cards", str(cards), "--json",
-         "--broker", f"mqtt://127.0.0.1:{world.address.port}"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events: list[dict] = []
-    threading.Thread(target=lambda: events.extend(json.loads(line) for line in serve.stdout), daemon=True).start()
+    serve, events = start_serve(tmp_path, "--broker", f"mqtt://127.0.0.1:{world.address.port}")
     try:
-        eventually(lambda: any(e["event"] == "power_on" for e in events), what="serve started")
-        serve.stdin.write("select A1\n")
-        serve.stdin.flush()
+        keypad(serve, "select A1")
         eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
         device.tap("04A1B2C3D4E5F6")
         eventually(lambda: world.vendor.store.count("sale") == 1, what="the sale at the vendor")
@@ -146,8 +131,7 @@ def test_vending_serve_reports_to_a_broker(tmp_path):
         operator.disconnect()
         operator.loop_stop()
         eventually(lambda: world.vendor.store.count("cmd-result") == 1, what="the command's answer")
-        serve.stdin.write("quit\n")
-        serve.stdin.flush()
+        keypad(serve, "quit")
         assert serve.wait(timeout=20) == 0
     finally:
         if serve.poll() is None:

@@ -1,0 +1,81 @@
+"""Fuzz targets shared by the hypothesis tests and the atheris harness (`make fuzz`).
+
+Each takes raw bytes; the only exception allowed out of a parser is the project's ``InputError``
+(for commands: none at all -- every command is answered).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from firmware.errors import InputError
+from tests.conftest import CONFIGS
+
+_TMP = Path(tempfile.mkdtemp(prefix="fuzz-"))
+_MACHINE_DIR = _TMP / "machines"
+_MACHINE_DIR.mkdir()
+(_TMP / "products").mkdir()
+(_TMP / "products" / "campus.yaml").write_bytes((CONFIGS / "products/campus.yaml").read_bytes())
+
+
+def _load(loader, data: bytes, name: str) -> None:
+    path = _MACHINE_DIR / name
+    path.write_bytes(data)
+    try:
+        loader(path)
+    except InputError:
+        pass
+
+
+def fuzz_machine(data: bytes) -> None:
+    from firmware.config.machine import load_machine
+
+    _load(load_machine, data, "machine.yaml")
+
+
+def fuzz_catalog(data: bytes) -> None:
+    from firmware.config.catalog import load_catalog
+
+    _load(load_catalog, data, "catalog.yaml")
+
+
+def fuzz_scenario(data: bytes) -> None:
+    from simulator.scenarios.schema import load_scenario
+
+    _load(load_scenario, data, "scenario.yaml")
+
+
+_PROCESSOR = None
+
+
+def _processor():  # type: ignore[no-untyped-def]
+    global _PROCESSOR
+    if _PROCESSOR is None:
+        from simulator.scenarios import load_scenario
+        from simulator.scenarios.runner import ScenarioRunner
+
+        runner = ScenarioRunner(load_scenario(CONFIGS / "scenarios/normal-morning.yaml"), _TMP / "machine-state")
+        runner.start()
+        from firmware.reporting.commands import CommandProcessor
+
+        _PROCESSOR = CommandProcessor(runner.machine.controller)
+    return _PROCESSOR
+
+
+def fuzz_command(name: str, payload: bytes) -> None:
+    result = _processor().handle(name, payload)
+    assert isinstance(result, dict) and isinstance(result.get("ok"), bool), result
+
+
+def fuzz_framers(data: bytes) -> None:
+    from firmware.readers import line_frames, pn532_frames, rdm6300_frames
+
+    for decode in (pn532_frames.decode, rdm6300_frames.decode, line_frames.decode):
+        buffer = data
+        while buffer:
+            consumed, _ = decode(buffer)
+            assert 0 <= consumed <= len(buffer)
+            if consumed == 0:
+                break
+            buffer = buffer[consumed:]
