@@ -15,7 +15,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from firmware.config.catalog import load_catalog
 from firmware.config.machine import load_machine

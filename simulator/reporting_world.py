@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware.assembly import DB_FILE, Machine
+from firmware.assembly import Machine
 from firmware.config.machine import MachineSetup
 from firmware.controller.session import Books
 from firmware.reporting.commands import CommandProcessor

@@ -155,7 +155,7 @@ def run_soak(transactions: int, machines: int, seed: int, workdir: Path, max_out
     if not broker.running:
         broker.start()
     store = backend["vendor"].store
-    for machine, publisher in fleet:
+    for _, publisher in fleet:
         publisher.flush(180)
     for machine, publisher in fleet:
         machine_id = machine.controller.config.id

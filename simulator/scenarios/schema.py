@@ -14,8 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from firmware.config.catalog import KINDS, Strict
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import Loc, YamlDoc, _reason, read_yaml
-from firmware.errors import InputError
-from firmware.ports import PROFILES
 
 UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -273,10 +271,3 @@ def _check_expect(doc: YamlDoc, loc: Loc, expect: Expect, head: ScenarioHead, sl
     if not expect.checks():
         raise doc.error(loc, "an expect step must check at least one thing")
 
-
-def known_profiles() -> tuple[str, ...]:
-    return PROFILES
-
-
-def validation_error(path: str, exc: InputError) -> str:
-    return exc.render()

@@ -3,7 +3,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from firmware.readers.registry import open_reader
 from simulator.scenarios.runner import ScenarioRunner
