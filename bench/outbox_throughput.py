@@ -72,11 +72,9 @@ def outbox_path(db: Path, machine_id: str, address: BrokerAddress, workdir: Path
     return messages / elapsed
 
 
-def raw_drain(address: BrokerAddress, payloads: list[bytes]) -> float:
-    sub = ["mosquitto_sub", "-h", address.host, "-p", str(address.port), "-q", "1", "-c", "-i", "drainer",
-           "-t", "bench/#"]
-    subprocess.run([*sub, "-E"], check=True, timeout=30)  # create the persistent session, then leave
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-filler", clean_session=True)
+def queue_for(address: BrokerAddress, payloads: list[bytes], client_id: str) -> None:
+    """Publish ``payloads`` (QoS 1) so the broker queues them for an absent persistent subscriber."""
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
     pub.max_inflight_messages_set(500)
     pub.connect(address.host, address.port)
     pub.loop_start()
@@ -87,6 +85,13 @@ def raw_drain(address: BrokerAddress, payloads: list[bytes]) -> float:
     info.wait_for_publish(120)
     pub.disconnect()
     pub.loop_stop()
+
+
+def raw_drain(address: BrokerAddress, payloads: list[bytes]) -> float:
+    sub = ["mosquitto_sub", "-h", address.host, "-p", str(address.port), "-q", "1", "-c", "-i", "drainer",
+           "-t", "bench/#"]
+    subprocess.run([*sub, "-E"], check=True, timeout=30)  # create the persistent session, then leave
+    queue_for(address, payloads, "bench-filler")
     started = time.perf_counter()
     subprocess.run([*sub, "-C", str(len(payloads))], check=True, timeout=600, stdout=subprocess.DEVNULL)
     return len(payloads) / (time.perf_counter() - started)
@@ -107,17 +112,7 @@ def paho_drain(address: BrokerAddress, payloads: list[bytes]) -> float:
     time.sleep(0.5)  # the SUBACK; then leave so the broker queues for us
     first.disconnect()
     first.loop_stop()
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-filler-2", clean_session=True)
-    pub.max_inflight_messages_set(500)
-    pub.connect(address.host, address.port)
-    pub.loop_start()
-    info = None
-    for payload in payloads:
-        info = pub.publish("bench/sale", payload, qos=1)
-    assert info is not None
-    info.wait_for_publish(120)
-    pub.disconnect()
-    pub.loop_stop()
+    queue_for(address, payloads, "bench-filler-2")
     done, count = threading.Event(), [0]
 
     def on_message(c, u, m):

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from firmware import crashpoints
-from simulator.backends.store import Report
+from simulator.backends.store import Report, StoreQueries
 
 VENDOR_SCHEMA_PG = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -30,7 +30,7 @@ CREATE OR REPLACE VIEW denials AS
 """
 
 
-class PostgresReportStore:
+class PostgresReportStore(StoreQueries):
     """``ReportStore`` on PostgreSQL; ``execute`` takes SQLite-style ``?`` placeholders for shared callers."""
 
     def __init__(self, dsn: str, schema: str = VENDOR_SCHEMA_PG) -> None:
@@ -80,19 +80,10 @@ class PostgresReportStore:
                 "last_heartbeat = EXCLUDED.last_heartbeat, outbox = EXCLUDED.outbox",
                 (machine, state, last_heartbeat, outbox))
 
-    def acked(self, machine: str) -> int:
-        row = self.conn.execute("SELECT seq FROM acked WHERE machine = %s", (machine,)).fetchone()
-        return int(row[0]) if row else 0
-
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             cursor = self.conn.execute(sql.replace("?", "%s"), params)
             return cursor.fetchall() if cursor.description else []
-
-    def count(self, kind: str | None = None) -> int:
-        if kind is None:
-            return int(self.execute("SELECT COUNT(*) FROM reports")[0][0])
-        return int(self.execute("SELECT COUNT(*) FROM reports WHERE kind = ?", (kind,))[0][0])
 
     def close(self) -> None:
         self.conn.close()

@@ -14,12 +14,15 @@ from typing import Any, Protocol
 
 from firmware import crashpoints
 
-VENDOR_SCHEMA = """
+RECEIVED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
     machine TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
     PRIMARY KEY (machine, seq)
 );
 CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+"""
+
+VENDOR_SCHEMA = RECEIVED_SCHEMA + """
 CREATE TABLE IF NOT EXISTS machines (
     machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox INTEGER
 );
@@ -40,12 +43,7 @@ CREATE VIEW IF NOT EXISTS alerts AS
     FROM reports WHERE kind = 'alert';
 """
 
-ISSUER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reports (
-    machine TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
-    PRIMARY KEY (machine, seq)
-);
-CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+ISSUER_SCHEMA = RECEIVED_SCHEMA + """
 CREATE TABLE IF NOT EXISTS settlements (
     machine TEXT NOT NULL, day TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER, count INTEGER,
     PRIMARY KEY (machine, day, uid)
@@ -78,7 +76,23 @@ class ReportStore(Protocol):
     def close(self) -> None: ...
 
 
-class SqliteReportStore:
+class StoreQueries:
+    """Reads both stores answer the same way; ``execute`` takes ``?`` placeholders."""
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return int(self.execute("SELECT COUNT(*) FROM reports")[0][0])
+        return int(self.execute("SELECT COUNT(*) FROM reports WHERE kind = ?", (kind,))[0][0])
+
+    def acked(self, machine: str) -> int:
+        rows = self.execute("SELECT seq FROM acked WHERE machine = ?", (machine,))
+        return int(rows[0][0]) if rows else 0
+
+
+class SqliteReportStore(StoreQueries):
     """Reports keyed by (machine, seq): a redelivered report is ignored, and the ack only moves forward."""
 
     def __init__(self, path: Path, schema: str = VENDOR_SCHEMA) -> None:
@@ -137,18 +151,9 @@ class SqliteReportStore:
         self.execute("INSERT OR REPLACE INTO machines (machine, state, last_heartbeat, outbox) VALUES (?, ?, ?, ?)",
                      (machine, state, last_heartbeat, outbox))
 
-    def acked(self, machine: str) -> int:
-        row = self.conn.execute("SELECT seq FROM acked WHERE machine = ?", (machine,)).fetchone()
-        return int(row[0]) if row else 0
-
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
-
-    def count(self, kind: str | None = None) -> int:
-        if kind is None:
-            return int(self.execute("SELECT COUNT(*) FROM reports")[0][0])
-        return int(self.execute("SELECT COUNT(*) FROM reports WHERE kind = ?", (kind,))[0][0])
 
     def close(self) -> None:
         self.conn.close()

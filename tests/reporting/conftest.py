@@ -72,3 +72,17 @@ def capture(world: ReportingWorld) -> Iterator[Capture]:
     cap = Capture().start(world.address.host, world.address.port)
     yield cap
     cap.stop()
+
+
+def sell_many(runner, count: int, card: str = "lin") -> None:  # type: ignore[no-untyped-def]
+    """A stream of sales on virtual time, half a minute apart, cycling through five compliant slots."""
+    from datetime import timedelta
+
+    from firmware.ports import CardTap
+
+    controller = runner.machine.controller
+    uid = runner.scenario.cards[card].uid
+    for i in range(count):
+        controller.dispatch("select", ["A1", "A3", "D1", "E1", "E2"][i % 5])
+        controller.dispatch("tap", CardTap(uid, "virtual", runner.clock.now()))
+        runner.clock.advance(timedelta(seconds=30))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from firmware.ports import CardTap
 from simulator.backends.store import Report
 from simulator.backends.vendor import VendorBackend
 from simulator.postgres import PostgresProcess, pg_bin
@@ -16,7 +14,7 @@ from simulator.reporting_world import ReportingWorld
 from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.reporting.conftest import require_mosquitto
+from tests.reporting.conftest import require_mosquitto, sell_many
 from tests.waiting import eventually
 
 
@@ -64,10 +62,7 @@ def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres
     runner.start()
     try:
         controller = runner.machine.controller
-        for i in range(30):
-            controller.dispatch("select", ["A1", "A3", "D1", "E1", "E2"][i % 5])
-            controller.dispatch("tap", CardTap(runner.scenario.cards["lin"].uid, "virtual", runner.clock.now()))
-            runner.clock.advance(timedelta(seconds=30))
+        sell_many(runner, 30)
         assert world.publisher.flush(30)
         produced = runner.machine.db.counter("seq:vendor")
         eventually(lambda: instances[0].store.count() == produced, what="every report in PostgreSQL")

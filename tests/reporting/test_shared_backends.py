@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 from simulator.backends.vendor import VendorBackend
@@ -10,7 +9,7 @@ from simulator.reporting_world import ReportingWorld
 from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.reporting.conftest import require_mosquitto
+from tests.reporting.conftest import require_mosquitto, sell_many
 from tests.waiting import eventually
 
 
@@ -37,13 +36,7 @@ def test_shared_subscription_splits_load_and_stays_exactly_once(tmp_path: Path):
     detach = world(runner)
     runner.start()
     try:
-        from firmware.ports import CardTap
-        controller = runner.machine.controller
-        uid = runner.scenario.cards["lin"].uid
-        for i in range(40):
-            controller.dispatch("select", ["A1", "A3", "D1", "E1", "E2"][i % 5])
-            controller.dispatch("tap", CardTap(uid, "virtual", runner.clock.now()))
-            runner.clock.advance(timedelta(seconds=30))
+        sell_many(runner, 40)
         assert world.publisher.flush(30)
         machine_reports = runner.machine.db.counter("seq:vendor")
         eventually(lambda: instances[0].store.count() == machine_reports, what="all reports stored")
