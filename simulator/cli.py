@@ -160,7 +160,7 @@ def diagram() -> None:
 
 @app.command()
 def demo(
-    scenario: Annotated[Path, typer.Option(help="Scenario to run.")] = SCENARIOS / "normal-morning.yaml",
+    scenario: Annotated[Path, typer.Option(help="Scenario to run.")] = SCENARIOS / "demo-school-day.yaml",
     broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
 ) -> None:
     """Run a scripted morning with an embedded broker and both backends; show what each party learned."""

@@ -422,8 +422,9 @@ class Controller:
         with self.books.journal.atomic("refund"):
             self.books.wallet.refund(record.uid, Money(record.price, self.config.currency), record.txn_id)
             self.books.vends.settle(record.txn_id, "refunded")
-            self.books.journal.append(self._entry("vend_refunded", record.txn_id, slot=record.slot,
-                                                  product=record.product, price=record.price, recovered=recovered))
+            self.books.journal.append(self._entry(
+                "vend_refunded", record.txn_id, slot=record.slot, product=record.product, price=record.price,
+                recovered=recovered, **self._who(self.books.wallet.lookup(record.uid))))
         self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)
 
     def _finish(self, outcome: str, reason: str | None, txn_id: str | None = None,

@@ -200,3 +200,18 @@ def test_term_key_file_is_private_and_rotation_changes_pseudonyms(tmp_path):
     second = load_key(tmp_path)
     assert second.term == "2026-2" and second("04A1B2C3D4E5F6") != first
     assert len(first) == 26 and first == first.lower()
+
+
+def test_a_refunded_sale_reaches_the_vendor_with_its_pseudonym_and_profile(world, tmp_path):
+    runner, detach = start_runner(world, tmp_path)
+    try:
+        runner.dispenser.jam("A1")
+        sell(runner, "A1", "amy")
+        sell(runner, "A1", "amy")
+        assert world.publisher.flush(20)
+        rows = world.vendor.store.execute("SELECT outcome, pseudonym, profile FROM sales ORDER BY seq")
+        assert [r[0] for r in rows] == ["refunded", "vended"]
+        assert rows[0][1] == rows[1][1] is not None and rows[0][2] == "student"
+    finally:
+        detach()
+        runner.close()
