@@ -10,6 +10,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,3 +87,22 @@ def sell_many(runner, count: int, card: str = "lin") -> None:  # type: ignore[no
         controller.dispatch("select", ["A1", "A3", "D1", "E1", "E2"][i % 5])
         controller.dispatch("tap", CardTap(uid, "virtual", runner.clock.now()))
         runner.clock.advance(timedelta(seconds=30))
+
+
+@contextmanager
+def attached_runner(world: ReportingWorld, tmp_path: Path, scenario: str = "normal-morning"):  # type: ignore[no-untyped-def]
+    """A machine from a shipped scenario, reporting through ``world``, connected; detached and closed after."""
+    from simulator.scenarios import load_scenario
+    from simulator.scenarios.runner import ScenarioRunner
+    from tests.conftest import CONFIGS
+
+    runner = ScenarioRunner(load_scenario(CONFIGS / "scenarios" / f"{scenario}.yaml"), tmp_path / "machine",
+                            reporter=world.reporter_factory)
+    detach = world(runner)
+    runner.start()
+    try:
+        assert world.publisher.wait_connected(15), "the machine could not reach the broker"
+        yield runner
+    finally:
+        detach()
+        runner.close()

@@ -6,7 +6,6 @@ import json
 import os
 import stat
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -14,20 +13,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.reporting.keys import load_key, write_key
 from simulator.reporting_world import ReportingWorld
-from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
+from tests.reporting.conftest import attached_runner
 from tests.waiting import eventually
 
 MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
-
-
-def start_runner(world: ReportingWorld, tmp_path: Path) -> tuple[ScenarioRunner, object]:
-    runner = ScenarioRunner(load_scenario(MORNING), tmp_path / "machine", reporter=world.reporter_factory)
-    detach = world(runner)
-    runner.start()
-    assert world.publisher.wait_connected(15), "the machine could not reach the broker"
-    return runner, detach
 
 
 def sell(runner: ScenarioRunner, slot: str, card: str) -> None:
@@ -43,8 +34,7 @@ def backend_sales(world: ReportingWorld) -> list[tuple]:
 
 
 def test_outage_then_reconnect_delivers_each_report_once(world, tmp_path):
-    runner, detach = start_runner(world, tmp_path)
-    try:
+    with attached_runner(world, tmp_path) as runner:
         sell(runner, "A1", "amy")
         assert world.publisher.flush(20)
         world.broker_down()
@@ -58,15 +48,11 @@ def test_outage_then_reconnect_delivers_each_report_once(world, tmp_path):
         assert len({txn for _, _, txn in rows}) == 5
         seqs = [seq for _, (seq,) in enumerate(world.vendor.store.execute("SELECT seq FROM reports ORDER BY seq"))]
         assert seqs == list(range(1, len(seqs) + 1)), "a gap or duplicate in the vendor's sequence"
-    finally:
-        detach()
-        runner.close()
 
 
 def test_redelivered_reports_are_stored_once(world, tmp_path):
     """The backend sees every report twice (a resend after a lost ack) and keeps one copy."""
-    runner, detach = start_runner(world, tmp_path)
-    try:
+    with attached_runner(world, tmp_path) as runner:
         sell(runner, "A1", "amy")
         sell(runner, "A3", "ben")
         assert world.publisher.flush(20)
@@ -76,9 +62,6 @@ def test_redelivered_reports_are_stored_once(world, tmp_path):
             world.vendor.receive(payload["machine"], kind, payload)
         assert len(backend_sales(world)) == 2
         assert world.vendor.store.count() == len(payloads)
-    finally:
-        detach()
-        runner.close()
 
 
 def publish_command(world: ReportingWorld, machine: str, name: str, payload: bytes) -> None:
@@ -120,21 +103,16 @@ BAD_COMMANDS = [
 
 @pytest.mark.parametrize("name,payload,reason", BAD_COMMANDS, ids=[r for _, _, r in BAD_COMMANDS])
 def test_malformed_command_is_refused_and_changes_nothing(world, tmp_path, name, payload, reason):
-    runner, detach = start_runner(world, tmp_path)
-    try:
+    with attached_runner(world, tmp_path) as runner:
         before = (runner.machine.books.inventory.all(), runner.machine.invariant_total())
         result = run_command(world, runner, name, payload)
         assert result["ok"] is False
         assert reason in result["reason"]
         assert (runner.machine.books.inventory.all(), runner.machine.invariant_total()) == before
-    finally:
-        detach()
-        runner.close()
 
 
 def test_commands_apply_atomically_once(world, tmp_path):
-    runner, detach = start_runner(world, tmp_path)
-    try:
+    with attached_runner(world, tmp_path) as runner:
         inventory = runner.machine.books.inventory
         assert run_command(world, runner, "set_price", b'{"id": "p1", "slot": "A1", "price": 30}')["ok"]
         assert inventory.get("A1").price == 30
@@ -150,14 +128,10 @@ def test_commands_apply_atomically_once(world, tmp_path):
         inventory.set_stock("A1", 9)
         assert world.commands.handle("restock", b'{"id": "r2", "slots": {"A1": 10}}')["ok"]
         assert inventory.get("A1").stock == 9
-    finally:
-        detach()
-        runner.close()
 
 
 def test_set_lockout_replaces_windows_and_survives_restart(world, tmp_path):
-    runner, detach = start_runner(world, tmp_path)
-    try:
+    with attached_runner(world, tmp_path) as runner:
         command = (b'{"id": "l1", "lockouts": [{"profiles": ["student"], "categories": ["dairy"], '
                    b'"from": "07:00", "to": "08:00"}]}')
         assert run_command(world, runner, "set_lockout", command)["ok"]
@@ -171,14 +145,10 @@ def test_set_lockout_replaces_windows_and_survives_restart(world, tmp_path):
         bad = b'{"id": "l2", "lockouts": [{"profiles": ["student"], "categories": ["snack"], "from": "13:00", "to": "11:00"}]}'
         refused = run_command(world, runner, "set_lockout", bad)
         assert not refused["ok"] and "must be before" in refused["reason"]
-    finally:
-        detach()
-        runner.close()
 
 
 def test_backend_marks_silent_machines_offline(world, tmp_path):
-    runner, detach = start_runner(world, tmp_path)
-    try:
+    with attached_runner(world, tmp_path):
         world.publisher.heartbeat_s = 0.0  # a heartbeat on every pass of the publisher
         world.publisher.wake()
         rows = eventually(lambda: world.vendor.store.execute(
@@ -187,9 +157,6 @@ def test_backend_marks_silent_machines_offline(world, tmp_path):
         assert state == "online"
         later = datetime.fromisoformat(beat) + timedelta(minutes=5)
         assert world.vendor.mark_silent_offline(later, timedelta(seconds=90)) == [machine]
-    finally:
-        detach()
-        runner.close()
 
 
 def test_term_key_file_is_private_and_rotation_changes_pseudonyms(tmp_path):
@@ -203,8 +170,7 @@ def test_term_key_file_is_private_and_rotation_changes_pseudonyms(tmp_path):
 
 
 def test_a_refunded_sale_reaches_the_vendor_with_its_pseudonym_and_profile(world, tmp_path):
-    runner, detach = start_runner(world, tmp_path)
-    try:
+    with attached_runner(world, tmp_path) as runner:
         runner.dispenser.jam("A1")
         sell(runner, "A1", "amy")
         sell(runner, "A1", "amy")
@@ -212,6 +178,3 @@ def test_a_refunded_sale_reaches_the_vendor_with_its_pseudonym_and_profile(world
         rows = world.vendor.store.execute("SELECT outcome, pseudonym, profile FROM sales ORDER BY seq")
         assert [r[0] for r in rows] == ["refunded", "vended"]
         assert rows[0][1] == rows[1][1] is not None and rows[0][2] == "student"
-    finally:
-        detach()
-        runner.close()

@@ -11,10 +11,7 @@ from simulator.backends.store import Report
 from simulator.backends.vendor import VendorBackend
 from simulator.postgres import PostgresProcess, pg_bin
 from simulator.reporting_world import ReportingWorld
-from simulator.scenarios import load_scenario
-from simulator.scenarios.runner import ScenarioRunner
-from tests.conftest import ROOT
-from tests.reporting.conftest import require_mosquitto, sell_many
+from tests.reporting.conftest import attached_runner, require_mosquitto, sell_many
 from tests.waiting import eventually
 
 
@@ -56,22 +53,17 @@ def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres
     world.vendor = instances[0]
     for instance in instances:
         assert instance.connected.wait(15)
-    runner = ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine",
-                            reporter=world.reporter_factory)
-    detach = world(runner)
-    runner.start()
     try:
-        controller = runner.machine.controller
-        sell_many(runner, 30)
-        assert world.publisher.flush(30)
-        produced = runner.machine.db.counter("seq:vendor")
-        eventually(lambda: instances[0].store.count() == produced, what="every report in PostgreSQL")
-        sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
-        assert sales == (runner.result.sales, runner.result.sales)
-        assert instances[0].store.acked(controller.config.id) == produced
+        with attached_runner(world, tmp_path) as runner:
+            controller = runner.machine.controller
+            sell_many(runner, 30)
+            assert world.publisher.flush(30)
+            produced = runner.machine.db.counter("seq:vendor")
+            eventually(lambda: instances[0].store.count() == produced, what="every report in PostgreSQL")
+            sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
+            assert sales == (runner.result.sales, runner.result.sales)
+            assert instances[0].store.acked(controller.config.id) == produced
     finally:
-        detach()
-        runner.close()
         for instance in instances[1:]:
             instance.stop()
         world.stop()

@@ -6,10 +6,7 @@ from pathlib import Path
 
 from simulator.backends.vendor import VendorBackend
 from simulator.reporting_world import ReportingWorld
-from simulator.scenarios import load_scenario
-from simulator.scenarios.runner import ScenarioRunner
-from tests.conftest import ROOT
-from tests.reporting.conftest import require_mosquitto, sell_many
+from tests.reporting.conftest import attached_runner, require_mosquitto, sell_many
 from tests.waiting import eventually
 
 
@@ -31,21 +28,16 @@ def test_shared_subscription_splits_load_and_stays_exactly_once(tmp_path: Path):
 
         instance.report = counting
         assert instance.connected.wait(15)
-    runner = ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine",
-                            reporter=world.reporter_factory)
-    detach = world(runner)
-    runner.start()
     try:
-        sell_many(runner, 40)
-        assert world.publisher.flush(30)
-        machine_reports = runner.machine.db.counter("seq:vendor")
-        eventually(lambda: instances[0].store.count() == machine_reports, what="all reports stored")
-        sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
-        assert sales[0] == sales[1] == runner.result.sales
-        assert all(received), f"one instance got nothing: {received}"
+        with attached_runner(world, tmp_path) as runner:
+            sell_many(runner, 40)
+            assert world.publisher.flush(30)
+            machine_reports = runner.machine.db.counter("seq:vendor")
+            eventually(lambda: instances[0].store.count() == machine_reports, what="all reports stored")
+            sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
+            assert sales[0] == sales[1] == runner.result.sales
+            assert all(received), f"one instance got nothing: {received}"
     finally:
-        detach()
-        runner.close()
         for instance in instances[1:]:
             instance.stop()
         world.stop()
