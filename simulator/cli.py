@@ -130,7 +130,16 @@ def _kind_of(path: Path) -> str:
             return "scenario"
         if "products" in data:
             return "catalog"
+        if "rules" in data and "levels" in data:
+            return "rule set"
     return "machine"
+
+
+def _load_rule_set(path: Path) -> object:
+    from firmware.config.source import validate
+    from firmware.policy.rules.ruleset import RuleSet
+
+    return validate(RuleSet, read_yaml(path))
 
 
 @app.command()
@@ -141,7 +150,8 @@ def check(files: Annotated[list[Path], typer.Argument(help="Machine configs, cat
     for path in files:
         try:
             kind = _kind_of(path)
-            loaded = {"scenario": load_scenario, "catalog": load_catalog, "machine": load_machine}[kind](path)
+            loaded = {"scenario": load_scenario, "catalog": load_catalog, "machine": load_machine,
+                      "rule set": _load_rule_set}[kind](path)
         except InputError as exc:
             fail_input(exc)
         warnings = refused_slots(loaded) if kind == "machine" else []

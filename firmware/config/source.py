@@ -128,10 +128,28 @@ def validate(model: type[M], doc: YamlDoc, context: dict[str, Any] | None = None
         return model.model_validate(doc.data, context=context)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
-        loc = tuple(part for part in first["loc"] if not _is_union_tag(part))
-        raise doc.error(loc, _reason(first)) from None
+        raise doc.error(document_loc(doc.data, tuple(first["loc"])), _reason(first)) from None
 
 
-def _is_union_tag(part: str | int) -> bool:
-    # pydantic inserts the chosen type's name (e.g. "function-after[...]") into loc for unions
-    return isinstance(part, str) and ("[" in part or part in {"str", "int", "float", "dict"})
+def document_loc(data: Any, loc: Loc) -> Loc:
+    """The path into the document: pydantic also puts union and discriminator tags (``limit``,
+    ``function-after[...]``) into ``loc``; those are not keys of the YAML and are dropped."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(node, dict | list):
+            if isinstance(part, str) and ("[" in part or not isinstance(node, dict)):
+                continue  # a tag, not a key
+            if isinstance(node, dict) and part not in node and _is_tag_of(node, part):
+                continue
+            node = None  # a missing key: keep it in the path, it is what the error names
+        path.append(part)
+    return tuple(path)
+
+
+def _is_tag_of(node: dict[Any, Any], part: str | int) -> bool:
+    return node.get("type") == part or part in {"str", "int", "float", "dict", "list"}

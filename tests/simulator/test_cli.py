@@ -57,7 +57,7 @@ def test_invalid_input_exits_2_with_file_line_field_reason(tmp_path: Path):
 
 
 def test_check_accepts_every_shipped_file():
-    files = sorted(str(p) for p in CONFIGS.rglob("*.yaml") if "rules" not in p.parts)
+    files = sorted(str(p) for p in CONFIGS.rglob("*.yaml"))
     out = vending("check", *files)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count(": ok (") == len(files)
@@ -73,3 +73,12 @@ def test_run_help_documents_every_option():
     out = vending("run", "--help")
     for option in ("--script", "--machine", "--json", "--state-dir", "--broker", "Exit 0", "2"):
         assert option in out.stdout
+
+
+def test_check_names_the_line_of_a_bad_rule(tmp_path: Path):
+    bad = tmp_path / "rules.yaml"
+    bad.write_text((CONFIGS / "rules/tw-moe-2016.yaml").read_text().replace("max: 250", "max: lots"))
+    out = vending("check", str(bad))
+    assert out.returncode == 2
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "max: lots" in text)
+    assert out.stderr.startswith(f"{bad}:{line}: rules.")
