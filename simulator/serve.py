@@ -34,7 +34,13 @@ class ServeLoop:
 
     def read_forever(self) -> None:
         while not self.stopping.is_set():
-            tap = self.reader.read_tap(0.2)
+            try:
+                tap = self.reader.read_tap(0.2)
+            except Exception:  # a driver bug must not silently stop card reading: report offline, go on
+                log.exception("card reader failed; treating it as offline")
+                self.reader_status(False, "driver error")
+                self.stopping.wait(1.0)
+                continue
             if tap is not None:
                 self.events.put(("tap", tap))
 

@@ -15,7 +15,8 @@ from firmware.readers.transport import ReaderOffline
 log = logging.getLogger(__name__)
 WAKE_UP = b"\x55\x55" + bytes(14)
 GET_FIRMWARE_VERSION, SAM_CONFIGURATION, IN_LIST_PASSIVE_TARGET, IN_RELEASE = 0x02, 0x14, 0x4A, 0x52
-ACK_TIMEOUT_S, RESPONSE_TIMEOUT_S, RETRIES = 0.1, 0.5, 3
+# a PN532 acks within 15 ms (nfcpy waits 100 ms); a little more keeps a busy host from calling it silent
+ACK_TIMEOUT_S, RESPONSE_TIMEOUT_S, RETRIES = 0.25, 0.5, 3
 
 
 class PN532Reader(SerialReader):
