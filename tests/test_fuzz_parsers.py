@@ -67,3 +67,12 @@ def test_mqtt_commands_are_always_answered(name, payload):
 
 def test_targets_exist_for_every_parser():
     assert Path(__file__).with_name("fuzz").joinpath("targets.py").is_file()
+
+
+def test_regressions_found_by_fuzzing_stay_fixed():
+    """Inputs that once crashed a target (kept in tests/fuzz/regressions/, named after what they found)."""
+    regressions = sorted((Path(__file__).parent / "fuzz" / "regressions").iterdir())
+    assert regressions
+    for path in regressions:
+        target = {"machine": fuzz_machine, "catalog": fuzz_catalog, "scenario": fuzz_scenario}[path.name.split("-")[0]]
+        target(path.read_bytes())

@@ -114,7 +114,7 @@ class MachineConfig(Strict):
     def _tz(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Asia" is a directory of zones (fuzz find)
             raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Asia/Taipei)") from None
         return value
 
