@@ -21,8 +21,8 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from bench.common import merge_results  # noqa: E402
-from simulator.broker import EmbeddedBroker  # noqa: E402
-from simulator.mosquitto import MosquittoProcess, mosquitto_binary  # noqa: E402
+from simulator.servers.broker import EmbeddedBroker  # noqa: E402
+from simulator.servers.mosquitto import MosquittoProcess, mosquitto_binary  # noqa: E402
 
 PAYLOAD = json.dumps({"machine": "TPE-DAAN-JH-01", "seq": 1, "txn": "TPE-DAAN-JH-01-0000001",
                       "time": "2026-03-02T07:30+08:00", "slot": "A1", "product": "milk-lowfat-290", "price": 25,

@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from firmware.assembly import Machine, build_machine
+from firmware.app.assembly import Machine, build_machine
 from firmware.config.machine import load_machine
-from firmware.controller.session import Hardware
+from firmware.controller.records import Hardware
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
 from simulator.paths import MACHINES
 

@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import CARDS, demo_machine, merge_results, raw_commit_samples, summary_ms  # noqa: E402
-from firmware.ports import CardTap  # noqa: E402
+from firmware.domain import CardTap  # noqa: E402
 
 SLOTS = ["A1", "A2", "A3", "B1", "B2", "D1", "E1", "E2"]
 
@@ -37,7 +37,7 @@ def tap_to_decision(directory: Path, taps: int) -> list[float]:
     for i in range(taps):
         controller.dispatch("select", SLOTS[i % len(SLOTS)])
         mark["t"] = time.perf_counter()
-        controller.dispatch("tap", CardTap(CARDS[i % len(CARDS)], "virtual", clock.now()))
+        controller.present(CardTap(CARDS[i % len(CARDS)], "virtual", clock.now()))
     machine.db.close()
     return decided
 
@@ -50,7 +50,7 @@ def sustained(directory: Path, vends: int) -> float:
         if i % 90 == 89:
             controller.restock({slot: 100 for slot in SLOTS})
         controller.dispatch("select", SLOTS[i % len(SLOTS)])
-        controller.dispatch("tap", CardTap(CARDS[i % len(CARDS)], "virtual", clock.now()))
+        controller.present(CardTap(CARDS[i % len(CARDS)], "virtual", clock.now()))
     elapsed = time.perf_counter() - started
     assert machine.books.vends.in_flight() == 0
     machine.db.close()

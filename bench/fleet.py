@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import merge_results  # noqa: E402
 from simulator.fleet.runner import run_fleet  # noqa: E402
-from simulator.reporting_world import ReportingWorld  # noqa: E402
+from simulator.scenarios.reporting_world import ReportingWorld  # noqa: E402
 
 DAY = date(2026, 3, 2)
 

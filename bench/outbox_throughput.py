@@ -24,12 +24,12 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from bench.common import CARDS, demo_machine, merge_results  # noqa: E402
-from firmware.ports import CardTap  # noqa: E402
+from firmware.domain import CardTap  # noqa: E402
 from firmware.reporting.mqtt import BrokerAddress  # noqa: E402
 from firmware.reporting.publisher import OutboxPublisher  # noqa: E402
 from simulator.backends.vendor import VendorBackend  # noqa: E402
-from simulator.mosquitto import MosquittoProcess  # noqa: E402
-from simulator.reporting_world import ReportingWorld  # noqa: E402
+from simulator.servers.mosquitto import MosquittoProcess  # noqa: E402
+from simulator.scenarios.reporting_world import ReportingWorld  # noqa: E402
 
 SLOTS = ["A1", "A2", "A3", "B1", "B2", "D1", "E1", "E2"]
 
@@ -39,16 +39,17 @@ def fill_outbox(directory: Path, messages: int) -> tuple[Path, str, list[bytes]]
     machine, clock, _ = demo_machine(directory / "machine", reporter=world.reporter_factory)
     controller = machine.controller
     i = 0
-    while machine.db.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] < messages:
+    outbox = machine.books.journal.outbox
+    while outbox.depth() < messages:
         if i % 90 == 89:
             controller.restock({slot: 100 for slot in SLOTS})
         controller.dispatch("select", SLOTS[i % len(SLOTS)])
-        controller.dispatch("tap", CardTap(CARDS[i % len(CARDS)], "virtual", clock.now()))
+        controller.present(CardTap(CARDS[i % len(CARDS)], "virtual", clock.now()))
         i += 1
-    rows = machine.db.conn.execute("SELECT payload FROM outbox ORDER BY id").fetchall()
-    machine.db.conn.execute("DELETE FROM outbox WHERE id > (SELECT MIN(id) + ? - 1 FROM outbox)", (messages,))
+    payloads = [payload.encode() for _, payload in outbox.payloads()[:messages]]
+    outbox.keep_first(messages)
     machine.db.close()
-    return directory / "machine" / "machine.db", controller.config.id, [r[0].encode() for r in rows[:messages]]
+    return directory / "machine" / "machine.db", controller.config.id, payloads
 
 
 def outbox_path(db: Path, machine_id: str, address: BrokerAddress, workdir: Path, messages: int) -> float:

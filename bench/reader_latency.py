@@ -51,7 +51,7 @@ def measure(taps: int) -> list[float]:
             tap = None
             while tap is None:
                 tap = reader.read_tap(0.5)
-            controller.dispatch("tap", tap)
+            controller.present(tap)
             samples.append(decided["at"] - started)
         reader.close()
         device.stop()

@@ -37,3 +37,11 @@ class UnknownDriverError(VendingError):
 
 class StorageError(VendingError):
     """The durable store cannot be written (disk full, read-only): sales must stop."""
+
+
+class SettlementError(VendingError):
+    """A vend settled twice, or a session step run without the card or selection it needs.
+
+    These guard the money path; they are raised (never ``assert``-ed, which ``python -O`` strips)
+    and mean a bug, so the step's transaction rolls back and nothing is half-written.
+    """

@@ -1,73 +1,28 @@
-"""The small interfaces the controller depends on; the simulator and real drivers implement them.
+"""The small interfaces the controller depends on; the journal, the simulator and real drivers implement them.
 
 Each port is a ``typing.Protocol`` so adapters need no common base class, and the controller can be
 wired to virtual hardware in tests and to serial readers or MQTT in production without changes.
+Value types that cross these ports live in ``firmware.domain``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from firmware.domain import (
+    CardAccount,
+    CardTap,
+    Denial,
+    JournalEntry,
+    OutboundMessage,
+    SaleRequest,
+    SlotState,
+    VendRecord,
+)
 from firmware.messages import Message
 from firmware.money import Money
-
-Profile = Literal["student", "staff", "guest"]
-PROFILES: tuple[str, ...] = ("student", "staff", "guest")
-
-
-@dataclass(frozen=True, slots=True)
-class CardTap:
-    """One presentation of a card: a uid (upper-case hex), which reader saw it, and when."""
-
-    uid: str
-    reader: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Guardian:
-    """Controls a guardian put on a minor's card (issue 6); all optional."""
-
-    linked: bool = True
-    daily_limit: int | None = None
-    blocked_categories: tuple[str, ...] = ()
-    blocked_kinds: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class CardAccount:
-    """What the wallet knows about a card: never a name, only profile, balance and guardian controls."""
-
-    uid: str
-    profile: str
-    balance: Money
-    guardian: Guardian = field(default_factory=Guardian)
-
-
-@dataclass(frozen=True, slots=True)
-class SaleRequest:
-    """Everything a sales policy may look at to decide one sale."""
-
-    slot: str
-    product_id: str
-    product: Any  # firmware.config.catalog.Product (kept loose to avoid an import cycle)
-    price: Money
-    account: CardAccount
-    local_time: datetime
-    spent_today: Money
-
-
-@dataclass(frozen=True, slots=True)
-class Denial:
-    """Why a sale is refused, with the message the display shows for it."""
-
-    reason: str
-    message: Message
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 class Clock(Protocol):
@@ -87,12 +42,6 @@ class CardReader(Protocol):
     def close(self) -> None: ...
 
 
-class Keypad(Protocol):
-    """Selection keys and cancel; yields ``"A1"``-style slot codes or ``"cancel"``."""
-
-    def read_key(self, timeout: float | None = None) -> str | None: ...
-
-
 class Display(Protocol):
     """Shows one bilingual message at a time."""
 
@@ -109,10 +58,36 @@ class Dispenser(Protocol):
         ...
 
 
-class Door(Protocol):
-    """The service door switch: open means a technician is inside and no sale may happen."""
+class SalesPolicy(Protocol):
+    """Decides whether a sale may happen; returns the first denial or ``None``."""
 
-    def is_open(self) -> bool: ...
+    def evaluate(self, request: SaleRequest) -> Denial | None: ...
+
+
+class Reporter(Protocol):
+    """Turns journal entries into outbound reports (none, or MQTT via the outbox)."""
+
+    def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]: ...
+
+
+class Journal(Protocol):
+    """Append-only durable record; ``atomic()`` groups entries with wallet, stock and vend changes."""
+
+    def atomic(self, step: str = "journal") -> AbstractContextManager[Any]: ...
+
+    def append(self, entry: JournalEntry) -> int: ...
+
+    def next_txn_id(self, machine_id: str) -> str:
+        """A transaction id made once, durably, inside the current transaction (never per retry)."""
+        ...
+
+    def save_setting(self, key: str, value: str) -> None:
+        """A machine setting that outlives a restart (e.g. remote lockouts); joins the transaction."""
+        ...
+
+    def probe_headroom(self, size: int) -> None:
+        """Write and remove ``size`` bytes inside the transaction: proves the disk has that much room."""
+        ...
 
 
 class Payment(Protocol):
@@ -120,48 +95,54 @@ class Payment(Protocol):
 
     def lookup(self, uid: str) -> CardAccount | None: ...
 
+    def balance(self, uid: str) -> Money: ...
+
     def debit(self, uid: str, amount: Money, txn_id: str) -> Money: ...
 
     def refund(self, uid: str, amount: Money, txn_id: str) -> Money: ...
 
 
-class SalesPolicy(Protocol):
-    """Decides whether a sale may happen; returns the first denial or ``None``."""
+class Planogram(Protocol):
+    """Slots as the machine believes them: product, price, stock, enabled."""
 
-    def evaluate(self, request: SaleRequest) -> Denial | None: ...
+    def get(self, slot: str) -> SlotState | None: ...
 
+    def stock(self) -> dict[str, int]: ...
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
-    """One durable fact: what happened, to which transaction, with which details."""
+    def take_one(self, slot: str) -> int: ...
 
-    kind: str
-    at: datetime
-    txn_id: str | None = None
-    data: dict[str, Any] = field(default_factory=dict)
+    def set_stock(self, slot: str, count: int) -> None: ...
 
+    def set_price(self, slot: str, price: int) -> None: ...
 
-class Journal(Protocol):
-    """Append-only durable record; ``atomic()`` groups entries with wallet and stock changes."""
-
-    def atomic(self, step: str) -> AbstractContextManager[None]: ...
-
-    def append(self, entry: JournalEntry) -> int: ...
-
-    def entries(self) -> Iterator[JournalEntry]: ...
+    def set_enabled(self, slot: str, enabled: bool) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    """A report to send later: written to the outbox in the same transaction as its cause."""
+class Vends(Protocol):
+    """One record per debit, settled exactly once; the source of a card's daily spend."""
 
-    topic: str
-    payload: dict[str, Any]
-    retain: bool = False
-    stream: str = "vendor"  # each party's stream has its own sequence numbers and acks
+    def open(self, record: VendRecord, at: str) -> None: ...
+
+    def settle(self, txn_id: str, status: str) -> None: ...
+
+    def get(self, txn_id: str) -> VendRecord | None: ...
+
+    def pending(self) -> list[VendRecord]: ...
+
+    def spent_on(self, uid: str, local_day: str) -> int: ...
 
 
-class Reporter(Protocol):
-    """Turns journal entries into outbound reports (none, recorded, or MQTT via the outbox)."""
+class Books(Protocol):
+    """The durable ports on one store: everything a vend writes commits together."""
 
-    def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]: ...
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def wallet(self) -> Payment: ...
+
+    @property
+    def inventory(self) -> Planogram: ...
+
+    @property
+    def vends(self) -> Vends: ...

@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from pydantic import Field, field_validator
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from firmware.config.source import read_yaml, validate
-from firmware.ports import PROFILES
-
-Category = Literal["drink", "dairy", "snack", "bakery", "stationery"]
-CATEGORIES: tuple[str, ...] = ("drink", "dairy", "snack", "bakery", "stationery")
-KINDS: tuple[str, ...] = (
-    "fresh_milk", "uht_milk", "soy_milk", "yogurt_drink", "juice_100", "packaged_water", "mineral_water", "tea",
-    "coffee", "sports_drink", "soda", "flavoured_milk", "lactic_drink", "egg", "bread", "biscuit", "rice_product",
-    "snack", "fruit", "meal", "non_food",
-)
-
-
-class Strict(BaseModel):
-    """Base for config models: unknown keys are errors and YAML strings never pass as numbers."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+from firmware.config.source import Strict, read_yaml, validate
+from firmware.domain import PROFILES, Category, Kind, Profile
 
 
 class Names(Strict):
@@ -54,11 +38,11 @@ class Product(Strict):
     name: Names
     category: Category
     price: int = Field(gt=0, le=100_000)
-    profiles: list[Literal["student", "staff", "guest"]] = list(PROFILES)  # type: ignore[assignment]
+    profiles: list[Profile] = list(PROFILES)  # type: ignore[assignment]
     nutrition: Nutrition | None = None
     beverage: Beverage | None = None
     # label facts the campus food rules read (docs/rules.md)
-    kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
+    kind: Kind | None = None
     sweeteners: list[str] = []
     fat_substitutes: bool = False
     labelled: bool = True

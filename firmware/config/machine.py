@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from firmware.config.catalog import CATEGORIES, Catalog, Strict, load_catalog
-from firmware.config.source import YamlDoc, read_yaml, validate
+from firmware.config.catalog import Catalog, load_catalog
+from firmware.config.rules import RuleSet, available, load_ruleset
+from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
+from firmware.domain import Category, Profile, SchoolLevel
 from firmware.errors import InputError
 
 SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
@@ -32,14 +34,14 @@ def parse_hhmm(value: object) -> time:
 
 class School(Strict):
     code: str = Field(min_length=1, max_length=16)
-    level: Literal["elementary", "junior_high", "senior_high"]
+    level: SchoolLevel
 
 
 class Lockout(Strict):
     """A daily window in local time when some profiles may not buy some categories; start inclusive."""
 
-    profiles: list[Literal["student", "staff", "guest"]] = Field(min_length=1)
-    categories: list[Literal["drink", "dairy", "snack", "bakery", "stationery"]] = Field(min_length=1)
+    profiles: list[Profile] = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
     start: str = Field(alias="from")
     end: str = Field(alias="to")
     reason: str = Field(default="lunch_lockout", pattern=r"^[a-z][a-z0-9_]{0,31}$")
@@ -133,11 +135,16 @@ class MachineConfig(Strict):
 
 @dataclass(frozen=True)
 class MachineSetup:
-    """A validated machine config with its catalog resolved: everything the controller is built from."""
+    """A validated machine config with its catalog and rule sets resolved: what the controller is built from."""
 
     config: MachineConfig
     catalog: Catalog
     path: Path
+    rulesets: tuple[RuleSet, ...] = ()
+
+    def __post_init__(self) -> None:
+        if tuple(ruleset.id for ruleset in self.rulesets) != tuple(self.config.rules):
+            raise ValueError(f"rule sets {[r.id for r in self.rulesets]} do not match the config's {self.config.rules}")
 
     def price_of(self, slot: str) -> int:
         spec = self.config.slots[slot]
@@ -146,7 +153,18 @@ class MachineSetup:
 
 def with_lockouts(setup: MachineSetup, lockouts: list[Lockout]) -> MachineSetup:
     """The same machine with other lockout windows (a remote ``set_lockout``)."""
-    return MachineSetup(setup.config.model_copy(update={"lockouts": lockouts}), setup.catalog, setup.path)
+    return MachineSetup(setup.config.model_copy(update={"lockouts": lockouts}), setup.catalog, setup.path,
+                        setup.rulesets)
+
+
+def parse_lockouts(specs: list[dict[str, object]]) -> list[Lockout]:
+    """Lockout windows from their wire/JSON form; a ``ValueError`` names the first bad field."""
+    try:
+        return [Lockout.model_validate(spec) for spec in specs]
+    except ValidationError as exc:
+        loc, reason = first_error(exc)
+        where = dotted(loc)
+        raise ValueError(f"lockouts: {where + ': ' if where else ''}{reason}") from None
 
 
 def load_machine(path: Path, display_name: str | None = None) -> MachineSetup:
@@ -160,30 +178,25 @@ def load_machine(path: Path, display_name: str | None = None) -> MachineSetup:
     for code, slot in config.slots.items():
         if slot.product not in catalog.products:
             raise doc.error(("slots", code, "product"), f"unknown product {slot.product!r} (not in {config.catalog})")
-    _check_rules(doc, config, catalog)
-    for index, lockout in enumerate(config.lockouts):
-        for category in lockout.categories:
-            if category not in CATEGORIES:  # pragma: no cover - the Literal already refuses it
-                raise doc.error(("lockouts", index, "categories"), f"unknown category {category!r}")
-    return MachineSetup(config, catalog, path)
+    return MachineSetup(config, catalog, path, _load_rules(doc, config, catalog))
 
 
-def _check_rules(doc: YamlDoc, config: MachineConfig, catalog: Catalog) -> None:
+def _load_rules(doc: YamlDoc, config: MachineConfig, catalog: Catalog) -> tuple[RuleSet, ...]:
     """Rule sets must exist and load; food in the slots needs a kind when rules are on."""
     if not config.rules:
-        return
-    from firmware.policy.rules.ruleset import available, load_ruleset
-
+        return ()
     known = available()
+    rulesets = []
     for index, rule_id in enumerate(config.rules):
         if rule_id not in known:
             raise doc.error(("rules", index), f"unknown rule set {rule_id!r}; known: {', '.join(known)}")
-        load_ruleset(rule_id)
+        rulesets.append(load_ruleset(rule_id))
     for code, slot in config.slots.items():
         product = catalog.products[slot.product]
         if product.kind is None and product.category != "stationery":
             raise doc.error(("slots", code, "product"),
                             f"product {slot.product!r} has no `kind`; the food rules need it")
+    return tuple(rulesets)
 
 
 def _relative_name(config_name: str, relative: str) -> str:

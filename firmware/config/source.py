@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from firmware.errors import InputError
 
@@ -19,6 +19,12 @@ MAX_FILE_BYTES = 1_000_000  # a config or scenario beyond this is a mistake, not
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base for every input schema: unknown keys are errors and YAML or JSON strings never pass as numbers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
 @dataclass
@@ -120,6 +126,12 @@ def _reason(error: dict[str, Any]) -> str:
     return message.removeprefix("Value error, ")
 
 
+def first_error(exc: ValidationError) -> tuple[Loc, str]:
+    """Pydantic's first error as (location, reason in our words): every input reports one error, the first."""
+    first = exc.errors(include_url=False)[0]
+    return tuple(first["loc"]), _reason(dict(first))
+
+
 def validate(model: type[M], doc: YamlDoc, context: dict[str, Any] | None = None) -> M:
     """Validate ``doc`` against ``model``; the first error is raised as an ``InputError``."""
     if not isinstance(doc.data, dict):
@@ -127,8 +139,8 @@ def validate(model: type[M], doc: YamlDoc, context: dict[str, Any] | None = None
     try:
         return model.model_validate(doc.data, context=context)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise doc.error(document_loc(doc.data, tuple(first["loc"])), _reason(first)) from None
+        loc, reason = first_error(exc)
+        raise doc.error(document_loc(doc.data, loc), reason) from None
 
 
 def document_loc(data: Any, loc: Loc) -> Loc:

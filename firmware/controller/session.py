@@ -7,73 +7,51 @@ says so. Callbacks ignore the trigger's positional arguments they do not need (`
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from firmware import crashpoints
-from firmware.config.machine import MachineSetup, with_lockouts
-from firmware.errors import StorageError
-from firmware.controller.machine import SESSION, State, build_machine
-from firmware.journal.inventory import Inventory, SlotState
-from firmware.journal.ledger import SqliteJournal
-from firmware.journal.vends import VendLedger, VendRecord
-from firmware.journal.wallet import Wallet
+from firmware.config.machine import MachineSetup
+from firmware.controller.cashier import Cashier
+from firmware.controller.machine import BUSY, SESSION, State, build_machine
+from firmware.controller.records import EventSink, Hardware, Pseudonym, SessionCard, Transaction, who
+from firmware.domain import CardAccount, CardTap, Denial, JournalEntry, SaleRequest, SlotState
+from firmware.errors import SettlementError, StorageError
+from firmware.identity.pseudonym import normalise_uid
 from firmware.messages import Message
 from firmware.money import Money
-from firmware.ports import CardAccount, CardTap, Clock, Denial, Dispenser, Display, JournalEntry, SaleRequest, SalesPolicy
-from firmware.reporting.pseudonym import Pseudonymizer, normalise_uid
+from firmware.ports import Books, SalesPolicy
 
 log = logging.getLogger(__name__)
 
-EventSink = Callable[[datetime, str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """A finished transaction as the scenario ``expect`` step sees it; the uid is never printed."""
-
-    txn_id: str
-    outcome: str  # vended | refunded | denied | cancelled
-    reason: str | None
-    slot: str | None
-    product: str | None
-    price: int | None
-    profile: str | None
-    pseudonym: str | None
-    at: datetime
-    card_uid: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """The physical ports the controller drives."""
-
-    clock: Clock
-    display: Display
-    dispenser: Dispenser
-
-
-@dataclass(frozen=True)
-class Books:
-    """The durable ports: journal, wallet, planogram and vend ledger on one database."""
-
-    journal: SqliteJournal
-    wallet: Wallet
-    inventory: Inventory
-    vends: VendLedger
+HEADROOM_BYTES = 256 * 1024
 
 
 class Controller:
     """The model object ``transitions`` drives; its state lives in ``self.state``."""
 
     state: State
+    # Triggers, bound by ``transitions`` from ``machine.TRANSITIONS`` (a test keeps this list complete).
+    trigger: Callable[..., bool]
+    select: Callable[..., bool]
+    tap: Callable[..., bool]
+    approve: Callable[..., bool]
+    deny: Callable[..., bool]
+    drop_detected: Callable[..., bool]
+    no_drop: Callable[..., bool]
+    settled: Callable[..., bool]
+    end_session: Callable[..., bool]
+    cancel: Callable[..., bool]
+    timeout: Callable[..., bool]
+    door_open: Callable[..., bool]
+    door_close: Callable[..., bool]
+    fault: Callable[..., bool]
+    recover: Callable[..., bool]
 
     def __init__(self, setup: MachineSetup, hardware: Hardware, books: Books, policy: SalesPolicy,
-                 pseudonym: Pseudonymizer, events: EventSink | None = None,
+                 pseudonym: Pseudonym, events: EventSink | None = None,
                  policy_factory: Callable[[MachineSetup], SalesPolicy] | None = None) -> None:
         self.setup = setup
         self.config = setup.config
@@ -82,16 +60,16 @@ class Controller:
         self.policy = policy
         self.policy_factory = policy_factory
         self.pseudonym = pseudonym
-        self._events = events or (lambda at, name, details: None)
+        self._events: EventSink = events or (lambda at, name, details: None)
         self.selection: str | None = None
-        self.account: CardAccount | None = None
+        self.card: SessionCard | None = None
         self.session_started: datetime | None = None
         self.state_deadline: datetime | None = None
         self.txn_id: str | None = None
-        self.pending_denial: Denial | None = None
         self.fault_detail = ""
         self.storage_error: str | None = None
         self.last_transaction: Transaction | None = None
+        self.cashier = Cashier(books, self.config.id, self.config.currency, self.entry, self.emit)
         self.machine = build_machine(self)
 
     # ---- time -------------------------------------------------------------------------------
@@ -109,13 +87,22 @@ class Controller:
         session_end = self.session_started + timedelta(seconds=self.config.timeouts.session)
         return min(d for d in (self.state_deadline, session_end) if d is not None)
 
+    @property
+    def busy(self) -> bool:
+        """A vend is between authorisation and the end of its session: nothing else may change now."""
+        return self.state in BUSY
+
     def poll(self) -> None:
         """Fire the timeout if its deadline has passed; the runner or serve loop calls this."""
         deadline = self.next_deadline
         if deadline is not None and self.now() >= deadline:
             self.dispatch("timeout")
 
-    # ---- the outside world's entry point --------------------------------------------------------
+    # ---- the outside world's entry points -------------------------------------------------------
+    def present(self, tap: CardTap) -> None:
+        """A card was read: look it up once for the whole session, then fire ``tap``."""
+        self.dispatch("tap", tap, self.books.wallet.lookup(normalise_uid(tap.uid)))
+
     def dispatch(self, trigger: str, *args: Any) -> None:
         """Fire a trigger for a key, tap, door or timer; a storage failure stops sales instead of crashing.
 
@@ -136,18 +123,17 @@ class Controller:
         self.hw.display.show(Message("out_of_order", {"detail": "storage"}))
         self.emit("storage_failed", detail=detail)
 
-    def recheck_storage(self, headroom_bytes: int = 256 * 1024) -> bool:
+    def recheck_storage(self, headroom_bytes: int = HEADROOM_BYTES) -> bool:
         """After the operator freed space or remounted: a real durable write, with room to spare, decides.
 
         The probe writes ``headroom_bytes`` and removes them in the same transaction, so a disk with
         only a few bytes of slack does not reopen sales only to fail on the next vend.
         """
-        db = self.books.journal.db
+        journal = self.books.journal
         try:
-            with db.atomic("journal"):
-                db.set_meta("headroom_probe", "x" * headroom_bytes)
-                db.conn.execute("DELETE FROM meta WHERE key = 'headroom_probe'")
-                self.books.journal.append(self._entry("storage_restored", None))
+            with journal.atomic("journal"):
+                journal.probe_headroom(headroom_bytes)
+                journal.append(self.entry("storage_restored", None))
         except StorageError as exc:
             self.storage_error = str(exc)
             return False
@@ -162,12 +148,10 @@ class Controller:
     def start(self, door_open: bool = False) -> None:
         """Settle any vend a power cut interrupted, then open for sales (or service if the door is open)."""
         for record in self.books.vends.pending():
-            dropped = self.hw.dispenser.was_dispensed(record.txn_id)
-            if dropped:
-                self._settle_drop(record, recovered=True)
-            else:
-                self._settle_refund(record, recovered=True)
+            dropped = bool(self.hw.dispenser.was_dispensed(record.txn_id))
             account = self.books.wallet.lookup(record.uid)
+            settle = self.cashier.complete if dropped else self.cashier.refund
+            settle(record, who(self._card_of(account)), recovered=True)
             self.last_transaction = Transaction(
                 record.txn_id, "vended" if dropped else "refunded", None if dropped else "power_cut",
                 record.slot, record.product, record.price, account.profile if account else None,
@@ -183,8 +167,8 @@ class Controller:
         state = self.books.inventory.get(slot)
         return state is not None and state.enabled and state.stock > 0
 
-    def card_known(self, tap: CardTap, *_: object) -> bool:
-        return self.books.wallet.lookup(normalise_uid(tap.uid)) is not None
+    def card_known(self, tap: CardTap, account: CardAccount | None, *_: object) -> bool:
+        return account is not None
 
     # ---- session callbacks ---------------------------------------------------------------------
     def remember_selection(self, slot: str, *_: object) -> None:
@@ -192,15 +176,16 @@ class Controller:
         self.session_started = self.session_started or self.now()
         self.emit("selected", slot=slot)
 
-    def remember_card(self, tap: CardTap, *_: object) -> None:
-        self.account = self.books.wallet.lookup(normalise_uid(tap.uid))
+    def remember_card(self, tap: CardTap, account: CardAccount | None, *_: object) -> None:
+        if account is None:
+            raise SettlementError("remember_card without an account (the card_known guard was bypassed)")
+        self.card = SessionCard(account, self.pseudonym(account.uid))
         self.session_started = self.session_started or self.now()
-        assert self.account is not None
-        self.emit("card", card=self.pseudonym(self.account.uid), profile=self.account.profile, reader=tap.reader)
+        self.emit("card", card=self.card.pseudonym, profile=account.profile, reader=tap.reader)
 
     def clear_session(self, *_: object) -> None:
         self.selection = None
-        self.account = None
+        self.card = None
         self.session_started = None
         self.state_deadline = None
         self.txn_id = None
@@ -214,10 +199,7 @@ class Controller:
 
     def prompt_for_selection(self, *_: object) -> None:
         self.state_deadline = self.now() + timedelta(seconds=self.config.timeouts.selection)
-        assert self.account is not None
-        self.account = self.books.wallet.lookup(self.account.uid)
-        assert self.account is not None
-        self.show(Message("card_read", {"balance": self.account.balance.amount}))
+        self.show(Message("card_read", {"balance": self._card().account.balance.amount}))
 
     def authorise(self, *_: object) -> None:
         denial = self.policy.evaluate(self._sale_request())
@@ -227,36 +209,23 @@ class Controller:
             self.deny(denial)
 
     def debit_card(self, *_: object) -> None:
-        request = self._sale_request()
-        account = request.account
-        with self.books.journal.atomic("debit"):
-            txn_id = self.books.journal.next_txn_id(self.config.id)
-            self.books.wallet.debit(account.uid, request.price, txn_id)
-            self.books.vends.open(VendRecord(
-                txn_id=txn_id, slot=request.slot, product=request.product_id, price=request.price.amount,
-                uid=account.uid, status="debited", local_day=request.local_time.date().isoformat()),
-                self.now().isoformat())
-            self.books.journal.append(self._entry("vend_debited", txn_id, **self._who(account),
-                                                  slot=request.slot, product=request.product_id,
-                                                  price=request.price.amount))
-        self.txn_id = txn_id
-        self.emit("debited", txn=txn_id, slot=request.slot, price=request.price.amount)
+        self.txn_id = self.cashier.debit(self._sale_request(), who(self.card), self.now())
 
     def run_motor(self, *_: object) -> None:
         slot = self._slot()
+        txn_id = self._txn_id()
         product = self.setup.catalog.products[slot.product]
         self.show(Message("vending", {"name_zh": product.name.zh_tw, "name_en": product.name.en}))
-        assert self.txn_id is not None
-        dropped = self.hw.dispenser.vend(slot.slot, self.txn_id)
+        dropped = self.hw.dispenser.vend(slot.slot, txn_id)
         crashpoints.reached("dispense.after_motor")
-        self.emit("dispensed" if dropped else "no_drop", txn=self.txn_id, slot=slot.slot)
+        self.emit("dispensed" if dropped else "no_drop", txn=txn_id, slot=slot.slot)
         if dropped:
             self.drop_detected()
         else:
             self.no_drop()
 
     def confirm_drop(self, *_: object) -> None:
-        self._settle_drop(self._current_vend(), recovered=False)
+        self.cashier.complete(self.cashier.awaiting(self._txn_id()), who(self._card()), recovered=False)
 
     def finish_vend(self, *_: object) -> None:
         slot = self._slot()
@@ -268,8 +237,8 @@ class Controller:
         self.settled()
 
     def refund_card(self, *_: object) -> None:
-        record = self._current_vend()
-        self._settle_refund(record, recovered=False)
+        record = self.cashier.awaiting(self._txn_id())
+        self.cashier.refund(record, who(self._card()), recovered=False)
         self._finish("refunded", "no_drop")
         self.show(Message("refunded", {"price": record.price, "balance": self._balance()}))
         self.settled()
@@ -321,33 +290,15 @@ class Controller:
     def show_vend_in_progress(self, *_: object) -> None:
         self.show(Message("vend_in_progress"))
 
-    # ---- service operations (door open, or remote commands) -----------------------------------
+    # ---- service operations (door open, or remote commands in ``firmware.app.commands``) ---------
     def restock(self, counts: Mapping[str, int]) -> None:
         """Set slots' fill levels (what a technician does with the door open)."""
+        inventory = self.books.inventory
         with self.books.journal.atomic("stock"):
             for slot, count in counts.items():
-                self.books.inventory.set_stock(slot, count)
-            self.books.journal.append(self._entry("restocked", None, counts=dict(counts),
-                                                  stock=self.books.inventory.stock()))
+                inventory.set_stock(slot, count)
+            self.books.journal.append(self.entry("restocked", None, counts=dict(counts), stock=inventory.stock()))
         self.emit("restocked", counts=dict(counts))
-
-    def set_lockouts(self, specs: list[dict[str, Any]]) -> None:
-        """Replace the lockout windows (remote ``set_lockout``); persisted, and in force from the next sale.
-
-        Must run inside the caller's journal transaction so the change and its answer commit together.
-        """
-        from pydantic import ValidationError
-
-        from firmware.config.machine import Lockout
-
-        try:
-            lockouts = [Lockout.model_validate(spec) for spec in specs]
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise ValueError(f"lockouts: {where + ': ' if where else ''}{first['msg']}") from None
-        self.books.journal.db.set_meta("lockouts", json.dumps(specs, sort_keys=True))
-        self.apply_setup(with_lockouts(self.setup, lockouts))
 
     def apply_setup(self, setup: MachineSetup) -> None:
         self.setup = setup
@@ -361,8 +312,12 @@ class Controller:
 
     def journal_only(self, kind: str, **data: Any) -> None:
         with self.books.journal.atomic("journal"):
-            self.books.journal.append(self._entry(kind, None, **data))
+            self.books.journal.append(self.entry(kind, None, **data))
         self.emit(kind, **data)
+
+    def entry(self, kind: str, txn_id: str | None, **data: Any) -> JournalEntry:
+        """A journal entry stamped with the injected clock."""
+        return JournalEntry(kind, self.now(), txn_id, data)
 
     # ---- helpers -----------------------------------------------------------------------------
     def show(self, message: Message) -> None:
@@ -372,94 +327,70 @@ class Controller:
     def emit(self, name: str, **details: Any) -> None:
         self._events(self.now(), name, details)
 
-    def _entry(self, kind: str, txn_id: str | None, **data: Any) -> JournalEntry:
-        return JournalEntry(kind, self.now(), txn_id, data)
-
-    def _who(self, account: CardAccount | None) -> dict[str, Any]:
+    def _card_of(self, account: CardAccount | None) -> SessionCard | None:
+        """The card in session if it is this account, else a lookup-free view of ``account``."""
         if account is None:
-            return {"pseudonym": None, "profile": None}
-        return {"pseudonym": self.pseudonym(account.uid), "profile": account.profile}
+            return None
+        if self.card is not None and self.card.account.uid == account.uid:
+            return self.card
+        return SessionCard(account, self.pseudonym(account.uid))
+
+    def _card(self) -> SessionCard:
+        if self.card is None:
+            raise SettlementError(f"{self.state.value}: this step needs a card in session")
+        return self.card
+
+    def _txn_id(self) -> str:
+        if self.txn_id is None:
+            raise SettlementError(f"{self.state.value}: this step needs a debited transaction")
+        return self.txn_id
 
     def _slot(self) -> SlotState:
-        assert self.selection is not None
-        state = self.books.inventory.get(self.selection)
-        assert state is not None
+        state = self.books.inventory.get(self.selection) if self.selection is not None else None
+        if state is None:
+            raise SettlementError(f"{self.state.value}: this step needs a selected slot, got {self.selection!r}")
         return state
 
     def _balance(self) -> int:
-        assert self.account is not None
-        return self.books.wallet.balance(self.account.uid).amount
+        return self.books.wallet.balance(self._card().account.uid).amount
 
     def _sale_request(self) -> SaleRequest:
         slot = self._slot()
-        assert self.account is not None
+        account = self._card().account
         local = self.local_now()
         return SaleRequest(
             slot=slot.slot, product_id=slot.product, product=self.setup.catalog.products[slot.product],
-            price=Money(slot.price, self.config.currency), account=self.account, local_time=local,
-            spent_today=Money(self.books.vends.spent_on(self.account.uid, local.date().isoformat()),
+            price=Money(slot.price, self.config.currency), account=account, local_time=local,
+            spent_today=Money(self.books.vends.spent_on(account.uid, local.date().isoformat()),
                               self.config.currency),
         )
 
-    def _current_vend(self) -> VendRecord:
-        assert self.txn_id is not None
-        record = self.books.vends.get(self.txn_id)
-        assert record is not None and record.status == "debited"
-        return record
-
-    def _settle_drop(self, record: VendRecord, recovered: bool) -> None:
-        with self.books.journal.atomic("drop"):
-            self.books.vends.settle(record.txn_id, "completed")
-            stock = self.books.inventory.take_one(record.slot)
-            state = self.books.inventory.get(record.slot)
-            assert state is not None
-            self.books.journal.append(self._entry(
-                "vend_completed", record.txn_id, slot=record.slot, product=record.product, price=record.price,
-                stock=stock, capacity=state.capacity, recovered=recovered, **self._who(self.books.wallet.lookup(record.uid))))
-        self.emit("vended", txn=record.txn_id, slot=record.slot, price=record.price, stock=stock, recovered=recovered)
-
-    def _settle_refund(self, record: VendRecord, recovered: bool) -> None:
-        with self.books.journal.atomic("refund"):
-            self.books.wallet.refund(record.uid, Money(record.price, self.config.currency), record.txn_id)
-            self.books.vends.settle(record.txn_id, "refunded")
-            self.books.journal.append(self._entry(
-                "vend_refunded", record.txn_id, slot=record.slot, product=record.product, price=record.price,
-                recovered=recovered, **self._who(self.books.wallet.lookup(record.uid))))
-        self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)
-
     def _finish(self, outcome: str, reason: str | None, txn_id: str | None = None,
-                slot: str | None = None, with_card: bool = True) -> Transaction:
-        account = self.account if with_card else None
+                slot: str | None = None, with_card: bool = True) -> None:
         slot = slot or self.selection
-        state = self.books.inventory.get(slot) if slot else None
-        txn = Transaction(
-            txn_id=txn_id or self.txn_id or "", outcome=outcome, reason=reason, slot=slot,
-            product=state.product if state else None, price=state.price if state else None,
-            profile=account.profile if account else None,
-            pseudonym=self.pseudonym(account.uid) if account else None,
-            at=self.now(), card_uid=account.uid if account else None,
-        )
-        self.last_transaction = txn
-        return txn
+        self.last_transaction = Transaction.of(
+            txn_id or self.txn_id or "", outcome, reason, slot, self.books.inventory.get(slot) if slot else None,
+            self.card if with_card else None, self.now())
 
     def _deny(self, denial: Denial, slot: str | None = None, with_card: bool = True) -> None:
         slot = slot or self.selection
         state = self.books.inventory.get(slot) if slot else None
-        account = self.account if with_card else None
-        with self.books.journal.atomic("journal"):
-            txn_id = self.books.journal.next_txn_id(self.config.id)
-            self.books.journal.append(self._entry(
+        card = self.card if with_card else None
+        journal = self.books.journal
+        with journal.atomic("journal"):
+            txn_id = journal.next_txn_id(self.config.id)
+            journal.append(self.entry(
                 "denied", txn_id, reason=denial.reason, slot=slot, product=state.product if state else None,
-                price=state.price if state else None, **self._who(account), detail=denial.detail))
+                price=state.price if state else None, **who(card), detail=denial.detail))
         self._finish("denied", denial.reason, txn_id=txn_id, slot=slot, with_card=with_card)
-        self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **self._who(account))
+        self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card))
         self.show(denial.message)
 
     def _cancel(self, reason: str, message: Message) -> None:
-        with self.books.journal.atomic("journal"):
-            txn_id = self.books.journal.next_txn_id(self.config.id)
-            self.books.journal.append(self._entry("cancelled", txn_id, reason=reason, slot=self.selection,
-                                                  **self._who(self.account)))
+        journal = self.books.journal
+        with journal.atomic("journal"):
+            txn_id = journal.next_txn_id(self.config.id)
+            journal.append(self.entry("cancelled", txn_id, reason=reason, slot=self.selection, **who(self.card)))
         self._finish("cancelled", reason, txn_id=txn_id)
         self.emit("cancelled", txn=txn_id, reason=reason)
         self.show(message)

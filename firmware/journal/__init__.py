@@ -1,8 +1,7 @@
-"""Durable state in SQLite: the journal, the stored-value wallet, the planogram and the outbox."""
+"""Durable state in SQLite: the journal, the stored-value wallet, the planogram, vends and the outbox."""
 
+from firmware.journal.books import MachineBooks
 from firmware.journal.database import Database
-from firmware.journal.inventory import Inventory, SlotState
-from firmware.journal.ledger import SqliteJournal
-from firmware.journal.wallet import Wallet
+from firmware.journal.outbox import Outbox
 
-__all__ = ["Database", "Inventory", "SlotState", "SqliteJournal", "Wallet"]
+__all__ = ["Database", "MachineBooks", "Outbox"]

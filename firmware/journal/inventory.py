@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from firmware.config.machine import MachineSetup
+from firmware.domain import SlotState
 from firmware.journal.database import Database
-
-
-@dataclass(frozen=True, slots=True)
-class SlotState:
-    slot: str
-    product: str
-    capacity: int
-    stock: int
-    price: int
-    enabled: bool
 
 
 class Inventory:

@@ -6,16 +6,20 @@ import json
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
-from firmware import crashpoints
+from firmware.domain import JournalEntry, OutboundMessage
 from firmware.journal.database import Database
-from firmware.ports import JournalEntry, Reporter
+from firmware.journal.outbox import Outbox
+from firmware.ports import Reporter
+
+HEADROOM_KEY = "headroom_probe"
 
 
 class NullReporter:
     """Reports nothing: a machine with no back office."""
 
-    def messages_for(self, entry: JournalEntry) -> list:  # noqa: D102
+    def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]:
         return []
 
 
@@ -25,8 +29,9 @@ class SqliteJournal:
     def __init__(self, db: Database, reporter: Reporter | None = None) -> None:
         self.db = db
         self.reporter: Reporter = reporter or NullReporter()
+        self.outbox = Outbox(db.conn)
 
-    def atomic(self, step: str = "journal") -> AbstractContextManager[object]:
+    def atomic(self, step: str = "journal") -> AbstractContextManager[Any]:
         return self.db.atomic(step)
 
     def append(self, entry: JournalEntry) -> int:
@@ -37,14 +42,7 @@ class SqliteJournal:
                 (entry.at.isoformat(), entry.kind, entry.txn_id, json.dumps(entry.data, sort_keys=True)),
             )
             for message in self.reporter.messages_for(entry):
-                seq = self.db.bump(f"seq:{message.stream}")
-                payload = {**message.payload, "seq": seq}
-                conn.execute(
-                    "INSERT INTO outbox (stream, seq, topic, payload, retain, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (message.stream, seq, message.topic, json.dumps(payload, sort_keys=True, ensure_ascii=False),
-                     int(message.retain), entry.at.isoformat()),
-                )
-                crashpoints.reached("outbox.insert")
+                self.outbox.enqueue(message, self.db.bump(f"seq:{message.stream}"), entry.at.isoformat())
             return int(cursor.lastrowid or 0)
 
     def entries(self) -> Iterator[JournalEntry]:
@@ -55,3 +53,14 @@ class SqliteJournal:
     def next_txn_id(self, machine_id: str) -> str:
         """A transaction id made once, durably, inside the current transaction (never per retry)."""
         return f"{machine_id}-{self.db.bump('txn'):07d}"
+
+    def save_setting(self, key: str, value: str) -> None:
+        self.db.set_meta(key, value)
+
+    def setting(self, key: str) -> str | None:
+        return self.db.meta(key)
+
+    def probe_headroom(self, size: int) -> None:
+        """A real write of ``size`` bytes, removed in the same transaction (see ``recheck_storage``)."""
+        self.db.set_meta(HEADROOM_KEY, "x" * size)
+        self.db.conn.execute("DELETE FROM meta WHERE key = ?", (HEADROOM_KEY,))

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from firmware.domain import VendRecord
+from firmware.errors import SettlementError
 from firmware.journal.database import Database
-
-
-@dataclass(frozen=True, slots=True)
-class VendRecord:
-    txn_id: str
-    slot: str
-    product: str
-    price: int
-    uid: str
-    status: str
-    local_day: str
 
 
 class VendLedger:
@@ -37,7 +26,7 @@ class VendLedger:
             "UPDATE vends SET status = ? WHERE txn_id = ? AND status = 'debited'", (status, txn_id)
         )
         if cursor.rowcount != 1:
-            raise RuntimeError(f"vend {txn_id} is not awaiting settlement")
+            raise SettlementError(f"vend {txn_id} is not awaiting settlement")
 
     def get(self, txn_id: str) -> VendRecord | None:
         row = self.db.conn.execute(
@@ -74,6 +63,10 @@ class VendLedger:
             "SELECT uid, SUM(price), COUNT(*) FROM vends WHERE local_day = ? AND status = 'completed' "
             "GROUP BY uid ORDER BY uid", (local_day,)).fetchall()
         return [(uid, int(amount), int(count)) for uid, amount, count in rows]
+
+    def trading_days(self) -> list[str]:
+        """Every local day with a vend, in order (each needs its day_closed settlement)."""
+        return [str(row[0]) for row in self.db.conn.execute("SELECT DISTINCT local_day FROM vends ORDER BY local_day")]
 
     def confirmed_drops(self) -> dict[str, int]:
         rows = self.db.conn.execute(

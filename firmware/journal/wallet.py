@@ -6,8 +6,8 @@ import json
 from collections.abc import Iterable
 
 from firmware.journal.database import Database
+from firmware.domain import CardAccount, Guardian
 from firmware.money import Money
-from firmware.ports import CardAccount, Guardian
 
 
 class InsufficientFunds(Exception):

@@ -15,8 +15,8 @@ from firmware.policy.funds import FundsPolicy
 from firmware.policy.guardian import GuardianPolicy, LinkPolicy
 from firmware.policy.lockouts import LockoutPolicy
 from firmware.policy.profiles import ProfilePolicy
-from firmware.policy.rules import load_rulesets
-from firmware.ports import Denial, SaleRequest, SalesPolicy
+from firmware.domain import Denial, SaleRequest
+from firmware.ports import SalesPolicy
 
 
 class PolicyChain:
@@ -37,6 +37,6 @@ def build_policy(setup: MachineSetup) -> PolicyChain:
     config = setup.config
     members: list[SalesPolicy] = [LinkPolicy(), ProfilePolicy()]
     if config.rules:
-        members.append(FoodRulesPolicy(setup.catalog, config.school.level, load_rulesets(list(config.rules))))
+        members.append(FoodRulesPolicy(setup.catalog, config.school.level, setup.rulesets))
     members += [LockoutPolicy(config.lockouts), GuardianPolicy(), FundsPolicy()]
     return PolicyChain(members)

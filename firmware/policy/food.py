@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 from firmware.config.catalog import Catalog
 from firmware.messages import Message
-from firmware.policy.rules import RuleSet, Verdict, evaluate
-from firmware.ports import Denial, SaleRequest
+from firmware.config.rules import RuleSet
+from firmware.policy.rules import Verdict, evaluate
+from firmware.domain import Denial, SaleRequest
 
 
 class FoodRulesPolicy:

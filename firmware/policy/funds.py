@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from firmware.messages import Message
-from firmware.ports import Denial, SaleRequest
+from firmware.domain import Denial, SaleRequest
 
 
 class FundsPolicy:

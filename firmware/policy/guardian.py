@@ -6,7 +6,7 @@ The machine holds them keyed by card uid (no names); the local day's spend comes
 from __future__ import annotations
 
 from firmware.messages import Message
-from firmware.ports import Denial, SaleRequest
+from firmware.domain import Denial, SaleRequest
 
 
 class LinkPolicy:

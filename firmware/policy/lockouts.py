@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from firmware.config.machine import Lockout
 from firmware.messages import CATEGORY_NAMES, PROFILE_NAMES, Message
-from firmware.ports import Denial, SaleRequest
+from firmware.domain import Denial, SaleRequest
 
 
 def in_window(lockout: Lockout, request: SaleRequest) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from firmware.messages import PROFILE_NAMES, Message
-from firmware.ports import Denial, SaleRequest
+from firmware.domain import Denial, SaleRequest
 
 
 class ProfilePolicy:

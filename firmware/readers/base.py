@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from firmware.ports import CardTap, Clock
+from firmware.domain import CardTap
+from firmware.ports import Clock
 from firmware.readers.transport import ReaderOffline, SerialTransport
 
 log = logging.getLogger(__name__)

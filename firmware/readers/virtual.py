@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from firmware.ports import CardTap, Clock
+from firmware.domain import CardTap
+from firmware.ports import Clock
 
 
 class VirtualReader:

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from firmware import crashpoints
+from firmware.domain import STREAMS
+from firmware.journal.outbox import Outbox
 from firmware.ports import Clock
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress, make_client
 
 log = logging.getLogger(__name__)
-STREAMS = ("vendor", "issuer")
-MAX_COMMAND_BYTES = 4096
 MAX_RESEND_WAIT_S = 60.0
 
 
@@ -51,8 +51,7 @@ class OutboxPublisher:
         self.batch = batch
         self.window = window  # most reports in flight per stream, so a slow receiver is not flooded
         self._monotonic = monotonic
-        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._outbox = Outbox.open(db_path)
         self.commands: queue.Queue[InboundCommand] = queue.Queue()
         self._acks: queue.Queue[tuple[str, int]] = queue.Queue()
         self._wake = threading.Event()
@@ -60,8 +59,7 @@ class OutboxPublisher:
         self._connected = threading.Event()
         self._link_up = True
         # what is still in the outbox was never acked: start the window just below it
-        oldest = dict(self._db.execute("SELECT stream, MIN(seq) - 1 FROM outbox GROUP BY stream").fetchall())
-        self._acked: dict[str, int] = {stream: int(oldest.get(stream) or 0) for stream in STREAMS}
+        self._acked: dict[str, int] = self._outbox.acked_below()
         self._last_sent: dict[str, int] = dict(self._acked)  # highest seq handed to the broker
         self._last_progress = self._monotonic()
         self._resend_wait = resend_after_s
@@ -94,7 +92,7 @@ class OutboxPublisher:
                                  json.dumps({"machine": self.machine, "state": "offline"}), qos=1, retain=True)
         self._client.disconnect()
         self._client.loop_stop()
-        self._db.close()
+        self._outbox.close()
 
     def abandon(self) -> None:
         """A power cut: stop the network without a goodbye (the broker will publish the Will)."""
@@ -106,7 +104,7 @@ class OutboxPublisher:
         except OSError:
             pass
         self._thread.join(timeout=10)
-        self._db.close()
+        self._outbox.close()
 
     def set_link(self, up: bool) -> None:
         """Cut or restore the machine's network (a scenario's ``broker: down`` on a broker we do not own)."""
@@ -127,7 +125,7 @@ class OutboxPublisher:
         return self._connected.wait(timeout)
 
     def depth(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return self._outbox.depth()
 
     def flush(self, timeout: float = 15.0) -> bool:
         """Wait until every outbox row is acknowledged; False on timeout (e.g. broker down)."""
@@ -143,8 +141,7 @@ class OutboxPublisher:
         """Wait until every outbox row has been handed to the broker and PUBACKed at least once."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            newest = dict(self._db.execute("SELECT stream, MAX(seq) FROM outbox GROUP BY stream").fetchall())
-            sent = all(self._last_sent.get(stream, 0) >= top for stream, top in newest.items())
+            sent = all(self._last_sent.get(stream, 0) >= top for stream, top in self._outbox.newest().items())
             if sent and self.broker_acked >= self.published and self.connected:
                 return True
             self._wake.set()
@@ -188,7 +185,7 @@ class OutboxPublisher:
             self._acks.put((stream, seq))
             self._wake.set()
         elif len(parts) == 5 and parts[3] == "cmd":
-            self.commands.put(InboundCommand(parts[4], bytes(message.payload[: MAX_COMMAND_BYTES + 1])))
+            self.commands.put(InboundCommand(parts[4], bytes(message.payload[: topics.MAX_COMMAND_BYTES + 1])))
 
     # ---- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -218,12 +215,7 @@ class OutboxPublisher:
             self._acked[stream] = max(self._acked[stream], seq)
         self._wake.set()  # the window has room again
         crashpoints.reached("ack.received")
-        self._db.execute("BEGIN IMMEDIATE")
-        deleted = sum(self._db.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)).rowcount
-                      for stream, seq in newest.items())
-        self._db.execute("COMMIT")
-        crashpoints.reached("outbox.delete.after_commit")
-        if deleted:
+        if self._outbox.delete_acked(newest):
             self._last_progress = self._monotonic()
             self._resend_wait = self.resend_after_s
 
@@ -238,15 +230,12 @@ class OutboxPublisher:
             room = self.window - (self._last_sent[stream] - self._acked[stream])
             if room <= 0:
                 continue  # flow control: wait for the receiver before sending more
-            rows = self._db.execute(
-                "SELECT seq, topic, payload, retain FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (stream, self._last_sent[stream], min(room, self.batch))).fetchall()
-            for seq, topic, payload, retain in rows:
+            for report in self._outbox.after(stream, self._last_sent[stream], min(room, self.batch)):
                 crashpoints.reached("publish.before")
-                info = self._client.publish(topic, payload, qos=1, retain=bool(retain))
+                info = self._client.publish(report.topic, report.payload, qos=1, retain=report.retain)
                 if info.rc != 0:
                     return  # not connected any more; the next connect resends from the last ack
-                self._last_sent[stream] = seq
+                self._last_sent[stream] = report.seq
                 self.published += 1
 
     def _heartbeat(self) -> None:

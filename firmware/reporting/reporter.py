@@ -6,12 +6,14 @@ Runs inside the journal transaction, so a report exists exactly when its cause d
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from firmware.ports import JournalEntry, OutboundMessage
+from firmware.config.machine import MachineSetup
+from firmware.domain import JournalEntry, OutboundMessage
+from firmware.journal.books import MachineBooks
 from firmware.reporting import topics
 from firmware.reporting.sealed import seal
 
@@ -36,10 +38,24 @@ class MqttReporter:
     low_stock: int
     issuer_public_key: bytes | None = None
     settlement: str = "per_card"
+    _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # journal entry kind -> its reports; a kind not listed here reaches no party
+        self._handlers = {
+            "vend_completed": self._on_vend_completed,
+            "vend_refunded": self._on_vend_refunded,
+            "denied": self._on_denied,
+            "restocked": self._on_restocked,
+            "door_opened": self._on_door_opened,
+            "fault": self._on_fault,
+            "command": self._on_command,
+            "day_closed": self._on_day_closed,
+        }
 
     def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]:
-        handler = getattr(self, f"_on_{entry.kind}", None)
-        return handler(entry) if handler else []
+        handler = self._handlers.get(entry.kind)
+        return handler(entry) if handler is not None else []
 
     # ---- builders -----------------------------------------------------------------------------
     def _vendor(self, topic_kind: str, entry: JournalEntry, retain: bool = False, **body: Any) -> OutboundMessage:
@@ -108,7 +124,7 @@ class MqttReporter:
         return [OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")]
 
 
-def reporter_for(setup: Any, books: Any, issuer_public_key: bytes | None) -> MqttReporter:
+def reporter_for(setup: MachineSetup, books: MachineBooks, issuer_public_key: bytes | None) -> MqttReporter:
     """The reporter for a machine: its identity, zone and settings, reading stock and totals from its books."""
     config = setup.config
     return MqttReporter(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 VENDOR_PREFIX = "vending/v1"
 ISSUER_PREFIX = "issuer/v1"
-VENDOR_KINDS = ("sale", "denial", "stock", "alert", "status", "heartbeat", "cmd-result")
-COMMANDS = ("restock", "set_price", "enable_slot", "disable_slot", "set_lockout")
+MAX_COMMAND_BYTES = 4096  # a command larger than this is refused unread (the publisher keeps one byte more)
 
 
 def vendor(machine: str, kind: str) -> str:

@@ -16,7 +16,7 @@ SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result")
 def open_store(db: Path | str) -> Any:
     """SQLite file by default; ``postgresql://...`` for a server shared by several backend processes."""
     if str(db).startswith(("postgresql://", "postgres://")):
-        from simulator.backends.postgres import PostgresReportStore
+        from simulator.backends.postgres_store import PostgresReportStore
 
         return PostgresReportStore(str(db))
     return SqliteReportStore(Path(db), VENDOR_SCHEMA)

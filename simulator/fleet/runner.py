@@ -9,8 +9,8 @@ import resource
 import shutil
 import tempfile
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,20 +20,16 @@ from firmware.reporting.mqtt import BrokerAddress
 from simulator.fleet.model import plan_machine
 from simulator.fleet.worker import MachineStats, drain, simulate_day
 from simulator.paths import CONFIGS
+from simulator.tally import SalesTally
 
 CATALOG = CONFIGS / "products" / "campus.yaml"
 PARALLEL_DRAINS = 16
 
 
 @dataclass
-class FleetResult:
+class FleetResult(SalesTally):
     machines: int = 0
     visits: int = 0
-    sales: int = 0
-    revenue: int = 0
-    refunds: int = 0
-    denials: Counter[str] = field(default_factory=Counter)
-    cancellations: Counter[str] = field(default_factory=Counter)
     reports: int = 0
     settlements: int = 0
     delivered: int = 0
@@ -42,14 +38,10 @@ class FleetResult:
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
 
-    def add(self, stats: MachineStats) -> None:
+    def add_machine(self, stats: MachineStats) -> None:
+        self.add(stats)
         self.machines += 1
         self.visits += stats.visits
-        self.sales += stats.sales
-        self.revenue += stats.revenue
-        self.refunds += stats.refunds
-        self.denials.update(stats.denials)
-        self.cancellations.update(stats.cancellations)
         self.reports += stats.reports
         self.settlements += stats.settlements
 
@@ -117,7 +109,7 @@ def run_fleet(machines: int, day: date, students: int, seed: int, address: Broke
             rss_kb = max(rss_kb, int(item[1]))
             finished += 1
             continue
-        result.add(item)
+        result.add_machine(item)
         if progress is not None:
             progress(result)
     for worker in workers:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
-from firmware.assembly import build_machine
+from firmware.app.assembly import build_machine
 from firmware.config.catalog import Catalog
 from firmware.config.machine import MachineConfig, MachineSetup
 from firmware.controller.machine import State
-from firmware.controller.session import Hardware
+from firmware.controller.records import Hardware
 from firmware.messages import Message
-from firmware.ports import CardTap
+from firmware.domain import CardTap
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import MqttReporter, reporter_for
 from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan
 from simulator.hardware.virtual import VirtualClock, VirtualDispenser
+from simulator.tally import SalesTally
 
 DAY_END = time(18, 0)
 
@@ -32,28 +32,12 @@ class NullDisplay:
 
 
 @dataclass
-class MachineStats:
-    machine: str
+class MachineStats(SalesTally):
+    machine: str = ""
     visits: int = 0
-    sales: int = 0
-    revenue: int = 0
-    refunds: int = 0
-    denials: Counter[str] = field(default_factory=Counter)
-    cancellations: Counter[str] = field(default_factory=Counter)
     reports: int = 0          # vendor-stream reports the machine produced
     settlements: int = 0      # issuer-stream reports
     undelivered: int = 0      # outbox rows left when the run ended
-
-    def on_event(self, at: datetime, name: str, details: dict[str, Any]) -> None:
-        if name == "vended":
-            self.sales += 1
-            self.revenue += int(details["price"])
-        elif name == "refunded":
-            self.refunds += 1
-        elif name == "denied":
-            self.denials[str(details["reason"])] += 1
-        elif name == "cancelled":
-            self.cancellations[str(details["reason"])] += 1
 
 
 def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_public_key: bytes | None) -> MachineStats:
@@ -63,7 +47,7 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
     day = plan.day
     clock = VirtualClock(datetime.combine(day, time(7, 0), tzinfo=ZONE))
     dispenser = VirtualDispenser({code: slot.stock for code, slot in config.slots.items()})
-    stats = MachineStats(plan.machine_id, visits=len(plan.visits))
+    stats = MachineStats(machine=plan.machine_id, visits=len(plan.visits))
 
     def reporter(setup: MachineSetup, books: Any) -> MqttReporter:
         return reporter_for(setup, books, issuer_public_key)
@@ -94,13 +78,13 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
         if visit.jams:
             dispenser.jam(visit.slot)
         if visit.card_first:
-            controller.dispatch("tap", tap)
+            controller.present(tap)
             if not visit.walks_away and controller.state is State.AWAITING_SELECTION:
                 controller.dispatch("select", visit.slot)
         else:
             controller.dispatch("select", visit.slot)
             if not visit.walks_away and controller.state is State.AWAITING_CARD:
-                controller.dispatch("tap", tap)
+                controller.present(tap)
         if not visit.walks_away and controller.state is not State.IDLE:
             controller.dispatch("cancel")  # refused and gave up
     advance(datetime.combine(day, DAY_END, tzinfo=ZONE))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable
@@ -20,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 from firmware.config.catalog import load_catalog
+from firmware.journal.outbox import Outbox
 from firmware.reporting.sealed import generate_keypair, unseal
 from simulator.fleet.model import plan_machine
 from simulator.fleet.runner import CATALOG
@@ -46,10 +46,10 @@ def pinned_share(views: Views, key: Callable[[Totals], Hashable]) -> float:
 
 
 def views_from_outbox(db: Path, issuer_private_key: bytes) -> Views:
-    conn = sqlite3.connect(db)
+    outbox = Outbox.open(db)
     vendor: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     issuer: dict[str, Totals] = {}
-    for topic, payload in conn.execute("SELECT topic, payload FROM outbox ORDER BY id"):
+    for topic, payload in outbox.payloads():
         body = json.loads(payload)
         if topic.endswith("/sale") and body["outcome"] == "vended" and body["pseudonym"]:
             totals = vendor[body["pseudonym"]]
@@ -61,7 +61,7 @@ def views_from_outbox(db: Path, issuer_private_key: bytes) -> Views:
                     issuer[card] = (-1, -1)
                 else:
                     issuer[card["uid"]] = (card["amount"], card["count"])
-    conn.close()
+    outbox.close()
     return Views({p: (t[0], t[1]) for p, t in vendor.items()}, issuer)
 
 

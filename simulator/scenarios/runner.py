@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import tempfile
-from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from firmware import crashpoints
-from firmware.assembly import Machine, ReporterFactory, build_machine
-from firmware.controller.session import Hardware
-from firmware.ports import CardTap, Guardian
+from firmware.app.assembly import Machine, ReporterFactory, build_machine
+from firmware.controller.records import Hardware
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, VirtualReader
-from simulator.scenarios.schema import Scenario, Step, UnknownCard, parse_duration
+from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration
+from simulator.tally import SalesTally
 
 EventPrinter = Callable[[datetime, str, dict[str, Any]], None]
 
@@ -35,13 +34,8 @@ class ExpectationResult:
 
 
 @dataclass
-class ScenarioResult:
+class ScenarioResult(SalesTally):
     expectations: list[ExpectationResult] = field(default_factory=list)
-    sales: int = 0
-    revenue: int = 0
-    denials: Counter[str] = field(default_factory=Counter)
-    cancellations: Counter[str] = field(default_factory=Counter)
-    refunds: int = 0
     power_cycles: int = 0
 
     @property
@@ -51,6 +45,14 @@ class ScenarioResult:
     @property
     def passed(self) -> bool:
         return not self.failures
+
+
+def issue_cards(machine: Machine, cards: Iterable[CardSpec]) -> None:
+    """Cards (as a scenario or ``--cards`` file lists them) into the machine's wallet, in one transaction."""
+    with machine.db.atomic("journal"):
+        for card in cards:
+            guardian = card.guardian.controls() if card.guardian else None
+            machine.books.wallet.issue(card.uid, card.profile, card.balance, guardian)
 
 
 class InvariantViolation(AssertionError):
@@ -76,6 +78,12 @@ class ScenarioRunner:
         self.door = DoorSwitch()
         self.reader = VirtualReader(self.clock)
         self.result = ScenarioResult()
+        self.steps: dict[str, Callable[[Step], None]] = {
+            "select": self._do_select, "tap": self._do_tap, "cancel": self._do_cancel, "wait": self._do_wait,
+            "at": self._do_at, "door": self._do_door, "restock": self._do_restock, "jam": self._do_jam,
+            "empty": self._do_empty, "fault": self._do_fault, "recover": self._do_recover, "note": self._do_note,
+            "power": self._do_power, "expect": self._do_expect,
+        }
         self.hooks: dict[str, Callable[[Step], None]] = {}  # extra step kinds (e.g. broker: down)
         self.probes: dict[str, Callable[[], Any]] = {}  # extra expect keys (e.g. backend_sales)
         self.machine = self._boot()
@@ -92,11 +100,7 @@ class ScenarioRunner:
         machine = build_machine(self.scenario.machine, self.state_dir, hardware,
                                 reporter=self.reporter, events=self._on_event)
         if machine.fresh:
-            with machine.db.atomic("journal"):
-                for card in self.scenario.cards.values():
-                    g = card.guardian
-                    guardian = Guardian(g.linked, g.daily_limit, tuple(g.blocked_categories), tuple(g.blocked_kinds)) if g else None
-                    machine.books.wallet.issue(card.uid, card.profile, card.balance, guardian)
+            issue_cards(machine, self.scenario.cards.values())
         machine.controller.start(door_open=self.door.is_open())
         return machine
 
@@ -148,7 +152,7 @@ class ScenarioRunner:
         self.clock.set(moment)
 
     def _step(self, step: Step) -> None:
-        handler = getattr(self, f"_do_{step.kind}", None) or self.hooks.get(step.kind)
+        handler = self.steps.get(step.kind) or self.hooks.get(step.kind)
         if handler is None:
             raise NotImplementedError(f"line {step.line}: step {step.kind!r} needs a component this run lacks")
         handler(step)
@@ -161,8 +165,9 @@ class ScenarioRunner:
         uid = value.uid if isinstance(value, UnknownCard) else self.scenario.cards[value].uid
         self.reader.present(uid)
         tap = self.reader.read_tap()
-        assert tap is not None
-        self.machine.controller.dispatch("tap", CardTap(tap.uid, tap.reader, tap.at))
+        if tap is None:
+            raise RuntimeError(f"line {step.line}: the virtual reader lost a presented card")
+        self.machine.controller.present(tap)
 
     def _do_cancel(self, step: Step) -> None:
         self.machine.controller.dispatch("cancel")
@@ -171,7 +176,8 @@ class ScenarioRunner:
         self._advance_to(self.clock.now() + parse_duration(step.value))
 
     def _do_at(self, step: Step) -> None:
-        assert step.at is not None
+        if step.at is None:
+            raise ValueError(f"line {step.line}: an `at` step without a time")
         self._advance_to(step.at)
 
     def _do_door(self, step: Step) -> None:
@@ -244,20 +250,12 @@ class ScenarioRunner:
         if key == "state":
             return controller.state.value
         if key == "outbox":
-            return int(self.machine.db.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            return self.machine.books.journal.outbox.depth()
         raise NotImplementedError(f"expect {key!r} needs a component this run lacks (e.g. --broker)")
 
     # ---- events ----------------------------------------------------------------------------
     def _on_event(self, at: datetime, name: str, details: dict[str, Any]) -> None:
-        if name == "vended":
-            self.result.sales += 1
-            self.result.revenue += int(details.get("price", 0))
-        elif name == "denied":
-            self.result.denials[str(details.get("reason"))] += 1
-        elif name == "cancelled":
-            self.result.cancellations[str(details.get("reason"))] += 1
-        elif name == "refunded":
-            self.result.refunds += 1
+        self.result.on_event(at, name, details)
         if self.printer is not None:
             self.printer(at.astimezone(self.scenario.machine.config.zone), name, details)
 

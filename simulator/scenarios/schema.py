@@ -11,7 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from firmware.config.catalog import KINDS, Strict
+from firmware.config.source import Strict
+from firmware.domain import Category, Guardian, Kind, Profile
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import Loc, YamlDoc, _reason, read_yaml
 
@@ -45,13 +46,16 @@ def parse_clock(value: object) -> time:
 class GuardianSpec(Strict):
     linked: bool = True
     daily_limit: int | None = Field(default=None, ge=0, le=100_000)
-    blocked_categories: list[Literal["drink", "dairy", "snack", "bakery", "stationery"]] = []
-    blocked_kinds: list[Literal[KINDS]] = []  # type: ignore[valid-type]
+    blocked_categories: list[Category] = []
+    blocked_kinds: list[Kind] = []
+
+    def controls(self) -> Guardian:
+        return Guardian(self.linked, self.daily_limit, tuple(self.blocked_categories), tuple(self.blocked_kinds))
 
 
 class CardSpec(Strict):
     uid: str
-    profile: Literal["student", "staff", "guest"]
+    profile: Profile
     balance: int = Field(ge=0, le=1_000_000)
     guardian: GuardianSpec | None = None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from firmware.money import CurrencyMismatch, Money
-from firmware.reporting.pseudonym import Pseudonymizer
+from firmware.identity.pseudonym import Pseudonymizer
 
 
 def test_money_refuses_floats_and_mixed_currencies():

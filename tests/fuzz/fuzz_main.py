@@ -17,7 +17,7 @@ with atheris.instrument_imports():
     from tests.fuzz import targets  # noqa: E402
     import firmware.config.source  # noqa: E402,F401
     import firmware.readers.pn532_frames  # noqa: E402,F401
-    import firmware.reporting.commands  # noqa: E402,F401
+    import firmware.app.commands  # noqa: E402,F401
 
 COMMANDS = ["restock", "set_price", "enable_slot", "disable_slot", "set_lockout", "bogus"]
 

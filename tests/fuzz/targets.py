@@ -57,9 +57,9 @@ def _processor():  # type: ignore[no-untyped-def]
 
         runner = ScenarioRunner(load_scenario(CONFIGS / "scenarios/normal-morning.yaml"), _TMP / "machine-state")
         runner.start()
-        from firmware.reporting.commands import CommandProcessor
+        from firmware.app.commands import CommandProcessor
 
-        _PROCESSOR = CommandProcessor(runner.machine.controller)
+        _PROCESSOR = CommandProcessor(runner.machine.controller, runner.machine.books)
     return _PROCESSOR
 
 

@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from firmware.crashpoints import CRASH_EXIT_CODE, POINTS
-from simulator.broker import EmbeddedBroker
-from simulator.crashrun import KINDS
+from simulator.servers.broker import EmbeddedBroker
+from simulator.reliability.crashrun import KINDS
 from tests.conftest import ROOT
 
 
 def crashrun(phase: str, directory: Path, broker: str, kind: str = "success",
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "simulator.crashrun", phase, "--dir", str(directory),
+    return subprocess.run([sys.executable, "-m", "simulator.reliability.crashrun", phase, "--dir", str(directory),
                            "--broker", broker, "--kind", kind],
                           capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=180, cwd=ROOT)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.soak import run_soak
+from simulator.reliability.soak import run_soak
 from tests.reporting.conftest import require_mosquitto
 
 

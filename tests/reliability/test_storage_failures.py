@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware.ports import CardTap
+from firmware.domain import CardTap
 from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
@@ -23,7 +23,7 @@ def make_runner(tmp_path: Path) -> ScenarioRunner:
 def try_sale(runner: ScenarioRunner, slot: str = "E1", card: str = "lin") -> None:
     controller = runner.machine.controller
     controller.dispatch("select", slot)
-    controller.dispatch("tap", CardTap(runner.scenario.cards[card].uid, "virtual", runner.clock.now()))
+    controller.present(CardTap(runner.scenario.cards[card].uid, "virtual", runner.clock.now()))
 
 
 def disk_full(runner: ScenarioRunner) -> None:

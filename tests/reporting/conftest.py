@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulator.mosquitto import mosquitto_binary
-from simulator.reporting_world import ReportingWorld
+from simulator.servers.mosquitto import mosquitto_binary
+from simulator.scenarios.reporting_world import ReportingWorld
 
 BROKERS = ["embedded", "mosquitto"]
 
@@ -79,13 +79,13 @@ def sell_many(runner, count: int, card: str = "lin") -> None:  # type: ignore[no
     """A stream of sales on virtual time, half a minute apart, cycling through five compliant slots."""
     from datetime import timedelta
 
-    from firmware.ports import CardTap
+    from firmware.domain import CardTap
 
     controller = runner.machine.controller
     uid = runner.scenario.cards[card].uid
     for i in range(count):
         controller.dispatch("select", ["A1", "A3", "D1", "E1", "E2"][i % 5])
-        controller.dispatch("tap", CardTap(uid, "virtual", runner.clock.now()))
+        controller.present(CardTap(uid, "virtual", runner.clock.now()))
         runner.clock.advance(timedelta(seconds=30))
 
 

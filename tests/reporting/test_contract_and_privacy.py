@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from simulator.output import EventPrinter
+from simulator.cli.output import EventPrinter
 from simulator.scenarios import load_scenario, run_scenario
 from tests.conftest import ROOT, SCENARIOS
 

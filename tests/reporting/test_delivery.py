@@ -11,8 +11,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware.reporting.keys import load_key, write_key
-from simulator.reporting_world import ReportingWorld
+from firmware.identity.keys import load_key, write_key
+from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
 from tests.reporting.conftest import attached_runner
@@ -22,10 +22,10 @@ MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
 
 
 def sell(runner: ScenarioRunner, slot: str, card: str) -> None:
-    from firmware.ports import CardTap
+    from firmware.domain import CardTap
 
     runner.machine.controller.select(slot)
-    runner.machine.controller.tap(CardTap(runner.scenario.cards[card].uid, "virtual", runner.clock.now()))
+    runner.machine.controller.present(CardTap(runner.scenario.cards[card].uid, "virtual", runner.clock.now()))
     runner.clock.advance(timedelta(minutes=1))
 
 

@@ -38,7 +38,7 @@ def test_day_total_document_matches_the_contract():
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from firmware.ports import JournalEntry
+    from firmware.domain import JournalEntry
     from firmware.reporting.reporter import MqttReporter
 
     private, public = generate_keypair()

@@ -9,8 +9,8 @@ import pytest
 
 from simulator.backends.store import Report
 from simulator.backends.vendor import VendorBackend
-from simulator.postgres import PostgresProcess, pg_bin
-from simulator.reporting_world import ReportingWorld
+from simulator.servers.postgres import PostgresProcess, pg_bin
+from simulator.scenarios.reporting_world import ReportingWorld
 from tests.reporting.conftest import attached_runner, require_mosquitto, sell_many
 from tests.waiting import eventually
 
@@ -28,7 +28,7 @@ def postgres(tmp_path_factory):
 
 
 def test_postgres_store_is_idempotent_and_acks_only_contiguous_runs(postgres):
-    from simulator.backends.postgres import PostgresReportStore
+    from simulator.backends.postgres_store import PostgresReportStore
 
     store = PostgresReportStore(postgres.dsn)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from simulator.backends.vendor import VendorBackend
-from simulator.reporting_world import ReportingWorld
+from simulator.scenarios.reporting_world import ReportingWorld
 from tests.reporting.conftest import attached_runner, require_mosquitto, sell_many
 from tests.waiting import eventually
 

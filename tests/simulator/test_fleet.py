@@ -7,7 +7,7 @@ from datetime import date
 from firmware.config.catalog import load_catalog
 from simulator.fleet.model import WINDOWS, plan_machine
 from simulator.fleet.runner import CATALOG, run_fleet
-from simulator.reporting_world import ReportingWorld
+from simulator.scenarios.reporting_world import ReportingWorld
 from tests.waiting import eventually
 
 DAY = date(2026, 3, 2)

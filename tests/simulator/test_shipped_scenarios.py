@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.reporting_world import ReportingWorld
+from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios import load_scenario, run_scenario
 from tests.conftest import SCENARIOS
 

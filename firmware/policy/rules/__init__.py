@@ -1,6 +1,5 @@
-"""Campus food rules as data (configs/rules/*.yaml) and the engine that reads a label against them."""
+"""The engine that reads a product's label against campus food rule sets (the sets are config data)."""
 
 from firmware.policy.rules.engine import Verdict, Violation, evaluate
-from firmware.policy.rules.ruleset import RuleSet, load_rulesets
 
-__all__ = ["RuleSet", "Verdict", "Violation", "evaluate", "load_rulesets"]
+__all__ = ["Verdict", "Violation", "evaluate"]

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from firmware.config.catalog import Product
-from firmware.policy.rules.ruleset import AllowedKindsRule, ForbiddenKindsRule, LimitRule, NoAdditivesRule, RuleSet
+from firmware.config.rules import AllowedKindsRule, ForbiddenKindsRule, LimitRule, NoAdditivesRule, RuleSet
 
 FAT_KCAL_PER_G = 9
 SUGAR_KCAL_PER_G = 4

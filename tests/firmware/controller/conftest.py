@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 
-from firmware.ports import CardTap
+from firmware.domain import CardTap
 from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
@@ -31,7 +31,7 @@ class Rig:
         return self.runner.scenario.cards[card].uid
 
     def tap(self, card: str = "amy", uid: str | None = None) -> None:
-        self.controller.dispatch("tap", CardTap(uid or self.uid(card), "virtual", self.runner.clock.now()))
+        self.controller.present(CardTap(uid or self.uid(card), "virtual", self.runner.clock.now()))
 
     def select(self, slot: str) -> None:
         self.controller.dispatch("select", slot)

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.config.catalog import Product, load_catalog
-from firmware.policy.rules import evaluate, load_rulesets
+from firmware.config.rules import load_rulesets
+from firmware.policy.rules import evaluate
 from tests.conftest import CONFIGS, ROOT
 
 MOE = load_rulesets(["tw-moe-2016"])

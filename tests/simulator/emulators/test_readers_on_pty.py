@@ -141,11 +141,11 @@ def test_unplug_mid_session_puts_the_machine_out_of_order_and_replug_recovers(tm
             device.command("unplug")
             eventually(lambda: controller.state.value == "out_of_order", what="out of order")
             assert (controller.last_transaction.outcome, controller.last_transaction.reason) == ("cancelled", "fault")
-            loop.events.put(("line", "select A1"))
+            loop.line("select A1")
             eventually(lambda: controller.last_transaction.reason == "out_of_service", what="sales stopped")
             device.command("replug")
             eventually(lambda: controller.state.value == "idle", timeout=45, what="recovered")
-            loop.events.put(("line", "select A1"))
+            loop.line("select A1")
             device.tap(amy)
             eventually(lambda: controller.last_transaction.outcome == "vended", what="a sale after replug")
             assert runner.machine.books.wallet.balance(amy).amount == 75

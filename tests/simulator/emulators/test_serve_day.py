@@ -25,7 +25,7 @@ def virtual_day(tmp: Path) -> dict:
     for slot, card in DAY:
         runner.machine.controller.dispatch("select", slot)
         runner.reader.present(runner.scenario.cards[card].uid)
-        runner.machine.controller.dispatch("tap", runner.reader.read_tap())
+        runner.machine.controller.present(runner.reader.read_tap())
         if runner.machine.controller.state.value != "idle":
             runner.machine.controller.dispatch("cancel")
     outcome = summary(runner)
@@ -49,13 +49,13 @@ def pn532_day(tmp: Path) -> dict:
         with serve_loop(runner, f"pn532:{tmp / 'reader0'}?debounce=0.05") as loop:
             for index, (slot, card) in enumerate(DAY):
                 before = controller.last_transaction
-                loop.events.put(("line", f"select {slot}"))
+                loop.line(f"select {slot}")
                 eventually(lambda: controller.state.value == "awaiting_card", what=f"selection {index}")
                 device.tap(runner.scenario.cards[card].uid)
                 eventually(lambda: controller.last_transaction is not before and controller.last_transaction.outcome
                            in ("vended", "denied", "refunded"), what=f"visit {index} decided")
                 if controller.state.value != "idle":
-                    loop.events.put(("line", "cancel"))
+                    loop.line("cancel")
                     eventually(lambda: controller.state.value == "idle", what="cancelled")
             return summary(runner)
     finally:
@@ -113,7 +113,7 @@ def test_vending_serve_reports_to_a_broker(tmp_path):
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from simulator.reporting_world import ReportingWorld
+    from simulator.scenarios.reporting_world import ReportingWorld
 
     world = ReportingWorld(tmp_path / "world").start()
     device = PN532Device(tmp_path / "reader0").start()

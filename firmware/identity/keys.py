@@ -13,7 +13,7 @@ import secrets
 from pathlib import Path
 
 from firmware.errors import VendingError
-from firmware.reporting.pseudonym import Pseudonymizer
+from firmware.identity.pseudonym import Pseudonymizer
 
 log = logging.getLogger(__name__)
 KEY_FILE = "term_key.json"

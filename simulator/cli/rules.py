@@ -9,9 +9,11 @@ from typing import Annotated
 import typer
 
 from firmware.config.catalog import load_catalog
+from firmware.config.machine import MachineSetup
+from firmware.config.rules import available, load_rulesets
+from firmware.domain import SCHOOL_LEVELS
 from firmware.errors import InputError
-from firmware.policy.rules import evaluate, load_rulesets
-from firmware.policy.rules.ruleset import available
+from firmware.policy.rules import evaluate
 
 rules_app = typer.Typer(no_args_is_help=True, help="Campus food rules (configs/rules/).")
 DEFAULT_RULES = "tw-moe-2016,tpe-no-bottled-water"
@@ -28,7 +30,7 @@ def rules_check(
     Exit 0 when everything is allowed, 1 when something is refused, 2 for invalid input."""
     ids = [r.strip() for r in rules.split(",") if r.strip()]
     unknown = [r for r in ids if r not in available()]
-    if level not in ("elementary", "junior_high", "senior_high"):
+    if level not in SCHOOL_LEVELS:
         typer.echo(f"--level: unknown level {level!r}; use elementary, junior_high or senior_high", err=True)
         raise typer.Exit(2)
     if unknown:
@@ -54,12 +56,10 @@ def rules_check(
     raise typer.Exit(0 if all(v.allowed for v in verdicts) else 1)
 
 
-def refused_slots(setup) -> list[str]:  # type: ignore[no-untyped-def]
+def refused_slots(setup: MachineSetup) -> list[str]:
     """`vending check` warnings: slots holding products the machine's own rules refuse."""
     config = setup.config
-    if not config.rules:
-        return []
-    rulesets = load_rulesets(list(config.rules))
+    rulesets = setup.rulesets
     warnings = []
     for code, slot in config.slots.items():
         verdict = evaluate(slot.product, setup.catalog.products[slot.product], config.school.level, rulesets)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from simulator.reporting_world import ReportingWorld
+from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.schema import Scenario
 
 

@@ -21,14 +21,14 @@ from firmware.config.machine import load_machine
 from firmware.config.source import read_yaml
 from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
-from simulator.cli_fleet import fleet
-from simulator.cli_reporting import backend_app, keys_app
-from simulator.cli_readers import reader_app, serve
-from simulator.cli_rules import refused_slots, rules_app
-from simulator.output import EventPrinter
-from simulator.party_views import print_party_views
+from simulator.cli.fleet import fleet
+from simulator.cli.reporting import backend_app, keys_app
+from simulator.cli.readers import reader_app, serve
+from simulator.cli.rules import refused_slots, rules_app
+from simulator.cli.output import EventPrinter
+from simulator.cli.party_views import print_party_views
 from simulator.paths import SCENARIOS
-from simulator.reporting_world import ReportingWorld
+from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioResult, run_scenario
 from simulator.scenarios.schema import load_scenario
 
@@ -137,7 +137,7 @@ def _kind_of(path: Path) -> str:
 
 def _load_rule_set(path: Path) -> object:
     from firmware.config.source import validate
-    from firmware.policy.rules.ruleset import RuleSet
+    from firmware.config.rules import RuleSet
 
     return validate(RuleSet, read_yaml(path))
 

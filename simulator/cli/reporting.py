@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from firmware.reporting.keys import key_path, load_key, write_key
+from firmware.identity.keys import key_path, load_key, write_key
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import generate_keypair, read_key
 from firmware.reporting.sealed import write_key as write_raw_key

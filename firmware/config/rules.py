@@ -1,4 +1,7 @@
-"""The rule-set file format: validated like every other input, with FILE:LINE errors."""
+"""The campus food rule-set file format (configs/rules/*.yaml): validated like every other input, FILE:LINE errors.
+
+The rules are data the school owns; ``firmware.policy.rules`` evaluates products against them.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,13 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from firmware.config.catalog import KINDS, Names, Strict
-from firmware.config.source import read_yaml, validate
+from firmware.config.catalog import Names
+from firmware.config.source import Strict, read_yaml, validate
+from firmware.domain import Kind, SchoolLevel
 from firmware.errors import InputError
 
-RULES_DIR = Path(__file__).resolve().parents[3] / "configs" / "rules"
-MEASURES = ("kcal", "fat_pct", "sat_fat_pct", "added_sugar_pct", "fat_sugar_pct", "sodium_mg", "trans_fat_g")
-Kind = Literal[KINDS]  # type: ignore[valid-type]
+RULES_DIR = Path(__file__).resolve().parents[2] / "configs" / "rules"
+Measure = Literal["kcal", "fat_pct", "sat_fat_pct", "added_sugar_pct", "fat_sugar_pct", "sodium_mg", "trans_fat_g"]
 
 
 class LimitRule(Strict):
@@ -21,7 +24,7 @@ class LimitRule(Strict):
 
     id: str = Field(pattern=r"^[A-Z][A-Z0-9-]{0,15}$")
     type: Literal["limit"]
-    measure: Literal["kcal", "fat_pct", "sat_fat_pct", "added_sugar_pct", "fat_sugar_pct", "sodium_mg", "trans_fat_g"]
+    measure: Measure
     max: float = Field(ge=0)
     only_kinds: list[Kind] | None = None
     except_kinds: list[Kind] = []
@@ -57,7 +60,7 @@ class RuleSet(Strict):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     title: Names
     source: str
-    levels: list[Literal["elementary", "junior_high", "senior_high"]] = Field(min_length=1)
+    levels: list[SchoolLevel] = Field(min_length=1)
     rules: list[Rule] = Field(min_length=1)
 
 

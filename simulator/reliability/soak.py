@@ -7,7 +7,7 @@ restarts the vendor backend. At the end everything must drain: backend count = m
 machine, no duplicates, no gaps in any machine's sequence, every outbox empty. Only 127.0.0.1;
 bounded in count and time; stops by itself.
 
-Run: .venv/bin/python -m simulator.soak --transactions 10000 --machines 4 --seed 1
+Run: .venv/bin/python -m simulator.reliability.soak --transactions 10000 --machines 4 --seed 1
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from firmware.assembly import Machine, build_machine
+from firmware.app.assembly import Machine, build_machine
 from firmware.config.machine import MachineSetup, load_machine
-from firmware.controller.session import Hardware
-from firmware.ports import CardTap
+from firmware.controller.records import Hardware
+from firmware.domain import CardTap
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.backends.vendor import VendorBackend
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
-from simulator.mosquitto import MosquittoProcess
+from simulator.servers.mosquitto import MosquittoProcess
 from simulator.paths import MACHINES
-from simulator.reporting_world import ReportingWorld
+from simulator.scenarios.reporting_world import ReportingWorld
 
 SLOTS = ["A1", "A2", "A3", "B1", "B2", "C1", "D1", "E1", "E2"]
 CARDS = [f"04{i:012X}" for i in range(200)]
@@ -82,7 +82,7 @@ def sell(machine: Machine, clock: VirtualClock, dispenser: VirtualDispenser, cou
                 dispenser.fill(slot, n)
             controller.restock(full)
         controller.dispatch("select", rng.choice(SLOTS))
-        controller.dispatch("tap", CardTap(rng.choice(CARDS), "virtual", clock.now()))
+        controller.present(CardTap(rng.choice(CARDS), "virtual", clock.now()))
         if controller.state.value != "idle":
             controller.dispatch("cancel")
         clock.advance(timedelta(seconds=20))

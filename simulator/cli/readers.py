@@ -11,15 +11,24 @@ from typing import Annotated, Optional
 
 import typer
 
-from firmware.assembly import build_machine
+from firmware.app.assembly import Machine, ReporterFactory, build_machine
+from firmware.app.runtime import Runtime
 from firmware.clock import SystemClock
-from firmware.config.machine import load_machine
-from firmware.controller.session import Hardware
+from firmware.config.machine import MachineSetup, load_machine
+from firmware.config.source import Strict, read_yaml, validate
+from firmware.controller.records import Hardware
 from firmware.errors import InputError, VendingError
+from firmware.journal.books import MachineBooks
+from firmware.ports import Reporter
 from firmware.readers.registry import open_reader
+from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.publisher import OutboxPublisher
+from firmware.reporting.reporter import reporter_for
 from simulator.emulators.devices import DEVICES
 from simulator.hardware.virtual import RecordingDisplay, VirtualDispenser
-from simulator.output import EventPrinter
+from simulator.cli.output import EventPrinter
+from simulator.scenarios.runner import issue_cards
+from simulator.scenarios.schema import CardSpec
 
 reader_app = typer.Typer(no_args_is_help=True, help="Card-reader device emulators on pseudo-terminals.")
 
@@ -56,21 +65,13 @@ def emulate(
         device.stop()
 
 
-def issue_cards(built: object, path: Path) -> None:
+def issue_cards_file(machine: Machine, path: Path) -> None:
     """Cards from a YAML file (`cards:` as in a scenario) into the machine's wallet, in one transaction."""
-    from firmware.config.source import read_yaml, validate
-    from firmware.ports import Guardian
-    from simulator.scenarios.schema import CardSpec, Strict
 
     class CardsFile(Strict):
         cards: dict[str, CardSpec]
 
-    parsed = validate(CardsFile, read_yaml(path))
-    with built.db.atomic("journal"):  # type: ignore[attr-defined]
-        for card in parsed.cards.values():
-            g = card.guardian
-            guardian = Guardian(g.linked, g.daily_limit, tuple(g.blocked_categories), tuple(g.blocked_kinds)) if g else None
-            built.books.wallet.issue(card.uid, card.profile, card.balance, guardian)  # type: ignore[attr-defined]
+    issue_cards(machine, validate(CardsFile, read_yaml(path)).cards.values())
 
 
 def serve(
@@ -89,8 +90,6 @@ def serve(
     """Run the machine on the real clock with a real or emulated card reader. Keypad and door come
     from stdin lines (`select A1`, `cancel`, `door open`, `door close`, `quit`); the display and
     events go to stdout. Reader activity is logged to stderr, never with a card number."""
-    from simulator.serve import ServeLoop
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         setup = load_machine(machine)
@@ -101,54 +100,36 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="vending-serve-") as tmp:
         hardware = Hardware(clock, RecordingDisplay(), VirtualDispenser(
             {code: slot.stock for code, slot in setup.config.slots.items()}))
-        reporter = None
+        reporter: ReporterFactory | None = None
         if broker != "none":
-            from firmware.reporting.reporter import reporter_for
             public = bytes.fromhex(issuer_key.read_text().strip()) if issuer_key else None
 
-            def reporter(setup, books):  # type: ignore[no-untyped-def]
+            def reporter(setup: MachineSetup, books: MachineBooks) -> Reporter:
                 return reporter_for(setup, books, public)
+
         built = build_machine(setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json),
                               reporter=reporter)
         if cards is not None and built.fresh:
             try:
-                issue_cards(built, cards)
+                issue_cards_file(built, cards)
             except InputError as exc:
                 typer.echo(str(exc), err=True)
                 raise typer.Exit(2) from None
-        loop_holder: list[ServeLoop] = []
+        publisher = None
+        if broker != "none":
+            publisher = OutboxPublisher(built.db.path, setup.config.id, BrokerAddress.parse(broker), clock)
+        runtime = Runtime(built.controller, built.books, publisher=publisher)
         try:
-            card_reader = open_reader(reader, clock, on_status=lambda on, detail: loop_holder[0].reader_status(on, detail))
+            runtime.reader = open_reader(reader, clock, on_status=runtime.reader_status)
         except VendingError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(2) from None
-        loop = ServeLoop(built.controller, card_reader)
-        loop_holder.append(loop)
         built.controller.start()
-        publisher = None
-        if broker != "none":
-            from firmware.reporting.commands import CommandProcessor
-            from firmware.reporting.mqtt import BrokerAddress
-            from firmware.reporting.publisher import OutboxPublisher
-
-            publisher = OutboxPublisher(built.db.path, setup.config.id, BrokerAddress.parse(broker), clock).start()
-            commands = CommandProcessor(built.controller)
-
-            def after_event() -> None:
-                while not publisher.commands.empty():
-                    command = publisher.commands.get_nowait()
-                    commands.handle(command.name, command.payload)
-                publisher.wake()
-
-            loop.after_event = after_event
-        threading.Thread(target=loop.read_forever, name="reader", daemon=True).start()
-        threading.Thread(target=loop.feed_lines, args=(sys.stdin,), name="stdin", daemon=True).start()
+        if publisher is not None:
+            publisher.start()
+        runtime.start_threads(sys.stdin)
         try:
-            loop.run()
+            runtime.run()
         finally:
-            loop.stopping.set()
-            card_reader.close()
-            if publisher is not None:
-                publisher.flush(5)
-                publisher.stop()
+            runtime.stop()
             built.db.close()

@@ -6,7 +6,7 @@ kind of vend, three processes on the same state: ``setup``; ``run`` with
 ``recover``, which boots on the same files, lets recovery settle, drains the outbox to the vendor
 backend and prints the invariants as JSON. Usage::
 
-    python -m simulator.crashrun setup|run|recover --dir DIR --broker mqtt://127.0.0.1:PORT --kind KIND
+    python -m simulator.reliability.crashrun setup|run|recover --dir DIR --broker mqtt://127.0.0.1:PORT --kind KIND
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from firmware.assembly import Machine, build_machine
+from firmware.app.assembly import Machine, build_machine
 from firmware.config.machine import load_machine
-from firmware.controller.session import Hardware
-from firmware.ports import CardTap
+from firmware.controller.records import Hardware
+from firmware.domain import CardTap
 from firmware.reporting.mqtt import BrokerAddress
 from simulator.backends.vendor import VendorBackend
 from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
 from simulator.paths import MACHINES
-from simulator.reporting_world import ReportingWorld
+from simulator.scenarios.reporting_world import ReportingWorld
 
 KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock")
 RESTOCK = {"C1": 12}  # the restock kind refills another slot: committed whole or not at all
@@ -74,16 +74,16 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
         controller.hw.dispenser.jam(SLOT)  # type: ignore[attr-defined]
     if kind in ("success", "jam"):
         controller.select(SLOT)
-        controller.tap(tap)
+        controller.present(tap)
     elif kind == "denial":
         controller.select(SLOT)
-        controller.tap(CardTap("04B2C3D4E5F607", "virtual", clock.now()))  # NT$5 for a NT$25 milk
+        controller.present(CardTap("04B2C3D4E5F607", "virtual", clock.now()))  # NT$5 for a NT$25 milk
         controller.cancel()
     elif kind == "cancel":
-        controller.tap(tap)
+        controller.present(tap)
         controller.cancel()
     elif kind == "timeout":
-        controller.tap(tap)
+        controller.present(tap)
         clock.advance(timedelta(seconds=31))
         controller.poll()
     elif kind == "restock":

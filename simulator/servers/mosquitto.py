@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from simulator.broker import free_port
+from simulator.servers.broker import free_port
 
 CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
 

@@ -10,18 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware.assembly import Machine
+from firmware.app.assembly import Machine
 from firmware.config.machine import MachineSetup
-from firmware.controller.session import Books
-from firmware.reporting.commands import CommandProcessor
+from firmware.journal.books import MachineBooks
+from firmware.app.commands import CommandProcessor
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import MqttReporter, reporter_for
 from firmware.reporting.sealed import generate_keypair
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.vendor import VendorBackend
-from simulator.broker import EmbeddedBroker
-from simulator.mosquitto import MosquittoProcess
+from simulator.servers.broker import EmbeddedBroker
+from simulator.servers.mosquitto import MosquittoProcess
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
 
@@ -108,7 +108,7 @@ class ReportingWorld:
         return self.owned_broker is None or self.owned_broker.running
 
     # ---- the machine side ----------------------------------------------------------------------
-    def reporter_factory(self, setup: MachineSetup, books: Books) -> MqttReporter:
+    def reporter_factory(self, setup: MachineSetup, books: MachineBooks) -> MqttReporter:
         return reporter_for(setup, books, self.issuer_keys[1])
 
     def start_publisher(self, machine: Machine) -> OutboxPublisher:
@@ -123,19 +123,15 @@ class ReportingWorld:
 
         def boot(machine: Machine) -> None:
             self.publisher = self.start_publisher(machine)
-            self.commands = CommandProcessor(machine.controller)
+            self.commands = CommandProcessor(machine.controller, machine.books)
 
         def power_loss() -> None:
             if self.publisher is not None:
                 self.publisher.abandon()
 
         def after_step() -> None:
-            if self.publisher is None or self.commands is None:
-                return
-            while not self.publisher.commands.empty():
-                command = self.publisher.commands.get_nowait()
-                self.commands.handle(command.name, command.payload)
-            self.publisher.wake()
+            if self.publisher is not None and self.commands is not None:
+                self.commands.apply_from(self.publisher)
 
         def outbox() -> int:
             """Drained when it can drain; with the backend down, once every row reached the broker."""
@@ -170,8 +166,7 @@ class ReportingWorld:
             if self.publisher is None:
                 return
             books = runner.machine.books
-            days = [row[0] for row in books.journal.db.conn.execute(
-                "SELECT DISTINCT local_day FROM vends ORDER BY local_day")]
+            days = books.vends.trading_days()
             for day in days:
                 runner.machine.controller.close_day(day)
             if self.broker_is_up and not self.publisher.flush(FLUSH_TIMEOUT_S):

@@ -2,26 +2,30 @@
 
 Each command carries an ``id``; the result is journaled with it, so a command delivered twice (QoS 1)
 is applied once and answered once. The answer goes through the outbox like every other report.
+Commands run on the controller's thread (the runtime or the scenario runner drains them).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from firmware.config.source import dotted
+from firmware.config.machine import Lockout, parse_lockouts, with_lockouts
+from firmware.config.source import Strict, dotted, first_error
 from firmware.controller.session import Controller
-from firmware.reporting.topics import COMMANDS
+from firmware.domain import SlotState
+from firmware.journal.books import MachineBooks
+from firmware.reporting.publisher import OutboxPublisher
+from firmware.reporting.topics import MAX_COMMAND_BYTES
 
 log = logging.getLogger(__name__)
-MAX_COMMAND_BYTES = 4096
+LOCKOUTS_SETTING = "lockouts"
 
 
-class _Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+class _Command(Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
@@ -38,34 +42,40 @@ class SlotCommand(_Command):
     slot: str
 
 
-class LockoutSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
-    profiles: list[Literal["student", "staff", "guest"]] = Field(min_length=1)
-    categories: list[Literal["drink", "dairy", "snack", "bakery", "stationery"]] = Field(min_length=1)
-    start: str = Field(alias="from")
-    end: str = Field(alias="to")
-
-
 class SetLockout(_Command):
-    lockouts: list[LockoutSpec] = Field(max_length=16)
+    lockouts: list[Lockout] = Field(max_length=16)
 
 
 SCHEMAS: dict[str, type[_Command]] = {
     "restock": Restock, "set_price": SetPrice, "enable_slot": SlotCommand, "disable_slot": SlotCommand,
     "set_lockout": SetLockout,
 }
+COMMANDS: tuple[str, ...] = tuple(SCHEMAS)
 
 
 class Refused(Exception):
     """A command that must change nothing; the message is the reason sent back."""
 
 
-class CommandProcessor:
-    """Applies commands on the controller's thread (the serve loop or the scenario runner drains them)."""
+def stored_lockouts(books: MachineBooks) -> list[Lockout] | None:
+    """The lockout windows a remote ``set_lockout`` left in force, if any (they outlive a restart)."""
+    stored = books.journal.setting(LOCKOUTS_SETTING)
+    return parse_lockouts(json.loads(stored)) if stored is not None else None
 
-    def __init__(self, controller: Controller) -> None:
+
+class CommandProcessor:
+    """Applies commands to one machine's controller and books."""
+
+    def __init__(self, controller: Controller, books: MachineBooks) -> None:
         self.controller = controller
-        self.db = controller.books.journal.db
+        self.books = books
+
+    def apply_from(self, publisher: OutboxPublisher) -> None:
+        """Apply every command the publisher received since the last call, then let it send the answers."""
+        while not publisher.commands.empty():
+            command = publisher.commands.get_nowait()
+            self.handle(command.name, command.payload)
+        publisher.wake()
 
     def handle(self, name: str, raw: bytes) -> dict[str, Any]:
         """Validate and apply one command; returns the result that was journaled and will be published."""
@@ -73,11 +83,12 @@ class CommandProcessor:
         try:
             body = self._parse(name, raw)
             command_id = body.get("id") if isinstance(body.get("id"), str) else None
-            if command_id is not None and (previous := self._previous(command_id)) is not None:
+            if command_id is not None and (previous := self.books.commands.previous(command_id)) is not None:
                 return previous  # a redelivery: already applied and answered
             command = self._validate(name, body)
             command_id = command.id
-            self._check_state()
+            if self.controller.busy:
+                raise Refused("a vend is in progress; try again")
             return self._apply(name, command)
         except Refused as refusal:
             return self._answer(command_id, name, ok=False, reason=str(refusal))
@@ -99,25 +110,18 @@ class CommandProcessor:
         try:
             return SCHEMAS[name].model_validate(body)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            reason = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-            raise Refused(f"{dotted(tuple(first['loc'])) or 'payload'}: {reason}") from None
+            loc, reason = first_error(exc)
+            raise Refused(f"{dotted(loc) or 'payload'}: {reason}") from None
 
-    def _check_state(self) -> None:
-        from firmware.controller.machine import BUSY
-
-        if self.controller.state in BUSY:
-            raise Refused("a vend is in progress; try again")
-
-    def _slot(self, slot: str) -> Any:
-        state = self.controller.books.inventory.get(slot)
+    def _slot(self, slot: str) -> SlotState:
+        state = self.books.inventory.get(slot)
         if state is None:
             raise Refused(f"unknown slot {slot!r}")
         return state
 
     def _apply(self, name: str, command: _Command) -> dict[str, Any]:
-        inventory = self.controller.books.inventory
-        with self.controller.books.journal.atomic("stock"):
+        inventory = self.books.inventory
+        with self.books.journal.atomic("stock"):
             if isinstance(command, Restock):
                 for slot, count in command.slots.items():
                     state = self._slot(slot)
@@ -132,24 +136,22 @@ class CommandProcessor:
                 self._slot(command.slot)
                 inventory.set_enabled(command.slot, name == "enable_slot")
             elif isinstance(command, SetLockout):
-                try:
-                    self.controller.set_lockouts([spec.model_dump(by_alias=True) for spec in command.lockouts])
-                except ValueError as exc:
-                    raise Refused(str(exc)) from None
+                self._set_lockouts(command.lockouts)
             return self._answer(command.id, name, ok=True)
+
+    def _set_lockouts(self, lockouts: list[Lockout]) -> None:
+        """Persisted with the answer in one transaction, and in force from the next sale."""
+        specs = [lockout.model_dump(by_alias=True) for lockout in lockouts]
+        self.books.journal.save_setting(LOCKOUTS_SETTING, json.dumps(specs, sort_keys=True))
+        self.controller.apply_setup(with_lockouts(self.controller.setup, lockouts))
 
     def _answer(self, command_id: str | None, name: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
         result = {"id": command_id, "command": name, "ok": ok, "reason": reason}
-        with self.controller.books.journal.atomic("journal"):
+        with self.books.journal.atomic("journal"):
             if command_id is not None:
-                self.db.conn.execute("INSERT OR IGNORE INTO commands (id, name, result) VALUES (?, ?, ?)",
-                                     (command_id, name, json.dumps(result)))
-            self.controller.books.journal.append(self.controller._entry("command", None, **result))
+                self.books.commands.remember(command_id, name, result)
+            self.books.journal.append(self.controller.entry("command", None, **result))
         self.controller.emit("command", **result)
         if not ok:
             log.warning("refused command %s: %s", name, reason)
         return result
-
-    def _previous(self, command_id: str) -> dict[str, Any] | None:
-        row = self.db.conn.execute("SELECT result FROM commands WHERE id = ?", (command_id,)).fetchone()
-        return json.loads(row[0]) if row else None

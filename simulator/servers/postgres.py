@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from simulator.broker import free_port
+from simulator.servers.broker import free_port
 
 
 def pg_bin() -> Path | None:

@@ -1,0 +1,146 @@
+"""The machine's main loop: what would run on the real machine, started by ``vending serve`` and the tests.
+
+One loop thread owns the controller (it is not thread-safe): the reader thread and the input thread
+only put events on a queue, and remote commands wait in the publisher's queue until the loop applies
+them between events. A reader that goes offline puts the machine out of order (card sales stop,
+``out_of_service``) until it is back. Timeouts fire from the injected clock between events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+from firmware.app.commands import CommandProcessor
+from firmware.controller.session import Controller
+from firmware.domain import CardTap
+from firmware.journal.books import MachineBooks
+from firmware.ports import CardReader
+from firmware.reporting.publisher import OutboxPublisher
+
+log = logging.getLogger(__name__)
+READER_FAULT = "card reader offline"
+POLL_S = 0.2
+EventKind = Literal["tap", "reader", "line"]
+INPUT_HELP = "select SLOT | cancel | door open|close | quit"
+
+
+class Runtime:
+    """Reader, keypad/door lines, controller, remote commands and publisher wake-ups, on one loop."""
+
+    def __init__(self, controller: Controller, books: MachineBooks, reader: CardReader | None = None,
+                 publisher: OutboxPublisher | None = None) -> None:
+        self.controller = controller
+        self.reader = reader
+        self.publisher = publisher
+        self.commands = CommandProcessor(controller, books) if publisher is not None else None
+        self.events: queue.Queue[tuple[EventKind, object]] = queue.Queue()
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ---- producers (any thread) -----------------------------------------------------------------
+    def reader_status(self, online: bool, detail: str) -> None:
+        """A driver's on_status callback: the loop decides what the state machine does about it."""
+        self.events.put(("reader", online))
+
+    def tap(self, tap: CardTap) -> None:
+        self.events.put(("tap", tap))
+
+    def line(self, text: str) -> None:
+        self.events.put(("line", text.strip()))
+
+    def read_forever(self) -> None:
+        if self.reader is None:
+            return
+        while not self.stopping.is_set():
+            try:
+                tap = self.reader.read_tap(POLL_S)
+            except Exception:  # a driver bug must not silently stop card reading: report offline, go on
+                log.exception("card reader failed; treating it as offline")
+                self.reader_status(False, "driver error")
+                self.stopping.wait(1.0)
+                continue
+            if tap is not None:
+                self.tap(tap)
+
+    def feed_lines(self, lines: Iterable[str]) -> None:
+        for text in lines:
+            self.line(text)
+        self.line("quit")
+
+    # ---- the loop (one thread) ------------------------------------------------------------------
+    def run(self) -> None:
+        """Handle events until ``quit``; fire timeouts and apply remote commands in between."""
+        while not self.stopping.is_set():
+            try:
+                kind, value = self.events.get(timeout=POLL_S)
+            except queue.Empty:
+                self.between_events()
+                continue
+            if kind == "tap" and isinstance(value, CardTap):
+                self.controller.present(value)
+            elif kind == "reader":
+                self.on_reader(bool(value))
+            elif kind == "line" and not self.on_line(str(value)):
+                self.stopping.set()
+            self.between_events()
+
+    def between_events(self) -> None:
+        self.controller.poll()
+        if self.publisher is not None and self.commands is not None:
+            self.commands.apply_from(self.publisher)
+
+    def on_reader(self, online: bool) -> None:
+        state = self.controller.state.value
+        if not online and state not in ("out_of_order", "service"):
+            self.controller.dispatch("fault", READER_FAULT)
+        elif online and state == "out_of_order" and self.controller.fault_detail == READER_FAULT:
+            self.controller.dispatch("recover")
+
+    def on_line(self, line: str) -> bool:
+        """Keypad and door from input lines: `select A1`, `cancel`, `door open`, `door close`, `quit`."""
+        words = line.split()
+        if not words:
+            return True
+        verb = words[0]
+        try:
+            if verb == "quit":
+                return False
+            if verb == "select" and len(words) == 2:
+                self.controller.dispatch("select", words[1].upper())
+            elif verb == "cancel":
+                self.controller.dispatch("cancel")
+            elif verb == "door" and len(words) == 2 and words[1] in ("open", "close"):
+                self.controller.dispatch(f"door_{words[1]}")
+            else:
+                log.warning("unknown input line %r (%s)", line, INPUT_HELP)
+        except Exception as exc:  # noqa: BLE001 - a bad keypress must not stop the machine
+            log.warning("input %r refused: %s", line, exc)
+        return True
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def start_threads(self, lines: Iterable[str] | None = None) -> None:
+        """The reader thread, and an input thread when ``lines`` is given (stdin for ``vending serve``)."""
+        self._spawn("reader", self.read_forever)
+        if lines is not None:
+            self._spawn("input", lambda: self.feed_lines(lines))
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self, flush_s: float = 5.0) -> None:
+        """Stop reading, give the publisher ``flush_s`` to drain, close the reader."""
+        self.stopping.set()
+        for thread in self._threads:
+            if thread.name == "reader":
+                thread.join(timeout=5)
+        if self.reader is not None:
+            self.reader.close()
+        if self.publisher is not None:
+            self.publisher.flush(flush_s)
+            self.publisher.stop()

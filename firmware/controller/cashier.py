@@ -1,0 +1,78 @@
+"""The money path: a debit committed before the motor turns, then exactly one settlement.
+
+Kept apart from the session callbacks so the three durable money steps (debit, drop, refund) read
+as one short module: each is one transaction on the books, journaled with the pseudonym and profile
+of the card (never its uid), and announced as an event only after it committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from firmware.domain import JournalEntry, SaleRequest, VendRecord
+from firmware.errors import SettlementError
+from firmware.money import Money
+from firmware.ports import Books
+
+Who = dict[str, Any]  # {"pseudonym": ..., "profile": ...} of the card, or both None
+Stamp = Callable[..., JournalEntry]  # (kind, txn_id, **data) -> entry stamped with the injected clock
+Emit = Callable[..., None]  # (event name, **details)
+
+
+class Cashier:
+    """Debits, completes and refunds vends on the books; never runs a motor or shows a message."""
+
+    def __init__(self, books: Books, machine_id: str, currency: str, stamp: Stamp, emit: Emit) -> None:
+        self.books = books
+        self.machine_id = machine_id
+        self.currency = currency
+        self.stamp = stamp
+        self.emit = emit
+
+    def debit(self, request: SaleRequest, who: Who, at: datetime) -> str:
+        """Charge the card and open the vend in one commit; returns the new transaction id."""
+        journal = self.books.journal
+        with journal.atomic("debit"):
+            txn_id = journal.next_txn_id(self.machine_id)
+            self.books.wallet.debit(request.account.uid, request.price, txn_id)
+            self.books.vends.open(VendRecord(
+                txn_id=txn_id, slot=request.slot, product=request.product_id, price=request.price.amount,
+                uid=request.account.uid, status="debited", local_day=request.local_time.date().isoformat()),
+                at.isoformat())
+            journal.append(self.stamp("vend_debited", txn_id, **who, slot=request.slot,
+                                      product=request.product_id, price=request.price.amount))
+        self.emit("debited", txn=txn_id, slot=request.slot, price=request.price.amount)
+        return txn_id
+
+    def awaiting(self, txn_id: str) -> VendRecord:
+        """The debited vend ``txn_id``; anything else is a bug on the money path."""
+        record = self.books.vends.get(txn_id)
+        if record is None or record.status != "debited":
+            raise SettlementError(f"vend {txn_id} is not awaiting settlement")
+        return record
+
+    def complete(self, record: VendRecord, who: Who, recovered: bool) -> None:
+        """The drop sensor saw it fall: takings, stock −1 and the sale, in one commit."""
+        inventory = self.books.inventory
+        with self.books.journal.atomic("drop"):
+            self.books.vends.settle(record.txn_id, "completed")
+            stock = inventory.take_one(record.slot)
+            state = inventory.get(record.slot)
+            if state is None:
+                raise SettlementError(f"vend {record.txn_id}: slot {record.slot} is not in the planogram")
+            self.books.journal.append(self.stamp(
+                "vend_completed", record.txn_id, slot=record.slot, product=record.product, price=record.price,
+                stock=stock, capacity=state.capacity, recovered=recovered, **who))
+        self.emit("vended", txn=record.txn_id, slot=record.slot, price=record.price, stock=stock, recovered=recovered)
+
+    def refund(self, record: VendRecord, who: Who, recovered: bool) -> None:
+        """Nothing fell (or a power cut hides whether it did and the dispenser cannot tell): money back."""
+        with self.books.journal.atomic("refund"):
+            self.books.wallet.refund(record.uid, Money(record.price, self.currency), record.txn_id)
+            self.books.vends.settle(record.txn_id, "refunded")
+            self.books.journal.append(self.stamp(
+                "vend_refunded", record.txn_id, slot=record.slot, product=record.product, price=record.price,
+                recovered=recovered, **who))
+        self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)

@@ -1,0 +1,62 @@
+"""What the controller is wired to and what it remembers of a session and its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from firmware.domain import CardAccount, SlotState
+from firmware.ports import Clock, Dispenser, Display
+
+EventSink = Callable[[datetime, str, dict[str, Any]], None]
+Pseudonym = Callable[[str], str]  # card uid -> this term's pseudonym
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A finished transaction as the scenario ``expect`` step sees it; the uid is never printed."""
+
+    txn_id: str
+    outcome: str  # vended | refunded | denied | cancelled
+    reason: str | None
+    slot: str | None
+    product: str | None
+    price: int | None
+    profile: str | None
+    pseudonym: str | None
+    at: datetime
+    card_uid: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def of(cls, txn_id: str, outcome: str, reason: str | None, slot: str | None, state: SlotState | None,
+           card: SessionCard | None, at: datetime) -> Transaction:
+        """The outcome of a session: the slot's product and price as sold, the card as tapped."""
+        return cls(txn_id, outcome, reason, slot, state.product if state else None, state.price if state else None,
+                   card.account.profile if card else None, card.pseudonym if card else None, at,
+                   card.account.uid if card else None)
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """The physical ports the controller drives."""
+
+    clock: Clock
+    display: Display
+    dispenser: Dispenser
+
+
+@dataclass(frozen=True)
+class SessionCard:
+    """The card in session, looked up once when tapped: its account and its pseudonym."""
+
+    account: CardAccount
+    pseudonym: str
+
+
+def who(card: SessionCard | None) -> dict[str, Any]:
+    """What a journal entry records of the card: pseudonym and profile, never the uid."""
+    if card is None:
+        return {"pseudonym": None, "profile": None}
+    return {"pseudonym": card.pseudonym, "profile": card.account.profile}

@@ -1,0 +1,146 @@
+"""The machine's vocabulary and value types: what every layer may name without depending on another.
+
+Each word of the campus domain (who buys, what kind of product) is spelled once here as a
+``Literal`` type; config schemas, remote commands and scenarios validate against these same types,
+so a new category is one edit. The value types are frozen dataclasses that cross the ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, get_args
+
+from firmware.messages import Message
+from firmware.money import Money
+
+Profile = Literal["student", "staff", "guest"]
+Category = Literal["drink", "dairy", "snack", "bakery", "stationery"]
+Kind = Literal[
+    "fresh_milk", "uht_milk", "soy_milk", "yogurt_drink", "juice_100", "packaged_water", "mineral_water", "tea",
+    "coffee", "sports_drink", "soda", "flavoured_milk", "lactic_drink", "egg", "bread", "biscuit", "rice_product",
+    "snack", "fruit", "meal", "non_food",
+]
+SchoolLevel = Literal["elementary", "junior_high", "senior_high"]
+
+PROFILES: tuple[str, ...] = get_args(Profile)
+CATEGORIES: tuple[str, ...] = get_args(Category)
+KINDS: tuple[str, ...] = get_args(Kind)
+SCHOOL_LEVELS: tuple[str, ...] = get_args(SchoolLevel)
+
+
+@dataclass(frozen=True, slots=True)
+class CardTap:
+    """One presentation of a card: a uid (upper-case hex), which reader saw it, and when."""
+
+    uid: str
+    reader: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Guardian:
+    """Controls a guardian put on a minor's card; all optional."""
+
+    linked: bool = True
+    daily_limit: int | None = None
+    blocked_categories: tuple[str, ...] = ()
+    blocked_kinds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CardAccount:
+    """What the wallet knows about a card: never a name, only profile, balance and guardian controls."""
+
+    uid: str
+    profile: str
+    balance: Money
+    guardian: Guardian = field(default_factory=Guardian)
+
+
+class ProductFacts(Protocol):
+    """What a sales policy reads of a product (the catalog's ``Product`` has these and more)."""
+
+    @property
+    def category(self) -> str: ...
+
+    @property
+    def kind(self) -> str | None: ...
+
+    @property
+    def profiles(self) -> Sequence[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SaleRequest:
+    """Everything a sales policy may look at to decide one sale."""
+
+    slot: str
+    product_id: str
+    product: ProductFacts
+    price: Money
+    account: CardAccount
+    local_time: datetime
+    spent_today: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Denial:
+    """Why a sale is refused, with the message the display shows for it."""
+
+    reason: str
+    message: Message
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotState:
+    """One slot of the planogram as the machine believes it."""
+
+    slot: str
+    product: str
+    capacity: int
+    stock: int
+    price: int
+    enabled: bool
+
+
+VendStatus = Literal["debited", "completed", "refunded"]
+
+
+@dataclass(frozen=True, slots=True)
+class VendRecord:
+    """One debit on its way to exactly one settlement (completed or refunded)."""
+
+    txn_id: str
+    slot: str
+    product: str
+    price: int
+    uid: str
+    status: str
+    local_day: str
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One durable fact: what happened, to which transaction, with which details."""
+
+    kind: str
+    at: datetime
+    txn_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Stream = Literal["vendor", "issuer"]
+STREAMS: tuple[str, ...] = get_args(Stream)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A report to send later: written to the outbox in the same transaction as its cause."""
+
+    topic: str
+    payload: dict[str, Any]
+    retain: bool = False
+    stream: str = "vendor"  # each party's stream has its own sequence numbers and acks

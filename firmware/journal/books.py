@@ -1,0 +1,32 @@
+"""The machine's books on one SQLite file: the concrete adapters behind the controller's ``Books`` port."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware.journal.commands import CommandLog
+from firmware.journal.database import Database
+from firmware.journal.inventory import Inventory
+from firmware.journal.ledger import SqliteJournal
+from firmware.journal.vends import VendLedger
+from firmware.journal.wallet import Wallet
+
+
+@dataclass(frozen=True)
+class MachineBooks:
+    """Journal, wallet, planogram, vends and answered commands, all joining one transaction."""
+
+    db: Database
+    journal: SqliteJournal
+    wallet: Wallet
+    inventory: Inventory
+    vends: VendLedger
+    commands: CommandLog
+
+    @classmethod
+    def on(cls, db: Database, currency: str) -> MachineBooks:
+        return cls(db, SqliteJournal(db), Wallet(db, currency), Inventory(db), VendLedger(db), CommandLog(db))
+
+    def invariant_total(self) -> int:
+        """Card balances + takings + money in flight; must equal the starting total at all times."""
+        return self.wallet.total() + self.vends.takings() + self.vends.in_flight()

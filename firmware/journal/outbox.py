@@ -1,0 +1,108 @@
+"""The outbox: reports waiting for their receiver's ack. Every statement on the table lives here.
+
+A report is inserted in the same transaction as the journal entry that causes it (so it exists
+exactly when its cause does) and deleted only when its receiving party acknowledged it. Each party's
+stream has its own sequence, so an ack covers "everything up to seq N" of one stream.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware import crashpoints
+from firmware.domain import STREAMS, OutboundMessage
+
+BUSY_TIMEOUT_MS = 10_000  # the controller may hold the write lock for a while; wait rather than fail
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReport:
+    """One outbox row as the publisher sends it."""
+
+    seq: int
+    topic: str
+    payload: str
+    retain: bool
+
+
+class Outbox:
+    """The outbox table on one SQLite connection (the controller's, or the publisher's own)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, db_path: Path) -> Outbox:
+        """A connection of its own, for a thread other than the controller's (the publisher)."""
+        conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return cls(conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ---- the machine's side: inside the journal transaction --------------------------------------
+    def enqueue(self, message: OutboundMessage, seq: int, created_at: str) -> None:
+        """Insert one report with its stream's next ``seq``; the caller's transaction commits it."""
+        payload = {**message.payload, "seq": seq}
+        self.conn.execute(
+            "INSERT INTO outbox (stream, seq, topic, payload, retain, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (message.stream, seq, message.topic, json.dumps(payload, sort_keys=True, ensure_ascii=False),
+             int(message.retain), created_at),
+        )
+        crashpoints.reached("outbox.insert")
+
+    # ---- the publisher's side -------------------------------------------------------------------
+    def depth(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def acked_below(self) -> dict[str, int]:
+        """Per stream, the seq just below the oldest waiting report (0 when none waits): acked so far."""
+        oldest = dict(self.conn.execute("SELECT stream, MIN(seq) - 1 FROM outbox GROUP BY stream").fetchall())
+        return {stream: int(oldest.get(stream) or 0) for stream in STREAMS}
+
+    def newest(self) -> dict[str, int]:
+        """Per stream that has waiting reports, the highest seq."""
+        return {stream: int(seq) for stream, seq in
+                self.conn.execute("SELECT stream, MAX(seq) FROM outbox GROUP BY stream").fetchall()}
+
+    def after(self, stream: str, seq: int, limit: int) -> list[PendingReport]:
+        """Up to ``limit`` waiting reports of ``stream`` after ``seq``, in order."""
+        rows = self.conn.execute(
+            "SELECT seq, topic, payload, retain FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (stream, seq, limit)).fetchall()
+        return [PendingReport(int(s), topic, payload, bool(retain)) for s, topic, payload, retain in rows]
+
+    def payloads(self, stream: str | None = None) -> list[tuple[str, str]]:
+        """(topic, payload) of every waiting report in insertion order (for audits and benchmarks)."""
+        if stream is None:
+            rows = self.conn.execute("SELECT topic, payload FROM outbox ORDER BY id")
+        else:
+            rows = self.conn.execute("SELECT topic, payload FROM outbox WHERE stream = ? ORDER BY id", (stream,))
+        return [(str(topic), str(payload)) for topic, payload in rows]
+
+    def delete_acked(self, acked: dict[str, int]) -> int:
+        """Delete every report up to each stream's acked seq, in one transaction; returns how many.
+
+        Rolls back on any exception, not only SQLite's: a transaction left open would hold the write
+        lock and stop every sale on the machine.
+        """
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = sum(
+                self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)).rowcount
+                for stream, seq in acked.items())
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        crashpoints.reached("outbox.delete.after_commit")
+        return deleted
+
+    def keep_first(self, count: int) -> None:
+        """Drop all but the first ``count`` reports (a benchmark reuses one prepared backlog)."""
+        self.conn.execute("DELETE FROM outbox WHERE id > (SELECT MIN(id) + ? - 1 FROM outbox)", (count,))
