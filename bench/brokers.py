@@ -24,10 +24,21 @@ from bench.common import merge_results  # noqa: E402
 from simulator.servers.broker import EmbeddedBroker  # noqa: E402
 from simulator.servers.mosquitto import MosquittoProcess, mosquitto_binary  # noqa: E402
 
-PAYLOAD = json.dumps({"machine": "TPE-DAAN-JH-01", "seq": 1, "txn": "TPE-DAAN-JH-01-0000001",
-                      "time": "2026-03-02T07:30+08:00", "slot": "A1", "product": "milk-lowfat-290", "price": 25,
-                      "currency": "TWD", "outcome": "vended", "pseudonym": "kvyv6cpam3rxxxxxxxxxxxxxxx",
-                      "profile": "student"}).encode()
+PAYLOAD = json.dumps(
+    {
+        "machine": "TPE-DAAN-JH-01",
+        "seq": 1,
+        "txn": "TPE-DAAN-JH-01-0000001",
+        "time": "2026-03-02T07:30+08:00",
+        "slot": "A1",
+        "product": "milk-lowfat-290",
+        "price": 25,
+        "currency": "TWD",
+        "outcome": "vended",
+        "pseudonym": "kvyv6cpam3rxxxxxxxxxxxxxxx",
+        "profile": "student",
+    }
+).encode()
 
 
 def measure(host: str, port: int, messages: int) -> float:
@@ -79,8 +90,10 @@ def main() -> None:
     merge_results("brokers", figures)
     print(f"embedded amqtt : {amqtt_rate:8.0f} msgs/s  ({args.messages} QoS 1 messages, one publisher, one subscriber)")
     if "mosquitto_msgs_per_s" in figures:
-        print(f"mosquitto      : {figures['mosquitto_msgs_per_s']:8.0f} msgs/s  "
-              f"(embedded = {figures['embedded_share_of_mosquitto']:.2f} of Mosquitto)")
+        print(
+            f"mosquitto      : {figures['mosquitto_msgs_per_s']:8.0f} msgs/s  "
+            f"(embedded = {figures['embedded_share_of_mosquitto']:.2f} of Mosquitto)"
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary_ms(samples_s: list[float]) -> dict[str, float]:
     ms = [s * 1000 for s in samples_s]
-    return {"p50_ms": round(percentile(ms, 0.50), 4), "p99_ms": round(percentile(ms, 0.99), 4),
-            "mean_ms": round(statistics.fmean(ms), 4), "n": len(ms)}
+    return {
+        "p50_ms": round(percentile(ms, 0.50), 4),
+        "p99_ms": round(percentile(ms, 0.99), 4),
+        "mean_ms": round(statistics.fmean(ms), 4),
+        "n": len(ms),
+    }
 
 
 def machine_info() -> dict[str, Any]:
@@ -43,8 +47,13 @@ def machine_info() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version, "when": datetime.now().isoformat(timespec="seconds")}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "when": datetime.now().isoformat(timespec="seconds"),
+    }
 
 
 def merge_results(key: str, figures: dict[str, Any]) -> None:

@@ -71,9 +71,14 @@ def main() -> None:
         for vends in (100, 1000, 10000):
             rate = sustained(directory, vends)
             raw = summary_ms(raw_commit_samples(directory, 2 * vends))
-            scaling.append({"vends": vends, "vends_per_s": round(rate, 1),
-                            "raw_commits_per_s": round(1000 / raw["mean_ms"], 1),
-                            "share_of_raw_commit_rate": round(rate * 2 / (1000 / raw["mean_ms"]), 3)})
+            scaling.append(
+                {
+                    "vends": vends,
+                    "vends_per_s": round(rate, 1),
+                    "raw_commits_per_s": round(1000 / raw["mean_ms"], 1),
+                    "share_of_raw_commit_rate": round(rate * 2 / (1000 / raw["mean_ms"]), 3),
+                }
+            )
     figures = {
         "raw_commit": commit,
         "tap_to_decision": decision,
@@ -83,14 +88,20 @@ def main() -> None:
         "targets": {"decision_p99_ms_max": 2.0, "sustained_share_min": 0.5},
     }
     merge_results("durability", figures)
-    print(f"raw durable commit       p50 {commit['p50_ms']:.3f} ms  p99 {commit['p99_ms']:.3f} ms  "
-          f"({raw_rate:.0f} commits/s)")
-    print(f"tap -> decision          p50 {decision['p50_ms']:.3f} ms  p99 {decision['p99_ms']:.3f} ms  "
-          f"(p99 = {figures['decision_p99_over_commit_p99']}x one commit; target p99 <= 2 ms)")
+    print(
+        f"raw durable commit       p50 {commit['p50_ms']:.3f} ms  p99 {commit['p99_ms']:.3f} ms  "
+        f"({raw_rate:.0f} commits/s)"
+    )
+    print(
+        f"tap -> decision          p50 {decision['p50_ms']:.3f} ms  p99 {decision['p99_ms']:.3f} ms  "
+        f"(p99 = {figures['decision_p99_over_commit_p99']}x one commit; target p99 <= 2 ms)"
+    )
     print("sustained vends (2 durable commits each) vs raw commits/s with the same number of commits:")
     for row in scaling:
-        print(f"  {row['vends']:>6} vends  {row['vends_per_s']:>8.1f} vends/s  raw {row['raw_commits_per_s']:>8.1f}"
-              f" commits/s  share {row['share_of_raw_commit_rate']:.2f} (target >= 0.5)")
+        print(
+            f"  {row['vends']:>6} vends  {row['vends_per_s']:>8.1f} vends/s  raw {row['raw_commits_per_s']:>8.1f}"
+            f" commits/s  share {row['share_of_raw_commit_rate']:.2f} (target >= 0.5)"
+        )
 
 
 if __name__ == "__main__":

@@ -59,23 +59,44 @@ def main() -> None:
             try:
                 started = time.perf_counter()
                 result = run_fleet(size, DAY, args.students, 1, world.address, args.processes, world.issuer_keys[1])
-                while world.vendor.store.count() < result.reports or world.issuer.store.count() < result.settlements:
+                vendor, issuer = world.vendor, world.issuer
+                assert vendor is not None and issuer is not None
+                while vendor.store.count() < result.reports or issuer.store.count() < result.settlements:
                     time.sleep(0.05)
                 wall = time.perf_counter() - started
-                delivered, duplicates = world.vendor.store.count(), world.vendor.store.duplicates
+                delivered, duplicates = vendor.store.count(), vendor.store.duplicates
             finally:
                 world.stop()
-        rows.append({"machines": size, "visits": result.visits, "sales": result.sales, "reports": result.reports,
-                     "delivered": delivered, "duplicates": duplicates, "wall_s": round(wall, 2),
-                     "wall_ms_per_machine": round(wall * 1000 / size, 1), "peak_worker_rss_mb": round(result.peak_rss_mb, 1)})
-        print(f"{size:>5} machines  {result.visits:>7} visits  {result.reports:>7} reports, {delivered} delivered, "
-              f"{duplicates} duplicates  wall {wall:6.1f} s  ({wall * 1000 / size:.0f} ms/machine)  "
-              f"peak worker RSS {result.peak_rss_mb:.0f} MB")
+        rows.append(
+            {
+                "machines": size,
+                "visits": result.visits,
+                "sales": result.sales,
+                "reports": result.reports,
+                "delivered": delivered,
+                "duplicates": duplicates,
+                "wall_s": round(wall, 2),
+                "wall_ms_per_machine": round(wall * 1000 / size, 1),
+                "peak_worker_rss_mb": round(result.peak_rss_mb, 1),
+            }
+        )
+        print(
+            f"{size:>5} machines  {result.visits:>7} visits  {result.reports:>7} reports, {delivered} delivered, "
+            f"{duplicates} duplicates  wall {wall:6.1f} s  ({wall * 1000 / size:.0f} ms/machine)  "
+            f"peak worker RSS {result.peak_rss_mb:.0f} MB"
+        )
     per_machine = memory_per_machine(200)
     print(f"memory per open machine: {per_machine:.2f} MB RSS (200 controllers held open in one process)")
-    merge_results("fleet", {"runs": rows, "rss_mb_per_open_machine": round(per_machine, 3),
-                            "processes": args.processes, "students": args.students,
-                            "targets": {"wall_s_1000_max": 60, "rss_mb_per_machine_max": 2}})
+    merge_results(
+        "fleet",
+        {
+            "runs": rows,
+            "rss_mb_per_open_machine": round(per_machine, 3),
+            "processes": args.processes,
+            "students": args.students,
+            "targets": {"wall_s_1000_max": 60, "rss_mb_per_machine_max": 2},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,8 @@ from firmware.domain import CardTap  # noqa: E402
 from firmware.reporting.mqtt import BrokerAddress  # noqa: E402
 from firmware.reporting.publisher import OutboxPublisher  # noqa: E402
 from simulator.backends.vendor import VendorBackend  # noqa: E402
-from simulator.servers.mosquitto import MosquittoProcess  # noqa: E402
 from simulator.scenarios.reporting_world import ReportingWorld  # noqa: E402
+from simulator.servers.mosquitto import MosquittoProcess  # noqa: E402
 
 SLOTS = ["A1", "A2", "A3", "B1", "B2", "D1", "E1", "E2"]
 
@@ -89,8 +89,20 @@ def queue_for(address: BrokerAddress, payloads: list[bytes], client_id: str) -> 
 
 
 def raw_drain(address: BrokerAddress, payloads: list[bytes]) -> float:
-    sub = ["mosquitto_sub", "-h", address.host, "-p", str(address.port), "-q", "1", "-c", "-i", "drainer",
-           "-t", "bench/#"]
+    sub = [
+        "mosquitto_sub",
+        "-h",
+        address.host,
+        "-p",
+        str(address.port),
+        "-q",
+        "1",
+        "-c",
+        "-i",
+        "drainer",
+        "-t",
+        "bench/#",
+    ]
     subprocess.run([*sub, "-E"], check=True, timeout=30)  # create the persistent session, then leave
     queue_for(address, payloads, "bench-filler")
     started = time.perf_counter()
@@ -145,11 +157,18 @@ def main() -> None:
             raw_rate = raw_drain(address, payloads)
             paho_rate = paho_drain(address, payloads)
     ratio = outbox_rate / raw_rate
-    merge_results("outbox_to_backend", {"messages": args.messages, "outbox_to_backend_msgs_per_s": round(outbox_rate, 1),
-                                        "mosquitto_sub_drain_msgs_per_s": round(raw_rate, 1),
-                                        "paho_subscriber_drain_msgs_per_s": round(paho_rate, 1),
-                                        "ratio": round(ratio, 3), "share_of_paho_drain": round(outbox_rate / paho_rate, 3),
-                                        "target_ratio_min": 0.5})
+    merge_results(
+        "outbox_to_backend",
+        {
+            "messages": args.messages,
+            "outbox_to_backend_msgs_per_s": round(outbox_rate, 1),
+            "mosquitto_sub_drain_msgs_per_s": round(raw_rate, 1),
+            "paho_subscriber_drain_msgs_per_s": round(paho_rate, 1),
+            "ratio": round(ratio, 3),
+            "share_of_paho_drain": round(outbox_rate / paho_rate, 3),
+            "target_ratio_min": 0.5,
+        },
+    )
     print(f"outbox -> backend DB (QoS 1, stored durably, acked, deleted): {outbox_rate:8.0f} msgs/s")
     print(f"mosquitto_sub draining the same messages from a queued session: {raw_rate:8.0f} msgs/s")
     print(f"a bare paho subscriber draining the same queued session:    {paho_rate:8.0f} msgs/s")

@@ -39,8 +39,9 @@ def measure(taps: int) -> list[float]:
         reader = open_reader(f"pn532:{Path(tmp) / 'reader0'}?debounce=0", clock)
         controller = machine.controller
         decided = {"at": 0.0}
-        controller._events = lambda at, name, details: decided.update(at=time.perf_counter()) \
-            if name in ("debited", "denied") else None
+        controller._events = lambda at, name, details: (
+            decided.update(at=time.perf_counter()) if name in ("debited", "denied") else None
+        )
         samples = []
         reader.read_tap(0.1)  # open and configure the reader first
         for i in range(taps):
@@ -65,10 +66,19 @@ def main() -> None:
     args = parser.parse_args()
     latency = summary_ms(measure(args.taps))
     wire = frame_wire_ms()
-    merge_results("reader_latency", {"baud": BAUD, "tap_to_decision": latency,
-                                     "inlistpassivetarget_frame_wire_ms": round(wire, 3),
-                                     "p50_over_frame": round(latency["p50_ms"] / wire, 2)})
-    print(f"tap -> decision over a pty (PN532, {BAUD} baud): p50 {latency['p50_ms']:.2f} ms  p99 {latency['p99_ms']:.2f} ms")
+    merge_results(
+        "reader_latency",
+        {
+            "baud": BAUD,
+            "tap_to_decision": latency,
+            "inlistpassivetarget_frame_wire_ms": round(wire, 3),
+            "p50_over_frame": round(latency["p50_ms"] / wire, 2),
+        },
+    )
+    print(
+        f"tap -> decision over a pty (PN532, {BAUD} baud): "
+        f"p50 {latency['p50_ms']:.2f} ms  p99 {latency['p99_ms']:.2f} ms"
+    )
     print(f"one InListPassiveTarget response frame on the wire at {BAUD} baud: {wire:.2f} ms")
 
 

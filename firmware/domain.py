@@ -18,16 +18,34 @@ from firmware.money import Money
 Profile = Literal["student", "staff", "guest"]
 Category = Literal["drink", "dairy", "snack", "bakery", "stationery"]
 Kind = Literal[
-    "fresh_milk", "uht_milk", "soy_milk", "yogurt_drink", "juice_100", "packaged_water", "mineral_water", "tea",
-    "coffee", "sports_drink", "soda", "flavoured_milk", "lactic_drink", "egg", "bread", "biscuit", "rice_product",
-    "snack", "fruit", "meal", "non_food",
+    "fresh_milk",
+    "uht_milk",
+    "soy_milk",
+    "yogurt_drink",
+    "juice_100",
+    "packaged_water",
+    "mineral_water",
+    "tea",
+    "coffee",
+    "sports_drink",
+    "soda",
+    "flavoured_milk",
+    "lactic_drink",
+    "egg",
+    "bread",
+    "biscuit",
+    "rice_product",
+    "snack",
+    "fruit",
+    "meal",
+    "non_food",
 ]
 SchoolLevel = Literal["elementary", "junior_high", "senior_high"]
 
-PROFILES: tuple[str, ...] = get_args(Profile)
-CATEGORIES: tuple[str, ...] = get_args(Category)
-KINDS: tuple[str, ...] = get_args(Kind)
-SCHOOL_LEVELS: tuple[str, ...] = get_args(SchoolLevel)
+PROFILES: tuple[Profile, ...] = get_args(Profile)
+CATEGORIES: tuple[Category, ...] = get_args(Category)
+KINDS: tuple[Kind, ...] = get_args(Kind)
+SCHOOL_LEVELS: tuple[SchoolLevel, ...] = get_args(SchoolLevel)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,19 +14,25 @@ TEXTS: dict[str, tuple[str, str]] = {
     "card_read": ("餘額 NT${balance}，請選擇商品", "Balance NT${balance} - choose a product"),
     "vending": ("出貨中：{name_zh}", "Vending {name_en}..."),
     "vended": ("請取出商品，餘額 NT${balance}", "Please take your {name_en}. Balance NT${balance}"),
-    "refunded": ("出貨失敗，已退款 NT${price}，餘額 NT${balance}",
-                 "Vend failed - NT${price} refunded. Balance NT${balance}"),
+    "refunded": (
+        "出貨失敗，已退款 NT${price}，餘額 NT${balance}",
+        "Vend failed - NT${price} refunded. Balance NT${balance}",
+    ),
     "cancelled": ("交易已取消", "Transaction cancelled"),
     "timeout": ("逾時，交易已取消", "Timed out - transaction cancelled"),
     "door_open": ("維護中，暫停販售", "Service in progress - sales paused"),
     "out_of_order": ("故障，暫停販售：{detail}", "Out of order - sales stopped: {detail}"),
     "vend_in_progress": ("出貨中，請稍候", "Vend in progress - please wait"),
     # denial reasons (also listed in docs/denials.md)
-    "denied.lunch_lockout": ("{start}–{end} 不販售{category_zh}給{profile_zh}",
-                             "No {category_en} for {profile_en}s between {start} and {end}"),
+    "denied.lunch_lockout": (
+        "{start}–{end} 不販售{category_zh}給{profile_zh}",
+        "No {category_en} for {profile_en}s between {start} and {end}",
+    ),
     "denied.not_permitted": ("此商品不開放{profile_zh}購買", "This product is not sold to {profile_en}s"),
-    "denied.insufficient_funds": ("餘額不足：需 NT${price}，餘額 NT${balance}",
-                                  "Insufficient funds: NT${price} needed, balance NT${balance}"),
+    "denied.insufficient_funds": (
+        "餘額不足：需 NT${price}，餘額 NT${balance}",
+        "Insufficient funds: NT${price} needed, balance NT${balance}",
+    ),
     "denied.sold_out": ("{slot} 已售完", "{slot} is sold out"),
     "denied.slot_disabled": ("{slot} 暫停販售", "{slot} is not available"),
     "denied.unknown_slot": ("沒有 {slot} 這個選項", "There is no selection {slot}"),
@@ -34,8 +40,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "denied.out_of_service": ("暫停服務", "Out of service"),
     "denied.not_compliant": ("不符校園食品規範：{detail_zh}", "Not allowed on campus - {detail_en}"),
     "denied.card_not_linked": ("此卡未開通支付功能", "This card is not enabled for payment"),
-    "denied.guardian_limit": ("超過家長設定每日上限 NT${limit}（今日已用 NT${spent}）",
-                              "Over the daily limit set by a guardian: NT${limit} (spent today NT${spent})"),
+    "denied.guardian_limit": (
+        "超過家長設定每日上限 NT${limit}（今日已用 NT${spent}）",
+        "Over the daily limit set by a guardian: NT${limit} (spent today NT${spent})",
+    ),
     "denied.guardian_blocked": ("家長已限制購買此類商品", "A guardian has blocked this kind of product"),
 }
 

@@ -14,14 +14,17 @@ from hypothesis import strategies as st
 from tests.conftest import CONFIGS
 from tests.fuzz.targets import fuzz_catalog, fuzz_command, fuzz_machine, fuzz_scenario
 
-SEEDS = [p.read_bytes() for p in (CONFIGS / "machines").glob("*.yaml")] + \
-        [p.read_bytes() for p in (CONFIGS / "scenarios").glob("*.yaml")] + \
-        [(CONFIGS / "products/campus.yaml").read_bytes()]
+SEEDS = (
+    [p.read_bytes() for p in (CONFIGS / "machines").glob("*.yaml")]
+    + [p.read_bytes() for p in (CONFIGS / "scenarios").glob("*.yaml")]
+    + [(CONFIGS / "products/campus.yaml").read_bytes()]
+)
 
 yaml_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=20),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
-    max_leaves=30)
+    max_leaves=30,
+)
 
 
 def mutate(data: bytes, cuts: list[tuple[int, int]]) -> bytes:
@@ -59,8 +62,10 @@ def test_random_bytes(data):
 
 
 @SETTINGS
-@given(st.sampled_from(["restock", "set_price", "enable_slot", "disable_slot", "set_lockout", "bogus"]),
-       st.one_of(st.binary(max_size=300), yaml_values.map(lambda v: __import__("json").dumps(v).encode())))
+@given(
+    st.sampled_from(["restock", "set_price", "enable_slot", "disable_slot", "set_lockout", "bogus"]),
+    st.one_of(st.binary(max_size=300), yaml_values.map(lambda v: __import__("json").dumps(v).encode())),
+)
 def test_mqtt_commands_are_always_answered(name, payload):
     fuzz_command(name, payload)
 

@@ -34,8 +34,9 @@ class Machine:
         return self.books.invariant_total()
 
 
-def open_books(state_dir: Path, setup: MachineSetup,
-               reporter: ReporterFactory | None = None) -> tuple[Database, MachineBooks, bool]:
+def open_books(
+    state_dir: Path, setup: MachineSetup, reporter: ReporterFactory | None = None
+) -> tuple[Database, MachineBooks, bool]:
     db = Database(state_dir / DB_FILE)
     books = MachineBooks.on(db, setup.config.currency)
     if reporter is not None:
@@ -50,14 +51,27 @@ def open_books(state_dir: Path, setup: MachineSetup,
     return db, books, fresh
 
 
-def build_machine(setup: MachineSetup, state_dir: Path, hardware: Hardware, *, reporter: ReporterFactory | None = None,
-                  events: EventSink | None = None, policy: SalesPolicy | None = None) -> Machine:
+def build_machine(
+    setup: MachineSetup,
+    state_dir: Path,
+    hardware: Hardware,
+    *,
+    reporter: ReporterFactory | None = None,
+    events: EventSink | None = None,
+    policy: SalesPolicy | None = None,
+) -> Machine:
     """Open (or create) the machine's state and wire the controller; call ``controller.start()`` next."""
     db, books, fresh = open_books(state_dir, setup, reporter)
     lockouts = stored_lockouts(books)
     if lockouts is not None:  # a remote set_lockout outlives a restart
         setup = with_lockouts(setup, lockouts)
-    controller = Controller(setup, hardware, books, policy or build_policy(setup),
-                            load_or_create_key(state_dir), events,
-                            policy_factory=None if policy else build_policy)
+    controller = Controller(
+        setup,
+        hardware,
+        books,
+        policy or build_policy(setup),
+        load_or_create_key(state_dir),
+        events,
+        policy_factory=None if policy else build_policy,
+    )
     return Machine(controller, db, books, fresh)

@@ -47,7 +47,10 @@ class SetLockout(_Command):
 
 
 SCHEMAS: dict[str, type[_Command]] = {
-    "restock": Restock, "set_price": SetPrice, "enable_slot": SlotCommand, "disable_slot": SlotCommand,
+    "restock": Restock,
+    "set_price": SetPrice,
+    "enable_slot": SlotCommand,
+    "disable_slot": SlotCommand,
     "set_lockout": SetLockout,
 }
 COMMANDS: tuple[str, ...] = tuple(SCHEMAS)

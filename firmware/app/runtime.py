@@ -31,8 +31,13 @@ INPUT_HELP = "select SLOT | cancel | door open|close | quit"
 class Runtime:
     """Reader, keypad/door lines, controller, remote commands and publisher wake-ups, on one loop."""
 
-    def __init__(self, controller: Controller, books: MachineBooks, reader: CardReader | None = None,
-                 publisher: OutboxPublisher | None = None) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        books: MachineBooks,
+        reader: CardReader | None = None,
+        publisher: OutboxPublisher | None = None,
+    ) -> None:
         self.controller = controller
         self.reader = reader
         self.publisher = publisher

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+
 from pydantic import Field, field_validator
 
 from firmware.config.source import Strict, read_yaml, validate
@@ -38,7 +39,7 @@ class Product(Strict):
     name: Names
     category: Category
     price: int = Field(gt=0, le=100_000)
-    profiles: list[Profile] = list(PROFILES)  # type: ignore[assignment]
+    profiles: list[Profile] = list(PROFILES)
     nutrition: Nutrition | None = None
     beverage: Beverage | None = None
     # label facts the campus food rules read (docs/rules.md)

@@ -153,8 +153,9 @@ class MachineSetup:
 
 def with_lockouts(setup: MachineSetup, lockouts: list[Lockout]) -> MachineSetup:
     """The same machine with other lockout windows (a remote ``set_lockout``)."""
-    return MachineSetup(setup.config.model_copy(update={"lockouts": lockouts}), setup.catalog, setup.path,
-                        setup.rulesets)
+    return MachineSetup(
+        setup.config.model_copy(update={"lockouts": lockouts}), setup.catalog, setup.path, setup.rulesets
+    )
 
 
 def parse_lockouts(specs: list[dict[str, object]]) -> list[Lockout]:
@@ -194,8 +195,9 @@ def _load_rules(doc: YamlDoc, config: MachineConfig, catalog: Catalog) -> tuple[
     for code, slot in config.slots.items():
         product = catalog.products[slot.product]
         if product.kind is None and product.category != "stationery":
-            raise doc.error(("slots", code, "product"),
-                            f"product {slot.product!r} has no `kind`; the food rules need it")
+            raise doc.error(
+                ("slots", code, "product"), f"product {slot.product!r} has no `kind`; the food rules need it"
+            )
     return tuple(rulesets)
 
 

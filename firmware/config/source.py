@@ -101,8 +101,9 @@ def parse_yaml(raw: bytes, name: str) -> YamlDoc:
         node = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise InputError(name, line, "", f"YAML syntax error: {exc.problem or exc.context}") from None
+        raise InputError(
+            name, mark.line + 1 if mark else None, "", f"YAML syntax error: {exc.problem or exc.context}"
+        ) from None
     except yaml.YAMLError as exc:
         raise InputError(name, None, "", f"YAML error: {exc}") from None
     if node is None:
@@ -144,8 +145,11 @@ def validate(model: type[M], doc: YamlDoc, context: dict[str, Any] | None = None
 
 
 def document_loc(data: Any, loc: Loc) -> Loc:
-    """The path into the document: pydantic also puts union and discriminator tags (``limit``,
-    ``function-after[...]``) into ``loc``; those are not keys of the YAML and are dropped."""
+    """The path into the document that pydantic's ``loc`` points at.
+
+    Pydantic also puts union and discriminator tags (``limit``, ``function-after[...]``) into
+    ``loc``; those are not keys of the YAML and are dropped.
+    """
     path: list[str | int] = []
     node = data
     for part in loc:

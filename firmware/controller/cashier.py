@@ -37,12 +37,28 @@ class Cashier:
         with journal.atomic("debit"):
             txn_id = journal.next_txn_id(self.machine_id)
             self.books.wallet.debit(request.account.uid, request.price, txn_id)
-            self.books.vends.open(VendRecord(
-                txn_id=txn_id, slot=request.slot, product=request.product_id, price=request.price.amount,
-                uid=request.account.uid, status="debited", local_day=request.local_time.date().isoformat()),
-                at.isoformat())
-            journal.append(self.stamp("vend_debited", txn_id, **who, slot=request.slot,
-                                      product=request.product_id, price=request.price.amount))
+            self.books.vends.open(
+                VendRecord(
+                    txn_id=txn_id,
+                    slot=request.slot,
+                    product=request.product_id,
+                    price=request.price.amount,
+                    uid=request.account.uid,
+                    status="debited",
+                    local_day=request.local_time.date().isoformat(),
+                ),
+                at.isoformat(),
+            )
+            journal.append(
+                self.stamp(
+                    "vend_debited",
+                    txn_id,
+                    **who,
+                    slot=request.slot,
+                    product=request.product_id,
+                    price=request.price.amount,
+                )
+            )
         self.emit("debited", txn=txn_id, slot=request.slot, price=request.price.amount)
         return txn_id
 
@@ -62,9 +78,19 @@ class Cashier:
             state = inventory.get(record.slot)
             if state is None:
                 raise SettlementError(f"vend {record.txn_id}: slot {record.slot} is not in the planogram")
-            self.books.journal.append(self.stamp(
-                "vend_completed", record.txn_id, slot=record.slot, product=record.product, price=record.price,
-                stock=stock, capacity=state.capacity, recovered=recovered, **who))
+            self.books.journal.append(
+                self.stamp(
+                    "vend_completed",
+                    record.txn_id,
+                    slot=record.slot,
+                    product=record.product,
+                    price=record.price,
+                    stock=stock,
+                    capacity=state.capacity,
+                    recovered=recovered,
+                    **who,
+                )
+            )
         self.emit("vended", txn=record.txn_id, slot=record.slot, price=record.price, stock=stock, recovered=recovered)
 
     def refund(self, record: VendRecord, who: Who, recovered: bool) -> None:
@@ -72,7 +98,15 @@ class Cashier:
         with self.books.journal.atomic("refund"):
             self.books.wallet.refund(record.uid, Money(record.price, self.currency), record.txn_id)
             self.books.vends.settle(record.txn_id, "refunded")
-            self.books.journal.append(self.stamp(
-                "vend_refunded", record.txn_id, slot=record.slot, product=record.product, price=record.price,
-                recovered=recovered, **who))
+            self.books.journal.append(
+                self.stamp(
+                    "vend_refunded",
+                    record.txn_id,
+                    slot=record.slot,
+                    product=record.product,
+                    price=record.price,
+                    recovered=recovered,
+                    **who,
+                )
+            )
         self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)

@@ -15,15 +15,15 @@ from transitions import Machine
 
 class State(Enum):
     IDLE = "idle"
-    AWAITING_CARD = "awaiting_card"            # selection made, waiting for a tap ("always idle" mode)
+    AWAITING_CARD = "awaiting_card"  # selection made, waiting for a tap ("always idle" mode)
     AWAITING_SELECTION = "awaiting_selection"  # card tapped: MDB "session idle"
-    AUTHORISING = "authorising"                # MDB vend request -> approved / denied
-    VENDING = "vending"                        # debited, motor running, watching the drop sensor
+    AUTHORISING = "authorising"  # MDB vend request -> approved / denied
+    VENDING = "vending"  # debited, motor running, watching the drop sensor
     VEND_SUCCESS = "vend_success"
-    REFUNDING = "refunding"                    # MDB vend failure: no drop -> refund
+    REFUNDING = "refunding"  # MDB vend failure: no drop -> refund
     SESSION_COMPLETE = "session_complete"
-    SERVICE = "service"                        # door open: no sales
-    OUT_OF_ORDER = "out_of_order"              # fault: no sales
+    SERVICE = "service"  # door open: no sales
+    OUT_OF_ORDER = "out_of_order"  # fault: no sales
 
 
 S = State
@@ -46,16 +46,36 @@ CLOSED = [S.SERVICE, S.OUT_OF_ORDER]
 
 TRANSITIONS: list[dict[str, Any]] = [
     # selection first, or card first, in either order
-    {"trigger": "select", "source": [S.IDLE, S.AWAITING_CARD], "dest": S.AWAITING_CARD,
-     "conditions": "slot_sellable", "before": "remember_selection"},
-    {"trigger": "select", "source": S.AWAITING_SELECTION, "dest": S.AUTHORISING,
-     "conditions": "slot_sellable", "before": "remember_selection"},
+    {
+        "trigger": "select",
+        "source": [S.IDLE, S.AWAITING_CARD],
+        "dest": S.AWAITING_CARD,
+        "conditions": "slot_sellable",
+        "before": "remember_selection",
+    },
+    {
+        "trigger": "select",
+        "source": S.AWAITING_SELECTION,
+        "dest": S.AUTHORISING,
+        "conditions": "slot_sellable",
+        "before": "remember_selection",
+    },
     {"trigger": "select", "source": SELLING, "dest": None, "after": "deny_selection"},
     {"trigger": "select", "source": CLOSED, "dest": None, "after": "deny_out_of_service"},
-    {"trigger": "tap", "source": [S.IDLE, S.AWAITING_SELECTION], "dest": S.AWAITING_SELECTION,
-     "conditions": "card_known", "before": "remember_card"},
-    {"trigger": "tap", "source": S.AWAITING_CARD, "dest": S.AUTHORISING,
-     "conditions": "card_known", "before": "remember_card"},
+    {
+        "trigger": "tap",
+        "source": [S.IDLE, S.AWAITING_SELECTION],
+        "dest": S.AWAITING_SELECTION,
+        "conditions": "card_known",
+        "before": "remember_card",
+    },
+    {
+        "trigger": "tap",
+        "source": S.AWAITING_CARD,
+        "dest": S.AUTHORISING,
+        "conditions": "card_known",
+        "before": "remember_card",
+    },
     {"trigger": "tap", "source": SELLING, "dest": S.IDLE, "after": "deny_unknown_card"},
     {"trigger": "tap", "source": CLOSED, "dest": None, "after": "deny_out_of_service"},
     # authorisation, vend, settlement
@@ -74,8 +94,13 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "door_open", "source": [*SELLING, S.OUT_OF_ORDER], "dest": S.SERVICE, "before": "close_for_door"},
     {"trigger": "door_close", "source": S.SERVICE, "dest": S.IDLE, "after": "show_welcome"},
     {"trigger": "fault", "source": [*SELLING, S.SERVICE], "dest": S.OUT_OF_ORDER, "before": "close_for_fault"},
-    {"trigger": "recover", "source": S.OUT_OF_ORDER, "dest": S.IDLE, "conditions": "storage_ok",
-     "after": "show_welcome"},
+    {
+        "trigger": "recover",
+        "source": S.OUT_OF_ORDER,
+        "dest": S.IDLE,
+        "conditions": "storage_ok",
+        "after": "show_welcome",
+    },
 ]
 
 

@@ -30,12 +30,29 @@ class Transaction:
     card_uid: str | None = field(default=None, repr=False)
 
     @classmethod
-    def of(cls, txn_id: str, outcome: str, reason: str | None, slot: str | None, state: SlotState | None,
-           card: SessionCard | None, at: datetime) -> Transaction:
+    def of(
+        cls,
+        txn_id: str,
+        outcome: str,
+        reason: str | None,
+        slot: str | None,
+        state: SlotState | None,
+        card: SessionCard | None,
+        at: datetime,
+    ) -> Transaction:
         """The outcome of a session: the slot's product and price as sold, the card as tapped."""
-        return cls(txn_id, outcome, reason, slot, state.product if state else None, state.price if state else None,
-                   card.account.profile if card else None, card.pseudonym if card else None, at,
-                   card.account.uid if card else None)
+        return cls(
+            txn_id,
+            outcome,
+            reason,
+            slot,
+            state.product if state else None,
+            state.price if state else None,
+            card.account.profile if card else None,
+            card.pseudonym if card else None,
+            at,
+            card.account.uid if card else None,
+        )
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,16 @@ class Controller:
     fault: Callable[..., bool]
     recover: Callable[..., bool]
 
-    def __init__(self, setup: MachineSetup, hardware: Hardware, books: Books, policy: SalesPolicy,
-                 pseudonym: Pseudonym, events: EventSink | None = None,
-                 policy_factory: Callable[[MachineSetup], SalesPolicy] | None = None) -> None:
+    def __init__(
+        self,
+        setup: MachineSetup,
+        hardware: Hardware,
+        books: Books,
+        policy: SalesPolicy,
+        pseudonym: Pseudonym,
+        events: EventSink | None = None,
+        policy_factory: Callable[[MachineSetup], SalesPolicy] | None = None,
+    ) -> None:
         self.setup = setup
         self.config = setup.config
         self.hw = hardware
@@ -153,9 +160,17 @@ class Controller:
             settle = self.cashier.complete if dropped else self.cashier.refund
             settle(record, who(self._card_of(account)), recovered=True)
             self.last_transaction = Transaction(
-                record.txn_id, "vended" if dropped else "refunded", None if dropped else "power_cut",
-                record.slot, record.product, record.price, account.profile if account else None,
-                self.pseudonym(record.uid), self.now(), record.uid)
+                record.txn_id,
+                "vended" if dropped else "refunded",
+                None if dropped else "power_cut",
+                record.slot,
+                record.product,
+                record.price,
+                account.profile if account else None,
+                self.pseudonym(record.uid),
+                self.now(),
+                record.uid,
+            )
         self.emit("power_on", state=self.state.value)
         if door_open:
             self.door_open()
@@ -194,8 +209,12 @@ class Controller:
         self.state_deadline = self.now() + timedelta(seconds=self.config.timeouts.card)
         slot = self._slot()
         product = self.setup.catalog.products[slot.product]
-        self.show(Message("selected", {"slot": slot.slot, "price": slot.price,
-                                       "name_zh": product.name.zh_tw, "name_en": product.name.en}))
+        self.show(
+            Message(
+                "selected",
+                {"slot": slot.slot, "price": slot.price, "name_zh": product.name.zh_tw, "name_en": product.name.en},
+            )
+        )
 
     def prompt_for_selection(self, *_: object) -> None:
         self.state_deadline = self.now() + timedelta(seconds=self.config.timeouts.selection)
@@ -232,8 +251,7 @@ class Controller:
         product = self.setup.catalog.products[slot.product]
         balance = self._balance()
         self._finish("vended", None)
-        self.show(Message("vended", {"name_zh": product.name.zh_tw, "name_en": product.name.en,
-                                     "balance": balance}))
+        self.show(Message("vended", {"name_zh": product.name.zh_tw, "name_en": product.name.en, "balance": balance}))
         self.settled()
 
     def refund_card(self, *_: object) -> None:
@@ -359,18 +377,33 @@ class Controller:
         account = self._card().account
         local = self.local_now()
         return SaleRequest(
-            slot=slot.slot, product_id=slot.product, product=self.setup.catalog.products[slot.product],
-            price=Money(slot.price, self.config.currency), account=account, local_time=local,
-            spent_today=Money(self.books.vends.spent_on(account.uid, local.date().isoformat()),
-                              self.config.currency),
+            slot=slot.slot,
+            product_id=slot.product,
+            product=self.setup.catalog.products[slot.product],
+            price=Money(slot.price, self.config.currency),
+            account=account,
+            local_time=local,
+            spent_today=Money(self.books.vends.spent_on(account.uid, local.date().isoformat()), self.config.currency),
         )
 
-    def _finish(self, outcome: str, reason: str | None, txn_id: str | None = None,
-                slot: str | None = None, with_card: bool = True) -> None:
+    def _finish(
+        self,
+        outcome: str,
+        reason: str | None,
+        txn_id: str | None = None,
+        slot: str | None = None,
+        with_card: bool = True,
+    ) -> None:
         slot = slot or self.selection
         self.last_transaction = Transaction.of(
-            txn_id or self.txn_id or "", outcome, reason, slot, self.books.inventory.get(slot) if slot else None,
-            self.card if with_card else None, self.now())
+            txn_id or self.txn_id or "",
+            outcome,
+            reason,
+            slot,
+            self.books.inventory.get(slot) if slot else None,
+            self.card if with_card else None,
+            self.now(),
+        )
 
     def _deny(self, denial: Denial, slot: str | None = None, with_card: bool = True) -> None:
         slot = slot or self.selection
@@ -379,9 +412,18 @@ class Controller:
         journal = self.books.journal
         with journal.atomic("journal"):
             txn_id = journal.next_txn_id(self.config.id)
-            journal.append(self.entry(
-                "denied", txn_id, reason=denial.reason, slot=slot, product=state.product if state else None,
-                price=state.price if state else None, **who(card), detail=denial.detail))
+            journal.append(
+                self.entry(
+                    "denied",
+                    txn_id,
+                    reason=denial.reason,
+                    slot=slot,
+                    product=state.product if state else None,
+                    price=state.price if state else None,
+                    **who(card),
+                    detail=denial.detail,
+                )
+            )
         self._finish("denied", denial.reason, txn_id=txn_id, slot=slot, with_card=with_card)
         self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card))
         self.show(denial.message)

@@ -23,5 +23,6 @@ class CommandLog:
         return result
 
     def remember(self, command_id: str, name: str, result: dict[str, Any]) -> None:
-        self.db.conn.execute("INSERT OR IGNORE INTO commands (id, name, result) VALUES (?, ?, ?)",
-                             (command_id, name, json.dumps(result)))
+        self.db.conn.execute(
+            "INSERT OR IGNORE INTO commands (id, name, result) VALUES (?, ?, ?)", (command_id, name, json.dumps(result))
+        )

@@ -50,8 +50,14 @@ class Outbox:
         payload = {**message.payload, "seq": seq}
         self.conn.execute(
             "INSERT INTO outbox (stream, seq, topic, payload, retain, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (message.stream, seq, message.topic, json.dumps(payload, sort_keys=True, ensure_ascii=False),
-             int(message.retain), created_at),
+            (
+                message.stream,
+                seq,
+                message.topic,
+                json.dumps(payload, sort_keys=True, ensure_ascii=False),
+                int(message.retain),
+                created_at,
+            ),
         )
         crashpoints.reached("outbox.insert")
 
@@ -66,14 +72,17 @@ class Outbox:
 
     def newest(self) -> dict[str, int]:
         """Per stream that has waiting reports, the highest seq."""
-        return {stream: int(seq) for stream, seq in
-                self.conn.execute("SELECT stream, MAX(seq) FROM outbox GROUP BY stream").fetchall()}
+        return {
+            stream: int(seq)
+            for stream, seq in self.conn.execute("SELECT stream, MAX(seq) FROM outbox GROUP BY stream").fetchall()
+        }
 
     def after(self, stream: str, seq: int, limit: int) -> list[PendingReport]:
         """Up to ``limit`` waiting reports of ``stream`` after ``seq``, in order."""
         rows = self.conn.execute(
             "SELECT seq, topic, payload, retain FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (stream, seq, limit)).fetchall()
+            (stream, seq, limit),
+        ).fetchall()
         return [PendingReport(int(s), topic, payload, bool(retain)) for s, topic, payload, retain in rows]
 
     def payloads(self, stream: str | None = None) -> list[tuple[str, str]]:
@@ -94,7 +103,8 @@ class Outbox:
         try:
             deleted = sum(
                 self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)).rowcount
-                for stream, seq in acked.items())
+                for stream, seq in acked.items()
+            )
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:

@@ -61,7 +61,9 @@ class VendLedger:
         """Per card: (uid, amount, count) of completed vends on a local day; the issuer's settlement."""
         rows = self.db.conn.execute(
             "SELECT uid, SUM(price), COUNT(*) FROM vends WHERE local_day = ? AND status = 'completed' "
-            "GROUP BY uid ORDER BY uid", (local_day,)).fetchall()
+            "GROUP BY uid ORDER BY uid",
+            (local_day,),
+        ).fetchall()
         return [(uid, int(amount), int(count)) for uid, amount, count in rows]
 
     def trading_days(self) -> list[str]:

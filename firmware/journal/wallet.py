@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from firmware.journal.database import Database
 from firmware.domain import CardAccount, Guardian
+from firmware.journal.database import Database
 from firmware.money import Money
 
 
@@ -26,22 +26,31 @@ class Wallet:
         g = guardian or Guardian()
         self.db.conn.execute(
             "INSERT INTO cards (uid, profile, balance, guardian) VALUES (?, ?, ?, ?)",
-            (uid, profile, balance, json.dumps({
-                "linked": g.linked, "daily_limit": g.daily_limit,
-                "blocked_categories": list(g.blocked_categories), "blocked_kinds": list(g.blocked_kinds),
-            })),
+            (
+                uid,
+                profile,
+                balance,
+                json.dumps(
+                    {
+                        "linked": g.linked,
+                        "daily_limit": g.daily_limit,
+                        "blocked_categories": list(g.blocked_categories),
+                        "blocked_kinds": list(g.blocked_kinds),
+                    }
+                ),
+            ),
         )
 
     def lookup(self, uid: str) -> CardAccount | None:
-        row = self.db.conn.execute(
-            "SELECT profile, balance, guardian FROM cards WHERE uid = ?", (uid,)
-        ).fetchone()
+        row = self.db.conn.execute("SELECT profile, balance, guardian FROM cards WHERE uid = ?", (uid,)).fetchone()
         if row is None:
             return None
         g = json.loads(row[2])
         guardian = Guardian(
-            linked=bool(g.get("linked", True)), daily_limit=g.get("daily_limit"),
-            blocked_categories=tuple(g.get("blocked_categories", ())), blocked_kinds=tuple(g.get("blocked_kinds", ())),
+            linked=bool(g.get("linked", True)),
+            daily_limit=g.get("daily_limit"),
+            blocked_categories=tuple(g.get("blocked_categories", ())),
+            blocked_kinds=tuple(g.get("blocked_kinds", ())),
         )
         return CardAccount(uid, row[0], Money(int(row[1]), self.currency), guardian)
 

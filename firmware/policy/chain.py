@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from firmware.config.machine import MachineSetup
+from firmware.domain import Denial, SaleRequest
 from firmware.policy.food import FoodRulesPolicy
 from firmware.policy.funds import FundsPolicy
 from firmware.policy.guardian import GuardianPolicy, LinkPolicy
 from firmware.policy.lockouts import LockoutPolicy
 from firmware.policy.profiles import ProfilePolicy
-from firmware.domain import Denial, SaleRequest
 from firmware.ports import SalesPolicy
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from firmware.messages import Message
 from firmware.domain import Denial, SaleRequest
+from firmware.messages import Message
 
 
 class FundsPolicy:
     def evaluate(self, request: SaleRequest) -> Denial | None:
         if request.account.balance.covers(request.price):
             return None
-        return Denial("insufficient_funds", Message(
-            "denied.insufficient_funds", {"price": request.price.amount, "balance": request.account.balance.amount}),
-            {"price": request.price.amount, "balance": request.account.balance.amount})
+        return Denial(
+            "insufficient_funds",
+            Message(
+                "denied.insufficient_funds", {"price": request.price.amount, "balance": request.account.balance.amount}
+            ),
+            {"price": request.price.amount, "balance": request.account.balance.amount},
+        )

@@ -5,8 +5,8 @@ The machine holds them keyed by card uid (no names); the local day's spend comes
 
 from __future__ import annotations
 
-from firmware.messages import Message
 from firmware.domain import Denial, SaleRequest
+from firmware.messages import Message
 
 
 class LinkPolicy:
@@ -23,11 +23,16 @@ class GuardianPolicy:
         guardian = request.account.guardian
         product = request.product
         if product.category in guardian.blocked_categories or (product.kind and product.kind in guardian.blocked_kinds):
-            return Denial("guardian_blocked", Message("denied.guardian_blocked"),
-                          {"category": product.category, "kind": product.kind})
+            return Denial(
+                "guardian_blocked",
+                Message("denied.guardian_blocked"),
+                {"category": product.category, "kind": product.kind},
+            )
         limit = guardian.daily_limit
         if limit is not None and request.spent_today.amount + request.price.amount > limit:
-            return Denial("guardian_limit", Message("denied.guardian_limit", {
-                "limit": limit, "spent": request.spent_today.amount}),
-                {"limit": limit, "spent_today": request.spent_today.amount, "price": request.price.amount})
+            return Denial(
+                "guardian_limit",
+                Message("denied.guardian_limit", {"limit": limit, "spent": request.spent_today.amount}),
+                {"limit": limit, "spent_today": request.spent_today.amount, "price": request.price.amount},
+            )
         return None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from firmware.config.machine import Lockout
-from firmware.messages import CATEGORY_NAMES, PROFILE_NAMES, Message
 from firmware.domain import Denial, SaleRequest
+from firmware.messages import CATEGORY_NAMES, PROFILE_NAMES, Message
 
 
 def in_window(lockout: Lockout, request: SaleRequest) -> bool:
@@ -23,13 +23,23 @@ class LockoutPolicy:
 
     def evaluate(self, request: SaleRequest) -> Denial | None:
         for lockout in self.lockouts:
-            if (request.account.profile in lockout.profiles
-                    and request.product.category in lockout.categories
-                    and in_window(lockout, request)):
+            if (
+                request.account.profile in lockout.profiles
+                and request.product.category in lockout.categories
+                and in_window(lockout, request)
+            ):
                 zh, en = CATEGORY_NAMES[request.product.category]
                 who_zh, who_en = PROFILE_NAMES[request.account.profile]
-                message = Message("denied.lunch_lockout", {
-                    "start": lockout.start, "end": lockout.end, "category_zh": zh, "category_en": en,
-                    "profile_zh": who_zh, "profile_en": who_en})
+                message = Message(
+                    "denied.lunch_lockout",
+                    {
+                        "start": lockout.start,
+                        "end": lockout.end,
+                        "category_zh": zh,
+                        "category_en": en,
+                        "profile_zh": who_zh,
+                        "profile_en": who_en,
+                    },
+                )
                 return Denial(lockout.reason, message, {"from": lockout.start, "to": lockout.end})
         return None

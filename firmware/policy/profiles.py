@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from firmware.messages import PROFILE_NAMES, Message
 from firmware.domain import Denial, SaleRequest
+from firmware.messages import PROFILE_NAMES, Message
 
 
 class ProfilePolicy:
@@ -15,5 +15,8 @@ class ProfilePolicy:
         if profile in allowed:
             return None
         zh, en = PROFILE_NAMES.get(profile, (profile, profile))
-        return Denial("not_permitted", Message("denied.not_permitted", {"profile_zh": zh, "profile_en": en}),
-                      {"profile": profile, "allowed": list(allowed)})
+        return Denial(
+            "not_permitted",
+            Message("denied.not_permitted", {"profile_zh": zh, "profile_en": en}),
+            {"profile": profile, "allowed": list(allowed)},
+        )

@@ -37,8 +37,15 @@ class SerialReader:
 
     driver = "serial"
 
-    def __init__(self, spec: ReaderSpec, clock: Clock, *, monotonic: Callable[[], float] = time.monotonic,
-                 on_status: StatusListener | None = None, backoff_max_s: float = 8.0) -> None:
+    def __init__(
+        self,
+        spec: ReaderSpec,
+        clock: Clock,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_status: StatusListener | None = None,
+        backoff_max_s: float = 8.0,
+    ) -> None:
         self.spec = spec
         self.name = spec.name
         self.clock = clock
@@ -86,8 +93,9 @@ class SerialReader:
     def _set_online(self, online: bool, detail: str) -> None:
         if online != self.online:
             self.online = online
-            (log.info if online else log.warning)("reader %s %s: %s", self.name, "online" if online else "offline",
-                                                  detail)
+            (log.info if online else log.warning)(
+                "reader %s %s: %s", self.name, "online" if online else "offline", detail
+            )
             self.on_status(online, detail)
 
     # ---- the CardReader port ------------------------------------------------------------------
@@ -108,7 +116,7 @@ class SerialReader:
     def presented(self, uid: str | None | bool) -> CardTap | None:
         """Debounce: a card held is one tap; lifted for longer than the debounce and back is a new tap."""
         now = self.monotonic()
-        if uid is False:
+        if uid is False or uid is True:
             return None
         if uid is None:
             if self.present is not None and now - self.last_seen > self.spec.debounce_s:

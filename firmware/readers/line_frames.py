@@ -28,8 +28,8 @@ Frame = Uid | Corrupt
 
 @dataclass(frozen=True)
 class LineFormat:
-    digits: str = "hex"       # hex | dec
-    endian: str = "be"        # for dec: be | le
+    digits: str = "hex"  # hex | dec
+    endian: str = "be"  # for dec: be | le
     terminator: bytes = b"\r\n"
 
 
@@ -41,7 +41,7 @@ def decode(buffer: bytes, fmt: LineFormat = LineFormat()) -> tuple[int, Frame | 
         return 0, None
     if match.group() == b"\r" and match.end() == len(buffer):
         return 0, None  # a CR at the very end may be the first half of CRLF
-    line = buffer[:match.start()].strip()
+    line = buffer[: match.start()].strip()
     consumed = match.end()
     if not line:
         return consumed, None

@@ -66,5 +66,5 @@ def parse_target(params: bytes) -> str | None:
     if len(params) < 6:
         return None
     length = params[5]
-    uid = params[6:6 + length]
+    uid = params[6 : 6 + length]
     return uid.hex().upper() if len(uid) == length and length in (4, 7, 10) else None

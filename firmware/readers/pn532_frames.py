@@ -101,7 +101,7 @@ def _body(buffer: bytes, offset: int, length: int) -> tuple[int, Frame | None]:
     end = offset + length + 2  # data, DCS, postamble
     if len(buffer) < end:
         return 0, None
-    body = buffer[offset:offset + length]
+    body = buffer[offset : offset + length]
     dcs = buffer[offset + length]
     if length == 0 or (sum(body) + dcs) & 0xFF:
         return end, Corrupt("data checksum mismatch")

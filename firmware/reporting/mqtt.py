@@ -19,14 +19,21 @@ class BrokerAddress:
     ca_file: str | None = None
 
     @classmethod
-    def parse(cls, url: str, username: str | None = None, password: str | None = None,
-              ca_file: str | None = None) -> BrokerAddress:
+    def parse(
+        cls, url: str, username: str | None = None, password: str | None = None, ca_file: str | None = None
+    ) -> BrokerAddress:
         parsed = urlparse(url)
         if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
             raise VendingError(f"broker URL {url!r}: expected mqtt://host:port or mqtts://host:port")
         tls = parsed.scheme == "mqtts"
-        return cls(parsed.hostname, parsed.port or (8883 if tls else 1883),
-                   username or parsed.username, password or parsed.password, tls, ca_file)
+        return cls(
+            parsed.hostname,
+            parsed.port or (8883 if tls else 1883),
+            username or parsed.username,
+            password or parsed.password,
+            tls,
+            ca_file,
+        )
 
     def __str__(self) -> str:  # no password in logs
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
@@ -37,8 +44,9 @@ def make_client(address: BrokerAddress, client_id: str, *, persistent: bool = Tr
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent,
-                         protocol=mqtt.MQTTv311)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent, protocol=mqtt.MQTTv311
+    )
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:

@@ -40,9 +40,19 @@ class InboundCommand:
 class OutboxPublisher:
     """One machine's link to the broker: outbox out, acks and commands in, status and heartbeat."""
 
-    def __init__(self, db_path: Path, machine: str, address: BrokerAddress, clock: Clock, *,
-                 heartbeat_s: float = 30.0, resend_after_s: float = 5.0, batch: int = 2000, window: int = 5000,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        machine: str,
+        address: BrokerAddress,
+        clock: Clock,
+        *,
+        heartbeat_s: float = 30.0,
+        resend_after_s: float = 5.0,
+        batch: int = 2000,
+        window: int = 5000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.machine = machine
         self.address = address
         self.clock = clock
@@ -67,8 +77,9 @@ class OutboxPublisher:
         self.published = 0
         self.broker_acked = 0  # PUBACKs: the broker has the message (not yet the receiver)
         self._client = make_client(address, f"machine-{machine}", persistent=True)
-        self._client.will_set(topics.vendor(machine, "status"), json.dumps({"machine": machine, "state": "offline"}),
-                              qos=1, retain=True)
+        self._client.will_set(
+            topics.vendor(machine, "status"), json.dumps({"machine": machine, "state": "offline"}), qos=1, retain=True
+        )
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -88,8 +99,12 @@ class OutboxPublisher:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         if self._connected.is_set():
-            self._client.publish(topics.vendor(self.machine, "status"),
-                                 json.dumps({"machine": self.machine, "state": "offline"}), qos=1, retain=True)
+            self._client.publish(
+                topics.vendor(self.machine, "status"),
+                json.dumps({"machine": self.machine, "state": "offline"}),
+                qos=1,
+                retain=True,
+            )
         self._client.disconnect()
         self._client.loop_stop()
         self._outbox.close()
@@ -153,10 +168,19 @@ class OutboxPublisher:
         if reason_code.is_failure:
             log.warning("broker %s refused the connection: %s", self.address, reason_code)
             return
-        client.subscribe([(topics.ack("vendor", self.machine), 1), (topics.ack("issuer", self.machine), 1),
-                          (topics.command(self.machine, "+"), 1)])
-        client.publish(topics.vendor(self.machine, "status"),
-                       json.dumps({"machine": self.machine, "state": "online"}), qos=1, retain=True)
+        client.subscribe(
+            [
+                (topics.ack("vendor", self.machine), 1),
+                (topics.ack("issuer", self.machine), 1),
+                (topics.command(self.machine, "+"), 1),
+            ]
+        )
+        client.publish(
+            topics.vendor(self.machine, "status"),
+            json.dumps({"machine": self.machine, "state": "online"}),
+            qos=1,
+            retain=True,
+        )
         self._last_sent = dict(self._acked)  # resend everything not yet acknowledged
         self._connected.set()
         self._wake.set()
@@ -243,6 +267,5 @@ class OutboxPublisher:
         if now - self._last_heartbeat < self.heartbeat_s:
             return
         self._last_heartbeat = now
-        body = {"machine": self.machine, "time": self.clock.now().isoformat(timespec="seconds"),
-                "outbox": self.depth()}
+        body = {"machine": self.machine, "time": self.clock.now().isoformat(timespec="seconds"), "outbox": self.depth()}
         self._client.publish(topics.vendor(self.machine, "heartbeat"), json.dumps(body), qos=0)

@@ -64,9 +64,18 @@ class MqttReporter:
 
     def _sale(self, entry: JournalEntry, outcome: str) -> OutboundMessage:
         d = entry.data
-        return self._vendor("sale", entry, txn=entry.txn_id, slot=d["slot"], product=d["product"],
-                            price=d["price"], currency=self.currency, outcome=outcome,
-                            pseudonym=d.get("pseudonym"), profile=d.get("profile"))
+        return self._vendor(
+            "sale",
+            entry,
+            txn=entry.txn_id,
+            slot=d["slot"],
+            product=d["product"],
+            price=d["price"],
+            currency=self.currency,
+            outcome=outcome,
+            pseudonym=d.get("pseudonym"),
+            profile=d.get("profile"),
+        )
 
     def _stock(self, entry: JournalEntry) -> OutboundMessage:
         return self._vendor("stock", entry, retain=True, slots=self.stock())
@@ -83,16 +92,29 @@ class MqttReporter:
         """
         if entry.data["stock"] > self.low_stock:
             return [self._sale(entry, "vended")]
-        return [self._sale(entry, "vended"), self._stock(entry),
-                self._alert(entry, "low_stock", slot=entry.data["slot"], stock=entry.data["stock"])]
+        return [
+            self._sale(entry, "vended"),
+            self._stock(entry),
+            self._alert(entry, "low_stock", slot=entry.data["slot"], stock=entry.data["stock"]),
+        ]
 
     def _on_vend_refunded(self, entry: JournalEntry) -> list[OutboundMessage]:
         return [self._sale(entry, "refunded"), self._alert(entry, "jam", slot=entry.data["slot"])]
 
     def _on_denied(self, entry: JournalEntry) -> list[OutboundMessage]:
         d = entry.data
-        return [self._vendor("denial", entry, txn=entry.txn_id, reason=d["reason"], slot=d.get("slot"),
-                             product=d.get("product"), pseudonym=d.get("pseudonym"), profile=d.get("profile"))]
+        return [
+            self._vendor(
+                "denial",
+                entry,
+                txn=entry.txn_id,
+                reason=d["reason"],
+                slot=d.get("slot"),
+                product=d.get("product"),
+                pseudonym=d.get("pseudonym"),
+                profile=d.get("profile"),
+            )
+        ]
 
     def _on_restocked(self, entry: JournalEntry) -> list[OutboundMessage]:
         return [self._stock(entry)]
@@ -105,8 +127,7 @@ class MqttReporter:
 
     def _on_command(self, entry: JournalEntry) -> list[OutboundMessage]:
         d = entry.data
-        result = self._vendor("cmd-result", entry, id=d["id"], command=d["command"], ok=d["ok"],
-                              reason=d.get("reason"))
+        result = self._vendor("cmd-result", entry, id=d["id"], command=d["command"], ok=d["ok"], reason=d.get("reason"))
         return [result, self._stock(entry)] if d["ok"] else [result]
 
     def _on_day_closed(self, entry: JournalEntry) -> list[OutboundMessage]:
@@ -116,8 +137,11 @@ class MqttReporter:
         totals = self.daily_totals(day)
         document: dict[str, Any] = {"machine": self.machine, "day": day, "currency": self.currency}
         if self.settlement == "day_total":
-            document |= {"amount": sum(a for _, a, _ in totals), "count": sum(c for _, _, c in totals),
-                         "cards": sorted(uid for uid, _, _ in totals)}
+            document |= {
+                "amount": sum(a for _, a, _ in totals),
+                "count": sum(c for _, _, c in totals),
+                "cards": sorted(uid for uid, _, _ in totals),
+            }
         else:
             document["cards"] = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in totals]
         payload = {"machine": self.machine, "day": day, "sealed": seal(document, self.issuer_public_key)}
@@ -128,8 +152,21 @@ def reporter_for(setup: MachineSetup, books: MachineBooks, issuer_public_key: by
     """The reporter for a machine: its identity, zone and settings, reading stock and totals from its books."""
     config = setup.config
     return MqttReporter(
-        machine=config.id, zone=config.zone, currency=config.currency,
-        stock=lambda: {s.slot: {"product": s.product, "stock": s.stock, "capacity": s.capacity, "price": s.price,
-                                "enabled": s.enabled} for s in books.inventory.all()},
-        daily_totals=books.vends.daily_totals, low_stock=config.low_stock,
-        issuer_public_key=issuer_public_key, settlement=config.settlement)
+        machine=config.id,
+        zone=config.zone,
+        currency=config.currency,
+        stock=lambda: {
+            s.slot: {
+                "product": s.product,
+                "stock": s.stock,
+                "capacity": s.capacity,
+                "price": s.price,
+                "enabled": s.enabled,
+            }
+            for s in books.inventory.all()
+        },
+        daily_totals=books.vends.daily_totals,
+        low_stock=config.low_stock,
+        issuer_public_key=issuer_public_key,
+        settlement=config.settlement,
+    )

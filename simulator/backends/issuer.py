@@ -26,13 +26,27 @@ class IssuerBackend(BackendService):
         if document.get("machine") != machine:
             raise ValueError("sealed settlement names another machine")
         if "amount" in document:  # day_total: the machine-day total and which cards took part
-            rows = [("INSERT OR REPLACE INTO settlement_days (machine, day, amount, count, cards) VALUES (?, ?, ?, ?, ?)",
-                     (machine, document["day"], int(document["amount"]), int(document["count"]),
-                      len(document["cards"])))]
-            rows += [("INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) VALUES (?, ?, ?, NULL, NULL)",
-                      (machine, document["day"], uid)) for uid in document["cards"]]
+            rows: list[tuple[str, tuple[Any, ...]]] = [
+                (
+                    "INSERT OR REPLACE INTO settlement_days (machine, day, amount, count, cards) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (machine, document["day"], int(document["amount"]), int(document["count"]), len(document["cards"])),
+                )
+            ]
+            rows += [
+                (
+                    "INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) "
+                    "VALUES (?, ?, ?, NULL, NULL)",
+                    (machine, document["day"], uid),
+                )
+                for uid in document["cards"]
+            ]
         else:
-            rows = [("INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) VALUES (?, ?, ?, ?, ?)",
-                     (machine, document["day"], card["uid"], int(card["amount"]), int(card["count"])))
-                    for card in document["cards"]]
+            rows = [
+                (
+                    "INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) VALUES (?, ?, ?, ?, ?)",
+                    (machine, document["day"], card["uid"], int(card["amount"]), int(card["count"])),
+                )
+                for card in document["cards"]
+            ]
         return Report(machine, seq, kind, {"seq": seq, "day": document["day"]}, rows)

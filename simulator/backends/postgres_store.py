@@ -1,6 +1,8 @@
-"""The backends' store on PostgreSQL (psycopg 3): the same contract as SQLite -- unique (machine, seq),
-a batch per transaction, the highest contiguous seq returned for the ack -- so several backend processes
-on one database stay exactly-once."""
+"""The backends' store on PostgreSQL (psycopg 3), with the same contract as the SQLite one.
+
+Unique (machine, seq), a batch per transaction, the highest contiguous seq returned for the ack:
+so several backend processes on one database stay exactly-once.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +54,8 @@ class PostgresReportStore(StoreQueries):
                     inserted = self.conn.execute(
                         "INSERT INTO reports (machine, seq, kind, payload) VALUES (%s, %s, %s, %s) "
                         "ON CONFLICT (machine, seq) DO NOTHING",
-                        (report.machine, report.seq, report.kind, json.dumps(report.payload))).rowcount
+                        (report.machine, report.seq, report.kind, json.dumps(report.payload)),
+                    ).rowcount
                     if not inserted:
                         self.duplicates += 1
                 acked = {machine: self._advance(machine) for machine in sorted({r.machine for r in reports})}
@@ -63,14 +66,24 @@ class PostgresReportStore(StoreQueries):
     def _advance(self, machine: str) -> int:
         """Lock the machine's ack row, then move it to the end of the contiguous run after it."""
         self.conn.execute("INSERT INTO acked (machine, seq) VALUES (%s, 0) ON CONFLICT DO NOTHING", (machine,))
-        acked = int(self.conn.execute("SELECT seq FROM acked WHERE machine = %s FOR UPDATE", (machine,)).fetchone()[0])
+        acked = int(self._one("SELECT seq FROM acked WHERE machine = %s FOR UPDATE", (machine,)))
         if self.conn.execute("SELECT 1 FROM reports WHERE machine = %s AND seq = %s", (machine, acked + 1)).fetchone():
-            acked = int(self.conn.execute(
-                "SELECT MIN(r.seq) FROM reports r WHERE r.machine = %s AND r.seq > %s AND NOT EXISTS "
-                "(SELECT 1 FROM reports n WHERE n.machine = r.machine AND n.seq = r.seq + 1)",
-                (machine, acked)).fetchone()[0])
+            acked = int(
+                self._one(
+                    "SELECT MIN(r.seq) FROM reports r WHERE r.machine = %s AND r.seq > %s AND NOT EXISTS "
+                    "(SELECT 1 FROM reports n WHERE n.machine = r.machine AND n.seq = r.seq + 1)",
+                    (machine, acked),
+                )
+            )
             self.conn.execute("UPDATE acked SET seq = %s WHERE machine = %s", (acked, machine))
         return acked
+
+    def _one(self, sql: str, params: tuple[object, ...]) -> Any:
+        """The single value a query must return (a missing row is a broken invariant, not a None)."""
+        row = self.conn.execute(sql, params).fetchone()
+        if row is None:
+            raise RuntimeError(f"no row for {sql!r}")
+        return row[0]
 
     def upsert_machine(self, machine: str, state: str, last_heartbeat: str | None, outbox: int | None) -> None:
         with self._lock:
@@ -78,7 +91,8 @@ class PostgresReportStore(StoreQueries):
                 "INSERT INTO machines (machine, state, last_heartbeat, outbox) VALUES (%s, %s, %s, %s) "
                 "ON CONFLICT (machine) DO UPDATE SET state = EXCLUDED.state, "
                 "last_heartbeat = EXCLUDED.last_heartbeat, outbox = EXCLUDED.outbox",
-                (machine, state, last_heartbeat, outbox))
+                (machine, state, last_heartbeat, outbox),
+            )
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

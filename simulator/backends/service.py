@@ -10,7 +10,7 @@ import json
 import logging
 import queue
 import threading
-from typing import Any
+from typing import Any, Self
 
 from firmware import crashpoints
 from firmware.reporting import topics
@@ -28,8 +28,13 @@ class BackendService:
     subscriptions: tuple[str, ...] = ()
     stream = "vendor"
 
-    def __init__(self, address: BrokerAddress, store: SqliteReportStore, client_id: str | None = None,
-                 shared_group: str | None = None) -> None:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        store: SqliteReportStore,
+        client_id: str | None = None,
+        shared_group: str | None = None,
+    ) -> None:
         self.address = address
         self.store = store
         self.shared_group = shared_group
@@ -41,7 +46,7 @@ class BackendService:
         self._inbox: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name=f"{self.client_id}-writer", daemon=True)
 
-    def start(self) -> BackendService:
+    def start(self) -> Self:
         self._writer.start()
         self.client.connect_async(self.address.host, self.address.port, keepalive=15)
         self.client.loop_start()
@@ -69,8 +74,11 @@ class BackendService:
         self.connected.set()
 
     def subscription(self, topic: str) -> str:
-        """With a group, several backend processes share the load (MQTT 5 / Mosquitto / EMQX / HiveMQ
-        ``$share``); exactly-once still holds because the store dedups on (machine, seq)."""
+        """The topic filter, shared when the backend runs in a ``$share`` group.
+
+        With a group, several backend processes share the load (MQTT 5 / Mosquitto / EMQX / HiveMQ
+        ``$share``); exactly-once still holds because the store dedups on (machine, seq).
+        """
         return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:

@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS reports (
 CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
 
-VENDOR_SCHEMA = RECEIVED_SCHEMA + """
+VENDOR_SCHEMA = (
+    RECEIVED_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS machines (
     machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox INTEGER
 );
@@ -42,8 +44,11 @@ CREATE VIEW IF NOT EXISTS alerts AS
            json_extract(payload, '$.slot') AS slot
     FROM reports WHERE kind = 'alert';
 """
+)
 
-ISSUER_SCHEMA = RECEIVED_SCHEMA + """
+ISSUER_SCHEMA = (
+    RECEIVED_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS settlements (
     machine TEXT NOT NULL, day TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER, count INTEGER,
     PRIMARY KEY (machine, day, uid)
@@ -53,6 +58,7 @@ CREATE TABLE IF NOT EXISTS settlement_days (
     cards INTEGER NOT NULL, PRIMARY KEY (machine, day)
 );
 """
+)
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,14 @@ class SqliteReportStore(StoreQueries):
         self._lock = threading.Lock()
         self.duplicates = 0  # redeliveries seen and ignored (at-least-once on the wire)
 
-    def store(self, machine: str, seq: int, kind: str, payload: dict[str, Any],
-              extra: list[tuple[str, tuple[Any, ...]]] | None = None) -> int:
+    def store(
+        self,
+        machine: str,
+        seq: int,
+        kind: str,
+        payload: dict[str, Any],
+        extra: list[tuple[str, tuple[Any, ...]]] | None = None,
+    ) -> int:
         """Store once and return the highest contiguous seq now held for ``machine`` (what to ack)."""
         return self.store_many([Report(machine, seq, kind, payload, extra or [])])[machine]
 
@@ -121,8 +133,13 @@ class SqliteReportStore(StoreQueries):
                 for report in reports:
                     inserted = self.conn.execute(
                         "INSERT OR IGNORE INTO reports (machine, seq, kind, payload) VALUES (?, ?, ?, ?)",
-                        (report.machine, report.seq, report.kind,
-                         json.dumps(report.payload, sort_keys=True, ensure_ascii=False))).rowcount
+                        (
+                            report.machine,
+                            report.seq,
+                            report.kind,
+                            json.dumps(report.payload, sort_keys=True, ensure_ascii=False),
+                        ),
+                    ).rowcount
                     if inserted:
                         for sql, params in report.extra:
                             self.conn.execute(sql, params)
@@ -141,15 +158,16 @@ class SqliteReportStore(StoreQueries):
     def _advance(self, machine: str) -> int:
         row = self.conn.execute("SELECT seq FROM acked WHERE machine = ?", (machine,)).fetchone()
         acked = int(row[0]) if row else 0
-        while self.conn.execute("SELECT 1 FROM reports WHERE machine = ? AND seq = ?",
-                                (machine, acked + 1)).fetchone():
+        while self.conn.execute("SELECT 1 FROM reports WHERE machine = ? AND seq = ?", (machine, acked + 1)).fetchone():
             acked += 1
         self.conn.execute("INSERT OR REPLACE INTO acked (machine, seq) VALUES (?, ?)", (machine, acked))
         return acked
 
     def upsert_machine(self, machine: str, state: str, last_heartbeat: str | None, outbox: int | None) -> None:
-        self.execute("INSERT OR REPLACE INTO machines (machine, state, last_heartbeat, outbox) VALUES (?, ?, ?, ?)",
-                     (machine, state, last_heartbeat, outbox))
+        self.execute(
+            "INSERT OR REPLACE INTO machines (machine, state, last_heartbeat, outbox) VALUES (?, ?, ?, ?)",
+            (machine, state, last_heartbeat, outbox),
+        )
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

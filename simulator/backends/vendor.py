@@ -24,12 +24,20 @@ def open_store(db: Path | str) -> Any:
 
 class VendorBackend(BackendService):
     client_id = "vendor-backend"
-    subscriptions = ("vending/v1/+/sale", "vending/v1/+/denial", "vending/v1/+/stock", "vending/v1/+/alert",
-                     "vending/v1/+/cmd-result", "vending/v1/+/status", "vending/v1/+/heartbeat")
+    subscriptions = (
+        "vending/v1/+/sale",
+        "vending/v1/+/denial",
+        "vending/v1/+/stock",
+        "vending/v1/+/alert",
+        "vending/v1/+/cmd-result",
+        "vending/v1/+/status",
+        "vending/v1/+/heartbeat",
+    )
     stream = "vendor"
 
-    def __init__(self, address: BrokerAddress, db: Path | str, client_id: str | None = None,
-                 shared_group: str | None = None) -> None:
+    def __init__(
+        self, address: BrokerAddress, db: Path | str, client_id: str | None = None, shared_group: str | None = None
+    ) -> None:
         super().__init__(address, open_store(db), client_id, shared_group)
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
@@ -38,16 +46,17 @@ class VendorBackend(BackendService):
         if kind == "status":
             self._machine(machine, state=str(payload.get("state", "unknown")))
         elif kind == "heartbeat":
-            self._machine(machine, state="online", last_heartbeat=str(payload.get("time")),
-                          outbox=payload.get("outbox"))
+            self._machine(
+                machine, state="online", last_heartbeat=str(payload.get("time")), outbox=payload.get("outbox")
+            )
         return None
 
     def _machine(self, machine: str, **fields: Any) -> None:
-        current = self.store.execute("SELECT state, last_heartbeat, outbox FROM machines WHERE machine = ?",
-                                     (machine,))
+        current = self.store.execute("SELECT state, last_heartbeat, outbox FROM machines WHERE machine = ?", (machine,))
         state, beat, outbox = current[0] if current else ("unknown", None, None)
-        self.store.upsert_machine(machine, fields.get("state", state), fields.get("last_heartbeat", beat),
-                                  fields.get("outbox", outbox))
+        self.store.upsert_machine(
+            machine, fields.get("state", state), fields.get("last_heartbeat", beat), fields.get("outbox", outbox)
+        )
 
     def mark_silent_offline(self, now: datetime, silence: timedelta) -> list[str]:
         """Liveness that works on any broker (amqtt sends no Will on keep-alive expiry): no heartbeat -> offline."""

@@ -11,22 +11,22 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from firmware.config.catalog import load_catalog
-from firmware.config.machine import load_machine
+from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import read_yaml
 from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
 from simulator.cli.fleet import fleet
-from simulator.cli.reporting import backend_app, keys_app
-from simulator.cli.readers import reader_app, serve
-from simulator.cli.rules import refused_slots, rules_app
 from simulator.cli.output import EventPrinter
 from simulator.cli.party_views import print_party_views
+from simulator.cli.readers import reader_app, serve
+from simulator.cli.reporting import backend_app, keys_app
+from simulator.cli.rules import refused_slots, rules_app
 from simulator.paths import SCENARIOS
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioResult, run_scenario
@@ -40,8 +40,10 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(reader_app, name="reader")
 app.command("serve")(serve)
 err = Console(stderr=True)
-BROKER_HELP = ("Report over MQTT: `embedded` (in-process amqtt on 127.0.0.1, the default), `mosquitto` "
-               "(start Debian's mosquitto on a free port), `none` (no reporting), or mqtt://host:port.")
+BROKER_HELP = (
+    "Report over MQTT: `embedded` (in-process amqtt on 127.0.0.1, the default), `mosquitto` "
+    "(start Debian's mosquitto on a free port), `none` (no reporting), or mqtt://host:port."
+)
 
 
 def fail_input(exc: InputError | VendingError) -> None:
@@ -53,12 +55,14 @@ def fail_input(exc: InputError | VendingError) -> None:
 @app.command()
 def run(
     script: Annotated[Path, typer.Option("--script", help="Scenario YAML (see README: Scenario format).")],
-    machine: Annotated[Optional[Path], typer.Option(help="Machine config; overrides the scenario's `machine:`.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event line, with `t` and `event`.")] = False,
-    state_dir: Annotated[Optional[Path], typer.Option(help="Keep the machine's state here (default: a temp dir).")] = None,
+    machine: Annotated[Path | None, typer.Option(help="Machine config; overrides the scenario's `machine:`.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per event line, with `t` and `event`.")
+    ] = False,
+    state_dir: Annotated[Path | None, typer.Option(help="Keep the machine's state here (default: a temp dir).")] = None,
     broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
-    username: Annotated[Optional[str], typer.Option(help="MQTT user name for an external broker.")] = None,
-    password: Annotated[Optional[str], typer.Option(help="MQTT password for an external broker.")] = None,
+    username: Annotated[str | None, typer.Option(help="MQTT user name for an external broker.")] = None,
+    password: Annotated[str | None, typer.Option(help="MQTT password for an external broker.")] = None,
 ) -> None:
     """Run a scripted tap sequence headless on virtual time.
 
@@ -71,12 +75,19 @@ def run(
         scenario = load_scenario(script)
         if machine is not None:
             from dataclasses import replace
+
             scenario = replace(scenario, machine=load_machine(machine))
     except (InputError, VendingError) as exc:
         fail_input(exc)
     if broker == "none" and (step := scenario.reporting_step()) is not None:
-        fail_input(InputError(scenario.source, step.line, f"steps.{step.index}.{step.kind}",
-                              "this step needs MQTT reporting; run without --broker none"))
+        fail_input(
+            InputError(
+                scenario.source,
+                step.line,
+                f"steps.{step.index}.{step.kind}",
+                "this step needs MQTT reporting; run without --broker none",
+            )
+        )
     printer = EventPrinter(as_json)
     with reporting(broker, username, password) as world:
         result = run_scenario(scenario, state_dir, printer, attach=world)
@@ -86,8 +97,9 @@ def run(
 
 
 @contextmanager
-def reporting(broker: str, username: str | None = None, password: str | None = None,
-              keep: Path | None = None) -> Iterator[ReportingWorld | None]:
+def reporting(
+    broker: str, username: str | None = None, password: str | None = None, keep: Path | None = None
+) -> Iterator[ReportingWorld | None]:
     """Broker and backends for the run, in a temp dir unless ``keep`` names one; None for ``--broker none``."""
     if broker == "none":
         yield None
@@ -107,20 +119,34 @@ def reporting(broker: str, username: str | None = None, password: str | None = N
 def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None) -> None:
     passed = len(result.expectations) - len(result.failures)
     if as_json:
-        typer.echo(json.dumps({"event": "summary", "sales": result.sales, "revenue": result.revenue,
-                               "denials": dict(result.denials), "cancellations": dict(result.cancellations),
-                               "refunds": result.refunds, "reports_delivered": delivered,
-                               "expectations_passed": passed,
-                               "expectations_failed": len(result.failures)}, ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                {
+                    "event": "summary",
+                    "sales": result.sales,
+                    "revenue": result.revenue,
+                    "denials": dict(result.denials),
+                    "cancellations": dict(result.cancellations),
+                    "refunds": result.refunds,
+                    "reports_delivered": delivered,
+                    "expectations_passed": passed,
+                    "expectations_failed": len(result.failures),
+                },
+                ensure_ascii=False,
+            )
+        )
         return
     for failure in result.failures:
-        typer.echo(f"FAILED line {failure.line}: expect {failure.key}: expected {failure.expected!r}, "
-                   f"got {failure.actual!r}")
+        typer.echo(
+            f"FAILED line {failure.line}: expect {failure.key}: expected {failure.expected!r}, got {failure.actual!r}"
+        )
     denials = ", ".join(f"{k} {v}" for k, v in sorted(result.denials.items())) or "none"
-    typer.echo(f"summary: sales {result.sales}, revenue NT${result.revenue}, refunds {result.refunds}, "
-               f"denials {sum(result.denials.values())} ({denials}), "
-               f"expectations {passed} passed, {len(result.failures)} failed"
-               + (f", reports delivered to the vendor {delivered}" if delivered is not None else ""))
+    typer.echo(
+        f"summary: sales {result.sales}, revenue NT${result.revenue}, refunds {result.refunds}, "
+        f"denials {sum(result.denials.values())} ({denials}), "
+        f"expectations {passed} passed, {len(result.failures)} failed"
+        + (f", reports delivered to the vendor {delivered}" if delivered is not None else "")
+    )
 
 
 def _kind_of(path: Path) -> str:
@@ -136,25 +162,35 @@ def _kind_of(path: Path) -> str:
 
 
 def _load_rule_set(path: Path) -> object:
-    from firmware.config.source import validate
     from firmware.config.rules import RuleSet
+    from firmware.config.source import validate
 
     return validate(RuleSet, read_yaml(path))
 
 
 @app.command()
-def check(files: Annotated[list[Path], typer.Argument(help="Machine configs, catalogs or scenarios.")],
-          strict: Annotated[bool, typer.Option(help="Fail (exit 2) when a machine's slot holds a product its "
-                                                    "own food rules refuse; otherwise only warn.")] = False) -> None:
+def check(
+    files: Annotated[list[Path], typer.Argument(help="Machine configs, catalogs or scenarios.")],
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Fail (exit 2) when a machine's slot holds a product its own food rules refuse; otherwise only warn."
+        ),
+    ] = False,
+) -> None:
     """Validate files; exit 2 on the first invalid one, printing FILE:LINE: field.path: reason."""
     for path in files:
         try:
             kind = _kind_of(path)
-            loaded = {"scenario": load_scenario, "catalog": load_catalog, "machine": load_machine,
-                      "rule set": _load_rule_set}[kind](path)
+            loaded = {
+                "scenario": load_scenario,
+                "catalog": load_catalog,
+                "machine": load_machine,
+                "rule set": _load_rule_set,
+            }[kind](path)
         except InputError as exc:
             fail_input(exc)
-        warnings = refused_slots(loaded) if kind == "machine" else []
+        warnings = refused_slots(loaded) if isinstance(loaded, MachineSetup) else []
         for warning in warnings:
             typer.echo(f"{path}: warning: {warning}", err=True)
         if warnings and strict:

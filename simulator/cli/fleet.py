@@ -7,7 +7,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,13 +24,18 @@ def fleet(
     students: Annotated[int, typer.Option(min=1, max=10_000, help="Students per school.")] = 600,
     broker: Annotated[str, typer.Option(help="embedded, mosquitto, or mqtt://host:port")] = "embedded",
     seed: Annotated[int, typer.Option(help="Same seed, same machines, taps and results.")] = 1,
-    processes: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: CPU count).")] = None,
+    processes: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPU count).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
-    db: Annotated[Optional[str], typer.Option(help="The vendor backend's store: postgresql://... (default: SQLite).")]
-    = None,
+    db: Annotated[
+        str | None, typer.Option(help="The vendor backend's store: postgresql://... (default: SQLite).")
+    ] = None,
 ) -> None:
-    """Generate N machines and a realistic school day each, run them on virtual time against one broker
-    with the vendor and issuer backends consuming, and report what happened and what was delivered."""
+    """Run N machines' school days against one broker and the backends; report what was delivered.
+
+    Generates N machines and a realistic school day each, runs them on virtual time against one
+    broker with the vendor and issuer backends consuming, and reports what happened and what was
+    delivered.
+    """
     import os
 
     try:
@@ -42,12 +47,26 @@ def fleet(
     with tempfile.TemporaryDirectory(prefix="fleet-world-") as tmp:
         world = ReportingWorld(Path(tmp), broker, vendor_db=db).start()
         try:
-            with Progress(TextColumn("machines"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TextColumn("{task.fields[sales]} sales"), console=console, disable=as_json) as bar:
+            with Progress(
+                TextColumn("machines"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[sales]} sales"),
+                console=console,
+                disable=as_json,
+            ) as bar:
                 task = bar.add_task("fleet", total=machines, sales=0)
-                result = run_fleet(machines, the_day, students, seed, world.address, processes or os.cpu_count() or 1,
-                                   world.issuer_keys[1],
-                                   progress=lambda r: bar.update(task, completed=r.machines, sales=r.sales))
+                result = run_fleet(
+                    machines,
+                    the_day,
+                    students,
+                    seed,
+                    world.address,
+                    processes or os.cpu_count() or 1,
+                    world.issuer_keys[1],
+                    progress=lambda r: bar.update(task, completed=r.machines, sales=r.sales),
+                )
             _collect_delivery(world, result)
         finally:
             world.stop()
@@ -60,8 +79,9 @@ def _collect_delivery(world: ReportingWorld, result: FleetResult, timeout: float
     """The outboxes are empty only once acked, so the stores hold everything; read them once settled."""
     assert world.vendor is not None and world.issuer is not None
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and (world.vendor.store.count() < result.reports
-                                           or world.issuer.store.count() < result.settlements):
+    while time.monotonic() < deadline and (
+        world.vendor.store.count() < result.reports or world.issuer.store.count() < result.settlements
+    ):
         time.sleep(0.05)
     result.delivered = world.vendor.store.count()
     result.settlements_delivered = world.issuer.store.count()
@@ -70,20 +90,32 @@ def _collect_delivery(world: ReportingWorld, result: FleetResult, timeout: float
 
 def _report(result: FleetResult, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps({**result.outcome(), "wall_s": round(result.wall_s, 2),
-                               "peak_rss_mb": round(result.peak_rss_mb, 1)}))
+        typer.echo(
+            json.dumps(
+                {**result.outcome(), "wall_s": round(result.wall_s, 2), "peak_rss_mb": round(result.peak_rss_mb, 1)}
+            )
+        )
         return
     table = Table(title="Fleet: one school day")
     table.add_column("what")
     table.add_column("value", justify="right")
-    rows = [("machines", result.machines), ("visits (transactions)", result.visits), ("sales", result.sales),
-            ("revenue (TWD)", result.revenue), ("refunds (jams)", result.refunds)]
+    rows: list[tuple[str, int | str]] = [
+        ("machines", result.machines),
+        ("visits (transactions)", result.visits),
+        ("sales", result.sales),
+        ("revenue (TWD)", result.revenue),
+        ("refunds (jams)", result.refunds),
+    ]
     rows += [(f"denied: {reason}", count) for reason, count in sorted(result.denials.items())]
     rows += [(f"cancelled: {reason}", count) for reason, count in sorted(result.cancellations.items())]
-    rows += [("reports produced (vendor)", result.reports), ("reports delivered (vendor)", result.delivered),
-             ("settlements produced / delivered", f"{result.settlements} / {result.settlements_delivered}"),
-             ("redeliveries ignored by backends", result.duplicates),
-             ("wall time (s)", f"{result.wall_s:.1f}"), ("peak worker RSS (MB)", f"{result.peak_rss_mb:.0f}")]
+    rows += [
+        ("reports produced (vendor)", result.reports),
+        ("reports delivered (vendor)", result.delivered),
+        ("settlements produced / delivered", f"{result.settlements} / {result.settlements_delivered}"),
+        ("redeliveries ignored by backends", result.duplicates),
+        ("wall time (s)", f"{result.wall_s:.1f}"),
+        ("peak worker RSS (MB)", f"{result.peak_rss_mb:.0f}"),
+    ]
     for name, value in rows:
         table.add_row(name, str(value))
     Console(width=100).print(table)

@@ -21,7 +21,8 @@ def print_party_views(world: ReportingWorld, scenario: Scenario, console: Consol
     for column in ("time", "slot", "product", "price", "outcome", "pseudonym", "profile"):
         vendor.add_column(column)
     for row in world.vendor.store.execute(
-            "SELECT time, slot, product, price, outcome, pseudonym, profile FROM sales ORDER BY machine, seq"):
+        "SELECT time, slot, product, price, outcome, pseudonym, profile FROM sales ORDER BY machine, seq"
+    ):
         vendor.add_row(*(str(v) for v in row))
     for row in world.vendor.store.execute("SELECT time, reason, product, pseudonym, profile FROM denials"):
         vendor.add_row(str(row[0]), "-", str(row[2]), "-", f"denied: {row[1]}", str(row[3]), str(row[4]))
@@ -31,7 +32,8 @@ def print_party_views(world: ReportingWorld, scenario: Scenario, console: Consol
     for column in ("day", "card", "amount", "count"):
         issuer.add_column(column)
     for day, uid, amount, count in world.issuer.store.execute(
-            "SELECT day, uid, amount, count FROM settlements ORDER BY day, uid"):
+        "SELECT day, uid, amount, count FROM settlements ORDER BY day, uid"
+    ):
         issuer.add_row(day, card_ref(uid), str(amount), str(count))
     console.print(issuer)
 

@@ -7,7 +7,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,9 +24,9 @@ from firmware.readers.registry import open_reader
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import reporter_for
+from simulator.cli.output import EventPrinter
 from simulator.emulators.devices import DEVICES
 from simulator.hardware.virtual import RecordingDisplay, VirtualDispenser
-from simulator.cli.output import EventPrinter
 from simulator.scenarios.runner import issue_cards
 from simulator.scenarios.schema import CardSpec
 
@@ -36,12 +36,14 @@ reader_app = typer.Typer(no_args_is_help=True, help="Card-reader device emulator
 @reader_app.command("emulate")
 def emulate(
     protocol: Annotated[str, typer.Option(help="pn532 | rdm6300 | line")],
-    link: Annotated[Optional[Path], typer.Option(help="A stable symlink to the pty (kept across replug).")] = None,
-    script: Annotated[Optional[Path], typer.Option(help="Read control lines from this file instead of stdin.")] = None,
+    link: Annotated[Path | None, typer.Option(help="A stable symlink to the pty (kept across replug).")] = None,
+    script: Annotated[Path | None, typer.Option(help="Read control lines from this file instead of stdin.")] = None,
 ) -> None:
-    """Open a pseudo-terminal that behaves as the reader; control lines on stdin (or --script):
-    `place UID`, `remove`, `tap UID` (place until read once), `fault noise|split|corrupt|silent|clear`,
-    `unplug`, `replug`, `sleep SECONDS`, `quit`."""
+    """Open a pseudo-terminal that behaves as the reader, driven by control lines.
+
+    Control lines on stdin (or --script): `place UID`, `remove`, `tap UID` (place until read once),
+    `fault noise|split|corrupt|silent|clear`, `unplug`, `replug`, `sleep SECONDS`, `quit`.
+    """
     if protocol not in DEVICES:
         typer.echo(f"--protocol: unknown {protocol!r}; known: {', '.join(DEVICES)}", err=True)
         raise typer.Exit(2)
@@ -76,20 +78,27 @@ def issue_cards_file(machine: Machine, path: Path) -> None:
 
 def serve(
     machine: Annotated[Path, typer.Option(help="Machine config YAML.")],
-    reader: Annotated[str, typer.Option(help="pn532:/dev/ttyUSB0, rdm6300:/dev/ttyS1?baud=9600, line:/tmp/reader0, "
-                                             "virtual:")],
-    state_dir: Annotated[Optional[Path], typer.Option(help="Machine state (default: a temp dir).")] = None,
-    cards: Annotated[Optional[Path], typer.Option(help="YAML with `cards:` as in a scenario, issued into a fresh "
-                                                       "state dir's wallet.")] = None,
+    reader: Annotated[
+        str, typer.Option(help="pn532:/dev/ttyUSB0, rdm6300:/dev/ttyS1?baud=9600, line:/tmp/reader0, virtual:")
+    ],
+    state_dir: Annotated[Path | None, typer.Option(help="Machine state (default: a temp dir).")] = None,
+    cards: Annotated[
+        Path | None,
+        typer.Option(help="YAML with `cards:` as in a scenario, issued into a fresh state dir's wallet."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
-    broker: Annotated[str, typer.Option(help="mqtt://host:port to report to (backends run separately), "
-                                             "or none.")] = "none",
-    issuer_key: Annotated[Optional[Path], typer.Option(help="The issuer's public key (issuer.pub) to seal "
-                                                            "settlements to.")] = None,
+    broker: Annotated[
+        str, typer.Option(help="mqtt://host:port to report to (backends run separately), or none.")
+    ] = "none",
+    issuer_key: Annotated[
+        Path | None, typer.Option(help="The issuer's public key (issuer.pub) to seal settlements to.")
+    ] = None,
 ) -> None:
-    """Run the machine on the real clock with a real or emulated card reader. Keypad and door come
-    from stdin lines (`select A1`, `cancel`, `door open`, `door close`, `quit`); the display and
-    events go to stdout. Reader activity is logged to stderr, never with a card number."""
+    """Run the machine on the real clock with a real or emulated card reader.
+
+    Keypad and door come from stdin lines (`select A1`, `cancel`, `door open`, `door close`, `quit`);
+    the display and events go to stdout. Reader activity is logged to stderr, never with a card number.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         setup = load_machine(machine)
@@ -98,8 +107,9 @@ def serve(
         raise typer.Exit(2) from None
     clock = SystemClock()
     with tempfile.TemporaryDirectory(prefix="vending-serve-") as tmp:
-        hardware = Hardware(clock, RecordingDisplay(), VirtualDispenser(
-            {code: slot.stock for code, slot in setup.config.slots.items()}))
+        hardware = Hardware(
+            clock, RecordingDisplay(), VirtualDispenser({code: slot.stock for code, slot in setup.config.slots.items()})
+        )
         reporter: ReporterFactory | None = None
         if broker != "none":
             public = bytes.fromhex(issuer_key.read_text().strip()) if issuer_key else None
@@ -107,8 +117,7 @@ def serve(
             def reporter(setup: MachineSetup, books: MachineBooks) -> Reporter:
                 return reporter_for(setup, books, public)
 
-        built = build_machine(setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json),
-                              reporter=reporter)
+        built = build_machine(setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json), reporter=reporter)
         if cards is not None and built.fresh:
             try:
                 issue_cards_file(built, cards)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,8 +21,11 @@ StateDir = Annotated[Path, typer.Option(help="The machine's state dir (holds ter
 
 
 @keys_app.command("init")
-def keys_init(state_dir: StateDir, term: Annotated[str, typer.Option(help="School term, e.g. 2026-1.")] = "2026-1",
-              force: Annotated[bool, typer.Option(help="Replace an existing key.")] = False) -> None:
+def keys_init(
+    state_dir: StateDir,
+    term: Annotated[str, typer.Option(help="School term, e.g. 2026-1.")] = "2026-1",
+    force: Annotated[bool, typer.Option(help="Replace an existing key.")] = False,
+) -> None:
     """Create the term key that turns card uids into pseudonyms (HMAC-SHA256, 128 bits, base32)."""
     if key_path(state_dir).exists() and not force:
         typer.echo(f"{key_path(state_dir)}: a term key exists already (use `keys rotate` or --force)", err=True)
@@ -62,13 +65,18 @@ def _serve_forever(service: object) -> None:
 
 
 @backend_app.command("vendor")
-def backend_vendor(broker: Broker, db: Annotated[str, typer.Option(
-                       help="SQLite file, or postgresql://user@host/db (psycopg 3) shared by several instances.")],
-                   username: Optional[str] = None, password: Optional[str] = None,
-                   shared: Annotated[Optional[str], typer.Option(
-                       help="Share the load with other backend processes in this $share group.")] = None,
-                   client_id: Annotated[Optional[str], typer.Option(
-                       help="MQTT client id (give each shared instance its own).")] = None) -> None:
+def backend_vendor(
+    broker: Broker,
+    db: Annotated[
+        str, typer.Option(help="SQLite file, or postgresql://user@host/db (psycopg 3) shared by several instances.")
+    ],
+    username: str | None = None,
+    password: str | None = None,
+    shared: Annotated[
+        str | None, typer.Option(help="Share the load with other backend processes in this $share group.")
+    ] = None,
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id (give each shared instance its own).")] = None,
+) -> None:
     """Store sales, denials, stock and alerts once each, and acknowledge them to the machines."""
     from simulator.backends.vendor import VendorBackend
 
@@ -78,9 +86,13 @@ def backend_vendor(broker: Broker, db: Annotated[str, typer.Option(
 
 
 @backend_app.command("issuer")
-def backend_issuer(broker: Broker, key: Annotated[Path, typer.Option(help="The issuer's private key (issuer.key).")],
-                   db: Annotated[Path, typer.Option(help="SQLite file for settlements.")] = Path("issuer.db"),
-                   username: Optional[str] = None, password: Optional[str] = None) -> None:
+def backend_issuer(
+    broker: Broker,
+    key: Annotated[Path, typer.Option(help="The issuer's private key (issuer.key).")],
+    db: Annotated[Path, typer.Option(help="SQLite file for settlements.")] = Path("issuer.db"),
+    username: str | None = None,
+    password: str | None = None,
+) -> None:
     """Open sealed settlements (per-card daily totals) and acknowledge them."""
     from simulator.backends.issuer import IssuerBackend
 

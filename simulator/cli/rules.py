@@ -27,7 +27,9 @@ def rules_check(
     as_json: Annotated[bool, typer.Option("--json", help="JSON: [{product, allowed, violations}].")] = False,
 ) -> None:
     """Print allowed or refused for every product, with every violated rule, its value and limit.
-    Exit 0 when everything is allowed, 1 when something is refused, 2 for invalid input."""
+
+    Exit 0 when everything is allowed, 1 when something is refused, 2 for invalid input.
+    """
     ids = [r.strip() for r in rules.split(",") if r.strip()]
     unknown = [r for r in ids if r not in available()]
     if level not in SCHOOL_LEVELS:
@@ -44,13 +46,25 @@ def rules_check(
         raise typer.Exit(2) from None
     verdicts = [evaluate(pid, product, level, rulesets) for pid, product in products.items()]
     if as_json:
-        typer.echo(json.dumps([{"product": v.product, "allowed": v.allowed,
-                                "violations": [{"rule": x.rule, "value": x.value, "limit": x.limit}
-                                               for x in v.violations]} for v in verdicts], ensure_ascii=False))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "product": v.product,
+                        "allowed": v.allowed,
+                        "violations": [{"rule": x.rule, "value": x.value, "limit": x.limit} for x in v.violations],
+                    }
+                    for v in verdicts
+                ],
+                ensure_ascii=False,
+            )
+        )
     else:
         for verdict in verdicts:
             status = "allowed" if verdict.allowed else "REFUSED"
-            typer.echo(f"{verdict.product:<28} {status}" + "".join(f"\n    {x.en}  /  {x.zh}" for x in verdict.violations))
+            typer.echo(
+                f"{verdict.product:<28} {status}" + "".join(f"\n    {x.en}  /  {x.zh}" for x in verdict.violations)
+            )
         refused = sum(not v.allowed for v in verdicts)
         typer.echo(f"{len(verdicts) - refused} allowed, {refused} refused ({level}; {', '.join(ids)})")
     raise typer.Exit(0 if all(v.allowed for v in verdicts) else 1)
@@ -64,6 +78,7 @@ def refused_slots(setup: MachineSetup) -> list[str]:
     for code, slot in config.slots.items():
         verdict = evaluate(slot.product, setup.catalog.products[slot.product], config.school.level, rulesets)
         if not verdict.allowed:
-            warnings.append(f"slot {code} holds {slot.product}, refused by {', '.join(x.en for x in verdict.violations)}")
+            warnings.append(
+                f"slot {code} holds {slot.product}, refused by {', '.join(x.en for x in verdict.violations)}"
+            )
     return warnings
-

@@ -10,7 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-from firmware.readers import line_frames, pn532_frames as f, rdm6300_frames
+from firmware.readers import line_frames, rdm6300_frames
+from firmware.readers import pn532_frames as f
 from simulator.emulators.pty_port import PtyPort
 
 FIRMWARE = bytes.fromhex("32010607")  # IC PN532, v1.6, support ISO14443A/B + ISO18092

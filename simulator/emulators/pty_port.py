@@ -44,8 +44,11 @@ class PtyPort:
         return self.path
 
     def unplug(self, timeout: float = 5.0) -> None:
-        """Ask the device thread to close the pty between two reads (closing an fd another thread is
-        selecting on is a race, and the number could be reused underneath it)."""
+        """Ask the device thread to close the pty between two reads.
+
+        Closing an fd another thread is selecting on is a race, and the number could be reused
+        underneath it.
+        """
         self._unplugged.clear()
         self._unplug_requested.set()
         if not self._unplugged.wait(timeout):

@@ -22,15 +22,15 @@ WINDOWS = (
     ("lunch", time(12, 0), time(12, 40), 0.30),
     ("after school", time(16, 0), time(17, 0), 0.25),
 )
-STUDENT_PURCHASES_PER_DAY = 0.35   # Poisson mean
+STUDENT_PURCHASES_PER_DAY = 0.35  # Poisson mean
 STAFF_PER_STUDENT = 1 / 15
-STAFF_PURCHASES_PER_DAY = 0.6      # spread over 07:30-17:00
-LOW_BALANCE_SHARE = 0.08           # cards that will hit insufficient funds
-UNKNOWN_CARD_SHARE = 0.01          # taps by cards the machine does not know
-JAM_SHARE = 0.005                  # vends whose spiral jams
-WALK_AWAY_SHARE = 0.02             # select, then leave (selection timeout)
-CARD_FIRST_SHARE = 0.5             # tap before selecting (MDB session first)
-RESTOCK_AT = time(13, 30)          # the route driver refills every slot once a day
+STAFF_PURCHASES_PER_DAY = 0.6  # spread over 07:30-17:00
+LOW_BALANCE_SHARE = 0.08  # cards that will hit insufficient funds
+UNKNOWN_CARD_SHARE = 0.01  # taps by cards the machine does not know
+JAM_SHARE = 0.005  # vends whose spiral jams
+WALK_AWAY_SHARE = 0.02  # select, then leave (selection timeout)
+CARD_FIRST_SHARE = 0.5  # tap before selecting (MDB session first)
+RESTOCK_AT = time(13, 30)  # the route driver refills every slot once a day
 
 
 @dataclass(frozen=True)
@@ -99,10 +99,13 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: dict
         "lockouts": [{"profiles": ["student"], "categories": ["snack"], "from": "11:00", "to": "13:00"}],
         "slots": slots,
     }
-    cards = [Card(_uid(rng), "student", rng.randint(0, 20) if rng.random() < LOW_BALANCE_SHARE
-                  else rng.randint(100, 500)) for _ in range(students)]
-    cards += [Card(_uid(rng), "staff", rng.randint(200, 1000))
-              for _ in range(max(1, round(students * STAFF_PER_STUDENT)))]
+    cards = [
+        Card(_uid(rng), "student", rng.randint(0, 20) if rng.random() < LOW_BALANCE_SHARE else rng.randint(100, 500))
+        for _ in range(students)
+    ]
+    cards += [
+        Card(_uid(rng), "staff", rng.randint(200, 1000)) for _ in range(max(1, round(students * STAFF_PER_STUDENT)))
+    ]
     visits = []
     codes = list(slots)
     weights = [w for *_, w in WINDOWS]
@@ -114,7 +117,15 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: dict
             else:
                 start, end = time(7, 30), time(17, 0)
             uid = _uid(rng) if rng.random() < UNKNOWN_CARD_SHARE else card.uid
-            visits.append(Visit(_at(day, start, end, rng), uid, rng.choice(codes), rng.random() < CARD_FIRST_SHARE,
-                                rng.random() < WALK_AWAY_SHARE, rng.random() < JAM_SHARE))
+            visits.append(
+                Visit(
+                    _at(day, start, end, rng),
+                    uid,
+                    rng.choice(codes),
+                    rng.random() < CARD_FIRST_SHARE,
+                    rng.random() < WALK_AWAY_SHARE,
+                    rng.random() < JAM_SHARE,
+                )
+            )
     visits.sort(key=lambda v: (v.at, v.uid))
     return MachinePlan(machine_id, day, config, cards, visits)

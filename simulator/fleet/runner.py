@@ -47,15 +47,32 @@ class FleetResult(SalesTally):
 
     def outcome(self) -> dict[str, Any]:
         """Everything but timing: what the same seed must reproduce."""
-        return {"machines": self.machines, "visits": self.visits, "sales": self.sales, "revenue": self.revenue,
-                "refunds": self.refunds, "denials": dict(sorted(self.denials.items())),
-                "cancellations": dict(sorted(self.cancellations.items())), "reports": self.reports,
-                "settlements": self.settlements, "delivered": self.delivered,
-                "settlements_delivered": self.settlements_delivered, "duplicates": self.duplicates}
+        return {
+            "machines": self.machines,
+            "visits": self.visits,
+            "sales": self.sales,
+            "revenue": self.revenue,
+            "refunds": self.refunds,
+            "denials": dict(sorted(self.denials.items())),
+            "cancellations": dict(sorted(self.cancellations.items())),
+            "reports": self.reports,
+            "settlements": self.settlements,
+            "delivered": self.delivered,
+            "settlements_delivered": self.settlements_delivered,
+            "duplicates": self.duplicates,
+        }
 
 
-def _worker(indexes: list[int], day: date, students: int, seed: int, root: str, broker: tuple[str, int],
-            issuer_public_key: bytes, results: Any) -> None:
+def _worker(
+    indexes: list[int],
+    day: date,
+    students: int,
+    seed: int,
+    root: str,
+    broker: tuple[str, int],
+    issuer_public_key: bytes,
+    results: Any,
+) -> None:
     """A worker process: simulate each machine, then drain outboxes a few at a time, overlapping the next day."""
     catalog = load_catalog(CATALOG)
     prices = {pid: p.price for pid, p in catalog.products.items()}
@@ -82,8 +99,17 @@ def _worker(indexes: list[int], day: date, students: int, seed: int, root: str, 
     results.put(("rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
-def run_fleet(machines: int, day: date, students: int, seed: int, address: BrokerAddress, processes: int,
-              issuer_public_key: bytes, progress: Any = None, state_root: Path | None = None) -> FleetResult:
+def run_fleet(
+    machines: int,
+    day: date,
+    students: int,
+    seed: int,
+    address: BrokerAddress,
+    processes: int,
+    issuer_public_key: bytes,
+    progress: Any = None,
+    state_root: Path | None = None,
+) -> FleetResult:
     """Simulate and drain every machine; the caller owns the broker and the backends."""
     result = FleetResult()
     started = time.perf_counter()
@@ -91,10 +117,23 @@ def run_fleet(machines: int, day: date, students: int, seed: int, address: Broke
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     processes = max(1, min(processes, machines))
-    workers = [context.Process(target=_worker, args=(list(range(p, machines, processes)), day, students, seed,
-                                                      str(root), (address.host, address.port), issuer_public_key,
-                                                      results), daemon=True)
-               for p in range(processes)]
+    workers = [
+        context.Process(
+            target=_worker,
+            args=(
+                list(range(p, machines, processes)),
+                day,
+                students,
+                seed,
+                str(root),
+                (address.host, address.port),
+                issuer_public_key,
+                results,
+            ),
+            daemon=True,
+        )
+        for p in range(processes)
+    ]
     for worker in workers:
         worker.start()
     rss_kb, finished = 0, 0

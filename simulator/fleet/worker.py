@@ -12,8 +12,8 @@ from firmware.config.catalog import Catalog
 from firmware.config.machine import MachineConfig, MachineSetup
 from firmware.controller.machine import State
 from firmware.controller.records import Hardware
-from firmware.messages import Message
 from firmware.domain import CardTap
+from firmware.messages import Message
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import MqttReporter, reporter_for
@@ -35,9 +35,9 @@ class NullDisplay:
 class MachineStats(SalesTally):
     machine: str = ""
     visits: int = 0
-    reports: int = 0          # vendor-stream reports the machine produced
-    settlements: int = 0      # issuer-stream reports
-    undelivered: int = 0      # outbox rows left when the run ended
+    reports: int = 0  # vendor-stream reports the machine produced
+    settlements: int = 0  # issuer-stream reports
+    undelivered: int = 0  # outbox rows left when the run ended
 
 
 def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_public_key: bytes | None) -> MachineStats:
@@ -52,8 +52,9 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
     def reporter(setup: MachineSetup, books: Any) -> MqttReporter:
         return reporter_for(setup, books, issuer_public_key)
 
-    machine = build_machine(setup, state_dir, Hardware(clock, NullDisplay(), dispenser),
-                            reporter=reporter, events=stats.on_event)
+    machine = build_machine(
+        setup, state_dir, Hardware(clock, NullDisplay(), dispenser), reporter=reporter, events=stats.on_event
+    )
     with machine.db.atomic("journal"):
         for card in plan.cards:
             machine.books.wallet.issue(card.uid, card.profile, card.balance)
@@ -109,5 +110,6 @@ def drain(plan: MachinePlan, state_dir: Path, address: BrokerAddress) -> OutboxP
     """Start the machine's publisher at the end of its day; the caller waits for ``flush`` and stops it."""
     clock = VirtualClock(datetime.combine(plan.day, DAY_END, tzinfo=ZONE))
     machine_id = plan.machine_id
-    return OutboxPublisher(state_dir / "machine.db", machine_id, address, clock, heartbeat_s=3600,
-                           resend_after_s=5.0).start()
+    return OutboxPublisher(
+        state_dir / "machine.db", machine_id, address, clock, heartbeat_s=3600, resend_after_s=5.0
+    ).start()

@@ -102,8 +102,9 @@ class PersistentDispenser(VirtualDispenser):
     def _save(self) -> None:
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as handle:
-            json.dump({"physical": self.physical, "jammed": sorted(self.jammed),
-                       "dispensed": sorted(self.dispensed)}, handle)
+            json.dump(
+                {"physical": self.physical, "jammed": sorted(self.jammed), "dispensed": sorted(self.dispensed)}, handle
+            )
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)

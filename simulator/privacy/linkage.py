@@ -30,8 +30,8 @@ Totals = tuple[int, int]  # (amount, count) for one card or pseudonym on one day
 
 @dataclass(frozen=True)
 class Views:
-    vendor: dict[str, Totals]   # pseudonym -> what the vendor can add up from sale reports
-    issuer: dict[str, Totals]   # card uid -> the settlement line
+    vendor: dict[str, Totals]  # pseudonym -> what the vendor can add up from sale reports
+    issuer: dict[str, Totals]  # card uid -> the settlement line
 
 
 def pinned_share(views: Views, key: Callable[[Totals], Hashable]) -> float:
@@ -40,8 +40,7 @@ def pinned_share(views: Views, key: Callable[[Totals], Hashable]) -> float:
         return 0.0
     cards_by_key = Counter(key(t) for t in views.issuer.values())
     pseudonyms_by_key = Counter(key(t) for t in views.vendor.values())
-    pinned = sum(1 for t in views.vendor.values()
-                 if cards_by_key[key(t)] == 1 and pseudonyms_by_key[key(t)] == 1)
+    pinned = sum(1 for t in views.vendor.values() if cards_by_key[key(t)] == 1 and pseudonyms_by_key[key(t)] == 1)
     return pinned / len(views.vendor)
 
 

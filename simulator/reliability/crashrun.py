@@ -7,13 +7,23 @@ kind of vend, three processes on the same state: ``setup``; ``run`` with
 backend and prints the invariants as JSON. Usage::
 
     python -m simulator.reliability.crashrun setup|run|recover --dir DIR --broker mqtt://127.0.0.1:PORT --kind KIND
+
+Which points each kind reaches, and how often, is kept in ``tests/reliability/crash_points.json`` so
+the matrix is known when tests are collected (one test case per crash); a test re-traces each kind
+and fails when the table is stale. Rewrite it with::
+
+    python -m simulator.reliability.crashrun table --out tests/reliability/crash_points.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
+import tempfile
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +39,9 @@ from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
 
 KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock")
+MAX_ARRIVALS = 3  # publisher retries and acks are timing-dependent in count: crash at their first few arrivals
+PHASE_TIMEOUT_S = 180
+MODULE = "simulator.reliability.crashrun"
 RESTOCK = {"C1": 12}  # the restock kind refills another slot: committed whole or not at all
 START = datetime.fromisoformat("2026-03-02T09:00:00+08:00")
 CARDS = {"04A1B2C3D4E5F6": ("student", 100), "04B2C3D4E5F607": ("student", 5)}
@@ -40,14 +53,14 @@ def boot(directory: Path, broker: str) -> tuple[Machine, ReportingWorld, Virtual
     clock = VirtualClock(START)
     dispenser = PersistentDispenser(directory / "world.json", {c: s.stock for c, s in setup.config.slots.items()})
     world = ReportingWorld(directory / "world", broker=broker, resend_after_s=1.0)
-    world.address = BrokerAddress.parse(broker)
-    machine = build_machine(setup, directory / "machine", Hardware(clock, RecordingDisplay(), dispenser),
-                            reporter=world.reporter_factory)
+    world.broker_address = BrokerAddress.parse(broker)
+    machine = build_machine(
+        setup, directory / "machine", Hardware(clock, RecordingDisplay(), dispenser), reporter=world.reporter_factory
+    )
     return machine, world, clock
 
 
 def start_reporting(world: ReportingWorld, machine: Machine) -> None:
-    assert world.address is not None
     world.vendor = VendorBackend(world.address, world.workdir / "vendor.db").start()
     world.vendor.connected.wait(15)
     world.publisher = world.start_publisher(machine)
@@ -105,8 +118,11 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
     conn = machine.db.conn
     statuses = dict(conn.execute("SELECT status, COUNT(*) FROM vends GROUP BY status").fetchall())
     debits = dict(conn.execute("SELECT txn_id, COUNT(*) FROM journal WHERE kind = 'vend_debited' GROUP BY txn_id"))
-    settles = dict(conn.execute(
-        "SELECT txn_id, COUNT(*) FROM journal WHERE kind IN ('vend_completed', 'vend_refunded') GROUP BY txn_id"))
+    settles = dict(
+        conn.execute(
+            "SELECT txn_id, COUNT(*) FROM journal WHERE kind IN ('vend_completed', 'vend_refunded') GROUP BY txn_id"
+        )
+    )
     backend_txns = [row[0] for row in world.vendor.store.execute("SELECT txn FROM sales")]
     machine_seq = machine.db.counter("seq:vendor")
     dispenser: PersistentDispenser = machine.controller.hw.dispenser  # type: ignore[assignment]
@@ -141,13 +157,60 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
     return report
 
 
+def phase(
+    name: str, directory: Path, broker: str, kind: str = "success", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run one phase in a process of its own (so a crash point can kill it without killing the caller)."""
+    command = [sys.executable, "-m", MODULE, name, "--dir", str(directory), "--broker", broker, "--kind", kind]
+    return subprocess.run(
+        command, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=PHASE_TIMEOUT_S
+    )
+
+
+def trace(kind: str, directory: Path, broker: str) -> Counter[str]:
+    """Which crash points a clean run of ``kind`` reaches, with how many arrivals each (at most MAX_ARRIVALS)."""
+    trace_file = directory / f"trace-{kind}.txt"
+    state = directory / f"trace-{kind}"
+    setup = phase("setup", state, broker)
+    if setup.returncode != 0:
+        raise RuntimeError(f"setup for {kind} failed: {setup.stderr[-2000:]}")
+    run = phase("run", state, broker, kind, {"VENDING_CRASH_TRACE": str(trace_file)})
+    if run.returncode != 0:
+        raise RuntimeError(f"traced run of {kind} failed: {run.stderr[-2000:]}")
+    points = Counter(trace_file.read_text().split())
+    return Counter({point: min(count, MAX_ARRIVALS) for point, count in points.items()})
+
+
+def write_table(out: Path, runs: int) -> dict[str, dict[str, int]]:
+    """Trace every kind ``runs`` times; keep, per point, the most arrivals any run saw (timing varies)."""
+    from simulator.servers.broker import EmbeddedBroker
+
+    table: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
+    for run in range(runs):
+        with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
+            for kind in KINDS:
+                table[kind] |= trace(kind, Path(tmp) / str(run), broker.url)
+    result = {kind: dict(sorted(points.items())) for kind, points in table.items()}
+    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("phase", choices=("setup", "run", "recover"))
-    parser.add_argument("--dir", type=Path, required=True)
-    parser.add_argument("--broker", required=True)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("phase", choices=("setup", "run", "recover", "table"))
+    parser.add_argument("--dir", type=Path)
+    parser.add_argument("--broker")
     parser.add_argument("--kind", choices=KINDS, default="success")
+    parser.add_argument("--out", type=Path, help="table: where to write the crash-point table")
+    parser.add_argument("--runs", type=int, default=3, help="table: traces per kind (the most arrivals wins)")
     args = parser.parse_args(argv)
+    if args.phase == "table":
+        if args.out is None:
+            parser.error("table needs --out FILE")
+        print(json.dumps(write_table(args.out, args.runs), sort_keys=True))
+        return 0
+    if args.dir is None or args.broker is None:
+        parser.error(f"{args.phase} needs --dir and --broker")
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.phase == "setup":
         result = do_setup(args.dir, args.broker)

@@ -31,9 +31,9 @@ from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.backends.vendor import VendorBackend
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
-from simulator.servers.mosquitto import MosquittoProcess
 from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.servers.mosquitto import MosquittoProcess
 
 SLOTS = ["A1", "A2", "A3", "B1", "B2", "C1", "D1", "E1", "E2"]
 CARDS = [f"04{i:012X}" for i in range(200)]
@@ -71,8 +71,14 @@ class Progress:
             self.done += 1
 
 
-def sell(machine: Machine, clock: VirtualClock, dispenser: VirtualDispenser, count: int, rng: random.Random,
-         progress: Progress) -> int:
+def sell(
+    machine: Machine,
+    clock: VirtualClock,
+    dispenser: VirtualDispenser,
+    count: int,
+    rng: random.Random,
+    progress: Progress,
+) -> int:
     controller = machine.controller
     for i in range(count):
         progress.tick()
@@ -89,14 +95,16 @@ def sell(machine: Machine, clock: VirtualClock, dispenser: VirtualDispenser, cou
     return count
 
 
-def run_soak(transactions: int, machines: int, seed: int, workdir: Path, max_outage_s: float = 1.5,
-             long_outage_s: float = 6.0) -> SoakReport:
+def run_soak(
+    transactions: int, machines: int, seed: int, workdir: Path, max_outage_s: float = 1.5, long_outage_s: float = 6.0
+) -> SoakReport:
     report = SoakReport(transactions=transactions)
     rng = random.Random(seed)
     started = time.monotonic()
     broker = MosquittoProcess(workdir / "mosquitto").start()
-    world = ReportingWorld(workdir / "world", broker=broker.url, resend_after_s=1.0,
-                           address=BrokerAddress(broker.host, broker.port))
+    world = ReportingWorld(
+        workdir / "world", broker=broker.url, resend_after_s=1.0, broker_address=BrokerAddress(broker.host, broker.port)
+    )
     backend = {"vendor": VendorBackend(world.address, workdir / "vendor.db").start()}
     fleet: list[tuple[Machine, OutboxPublisher]] = []
     threads = []
@@ -105,20 +113,30 @@ def run_soak(transactions: int, machines: int, seed: int, workdir: Path, max_out
         setup = machine_setup(index)
         clock = VirtualClock(datetime.fromisoformat("2026-03-02T07:30:00+08:00"))
         dispenser = VirtualDispenser({slot: 20 for slot in setup.config.slots})
-        machine = build_machine(setup, workdir / setup.config.id, Hardware(clock, RecordingDisplay(), dispenser),
-                                reporter=world.reporter_factory)
+        machine = build_machine(
+            setup,
+            workdir / setup.config.id,
+            Hardware(clock, RecordingDisplay(), dispenser),
+            reporter=world.reporter_factory,
+        )
         with machine.db.atomic("journal"):
             for uid in CARDS:
                 machine.books.wallet.issue(uid, "staff", 10**9)
             for slot in setup.config.slots:
                 machine.books.inventory.set_stock(slot, 20)
         machine.controller.start()
-        publisher = OutboxPublisher(machine.db.path, setup.config.id, world.address, clock,
-                                    heartbeat_s=3600, resend_after_s=1.0).start()
+        publisher = OutboxPublisher(
+            machine.db.path, setup.config.id, world.address, clock, heartbeat_s=3600, resend_after_s=1.0
+        ).start()
         fleet.append((machine, publisher))
         share = transactions // machines + (1 if index < transactions % machines else 0)
-        threads.append(threading.Thread(target=sell, args=(machine, clock, dispenser, share,
-                                                           random.Random(f"{seed}:{index}"), progress), daemon=True))
+        threads.append(
+            threading.Thread(
+                target=sell,
+                args=(machine, clock, dispenser, share, random.Random(f"{seed}:{index}"), progress),
+                daemon=True,
+            )
+        )
     done = threading.Event()
     # outages and crashes at seeded random points of the run, so they always fall while machines sell
     strikes = sorted(rng.uniform(0.05, 0.9) * transactions for _ in range(max(5, transactions // 1500)))
@@ -160,16 +178,30 @@ def run_soak(transactions: int, machines: int, seed: int, workdir: Path, max_out
     for machine, publisher in fleet:
         machine_id = machine.controller.config.id
         produced = machine.db.counter("seq:vendor")
-        seqs = [row[0] for row in store.execute("SELECT seq FROM reports WHERE machine = ? ORDER BY seq", (machine_id,))]
+        seqs = [
+            row[0] for row in store.execute("SELECT seq FROM reports WHERE machine = ? ORDER BY seq", (machine_id,))
+        ]
         sales = store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales WHERE machine = ?", (machine_id,))[0]
         machine_sales = machine.db.conn.execute(
-            "SELECT COUNT(*) FROM vends WHERE status IN ('completed', 'refunded')").fetchone()[0]
-        entry = {"produced": produced, "stored": len(seqs), "gaps": produced - len(set(seqs)),
-                 "duplicates": len(seqs) - len(set(seqs)), "acked": store.acked(machine_id),
-                 "sales_machine": machine_sales, "sales_backend": sales[0], "sales_distinct": sales[1],
-                 "outbox": publisher.depth()}
-        entry["ok"] = (seqs == list(range(1, produced + 1)) and entry["acked"] == produced and entry["outbox"] == 0
-                       and sales[0] == sales[1] == machine_sales)
+            "SELECT COUNT(*) FROM vends WHERE status IN ('completed', 'refunded')"
+        ).fetchone()[0]
+        entry = {
+            "produced": produced,
+            "stored": len(seqs),
+            "gaps": produced - len(set(seqs)),
+            "duplicates": len(seqs) - len(set(seqs)),
+            "acked": store.acked(machine_id),
+            "sales_machine": machine_sales,
+            "sales_backend": sales[0],
+            "sales_distinct": sales[1],
+            "outbox": publisher.depth(),
+        }
+        entry["ok"] = (
+            seqs == list(range(1, produced + 1))
+            and entry["acked"] == produced
+            and entry["outbox"] == 0
+            and sales[0] == sales[1] == machine_sales
+        )
         report.machines[machine_id] = entry
         publisher.stop()
         machine.db.close()
@@ -187,9 +219,20 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         report = run_soak(args.transactions, args.machines, args.seed, Path(tmp))
-    print(json.dumps({"transactions": report.transactions, "broker_outages": report.broker_outages,
-                      "longest_outage_s": round(report.longest_outage_s, 1), "backend_crashes": report.backend_crashes,
-                      "wall_s": report.wall_s, "ok": report.ok, "machines": report.machines}, indent=2))
+    print(
+        json.dumps(
+            {
+                "transactions": report.transactions,
+                "broker_outages": report.broker_outages,
+                "longest_outage_s": round(report.longest_outage_s, 1),
+                "backend_crashes": report.backend_crashes,
+                "wall_s": report.wall_s,
+                "ok": report.ok,
+                "machines": report.machines,
+            },
+            indent=2,
+        )
+    )
     raise SystemExit(0 if report.ok else 1)
 
 

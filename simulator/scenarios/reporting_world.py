@@ -11,19 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from firmware.app.assembly import Machine
+from firmware.app.commands import CommandProcessor
 from firmware.config.machine import MachineSetup
 from firmware.journal.books import MachineBooks
-from firmware.app.commands import CommandProcessor
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import MqttReporter, reporter_for
 from firmware.reporting.sealed import generate_keypair
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.vendor import VendorBackend
-from simulator.servers.broker import EmbeddedBroker
-from simulator.servers.mosquitto import MosquittoProcess
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
+from simulator.servers.broker import EmbeddedBroker
+from simulator.servers.mosquitto import MosquittoProcess
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 20.0
@@ -41,7 +41,7 @@ class ReportingWorld:
     resend_after_s: float = 3.0
     issuer_keys: tuple[bytes, bytes] = field(default_factory=generate_keypair)
     vendor_db: str | None = None  # SQLite file in workdir by default, or postgresql://...
-    address: BrokerAddress | None = None
+    broker_address: BrokerAddress | None = None  # set by start(), or given to skip the broker's URL
     owned_broker: EmbeddedBroker | MosquittoProcess | None = None
     vendor: VendorBackend | None = None
     issuer: IssuerBackend | None = None
@@ -49,20 +49,26 @@ class ReportingWorld:
     commands: CommandProcessor | None = None
     extra_publishers: list[OutboxPublisher] = field(default_factory=list)
 
+    @property
+    def address(self) -> BrokerAddress:
+        if self.broker_address is None:
+            raise RuntimeError("the reporting world has not started: no broker address yet")
+        return self.broker_address
+
     # ---- broker and backends --------------------------------------------------------------------
     def start(self) -> ReportingWorld:
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.broker == "embedded":
             self.owned_broker = EmbeddedBroker().start()
-            self.address = BrokerAddress("127.0.0.1", self.owned_broker.port)
+            self.broker_address = BrokerAddress("127.0.0.1", self.owned_broker.port)
         elif self.broker == "mosquitto":
             self.owned_broker = MosquittoProcess(self.workdir / "mosquitto").start()
-            self.address = BrokerAddress("127.0.0.1", self.owned_broker.port)
+            self.broker_address = BrokerAddress("127.0.0.1", self.owned_broker.port)
         else:
-            self.address = BrokerAddress.parse(self.broker, self.username, self.password)
-        self.vendor = VendorBackend(self.address, self.vendor_db or self.workdir / "vendor.db").start()
-        self.issuer = IssuerBackend(self.address, self.workdir / "issuer.db", self.issuer_keys[0]).start()
-        for backend in (self.vendor, self.issuer):
+            self.broker_address = BrokerAddress.parse(self.broker, self.username, self.password)
+        vendor = self.vendor = VendorBackend(self.address, self.vendor_db or self.workdir / "vendor.db").start()
+        issuer = self.issuer = IssuerBackend(self.address, self.workdir / "issuer.db", self.issuer_keys[0]).start()
+        for backend in (vendor, issuer):
             if not backend.connected.wait(15):
                 raise RuntimeError(f"{backend.client_id} could not connect to {self.address}")
         return self
@@ -94,7 +100,6 @@ class ReportingWorld:
             self.vendor = None
 
     def vendor_up(self) -> None:
-        assert self.address is not None
         if self.vendor is None:
             self.vendor = VendorBackend(self.address, self.vendor_db or self.workdir / "vendor.db").start()
             self.vendor.connected.wait(15)
@@ -112,10 +117,15 @@ class ReportingWorld:
         return reporter_for(setup, books, self.issuer_keys[1])
 
     def start_publisher(self, machine: Machine) -> OutboxPublisher:
-        assert self.address is not None
         config = machine.controller.config
-        publisher = OutboxPublisher(machine.db.path, config.id, self.address, machine.controller.hw.clock,
-                                    heartbeat_s=self.heartbeat_s, resend_after_s=self.resend_after_s)
+        publisher = OutboxPublisher(
+            machine.db.path,
+            config.id,
+            self.address,
+            machine.controller.hw.clock,
+            heartbeat_s=self.heartbeat_s,
+            resend_after_s=self.resend_after_s,
+        )
         return publisher.start()
 
     def __call__(self, runner: ScenarioRunner) -> Any:
@@ -145,8 +155,7 @@ class ReportingWorld:
         def backend_sales() -> int:
             assert self.publisher is not None and self.vendor is not None
             self.publisher.flush(FLUSH_TIMEOUT_S)
-            return int(self.vendor.store.execute(
-                "SELECT COUNT(*) FROM sales WHERE outcome = 'vended'")[0][0])
+            return int(self.vendor.store.execute("SELECT COUNT(*) FROM sales WHERE outcome = 'vended'")[0][0])
 
         def broker_step(step: Step) -> None:
             self.broker_up() if step.value == "up" else self.broker_down()

@@ -62,8 +62,13 @@ class InvariantViolation(AssertionError):
 class ScenarioRunner:
     """Owns the virtual world; the controller comes and goes with simulated power cycles."""
 
-    def __init__(self, scenario: Scenario, state_dir: Path, printer: EventPrinter | None = None,
-                 reporter: ReporterFactory | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        state_dir: Path,
+        printer: EventPrinter | None = None,
+        reporter: ReporterFactory | None = None,
+    ) -> None:
         self.scenario = scenario
         self.state_dir = state_dir
         self.printer = printer
@@ -79,10 +84,20 @@ class ScenarioRunner:
         self.reader = VirtualReader(self.clock)
         self.result = ScenarioResult()
         self.steps: dict[str, Callable[[Step], None]] = {
-            "select": self._do_select, "tap": self._do_tap, "cancel": self._do_cancel, "wait": self._do_wait,
-            "at": self._do_at, "door": self._do_door, "restock": self._do_restock, "jam": self._do_jam,
-            "empty": self._do_empty, "fault": self._do_fault, "recover": self._do_recover, "note": self._do_note,
-            "power": self._do_power, "expect": self._do_expect,
+            "select": self._do_select,
+            "tap": self._do_tap,
+            "cancel": self._do_cancel,
+            "wait": self._do_wait,
+            "at": self._do_at,
+            "door": self._do_door,
+            "restock": self._do_restock,
+            "jam": self._do_jam,
+            "empty": self._do_empty,
+            "fault": self._do_fault,
+            "recover": self._do_recover,
+            "note": self._do_note,
+            "power": self._do_power,
+            "expect": self._do_expect,
         }
         self.hooks: dict[str, Callable[[Step], None]] = {}  # extra step kinds (e.g. broker: down)
         self.probes: dict[str, Callable[[], Any]] = {}  # extra expect keys (e.g. backend_sales)
@@ -97,8 +112,9 @@ class ScenarioRunner:
     # ---- lifecycle -------------------------------------------------------------------------
     def _boot(self) -> Machine:
         hardware = Hardware(self.clock, self.display, self.dispenser)
-        machine = build_machine(self.scenario.machine, self.state_dir, hardware,
-                                reporter=self.reporter, events=self._on_event)
+        machine = build_machine(
+            self.scenario.machine, self.state_dir, hardware, reporter=self.reporter, events=self._on_event
+        )
         if machine.fresh:
             issue_cards(machine, self.scenario.cards.values())
         machine.controller.start(door_open=self.door.is_open())
@@ -142,7 +158,8 @@ class ScenarioRunner:
         if total != self.starting_total or self.machine.books.vends.in_flight():
             raise InvariantViolation(
                 f"after step {step.index + 1} (line {step.line}): balances + takings = {total}, "
-                f"started with {self.starting_total}; in flight {self.machine.books.vends.in_flight()}")
+                f"started with {self.starting_total}; in flight {self.machine.books.vends.in_flight()}"
+            )
 
     def _advance_to(self, moment: datetime) -> None:
         controller = self.machine.controller
@@ -228,8 +245,11 @@ class ScenarioRunner:
                 actual = {name: wallet.balance(self.scenario.cards[name].uid).amount for name in expected}
             outcome = ExpectationResult(step.line, key, expected, actual)
             self.result.expectations.append(outcome)
-            self._on_event(self.clock.now(), "expect", {
-                "line": step.line, "key": key, "ok": outcome.ok, "expected": expected, "actual": actual})
+            self._on_event(
+                self.clock.now(),
+                "expect",
+                {"line": step.line, "key": key, "ok": outcome.ok, "expected": expected, "actual": actual},
+            )
 
     def observe(self, key: str) -> Any:
         """The machine's current value for an ``expect`` key."""
@@ -263,14 +283,19 @@ class ScenarioRunner:
 Attachment = Callable[["ScenarioRunner"], Any]
 
 
-def run_scenario(scenario: Scenario, state_dir: Path | None = None, printer: EventPrinter | None = None,
-                 attach: Attachment | None = None) -> ScenarioResult:
+def run_scenario(
+    scenario: Scenario,
+    state_dir: Path | None = None,
+    printer: EventPrinter | None = None,
+    attach: Attachment | None = None,
+) -> ScenarioResult:
     """Run ``scenario`` on ``state_dir`` (a fresh temp dir when None); ``attach`` adds e.g. MQTT reporting."""
     if state_dir is None:
         with tempfile.TemporaryDirectory(prefix="vending-") as tmp:
             return run_scenario(scenario, Path(tmp), printer, attach)
-    runner = ScenarioRunner(scenario, state_dir, printer,
-                            reporter=getattr(attach, "reporter_factory", None) if attach else None)
+    runner = ScenarioRunner(
+        scenario, state_dir, printer, reporter=getattr(attach, "reporter_factory", None) if attach else None
+    )
     detach = attach(runner) if attach else None
     try:
         return runner.run()

@@ -11,10 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from firmware.config.source import Strict
-from firmware.domain import Category, Guardian, Kind, Profile
 from firmware.config.machine import MachineSetup, load_machine
-from firmware.config.source import Loc, YamlDoc, _reason, read_yaml
+from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
+from firmware.domain import Category, Guardian, Kind, Profile
 
 UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -112,8 +111,12 @@ STEP_TYPES: dict[str, Any] = {
     "backend": Literal["down", "up"],
     "note": str,
 }
-_ADAPTERS = {name: TypeAdapter(kind, config=ConfigDict(strict=True)) if not isinstance(kind, type)
-             or not issubclass(kind, BaseModel) else TypeAdapter(kind) for name, kind in STEP_TYPES.items()}
+_ADAPTERS = {
+    name: TypeAdapter(kind, config=ConfigDict(strict=True))
+    if not isinstance(kind, type) or not issubclass(kind, BaseModel)
+    else TypeAdapter(kind)
+    for name, kind in STEP_TYPES.items()
+}
 
 
 @dataclass(frozen=True)
@@ -172,11 +175,11 @@ def _validate(adapter: TypeAdapter[Any], value: Any, doc: YamlDoc, loc: Loc) -> 
     try:
         return adapter.validate_python(value)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        inner = tuple(p for p in first["loc"] if isinstance(p, int) or not any(c in p for c in "[]-") )
+        error_loc, reason = first_error(exc)
+        inner = tuple(p for p in error_loc if isinstance(p, int) or not any(c in p for c in "[]-"))
         if len(exc.errors()) > 1 and isinstance(value, str | int | bool):
             raise doc.error(loc, f"invalid value {value!r}") from None
-        raise doc.error((*loc, *inner), _reason(first)) from None
+        raise doc.error((*loc, *inner), reason) from None
 
 
 def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
@@ -188,9 +191,8 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
     try:
         head = ScenarioHead.model_validate(doc.data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise doc.error(tuple(first["loc"]), _reason(first)) from None
-    machine_path = (path.parent / head.machine)
+        raise doc.error(*first_error(exc)) from None
+    machine_path = path.parent / head.machine
     if not machine_path.is_file():
         raise doc.error(("machine",), f"machine config not found: {head.machine}")
     machine = load_machine(machine_path, os.path.normpath(Path(name).parent / head.machine))
@@ -216,7 +218,7 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
         loc: Loc = ("steps", index)
         if not isinstance(raw, dict) or len(raw) != 1:
             raise doc.error(loc, "each step is a mapping with exactly one key, e.g. `- select: A1`")
-        (kind, value), = raw.items()
+        ((kind, value),) = raw.items()
         if kind not in STEP_TYPES:
             raise doc.error((*loc, kind), f"unknown step {kind!r}; known: {', '.join(sorted(STEP_TYPES))}")
         loc = (*loc, kind)
@@ -252,6 +254,7 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
             _check_expect(doc, loc, value, head, slots)
         elif kind == "power" and not isinstance(value, str):
             from firmware.crashpoints import POINTS
+
             if value.cut_at not in POINTS:
                 raise doc.error((*loc, "cut_at"), f"unknown crash point {value.cut_at!r}")
         steps.append(Step(kind, value, doc.line_of(loc) or 0, index, at_time))
@@ -274,4 +277,3 @@ def _check_expect(doc: YamlDoc, loc: Loc, expect: Expect, head: ScenarioHead, sl
         raise doc.error((*loc, "state"), f"unknown state {expect.state!r}")
     if not expect.checks():
         raise doc.error(loc, "an expect step must check at least one thing")
-

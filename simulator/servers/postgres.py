@@ -28,7 +28,7 @@ class PostgresProcess:
         self.port = port or free_port()
         self.data = workdir / "pgdata"
 
-    def _run(self, *args: str) -> None:
+    def _run(self, *args: str | Path) -> None:
         command = [str(a) for a in args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
@@ -48,8 +48,17 @@ class PostgresProcess:
                     break
                 os.chmod(parent, os.stat(parent).st_mode | 0o011)
         self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        self._run(self.bin / "pg_ctl", "-D", self.data, "-l", self.workdir / "postgres.log", "-w", "start", "-o",
-                  f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=on")
+        self._run(
+            self.bin / "pg_ctl",
+            "-D",
+            self.data,
+            "-l",
+            self.workdir / "postgres.log",
+            "-w",
+            "start",
+            "-o",
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=on",
+        )
         self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "vending")
         return self
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from firmware.money import CurrencyMismatch, Money
 from firmware.identity.pseudonym import Pseudonymizer
+from firmware.money import CurrencyMismatch, Money
 
 
 def test_money_refuses_floats_and_mixed_currencies():
@@ -12,7 +12,7 @@ def test_money_refuses_floats_and_mixed_currencies():
     with pytest.raises(CurrencyMismatch):
         Money(1, "TWD") + Money(1, "USD")
     with pytest.raises(TypeError):
-        Money(2.5)  # type: ignore[arg-type]
+        Money(2.5)
     assert str(Money(25)) == "NT$25"
 
 

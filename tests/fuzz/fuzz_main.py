@@ -14,15 +14,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
-    from tests.fuzz import targets  # noqa: E402
+    import firmware.app.commands  # noqa: E402,F401
     import firmware.config.source  # noqa: E402,F401
     import firmware.readers.pn532_frames  # noqa: E402,F401
-    import firmware.app.commands  # noqa: E402,F401
+    from tests.fuzz import targets  # noqa: E402
 
 COMMANDS = ["restock", "set_price", "enable_slot", "disable_slot", "set_lockout", "bogus"]
 
 
-def one_input(target: str):  # type: ignore[no-untyped-def]
+def one_input(target: str):
     def run(data: bytes) -> None:
         if target == "command":
             if not data:
@@ -30,6 +30,7 @@ def one_input(target: str):  # type: ignore[no-untyped-def]
             targets.fuzz_command(COMMANDS[data[0] % len(COMMANDS)], data[1:])
         else:
             getattr(targets, f"fuzz_{target}")(data)
+
     return run
 
 

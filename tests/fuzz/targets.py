@@ -49,7 +49,7 @@ def fuzz_scenario(data: bytes) -> None:
 _PROCESSOR = None
 
 
-def _processor():  # type: ignore[no-untyped-def]
+def _processor():
     global _PROCESSOR
     if _PROCESSOR is None:
         from simulator.scenarios import load_scenario

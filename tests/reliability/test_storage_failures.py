@@ -55,7 +55,9 @@ def test_storage_failure_stops_sales_without_losing_money(tmp_path, breakage):
             if controller.state.value == "out_of_order":
                 break
         assert controller.state.value == "out_of_order"
-        assert controller.storage_error and ("full" in controller.storage_error or "readonly" in controller.storage_error)
+        assert controller.storage_error and (
+            "full" in controller.storage_error or "readonly" in controller.storage_error
+        )
         assert "Out of order" in runner.display.text()
         sold_before_failure = runner.result.sales
         balance = runner.machine.books.wallet.balance(runner.scenario.cards["lin"].uid)

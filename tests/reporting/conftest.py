@@ -18,15 +18,18 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulator.servers.mosquitto import mosquitto_binary
 from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.scenarios.runner import ScenarioRunner
+from simulator.servers.mosquitto import mosquitto_binary
 
 BROKERS = ["embedded", "mosquitto"]
 
 
 def require_mosquitto() -> None:
     if mosquitto_binary() is None:
-        message = "mosquitto is not installed: apt-get install mosquitto mosquitto-clients (make test does this as root)"
+        message = (
+            "mosquitto is not installed: apt-get install mosquitto mosquitto-clients (make test does this as root)"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
@@ -42,7 +45,12 @@ class Capture:
 
     def start(self, host: str, port: int) -> Capture:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="capture-all", clean_session=True)
-        self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe("#", qos=1), self.ready.set())
+
+        def subscribe(client: mqtt.Client, *_: object) -> None:
+            client.subscribe("#", qos=1)
+            self.ready.set()
+
+        self.client.on_connect = subscribe
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload), m.retain))
         self.client.connect(host, port)
         self.client.loop_start()
@@ -75,7 +83,7 @@ def capture(world: ReportingWorld) -> Iterator[Capture]:
     cap.stop()
 
 
-def sell_many(runner, count: int, card: str = "lin") -> None:  # type: ignore[no-untyped-def]
+def sell_many(runner: ScenarioRunner, count: int, card: str = "lin") -> None:
     """A stream of sales on virtual time, half a minute apart, cycling through five compliant slots."""
     from datetime import timedelta
 
@@ -90,18 +98,22 @@ def sell_many(runner, count: int, card: str = "lin") -> None:  # type: ignore[no
 
 
 @contextmanager
-def attached_runner(world: ReportingWorld, tmp_path: Path, scenario: str = "normal-morning"):  # type: ignore[no-untyped-def]
+def attached_runner(
+    world: ReportingWorld, tmp_path: Path, scenario: str = "normal-morning"
+) -> Iterator[ScenarioRunner]:
     """A machine from a shipped scenario, reporting through ``world``, connected; detached and closed after."""
     from simulator.scenarios import load_scenario
-    from simulator.scenarios.runner import ScenarioRunner
     from tests.conftest import CONFIGS
 
-    runner = ScenarioRunner(load_scenario(CONFIGS / "scenarios" / f"{scenario}.yaml"), tmp_path / "machine",
-                            reporter=world.reporter_factory)
+    runner = ScenarioRunner(
+        load_scenario(CONFIGS / "scenarios" / f"{scenario}.yaml"), tmp_path / "machine", reporter=world.reporter_factory
+    )
     detach = world(runner)
     runner.start()
     try:
-        assert world.publisher.wait_connected(15), "the machine could not reach the broker"
+        assert world.publisher is not None and world.publisher.wait_connected(15), (
+            "the machine could not reach the broker"
+        )
         yield runner
     finally:
         detach()

@@ -17,8 +17,17 @@ from tests.conftest import ROOT, SCENARIOS
 
 SPEC = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
 SCHEMAS = SPEC["components"]["schemas"]
-TOPIC_SCHEMA = {"sale": "sale", "denial": "denial", "stock": "stock", "alert": "alert", "cmd-result": "cmd-result",
-                "status": "status", "heartbeat": "heartbeat", "ack": "ack", "settlement": "settlement"}
+TOPIC_SCHEMA = {
+    "sale": "sale",
+    "denial": "denial",
+    "stock": "stock",
+    "alert": "alert",
+    "cmd-result": "cmd-result",
+    "status": "status",
+    "heartbeat": "heartbeat",
+    "ack": "ack",
+    "settlement": "settlement",
+}
 
 
 def validator(name: str) -> jsonschema.Draft202012Validator:
@@ -29,14 +38,18 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
 def uid_spellings(uid: str) -> set[str]:
     """Every way a uid could leak: hex both cases, with separators, and its decimal forms."""
     raw = bytes.fromhex(uid)
-    pairs = [uid[i:i + 2] for i in range(0, len(uid), 2)]
+    pairs = [uid[i : i + 2] for i in range(0, len(uid), 2)]
     forms = {uid.upper(), uid.lower()}
     for sep in (":", "-", " "):
         forms |= {sep.join(pairs).upper(), sep.join(pairs).lower()}
     forms |= {str(int.from_bytes(raw, "big")), str(int.from_bytes(raw, "little"))}
     if len(raw) >= 4:  # 10-digit readers print a 32-bit number
-        forms |= {str(int.from_bytes(raw[:4], "big")), str(int.from_bytes(raw[:4], "little")),
-                  str(int.from_bytes(raw[-4:], "big")), str(int.from_bytes(raw[-4:], "little"))}
+        forms |= {
+            str(int.from_bytes(raw[:4], "big")),
+            str(int.from_bytes(raw[:4], "little")),
+            str(int.from_bytes(raw[-4:], "big")),
+            str(int.from_bytes(raw[-4:], "little")),
+        }
     return {f for f in forms if len(f) >= 6}
 
 
@@ -83,9 +96,11 @@ def test_settlement_is_sealed_and_issuer_reads_it(world, capture, tmp_path):
     assert len(sealed) >= 1
     assert all(set(msg) == {"machine", "seq", "day", "sealed"} for msg in sealed)
     from firmware.reporting.sealed import unseal
+
     document = unseal(sealed[0]["sealed"], world.issuer_keys[0])
     errors = list(validator("settlement-document").iter_errors(document))
     assert not errors, errors[0].message
-    totals = {row[0]: (row[1], row[2]) for row in world.issuer.store.execute(
-        "SELECT uid, amount, count FROM settlements")}
+    totals = {
+        row[0]: (row[1], row[2]) for row in world.issuer.store.execute("SELECT uid, amount, count FROM settlements")
+    }
     assert totals == {"04A1B2C3D4E5F6": (40, 2), "04B2C3D4E5F607": (30, 2), "0499887766AA01": (35, 1)}

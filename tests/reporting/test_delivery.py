@@ -12,6 +12,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.identity.keys import load_key, write_key
+from simulator.backends.store import StoreQueries
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
@@ -29,8 +30,13 @@ def sell(runner: ScenarioRunner, slot: str, card: str) -> None:
     runner.clock.advance(timedelta(minutes=1))
 
 
+def vendor_store(world: ReportingWorld) -> StoreQueries:
+    assert world.vendor is not None, "the vendor backend is down"
+    return world.vendor.store
+
+
 def backend_sales(world: ReportingWorld) -> list[tuple]:
-    return world.vendor.store.execute("SELECT machine, seq, txn FROM sales ORDER BY seq")
+    return vendor_store(world).execute("SELECT machine, seq, txn FROM sales ORDER BY seq")
 
 
 def test_outage_then_reconnect_delivers_each_report_once(world, tmp_path):
@@ -75,18 +81,18 @@ def publish_command(world: ReportingWorld, machine: str, name: str, payload: byt
 
 def run_command(world: ReportingWorld, runner: ScenarioRunner, name: str, payload: bytes) -> dict:
     machine = runner.machine.controller.config.id
-    before = world.vendor.store.count("cmd-result")
+    before = vendor_store(world).count("cmd-result")
     publish_command(world, machine, name, payload)
-
 
     def answered() -> bool:
         for hook in runner.after_step:  # the runner applies commands between steps, on the controller's thread
             hook()
-        return world.vendor.store.count("cmd-result") > before
+        return vendor_store(world).count("cmd-result") > before
 
     eventually(answered, what="cmd-result")
-    row = world.vendor.store.execute("SELECT payload FROM reports WHERE kind = 'cmd-result' ORDER BY seq DESC")
-    return json.loads(row[0][0])
+    row = vendor_store(world).execute("SELECT payload FROM reports WHERE kind = 'cmd-result' ORDER BY seq DESC")
+    answer: dict = json.loads(row[0][0])
+    return answer
 
 
 BAD_COMMANDS = [
@@ -132,8 +138,10 @@ def test_commands_apply_atomically_once(world, tmp_path):
 
 def test_set_lockout_replaces_windows_and_survives_restart(world, tmp_path):
     with attached_runner(world, tmp_path) as runner:
-        command = (b'{"id": "l1", "lockouts": [{"profiles": ["student"], "categories": ["dairy"], '
-                   b'"from": "07:00", "to": "08:00"}]}')
+        command = (
+            b'{"id": "l1", "lockouts": [{"profiles": ["student"], "categories": ["dairy"], '
+            b'"from": "07:00", "to": "08:00"}]}'
+        )
         assert run_command(world, runner, "set_lockout", command)["ok"]
         sell(runner, "A1", "amy")  # 07:30, dairy, student: now locked out
         assert runner.machine.controller.last_transaction.reason == "lunch_lockout"
@@ -142,7 +150,10 @@ def test_set_lockout_replaces_windows_and_survives_restart(world, tmp_path):
         runner.clock.set(runner.clock.now().replace(hour=7, minute=45))
         sell(runner, "A1", "amy")
         assert runner.machine.controller.last_transaction.reason == "lunch_lockout"
-        bad = b'{"id": "l2", "lockouts": [{"profiles": ["student"], "categories": ["snack"], "from": "13:00", "to": "11:00"}]}'
+        bad = (
+            b'{"id": "l2", "lockouts": [{"profiles": ["student"], "categories": ["snack"], '
+            b'"from": "13:00", "to": "11:00"}]}'
+        )
         refused = run_command(world, runner, "set_lockout", bad)
         assert not refused["ok"] and "must be before" in refused["reason"]
 
@@ -151,8 +162,12 @@ def test_backend_marks_silent_machines_offline(world, tmp_path):
     with attached_runner(world, tmp_path):
         world.publisher.heartbeat_s = 0.0  # a heartbeat on every pass of the publisher
         world.publisher.wake()
-        rows = eventually(lambda: world.vendor.store.execute(
-            "SELECT machine, state, last_heartbeat FROM machines WHERE last_heartbeat IS NOT NULL"), what="heartbeat")
+        rows = eventually(
+            lambda: world.vendor.store.execute(
+                "SELECT machine, state, last_heartbeat FROM machines WHERE last_heartbeat IS NOT NULL"
+            ),
+            what="heartbeat",
+        )
         machine, state, beat = rows[0]
         assert state == "online"
         later = datetime.fromisoformat(beat) + timedelta(minutes=5)

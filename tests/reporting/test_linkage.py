@@ -15,8 +15,10 @@ SCHEMAS = yaml.safe_load((ROOT / "docs/asyncapi.yaml").read_text())["components"
 
 
 def test_pinned_share_on_a_hand_checked_example():
-    views = Views(vendor={"p1": (25, 1), "p2": (25, 1), "p3": (40, 2), "p4": (60, 3)},
-                  issuer={"c1": (25, 1), "c2": (25, 1), "c3": (40, 2), "c4": (60, 2)})
+    views = Views(
+        vendor={"p1": (25, 1), "p2": (25, 1), "p3": (40, 2), "p4": (60, 3)},
+        issuer={"c1": (25, 1), "c2": (25, 1), "c3": (40, 2), "c4": (60, 2)},
+    )
     # p1/p2 share a key with two cards: ambiguous; p3 matches c3 alone: pinned; p4 matches no card
     assert pinned_share(views, lambda t: t) == 0.25
     assert pinned_share(views, lambda t: t[0]) == 0.5  # amounts alone: p3 and p4 (c4 has 60) are pinned
@@ -42,14 +44,28 @@ def test_day_total_document_matches_the_contract():
     from firmware.reporting.reporter import MqttReporter
 
     private, public = generate_keypair()
-    reporter = MqttReporter("TPE-1", ZoneInfo("Asia/Taipei"), "TWD", stock=dict,
-                            daily_totals=lambda day: [("04A1B2C3D4E5F6", 40, 2), ("DEADBEEF", 25, 1)],
-                            low_stock=2, issuer_public_key=public, settlement="day_total")
-    entry = JournalEntry("day_closed", datetime(2026, 3, 2, 18, tzinfo=ZoneInfo("Asia/Taipei")), None,
-                         {"day": "2026-03-02"})
+    reporter = MqttReporter(
+        "TPE-1",
+        ZoneInfo("Asia/Taipei"),
+        "TWD",
+        stock=dict,
+        daily_totals=lambda day: [("04A1B2C3D4E5F6", 40, 2), ("DEADBEEF", 25, 1)],
+        low_stock=2,
+        issuer_public_key=public,
+        settlement="day_total",
+    )
+    entry = JournalEntry(
+        "day_closed", datetime(2026, 3, 2, 18, tzinfo=ZoneInfo("Asia/Taipei")), None, {"day": "2026-03-02"}
+    )
     (message,) = reporter.messages_for(entry)
     document = unseal(message.payload["sealed"], private)
-    assert document == {"machine": "TPE-1", "day": "2026-03-02", "currency": "TWD", "amount": 65, "count": 3,
-                        "cards": ["04A1B2C3D4E5F6", "DEADBEEF"]}
+    assert document == {
+        "machine": "TPE-1",
+        "day": "2026-03-02",
+        "currency": "TWD",
+        "amount": 65,
+        "count": 3,
+        "cards": ["04A1B2C3D4E5F6", "DEADBEEF"],
+    }
     schema = {**SCHEMAS["settlement-document"], "components": {"schemas": SCHEMAS}}
     jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(document)))

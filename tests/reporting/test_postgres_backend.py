@@ -9,8 +9,8 @@ import pytest
 
 from simulator.backends.store import Report
 from simulator.backends.vendor import VendorBackend
-from simulator.servers.postgres import PostgresProcess, pg_bin
 from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.servers.postgres import PostgresProcess, pg_bin
 from tests.reporting.conftest import attached_runner, require_mosquitto, sell_many
 from tests.waiting import eventually
 
@@ -46,9 +46,12 @@ def test_postgres_store_is_idempotent_and_acks_only_contiguous_runs(postgres):
 def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres, tmp_path: Path):
     require_mosquitto()
     world = ReportingWorld(tmp_path / "world", broker="mosquitto").start()
+    assert world.vendor is not None
     world.vendor.stop()
-    instances = [VendorBackend(world.address, postgres.dsn, client_id=f"pg-vendor-{i}", shared_group="pg").start()
-                 for i in range(2)]
+    instances = [
+        VendorBackend(world.address, postgres.dsn, client_id=f"pg-vendor-{i}", shared_group="pg").start()
+        for i in range(2)
+    ]
     instances[0].store.conn.execute("TRUNCATE reports, acked, machines")
     world.vendor = instances[0]
     for instance in instances:
@@ -57,7 +60,7 @@ def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres
         with attached_runner(world, tmp_path) as runner:
             controller = runner.machine.controller
             sell_many(runner, 30)
-            assert world.publisher.flush(30)
+            assert world.publisher is not None and world.publisher.flush(30)
             produced = runner.machine.db.counter("seq:vendor")
             eventually(lambda: instances[0].store.count() == produced, what="every report in PostgreSQL")
             sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]

@@ -13,10 +13,12 @@ from tests.waiting import eventually
 def test_shared_subscription_splits_load_and_stays_exactly_once(tmp_path: Path):
     require_mosquitto()
     world = ReportingWorld(tmp_path / "world", broker="mosquitto").start()
+    assert world.vendor is not None
     world.vendor.stop()  # replaced by two instances sharing one database and one $share group
     db = tmp_path / "world" / "shared-vendor.db"
-    instances = [VendorBackend(world.address, db, client_id=f"vendor-{i}", shared_group="vendor").start()
-                 for i in range(2)]
+    instances = [
+        VendorBackend(world.address, db, client_id=f"vendor-{i}", shared_group="vendor").start() for i in range(2)
+    ]
     world.vendor = instances[0]
     received = [0, 0]
     for index, instance in enumerate(instances):
@@ -26,12 +28,12 @@ def test_shared_subscription_splits_load_and_stays_exactly_once(tmp_path: Path):
             received[_index] += 1
             return _original(machine, kind, payload)
 
-        instance.report = counting
+        instance.report = counting  # type: ignore[method-assign]  # counts, then calls the real method
         assert instance.connected.wait(15)
     try:
         with attached_runner(world, tmp_path) as runner:
             sell_many(runner, 40)
-            assert world.publisher.flush(30)
+            assert world.publisher is not None and world.publisher.flush(30)
             machine_reports = runner.machine.db.counter("seq:vendor")
             eventually(lambda: instances[0].store.count() == machine_reports, what="all reports stored")
             sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]

@@ -38,9 +38,11 @@ def test_json_lines_have_time_with_offset_and_event():
 
 def test_a_wrong_expectation_exits_1_with_expected_and_actual(tmp_path: Path):
     wrong = tmp_path / "wrong.yaml"
-    wrong.write_text(MORNING.read_text().replace("machine: ../machines/demo.yaml",
-                                                 f"machine: {CONFIGS / 'machines/demo.yaml'}")
-                     .replace("balance: 75", "balance: 74"))
+    wrong.write_text(
+        MORNING.read_text()
+        .replace("machine: ../machines/demo.yaml", f"machine: {CONFIGS / 'machines/demo.yaml'}")
+        .replace("balance: 75", "balance: 74")
+    )
     out = vending("run", "--script", str(wrong), "--broker", "none")
     assert out.returncode == 1
     assert "FAILED line 13: expect balance: expected 74, got 75" in out.stdout
@@ -48,8 +50,10 @@ def test_a_wrong_expectation_exits_1_with_expected_and_actual(tmp_path: Path):
 
 def test_invalid_input_exits_2_with_file_line_field_reason(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"machine: {CONFIGS / 'machines/demo.yaml'}\nstart: \"2026-03-02T07:30:00+08:00\"\n"
-                   "steps:\n  - select: A1\n  - dance: true\n")
+    bad.write_text(
+        f'machine: {CONFIGS / "machines/demo.yaml"}\nstart: "2026-03-02T07:30:00+08:00"\n'
+        "steps:\n  - select: A1\n  - dance: true\n"
+    )
     for command in (["run", "--script", str(bad)], ["check", str(bad)]):
         out = vending(*command)
         assert out.returncode == 2

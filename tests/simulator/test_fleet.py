@@ -34,12 +34,14 @@ def test_fleet_outcome_is_independent_of_processes_and_delivers_everything(tmp_p
         world = ReportingWorld(tmp_path / f"world-{processes}").start()
         try:
             result = run_fleet(3, DAY, 120, 5, world.address, processes, world.issuer_keys[1])
-            eventually(lambda: world.vendor.store.count() >= result.reports, what="vendor backend caught up")
-            eventually(lambda: world.issuer.store.count() >= result.settlements, what="issuer caught up")
+            vendor, issuer = world.vendor, world.issuer
+            eventually(lambda: vendor.store.count() >= result.reports, what="vendor backend caught up")  # noqa: B023
+            eventually(lambda: issuer.store.count() >= result.settlements, what="issuer caught up")  # noqa: B023
             assert world.vendor.store.count() == result.reports
             assert world.issuer.store.count() == result.settlements == 3
-            sales = world.vendor.store.execute("SELECT COUNT(*), COUNT(DISTINCT machine || txn) FROM sales "
-                                               "WHERE outcome = 'vended'")[0]
+            sales = world.vendor.store.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT machine || txn) FROM sales WHERE outcome = 'vended'"
+            )[0]
             assert sales == (result.sales, result.sales)
             outcomes.append(result.outcome())
         finally:

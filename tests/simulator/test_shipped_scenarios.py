@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios import load_scenario, run_scenario
+from simulator.scenarios.reporting_world import ReportingWorld
 from tests.conftest import SCENARIOS
 
 
@@ -23,6 +23,16 @@ def test_shipped_scenario_passes(path, tmp_path):
 
 def test_required_scenarios_are_shipped():
     names = {p.stem for p in SCENARIOS}
-    assert {"normal-morning", "lunchtime-lockout", "insufficient-funds", "jam-and-refund", "sold-out",
-            "selection-timeout", "door-open-mid-session", "unknown-card", "power-cycle-mid-vend",
-            "broker-outage", "crash-between-publish-and-ack"} <= names
+    assert {
+        "normal-morning",
+        "lunchtime-lockout",
+        "insufficient-funds",
+        "jam-and-refund",
+        "sold-out",
+        "selection-timeout",
+        "door-open-mid-session",
+        "unknown-card",
+        "power-cycle-mid-vend",
+        "broker-outage",
+        "crash-between-publish-and-ack",
+    } <= names

@@ -43,7 +43,9 @@ class Rig:
         return self.runner.machine.books.wallet.balance(self.uid(card)).amount
 
     def stock(self, slot: str) -> int:
-        return self.runner.machine.books.inventory.get(slot).stock
+        state = self.runner.machine.books.inventory.get(slot)
+        assert state is not None, f"no slot {slot}"
+        return state.stock
 
     @property
     def last(self):

@@ -35,7 +35,12 @@ def test_insufficient_funds_is_refused_before_anything_moves(rig):
     motor_runs = rig.runner.dispenser.motor_runs
     rig.select("A1")
     rig.tap()
-    assert (rig.last.outcome, rig.last.reason, rig.balance(), rig.stock("A1")) == ("denied", "insufficient_funds", 10, 8)
+    assert (rig.last.outcome, rig.last.reason, rig.balance(), rig.stock("A1")) == (
+        "denied",
+        "insufficient_funds",
+        10,
+        8,
+    )
     assert rig.runner.dispenser.motor_runs == motor_runs
     assert rig.state == "awaiting_selection"  # the card stays in session; another choice is possible
     rig.select("E1")
@@ -157,8 +162,9 @@ def test_invalid_triggers_are_errors_not_silence(rig):
 
 
 KINDS = ["success", "jam", "denial", "cancel", "timeout"]
-IN_PROCESS_POINTS = sorted(p for p in crashpoints.POINTS if p.split(".")[0] in
-                           ("journal", "debit", "dispense", "drop", "refund"))
+IN_PROCESS_POINTS = sorted(
+    p for p in crashpoints.POINTS if p.split(".")[0] in ("journal", "debit", "dispense", "drop", "refund")
+)
 
 
 def run_kind(rig, kind: str) -> None:
@@ -222,25 +228,64 @@ def test_every_declared_transition_is_exercised(rig, monkeypatch):
 
     monkeypatch.setattr(Transition, "execute", recording)
     c = rig.controller
-    rig.select("A1"); rig.select("E1"); rig.tap()                      # select x2, tap->authorising, approve..
-    rig.tap(); rig.tap(); rig.select("A1")                             # tap idle/awaiting_selection, select->auth
-    rig.runner.dispenser.jam("A1"); rig.select("A1"); rig.tap()        # no_drop -> refunding
+    rig.select("A1")
+    rig.select("E1")
+    rig.tap()  # select x2, tap->authorising, approve..
+    rig.tap()
+    rig.tap()
+    rig.select("A1")  # tap idle/awaiting_selection, select->auth
+    rig.runner.dispenser.jam("A1")
+    rig.select("A1")
+    rig.tap()  # no_drop -> refunding
     c.restock({"C2": 0})
-    rig.select("C2"); rig.select("A1"); rig.select("C2"); rig.tap(uid="DEADBEEF")   # denials, unknown card
-    rig.tap(); rig.select("C2"); rig.tap(uid="DEADBEEF")
-    rig.select("A1"); rig.tap(uid="DEADBEEF")
-    rig.select("A1"); c.dispatch("cancel"); rig.tap(); c.dispatch("cancel"); c.dispatch("cancel")
-    rig.select("A1"); rig.wait(30); rig.tap(); rig.wait(30)
+    rig.select("C2")
+    rig.select("A1")
+    rig.select("C2")
+    rig.tap(uid="DEADBEEF")  # denials, unknown card
+    rig.tap()
+    rig.select("C2")
+    rig.tap(uid="DEADBEEF")
+    rig.select("A1")
+    rig.tap(uid="DEADBEEF")
+    rig.select("A1")
+    c.dispatch("cancel")
+    rig.tap()
+    c.dispatch("cancel")
+    c.dispatch("cancel")
+    rig.select("A1")
+    rig.wait(30)
+    rig.tap()
+    rig.wait(30)
     rig.runner.clock.set(rig.runner.clock.now().replace(hour=11, minute=30))
-    rig.tap(); rig.select("C1")                                        # deny -> awaiting_selection
-    c.dispatch("door_open"); rig.tap(); rig.select("A1"); c.dispatch("cancel"); c.dispatch("door_close")
-    rig.select("A1"); c.dispatch("door_open"); c.dispatch("door_close")
-    rig.tap(); c.dispatch("door_open"); c.dispatch("fault", "x"); rig.tap(); rig.select("A1"); c.dispatch("cancel")
-    c.dispatch("door_open"); c.dispatch("door_close"); c.dispatch("fault", "y"); c.dispatch("recover")
-    rig.select("A1"); c.dispatch("fault", "z"); c.dispatch("recover"); rig.tap(); c.dispatch("fault", "w")
+    rig.tap()
+    rig.select("C1")  # deny -> awaiting_selection
+    c.dispatch("door_open")
+    rig.tap()
+    rig.select("A1")
+    c.dispatch("cancel")
+    c.dispatch("door_close")
+    rig.select("A1")
+    c.dispatch("door_open")
+    c.dispatch("door_close")
+    rig.tap()
+    c.dispatch("door_open")
+    c.dispatch("fault", "x")
+    rig.tap()
+    rig.select("A1")
+    c.dispatch("cancel")
+    c.dispatch("door_open")
+    c.dispatch("door_close")
+    c.dispatch("fault", "y")
     c.dispatch("recover")
-    rig.tap(uid="DEADBEEF")                                            # unknown card while idle
-    c.dispatch("door_open"); c.dispatch("door_close")                  # door from idle
+    rig.select("A1")
+    c.dispatch("fault", "z")
+    c.dispatch("recover")
+    rig.tap()
+    c.dispatch("fault", "w")
+    c.dispatch("recover")
+    rig.tap(uid="DEADBEEF")  # unknown card while idle
+    c.dispatch("door_open")
+    c.dispatch("door_close")  # door from idle
     for busy in BUSY:
         c.machine.set_state(busy)
         c.dispatch("cancel")

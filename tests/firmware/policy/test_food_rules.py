@@ -17,13 +17,36 @@ MOE = load_rulesets(["tw-moe-2016"])
 BOTH = load_rulesets(["tw-moe-2016", "tpe-no-bottled-water"])
 
 
-def product(kind: str, kcal: float = 100, fat: float = 0, sat: float = 0, added: float = 0, sodium: float = 0,
-            trans: float = 0, category: str = "snack", **facts) -> Product:
-    return Product.model_validate({
-        "name": {"zh-TW": "測", "en": "test"}, "category": category, "price": 20, "kind": kind,
-        "nutrition": {"serving_g": 100, "kcal": kcal, "fat_g": fat, "sat_fat_g": sat, "sugar_g": added,
-                      "added_sugar_g": added, "sodium_mg": sodium, "trans_fat_g": trans},
-        **facts})
+def product(
+    kind: str,
+    kcal: float = 100,
+    fat: float = 0,
+    sat: float = 0,
+    added: float = 0,
+    sodium: float = 0,
+    trans: float = 0,
+    category: str = "snack",
+    **facts,
+) -> Product:
+    return Product.model_validate(
+        {
+            "name": {"zh-TW": "測", "en": "test"},
+            "category": category,
+            "price": 20,
+            "kind": kind,
+            "nutrition": {
+                "serving_g": 100,
+                "kcal": kcal,
+                "fat_g": fat,
+                "sat_fat_g": sat,
+                "sugar_g": added,
+                "added_sugar_g": added,
+                "sodium_mg": sodium,
+                "trans_fat_g": trans,
+            },
+            **facts,
+        }
+    )
 
 
 # (name, product, rule sets, level, expected violated rule ids)
@@ -32,13 +55,34 @@ CASES = [
     ("251 kcal is refused", product("snack", kcal=251), BOTH, "junior_high", ["E1"]),
     ("400 mg sodium is allowed", product("snack", sodium=400), BOTH, "junior_high", []),
     ("401 mg sodium is refused", product("snack", sodium=401), BOTH, "junior_high", ["N1"]),
-    ("soy milk at 30 % added sugar", product("soy_milk", kcal=100, added=7.5, category="drink"), BOTH, "junior_high", []),
-    ("soy milk at 30.1 % added sugar", product("soy_milk", kcal=100, added=7.525, category="drink"), BOTH,
-     "junior_high", ["S1"]),
-    ("drinking yogurt at 30 %", product("yogurt_drink", kcal=100, added=7.5, sat=1.1, category="dairy"), BOTH,
-     "junior_high", []),
-    ("whole fresh milk, high fat", product("fresh_milk", kcal=130, fat=7.2, sat=4.6, category="dairy"), BOTH,
-     "junior_high", []),
+    (
+        "soy milk at 30 % added sugar",
+        product("soy_milk", kcal=100, added=7.5, category="drink"),
+        BOTH,
+        "junior_high",
+        [],
+    ),
+    (
+        "soy milk at 30.1 % added sugar",
+        product("soy_milk", kcal=100, added=7.525, category="drink"),
+        BOTH,
+        "junior_high",
+        ["S1"],
+    ),
+    (
+        "drinking yogurt at 30 %",
+        product("yogurt_drink", kcal=100, added=7.5, sat=1.1, category="dairy"),
+        BOTH,
+        "junior_high",
+        [],
+    ),
+    (
+        "whole fresh milk, high fat",
+        product("fresh_milk", kcal=130, fat=7.2, sat=4.6, category="dairy"),
+        BOTH,
+        "junior_high",
+        [],
+    ),
     ("UHT milk, high fat", product("uht_milk", kcal=130, fat=7.2, sat=4.6, category="dairy"), BOTH, "junior_high", []),
     ("egg, high fat (our reading: SF1 too)", product("egg", kcal=80, fat=5.5, sat=1.6), BOTH, "junior_high", []),
     ("snack with fat at 30 %", product("snack", kcal=90, fat=3), BOTH, "junior_high", []),
@@ -47,36 +91,76 @@ CASES = [
     ("sat fat at 10.8 %", product("snack", kcal=100, fat=1.2, sat=1.2), BOTH, "junior_high", ["SF1"]),
     ("added sugar at 10 %", product("snack", kcal=100, added=2.5), BOTH, "junior_high", []),
     ("added sugar at 14.2 %", product("snack", kcal=100, added=3.55), BOTH, "junior_high", ["S1"]),
-    ("bread at 25 % fat + 15 % sugar (B1 replaces F1, S1)", product("bread", kcal=180, fat=5, added=6.75,
-                                                                   category="bakery"), BOTH, "junior_high", []),
-    ("bread at 42 % fat + sugar", product("bread", kcal=100, fat=2.9, added=4, category="bakery"), BOTH,
-     "junior_high", ["B1"]),
-    ("biscuit with 31 % fat", product("biscuit", kcal=100, fat=3.45, category="bakery"), BOTH, "junior_high",
-     ["B1"]),
+    (
+        "bread at 25 % fat + 15 % sugar (B1 replaces F1, S1)",
+        product("bread", kcal=180, fat=5, added=6.75, category="bakery"),
+        BOTH,
+        "junior_high",
+        [],
+    ),
+    (
+        "bread at 42 % fat + sugar",
+        product("bread", kcal=100, fat=2.9, added=4, category="bakery"),
+        BOTH,
+        "junior_high",
+        ["B1"],
+    ),
+    ("biscuit with 31 % fat", product("biscuit", kcal=100, fat=3.45, category="bakery"), BOTH, "junior_high", ["B1"]),
     ("rice cracker with 31 % sugar", product("rice_product", kcal=100, added=7.75), BOTH, "junior_high", ["B1"]),
     ("no trans fat", product("snack", trans=0), BOTH, "junior_high", []),
     ("0.1 g trans fat", product("snack", trans=0.1), BOTH, "junior_high", ["T1"]),
-    ("100 % juice: fruit sugar is not added sugar", product("juice_100", kcal=120, category="drink"), BOTH,
-     "junior_high", []),
-    ("unsweetened tea is not one of the 7 drinks", product("tea", kcal=0, category="drink"), BOTH, "junior_high",
-     ["D1"]),
+    (
+        "100 % juice: fruit sugar is not added sugar",
+        product("juice_100", kcal=120, category="drink"),
+        BOTH,
+        "junior_high",
+        [],
+    ),
+    (
+        "unsweetened tea is not one of the 7 drinks",
+        product("tea", kcal=0, category="drink"),
+        BOTH,
+        "junior_high",
+        ["D1"],
+    ),
     ("coffee", product("coffee", kcal=5, category="drink"), BOTH, "junior_high", ["D1"]),
     ("sports drink", product("sports_drink", kcal=60, category="drink"), BOTH, "junior_high", ["D1"]),
     ("flavoured milk", product("flavoured_milk", kcal=120, category="dairy"), BOTH, "junior_high", ["D1"]),
     ("lactic-acid drink", product("lactic_drink", kcal=60, category="drink"), BOTH, "junior_high", ["D1"]),
     ("bottled water, MOE alone", product("packaged_water", kcal=0, category="drink"), MOE, "junior_high", []),
-    ("bottled water with the Taipei layer", product("packaged_water", kcal=0, category="drink"), BOTH,
-     "junior_high", ["TPE-W1"]),
-    ("mineral water with the Taipei layer", product("mineral_water", kcal=0, category="drink"), BOTH,
-     "elementary", ["TPE-W1"]),
-    ("zero-sugar soda with a sweetener at senior high",
-     product("soda", kcal=1, category="drink", sweeteners=["sucralose"]), BOTH, "senior_high", ["D1", "A15"]),
+    (
+        "bottled water with the Taipei layer",
+        product("packaged_water", kcal=0, category="drink"),
+        BOTH,
+        "junior_high",
+        ["TPE-W1"],
+    ),
+    (
+        "mineral water with the Taipei layer",
+        product("mineral_water", kcal=0, category="drink"),
+        BOTH,
+        "elementary",
+        ["TPE-W1"],
+    ),
+    (
+        "zero-sugar soda with a sweetener at senior high",
+        product("soda", kcal=1, category="drink", sweeteners=["sucralose"]),
+        BOTH,
+        "senior_high",
+        ["D1", "A15"],
+    ),
     ("a snack with a fat substitute", product("snack", fat_substitutes=True), BOTH, "junior_high", ["A15"]),
     ("an unlabelled snack", product("snack", labelled=False), BOTH, "junior_high", ["A15"]),
     ("a fruit", product("fruit", kcal=60), BOTH, "junior_high", []),
-    ("stationery skips food rules", Product.model_validate({"name": {"zh-TW": "筆", "en": "pen"},
-                                                            "category": "stationery", "price": 10,
-                                                            "kind": "non_food"}), BOTH, "junior_high", []),
+    (
+        "stationery skips food rules",
+        Product.model_validate(
+            {"name": {"zh-TW": "筆", "en": "pen"}, "category": "stationery", "price": 10, "kind": "non_food"}
+        ),
+        BOTH,
+        "junior_high",
+        [],
+    ),
 ]
 
 
@@ -99,28 +183,63 @@ def test_demo_catalog_is_compliant_except_the_one_shown_refused():
     catalog = load_catalog(CONFIGS / "products/campus.yaml")
     refused = [pid for pid, p in catalog.products.items() if not evaluate(pid, p, "junior_high", BOTH).allowed]
     assert refused == ["tea-green-sweetened-300"]
-    out = subprocess.run([str(ROOT / ".venv/bin/vending"), "rules", "check", str(CONFIGS / "products/campus.yaml"),
-                          "--level", "junior_high", "--json"], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            str(ROOT / ".venv/bin/vending"),
+            "rules",
+            "check",
+            str(CONFIGS / "products/campus.yaml"),
+            "--level",
+            "junior_high",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1
     import json
+
     verdicts = {v["product"]: v for v in json.loads(out.stdout)}
     assert [p for p, v in verdicts.items() if not v["allowed"]] == ["tea-green-sweetened-300"]
     assert {"rule": "S1", "value": 100.0, "limit": 10.0} in verdicts["tea-green-sweetened-300"]["violations"]
 
 
 nutrients = st.floats(min_value=0, max_value=60, allow_nan=False)
-kinds = st.sampled_from(["snack", "bread", "biscuit", "rice_product", "soy_milk", "yogurt_drink", "fresh_milk", "egg",
-                         "juice_100", "fruit", "meal", "tea", "packaged_water"])
+kinds = st.sampled_from(
+    [
+        "snack",
+        "bread",
+        "biscuit",
+        "rice_product",
+        "soy_milk",
+        "yogurt_drink",
+        "fresh_milk",
+        "egg",
+        "juice_100",
+        "fruit",
+        "meal",
+        "tea",
+        "packaged_water",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(kind=kinds, kcal=st.floats(min_value=0, max_value=600, allow_nan=False), fat=nutrients, sat=nutrients,
-       added=nutrients, sodium=st.floats(min_value=0, max_value=2000, allow_nan=False),
-       trans=st.floats(min_value=0, max_value=3, allow_nan=False), level=st.sampled_from(["elementary", "junior_high",
-                                                                                          "senior_high"]),
-       cut=st.floats(min_value=0, max_value=1), which=st.sampled_from(["fat", "added", "sodium", "sat", "trans"]))
-def test_never_crashes_and_lowering_sugar_fat_or_sodium_never_refuses(kind, kcal, fat, sat, added, sodium, trans,
-                                                                      level, cut, which):
+@given(
+    kind=kinds,
+    kcal=st.floats(min_value=0, max_value=600, allow_nan=False),
+    fat=nutrients,
+    sat=nutrients,
+    added=nutrients,
+    sodium=st.floats(min_value=0, max_value=2000, allow_nan=False),
+    trans=st.floats(min_value=0, max_value=3, allow_nan=False),
+    level=st.sampled_from(["elementary", "junior_high", "senior_high"]),
+    cut=st.floats(min_value=0, max_value=1),
+    which=st.sampled_from(["fat", "added", "sodium", "sat", "trans"]),
+)
+def test_never_crashes_and_lowering_sugar_fat_or_sodium_never_refuses(
+    kind, kcal, fat, sat, added, sodium, trans, level, cut, which
+):
     facts = {"fat": fat, "sat": sat, "added": added, "sodium": sodium, "trans": trans}
     before = evaluate("x", product(kind, kcal=kcal, **facts), level, BOTH)
     lowered = {**facts, which: facts[which] * cut}

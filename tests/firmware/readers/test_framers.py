@@ -16,10 +16,16 @@ PN532 = [
     ("SAMConfiguration cmd", "0000FF05FBD4140117000000", None),  # DCS of this vector is ...00: see below
     ("SAMConfiguration rsp", "0000FF02FED5151600", Info(0xD5, bytes([0x15]))),
     ("InListPassiveTarget cmd", "0000FF04FCD44A0100E100", Info(0xD4, bytes.fromhex("4A0100"))),
-    ("InListPassiveTarget 4-byte uid", "0000FF0CF4D54B0101000408 04DEADBEEF9600".replace(" ", ""),
-     Info(0xD5, bytes.fromhex("4B01010004080" + "4DEADBEEF"))),
-    ("InListPassiveTarget 7-byte uid", "0000FF0FF1D54B010100440007 0416C6C2D738816100".replace(" ", ""),
-     Info(0xD5, bytes.fromhex("4B0101004400070416C6C2D73881"))),
+    (
+        "InListPassiveTarget 4-byte uid",
+        "0000FF0CF4D54B0101000408 04DEADBEEF9600".replace(" ", ""),
+        Info(0xD5, bytes.fromhex("4B01010004080" + "4DEADBEEF")),
+    ),
+    (
+        "InListPassiveTarget 7-byte uid",
+        "0000FF0FF1D54B010100440007 0416C6C2D738816100".replace(" ", ""),
+        Info(0xD5, bytes.fromhex("4B0101004400070416C6C2D73881")),
+    ),
     ("InListPassiveTarget no card", "0000FF03FDD54B00E000", Info(0xD5, bytes.fromhex("4B00"))),
     ("nfcpy test vector cmd", "0000FF05FBD40031323396 00".replace(" ", ""), Info(0xD4, bytes.fromhex("00313233"))),
     ("ACK", "0000FF00FF00", Ack()),
@@ -101,7 +107,7 @@ def test_parallax_style_line_with_leading_lf():
 def chunked(data: bytes, sizes: list[int]) -> list[bytes]:
     chunks, i = [], 0
     for size in sizes:
-        chunks.append(data[i:i + size])
+        chunks.append(data[i : i + size])
         i += size
     chunks.append(data[i:])
     return chunks
@@ -122,8 +128,9 @@ def run_decoder(decode, stream: list[bytes]):
     return found
 
 
-frames_pn532 = st.builds(lambda tfi, data: Info(tfi, bytes(data)), st.sampled_from([0xD4, 0xD5]),
-                         st.binary(min_size=1, max_size=40))
+frames_pn532 = st.builds(
+    lambda tfi, data: Info(tfi, bytes(data)), st.sampled_from([0xD4, 0xD5]), st.binary(min_size=1, max_size=40)
+)
 noise = st.binary(max_size=20).map(lambda b: b.replace(b"\x00\xff", b"\x01\xff"))
 
 
@@ -138,15 +145,23 @@ def test_pn532_every_frame_embedded_in_noise_is_found(parts, sizes):
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400), st.lists(st.integers(1, 17), max_size=40))
 def test_random_bytes_never_raise(data, sizes):
-    for decode in (pn532_frames.decode, rdm6300_frames.decode,
-                   lambda b: line_frames.decode(b, line_frames.LineFormat("dec", "le"))):
+    for decode in (
+        pn532_frames.decode,
+        rdm6300_frames.decode,
+        lambda b: line_frames.decode(b, line_frames.LineFormat("dec", "le")),
+    ):
         run_decoder(decode, chunked(data, sizes))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.binary(max_size=10).map(lambda b: b.replace(b"\x02", b"")),
-                          st.binary(min_size=5, max_size=5)), min_size=1, max_size=5),
-       st.lists(st.integers(1, 5), max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.binary(max_size=10).map(lambda b: b.replace(b"\x02", b"")), st.binary(min_size=5, max_size=5)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.lists(st.integers(1, 5), max_size=20),
+)
 def test_rdm6300_every_tag_in_noise_is_found(parts, sizes):
     wire = b"".join(n + rdm6300_frames.encode(rdm6300_frames.Tag(t.hex().upper())) for n, t in parts)
     tags = [f for f in run_decoder(rdm6300_frames.decode, chunked(wire, sizes)) if isinstance(f, rdm6300_frames.Tag)]

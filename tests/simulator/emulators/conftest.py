@@ -5,8 +5,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from firmware.app.runtime import Runtime
+from firmware.controller.session import Controller
 from firmware.readers.registry import open_reader
 from simulator.scenarios.runner import ScenarioRunner
+
+
+def outcome(controller: Controller) -> tuple[str | None, str | None]:
+    """(outcome, reason) of the controller's last transaction, or (None, None) before the first."""
+    last = controller.last_transaction
+    return (last.outcome, last.reason) if last is not None else (None, None)
 
 
 @contextmanager

@@ -7,16 +7,28 @@ import subprocess
 import threading
 from pathlib import Path
 
+from firmware.controller.records import Transaction
 from simulator.emulators.devices import PN532Device
 from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
-from tests.simulator.emulators.conftest import serve_loop
 from tests.conftest import ROOT
+from tests.simulator.emulators.conftest import outcome, serve_loop
 from tests.waiting import eventually
 
+DECIDED = ("vended", "denied", "refunded")
 MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
-DAY = [("A1", "amy"), ("D1", "ben"), ("E3", "lin"), ("C1", "amy"), ("E1", "ben"), ("B3", "amy"), ("A2", "lin"),
-       ("E3", "amy"), ("A3", "ben"), ("B1", "lin")]
+DAY = [
+    ("A1", "amy"),
+    ("D1", "ben"),
+    ("E3", "lin"),
+    ("C1", "amy"),
+    ("E1", "ben"),
+    ("B3", "amy"),
+    ("A2", "lin"),
+    ("E3", "amy"),
+    ("A3", "ben"),
+    ("B1", "lin"),
+]
 
 
 def virtual_day(tmp: Path) -> dict:
@@ -25,7 +37,9 @@ def virtual_day(tmp: Path) -> dict:
     for slot, card in DAY:
         runner.machine.controller.dispatch("select", slot)
         runner.reader.present(runner.scenario.cards[card].uid)
-        runner.machine.controller.present(runner.reader.read_tap())
+        tap = runner.reader.read_tap()
+        assert tap is not None
+        runner.machine.controller.present(tap)
         if runner.machine.controller.state.value != "idle":
             runner.machine.controller.dispatch("cancel")
     outcome = summary(runner)
@@ -35,9 +49,13 @@ def virtual_day(tmp: Path) -> dict:
 
 def summary(runner: ScenarioRunner) -> dict:
     wallet = runner.machine.books.wallet
-    return {"sales": runner.result.sales, "revenue": runner.result.revenue, "denials": dict(runner.result.denials),
-            "balances": {name: wallet.balance(card.uid).amount for name, card in runner.scenario.cards.items()},
-            "stock": runner.machine.books.inventory.stock()}
+    return {
+        "sales": runner.result.sales,
+        "revenue": runner.result.revenue,
+        "denials": dict(runner.result.denials),
+        "balances": {name: wallet.balance(card.uid).amount for name, card in runner.scenario.cards.items()},
+        "stock": runner.machine.books.inventory.stock(),
+    }
 
 
 def pn532_day(tmp: Path) -> dict:
@@ -52,8 +70,11 @@ def pn532_day(tmp: Path) -> dict:
                 loop.line(f"select {slot}")
                 eventually(lambda: controller.state.value == "awaiting_card", what=f"selection {index}")
                 device.tap(runner.scenario.cards[card].uid)
-                eventually(lambda: controller.last_transaction is not before and controller.last_transaction.outcome
-                           in ("vended", "denied", "refunded"), what=f"visit {index} decided")
+
+                def decided(before: Transaction | None = before) -> bool:
+                    return controller.last_transaction is not before and outcome(controller)[0] in DECIDED
+
+                eventually(decided, what=f"visit {index} decided")
                 if controller.state.value != "idle":
                     loop.line("cancel")
                     eventually(lambda: controller.state.value == "idle", what="cancelled")
@@ -73,16 +94,33 @@ def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, list[dic
     cards = tmp_path / "cards.yaml"
     cards.write_text('cards:\n  amy: {uid: "04A1B2C3D4E5F6", profile: student, balance: 100}\n')
     serve = subprocess.Popen(
-        [str(ROOT / ".venv/bin/vending"), "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"),
-         "--reader", f"pn532:{tmp_path / 'reader0'}", "--cards", str(cards), "--json", *extra],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            str(ROOT / ".venv/bin/vending"),
+            "serve",
+            "--machine",
+            str(ROOT / "configs/machines/demo.yaml"),
+            "--reader",
+            f"pn532:{tmp_path / 'reader0'}",
+            "--cards",
+            str(cards),
+            "--json",
+            *extra,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     events: list[dict] = []
-    threading.Thread(target=lambda: events.extend(json.loads(line) for line in serve.stdout), daemon=True).start()
+    assert serve.stdout is not None
+    stdout = serve.stdout
+    threading.Thread(target=lambda: events.extend(json.loads(line) for line in stdout), daemon=True).start()
     eventually(lambda: any(e["event"] == "power_on" for e in events), what="serve started")
     return serve, events
 
 
 def keypad(serve: subprocess.Popen, line: str) -> None:
+    assert serve.stdin is not None
     serve.stdin.write(line + "\n")
     serve.stdin.flush()
 
@@ -126,8 +164,9 @@ def test_vending_serve_reports_to_a_broker(tmp_path):
         operator = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator")
         operator.connect(world.address.host, world.address.port)
         operator.loop_start()
-        operator.publish("vending/v1/TPE-DAAN-JH-01/cmd/set_price", b'{"id": "p1", "slot": "A1", "price": 30}',
-                         qos=1).wait_for_publish(10)
+        operator.publish(
+            "vending/v1/TPE-DAAN-JH-01/cmd/set_price", b'{"id": "p1", "slot": "A1", "price": 30}', qos=1
+        ).wait_for_publish(10)
         operator.disconnect()
         operator.loop_stop()
         eventually(lambda: world.vendor.store.count("cmd-result") == 1, what="the command's answer")
