@@ -85,8 +85,8 @@ class Journal(Protocol):
         """A machine setting that outlives a restart (e.g. remote lockouts); joins the transaction."""
         ...
 
-    def probe_headroom(self, size: int) -> None:
-        """Write and remove ``size`` bytes inside the transaction: proves the disk has that much room."""
+    def prove_headroom(self, size: int, entry: JournalEntry) -> None:
+        """Commit ``entry`` with ``size`` bytes written and removed alongside; ``StorageError`` if it won't fit."""
         ...
 
 

@@ -7,6 +7,7 @@ Guards are named predicates on the model; the work is done in small callbacks in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -102,6 +103,29 @@ TRANSITIONS: list[dict[str, Any]] = [
         "after": "show_welcome",
     },
 ]
+
+
+class Triggers:
+    """The trigger methods ``transitions`` binds on the model, declared so mypy and go-to-definition see them.
+
+    Each returns whether a transition happened; a test keeps this list equal to the triggers above.
+    """
+
+    trigger: Callable[..., bool]
+    select: Callable[..., bool]
+    tap: Callable[..., bool]
+    approve: Callable[..., bool]
+    deny: Callable[..., bool]
+    drop_detected: Callable[..., bool]
+    no_drop: Callable[..., bool]
+    settled: Callable[..., bool]
+    end_session: Callable[..., bool]
+    cancel: Callable[..., bool]
+    timeout: Callable[..., bool]
+    door_open: Callable[..., bool]
+    door_close: Callable[..., bool]
+    fault: Callable[..., bool]
+    recover: Callable[..., bool]
 
 
 def build_machine(model: object, initial: State = State.IDLE) -> Machine:

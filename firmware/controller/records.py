@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from firmware.domain import CardAccount, SlotState
+from firmware.domain import CardAccount, SlotState, VendRecord
 from firmware.ports import Clock, Dispenser, Display
 
 EventSink = Callable[[datetime, str, dict[str, Any]], None]
@@ -28,6 +28,23 @@ class Transaction:
     pseudonym: str | None
     at: datetime
     card_uid: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def recovered(cls, record: VendRecord, dropped: bool, card: SessionCard | None, at: datetime) -> Transaction:
+        """A vend a power cut interrupted, as start-up settled it: completed if it dropped, else refunded."""
+        outcome, reason = ("vended", None) if dropped else ("refunded", "power_cut")
+        return cls(
+            record.txn_id,
+            outcome,
+            reason,
+            record.slot,
+            record.product,
+            record.price,
+            card.account.profile if card else None,
+            card.pseudonym if card else None,
+            at,
+            record.uid,
+        )
 
     @classmethod
     def of(

@@ -15,7 +15,7 @@ from typing import Any
 from firmware import crashpoints
 from firmware.config.machine import MachineSetup
 from firmware.controller.cashier import Cashier
-from firmware.controller.machine import BUSY, SESSION, State, build_machine
+from firmware.controller.machine import BUSY, SESSION, State, Triggers, build_machine
 from firmware.controller.records import EventSink, Hardware, Pseudonym, SessionCard, Transaction, who
 from firmware.domain import CardAccount, CardTap, Denial, JournalEntry, SaleRequest, SlotState
 from firmware.errors import SettlementError, StorageError
@@ -29,26 +29,10 @@ log = logging.getLogger(__name__)
 HEADROOM_BYTES = 256 * 1024
 
 
-class Controller:
+class Controller(Triggers):
     """The model object ``transitions`` drives; its state lives in ``self.state``."""
 
     state: State
-    # Triggers, bound by ``transitions`` from ``machine.TRANSITIONS`` (a test keeps this list complete).
-    trigger: Callable[..., bool]
-    select: Callable[..., bool]
-    tap: Callable[..., bool]
-    approve: Callable[..., bool]
-    deny: Callable[..., bool]
-    drop_detected: Callable[..., bool]
-    no_drop: Callable[..., bool]
-    settled: Callable[..., bool]
-    end_session: Callable[..., bool]
-    cancel: Callable[..., bool]
-    timeout: Callable[..., bool]
-    door_open: Callable[..., bool]
-    door_close: Callable[..., bool]
-    fault: Callable[..., bool]
-    recover: Callable[..., bool]
 
     def __init__(
         self,
@@ -82,9 +66,6 @@ class Controller:
     # ---- time -------------------------------------------------------------------------------
     def now(self) -> datetime:
         return self.hw.clock.now()
-
-    def local_now(self) -> datetime:
-        return self.now().astimezone(self.config.zone)
 
     @property
     def next_deadline(self) -> datetime | None:
@@ -136,11 +117,8 @@ class Controller:
         The probe writes ``headroom_bytes`` and removes them in the same transaction, so a disk with
         only a few bytes of slack does not reopen sales only to fail on the next vend.
         """
-        journal = self.books.journal
         try:
-            with journal.atomic("journal"):
-                journal.probe_headroom(headroom_bytes)
-                journal.append(self.entry("storage_restored", None))
+            self.books.journal.prove_headroom(headroom_bytes, self.entry("storage_restored", None))
         except StorageError as exc:
             self.storage_error = str(exc)
             return False
@@ -156,21 +134,11 @@ class Controller:
         """Settle any vend a power cut interrupted, then open for sales (or service if the door is open)."""
         for record in self.books.vends.pending():
             dropped = bool(self.hw.dispenser.was_dispensed(record.txn_id))
-            account = self.books.wallet.lookup(record.uid)
+            account = self.books.wallet.lookup(record.uid)  # no session is open at start-up: one lookup per vend
+            card = SessionCard(account, self.pseudonym(account.uid)) if account is not None else None
             settle = self.cashier.complete if dropped else self.cashier.refund
-            settle(record, who(self._card_of(account)), recovered=True)
-            self.last_transaction = Transaction(
-                record.txn_id,
-                "vended" if dropped else "refunded",
-                None if dropped else "power_cut",
-                record.slot,
-                record.product,
-                record.price,
-                account.profile if account else None,
-                self.pseudonym(record.uid),
-                self.now(),
-                record.uid,
-            )
+            settle(record, who(card), recovered=True)
+            self.last_transaction = Transaction.recovered(record, dropped, card, self.now())
         self.emit("power_on", state=self.state.value)
         if door_open:
             self.door_open()
@@ -208,13 +176,7 @@ class Controller:
     def prompt_for_card(self, *_: object) -> None:
         self.state_deadline = self.now() + timedelta(seconds=self.config.timeouts.card)
         slot = self._slot()
-        product = self.setup.catalog.products[slot.product]
-        self.show(
-            Message(
-                "selected",
-                {"slot": slot.slot, "price": slot.price, "name_zh": product.name.zh_tw, "name_en": product.name.en},
-            )
-        )
+        self.show(Message("selected", {"slot": slot.slot, "price": slot.price, **self._names(slot)}))
 
     def prompt_for_selection(self, *_: object) -> None:
         self.state_deadline = self.now() + timedelta(seconds=self.config.timeouts.selection)
@@ -233,8 +195,7 @@ class Controller:
     def run_motor(self, *_: object) -> None:
         slot = self._slot()
         txn_id = self._txn_id()
-        product = self.setup.catalog.products[slot.product]
-        self.show(Message("vending", {"name_zh": product.name.zh_tw, "name_en": product.name.en}))
+        self.show(Message("vending", self._names(slot)))
         dropped = self.hw.dispenser.vend(slot.slot, txn_id)
         crashpoints.reached("dispense.after_motor")
         self.emit("dispensed" if dropped else "no_drop", txn=txn_id, slot=slot.slot)
@@ -247,11 +208,9 @@ class Controller:
         self.cashier.complete(self.cashier.awaiting(self._txn_id()), who(self._card()), recovered=False)
 
     def finish_vend(self, *_: object) -> None:
-        slot = self._slot()
-        product = self.setup.catalog.products[slot.product]
-        balance = self._balance()
+        names, balance = self._names(self._slot()), self._balance()
         self._finish("vended", None)
-        self.show(Message("vended", {"name_zh": product.name.zh_tw, "name_en": product.name.en, "balance": balance}))
+        self.show(Message("vended", {**names, "balance": balance}))
         self.settled()
 
     def refund_card(self, *_: object) -> None:
@@ -345,13 +304,10 @@ class Controller:
     def emit(self, name: str, **details: Any) -> None:
         self._events(self.now(), name, details)
 
-    def _card_of(self, account: CardAccount | None) -> SessionCard | None:
-        """The card in session if it is this account, else a lookup-free view of ``account``."""
-        if account is None:
-            return None
-        if self.card is not None and self.card.account.uid == account.uid:
-            return self.card
-        return SessionCard(account, self.pseudonym(account.uid))
+    def _names(self, slot: SlotState) -> dict[str, str]:
+        """The slot's product name in both display languages, for messages."""
+        name = self.setup.catalog.products[slot.product].name
+        return {"name_zh": name.zh_tw, "name_en": name.en}
 
     def _card(self) -> SessionCard:
         if self.card is None:
@@ -375,7 +331,7 @@ class Controller:
     def _sale_request(self) -> SaleRequest:
         slot = self._slot()
         account = self._card().account
-        local = self.local_now()
+        local = self.now().astimezone(self.config.zone)
         return SaleRequest(
             slot=slot.slot,
             product_id=slot.product,

@@ -60,7 +60,9 @@ class SqliteJournal:
     def setting(self, key: str) -> str | None:
         return self.db.meta(key)
 
-    def probe_headroom(self, size: int) -> None:
+    def prove_headroom(self, size: int, entry: JournalEntry) -> None:
         """A real write of ``size`` bytes, removed in the same transaction (see ``recheck_storage``)."""
-        self.db.set_meta(HEADROOM_KEY, "x" * size)
-        self.db.conn.execute("DELETE FROM meta WHERE key = ?", (HEADROOM_KEY,))
+        with self.db.atomic("journal"):
+            self.db.set_meta(HEADROOM_KEY, "x" * size)
+            self.db.conn.execute("DELETE FROM meta WHERE key = ?", (HEADROOM_KEY,))
+            self.append(entry)

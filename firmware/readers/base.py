@@ -134,9 +134,16 @@ class SerialReader:
             self.transport.close()
             self.transport = None
 
+    @property
+    def port(self) -> SerialTransport:
+        """The open transport; a driver step with the port closed is a reader that went away."""
+        if self.transport is None:
+            raise ReaderOffline(f"reader {self.name}: the port is not open")
+        return self.transport
+
     def read_frame(self, decode: Callable[[bytes], tuple[int, object | None]], timeout: float) -> object | None:
         """Accumulate bytes until the framer yields a frame or ``timeout`` passes."""
-        assert self.transport is not None
+        port = self.port
         deadline = time.monotonic() + timeout
         while True:
             while self.buffer:
@@ -148,4 +155,4 @@ class SerialReader:
                     return frame
             if time.monotonic() >= deadline:
                 return None
-            self.buffer += self.transport.read()
+            self.buffer += port.read()

@@ -24,8 +24,7 @@ class PN532Reader(SerialReader):
     firmware: str | None = None
 
     def start(self) -> None:
-        assert self.transport is not None
-        self.transport.write(WAKE_UP)
+        self.port.write(WAKE_UP)
         self.command(SAM_CONFIGURATION, b"\x01\x14\x01")  # normal mode, 1 s timeout, use IRQ
         version = self.command(GET_FIRMWARE_VERSION)
         if len(version) < 4 or version[0] != 0x32:
@@ -34,8 +33,7 @@ class PN532Reader(SerialReader):
         log.info("reader %s: %s", self.name, self.firmware)
 
     def command(self, code: int, params: bytes = b"") -> bytes:
-        assert self.transport is not None
-        self.transport.write(f.encode(f.command(code, params)))
+        self.port.write(f.encode(f.command(code, params)))
         ack = self.read_frame(f.decode, ACK_TIMEOUT_S)
         if ack is None:
             raise ReaderOffline(f"no ACK for command 0x{code:02X}: the reader is silent")
@@ -49,7 +47,7 @@ class PN532Reader(SerialReader):
                 raise ReaderOffline(f"application error from the reader for 0x{code:02X}")
             if frame is None:
                 raise ReaderOffline(f"no response to command 0x{code:02X}")
-            self.transport.write(f.encode(f.Nack()))  # corrupt or unexpected: ask for it again
+            self.port.write(f.encode(f.Nack()))  # corrupt or unexpected: ask for it again
         raise ReaderOffline(f"no valid response to command 0x{code:02X} after {RETRIES} tries")
 
     def poll(self, timeout: float) -> str | None | bool:

@@ -19,7 +19,7 @@ with atheris.instrument_imports():
     import firmware.readers.pn532_frames  # noqa: E402,F401
     from tests.fuzz import targets  # noqa: E402
 
-COMMANDS = ["restock", "set_price", "enable_slot", "disable_slot", "set_lockout", "bogus"]
+COMMANDS = [*firmware.app.commands.COMMANDS, "bogus"]
 
 
 def one_input(target: str):

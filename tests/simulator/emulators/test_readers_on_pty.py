@@ -11,7 +11,7 @@ from firmware.readers.registry import open_reader
 from simulator.emulators.devices import LineDevice, PN532Device, RDM6300Device
 from simulator.hardware.virtual import VirtualClock
 from tests.simulator.emulators.conftest import outcome, serve_loop
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 CLOCK = VirtualClock(datetime(2026, 3, 2, 8, tzinfo=UTC))
 
@@ -48,112 +48,97 @@ CASES = [
 
 
 @pytest.mark.parametrize("device,driver,uid", CASES, indirect=["device"], ids=[f"{d}-{u}" for _, d, u in CASES])
-def test_taps_arrive_with_the_right_uid(device, driver, uid, tmp_path):
-    reader = open_reader(f"{driver}:{tmp_path / 'reader0'}", CLOCK)
-    try:
-        reader.read_tap(0.05)  # open the port first: pyserial flushes what arrived before it opened
-        device.tap(uid)
-        tap = first_tap(reader)
-        assert (tap.uid, tap.reader) == (uid, driver)
-        if driver == "pn532":
-            assert reader.firmware == "PN532 v1 .6 support 0x07".replace(" .", ".")
-            assert {0x14, 0x02, 0x4A, 0x52} <= set(device.commands)
-    finally:
-        reader.close()
+def test_taps_arrive_with_the_right_uid(device, driver, uid, tmp_path, closing):
+    reader = closing(open_reader(f"{driver}:{tmp_path / 'reader0'}", CLOCK))
+    reader.read_tap(0.05)  # open the port first: pyserial flushes what arrived before it opened
+    device.tap(uid)
+    tap = first_tap(reader)
+    assert (tap.uid, tap.reader) == (uid, driver)
+    if driver == "pn532":
+        assert reader.firmware == "PN532 v1 .6 support 0x07".replace(" .", ".")
+        assert {0x14, 0x02, 0x4A, 0x52} <= set(device.commands)
 
 
 @pytest.mark.parametrize("device", [PN532Device], indirect=True)
-def test_a_card_held_for_ten_seconds_is_one_tap_and_a_new_presentation_another(device, tmp_path):
+def test_a_card_held_for_ten_seconds_is_one_tap_and_a_new_presentation_another(device, tmp_path, closing):
     clock = FakeMonotonic()
-    reader = open_reader(f"pn532:{tmp_path / 'reader0'}?debounce=1", CLOCK, monotonic=clock)
-    try:
-        device.place("04A1B2C3D4E5F6")
-        start = clock.t
-        taps = []
-        while clock.t - start < 10:  # ten seconds of the reader's time, polling all along
-            tap = reader.read_tap(0.1)
-            if tap:
-                taps.append(tap)
-        assert len(taps) == 1 and device.reads > 20
-        device.remove()
-        for _ in range(8):  # two seconds without a card: longer than the debounce
-            assert reader.read_tap(0.1) is None
-        device.place("04A1B2C3D4E5F6")
-        assert first_tap(reader).uid == "04A1B2C3D4E5F6"
-    finally:
-        reader.close()
+    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}?debounce=1", CLOCK, monotonic=clock))
+    device.place("04A1B2C3D4E5F6")
+    start = clock.t
+    taps = []
+    while clock.t - start < 10:  # ten seconds of the reader's time, polling all along
+        tap = reader.read_tap(0.1)
+        if tap:
+            taps.append(tap)
+    assert len(taps) == 1 and device.reads > 20
+    device.remove()
+    for _ in range(8):  # two seconds without a card: longer than the debounce
+        assert reader.read_tap(0.1) is None
+    device.place("04A1B2C3D4E5F6")
+    assert first_tap(reader).uid == "04A1B2C3D4E5F6"
 
 
 @pytest.mark.parametrize("device", [PN532Device], indirect=True)
 @pytest.mark.parametrize("fault", ["noise", "split", "corrupt"])
-def test_pn532_driver_survives_noise_split_frames_and_bad_checksums(device, fault, tmp_path):
-    reader = open_reader(f"pn532:{tmp_path / 'reader0'}", CLOCK)
-    try:
-        assert reader.read_tap(0.1) is None and reader.online
-        device.fault(fault)
-        device.tap("04A1B2C3D4E5F6")
-        assert first_tap(reader).uid == "04A1B2C3D4E5F6"
-    finally:
-        reader.close()
+def test_pn532_driver_survives_noise_split_frames_and_bad_checksums(device, fault, tmp_path, closing):
+    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}", CLOCK))
+    assert reader.read_tap(0.1) is None and reader.online
+    device.fault(fault)
+    device.tap("04A1B2C3D4E5F6")
+    assert first_tap(reader).uid == "04A1B2C3D4E5F6"
 
 
 @pytest.mark.parametrize("device", [RDM6300Device], indirect=True)
-def test_rdm6300_corrupt_frame_is_dropped_and_the_repeat_is_read(device, tmp_path):
-    reader = open_reader(f"rdm6300:{tmp_path / 'reader0'}", CLOCK)
-    try:
-        device.fault("corrupt")
-        device.place("67003B51C6")
-        assert first_tap(reader).uid == "67003B51C6"
-    finally:
-        reader.close()
+def test_rdm6300_corrupt_frame_is_dropped_and_the_repeat_is_read(device, tmp_path, closing):
+    reader = closing(open_reader(f"rdm6300:{tmp_path / 'reader0'}", CLOCK))
+    device.fault("corrupt")
+    device.place("67003B51C6")
+    assert first_tap(reader).uid == "67003B51C6"
 
 
 @pytest.mark.parametrize("device", [PN532Device], indirect=True)
-def test_silent_then_unplugged_reader_goes_offline_and_recovers_after_replug(device, tmp_path):
+def test_silent_then_unplugged_reader_goes_offline_and_recovers_after_replug(device, tmp_path, closing):
     statuses: list[bool] = []
-    reader = open_reader(f"pn532:{tmp_path / 'reader0'}", CLOCK, on_status=lambda online, _: statuses.append(online))
-    try:
-        reader.read_tap(0.1)
-        device.fault("silent")
-        eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is False, what="offline when silent")
-        device.fault("clear")
-        eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is True, what="back online")
-        device.command("unplug")
-        eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is False, what="offline when unplugged")
-        device.command("replug")  # a new pty behind the same link
-        device.tap("04A1B2C3D4E5F6")
-        assert first_tap(reader, 20).uid == "04A1B2C3D4E5F6"
-        assert statuses[-1] is True and statuses.count(False) == 2
-    finally:
-        reader.close()
+    reader = closing(
+        open_reader(f"pn532:{tmp_path / 'reader0'}", CLOCK, on_status=lambda online, _: statuses.append(online))
+    )
+    reader.read_tap(0.1)
+    device.fault("silent")
+    eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is False, what="offline when silent")
+    device.fault("clear")
+    eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is True, what="back online")
+    device.command("unplug")
+    eventually(lambda: reader.read_tap(0.1) is None and statuses[-1] is False, what="offline when unplugged")
+    device.command("replug")  # a new pty behind the same link
+    device.tap("04A1B2C3D4E5F6")
+    assert first_tap(reader, 20).uid == "04A1B2C3D4E5F6"
+    assert statuses[-1] is True and statuses.count(False) == 2
 
 
-def test_unplug_mid_session_puts_the_machine_out_of_order_and_replug_recovers(tmp_path: Path):
+def test_unplug_mid_session_puts_the_machine_out_of_order_and_replug_recovers(tmp_path: Path, closing):
     from simulator.scenarios import load_scenario
     from simulator.scenarios.runner import ScenarioRunner
     from tests.conftest import ROOT
 
-    device = PN532Device(tmp_path / "reader0").start()
-    runner = ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine")
+    device = closing(PN532Device(tmp_path / "reader0").start())
+    runner = closing(
+        ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine")
+    )
     runner.start()
     controller = runner.machine.controller
     amy = runner.scenario.cards["amy"].uid
-    try:
-        with serve_loop(runner, f"pn532:{tmp_path / 'reader0'}") as loop:
-            device.tap(amy)
-            eventually(lambda: controller.state.value == "awaiting_selection", what="card session")
-            device.command("unplug")
-            eventually(lambda: controller.state.value == "out_of_order", what="out of order")
-            last = controller.last_transaction
-            assert last is not None and (last.outcome, last.reason) == ("cancelled", "fault")
-            loop.line("select A1")
-            eventually(lambda: outcome(controller)[1] == "out_of_service", what="sales stopped")
-            device.command("replug")
-            eventually(lambda: controller.state.value == "idle", timeout=45, what="recovered")
-            loop.line("select A1")
-            device.tap(amy)
-            eventually(lambda: outcome(controller)[0] == "vended", what="a sale after replug")
-            assert runner.machine.books.wallet.balance(amy).amount == 75
-    finally:
-        device.stop()
-        runner.close()
+    with serve_loop(runner, f"pn532:{tmp_path / 'reader0'}") as loop:
+        device.tap(amy)
+        eventually(lambda: controller.state.value == "awaiting_selection", what="card session")
+        device.command("unplug")
+        eventually(lambda: controller.state.value == "out_of_order", what="out of order")
+        last = controller.last_transaction
+        assert last is not None and (last.outcome, last.reason) == ("cancelled", "fault")
+        loop.line("select A1")
+        eventually(lambda: outcome(controller)[1] == "out_of_service", what="sales stopped")
+        device.command("replug")
+        eventually(lambda: controller.state.value == "idle", timeout=45, what="recovered")
+        loop.line("select A1")
+        device.tap(amy)
+        eventually(lambda: outcome(controller)[0] == "vended", what="a sale after replug")
+        assert runner.machine.books.wallet.balance(amy).amount == 75

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from firmware.controller.records import Transaction
 from simulator.emulators.devices import PN532Device
@@ -13,7 +15,7 @@ from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
 from tests.simulator.emulators.conftest import outcome, serve_loop
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 DECIDED = ("vended", "denied", "refunded")
 MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
@@ -31,8 +33,8 @@ DAY = [
 ]
 
 
-def virtual_day(tmp: Path) -> dict:
-    runner = ScenarioRunner(load_scenario(MORNING), tmp / "virtual")
+def virtual_day(tmp: Path, closing: Callable[[Any], Any]) -> dict:
+    runner = closing(ScenarioRunner(load_scenario(MORNING), tmp / "virtual"))
     runner.start()
     for slot, card in DAY:
         runner.machine.controller.dispatch("select", slot)
@@ -42,9 +44,7 @@ def virtual_day(tmp: Path) -> dict:
         runner.machine.controller.present(tap)
         if runner.machine.controller.state.value != "idle":
             runner.machine.controller.dispatch("cancel")
-    outcome = summary(runner)
-    runner.close()
-    return outcome
+    return summary(runner)
 
 
 def summary(runner: ScenarioRunner) -> dict:
@@ -58,39 +58,47 @@ def summary(runner: ScenarioRunner) -> dict:
     }
 
 
-def pn532_day(tmp: Path) -> dict:
-    device = PN532Device(tmp / "reader0").start()
-    runner = ScenarioRunner(load_scenario(MORNING), tmp / "pn532")
+def pn532_day(tmp: Path, closing: Callable[[Any], Any]) -> dict:
+    device = closing(PN532Device(tmp / "reader0").start())
+    runner = closing(ScenarioRunner(load_scenario(MORNING), tmp / "pn532"))
     runner.start()
     controller = runner.machine.controller
-    try:
-        with serve_loop(runner, f"pn532:{tmp / 'reader0'}?debounce=0.05") as loop:
-            for index, (slot, card) in enumerate(DAY):
-                before = controller.last_transaction
-                loop.line(f"select {slot}")
-                eventually(lambda: controller.state.value == "awaiting_card", what=f"selection {index}")
-                device.tap(runner.scenario.cards[card].uid)
+    with serve_loop(runner, f"pn532:{tmp / 'reader0'}?debounce=0.05") as loop:
+        for index, (slot, card) in enumerate(DAY):
+            before = controller.last_transaction
+            loop.line(f"select {slot}")
+            eventually(lambda: controller.state.value == "awaiting_card", what=f"selection {index}")
+            device.tap(runner.scenario.cards[card].uid)
 
-                def decided(before: Transaction | None = before) -> bool:
-                    return controller.last_transaction is not before and outcome(controller)[0] in DECIDED
+            def decided(before: Transaction | None = before) -> bool:
+                return controller.last_transaction is not before and outcome(controller)[0] in DECIDED
 
-                eventually(decided, what=f"visit {index} decided")
-                if controller.state.value != "idle":
-                    loop.line("cancel")
-                    eventually(lambda: controller.state.value == "idle", what="cancelled")
-            return summary(runner)
-    finally:
-        device.stop()
-        runner.close()
+            eventually(decided, what=f"visit {index} decided")
+            if controller.state.value != "idle":
+                loop.line("cancel")
+                eventually(lambda: controller.state.value == "idle", what="cancelled")
+        return summary(runner)
 
 
-def test_a_day_through_the_pn532_on_a_pty_equals_the_virtual_reader(tmp_path):
-    virtual = virtual_day(tmp_path)
+def test_a_day_through_the_pn532_on_a_pty_equals_the_virtual_reader(tmp_path, closing):
+    virtual = virtual_day(tmp_path, closing)
     assert virtual["sales"] >= 6 and virtual["denials"]  # the day has sales and refusals (the tea, a staff pen)
-    assert pn532_day(tmp_path) == virtual
+    assert pn532_day(tmp_path, closing) == virtual
 
 
-def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, list[dict]]:
+class ServeProcess:
+    """`vending serve` as a child process; ``stop`` kills it if the test did not make it quit."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.process = process
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_serve(tmp_path: Path, closing: Callable[[Any], Any], *extra: str) -> tuple[subprocess.Popen, list[dict]]:
     cards = tmp_path / "cards.yaml"
     cards.write_text('cards:\n  amy: {uid: "04A1B2C3D4E5F6", profile: student, balance: 100}\n')
     serve = subprocess.Popen(
@@ -111,6 +119,7 @@ def start_serve(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, list[dic
         stderr=subprocess.PIPE,
         text=True,
     )
+    closing(ServeProcess(serve))
     events: list[dict] = []
     assert serve.stdout is not None
     stdout = serve.stdout
@@ -125,55 +134,45 @@ def keypad(serve: subprocess.Popen, line: str) -> None:
     serve.stdin.flush()
 
 
-def test_vending_serve_sells_through_an_emulated_pn532(tmp_path):
+def test_vending_serve_sells_through_an_emulated_pn532(tmp_path, closing):
     """The real command: `vending serve` reads an emulated PN532 through a --link path; keypad on stdin."""
-    device = PN532Device(tmp_path / "reader0").start()
-    serve, events = start_serve(tmp_path)
-    try:
-        keypad(serve, "select A1")
-        eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
-        device.tap("04A1B2C3D4E5F6")
-        eventually(lambda: any(e["event"] == "vended" for e in events), what="a sale")
-        keypad(serve, "quit")
-        assert serve.wait(timeout=20) == 0
-    finally:
-        if serve.poll() is None:
-            serve.kill()
-        device.stop()
+    device = closing(PN532Device(tmp_path / "reader0").start())
+    serve, events = start_serve(tmp_path, closing)
+    keypad(serve, "select A1")
+    eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
+    device.tap("04A1B2C3D4E5F6")
+    eventually(lambda: any(e["event"] == "vended" for e in events), what="a sale")
+    keypad(serve, "quit")
+    assert serve.wait(timeout=20) == 0
+    assert serve.stderr is not None
     stderr = serve.stderr.read()
     assert "PN532 v1.6" in stderr and "card presented" in stderr
     everything = stderr + json.dumps(events)
     assert "04A1B2C3D4E5F6" not in everything and str(int("04A1B2C3D4E5F6", 16)) not in everything
 
 
-def test_vending_serve_reports_to_a_broker(tmp_path):
+def test_vending_serve_reports_to_a_broker(tmp_path, closing):
     """`vending serve --broker`: the sale reaches the vendor backend, and a remote command is applied."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     from simulator.scenarios.reporting_world import ReportingWorld
 
-    world = ReportingWorld(tmp_path / "world").start()
-    device = PN532Device(tmp_path / "reader0").start()
-    serve, events = start_serve(tmp_path, "--broker", f"mqtt://127.0.0.1:{world.address.port}")
-    try:
-        keypad(serve, "select A1")
-        eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
-        device.tap("04A1B2C3D4E5F6")
-        eventually(lambda: world.vendor.store.count("sale") == 1, what="the sale at the vendor")
-        operator = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator")
-        operator.connect(world.address.host, world.address.port)
-        operator.loop_start()
-        operator.publish(
-            "vending/v1/TPE-DAAN-JH-01/cmd/set_price", b'{"id": "p1", "slot": "A1", "price": 30}', qos=1
-        ).wait_for_publish(10)
-        operator.disconnect()
-        operator.loop_stop()
-        eventually(lambda: world.vendor.store.count("cmd-result") == 1, what="the command's answer")
-        keypad(serve, "quit")
-        assert serve.wait(timeout=20) == 0
-    finally:
-        if serve.poll() is None:
-            serve.kill()
-        device.stop()
-        world.stop()
+    world = closing(ReportingWorld(tmp_path / "world").start())
+    device = closing(PN532Device(tmp_path / "reader0").start())
+    serve, events = start_serve(tmp_path, closing, "--broker", f"mqtt://127.0.0.1:{world.address.port}")
+    keypad(serve, "select A1")
+    eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
+    device.tap("04A1B2C3D4E5F6")
+    eventually(lambda: world.vendor.store.count("sale") == 1, what="the sale at the vendor")
+    operator = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator")
+    operator.connect(world.address.host, world.address.port)
+    operator.loop_start()
+    operator.publish(
+        "vending/v1/TPE-DAAN-JH-01/cmd/set_price", b'{"id": "p1", "slot": "A1", "price": 30}', qos=1
+    ).wait_for_publish(10)
+    operator.disconnect()
+    operator.loop_stop()
+    eventually(lambda: world.vendor.store.count("cmd-result") == 1, what="the command's answer")
+    keypad(serve, "quit")
+    assert serve.wait(timeout=20) == 0

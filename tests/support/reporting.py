@@ -9,15 +9,17 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from simulator.backends.vendor import VendorBackend
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.servers.mosquitto import mosquitto_binary
@@ -81,6 +83,20 @@ def capture(world: ReportingWorld) -> Iterator[Capture]:
     cap = Capture().start(world.address.host, world.address.port)
     yield cap
     cap.stop()
+
+
+def shared_vendors(
+    world: ReportingWorld, db: Path | str, group: str, closing: Callable[[Any], Any], count: int = 2
+) -> list[VendorBackend]:
+    """Replace the world's vendor backend by ``count`` instances in one ``$share`` group on one store."""
+    assert world.vendor is not None
+    world.vendor.stop()
+    instances = [
+        closing(VendorBackend(world.address, db, client_id=f"{group}-vendor-{i}", shared_group=group).start())
+        for i in range(count)
+    ]
+    world.vendor = instances[0]
+    return instances
 
 
 def sell_many(runner: ScenarioRunner, count: int, card: str = "lin") -> None:

@@ -16,8 +16,8 @@ from simulator.backends.store import StoreQueries
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.reporting.conftest import attached_runner
-from tests.waiting import eventually
+from tests.support.reporting import attached_runner
+from tests.support.waiting import eventually
 
 MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
 

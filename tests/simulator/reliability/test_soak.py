@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from simulator.reliability.soak import run_soak
-from tests.reporting.conftest import require_mosquitto
+from tests.support.reporting import require_mosquitto
 
 
 def test_sales_survive_broker_and_backend_crashes(tmp_path):

@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CONFIGS
+from firmware.app.commands import COMMANDS
+from tests.conftest import CONFIGS, ROOT
+from tests.fuzz import targets
 from tests.fuzz.targets import fuzz_catalog, fuzz_command, fuzz_machine, fuzz_scenario
 
 SEEDS = (
@@ -63,20 +66,27 @@ def test_random_bytes(data):
 
 @SETTINGS
 @given(
-    st.sampled_from(["restock", "set_price", "enable_slot", "disable_slot", "set_lockout", "bogus"]),
+    st.sampled_from([*COMMANDS, "bogus"]),
     st.one_of(st.binary(max_size=300), yaml_values.map(lambda v: __import__("json").dumps(v).encode())),
 )
 def test_mqtt_commands_are_always_answered(name, payload):
     fuzz_command(name, payload)
 
 
-def test_targets_exist_for_every_parser():
-    assert Path(__file__).with_name("fuzz").joinpath("targets.py").is_file()
+def test_make_fuzz_runs_every_target_and_each_has_a_seed_corpus():
+    """`make fuzz` runs the Makefile's FUZZ_TARGETS: each one a ``fuzz_<name>`` here, with seeds to start from."""
+    listed = re.search(r"^FUZZ_TARGETS := (.+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert listed, "the Makefile lists no FUZZ_TARGETS"
+    defined = {name.removeprefix("fuzz_") for name in dir(targets) if name.startswith("fuzz_")}
+    assert set(listed.group(1).split()) == defined
+    for name in defined:
+        corpus = Path(__file__).parent / "corpus" / name
+        assert corpus.is_dir() and any(corpus.iterdir()), f"no seed corpus for fuzz target {name}"
 
 
 def test_regressions_found_by_fuzzing_stay_fixed():
     """Inputs that once crashed a target (kept in tests/fuzz/regressions/, named after what they found)."""
-    regressions = sorted((Path(__file__).parent / "fuzz" / "regressions").iterdir())
+    regressions = sorted((Path(__file__).parent / "regressions").iterdir())
     assert regressions
     for path in regressions:
         target = {"machine": fuzz_machine, "catalog": fuzz_catalog, "scenario": fuzz_scenario}[path.name.split("-")[0]]

@@ -10,13 +10,10 @@ from tests.conftest import SCENARIOS
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
-def test_shipped_scenario_passes(path, tmp_path):
+def test_shipped_scenario_passes(path, tmp_path, closing):
     """Each scenario runs as `vending run` does by default: with the embedded broker and both backends."""
-    world = ReportingWorld(tmp_path / "world").start()
-    try:
-        result = run_scenario(load_scenario(path), tmp_path / "machine", attach=world)
-    finally:
-        world.stop()
+    world = closing(ReportingWorld(tmp_path / "world").start())
+    result = run_scenario(load_scenario(path), tmp_path / "machine", attach=world)
     assert result.expectations, "a shipped scenario must check something"
     assert result.passed, [(f.line, f.key, f.expected, f.actual) for f in result.failures]
 

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from contextlib import chdir
 
 import pytest
 from typer.testing import CliRunner
@@ -17,12 +16,8 @@ EXPECTED = dict(line.split("\t", 1) for line in (CORPUS / "expected.tsv").read_t
 
 
 def check(path: str) -> tuple[int, str]:
-    previous = Path.cwd()
-    os.chdir(ROOT)  # messages name files as given on the command line
-    try:
+    with chdir(ROOT):  # messages name files as given on the command line
         result = CliRunner().invoke(app, ["check", path])
-    finally:
-        os.chdir(previous)
     return result.exit_code, result.stderr.rstrip("\n")
 
 
