@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SKIP = {"__init__.py", "__main__.py", "common.py"}
+SKIP = {"__init__.py", "__main__.py", "common.py", "compare.py"}
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """One vend in a process that may die at a named crash point; then recovery and an invariant report.
 
-The crash harness (tests/reliability/test_crash_points.py) runs, for every crash point and every
+The crash harness (tests/simulator/reliability/test_crash_points.py) runs, for every crash point and every
 kind of vend, three processes on the same state: ``setup``; ``run`` with
 ``VENDING_CRASH_AT=<point>`` (the process dies there with ``os._exit``, as in a power cut); and
 ``recover``, which boots on the same files, lets recovery settle, drains the outbox to the vendor
