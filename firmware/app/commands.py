@@ -20,6 +20,7 @@ from firmware.domain import SlotState
 from firmware.journal.books import MachineBooks
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.topics import MAX_COMMAND_BYTES
+from firmware.reporting.wire import WireError, parse_object
 
 log = logging.getLogger(__name__)
 LOCKOUTS_SETTING = "lockouts"
@@ -77,7 +78,10 @@ class CommandProcessor:
         """Apply every command the publisher received since the last call, then let it send the answers."""
         while not publisher.commands.empty():
             command = publisher.commands.get_nowait()
-            self.handle(command.name, command.payload)
+            try:
+                self.handle(command.name, command.payload)
+            except Exception:  # noqa: BLE001 - a command that breaks its handler must not stop the machine
+                log.exception("command %s could not be handled; dropped", command.name)
         publisher.wake()
 
     def handle(self, name: str, raw: bytes) -> dict[str, Any]:
@@ -99,15 +103,10 @@ class CommandProcessor:
     def _parse(self, name: str, raw: bytes) -> dict[str, Any]:
         if name not in SCHEMAS:
             raise Refused(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
-        if len(raw) > MAX_COMMAND_BYTES:
-            raise Refused(f"payload is larger than {MAX_COMMAND_BYTES} bytes")
         try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise Refused(f"payload is not JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise Refused("payload must be a JSON object")
-        return body
+            return parse_object(raw, MAX_COMMAND_BYTES)
+        except WireError as exc:
+            raise Refused(str(exc)) from None
 
     def _validate(self, name: str, body: dict[str, Any]) -> _Command:
         try:

@@ -26,9 +26,11 @@ from firmware.journal.outbox import Outbox
 from firmware.ports import Clock
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress, make_client
+from firmware.reporting.wire import WireError, parse_object, sequence
 
 log = logging.getLogger(__name__)
 MAX_RESEND_WAIT_S = 60.0
+MAX_ACK_BYTES = 256  # {"seq": N} and a little room; anything larger is not an ack
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,12 @@ class OutboxPublisher:
         self._link_up = True
         # what is still in the outbox was never acked: start the window just below it
         self._acked: dict[str, int] = self._outbox.acked_below()
-        self._last_sent: dict[str, int] = dict(self._acked)  # highest seq handed to the broker
+        self._last_sent: dict[str, int] = dict(self._acked)  # highest seq handed to the broker since the last resend
+        # highest seq handed to the broker in this boot: an ack above it acknowledges something this
+        # machine never sent (a forged or confused ack) and must not delete unsent reports
+        self._max_sent: dict[str, int] = dict(self._acked)
+        self.refused_acks = 0
+        self.handler_errors = 0
         self._last_progress = self._monotonic()
         self._resend_wait = resend_after_s
         self._last_heartbeat = -heartbeat_s
@@ -195,21 +202,29 @@ class OutboxPublisher:
         crashpoints.reached("publish.after")
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        parts = message.topic.split("/")
+        """Paho's thread: an exception here would end the network loop, so nothing may escape."""
+        try:
+            self._receive(message.topic, bytes(message.payload[: MAX_ACK_BYTES + 1]), message.payload)
+        except Exception:  # noqa: BLE001 - one bad message never stops the machine's link
+            self.handler_errors += 1
+            log.exception("dropped a message on %s that its handler could not take", message.topic)
+
+    def _receive(self, topic: str, head: bytes, payload: bytes) -> None:
+        parts = topic.split("/")
         if parts[-1] == "ack":
             try:
-                body = json.loads(message.payload)
-                seq = body["seq"]
-                if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-                    raise ValueError("seq must be a non-negative integer")
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("ignored a malformed ack on %s: %s", message.topic, exc)
+                body = parse_object(head, MAX_ACK_BYTES)
+                if set(body) != {"seq"}:
+                    raise WireError(f'an ack is {{"seq": N}} and nothing else, got keys {sorted(body)[:5]}')
+                seq = sequence(body["seq"])
+            except WireError as exc:
+                self.refused_acks += 1
+                log.warning("ignored a malformed ack on %s: %s", topic, exc)
                 return
-            stream = "vendor" if parts[0] == "vending" else "issuer"
-            self._acks.put((stream, seq))
+            self._acks.put(("vendor" if parts[0] == "vending" else "issuer", seq))
             self._wake.set()
         elif len(parts) == 5 and parts[3] == "cmd":
-            self.commands.put(InboundCommand(parts[4], bytes(message.payload[: topics.MAX_COMMAND_BYTES + 1])))
+            self.commands.put(InboundCommand(parts[4], bytes(payload[: topics.MAX_COMMAND_BYTES + 1])))
 
     # ---- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -223,6 +238,10 @@ class OutboxPublisher:
                     self._heartbeat()
             except sqlite3.Error as exc:  # the controller holds the write lock for long: try again
                 log.warning("outbox read failed, retrying: %s", exc)
+            except Exception:  # noqa: BLE001 - the outbox keeps every report; this thread must keep draining it
+                self.handler_errors += 1
+                log.exception("outbox worker pass failed; retrying")
+                self._stop.wait(1.0)
 
     def _apply_acks(self) -> None:
         """Delete what the receivers acknowledged: all acks waiting now, one transaction."""
@@ -232,6 +251,10 @@ class OutboxPublisher:
                 stream, seq = self._acks.get_nowait()
             except queue.Empty:
                 break
+            if seq > self._max_sent[stream]:
+                self.refused_acks += 1
+                log.warning("ignored an ack for %s seq %d: the highest sent is %d", stream, seq, self._max_sent[stream])
+                continue
             newest[stream] = max(seq, newest.get(stream, 0))
         if not newest:
             return
@@ -260,6 +283,7 @@ class OutboxPublisher:
                 if info.rc != 0:
                     return  # not connected any more; the next connect resends from the last ack
                 self._last_sent[stream] = report.seq
+                self._max_sent[stream] = max(self._max_sent[stream], report.seq)
                 self.published += 1
 
     def _heartbeat(self) -> None:

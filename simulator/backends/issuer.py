@@ -7,6 +7,7 @@ from typing import Any
 
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import unseal
+from simulator.backends.contract import check
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
 
@@ -21,6 +22,7 @@ class IssuerBackend(BackendService):
         self._key = private_key
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
+        check(kind, machine, payload)
         seq = sequence_number(payload)
         document = unseal(payload["sealed"], self._key)
         if document.get("machine") != machine:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.reporting.mqtt import BrokerAddress
+from simulator.backends.contract import check
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore
 
@@ -41,6 +42,7 @@ class VendorBackend(BackendService):
         super().__init__(address, open_store(db), client_id, shared_group)
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
+        check(kind, machine, payload)
         if kind in SEQUENCED:
             return Report(machine, sequence_number(payload), kind, payload)
         if kind == "status":

@@ -7,16 +7,13 @@ import json
 import logging
 from pathlib import Path
 
-import jsonschema
 import pytest
-import yaml
 
+from simulator.backends.contract import validator
 from simulator.cli.output import EventPrinter
 from simulator.scenarios import load_scenario, run_scenario
 from tests.conftest import ROOT, SCENARIOS
 
-SPEC = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
-SCHEMAS = SPEC["components"]["schemas"]
 TOPIC_SCHEMA = {
     "sale": "sale",
     "denial": "denial",
@@ -28,11 +25,6 @@ TOPIC_SCHEMA = {
     "ack": "ack",
     "settlement": "settlement",
 }
-
-
-def validator(name: str) -> jsonschema.Draft202012Validator:
-    """The named payload schema, with the spec's components beside it so its $refs resolve."""
-    return jsonschema.Draft202012Validator({**SCHEMAS[name], "components": {"schemas": SCHEMAS}})
 
 
 def uid_spellings(uid: str) -> set[str]:

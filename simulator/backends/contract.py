@@ -1,0 +1,43 @@
+"""The backends check every report against docs/asyncapi.yaml before storing it.
+
+A message with the right seq but the wrong shape (``{"seq": 1000000}`` on a sale topic, a report
+naming another machine than its topic) is refused, never stored and never acked. What the schema
+cannot tell -- a well-shaped report forged by another client on the broker -- needs the machine's
+signature (see the open trust issue).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jsonschema
+import yaml
+
+from simulator.paths import ROOT
+
+SPEC_FILE = ROOT / "docs" / "asyncapi.yaml"
+
+
+@functools.cache
+def schemas() -> dict[str, Any]:
+    """The payload schemas of the AsyncAPI document, by name."""
+    spec: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text())
+    found: dict[str, Any] = spec["components"]["schemas"]
+    return found
+
+
+@functools.cache
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    """The named payload schema, with the spec's components beside it so its $refs resolve."""
+    return jsonschema.Draft202012Validator({**schemas()[name], "components": {"schemas": schemas()}})
+
+
+def check(kind: str, machine: str, payload: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the first field that breaks the contract for ``kind``."""
+    error = jsonschema.exceptions.best_match(validator(kind).iter_errors(payload))
+    if error is not None:
+        where = ".".join(str(part) for part in error.absolute_path) or "payload"
+        raise ValueError(f"{kind} does not match the contract at {where}: {error.message[:120]}")
+    if payload.get("machine", machine) != machine:
+        raise ValueError(f"{kind} names machine {payload.get('machine')!r} on {machine!r}'s topic")

@@ -1,0 +1,112 @@
+"""Anyone on the broker publishes the hostile corpus at every topic the machine and the backends read.
+
+Afterwards nothing was deleted or changed by it, every genuine report still reaches the backend
+exactly once, the machine still sells, and every thread of every process is alive.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from firmware.app.commands import COMMANDS
+from firmware.reporting import topics
+from simulator.scenarios.reporting_world import ReportingWorld
+from tests.firmware.reporting.test_delivery import sell
+from tests.hostile.corpus import HOSTILE
+from tests.support.reporting import attached_runner
+from tests.support.waiting import eventually
+
+BACKEND_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "status", "heartbeat")
+
+
+def attacker(world: ReportingWorld) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="attacker", clean_session=True)
+    client.connect(world.address.host, world.address.port)
+    client.loop_start()
+    return client
+
+
+def publish_all(client: mqtt.Client, topic_names: list[str], retain: bool = False) -> None:
+    for topic in topic_names:
+        for _, payload in HOSTILE:
+            client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
+
+def alive(*threads: threading.Thread | None) -> bool:
+    return all(thread is not None and thread.is_alive() for thread in threads)
+
+
+def test_the_hostile_corpus_on_every_inbound_topic_changes_nothing_and_stops_nothing(
+    world: ReportingWorld, tmp_path: Path
+) -> None:
+    with attached_runner(world, tmp_path) as runner:
+        publisher = world.publisher
+        assert publisher is not None
+        machine = runner.machine.controller.config.id
+        sell(runner, "A1", "amy")
+        assert publisher.flush(20)
+        world.vendor_down()  # from here only the attacker acks: nothing may be deleted
+        sell(runner, "A3", "ben")
+        sell(runner, "D1", "lin")
+        waiting = publisher.depth()
+        stock = runner.machine.books.inventory.stock()
+        client = attacker(world)
+        try:
+            publish_all(client, [topics.command(machine, name) for name in (*COMMANDS, "bogus")])
+            publish_all(client, [topics.ack("vendor", machine), topics.ack("issuer", machine)])
+            acks = 2 * len(HOSTILE)
+
+            def all_acks_seen() -> bool:
+                for hook in runner.after_step:  # applies the commands on the controller's thread
+                    hook()
+                return publisher.refused_acks + publisher.handler_errors >= acks - 2  # {"seq": 0} acks nothing
+
+            eventually(all_acks_seen, timeout=60, what="every hostile ack handled")
+            assert publisher.depth() >= waiting, "a forged ack deleted reports the backend never stored"
+            assert runner.machine.books.inventory.stock() == stock, "a hostile command changed the planogram"
+            world.vendor_up()
+            vendor, issuer = world.vendor, world.issuer
+            assert vendor is not None and issuer is not None
+            publish_all(client, [topics.vendor(machine, kind) for kind in BACKEND_KINDS])
+            publish_all(client, [topics.issuer(machine, "settlement")])
+            eventually(lambda: vendor.errors + issuer.errors >= len(HOSTILE), timeout=60, what="backends saw it")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        sell(runner, "E1", "lin")  # the machine still sells
+        for hook in runner.after_step:
+            hook()
+        assert publisher.flush(30), f"outbox still holds {publisher.depth()}"
+        produced = runner.machine.db.counter("seq:vendor")
+        stored = vendor.store.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM reports WHERE machine = ?", (machine,))
+        assert stored[0] == (produced, 1, produced), "every genuine report once, and nothing else"
+        assert vendor.store.execute("SELECT COUNT(*) FROM sales WHERE outcome = 'vended'")[0][0] == 4
+        assert alive(publisher._thread, vendor._writer, issuer._writer)
+        assert alive(publisher._client._thread, vendor.client._thread, issuer.client._thread)
+
+
+def test_a_retained_poison_command_is_refused_on_every_boot_and_the_machine_sells(
+    world: ReportingWorld, tmp_path: Path
+) -> None:
+    with attached_runner(world, tmp_path) as runner:
+        machine = runner.machine.controller.config.id
+        client = attacker(world)
+        try:
+            client.publish(topics.command(machine, "restock"), b"[" * 2000, qos=1, retain=True).wait_for_publish(10)
+            for _ in range(2):
+                runner.power_cycle()  # reconnects and receives the retained poison again
+                assert world.publisher is not None and world.publisher.wait_connected(15)
+                sell(runner, "A1", "amy")
+                for hook in runner.after_step:
+                    hook()
+                assert runner.machine.controller.last_transaction is not None
+                assert runner.machine.controller.last_transaction.outcome == "vended"
+        finally:
+            client.publish(topics.command(machine, "restock"), b"", qos=1, retain=True).wait_for_publish(10)
+            client.disconnect()
+            client.loop_stop()
+        assert world.publisher is not None and world.publisher.flush(30)

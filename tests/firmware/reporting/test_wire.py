@@ -1,0 +1,49 @@
+"""The wire checks every inbound message goes through: only a dict or a WireError ever comes out."""
+
+from __future__ import annotations
+
+import pytest
+
+from firmware.reporting.wire import MAX_SEQ, WireError, nesting_depth, parse_object, sequence
+from tests.hostile.corpus import HOSTILE
+
+
+@pytest.mark.parametrize("name,payload", HOSTILE, ids=[name for name, _ in HOSTILE])
+def test_every_hostile_payload_parses_to_an_object_or_a_reason(name: str, payload: bytes) -> None:
+    try:
+        body = parse_object(payload, max_bytes=64 * 1024)
+    except WireError as exc:
+        assert 0 < len(str(exc)) < 200, "a reason, short, and never the payload itself"
+        return
+    assert isinstance(body, dict)
+
+
+def test_twenty_megabytes_are_refused_by_size_before_parsing() -> None:
+    with pytest.raises(WireError, match="larger than 4096 bytes"):
+        parse_object(b"[" * 20_000_000, max_bytes=4096)
+
+
+@pytest.mark.parametrize(
+    "raw,depth",
+    [(b"{}", 1), (b'{"a": [1, {"b": 2}]}', 3), (b'{"a": "[[[[{{{{"}', 1), (b'{"a": "\\"[["}', 1), (b"1", 0)],
+)
+def test_nesting_depth_ignores_brackets_inside_strings(raw: bytes, depth: int) -> None:
+    assert nesting_depth(raw) == depth
+
+
+def test_the_depth_limit_is_enforced_at_its_boundary() -> None:
+    assert parse_object(b'{"a":' * 15 + b"1" + b"}" * 15, 4096, max_depth=16)
+    with pytest.raises(WireError, match="deeper than 16"):
+        parse_object(b'{"a":' * 17 + b"1" + b"}" * 17, 4096, max_depth=16)
+
+
+@pytest.mark.parametrize("value", [-1, MAX_SEQ + 1, 1.0, "1", True, None, [1]])
+def test_sequences_outside_what_sqlite_can_hold_or_of_the_wrong_type_are_refused(value: object) -> None:
+    with pytest.raises(WireError):
+        sequence(value)
+
+
+def test_sequences_at_the_bounds_are_accepted() -> None:
+    assert sequence(0) == 0 and sequence(MAX_SEQ) == MAX_SEQ
+    with pytest.raises(WireError):
+        sequence(0, minimum=1)
