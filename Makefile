@@ -64,7 +64,7 @@ soak: $(DEVSTAMP) servers
 	$(BIN)/python -m simulator.reliability.soak --transactions 10000 --machines 4
 
 # Coverage-guided fuzzing (atheris/libFuzzer), 1,000,000 inputs per target; the corpus grows in tests/fuzz/corpus/.
-FUZZ_TARGETS := framers machine catalog scenario command
+FUZZ_TARGETS := framers machine catalog scenario command wire
 fuzz: $(DEVSTAMP)
 	$(BIN)/pip install -q -e '.[fuzz]'
 	@for target in $(FUZZ_TARGETS); do \

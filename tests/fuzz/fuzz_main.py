@@ -1,7 +1,7 @@
 """Coverage-guided fuzzing with atheris (libFuzzer) over the same targets as the hypothesis tests.
 
     python tests/fuzz/fuzz_main.py TARGET [libFuzzer flags] tests/fuzz/corpus/TARGET
-TARGET: machine | catalog | scenario | command | framers. `make fuzz` runs each for 1,000,000 inputs.
+TARGET: machine | catalog | scenario | command | framers | wire. `make fuzz` runs each for 1,000,000 inputs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ with atheris.instrument_imports():
     import firmware.app.commands  # noqa: E402,F401
     import firmware.config.source  # noqa: E402,F401
     import firmware.readers.pn532_frames  # noqa: E402,F401
+    import firmware.reporting.wire  # noqa: E402,F401
     from tests.fuzz import targets  # noqa: E402
 
 COMMANDS = [*firmware.app.commands.COMMANDS, "bogus"]

@@ -68,6 +68,16 @@ def fuzz_command(name: str, payload: bytes) -> None:
     assert isinstance(result, dict) and isinstance(result.get("ok"), bool), result
 
 
+def fuzz_wire(data: bytes) -> None:
+    """Every inbound MQTT payload goes through here first: a dict or a WireError, nothing else."""
+    from firmware.reporting.wire import WireError, parse_object
+
+    try:
+        assert isinstance(parse_object(data, 64 * 1024), dict)
+    except WireError:
+        pass
+
+
 def fuzz_framers(data: bytes) -> None:
     from firmware.readers import line_frames, pn532_frames, rdm6300_frames
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from firmware.app.commands import COMMANDS
 from tests.conftest import CONFIGS, ROOT
 from tests.fuzz import targets
-from tests.fuzz.targets import fuzz_catalog, fuzz_command, fuzz_machine, fuzz_scenario
+from tests.fuzz.targets import fuzz_catalog, fuzz_command, fuzz_machine, fuzz_scenario, fuzz_wire
 
 SEEDS = (
     [p.read_bytes() for p in (CONFIGS / "machines").glob("*.yaml")]
@@ -91,3 +91,9 @@ def test_regressions_found_by_fuzzing_stay_fixed():
     for path in regressions:
         target = {"machine": fuzz_machine, "catalog": fuzz_catalog, "scenario": fuzz_scenario}[path.name.split("-")[0]]
         target(path.read_bytes())
+
+
+@SETTINGS
+@given(st.one_of(st.binary(max_size=400), yaml_values.map(lambda v: __import__("json").dumps(v).encode())))
+def test_wire_payloads_parse_to_an_object_or_a_reason(payload):
+    fuzz_wire(payload)
