@@ -18,6 +18,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "出貨失敗，已退款 NT${price}，餘額 NT${balance}",
         "Vend failed - NT${price} refunded. Balance NT${balance}",
     ),
+    "reselect": ("請於 {seconds} 秒內另選商品", "Choose another product within {seconds} s"),
     "cancelled": ("交易已取消", "Transaction cancelled"),
     "timeout": ("逾時，交易已取消", "Timed out - transaction cancelled"),
     "door_open": ("維護中，暫停販售", "Service in progress - sales paused"),
@@ -68,11 +69,13 @@ class Message:
 
     key: str
     params: dict[str, Any] = field(default_factory=dict)
+    note: Message | None = None  # a second sentence shown with it (e.g. how long the card stays)
 
     def text(self, locale: str) -> str:
         zh, en = TEXTS[self.key]
         template = zh if locale == "zh-TW" else en
-        return template.format(**self.params)
+        text = template.format(**self.params)
+        return f"{text} {self.note.text(locale)}" if self.note is not None else text
 
     @property
     def zh(self) -> str:

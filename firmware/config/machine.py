@@ -86,6 +86,8 @@ class Timeouts(Strict):
 
     card: int = Field(default=30, ge=1, le=600)
     selection: int = Field(default=30, ge=1, le=600)
+    # after a denial the card stays only this long, so a stranger cannot buy on it (default 10 s)
+    reselect: int = Field(default=10, ge=1, le=600)
     session: int = Field(default=120, ge=5, le=3600)
 
 

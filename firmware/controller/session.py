@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -368,21 +369,25 @@ class Controller(Triggers):
         journal = self.books.journal
         with journal.atomic("journal"):
             txn_id = journal.next_txn_id(self.config.id)
-            journal.append(
-                self.entry(
-                    "denied",
-                    txn_id,
-                    reason=denial.reason,
-                    slot=slot,
-                    product=state.product if state else None,
-                    price=state.price if state else None,
-                    **who(card),
-                    detail=denial.detail,
-                )
-            )
+            product, price = (state.product, state.price) if state else (None, None)
+            fields = {
+                "reason": denial.reason,
+                "slot": slot,
+                "product": product,
+                "price": price,
+                "detail": denial.detail,
+            }
+            journal.append(self.entry("denied", txn_id, **fields, **who(card)))
         self._finish("denied", denial.reason, txn_id=txn_id, slot=slot, with_card=with_card)
         self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card))
-        self.show(denial.message)
+        self.show(self._keep_card_briefly(denial.message) if card is not None else denial.message)
+
+    def _keep_card_briefly(self, denial: Message) -> Message:
+        """After a denial the card stays only for the reselection window, and the display says so."""
+        window = self.config.timeouts.reselect
+        ends = self.now() + timedelta(seconds=window)
+        self.state_deadline = min(self.state_deadline, ends) if self.state_deadline else ends
+        return replace(denial, note=Message("reselect", {"seconds": window}))
 
     def _cancel(self, reason: str, message: Message) -> None:
         journal = self.books.journal

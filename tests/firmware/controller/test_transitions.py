@@ -300,3 +300,34 @@ def test_every_declared_transition_is_exercised(rig, monkeypatch):
     seen_values = {(t, State[s].value, State[d].value) for t, s, d in seen}  # transitions names enum states
     missing = declared - seen_values
     assert not missing, f"declared but never exercised: {sorted(missing)}"
+
+
+def test_after_a_denial_the_card_stays_only_for_the_reselection_window(rig):
+    rig.tap()
+    rig.select("B3")  # the sweetened tea is refused: the card stays in session, briefly
+    assert (rig.state, rig.last.outcome) == ("awaiting_selection", "denied")
+    assert "Choose another product within 10 s" in rig.runner.display.text()
+    rig.wait(9)
+    assert rig.state == "awaiting_selection"
+    rig.wait(1)
+    assert (rig.state, rig.last.outcome, rig.last.reason) == ("idle", "cancelled", "timeout")
+    balance = rig.balance()
+    rig.select("A1")  # a stranger presses a key without tapping: no card is in session any more
+    assert rig.state == "awaiting_card" and rig.balance() == balance
+
+
+def test_a_reselection_inside_the_window_sells_on_the_same_card(rig):
+    rig.tap()
+    rig.select("B3")
+    rig.wait(5)
+    rig.select("A1")
+    assert (rig.last.outcome, rig.last.slot, rig.state) == ("vended", "A1", "idle")
+
+
+def test_another_card_after_a_denial_replaces_the_first_with_a_fresh_timer(rig):
+    rig.tap("amy")
+    rig.select("B3")
+    rig.tap("lin")  # lin's own session: the selection timer, not amy's short window
+    rig.wait(20)
+    rig.select("A1")
+    assert (rig.last.outcome, rig.balance("amy")) == ("vended", 100)
