@@ -17,6 +17,7 @@ from firmware.config.machine import load_machine
 from firmware.controller.records import Hardware
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
 from simulator.paths import MACHINES
+from simulator.term_keys import simulation_term_key
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 BIG = 10**9
@@ -70,6 +71,7 @@ def demo_machine(state_dir: Path, reporter: Any = None) -> tuple[Machine, Virtua
     setup = load_machine(MACHINES / "demo.yaml")
     clock = VirtualClock(datetime.fromisoformat("2026-03-02T08:00:00+08:00"))
     dispenser = VirtualDispenser({code: BIG for code in setup.config.slots})
+    simulation_term_key(state_dir, clock.now().date(), "bench")
     machine = build_machine(setup, state_dir, Hardware(clock, RecordingDisplay(), dispenser), reporter=reporter)
     with machine.db.atomic("journal"):
         for uid in CARDS:

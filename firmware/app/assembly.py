@@ -10,7 +10,7 @@ from firmware.app.commands import stored_lockouts
 from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.records import EventSink, Hardware
 from firmware.controller.session import Controller
-from firmware.identity.keys import load_or_create_key
+from firmware.identity.keys import TermKeyring
 from firmware.journal.books import MachineBooks
 from firmware.journal.database import Database
 from firmware.policy.chain import build_policy
@@ -22,12 +22,13 @@ ReporterFactory = Callable[[MachineSetup, MachineBooks], Reporter]
 
 @dataclass
 class Machine:
-    """A controller with the database it owns."""
+    """A controller with the database and the term keyring it owns."""
 
     controller: Controller
     db: Database
     books: MachineBooks
     fresh: bool
+    keyring: TermKeyring
 
     def invariant_total(self) -> int:
         """Card balances + takings + money in flight; must equal the starting total at all times."""
@@ -60,7 +61,13 @@ def build_machine(
     events: EventSink | None = None,
     policy: SalesPolicy | None = None,
 ) -> Machine:
-    """Open (or create) the machine's state and wire the controller; call ``controller.start()`` next."""
+    """Open (or create) the machine's state and wire the controller; call ``controller.start()`` next.
+
+    The state dir must hold a term key valid today (``TermKeyError`` otherwise): a machine never
+    invents its own.
+    """
+    keyring = TermKeyring(state_dir)
+    keyring.check_valid(hardware.clock.now().astimezone(setup.config.zone).date())
     db, books, fresh = open_books(state_dir, setup, reporter)
     lockouts = stored_lockouts(books)
     if lockouts is not None:  # a remote set_lockout outlives a restart
@@ -70,8 +77,8 @@ def build_machine(
         hardware,
         books,
         policy or build_policy(setup),
-        load_or_create_key(state_dir),
+        keyring,
         events,
         policy_factory=None if policy else build_policy,
     )
-    return Machine(controller, db, books, fresh)
+    return Machine(controller, db, books, fresh, keyring)

@@ -17,6 +17,7 @@ from typing import Literal
 from firmware.app.commands import CommandProcessor
 from firmware.controller.session import Controller
 from firmware.domain import CardTap
+from firmware.identity.keys import TermKeyring
 from firmware.journal.books import MachineBooks
 from firmware.ports import CardReader
 from firmware.reporting.publisher import OutboxPublisher
@@ -37,8 +38,10 @@ class Runtime:
         books: MachineBooks,
         reader: CardReader | None = None,
         publisher: OutboxPublisher | None = None,
+        keyring: TermKeyring | None = None,
     ) -> None:
         self.controller = controller
+        self.keyring = keyring  # a rotated term key is picked up between events, without a restart
         self.reader = reader
         self.publisher = publisher
         self.commands = CommandProcessor(controller, books) if publisher is not None else None
@@ -95,6 +98,8 @@ class Runtime:
 
     def between_events(self) -> None:
         self.controller.poll()
+        if self.keyring is not None:
+            self.keyring.refresh(self.controller.now().astimezone(self.controller.config.zone).date())
         if self.publisher is not None and self.commands is not None:
             self.commands.apply_from(self.publisher)
 

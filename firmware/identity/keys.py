@@ -1,7 +1,9 @@
-"""The school's term key, kept in the state dir with mode 0600 and never published.
+"""The school's term key: kept in the state dir (0600, never published), valid for one term only.
 
-A new key per school term makes pseudonyms unlinkable across terms. The machine only needs the
-current key; rotating replaces it (the old pseudonyms stay in the vendor's data, unlinkable).
+A new key per school term makes pseudonyms unlinkable across terms. The key file says which term it
+is for and until when it is valid; the machine refuses to start on an expired key, and picks up a
+rotated key without a restart (the runtime asks the keyring to ``refresh`` between events). Nothing
+creates a key behind the operator's back: a state dir without one is an error that says what to run.
 """
 
 from __future__ import annotations
@@ -9,55 +11,115 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 from firmware.errors import VendingError
 from firmware.identity.pseudonym import Pseudonymizer
+from firmware.identity.secretfile import write_secret
 
 log = logging.getLogger(__name__)
 KEY_FILE = "term_key.json"
+TERM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")
 
 
-class KeyError_(VendingError):
-    """The key file is missing, unreadable or malformed."""
+class TermKeyError(VendingError):
+    """The term key is missing, malformed, or not valid today."""
+
+
+@dataclass(frozen=True)
+class TermKey:
+    term: str
+    key: bytes = field(repr=False)
+    valid_until: date  # inclusive, in the machine's local calendar
 
 
 def key_path(state_dir: Path) -> Path:
     return state_dir / KEY_FILE
 
 
-def write_key(state_dir: Path, term: str, key: bytes | None = None) -> Path:
-    """Create or replace the term key atomically, readable by the owner only."""
-    if not term or len(term) > 32:
-        raise KeyError_("a term name must be 1-32 characters, e.g. 2026-1")
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = key_path(state_dir)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"term": term, "key": (key or secrets.token_bytes(32)).hex()}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    os.chmod(path, 0o600)
-    return path
+def write_key(state_dir: Path, term: str, valid_until: date, *, key: bytes | None = None, force: bool = False) -> Path:
+    """Create the term key file (0600, O_EXCL); ``force`` replaces an existing one (a rotation)."""
+    if not TERM.match(term):
+        raise TermKeyError(f"term {term!r}: 1-32 letters, digits, '.', '_' or '-', e.g. 2026-1")
+    body = {"term": term, "key": (key or secrets.token_bytes(32)).hex(), "valid_until": valid_until.isoformat()}
+    return write_secret(key_path(state_dir), json.dumps(body).encode(), force=force)
 
 
-def load_key(state_dir: Path) -> Pseudonymizer:
+def read_key(state_dir: Path) -> TermKey:
     path = key_path(state_dir)
     try:
         data = json.loads(path.read_text())
-        return Pseudonymizer(str(data["term"]), bytes.fromhex(data["key"]))
+        found = TermKey(str(data["term"]), bytes.fromhex(data["key"]), date.fromisoformat(data["valid_until"]))
     except FileNotFoundError:
-        raise KeyError_(f"{path}: no term key; create one with `vending keys init --state-dir {state_dir}`") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise KeyError_(f"{path}: malformed term key file ({exc.__class__.__name__})") from None
+        raise TermKeyError(
+            f"{path}: no term key; create one with `vending keys init --state-dir {state_dir} --valid-until DATE`"
+        ) from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise TermKeyError(f"{path}: malformed term key file ({exc.__class__.__name__})") from None
+    if len(found.key) < 32:
+        raise TermKeyError(f"{path}: the key must be at least 32 bytes")
+    return found
 
 
-def load_or_create_key(state_dir: Path, term: str = "default") -> Pseudonymizer:
-    """For throw-away state dirs (demo, tests): make a key when none exists yet."""
-    if not key_path(state_dir).exists():
-        write_key(state_dir, term)
-        log.info("created a term key for term %s in %s", term, state_dir)
-    return load_key(state_dir)
+def load_key(state_dir: Path) -> Pseudonymizer:
+    """The pseudonymizer of the term key in ``state_dir`` (validity is the keyring's business)."""
+    term_key = read_key(state_dir)
+    return Pseudonymizer(term_key.term, term_key.key)
+
+
+class TermKeyring:
+    """Card uid -> this term's pseudonym, from the key file, reloaded when the file is replaced."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._load()
+
+    def _load(self) -> None:
+        self.current = read_key(self.state_dir)
+        self._pseudonym = Pseudonymizer(self.current.term, self.current.key)
+        self._stamp = self._file_stamp()
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            found = os.stat(key_path(self.state_dir))
+        except OSError:
+            return None
+        return found.st_ino, found.st_mtime_ns, found.st_size
+
+    @property
+    def term(self) -> str:
+        return self.current.term
+
+    def __call__(self, uid: str) -> str:
+        return self._pseudonym(uid)
+
+    def check_valid(self, today: date) -> None:
+        """Refuse to work on an expired term key: pseudonyms must change when the term does."""
+        if today > self.current.valid_until:
+            raise TermKeyError(
+                f"{key_path(self.state_dir)}: the key for term {self.term} expired on "
+                f"{self.current.valid_until.isoformat()}; start the new term with `vending keys rotate`"
+            )
+
+    def refresh(self, today: date) -> bool:
+        """Load a rotated key if the file changed; a broken or expired replacement keeps the current key."""
+        if self._file_stamp() == self._stamp:
+            return False
+        previous = (self.current, self._pseudonym, self._stamp)
+        try:
+            self._load()
+            self.check_valid(today)
+        except TermKeyError as exc:
+            self.current, self._pseudonym, self._stamp = previous
+            self._stamp = self._file_stamp()  # do not retry the same broken file on every event
+            log.error("kept the key for term %s: the new key file is unusable: %s", self.term, exc)
+            return False
+        log.info("term key rotated: now term %s, valid until %s", self.term, self.current.valid_until)
+        return True
+
+    def __repr__(self) -> str:  # never the key
+        return f"TermKeyring(term={self.term!r})"

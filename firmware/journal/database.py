@@ -6,6 +6,7 @@ so a power cut after a commit never loses it; a crash before a commit loses only
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from firmware import crashpoints
 from firmware.errors import StorageError
+from firmware.identity.secretfile import PRIVATE_FILE, private_dir
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +51,8 @@ class Database:
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))  # 0600 before SQLite opens it
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA synchronous={synchronous}")

@@ -27,12 +27,6 @@ def unseal(sealed: str, private_key: bytes) -> dict[str, Any]:
     return result
 
 
-def write_key(path: Path, key: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(key.hex() + "\n")
-    path.chmod(0o600)
-
-
 def read_key(path: Path) -> bytes:
     raw = bytes.fromhex(path.read_text().strip())
     if len(raw) != 32:

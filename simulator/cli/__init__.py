@@ -22,10 +22,11 @@ from firmware.config.source import read_yaml
 from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
 from simulator.cli.fleet import fleet
+from simulator.cli.keys import keys_app
 from simulator.cli.output import EventPrinter
 from simulator.cli.party_views import print_party_views
 from simulator.cli.readers import reader_app, serve
-from simulator.cli.reporting import backend_app, keys_app
+from simulator.cli.reporting import backend_app
 from simulator.cli.rules import refused_slots, rules_app
 from simulator.paths import SCENARIOS
 from simulator.scenarios.reporting_world import ReportingWorld

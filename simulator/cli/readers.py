@@ -18,6 +18,7 @@ from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import Strict, read_yaml, validate
 from firmware.controller.records import Hardware
 from firmware.errors import InputError, VendingError
+from firmware.identity.keys import TermKeyError
 from firmware.journal.books import MachineBooks
 from firmware.ports import Reporter
 from firmware.readers.registry import open_reader
@@ -29,6 +30,7 @@ from simulator.emulators.devices import DEVICES
 from simulator.hardware.virtual import RecordingDisplay, VirtualDispenser
 from simulator.scenarios.runner import issue_cards
 from simulator.scenarios.schema import CardSpec
+from simulator.term_keys import simulation_term_key
 
 reader_app = typer.Typer(no_args_is_help=True, help="Card-reader device emulators on pseudo-terminals.")
 
@@ -117,7 +119,15 @@ def serve(
             def reporter(setup: MachineSetup, books: MachineBooks) -> Reporter:
                 return reporter_for(setup, books, public)
 
-        built = build_machine(setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json), reporter=reporter)
+        if state_dir is None:  # a throw-away machine gets a throw-away key; a kept state dir needs `keys init`
+            simulation_term_key(Path(tmp), clock.now().astimezone(setup.config.zone).date(), "ephemeral")
+        try:
+            built = build_machine(
+                setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json), reporter=reporter
+            )
+        except TermKeyError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(2) from None
         if cards is not None and built.fresh:
             try:
                 issue_cards_file(built, cards)
@@ -127,7 +137,7 @@ def serve(
         publisher = None
         if broker != "none":
             publisher = OutboxPublisher(built.db.path, setup.config.id, BrokerAddress.parse(broker), clock)
-        runtime = Runtime(built.controller, built.books, publisher=publisher)
+        runtime = Runtime(built.controller, built.books, publisher=publisher, keyring=built.keyring)
         try:
             runtime.reader = open_reader(reader, clock, on_status=runtime.reader_status)
         except VendingError as exc:

@@ -20,6 +20,7 @@ from firmware.reporting.reporter import MqttReporter, reporter_for
 from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan
 from simulator.hardware.virtual import VirtualClock, VirtualDispenser
 from simulator.tally import SalesTally
+from simulator.term_keys import simulation_term_key
 
 DAY_END = time(18, 0)
 
@@ -52,6 +53,7 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
     def reporter(setup: MachineSetup, books: Any) -> MqttReporter:
         return reporter_for(setup, books, issuer_public_key)
 
+    simulation_term_key(state_dir, day, "fleet")
     machine = build_machine(
         setup, state_dir, Hardware(clock, NullDisplay(), dispenser), reporter=reporter, events=stats.on_event
     )

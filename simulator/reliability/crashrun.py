@@ -37,6 +37,7 @@ from simulator.backends.vendor import VendorBackend
 from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
 from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.term_keys import simulation_term_key
 
 KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock")
 MAX_ARRIVALS = 3  # publisher retries and acks are timing-dependent in count: crash at their first few arrivals
@@ -54,6 +55,7 @@ def boot(directory: Path, broker: str) -> tuple[Machine, ReportingWorld, Virtual
     dispenser = PersistentDispenser(directory / "world.json", {c: s.stock for c, s in setup.config.slots.items()})
     world = ReportingWorld(directory / "world", broker=broker, resend_after_s=1.0)
     world.broker_address = BrokerAddress.parse(broker)
+    simulation_term_key(directory / "machine", START.date(), "crash")
     machine = build_machine(
         setup, directory / "machine", Hardware(clock, RecordingDisplay(), dispenser), reporter=world.reporter_factory
     )

@@ -34,6 +34,7 @@ from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDi
 from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.servers.mosquitto import MosquittoProcess
+from simulator.term_keys import simulation_term_key
 
 SLOTS = ["A1", "A2", "A3", "B1", "B2", "C1", "D1", "E1", "E2"]
 CARDS = [f"04{i:012X}" for i in range(200)]
@@ -113,6 +114,7 @@ def run_soak(
         setup = machine_setup(index)
         clock = VirtualClock(datetime.fromisoformat("2026-03-02T07:30:00+08:00"))
         dispenser = VirtualDispenser({slot: 20 for slot in setup.config.slots})
+        simulation_term_key(workdir / setup.config.id, clock.now().date(), "soak")
         machine = build_machine(
             setup,
             workdir / setup.config.id,

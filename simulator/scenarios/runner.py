@@ -15,6 +15,7 @@ from firmware.controller.records import Hardware
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, VirtualReader
 from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration
 from simulator.tally import SalesTally
+from simulator.term_keys import simulation_term_key
 
 EventPrinter = Callable[[datetime, str, dict[str, Any]], None]
 
@@ -112,6 +113,7 @@ class ScenarioRunner:
     # ---- lifecycle -------------------------------------------------------------------------
     def _boot(self) -> Machine:
         hardware = Hardware(self.clock, self.display, self.dispenser)
+        simulation_term_key(self.state_dir, self.scenario.start.date())
         machine = build_machine(
             self.scenario.machine, self.state_dir, hardware, reporter=self.reporter, events=self._on_event
         )

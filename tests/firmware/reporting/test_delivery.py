@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from datetime import datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware.identity.keys import load_key, write_key
 from simulator.backends.store import StoreQueries
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
@@ -172,16 +169,6 @@ def test_backend_marks_silent_machines_offline(world, tmp_path):
         assert state == "online"
         later = datetime.fromisoformat(beat) + timedelta(minutes=5)
         assert world.vendor.mark_silent_offline(later, timedelta(seconds=90)) == [machine]
-
-
-def test_term_key_file_is_private_and_rotation_changes_pseudonyms(tmp_path):
-    path = write_key(tmp_path, "2026-1")
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    first = load_key(tmp_path)("04A1B2C3D4E5F6")
-    write_key(tmp_path, "2026-2")
-    second = load_key(tmp_path)
-    assert second.term == "2026-2" and second("04A1B2C3D4E5F6") != first
-    assert len(first) == 26 and first == first.lower()
 
 
 def test_a_refunded_sale_reaches_the_vendor_with_its_pseudonym_and_profile(world, tmp_path):

@@ -1,0 +1,56 @@
+"""Secret files (term keys, private keys): mode 0600 from the first byte, and never silently replaced.
+
+A key written 0644 and chmod-ed afterwards is readable in between; a key overwritten by a second
+`keys` command makes every record sealed or pseudonymised with the old one unreadable or unlinkable
+for good. So a secret is created with ``O_EXCL`` and mode 0600, and replacing one takes ``force``
+(a 0600 temporary file, fsynced, renamed over it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+from firmware.errors import VendingError
+
+log = logging.getLogger(__name__)
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+class SecretFileError(VendingError):
+    """A secret file that exists already, or cannot be created or read."""
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) 0700; an existing directory open to others is reported, not changed."""
+    if not path.exists():
+        path.mkdir(parents=True, mode=PRIVATE_DIR)
+        os.chmod(path, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+    elif path.is_dir() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        log.warning("%s is readable by other users; state and key directories should be mode 0700", path)
+    return path
+
+
+def write_secret(path: Path, data: bytes, *, force: bool = False) -> Path:
+    """Write ``data`` to a new 0600 file; ``force`` replaces an existing one atomically."""
+    private_dir(path.parent)
+    target = path.with_name(path.name + ".tmp") if force else path
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        if force:  # a temporary file left by an interrupted write: it was never the key
+            target.unlink()
+            return write_secret(path, data, force=True)
+        raise SecretFileError(f"{path} exists already; refusing to overwrite a key (use --force)") from None
+    except OSError as exc:
+        raise SecretFileError(f"{path}: cannot create: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if force:
+        os.replace(target, path)
+    return path

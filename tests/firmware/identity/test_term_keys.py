@@ -1,0 +1,111 @@
+"""Term keys: private files, never overwritten by accident, valid for one term, rotated without a restart."""
+
+from __future__ import annotations
+
+import os
+import stat
+from datetime import date
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from firmware.app.runtime import Runtime
+from firmware.identity.keys import TermKeyError, TermKeyring, key_path, load_key, write_key
+from firmware.identity.secretfile import SecretFileError
+from firmware.journal.database import Database
+from simulator.cli import app
+from simulator.scenarios import load_scenario
+from simulator.scenarios.runner import ScenarioRunner
+from tests.conftest import ROOT
+
+UID = "04A1B2C3D4E5F6"
+END_OF_TERM = date(2026, 7, 31)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_term_key_is_private_from_the_start_and_never_silently_replaced(tmp_path: Path) -> None:
+    path = write_key(tmp_path / "state", "2026-1", END_OF_TERM)
+    assert mode(path) == 0o600 and mode(tmp_path / "state") == 0o700
+    first = load_key(tmp_path / "state")(UID)
+    with pytest.raises(SecretFileError, match="refusing to overwrite"):
+        write_key(tmp_path / "state", "2026-2", END_OF_TERM)
+    assert load_key(tmp_path / "state")(UID) == first
+    write_key(tmp_path / "state", "2026-2", date(2027, 1, 31), force=True)
+    second = load_key(tmp_path / "state")
+    assert second.term == "2026-2" and second(UID) != first and mode(path) == 0o600
+    assert len(first) == 26 and first == first.lower()
+
+
+def test_the_machine_database_and_its_directory_are_private(tmp_path: Path) -> None:
+    db = Database(tmp_path / "machine" / "machine.db")
+    with db.atomic("journal"):
+        db.set_meta("k", "v")
+    assert mode(tmp_path / "machine") == 0o700
+    assert {mode(p) for p in (tmp_path / "machine").iterdir()} == {0o600}  # the db, its WAL and shared memory
+    db.close()
+
+
+def test_a_key_is_valid_through_its_last_day_and_refused_after(tmp_path: Path) -> None:
+    write_key(tmp_path, "2026-1", END_OF_TERM)
+    keyring = TermKeyring(tmp_path)
+    keyring.check_valid(END_OF_TERM)
+    with pytest.raises(TermKeyError, match="expired on 2026-07-31"):
+        keyring.check_valid(date(2026, 8, 1))
+
+
+def test_a_rotated_key_is_loaded_and_a_broken_one_keeps_the_current(tmp_path: Path) -> None:
+    write_key(tmp_path, "2026-1", END_OF_TERM)
+    keyring = TermKeyring(tmp_path)
+    first = keyring(UID)
+    assert keyring.refresh(date(2026, 3, 2)) is False  # unchanged
+    write_key(tmp_path, "2026-2", date(2027, 1, 31), force=True)
+    assert keyring.refresh(date(2026, 3, 2)) and keyring.term == "2026-2" and keyring(UID) != first
+    key_path(tmp_path).write_text("{broken")
+    assert keyring.refresh(date(2026, 3, 2)) is False and keyring.term == "2026-2"
+
+
+def scenario_runner(tmp_path: Path) -> ScenarioRunner:
+    return ScenarioRunner(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), tmp_path / "machine")
+
+
+def test_a_machine_never_invents_a_key_and_refuses_an_expired_one(tmp_path: Path) -> None:
+    from firmware.app.assembly import build_machine
+
+    runner = scenario_runner(tmp_path)  # the simulator made a key for its state dir, on purpose
+    runner.close()
+    setup, hardware = runner.scenario.machine, runner.machine.controller.hw
+    with pytest.raises(TermKeyError, match="no term key"):
+        build_machine(setup, tmp_path / "elsewhere", hardware)
+    write_key(tmp_path / "expired", "2025-2", date(2026, 1, 31))
+    with pytest.raises(TermKeyError, match="expired"):
+        build_machine(setup, tmp_path / "expired", hardware)
+
+
+def test_a_running_machine_picks_up_a_rotated_key_without_a_restart(tmp_path: Path, closing) -> None:
+    runner = closing(scenario_runner(tmp_path))
+    runner.start()
+    machine = runner.machine
+    runtime = Runtime(machine.controller, machine.books, keyring=machine.keyring)
+    before = machine.controller.pseudonym(UID)
+    write_key(tmp_path / "machine", "2026-2", date(2027, 1, 31), force=True)
+    runtime.between_events()
+    assert machine.keyring.term == "2026-2" and machine.controller.pseudonym(UID) != before
+
+
+def test_keys_commands_refuse_to_overwrite_without_force(tmp_path: Path) -> None:
+    cli = CliRunner()
+    init = ["keys", "init", "--state-dir", str(tmp_path), "--valid-until", "2026-07-31"]
+    assert cli.invoke(app, init).exit_code == 0
+    again = cli.invoke(app, init)
+    assert again.exit_code == 2 and "use --force" in again.stderr
+    assert cli.invoke(app, ["keys", "issuer", "--out", str(tmp_path)]).exit_code == 0
+    private = (tmp_path / "issuer.key").read_bytes()
+    assert mode(tmp_path / "issuer.key") == 0o600
+    refused = cli.invoke(app, ["keys", "issuer", "--out", str(tmp_path)])
+    assert refused.exit_code == 2 and (tmp_path / "issuer.key").read_bytes() == private
+    bad_date = cli.invoke(app, [*init[:-1], "end of term", "--force"])
+    assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.stderr
