@@ -204,16 +204,16 @@ class OutboxPublisher:
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         """Paho's thread: an exception here would end the network loop, so nothing may escape."""
         try:
-            self._receive(message.topic, bytes(message.payload[: MAX_ACK_BYTES + 1]), message.payload)
+            self._receive(message.topic, message.payload)
         except Exception:  # noqa: BLE001 - one bad message never stops the machine's link
             self.handler_errors += 1
             log.exception("dropped a message on %s that its handler could not take", message.topic)
 
-    def _receive(self, topic: str, head: bytes, payload: bytes) -> None:
+    def _receive(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
         if parts[-1] == "ack":
             try:
-                body = parse_object(head, MAX_ACK_BYTES)
+                body = parse_object(bytes(payload[: MAX_ACK_BYTES + 1]), MAX_ACK_BYTES)
                 if set(body) != {"seq"}:
                     raise WireError(f'an ack is {{"seq": N}} and nothing else, got keys {sorted(body)[:5]}')
                 seq = sequence(body["seq"])

@@ -25,8 +25,9 @@ class WireError(VendingError):
 
 def nesting_depth(raw: bytes) -> int:
     """How deeply JSON arrays and objects nest in ``raw`` (brackets inside strings do not count)."""
-    if raw.count(b"[") + raw.count(b"{") <= 1:
-        return raw.count(b"[") + raw.count(b"{")
+    brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets <= 1:  # most messages: one object, nothing to scan
+        return brackets
     depth = deepest = 0
     in_string = escaped = False
     for byte in raw:
@@ -67,10 +68,11 @@ def parse_object(raw: bytes, max_bytes: int, max_depth: int = MAX_DEPTH) -> dict
         raise WireError(f"payload is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise WireError("payload must be a JSON object")
-    try:  # "\ud800" parses, then fails wherever the text is stored or sent: refuse it here
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise WireError("payload is not JSON: a string holds a lone surrogate (not Unicode text)") from None
+    if b"\\u" in raw:  # the bytes were valid UTF-8, so only a \u escape can make a lone surrogate
+        try:  # "\ud800" parses, then fails wherever the text is stored or sent: refuse it here
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise WireError("payload is not JSON: a string holds a lone surrogate (not Unicode text)") from None
     return body
 
 

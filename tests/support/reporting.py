@@ -99,6 +99,17 @@ def shared_vendors(
     return instances
 
 
+def sell(runner: ScenarioRunner, slot: str, card: str) -> None:
+    """One sale, selection first, then a minute of virtual time."""
+    from datetime import timedelta
+
+    from firmware.domain import CardTap
+
+    runner.machine.controller.select(slot)
+    runner.machine.controller.present(CardTap(runner.scenario.cards[card].uid, "virtual", runner.clock.now()))
+    runner.clock.advance(timedelta(minutes=1))
+
+
 def sell_many(runner: ScenarioRunner, count: int, card: str = "lin") -> None:
     """A stream of sales on virtual time, half a minute apart, cycling through five compliant slots."""
     from datetime import timedelta

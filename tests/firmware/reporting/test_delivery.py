@@ -13,18 +13,10 @@ from simulator.backends.store import StoreQueries
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.support.reporting import attached_runner
+from tests.support.reporting import attached_runner, sell
 from tests.support.waiting import eventually
 
 MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
-
-
-def sell(runner: ScenarioRunner, slot: str, card: str) -> None:
-    from firmware.domain import CardTap
-
-    runner.machine.controller.select(slot)
-    runner.machine.controller.present(CardTap(runner.scenario.cards[card].uid, "virtual", runner.clock.now()))
-    runner.clock.advance(timedelta(minutes=1))
 
 
 def vendor_store(world: ReportingWorld) -> StoreQueries:

@@ -15,9 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from firmware.app.commands import COMMANDS
 from firmware.reporting import topics
 from simulator.scenarios.reporting_world import ReportingWorld
-from tests.firmware.reporting.test_delivery import sell
 from tests.hostile.corpus import HOSTILE
-from tests.support.reporting import attached_runner
+from tests.support.reporting import attached_runner, sell
 from tests.support.waiting import eventually
 
 BACKEND_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "status", "heartbeat")
