@@ -146,3 +146,7 @@ class Books(Protocol):
 
     @property
     def vends(self) -> Vends: ...
+
+    def prune(self, before: datetime) -> int:
+        """Forget journal entries and command answers older than ``before`` (the configured retention)."""
+        ...

@@ -44,7 +44,7 @@ class Runtime:
         self.keyring = keyring  # a rotated term key is picked up between events, without a restart
         self.reader = reader
         self.publisher = publisher
-        self.commands = CommandProcessor(controller, books) if publisher is not None else None
+        self.commands = CommandProcessor(controller, books, publisher.authorities) if publisher is not None else None
         self.events: queue.Queue[tuple[EventKind, object]] = queue.Queue()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []

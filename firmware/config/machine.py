@@ -91,6 +91,27 @@ class Timeouts(Strict):
     session: int = Field(default=120, ge=5, le=3600)
 
 
+class Trust(Strict):
+    """The public keys this machine obeys (paths relative to the config file; see docs/security.md)."""
+
+    vendor: str  # signs stock, price and slot commands, and acks the vendor stream
+    school: str  # signs lunch lockouts
+    issuer: str  # acks the issuer stream
+    issuer_seal: str  # X25519: settlements are sealed to it
+
+    def paths(self, config_path: Path) -> tuple[Path, Path, Path, Path]:
+        base = config_path.parent
+        return base / self.vendor, base / self.school, base / self.issuer, base / self.issuer_seal
+
+
+class Security(Strict):
+    """Limits on remote commands and how long the machine keeps its own records."""
+
+    commands_per_minute: int = Field(default=12, ge=1, le=600)  # per signer, bursts of 5
+    command_lifetime: int = Field(default=3600, ge=60, le=86_400)  # seconds from issue to expiry, at most
+    retention_days: int = Field(default=90, ge=1, le=3650)  # journal and answered commands, pruned at day close
+
+
 class MachineConfig(Strict):
     id: str
     school: School
@@ -105,6 +126,8 @@ class MachineConfig(Strict):
     # per_card: (uid, amount, count) per card per day; day_total: the day's total and the list of cards,
     # no per-card amounts -- an issuer + vendor join on amounts then pins nobody (docs/privacy.md)
     settlement: Literal["per_card", "day_total"] = "per_card"
+    trust: Trust | None = None  # without it, a machine that reports needs `--trust DIR` (vending serve)
+    security: Security = Security()
 
     @field_validator("id")
     @classmethod

@@ -285,8 +285,9 @@ class Controller(Triggers):
             self.policy = self.policy_factory(setup)
 
     def close_day(self, local_day: str) -> None:
-        """End of a trading day: the issuer's settlement for that day is derived from this entry."""
+        """End of a trading day: the issuer's settlement derives from this entry; records past retention go."""
         self.journal_only("day_closed", day=local_day)
+        self.books.prune(self.now() - timedelta(days=self.config.security.retention_days))
 
     def journal_only(self, kind: str, **data: Any) -> None:
         with self.books.journal.atomic("journal"):

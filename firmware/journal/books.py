@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from firmware.journal.commands import CommandLog
 from firmware.journal.database import Database
@@ -26,6 +27,12 @@ class MachineBooks:
     @classmethod
     def on(cls, db: Database, currency: str) -> MachineBooks:
         return cls(db, SqliteJournal(db), Wallet(db, currency), Inventory(db), VendLedger(db), CommandLog(db))
+
+    def prune(self, before: datetime) -> int:
+        """Journal entries and command answers older than ``before``, in one transaction."""
+        cutoff = before.isoformat()
+        with self.db.atomic("journal"):
+            return self.journal.prune(cutoff) + self.commands.prune(cutoff)
 
     def invariant_total(self) -> int:
         """Card balances + takings + money in flight; must equal the starting total at all times."""

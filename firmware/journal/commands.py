@@ -22,7 +22,12 @@ class CommandLog:
         result: dict[str, Any] = json.loads(row[0])
         return result
 
-    def remember(self, command_id: str, name: str, result: dict[str, Any]) -> None:
+    def remember(self, command_id: str, name: str, result: dict[str, Any], at: str) -> None:
         self.db.conn.execute(
-            "INSERT OR IGNORE INTO commands (id, name, result) VALUES (?, ?, ?)", (command_id, name, json.dumps(result))
+            "INSERT OR IGNORE INTO commands (id, name, result, at) VALUES (?, ?, ?, ?)",
+            (command_id, name, json.dumps(result), at),
         )
+
+    def prune(self, before: str) -> int:
+        """Forget answers older than ``before`` (ISO time): a command that old has long expired anyway."""
+        return self.db.conn.execute("DELETE FROM commands WHERE at < ?", (before,)).rowcount

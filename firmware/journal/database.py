@@ -41,7 +41,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
     payload TEXT NOT NULL, retain INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, UNIQUE (stream, seq)
 );
-CREATE TABLE IF NOT EXISTS commands (id TEXT PRIMARY KEY, name TEXT NOT NULL, result TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
 """
 
 
@@ -59,10 +62,17 @@ class Database:
             self.conn.execute("PRAGMA foreign_keys=ON")
             self.conn.execute("PRAGMA busy_timeout=10000")  # the outbox publisher shares the file
             self.conn.executescript(SCHEMA)
+            self._migrate()
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(f"{path}: cannot open the machine's state database: {exc}") from None
         self._depth = 0
         self.on_rollback: list[Callable[[], None]] = []  # caches that must forget uncommitted writes
+
+    def _migrate(self) -> None:
+        """Columns added since a state dir was created (a machine keeps its state across upgrades)."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(commands)")}
+        if "at" not in columns:
+            self.conn.execute("ALTER TABLE commands ADD COLUMN at TEXT NOT NULL DEFAULT ''")
 
     @contextmanager
     def atomic(self, step: str = "journal") -> Iterator[sqlite3.Connection]:

@@ -54,6 +54,10 @@ class SqliteJournal:
         """A transaction id made once, durably, inside the current transaction (never per retry)."""
         return f"{machine_id}-{self.db.bump('txn'):07d}"
 
+    def prune(self, before: str) -> int:
+        """Drop entries older than ``before`` (ISO time); the books, not the journal, hold what recovery needs."""
+        return self.db.conn.execute("DELETE FROM journal WHERE at < ?", (before,)).rowcount
+
     def save_setting(self, key: str, value: str) -> None:
         self.db.set_meta(key, value)
 

@@ -17,15 +17,25 @@ class BrokerAddress:
     password: str | None = None
     tls: bool = False
     ca_file: str | None = None
+    cert_file: str | None = None  # a client certificate: on the generated broker config, it is the identity
+    key_file: str | None = None
 
     @classmethod
     def parse(
-        cls, url: str, username: str | None = None, password: str | None = None, ca_file: str | None = None
+        cls,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> BrokerAddress:
         parsed = urlparse(url)
         if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
             raise VendingError(f"broker URL {url!r}: expected mqtt://host:port or mqtts://host:port")
         tls = parsed.scheme == "mqtts"
+        if (cert_file is None) != (key_file is None):
+            raise VendingError("a client certificate needs both --cert and --cert-key")
         return cls(
             parsed.hostname,
             parsed.port or (8883 if tls else 1883),
@@ -33,6 +43,8 @@ class BrokerAddress:
             password or parsed.password,
             tls,
             ca_file,
+            cert_file,
+            key_file,
         )
 
     def __str__(self) -> str:  # no password in logs
@@ -51,6 +63,8 @@ def make_client(address: BrokerAddress, client_id: str, *, persistent: bool = Tr
         client.username_pw_set(address.username, address.password)
     if address.tls:
         context = ssl.create_default_context(cafile=address.ca_file)
+        if address.cert_file and address.key_file:
+            context.load_cert_chain(address.cert_file, address.key_file)
         client.tls_set_context(context)
     client.reconnect_delay_set(min_delay=1, max_delay=8)
     client.max_inflight_messages_set(100)

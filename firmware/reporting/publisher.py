@@ -9,7 +9,6 @@ only hands acks and commands over through queues.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import sqlite3
@@ -22,25 +21,31 @@ from typing import Any
 
 from firmware import crashpoints
 from firmware.domain import STREAMS
+from firmware.identity.signing import Identity, TrustStore
 from firmware.journal.outbox import Outbox
 from firmware.ports import Clock
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress, make_client
-from firmware.reporting.wire import WireError, parse_object, sequence
+from firmware.reporting.signed import ACK_PARTY, canonical, read_ack, sign_text
+from firmware.reporting.wire import WireError
 
 log = logging.getLogger(__name__)
 MAX_RESEND_WAIT_S = 60.0
-MAX_ACK_BYTES = 256  # {"seq": N} and a little room; anything larger is not an ack
 
 
 @dataclass(frozen=True)
 class InboundCommand:
     name: str
     payload: bytes
+    retained: bool = False
 
 
 class OutboxPublisher:
-    """One machine's link to the broker: outbox out, acks and commands in, status and heartbeat."""
+    """One machine's link to the broker: outbox out, acks and commands in, status and heartbeat.
+
+    Everything it publishes is signed with the machine's own key; an ack counts only when the party
+    that receives that stream signed it (the vendor's or the issuer's key from the trust anchors).
+    """
 
     def __init__(
         self,
@@ -48,6 +53,8 @@ class OutboxPublisher:
         machine: str,
         address: BrokerAddress,
         clock: Clock,
+        identity: Identity,
+        authorities: TrustStore,
         *,
         heartbeat_s: float = 30.0,
         resend_after_s: float = 5.0,
@@ -56,6 +63,8 @@ class OutboxPublisher:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.machine = machine
+        self.identity = identity
+        self.authorities = authorities
         self.address = address
         self.clock = clock
         self.heartbeat_s = heartbeat_s
@@ -84,9 +93,7 @@ class OutboxPublisher:
         self.published = 0
         self.broker_acked = 0  # PUBACKs: the broker has the message (not yet the receiver)
         self._client = make_client(address, f"machine-{machine}", persistent=True)
-        self._client.will_set(
-            topics.vendor(machine, "status"), json.dumps({"machine": machine, "state": "offline"}), qos=1, retain=True
-        )
+        self._client.will_set(topics.vendor(machine, "status"), self._status("offline"), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -106,12 +113,7 @@ class OutboxPublisher:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         if self._connected.is_set():
-            self._client.publish(
-                topics.vendor(self.machine, "status"),
-                json.dumps({"machine": self.machine, "state": "offline"}),
-                qos=1,
-                retain=True,
-            )
+            self._client.publish(topics.vendor(self.machine, "status"), self._status("offline"), qos=1, retain=True)
         self._client.disconnect()
         self._client.loop_stop()
         self._outbox.close()
@@ -182,12 +184,7 @@ class OutboxPublisher:
                 (topics.command(self.machine, "+"), 1),
             ]
         )
-        client.publish(
-            topics.vendor(self.machine, "status"),
-            json.dumps({"machine": self.machine, "state": "online"}),
-            qos=1,
-            retain=True,
-        )
+        client.publish(topics.vendor(self.machine, "status"), self._status("online"), qos=1, retain=True)
         self._last_sent = dict(self._acked)  # resend everything not yet acknowledged
         self._connected.set()
         self._wake.set()
@@ -204,27 +201,25 @@ class OutboxPublisher:
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         """Paho's thread: an exception here would end the network loop, so nothing may escape."""
         try:
-            self._receive(message.topic, message.payload)
+            self._receive(message.topic, message.payload, bool(message.retain))
         except Exception:  # noqa: BLE001 - one bad message never stops the machine's link
             self.handler_errors += 1
             log.exception("dropped a message on %s that its handler could not take", message.topic)
 
-    def _receive(self, topic: str, payload: bytes) -> None:
+    def _receive(self, topic: str, payload: bytes, retained: bool = False) -> None:
         parts = topic.split("/")
         if parts[-1] == "ack":
+            stream = "vendor" if parts[0] == "vending" else "issuer"
             try:
-                body = parse_object(bytes(payload[: MAX_ACK_BYTES + 1]), MAX_ACK_BYTES)
-                if set(body) != {"seq"}:
-                    raise WireError(f'an ack is {{"seq": N}} and nothing else, got keys {sorted(body)[:5]}')
-                seq = sequence(body["seq"])
+                seq = read_ack(bytes(payload), self.machine, self._ack_verifier(stream))
             except WireError as exc:
                 self.refused_acks += 1
-                log.warning("ignored a malformed ack on %s: %s", topic, exc)
+                log.warning("ignored an ack on %s: %s", topic, exc)
                 return
-            self._acks.put(("vendor" if parts[0] == "vending" else "issuer", seq))
+            self._acks.put((stream, seq))
             self._wake.set()
         elif len(parts) == 5 and parts[3] == "cmd":
-            self.commands.put(InboundCommand(parts[4], bytes(payload[: topics.MAX_COMMAND_BYTES + 1])))
+            self.commands.put(InboundCommand(parts[4], bytes(payload[: topics.MAX_COMMAND_BYTES + 1]), retained))
 
     # ---- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -279,7 +274,9 @@ class OutboxPublisher:
                 continue  # flow control: wait for the receiver before sending more
             for report in self._outbox.after(stream, self._last_sent[stream], min(room, self.batch)):
                 crashpoints.reached("publish.before")
-                info = self._client.publish(report.topic, report.payload, qos=1, retain=report.retain)
+                info = self._client.publish(
+                    report.topic, sign_text(self.identity, report.payload), qos=1, retain=report.retain
+                )
                 if info.rc != 0:
                     return  # not connected any more; the next connect resends from the last ack
                 self._last_sent[stream] = report.seq
@@ -292,4 +289,11 @@ class OutboxPublisher:
             return
         self._last_heartbeat = now
         body = {"machine": self.machine, "time": self.clock.now().isoformat(timespec="seconds"), "outbox": self.depth()}
-        self._client.publish(topics.vendor(self.machine, "heartbeat"), json.dumps(body), qos=0)
+        self._client.publish(topics.vendor(self.machine, "heartbeat"), sign_text(self.identity, canonical(body)), qos=0)
+
+    # ---- signatures -----------------------------------------------------------------------------
+    def _status(self, state: str) -> str:
+        return sign_text(self.identity, canonical({"machine": self.machine, "state": state}))
+
+    def _ack_verifier(self, stream: str) -> Callable[[Any], Any]:
+        return lambda envelope: self.authorities.verify(envelope, parties=(ACK_PARTY[stream],))

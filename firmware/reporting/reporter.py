@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo
 
 from firmware.config.machine import MachineSetup
 from firmware.domain import JournalEntry, OutboundMessage
+from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
 from firmware.reporting import topics
 from firmware.reporting.sealed import seal
+from firmware.reporting.signed import canonical
 
 StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
 DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid, amount, count)]
@@ -37,6 +39,7 @@ class MqttReporter:
     daily_totals: DailyTotals
     low_stock: int
     issuer_public_key: bytes | None = None
+    identity: Identity | None = None  # signs the settlement inside the seal: a sealed box says nothing of its sender
     settlement: str = "per_card"
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
 
@@ -131,7 +134,7 @@ class MqttReporter:
         return [result, self._stock(entry)] if d["ok"] else [result]
 
     def _on_day_closed(self, entry: JournalEntry) -> list[OutboundMessage]:
-        if self.issuer_public_key is None:
+        if self.issuer_public_key is None or self.identity is None:
             return []
         day = entry.data["day"]
         totals = self.daily_totals(day)
@@ -144,11 +147,14 @@ class MqttReporter:
             }
         else:
             document["cards"] = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in totals]
-        payload = {"machine": self.machine, "day": day, "sealed": seal(document, self.issuer_public_key)}
+        signed = self.identity.sign(canonical(document))  # signed, then sealed: only the issuer reads it
+        payload = {"machine": self.machine, "day": day, "sealed": seal(signed, self.issuer_public_key)}
         return [OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")]
 
 
-def reporter_for(setup: MachineSetup, books: MachineBooks, issuer_public_key: bytes | None) -> MqttReporter:
+def reporter_for(
+    setup: MachineSetup, books: MachineBooks, issuer_public_key: bytes | None, identity: Identity | None = None
+) -> MqttReporter:
     """The reporter for a machine: its identity, zone and settings, reading stock and totals from its books."""
     config = setup.config
     return MqttReporter(
@@ -168,5 +174,6 @@ def reporter_for(setup: MachineSetup, books: MachineBooks, issuer_public_key: by
         daily_totals=books.vends.daily_totals,
         low_stock=config.low_stock,
         issuer_public_key=issuer_public_key,
+        identity=identity,
         settlement=config.settlement,
     )

@@ -1,19 +1,19 @@
-"""Settlements sealed to the card issuer (X25519 sealed box): the vendor's broker carries them blind."""
+"""Settlements sealed to the card issuer (X25519 sealed box): the vendor's broker carries them blind.
+
+A sealed box hides the content but says nothing of who sealed it (anyone holds the public key), so
+what goes inside is the machine's signed settlement; the issuer checks that signature after opening.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from typing import Any
 
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-
-def generate_keypair() -> tuple[bytes, bytes]:
-    """(private, public) raw 32-byte keys for the issuer."""
-    key = PrivateKey.generate()
-    return bytes(key), bytes(key.public_key)
+from firmware.reporting.signed import Verifier
+from firmware.reporting.wire import parse_object
 
 
 def seal(document: dict[str, Any], public_key: bytes) -> str:
@@ -27,8 +27,7 @@ def unseal(sealed: str, private_key: bytes) -> dict[str, Any]:
     return result
 
 
-def read_key(path: Path) -> bytes:
-    raw = bytes.fromhex(path.read_text().strip())
-    if len(raw) != 32:
-        raise ValueError(f"{path}: expected a 32-byte X25519 key in hex")
-    return raw
+def open_settlement(sealed: str, private_key: bytes, verify: Verifier, max_bytes: int = 1 << 20) -> dict[str, Any]:
+    """The settlement document inside the seal, if the machine's signature on it checks out."""
+    signed = verify(unseal(sealed, private_key))
+    return parse_object(signed.payload, max_bytes)

@@ -1,12 +1,18 @@
-"""The card issuer's backend: opens sealed settlements (per-card daily totals); knows no items, no times."""
+"""The card issuer's backend: opens sealed settlements (per-card daily totals); knows no items, no times.
+
+The settlement inside the seal is signed by the machine; it counts only if that signature is the
+enrolled key of the machine the topic names (a sealed box alone could come from anyone).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from firmware.identity.keyset import Enrolment
+from firmware.identity.signing import Identity
 from firmware.reporting.mqtt import BrokerAddress
-from firmware.reporting.sealed import unseal
+from firmware.reporting.sealed import open_settlement
 from simulator.backends.contract import check
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
@@ -17,14 +23,22 @@ class IssuerBackend(BackendService):
     subscriptions = ("issuer/v1/+/settlement",)
     stream = "issuer"
 
-    def __init__(self, address: BrokerAddress, db: Path, private_key: bytes, client_id: str | None = None) -> None:
-        super().__init__(address, SqliteReportStore(db, ISSUER_SCHEMA), client_id)
-        self._key = private_key
+    def __init__(
+        self,
+        address: BrokerAddress,
+        db: Path,
+        seal_key: bytes,
+        identity: Identity,
+        enrolment: Enrolment,
+        client_id: str | None = None,
+    ) -> None:
+        super().__init__(address, SqliteReportStore(db, ISSUER_SCHEMA), identity, enrolment, client_id)
+        self._key = seal_key
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)
         seq = sequence_number(payload)
-        document = unseal(payload["sealed"], self._key)
+        document = open_settlement(payload["sealed"], self._key, lambda env: self.enrolment.verify(machine, env))
         if document.get("machine") != machine:
             raise ValueError("sealed settlement names another machine")
         if "amount" in document:  # day_total: the machine-day total and which cards took part

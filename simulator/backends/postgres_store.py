@@ -16,9 +16,14 @@ from simulator.backends.store import Report, StoreQueries
 VENDOR_SCHEMA_PG = """
 CREATE TABLE IF NOT EXISTS reports (
     machine TEXT NOT NULL, seq BIGINT NOT NULL, kind TEXT NOT NULL, payload JSONB NOT NULL,
+    digest TEXT NOT NULL DEFAULT '', signature TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (machine, seq)
 );
 CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, machine TEXT, topic TEXT NOT NULL, reason TEXT NOT NULL,
+    digest TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS machines (machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox BIGINT);
 CREATE OR REPLACE VIEW sales AS
     SELECT machine, seq, payload->>'txn' AS txn, payload->>'time' AS time, payload->>'slot' AS slot,
@@ -46,18 +51,32 @@ class PostgresReportStore(StoreQueries):
                 self.conn.execute(statement)
         self._lock = threading.Lock()
         self.duplicates = 0
+        self.conflicts = []
 
     def store_many(self, reports: list[Report]) -> dict[str, int]:
         with self._lock:
             with self.conn.transaction():
                 for report in reports:
                     inserted = self.conn.execute(
-                        "INSERT INTO reports (machine, seq, kind, payload) VALUES (%s, %s, %s, %s) "
-                        "ON CONFLICT (machine, seq) DO NOTHING",
-                        (report.machine, report.seq, report.kind, json.dumps(report.payload)),
+                        "INSERT INTO reports (machine, seq, kind, payload, digest, signature) "
+                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (machine, seq) DO NOTHING",
+                        (
+                            report.machine,
+                            report.seq,
+                            report.kind,
+                            json.dumps(report.payload),
+                            report.digest,
+                            report.signature,
+                        ),
                     ).rowcount
                     if not inserted:
-                        self.duplicates += 1
+                        stored = self._one(
+                            "SELECT digest FROM reports WHERE machine = %s AND seq = %s", (report.machine, report.seq)
+                        )
+                        if stored != report.digest:
+                            self.conflicts.append((report.machine, report.seq))
+                        else:
+                            self.duplicates += 1
                 acked = {machine: self._advance(machine) for machine in sorted({r.machine for r in reports})}
                 crashpoints.reached("backend.insert.before_commit")
             crashpoints.reached("backend.insert.after_commit")

@@ -1,26 +1,45 @@
 """What the vendor and issuer backends share: a persistent MQTT session, batched store-then-ack, clean stop.
 
-paho's network thread only parses and queues; one writer thread stores a batch in one transaction
-and then acks each machine once with the highest contiguous seq it now holds durably.
+paho's network thread only verifies and queues; one writer thread stores a batch in one transaction
+and then acks each machine once, signed, with the highest contiguous seq it now holds durably.
+Nothing is stored that the enrolled machine did not sign: an unknown machine, a bad signature or a
+second, different report at a stored seq is refused, never acked, and written to ``incidents``.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
+import hashlib
 import logging
 import queue
 import threading
-from typing import Any, Self
+import time
+from datetime import UTC, datetime
+from typing import Any, NamedTuple, Self
 
 from firmware import crashpoints
+from firmware.identity.keyset import Enrolment
+from firmware.identity.signing import Identity
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress, make_client
-from firmware.reporting.wire import WireError, parse_object, sequence
+from firmware.reporting.signed import compose_ack, open_signed
+from firmware.reporting.wire import WireError, sequence
 from simulator.backends.store import Report, SqliteReportStore
 
 log = logging.getLogger(__name__)
 BATCH = 2000
 MAX_REPORT_BYTES = 64 * 1024  # a report is a few hundred bytes; a sealed settlement for a big school a few KiB
+INCIDENTS_PER_MINUTE = 60  # a flood of forgeries is counted, not written row by row until the disk fills
+
+
+class Inbound(NamedTuple):
+    """A verified message waiting for the writer thread."""
+
+    machine: str
+    kind: str
+    payload: dict[str, Any]
+    digest: str
+    signature: str
 
 
 class BackendService:
@@ -34,18 +53,26 @@ class BackendService:
         self,
         address: BrokerAddress,
         store: SqliteReportStore,
+        identity: Identity,
+        enrolment: Enrolment,
         client_id: str | None = None,
         shared_group: str | None = None,
     ) -> None:
         self.address = address
         self.store = store
+        self.identity = identity
+        self.enrolment = enrolment
         self.shared_group = shared_group
         self.client = make_client(address, client_id or self.client_id, persistent=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker confirmed the subscriptions: messages will arrive
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.errors = 0
-        self._inbox: queue.Queue[tuple[str, str, dict[str, Any]] | None] = queue.Queue()
+        self.incidents = 0  # refused as hostile: every one is logged, the first INCIDENTS_PER_MINUTE stored
+        self._incident_minute = (0, 0)  # (minute, rows written in it)
+        self._inbox: queue.Queue[Inbound | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name=f"{self.client_id}-writer", daemon=True)
 
     def start(self) -> Self:
@@ -84,22 +111,45 @@ class BackendService:
         return f"$share/{self.shared_group}/{topic}" if self.shared_group else topic
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        """Paho's thread: parse and queue only; an exception here would end the network loop."""
+        """Paho's thread: verify and queue only; an exception here would end the network loop."""
         try:
-            parsed = topics.split(message.topic)
-            if parsed is None:
-                return
-            _, machine, kind = parsed
-            payload = parse_object(bytes(message.payload[: MAX_REPORT_BYTES + 1]), MAX_REPORT_BYTES)
-        except WireError as exc:
-            self.errors += 1
-            log.warning("dropped a malformed report on %s: %s", message.topic, exc)
-            return
+            inbound = self.verify(message.topic, bytes(message.payload[: MAX_REPORT_BYTES + 1]))
         except Exception:  # noqa: BLE001 - one bad message never stops the backend
             self.errors += 1
-            log.exception("dropped a report on %s that could not be parsed", message.topic)
+            log.exception("dropped a report on %s that could not be checked", message.topic)
             return
-        self._inbox.put((machine, kind, payload))
+        if inbound is not None:
+            self._inbox.put(inbound)
+
+    def verify(self, topic: str, raw: bytes) -> Inbound | None:
+        """The message if its enrolled machine signed it; otherwise None, and an incident."""
+        parsed = topics.split(topic)
+        if parsed is None:
+            return None
+        _, machine, kind = parsed
+        try:
+            signed, payload = open_signed(raw, MAX_REPORT_BYTES, lambda env: self.enrolment.verify(machine, env))
+        except WireError as exc:
+            self.incident(machine, topic, str(exc), raw)
+            return None
+        digest = hashlib.sha256(signed.payload).hexdigest()
+        return Inbound(machine, kind, payload, digest, signed.detached)
+
+    def incident(self, machine: str | None, topic: str, reason: str, raw: bytes = b"") -> None:
+        """Log a refused message (never its content) and keep it in ``incidents``, within a rate cap."""
+        self.incidents += 1
+        log.warning("incident: refused a message on %s: %s", topic, reason)
+        minute = int(time.monotonic() // 60)
+        seen_minute, written = self._incident_minute
+        written = written + 1 if seen_minute == minute else 1
+        self._incident_minute = (minute, written)
+        if written > INCIDENTS_PER_MINUTE:
+            return
+        at = datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            self.store.record_incident(at, machine, topic, reason, hashlib.sha256(raw).hexdigest())
+        except Exception:  # noqa: BLE001 - the log line above is the record of last resort
+            log.exception("could not store an incident")
 
     def _write_loop(self) -> None:
         """The writer thread: a batch that fails is logged and left unacked (the machines resend it)."""
@@ -123,31 +173,35 @@ class BackendService:
                 self.errors += 1
                 log.exception("a batch of %d reports could not be stored; left unacked for resending", len(batch))
 
-    def _write(self, batch: list[tuple[str, str, dict[str, Any]]]) -> None:
+    def _write(self, batch: list[Inbound]) -> None:
         reports: list[Report] = []
-        for machine, kind, payload in batch:
+        for inbound in batch:
             try:
-                report = self.report(machine, kind, payload)
+                report = self.report(inbound.machine, inbound.kind, inbound.payload)
             except Exception as exc:  # noqa: BLE001 - a bad report is dropped alone; the rest of the batch is stored
-                self.errors += 1
-                log.warning("dropped a malformed %s report from %s: %s", kind, machine, exc)
+                self.incident(inbound.machine, f"{self.stream}/{inbound.kind}", f"refused: {exc}")
                 continue
             if report is not None:
-                reports.append(report)
+                reports.append(dataclasses.replace(report, digest=inbound.digest, signature=inbound.signature))
         if reports:
-            for machine, seq in self.store.store_many(reports).items():
+            acked = self.store.store_many(reports)
+            for machine, seq in self.store.take_conflicts():
+                self.incident(machine, f"{self.stream} stream", f"a second, different report at stored seq {seq}")
+            for machine, seq in acked.items():
                 self.ack(machine, seq)
 
-    def receive(self, machine: str, kind: str, payload: dict[str, Any]) -> None:
-        """Handle one report synchronously (tests replay duplicates through here)."""
-        self._write([(machine, kind, payload)])
+    def receive(self, topic: str, raw: bytes) -> None:
+        """Handle one message synchronously, through the same checks (tests replay duplicates here)."""
+        inbound = self.verify(topic, raw)
+        if inbound is not None:
+            self._write([inbound])
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         """Turn a message into a sequenced report to store, or handle it and return None."""
         raise NotImplementedError
 
     def ack(self, machine: str, seq: int) -> None:
-        self.client.publish(topics.ack(self.stream, machine), json.dumps({"seq": seq}), qos=1)
+        self.client.publish(topics.ack(self.stream, machine), compose_ack(self.identity, machine, seq), qos=1)
         crashpoints.reached("backend.ack.after")
 
 

@@ -17,9 +17,14 @@ from firmware import crashpoints
 RECEIVED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
     machine TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    digest TEXT NOT NULL DEFAULT '', signature TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (machine, seq)
 );
 CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, machine TEXT, topic TEXT NOT NULL,
+    reason TEXT NOT NULL, digest TEXT NOT NULL
+);
 """
 
 VENDOR_SCHEMA = (
@@ -63,13 +68,19 @@ CREATE TABLE IF NOT EXISTS settlement_days (
 
 @dataclass(frozen=True)
 class Report:
-    """One sequenced report as received: (machine, seq) is its identity."""
+    """One sequenced report as received: (machine, seq) is its identity.
+
+    ``digest`` (SHA-256 of the signed payload) tells a redelivery from a second, different report at
+    the same seq; ``signature`` is the machine's detached JWS, kept so an auditor can check the row.
+    """
 
     machine: str
     seq: int
     kind: str
     payload: dict[str, Any]
     extra: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    digest: str = ""
+    signature: str = ""
 
 
 class ReportStore(Protocol):
@@ -85,6 +96,8 @@ class ReportStore(Protocol):
 class StoreQueries:
     """Reads both stores answer the same way; ``execute`` takes ``?`` placeholders."""
 
+    conflicts: list[tuple[str, int]]  # a different report at a stored (machine, seq): an incident
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
@@ -96,6 +109,17 @@ class StoreQueries:
     def acked(self, machine: str) -> int:
         rows = self.execute("SELECT seq FROM acked WHERE machine = ?", (machine,))
         return int(rows[0][0]) if rows else 0
+
+    def record_incident(self, at: str, machine: str | None, topic: str, reason: str, digest: str) -> None:
+        self.execute(
+            "INSERT INTO incidents (at, machine, topic, reason, digest) VALUES (?, ?, ?, ?, ?)",
+            (at, machine, topic[:200], reason[:300], digest),
+        )
+
+    def take_conflicts(self) -> list[tuple[str, int]]:
+        """(machine, seq) of reports refused since the last call: a different report at a stored seq."""
+        conflicts, self.conflicts = self.conflicts, []
+        return conflicts
 
 
 class SqliteReportStore(StoreQueries):
@@ -110,6 +134,7 @@ class SqliteReportStore(StoreQueries):
         self.conn.executescript(schema)
         self._lock = threading.Lock()
         self.duplicates = 0  # redeliveries seen and ignored (at-least-once on the wire)
+        self.conflicts = []
 
     def store(
         self,
@@ -132,19 +157,22 @@ class SqliteReportStore(StoreQueries):
             try:
                 for report in reports:
                     inserted = self.conn.execute(
-                        "INSERT OR IGNORE INTO reports (machine, seq, kind, payload) VALUES (?, ?, ?, ?)",
+                        "INSERT OR IGNORE INTO reports (machine, seq, kind, payload, digest, signature) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
                         (
                             report.machine,
                             report.seq,
                             report.kind,
                             json.dumps(report.payload, sort_keys=True, ensure_ascii=False),
+                            report.digest,
+                            report.signature,
                         ),
                     ).rowcount
                     if inserted:
                         for sql, params in report.extra:
                             self.conn.execute(sql, params)
                     else:
-                        self.duplicates += 1
+                        self._duplicate(report)
                 acked = {machine: self._advance(machine) for machine in {r.machine for r in reports}}
                 crashpoints.reached("backend.insert.before_commit")
                 self.conn.execute("COMMIT")
@@ -154,6 +182,15 @@ class SqliteReportStore(StoreQueries):
                 raise
             crashpoints.reached("backend.insert.after_commit")
             return acked
+
+    def _duplicate(self, report: Report) -> None:
+        row = self.conn.execute(
+            "SELECT digest FROM reports WHERE machine = ? AND seq = ?", (report.machine, report.seq)
+        ).fetchone()
+        if row is not None and row[0] != report.digest:
+            self.conflicts.append((report.machine, report.seq))
+        else:
+            self.duplicates += 1
 
     def _advance(self, machine: str) -> int:
         row = self.conn.execute("SELECT seq FROM acked WHERE machine = ?", (machine,)).fetchone()

@@ -6,6 +6,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from firmware.identity.keyset import Enrolment
+from firmware.identity.signing import Identity
 from firmware.reporting.mqtt import BrokerAddress
 from simulator.backends.contract import check
 from simulator.backends.service import BackendService, sequence_number
@@ -37,9 +39,15 @@ class VendorBackend(BackendService):
     stream = "vendor"
 
     def __init__(
-        self, address: BrokerAddress, db: Path | str, client_id: str | None = None, shared_group: str | None = None
+        self,
+        address: BrokerAddress,
+        db: Path | str,
+        identity: Identity,
+        enrolment: Enrolment,
+        client_id: str | None = None,
+        shared_group: str | None = None,
     ) -> None:
-        super().__init__(address, open_store(db), client_id, shared_group)
+        super().__init__(address, open_store(db), identity, enrolment, client_id, shared_group)
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)

@@ -64,7 +64,7 @@ def fleet(
                     seed,
                     world.address,
                     processes or os.cpu_count() or 1,
-                    world.issuer_keys[1],
+                    world.keys.directory,
                     progress=lambda r: bar.update(task, completed=r.machines, sales=r.sales),
                 )
             _collect_delivery(world, result)

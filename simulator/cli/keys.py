@@ -10,10 +10,13 @@ import typer
 
 from firmware.errors import VendingError
 from firmware.identity.keys import key_path, read_key, write_key
-from firmware.identity.secretfile import write_secret
-from firmware.reporting.sealed import generate_keypair
+from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
+from firmware.identity.secretfile import private_dir
+from firmware.identity.signing import Identity
 
-keys_app = typer.Typer(no_args_is_help=True, help="The school's term key (pseudonyms) and the issuer's key pair.")
+keys_app = typer.Typer(
+    no_args_is_help=True, help="Term keys (pseudonyms) and every party's signing keys (docs/security.md)."
+)
 
 StateDir = Annotated[Path, typer.Option(help="The machine's state dir (holds term_key.json, mode 0600).")]
 ValidUntil = Annotated[str, typer.Option(help="Last day the key is valid (YYYY-MM-DD): the end of the term.")]
@@ -68,18 +71,54 @@ def keys_rotate(
     typer.echo(f"rotated term key {old} -> {term}, valid until {valid_until}")
 
 
-@keys_app.command("issuer")
-def keys_issuer(
-    out: Annotated[Path, typer.Option(help="Directory for issuer.key (0600) and issuer.pub.")],
+@keys_app.command("party")
+def keys_party(
+    party: Annotated[str, typer.Argument(help="vendor | school | issuer")],
+    out: Annotated[Path, typer.Option(help="Directory for <party>.key (0600) and <party>.pub.")],
     force: Annotated[
-        bool, typer.Option(help="Replace an existing key pair (old settlements stay sealed to it).")
+        bool, typer.Option(help="Replace an existing key (what it signed stays verifiable only with the old .pub).")
     ] = False,
 ) -> None:
-    """Make the card issuer's X25519 key pair; machines seal settlements to issuer.pub."""
-    private, public = generate_keypair()
+    """An authority's Ed25519 signing key; the issuer also gets its X25519 sealing pair (issuer-seal.key/.pub)."""
     try:
-        write_secret(out / "issuer.key", private.hex().encode() + b"\n", force=force)
+        written = write_party(out, party, force=force)
     except VendingError as exc:
         _fail(exc)
-    (out / "issuer.pub").write_text(public.hex() + "\n")
-    typer.echo(f"wrote {out / 'issuer.key'} and {out / 'issuer.pub'}")
+    typer.echo("wrote " + ", ".join(str(p) for p in written) + " (and the .pub beside each)")
+
+
+@keys_app.command("machine")
+def keys_machine(
+    machine: Annotated[str, typer.Option(help="The machine id (as in its config).")],
+    state_dir: StateDir,
+    enrol: Annotated[Path, typer.Option(help="The backends' enrolment directory: gets <machine>.pub.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing machine key (re-enrol it at the backends).")] = False,
+) -> None:
+    """The machine's own signing key, in its state dir as machine.key (0600); its .pub enrolled for the backends."""
+    identity = Identity.generate(machine_party(machine))
+    try:
+        path = identity.save(state_dir / MACHINE_KEY_FILE, force=force)
+    except VendingError as exc:
+        _fail(exc)
+    private_dir(enrol)
+    (enrol / f"{machine}.pub").write_bytes(identity.public.pem())
+    typer.echo(f"wrote {path} and enrolled {enrol / f'{machine}.pub'}")
+
+
+@keys_app.command("dev-set")
+def keys_dev_set(
+    out: Annotated[Path, typer.Option("--dir", help="Directory for the whole set (created 0700).")],
+    machines: Annotated[str, typer.Option(help="Comma-separated machine ids, e.g. demo-1,demo-2.")] = "",
+    force: Annotated[bool, typer.Option(help="Replace existing keys.")] = False,
+) -> None:
+    """Every party's keys for one laptop: vendor, school, issuer (+ sealing pair) and each machine.
+
+    Use the directory as `vending serve --trust DIR --identity DIR/machines/ID.key` and as the
+    backends' `--machines DIR/machines`; docs/security.md says who should hold which file in a deployment.
+    """
+    ids = [m for m in (part.strip() for part in machines.split(",")) if m]
+    try:
+        written = write_dev_set(out, ids, force=force)
+    except VendingError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {len(written)} private keys (0600) with their .pub files in {out}")

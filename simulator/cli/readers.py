@@ -19,12 +19,15 @@ from firmware.config.source import Strict, read_yaml, validate
 from firmware.controller.records import Hardware
 from firmware.errors import InputError, VendingError
 from firmware.identity.keys import TermKeyError
+from firmware.identity.keyset import MACHINE_KEY_FILE, MachineTrust, machine_identity
+from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
 from firmware.ports import Reporter
 from firmware.readers.registry import open_reader
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import reporter_for
+from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.output import EventPrinter
 from simulator.emulators.devices import DEVICES
 from simulator.hardware.virtual import RecordingDisplay, VirtualDispenser
@@ -92,9 +95,20 @@ def serve(
     broker: Annotated[
         str, typer.Option(help="mqtt://host:port to report to (backends run separately), or none.")
     ] = "none",
-    issuer_key: Annotated[
-        Path | None, typer.Option(help="The issuer's public key (issuer.pub) to seal settlements to.")
+    trust: Annotated[
+        Path | None,
+        typer.Option(
+            help="Key dir with vendor.pub, school.pub, issuer.pub, issuer-seal.pub (or `trust:` in the config)."
+        ),
     ] = None,
+    identity: Annotated[
+        Path | None, typer.Option(help="The machine's signing key (default: machine.key in the state dir).")
+    ] = None,
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
 ) -> None:
     """Run the machine on the real clock with a real or emulated card reader.
 
@@ -113,11 +127,15 @@ def serve(
             clock, RecordingDisplay(), VirtualDispenser({code: slot.stock for code, slot in setup.config.slots.items()})
         )
         reporter: ReporterFactory | None = None
+        link: tuple[BrokerAddress, MachineTrust, Identity] | None = None
         if broker != "none":
-            public = bytes.fromhex(issuer_key.read_text().strip()) if issuer_key else None
+            link = _link(
+                setup, broker_address(broker, username, password, ca, cert, cert_key), trust, identity, state_dir
+            )
+            address, anchors, own = link
 
             def reporter(setup: MachineSetup, books: MachineBooks) -> Reporter:
-                return reporter_for(setup, books, public)
+                return reporter_for(setup, books, anchors.issuer_seal, own)
 
         if state_dir is None:  # a throw-away machine gets a throw-away key; a kept state dir needs `keys init`
             simulation_term_key(Path(tmp), clock.now().astimezone(setup.config.zone).date(), "ephemeral")
@@ -135,8 +153,9 @@ def serve(
                 typer.echo(str(exc), err=True)
                 raise typer.Exit(2) from None
         publisher = None
-        if broker != "none":
-            publisher = OutboxPublisher(built.db.path, setup.config.id, BrokerAddress.parse(broker), clock)
+        if link is not None:
+            address, anchors, own = link
+            publisher = OutboxPublisher(built.db.path, setup.config.id, address, clock, own, anchors.authorities)
         runtime = Runtime(built.controller, built.books, publisher=publisher, keyring=built.keyring)
         try:
             runtime.reader = open_reader(reader, clock, on_status=runtime.reader_status)
@@ -152,3 +171,27 @@ def serve(
         finally:
             runtime.stop()
             built.db.close()
+
+
+def _link(
+    setup: MachineSetup, address: BrokerAddress, trust: Path | None, identity: Path | None, state_dir: Path | None
+) -> tuple[BrokerAddress, MachineTrust, Identity]:
+    """Broker, trust anchors and the machine's own key for a reporting machine; exit 2 naming what is missing."""
+    config = setup.config
+    try:
+        if trust is not None:
+            anchors = MachineTrust.from_dir(trust)
+        elif config.trust is not None:
+            anchors = MachineTrust.load(*config.trust.paths(setup.path))
+        else:
+            raise VendingError(
+                "a reporting machine needs its trust anchors: --trust DIR or `trust:` in the machine config "
+                "(create a development set with `vending keys dev-set --dir DIR --machines ID`)"
+            )
+        key_file = identity or (state_dir / MACHINE_KEY_FILE if state_dir else None)
+        if key_file is None:
+            raise VendingError("a reporting machine needs its signing key: --identity FILE or --state-dir DIR")
+        return address, anchors, machine_identity(key_file, config.id)
+    except VendingError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None

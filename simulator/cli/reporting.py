@@ -9,12 +9,17 @@ from typing import Annotated
 
 import typer
 
-from firmware.reporting.mqtt import BrokerAddress
-from firmware.reporting.sealed import read_key
+from firmware.errors import VendingError
+from firmware.identity.keyset import SEAL, Enrolment, read_seal_key
+from firmware.identity.signing import Identity
+from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 
 backend_app = typer.Typer(no_args_is_help=True, help="Backend stubs that consume the machine's reports.")
 
 Broker = Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port")]
+Machines = Annotated[
+    Path, typer.Option(help="Enrolment directory: <machine-id>.pub for every machine this backend accepts.")
+]
 
 
 def _serve_forever(service: object) -> None:
@@ -25,38 +30,67 @@ def _serve_forever(service: object) -> None:
     service.stop()  # type: ignore[attr-defined]
 
 
+def _identity(party: str, path: Path) -> Identity:
+    try:
+        return Identity.load(party, path)
+    except VendingError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+
+
 @backend_app.command("vendor")
 def backend_vendor(
     broker: Broker,
     db: Annotated[
         str, typer.Option(help="SQLite file, or postgresql://user@host/db (psycopg 3) shared by several instances.")
     ],
-    username: str | None = None,
-    password: str | None = None,
+    key: Annotated[Path, typer.Option(help="The vendor's signing key (vendor.key): acks are signed with it.")],
+    machines: Machines,
     shared: Annotated[
         str | None, typer.Option(help="Share the load with other backend processes in this $share group.")
     ] = None,
     client_id: Annotated[str | None, typer.Option(help="MQTT client id (give each shared instance its own).")] = None,
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
 ) -> None:
-    """Store sales, denials, stock and alerts once each, and acknowledge them to the machines."""
+    """Store sales, denials, stock and alerts once each, signed by an enrolled machine, and ack them signed."""
     from simulator.backends.vendor import VendorBackend
 
-    service = VendorBackend(BrokerAddress.parse(broker, username, password), db, client_id, shared).start()
-    typer.echo(f"vendor backend on {broker}, storing in {db}; Ctrl-C to stop")
+    address = broker_address(broker, username, password, ca, cert, cert_key)
+    identity = _identity("vendor", key)
+    service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared).start()
+    typer.echo(f"vendor backend on {address}, storing in {db}; Ctrl-C to stop")
     _serve_forever(service)
 
 
 @backend_app.command("issuer")
 def backend_issuer(
     broker: Broker,
-    key: Annotated[Path, typer.Option(help="The issuer's private key (issuer.key).")],
+    key: Annotated[Path, typer.Option(help="The issuer's signing key (issuer.key): acks are signed with it.")],
+    machines: Machines,
+    seal_key: Annotated[
+        Path | None, typer.Option(help=f"The issuer's X25519 key (default: {SEAL}.key beside --key).")
+    ] = None,
     db: Annotated[Path, typer.Option(help="SQLite file for settlements.")] = Path("issuer.db"),
-    username: str | None = None,
-    password: str | None = None,
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
 ) -> None:
-    """Open sealed settlements (per-card daily totals) and acknowledge them."""
+    """Open sealed settlements, check the machine's signature inside, store and acknowledge them."""
     from simulator.backends.issuer import IssuerBackend
 
-    service = IssuerBackend(BrokerAddress.parse(broker, username, password), db, read_key(key)).start()
-    typer.echo(f"issuer backend on {broker}, storing in {db}; Ctrl-C to stop")
+    address = broker_address(broker, username, password, ca, cert, cert_key)
+    identity = _identity("issuer", key)
+    try:
+        seal = read_seal_key(seal_key or key.with_name(f"{SEAL}.key"))
+    except VendingError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    service = IssuerBackend(address, db, seal, identity, Enrolment(machines)).start()
+    typer.echo(f"issuer backend on {address}, storing in {db}; Ctrl-C to stop")
     _serve_forever(service)

@@ -17,6 +17,7 @@ from typing import Any
 
 from firmware.config.catalog import load_catalog
 from firmware.reporting.mqtt import BrokerAddress
+from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine
 from simulator.fleet.worker import MachineStats, drain, simulate_day
 from simulator.paths import CONFIGS
@@ -70,13 +71,14 @@ def _worker(
     seed: int,
     root: str,
     broker: tuple[str, int],
-    issuer_public_key: bytes,
+    keys_dir: str,
     results: Any,
 ) -> None:
     """A worker process: simulate each machine, then drain outboxes a few at a time, overlapping the next day."""
     catalog = load_catalog(CATALOG)
     prices = {pid: p.price for pid, p in catalog.products.items()}
     address = BrokerAddress(*broker)
+    keys = DevKeys(Path(keys_dir))  # made by the caller; each worker adds only its own machines' keys
     draining: deque[tuple[Any, MachineStats, Path]] = deque()
 
     def finish_one() -> None:
@@ -90,8 +92,8 @@ def _worker(
     for index in indexes:
         plan = plan_machine(index, day, students, seed, prices)
         state_dir = Path(root) / plan.machine_id
-        stats = simulate_day(plan, catalog, state_dir, issuer_public_key)
-        draining.append((drain(plan, state_dir, address), stats, state_dir))
+        stats = simulate_day(plan, catalog, state_dir, keys)
+        draining.append((drain(plan, state_dir, address, keys), stats, state_dir))
         if len(draining) >= PARALLEL_DRAINS:
             finish_one()
     while draining:
@@ -106,7 +108,7 @@ def run_fleet(
     seed: int,
     address: BrokerAddress,
     processes: int,
-    issuer_public_key: bytes,
+    keys_dir: Path,
     progress: Any = None,
     state_root: Path | None = None,
 ) -> FleetResult:
@@ -127,7 +129,7 @@ def run_fleet(
                 seed,
                 str(root),
                 (address.host, address.port),
-                issuer_public_key,
+                str(keys_dir),
                 results,
             ),
             daemon=True,

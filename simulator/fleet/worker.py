@@ -17,6 +17,7 @@ from firmware.messages import Message
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import MqttReporter, reporter_for
+from simulator.dev_keys import DevKeys
 from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan
 from simulator.hardware.virtual import VirtualClock, VirtualDispenser
 from simulator.tally import SalesTally
@@ -41,7 +42,7 @@ class MachineStats(SalesTally):
     undelivered: int = 0  # outbox rows left when the run ended
 
 
-def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_public_key: bytes | None) -> MachineStats:
+def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, keys: DevKeys) -> MachineStats:
     """Run every visit through the real controller, journal and outbox; no network here."""
     config = MachineConfig.model_validate(plan.config)
     setup = MachineSetup(config, catalog, state_dir / "machine.yaml")
@@ -51,7 +52,7 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, issuer_pu
     stats = MachineStats(machine=plan.machine_id, visits=len(plan.visits))
 
     def reporter(setup: MachineSetup, books: Any) -> MqttReporter:
-        return reporter_for(setup, books, issuer_public_key)
+        return reporter_for(setup, books, keys.seal_public, keys.machine(plan.machine_id))
 
     simulation_term_key(state_dir, day, "fleet")
     machine = build_machine(
@@ -108,10 +109,17 @@ def restock(controller: Any, dispenser: VirtualDispenser, config: MachineConfig)
     controller.dispatch("door_close")
 
 
-def drain(plan: MachinePlan, state_dir: Path, address: BrokerAddress) -> OutboxPublisher:
+def drain(plan: MachinePlan, state_dir: Path, address: BrokerAddress, keys: DevKeys) -> OutboxPublisher:
     """Start the machine's publisher at the end of its day; the caller waits for ``flush`` and stops it."""
     clock = VirtualClock(datetime.combine(plan.day, DAY_END, tzinfo=ZONE))
     machine_id = plan.machine_id
     return OutboxPublisher(
-        state_dir / "machine.db", machine_id, address, clock, heartbeat_s=3600, resend_after_s=5.0
+        state_dir / "machine.db",
+        machine_id,
+        address,
+        clock,
+        keys.machine(machine_id),
+        keys.trust.authorities,
+        heartbeat_s=3600,
+        resend_after_s=5.0,
     ).start()

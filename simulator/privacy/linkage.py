@@ -20,7 +20,8 @@ from pathlib import Path
 
 from firmware.config.catalog import load_catalog
 from firmware.journal.outbox import Outbox
-from firmware.reporting.sealed import generate_keypair, unseal
+from firmware.reporting.sealed import open_settlement
+from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine
 from simulator.fleet.runner import CATALOG
 from simulator.fleet.worker import simulate_day
@@ -44,7 +45,7 @@ def pinned_share(views: Views, key: Callable[[Totals], Hashable]) -> float:
     return pinned / len(views.vendor)
 
 
-def views_from_outbox(db: Path, issuer_private_key: bytes) -> Views:
+def views_from_outbox(db: Path, keys: DevKeys, machine: str) -> Views:
     outbox = Outbox.open(db)
     vendor: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     issuer: dict[str, Totals] = {}
@@ -55,7 +56,8 @@ def views_from_outbox(db: Path, issuer_private_key: bytes) -> Views:
             totals[0] += body["price"]
             totals[1] += 1
         elif topic.endswith("/settlement"):
-            for card in unseal(body["sealed"], issuer_private_key)["cards"]:
+            document = open_settlement(body["sealed"], keys.seal_private, lambda e: keys.enrolment.verify(machine, e))
+            for card in document["cards"]:
                 if isinstance(card, str):  # day_total: the card took part; its amount is not told
                     issuer[card] = (-1, -1)
                 else:
@@ -67,12 +69,12 @@ def views_from_outbox(db: Path, issuer_private_key: bytes) -> Views:
 def day_views(students: int, seed: int, settlement: str, day: date = date(2026, 3, 2)) -> Views:
     """One machine's day (the fleet's arrival model) through the real machine; the parties' views."""
     catalog = load_catalog(CATALOG)
-    private, public = generate_keypair()
     plan = plan_machine(0, day, students, seed, {pid: p.price for pid, p in catalog.products.items()})
     plan.config["settlement"] = settlement
     with tempfile.TemporaryDirectory() as tmp:
-        simulate_day(plan, catalog, Path(tmp), public)
-        return views_from_outbox(Path(tmp) / "machine.db", private)
+        keys = DevKeys(Path(tmp) / "keys")
+        simulate_day(plan, catalog, Path(tmp) / "machine", keys)
+        return views_from_outbox(Path(tmp) / "machine" / "machine.db", keys, plan.machine_id)
 
 
 def join_key(views: Views) -> Callable[[Totals], Hashable]:

@@ -33,7 +33,6 @@ from firmware.config.machine import load_machine
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
 from firmware.reporting.mqtt import BrokerAddress
-from simulator.backends.vendor import VendorBackend
 from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
 from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -63,7 +62,7 @@ def boot(directory: Path, broker: str) -> tuple[Machine, ReportingWorld, Virtual
 
 
 def start_reporting(world: ReportingWorld, machine: Machine) -> None:
-    world.vendor = VendorBackend(world.address, world.workdir / "vendor.db").start()
+    world.vendor = world.new_vendor().start()
     world.vendor.connected.wait(15)
     world.publisher = world.start_publisher(machine)
 

@@ -29,7 +29,6 @@ from firmware.controller.records import Hardware
 from firmware.domain import CardTap
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
-from simulator.backends.vendor import VendorBackend
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
 from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -106,7 +105,7 @@ def run_soak(
     world = ReportingWorld(
         workdir / "world", broker=broker.url, resend_after_s=1.0, broker_address=BrokerAddress(broker.host, broker.port)
     )
-    backend = {"vendor": VendorBackend(world.address, workdir / "vendor.db").start()}
+    backend = {"vendor": world.new_vendor(workdir / "vendor.db").start()}
     fleet: list[tuple[Machine, OutboxPublisher]] = []
     threads = []
     progress = Progress()
@@ -128,7 +127,14 @@ def run_soak(
                 machine.books.inventory.set_stock(slot, 20)
         machine.controller.start()
         publisher = OutboxPublisher(
-            machine.db.path, setup.config.id, world.address, clock, heartbeat_s=3600, resend_after_s=1.0
+            machine.db.path,
+            setup.config.id,
+            world.address,
+            clock,
+            world.keys.machine(setup.config.id),
+            world.keys.trust.authorities,
+            heartbeat_s=3600,
+            resend_after_s=1.0,
         ).start()
         fleet.append((machine, publisher))
         share = transactions // machines + (1 if index < transactions % machines else 0)
@@ -154,7 +160,7 @@ def run_soak(
                 backend["vendor"].abandon()  # the vendor's backend crashes mid-stream
                 report.backend_crashes += 1
                 done.wait(rng.uniform(0.1, 0.8))
-                backend["vendor"] = VendorBackend(world.address, workdir / "vendor.db").start()
+                backend["vendor"] = world.new_vendor(workdir / "vendor.db").start()
             else:
                 outage = long_outage_s if not long_done else rng.uniform(0.1, max_outage_s)
                 long_done = True

@@ -17,9 +17,9 @@ from firmware.journal.books import MachineBooks
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import MqttReporter, reporter_for
-from firmware.reporting.sealed import generate_keypair
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.vendor import VendorBackend
+from simulator.dev_keys import DevKeys
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
 from simulator.servers.broker import EmbeddedBroker
@@ -39,7 +39,7 @@ class ReportingWorld:
     password: str | None = None
     heartbeat_s: float = 30.0
     resend_after_s: float = 3.0
-    issuer_keys: tuple[bytes, bytes] = field(default_factory=generate_keypair)
+    keys_dir: Path | None = None  # every party's keys (``vending keys dev-set`` layout); workdir/keys by default
     vendor_db: str | None = None  # SQLite file in workdir by default, or postgresql://...
     broker_address: BrokerAddress | None = None  # set by start(), or given to skip the broker's URL
     owned_broker: EmbeddedBroker | MosquittoProcess | None = None
@@ -48,6 +48,31 @@ class ReportingWorld:
     publisher: OutboxPublisher | None = None
     commands: CommandProcessor | None = None
     extra_publishers: list[OutboxPublisher] = field(default_factory=list)
+
+    _keys: DevKeys | None = field(default=None, repr=False)
+
+    @property
+    def keys(self) -> DevKeys:
+        if self._keys is None:
+            self._keys = DevKeys(self.keys_dir or self.workdir / "keys")
+        return self._keys
+
+    @property
+    def issuer_keys(self) -> tuple[bytes, bytes]:
+        """The issuer's sealing pair (private, public)."""
+        return self.keys.seal_private, self.keys.seal_public
+
+    def new_vendor(
+        self, db: Path | str | None = None, client_id: str | None = None, group: str | None = None
+    ) -> VendorBackend:
+        """A vendor backend with the vendor's key and the run's enrolment directory (not started)."""
+        keys = self.keys
+        target = db or self.vendor_db or self.workdir / "vendor.db"
+        return VendorBackend(self.address, target, keys.vendor, keys.enrolment, client_id, group)
+
+    def new_issuer(self) -> IssuerBackend:
+        keys = self.keys
+        return IssuerBackend(self.address, self.workdir / "issuer.db", keys.seal_private, keys.issuer, keys.enrolment)
 
     @property
     def address(self) -> BrokerAddress:
@@ -66,10 +91,10 @@ class ReportingWorld:
             self.broker_address = BrokerAddress("127.0.0.1", self.owned_broker.port)
         else:
             self.broker_address = BrokerAddress.parse(self.broker, self.username, self.password)
-        vendor = self.vendor = VendorBackend(self.address, self.vendor_db or self.workdir / "vendor.db").start()
-        issuer = self.issuer = IssuerBackend(self.address, self.workdir / "issuer.db", self.issuer_keys[0]).start()
+        vendor = self.vendor = self.new_vendor().start()
+        issuer = self.issuer = self.new_issuer().start()
         for backend in (vendor, issuer):
-            if not backend.connected.wait(15):
+            if not backend.subscribed.wait(15):
                 raise RuntimeError(f"{backend.client_id} could not connect to {self.address}")
         return self
 
@@ -101,8 +126,8 @@ class ReportingWorld:
 
     def vendor_up(self) -> None:
         if self.vendor is None:
-            self.vendor = VendorBackend(self.address, self.vendor_db or self.workdir / "vendor.db").start()
-            self.vendor.connected.wait(15)
+            self.vendor = self.new_vendor().start()
+            self.vendor.subscribed.wait(15)
 
     @property
     def backend_is_up(self) -> bool:
@@ -114,7 +139,7 @@ class ReportingWorld:
 
     # ---- the machine side ----------------------------------------------------------------------
     def reporter_factory(self, setup: MachineSetup, books: MachineBooks) -> MqttReporter:
-        return reporter_for(setup, books, self.issuer_keys[1])
+        return reporter_for(setup, books, self.keys.seal_public, self.keys.machine(setup.config.id))
 
     def start_publisher(self, machine: Machine) -> OutboxPublisher:
         config = machine.controller.config
@@ -123,6 +148,8 @@ class ReportingWorld:
             config.id,
             self.address,
             machine.controller.hw.clock,
+            self.keys.machine(config.id),
+            self.keys.trust.authorities,
             heartbeat_s=self.heartbeat_s,
             resend_after_s=self.resend_after_s,
         )
@@ -133,7 +160,7 @@ class ReportingWorld:
 
         def boot(machine: Machine) -> None:
             self.publisher = self.start_publisher(machine)
-            self.commands = CommandProcessor(machine.controller, machine.books)
+            self.commands = CommandProcessor(machine.controller, machine.books, self.keys.trust.authorities)
 
         def power_loss() -> None:
             if self.publisher is not None:

@@ -57,15 +57,30 @@ def _processor():
 
         runner = ScenarioRunner(load_scenario(CONFIGS / "scenarios/normal-morning.yaml"), _TMP / "machine-state")
         runner.start()
+        from firmware.app.command_gate import RateLimit
         from firmware.app.commands import CommandProcessor
+        from simulator.dev_keys import DevKeys
 
-        _PROCESSOR = CommandProcessor(runner.machine.controller, runner.machine.books)
+        keys = DevKeys(_TMP / "keys")
+        _PROCESSOR = CommandProcessor(runner.machine.controller, runner.machine.books, keys.trust.authorities)
+        _PROCESSOR.gate.rate = _PROCESSOR._unverified = RateLimit(10**9, burst=10**9)  # fuzz the checks, not the cap
+        _PROCESSOR.vendor = keys.vendor  # type: ignore[attr-defined]
     return _PROCESSOR
 
 
 def fuzz_command(name: str, payload: bytes) -> None:
-    result = _processor().handle(name, payload)
-    assert isinstance(result, dict) and isinstance(result.get("ok"), bool), result
+    """Raw bytes (the unverified path) and the same bytes signed by the vendor (the validation behind it)."""
+    from firmware.reporting.signed import sign_text
+
+    processor = _processor()
+    result = processor.handle(name, payload)
+    assert isinstance(result, dict) and result["ok"] is False, result
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    signed = processor.handle(name, sign_text(processor.vendor, text).encode())
+    assert isinstance(signed, dict) and isinstance(signed.get("ok"), bool), signed
 
 
 def fuzz_wire(data: bytes) -> None:

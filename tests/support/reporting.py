@@ -6,12 +6,15 @@ Mosquitto half of the suite skips with the install command -- except under CI=tr
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from firmware.app.command_gate import compose_command
+from firmware.identity.signing import Identity
 from simulator.backends.vendor import VendorBackend
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
@@ -92,8 +97,7 @@ def shared_vendors(
     assert world.vendor is not None
     world.vendor.stop()
     instances = [
-        closing(VendorBackend(world.address, db, client_id=f"{group}-vendor-{i}", shared_group=group).start())
-        for i in range(count)
+        closing(world.new_vendor(db, client_id=f"{group}-vendor-{i}", group=group).start()) for i in range(count)
     ]
     world.vendor = instances[0]
     return instances
@@ -145,3 +149,33 @@ def attached_runner(
     finally:
         detach()
         runner.close()
+
+
+_COUNTER = itertools.count(1)
+
+
+def signed_command(
+    world: ReportingWorld,
+    runner: ScenarioRunner,
+    name: str,
+    body: dict[str, Any],
+    *,
+    signer: str | Identity = "vendor",
+    machine: str | None = None,
+    issued_at: datetime | None = None,
+    lifetime: timedelta = timedelta(minutes=5),
+    counter: int | None = None,
+) -> bytes:
+    """A command as `vending cmd send` makes it, signed by one of the run's parties (or a stranger key)."""
+    identity = getattr(world.keys, signer) if isinstance(signer, str) else signer
+    fields = {k: v for k, v in body.items() if k != "id"}
+    return compose_command(
+        identity,
+        machine or runner.machine.controller.config.id,
+        name,
+        fields,
+        issued_at=issued_at or runner.clock.now(),
+        lifetime=lifetime,
+        counter=counter if counter is not None else next(_COUNTER),
+        command_id=str(body.get("id", f"c{time.monotonic_ns()}")),
+    ).encode()

@@ -102,10 +102,12 @@ def test_keys_commands_refuse_to_overwrite_without_force(tmp_path: Path) -> None
     assert cli.invoke(app, init).exit_code == 0
     again = cli.invoke(app, init)
     assert again.exit_code == 2 and "use --force" in again.stderr
-    assert cli.invoke(app, ["keys", "issuer", "--out", str(tmp_path)]).exit_code == 0
+    assert cli.invoke(app, ["keys", "party", "issuer", "--out", str(tmp_path)]).exit_code == 0
     private = (tmp_path / "issuer.key").read_bytes()
-    assert mode(tmp_path / "issuer.key") == 0o600
-    refused = cli.invoke(app, ["keys", "issuer", "--out", str(tmp_path)])
-    assert refused.exit_code == 2 and (tmp_path / "issuer.key").read_bytes() == private
+    sealing = (tmp_path / "issuer-seal.key").read_bytes()
+    assert mode(tmp_path / "issuer.key") == mode(tmp_path / "issuer-seal.key") == 0o600
+    refused = cli.invoke(app, ["keys", "party", "issuer", "--out", str(tmp_path)])
+    assert refused.exit_code == 2 and "use --force" in refused.stderr
+    assert (tmp_path / "issuer.key").read_bytes() == private and (tmp_path / "issuer-seal.key").read_bytes() == sealing
     bad_date = cli.invoke(app, [*init[:-1], "end of term", "--force"])
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.stderr

@@ -63,7 +63,10 @@ def test_scenario_messages_match_contract_and_leak_no_uid(path: Path, world, cap
         kind = topic.split("/")[-1]
         if "/cmd/" in topic:
             continue
-        errors = list(validator(TOPIC_SCHEMA[kind]).iter_errors(json.loads(payload)))
+        envelope = json.loads(payload)
+        errors = list(validator("signed").iter_errors(envelope))
+        assert not errors, f"{topic}: not a signed envelope: {errors[0].message}"
+        errors = list(validator(TOPIC_SCHEMA[kind]).iter_errors(json.loads(envelope["payload"])))
         assert not errors, f"{topic}: {errors[0].message}"
 
     uids = {card.uid for card in scenario.cards.values()}
@@ -84,12 +87,17 @@ def test_scenario_messages_match_contract_and_leak_no_uid(path: Path, world, cap
 def test_settlement_is_sealed_and_issuer_reads_it(world, capture, tmp_path):
     scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
     run_scenario(scenario, tmp_path / "machine", attach=world)
-    sealed = capture.json_of("/settlement")
+    sealed = [json.loads(envelope["payload"]) for envelope in capture.json_of("/settlement")]
     assert len(sealed) >= 1
     assert all(set(msg) == {"machine", "seq", "day", "sealed"} for msg in sealed)
-    from firmware.reporting.sealed import unseal
+    from firmware.reporting.sealed import open_settlement, unseal
 
-    document = unseal(sealed[0]["sealed"], world.issuer_keys[0])
+    inside = unseal(sealed[0]["sealed"], world.keys.seal_private)
+    assert validator("signed").is_valid(inside), "the sealed settlement is not signed inside"
+    machine = sealed[0]["machine"]
+    document = open_settlement(
+        sealed[0]["sealed"], world.keys.seal_private, lambda e: world.keys.enrolment.verify(machine, e)
+    )
     errors = list(validator("settlement-document").iter_errors(document))
     assert not errors, errors[0].message
     totals = {

@@ -13,7 +13,7 @@ from simulator.backends.store import StoreQueries
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.support.reporting import attached_runner, sell
+from tests.support.reporting import attached_runner, sell, signed_command
 from tests.support.waiting import eventually
 
 MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
@@ -45,18 +45,20 @@ def test_outage_then_reconnect_delivers_each_report_once(world, tmp_path):
         assert seqs == list(range(1, len(seqs) + 1)), "a gap or duplicate in the vendor's sequence"
 
 
-def test_redelivered_reports_are_stored_once(world, tmp_path):
+def test_redelivered_reports_are_stored_once(world, capture, tmp_path):
     """The backend sees every report twice (a resend after a lost ack) and keeps one copy."""
     with attached_runner(world, tmp_path) as runner:
         sell(runner, "A1", "amy")
         sell(runner, "A3", "ben")
         assert world.publisher.flush(20)
-        payloads = [json.loads(p) for (p,) in world.vendor.store.execute("SELECT payload FROM reports")]
-        for payload in payloads:  # replay every stored report as a duplicate delivery
-            kind = "sale" if "outcome" in payload else "stock"
-            world.vendor.receive(payload["machine"], kind, payload)
+        sent = [(t, p) for t, p, _ in capture.messages if t.split("/")[-1] in ("sale", "stock")]
+        assert sent
+        stored = world.vendor.store.count()
+        for topic, payload in sent:  # replay every signed report as a duplicate delivery
+            world.vendor.receive(topic, payload)
         assert len(backend_sales(world)) == 2
-        assert world.vendor.store.count() == len(payloads)
+        assert world.vendor.store.count() == stored
+        assert world.vendor.incidents == 0, "a byte-identical redelivery is not an incident"
 
 
 def publish_command(world: ReportingWorld, machine: str, name: str, payload: bytes) -> None:
@@ -86,20 +88,22 @@ def run_command(world: ReportingWorld, runner: ScenarioRunner, name: str, payloa
 
 BAD_COMMANDS = [
     ("restock", b"{not json", "payload is not JSON"),
-    ("restock", b'{"id": "c2", "slots": {"A1": "ten"}}', "slots.A1: Input should be a valid integer"),
-    ("restock", b'{"id": "c3", "slots": {"Z9": 3}}', "unknown slot 'Z9'"),
-    ("restock", b'{"id": "c4", "slots": {"A1": 99}}', "slots.A1: count 99 is outside 0..10"),
-    ("set_price", b'{"id": "c5", "slot": "A1", "price": -5}', "price: Input should be greater than 0"),
-    ("set_price", b'{"id": "c6", "slot": "A1", "price": 30, "colour": "red"}', "colour: unknown key"),
-    ("self_destruct", b'{"id": "c7"}', "unknown command 'self_destruct'"),
-    ("restock", b'{"id": "c8", "slots": {"A1": 1}, "pad": "' + b"x" * 5000 + b'"}', "larger than 4096 bytes"),
+    ("restock", {"id": "c2", "slots": {"A1": "ten"}}, "slots.A1: Input should be a valid integer"),
+    ("restock", {"id": "c3", "slots": {"Z9": 3}}, "unknown slot 'Z9'"),
+    ("restock", {"id": "c4", "slots": {"A1": 99}}, "slots.A1: count 99 is outside 0..10"),
+    ("set_price", {"id": "c5", "slot": "A1", "price": -5}, "price: Input should be greater than 0"),
+    ("set_price", {"id": "c6", "slot": "A1", "price": 30, "colour": "red"}, "colour: unknown key"),
+    ("self_destruct", {"id": "c7"}, "unknown command 'self_destruct'"),
+    ("restock", {"id": "c8", "slots": {"A1": 1}, "pad": "x" * 5000}, "larger than 4096 bytes"),
+    ("restock", b'{"id": "c9", "slots": {"A1": 1}}', "not a signed message"),
 ]
 
 
-@pytest.mark.parametrize("name,payload,reason", BAD_COMMANDS, ids=[r for _, _, r in BAD_COMMANDS])
-def test_malformed_command_is_refused_and_changes_nothing(world, tmp_path, name, payload, reason):
+@pytest.mark.parametrize("name,body,reason", BAD_COMMANDS, ids=[r for _, _, r in BAD_COMMANDS])
+def test_malformed_command_is_refused_and_changes_nothing(world, tmp_path, name, body, reason):
     with attached_runner(world, tmp_path) as runner:
         before = (runner.machine.books.inventory.all(), runner.machine.invariant_total())
+        payload = body if isinstance(body, bytes) else signed_command(world, runner, "restock", body)
         result = run_command(world, runner, name, payload)
         assert result["ok"] is False
         assert reason in result["reason"]
@@ -109,28 +113,31 @@ def test_malformed_command_is_refused_and_changes_nothing(world, tmp_path, name,
 def test_commands_apply_atomically_once(world, tmp_path):
     with attached_runner(world, tmp_path) as runner:
         inventory = runner.machine.books.inventory
-        assert run_command(world, runner, "set_price", b'{"id": "p1", "slot": "A1", "price": 30}')["ok"]
+
+        def send(name: str, body: dict) -> dict:
+            return run_command(world, runner, name, signed_command(world, runner, name, body))
+
+        assert send("set_price", {"id": "p1", "slot": "A1", "price": 30})["ok"]
         assert inventory.get("A1").price == 30
-        assert run_command(world, runner, "disable_slot", b'{"id": "d1", "slot": "C1"}')["ok"]
+        assert send("disable_slot", {"id": "d1", "slot": "C1"})["ok"]
         runner.machine.controller.select("C1")
         assert runner.machine.controller.last_transaction.reason == "slot_disabled"
         # one restock with a bad slot changes no slot at all
-        refused = run_command(world, runner, "restock", b'{"id": "r1", "slots": {"A1": 10, "Q1": 2}}')
+        refused = send("restock", {"id": "r1", "slots": {"A1": 10, "Q1": 2}})
         assert not refused["ok"] and inventory.get("A1").stock == 8
-        assert run_command(world, runner, "restock", b'{"id": "r2", "slots": {"A1": 10, "C2": 12}}')["ok"]
+        again = signed_command(world, runner, "restock", {"id": "r2", "slots": {"A1": 10, "C2": 12}})
+        assert run_command(world, runner, "restock", again)["ok"]
         assert (inventory.get("A1").stock, inventory.get("C2").stock) == (10, 12)
-        # the same command id again (a QoS 1 redelivery) is answered from the journal, not applied twice
+        # the same command again (a QoS 1 redelivery) is answered from the journal, not applied twice
         inventory.set_stock("A1", 9)
-        assert world.commands.handle("restock", b'{"id": "r2", "slots": {"A1": 10}}')["ok"]
+        assert world.commands.handle("restock", again)["ok"]
         assert inventory.get("A1").stock == 9
 
 
 def test_set_lockout_replaces_windows_and_survives_restart(world, tmp_path):
     with attached_runner(world, tmp_path) as runner:
-        command = (
-            b'{"id": "l1", "lockouts": [{"profiles": ["student"], "categories": ["dairy"], '
-            b'"from": "07:00", "to": "08:00"}]}'
-        )
+        window = {"profiles": ["student"], "categories": ["dairy"], "from": "07:00", "to": "08:00"}
+        command = signed_command(world, runner, "set_lockout", {"id": "l1", "lockouts": [window]}, signer="school")
         assert run_command(world, runner, "set_lockout", command)["ok"]
         sell(runner, "A1", "amy")  # 07:30, dairy, student: now locked out
         assert runner.machine.controller.last_transaction.reason == "lunch_lockout"
@@ -139,10 +146,8 @@ def test_set_lockout_replaces_windows_and_survives_restart(world, tmp_path):
         runner.clock.set(runner.clock.now().replace(hour=7, minute=45))
         sell(runner, "A1", "amy")
         assert runner.machine.controller.last_transaction.reason == "lunch_lockout"
-        bad = (
-            b'{"id": "l2", "lockouts": [{"profiles": ["student"], "categories": ["snack"], '
-            b'"from": "13:00", "to": "11:00"}]}'
-        )
+        backwards = {"profiles": ["student"], "categories": ["snack"], "from": "13:00", "to": "11:00"}
+        bad = signed_command(world, runner, "set_lockout", {"id": "l2", "lockouts": [backwards]}, signer="school")
         refused = run_command(world, runner, "set_lockout", bad)
         assert not refused["ok"] and "must be before" in refused["reason"]
 

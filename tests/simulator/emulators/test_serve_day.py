@@ -152,27 +152,34 @@ def test_vending_serve_sells_through_an_emulated_pn532(tmp_path, closing):
 
 
 def test_vending_serve_reports_to_a_broker(tmp_path, closing):
-    """`vending serve --broker`: the sale reaches the vendor backend, and a remote command is applied."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
+    """`vending serve --broker`: the signed sale reaches the vendor; `vending cmd send` changes a price, signed."""
     from simulator.scenarios.reporting_world import ReportingWorld
 
     world = closing(ReportingWorld(tmp_path / "world").start())
+    keys = world.keys
+    keys.machine("TPE-DAAN-JH-01")  # enrolled at the backends; serve signs with the same key file
     device = closing(PN532Device(tmp_path / "reader0").start())
-    serve, events = start_serve(tmp_path, closing, "--broker", f"mqtt://127.0.0.1:{world.address.port}")
+    broker = f"mqtt://127.0.0.1:{world.address.port}"
+    identity = keys.directory / "machines/TPE-DAAN-JH-01.key"
+    serve, events = start_serve(
+        tmp_path, closing, "--broker", broker, "--trust", str(keys.directory), "--identity", str(identity)
+    )
     keypad(serve, "select A1")
     eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
     device.tap("04A1B2C3D4E5F6")
     eventually(lambda: world.vendor.store.count("sale") == 1, what="the sale at the vendor")
-    operator = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator")
-    operator.connect(world.address.host, world.address.port)
-    operator.loop_start()
-    operator.publish(
-        "vending/v1/TPE-DAAN-JH-01/cmd/set_price", b'{"id": "p1", "slot": "A1", "price": 30}', qos=1
-    ).wait_for_publish(10)
-    operator.disconnect()
-    operator.loop_stop()
-    eventually(lambda: world.vendor.store.count("cmd-result") == 1, what="the command's answer")
+
+    def cmd(key: str, *words: str) -> subprocess.CompletedProcess:
+        send = [str(ROOT / ".venv/bin/vending"), "cmd", "send", *words[:1], "--key", str(keys.directory / key)]
+        send += ["--machine", "TPE-DAAN-JH-01", "--broker", broker, "--wait", "20", *words[1:]]
+        return subprocess.run(send, capture_output=True, text=True, timeout=60)
+
+    applied = cmd("vendor.key", "set_price", "A1", "30")
+    assert applied.returncode == 0, applied.stderr
+    assert json.loads(applied.stdout)["ok"] is True
+    refused = cmd("vendor.key", "set_lockout", "none")  # lockouts are the school's, not the vendor's
+    assert refused.returncode == 1 and "who has no say here" in refused.stdout
+    assert world.vendor.store.count("cmd-result") == 2
     keypad(serve, "quit")
     assert serve.wait(timeout=20) == 0
+    assert world.vendor.incidents == 0

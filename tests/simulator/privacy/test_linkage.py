@@ -7,7 +7,8 @@ import json
 import jsonschema
 import yaml
 
-from firmware.reporting.sealed import generate_keypair, unseal
+from firmware.reporting.sealed import open_settlement
+from simulator.dev_keys import DevKeys
 from simulator.privacy.linkage import Views, day_views, join_key, pinned_share
 from tests.conftest import ROOT
 
@@ -36,14 +37,14 @@ def test_day_total_settlement_pins_fewer_pseudonyms_on_a_300_student_day():
     assert mitigated == (1.0 if len(day_total.vendor) == 1 else 0.0)
 
 
-def test_day_total_document_matches_the_contract():
+def test_day_total_document_matches_the_contract(tmp_path):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from firmware.domain import JournalEntry
     from firmware.reporting.reporter import MqttReporter
 
-    private, public = generate_keypair()
+    keys = DevKeys(tmp_path / "keys")
     reporter = MqttReporter(
         "TPE-1",
         ZoneInfo("Asia/Taipei"),
@@ -51,14 +52,17 @@ def test_day_total_document_matches_the_contract():
         stock=dict,
         daily_totals=lambda day: [("04A1B2C3D4E5F6", 40, 2), ("DEADBEEF", 25, 1)],
         low_stock=2,
-        issuer_public_key=public,
+        issuer_public_key=keys.seal_public,
+        identity=keys.machine("TPE-1"),
         settlement="day_total",
     )
     entry = JournalEntry(
         "day_closed", datetime(2026, 3, 2, 18, tzinfo=ZoneInfo("Asia/Taipei")), None, {"day": "2026-03-02"}
     )
     (message,) = reporter.messages_for(entry)
-    document = unseal(message.payload["sealed"], private)
+    document = open_settlement(
+        message.payload["sealed"], keys.seal_private, lambda e: keys.enrolment.verify("TPE-1", e)
+    )
     assert document == {
         "machine": "TPE-1",
         "day": "2026-03-02",

@@ -1,0 +1,156 @@
+"""Who may tell this machine what to do, and when: the checks a remote command passes before it is applied.
+
+Authority follows the three parties: the vendor runs stock, prices and slots; the school runs lunch
+lockouts (and any food-rule change); the issuer only acknowledges money and commands nothing. A command
+counts only if the right party signed it (identity/signing.py), it names this machine, it is fresh
+(issued no later than a few minutes ahead of our clock, not expired, not longer-lived than the config
+allows), its counter is above the last one this signer used (stored durably, so neither a replay nor a
+reordering works, even across a restart), and the signer is within its rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pydantic import AwareDatetime, Field
+
+from firmware.config.source import Strict
+from firmware.identity.signing import Identity, PublicKey, TrustStore
+from firmware.reporting.signed import canonical, open_signed, sign_text
+from firmware.reporting.topics import MAX_COMMAND_BYTES
+from firmware.reporting.wire import MAX_SEQ, WireError
+
+AUTHORITY = {
+    "restock": "vendor",
+    "set_price": "vendor",
+    "enable_slot": "vendor",
+    "disable_slot": "vendor",
+    "set_lockout": "school",
+}
+CLOCK_SKEW = timedelta(minutes=5)  # a command "issued" further ahead than this was not issued by a clock we share
+COUNTER_SETTING = "command_counter:"
+
+
+class Refused(Exception):
+    """A command that must change nothing; the message is the reason sent back."""
+
+
+class SignedCommand(Strict):
+    """The fields every command carries under its signature, besides its own."""
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    machine: str = Field(min_length=1, max_length=64)
+    command: str = Field(min_length=1, max_length=32)
+    issued_at: AwareDatetime = Field(strict=False)  # ISO 8601 text on the wire, with its UTC offset
+    expires_at: AwareDatetime = Field(strict=False)
+    counter: int = Field(ge=1, le=MAX_SEQ)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A command whose signature checked out: the signer and the signed body (not yet validated)."""
+
+    signer: PublicKey
+    body: dict[str, object]
+
+
+@dataclass
+class RateLimit:
+    """A token bucket per signer: ``per_minute`` on average, bursts of up to ``burst``."""
+
+    per_minute: int
+    burst: int = 5
+    monotonic: Callable[[], float] = time.monotonic
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # kid -> (tokens, when)
+
+    def take(self, who: str) -> bool:
+        now = self.monotonic()
+        tokens, then = self._buckets.get(who, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.per_minute / 60.0)
+        if tokens < 1.0:
+            self._buckets[who] = (tokens, now)
+            return False
+        self._buckets[who] = (tokens - 1.0, now)
+        return True
+
+
+class CommandGate:
+    """Opens and checks commands for one machine; the processor applies what passes."""
+
+    def __init__(
+        self,
+        machine: str,
+        authorities: TrustStore,
+        *,
+        max_lifetime: timedelta,
+        rate: RateLimit,
+    ) -> None:
+        self.machine = machine
+        self.authorities = authorities
+        self.max_lifetime = max_lifetime
+        self.rate = rate
+
+    def open(self, name: str, raw: bytes) -> Opened:
+        """The signature, by one of the parties this machine trusts (which one is ``authorise``'s business)."""
+        if name not in AUTHORITY:
+            raise Refused(f"unknown command {name!r}; known: {', '.join(AUTHORITY)}")
+        try:
+            signed, body = open_signed(raw, MAX_COMMAND_BYTES, self.authorities.verify)
+        except WireError as exc:
+            raise Refused(f"not accepted: {exc}") from None
+        return Opened(signed.signer, body)
+
+    @staticmethod
+    def authorise(name: str, signer: PublicKey) -> None:
+        """Only the party with authority over ``name`` may give it (a vendor-signed set_lockout is refused)."""
+        party = AUTHORITY[name]
+        if signer.party != party:
+            raise Refused(f"signed by the {signer.party}, who has no say here: {name} is the {party}'s to give")
+
+    def check(self, name: str, command: SignedCommand, signer: PublicKey, now: datetime, last_counter: int) -> None:
+        """Everything but the signature: addressee, freshness, order, rate."""
+        if command.machine != self.machine:
+            raise Refused(f"the command is for machine {command.machine}, not this one")
+        if command.command != name:
+            raise Refused(f"the signed command is {command.command!r}, sent as {name!r}")
+        if command.issued_at > now + CLOCK_SKEW:
+            raise Refused(f"issued at {command.issued_at.isoformat()}, in the future")
+        if command.expires_at - command.issued_at > self.max_lifetime:
+            raise Refused(f"a command may live at most {int(self.max_lifetime.total_seconds())} s")
+        if now > command.expires_at:
+            raise Refused(f"expired at {command.expires_at.isoformat()}")
+        if command.counter <= last_counter:
+            raise Refused(f"replayed or out of order: counter {command.counter}, last used {last_counter}")
+        if not self.rate.take(signer.kid):
+            raise Refused(f"rate limited: at most {self.rate.per_minute} commands a minute from the {signer.party}")
+
+    @staticmethod
+    def counter_setting(signer: PublicKey) -> str:
+        return COUNTER_SETTING + signer.kid
+
+
+def compose_command(
+    identity: Identity,
+    machine: str,
+    name: str,
+    fields: dict[str, object],
+    *,
+    issued_at: datetime,
+    lifetime: timedelta,
+    counter: int,
+    command_id: str,
+) -> str:
+    """A signed command as the operator's tool sends it (``vending cmd send``)."""
+    body = {
+        **fields,
+        "id": command_id,
+        "machine": machine,
+        "command": name,
+        "issued_at": issued_at.isoformat(),
+        "expires_at": (issued_at + lifetime).isoformat(),
+        "counter": counter,
+    }
+    return sign_text(identity, canonical(body))

@@ -1,0 +1,137 @@
+"""Where each party's keys live, and what each process trusts.
+
+One directory layout for every deployment size (``vending keys dev-set`` writes all of it on a laptop;
+a school deployment gives each party only its own files)::
+
+    vendor.key   vendor.pub        Ed25519: signs stock, price and slot commands, and vendor acks
+    school.key   school.pub        Ed25519: signs lunch lockouts and food-rule commands
+    issuer.key   issuer.pub        Ed25519: signs issuer acks
+    issuer-seal.key issuer-seal.pub  X25519: machines seal settlements to it; only the issuer opens them
+    machines/<id>.key              Ed25519: the machine's own key (copied into its state dir as machine.key)
+    machines/<id>.pub              the enrolment directory: the machines a backend accepts
+
+Private halves are 0600 from the first byte and never overwritten without ``force``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl.public import PrivateKey
+
+from firmware.errors import VendingError
+from firmware.identity.secretfile import private_dir, write_secret
+from firmware.identity.signing import Identity, KeyFileError, PublicKey, SignatureError, Signed, TrustStore
+
+AUTHORITIES = ("vendor", "school", "issuer")
+SEAL = "issuer-seal"
+MACHINE_KEY_FILE = "machine.key"
+MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def machine_party(machine: str) -> str:
+    return f"machine:{machine}"
+
+
+def write_seal_pair(directory: Path, *, force: bool = False) -> Path:
+    """The issuer's X25519 pair: ``issuer-seal.key`` (0600) and ``issuer-seal.pub`` (hex)."""
+    key = PrivateKey.generate()
+    path = write_secret(directory / f"{SEAL}.key", bytes(key).hex().encode() + b"\n", force=force)
+    (directory / f"{SEAL}.pub").write_text(bytes(key.public_key).hex() + "\n")
+    return path
+
+
+def read_seal_key(path: Path) -> bytes:
+    """A 32-byte X25519 key written by ``write_seal_pair`` (either half)."""
+    try:
+        raw = bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        raise KeyFileError(f"{path}: no such key file (create it with `vending keys party issuer`)") from None
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise KeyFileError(f"{path}: expected a 32-byte X25519 key in hex")
+    return raw
+
+
+def write_party(directory: Path, party: str, *, force: bool = False) -> list[Path]:
+    """One authority's signing key (and, for the issuer, its sealing pair)."""
+    if party not in AUTHORITIES:
+        raise VendingError(f"party {party!r}: expected one of {', '.join(AUTHORITIES)}")
+    private_dir(directory)
+    written = [Identity.generate(party).save(directory / f"{party}.key", force=force)]
+    if party == "issuer":
+        written.append(write_seal_pair(directory, force=force))
+    return written
+
+
+def write_machine(directory: Path, machine: str, *, force: bool = False) -> Path:
+    """A machine's key pair in ``directory/machines``: the ``.pub`` is its enrolment at the backends."""
+    if not MACHINE_ID.match(machine):
+        raise VendingError(f"machine id {machine!r}: 1-64 letters, digits, '.', '_' or '-'")
+    return Identity.generate(machine_party(machine)).save(
+        private_dir(directory / "machines") / f"{machine}.key", force=force
+    )
+
+
+def write_dev_set(directory: Path, machines: Iterable[str], *, force: bool = False) -> list[Path]:
+    """Every party's keys for one laptop: three authorities, the issuer's sealing pair, the machines."""
+    written = [path for party in AUTHORITIES for path in write_party(directory, party, force=force)]
+    return written + [write_machine(directory, machine, force=force) for machine in machines]
+
+
+@dataclass(frozen=True)
+class MachineTrust:
+    """What a machine trusts: the authorities' public keys, and the key it seals settlements to."""
+
+    authorities: TrustStore
+    issuer_seal: bytes
+
+    @classmethod
+    def load(cls, vendor: Path, school: Path, issuer: Path, issuer_seal: Path) -> MachineTrust:
+        anchors = zip(AUTHORITIES, (vendor, school, issuer), strict=True)
+        store = TrustStore(PublicKey.load(party, path) for party, path in anchors)
+        return cls(store, read_seal_key(issuer_seal))
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> MachineTrust:
+        """The ``.pub`` files of a key directory laid out as above."""
+        paths = [directory / f"{name}.pub" for name in (*AUTHORITIES, SEAL)]
+        return cls.load(*paths)
+
+
+def machine_identity(path: Path, machine: str) -> Identity:
+    return Identity.load(machine_party(machine), path)
+
+
+class Enrolment:
+    """The machines a backend accepts: ``<id>.pub`` files in a directory, read again when an id is new.
+
+    A machine enrolled while the backend runs is accepted at its first report; a machine whose file is
+    removed stays known until the backend restarts (revocation is a restart, see docs/security.md).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._keys: dict[str, PublicKey] = {}
+
+    def key(self, machine: str) -> PublicKey:
+        known = self._keys.get(machine)
+        if known is not None:
+            return known
+        if not MACHINE_ID.match(machine):
+            raise SignatureError("not an enrolled machine (malformed id)")
+        try:
+            found = PublicKey.load(machine_party(machine), self.directory / f"{machine}.pub")
+        except KeyFileError:
+            raise SignatureError(f"machine {machine} is not enrolled") from None
+        self._keys[machine] = found
+        return found
+
+    def verify(self, machine: str, envelope: Mapping[str, Any]) -> Signed:
+        """The payload, if ``machine``'s own enrolled key signed it."""
+        return TrustStore([self.key(machine)]).verify(envelope)

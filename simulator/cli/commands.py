@@ -1,0 +1,151 @@
+"""``vending cmd send``: the operator's tool for remote commands, signed, so nobody hand-writes JSON.
+
+The command is signed with the given key (the vendor's for stock, prices and slots; the school's for
+lockouts), names the machine, carries its issue time, expiry and a counter, and is published with
+QoS 1. The tool then waits for the machine's ``cmd-result`` and exits 0 if it was applied, 1 if the
+machine refused it (the reason is printed), 3 if no answer came.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from firmware.app.command_gate import compose_command
+from firmware.app.commands import COMMANDS
+from firmware.errors import VendingError
+from firmware.identity.signing import Identity
+from firmware.reporting import topics
+from firmware.reporting.mqtt import make_client
+from firmware.reporting.wire import WireError, parse_object
+from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
+
+cmd_app = typer.Typer(no_args_is_help=True, help="Send signed remote commands to a machine.")
+
+USAGE = {
+    "restock": "restock SLOT=COUNT [SLOT=COUNT ...]",
+    "set_price": "set_price SLOT PRICE",
+    "enable_slot": "enable_slot SLOT",
+    "disable_slot": "disable_slot SLOT",
+    "set_lockout": "set_lockout FILE (YAML list of lockouts, as in a machine config) | set_lockout none",
+}
+
+
+def command_fields(name: str, args: list[str]) -> dict[str, Any]:
+    """The command's own fields from its command-line words; ``ValueError`` with the usage if they don't fit."""
+    try:
+        if name == "restock" and args:
+            pairs = [arg.split("=", 1) for arg in args]
+            return {"slots": {slot: int(count) for slot, count in pairs}}
+        if name == "set_price" and len(args) == 2:
+            return {"slot": args[0], "price": int(args[1])}
+        if name in ("enable_slot", "disable_slot") and len(args) == 1:
+            return {"slot": args[0]}
+        if name == "set_lockout" and len(args) == 1:
+            if args[0] == "none":
+                return {"lockouts": []}
+            loaded = yaml.safe_load(Path(args[0]).read_text())
+            lockouts = loaded.get("lockouts") if isinstance(loaded, dict) else loaded
+            if isinstance(lockouts, list):
+                return {"lockouts": lockouts}
+    except (ValueError, OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{exc.__class__.__name__}: {exc}; usage: {USAGE[name]}") from None
+    raise ValueError(f"usage: {USAGE.get(name, ' | '.join(USAGE.values()))}")
+
+
+@cmd_app.command("send", context_settings={"allow_extra_args": False})
+def send(
+    command: Annotated[str, typer.Argument(help=f"One of: {', '.join(COMMANDS)}.")],
+    args: Annotated[list[str] | None, typer.Argument(help="The command's arguments (see the usage above).")] = None,
+    key: Annotated[
+        Path, typer.Option(help="Your signing key: vendor.key (stock, prices, slots) or school.key.")
+    ] = Path("vendor.key"),
+    machine: Annotated[str, typer.Option(help="The machine id.")] = "",
+    broker: Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port")] = "mqtt://127.0.0.1:1883",
+    lifetime: Annotated[int, typer.Option(help="Seconds until the command expires (the machine caps it).")] = 300,
+    counter: Annotated[
+        int | None, typer.Option(help="Counter above the last one used with this key (default: now in microseconds).")
+    ] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the machine's answer (0: don't wait).")] = 15.0,
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
+) -> None:
+    """Sign and send one command, then print the machine's answer.
+
+    Examples: `restock A1=10 B2=8`, `set_price A1 25`, `disable_slot C3`, `set_lockout lunch.yaml`.
+    """
+    if command not in COMMANDS:
+        _fail(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+    try:
+        fields = command_fields(command, args or [])
+        identity = Identity.load("operator", key)
+    except (ValueError, VendingError) as exc:
+        _fail(str(exc))
+    address = broker_address(broker, username, password, ca, cert, cert_key)
+    command_id = f"cmd-{secrets.token_hex(6)}"
+    payload = compose_command(
+        identity,
+        machine,
+        command,
+        fields,
+        issued_at=datetime.now(UTC),
+        lifetime=timedelta(seconds=lifetime),
+        counter=counter if counter is not None else time.time_ns() // 1000,
+        command_id=command_id,
+    )
+    answer = _publish_and_wait(address, machine, command, payload, command_id, wait)
+    if answer is None:
+        typer.echo(f"sent {command} {command_id} to {machine}; no answer within {wait:g} s" if wait else "sent")
+        raise typer.Exit(3 if wait else 0)
+    typer.echo(json.dumps(answer, ensure_ascii=False))
+    raise typer.Exit(0 if answer.get("ok") else 1)
+
+
+def _publish_and_wait(
+    address: Any, machine: str, command: str, payload: str, command_id: str, wait: float
+) -> dict[str, Any] | None:
+    answers: queue.Queue[dict[str, Any]] = queue.Queue()
+    subscribed = queue.Queue[bool]()
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        try:  # the answer is signed by the machine; here it is only shown, never acted on
+            envelope = parse_object(bytes(message.payload), 64 * 1024)
+            body = parse_object(str(envelope.get("payload", "")).encode(), 64 * 1024)
+        except WireError:
+            return
+        if body.get("id") == command_id:
+            answers.put(body)
+
+    client = make_client(address, f"operator-{secrets.token_hex(4)}", persistent=False)
+    client.on_message = on_message
+    client.on_subscribe = lambda *a: subscribed.put(True)
+    client.connect(address.host, address.port, keepalive=15)
+    client.loop_start()
+    try:
+        if wait:
+            client.subscribe(topics.vendor(machine, "cmd-result"), qos=1)
+            subscribed.get(timeout=10)
+        client.publish(topics.command(machine, command), payload, qos=1).wait_for_publish(timeout=10)
+        try:
+            return answers.get(timeout=wait) if wait else None
+        except queue.Empty:
+            return None
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def _fail(message: str) -> None:
+    typer.echo(message, err=True)
+    raise typer.Exit(2)

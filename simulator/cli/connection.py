@@ -1,0 +1,49 @@
+"""The broker options every command that connects takes, and the address they make.
+
+The password comes from ``--password`` or, better, the ``VENDING_BROKER_PASSWORD`` environment
+variable (never shown in ``--help``, never echoed, not visible in ``ps``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from firmware.errors import VendingError
+from firmware.reporting.mqtt import BrokerAddress
+
+PASSWORD_ENV = "VENDING_BROKER_PASSWORD"
+
+Username = Annotated[str | None, typer.Option(help="MQTT user name.")]
+Password = Annotated[
+    str | None,
+    typer.Option(help=f"MQTT password (prefer the {PASSWORD_ENV} variable).", envvar=PASSWORD_ENV, show_envvar=True),
+]
+CaFile = Annotated[Path | None, typer.Option("--ca", help="CA certificate to check an mqtts:// broker against.")]
+CertFile = Annotated[Path | None, typer.Option("--cert", help="Client certificate (mqtts://, generated broker).")]
+CertKey = Annotated[Path | None, typer.Option("--cert-key", help="The client certificate's private key.")]
+
+
+def broker_address(
+    url: str,
+    username: str | None = None,
+    password: str | None = None,
+    ca: Path | None = None,
+    cert: Path | None = None,
+    cert_key: Path | None = None,
+) -> BrokerAddress:
+    """The address, or exit 2 with the reason."""
+    try:
+        return BrokerAddress.parse(
+            url,
+            username,
+            password,
+            str(ca) if ca else None,
+            str(cert) if cert else None,
+            str(cert_key) if cert_key else None,
+        )
+    except VendingError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
