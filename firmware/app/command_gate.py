@@ -104,18 +104,18 @@ class CommandGate:
         return Opened(signed.signer, body)
 
     @staticmethod
-    def authorise(name: str, signer: PublicKey) -> None:
+    def authorise(name: str, opened: Opened) -> None:
         """Only the party with authority over ``name`` may give it (a vendor-signed set_lockout is refused)."""
-        party = AUTHORITY[name]
+        party, signer = AUTHORITY[name], opened.signer
         if signer.party != party:
             raise Refused(f"signed by the {signer.party}, who has no say here: {name} is the {party}'s to give")
+        if opened.body.get("command") != name:  # a signed restock re-sent on the set_price topic
+            raise Refused(f"the signed command is {opened.body.get('command')!r}, sent as {name!r}")
 
     def check(self, name: str, command: SignedCommand, signer: PublicKey, now: datetime, last_counter: int) -> None:
         """Everything but the signature: addressee, freshness, order, rate."""
         if command.machine != self.machine:
             raise Refused(f"the command is for machine {command.machine}, not this one")
-        if command.command != name:
-            raise Refused(f"the signed command is {command.command!r}, sent as {name!r}")
         if command.issued_at > now + CLOCK_SKEW:
             raise Refused(f"issued at {command.issued_at.isoformat()}, in the future")
         if command.expires_at - command.issued_at > self.max_lifetime:

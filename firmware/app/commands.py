@@ -120,7 +120,7 @@ class CommandProcessor:
             return previous  # a redelivery: already applied and answered
         counter: tuple[str, int] | None = None
         try:
-            self.gate.authorise(name, opened.signer)
+            self.gate.authorise(name, opened)
             command = self._validate(name, opened.body)
             setting = self.gate.counter_setting(opened.signer)
             last = int(self.books.journal.setting(setting) or 0)

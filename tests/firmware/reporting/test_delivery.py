@@ -9,6 +9,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from firmware.app.commands import COMMANDS
 from simulator.backends.store import StoreQueries
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
@@ -103,7 +104,8 @@ BAD_COMMANDS = [
 def test_malformed_command_is_refused_and_changes_nothing(world, tmp_path, name, body, reason):
     with attached_runner(world, tmp_path) as runner:
         before = (runner.machine.books.inventory.all(), runner.machine.invariant_total())
-        payload = body if isinstance(body, bytes) else signed_command(world, runner, "restock", body)
+        signed_as = name if name in COMMANDS else "restock"
+        payload = body if isinstance(body, bytes) else signed_command(world, runner, signed_as, body)
         result = run_command(world, runner, name, payload)
         assert result["ok"] is False
         assert reason in result["reason"]
