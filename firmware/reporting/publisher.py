@@ -27,6 +27,7 @@ from firmware.ports import Clock
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress, make_client
 from firmware.reporting.signed import ACK_PARTY, canonical, read_ack, sign_text
+from firmware.reporting.supervised import SupervisedThread
 from firmware.reporting.wire import WireError
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class OutboxPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_publish = self._on_publish
-        self._thread = threading.Thread(target=self._run, name=f"outbox-{machine}", daemon=True)
+        self._thread = SupervisedThread(self._run, f"outbox-{machine}")
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> OutboxPublisher:
@@ -108,6 +109,7 @@ class OutboxPublisher:
         return self
 
     def stop(self) -> None:
+        self._thread.stop()
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -120,6 +122,7 @@ class OutboxPublisher:
 
     def abandon(self) -> None:
         """A power cut: stop the network without a goodbye (the broker will publish the Will)."""
+        self._thread.stop()
         self._stop.set()
         self._wake.set()
         self._client.loop_stop()
@@ -139,7 +142,12 @@ class OutboxPublisher:
             self._client.disconnect()
 
     def wake(self) -> None:
+        self._thread.ensure_alive()  # the controller's thread calls this after every event: the supervisor
         self._wake.set()
+
+    @property
+    def restarts(self) -> int:
+        return self._thread.restarts
 
     @property
     def connected(self) -> bool:
@@ -288,7 +296,12 @@ class OutboxPublisher:
         if now - self._last_heartbeat < self.heartbeat_s:
             return
         self._last_heartbeat = now
-        body = {"machine": self.machine, "time": self.clock.now().isoformat(timespec="seconds"), "outbox": self.depth()}
+        body = {
+            "machine": self.machine,
+            "time": self.clock.now().isoformat(timespec="seconds"),
+            "outbox": self.depth(),
+            "restarts": self.restarts,
+        }
         self._client.publish(topics.vendor(self.machine, "heartbeat"), sign_text(self.identity, canonical(body)), qos=0)
 
     # ---- signatures -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from firmware.identity.signing import Identity
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress, make_client
 from firmware.reporting.signed import compose_ack, open_signed
+from firmware.reporting.supervised import SupervisedThread
 from firmware.reporting.wire import WireError, sequence
 from simulator.backends.store import Report, SqliteReportStore
 
@@ -73,7 +74,7 @@ class BackendService:
         self.incidents = 0  # refused as hostile: every one is logged, the first INCIDENTS_PER_MINUTE stored
         self._incident_minute = (0, 0)  # (minute, rows written in it)
         self._inbox: queue.Queue[Inbound | None] = queue.Queue()
-        self._writer = threading.Thread(target=self._write_loop, name=f"{self.client_id}-writer", daemon=True)
+        self._writer = SupervisedThread(self._write_loop, f"{self.client_id}-writer")
 
     def start(self) -> Self:
         self._writer.start()
@@ -82,6 +83,7 @@ class BackendService:
         return self
 
     def stop(self) -> None:
+        self._writer.stop()
         self.client.disconnect()
         self.client.loop_stop()
         self._inbox.put(None)
@@ -90,6 +92,7 @@ class BackendService:
 
     def abandon(self) -> None:
         """Die without a goodbye (crash tests): unstored messages are simply gone, as in a crash."""
+        self._writer.stop()
         self.client.loop_stop()
         self._inbox.put(None)
         self._writer.join(timeout=30)
@@ -119,6 +122,7 @@ class BackendService:
             log.exception("dropped a report on %s that could not be checked", message.topic)
             return
         if inbound is not None:
+            self._writer.ensure_alive()  # a writer that died is restarted (and counted) before it is needed
             self._inbox.put(inbound)
 
     def verify(self, topic: str, raw: bytes) -> Inbound | None:

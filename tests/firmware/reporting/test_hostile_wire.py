@@ -6,6 +6,7 @@ exactly once, the machine still sells, and every thread of every process is aliv
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.app.commands import COMMANDS
 from firmware.reporting import topics
+from firmware.reporting.supervised import SupervisedThread
 from simulator.scenarios.reporting_world import ReportingWorld
 from tests.hostile.corpus import HOSTILE
 from tests.support.reporting import attached_runner, sell
@@ -35,7 +37,7 @@ def publish_all(client: mqtt.Client, topic_names: list[str], retain: bool = Fals
             client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
 
-def alive(*threads: threading.Thread | None) -> bool:
+def alive(*threads: threading.Thread | SupervisedThread | None) -> bool:
     return all(thread is not None and thread.is_alive() for thread in threads)
 
 
@@ -126,3 +128,23 @@ def test_a_retained_poison_command_is_ignored_on_every_boot_and_the_machine_sell
             client.loop_stop()
         assert world.commands is not None and world.commands.unanswered >= 1, "the retained message was seen"
         assert world.publisher is not None and world.publisher.flush(30)
+
+
+def test_a_dead_worker_thread_is_restarted_and_reported_in_the_heartbeat(world, capture, tmp_path: Path) -> None:
+    with attached_runner(world, tmp_path) as runner:
+        publisher = world.publisher
+        assert publisher is not None
+        publisher._stop.set()  # the worker leaves its loop: as far as the machine knows, it died
+        eventually(lambda: not publisher._thread.is_alive(), what="the worker died")
+        publisher._stop.clear()
+        publisher.heartbeat_s = 0.0
+        publisher.wake()  # the controller's thread supervises it after every event
+        assert publisher._thread.is_alive() and publisher.restarts == 1
+        sell(runner, "A1", "amy")
+        assert publisher.flush(20), "the restarted worker drains the outbox"
+
+        def restarts_reported() -> bool:
+            beats = [json.loads(e["payload"]) for e in capture.json_of("/heartbeat")]
+            return any(beat["restarts"] == 1 for beat in beats)
+
+        eventually(restarts_reported, what="a heartbeat saying restarts: 1")
