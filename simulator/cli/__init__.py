@@ -21,6 +21,7 @@ from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import read_yaml
 from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
+from simulator.cli.broker import broker_app
 from simulator.cli.commands import cmd_app
 from simulator.cli.fleet import fleet
 from simulator.cli.keys import keys_app
@@ -37,6 +38,7 @@ from simulator.scenarios.schema import load_scenario
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(keys_app, name="keys")
 app.add_typer(cmd_app, name="cmd")
+app.add_typer(broker_app, name="broker")
 app.add_typer(backend_app, name="backend")
 app.command("fleet")(fleet)
 app.add_typer(rules_app, name="rules")

@@ -24,7 +24,8 @@ def mosquitto_binary() -> str | None:
 class MosquittoProcess:
     """Foreground mosquitto with its own config and persistence dir; stop() kills it like a crash."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, config: Path | None = None) -> None:
+        """``config``: a generated TLS + ACL config (``vending broker setup``) instead of an open one."""
         binary = mosquitto_binary()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
@@ -38,7 +39,12 @@ class MosquittoProcess:
         data.mkdir(exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(data, user="mosquitto") if _has_user("mosquitto") else None
-        self.config = workdir / "mosquitto.conf"
+        self.config = config or workdir / "mosquitto.conf"
+        if config is not None:
+            if os.geteuid() == 0:  # a test's private tmp dir (0700 root) is closed to the mosquitto user
+                self.config = workdir / "mosquitto.as-root.conf"
+                self.config.write_text(config.read_text() + "user root\n")
+            return
         self.config.write_text(
             "per_listener_settings false\n"
             f"listener {self.port} 127.0.0.1\n"

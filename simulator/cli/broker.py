@@ -1,0 +1,37 @@
+"""``vending broker setup``: a TLS + ACL Mosquitto configuration for a deployment (docs/security.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from firmware.errors import VendingError
+
+broker_app = typer.Typer(no_args_is_help=True, help="Broker configuration for deployments.")
+
+
+@broker_app.command("setup")
+def setup(
+    out: Annotated[Path, typer.Option("--dir", help="Directory for the CA, certificates, mosquitto.conf and acl.")],
+    machines: Annotated[str, typer.Option(help="Comma-separated machine ids, e.g. TPE-DAAN-JH-01,TPE-DAAN-JH-02.")],
+    port: Annotated[int, typer.Option(help="The TLS listener's port.")] = 8883,
+    force: Annotated[bool, typer.Option(help="Replace existing keys and certificates.")] = False,
+) -> None:
+    """A development CA, a client certificate per party (CN = MQTT user), mosquitto.conf and the ACL file.
+
+    Run the broker with `mosquitto -c DIR/mosquitto.conf`; each party connects with
+    `--broker mqtts://127.0.0.1:PORT --ca DIR/ca.crt --cert DIR/clients/NAME.crt --cert-key DIR/clients/NAME.key`
+    where NAME is vendor, issuer, school or machine-<id>.
+    """
+    from simulator.servers.broker_setup import write_broker_setup
+
+    ids = [m for m in (part.strip() for part in machines.split(",")) if m]
+    try:
+        written = write_broker_setup(out, ids, port, force=force)
+    except VendingError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {written.config} (TLS on 127.0.0.1:{port}, client certificates required, ACLs in {out / 'acl'})")
+    typer.echo(f"certificates for vendor, issuer, school and {len(ids)} machine(s) in {out / 'clients'}")

@@ -1,0 +1,151 @@
+"""`vending broker setup` on a real Mosquitto: TLS with client certificates, identity from the certificate, ACLs.
+
+An anonymous client and a client without a certificate are refused; machine A cannot publish as
+machine B or read B's commands; the vendor cannot subscribe to ``issuer/#``; and a machine and the
+backends, each with its own certificate, still deliver a signed report end to end.
+"""
+
+from __future__ import annotations
+
+import queue
+import ssl
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from firmware.reporting.mqtt import BrokerAddress, make_client
+from simulator.cli import app
+from simulator.servers.broker import free_port
+from simulator.servers.broker_setup import BrokerSetup
+from simulator.servers.mosquitto import MosquittoProcess
+from tests.support.reporting import require_mosquitto
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.mosquitto
+
+
+@pytest.fixture
+def secured(tmp_path: Path, closing) -> BrokerSetup:
+    require_mosquitto()
+    port = free_port()
+    result = CliRunner().invoke(
+        app,
+        [
+            "broker",
+            "setup",
+            "--dir",
+            str(tmp_path / "broker"),
+            "--machines",
+            "M-A,M-B,TPE-DAAN-JH-01",
+            "--port",
+            str(port),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    setup = BrokerSetup(tmp_path / "broker", port)
+    closing(MosquittoProcess(tmp_path / "broker", port, config=setup.config).start())
+    return setup
+
+
+class Client:
+    """A paho client that records what it was refused and what it received."""
+
+    def __init__(self, address: BrokerAddress, name: str) -> None:
+        self.connected: queue.Queue[bool] = queue.Queue()
+        self.granted: queue.Queue[list[int]] = queue.Queue()
+        self.received: list[tuple[str, bytes]] = []
+        self.client = make_client(address, name, persistent=False)
+        self.client.reconnect_delay_set(min_delay=30, max_delay=30)  # one attempt is all a refusal needs
+        self.client.on_connect = lambda c, u, f, rc, p: self.connected.put(not rc.is_failure)
+        self.client.on_subscribe = lambda c, u, mid, codes, p: self.granted.put([code.value for code in codes])
+        self.client.on_message = lambda c, u, m: self.received.append((m.topic, bytes(m.payload)))
+        self.address = address
+
+    def connect(self) -> bool:
+        try:
+            self.client.connect(self.address.host, self.address.port, keepalive=10)
+        except (OSError, ssl.SSLError):
+            return False
+        self.client.loop_start()
+        try:
+            return self.connected.get(timeout=5)
+        except queue.Empty:
+            return False
+
+    def subscribe(self, topic: str) -> int:
+        self.client.subscribe(topic, qos=1)
+        return self.granted.get(timeout=5)[0]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_anonymous_and_certificate_less_clients_are_refused(secured: BrokerSetup, closing) -> None:
+    plain = Client(BrokerAddress("127.0.0.1", secured.port), "anonymous")
+    assert not plain.connect(), "a plain-TCP anonymous client got in"
+    no_cert = BrokerAddress("127.0.0.1", secured.port, tls=True, ca_file=str(secured.directory / "ca.crt"))
+    assert not closing(Client(no_cert, "no-certificate")).connect(), "a TLS client without a certificate got in"
+    vendor = closing(Client(secured.address("vendor"), "vendor"))
+    assert vendor.connect(), "the vendor's certificate is refused"
+
+
+def test_each_party_is_held_to_its_own_topics(secured: BrokerSetup, closing) -> None:
+    """Mosquitto grants a subscription and then delivers nothing the ACL forbids; publishing likewise."""
+    clients = {
+        name: closing(Client(secured.address(name), name))
+        for name in ("vendor", "issuer", "machine-M-A", "machine-M-B")
+    }
+    for client in clients.values():
+        assert client.connect()
+    vendor, issuer, machine_a, machine_b = clients.values()
+    vendor.subscribe("issuer/#")
+    vendor.subscribe("vending/v1/+/sale")
+    issuer.subscribe("issuer/v1/+/settlement")
+    machine_a.subscribe("vending/v1/M-B/cmd/+")  # B's commands
+    machine_b.subscribe("vending/v1/M-B/cmd/+")
+    machine_a.client.publish("issuer/v1/M-A/settlement", b"sealed", qos=1).wait_for_publish(5)
+    machine_a.client.publish("vending/v1/M-A/sale", b"from A", qos=1).wait_for_publish(5)
+    machine_a.client.publish("vending/v1/M-B/sale", b"as if from B", qos=1).wait_for_publish(5)
+    vendor.client.publish("vending/v1/M-B/cmd/restock", b"for B", qos=1).wait_for_publish(5)
+    # the positive controls arrive; then nothing forbidden has arrived alongside them
+    eventually(lambda: issuer.received and machine_b.received and vendor.received, what="the allowed messages")
+    assert [topic for topic, _ in issuer.received] == ["issuer/v1/M-A/settlement"]
+    assert [topic for topic, _ in vendor.received] == ["vending/v1/M-A/sale"], (
+        "the vendor read issuer/# or A posed as B"
+    )
+    assert machine_a.received == [], "machine A read machine B's commands"
+    assert [topic for topic, _ in machine_b.received] == ["vending/v1/M-B/cmd/restock"]
+
+
+def test_a_machine_reports_to_the_vendor_through_the_secured_broker(secured: BrokerSetup, tmp_path, closing) -> None:
+    """The whole path, each party with its own certificate: a signed sale stored once and acked."""
+    from firmware.reporting.publisher import OutboxPublisher
+    from simulator.scenarios import load_scenario
+    from simulator.scenarios.reporting_world import ReportingWorld
+    from simulator.scenarios.runner import ScenarioRunner
+    from tests.conftest import CONFIGS
+    from tests.support.reporting import sell
+
+    world = ReportingWorld(tmp_path / "world")
+    world.broker_address = secured.address("vendor")
+    vendor = closing(world.new_vendor().start())
+    assert vendor.subscribed.wait(15)
+    scenario = load_scenario(CONFIGS / "scenarios/normal-morning.yaml")
+    runner = closing(ScenarioRunner(scenario, tmp_path / "m", reporter=world.reporter_factory))
+    runner.start()
+    machine_id = runner.machine.controller.config.id
+    publisher = OutboxPublisher(
+        runner.machine.db.path,
+        machine_id,
+        secured.address(f"machine-{machine_id}"),
+        runner.clock,
+        world.keys.machine(machine_id),
+        world.keys.trust.authorities,
+    )
+    closing(publisher.start()).wait_connected(15)
+    sell(runner, "A1", "amy")
+    publisher.wake()
+    assert publisher.flush(20), "the sale was not acknowledged through the secured broker"
+    assert vendor.store.count("sale") == 1 and vendor.incidents == 0
