@@ -2,8 +2,8 @@
 
 A message with the right seq but the wrong shape (``{"seq": 1000000}`` on a sale topic, a report
 naming another machine than its topic) is refused, never stored and never acked. What the schema
-cannot tell -- a well-shaped report forged by another client on the broker -- needs the machine's
-signature (see the open trust issue).
+cannot tell -- a well-shaped report forged by another client on the broker -- the machine's signature
+does (checked before this, in ``BackendService.verify``).
 """
 
 from __future__ import annotations
