@@ -28,6 +28,7 @@ from firmware.domain import CardTap  # noqa: E402
 from firmware.reporting.mqtt import BrokerAddress  # noqa: E402
 from firmware.reporting.publisher import OutboxPublisher  # noqa: E402
 from simulator.backends.vendor import VendorBackend  # noqa: E402
+from simulator.dev_keys import DevKeys  # noqa: E402
 from simulator.scenarios.reporting_world import ReportingWorld  # noqa: E402
 from simulator.servers.mosquitto import MosquittoProcess  # noqa: E402
 
@@ -57,11 +58,14 @@ def outbox_path(db: Path, machine_id: str, address: BrokerAddress, workdir: Path
 
     from simulator.hardware.virtual import VirtualClock
 
-    backend = VendorBackend(address, workdir / "vendor.db").start()
-    backend.connected.wait(15)
+    keys = DevKeys(workdir / "keys")
+    backend = VendorBackend(address, workdir / "vendor.db", keys.vendor, keys.enrolment).start()
+    backend.subscribed.wait(15)
     clock = VirtualClock(datetime.fromisoformat("2026-03-02T18:00:00+08:00"))
     started = time.perf_counter()
-    publisher = OutboxPublisher(db, machine_id, address, clock, heartbeat_s=3600).start()
+    publisher = OutboxPublisher(
+        db, machine_id, address, clock, keys.machine(machine_id), keys.trust.authorities, heartbeat_s=3600
+    ).start()
     if not publisher.flush(600):
         raise RuntimeError(f"{publisher.depth()} reports still in the outbox")
     elapsed = time.perf_counter() - started

@@ -64,7 +64,7 @@ def _processor():
         keys = DevKeys(_TMP / "keys")
         _PROCESSOR = CommandProcessor(runner.machine.controller, runner.machine.books, keys.trust.authorities)
         _PROCESSOR.gate.rate = _PROCESSOR._unverified = RateLimit(10**9, burst=10**9)  # fuzz the checks, not the cap
-        _PROCESSOR.vendor = keys.vendor  # type: ignore[attr-defined]
+        _PROCESSOR.vendor = keys.vendor
     return _PROCESSOR
 
 

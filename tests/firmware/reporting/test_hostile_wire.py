@@ -52,8 +52,8 @@ def test_the_hostile_corpus_on_every_inbound_topic_changes_nothing_and_stops_not
         assert publisher.flush(20)
         client = attacker(world)
         try:
+            assert world.vendor is not None and world.issuer is not None
             vendor, issuer = world.vendor, world.issuer
-            assert vendor is not None and issuer is not None
             publish_all(client, [topics.vendor(machine, kind) for kind in BACKEND_KINDS])
             publish_all(client, [topics.issuer(machine, "settlement")])
             expected = len(HOSTILE) * len(BACKEND_KINDS), len(HOSTILE)
