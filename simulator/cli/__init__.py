@@ -23,6 +23,7 @@ from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
 from simulator.cli.broker import broker_app
 from simulator.cli.commands import cmd_app
+from simulator.cli.exits import fail
 from simulator.cli.fleet import fleet
 from simulator.cli.keys import keys_app
 from simulator.cli.output import EventPrinter
@@ -51,12 +52,6 @@ BROKER_HELP = (
 )
 
 
-def fail_input(exc: InputError | VendingError) -> None:
-    """Print a bad-input error the way every command does, then exit 2."""
-    typer.echo(str(exc), err=True)
-    raise typer.Exit(2)
-
-
 @app.command()
 def run(
     script: Annotated[Path, typer.Option("--script", help="Scenario YAML (see README: Scenario format).")],
@@ -83,9 +78,9 @@ def run(
 
             scenario = replace(scenario, machine=load_machine(machine))
     except (InputError, VendingError) as exc:
-        fail_input(exc)
+        fail(exc)
     if broker == "none" and (step := scenario.reporting_step()) is not None:
-        fail_input(
+        fail(
             InputError(
                 scenario.source,
                 step.line,
@@ -194,7 +189,7 @@ def check(
                 "rule set": _load_rule_set,
             }[kind](path)
         except InputError as exc:
-            fail_input(exc)
+            fail(exc)
         warnings = refused_slots(loaded) if isinstance(loaded, MachineSetup) else []
         for warning in warnings:
             typer.echo(f"{path}: warning: {warning}", err=True)
@@ -218,7 +213,7 @@ def demo(
     try:
         loaded = load_scenario(scenario)
     except InputError as exc:
-        fail_input(exc)
+        fail(exc)
     with reporting(broker) as world:
         result = run_scenario(loaded, None, EventPrinter(False), attach=world)
         delivered = world.vendor.store.count() if world and world.vendor else None

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from firmware.errors import VendingError
+from simulator.cli.exits import fail
 
 broker_app = typer.Typer(no_args_is_help=True, help="Broker configuration for deployments.")
 
@@ -31,7 +32,6 @@ def setup(
     try:
         written = write_broker_setup(out, ids, port, force=force)
     except VendingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     typer.echo(f"wrote {written.config} (TLS on 127.0.0.1:{port}, client certificates required, ACLs in {out / 'acl'})")
     typer.echo(f"certificates for vendor, issuer, school and {len(ids)} machine(s) in {out / 'clients'}")

@@ -27,6 +27,7 @@ from firmware.reporting import topics
 from firmware.reporting.mqtt import make_client
 from firmware.reporting.wire import WireError, parse_object
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
+from simulator.cli.exits import fail
 
 cmd_app = typer.Typer(no_args_is_help=True, help="Send signed remote commands to a machine.")
 
@@ -86,12 +87,12 @@ def send(
     Examples: `restock A1=10 B2=8`, `set_price A1 25`, `disable_slot C3`, `set_lockout lunch.yaml`.
     """
     if command not in COMMANDS:
-        _fail(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+        fail(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
     try:
         fields = command_fields(command, args or [])
         identity = Identity.load("operator", key)
     except (ValueError, VendingError) as exc:
-        _fail(str(exc))
+        fail(exc)
     address = broker_address(broker, username, password, ca, cert, cert_key)
     command_id = f"cmd-{secrets.token_hex(6)}"
     payload = compose_command(
@@ -144,8 +145,3 @@ def _publish_and_wait(
     finally:
         client.disconnect()
         client.loop_stop()
-
-
-def _fail(message: str) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(2)

@@ -13,6 +13,7 @@ import typer
 
 from firmware.errors import VendingError
 from firmware.reporting.mqtt import BrokerAddress
+from simulator.cli.exits import fail
 
 PASSWORD_ENV = "VENDING_BROKER_PASSWORD"
 
@@ -45,5 +46,4 @@ def broker_address(
             str(cert_key) if cert_key else None,
         )
     except VendingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        fail(exc)

@@ -13,6 +13,7 @@ from firmware.identity.keys import key_path, read_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
 from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
+from simulator.cli.exits import fail
 
 keys_app = typer.Typer(
     no_args_is_help=True, help="Term keys (pseudonyms) and every party's signing keys (docs/security.md)."
@@ -26,13 +27,7 @@ def _day(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        typer.echo(f"--valid-until: expected a date as YYYY-MM-DD, got {value!r}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _fail(exc: VendingError) -> None:
-    typer.echo(str(exc), err=True)
-    raise typer.Exit(2)
+        fail(f"--valid-until: expected a date as YYYY-MM-DD, got {value!r}")
 
 
 @keys_app.command("init")
@@ -46,7 +41,7 @@ def keys_init(
     try:
         path = write_key(state_dir, term, _day(valid_until), force=force)
     except VendingError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"created {path} for term {term}, valid until {valid_until}")
 
 
@@ -62,12 +57,11 @@ def keys_rotate(
     """
     old = read_key(state_dir).term if key_path(state_dir).exists() else None
     if old == term:
-        typer.echo(f"term {term} is already current", err=True)
-        raise typer.Exit(2)
+        fail(f"term {term} is already current")
     try:
         write_key(state_dir, term, _day(valid_until), force=True)
     except VendingError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"rotated term key {old} -> {term}, valid until {valid_until}")
 
 
@@ -83,7 +77,7 @@ def keys_party(
     try:
         written = write_party(out, party, force=force)
     except VendingError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo("wrote " + ", ".join(str(p) for p in written) + " (and the .pub beside each)")
 
 
@@ -99,7 +93,7 @@ def keys_machine(
     try:
         path = identity.save(state_dir / MACHINE_KEY_FILE, force=force)
     except VendingError as exc:
-        _fail(exc)
+        fail(exc)
     private_dir(enrol)
     (enrol / f"{machine}.pub").write_bytes(identity.public.pem())
     typer.echo(f"wrote {path} and enrolled {enrol / f'{machine}.pub'}")
@@ -120,5 +114,5 @@ def keys_dev_set(
     try:
         written = write_dev_set(out, ids, force=force)
     except VendingError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"wrote {len(written)} private keys (0600) with their .pub files in {out}")

@@ -28,6 +28,7 @@ from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import reporter_for
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
+from simulator.cli.exits import fail
 from simulator.cli.output import EventPrinter
 from simulator.emulators.devices import DEVICES
 from simulator.hardware.virtual import RecordingDisplay, VirtualDispenser
@@ -50,8 +51,7 @@ def emulate(
     `fault noise|split|corrupt|silent|clear`, `unplug`, `replug`, `sleep SECONDS`, `quit`.
     """
     if protocol not in DEVICES:
-        typer.echo(f"--protocol: unknown {protocol!r}; known: {', '.join(DEVICES)}", err=True)
-        raise typer.Exit(2)
+        fail(f"--protocol: unknown {protocol!r}; known: {', '.join(DEVICES)}")
     device = DEVICES[protocol](link).start()
     typer.echo(f"{protocol} reader on {device.path}" + (f" (link {link})" if link else ""), err=False)
     sys.stdout.flush()
@@ -119,8 +119,7 @@ def serve(
     try:
         setup = load_machine(machine)
     except InputError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     clock = SystemClock()
     with tempfile.TemporaryDirectory(prefix="vending-serve-") as tmp:
         hardware = Hardware(
@@ -144,14 +143,12 @@ def serve(
                 setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json), reporter=reporter
             )
         except TermKeyError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
+            fail(exc)
         if cards is not None and built.fresh:
             try:
                 issue_cards_file(built, cards)
             except InputError as exc:
-                typer.echo(str(exc), err=True)
-                raise typer.Exit(2) from None
+                fail(exc)
         publisher = None
         if link is not None:
             address, anchors, own = link
@@ -160,8 +157,7 @@ def serve(
         try:
             runtime.reader = open_reader(reader, clock, on_status=runtime.reader_status)
         except VendingError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(2) from None
+            fail(exc)
         built.controller.start()
         if publisher is not None:
             publisher.start()
@@ -193,5 +189,4 @@ def _link(
             raise VendingError("a reporting machine needs its signing key: --identity FILE or --state-dir DIR")
         return address, anchors, machine_identity(key_file, config.id)
     except VendingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        fail(exc)

@@ -13,6 +13,7 @@ from firmware.errors import VendingError
 from firmware.identity.keyset import SEAL, Enrolment, read_seal_key
 from firmware.identity.signing import Identity
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
+from simulator.cli.exits import fail
 
 backend_app = typer.Typer(no_args_is_help=True, help="Backend stubs that consume the machine's reports.")
 
@@ -34,8 +35,7 @@ def _identity(party: str, path: Path) -> Identity:
     try:
         return Identity.load(party, path)
     except VendingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
 
 
 @backend_app.command("vendor")
@@ -89,8 +89,7 @@ def backend_issuer(
     try:
         seal = read_seal_key(seal_key or key.with_name(f"{SEAL}.key"))
     except VendingError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        fail(exc)
     service = IssuerBackend(address, db, seal, identity, Enrolment(machines)).start()
     typer.echo(f"issuer backend on {address}, storing in {db}; Ctrl-C to stop")
     _serve_forever(service)
