@@ -7,6 +7,7 @@ so a new category is one edit. The value types are frozen dataclasses that cross
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +15,10 @@ from typing import Any, Literal, Protocol, get_args
 
 from firmware.messages import Message
 from firmware.money import Money
+
+# a machine id names MQTT topics, key files and certificates: one spelling for all of them
+MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+MACHINE_ID_RULE = "1-64 letters, digits, '-' or '_'"
 
 Profile = Literal["student", "staff", "guest"]
 Category = Literal["drink", "dairy", "snack", "bakery", "stationery"]

@@ -10,6 +10,7 @@ reordering works, even across a restart), and the signer is within its rate.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ AUTHORITY = {
 }
 CLOCK_SKEW = timedelta(minutes=5)  # a command "issued" further ahead than this was not issued by a clock we share
 COUNTER_SETTING = "command_counter:"
+ID_CHARS = "A-Za-z0-9._:-"
+COMMAND_ID = re.compile(rf"^[{ID_CHARS}]{{1,64}}$")
 
 
 class Refused(Exception):
@@ -41,7 +44,7 @@ class Refused(Exception):
 class SignedCommand(Strict):
     """The fields every command carries under its signature, besides its own."""
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")
+    id: str = Field(min_length=1, max_length=64, pattern=rf"^[{ID_CHARS}]+$")
     machine: str = Field(min_length=1, max_length=64)
     command: str = Field(min_length=1, max_length=32)
     issued_at: AwareDatetime = Field(strict=False)  # ISO 8601 text on the wire, with its UTC offset
@@ -130,6 +133,11 @@ class CommandGate:
     @staticmethod
     def counter_setting(signer: PublicKey) -> str:
         return COUNTER_SETTING + signer.kid
+
+    @staticmethod
+    def answer_key(signer: PublicKey, command_id: str) -> str:
+        """Where an answer is remembered: per signer, so nobody can claim another party's command ids."""
+        return f"{signer.kid}/{command_id}"
 
 
 def compose_command(

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from datetime import timedelta
 from typing import Any
 
 from pydantic import Field, ValidationError
 
-from firmware.app.command_gate import AUTHORITY, CommandGate, RateLimit, Refused, SignedCommand
+from firmware.app.command_gate import AUTHORITY, COMMAND_ID, CommandGate, RateLimit, Refused, SignedCommand
 from firmware.config.machine import Lockout, parse_lockouts, with_lockouts
 from firmware.config.source import dotted, first_error
 from firmware.controller.session import Controller
@@ -30,7 +29,6 @@ from firmware.reporting.publisher import OutboxPublisher
 
 log = logging.getLogger(__name__)
 LOCKOUTS_SETTING = "lockouts"
-COMMAND_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 UNVERIFIED_ANSWERS_PER_MINUTE = 10  # refusals of unsigned or forged messages that get an answer; the rest: logged
 
 
@@ -115,9 +113,10 @@ class CommandProcessor:
             return self._answer(None, name, ok=False, reason=str(refusal))
         raw_id = opened.body.get("id")
         command_id = raw_id if isinstance(raw_id, str) and COMMAND_ID.match(raw_id) else None
-        remembered = f"{opened.signer.kid}/{command_id}"  # per signer: nobody can claim another party's ids
-        if command_id is not None and (previous := self.books.commands.previous(remembered)) is not None:
-            return previous  # a redelivery: already applied and answered
+        if command_id is not None:
+            previous = self.books.commands.previous(self.gate.answer_key(opened.signer, command_id))
+            if previous is not None:
+                return previous  # a redelivery: already applied and answered
         counter: tuple[str, int] | None = None
         try:
             self.gate.authorise(name, opened)
@@ -187,8 +186,8 @@ class CommandProcessor:
             result["by"] = signer.party
         with self.books.journal.atomic("journal"):
             if command_id is not None and signer is not None:
-                remembered = f"{signer.kid}/{command_id}"
-                self.books.commands.remember(remembered, name, result, self.controller.now().isoformat())
+                key = self.gate.answer_key(signer, command_id)
+                self.books.commands.remember(key, name, result, self.controller.now().isoformat())
             if counter is not None:
                 self.books.journal.save_setting(*map(str, counter))
             self.books.journal.append(self.controller.entry("command", None, **result))

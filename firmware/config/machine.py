@@ -15,11 +15,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from firmware.config.catalog import Catalog, load_catalog
 from firmware.config.rules import RuleSet, available, load_ruleset
 from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
-from firmware.domain import Category, Profile, SchoolLevel
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, Category, Profile, SchoolLevel
 from firmware.errors import InputError
 
 SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
-MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
@@ -133,7 +132,7 @@ class MachineConfig(Strict):
     @classmethod
     def _id(cls, value: str) -> str:
         if not MACHINE_ID.match(value):
-            raise ValueError("machine id must be 1-64 letters, digits, '-' or '_' (it is part of MQTT topics)")
+            raise ValueError(f"machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)")
         return value
 
     @field_validator("timezone")

@@ -15,7 +15,6 @@ Private halves are 0600 from the first byte and never overwritten without ``forc
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 
 from nacl.public import PrivateKey
 
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
 from firmware.identity.secretfile import private_dir, write_secret
 from firmware.identity.signing import Identity, KeyFileError, PublicKey, SignatureError, Signed, TrustStore
@@ -30,7 +30,6 @@ from firmware.identity.signing import Identity, KeyFileError, PublicKey, Signatu
 AUTHORITIES = ("vendor", "school", "issuer")
 SEAL = "issuer-seal"
 MACHINE_KEY_FILE = "machine.key"
-MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def machine_party(machine: str) -> str:
@@ -72,7 +71,7 @@ def write_party(directory: Path, party: str, *, force: bool = False) -> list[Pat
 def write_machine(directory: Path, machine: str, *, force: bool = False) -> Path:
     """A machine's key pair in ``directory/machines``: the ``.pub`` is its enrolment at the backends."""
     if not MACHINE_ID.match(machine):
-        raise VendingError(f"machine id {machine!r}: 1-64 letters, digits, '.', '_' or '-'")
+        raise VendingError(f"machine id {machine!r}: {MACHINE_ID_RULE}")
     return Identity.generate(machine_party(machine)).save(
         private_dir(directory / "machines") / f"{machine}.key", force=force
     )

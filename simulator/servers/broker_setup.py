@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
-from firmware.identity.keyset import MACHINE_ID
 from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.mqtt import BrokerAddress
 
@@ -136,7 +136,7 @@ def write_broker_setup(directory: Path, machines: list[str], port: int = 8883, *
     """The CA, the broker's and every party's certificates, mosquitto.conf and the ACL file."""
     for machine in machines:
         if not MACHINE_ID.match(machine):
-            raise VendingError(f"--machines: {machine!r} is not a machine id (letters, digits, '.', '_' or '-')")
+            raise VendingError(f"--machines: {machine!r} is not a machine id ({MACHINE_ID_RULE})")
     private_dir(directory)
     private_dir(directory / "clients")
     ca_key = ec.generate_private_key(ec.SECP256R1())
