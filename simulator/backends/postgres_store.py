@@ -73,10 +73,7 @@ class PostgresReportStore(StoreQueries):
                         stored = self._one(
                             "SELECT digest FROM reports WHERE machine = %s AND seq = %s", (report.machine, report.seq)
                         )
-                        if stored != report.digest:
-                            self.conflicts.append((report.machine, report.seq))
-                        else:
-                            self.duplicates += 1
+                        self._note_duplicate(report, stored)
                 acked = {machine: self._advance(machine) for machine in sorted({r.machine for r in reports})}
                 crashpoints.reached("backend.insert.before_commit")
             crashpoints.reached("backend.insert.after_commit")

@@ -97,6 +97,7 @@ class StoreQueries:
     """Reads both stores answer the same way; ``execute`` takes ``?`` placeholders."""
 
     conflicts: list[tuple[str, int]]  # a different report at a stored (machine, seq): an incident
+    duplicates: int  # redeliveries seen and ignored (at-least-once on the wire)
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -115,6 +116,13 @@ class StoreQueries:
             "INSERT INTO incidents (at, machine, topic, reason, digest) VALUES (?, ?, ?, ?, ?)",
             (at, machine, topic[:200], reason[:300], digest),
         )
+
+    def _note_duplicate(self, report: Report, stored_digest: object) -> None:
+        """A report at a stored (machine, seq): a redelivery if it is the same, a conflict if not."""
+        if stored_digest != report.digest:
+            self.conflicts.append((report.machine, report.seq))
+        else:
+            self.duplicates += 1
 
     def take_conflicts(self) -> list[tuple[str, int]]:
         """(machine, seq) of reports refused since the last call: a different report at a stored seq."""
@@ -187,10 +195,7 @@ class SqliteReportStore(StoreQueries):
         row = self.conn.execute(
             "SELECT digest FROM reports WHERE machine = ? AND seq = ?", (report.machine, report.seq)
         ).fetchone()
-        if row is not None and row[0] != report.digest:
-            self.conflicts.append((report.machine, report.seq))
-        else:
-            self.duplicates += 1
+        self._note_duplicate(report, row[0] if row is not None else report.digest)
 
     def _advance(self, machine: str) -> int:
         row = self.conn.execute("SELECT seq FROM acked WHERE machine = ?", (machine,)).fetchone()
