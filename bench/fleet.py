@@ -58,7 +58,9 @@ def main() -> None:
             world = ReportingWorld(Path(tmp), "mosquitto").start()
             try:
                 started = time.perf_counter()
-                result = run_fleet(size, DAY, args.students, 1, world.address, args.processes, world.keys.directory)
+                result = run_fleet(
+                    size, DAY, args.students, 1, world.broker_access(), args.processes, world.keys.directory
+                )
                 vendor, issuer = world.vendor, world.issuer
                 assert vendor is not None and issuer is not None
                 while vendor.store.count() < result.reports or issuer.store.count() < result.settlements:

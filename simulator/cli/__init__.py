@@ -21,8 +21,10 @@ from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import read_yaml
 from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
+from firmware.reporting.mqtt import BrokerAddress
 from simulator.cli.broker import broker_app
 from simulator.cli.commands import cmd_app
+from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.cli.exits import fail
 from simulator.cli.fleet import fleet
 from simulator.cli.keys import keys_app
@@ -61,8 +63,11 @@ def run(
     ] = False,
     state_dir: Annotated[Path | None, typer.Option(help="Keep the machine's state here (default: a temp dir).")] = None,
     broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
-    username: Annotated[str | None, typer.Option(help="MQTT user name for an external broker.")] = None,
-    password: Annotated[str | None, typer.Option(help="MQTT password for an external broker.")] = None,
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
 ) -> None:
     """Run a scripted tap sequence headless on virtual time.
 
@@ -89,7 +94,7 @@ def run(
             )
         )
     printer = EventPrinter(as_json)
-    with reporting(broker, username, password) as world:
+    with reporting(broker, run_broker(broker, username, password, ca, cert, cert_key)) as world:
         result = run_scenario(scenario, state_dir, printer, attach=world)
         delivered = world.vendor.store.count() if world and world.vendor else None
     _summary(result, as_json, delivered)
@@ -98,14 +103,17 @@ def run(
 
 @contextmanager
 def reporting(
-    broker: str, username: str | None = None, password: str | None = None, keep: Path | None = None
+    broker: str, address: BrokerAddress | None = None, keep: Path | None = None
 ) -> Iterator[ReportingWorld | None]:
-    """Broker and backends for the run, in a temp dir unless ``keep`` names one; None for ``--broker none``."""
+    """Broker and backends for the run, in a temp dir unless ``keep`` names one; None for ``--broker none``.
+
+    ``address``: how every party of the run reaches a URL broker (credentials, TLS files).
+    """
     if broker == "none":
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="vending-world-") as tmp:
-        world = ReportingWorld(keep or Path(tmp), broker, username, password)
+        world = ReportingWorld(keep or Path(tmp), broker, broker_address=address)
         try:
             world.start()
         except (OSError, RuntimeError, FileNotFoundError) as exc:
@@ -208,13 +216,18 @@ def diagram() -> None:
 def demo(
     scenario: Annotated[Path, typer.Option(help="Scenario to run.")] = SCENARIOS / "demo-school-day.yaml",
     broker: Annotated[str, typer.Option(help=BROKER_HELP)] = "embedded",
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
 ) -> None:
     """Run a scripted morning with an embedded broker and both backends; show what each party learned."""
     try:
         loaded = load_scenario(scenario)
     except InputError as exc:
         fail(exc)
-    with reporting(broker) as world:
+    with reporting(broker, run_broker(broker, username, password, ca, cert, cert_key)) as world:
         result = run_scenario(loaded, None, EventPrinter(False), attach=world)
         delivered = world.vendor.store.count() if world and world.vendor else None
         _summary(result, False, delivered)

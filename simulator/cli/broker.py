@@ -16,7 +16,9 @@ broker_app = typer.Typer(no_args_is_help=True, help="Broker configuration for de
 @broker_app.command("setup")
 def setup(
     out: Annotated[Path, typer.Option("--dir", help="Directory for the CA, certificates, mosquitto.conf and acl.")],
-    machines: Annotated[str, typer.Option(help="Comma-separated machine ids, e.g. TPE-DAAN-JH-01,TPE-DAAN-JH-02.")],
+    machines: Annotated[
+        str, typer.Option(help="Comma-separated machine ids, e.g. TPE-DAAN-JH-01,TPE-DAAN-JH-02; more: `broker enrol`.")
+    ] = "",
     port: Annotated[int, typer.Option(help="The TLS listener's port.")] = 8883,
     force: Annotated[bool, typer.Option(help="Replace existing keys and certificates.")] = False,
 ) -> None:
@@ -24,7 +26,8 @@ def setup(
 
     Run the broker with `mosquitto -c DIR/mosquitto.conf`; each party connects with
     `--broker mqtts://127.0.0.1:PORT --ca DIR/ca.crt --cert DIR/clients/NAME.crt --cert-key DIR/clients/NAME.key`
-    where NAME is vendor, issuer, school or machine-<id>.
+    where NAME is vendor, issuer, school or a machine's id. Machines' ACL rules are patterns over the
+    certificate's name, so `vending broker enrol` adds a machine without touching the running broker.
     """
     from simulator.servers.broker_setup import write_broker_setup
 
@@ -35,3 +38,21 @@ def setup(
         fail(exc)
     typer.echo(f"wrote {written.config} (TLS on 127.0.0.1:{port}, client certificates required, ACLs in {out / 'acl'})")
     typer.echo(f"certificates for vendor, issuer, school and {len(ids)} machine(s) in {out / 'clients'}")
+
+
+@broker_app.command("enrol")
+def enrol(
+    out: Annotated[Path, typer.Option("--dir", help="A directory written by `vending broker setup`.")],
+    machine: Annotated[str, typer.Option(help="The machine's id; its certificate's common name.")],
+    force: Annotated[bool, typer.Option(help="Replace the machine's existing key and certificate.")] = False,
+) -> None:
+    """A client certificate for one more machine, signed by the setup's CA; the broker needs no reload."""
+    from simulator.servers.broker_setup import BrokerSetup
+
+    if not (out / "ca.key").exists():
+        fail(f"--dir: {out} has no ca.key; create it with `vending broker setup --dir {out}`")
+    try:
+        BrokerSetup(out, 0).enrol(machine, force=force)
+    except VendingError as exc:
+        fail(exc)
+    typer.echo(f"wrote {out / 'clients' / machine}.crt and .key (CN {machine})")

@@ -47,3 +47,28 @@ def broker_address(
         )
     except VendingError as exc:
         fail(exc)
+
+
+OWN_BROKERS = ("embedded", "mosquitto", "none")
+
+
+def run_broker(
+    broker: str,
+    username: str | None,
+    password: str | None,
+    ca: Path | None,
+    cert: Path | None,
+    cert_key: Path | None,
+) -> BrokerAddress | None:
+    """For commands that can start their own broker: None for those, the address for a URL, or exit 2.
+
+    The connection options are refused with a broker the run starts itself rather than silently
+    ignored (the password alone is not checked: it may come from the environment for other commands).
+    """
+    if broker in OWN_BROKERS:
+        given = [name for name, value in (("--username", username), ("--ca", ca), ("--cert", cert)) if value]
+        given += ["--cert-key"] if cert_key else []
+        if given:
+            fail(f"--broker {broker}: {', '.join(given)} apply to an mqtt:// or mqtts:// broker only")
+        return None
+    return broker_address(broker, username, password, ca, cert, cert_key)

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.fleet.runner import FleetResult, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
 
@@ -23,6 +24,11 @@ def fleet(
     day: Annotated[str, typer.Option(help="The school day to simulate (YYYY-MM-DD).")] = "2026-03-02",
     students: Annotated[int, typer.Option(min=1, max=10_000, help="Students per school.")] = 600,
     broker: Annotated[str, typer.Option(help="embedded, mosquitto, or mqtt://host:port")] = "embedded",
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
     seed: Annotated[int, typer.Option(help="Same seed, same machines, taps and results.")] = 1,
     processes: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: CPU count).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -43,9 +49,10 @@ def fleet(
     except ValueError:
         typer.echo(f"--day: expected YYYY-MM-DD, got {day!r}", err=True)
         raise typer.Exit(2) from None
+    address = run_broker(broker, username, password, ca, cert, cert_key)
     console = Console(stderr=True)
     with tempfile.TemporaryDirectory(prefix="fleet-world-") as tmp:
-        world = ReportingWorld(Path(tmp), broker, vendor_db=db).start()
+        world = ReportingWorld(Path(tmp), broker, vendor_db=db, broker_address=address).start()
         try:
             with Progress(
                 TextColumn("machines"),
@@ -62,7 +69,7 @@ def fleet(
                     the_day,
                     students,
                     seed,
-                    world.address,
+                    world.broker_access(),
                     processes or os.cpu_count() or 1,
                     world.keys.directory,
                     progress=lambda r: bar.update(task, completed=r.machines, sales=r.sales),

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from firmware.config.catalog import load_catalog
-from firmware.reporting.mqtt import BrokerAddress
 from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine
 from simulator.fleet.worker import MachineStats, drain, simulate_day
 from simulator.paths import CONFIGS
+from simulator.servers.broker_setup import BrokerAccess
 from simulator.tally import SalesTally
 
 CATALOG = CONFIGS / "products" / "campus.yaml"
@@ -70,14 +70,13 @@ def _worker(
     students: int,
     seed: int,
     root: str,
-    broker: tuple[str, int],
+    access: BrokerAccess,
     keys_dir: str,
     results: Any,
 ) -> None:
     """A worker process: simulate each machine, then drain outboxes a few at a time, overlapping the next day."""
     catalog = load_catalog(CATALOG)
     prices = {pid: p.price for pid, p in catalog.products.items()}
-    address = BrokerAddress(*broker)
     keys = DevKeys(Path(keys_dir))  # made by the caller; each worker adds only its own machines' keys
     draining: deque[tuple[Any, MachineStats, Path]] = deque()
 
@@ -93,7 +92,7 @@ def _worker(
         plan = plan_machine(index, day, students, seed, prices)
         state_dir = Path(root) / plan.machine_id
         stats = simulate_day(plan, catalog, state_dir, keys)
-        draining.append((drain(plan, state_dir, address, keys), stats, state_dir))
+        draining.append((drain(plan, state_dir, access.machine(plan.machine_id), keys), stats, state_dir))
         if len(draining) >= PARALLEL_DRAINS:
             finish_one()
     while draining:
@@ -106,7 +105,7 @@ def run_fleet(
     day: date,
     students: int,
     seed: int,
-    address: BrokerAddress,
+    access: BrokerAccess,
     processes: int,
     keys_dir: Path,
     progress: Any = None,
@@ -128,7 +127,7 @@ def run_fleet(
                 students,
                 seed,
                 str(root),
-                (address.host, address.port),
+                access,
                 str(keys_dir),
                 results,
             ),

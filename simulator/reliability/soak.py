@@ -27,12 +27,11 @@ from firmware.app.assembly import Machine, build_machine
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
-from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
 from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
-from simulator.servers.mosquitto import MosquittoProcess
+from simulator.servers.mosquitto import secured_mosquitto
 from simulator.term_keys import simulation_term_key
 
 SLOTS = ["A1", "A2", "A3", "B1", "B2", "C1", "D1", "E1", "E2"]
@@ -101,10 +100,8 @@ def run_soak(
     report = SoakReport(transactions=transactions)
     rng = random.Random(seed)
     started = time.monotonic()
-    broker = MosquittoProcess(workdir / "mosquitto").start()
-    world = ReportingWorld(
-        workdir / "world", broker=broker.url, resend_after_s=1.0, broker_address=BrokerAddress(broker.host, broker.port)
-    )
+    broker, access = secured_mosquitto(workdir)
+    world = ReportingWorld(workdir / "world", broker="mosquitto", resend_after_s=1.0, access=access)
     backend = {"vendor": world.new_vendor(workdir / "vendor.db").start()}
     fleet: list[tuple[Machine, OutboxPublisher]] = []
     threads = []
@@ -129,7 +126,7 @@ def run_soak(
         publisher = OutboxPublisher(
             machine.db.path,
             setup.config.id,
-            world.address,
+            world.machine_address(setup.config.id),
             clock,
             world.keys.machine(setup.config.id),
             world.keys.trust.authorities,

@@ -23,7 +23,8 @@ from simulator.dev_keys import DevKeys
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
 from simulator.servers.broker import EmbeddedBroker
-from simulator.servers.mosquitto import MosquittoProcess
+from simulator.servers.broker_setup import BrokerAccess
+from simulator.servers.mosquitto import MosquittoProcess, secured_mosquitto
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 20.0
@@ -31,17 +32,20 @@ FLUSH_TIMEOUT_S = 20.0
 
 @dataclass
 class ReportingWorld:
-    """Broker + backends for one run. ``broker`` is ``embedded``, ``mosquitto`` or an ``mqtt://`` URL."""
+    """Broker + backends for one run. ``broker`` is ``embedded``, ``mosquitto`` or an ``mqtt://`` URL.
+
+    ``mosquitto`` is the deployment's broker as ``vending broker setup`` writes it: TLS with a client
+    certificate for every party, ACLs, and an insider account for captures.
+    """
 
     workdir: Path
     broker: str = "embedded"
-    username: str | None = None
-    password: str | None = None
     heartbeat_s: float = 30.0
     resend_after_s: float = 3.0
     keys_dir: Path | None = None  # every party's keys (``vending keys dev-set`` layout); workdir/keys by default
     vendor_db: str | None = None  # SQLite file in workdir by default, or postgresql://...
     broker_address: BrokerAddress | None = None  # set by start(), or given to skip the broker's URL
+    access: BrokerAccess | None = None  # each party's way in, set by start()
     owned_broker: EmbeddedBroker | MosquittoProcess | None = None
     vendor: VendorBackend | None = None
     issuer: IssuerBackend | None = None
@@ -68,17 +72,30 @@ class ReportingWorld:
         """A vendor backend with the vendor's key and the run's enrolment directory (not started)."""
         keys = self.keys
         target = db or self.vendor_db or self.workdir / "vendor.db"
-        return VendorBackend(self.address, target, keys.vendor, keys.enrolment, client_id, group)
+        return VendorBackend(self.party_address("vendor"), target, keys.vendor, keys.enrolment, client_id, group)
 
     def new_issuer(self) -> IssuerBackend:
         keys = self.keys
-        return IssuerBackend(self.address, self.workdir / "issuer.db", keys.seal_private, keys.issuer, keys.enrolment)
+        address = self.party_address("issuer")
+        return IssuerBackend(address, self.workdir / "issuer.db", keys.seal_private, keys.issuer, keys.enrolment)
 
     @property
     def address(self) -> BrokerAddress:
-        if self.broker_address is None:
-            raise RuntimeError("the reporting world has not started: no broker address yet")
-        return self.broker_address
+        """An address with every right on the broker (see BrokerAccess.shared)."""
+        return self.broker_access().shared
+
+    def party_address(self, party: str) -> BrokerAddress:
+        return self.broker_access().party(party)
+
+    def machine_address(self, machine: str) -> BrokerAddress:
+        return self.broker_access().machine(machine)
+
+    def broker_access(self) -> BrokerAccess:
+        if self.access is None:
+            if self.broker_address is None:
+                raise RuntimeError("the reporting world has not started: no broker address yet")
+            self.access = BrokerAccess(self.broker_address)
+        return self.access
 
     # ---- broker and backends --------------------------------------------------------------------
     def start(self) -> ReportingWorld:
@@ -87,10 +104,9 @@ class ReportingWorld:
             self.owned_broker = EmbeddedBroker().start()
             self.broker_address = BrokerAddress("127.0.0.1", self.owned_broker.port)
         elif self.broker == "mosquitto":
-            self.owned_broker = MosquittoProcess(self.workdir / "mosquitto").start()
-            self.broker_address = BrokerAddress("127.0.0.1", self.owned_broker.port)
-        else:
-            self.broker_address = BrokerAddress.parse(self.broker, self.username, self.password)
+            self.owned_broker, self.access = secured_mosquitto(self.workdir)
+        elif self.broker_address is None:
+            self.broker_address = BrokerAddress.parse(self.broker)
         vendor = self.vendor = self.new_vendor().start()
         issuer = self.issuer = self.new_issuer().start()
         for backend in (vendor, issuer):
@@ -146,7 +162,7 @@ class ReportingWorld:
         publisher = OutboxPublisher(
             machine.db.path,
             config.id,
-            self.address,
+            self.machine_address(config.id),
             machine.controller.hw.clock,
             self.keys.machine(config.id),
             self.keys.trust.authorities,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from simulator.servers.broker import free_port
+from simulator.servers.broker_setup import INSIDER, BrokerAccess, write_broker_setup
 
 CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
 
@@ -106,3 +107,13 @@ def _has_user(name: str) -> bool:
         return True
     except KeyError:
         return False
+
+
+def secured_mosquitto(workdir: Path) -> tuple[MosquittoProcess, BrokerAccess]:
+    """Mosquitto as ``vending broker setup`` writes it (TLS, a certificate per party, ACLs), started.
+
+    With the insider account, so captures and hostile-input tests have a client with every right.
+    """
+    setup = write_broker_setup(workdir / "broker", [], free_port(), insider=True)
+    broker = MosquittoProcess(workdir / "mosquitto", setup.port, config=setup.config).start()
+    return broker, BrokerAccess(setup.address(INSIDER), setup)

@@ -20,10 +20,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.app.command_gate import compose_command
 from firmware.identity.signing import Identity
+from firmware.reporting.mqtt import BrokerAddress, make_client
 from simulator.backends.vendor import VendorBackend
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
@@ -50,8 +50,8 @@ class Capture:
     client: mqtt.Client | None = None
     ready: threading.Event = field(default_factory=threading.Event)
 
-    def start(self, host: str, port: int) -> Capture:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="capture-all", clean_session=True)
+    def start(self, address: BrokerAddress) -> Capture:
+        self.client = make_client(address, "capture-all", persistent=False)
 
         def subscribe(client: mqtt.Client, *_: object) -> None:
             client.subscribe("#", qos=1)
@@ -59,7 +59,7 @@ class Capture:
 
         self.client.on_connect = subscribe
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, bytes(m.payload), m.retain))
-        self.client.connect(host, port)
+        self.client.connect(address.host, address.port)
         self.client.loop_start()
         assert self.ready.wait(10), "capture client could not subscribe"
         return self
@@ -84,10 +84,17 @@ def world(request, tmp_path: Path) -> Iterator[ReportingWorld]:
 
 @pytest.fixture
 def capture(world: ReportingWorld) -> Iterator[Capture]:
-    assert world.address is not None
-    cap = Capture().start(world.address.host, world.address.port)
+    cap = Capture().start(world.address)
     yield cap
     cap.stop()
+
+
+def broker_client(world: ReportingWorld, client_id: str) -> mqtt.Client:
+    """A connected client with every right on the run's broker: an insider (TLS + certificate on Mosquitto)."""
+    client = make_client(world.address, client_id, persistent=False)
+    client.connect(world.address.host, world.address.port)
+    client.loop_start()
+    return client
 
 
 def shared_vendors(

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.app.commands import COMMANDS
 from simulator.backends.store import StoreQueries
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.support.reporting import attached_runner, sell, signed_command
+from tests.support.reporting import attached_runner, broker_client, sell, signed_command
 from tests.support.waiting import eventually
 
 MORNING = ROOT / "configs/scenarios/normal-morning.yaml"
@@ -63,9 +61,7 @@ def test_redelivered_reports_are_stored_once(world, capture, tmp_path):
 
 
 def publish_command(world: ReportingWorld, machine: str, name: str, payload: bytes) -> None:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="operator", clean_session=True)
-    client.connect(world.address.host, world.address.port)
-    client.loop_start()
+    client = broker_client(world, "operator")
     client.publish(f"vending/v1/{machine}/cmd/{name}", payload, qos=1).wait_for_publish(10)
     client.disconnect()
     client.loop_stop()

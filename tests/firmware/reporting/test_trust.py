@@ -11,9 +11,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from firmware.identity.signing import Identity
 from firmware.reporting import topics
@@ -21,7 +19,7 @@ from firmware.reporting.sealed import seal
 from firmware.reporting.signed import canonical, compose_ack, sign_text
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
-from tests.support.reporting import attached_runner, sell, signed_command
+from tests.support.reporting import attached_runner, broker_client, sell, signed_command
 from tests.support.waiting import eventually
 
 RESTOCK = {"slots": {"A1": 10}}
@@ -29,9 +27,7 @@ LOCKOUT_NONE: dict[str, Any] = {"lockouts": []}
 
 
 def on_broker(world: ReportingWorld, topic: str, payload: bytes | str, client_id: str = "insider") -> None:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    client.connect(world.address.host, world.address.port)
-    client.loop_start()
+    client = broker_client(world, client_id)
     client.publish(topic, payload, qos=1).wait_for_publish(10)
     client.disconnect()
     client.loop_stop()

@@ -86,3 +86,28 @@ def test_check_names_the_line_of_a_bad_rule(tmp_path: Path):
     assert out.returncode == 2
     line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "max: lots" in text)
     assert out.stderr.startswith(f"{bad}:{line}: rules.")
+
+
+def test_connection_options_are_refused_with_a_broker_the_run_starts_itself():
+    out = vending("run", "--script", str(MORNING), "--broker", "embedded", "--ca", "ca.crt", "--username", "u")
+    assert out.returncode == 2
+    assert "--broker embedded: --username, --ca apply to an mqtt:// or mqtts:// broker only" in out.stderr
+
+
+def test_run_reports_over_tls_with_a_client_certificate(tmp_path: Path, closing):
+    """`vending run --broker mqtts://... --ca --cert --cert-key`: every party of the run uses that identity."""
+    from simulator.servers.broker_setup import INSIDER
+    from simulator.servers.mosquitto import secured_mosquitto
+    from tests.support.reporting import require_mosquitto
+
+    require_mosquitto()
+    broker, access = secured_mosquitto(tmp_path)
+    closing(broker)
+    address = access.party(INSIDER)  # the run's machine and backends share one account: it must hold every right
+    assert address.ca_file and address.cert_file and address.key_file
+    out = vending(
+        "run", "--script", str(MORNING), "--broker", f"mqtts://127.0.0.1:{address.port}",
+        "--ca", address.ca_file, "--cert", address.cert_file, "--cert-key", address.key_file,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "26 passed, 0 failed" in out.stdout and "reports delivered" in out.stdout

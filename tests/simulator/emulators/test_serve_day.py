@@ -152,26 +152,36 @@ def test_vending_serve_sells_through_an_emulated_pn532(tmp_path, closing):
 
 
 def test_vending_serve_reports_to_a_broker(tmp_path, closing):
-    """`vending serve --broker`: the signed sale reaches the vendor; `vending cmd send` changes a price, signed."""
+    """`vending serve` on the deployment's broker (TLS, a certificate per party, ACLs): the signed sale
+    reaches the vendor; `vending cmd send` with the vendor's certificate changes a price, and the
+    school's lockout goes through the school's own broker account."""
     from simulator.scenarios.reporting_world import ReportingWorld
+    from tests.support.reporting import require_mosquitto
 
-    world = closing(ReportingWorld(tmp_path / "world").start())
+    require_mosquitto()
+    world = closing(ReportingWorld(tmp_path / "world", broker="mosquitto").start())
     keys = world.keys
     keys.machine("TPE-DAAN-JH-01")  # enrolled at the backends; serve signs with the same key file
     device = closing(PN532Device(tmp_path / "reader0").start())
-    broker = f"mqtt://127.0.0.1:{world.address.port}"
+
+    def connection(party: str) -> list[str]:
+        address = world.party_address(party) if party in ("vendor", "school") else world.machine_address(party)
+        assert address.ca_file and address.cert_file and address.key_file
+        url = f"mqtts://127.0.0.1:{address.port}"
+        return ["--broker", url, "--ca", address.ca_file, "--cert", address.cert_file, "--cert-key", address.key_file]
+
     identity = keys.directory / "machines/TPE-DAAN-JH-01.key"
     serve, events = start_serve(
-        tmp_path, closing, "--broker", broker, "--trust", str(keys.directory), "--identity", str(identity)
+        tmp_path, closing, *connection("TPE-DAAN-JH-01"), "--trust", str(keys.directory), "--identity", str(identity)
     )
     keypad(serve, "select A1")
     eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
     device.tap("04A1B2C3D4E5F6")
     eventually(lambda: world.vendor.store.count("sale") == 1, what="the sale at the vendor")
 
-    def cmd(key: str, *words: str) -> subprocess.CompletedProcess:
-        send = [str(ROOT / ".venv/bin/vending"), "cmd", "send", *words[:1], "--key", str(keys.directory / key)]
-        send += ["--machine", "TPE-DAAN-JH-01", "--broker", broker, "--wait", "20", *words[1:]]
+    def cmd(party: str, *words: str) -> subprocess.CompletedProcess:
+        send = [str(ROOT / ".venv/bin/vending"), "cmd", "send", *words[:1], "--key", str(keys.directory / party)]
+        send += ["--machine", "TPE-DAAN-JH-01", *connection(party.removesuffix(".key")), "--wait", "20", *words[1:]]
         return subprocess.run(send, capture_output=True, text=True, timeout=60)
 
     applied = cmd("vendor.key", "set_price", "A1", "30")
@@ -179,7 +189,9 @@ def test_vending_serve_reports_to_a_broker(tmp_path, closing):
     assert json.loads(applied.stdout)["ok"] is True
     refused = cmd("vendor.key", "set_lockout", "none")  # lockouts are the school's, not the vendor's
     assert refused.returncode == 1 and "who has no say here" in refused.stdout
-    assert world.vendor.store.count("cmd-result") == 2
+    by_school = cmd("school.key", "set_lockout", "none")
+    assert by_school.returncode == 0, by_school.stderr + by_school.stdout
+    assert world.vendor.store.count("cmd-result") == 3
     keypad(serve, "quit")
     assert serve.wait(timeout=20) == 0
     assert world.vendor.incidents == 0

@@ -32,7 +32,7 @@ def test_fleet_outcome_is_independent_of_processes_and_delivers_everything(tmp_p
     outcomes = []
     for processes in (1, 2):
         world = closing(ReportingWorld(tmp_path / f"world-{processes}").start())
-        result = run_fleet(3, DAY, 120, 5, world.address, processes, world.keys.directory)
+        result = run_fleet(3, DAY, 120, 5, world.broker_access(), processes, world.keys.directory)
         vendor, issuer = world.vendor, world.issuer
         eventually(lambda: vendor.store.count() >= result.reports, what="vendor backend caught up")  # noqa: B023
         eventually(lambda: issuer.store.count() >= result.settlements, what="issuer caught up")  # noqa: B023

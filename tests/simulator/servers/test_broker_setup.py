@@ -93,10 +93,7 @@ def test_anonymous_and_certificate_less_clients_are_refused(secured: BrokerSetup
 
 def test_each_party_is_held_to_its_own_topics(secured: BrokerSetup, closing) -> None:
     """Mosquitto grants a subscription and then delivers nothing the ACL forbids; publishing likewise."""
-    clients = {
-        name: closing(Client(secured.address(name), name))
-        for name in ("vendor", "issuer", "machine-M-A", "machine-M-B")
-    }
+    clients = {name: closing(Client(secured.address(name), name)) for name in ("vendor", "issuer", "M-A", "M-B")}
     for client in clients.values():
         assert client.connect()
     vendor, issuer, machine_a, machine_b = clients.values()
@@ -139,7 +136,7 @@ def test_a_machine_reports_to_the_vendor_through_the_secured_broker(secured: Bro
     publisher = OutboxPublisher(
         runner.machine.db.path,
         machine_id,
-        secured.address(f"machine-{machine_id}"),
+        secured.address(machine_id),
         runner.clock,
         world.keys.machine(machine_id),
         world.keys.trust.authorities,
@@ -149,3 +146,34 @@ def test_a_machine_reports_to_the_vendor_through_the_secured_broker(secured: Bro
     publisher.wake()
     assert publisher.flush(20), "the sale was not acknowledged through the secured broker"
     assert vendor.store.count("sale") == 1 and vendor.incidents == 0
+
+
+def test_a_machine_enrolled_later_gets_its_own_topics_without_a_broker_reload(secured: BrokerSetup, closing) -> None:
+    """`vending broker enrol` issues one certificate; the running broker's pattern ACL covers it at once."""
+    result = CliRunner().invoke(app, ["broker", "enrol", "--dir", str(secured.directory), "--machine", "M-NEW"])
+    assert result.exit_code == 0, result.output
+    vendor = closing(Client(secured.address("vendor"), "vendor"))
+    newcomer = closing(Client(secured.address("M-NEW"), "M-NEW"))
+    assert vendor.connect() and newcomer.connect()
+    vendor.subscribe("vending/v1/+/sale")
+    newcomer.subscribe("vending/v1/M-A/cmd/+")
+    newcomer.subscribe("vending/v1/M-NEW/cmd/+")
+    vendor.client.publish("vending/v1/M-A/cmd/restock", b"for A", qos=1).wait_for_publish(5)
+    vendor.client.publish("vending/v1/M-NEW/cmd/restock", b"for the newcomer", qos=1).wait_for_publish(5)
+    eventually(lambda: newcomer.received, what="the newcomer's own command")
+    assert [topic for topic, _ in newcomer.received] == ["vending/v1/M-NEW/cmd/restock"], "it read A's commands"
+    newcomer.client.publish("vending/v1/M-NEW/sale", b"its own", qos=1).wait_for_publish(5)
+    newcomer.client.publish("vending/v1/M-A/sale", b"posing as A", qos=1)  # Mosquitto drops the client for it
+    eventually(lambda: not newcomer.client.is_connected(), what="the broker dropping the impostor")
+    machine_a = closing(Client(secured.address("M-A"), "M-A"))  # after the forgery: its sale arrives after it
+    assert machine_a.connect()
+    machine_a.client.publish("vending/v1/M-A/sale", b"from A", qos=1).wait_for_publish(5)
+    eventually(lambda: len(vendor.received) >= 2, what="both genuine sales")
+    assert vendor.received == [("vending/v1/M-NEW/sale", b"its own"), ("vending/v1/M-A/sale", b"from A")]
+
+
+@pytest.mark.parametrize("name", ["vendor", "issuer", "school", "insider", "bad.id"])
+def test_a_machine_may_not_take_a_party_name_or_a_bad_id(tmp_path: Path, name: str) -> None:
+    result = CliRunner().invoke(app, ["broker", "setup", "--dir", str(tmp_path / "b"), "--machines", name])
+    assert result.exit_code == 2
+    assert repr(name) in result.output
