@@ -124,7 +124,7 @@ class MachineConfig(Strict):
     rules: list[str] = []
     # per_card: (uid, amount, count) per card per day; day_total: the day's total and the list of cards,
     # no per-card amounts -- an issuer + vendor join on amounts then pins nobody (docs/privacy.md)
-    settlement: Literal["per_card", "day_total"] = "per_card"
+    settlement: Literal["per_card", "day_total"] = "day_total"
     trust: Trust | None = None  # without it, a machine that reports needs `--trust DIR` (vending serve)
     security: Security = Security()
 

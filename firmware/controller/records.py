@@ -11,7 +11,7 @@ from firmware.domain import CardAccount, SlotState, VendRecord
 from firmware.ports import Clock, Dispenser, Display
 
 EventSink = Callable[[datetime, str, dict[str, Any]], None]
-Pseudonym = Callable[[str], str]  # card uid -> this term's pseudonym
+Pseudonym = Callable[[str, datetime], str]  # (card uid, tap time) -> that visit's pseudonym
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ class Controller(Triggers):
         for record in self.books.vends.pending():
             dropped = bool(self.hw.dispenser.was_dispensed(record.txn_id))
             account = self.books.wallet.lookup(record.uid)  # no session is open at start-up: one lookup per vend
-            card = SessionCard(account, self.pseudonym(account.uid)) if account is not None else None
+            card = SessionCard(account, self.pseudonym(account.uid, self.now())) if account is not None else None
             settle = self.cashier.complete if dropped else self.cashier.refund
             settle(record, who(card), recovered=True)
             self.last_transaction = Transaction.recovered(record, dropped, card, self.now())
@@ -163,7 +163,7 @@ class Controller(Triggers):
     def remember_card(self, tap: CardTap, account: CardAccount | None, *_: object) -> None:
         if account is None:
             raise SettlementError("remember_card without an account (the card_known guard was bypassed)")
-        self.card = SessionCard(account, self.pseudonym(account.uid))
+        self.card = SessionCard(account, self.pseudonym(account.uid, self.now()))
         self.session_started = self.session_started or self.now()
         self.emit("card", card=self.card.pseudonym, profile=account.profile, reader=tap.reader)
 

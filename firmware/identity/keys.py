@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from firmware.errors import VendingError
@@ -94,8 +94,8 @@ class TermKeyring:
     def term(self) -> str:
         return self.current.term
 
-    def __call__(self, uid: str) -> str:
-        return self._pseudonym(uid)
+    def __call__(self, uid: str, at: datetime) -> str:
+        return self._pseudonym(uid, at)
 
     def check_valid(self, today: date) -> None:
         """Refuse to work on an expired term key: pseudonyms must change when the term does."""

@@ -20,6 +20,8 @@ from firmware.reporting.sealed import seal
 from firmware.reporting.signed import canonical
 
 StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
+# Denials that say something about a child's family or money: the vendor gets the count, never who.
+FAMILY_AND_MONEY = frozenset({"card_not_linked", "guardian_limit", "insufficient_funds"})
 DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid, amount, count)]
 
 
@@ -40,7 +42,7 @@ class MqttReporter:
     low_stock: int
     issuer_public_key: bytes | None = None
     identity: Identity | None = None  # signs the settlement inside the seal: a sealed box says nothing of its sender
-    settlement: str = "per_card"
+    settlement: str = "day_total"
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -106,6 +108,7 @@ class MqttReporter:
 
     def _on_denied(self, entry: JournalEntry) -> list[OutboundMessage]:
         d = entry.data
+        private = d["reason"] in FAMILY_AND_MONEY
         return [
             self._vendor(
                 "denial",
@@ -114,8 +117,8 @@ class MqttReporter:
                 reason=d["reason"],
                 slot=d.get("slot"),
                 product=d.get("product"),
-                pseudonym=d.get("pseudonym"),
-                profile=d.get("profile"),
+                pseudonym=None if private else d.get("pseudonym"),
+                profile=None if private else d.get("profile"),
             )
         ]
 
@@ -134,10 +137,20 @@ class MqttReporter:
         return [result, self._stock(entry)] if d["ok"] else [result]
 
     def _on_day_closed(self, entry: JournalEntry) -> list[OutboundMessage]:
-        if self.issuer_public_key is None or self.identity is None:
-            return []
+        """The vendor's day summary and the issuer's sealed settlement.
+
+        The summary carries the distinct buyers: pseudonyms name visits, so the vendor cannot count them.
+        """
         day = entry.data["day"]
         totals = self.daily_totals(day)
+        summary = OutboundMessage(
+            topics.vendor(self.machine, "summary"),
+            {"machine": self.machine, "day": day, "buyers": len(totals), "sales": sum(c for _, _, c in totals)},
+            False,
+            "vendor",
+        )
+        if self.issuer_public_key is None or self.identity is None:
+            return [summary]
         document: dict[str, Any] = {"machine": self.machine, "day": day, "currency": self.currency}
         if self.settlement == "day_total":
             document |= {
@@ -149,7 +162,7 @@ class MqttReporter:
             document["cards"] = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in totals]
         signed = self.identity.sign(canonical(document))  # signed, then sealed: only the issuer reads it
         payload = {"machine": self.machine, "day": day, "sealed": seal(signed, self.issuer_public_key)}
-        return [OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")]
+        return [summary, OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")]
 
 
 def reporter_for(

@@ -13,7 +13,7 @@ from simulator.backends.contract import check
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore
 
-SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result")
+SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result", "summary")
 
 
 def open_store(db: Path | str) -> Any:
@@ -33,6 +33,7 @@ class VendorBackend(BackendService):
         "vending/v1/+/stock",
         "vending/v1/+/alert",
         "vending/v1/+/cmd-result",
+        "vending/v1/+/summary",
         "vending/v1/+/status",
         "vending/v1/+/heartbeat",
     )

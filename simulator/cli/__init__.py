@@ -30,6 +30,7 @@ from simulator.cli.fleet import fleet
 from simulator.cli.keys import keys_app
 from simulator.cli.output import EventPrinter
 from simulator.cli.party_views import print_party_views
+from simulator.cli.privacy import privacy_app
 from simulator.cli.readers import reader_app, serve
 from simulator.cli.reporting import backend_app
 from simulator.cli.rules import refused_slots, rules_app
@@ -46,6 +47,7 @@ app.add_typer(backend_app, name="backend")
 app.command("fleet")(fleet)
 app.add_typer(rules_app, name="rules")
 app.add_typer(reader_app, name="reader")
+app.add_typer(privacy_app, name="privacy")
 app.command("serve")(serve)
 err = Console(stderr=True)
 BROKER_HELP = (

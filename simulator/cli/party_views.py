@@ -17,24 +17,34 @@ def card_ref(uid: str) -> str:
 def print_party_views(world: ReportingWorld, scenario: Scenario, console: Console | None = None) -> None:
     console = console or Console(width=150)
     assert world.vendor is not None and world.issuer is not None
-    vendor = Table(title="Vendor learned: what was sold, to pseudonyms (no card numbers, no names)")
+    vendor = Table(
+        title="Vendor learned: what was sold, each visit under its own pseudonym (no card numbers, no names)"
+    )
     for column in ("time", "slot", "product", "price", "outcome", "pseudonym", "profile"):
         vendor.add_column(column)
-    for row in world.vendor.store.execute(
-        "SELECT time, slot, product, price, outcome, pseudonym, profile FROM sales ORDER BY machine, seq"
-    ):
-        vendor.add_row(*(str(v) for v in row))
-    for row in world.vendor.store.execute("SELECT time, reason, product, pseudonym, profile FROM denials"):
-        vendor.add_row(str(row[0]), "-", str(row[2]), "-", f"denied: {row[1]}", str(row[3]), str(row[4]))
+    rows = [
+        tuple(str(v) for v in row)
+        for row in world.vendor.store.execute(
+            "SELECT time, slot, product, price, outcome, pseudonym, profile FROM sales ORDER BY machine, seq"
+        )
+    ]
+    rows += [
+        (str(row[0]), "-", str(row[2]), "-", f"denied: {row[1]}", str(row[3]), str(row[4]))
+        for row in world.vendor.store.execute("SELECT time, reason, product, pseudonym, profile FROM denials")
+    ]
+    for row in sorted(rows, key=lambda r: r[0]):  # one day in time order, sales and denials together
+        vendor.add_row(*row)
     console.print(vendor)
 
-    issuer = Table(title="Issuer learned: per-card daily totals (no items, no times)")
+    issuer = Table(title="Issuer learned: each day's total and which cards took part (no items, no times)")
     for column in ("day", "card", "amount", "count"):
         issuer.add_column(column)
     for day, uid, amount, count in world.issuer.store.execute(
         "SELECT day, uid, amount, count FROM settlements ORDER BY day, uid"
     ):
-        issuer.add_row(day, card_ref(uid), str(amount), str(count))
+        issuer.add_row(day, card_ref(uid), "-" if amount is None else str(amount), "-" if count is None else str(count))
+    for day, amount, count in world.issuer.store.execute("SELECT day, amount, count FROM settlement_days ORDER BY day"):
+        issuer.add_row(day, "day total", str(amount), str(count))
     console.print(issuer)
 
     school = Table(title="School knows: who holds which card (never sent anywhere)")

@@ -1,7 +1,9 @@
 """The school-day arrival model and the generated machines (documented in docs/scaling.md).
 
-Everything is drawn from ``random.Random(f"{seed}:{machine}")``, so the same seed gives the same
-machines, the same cards and the same taps, whatever the number of worker processes.
+Machines and cards are drawn from ``random.Random(f"{seed}:{machine}")`` and each day's visits from
+``random.Random(f"{seed}:{machine}:{day}")``, so the same seed gives the same machines, the same
+cards and the same taps, whatever the number of worker processes, and a term of days keeps its
+student population.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: dict
     cards += [
         Card(_uid(rng), "staff", rng.randint(200, 1000)) for _ in range(max(1, round(students * STAFF_PER_STUDENT)))
     ]
+    rng = random.Random(f"{seed}:{index}:{day.isoformat()}")  # the same cards every day, a new day of visits
     visits = []
     codes = list(slots)
     weights = [w for *_, w in WINDOWS]

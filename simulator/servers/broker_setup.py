@@ -33,7 +33,7 @@ from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.mqtt import BrokerAddress
 
 VALIDITY = timedelta(days=365)
-REPORT_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "status", "heartbeat")
+REPORT_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat")
 PARTIES = ("vendor", "issuer", "school")
 INSIDER = "insider"  # development only: may read and write every topic (captures, hostile-input tests)
 RESERVED = (*PARTIES, INSIDER)

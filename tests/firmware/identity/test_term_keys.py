@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,8 @@ from tests.conftest import ROOT
 UID = "04A1B2C3D4E5F6"
 END_OF_TERM = date(2026, 7, 31)
 
+TAP = datetime.fromisoformat("2026-03-02T10:00:00+08:00")
+
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
@@ -30,13 +32,13 @@ def mode(path: Path) -> int:
 def test_a_term_key_is_private_from_the_start_and_never_silently_replaced(tmp_path: Path) -> None:
     path = write_key(tmp_path / "state", "2026-1", END_OF_TERM)
     assert mode(path) == 0o600 and mode(tmp_path / "state") == 0o700
-    first = load_key(tmp_path / "state")(UID)
+    first = load_key(tmp_path / "state")(UID, TAP)
     with pytest.raises(SecretFileError, match="refusing to overwrite"):
         write_key(tmp_path / "state", "2026-2", END_OF_TERM)
-    assert load_key(tmp_path / "state")(UID) == first
+    assert load_key(tmp_path / "state")(UID, TAP) == first
     write_key(tmp_path / "state", "2026-2", date(2027, 1, 31), force=True)
     second = load_key(tmp_path / "state")
-    assert second.term == "2026-2" and second(UID) != first and mode(path) == 0o600
+    assert second.term == "2026-2" and second(UID, TAP) != first and mode(path) == 0o600
     assert len(first) == 26 and first == first.lower()
 
 
@@ -60,10 +62,10 @@ def test_a_key_is_valid_through_its_last_day_and_refused_after(tmp_path: Path) -
 def test_a_rotated_key_is_loaded_and_a_broken_one_keeps_the_current(tmp_path: Path) -> None:
     write_key(tmp_path, "2026-1", END_OF_TERM)
     keyring = TermKeyring(tmp_path)
-    first = keyring(UID)
+    first = keyring(UID, TAP)
     assert keyring.refresh(date(2026, 3, 2)) is False  # unchanged
     write_key(tmp_path, "2026-2", date(2027, 1, 31), force=True)
-    assert keyring.refresh(date(2026, 3, 2)) and keyring.term == "2026-2" and keyring(UID) != first
+    assert keyring.refresh(date(2026, 3, 2)) and keyring.term == "2026-2" and keyring(UID, TAP) != first
     key_path(tmp_path).write_text("{broken")
     assert keyring.refresh(date(2026, 3, 2)) is False and keyring.term == "2026-2"
 
@@ -90,10 +92,11 @@ def test_a_running_machine_picks_up_a_rotated_key_without_a_restart(tmp_path: Pa
     runner.start()
     machine = runner.machine
     runtime = Runtime(machine.controller, machine.books, keyring=machine.keyring)
-    before = machine.controller.pseudonym(UID)
+    now = runner.clock.now()
+    before = machine.controller.pseudonym(UID, now)
     write_key(tmp_path / "machine", "2026-2", date(2027, 1, 31), force=True)
     runtime.between_events()
-    assert machine.keyring.term == "2026-2" and machine.controller.pseudonym(UID) != before
+    assert machine.keyring.term == "2026-2" and machine.controller.pseudonym(UID, now) != before
 
 
 def test_keys_commands_refuse_to_overwrite_without_force(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ TOPIC_SCHEMA = {
     "stock": "stock",
     "alert": "alert",
     "cmd-result": "cmd-result",
+    "summary": "summary",
     "status": "status",
     "heartbeat": "heartbeat",
     "ack": "ack",
@@ -103,4 +104,28 @@ def test_settlement_is_sealed_and_issuer_reads_it(world, capture, tmp_path):
     totals = {
         row[0]: (row[1], row[2]) for row in world.issuer.store.execute("SELECT uid, amount, count FROM settlements")
     }
-    assert totals == {"04A1B2C3D4E5F6": (40, 2), "04B2C3D4E5F607": (30, 2), "0499887766AA01": (35, 1)}
+    # day_total, the default: which cards took part, no per-card amounts; the day's money exact
+    assert totals == {"04A1B2C3D4E5F6": (None, None), "04B2C3D4E5F607": (None, None), "0499887766AA01": (None, None)}
+    assert world.issuer.store.execute("SELECT amount, count, cards FROM settlement_days") == [(105, 5, 3)]
+
+
+@pytest.mark.parametrize("name", ["guardian-controls", "insufficient-funds"])
+def test_family_and_money_denials_reach_the_vendor_as_counts_and_the_day_as_a_summary(world, capture, tmp_path, name):
+    """A guardian's opt-out or limit and a low balance tell the vendor nothing about whose they were."""
+    from firmware.reporting.reporter import FAMILY_AND_MONEY
+
+    scenario = load_scenario(ROOT / "configs/scenarios" / f"{name}.yaml")
+    run_scenario(scenario, tmp_path / "machine", attach=world)
+    denials = [json.loads(e["payload"]) for e in capture.json_of("/denial")]
+    private = [d for d in denials if d["reason"] in FAMILY_AND_MONEY]
+    assert private, f"{name} should refuse on a family or money rule"
+    assert all(d["pseudonym"] is None and d["profile"] is None for d in private)
+    sales = {m["seq"]: m for m in (json.loads(e["payload"]) for e in capture.json_of("/sale"))}
+    vended = [s for s in sales.values() if s["outcome"] == "vended"]
+    # at least once on the wire: a resend repeats a report under its seq
+    summaries = {m["seq"]: m for m in (json.loads(e["payload"]) for e in capture.json_of("/summary"))}.values()
+    assert sum(summary["sales"] for summary in summaries) == len(vended)
+    settled = dict(world.issuer.store.execute("SELECT day, cards FROM settlement_days"))
+    assert {summary["day"]: summary["buyers"] for summary in summaries} == settled, (
+        "distinct buyers per day: the cards the issuer settled, however many visits"
+    )

@@ -166,7 +166,7 @@ def test_backend_marks_silent_machines_offline(world, tmp_path):
         assert world.vendor.mark_silent_offline(later, timedelta(seconds=90)) == [machine]
 
 
-def test_a_refunded_sale_reaches_the_vendor_with_its_pseudonym_and_profile(world, tmp_path):
+def test_a_refunded_sale_reaches_the_vendor_with_its_own_visit_pseudonym_and_profile(world, tmp_path):
     with attached_runner(world, tmp_path) as runner:
         runner.dispenser.jam("A1")
         sell(runner, "A1", "amy")
@@ -174,4 +174,5 @@ def test_a_refunded_sale_reaches_the_vendor_with_its_pseudonym_and_profile(world
         assert world.publisher.flush(20)
         rows = world.vendor.store.execute("SELECT outcome, pseudonym, profile FROM sales ORDER BY seq")
         assert [r[0] for r in rows] == ["refunded", "vended"]
-        assert rows[0][1] == rows[1][1] is not None and rows[0][2] == "student"
+        assert None not in (rows[0][1], rows[1][1]) and rows[0][2] == "student"
+        assert rows[0][1] != rows[1][1], "two visits of one card are two pseudonyms: nothing links them"

@@ -21,7 +21,7 @@ from tests.hostile.corpus import HOSTILE
 from tests.support.reporting import attached_runner, broker_client, sell
 from tests.support.waiting import eventually
 
-BACKEND_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "status", "heartbeat")
+BACKEND_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat")
 
 
 def attacker(world: ReportingWorld) -> mqtt.Client:

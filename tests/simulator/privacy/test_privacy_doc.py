@@ -30,14 +30,14 @@ def documented_fields() -> dict[str, set[str]]:
 
 def test_every_published_payload_is_documented_field_by_field():
     sections = documented_fields()
-    published = {"sale", "denial", "stock", "alert", "cmd-result", "status", "heartbeat", "settlement"}
+    published = {"sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "settlement"}
     assert set(sections) == published
     for kind in published:
         assert sections[kind] == set(SCHEMAS[kind]["properties"]), f"docs/privacy.md section {kind!r}"
 
 
 def test_no_vendor_payload_has_a_card_number_or_balance():
-    for kind in ("sale", "denial", "stock", "alert", "cmd-result", "status", "heartbeat"):
+    for kind in ("sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat"):
         fields = set(SCHEMAS[kind]["properties"])
         assert not fields & {"uid", "card", "balance", "name"}, kind
 

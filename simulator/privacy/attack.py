@@ -1,0 +1,186 @@
+"""The strongest vendor + issuer join we can write: how many cards their pooled records pin.
+
+The vendor holds sale records (day, product, price, a buyer token or none); the issuer holds the
+day's settlement (per card: amount and count; or, with ``day_total``, only which cards took part).
+The attacker knows the design, so it knows how long a token lives (its *scope*):
+
+- ``term``: one token per card for the whole term -- a token's candidates are intersected across
+  every day it appears, and cards that bought on a day the token was absent are excluded;
+- ``day``: one token per card and day -- its records are the card's whole day, so amounts must
+  match exactly;
+- ``visit``: one token per purchase -- a record must fit inside a card's day (amount and count).
+
+Within a day, a card pinned to a token is eliminated from every other token's candidates once the
+token(s) pinned to it account for all its purchases, repeated until nothing changes. A card counts
+as **pinned** from the first day one of its tokens has it as the only candidate: the colluders then
+hold at least one of that card's purchases under its name. Pure functions over the two views; the
+views themselves come from the machine's own outbox (``simulator.privacy.term``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+SCOPES = ("term", "day", "visit")
+
+
+@dataclass(frozen=True)
+class Sale:
+    """One vended sale as the vendor holds it."""
+
+    day: str
+    price: int
+    token: str | None  # a pseudonym, or None when the record carries none
+
+
+@dataclass
+class IssuerDay:
+    """One machine-day's settlement as the issuer holds it."""
+
+    cards: dict[str, tuple[int, int]] = field(default_factory=dict)  # uid -> (amount, count); per_card
+    withheld: bool = False  # day_total: the card list without amounts (values are (0, 0))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    days: int
+    buying_cards: int
+    pinned_cards: int
+
+    @property
+    def share(self) -> float:
+        return self.pinned_cards / self.buying_cards if self.buying_cards else 0.0
+
+
+def _sums(prices: set[int], items: int, limit: int) -> set[int]:
+    """Every amount ``items`` purchases at these prices can add up to (not above ``limit``)."""
+    reachable = {0}
+    for _ in range(items):
+        reachable = {a + p for a in reachable for p in prices if a + p <= limit}
+    return reachable
+
+
+def _fits(records: Sequence[int], card: tuple[int, int], exact: bool, day_prices: set[int]) -> bool:
+    """Could these records be (exact: be all of) this card's day? Rest decomposed into prices sold that day."""
+    amount, count = card
+    spent, bought = sum(records), len(records)
+    if exact:
+        return (spent, bought) == (amount, count)
+    left = count - bought
+    return left >= 0 and amount - spent in _sums(day_prices, left, amount - spent)
+
+
+def _candidates(records: list[int], issuer: IssuerDay, exact: bool, day_prices: set[int]) -> set[str]:
+    """Cards whose day could hold this token's records on this day."""
+    if issuer.withheld:
+        return set(issuer.cards)
+    return {uid for uid, card in issuer.cards.items() if _fits(records, card, exact, day_prices)}
+
+
+def attack(sales: Iterable[Sale], issuer: dict[str, IssuerDay], scope: str) -> set[str]:
+    """The cards the pooled records pin (see the module docstring)."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope: expected one of {SCOPES}, got {scope!r}")
+    all_sales = list(sales)
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, sale in enumerate(all_sales):
+        token = sale.token if scope != "visit" and sale.token is not None else f"#{index}"
+        groups[(token, sale.day)].append(sale.price)
+    day_prices: dict[str, set[int]] = defaultdict(set)
+    for sale in all_sales:
+        day_prices[sale.day].add(sale.price)
+    exact = scope != "visit"
+    candidates: dict[tuple[str, str], set[str]] = {}
+    for (token, day), records in groups.items():
+        candidates[(token, day)] = _candidates(records, issuer.get(day, IssuerDay()), exact, day_prices[day])
+    if scope == "visit":
+        _single_purchase_counting(candidates, groups, issuer)
+    if scope == "term":
+        candidates = _across_days(candidates, issuer)
+    return _eliminate(candidates, groups, issuer, scope)
+
+
+def _single_purchase_counting(
+    candidates: dict[tuple[str, str], set[str]], groups: dict[tuple[str, str], list[int]], issuer: dict[str, IssuerDay]
+) -> None:
+    """Cards that bought once at price p own one price-p record each; if that is all of them, only they do."""
+    records: dict[tuple[str, int], list[tuple[str, str]]] = defaultdict(list)
+    for key, prices in groups.items():
+        records[(key[1], prices[0])].append(key)
+    for (day, price), keys in records.items():
+        settled = issuer.get(day, IssuerDay())
+        if settled.withheld:
+            continue
+        singles = {uid for uid, (amount, count) in settled.cards.items() if (amount, count) == (price, 1)}
+        if singles and len(singles) == len(keys):
+            for key in keys:
+                candidates[key] &= singles
+
+
+def _across_days(candidates: dict[tuple[str, str], set[str]], issuer: dict[str, IssuerDay]) -> dict:
+    """A term token is one card: intersect its days, and drop cards that bought when it was absent."""
+    days_of: dict[str, set[str]] = defaultdict(set)
+    for token, day in candidates:
+        days_of[token].add(day)
+    merged: dict[str, set[str]] = {}
+    for (token, _day), cards in candidates.items():
+        merged[token] = merged[token] & cards if token in merged else set(cards)
+    for token, present in days_of.items():
+        for day, settled in issuer.items():
+            if day not in present:
+                merged[token] -= set(settled.cards)
+    return {(token, day): merged[token] for token, day in candidates}
+
+
+def _eliminate(
+    candidates: dict[tuple[str, str], set[str]],
+    groups: dict[tuple[str, str], list[int]],
+    issuer: dict[str, IssuerDay],
+    scope: str,
+) -> set[str]:
+    """Cards fully accounted for by pinned tokens leave every other token's candidates; to a fixpoint."""
+    pinned: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        used: dict[tuple[str, str], int] = defaultdict(int)  # (day, card) -> purchases explained by pins
+        for (token, day), cards in candidates.items():
+            if len(cards) == 1:
+                (card,) = cards
+                pinned.add(card)
+                used[(day, card)] += len(groups[(token, day)])
+        for (_token, day), cards in candidates.items():
+            if len(cards) <= 1:
+                continue
+            settled = issuer.get(day, IssuerDay())
+            full = {card for card in cards if used.get((day, card), 0) >= _capacity(settled, card, scope)}
+            if scope == "term":  # a pinned term token is its card on every day
+                full |= {card for card in cards if any((d, card) in used for d in issuer)}
+            if full and full != cards:
+                cards -= full
+                changed = True
+    return pinned
+
+
+def _capacity(settled: IssuerDay, card: str, scope: str) -> float:
+    """How many pinned records account for a card's whole day: one token, or its count of purchases."""
+    if scope != "visit":
+        return 1
+    return float("inf") if settled.withheld else settled.cards[card][1]
+
+
+def pinned_by_day(
+    sales: Sequence[Sale], issuer: dict[str, IssuerDay], scope: str, checkpoints: Sequence[int]
+) -> list[Outcome]:
+    """The attack on the first N days of the term, for each N in ``checkpoints``."""
+    days = sorted(issuer)
+    outcomes = []
+    for n in checkpoints:
+        window = set(days[:n])
+        seen = [s for s in sales if s.day in window]
+        settled = {d: issuer[d] for d in days[:n]}
+        buyers = set().union(*(set(s.cards) for s in settled.values())) if settled else set()
+        outcomes.append(Outcome(n, len(buyers), len(attack(seen, settled, scope))))
+    return outcomes

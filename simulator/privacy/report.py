@@ -1,0 +1,72 @@
+"""Run the attack over a term and render its figures; docs/privacy.md shows what ``bench/privacy.py`` measured.
+
+The table between the markers in docs/privacy.md is ``table(figures)`` of the ``privacy`` entry of
+bench/results.json, never typed by hand (tests/simulator/privacy/test_attack.py checks it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from simulator.privacy.attack import pinned_by_day
+from simulator.privacy.term import DESIGNS, term_views
+
+BEGIN = "<!-- simulator/privacy/report.py: begin -->"
+END = "<!-- simulator/privacy/report.py: end -->"
+SETTLEMENTS = ("per_card", "day_total")
+DESIGN_NAMES = {
+    "visit": "per visit (the machine today)",
+    "day": "per card and day (rebuilt)",
+    "term": "per card and term (the old design, rebuilt)",
+}
+
+
+def checkpoints(days: int) -> list[int]:
+    return sorted({n for n in (1, 5, 20, 100) if n <= days} | {days})
+
+
+def measure(
+    days: int, students: int, seed: int, settlements: tuple[str, ...], designs: tuple[str, ...]
+) -> dict[str, Any]:
+    """Pinned cards after each checkpoint, for each settlement mode and pseudonym design."""
+    runs = []
+    for settlement in settlements:
+        for design in designs:
+            views = term_views(days, students, seed, settlement, design)
+            outcomes = pinned_by_day(views.sales, views.issuer, DESIGNS[design], checkpoints(days))
+            runs.append(
+                {
+                    "settlement": settlement,
+                    "design": design,
+                    "sales": len(views.sales),
+                    "after": [
+                        {"days": o.days, "buying_cards": o.buying_cards, "pinned": o.pinned_cards, "share": o.share}
+                        for o in outcomes
+                    ],
+                }
+            )
+    return {"days": days, "students": students, "seed": seed, "runs": runs}
+
+
+def table(figures: dict[str, Any]) -> str:
+    """The Markdown table docs/privacy.md shows."""
+    marks = [entry["days"] for entry in figures["runs"][0]["after"]]
+    head = "| settlement | vendor pseudonyms | " + " | ".join(f"after {n} day{'s' * (n > 1)}" for n in marks) + " |"
+    lines = [head, "|---|---|" + "---:|" * len(marks)]
+    for run in figures["runs"]:
+        cells = [f"{a['share']:.1%} ({a['pinned']}/{a['buying_cards']})" for a in run["after"]]
+        lines.append(f"| `{run['settlement']}` | {DESIGN_NAMES[run['design']]} | " + " | ".join(cells) + " |")
+    note = (
+        f"\n{figures['students']} students (plus staff) at one machine, seed {figures['seed']}, "
+        f"{figures['days']} school days; cell = share of the cards that bought so far that are pinned "
+        "(pinned / buying cards)."
+    )
+    return "\n".join(lines) + "\n" + note + "\n"
+
+
+def write(doc: Path, figures: dict[str, Any]) -> None:
+    text = doc.read_text()
+    before, rest = text.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    doc.write_text(f"{before}{BEGIN}\n{table(figures)}{END}{after}")

@@ -1,0 +1,119 @@
+"""A term of school days at one machine, through the real machine; the vendor's and issuer's views.
+
+Every day runs the fleet's arrival model for the same students (same cards, same term key) through
+the real controller, journal and reporter; the views are read from the machine's own outbox -- the
+exact payloads each party would receive -- with each settlement opened with the issuer's key.
+
+``design`` says which pseudonyms the vendor's records carry: ``visit`` is what the machine sends
+(one per visit); ``term`` and ``day`` rebuild earlier designs from the same records -- the sale's
+``txn`` leads to the card in the machine's own vends table, and the pseudonym is re-derived per term
+or per day -- so the attack can be shown to work on the designs it defeated.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from firmware.config.catalog import load_catalog
+from firmware.identity.keys import key_path, read_key
+from firmware.journal.outbox import Outbox
+from firmware.reporting.sealed import open_settlement
+from simulator.dev_keys import DevKeys
+from simulator.fleet.model import plan_machine
+from simulator.fleet.runner import CATALOG
+from simulator.fleet.worker import simulate_day
+from simulator.privacy.attack import IssuerDay, Sale
+from simulator.term_keys import simulation_term_key
+
+FIRST_DAY = date(2026, 3, 2)  # a Monday
+DESIGNS = {"visit": "visit", "day": "day", "term": "term"}  # design -> the attack's token scope
+
+
+@dataclass
+class TermViews:
+    sales: list[Sale] = field(default_factory=list)
+    issuer: dict[str, IssuerDay] = field(default_factory=dict)
+    batches: list[int] = field(default_factory=list)  # sales per release batch, when the machine batches
+
+
+def school_days(count: int, first: date = FIRST_DAY) -> Iterator[date]:
+    """Mon-Fri, consecutive."""
+    day = first
+    while count:
+        if day.weekday() < 5:
+            yield day
+            count -= 1
+        day += timedelta(days=1)
+
+
+def _rebuilt_tokens(db: Path, design: str, key: bytes) -> dict[str, str]:
+    """Each sale's txn -> the pseudonym an earlier design would have sent (per term, or per card and day)."""
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT txn_id, uid, local_day FROM vends").fetchall()
+    tokens = {}
+    for txn, uid, day in rows:
+        message = uid if design == "term" else f"{day}|{uid}"
+        tokens[txn] = base64.b32encode(hmac.new(key, message.encode(), hashlib.sha256).digest()[:16]).decode()
+    return tokens
+
+
+def read_day(db: Path, keys: DevKeys, machine: str, views: TermViews, design: str = "visit", key: bytes = b"") -> None:
+    """Add one machine-day's outbox to the views."""
+    rebuilt = _rebuilt_tokens(db, design, key) if design != "visit" else {}
+    outbox = Outbox.open(db)
+    try:
+        for topic, payload in outbox.payloads():
+            body = json.loads(payload)
+            if topic.endswith("/sale") and body["outcome"] == "vended":
+                token = rebuilt.get(body["txn"]) if rebuilt else body.get("pseudonym")
+                views.sales.append(Sale(body["time"][:10], body["price"], token))
+            elif topic.endswith("/settlement"):
+                verify = lambda e: keys.enrolment.verify(machine, e)  # noqa: E731
+                document = open_settlement(body["sealed"], keys.seal_private, verify)
+                settled = views.issuer.setdefault(document["day"], IssuerDay())
+                for card in document["cards"]:
+                    if isinstance(card, str):  # day_total: the card took part; its amount is not told
+                        settled.withheld = True
+                        settled.cards[card] = (0, 0)
+                    else:
+                        settled.cards[card["uid"]] = (card["amount"], card["count"])
+    finally:
+        outbox.close()
+
+
+def term_views(
+    days: int, students: int, seed: int, settlement: str, design: str = "visit", keep: Path | None = None
+) -> TermViews:
+    """``days`` school days at one machine; ``keep`` keeps each day's state dir (machine.db) there."""
+    if design not in DESIGNS:
+        raise ValueError(f"design: expected one of {sorted(DESIGNS)}, got {design!r}")
+    catalog = load_catalog(CATALOG)
+    prices = {pid: p.price for pid, p in catalog.products.items()}
+    views = TermViews()
+    with tempfile.TemporaryDirectory(prefix="term-") as tmp:
+        root = keep or Path(tmp)
+        keys = DevKeys(Path(tmp) / "keys")
+        term_dir = Path(tmp) / "term"
+        simulation_term_key(term_dir, FIRST_DAY, "term")
+        key = read_key(term_dir).key
+        for day in school_days(days):
+            plan = plan_machine(0, day, students, seed, prices)
+            plan.config["settlement"] = settlement
+            state_dir = root / day.isoformat()
+            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copy2(key_path(term_dir), key_path(state_dir))  # one term, one key
+            simulate_day(plan, catalog, state_dir, keys)
+            read_day(state_dir / "machine.db", keys, plan.machine_id, views, design, key)
+            if keep is None:
+                shutil.rmtree(state_dir)
+    return views
