@@ -38,14 +38,24 @@ def _identity(party: str, path: Path) -> Identity:
         fail(exc)
 
 
-@backend_app.command("vendor")
+vendor_app = typer.Typer(help="The vendor backend: run it (no subcommand), or report from its database.")
+backend_app.add_typer(vendor_app, name="vendor")
+
+
+@vendor_app.callback(invoke_without_command=True)
 def backend_vendor(
-    broker: Broker,
+    context: typer.Context,
+    broker: Annotated[str | None, typer.Option(help="mqtt://host:port or mqtts://host:port")] = None,
     db: Annotated[
-        str, typer.Option(help="SQLite file, or postgresql://user@host/db (psycopg 3) shared by several instances.")
-    ],
-    key: Annotated[Path, typer.Option(help="The vendor's signing key (vendor.key): acks are signed with it.")],
-    machines: Machines,
+        str | None,
+        typer.Option(help="SQLite file, or postgresql://user@host/db (psycopg 3) shared by several instances."),
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(help="The vendor's signing key (vendor.key): acks are signed with it.")
+    ] = None,
+    machines: Annotated[
+        Path | None, typer.Option(help="Enrolment directory: <machine-id>.pub for every machine this backend accepts.")
+    ] = None,
     shared: Annotated[
         str | None, typer.Option(help="Share the load with other backend processes in this $share group.")
     ] = None,
@@ -56,7 +66,17 @@ def backend_vendor(
     cert: CertFile = None,
     cert_key: CertKey = None,
 ) -> None:
-    """Store sales, denials, stock and alerts once each, signed by an enrolled machine, and ack them signed."""
+    """Store sales, denials, stock and alerts once each, signed by an enrolled machine, and ack them signed.
+
+    Needs --broker, --db, --key and --machines. `vending backend vendor report` reads the database instead.
+    """
+    if context.invoked_subcommand is not None:
+        return
+    given = (("--broker", broker), ("--db", db), ("--key", key), ("--machines", machines))
+    missing = [name for name, value in given if value is None]
+    if missing:
+        fail(f"vending backend vendor needs {', '.join(missing)} (or a subcommand: report)")
+    assert broker is not None and db is not None and key is not None and machines is not None
     from simulator.backends.vendor import VendorBackend
 
     address = broker_address(broker, username, password, ca, cert, cert_key)
@@ -64,6 +84,32 @@ def backend_vendor(
     service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared).start()
     typer.echo(f"vendor backend on {address}, storing in {db}; Ctrl-C to stop")
     _serve_forever(service)
+
+
+@vendor_app.command("report")
+def vendor_report(
+    db: Annotated[str, typer.Option(help="The vendor backend's database (SQLite file or postgresql://...).")],
+    by: Annotated[str, typer.Option(help="Cells: product,day or product,day,hour (also machine).")] = "product,day",
+    k: Annotated[int, typer.Option(min=1, help="Suppress every cell built from fewer than k distinct buyers.")] = 5,
+    machine: Annotated[str | None, typer.Option(help="Only this machine.")] = None,
+    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV to this file.")] = None,
+) -> None:
+    """Sales aggregates the vendor may share: a cell from fewer than k distinct buyers shows as suppressed."""
+    from simulator.backends.analytics import DIMENSIONS, aggregate, write_csv
+    from simulator.backends.vendor import open_store
+
+    dimensions = [part.strip() for part in by.split(",") if part.strip()]
+    unknown = [d for d in dimensions if d not in DIMENSIONS]
+    if unknown or not dimensions:
+        fail(f"--by: expected some of {', '.join(DIMENSIONS)}, got {by!r}")
+    if not str(db).startswith(("postgresql://", "postgres://")) and not Path(db).exists():
+        fail(f"--db: {db} does not exist")
+    cells = aggregate(open_store(db), dimensions, k, machine)
+    header = [*dimensions, "buyers", "items", "revenue"]
+    for cell in [header, *cells]:
+        typer.echo("  ".join(str(value) for value in cell))
+    if csv_out is not None:
+        write_csv(csv_out, header, cells)
 
 
 @backend_app.command("issuer")
