@@ -8,7 +8,7 @@ Value types that cross these ports live in ``firmware.domain``.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from firmware.domain import (
@@ -147,6 +147,10 @@ class Books(Protocol):
     @property
     def vends(self) -> Vends: ...
 
-    def prune(self, before: datetime) -> int:
-        """Forget journal entries and command answers older than ``before`` (the configured retention)."""
+    def apply_retention(self, now: datetime, today: date, records_days: int, card_days: int) -> None:
+        """Forget what the configured retention no longer allows the machine to keep.
+
+        Journal entries and command answers past ``records_days``; card numbers of settled,
+        acknowledged days more than ``card_days`` before ``today`` (the machine's local date).
+        """
         ...

@@ -104,11 +104,24 @@ class Trust(Strict):
 
 
 class Security(Strict):
-    """Limits on remote commands and how long the machine keeps its own records."""
+    """Limits on remote commands."""
 
     commands_per_minute: int = Field(default=12, ge=1, le=600)  # per signer, bursts of 5
     command_lifetime: int = Field(default=3600, ge=60, le=86_400)  # seconds from issue to expiry, at most
-    retention_days: int = Field(default=90, ge=1, le=3650)  # journal and answered commands, pruned at day close
+
+
+class Retention(Strict):
+    """How long the machine keeps what it knows, applied at each day's close (docs/privacy.md)."""
+
+    records_days: int = Field(default=90, ge=1, le=3650)  # journal entries and answered commands
+    card_days: int = Field(default=7, ge=1, le=3650)  # raw card numbers in vends, once the day is settled and acked
+
+    @model_validator(mode="after")
+    def _cards_go_first(self) -> Retention:
+        # forgetting card numbers looks for the day's close in the journal: it must still be there
+        if self.card_days > self.records_days:
+            raise ValueError(f"card_days ({self.card_days}) must not exceed records_days ({self.records_days})")
+        return self
 
 
 class MachineConfig(Strict):
@@ -127,6 +140,7 @@ class MachineConfig(Strict):
     settlement: Literal["per_card", "day_total"] = "day_total"
     trust: Trust | None = None  # without it, a machine that reports needs `--trust DIR` (vending serve)
     security: Security = Security()
+    retention: Retention = Retention()
 
     @field_validator("id")
     @classmethod

@@ -287,7 +287,8 @@ class Controller(Triggers):
     def close_day(self, local_day: str) -> None:
         """End of a trading day: the issuer's settlement derives from this entry; records past retention go."""
         self.journal_only("day_closed", day=local_day)
-        self.books.prune(self.now() - timedelta(days=self.config.security.retention_days))
+        now, kept = self.now(), self.config.retention
+        self.books.apply_retention(now, now.astimezone(self.config.zone).date(), kept.records_days, kept.card_days)
 
     def journal_only(self, kind: str, **data: Any) -> None:
         with self.books.journal.atomic("journal"):
@@ -385,8 +386,7 @@ class Controller(Triggers):
 
     def _keep_card_briefly(self, denial: Message) -> Message:
         """After a denial the card stays only for the reselection window, and the display says so."""
-        window = self.config.timeouts.reselect
-        ends = self.now() + timedelta(seconds=window)
+        ends = self.now() + timedelta(seconds=(window := self.config.timeouts.reselect))
         self.state_deadline = min(self.state_deadline, ends) if self.state_deadline else ends
         return replace(denial, note=Message("reselect", {"seconds": window}))
 

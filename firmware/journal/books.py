@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from firmware.journal.commands import CommandLog
 from firmware.journal.database import Database
@@ -33,6 +33,32 @@ class MachineBooks:
         cutoff = before.isoformat()
         with self.db.atomic("journal"):
             return self.journal.prune(cutoff) + self.commands.prune(cutoff)
+
+    def apply_retention(self, now: datetime, today: date, records_days: int, card_days: int) -> None:
+        self.prune(now - timedelta(days=records_days))
+        self.forget_cards((today - timedelta(days=card_days)).isoformat())
+
+    def forget_cards(self, before_day: str) -> int:
+        """Blank the card numbers of settled vends on closed days before ``before_day``.
+
+        Only days whose settlement the issuer has acknowledged (no longer in the outbox): the
+        settlement was the last thing that needed them.
+        """
+        with self.db.atomic("journal"):
+            closed = {
+                str(day)
+                for (day,) in self.db.conn.execute(
+                    "SELECT json_extract(data, '$.day') FROM journal WHERE kind = 'day_closed'"
+                )
+            }
+            waiting = {
+                str(day)
+                for (day,) in self.db.conn.execute(
+                    "SELECT json_extract(payload, '$.day') FROM outbox WHERE stream = 'issuer'"
+                )
+            }
+            days = sorted(day for day in closed - waiting if day < before_day)
+            return self.vends.forget_cards(days)
 
     def invariant_total(self) -> int:
         """Card balances + takings + money in flight; must equal the starting total at all times."""

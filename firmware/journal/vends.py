@@ -66,6 +66,16 @@ class VendLedger:
         ).fetchall()
         return [(uid, int(amount), int(count)) for uid, amount, count in rows]
 
+    def forget_cards(self, days: list[str]) -> int:
+        """Card numbers of settled vends on these days become '' (the row, its money and product stay)."""
+        forgotten = 0
+        for day in days:
+            cursor = self.db.conn.execute(
+                "UPDATE vends SET uid = '' WHERE local_day = ? AND status != 'debited' AND uid != ''", (day,)
+            )
+            forgotten += cursor.rowcount
+        return forgotten
+
     def trading_days(self) -> list[str]:
         """Every local day with a vend, in order (each needs its day_closed settlement)."""
         return [str(row[0]) for row in self.db.conn.execute("SELECT DISTINCT local_day FROM vends ORDER BY local_day")]
