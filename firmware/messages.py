@@ -46,6 +46,12 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Over the daily limit set by a guardian: NT${limit} (spent today NT${spent})",
     ),
     "denied.guardian_blocked": ("家長已限制購買此類商品", "A guardian has blocked this kind of product"),
+    "privacy": (
+        "隱私說明：本機不記錄姓名；廠商只看到每次購買的代號，看不到卡號，發卡機構只收到每日金額。"
+        "查詢或刪除個人資料，請洽學校：{contact}",
+        "Privacy: this machine keeps no names; the vendor sees a one-visit code, never your card number, and "
+        "the card issuer gets daily totals only. To see or delete your data, ask the school: {contact}",
+    ),
 }
 
 CATEGORY_NAMES: dict[str, tuple[str, str]] = {

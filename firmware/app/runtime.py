@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Literal
 
 from firmware.app.commands import CommandProcessor
+from firmware.controller.notices import privacy_notice
 from firmware.controller.session import Controller
 from firmware.domain import CardTap
 from firmware.identity.keys import TermKeyring
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 READER_FAULT = "card reader offline"
 POLL_S = 0.2
 EventKind = Literal["tap", "reader", "line"]
-INPUT_HELP = "select SLOT | cancel | door open|close | quit"
+INPUT_HELP = "select SLOT | cancel | door open|close | privacy | quit"
 
 
 class Runtime:
@@ -111,7 +112,7 @@ class Runtime:
             self.controller.dispatch("recover")
 
     def on_line(self, line: str) -> bool:
-        """Keypad and door from input lines: `select A1`, `cancel`, `door open`, `door close`, `quit`."""
+        """Keypad and door from input lines: `select A1`, `cancel`, `door open`, `door close`, `privacy`, `quit`."""
         words = line.split()
         if not words:
             return True
@@ -125,6 +126,8 @@ class Runtime:
                 self.controller.dispatch("cancel")
             elif verb == "door" and len(words) == 2 and words[1] in ("open", "close"):
                 self.controller.dispatch(f"door_{words[1]}")
+            elif verb == "privacy":  # the notice button: who learns what, and whom to ask
+                self.controller.show(privacy_notice(self.controller.config))
             else:
                 log.warning("unknown input line %r (%s)", line, INPUT_HELP)
         except Exception as exc:  # noqa: BLE001 - a bad keypress must not stop the machine

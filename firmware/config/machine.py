@@ -34,6 +34,8 @@ def parse_hhmm(value: object) -> time:
 class School(Strict):
     code: str = Field(min_length=1, max_length=16)
     level: SchoolLevel
+    # who answers data-protection requests, shown by the privacy notice (the school, never the vendor)
+    privacy_contact: str = Field(default="the school office (學校教務處)", min_length=1, max_length=120)
 
 
 class Lockout(Strict):

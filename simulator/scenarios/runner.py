@@ -11,6 +11,7 @@ from typing import Any
 
 from firmware import crashpoints
 from firmware.app.assembly import Machine, ReporterFactory, build_machine
+from firmware.controller.notices import privacy_notice
 from firmware.controller.records import Hardware
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, VirtualReader
 from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration
@@ -97,6 +98,7 @@ class ScenarioRunner:
             "fault": self._do_fault,
             "recover": self._do_recover,
             "note": self._do_note,
+            "privacy": self._do_privacy,
             "power": self._do_power,
             "expect": self._do_expect,
         }
@@ -220,6 +222,9 @@ class ScenarioRunner:
 
     def _do_recover(self, step: Step) -> None:
         self.machine.controller.dispatch("recover")
+
+    def _do_privacy(self, step: Step) -> None:
+        self.machine.controller.show(privacy_notice(self.machine.controller.config))
 
     def _do_note(self, step: Step) -> None:
         self._on_event(self.clock.now(), "note", {"text": step.value})

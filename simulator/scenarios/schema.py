@@ -110,6 +110,7 @@ STEP_TYPES: dict[str, Any] = {
     "broker": Literal["down", "up"],
     "backend": Literal["down", "up"],
     "note": str,
+    "privacy": Literal[True],
 }
 _ADAPTERS = {
     name: TypeAdapter(kind, config=ConfigDict(strict=True))

@@ -23,7 +23,7 @@ def test_run_passes_and_prints_one_line_per_event_then_a_summary():
     lines = out.stdout.splitlines()
     assert lines[0].startswith("2026-03-02T07:30:00+08:00  power_on")
     assert lines[-1].startswith("summary: sales 5, revenue NT$105")
-    assert "26 passed, 0 failed" in lines[-1]
+    assert "28 passed, 0 failed" in lines[-1]
 
 
 def test_json_lines_have_time_with_offset_and_event():
@@ -45,7 +45,7 @@ def test_a_wrong_expectation_exits_1_with_expected_and_actual(tmp_path: Path):
     )
     out = vending("run", "--script", str(wrong), "--broker", "none")
     assert out.returncode == 1
-    assert "FAILED line 13: expect balance: expected 74, got 75" in out.stdout
+    assert "FAILED line 15: expect balance: expected 74, got 75" in out.stdout
 
 
 def test_invalid_input_exits_2_with_file_line_field_reason(tmp_path: Path):
@@ -110,4 +110,4 @@ def test_run_reports_over_tls_with_a_client_certificate(tmp_path: Path, closing)
         "--ca", address.ca_file, "--cert", address.cert_file, "--cert-key", address.key_file,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    assert "26 passed, 0 failed" in out.stdout and "reports delivered" in out.stdout
+    assert "28 passed, 0 failed" in out.stdout and "reports delivered" in out.stdout

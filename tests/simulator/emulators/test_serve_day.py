@@ -138,6 +138,9 @@ def test_vending_serve_sells_through_an_emulated_pn532(tmp_path, closing):
     """The real command: `vending serve` reads an emulated PN532 through a --link path; keypad on stdin."""
     device = closing(PN532Device(tmp_path / "reader0").start())
     serve, events = start_serve(tmp_path, closing)
+    keypad(serve, "privacy")
+    notice = eventually(lambda: [e for e in events if e["event"] == "display" and e.get("key") == "privacy"])
+    assert "ask the school" in notice[0]["en"] and "請洽學校" in notice[0]["zh"]
     keypad(serve, "select A1")
     eventually(lambda: any(e["event"] == "selected" for e in events), what="selection")
     device.tap("04A1B2C3D4E5F6")
