@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
+from simulator.fleet.model import school_days
 from simulator.fleet.runner import FleetResult, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
 
@@ -35,12 +36,20 @@ def fleet(
     db: Annotated[
         str | None, typer.Option(help="The vendor backend's store: postgresql://... (default: SQLite).")
     ] = None,
+    days: Annotated[
+        int, typer.Option(min=1, max=200, help="Consecutive school days (Mon-Fri): same students, same term keys.")
+    ] = 1,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Keep every party's data here: vendor.db, issuer.db, keys/, school/, machines/ID/."),
+    ] = None,
 ) -> None:
     """Run N machines' school days against one broker and the backends; report what was delivered.
 
     Generates N machines and a realistic school day each, runs them on virtual time against one
     broker with the vendor and issuer backends consuming, and reports what happened and what was
-    delivered.
+    delivered. With --days, a term: the same students every day, the same term keys, the backends'
+    databases growing day by day; with --out, everything is kept for inspection afterwards.
     """
     import os
 
@@ -51,11 +60,17 @@ def fleet(
         raise typer.Exit(2) from None
     address = run_broker(broker, username, password, ca, cert, cert_key)
     console = Console(stderr=True)
+    result = FleetResult()
     with tempfile.TemporaryDirectory(prefix="fleet-world-") as tmp:
-        world = ReportingWorld(Path(tmp), broker, vendor_db=db, broker_address=address).start()
+        workdir = out or Path(tmp)
+        world = ReportingWorld(workdir, broker, vendor_db=db, broker_address=address).start()
         try:
+            if out is not None:
+                write_roster(out / "school" / "roster.csv", machines, the_day, students, seed)
+            # a machine keeps its state dir (its sequence numbers, balances, books) from day to day
+            machines_dir = workdir / "machines" if out is not None or days > 1 else None
             with Progress(
-                TextColumn("machines"),
+                TextColumn("{task.fields[day]}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
@@ -63,23 +78,47 @@ def fleet(
                 console=console,
                 disable=as_json,
             ) as bar:
-                task = bar.add_task("fleet", total=machines, sales=0)
-                result = run_fleet(
-                    machines,
-                    the_day,
-                    students,
-                    seed,
-                    world.broker_access(),
-                    processes or os.cpu_count() or 1,
-                    world.keys.directory,
-                    progress=lambda r: bar.update(task, completed=r.machines, sales=r.sales),
-                )
+                for one_day in school_days(days, the_day):
+                    task = bar.add_task("fleet", total=machines, sales=0, day=one_day.isoformat())
+                    today = run_fleet(
+                        machines,
+                        one_day,
+                        students,
+                        seed,
+                        world.broker_access(),
+                        processes or os.cpu_count() or 1,
+                        world.keys.directory,
+                        progress=lambda r, task=task: bar.update(task, completed=r.machines, sales=r.sales),
+                        term_start=the_day,
+                        keep=machines_dir,
+                    )
+                    result.absorb(today)
             _collect_delivery(world, result)
         finally:
             world.stop()
     _report(result, as_json)
     lost = result.reports - result.delivered + result.settlements - result.settlements_delivered
     raise typer.Exit(0 if lost == 0 else 1)
+
+
+def write_roster(path: Path, machines: int, first_day: date, students: int, seed: int) -> None:
+    """What only the school knows: which card is whose (here: which machine's school, which profile)."""
+    import csv
+
+    from firmware.config.catalog import load_catalog
+    from simulator.fleet.model import plan_machine
+    from simulator.fleet.runner import CATALOG
+
+    prices = {pid: product.price for pid, product in load_catalog(CATALOG).products.items()}
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["school", "machine", "card_uid", "profile"])
+        for index in range(machines):
+            plan = plan_machine(index, first_day, students, seed, prices)
+            for card in plan.cards:
+                writer.writerow([plan.config["school"]["code"], plan.machine_id, card.uid, card.profile])
+    path.chmod(0o600)
 
 
 def _collect_delivery(world: ReportingWorld, result: FleetResult, timeout: float = 120.0) -> None:
@@ -103,7 +142,7 @@ def _report(result: FleetResult, as_json: bool) -> None:
             )
         )
         return
-    table = Table(title="Fleet: one school day")
+    table = Table(title="Fleet: one school day" if result.days == 1 else f"Fleet: {result.days} school days")
     table.add_column("what")
     table.add_column("value", justify="right")
     rows: list[tuple[str, int | str]] = [

@@ -132,3 +132,14 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: dict
             )
     visits.sort(key=lambda v: (v.at, v.uid))
     return MachinePlan(machine_id, day, config, cards, visits)
+
+
+def school_days(count: int, first: date) -> list[date]:
+    """``count`` consecutive school days (Mon-Fri) from ``first`` (skipped forward if a weekend)."""
+    days: list[date] = []
+    day = first
+    while len(days) < count:
+        if day.weekday() < 5:
+            days.append(day)
+        day += timedelta(days=1)
+    return days

@@ -29,6 +29,7 @@ PARALLEL_DRAINS = 16
 
 @dataclass
 class FleetResult(SalesTally):
+    days: int = 0
     machines: int = 0
     visits: int = 0
     reports: int = 0
@@ -46,9 +47,19 @@ class FleetResult(SalesTally):
         self.reports += stats.reports
         self.settlements += stats.settlements
 
+    def absorb(self, other: FleetResult) -> None:
+        """Add another day's run of the same fleet (a term is the sum of its days)."""
+        self.add(other)
+        for name in ("days", "visits", "reports", "settlements", "delivered", "settlements_delivered", "duplicates"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.machines = max(self.machines, other.machines)
+        self.wall_s += other.wall_s
+        self.peak_rss_mb = max(self.peak_rss_mb, other.peak_rss_mb)
+
     def outcome(self) -> dict[str, Any]:
         """Everything but timing: what the same seed must reproduce."""
         return {
+            "days": self.days,
             "machines": self.machines,
             "visits": self.visits,
             "sales": self.sales,
@@ -73,6 +84,8 @@ def _worker(
     access: BrokerAccess,
     keys_dir: str,
     results: Any,
+    term_start: date | None = None,
+    keep_state: bool = False,
 ) -> None:
     """A worker process: simulate each machine, then drain outboxes a few at a time, overlapping the next day."""
     catalog = load_catalog(CATALOG)
@@ -85,13 +98,14 @@ def _worker(
         publisher.flush(120)
         stats.undelivered = publisher.depth()
         publisher.stop()
-        shutil.rmtree(state_dir, ignore_errors=True)
+        if not keep_state:
+            shutil.rmtree(state_dir, ignore_errors=True)
         results.put(stats)
 
     for index in indexes:
         plan = plan_machine(index, day, students, seed, prices)
         state_dir = Path(root) / plan.machine_id
-        stats = simulate_day(plan, catalog, state_dir, keys)
+        stats = simulate_day(plan, catalog, state_dir, keys, term_start)
         draining.append((drain(plan, state_dir, access.machine(plan.machine_id), keys), stats, state_dir))
         if len(draining) >= PARALLEL_DRAINS:
             finish_one()
@@ -110,11 +124,20 @@ def run_fleet(
     keys_dir: Path,
     progress: Any = None,
     state_root: Path | None = None,
+    term_start: date | None = None,
+    keep: Path | None = None,
 ) -> FleetResult:
-    """Simulate and drain every machine; the caller owns the broker and the backends."""
-    result = FleetResult()
+    """Simulate and drain every machine; the caller owns the broker and the backends.
+
+    ``term_start``: the day the term began (its term keys are the school's, kept with the keys);
+    ``keep``: keep each machine's state dir (``machine.db``) under this directory, where a later day
+    of the same term finds it again (a machine's sequence numbers and books continue).
+    """
+    result = FleetResult(days=1)
     started = time.perf_counter()
-    root = Path(tempfile.mkdtemp(prefix="fleet-", dir=state_root or _fast_tmp()))
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    root = keep or Path(tempfile.mkdtemp(prefix="fleet-", dir=state_root or _fast_tmp()))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
     processes = max(1, min(processes, machines))
@@ -130,6 +153,8 @@ def run_fleet(
                 access,
                 str(keys_dir),
                 results,
+                term_start,
+                keep is not None,
             ),
             daemon=True,
         )
@@ -154,7 +179,8 @@ def run_fleet(
             progress(result)
     for worker in workers:
         worker.join(timeout=30)
-    shutil.rmtree(root, ignore_errors=True)
+    if keep is None:
+        shutil.rmtree(root, ignore_errors=True)
     result.wall_s = time.perf_counter() - started
     result.peak_rss_mb = rss_kb / 1024
     return result

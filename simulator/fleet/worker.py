@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from simulator.dev_keys import DevKeys
 from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan
 from simulator.hardware.virtual import VirtualClock, VirtualDispenser
 from simulator.tally import SalesTally
-from simulator.term_keys import simulation_term_key
+from simulator.term_keys import share_term_key
 
 DAY_END = time(18, 0)
 
@@ -42,8 +42,14 @@ class MachineStats(SalesTally):
     undelivered: int = 0  # outbox rows left when the run ended
 
 
-def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, keys: DevKeys) -> MachineStats:
-    """Run every visit through the real controller, journal and outbox; no network here."""
+def simulate_day(
+    plan: MachinePlan, catalog: Catalog, state_dir: Path, keys: DevKeys, term_start: date | None = None
+) -> MachineStats:
+    """Run every visit through the real controller, journal and outbox; no network here.
+
+    The machine's term key is the school's (kept with the run's keys, ``school_term_dir``), so every
+    day of a term started on ``term_start`` pseudonymises under the same key.
+    """
     config = MachineConfig.model_validate(plan.config)
     setup = MachineSetup(config, catalog, state_dir / "machine.yaml")
     day = plan.day
@@ -54,15 +60,17 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, keys: Dev
     def reporter(setup: MachineSetup, books: Any) -> MqttReporter:
         return reporter_for(setup, books, keys.seal_public, keys.machine(plan.machine_id))
 
-    simulation_term_key(state_dir, day, "fleet")
+    share_term_key(school_term_dir(keys, plan.machine_id), state_dir, term_start or day, "fleet")
     machine = build_machine(
         setup, state_dir, Hardware(clock, NullDisplay(), dispenser), reporter=reporter, events=stats.on_event
     )
     with machine.db.atomic("journal"):
         for card in plan.cards:
-            machine.books.wallet.issue(card.uid, card.profile, card.balance)
+            if machine.books.wallet.lookup(card.uid) is None:  # a later day of a term: the card is known
+                machine.books.wallet.issue(card.uid, card.profile, card.balance)
     controller = machine.controller
     controller.start()
+    sent_before = {stream: machine.db.counter(f"seq:{stream}") for stream in ("vendor", "issuer")}  # earlier days
 
     def advance(moment: datetime) -> None:
         while (deadline := controller.next_deadline) is not None and deadline <= moment:
@@ -93,10 +101,15 @@ def simulate_day(plan: MachinePlan, catalog: Catalog, state_dir: Path, keys: Dev
             controller.dispatch("cancel")  # refused and gave up
     advance(datetime.combine(day, DAY_END, tzinfo=ZONE))
     controller.close_day(day.isoformat())
-    stats.reports = machine.db.counter("seq:vendor")
-    stats.settlements = machine.db.counter("seq:issuer")
+    stats.reports = machine.db.counter("seq:vendor") - sent_before["vendor"]
+    stats.settlements = machine.db.counter("seq:issuer") - sent_before["issuer"]
     machine.db.close()
     return stats
+
+
+def school_term_dir(keys: DevKeys, machine_id: str) -> Path:
+    """Where the school keeps a machine's term key in a simulated run: beside every party's keys."""
+    return keys.directory / "school" / "terms" / machine_id
 
 
 def restock(controller: Any, dispenser: VirtualDispenser, config: MachineConfig) -> None:

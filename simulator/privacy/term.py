@@ -19,21 +19,19 @@ import json
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from firmware.config.catalog import load_catalog
-from firmware.identity.keys import key_path, read_key
+from firmware.identity.keys import read_key
 from firmware.journal.outbox import Outbox
 from firmware.reporting.sealed import open_settlement
 from simulator.dev_keys import DevKeys
-from simulator.fleet.model import plan_machine
+from simulator.fleet.model import plan_machine, school_days
 from simulator.fleet.runner import CATALOG
-from simulator.fleet.worker import simulate_day
+from simulator.fleet.worker import school_term_dir, simulate_day
 from simulator.privacy.attack import IssuerDay, Sale
-from simulator.term_keys import simulation_term_key
 
 FIRST_DAY = date(2026, 3, 2)  # a Monday
 DESIGNS = {"visit": "visit", "day": "day", "term": "term"}  # design -> the attack's token scope
@@ -44,16 +42,6 @@ class TermViews:
     sales: list[Sale] = field(default_factory=list)
     issuer: dict[str, IssuerDay] = field(default_factory=dict)
     batches: list[int] = field(default_factory=list)  # sales per release batch, when the machine batches
-
-
-def school_days(count: int, first: date = FIRST_DAY) -> Iterator[date]:
-    """Mon-Fri, consecutive."""
-    day = first
-    while count:
-        if day.weekday() < 5:
-            yield day
-            count -= 1
-        day += timedelta(days=1)
 
 
 def _rebuilt_tokens(db: Path, design: str, key: bytes) -> dict[str, str]:
@@ -103,16 +91,13 @@ def term_views(
     with tempfile.TemporaryDirectory(prefix="term-") as tmp:
         root = keep or Path(tmp)
         keys = DevKeys(Path(tmp) / "keys")
-        term_dir = Path(tmp) / "term"
-        simulation_term_key(term_dir, FIRST_DAY, "term")
-        key = read_key(term_dir).key
-        for day in school_days(days):
+        key = b""
+        for day in school_days(days, FIRST_DAY):
             plan = plan_machine(0, day, students, seed, prices)
             plan.config["settlement"] = settlement
             state_dir = root / day.isoformat()
-            state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            shutil.copy2(key_path(term_dir), key_path(state_dir))  # one term, one key
-            simulate_day(plan, catalog, state_dir, keys)
+            simulate_day(plan, catalog, state_dir, keys, term_start=FIRST_DAY)  # one term, one key
+            key = key or read_key(school_term_dir(keys, plan.machine_id)).key
             read_day(state_dir / "machine.db", keys, plan.machine_id, views, design, key)
             if keep is None:
                 shutil.rmtree(state_dir)

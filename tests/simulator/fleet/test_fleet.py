@@ -45,3 +45,45 @@ def test_fleet_outcome_is_independent_of_processes_and_delivers_everything(tmp_p
         outcomes.append(result.outcome())
     assert result.sales > 0 and result.denials
     assert outcomes[0] == outcomes[1]
+
+
+def test_a_term_keeps_its_students_keys_and_sequence_numbers_and_every_party_s_data(tmp_path) -> None:
+    """`vending fleet --days 3 --out DIR`: three school days of the same machines, nothing lost, all kept."""
+    import csv
+    import json
+    import sqlite3
+    import stat
+    import subprocess
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "term"
+    run = subprocess.run(
+        [str(ROOT / ".venv/bin/vending"), "fleet", "--machines", "2", "--students", "60", "--days", "3"]
+        + ["--day", "2026-03-06", "--out", str(out), "--json"],  # a Friday: the term runs Fri, Mon, Tue
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout)
+    assert figures["days"] == 3 and figures["settlements"] == figures["settlements_delivered"] == 6
+    assert figures["reports"] == figures["delivered"] > 0 and figures["duplicates"] == 0
+
+    with sqlite3.connect(out / "issuer.db") as issuer:
+        days = {day for (day,) in issuer.execute("SELECT DISTINCT day FROM settlement_days")}
+    assert days == {"2026-03-06", "2026-03-09", "2026-03-10"}, "Mon-Fri only"
+    with sqlite3.connect(out / "vendor.db") as vendor:
+        seqs = vendor.execute("SELECT machine, MIN(seq), MAX(seq), COUNT(*) FROM reports GROUP BY machine").fetchall()
+    assert all(low == 1 and high == count for _, low, high, count in seqs), "each machine's seq runs on across days"
+
+    roster = list(csv.DictReader((out / "school" / "roster.csv").open()))
+    assert stat.S_IMODE((out / "school" / "roster.csv").stat().st_mode) == 0o600
+    machines = {row["machine"] for row in roster}
+    assert len(machines) == 2 and sum(row["profile"] == "student" for row in roster) == 120
+    for machine in machines:
+        with sqlite3.connect(out / "machines" / machine / "machine.db") as db:
+            known = {uid for (uid,) in db.execute("SELECT uid FROM cards")}
+        school_cards = {row["card_uid"] for row in roster if row["machine"] == machine}
+        assert school_cards <= known, "the machine knows the school's cards: the same students every day"
+        assert (out / "keys" / "school" / "terms" / machine / "term_key.json").exists(), "the school's term key"
