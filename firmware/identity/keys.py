@@ -65,6 +65,26 @@ def read_key(state_dir: Path) -> TermKey:
     return found
 
 
+def retire_key(state_dir: Path, term: str) -> Path:
+    """End a term for good: overwrite the key file's bytes, flush them, then unlink it.
+
+    With the key gone, nobody -- the school included -- can derive that term's pseudonyms from a card
+    again, so the vendor's records of the term can no longer be tied to anyone. Refuses a key of
+    another term: retiring the wrong term would silently break the current one.
+    """
+    path = key_path(state_dir)
+    current = read_key(state_dir)
+    if current.term != term:
+        raise TermKeyError(f"{path} holds term {current.term!r}, not {term!r}; nothing retired")
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.write(secrets.token_bytes(size))
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.unlink()
+    return path
+
+
 def load_key(state_dir: Path) -> Pseudonymizer:
     """The pseudonymizer of the term key in ``state_dir`` (validity is the keyring's business)."""
     term_key = read_key(state_dir)

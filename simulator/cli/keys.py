@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from firmware.errors import VendingError
-from firmware.identity.keys import key_path, read_key, write_key
+from firmware.identity.keys import key_path, read_key, retire_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
 from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
@@ -63,6 +63,23 @@ def keys_rotate(
     except VendingError as exc:
         fail(exc)
     typer.echo(f"rotated term key {old} -> {term}, valid until {valid_until}")
+
+
+@keys_app.command("retire")
+def keys_retire(
+    state_dir: StateDir,
+    term: Annotated[str, typer.Option(help="The term that ended; must be the key file's term.")],
+) -> None:
+    """End a term: destroy its key, so nobody can tie that term's pseudonyms to cards again.
+
+    The key file is overwritten and removed. A machine on this state dir needs a new term
+    (`vending keys init` or `rotate`) before it sells again.
+    """
+    try:
+        path = retire_key(state_dir, term)
+    except VendingError as exc:
+        fail(exc)
+    typer.echo(f"retired term {term}: {path} overwritten and removed")
 
 
 @keys_app.command("party")

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from firmware.app.runtime import Runtime
-from firmware.identity.keys import TermKeyError, TermKeyring, key_path, load_key, write_key
+from firmware.identity.keys import TermKeyError, TermKeyring, key_path, load_key, read_key, write_key
 from firmware.identity.secretfile import SecretFileError
 from firmware.journal.database import Database
 from simulator.cli import app
@@ -114,3 +114,25 @@ def test_keys_commands_refuse_to_overwrite_without_force(tmp_path: Path) -> None
     assert (tmp_path / "issuer.key").read_bytes() == private and (tmp_path / "issuer-seal.key").read_bytes() == sealing
     bad_date = cli.invoke(app, [*init[:-1], "end of term", "--force"])
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.stderr
+
+
+def test_retiring_a_term_destroys_its_key_and_nothing_on_the_machine_can_link_its_pseudonyms(
+    tmp_path: Path, closing
+) -> None:
+    runner = closing(scenario_runner(tmp_path))
+    runner.run()  # a morning of sales under the term key
+    state = tmp_path / "machine"
+    key = read_key(state)
+    cli = CliRunner()
+    wrong = cli.invoke(app, ["keys", "retire", "--state-dir", str(state), "--term", "not-this-one"])
+    assert wrong.exit_code == 2 and f"holds term {key.term!r}" in wrong.output and key_path(state).exists()
+
+    retired = cli.invoke(app, ["keys", "retire", "--state-dir", str(state), "--term", key.term])
+    assert retired.exit_code == 0, retired.output
+    assert not key_path(state).exists()
+    with pytest.raises(TermKeyError, match="no term key"):
+        load_key(state)
+    for path in state.rglob("*"):  # the machine never kept a copy: its database, WAL, anything
+        if path.is_file():
+            data = path.read_bytes()
+            assert key.key not in data and key.key.hex().encode() not in data, f"the term key survives in {path}"
