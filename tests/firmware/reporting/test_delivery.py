@@ -70,13 +70,21 @@ def publish_command(world: ReportingWorld, machine: str, name: str, payload: byt
 def run_command(world: ReportingWorld, runner: ScenarioRunner, name: str, payload: bytes) -> dict:
     machine = runner.machine.controller.config.id
     before = vendor_store(world).count("cmd-result")
-    publish_command(world, machine, name, payload)
 
     def answered() -> bool:
         for hook in runner.after_step:  # the runner applies commands between steps, on the controller's thread
             hook()
         return vendor_store(world).count("cmd-result") > before
 
+    # as an operator's tool does: at least once on the wire (the embedded broker may drop a QoS 1
+    # message under load), the same message again; the machine applies a repeated command id once
+    for _attempt in range(4):
+        publish_command(world, machine, name, payload)
+        try:
+            eventually(answered, timeout=5.0, what="cmd-result")
+            break
+        except AssertionError:
+            continue
     eventually(answered, what="cmd-result")
     row = vendor_store(world).execute("SELECT payload FROM reports WHERE kind = 'cmd-result' ORDER BY seq DESC")
     answer: dict = json.loads(row[0][0])

@@ -60,7 +60,7 @@ def test_a_term_keeps_its_students_keys_and_sequence_numbers_and_every_party_s_d
     out = tmp_path / "term"
     run = subprocess.run(
         [str(ROOT / ".venv/bin/vending"), "fleet", "--machines", "2", "--students", "60", "--days", "3"]
-        + ["--day", "2026-03-06", "--out", str(out), "--json"],  # a Friday: the term runs Fri, Mon, Tue
+        + ["--day", "2026-03-06", "--out", str(out), "--processes", "1", "--json"],  # Friday: Fri, Mon, Tue
         capture_output=True,
         text=True,
         timeout=300,
