@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -53,3 +54,28 @@ def attack(
         cells = [f"{a['share']:.1%} ({a['pinned']}/{a['buying_cards']})" for a in run["after"]]
         table.add_row(run["settlement"], run["design"], *cells)
     Console(width=120).print(table)
+
+
+@privacy_app.command("manifest")
+def manifest_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as one JSON object.")] = False,
+    write: Annotated[
+        Path | None, typer.Option(help="Replace the manifest section between the markers in this Markdown file.")
+    ] = None,
+) -> None:
+    """What each party receives, field by field, with retention and legal basis, from the message schemas."""
+    from simulator.cli.exits import fail
+    from simulator.privacy.manifest import manifest, markdown
+    from simulator.privacy.manifest import write as write_doc
+
+    try:
+        document = manifest()
+    except ValueError as exc:
+        fail(exc)
+    if write is not None:
+        write_doc(write, document)
+        typer.echo(f"wrote the manifest into {write}")
+    elif as_json:
+        typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        typer.echo(markdown(document))

@@ -1,0 +1,85 @@
+"""The privacy manifest: what each party receives, field by field, generated from the message schemas.
+
+Every field's meaning is the ``description`` of its property in docs/asyncapi.yaml (the same schemas
+the backends validate against), so a field cannot be published without being explained: a property
+without a description stops the generator. Retention and legal basis are per party. The Markdown goes
+between the markers in docs/privacy.md (``vending privacy manifest --write docs/privacy.md``), and a
+test checks that it is current and that every field of every message of the demo day is in it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BEGIN = "<!-- simulator/privacy/manifest.py: begin -->"
+END = "<!-- simulator/privacy/manifest.py: end -->"
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
+
+# party -> (what it is, retention, proposed legal basis, message kinds it receives)
+PARTIES: dict[str, dict[str, Any]] = {
+    "vendor": {
+        "who": "the operator: runs stock and prices, receives reports over MQTT",
+        "retention": "as long as its backend keeps them (no purge built yet); pseudonyms name single visits",
+        "legal_basis": "the vending contract with the school (PDPA art. 19 para. 1 subpara. 2; GDPR art. 6(1)(b))",
+        "kinds": ["sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat"],
+    },
+    "issuer": {
+        "who": "the card issuer: holds the money, receives sealed settlements",
+        "retention": "as long as its backend keeps them (no purge built yet)",
+        "legal_basis": "the stored-value card contract with the card holder (PDPA art. 19 para. 1 subpara. 2; "
+        "GDPR art. 6(1)(b))",
+        "kinds": ["settlement", "settlement-document"],
+    },
+    "school": {
+        "who": "the school: the only party that knows who holds which card; receives nothing from the machine",
+        "retention": "the roster while a student is enrolled; a term key until `vending keys retire`",
+        "legal_basis": "the school's statutory duties (PDPA art. 15; GDPR art. 6(1)(e)); to be confirmed by the "
+        "school's data-protection officer, as are the other two",
+        "kinds": [],
+    },
+}
+
+
+def _fields(schema: dict[str, Any], kind: str) -> dict[str, str]:
+    """Field -> description; the variants of a ``oneOf`` are merged (settlement-document)."""
+    variants = schema.get("oneOf", [schema])
+    found: dict[str, str] = {}
+    for variant in variants:
+        for name, prop in variant["properties"].items():
+            description = prop.get("description")
+            if not description:
+                raise ValueError(f"docs/asyncapi.yaml: {kind}.{name} has no description: say what it is for")
+            found.setdefault(name, " ".join(str(description).split()))
+    return found
+
+
+def manifest(spec: Path = SPEC) -> dict[str, Any]:
+    schemas = yaml.safe_load(spec.read_text())["components"]["schemas"]
+    parties = {}
+    for party, facts in PARTIES.items():
+        messages = {kind: _fields(schemas[kind], kind) for kind in facts["kinds"]}
+        parties[party] = {key: value for key, value in facts.items() if key != "kinds"} | {"messages": messages}
+    return {"source": "docs/asyncapi.yaml", "parties": parties}
+
+
+def markdown(document: dict[str, Any]) -> str:
+    lines: list[str] = []
+    for party, facts in document["parties"].items():
+        who = str(facts["who"])
+        lines += [f"### {party.capitalize()}", "", f"{who[0].upper()}{who[1:]}.", ""]
+        lines += [f"- **Retention:** {facts['retention']}.", f"- **Legal basis (proposed):** {facts['legal_basis']}."]
+        for kind, fields in facts["messages"].items():
+            lines += ["", f"#### {party.capitalize()}: `{kind}`", "", "| field | what it is for |", "|---|---|"]
+            lines += [f"| {name} | {meaning.replace('|', '/')} |" for name, meaning in fields.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write(doc: Path, document: dict[str, Any]) -> None:
+    text = doc.read_text()
+    before, rest = text.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    doc.write_text(f"{before}{BEGIN}\n{markdown(document)}{END}{after}")
