@@ -40,6 +40,8 @@ CREATE OR REPLACE VIEW denials AS
 class PostgresReportStore(StoreQueries):
     """``ReportStore`` on PostgreSQL; ``execute`` takes SQLite-style ``?`` placeholders for shared callers."""
 
+    day_of_report = "substr(COALESCE(payload->>'time', payload->>'day', ''), 1, 10)"
+
     def __init__(self, dsn: str, schema: str = VENDOR_SCHEMA_PG) -> None:
         import psycopg
 

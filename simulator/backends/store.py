@@ -98,6 +98,8 @@ class StoreQueries:
 
     conflicts: list[tuple[str, int]]  # a different report at a stored (machine, seq): an incident
     duplicates: int  # redeliveries seen and ignored (at-least-once on the wire)
+    # a report's local day, from its time or day field (each store spells JSON access its own way)
+    day_of_report = "substr(COALESCE(json_extract(payload, '$.time'), json_extract(payload, '$.day'), ''), 1, 10)"
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -123,6 +125,28 @@ class StoreQueries:
             self.conflicts.append((report.machine, report.seq))
         else:
             self.duplicates += 1
+
+    def purge(self, before_day: str) -> int:
+        """Forget the reports of days before ``before_day`` (a retention period); returns how many.
+
+        The row stays as a tombstone -- (machine, seq, digest), kind ``purged``, payload ``{}`` -- so
+        a late redelivery is still recognised as one and a different report at that seq is still a
+        conflict: forgetting never lets an old seq be stored again. Settlement lines of those days
+        go too where the store has them (the issuer's).
+        """
+        purged = self.execute(
+            f"UPDATE reports SET kind = 'purged', payload = '{{}}', signature = '' "
+            f"WHERE kind != 'purged' AND {self.day_of_report} < ? RETURNING seq",
+            (before_day,),
+        )
+        if self._has_settlements():
+            self.execute("DELETE FROM settlements WHERE day < ?", (before_day,))
+            self.execute("DELETE FROM settlement_days WHERE day < ?", (before_day,))
+        return len(purged)
+
+    def _has_settlements(self) -> bool:
+        """Whether this store keeps settlement lines (the issuer's schema)."""
+        return False
 
     def take_conflicts(self) -> list[tuple[str, int]]:
         """(machine, seq) of reports refused since the last call: a different report at a stored seq."""
@@ -204,6 +228,9 @@ class SqliteReportStore(StoreQueries):
             acked += 1
         self.conn.execute("INSERT OR REPLACE INTO acked (machine, seq) VALUES (?, ?)", (machine, acked))
         return acked
+
+    def _has_settlements(self) -> bool:
+        return bool(self.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settlements'"))
 
     def upsert_machine(self, machine: str, state: str, last_heartbeat: str | None, outbox: int | None) -> None:
         self.execute(

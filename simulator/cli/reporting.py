@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -23,11 +24,25 @@ Machines = Annotated[
 ]
 
 
-def _serve_forever(service: object) -> None:
+PURGE_EVERY_S = 3600.0
+RetentionDays = Annotated[
+    int | None,
+    typer.Option(min=1, help="Forget reports (and settlement lines) older than this many days; hourly."),
+]
+
+
+def _serve_forever(service: object, retention_days: int | None = None) -> None:
+    """Run until SIGINT/SIGTERM; with a retention period, purge at start and then every hour."""
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
+    while True:
+        if retention_days is not None:
+            cutoff = (datetime.now(UTC).date() - timedelta(days=retention_days)).isoformat()
+            purged = service.store.purge(cutoff)  # type: ignore[attr-defined]
+            typer.echo(f"retention: forgot {purged} report(s) from before {cutoff}")
+        if stop.wait(PURGE_EVERY_S):
+            break
     service.stop()  # type: ignore[attr-defined]
 
 
@@ -65,6 +80,7 @@ def backend_vendor(
     ca: CaFile = None,
     cert: CertFile = None,
     cert_key: CertKey = None,
+    retention_days: RetentionDays = 180,
 ) -> None:
     """Store sales, denials, stock and alerts once each, signed by an enrolled machine, and ack them signed.
 
@@ -83,7 +99,7 @@ def backend_vendor(
     identity = _identity("vendor", key)
     service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared).start()
     typer.echo(f"vendor backend on {address}, storing in {db}; Ctrl-C to stop")
-    _serve_forever(service)
+    _serve_forever(service, retention_days)
 
 
 @vendor_app.command("report")
@@ -126,6 +142,7 @@ def backend_issuer(
     ca: CaFile = None,
     cert: CertFile = None,
     cert_key: CertKey = None,
+    retention_days: RetentionDays = None,
 ) -> None:
     """Open sealed settlements, check the machine's signature inside, store and acknowledge them."""
     from simulator.backends.issuer import IssuerBackend
@@ -138,4 +155,4 @@ def backend_issuer(
         fail(exc)
     service = IssuerBackend(address, db, seal, identity, Enrolment(machines)).start()
     typer.echo(f"issuer backend on {address}, storing in {db}; Ctrl-C to stop")
-    _serve_forever(service)
+    _serve_forever(service, retention_days)

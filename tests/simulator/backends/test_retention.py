@@ -1,0 +1,39 @@
+"""Backend retention: old reports are forgotten, yet a late redelivery of one is never stored again."""
+
+from __future__ import annotations
+
+import json
+
+from firmware.reporting.signed import canonical, sign_text
+from tests.support.reporting import attached_runner, sell
+
+
+def test_purged_reports_leave_tombstones_that_still_catch_redeliveries_and_conflicts(world, capture, tmp_path):
+    with attached_runner(world, tmp_path) as runner:
+        sell(runner, "A1", "amy")
+        sell(runner, "A3", "ben")
+    # leaving the run closes the trading day (its settlement) and drains the outbox
+    vendor, issuer = world.vendor, world.issuer
+    assert vendor is not None and issuer is not None
+    stored = vendor.store.count()
+    assert vendor.store.count("sale") == 2 and issuer.store.execute("SELECT COUNT(*) FROM settlements")[0][0] == 2
+
+    assert vendor.store.purge("2026-03-02") == 0, "nothing is older than the cutoff"
+    assert vendor.store.purge("2026-03-03") == stored
+    assert vendor.store.execute("SELECT COUNT(*) FROM sales")[0][0] == 0
+    assert vendor.store.execute("SELECT DISTINCT payload FROM reports") == [("{}",)], "no pseudonym, product or time"
+    assert issuer.store.purge("2026-03-03") == 1
+    assert issuer.store.execute("SELECT COUNT(*) FROM settlements")[0][0] == 0
+
+    duplicates = vendor.store.duplicates
+    sales = [(topic, raw) for topic, raw, _ in capture.messages if topic.endswith("/sale")]
+    for topic, raw in sales:  # the machine resends after a long outage: at-least-once on the wire
+        vendor.receive(topic, raw)
+    assert vendor.store.count() == stored and vendor.store.count("sale") == 0, "a purged report came back"
+    assert vendor.store.duplicates > duplicates and vendor.incidents == 0
+
+    topic, raw = sales[0]
+    first = json.loads(json.loads(raw)["payload"])
+    different = sign_text(world.keys.machine(first["machine"]), canonical({**first, "price": first["price"] + 1}))
+    vendor.receive(topic, different.encode())  # genuinely signed, but not what was stored at that seq
+    assert vendor.incidents == 1 and vendor.store.count("sale") == 0, "a purged seq must not be filled again"
