@@ -55,3 +55,7 @@ def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres
         sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
         assert sales == (runner.result.sales, runner.result.sales)
         assert instances[0].store.acked(controller.config.id) == produced
+        # retention on PostgreSQL: every report of the day becomes a tombstone, the seqs stay taken
+        assert instances[0].store.purge("2026-03-03") == produced
+        assert instances[0].store.execute("SELECT COUNT(*) FROM sales")[0][0] == 0
+        assert instances[0].store.count() == produced and instances[0].store.count("purged") == produced
