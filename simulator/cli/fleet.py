@@ -106,10 +106,10 @@ def write_roster(path: Path, machines: int, first_day: date, students: int, seed
     import csv
 
     from firmware.config.catalog import load_catalog
-    from simulator.fleet.model import plan_machine
+    from simulator.fleet.model import plan_machine, price_list
     from simulator.fleet.runner import CATALOG
 
-    prices = {pid: product.price for pid, product in load_catalog(CATALOG).products.items()}
+    prices = price_list(load_catalog(CATALOG))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)

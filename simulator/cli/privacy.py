@@ -32,7 +32,7 @@ def attack(
     and 100 days (those within --days).
     """
     from simulator.cli.exits import fail
-    from simulator.privacy.report import SETTLEMENTS, measure
+    from simulator.privacy.report import SETTLEMENTS, cell, measure
     from simulator.privacy.term import DESIGNS
 
     settlements = SETTLEMENTS if settlement == "both" else (settlement,)
@@ -51,8 +51,7 @@ def attack(
     for entry in figures["runs"][0]["after"]:
         table.add_column(f"after {entry['days']} d", justify="right")
     for run in figures["runs"]:
-        cells = [f"{a['share']:.1%} ({a['pinned']}/{a['buying_cards']})" for a in run["after"]]
-        table.add_row(run["settlement"], run["design"], *cells)
+        table.add_row(run["settlement"], run["design"], *(cell(after) for after in run["after"]))
     Console(width=120).print(table)
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from firmware.config.catalog import Catalog
+
 ZONE = ZoneInfo("Asia/Taipei")
 LEVELS = ("elementary", "junior_high", "senior_high")
 SLOT_CODES = [f"{row}{col}" for row in "ABCDE" for col in (1, 2, 3)]
@@ -81,6 +83,11 @@ def _at(day: date, start: time, end: time, rng: random.Random) -> datetime:
     begin = datetime.combine(day, start, tzinfo=ZONE)
     span = (datetime.combine(day, end, tzinfo=ZONE) - begin).total_seconds()
     return begin + timedelta(seconds=int(rng.random() * span))
+
+
+def price_list(catalog: Catalog) -> dict[str, int]:
+    """Product id -> catalog price: what ``plan_machine`` stocks machines from."""
+    return {pid: product.price for pid, product in catalog.products.items()}
 
 
 def plan_machine(index: int, day: date, students: int, seed: int, products: dict[str, int]) -> MachinePlan:

@@ -83,13 +83,11 @@ def attack(sales: Iterable[Sale], issuer: dict[str, IssuerDay], scope: str) -> s
     """The cards the pooled records pin (see the module docstring)."""
     if scope not in SCOPES:
         raise ValueError(f"scope: expected one of {SCOPES}, got {scope!r}")
-    all_sales = list(sales)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for index, sale in enumerate(all_sales):
+    day_prices: dict[str, set[int]] = defaultdict(set)
+    for index, sale in enumerate(sales):
         token = sale.token if scope != "visit" and sale.token is not None else f"#{index}"
         groups[(token, sale.day)].append(sale.price)
-    day_prices: dict[str, set[int]] = defaultdict(set)
-    for sale in all_sales:
         day_prices[sale.day].add(sale.price)
     exact = scope != "visit"
     candidates: dict[tuple[str, str], set[str]] = {}

@@ -49,13 +49,18 @@ def measure(
     return {"days": days, "students": students, "seed": seed, "runs": runs}
 
 
+def cell(after: dict[str, Any]) -> str:
+    """One checkpoint as the tables show it: share (pinned/buying cards)."""
+    return f"{after['share']:.1%} ({after['pinned']}/{after['buying_cards']})"
+
+
 def table(figures: dict[str, Any]) -> str:
     """The Markdown table docs/privacy.md shows."""
     marks = [entry["days"] for entry in figures["runs"][0]["after"]]
     head = "| settlement | vendor pseudonyms | " + " | ".join(f"after {n} day{'s' * (n > 1)}" for n in marks) + " |"
     lines = [head, "|---|---|" + "---:|" * len(marks)]
     for run in figures["runs"]:
-        cells = [f"{a['share']:.1%} ({a['pinned']}/{a['buying_cards']})" for a in run["after"]]
+        cells = [cell(after) for after in run["after"]]
         lines.append(f"| `{run['settlement']}` | {DESIGN_NAMES[run['design']]} | " + " | ".join(cells) + " |")
     note = (
         f"\n{figures['students']} students (plus staff) at one machine, seed {figures['seed']}, "

@@ -28,7 +28,7 @@ from firmware.identity.keys import read_key
 from firmware.journal.outbox import Outbox
 from firmware.reporting.sealed import open_settlement
 from simulator.dev_keys import DevKeys
-from simulator.fleet.model import plan_machine, school_days
+from simulator.fleet.model import plan_machine, price_list, school_days
 from simulator.fleet.runner import CATALOG
 from simulator.fleet.worker import school_term_dir, simulate_day
 from simulator.privacy.attack import IssuerDay, Sale
@@ -86,7 +86,7 @@ def term_views(
     if design not in DESIGNS:
         raise ValueError(f"design: expected one of {sorted(DESIGNS)}, got {design!r}")
     catalog = load_catalog(CATALOG)
-    prices = {pid: p.price for pid, p in catalog.products.items()}
+    prices = price_list(catalog)
     views = TermViews()
     with tempfile.TemporaryDirectory(prefix="term-") as tmp:
         root = keep or Path(tmp)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import date
 
 from firmware.config.catalog import load_catalog
-from simulator.fleet.model import WINDOWS, plan_machine
+from simulator.fleet.model import WINDOWS, plan_machine, price_list
 from simulator.fleet.runner import CATALOG, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
 from tests.support.waiting import eventually
 
 DAY = date(2026, 3, 2)
-PRICES = {pid: p.price for pid, p in load_catalog(CATALOG).products.items()}
+PRICES = price_list(load_catalog(CATALOG))
 
 
 def test_same_seed_same_plan_and_another_seed_another():
