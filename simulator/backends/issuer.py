@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from firmware.identity.keyset import Enrolment
-from firmware.identity.signing import Identity
+from firmware.identity.pseudonym import normalise_uid
+from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import BrokerAddress
-from firmware.reporting.sealed import open_settlement
+from firmware.reporting.sealed import open_settlement, unseal
+from firmware.reporting.wire import WireError
 from simulator.backends.contract import check
+from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
 
@@ -31,9 +34,29 @@ class IssuerBackend(BackendService):
         identity: Identity,
         enrolment: Enrolment,
         client_id: str | None = None,
+        school: PublicKey | None = None,
     ) -> None:
-        super().__init__(address, SqliteReportStore(db, ISSUER_SCHEMA), identity, enrolment, client_id)
+        super().__init__(address, SqliteReportStore(db, ISSUER_SCHEMA), identity, enrolment, client_id, school=school)
         self._key = seal_key
+
+    def answer(self, request: PartyRequest) -> dict[str, Any]:
+        """The machine-days the sealed card settled on, with its amounts where the settlement told them.
+
+        The answer names no card: it goes back over the broker, and the school knows which card it asked for.
+        """
+        assert request.sealed is not None
+        try:
+            inside = unseal(request.sealed, self._key)
+        except Exception:  # noqa: BLE001 - a box that does not open is refused, whatever the reason
+            raise WireError("sealed: not sealed to this issuer") from None
+        uid = inside.get("uid") if isinstance(inside, dict) else None
+        if set(inside) != {"uid"} or not isinstance(uid, str) or not 4 <= len(uid) <= 40:
+            raise WireError('sealed: expected {"uid": "<card uid>"}')
+        rows = self.store.execute(
+            "SELECT machine, day, amount, count FROM settlements WHERE uid = ? ORDER BY day, machine",
+            (normalise_uid(uid),),
+        )
+        return {"days": [{"machine": m, "day": d, "amount": a, "count": c} for m, d, a, c in rows]}
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)

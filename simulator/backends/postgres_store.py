@@ -41,6 +41,7 @@ class PostgresReportStore(StoreQueries):
     """``ReportStore`` on PostgreSQL; ``execute`` takes SQLite-style ``?`` placeholders for shared callers."""
 
     day_of_report = "substr(COALESCE(payload->>'time', payload->>'day', ''), 1, 10)"
+    pseudonym_of_report = "payload->>'pseudonym'"
 
     def __init__(self, dsn: str, schema: str = VENDOR_SCHEMA_PG) -> None:
         import psycopg

@@ -19,12 +19,13 @@ from typing import Any, NamedTuple, Self
 
 from firmware import crashpoints
 from firmware.identity.keyset import Enrolment
-from firmware.identity.signing import Identity
+from firmware.identity.signing import Identity, PublicKey, TrustStore
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress, make_client
 from firmware.reporting.signed import compose_ack, open_signed
 from firmware.reporting.supervised import SupervisedThread
 from firmware.reporting.wire import WireError, sequence
+from simulator.backends.requests import PartyRequest, answer_topic, compose, read_request, request_topic
 from simulator.backends.store import Report, SqliteReportStore
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,10 @@ class BackendService:
         enrolment: Enrolment,
         client_id: str | None = None,
         shared_group: str | None = None,
+        school: PublicKey | None = None,
     ) -> None:
         self.address = address
+        self.school = TrustStore([school]) if school is not None and school.party == "school" else None
         self.store = store
         self.identity = identity
         self.enrolment = enrolment
@@ -73,7 +76,7 @@ class BackendService:
         self.errors = 0
         self.incidents = 0  # refused as hostile: every one is logged, the first INCIDENTS_PER_MINUTE stored
         self._incident_minute = (0, 0)  # (minute, rows written in it)
-        self._inbox: queue.Queue[Inbound | None] = queue.Queue()
+        self._inbox: queue.Queue[Inbound | PartyRequest | None] = queue.Queue()
         self._writer = SupervisedThread(self._write_loop, f"{self.client_id}-writer")
 
     def start(self) -> Self:
@@ -102,7 +105,10 @@ class BackendService:
         if reason_code.is_failure:
             log.warning("broker refused %s: %s", self.client_id, reason_code)
             return
-        client.subscribe([(self.subscription(topic), 1) for topic in self.subscriptions])
+        filters = [(self.subscription(topic), 1) for topic in self.subscriptions]
+        if self.school is not None:  # the school's requests about one data subject (requests.py)
+            filters.append((request_topic(self.stream), 1))
+        client.subscribe(filters)
         self.connected.set()
 
     def subscription(self, topic: str) -> str:
@@ -115,6 +121,9 @@ class BackendService:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         """Paho's thread: verify and queue only; an exception here would end the network loop."""
+        if message.topic == request_topic(self.stream):
+            self._queue_request(bytes(message.payload))
+            return
         try:
             inbound = self.verify(message.topic, bytes(message.payload[: MAX_REPORT_BYTES + 1]))
         except Exception:  # noqa: BLE001 - one bad message never stops the backend
@@ -124,6 +133,24 @@ class BackendService:
         if inbound is not None:
             self._writer.ensure_alive()  # a writer that died is restarted (and counted) before it is needed
             self._inbox.put(inbound)
+
+    def _queue_request(self, raw: bytes) -> None:
+        """A request is answered by the writer thread, in order with the reports it may be about."""
+        topic = request_topic(self.stream)
+        if self.school is None:
+            return
+        try:
+            school = self.school
+            request = read_request(raw, self.stream, lambda envelope: school.verify(envelope))
+        except WireError as exc:
+            self.incident(None, topic, str(exc), raw)
+            return
+        except Exception:  # noqa: BLE001 - one bad message never stops the backend
+            self.errors += 1
+            log.exception("dropped a request that could not be checked")
+            return
+        self._writer.ensure_alive()
+        self._inbox.put(request)
 
     def verify(self, topic: str, raw: bytes) -> Inbound | None:
         """The message if its enrolled machine signed it; otherwise None, and an incident."""
@@ -156,12 +183,20 @@ class BackendService:
             log.exception("could not store an incident")
 
     def _write_loop(self) -> None:
-        """The writer thread: a batch that fails is logged and left unacked (the machines resend it)."""
+        """The writer thread: a batch that fails is logged and left unacked (the machines resend it).
+
+        Reports are stored in batches; a school's request is answered on its own, in arrival order.
+        """
+        waiting: Inbound | PartyRequest | None = None
         while True:
-            first = self._inbox.get()
+            first = waiting if waiting is not None else self._inbox.get()
+            waiting = None
             if first is None:
                 return
-            batch = [first]
+            if isinstance(first, PartyRequest):
+                self._answer_safely(first)
+                continue
+            batch: list[Inbound] = [first]
             while len(batch) < BATCH:
                 try:
                     item = self._inbox.get_nowait()
@@ -169,6 +204,9 @@ class BackendService:
                     break
                 if item is None:
                     self._inbox.put(None)
+                    break
+                if isinstance(item, PartyRequest):
+                    waiting = item
                     break
                 batch.append(item)
             try:
@@ -193,6 +231,21 @@ class BackendService:
                 self.incident(machine, f"{self.stream} stream", f"a second, different report at stored seq {seq}")
             for machine, seq in acked.items():
                 self.ack(machine, seq)
+
+    def _answer_safely(self, request: PartyRequest) -> None:
+        """Answer one request; a request that fails is answered with an error, never half-done silently."""
+        try:
+            body = self.answer(request)
+        except Exception as exc:  # noqa: BLE001 - the requester hears why; the backend keeps serving
+            self.errors += 1
+            log.exception("could not answer request %s", request.id)
+            body = {"error": f"{exc.__class__.__name__}: {str(exc)[:160]}"}
+        document = {"id": request.id, "party": self.stream, "kind": request.kind} | body
+        self.client.publish(answer_topic(self.stream), compose(self.identity, document), qos=1)
+
+    def answer(self, request: PartyRequest) -> dict[str, Any]:
+        """What this party answers to a checked request from the school."""
+        raise NotImplementedError
 
     def receive(self, topic: str, raw: bytes) -> None:
         """Handle one message synchronously, through the same checks (tests replay duplicates here)."""

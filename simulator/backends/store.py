@@ -100,6 +100,7 @@ class StoreQueries:
     duplicates: int  # redeliveries seen and ignored (at-least-once on the wire)
     # a report's local day, from its time or day field (each store spells JSON access its own way)
     day_of_report = "substr(COALESCE(json_extract(payload, '$.time'), json_extract(payload, '$.day'), ''), 1, 10)"
+    pseudonym_of_report = "json_extract(payload, '$.pseudonym')"
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -143,6 +144,25 @@ class StoreQueries:
             self.execute("DELETE FROM settlements WHERE day < ?", (before_day,))
             self.execute("DELETE FROM settlement_days WHERE day < ?", (before_day,))
         return len(purged)
+
+    def records_of(self, machine: str, day: str, pseudonyms: tuple[str, ...]) -> list[tuple[Any, ...]]:
+        """(seq, kind, payload) of the sales and denials at ``machine`` on ``day`` carrying these pseudonyms."""
+        marks = ", ".join("?" * len(pseudonyms))
+        return self.execute(
+            f"SELECT seq, kind, payload FROM reports WHERE machine = ? AND kind IN ('sale', 'denial') "
+            f"AND {self.day_of_report} = ? AND {self.pseudonym_of_report} IN ({marks}) ORDER BY seq",
+            (machine, day, *pseudonyms),
+        )
+
+    def erase(self, machine: str, day: str, pseudonyms: tuple[str, ...]) -> list[tuple[int, str]]:
+        """Forget the records ``records_of`` finds; (seq, kind) of each. They stay as tombstones (see purge)."""
+        found = [(int(seq), str(kind)) for seq, kind, _ in self.records_of(machine, day, pseudonyms)]
+        for seq, _kind in found:
+            self.execute(
+                "UPDATE reports SET kind = 'erased', payload = '{}', signature = '' WHERE machine = ? AND seq = ?",
+                (machine, seq),
+            )
+        return found
 
     def _has_settlements(self) -> bool:
         """Whether this store keeps settlement lines (the issuer's schema)."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from firmware.identity.keyset import Enrolment
-from firmware.identity.signing import Identity
+from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import BrokerAddress
 from simulator.backends.contract import check
+from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore
 
@@ -47,8 +49,26 @@ class VendorBackend(BackendService):
         enrolment: Enrolment,
         client_id: str | None = None,
         shared_group: str | None = None,
+        school: PublicKey | None = None,
     ) -> None:
-        super().__init__(address, open_store(db), identity, enrolment, client_id, shared_group)
+        super().__init__(address, open_store(db), identity, enrolment, client_id, shared_group, school)
+
+    def answer(self, request: PartyRequest) -> dict[str, Any]:
+        """Access: the records carrying the school's pseudonyms. Erasure: those records are forgotten.
+
+        An erased record stays a tombstone (machine, seq, digest) so a redelivery of it is never stored
+        again; the machine's own counts (``summary``) never named anyone and stay.
+        """
+        assert request.machine is not None and request.day is not None
+        if request.kind == "erase":
+            erased = self.store.erase(request.machine, request.day, request.pseudonyms)
+            return {"erased": [{"machine": request.machine, "seq": seq, "kind": kind} for seq, kind in erased]}
+        rows = self.store.records_of(request.machine, request.day, request.pseudonyms)
+        records = [
+            {"kind": kind, "seq": int(seq), "payload": payload if isinstance(payload, dict) else json.loads(payload)}
+            for seq, kind, payload in rows
+        ]
+        return {"records": records}
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)

@@ -34,6 +34,7 @@ from simulator.cli.privacy import privacy_app
 from simulator.cli.readers import reader_app, serve
 from simulator.cli.reporting import backend_app
 from simulator.cli.rules import refused_slots, rules_app
+from simulator.cli.school import backend_school, school_app
 from simulator.paths import SCENARIOS
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioResult, run_scenario
@@ -48,6 +49,8 @@ app.command("fleet")(fleet)
 app.add_typer(rules_app, name="rules")
 app.add_typer(reader_app, name="reader")
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(school_app, name="school")
+backend_app.command("school")(backend_school)
 app.command("serve")(serve)
 err = Console(stderr=True)
 BROKER_HELP = (

@@ -113,11 +113,12 @@ def write_roster(path: Path, machines: int, first_day: date, students: int, seed
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["school", "machine", "card_uid", "profile"])
+        writer.writerow(["student", "school", "machine", "card_uid", "profile"])  # `vending backend school` reads it
         for index in range(machines):
             plan = plan_machine(index, first_day, students, seed, prices)
-            for card in plan.cards:
-                writer.writerow([plan.config["school"]["code"], plan.machine_id, card.uid, card.profile])
+            for number, card in enumerate(plan.cards, start=1):
+                student = f"{plan.machine_id}-{number:04d}"
+                writer.writerow([student, plan.config["school"]["code"], plan.machine_id, card.uid, card.profile])
     path.chmod(0o600)
 
 

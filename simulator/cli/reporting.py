@@ -12,7 +12,7 @@ import typer
 
 from firmware.errors import VendingError
 from firmware.identity.keyset import SEAL, Enrolment, read_seal_key
-from firmware.identity.signing import Identity
+from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
 
@@ -24,6 +24,10 @@ Machines = Annotated[
 ]
 
 
+SchoolKey = Annotated[
+    Path | None,
+    typer.Option(help="The school's public key (school.pub): answer its signed access and erasure requests."),
+]
 PURGE_EVERY_S = 3600.0
 RetentionDays = Annotated[
     int | None,
@@ -51,6 +55,20 @@ def _identity(party: str, path: Path) -> Identity:
         return Identity.load(party, path)
     except VendingError as exc:
         fail(exc)
+
+
+def _school(path: Path | None) -> PublicKey | None:
+    """Without a school key the backend takes no requests from anyone (and says so in its banner)."""
+    if path is None:
+        return None
+    try:
+        return PublicKey.load("school", path)
+    except VendingError as exc:
+        fail(exc)
+
+
+def _requests_note(school: PublicKey | None) -> str:
+    return "; answering the school's requests" if school is not None else "; no --school-key: no requests answered"
 
 
 vendor_app = typer.Typer(help="The vendor backend: run it (no subcommand), or report from its database.")
@@ -81,6 +99,7 @@ def backend_vendor(
     cert: CertFile = None,
     cert_key: CertKey = None,
     retention_days: RetentionDays = 180,
+    school_key: SchoolKey = None,
 ) -> None:
     """Store sales, denials, stock and alerts once each, signed by an enrolled machine, and ack them signed.
 
@@ -97,8 +116,9 @@ def backend_vendor(
 
     address = broker_address(broker, username, password, ca, cert, cert_key)
     identity = _identity("vendor", key)
-    service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared).start()
-    typer.echo(f"vendor backend on {address}, storing in {db}; Ctrl-C to stop")
+    school = _school(school_key)
+    service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared, school).start()
+    typer.echo(f"vendor backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
     _serve_forever(service, retention_days)
 
 
@@ -143,6 +163,7 @@ def backend_issuer(
     cert: CertFile = None,
     cert_key: CertKey = None,
     retention_days: RetentionDays = None,
+    school_key: SchoolKey = None,
 ) -> None:
     """Open sealed settlements, check the machine's signature inside, store and acknowledge them."""
     from simulator.backends.issuer import IssuerBackend
@@ -153,6 +174,7 @@ def backend_issuer(
         seal = read_seal_key(seal_key or key.with_name(f"{SEAL}.key"))
     except VendingError as exc:
         fail(exc)
-    service = IssuerBackend(address, db, seal, identity, Enrolment(machines)).start()
-    typer.echo(f"issuer backend on {address}, storing in {db}; Ctrl-C to stop")
+    school = _school(school_key)
+    service = IssuerBackend(address, db, seal, identity, Enrolment(machines), school=school).start()
+    typer.echo(f"issuer backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
     _serve_forever(service, retention_days)

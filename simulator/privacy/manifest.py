@@ -22,23 +22,26 @@ SPEC = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 PARTIES: dict[str, dict[str, Any]] = {
     "vendor": {
         "who": "the operator: runs stock and prices, receives reports over MQTT",
-        "retention": "as long as its backend keeps them (no purge built yet); pseudonyms name single visits",
+        "retention": "180 days by default (`vending backend vendor --retention-days`), then only a tombstone "
+        "(machine, seq, digest); a student's records at once on the school's erasure request",
         "legal_basis": "the vending contract with the school (PDPA art. 19 para. 1 subpara. 2; GDPR art. 6(1)(b))",
-        "kinds": ["sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat"],
+        "kinds": ["sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "vendor-request"],
     },
     "issuer": {
         "who": "the card issuer: holds the money, receives sealed settlements",
-        "retention": "as long as its backend keeps them (no purge built yet)",
+        "retention": "its own legal period for money records (`vending backend issuer --retention-days`; "
+        "off by default); not erased on request, listed in the student's export",
         "legal_basis": "the stored-value card contract with the card holder (PDPA art. 19 para. 1 subpara. 2; "
         "GDPR art. 6(1)(b))",
-        "kinds": ["settlement", "settlement-document"],
+        "kinds": ["settlement", "settlement-document", "issuer-request"],
     },
     "school": {
-        "who": "the school: the only party that knows who holds which card; receives nothing from the machine",
+        "who": "the school: the only party that knows who holds which card; receives nothing from the machine, "
+        "only the answers to its own requests about one student",
         "retention": "the roster while a student is enrolled; a term key until `vending keys retire`",
         "legal_basis": "the school's statutory duties (PDPA art. 15; GDPR art. 6(1)(e)); to be confirmed by the "
         "school's data-protection officer, as are the other two",
-        "kinds": [],
+        "kinds": ["vendor-answer", "issuer-answer"],
     },
 }
 

@@ -72,12 +72,14 @@ class ReportingWorld:
         """A vendor backend with the vendor's key and the run's enrolment directory (not started)."""
         keys = self.keys
         target = db or self.vendor_db or self.workdir / "vendor.db"
-        return VendorBackend(self.party_address("vendor"), target, keys.vendor, keys.enrolment, client_id, group)
+        address = self.party_address("vendor")
+        return VendorBackend(address, target, keys.vendor, keys.enrolment, client_id, group, keys.school.public)
 
     def new_issuer(self) -> IssuerBackend:
         keys = self.keys
         address = self.party_address("issuer")
-        return IssuerBackend(address, self.workdir / "issuer.db", keys.seal_private, keys.issuer, keys.enrolment)
+        db = self.workdir / "issuer.db"
+        return IssuerBackend(address, db, keys.seal_private, keys.issuer, keys.enrolment, school=keys.school.public)
 
     @property
     def address(self) -> BrokerAddress:

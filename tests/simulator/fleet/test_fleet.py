@@ -79,6 +79,14 @@ def test_a_term_keeps_its_students_keys_and_sequence_numbers_and_every_party_s_d
 
     roster = list(csv.DictReader((out / "school" / "roster.csv").open()))
     assert stat.S_IMODE((out / "school" / "roster.csv").stat().st_mode) == 0o600
+    imported = subprocess.run(
+        [str(ROOT / ".venv/bin/vending"), "backend", "school", "--db", str(out / "school" / "school.db")]
+        + ["--roster", str(out / "school" / "roster.csv")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"{len(roster)} student(s)" in imported.stdout, imported.stderr  # the school imports what it keeps
     machines = {row["machine"] for row in roster}
     assert len(machines) == 2 and sum(row["profile"] == "student" for row in roster) == 120
     for machine in machines:

@@ -31,6 +31,7 @@ def documented_fields() -> dict[str, set[str]]:
 def test_every_published_payload_is_documented_field_by_field():
     sections = documented_fields()
     published = {"sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "settlement"}
+    published |= {f"{party}-{direction}" for party in ("vendor", "issuer") for direction in ("request", "answer")}
     assert set(sections) == published | {"settlement-document"}
     for kind in published:
         assert sections[kind] == set(SCHEMAS[kind]["properties"]), f"docs/privacy.md section {kind!r}"

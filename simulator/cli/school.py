@@ -1,0 +1,164 @@
+"""``vending school ...`` and ``vending backend school``: the school's roster, and its requests about one student.
+
+Only the school knows who a student is. ``backend school`` imports the roster into the school's
+database; ``school export`` and ``school erase`` answer a student's access and erasure requests by
+asking the vendor and the issuer, each in its own terms (simulator/backends/requests.py).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+
+from firmware.errors import VendingError
+from firmware.identity.keyset import SEAL, read_seal_key
+from firmware.identity.signing import Identity, PublicKey
+from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
+from simulator.cli.exits import fail
+
+if TYPE_CHECKING:
+    from simulator.school.subject import SubjectRecords
+
+school_app = typer.Typer(no_args_is_help=True, help="The school's requests about one student: access and erasure.")
+
+Db = Annotated[Path, typer.Option(help="The school's database (made by `vending backend school`).")]
+StudentId = Annotated[str, typer.Option(help="The student's id on the roster.")]
+Term = Annotated[str, typer.Option(help="The term whose records to find, e.g. 2026-1.")]
+Terms = Annotated[Path, typer.Option(help="The school's term keys: DIR/term_key.json or DIR/<machine>/term_key.json.")]
+Keys = Annotated[
+    Path, typer.Option(help="The school's key directory: school.key, vendor.pub, issuer.pub, issuer-seal.pub.")
+]
+Broker = Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port of the parties' broker.")]
+Days = Annotated[
+    list[str] | None,
+    typer.Option("--day", help="Also ask about this day at every machine (refused visits leave no settlement)."),
+]
+Zone = Annotated[str, typer.Option(help="The machines' time zone (IANA name).")]
+Wait = Annotated[float, typer.Option(help="Seconds to wait for each party's answer.")]
+
+
+def backend_school(
+    db: Db,
+    roster: Annotated[
+        Path, typer.Option(help="Roster CSV: student, card_uid[, profile, machine, linked, daily_limit].")
+    ],
+) -> None:
+    """The school backend: import the roster (all or nothing; a bad line is named and nothing changes)."""
+    from simulator.school.roster import load_roster
+    from simulator.school.store import SchoolStore
+
+    try:
+        students = load_roster(roster)
+    except VendingError as exc:
+        fail(exc)
+    store = SchoolStore(db)
+    try:
+        store.replace_roster(students)
+        typer.echo(f"school backend: {store.count()} student(s) on the roster in {db} (0600)")
+    finally:
+        store.close()
+
+
+def _run(
+    kind: str,
+    db: Path,
+    student: str,
+    term: str,
+    terms: Path,
+    keys: Path,
+    broker: str,
+    days: list[str] | None,
+    zone: str,
+    wait: float,
+    connection: tuple[str | None, str | None, Path | None, Path | None, Path | None],
+) -> SubjectRecords:
+    from simulator.school.party_client import PartyClient
+    from simulator.school.store import SchoolStore
+    from simulator.school.subject import SubjectRequests, TermKeys
+
+    try:
+        extra = [date.fromisoformat(day) for day in days or []]
+    except ValueError as exc:
+        fail(f"--day: expected YYYY-MM-DD ({exc})")
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail(f"--zone: unknown time zone {zone!r}")
+    address = broker_address(broker, *connection)
+    try:
+        store = SchoolStore(db)
+        who = store.student(student)
+        store.close()
+        term_keys = TermKeys(terms, term)
+        identity = Identity.load("school", keys / "school.key")
+        parties = {party: PublicKey.load(party, keys / f"{party}.pub") for party in ("vendor", "issuer")}
+        seal_public = read_seal_key(keys / f"{SEAL}.pub")
+        with PartyClient(address, identity, parties, wait) as client:
+            return SubjectRequests(client, term_keys, seal_public, tz).gather(kind, who, extra)
+    except VendingError as exc:
+        fail(exc)
+
+
+@school_app.command("export")
+def export(
+    db: Db,
+    student: StudentId,
+    term: Term,
+    terms: Terms,
+    keys: Keys,
+    broker: Broker,
+    out: Annotated[Path, typer.Option(help="Directory for access.json, access.csv and summary.md.")],
+    day: Days = None,
+    zone: Zone = "Asia/Taipei",
+    wait: Wait = 10.0,
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
+) -> None:
+    """A student's access request: every party's records of the student in a term, as JSON, CSV and a summary."""
+    from simulator.school.export import write_export
+
+    found = _run(
+        "access", db, student, term, terms, keys, broker, day, zone, wait, (username, password, ca, cert, cert_key)
+    )
+    body = write_export(found, out, datetime.now(UTC))
+    typer.echo(f"{len(body['vendor'])} vendor record(s), {len(body['issuer'])} issuer day(s) -> {out}/access.json")
+
+
+@school_app.command("erase")
+def erase(
+    db: Db,
+    student: StudentId,
+    term: Term,
+    terms: Terms,
+    keys: Keys,
+    broker: Broker,
+    day: Days = None,
+    zone: Zone = "Asia/Taipei",
+    wait: Wait = 10.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
+    username: Username = None,
+    password: Password = None,
+    ca: CaFile = None,
+    cert: CertFile = None,
+    cert_key: CertKey = None,
+) -> None:
+    """A student's erasure request: the vendor deletes every record of the student's pseudonyms and says which."""
+    found = _run(
+        "erase", db, student, term, terms, keys, broker, day, zone, wait, (username, password, ca, cert, cert_key)
+    )
+    receipt = {"student": student, "term": term, "erased": found.records, "asked": len(found.asked)}
+    if as_json:
+        typer.echo(json.dumps(receipt))
+        return
+    typer.echo(
+        f"the vendor erased {len(found.records)} record(s) of {student} in term {term} "
+        f"({len(found.asked)} machine-day(s) asked); the issuer keeps its money records"
+    )

@@ -1,0 +1,117 @@
+"""An access request's answer as files a student can keep and a person can read.
+
+``access.json`` (documented by docs/access-export.schema.json), ``access.csv`` (one row per record,
+for a spreadsheet) and ``summary.md`` (every field in plain words). Follows the portability idea
+of the Data Transfer Project: a documented, machine-readable format the student can take
+elsewhere, plus a summary a person can read without the schema.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from simulator.school.subject import SubjectRecords
+
+FORMAT = "campus-vending-access/1"
+CSV_COLUMNS = ("held_by", "kind", "machine", "time", "product", "slot", "price", "outcome", "reason", "pseudonym")
+FIELDS = {
+    "held_by": "which party holds the record: vendor (what was bought or refused) or issuer (money per day)",
+    "kind": "sale (a purchase, vended or refunded), denial (a refused visit) or settlement (the issuer's day)",
+    "machine": "the vending machine's id",
+    "time": "local time to the minute (sale, denial) or the day (settlement)",
+    "product": "the product's catalog id",
+    "slot": "the machine slot it was in",
+    "price": "price in TWD; for a settlement, the day's amount when the issuer was told it",
+    "outcome": "vended, or refunded when the product did not drop (the money went back)",
+    "reason": "why a visit was refused (for example lunchtime lockout or campus food rules)",
+    "pseudonym": "the name the vendor saw for this visit; it changes every minute and only the school can derive it",
+}
+
+
+def document(found: SubjectRecords, generated: datetime) -> dict[str, Any]:
+    """The JSON the schema describes."""
+    student = found.student
+    vendor = [
+        {"machine": r["machine"], "seq": r["seq"], "kind": r["kind"], **_visit(r["payload"])}
+        for r in sorted(found.records, key=lambda r: (r["payload"].get("time", ""), r["machine"], r["seq"]))
+    ]
+    return {
+        "format": FORMAT,
+        "generated": generated.isoformat(timespec="seconds"),
+        "student": student.student,
+        "term": found.term,
+        "school": {
+            "card_uid": student.card_uid,
+            "profile": student.profile,
+            "guardian": {"linked": student.linked, "daily_limit": student.daily_limit},
+        },
+        "vendor": vendor,
+        "issuer": [
+            {"machine": d["machine"], "day": d["day"], "amount": d.get("amount"), "count": d.get("count")}
+            for d in found.settlements
+        ],
+        "asked": [{"machine": machine, "day": day} for machine, day in found.asked],
+    }
+
+
+def _visit(payload: dict[str, Any]) -> dict[str, Any]:
+    keep = ("time", "product", "slot", "price", "currency", "outcome", "reason", "pseudonym", "txn")
+    return {key: payload[key] for key in keep if payload.get(key) is not None}
+
+
+def write_export(found: SubjectRecords, out: Path, generated: datetime) -> dict[str, Any]:
+    """The three files in ``out`` (0700: it holds one person's data); returns the JSON document."""
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    body = document(found, generated)
+    (out / "access.json").write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+    with (out / "access.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for record in body["vendor"]:
+            writer.writerow({"held_by": "vendor", **record})
+        for day in body["issuer"]:
+            writer.writerow(
+                {
+                    "held_by": "issuer",
+                    "kind": "settlement",
+                    "machine": day["machine"],
+                    "time": day["day"],
+                    "price": day["amount"],
+                }
+            )
+    (out / "summary.md").write_text(summary(body))
+    return body
+
+
+def summary(body: dict[str, Any]) -> str:
+    """The human-readable part: what is in the files, what each field means, and the totals."""
+    sales = [r for r in body["vendor"] if r["kind"] == "sale"]
+    spent = sum(r.get("price", 0) for r in sales if r.get("outcome") == "vended")
+    lines = [
+        f"# Your campus vending records / 您的校園販賣機紀錄 — {body['student']}, term {body['term']}",
+        "",
+        f"Generated {body['generated']} by the school, the only party that knows who you are.",
+        "",
+        f"- The vendor holds {len(sales)} purchase(s) ({spent} TWD vended) and "
+        f"{len(body['vendor']) - len(sales)} refused visit(s) under pseudonyms only the school can tie to you.",
+        f"- The card issuer holds {len(body['issuer'])} day(s) of settlement for your card.",
+        f"- The vendor was asked about {len(body['asked'])} machine-day(s): the days your card settled on"
+        " and any day named in the request.",
+        "",
+        "The vendor never received your name or card number; the issuer never received what you bought.",
+        "To have the vendor's records erased, ask the school (`vending school erase`).",
+        "",
+        "## Fields (access.csv, and the same names in access.json)",
+        "",
+        *[f"- `{name}`: {meaning}" for name, meaning in FIELDS.items()],
+        "",
+        "access.json is described by a JSON Schema: docs/access-export.schema.json.",
+        "",
+    ]
+    return "\n".join(lines)

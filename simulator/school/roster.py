@@ -1,0 +1,89 @@
+"""The school's roster CSV: which card is whose, and what the guardian set. Checked line by line.
+
+Columns (header required, order free): ``student`` and ``card_uid`` always; ``profile`` (student or
+staff, default student), ``machine`` (the machine at the student's school, informational),
+``linked`` (true/false: may the card pay; default true), ``daily_limit`` (TWD, empty for none).
+A bad line is refused with its line number and nothing is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware.errors import VendingError
+from firmware.identity.pseudonym import normalise_uid
+
+REQUIRED = ("student", "card_uid")
+OPTIONAL = ("profile", "machine", "linked", "daily_limit", "school")
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+UID = re.compile(r"^[0-9A-F]{8}([0-9A-F]{6})?([0-9A-F]{6})?$")  # 4, 7 or 10 bytes
+BOOLEAN = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": True}
+
+
+class RosterError(VendingError):
+    """A roster file that cannot be imported; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Student:
+    student: str
+    card_uid: str
+    profile: str = "student"
+    machine: str = ""
+    linked: bool = True
+    daily_limit: int | None = None
+
+
+def load_roster(path: Path) -> list[Student]:
+    """Every row of ``path``, or ``RosterError`` for the first bad one."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RosterError(f"{path}: cannot read the roster ({exc.__class__.__name__})") from None
+    reader = csv.DictReader(text.splitlines())
+    header = reader.fieldnames or []
+    missing = [name for name in REQUIRED if name not in header]
+    if missing:
+        raise RosterError(f"{path}: line 1: missing column(s) {', '.join(missing)} (need {', '.join(REQUIRED)})")
+    unknown = [name for name in header if name not in REQUIRED + OPTIONAL]
+    if unknown:
+        raise RosterError(f"{path}: line 1: unknown column {unknown[0]!r} (known: {', '.join(REQUIRED + OPTIONAL)})")
+    students: list[Student] = []
+    seen_students: set[str] = set()
+    seen_cards: set[str] = set()
+    for line, row in enumerate(reader, start=2):
+        student = _row(path, line, row)
+        if student.student in seen_students:
+            raise RosterError(f"{path}: line {line}: student: {student.student!r} appears twice")
+        if student.card_uid in seen_cards:
+            raise RosterError(f"{path}: line {line}: card_uid: the card appears twice")  # never echo a uid
+        seen_students.add(student.student)
+        seen_cards.add(student.card_uid)
+        students.append(student)
+    return students
+
+
+def _row(path: Path, line: int, row: dict[str, str | None]) -> Student:
+    def field(name: str) -> str:
+        return (row.get(name) or "").strip()
+
+    if None in row:
+        raise RosterError(f"{path}: line {line}: more values than columns")
+    student, uid = field("student"), normalise_uid(field("card_uid"))
+    if not STUDENT_ID.match(student):
+        raise RosterError(f"{path}: line {line}: student: expected 1-40 letters, digits, '.', '_' or '-'")
+    if not UID.match(uid):
+        raise RosterError(f"{path}: line {line}: card_uid: expected 4, 7 or 10 bytes in hex")
+    profile = field("profile") or "student"
+    if profile not in ("student", "staff"):
+        raise RosterError(f"{path}: line {line}: profile: expected student or staff, got {profile[:20]!r}")
+    linked = BOOLEAN.get(field("linked").lower())
+    if linked is None:
+        raise RosterError(f"{path}: line {line}: linked: expected true or false")
+    limit_text = field("daily_limit")
+    if limit_text and (not limit_text.isdigit() or len(limit_text) > 6):
+        raise RosterError(f"{path}: line {line}: daily_limit: expected whole TWD (0-999999) or empty")
+    return Student(student, uid, profile, field("machine"), linked, int(limit_text) if limit_text else None)

@@ -1,0 +1,57 @@
+"""The school's database: the roster, kept where only the school can read it (0600)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from firmware.errors import VendingError
+from simulator.school.roster import Student
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS students (
+    student TEXT PRIMARY KEY, card_uid TEXT NOT NULL UNIQUE, profile TEXT NOT NULL, machine TEXT NOT NULL,
+    linked INTEGER NOT NULL, daily_limit INTEGER
+);
+"""
+
+
+class UnknownStudent(VendingError):
+    pass
+
+
+class SchoolStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch(mode=0o600)
+        os.chmod(path, 0o600)
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.executescript(SCHEMA)
+
+    def replace_roster(self, students: list[Student]) -> None:
+        """The roster as imported, all or nothing (a student who left is gone from the school's side too)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("DELETE FROM students")
+            self.conn.executemany(
+                "INSERT INTO students VALUES (?, ?, ?, ?, ?, ?)",
+                [(s.student, s.card_uid, s.profile, s.machine, int(s.linked), s.daily_limit) for s in students],
+            )
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def student(self, student: str) -> Student:
+        row = self.conn.execute("SELECT * FROM students WHERE student = ?", (student,)).fetchone()
+        if row is None:
+            raise UnknownStudent(f"--student: {student!r} is not on the school's roster")
+        return Student(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM students").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()

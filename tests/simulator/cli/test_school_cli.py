@@ -1,0 +1,84 @@
+"""`vending backend school` and `vending school export|erase` as a school's IT person runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from simulator.scenarios import load_scenario, run_scenario
+from simulator.scenarios.reporting_world import ReportingWorld
+from tests.conftest import ROOT
+
+ROSTER = (
+    "student,card_uid,profile,linked,daily_limit\namy,04A1B2C3D4E5F6,student,true,\nkai,04C3D4E5F60718,student,yes,40\n"
+)
+
+
+def test_backend_school_imports_the_roster_into_a_private_database(tmp_path: Path) -> None:
+    (tmp_path / "roster.csv").write_text(ROSTER)
+    result = CliRunner().invoke(
+        app, ["backend", "school", "--db", str(tmp_path / "school.db"), "--roster", str(tmp_path / "roster.csv")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 student(s)" in result.output
+    assert os.stat(tmp_path / "school.db").st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    ("roster", "reason"),
+    [
+        ("student,card\namy,04A1B2C3D4E5F6\n", "line 1: missing column(s) card_uid"),
+        ("student,card_uid\namy,04A1B2C3D4E5F6\nben,XYZ\n", "line 3: card_uid: expected 4, 7 or 10 bytes"),
+        ("student,card_uid\namy,04A1B2C3D4E5F6\namy,04B2C3D4E5F607\n", "line 3: student: 'amy' appears twice"),
+        ("student,card_uid,linked\namy,04A1B2C3D4E5F6,maybe\n", "line 2: linked: expected true or false"),
+        ("student,card_uid,daily_limit\namy,04A1B2C3D4E5F6,-5\n", "line 2: daily_limit"),
+        ("student,card_uid,colour\namy,04A1B2C3D4E5F6,red\n", "line 1: unknown column 'colour'"),
+    ],
+)
+def test_a_bad_roster_is_refused_by_line_and_the_old_roster_stays(tmp_path: Path, roster: str, reason: str) -> None:
+    db = tmp_path / "school.db"
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text(ROSTER)
+    bad.write_text(roster)
+    assert CliRunner().invoke(app, ["backend", "school", "--db", str(db), "--roster", str(good)]).exit_code == 0
+    result = CliRunner().invoke(app, ["backend", "school", "--db", str(db), "--roster", str(bad)])
+    assert result.exit_code == 2
+    assert f"{bad}: {reason}" in result.output
+    assert "04B2C3D4E5F607" not in result.output  # a card number is never echoed
+    kept = CliRunner().invoke(app, ["backend", "school", "--db", str(db), "--roster", str(good)])
+    assert "2 student(s)" in kept.output
+
+
+def test_export_and_erase_from_the_command_line(tmp_path: Path) -> None:
+    world = ReportingWorld(tmp_path / "world", broker="embedded", resend_after_s=1.0).start()
+    try:
+        assert run_scenario(
+            load_scenario(ROOT / "configs/scenarios/demo-school-day.yaml"), tmp_path / "m", attach=world
+        ).passed
+        (tmp_path / "roster.csv").write_text(ROSTER)
+        db = str(tmp_path / "school.db")
+        CliRunner().invoke(app, ["backend", "school", "--db", db, "--roster", str(tmp_path / "roster.csv")])
+        term = json.loads((tmp_path / "m/term_key.json").read_text())["term"]
+        common = ["--db", db, "--student", "amy", "--term", term, "--terms", str(tmp_path / "m")]
+        common += ["--keys", str(world.keys.directory), "--broker", f"mqtt://{world.address.host}:{world.address.port}"]
+        exported = CliRunner().invoke(app, ["school", "export", *common, "--out", str(tmp_path / "out")])
+        assert exported.exit_code == 0, exported.output
+        assert "2 vendor record(s), 1 issuer day(s)" in exported.output
+        erased = CliRunner().invoke(app, ["school", "erase", *common, "--json"])
+        assert erased.exit_code == 0, erased.output
+        assert len(json.loads(erased.output)["erased"]) == 2
+        wrong = CliRunner().invoke(
+            app, ["school", "export", *common[:5], "other-term", *common[6:], "--out", str(tmp_path / "o2")]
+        )
+        assert wrong.exit_code == 2 and "no key of term 'other-term'" in wrong.output
+        nobody = CliRunner().invoke(
+            app, ["school", "export", *common[:3], "zoe", *common[4:], "--out", str(tmp_path / "o3")]
+        )
+        assert nobody.exit_code == 2 and "'zoe' is not on the school's roster" in nobody.output
+    finally:
+        world.stop()
