@@ -137,8 +137,9 @@ class MachineConfig(Strict):
     timeouts: Timeouts = Timeouts()
     low_stock: int = Field(default=2, ge=0, le=100)
     rules: list[str] = []
-    # per_card: (uid, amount, count) per card per day; day_total: the day's total and the list of cards,
-    # no per-card amounts -- an issuer + vendor join on amounts then pins nobody (docs/privacy.md)
+    # day_total: the day's total and the list of cards, no per-card amounts; per_card: the day's total,
+    # and each card's (uid, amount, count) per trading week -- per-day card lines let an issuer + vendor
+    # join pin lone sales (docs/privacy.md)
     settlement: Literal["per_card", "day_total"] = "day_total"
     trust: Trust | None = None  # without it, a machine that reports needs `--trust DIR` (vending serve)
     security: Security = Security()

@@ -9,7 +9,7 @@ from firmware.journal.commands import CommandLog
 from firmware.journal.database import Database
 from firmware.journal.inventory import Inventory
 from firmware.journal.ledger import SqliteJournal
-from firmware.journal.vends import VendLedger
+from firmware.journal.vends import VendLedger, iso_week
 from firmware.journal.wallet import Wallet
 
 
@@ -41,8 +41,10 @@ class MachineBooks:
     def forget_cards(self, before_day: str) -> int:
         """Blank the card numbers of settled vends on closed days before ``before_day``.
 
-        Only days whose settlement the issuer has acknowledged (no longer in the outbox): the
-        settlement was the last thing that needed them.
+        Only days whose settlement the issuer has acknowledged (no longer in the outbox), and whose
+        week is over with a later day's settlement acknowledged too: with ``settlement: per_card``
+        the first day close of a new week settles the previous week per card, the last thing that
+        needs the card numbers (acks are cumulative, so a later day acknowledged covers it).
         """
         with self.db.atomic("journal"):
             closed = {
@@ -57,7 +59,9 @@ class MachineBooks:
                     "SELECT json_extract(payload, '$.day') FROM outbox WHERE stream = 'issuer'"
                 )
             }
-            days = sorted(day for day in closed - waiting if day < before_day)
+            settled = closed - waiting
+            last_week = max((iso_week(day) for day in settled), default="")
+            days = sorted(day for day in settled if day < before_day and iso_week(day) < last_week)
             return self.vends.forget_cards(days)
 
     def invariant_total(self) -> int:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from firmware.domain import VendRecord
 from firmware.errors import SettlementError
 from firmware.journal.database import Database
+
+
+def iso_week(local_day: str) -> str:
+    """``2026-W10``: the settlement week of a local day (Monday to Sunday)."""
+    year, week, _ = date.fromisoformat(local_day).isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 class VendLedger:
@@ -59,12 +67,29 @@ class VendLedger:
 
     def daily_totals(self, local_day: str) -> list[tuple[str, int, int]]:
         """Per card: (uid, amount, count) of completed vends on a local day; the issuer's settlement."""
+        return self.card_totals([local_day])
+
+    def card_totals(self, local_days: list[str]) -> list[tuple[str, int, int]]:
+        """Per card: (uid, amount, count) of completed vends over these local days (a settlement period)."""
+        marks = ", ".join("?" * len(local_days))
         rows = self.db.conn.execute(
-            "SELECT uid, SUM(price), COUNT(*) FROM vends WHERE local_day = ? AND status = 'completed' "
+            f"SELECT uid, SUM(price), COUNT(*) FROM vends WHERE local_day IN ({marks}) AND status = 'completed' "
             "GROUP BY uid ORDER BY uid",
-            (local_day,),
+            tuple(local_days),
         ).fetchall()
         return [(uid, int(amount), int(count)) for uid, amount, count in rows]
+
+    def week_before(self, local_day: str) -> list[str]:
+        """The trading days of the ISO week of the last trading day before ``local_day``, if that week is over.
+
+        "Over" means ``local_day`` falls in a later week: the first day close of a new week settles
+        the previous trading week per card (``settlement: per_card``, docs/privacy.md).
+        """
+        row = self.db.conn.execute("SELECT MAX(local_day) FROM vends WHERE local_day < ?", (local_day,)).fetchone()
+        if row is None or row[0] is None or iso_week(str(row[0])) == iso_week(local_day):
+            return []
+        week = iso_week(str(row[0]))
+        return [day for day in self.trading_days() if iso_week(day) == week]
 
     def forget_cards(self, days: list[str]) -> int:
         """Card numbers of settled vends on these days become '' (the row, its money and product stay)."""

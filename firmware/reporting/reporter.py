@@ -15,6 +15,7 @@ from firmware.config.machine import MachineSetup
 from firmware.domain import JournalEntry, OutboundMessage
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
+from firmware.journal.vends import iso_week
 from firmware.reporting import topics
 from firmware.reporting.sealed import seal
 from firmware.reporting.signed import canonical
@@ -23,6 +24,8 @@ StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
 # Denials that say something about a child's family or money: the vendor gets the count, never who.
 FAMILY_AND_MONEY = frozenset({"card_not_linked", "guardian_limit", "insufficient_funds"})
 DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid, amount, count)]
+CardTotals = Callable[[list[str]], list[tuple[str, int, int]]]  # local days -> [(uid, amount, count)]
+WeekBefore = Callable[[str], list[str]]  # local day -> the previous trading week's days, once that week is over
 
 
 def local_minute(at: datetime, zone: ZoneInfo) -> str:
@@ -43,6 +46,8 @@ class MqttReporter:
     issuer_public_key: bytes | None = None
     identity: Identity | None = None  # signs the settlement inside the seal: a sealed box says nothing of its sender
     settlement: str = "day_total"
+    card_totals: CardTotals | None = None  # per_card: the week's lines
+    week_before: WeekBefore | None = None
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -151,18 +156,25 @@ class MqttReporter:
         )
         if self.issuer_public_key is None or self.identity is None:
             return [summary]
+        seal_to, signer = self.issuer_public_key, self.identity
         document: dict[str, Any] = {"machine": self.machine, "day": day, "currency": self.currency}
+        document |= {"amount": sum(a for _, a, _ in totals), "count": sum(c for _, _, c in totals)}
         if self.settlement == "day_total":
-            document |= {
-                "amount": sum(a for _, a, _ in totals),
-                "count": sum(c for _, _, c in totals),
-                "cards": sorted(uid for uid, _, _ in totals),
-            }
-        else:
-            document["cards"] = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in totals]
-        signed = self.identity.sign(canonical(document))  # signed, then sealed: only the issuer reads it
-        payload = {"machine": self.machine, "day": day, "sealed": seal(signed, self.issuer_public_key)}
-        return [summary, OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")]
+            document["cards"] = sorted(uid for uid, _, _ in totals)
+        messages = [summary, self._settlement(day, document, signer, seal_to)]
+        week = self.week_before(day) if self.settlement == "per_card" and self.week_before else []
+        if week and self.card_totals is not None:  # per_card: last week's lines, at this week's first close
+            lines = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in self.card_totals(week)]
+            week_document: dict[str, Any] = {"machine": self.machine, "week": iso_week(week[0]), "days": week}
+            week_document |= {"currency": self.currency, "cards": lines}
+            messages.append(self._settlement(day, week_document, signer, seal_to))
+        return messages
+
+    def _settlement(self, day: str, document: dict[str, Any], signer: Identity, seal_to: bytes) -> OutboundMessage:
+        """Signed by the machine, then sealed: only the issuer reads it, and knows who wrote it."""
+        signed = signer.sign(canonical(document))
+        payload = {"machine": self.machine, "day": day, "sealed": seal(signed, seal_to)}
+        return OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")
 
 
 def reporter_for(
@@ -185,6 +197,8 @@ def reporter_for(
             for s in books.inventory.all()
         },
         daily_totals=books.vends.daily_totals,
+        card_totals=books.vends.card_totals,
+        week_before=books.vends.week_before,
         low_stock=config.low_stock,
         issuer_public_key=issuer_public_key,
         identity=identity,

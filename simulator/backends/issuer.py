@@ -1,4 +1,4 @@
-"""The card issuer's backend: opens sealed settlements (per-card daily totals); knows no items, no times.
+"""The card issuer's backend: opens sealed settlements (day totals; per card by week); knows no items, no times.
 
 The settlement inside the seal is signed by the machine; it counts only if that signature is the
 enrolled key of the machine the topic names (a sealed box alone could come from anyone).
@@ -52,11 +52,18 @@ class IssuerBackend(BackendService):
         uid = inside.get("uid") if isinstance(inside, dict) else None
         if set(inside) != {"uid"} or not isinstance(uid, str) or not 4 <= len(uid) <= 40:
             raise WireError('sealed: expected {"uid": "<card uid>"}')
-        rows = self.store.execute(
-            "SELECT machine, day, amount, count FROM settlements WHERE uid = ? ORDER BY day, machine",
-            (normalise_uid(uid),),
+        card = normalise_uid(uid)
+        days = self.store.execute("SELECT machine, day FROM settlements WHERE uid = ? ORDER BY day, machine", (card,))
+        weeks = self.store.execute(
+            "SELECT machine, week, days, amount, count FROM settlement_weeks WHERE uid = ? ORDER BY week, machine",
+            (card,),
         )
-        return {"days": [{"machine": m, "day": d, "amount": a, "count": c} for m, d, a, c in rows]}
+        return {
+            "days": [{"machine": m, "day": d} for m, d in days],
+            "weeks": [
+                {"machine": m, "week": w, "days": ds.split(","), "amount": a, "count": c} for m, w, ds, a, c in weeks
+            ],
+        }
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)
@@ -64,28 +71,28 @@ class IssuerBackend(BackendService):
         document = open_settlement(payload["sealed"], self._key, lambda env: self.enrolment.verify(machine, env))
         if document.get("machine") != machine:
             raise ValueError("sealed settlement names another machine")
-        if "amount" in document:  # day_total: the machine-day total and which cards took part
+        if "week" in document:  # per_card: each card's total over a trading week (docs/privacy.md)
             rows: list[tuple[str, tuple[Any, ...]]] = [
                 (
-                    "INSERT OR REPLACE INTO settlement_days (machine, day, amount, count, cards) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (machine, document["day"], int(document["amount"]), int(document["count"]), len(document["cards"])),
-                )
-            ]
-            rows += [
-                (
-                    "INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) "
-                    "VALUES (?, ?, ?, NULL, NULL)",
-                    (machine, document["day"], uid),
-                )
-                for uid in document["cards"]
-            ]
-        else:
-            rows = [
-                (
-                    "INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) VALUES (?, ?, ?, ?, ?)",
-                    (machine, document["day"], card["uid"], int(card["amount"]), int(card["count"])),
+                    "INSERT OR REPLACE INTO settlement_weeks (machine, week, days, uid, amount, count) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (machine, document["week"], ",".join(document["days"]), card["uid"], card["amount"], card["count"]),
                 )
                 for card in document["cards"]
             ]
+            return Report(machine, seq, kind, {"seq": seq, "day": payload["day"], "week": document["week"]}, rows)
+        cards = document.get("cards")  # day_total: which cards took part; per_card: not told per day
+        rows = [
+            (
+                "INSERT OR REPLACE INTO settlement_days (machine, day, amount, count, cards) VALUES (?, ?, ?, ?, ?)",
+                (machine, document["day"], int(document["amount"]), int(document["count"]), len(cards or [])),
+            )
+        ]
+        rows += [
+            (
+                "INSERT OR REPLACE INTO settlements (machine, day, uid, amount, count) VALUES (?, ?, ?, NULL, NULL)",
+                (machine, document["day"], uid),
+            )
+            for uid in cards or []
+        ]
         return Report(machine, seq, kind, {"seq": seq, "day": document["day"]}, rows)

@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS settlements (
     machine TEXT NOT NULL, day TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER, count INTEGER,
     PRIMARY KEY (machine, day, uid)
 );
+CREATE TABLE IF NOT EXISTS settlement_weeks (
+    machine TEXT NOT NULL, week TEXT NOT NULL, days TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER NOT NULL,
+    count INTEGER NOT NULL, PRIMARY KEY (machine, week, uid)
+);
 CREATE TABLE IF NOT EXISTS settlement_days (
     machine TEXT NOT NULL, day TEXT NOT NULL, amount INTEGER NOT NULL, count INTEGER NOT NULL,
     cards INTEGER NOT NULL, PRIMARY KEY (machine, day)
@@ -143,6 +147,7 @@ class StoreQueries:
         if self._has_settlements():
             self.execute("DELETE FROM settlements WHERE day < ?", (before_day,))
             self.execute("DELETE FROM settlement_days WHERE day < ?", (before_day,))
+            self.execute("DELETE FROM settlement_weeks WHERE substr(days, 1, 10) < ?", (before_day,))
         return len(purged)
 
     def records_of(self, machine: str, day: str, pseudonyms: tuple[str, ...]) -> list[tuple[Any, ...]]:

@@ -19,7 +19,8 @@ def attack(
     students: Annotated[int, typer.Option(min=1, max=5000, help="Students at the machine's school.")] = 300,
     settlement: Annotated[str, typer.Option(help="per_card, day_total, or both.")] = "both",
     design: Annotated[
-        str, typer.Option(help="Vendor pseudonyms: visit (the machine), day or term (earlier designs, rebuilt), all.")
+        str,
+        typer.Option(help="visit (what the machine sends), visit-daily, day or term (earlier designs, rebuilt), all."),
     ] = "visit",
     seed: Annotated[int, typer.Option(help="Same seed, same students and days.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
@@ -40,7 +41,7 @@ def attack(
     if not set(settlements) <= set(SETTLEMENTS):
         fail(f"--settlement: expected per_card, day_total or both, got {settlement!r}")
     if not set(designs) <= set(DESIGNS):
-        fail(f"--design: expected visit, day, term or all, got {design!r}")
+        fail(f"--design: expected {', '.join(DESIGNS)} or all, got {design!r}")
     figures = measure(days, students, seed, settlements, designs)
     if as_json:
         typer.echo(json.dumps(figures))

@@ -129,7 +129,11 @@ def export(
         "access", db, student, term, terms, keys, broker, day, zone, wait, (username, password, ca, cert, cert_key)
     )
     body = write_export(found, out, datetime.now(UTC))
-    typer.echo(f"{len(body['vendor'])} vendor record(s), {len(body['issuer'])} issuer day(s) -> {out}/access.json")
+    issuer = body["issuer"]
+    typer.echo(
+        f"{len(body['vendor'])} vendor record(s), {len(issuer['days'])} issuer day(s), "
+        f"{len(issuer['weeks'])} issuer week(s) -> {out}/access.json"
+    )
 
 
 @school_app.command("erase")

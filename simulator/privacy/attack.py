@@ -170,15 +170,25 @@ def _capacity(settled: IssuerDay, card: str, scope: str) -> float:
 
 
 def pinned_by_day(
-    sales: Sequence[Sale], issuer: dict[str, IssuerDay], scope: str, checkpoints: Sequence[int]
+    sales: Sequence[Sale],
+    issuer: dict[str, IssuerDay],
+    covered: dict[str, list[str]],
+    scope: str,
+    checkpoints: Sequence[int],
 ) -> list[Outcome]:
-    """The attack on the first N days of the term, for each N in ``checkpoints``."""
-    days = sorted(issuer)
+    """The attack on the first N school days of the term, for each N in ``checkpoints``.
+
+    ``issuer`` is keyed by settlement period and ``covered`` says which school days each period
+    settles (one day, or a trading week): a period counts once all its days are in the window, and a
+    sale is then joined under its period, as the colluders would.
+    """
+    days = sorted({s.day for s in sales} | {d for period in covered.values() for d in period})
     outcomes = []
     for n in checkpoints:
         window = set(days[:n])
-        seen = [s for s in sales if s.day in window]
-        settled = {d: issuer[d] for d in days[:n]}
+        settled = {p: issuer[p] for p, its_days in covered.items() if p in issuer and set(its_days) <= window}
+        period_of = {d: p for p in settled for d in covered[p]}
+        seen = [Sale(period_of.get(s.day, s.day), s.price, s.token) for s in sales if s.day in window]
         buyers = set().union(*(set(s.cards) for s in settled.values())) if settled else set()
         outcomes.append(Outcome(n, len(buyers), len(attack(seen, settled, scope))))
     return outcomes

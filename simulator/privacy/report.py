@@ -17,6 +17,7 @@ END = "<!-- simulator/privacy/report.py: end -->"
 SETTLEMENTS = ("per_card", "day_total")
 DESIGN_NAMES = {
     "visit": "per visit (the machine today)",
+    "visit-daily": "per visit, issuer lines per card and day (the previous per_card, rebuilt)",
     "day": "per card and day (rebuilt)",
     "term": "per card and term (the old design, rebuilt)",
 }
@@ -33,8 +34,10 @@ def measure(
     runs = []
     for settlement in settlements:
         for design in designs:
+            if design == "visit-daily" and settlement != "per_card":
+                continue  # only per_card ever had per-card lines per day
             views = term_views(days, students, seed, settlement, design)
-            outcomes = pinned_by_day(views.sales, views.issuer, DESIGNS[design], checkpoints(days))
+            outcomes = pinned_by_day(views.sales, views.issuer, views.covered, DESIGNS[design], checkpoints(days))
             runs.append(
                 {
                     "settlement": settlement,
@@ -51,6 +54,8 @@ def measure(
 
 def cell(after: dict[str, Any]) -> str:
     """One checkpoint as the tables show it: share (pinned/buying cards)."""
+    if after["buying_cards"] == 0:
+        return "none settled yet"
     return f"{after['share']:.1%} ({after['pinned']}/{after['buying_cards']})"
 
 

@@ -1,13 +1,16 @@
 """A term of school days at one machine, through the real machine; the vendor's and issuer's views.
 
-Every day runs the fleet's arrival model for the same students (same cards, same term key) through
-the real controller, journal and reporter; the views are read from the machine's own outbox -- the
-exact payloads each party would receive -- with each settlement opened with the issuer's key.
+Every day runs the fleet's arrival model for the same students (same cards, same term key, one
+state dir carried from day to day) through the real controller, journal and reporter; the views are
+read from the machine's own outbox -- the exact payloads each party would receive -- with each
+settlement opened with the issuer's key.
 
-``design`` says which pseudonyms the vendor's records carry: ``visit`` is what the machine sends
-(one per visit); ``term`` and ``day`` rebuild earlier designs from the same records -- the sale's
-``txn`` leads to the card in the machine's own vends table, and the pseudonym is re-derived per term
-or per day -- so the attack can be shown to work on the designs it defeated.
+``design`` says what the colluders would hold: ``visit`` is what the machine sends (one pseudonym
+per visit; the issuer's per-card lines by week with ``per_card``). The others rebuild earlier designs
+from the same records, so the attack can be shown to work on the designs it defeated: ``visit-daily``
+keeps visit pseudonyms but gives the issuer per-card lines per day (the previous ``per_card``);
+``day`` and ``term`` rebuild per-card-and-day and per-card-and-term pseudonyms (the sale's ``txn``
+leads to the card in the machine's own vends table), with per-day per-card lines under ``per_card``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import base64
 import hashlib
 import hmac
 import json
-import shutil
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
@@ -34,14 +36,17 @@ from simulator.fleet.worker import school_term_dir, simulate_day
 from simulator.privacy.attack import IssuerDay, Sale
 
 FIRST_DAY = date(2026, 3, 2)  # a Monday
-DESIGNS = {"visit": "visit", "day": "day", "term": "term"}  # design -> the attack's token scope
+DESIGNS = {"visit": "visit", "visit-daily": "visit", "day": "day", "term": "term"}  # design -> token scope
+DAILY_LINES = ("visit-daily", "day", "term")  # designs whose issuer had per-card lines per day (rebuilt)
 
 
 @dataclass
 class TermViews:
-    sales: list[Sale] = field(default_factory=list)
+    """What the vendor and the issuer hold; ``issuer`` is keyed by settlement period (a day, or an ISO week)."""
+
+    sales: list[Sale] = field(default_factory=list)  # day = the school day of the sale
     issuer: dict[str, IssuerDay] = field(default_factory=dict)
-    batches: list[int] = field(default_factory=list)  # sales per release batch, when the machine batches
+    covered: dict[str, list[str]] = field(default_factory=dict)  # period -> the school days it settles
 
 
 def _rebuilt_tokens(db: Path, design: str, key: bytes) -> dict[str, str]:
@@ -55,9 +60,23 @@ def _rebuilt_tokens(db: Path, design: str, key: bytes) -> dict[str, str]:
     return tokens
 
 
-def read_day(db: Path, keys: DevKeys, machine: str, views: TermViews, design: str = "visit", key: bytes = b"") -> None:
-    """Add one machine-day's outbox to the views."""
-    rebuilt = _rebuilt_tokens(db, design, key) if design != "visit" else {}
+def _daily_lines(db: Path, views: TermViews) -> None:
+    """The issuer's view under the previous ``per_card``: each card's amount and count per day."""
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute(
+            "SELECT local_day, uid, SUM(price), COUNT(*) FROM vends WHERE status = 'completed' GROUP BY local_day, uid"
+        ).fetchall()
+    for day, uid, amount, count in rows:
+        views.issuer.setdefault(day, IssuerDay()).cards[uid] = (int(amount), int(count))
+        views.covered[day] = [day]
+
+
+def read_outbox(
+    db: Path, keys: DevKeys, machine: str, views: TermViews, design: str, key: bytes, settlement: str
+) -> None:
+    """Add a machine's outbox (every report it made, none acked) to the views."""
+    rebuilt = _rebuilt_tokens(db, design, key) if design in ("day", "term") else {}
+    daily = settlement == "per_card" and design in DAILY_LINES
     outbox = Outbox.open(db)
     try:
         for topic, payload in outbox.payloads():
@@ -67,38 +86,41 @@ def read_day(db: Path, keys: DevKeys, machine: str, views: TermViews, design: st
                 views.sales.append(Sale(body["time"][:10], body["price"], token))
             elif topic.endswith("/settlement"):
                 verify = lambda e: keys.enrolment.verify(machine, e)  # noqa: E731
-                document = open_settlement(body["sealed"], keys.seal_private, verify)
-                settled = views.issuer.setdefault(document["day"], IssuerDay())
-                for card in document["cards"]:
-                    if isinstance(card, str):  # day_total: the card took part; its amount is not told
-                        settled.withheld = True
-                        settled.cards[card] = (0, 0)
-                    else:
-                        settled.cards[card["uid"]] = (card["amount"], card["count"])
+                _settlement(open_settlement(body["sealed"], keys.seal_private, verify), views, daily)
     finally:
         outbox.close()
+    if daily:
+        _daily_lines(db, views)
 
 
-def term_views(
-    days: int, students: int, seed: int, settlement: str, design: str = "visit", keep: Path | None = None
-) -> TermViews:
-    """``days`` school days at one machine; ``keep`` keeps each day's state dir (machine.db) there."""
+def _settlement(document: dict, views: TermViews, daily: bool) -> None:
+    cards = document.get("cards")
+    if "week" in document and cards is not None and not daily:  # per_card: each card's week
+        period = document["week"]
+        views.covered[period] = list(document["days"])
+        views.issuer[period] = IssuerDay({c["uid"]: (c["amount"], c["count"]) for c in cards})
+    elif "day" in document and cards is not None:  # day_total: which cards took part, no amounts
+        settled = views.issuer.setdefault(document["day"], IssuerDay(withheld=True))
+        settled.cards.update({uid: (0, 0) for uid in cards})
+        views.covered[document["day"]] = [document["day"]]
+
+
+def term_views(days: int, students: int, seed: int, settlement: str, design: str = "visit") -> TermViews:
+    """``days`` school days at one machine, one state dir for the whole term."""
     if design not in DESIGNS:
         raise ValueError(f"design: expected one of {sorted(DESIGNS)}, got {design!r}")
     catalog = load_catalog(CATALOG)
     prices = price_list(catalog)
     views = TermViews()
     with tempfile.TemporaryDirectory(prefix="term-") as tmp:
-        root = keep or Path(tmp)
         keys = DevKeys(Path(tmp) / "keys")
-        key = b""
+        state_dir = Path(tmp) / "machine"
+        machine = ""
         for day in school_days(days, FIRST_DAY):
             plan = plan_machine(0, day, students, seed, prices)
             plan.config["settlement"] = settlement
-            state_dir = root / day.isoformat()
+            machine = plan.machine_id
             simulate_day(plan, catalog, state_dir, keys, term_start=FIRST_DAY)  # one term, one key
-            key = key or read_key(school_term_dir(keys, plan.machine_id)).key
-            read_day(state_dir / "machine.db", keys, plan.machine_id, views, design, key)
-            if keep is None:
-                shutil.rmtree(state_dir)
+        key = read_key(school_term_dir(keys, machine)).key
+        read_outbox(state_dir / "machine.db", keys, machine, views, design, key, settlement)
     return views

@@ -21,12 +21,13 @@ FORMAT = "campus-vending-access/1"
 CSV_COLUMNS = ("held_by", "kind", "machine", "time", "product", "slot", "price", "outcome", "reason", "pseudonym")
 FIELDS = {
     "held_by": "which party holds the record: vendor (what was bought or refused) or issuer (money per day)",
-    "kind": "sale (a purchase, vended or refunded), denial (a refused visit) or settlement (the issuer's day)",
+    "kind": "sale (a purchase, vended or refunded), denial (a refused visit), settlement_day (the issuer knows "
+    "the card bought that day, not how much) or settlement_week (the card's total over a week)",
     "machine": "the vending machine's id",
-    "time": "local time to the minute (sale, denial) or the day (settlement)",
+    "time": "local time to the minute (sale, denial), the day (settlement_day) or the ISO week (settlement_week)",
     "product": "the product's catalog id",
     "slot": "the machine slot it was in",
-    "price": "price in TWD; for a settlement, the day's amount when the issuer was told it",
+    "price": "price in TWD; for a settlement_week, the card's total that week",
     "outcome": "vended, or refunded when the product did not drop (the money went back)",
     "reason": "why a visit was refused (for example lunchtime lockout or campus food rules)",
     "pseudonym": "the name the vendor saw for this visit; it changes every minute and only the school can derive it",
@@ -51,10 +52,13 @@ def document(found: SubjectRecords, generated: datetime) -> dict[str, Any]:
             "guardian": {"linked": student.linked, "daily_limit": student.daily_limit},
         },
         "vendor": vendor,
-        "issuer": [
-            {"machine": d["machine"], "day": d["day"], "amount": d.get("amount"), "count": d.get("count")}
-            for d in found.settlements
-        ],
+        "issuer": {
+            "days": [{"machine": d["machine"], "day": d["day"]} for d in found.settlements.get("days", [])],
+            "weeks": [
+                {key: w[key] for key in ("machine", "week", "days", "amount", "count")}
+                for w in found.settlements.get("weeks", [])
+            ],
+        },
         "asked": [{"machine": machine, "day": day} for machine, day in found.asked],
     }
 
@@ -75,16 +79,12 @@ def write_export(found: SubjectRecords, out: Path, generated: datetime) -> dict[
         writer.writeheader()
         for record in body["vendor"]:
             writer.writerow({"held_by": "vendor", **record})
-        for day in body["issuer"]:
-            writer.writerow(
-                {
-                    "held_by": "issuer",
-                    "kind": "settlement",
-                    "machine": day["machine"],
-                    "time": day["day"],
-                    "price": day["amount"],
-                }
-            )
+        for day in body["issuer"]["days"]:
+            row = {"held_by": "issuer", "kind": "settlement_day", "machine": day["machine"], "time": day["day"]}
+            writer.writerow(row)
+        for week in body["issuer"]["weeks"]:
+            row = {"held_by": "issuer", "kind": "settlement_week", "machine": week["machine"], "time": week["week"]}
+            writer.writerow(row | {"price": week["amount"]})
     (out / "summary.md").write_text(summary(body))
     return body
 
@@ -100,7 +100,8 @@ def summary(body: dict[str, Any]) -> str:
         "",
         f"- The vendor holds {len(sales)} purchase(s) ({spent} TWD vended) and "
         f"{len(body['vendor']) - len(sales)} refused visit(s) under pseudonyms only the school can tie to you.",
-        f"- The card issuer holds {len(body['issuer'])} day(s) of settlement for your card.",
+        f"- The card issuer holds {len(body['issuer']['days'])} day(s) and {len(body['issuer']['weeks'])} week(s)"
+        " of settlement for your card.",
         f"- The vendor was asked about {len(body['asked'])} machine-day(s): the days your card settled on"
         " and any day named in the request.",
         "",

@@ -66,7 +66,7 @@ class SubjectRecords:
 
     student: Student
     term: str
-    settlements: list[dict[str, Any]] = field(default_factory=list)  # the issuer's machine-days
+    settlements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the issuer's days and weeks
     records: list[dict[str, Any]] = field(default_factory=list)  # the vendor's (machine, seq, kind, payload)
     asked: list[tuple[str, str]] = field(default_factory=list)  # (machine, day) the vendor was asked about
 
@@ -80,15 +80,22 @@ class SubjectRequests:
         self.seal_public = seal_public
         self.zone = zone
 
-    def settlements(self, student: Student) -> list[dict[str, Any]]:
+    def settlements(self, student: Student) -> dict[str, list[dict[str, Any]]]:
+        """The issuer's answer: ``days`` the card took part in (day_total), ``weeks`` of per-card totals."""
         sealed = seal({"uid": student.card_uid}, self.seal_public)
         answer = self.client.ask(PartyRequest(new_request_id(), "issuer", "access", sealed=sealed))
-        days = answer.get("days")
-        return [d for d in days if isinstance(d, dict)] if isinstance(days, list) else []
+        found: dict[str, list[dict[str, Any]]] = {}
+        for part in ("days", "weeks"):
+            items = answer.get(part)
+            found[part] = [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+        return found
 
-    def machine_days(self, settlements: list[dict[str, Any]], extra_days: Iterable[date]) -> list[tuple[str, str]]:
-        """The settled machine-days, and every machine on each named day."""
-        wanted = {(str(d["machine"]), str(d["day"])) for d in settlements}
+    def machine_days(
+        self, settlements: dict[str, list[dict[str, Any]]], extra_days: Iterable[date]
+    ) -> list[tuple[str, str]]:
+        """The settled machine-days (each day of a settled week), and every machine on each named day."""
+        wanted = {(str(d["machine"]), str(d["day"])) for d in settlements.get("days", [])}
+        wanted |= {(str(w["machine"]), str(day)) for w in settlements.get("weeks", []) for day in w["days"]}
         machines = set(self.keys.machines) | {machine for machine, _ in wanted}
         wanted |= {(machine, day.isoformat()) for day in extra_days for machine in machines}
         return sorted(wanted)

@@ -68,7 +68,7 @@ def test_export_and_erase_from_the_command_line(tmp_path: Path) -> None:
         common += ["--keys", str(world.keys.directory), "--broker", f"mqtt://{world.address.host}:{world.address.port}"]
         exported = CliRunner().invoke(app, ["school", "export", *common, "--out", str(tmp_path / "out")])
         assert exported.exit_code == 0, exported.output
-        assert "2 vendor record(s), 1 issuer day(s)" in exported.output
+        assert "2 vendor record(s), 1 issuer day(s), 0 issuer week(s)" in exported.output
         erased = CliRunner().invoke(app, ["school", "erase", *common, "--json"])
         assert erased.exit_code == 0, erased.output
         assert len(json.loads(erased.output)["erased"]) == 2

@@ -80,10 +80,11 @@ def test_export_erase_export_round_trip_on_the_demo_day(world: ReportingWorld, c
         kinds = sorted(record["kind"] for record in body["vendor"])
         assert kinds == ["denial", "sale"]  # her sale at 07:30 and the lunchtime lockout
         assert {r["txn"] for r in body["vendor"] if r["kind"] == "sale"} == amy_txns
-        assert [(d["machine"], d["day"]) for d in body["issuer"]] == [(found.asked[0][0], "2026-03-02")]
+        assert [(d["machine"], d["day"]) for d in body["issuer"]["days"]] == [(found.asked[0][0], "2026-03-02")]
         derived = set(day_pseudonyms(school.keys.for_machine("x") or _fail(), amy.card_uid, date(2026, 3, 2), TAIPEI))
         assert {r["pseudonym"] for r in body["vendor"]} <= derived
-        assert (tmp_path / "export/access.csv").read_text().count("\n") == 1 + len(body["vendor"]) + len(body["issuer"])
+        rows = 1 + len(body["vendor"]) + len(body["issuer"]["days"]) + len(body["issuer"]["weeks"])
+        assert (tmp_path / "export/access.csv").read_text().count("\n") == rows
         assert "pseudonym" in (tmp_path / "export/summary.md").read_text()
         amy_pseudonyms = {r["pseudonym"] for r in body["vendor"]}
         before = others_money(world, amy_pseudonyms)
