@@ -29,6 +29,7 @@ POINTS: dict[str, str] = {
     "stock.before_commit": "stock change written, not committed",
     "stock.after_commit": "stock change committed",
     "outbox.insert": "outbox row inserted inside the journal transaction",
+    "outbox.release": "held reports numbered into the outbox, not committed",
     "publish.before": "outbox row read, not yet handed to the MQTT client",
     "publish.after": "broker acknowledged the publish (PUBACK), no application ack yet",
     "ack.received": "application ack received, outbox rows not yet deleted",

@@ -167,3 +167,4 @@ class OutboundMessage:
     payload: dict[str, Any]
     retain: bool = False
     stream: str = "vendor"  # each party's stream has its own sequence numbers and acks
+    release_at: datetime | None = None  # held until then, then numbered and sent with its window (privacy)

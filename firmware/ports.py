@@ -89,6 +89,14 @@ class Journal(Protocol):
         """Commit ``entry`` with ``size`` bytes written and removed alongside; ``StorageError`` if it won't fit."""
         ...
 
+    def release_due(self, now: datetime) -> int:
+        """Send the reports held for a release window that has ended; how many."""
+        ...
+
+    def next_release(self) -> datetime | None:
+        """When the next held report is due, if any."""
+        ...
+
 
 class Payment(Protocol):
     """The stored-value wallet; debits and refunds join the journal's current transaction."""

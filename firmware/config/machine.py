@@ -141,6 +141,9 @@ class MachineConfig(Strict):
     # and each card's (uid, amount, count) per trading week -- per-day card lines let an issuer + vendor
     # join pin lone sales (docs/privacy.md)
     settlement: Literal["per_card", "day_total"] = "day_total"
+    # sales and denials reach the vendor at the end of each window of this many minutes, shuffled, timed
+    # to the window: who came first cannot be read off the records (docs/privacy.md); 0 sends each at once
+    release_minutes: int = Field(default=15, ge=0, le=120)
     trust: Trust | None = None  # without it, a machine that reports needs `--trust DIR` (vending serve)
     security: Security = Security()
     retention: Retention = Retention()

@@ -18,6 +18,7 @@ from firmware.config.machine import MachineSetup
 from firmware.controller.cashier import Cashier
 from firmware.controller.machine import BUSY, SESSION, State, Triggers, build_machine
 from firmware.controller.records import EventSink, Hardware, Pseudonym, SessionCard, Transaction, who
+from firmware.controller.timers import Timers
 from firmware.domain import CardAccount, CardTap, Denial, JournalEntry, SaleRequest, SlotState
 from firmware.errors import SettlementError, StorageError
 from firmware.identity.pseudonym import normalise_uid
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 HEADROOM_BYTES = 256 * 1024
 
 
-class Controller(Triggers):
+class Controller(Timers, Triggers):
     """The model object ``transitions`` drives; its state lives in ``self.state``."""
 
     state: State
@@ -64,28 +65,10 @@ class Controller(Triggers):
         self.cashier = Cashier(books, self.config.id, self.config.currency, self.entry, self.emit)
         self.machine = build_machine(self)
 
-    # ---- time -------------------------------------------------------------------------------
-    def now(self) -> datetime:
-        return self.hw.clock.now()
-
-    @property
-    def next_deadline(self) -> datetime | None:
-        """When the session times out if nothing happens (state timer or overall session limit)."""
-        if self.state not in SESSION or self.session_started is None:
-            return None
-        session_end = self.session_started + timedelta(seconds=self.config.timeouts.session)
-        return min(d for d in (self.state_deadline, session_end) if d is not None)
-
     @property
     def busy(self) -> bool:
         """A vend is between authorisation and the end of its session: nothing else may change now."""
         return self.state in BUSY
-
-    def poll(self) -> None:
-        """Fire the timeout if its deadline has passed; the runner or serve loop calls this."""
-        deadline = self.next_deadline
-        if deadline is not None and self.now() >= deadline:
-            self.dispatch("timeout")
 
     # ---- the outside world's entry points -------------------------------------------------------
     def present(self, tap: CardTap) -> None:
@@ -140,6 +123,7 @@ class Controller(Triggers):
             settle = self.cashier.complete if dropped else self.cashier.refund
             settle(record, who(card), recovered=True)
             self.last_transaction = Transaction.recovered(record, dropped, card, self.now())
+        self.poll()  # reports held for a window that ended while the power was off go out now
         self.emit("power_on", state=self.state.value)
         if door_open:
             self.door_open()

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from firmware import crashpoints
 from firmware.domain import JournalEntry, OutboundMessage
 from firmware.journal.database import Database
 from firmware.journal.outbox import Outbox
 from firmware.ports import Reporter
 
 HEADROOM_KEY = "headroom_probe"
+_SHUFFLE = random.SystemRandom()  # the OS's randomness: the order must not be guessable from a seed
+
+
+def _utc(at: datetime) -> str:
+    """One spelling for stored release times, so they compare as text."""
+    return at.astimezone(UTC).isoformat(timespec="seconds")
 
 
 class NullReporter:
@@ -41,9 +49,36 @@ class SqliteJournal:
                 "INSERT INTO journal (at, kind, txn_id, data) VALUES (?, ?, ?, ?)",
                 (entry.at.isoformat(), entry.kind, entry.txn_id, json.dumps(entry.data, sort_keys=True)),
             )
+            self.release_due(entry.at)  # what is due goes out first: numbering follows the windows
             for message in self.reporter.messages_for(entry):
-                self.outbox.enqueue(message, self.db.bump(f"seq:{message.stream}"), entry.at.isoformat())
+                if message.release_at is not None:
+                    self.outbox.hold(message, _utc(message.release_at))
+                else:
+                    self.outbox.enqueue(message, self.db.bump(f"seq:{message.stream}"), entry.at.isoformat())
             return int(cursor.lastrowid or 0)
+
+    def release_due(self, now: datetime) -> int:
+        """Number and queue the held reports whose window has ended, in a random order (docs/privacy.md).
+
+        Shuffled and numbered only now, so neither the order of the records nor their seq tells the
+        receiver who came first within a window. One transaction: a crash releases all or none.
+        """
+        due_at = self.outbox.next_release()
+        if due_at is None or due_at > _utc(now):
+            return 0  # nothing due: no transaction at all (the serve loop polls often)
+        with self.db.atomic("journal"):
+            due = self.outbox.take_held(_utc(now))
+            _SHUFFLE.shuffle(due)
+            for message in due:
+                self.outbox.enqueue(message, self.db.bump(f"seq:{message.stream}"), now.isoformat())
+            if due:
+                crashpoints.reached("outbox.release")
+        return len(due)
+
+    def next_release(self) -> datetime | None:
+        """When the oldest held report is due (the controller's timer wakes the machine for it)."""
+        due = self.outbox.next_release()
+        return datetime.fromisoformat(due) if due is not None else None
 
     def entries(self) -> Iterator[JournalEntry]:
         rows = self.db.conn.execute("SELECT at, kind, txn_id, data FROM journal ORDER BY id").fetchall()
@@ -51,8 +86,12 @@ class SqliteJournal:
             yield JournalEntry(kind, datetime.fromisoformat(at), txn_id, json.loads(data))
 
     def next_txn_id(self, machine_id: str) -> str:
-        """A transaction id made once, durably, inside the current transaction (never per retry)."""
-        return f"{machine_id}-{self.db.bump('txn'):07d}"
+        """A transaction id made once, durably, inside the current transaction (never per retry).
+
+        Random, not counted: the vendor sees it, and a counter would tell it the order of visits
+        that the release window shuffles (docs/privacy.md).
+        """
+        return f"{machine_id}-{_SHUFFLE.getrandbits(64):016x}"
 
     def prune(self, before: str) -> int:
         """Drop entries older than ``before`` (ISO time); the books, not the journal, hold what recovery needs."""

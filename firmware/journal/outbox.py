@@ -61,6 +61,38 @@ class Outbox:
         )
         crashpoints.reached("outbox.insert")
 
+    def hold(self, message: OutboundMessage, release_at: str) -> None:
+        """Keep a report unnumbered until ``release_at`` (UTC ISO time); the caller's transaction commits it."""
+        self.conn.execute(
+            "INSERT INTO held (stream, topic, payload, retain, release_at) VALUES (?, ?, ?, ?, ?)",
+            (
+                message.stream,
+                message.topic,
+                json.dumps(message.payload, sort_keys=True, ensure_ascii=False),
+                int(message.retain),
+                release_at,
+            ),
+        )
+
+    def take_held(self, now: str) -> list[OutboundMessage]:
+        """Remove and return the held reports due by ``now`` (UTC ISO time), inside the caller's transaction."""
+        rows = self.conn.execute(
+            "SELECT id, stream, topic, payload, retain FROM held WHERE release_at <= ? ORDER BY id", (now,)
+        ).fetchall()
+        if rows:
+            self.conn.execute("DELETE FROM held WHERE release_at <= ?", (now,))
+        return [
+            OutboundMessage(topic, json.loads(payload), bool(retain), stream)
+            for _, stream, topic, payload, retain in rows
+        ]
+
+    def next_release(self) -> str | None:
+        row = self.conn.execute("SELECT MIN(release_at) FROM held").fetchone()
+        return str(row[0]) if row and row[0] is not None else None
+
+    def held(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM held").fetchone()[0])
+
     # ---- the publisher's side -------------------------------------------------------------------
     def depth(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])

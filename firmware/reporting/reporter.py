@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,6 +28,13 @@ CardTotals = Callable[[list[str]], list[tuple[str, int, int]]]  # local days -> 
 WeekBefore = Callable[[str], list[str]]  # local day -> the previous trading week's days, once that week is over
 
 
+def release_window(at: datetime, minutes: int) -> tuple[datetime, datetime]:
+    """The window ``at`` falls in: windows of ``minutes`` counted from midnight UTC (whole-hour zones align)."""
+    size = minutes * 60
+    start = datetime.fromtimestamp(int(at.timestamp()) // size * size, UTC)
+    return start, start + timedelta(seconds=size)
+
+
 def local_minute(at: datetime, zone: ZoneInfo) -> str:
     """Local time to the minute: enough to see a rule working, too coarse to time a child's visit."""
     return at.astimezone(zone).replace(second=0, microsecond=0).isoformat(timespec="minutes")
@@ -46,6 +53,7 @@ class MqttReporter:
     issuer_public_key: bytes | None = None
     identity: Identity | None = None  # signs the settlement inside the seal: a sealed box says nothing of its sender
     settlement: str = "day_total"
+    release_minutes: int = 0  # sales and denials: held and shuffled per window (0: at once)
     card_totals: CardTotals | None = None  # per_card: the week's lines
     week_before: WeekBefore | None = None
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
@@ -72,9 +80,17 @@ class MqttReporter:
         payload = {"machine": self.machine, "time": local_minute(entry.at, self.zone), **body}
         return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, retain, "vendor")
 
+    def _visit(self, topic_kind: str, entry: JournalEntry, **body: Any) -> OutboundMessage:
+        """A sale or denial: held until its release window ends and timed to the window's start."""
+        if not self.release_minutes:
+            return self._vendor(topic_kind, entry, **body)
+        start, end = release_window(entry.at, self.release_minutes)
+        payload = {"machine": self.machine, "time": local_minute(start, self.zone), **body}
+        return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, False, "vendor", release_at=end)
+
     def _sale(self, entry: JournalEntry, outcome: str) -> OutboundMessage:
         d = entry.data
-        return self._vendor(
+        return self._visit(
             "sale",
             entry,
             txn=entry.txn_id,
@@ -115,7 +131,7 @@ class MqttReporter:
         d = entry.data
         private = d["reason"] in FAMILY_AND_MONEY
         return [
-            self._vendor(
+            self._visit(
                 "denial",
                 entry,
                 txn=entry.txn_id,
@@ -203,4 +219,5 @@ def reporter_for(
         issuer_public_key=issuer_public_key,
         identity=identity,
         settlement=config.settlement,
+        release_minutes=config.release_minutes,
     )

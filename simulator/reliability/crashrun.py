@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.term_keys import simulation_term_key
 
-KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock")
+KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock", "release")
 MAX_ARRIVALS = 3  # publisher retries and acks are timing-dependent in count: crash at their first few arrivals
 PHASE_TIMEOUT_S = 180
 MODULE = "simulator.reliability.crashrun"
@@ -46,11 +47,15 @@ RESTOCK = {"C1": 12}  # the restock kind refills another slot: committed whole o
 START = datetime.fromisoformat("2026-03-02T09:00:00+08:00")
 CARDS = {"04A1B2C3D4E5F6": ("student", 100), "04B2C3D4E5F607": ("student", 5)}
 SLOT = "A1"
+RELEASE_MINUTES = 15  # the "release" kind: a sale held for its window, then released
 
 
-def boot(directory: Path, broker: str) -> tuple[Machine, ReportingWorld, VirtualClock]:
+def boot(
+    directory: Path, broker: str, release_minutes: int = 0, at: datetime = START
+) -> tuple[Machine, ReportingWorld, VirtualClock]:
     setup = load_machine(MACHINES / "demo.yaml")
-    clock = VirtualClock(START)
+    setup = replace(setup, config=setup.config.model_copy(update={"release_minutes": release_minutes}))
+    clock = VirtualClock(at)
     dispenser = PersistentDispenser(directory / "world.json", {c: s.stock for c, s in setup.config.slots.items()})
     world = ReportingWorld(directory / "world", broker=broker, resend_after_s=1.0)
     world.broker_address = BrokerAddress.parse(broker)
@@ -79,16 +84,19 @@ def do_setup(directory: Path, broker: str) -> dict[str, Any]:
 
 
 def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
-    machine, world, clock = boot(directory, broker)
+    machine, world, clock = boot(directory, broker, RELEASE_MINUTES if kind == "release" else 0)
     controller = machine.controller
     controller.start()
     start_reporting(world, machine)
     tap = CardTap(next(iter(CARDS)), "virtual", clock.now())
     if kind == "jam":
         controller.hw.dispenser.jam(SLOT)  # type: ignore[attr-defined]
-    if kind in ("success", "jam"):
+    if kind in ("success", "jam", "release"):
         controller.select(SLOT)
         controller.present(tap)
+    if kind == "release":  # the sale was held for its window; the window ends, the machine wakes up
+        clock.advance(timedelta(minutes=RELEASE_MINUTES))
+        controller.poll()
     elif kind == "denial":
         controller.select(SLOT)
         controller.present(CardTap("04B2C3D4E5F607", "virtual", clock.now()))  # NT$5 for a NT$25 milk
@@ -110,7 +118,7 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
 
 
 def do_recover(directory: Path, broker: str) -> dict[str, Any]:
-    machine, world, _ = boot(directory, broker)
+    machine, world, _ = boot(directory, broker, at=START + timedelta(hours=1))  # the power comes back later
     machine.controller.start()
     start_reporting(world, machine)
     assert world.publisher is not None and world.vendor is not None
