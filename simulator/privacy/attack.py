@@ -33,6 +33,7 @@ class Sale:
     day: str
     price: int
     token: str | None  # a pseudonym, or None when the record carries none
+    time: str = ""  # as the vendor got it: the release window's start (or the minute, sent at once)
 
 
 @dataclass
@@ -192,3 +193,15 @@ def pinned_by_day(
         buyers = set().union(*(set(s.cards) for s in settled.values())) if settled else set()
         outcomes.append(Outcome(n, len(buyers), len(attack(seen, settled, scope))))
     return outcomes
+
+
+def alone_in_window(sales: Sequence[Sale]) -> tuple[int, int]:
+    """(sales alone in their release window, all sales): what someone who saw the visitors can match.
+
+    A camera or a door log gives the order of the visitors; the vendor's records of one window are
+    shuffled and carry the window's time, so only a sale alone in its window is matched to its visitor.
+    """
+    sizes: dict[str, int] = defaultdict(int)
+    for sale in sales:
+        sizes[sale.time] += 1
+    return sum(1 for sale in sales if sizes[sale.time] == 1), len(sales)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from simulator.privacy.attack import pinned_by_day
+from firmware.config.machine import MachineConfig
+from simulator.privacy.attack import alone_in_window, pinned_by_day
 from simulator.privacy.term import DESIGNS, term_views
 
 BEGIN = "<!-- simulator/privacy/report.py: begin -->"
@@ -32,11 +33,16 @@ def measure(
 ) -> dict[str, Any]:
     """Pinned cards after each checkpoint, for each settlement mode and pseudonym design."""
     runs = []
+    camera: dict[str, int] = {}
     for settlement in settlements:
         for design in designs:
             if design == "visit-daily" and settlement != "per_card":
                 continue  # only per_card ever had per-card lines per day
             views = term_views(days, students, seed, settlement, design)
+            if design == "visit" and not camera:
+                alone, sales = alone_in_window(views.sales)
+                window = MachineConfig.model_fields["release_minutes"].default  # the fleet plan keeps the default
+                camera = {"alone": alone, "sales": sales, "release_minutes": window}
             outcomes = pinned_by_day(views.sales, views.issuer, views.covered, DESIGNS[design], checkpoints(days))
             runs.append(
                 {
@@ -49,7 +55,7 @@ def measure(
                     ],
                 }
             )
-    return {"days": days, "students": students, "seed": seed, "runs": runs}
+    return {"days": days, "students": students, "seed": seed, "runs": runs, "camera": camera}
 
 
 def cell(after: dict[str, Any]) -> str:
@@ -72,6 +78,15 @@ def table(figures: dict[str, Any]) -> str:
         f"{figures['days']} school days; cell = share of the cards that bought so far that are pinned "
         "(pinned / buying cards)."
     )
+    camera = figures.get("camera") or {}
+    if camera.get("sales"):
+        note += (
+            f"\n\nSomeone who also saw the visitors (a camera, a door log) and knows their order can match a "
+            f"vendor record to its visitor only when it is alone in its release window: "
+            f"{camera['alone'] / camera['sales']:.1%} of {camera['sales']} sales ({camera['alone']}) with "
+            f"{camera['release_minutes']}-minute windows, against every sale when each goes out at once "
+            "with its minute and seq."
+        )
     return "\n".join(lines) + "\n" + note + "\n"
 
 

@@ -83,7 +83,7 @@ def read_outbox(
             body = json.loads(payload)
             if topic.endswith("/sale") and body["outcome"] == "vended":
                 token = rebuilt.get(body["txn"]) if rebuilt else body.get("pseudonym")
-                views.sales.append(Sale(body["time"][:10], body["price"], token))
+                views.sales.append(Sale(body["time"][:10], body["price"], token, body["time"]))
             elif topic.endswith("/settlement"):
                 verify = lambda e: keys.enrolment.verify(machine, e)  # noqa: E731
                 _settlement(open_settlement(body["sealed"], keys.seal_private, verify), views, daily)

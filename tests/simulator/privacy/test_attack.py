@@ -61,3 +61,12 @@ def test_the_linkage_table_in_the_docs_is_what_bench_privacy_measured() -> None:
     shown = doc.split(BEGIN, 1)[1].split(END, 1)[0].strip("\n")
     assert shown == table(figures).strip("\n"), "regenerate: .venv/bin/python bench/privacy.py"
     assert figures["days"] == 100 and figures["students"] == 300
+
+
+def test_only_a_sale_alone_in_its_release_window_can_be_matched_to_a_visitor() -> None:
+    from simulator.privacy.attack import alone_in_window
+
+    at_0900, at_0915 = "2026-03-02T09:00+08:00", "2026-03-02T09:15+08:00"
+    sales = [Sale(MON, 25, "a", at_0900), Sale(MON, 30, "b", at_0900), Sale(MON, 25, "c", at_0915)]
+    assert alone_in_window(sales) == (1, 3)
+    assert alone_in_window([Sale(MON, 25, str(i), f"2026-03-02T09:0{i}+08:00") for i in range(5)]) == (5, 5)
