@@ -67,6 +67,7 @@ def fleet(
         try:
             if out is not None:
                 write_roster(out / "school" / "roster.csv", machines, the_day, students, seed)
+                _school_db(out / "school")
             # a machine keeps its state dir (its sequence numbers, balances, books) from day to day
             machines_dir = workdir / "machines" if out is not None or days > 1 else None
             with Progress(
@@ -120,6 +121,18 @@ def write_roster(path: Path, machines: int, first_day: date, students: int, seed
                 student = f"{plan.machine_id}-{number:04d}"
                 writer.writerow([student, plan.config["school"]["code"], plan.machine_id, card.uid, card.profile])
     path.chmod(0o600)
+
+
+def _school_db(school: Path) -> None:
+    """The school's database beside its roster, as `vending backend school` imports it."""
+    from simulator.school.roster import load_roster
+    from simulator.school.store import SchoolStore
+
+    store = SchoolStore(school / "school.db")
+    try:
+        store.replace_roster(load_roster(school / "roster.csv"))
+    finally:
+        store.close()
 
 
 def _collect_delivery(world: ReportingWorld, result: FleetResult, timeout: float = 120.0) -> None:

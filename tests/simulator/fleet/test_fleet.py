@@ -79,6 +79,8 @@ def test_a_term_keeps_its_students_keys_and_sequence_numbers_and_every_party_s_d
 
     roster = list(csv.DictReader((out / "school" / "roster.csv").open()))
     assert stat.S_IMODE((out / "school" / "roster.csv").stat().st_mode) == 0o600
+    with sqlite3.connect(out / "school" / "school.db") as school:  # the school's party database, kept too
+        assert school.execute("SELECT COUNT(*) FROM students").fetchone()[0] == len(roster)
     imported = subprocess.run(
         [str(ROOT / ".venv/bin/vending"), "backend", "school", "--db", str(out / "school" / "school.db")]
         + ["--roster", str(out / "school" / "roster.csv")],
