@@ -27,6 +27,7 @@ from simulator.cli.commands import cmd_app
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.cli.exits import fail
 from simulator.cli.fleet import fleet
+from simulator.cli.inspection import register as register_inspection
 from simulator.cli.keys import keys_app
 from simulator.cli.output import EventPrinter
 from simulator.cli.party_views import print_party_views
@@ -50,6 +51,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(reader_app, name="reader")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(school_app, name="school")
+register_inspection(app)
 backend_app.command("school")(backend_school)
 app.command("serve")(serve)
 err = Console(stderr=True)

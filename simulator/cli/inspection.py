@@ -1,0 +1,105 @@
+"""``vending status|stock|sales|journal --state-dir DIR``: a machine's state, read-only, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from firmware.errors import VendingError
+from simulator.cli.exits import fail
+
+StateDir = Annotated[
+    Path, typer.Option(help="The machine's state dir (holds machine.db); read-only, safe while it runs.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (a list of objects).")]
+AsCsv = Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")]
+
+
+def show(
+    state_dir: Path, title: str, query: Callable[[Any], list[dict[str, Any]]], as_json: bool, as_csv: bool
+) -> None:
+    """Run ``query`` on the machine database and print its rows in the chosen format."""
+    from simulator.inspection.machine_db import read_only
+
+    if as_json and as_csv:
+        fail("--json and --csv: choose one")
+    try:
+        with read_only(state_dir) as conn:
+            rows = query(conn)
+    except VendingError as exc:
+        fail(exc)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, list(rows[0]) if rows else ["none"])
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        table = Table(title=title)
+        for column in rows[0] if rows else ["none"]:
+            table.add_column(column, justify="right" if rows and isinstance(rows[0][column], int) else "left")
+        for row in rows:
+            table.add_row(*(str(value) for value in row.values()))
+        Console(width=140).print(table)
+
+
+def status(state_dir: StateDir, as_json: AsJson = False, as_csv: AsCsv = False) -> None:
+    """What the machine is and how far its books and reports have got."""
+    from simulator.inspection.machine_db import status as query
+
+    show(state_dir, f"Machine status: {state_dir}", query, as_json, as_csv)
+
+
+def stock(state_dir: StateDir, as_json: AsJson = False, as_csv: AsCsv = False) -> None:
+    """Stock per slot, with capacity, price and whether the slot sells."""
+    from simulator.inspection.machine_db import stock as query
+
+    show(state_dir, "Stock", query, as_json, as_csv)
+
+
+def sales(
+    state_dir: StateDir,
+    day: Annotated[str | None, typer.Option(help="Only this local day (YYYY-MM-DD).")] = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """Every vend, oldest first: time, transaction, slot, product, price, status (never the card)."""
+    from simulator.inspection.machine_db import sales as query
+
+    if day is not None:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            fail(f"--day: expected YYYY-MM-DD, got {day!r}")
+    show(state_dir, f"Sales {day or ''}".strip(), lambda conn: query(conn, day), as_json, as_csv)
+
+
+def journal(
+    state_dir: StateDir,
+    since: Annotated[str | None, typer.Option(help="Only entries from this time or day (ISO 8601).")] = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """The machine's journal, oldest first (entries past the retention period are gone)."""
+    from simulator.inspection.machine_db import journal as query
+
+    if since is not None:
+        try:
+            datetime.fromisoformat(since)
+        except ValueError:
+            fail(f"--since: expected an ISO time or day such as 2026-03-02T12:00+08:00, got {since!r}")
+    show(state_dir, "Journal", lambda conn: query(conn, since), as_json, as_csv)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (status, stock, sales, journal):
+        app.command(command.__name__)(command)

@@ -1,0 +1,104 @@
+"""Queries over a machine's database, opened read-only so they are safe while the machine runs.
+
+SQLite's WAL mode lets this reader see the last committed state without blocking the controller's
+writes. Nothing here shows a card number: sales are listed by transaction, slot and product only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from firmware.errors import VendingError
+
+Row = dict[str, Any]
+
+
+class NotAStateDir(VendingError):
+    """The directory holds no machine database."""
+
+
+@contextmanager
+def read_only(state_dir: Path) -> Iterator[sqlite3.Connection]:
+    """The machine database of ``state_dir``, read-only (``mode=ro``); never creates one."""
+    path = state_dir / "machine.db"
+    if not path.is_file():
+        raise NotAStateDir(f"--state-dir {state_dir}: no machine.db here (is it a machine's state dir?)")
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn.execute("PRAGMA busy_timeout=5000")
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:
+    cursor = conn.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    row = conn.execute(sql, params).fetchone()
+    return row[0] if row else None
+
+
+def status(conn: sqlite3.Connection) -> list[Row]:
+    """One row per fact: what the machine is, how far its books and reports have got."""
+    waiting = dict(conn.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream").fetchall())
+    last = conn.execute("SELECT at, kind FROM journal ORDER BY id DESC LIMIT 1").fetchone()
+    closed = _one(conn, "SELECT MAX(json_extract(data, '$.day')) FROM journal WHERE kind = 'day_closed'")
+    facts: list[tuple[str, Any]] = [
+        ("machine", _one(conn, "SELECT value FROM meta WHERE key = 'machine_id'")),
+        ("last event", f"{last[1]} at {last[0]}" if last else "none yet"),
+        ("sales completed", _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'completed'")),
+        ("takings", _one(conn, "SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed'")),
+        ("refunds", _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'refunded'")),
+        ("vends in flight", _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'debited'")),
+        ("reports waiting: vendor", waiting.get("vendor", 0)),
+        ("reports waiting: issuer", waiting.get("issuer", 0)),
+        ("reports held for their release window", _one(conn, "SELECT COUNT(*) FROM held")),
+        ("last trading day closed", closed or "none yet"),
+        ("slots empty", _one(conn, "SELECT COUNT(*) FROM slots WHERE stock = 0")),
+        ("cards known", _one(conn, "SELECT COUNT(*) FROM cards")),
+    ]
+    return [{"what": what, "value": value} for what, value in facts]
+
+
+def stock(conn: sqlite3.Connection) -> list[Row]:
+    return _rows(
+        conn,
+        "SELECT slot, product, stock, capacity, price, CASE enabled WHEN 1 THEN 'yes' ELSE 'no' END AS enabled "
+        "FROM slots ORDER BY slot",
+    )
+
+
+def sales(conn: sqlite3.Connection, day: str | None = None) -> list[Row]:
+    """Every vend (of ``day``), oldest first: the money record, without the card."""
+    where, params = ("WHERE local_day = ?", (day,)) if day else ("", ())
+    return _rows(
+        conn,
+        f"SELECT at AS time, txn_id AS txn, slot, product, price, status FROM vends {where} ORDER BY at, rowid",
+        params,
+    )
+
+
+def journal(conn: sqlite3.Connection, since: str | None = None) -> list[Row]:
+    """Journal entries from ``since`` (a day: the entry's own local day; a time: compared as instants)."""
+    rows = _rows(conn, "SELECT at AS time, kind, COALESCE(txn_id, '') AS txn, data FROM journal ORDER BY id")
+    if not since:
+        return rows
+    if len(since) == 10:
+        return [row for row in rows if row["time"][:10] >= since]
+    moment = datetime.fromisoformat(since)
+    return [row for row in rows if _instant(row["time"], moment) >= moment]
+
+
+def _instant(stored: str, like: datetime) -> datetime:
+    """A stored time, comparable with ``like`` (a naive ``like`` is read in the stored time's own zone)."""
+    at = datetime.fromisoformat(stored)
+    return at.replace(tzinfo=None) if like.tzinfo is None else at

@@ -1,0 +1,104 @@
+"""`vending status|stock|sales|journal`: read-only views of a state dir, as tables, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from simulator.cli import app
+from simulator.scenarios import load_scenario, run_scenario
+from simulator.scenarios.runner import ScenarioRunner
+from tests.conftest import ROOT
+from tests.support.reporting import sell
+
+SCENARIO = ROOT / "configs/scenarios/normal-morning.yaml"
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("inspect") / "machine"
+    assert run_scenario(load_scenario(SCENARIO), where).passed
+    return where
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_each_view_matches_the_machine_database_and_never_shows_a_card(state_dir: Path) -> None:
+    with sqlite3.connect(state_dir / "machine.db") as db:
+        uids = [uid for (uid,) in db.execute("SELECT uid FROM cards")]
+        vends = db.execute("SELECT txn_id, price, status FROM vends ORDER BY at, rowid").fetchall()
+        slots = db.execute("SELECT slot, stock FROM slots ORDER BY slot").fetchall()
+    sales = json.loads(invoke("sales", "--state-dir", str(state_dir), "--json"))
+    assert [(s["txn"], s["price"], s["status"]) for s in sales] == vends
+    stock = json.loads(invoke("stock", "--state-dir", str(state_dir), "--json"))
+    assert [(s["slot"], s["stock"]) for s in stock] == slots
+    status = {
+        row["what"]: row["value"] for row in json.loads(invoke("status", "--state-dir", str(state_dir), "--json"))
+    }
+    assert status["sales completed"] == sum(1 for v in vends if v[2] == "completed")
+    assert status["takings"] == sum(v[1] for v in vends if v[2] == "completed")
+    everything = "".join(
+        invoke(command, "--state-dir", str(state_dir), *form)
+        for command in ("status", "stock", "sales", "journal")
+        for form in ((), ("--json",), ("--csv",))
+    )
+    assert not any(uid in everything for uid in uids), "a card number in an inspection view"
+
+
+def test_csv_has_a_header_and_a_row_per_record_and_filters_apply(state_dir: Path) -> None:
+    rows = list(csv.DictReader(io.StringIO(invoke("sales", "--state-dir", str(state_dir), "--csv"))))
+    assert rows and set(rows[0]) == {"time", "txn", "slot", "product", "price", "status"}
+    day = rows[0]["time"][:10]
+    assert len(json.loads(invoke("sales", "--state-dir", str(state_dir), "--day", day, "--json"))) == len(rows)
+    assert json.loads(invoke("sales", "--state-dir", str(state_dir), "--day", "2020-01-01", "--json")) == []
+    entries = json.loads(invoke("journal", "--state-dir", str(state_dir), "--json"))
+    later = json.loads(invoke("journal", "--state-dir", str(state_dir), "--since", entries[-1]["time"], "--json"))
+    assert later and later[-1] == entries[-1] and len(later) < len(entries)
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["stock", "--state-dir", "/nonexistent"], "no machine.db here"),
+        (["sales", "--day", "yesterday"], "--day: expected YYYY-MM-DD"),
+        (["journal", "--since", "noon"], "--since: expected an ISO time"),
+        (["status", "--json", "--csv"], "choose one"),
+    ],
+)
+def test_bad_arguments_are_refused_with_the_reason(state_dir: Path, args: list[str], reason: str) -> None:
+    if "--state-dir" not in args:
+        args = [*args, "--state-dir", str(state_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and reason in result.output
+
+
+def test_inspection_reads_a_running_machine_and_writes_nothing(tmp_path: Path, closing) -> None:
+    runner = closing(ScenarioRunner(load_scenario(SCENARIO), tmp_path / "machine"))
+    runner.start()
+    sell(runner, "A1", "lin")
+    with runner.machine.db.atomic("journal"):  # the controller in the middle of a write transaction
+        stock = json.loads(invoke("stock", "--state-dir", str(tmp_path / "machine"), "--json"))
+    assert {s["slot"]: s["stock"] for s in stock}["A1"] == 7
+    sell(runner, "A1", "lin")
+    stock = json.loads(invoke("stock", "--state-dir", str(tmp_path / "machine"), "--json"))
+    assert {s["slot"]: s["stock"] for s in stock}["A1"] == 6, "the last committed state, while it runs"
+
+    def files() -> dict[str, bytes]:
+        return {
+            p.name: p.read_bytes() for p in (tmp_path / "machine").glob("machine.db*") if p.name != "machine.db-shm"
+        }
+
+    before = files()
+    for command in ("status", "stock", "sales", "journal"):
+        invoke(command, "--state-dir", str(tmp_path / "machine"))
+    assert files() == before, "inspection wrote to the machine's database"
