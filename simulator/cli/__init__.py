@@ -27,6 +27,7 @@ from simulator.cli.commands import cmd_app
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.cli.exits import fail
 from simulator.cli.fleet import fleet
+from simulator.cli.inspection import export_app
 from simulator.cli.inspection import register as register_inspection
 from simulator.cli.keys import keys_app
 from simulator.cli.output import EventPrinter
@@ -52,6 +53,7 @@ app.add_typer(reader_app, name="reader")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(school_app, name="school")
 register_inspection(app)
+app.add_typer(export_app, name="export")
 backend_app.command("school")(backend_school)
 app.command("serve")(serve)
 err = Console(stderr=True)

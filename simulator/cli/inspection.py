@@ -103,3 +103,37 @@ def journal(
 def register(app: typer.Typer) -> None:
     for command in (status, stock, sales, journal):
         app.command(command.__name__)(command)
+
+
+export_app = typer.Typer(no_args_is_help=True, help="Export a machine's audit data for operator systems.")
+
+
+@export_app.command("dex")
+def export_dex(
+    state_dir: StateDir,
+    day: Annotated[
+        str | None, typer.Option(help="The audited day (the interval; default: the last trading day).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the DEX file here (default: standard output).")] = None,
+    location: Annotated[str, typer.Option(help="ID104, the machine's location (e.g. the school code).")] = "",
+) -> None:
+    """An EVA-DTS 6.1 DEX/UCS audit file: cumulative and interval counters, events, G85 CRC (docs/dex.md)."""
+    from simulator.inspection.dex import audit_from, render
+    from simulator.inspection.machine_db import read_only
+
+    if day is not None:
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            fail(f"--day: expected YYYY-MM-DD, got {day!r}")
+    try:
+        with read_only(state_dir) as conn:
+            audited = day or conn.execute("SELECT MAX(local_day) FROM vends").fetchone()[0] or date.today().isoformat()
+            text = render(audit_from(conn, audited, datetime.now().astimezone(), location))
+    except VendingError as exc:
+        fail(exc)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, newline="")
+        typer.echo(f"DEX audit of {audited} -> {out}")
