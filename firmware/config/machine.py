@@ -74,6 +74,9 @@ class Slot(Strict):
     stock: int = Field(ge=0, le=100)
     price: int | None = Field(default=None, gt=0, le=100_000)
     enabled: bool = True
+    # a product the food rules refuse, kept on purpose (a demonstration of the refusal): `vending check
+    # --strict` accepts it, and the machine still refuses to sell it
+    refused_on_purpose: bool = False
 
     @model_validator(mode="after")
     def _fits(self) -> Slot:

@@ -42,7 +42,37 @@ from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioResult, run_scenario
 from simulator.scenarios.schema import load_scenario
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+USER_HELP = """The campus vending machine emulator: run school days and scenarios, attach card readers,
+report to the vendor, issuer and school backends, and inspect or export a machine's books.
+
+Start with `vending demo`. Exit codes: 0 success, 1 a scenario expectation failed, 2 invalid input \
+(the message names the file, field or line and the reason)."""
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help=USER_HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand
+)
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        typer.echo(f"vending {version('campus-vending')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Options that apply before any command."""
+
+
 app.add_typer(keys_app, name="keys")
 app.add_typer(cmd_app, name="cmd")
 app.add_typer(broker_app, name="broker")

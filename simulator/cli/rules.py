@@ -77,7 +77,7 @@ def refused_slots(setup: MachineSetup) -> list[str]:
     warnings = []
     for code, slot in config.slots.items():
         verdict = evaluate(slot.product, setup.catalog.products[slot.product], config.school.level, rulesets)
-        if not verdict.allowed:
+        if not verdict.allowed and not slot.refused_on_purpose:
             warnings.append(
                 f"slot {code} holds {slot.product}, refused by {', '.join(x.en for x in verdict.violations)}"
             )

@@ -62,9 +62,17 @@ def test_invalid_input_exits_2_with_file_line_field_reason(tmp_path: Path):
 
 def test_check_accepts_every_shipped_file():
     files = sorted(str(p) for p in CONFIGS.rglob("*.yaml"))
-    out = vending("check", *files)
+    out = vending("check", "--strict", *files)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count(": ok (") == len(files)
+
+
+def test_strict_check_refuses_a_refused_product_unless_it_is_marked_as_on_purpose(tmp_path: Path):
+    machine = tmp_path / "machine.yaml"
+    text = (CONFIGS / "machines/demo.yaml").read_text().replace("../products/", f"{CONFIGS}/products/")
+    machine.write_text(text.replace(", refused_on_purpose: true", ""))
+    out = vending("check", "--strict", str(machine))
+    assert out.returncode != 0 and "slot B3 holds tea-green-sweetened-300, refused by D1" in out.stderr
 
 
 def test_broker_steps_need_reporting():
@@ -111,3 +119,19 @@ def test_run_reports_over_tls_with_a_client_certificate(tmp_path: Path, closing)
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "28 passed, 0 failed" in out.stdout and "reports delivered" in out.stdout
+
+
+def test_version_and_short_help_everywhere() -> None:
+    from importlib.metadata import version
+
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    shown = CliRunner().invoke(app, ["--version"])
+    assert shown.exit_code == 0 and shown.output.strip() == f"vending {version('campus-vending')}"
+    for command in (["-h"], ["run", "-h"], ["backend", "vendor", "-h"], ["school", "export", "-h"], ["stock", "-h"]):
+        result = CliRunner().invoke(app, command, prog_name="vending")
+        assert result.exit_code == 0 and "Usage: vending" in result.output, command
+    root = CliRunner().invoke(app, ["-h"]).output
+    assert "thin wrappers" not in root and "campus vending machine emulator" in root
