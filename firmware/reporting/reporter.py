@@ -76,23 +76,22 @@ class MqttReporter:
         return handler(entry) if handler is not None else []
 
     # ---- builders -----------------------------------------------------------------------------
-    def _vendor(self, topic_kind: str, entry: JournalEntry, retain: bool = False, **body: Any) -> OutboundMessage:
-        payload = {"machine": self.machine, "time": local_minute(entry.at, self.zone), **body}
-        return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, retain, "vendor")
-
-    def _visit(self, topic_kind: str, entry: JournalEntry, **body: Any) -> OutboundMessage:
-        """A sale or denial: held until its release window ends and timed to the window's start."""
-        if not self.release_minutes:
-            return self._vendor(topic_kind, entry, **body)
-        start, end = release_window(entry.at, self.release_minutes)
-        payload = {"machine": self.machine, "time": local_minute(start, self.zone), **body}
-        return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, False, "vendor", release_at=end)
+    def _vendor(
+        self, topic_kind: str, entry: JournalEntry, retain: bool = False, held: bool = False, **body: Any
+    ) -> OutboundMessage:
+        """A vendor report timed to its minute; ``held`` ones wait for their release window and carry its start."""
+        at, release_at = entry.at, None
+        if held and self.release_minutes:
+            at, release_at = release_window(entry.at, self.release_minutes)
+        payload = {"machine": self.machine, "time": local_minute(at, self.zone), **body}
+        return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, retain, "vendor", release_at)
 
     def _sale(self, entry: JournalEntry, outcome: str) -> OutboundMessage:
         d = entry.data
-        return self._visit(
+        return self._vendor(
             "sale",
             entry,
+            held=True,
             txn=entry.txn_id,
             slot=d["slot"],
             product=d["product"],
@@ -131,9 +130,10 @@ class MqttReporter:
         d = entry.data
         private = d["reason"] in FAMILY_AND_MONEY
         return [
-            self._visit(
+            self._vendor(
                 "denial",
                 entry,
+                held=True,
                 txn=entry.txn_id,
                 reason=d["reason"],
                 slot=d.get("slot"),

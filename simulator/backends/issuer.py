@@ -49,8 +49,8 @@ class IssuerBackend(BackendService):
             inside = unseal(request.sealed, self._key)
         except Exception:  # noqa: BLE001 - a box that does not open is refused, whatever the reason
             raise WireError("sealed: not sealed to this issuer") from None
-        uid = inside.get("uid") if isinstance(inside, dict) else None
-        if set(inside) != {"uid"} or not isinstance(uid, str) or not 4 <= len(uid) <= 40:
+        uid = inside.get("uid") if isinstance(inside, dict) and set(inside) == {"uid"} else None
+        if not isinstance(uid, str) or not 4 <= len(uid) <= 40:
             raise WireError('sealed: expected {"uid": "<card uid>"}')
         card = normalise_uid(uid)
         days = self.store.execute("SELECT machine, day FROM settlements WHERE uid = ? ORDER BY day, machine", (card,))

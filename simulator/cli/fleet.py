@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
+from simulator.cli.exits import day_option
 from simulator.fleet.model import school_days
 from simulator.fleet.runner import FleetResult, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -53,11 +54,7 @@ def fleet(
     """
     import os
 
-    try:
-        the_day = date.fromisoformat(day)
-    except ValueError:
-        typer.echo(f"--day: expected YYYY-MM-DD, got {day!r}", err=True)
-        raise typer.Exit(2) from None
+    the_day = day_option(day)
     address = run_broker(broker, username, password, ca, cert, cert_key)
     console = Console(stderr=True)
     result = FleetResult()

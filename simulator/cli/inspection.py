@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firmware.errors import VendingError
-from simulator.cli.exits import fail
+from simulator.cli.exits import day_option, fail
 
 StateDir = Annotated[
     Path, typer.Option(help="The machine's state dir (holds machine.db); read-only, safe while it runs.")
@@ -37,15 +37,16 @@ def show(
             rows = query(conn)
     except VendingError as exc:
         fail(exc)
+    columns = list(rows[0]) if rows else ["none"]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
     elif as_csv:
-        writer = csv.DictWriter(sys.stdout, list(rows[0]) if rows else ["none"])
+        writer = csv.DictWriter(sys.stdout, columns)
         writer.writeheader()
         writer.writerows(rows)
     else:
         table = Table(title=title)
-        for column in rows[0] if rows else ["none"]:
+        for column in columns:
             table.add_column(column, justify="right" if rows and isinstance(rows[0][column], int) else "left")
         for row in rows:
             table.add_row(*(str(value) for value in row.values()))
@@ -76,10 +77,7 @@ def sales(
     from simulator.inspection.machine_db import sales as query
 
     if day is not None:
-        try:
-            date.fromisoformat(day)
-        except ValueError:
-            fail(f"--day: expected YYYY-MM-DD, got {day!r}")
+        day_option(day)
     show(state_dir, f"Sales {day or ''}".strip(), lambda conn: query(conn, day), as_json, as_csv)
 
 
@@ -122,10 +120,7 @@ def export_dex(
     from simulator.inspection.machine_db import read_only
 
     if day is not None:
-        try:
-            date.fromisoformat(day)
-        except ValueError:
-            fail(f"--day: expected YYYY-MM-DD, got {day!r}")
+        day_option(day)
     try:
         with read_only(state_dir) as conn:
             audited = day or conn.execute("SELECT MAX(local_day) FROM vends").fetchone()[0] or date.today().isoformat()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +12,7 @@ from firmware.identity.keys import key_path, read_key, retire_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
 from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
-from simulator.cli.exits import fail
+from simulator.cli.exits import day_option, fail
 
 keys_app = typer.Typer(
     no_args_is_help=True, help="Term keys (pseudonyms) and every party's signing keys (docs/security.md)."
@@ -21,13 +20,6 @@ keys_app = typer.Typer(
 
 StateDir = Annotated[Path, typer.Option(help="The machine's state dir (holds term_key.json, mode 0600).")]
 ValidUntil = Annotated[str, typer.Option(help="Last day the key is valid (YYYY-MM-DD): the end of the term.")]
-
-
-def _day(value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"--valid-until: expected a date as YYYY-MM-DD, got {value!r}")
 
 
 @keys_app.command("init")
@@ -39,7 +31,7 @@ def keys_init(
 ) -> None:
     """Create the term key that turns card uids into pseudonyms (HMAC-SHA256, 128 bits, base32)."""
     try:
-        path = write_key(state_dir, term, _day(valid_until), force=force)
+        path = write_key(state_dir, term, day_option(valid_until, "--valid-until"), force=force)
     except VendingError as exc:
         fail(exc)
     typer.echo(f"created {path} for term {term}, valid until {valid_until}")
@@ -59,7 +51,7 @@ def keys_rotate(
     if old == term:
         fail(f"term {term} is already current")
     try:
-        write_key(state_dir, term, _day(valid_until), force=True)
+        write_key(state_dir, term, day_option(valid_until, "--valid-until"), force=True)
     except VendingError as exc:
         fail(exc)
     typer.echo(f"rotated term key {old} -> {term}, valid until {valid_until}")

@@ -8,7 +8,7 @@ asking the vendor and the issuer, each in its own terms (simulator/backends/requ
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,7 +19,7 @@ from firmware.errors import VendingError
 from firmware.identity.keyset import SEAL, read_seal_key
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import fail
+from simulator.cli.exits import day_option, fail
 
 if TYPE_CHECKING:
     from simulator.school.subject import SubjectRecords
@@ -81,10 +81,7 @@ def _run(
     from simulator.school.store import SchoolStore
     from simulator.school.subject import SubjectRequests, TermKeys
 
-    try:
-        extra = [date.fromisoformat(day) for day in days or []]
-    except ValueError as exc:
-        fail(f"--day: expected YYYY-MM-DD ({exc})")
+    extra = [day_option(day) for day in days or []]
     try:
         tz = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -9,6 +9,7 @@ something already erased finds nothing), then reported as the party not answerin
 from __future__ import annotations
 
 import queue
+import secrets
 import threading
 from types import TracebackType
 from typing import Any, Self
@@ -42,7 +43,7 @@ class PartyClient:
         self._trust = {party: TrustStore([key]) for party, key in parties.items()}
         self._answers: dict[str, queue.Queue[bytes]] = {}
         self._lock = threading.Lock()
-        self._client = make_client(address, f"school-requests-{threading.get_ident()}", persistent=False)
+        self._client = make_client(address, f"school-requests-{secrets.token_hex(4)}", persistent=False)
         self._client.on_message = self._on_message
         self._subscribed = threading.Event()
         self._client.on_subscribe = lambda *_: self._subscribed.set()

@@ -12,6 +12,7 @@ from simulator.scenarios import load_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
+from tests.support.reporting import sell
 
 BIG_SPENDER = "04FEEDFACE0001"
 WINDOWS = 8
@@ -84,13 +85,11 @@ def test_a_window_s_visits_go_out_together_shuffled_and_timed_to_the_window(tmp_
 def test_held_visits_survive_a_power_cut_and_go_out_when_the_machine_is_back(tmp_path: Path, closing) -> None:
     runner = closing(windowed_runner(tmp_path, 15))
     runner.start()
-    controller, clock = runner.machine.controller, runner.clock
-    controller.select("A1")
-    controller.present(CardTap(runner.scenario.cards["amy"].uid, "virtual", clock.now()))
+    sell(runner, "A1", "amy")
     assert held(runner) == 1
     runner.power_cycle()
     assert held(runner) == 1, "held in the database, not in memory"
-    clock.advance(timedelta(minutes=30))
+    runner.clock.advance(timedelta(minutes=30))
     runner.power_cycle()  # start-up releases what fell due while the power was off
     assert held(runner) == 0
     assert [r["kind"] for r in vendor_reports(runner)].count("sale") == 1
@@ -99,7 +98,5 @@ def test_held_visits_survive_a_power_cut_and_go_out_when_the_machine_is_back(tmp
 def test_zero_minutes_sends_each_visit_at_once(tmp_path: Path, closing) -> None:
     runner = closing(windowed_runner(tmp_path, 0))
     runner.start()
-    controller, clock = runner.machine.controller, runner.clock
-    controller.select("A1")
-    controller.present(CardTap(runner.scenario.cards["amy"].uid, "virtual", clock.now()))
+    sell(runner, "A1", "amy")
     assert held(runner) == 0 and [r["kind"] for r in vendor_reports(runner)].count("sale") == 1
