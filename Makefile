@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test check lint typecheck arch servers bench clean diagram soak fuzz
+.PHONY: demo test check lint typecheck arch servers bench clean diagram soak fuzz screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,12 +22,13 @@ $(DEVSTAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vending demo
 
-# Servers the tests talk to (Mosquitto, PostgreSQL) come from Debian's packages; installed only when root
+# Servers and the browser the tests use (Mosquitto, PostgreSQL, Chromium) come from Debian's packages; installed only when root
 # and missing. Otherwise the tests that need them skip, naming the package -- and fail under CI=true.
 servers:
 	@missing=""; \
 	if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then missing="mosquitto mosquitto-clients"; fi; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
+	if ! command -v chromium >/dev/null 2>&1; then missing="$$missing chromium"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing from Debian's packages: $$missing"; \
@@ -71,6 +72,11 @@ fuzz: $(DEVSTAMP)
 	  echo "== fuzz $$target"; \
 	  $(BIN)/python tests/fuzz/fuzz_main.py $$target -runs=1000000 tests/fuzz/corpus/$$target || exit 1; \
 	done
+
+# The dashboard picture in docs/ comes from the browser test itself, never from a hand-made capture.
+screenshot: $(DEVSTAMP) servers
+	VENDING_DASHBOARD_SCREENSHOT=docs/dashboard.png $(BIN)/python -m pytest -q \
+	  "tests/simulator/dashboard/test_dashboard_browser.py::test_the_page_follows_sales_stock_and_alerts_live_and_restocks_the_machine[embedded]"
 
 diagram: $(STAMP)
 	$(BIN)/vending diagram

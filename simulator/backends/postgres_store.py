@@ -43,6 +43,9 @@ class PostgresReportStore(StoreQueries):
     day_of_report = "substr(COALESCE(payload->>'time', payload->>'day', ''), 1, 10)"
     pseudonym_of_report = "payload->>'pseudonym'"
 
+    def json_field(self, name: str) -> str:
+        return f"(payload->>'{name}')"
+
     def __init__(self, dsn: str, schema: str = VENDOR_SCHEMA_PG) -> None:
         import psycopg
 

@@ -106,6 +106,10 @@ class StoreQueries:
     day_of_report = "substr(COALESCE(json_extract(payload, '$.time'), json_extract(payload, '$.day'), ''), 1, 10)"
     pseudonym_of_report = "json_extract(payload, '$.pseudonym')"
 
+    def json_field(self, name: str) -> str:
+        """SQL for one top-level field of a report's payload, as text or number (``name`` is ours, not input)."""
+        return f"json_extract(payload, '$.{name}')"
+
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,16 @@ class VendorBackend(BackendService):
         school: PublicKey | None = None,
     ) -> None:
         super().__init__(address, open_store(db), identity, enrolment, client_id, shared_group, school)
+        self._heard: dict[str, float] = {}  # machine -> when this process last heard it (monotonic seconds)
+
+    def heard_lately(self, silence_s: float) -> dict[str, bool]:
+        """Per machine heard since this process started: whether its last word came within ``silence_s``.
+
+        The heartbeat's own time is the machine's clock (virtual in a scenario), so liveness is judged
+        by when the message arrived here.
+        """
+        now = time.monotonic()
+        return {machine: now - at <= silence_s for machine, at in self._heard.items()}
 
     def answer(self, request: PartyRequest) -> dict[str, Any]:
         """Access: the records carrying the school's pseudonyms. Erasure: those records are forgotten.
@@ -72,6 +83,7 @@ class VendorBackend(BackendService):
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)
+        self._heard[machine] = time.monotonic()
         if kind in SEQUENCED:
             return Report(machine, sequence_number(payload), kind, payload)
         if kind == "status":

@@ -6,7 +6,7 @@ import signal
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,6 +15,10 @@ from firmware.identity.keyset import SEAL, Enrolment, read_seal_key
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
+
+if TYPE_CHECKING:
+    from simulator.backends.vendor import VendorBackend
+    from simulator.dashboard.server import DashboardServer
 
 backend_app = typer.Typer(no_args_is_help=True, help="Backend stubs that consume the machine's reports.")
 
@@ -100,10 +104,19 @@ def backend_vendor(
     cert_key: CertKey = None,
     retention_days: RetentionDays = 180,
     school_key: SchoolKey = None,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST:PORT",
+            help="Also serve the live operator dashboard here (127.0.0.1:8080); its link with a token is printed.",
+        ),
+    ] = None,
 ) -> None:
     """Store sales, denials, stock and alerts once each, signed by an enrolled machine, and ack them signed.
 
     Needs --broker, --db, --key and --machines. `vending backend vendor report` reads the database instead.
+    With --http, the dashboard shows machines, stock, alerts and the day's sales live, and its buttons
+    send restock and price commands signed with --key.
     """
     if context.invoked_subcommand is not None:
         return
@@ -114,12 +127,43 @@ def backend_vendor(
     assert broker is not None and db is not None and key is not None and machines is not None
     from simulator.backends.vendor import VendorBackend
 
+    listen = _listen(http)
     address = broker_address(broker, username, password, ca, cert, cert_key)
     identity = _identity("vendor", key)
     school = _school(school_key)
     service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared, school).start()
     typer.echo(f"vendor backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
-    _serve_forever(service, retention_days)
+    dashboard = _start_dashboard(service, listen) if listen is not None else None
+    try:
+        _serve_forever(service, retention_days)
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
+
+
+def _listen(http: str | None) -> tuple[str, int] | None:
+    if http is None:
+        return None
+    from simulator.dashboard.server import parse_listen
+
+    try:
+        return parse_listen(http)
+    except VendingError as exc:
+        fail(exc)
+
+
+def _start_dashboard(service: VendorBackend, listen: tuple[str, int]) -> DashboardServer:
+    from simulator.dashboard.server import DashboardServer
+    from simulator.dashboard.wiring import dashboard_for, new_token
+
+    token = new_token()
+    try:
+        server = DashboardServer(dashboard_for(service, token), *listen).start()
+    except VendingError as exc:
+        service.stop()
+        fail(exc)
+    typer.echo(f"dashboard: {server.url}/?token={token}")
+    return server
 
 
 @vendor_app.command("report")

@@ -1,0 +1,50 @@
+"""The dashboard's buttons: restock and price changes, signed with the vendor's key and published.
+
+The machine trusts nothing the backend says about stock or prices unless the vendor signed it, so
+the dashboard is only a convenient ``vending cmd send``: the same signed envelope, a fresh id and a
+counter that only grows. The machine's answer (``cmd-result``) comes back through the backend's own
+subscription and shows in "Last commands".
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from firmware.app.command_gate import compose_command
+from firmware.identity.signing import Identity
+from firmware.reporting import topics
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Operator:
+    """Signs commands as the vendor and hands them to ``publish(topic, payload)`` (QoS 1)."""
+
+    identity: Identity
+    publish: Callable[[str, str], None]
+    clock: Callable[[], datetime] = wall_clock
+    lifetime: timedelta = timedelta(minutes=5)
+
+    def send(self, machine: str, name: str, fields: dict[str, Any]) -> str:
+        """Publish one signed command; returns its id."""
+        command_id = f"cmd-{secrets.token_hex(6)}"
+        payload = compose_command(
+            self.identity,
+            machine,
+            name,
+            fields,
+            issued_at=self.clock(),
+            lifetime=self.lifetime,
+            counter=time.time_ns() // 1000,
+            command_id=command_id,
+        )
+        self.publish(topics.command(machine, name), payload)
+        return command_id
