@@ -54,6 +54,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# every reason a transaction can end with short of a sale: a denial's, or a cancelled session's
+DENIAL_REASONS = tuple(key.removeprefix("denied.") for key in TEXTS if key.startswith("denied."))
+CANCEL_REASONS = ("user_cancel", "timeout", "door_open", "fault")  # a cancelled session is not a denial
+
 CATEGORY_NAMES: dict[str, tuple[str, str]] = {
     "drink": ("飲品", "drinks"),
     "dairy": ("乳品", "dairy"),

@@ -27,6 +27,7 @@ from simulator.cli.commands import cmd_app
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.cli.exits import fail
 from simulator.cli.fleet import fleet
+from simulator.cli.help_format import drop_flag_placeholders
 from simulator.cli.inspection import export_app
 from simulator.cli.inspection import register as register_inspection
 from simulator.cli.keys import keys_app
@@ -48,8 +49,9 @@ report to the vendor, issuer and school backends, and inspect or export a machin
 Start with `vending demo`. Exit codes: 0 success, 1 a scenario expectation failed, 2 invalid input \
 (the message names the file, field or line and the reason)."""
 
+drop_flag_placeholders()
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     no_args_is_help=True,
     help=USER_HELP,
     context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every subcommand

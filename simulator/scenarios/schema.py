@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
+from firmware.controller.machine import State
 from firmware.domain import Category, Guardian, Kind, Profile
+from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
 
 UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -83,6 +85,22 @@ class Expect(Strict):
     state: str | None = None
     outbox: int | None = Field(default=None, ge=0)
     backend_sales: int | None = Field(default=None, ge=0)
+
+    @field_validator("reason")
+    @classmethod
+    def _known_reason(cls, value: str | None) -> str | None:
+        """A misspelt reason would only fail after the whole scenario ran; name the known ones now."""
+        if value is not None and value not in (*DENIAL_REASONS, *CANCEL_REASONS):
+            raise ValueError(f"unknown reason {value!r}; known: {', '.join((*DENIAL_REASONS, *CANCEL_REASONS))}")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _known_state(cls, value: str | None) -> str | None:
+        states = [state.value for state in State]
+        if value is not None and value not in states:
+            raise ValueError(f"unknown state {value!r}; known: {', '.join(states)}")
+        return value
 
     def checks(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump().items() if v is not None}

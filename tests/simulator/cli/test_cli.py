@@ -135,3 +135,26 @@ def test_version_and_short_help_everywhere() -> None:
         assert result.exit_code == 0 and "Usage: vending" in result.output, command
     root = CliRunner().invoke(app, ["-h"]).output
     assert "thin wrappers" not in root and "campus vending machine emulator" in root
+
+
+def _every_command(group, path=()):
+    """(words, click command) for the root and every command and subcommand under it."""
+    yield path, group
+    for name, command in getattr(group, "commands", {}).items():  # typer vendors its own click: duck-typed
+        yield from _every_command(command, (*path, name))
+
+
+def test_no_flag_shows_a_value_placeholder_and_completion_is_offered() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    commands = list(_every_command(typer.main.get_command(app)))
+    assert len(commands) > 30
+    for words, _command in commands:
+        shown = CliRunner().invoke(app, [*words, "-h"], prog_name="vending", terminal_width=200)
+        assert shown.exit_code == 0, words
+        assert "<bool>" not in shown.output, words
+        assert "--help" in shown.output, words
+    assert "--install-completion" in CliRunner().invoke(app, ["-h"]).output
