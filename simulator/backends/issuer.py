@@ -35,8 +35,10 @@ class IssuerBackend(BackendService):
         enrolment: Enrolment,
         client_id: str | None = None,
         school: PublicKey | None = None,
+        persistent: bool = True,
     ) -> None:
-        super().__init__(address, SqliteReportStore(db, ISSUER_SCHEMA), identity, enrolment, client_id, school=school)
+        store = SqliteReportStore(db, ISSUER_SCHEMA)
+        super().__init__(address, store, identity, enrolment, client_id, school=school, persistent=persistent)
         self._key = seal_key
 
     def answer(self, request: PartyRequest) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class BackendService:
         client_id: str | None = None,
         shared_group: str | None = None,
         school: PublicKey | None = None,
+        persistent: bool = True,
     ) -> None:
         self.address = address
         self.school = TrustStore([school]) if school is not None and school.party == "school" else None
@@ -67,7 +68,8 @@ class BackendService:
         self.identity = identity
         self.enrolment = enrolment
         self.shared_group = shared_group
-        self.client = make_client(address, client_id or self.client_id, persistent=True)
+        self.client_id = client_id or self.client_id
+        self.client = make_client(address, self.client_id, persistent=persistent)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.connected = threading.Event()

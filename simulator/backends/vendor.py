@@ -51,8 +51,9 @@ class VendorBackend(BackendService):
         client_id: str | None = None,
         shared_group: str | None = None,
         school: PublicKey | None = None,
+        persistent: bool = True,
     ) -> None:
-        super().__init__(address, open_store(db), identity, enrolment, client_id, shared_group, school)
+        super().__init__(address, open_store(db), identity, enrolment, client_id, shared_group, school, persistent)
         self._heard: dict[str, float] = {}  # machine -> when this process last heard it (monotonic seconds)
 
     def heard_lately(self, silence_s: float) -> dict[str, bool]:

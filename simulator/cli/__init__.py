@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a scenario expectation failed, 2 invalid input (file, f
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -138,7 +139,8 @@ def run(
     with reporting(broker, run_broker(broker, username, password, ca, cert, cert_key)) as world:
         result = run_scenario(scenario, state_dir, printer, attach=world)
         delivered = world.vendor.store.count() if world and world.vendor else None
-    _summary(result, as_json, delivered)
+        where = _where_reports_went(world)
+    _summary(result, as_json, delivered, where)
     raise typer.Exit(0 if result.passed else 1)
 
 
@@ -154,7 +156,8 @@ def reporting(
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="vending-world-") as tmp:
-        world = ReportingWorld(keep or Path(tmp), broker, broker_address=address)
+        guest = secrets.token_hex(3) if address is not None else None  # someone else's broker
+        world = ReportingWorld(keep or Path(tmp), broker, broker_address=address, guest_id=guest)
         try:
             world.start()
         except (OSError, RuntimeError, FileNotFoundError) as exc:
@@ -165,7 +168,21 @@ def reporting(
             world.stop()
 
 
-def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None) -> None:
+def _where_reports_went(world: ReportingWorld | None) -> str | None:
+    """One sentence for the summary: which broker, and which backends took the reports."""
+    if world is None or world.vendor is None:
+        return None
+    if world.guest_id is None:
+        return f"reports went through the {world.broker} broker to this run's own vendor and issuer backends"
+    issuer = world.issuer.client_id if world.issuer else "-"
+    return (
+        f"reports went through {world.broker_address} to this run's own backends (client ids "
+        f"{world.vendor.client_id} and {issuer}, clean sessions); backends already on that broker kept "
+        "their sessions and refuse this run's throw-away machine key"
+    )
+
+
+def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None, where: str | None = None) -> None:
     passed = len(result.expectations) - len(result.failures)
     if as_json:
         typer.echo(
@@ -178,6 +195,7 @@ def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None
                     "cancellations": dict(result.cancellations),
                     "refunds": result.refunds,
                     "reports_delivered": delivered,
+                    "reports_went": where,
                     "expectations_passed": passed,
                     "expectations_failed": len(result.failures),
                 },
@@ -196,6 +214,8 @@ def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None
         f"expectations {passed} passed, {len(result.failures)} failed"
         + (f", reports delivered to the vendor {delivered}" if delivered is not None else "")
     )
+    if where is not None:
+        typer.echo(where)
 
 
 def _kind_of(path: Path) -> str:

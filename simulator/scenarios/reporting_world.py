@@ -53,7 +53,15 @@ class ReportingWorld:
     commands: CommandProcessor | None = None
     extra_publishers: list[OutboxPublisher] = field(default_factory=list)
 
+    # On a broker the run does not own, its backends get ids of their own and clean sessions, so they
+    # never take over (or leave queued sessions behind for) the backends that broker already serves.
+    guest_id: str | None = None
+
     _keys: DevKeys | None = field(default=None, repr=False)
+
+    def backend_client_id(self, party: str) -> str | None:
+        """The run's own id for a party's backend on a guest broker; None: the party's usual id."""
+        return f"{party}-backend-run-{self.guest_id}" if self.guest_id else None
 
     @property
     def keys(self) -> DevKeys:
@@ -73,13 +81,18 @@ class ReportingWorld:
         keys = self.keys
         target = db or self.vendor_db or self.workdir / "vendor.db"
         address = self.party_address("vendor")
-        return VendorBackend(address, target, keys.vendor, keys.enrolment, client_id, group, keys.school.public)
+        client_id = client_id or self.backend_client_id("vendor")
+        return VendorBackend(
+            address, target, keys.vendor, keys.enrolment, client_id, group, keys.school.public, self.guest_id is None
+        )
 
     def new_issuer(self) -> IssuerBackend:
         keys = self.keys
         address = self.party_address("issuer")
         db = self.workdir / "issuer.db"
-        return IssuerBackend(address, db, keys.seal_private, keys.issuer, keys.enrolment, school=keys.school.public)
+        client_id = self.backend_client_id("issuer")
+        school, persistent = keys.school.public, self.guest_id is None
+        return IssuerBackend(address, db, keys.seal_private, keys.issuer, keys.enrolment, client_id, school, persistent)
 
     @property
     def address(self) -> BrokerAddress:

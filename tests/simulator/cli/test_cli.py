@@ -158,3 +158,30 @@ def test_no_flag_shows_a_value_placeholder_and_completion_is_offered() -> None:
         assert "<bool>" not in shown.output, words
         assert "--help" in shown.output, words
     assert "--install-completion" in CliRunner().invoke(app, ["-h"]).output
+
+
+def test_run_on_a_broker_of_yours_never_takes_over_your_backend_s_session(closing):
+    """Your backend, connected as `vendor-backend`, stays connected through a `vending run` on its broker."""
+    import threading
+
+    from firmware.reporting.mqtt import BrokerAddress, make_client
+    from simulator.servers.broker import EmbeddedBroker
+
+    broker = closing(EmbeddedBroker().start())
+    address = BrokerAddress("127.0.0.1", broker.port)
+    yours = make_client(address, "vendor-backend", persistent=True)
+    connected, dropped = threading.Event(), threading.Event()
+    yours.on_connect = lambda *a: connected.set()
+    yours.on_disconnect = lambda *a: dropped.set()
+    yours.connect(address.host, address.port)
+    yours.loop_start()
+    try:
+        assert connected.wait(10)
+        out = vending("run", "--script", str(MORNING), "--broker", f"mqtt://127.0.0.1:{broker.port}")
+        assert out.returncode == 0, out.stderr
+        assert "28 passed, 0 failed" in out.stdout
+        assert "to this run's own backends (client ids vendor-backend-run-" in out.stdout
+        assert not dropped.is_set(), "the run took over your backend's client id"
+    finally:
+        yours.disconnect()
+        yours.loop_stop()
