@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test check lint typecheck arch servers bench clean diagram soak fuzz screenshot
+.PHONY: demo test test-pythons check lint typecheck arch servers bench clean diagram soak fuzz screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,18 @@ test: check servers
 	$(BIN)/python -m pytest -q -n 4
 
 check: lint typecheck arch
+
+# The whole suite on every supported Python found here (pyenv's, or on PATH), one venv each.
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
+test-pythons:
+	@tested=""; for v in $(SUPPORTED_PYTHONS); do \
+	  py=$$(ls $$HOME/.pyenv/versions/$$v*/bin/python$$v 2>/dev/null | tail -1); \
+	  [ -n "$$py" ] || py=$$(command -v python$$v 2>/dev/null); \
+	  if [ -z "$$py" ]; then echo "== python$$v: not found, skipped"; continue; fi; \
+	  echo "== python$$v ($$py)"; \
+	  $(MAKE) --no-print-directory test PYTHON=$$py VENV=.venv-$$v || exit 1; \
+	  tested="$$tested $$v"; \
+	done; echo "test-pythons: passed on$$tested"
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check firmware simulator tests bench

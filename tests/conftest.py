@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -16,6 +17,8 @@ pytest_plugins = ["tests.support.reporting"]  # brokers, reporting worlds and ca
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+# the `vending` of the interpreter running the tests (make test-pythons keeps one venv per Python)
+VENDING = str(Path(sys.executable).parent / "vending")
 SCENARIOS = sorted((CONFIGS / "scenarios").glob("*.yaml"))
 DEMO_MACHINE = CONFIGS / "machines" / "demo.yaml"
 T = TypeVar("T")

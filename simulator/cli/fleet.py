@@ -25,7 +25,10 @@ def fleet(
     machines: Annotated[int, typer.Option(min=1, max=100_000, help="How many school machines.")] = 10,
     day: Annotated[str, typer.Option(help="The school day to simulate (YYYY-MM-DD).")] = "2026-03-02",
     students: Annotated[int, typer.Option(min=1, max=10_000, help="Students per school.")] = 600,
-    broker: Annotated[str, typer.Option(help="embedded, mosquitto, or mqtt://host:port")] = "embedded",
+    broker: Annotated[
+        str,
+        typer.Option(help="auto (Mosquitto when installed, else embedded), embedded, mosquitto, or mqtt://host:port"),
+    ] = "auto",
     username: Username = None,
     password: Password = None,
     ca: CaFile = None,
@@ -55,9 +58,10 @@ def fleet(
     import os
 
     the_day = day_option(day)
+    broker = fleet_broker(broker)
     address = run_broker(broker, username, password, ca, cert, cert_key)
     console = Console(stderr=True)
-    result = FleetResult()
+    result = FleetResult(broker=_broker_label(broker, address))
     with tempfile.TemporaryDirectory(prefix="fleet-world-") as tmp:
         workdir = out or Path(tmp)
         world = ReportingWorld(workdir, broker, vendor_db=db, broker_address=address).start()
@@ -97,6 +101,23 @@ def fleet(
     _report(result, as_json)
     lost = result.reports - result.delivered + result.settlements - result.settlements_delivered
     raise typer.Exit(0 if lost == 0 else 1)
+
+
+def fleet_broker(choice: str) -> str:
+    """``auto``: Mosquitto when installed (a fleet's traffic is what it is built for), else the embedded one."""
+    if choice != "auto":
+        return choice
+    from simulator.servers.mosquitto import mosquitto_binary
+
+    return "mosquitto" if mosquitto_binary() is not None else "embedded"
+
+
+def _broker_label(broker: str, address: object) -> str:
+    if broker == "mosquitto":
+        return "mosquitto (started for this run: TLS, ACL)"
+    if broker == "embedded":
+        return "embedded (amqtt; install mosquitto for big fleets)"
+    return str(address)
 
 
 def write_roster(path: Path, machines: int, first_day: date, students: int, seed: int) -> None:
@@ -142,14 +163,20 @@ def _collect_delivery(world: ReportingWorld, result: FleetResult, timeout: float
         time.sleep(0.05)
     result.delivered = world.vendor.store.count()
     result.settlements_delivered = world.issuer.store.count()
-    result.duplicates = world.vendor.store.duplicates + world.issuer.store.duplicates
+    result.resends = world.vendor.store.duplicates + world.issuer.store.duplicates
 
 
 def _report(result: FleetResult, as_json: bool) -> None:
     if as_json:
         typer.echo(
             json.dumps(
-                {**result.outcome(), "wall_s": round(result.wall_s, 2), "peak_rss_mb": round(result.peak_rss_mb, 1)}
+                {
+                    **result.outcome(),
+                    "broker": result.broker,
+                    "resends": result.resends,
+                    "wall_s": round(result.wall_s, 2),
+                    "peak_rss_mb": round(result.peak_rss_mb, 1),
+                }
             )
         )
         return
@@ -169,7 +196,8 @@ def _report(result: FleetResult, as_json: bool) -> None:
         ("reports produced (vendor)", result.reports),
         ("reports delivered (vendor)", result.delivered),
         ("settlements produced / delivered", f"{result.settlements} / {result.settlements_delivered}"),
-        ("redeliveries ignored by backends", result.duplicates),
+        ("resends (copies already stored, skipped)", result.resends),
+        ("broker", result.broker),
         ("wall time (s)", f"{result.wall_s:.1f}"),
         ("peak worker RSS (MB)", f"{result.peak_rss_mb:.0f}"),
     ]

@@ -36,7 +36,8 @@ class FleetResult(SalesTally):
     settlements: int = 0
     delivered: int = 0
     settlements_delivered: int = 0
-    duplicates: int = 0
+    resends: int = 0  # copies the backends had already stored (at-least-once on the wire), skipped
+    broker: str = ""
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
 
@@ -50,14 +51,14 @@ class FleetResult(SalesTally):
     def absorb(self, other: FleetResult) -> None:
         """Add another day's run of the same fleet (a term is the sum of its days)."""
         self.add(other)
-        for name in ("days", "visits", "reports", "settlements", "delivered", "settlements_delivered", "duplicates"):
+        for name in ("days", "visits", "reports", "settlements", "delivered", "settlements_delivered", "resends"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.machines = max(self.machines, other.machines)
         self.wall_s += other.wall_s
         self.peak_rss_mb = max(self.peak_rss_mb, other.peak_rss_mb)
 
     def outcome(self) -> dict[str, Any]:
-        """Everything but timing: what the same seed must reproduce."""
+        """What the same seed must reproduce: everything but timing and the network's resends."""
         return {
             "days": self.days,
             "machines": self.machines,
@@ -71,7 +72,6 @@ class FleetResult(SalesTally):
             "settlements": self.settlements,
             "delivered": self.delivered,
             "settlements_delivered": self.settlements_delivered,
-            "duplicates": self.duplicates,
         }
 
 

@@ -15,6 +15,21 @@ from concurrent.futures import Future
 from typing import Any
 
 log = logging.getLogger(__name__)
+SHUTDOWN_S = 5.0  # amqtt's own shutdown; what is still running after it is cancelled
+
+
+class _Quiet(logging.Filter):
+    """amqtt's internal errors go to debug level, tracebacks and all.
+
+    amqtt logs them with tracebacks (a client that vanished mid-write, a dict that changed while it
+    iterated); they are the broker's business, not the user's, and delivery never relies on it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            log.debug("amqtt: %s", record.getMessage(), exc_info=record.exc_info)
+            return False
+        return True
 
 
 def free_port() -> int:
@@ -46,8 +61,12 @@ class EmbeddedBroker:
 
         for name in ("amqtt", "transitions"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        amqtt_log = logging.getLogger("amqtt")
+        if not any(isinstance(f, _Quiet) for f in amqtt_log.filters):
+            amqtt_log.addFilter(_Quiet())
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
+            self._loop.set_exception_handler(_unretrieved)
             self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-broker", daemon=True)
             self._thread.start()
         config = {
@@ -65,10 +84,19 @@ class EmbeddedBroker:
         return self
 
     def stop(self) -> None:
-        """Shut the broker down (clients see the connection drop); the loop thread stays for a restart."""
+        """Shut the broker down (clients see the connection drop); the loop thread stays for a restart.
+
+        Bounded on every Python: from 3.12 ``Server.wait_closed()`` also waits for every client
+        connection, and amqtt can wait there for a connection it no longer serves. The listening
+        socket is closed before that wait, so after ``SHUTDOWN_S`` whatever still runs is cancelled.
+        """
         if self._broker is not None:
             broker, self._broker = self._broker, None
-            self._run(broker.shutdown())
+            try:
+                self._run(broker.shutdown(), timeout=SHUTDOWN_S)
+            except TimeoutError:
+                left = self._run(_cancel_everything_else())
+                log.debug("amqtt shutdown took over %.0f s; cancelled %d leftover task(s)", SHUTDOWN_S, left)
 
     def close(self) -> None:
         self.stop()
@@ -79,13 +107,32 @@ class EmbeddedBroker:
             self._loop.close()
             self._loop = None
 
-    def _run(self, coro: Any) -> Any:
+    def _run(self, coro: Any, timeout: float = 15.0) -> Any:
         assert self._loop is not None
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout=15)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
 
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+async def _cancel_everything_else() -> int:
+    """Cancel every task on the broker's loop but this one (the loop runs nothing but the broker)."""
+    current = asyncio.current_task()
+    tasks = [task for task in asyncio.all_tasks() if task is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return len(tasks)
+
+
+def _unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A broker task's exception nobody awaited: debug level, like amqtt's own errors (see _Quiet)."""
+    log.debug("embedded broker: %s", context.get("message"), exc_info=context.get("exception"))

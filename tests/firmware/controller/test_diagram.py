@@ -7,7 +7,7 @@ import subprocess
 
 from firmware.controller.diagram import edges, mermaid
 from firmware.controller.machine import TRANSITIONS, State
-from tests.conftest import ROOT
+from tests.conftest import VENDING
 
 EDGE = re.compile(r"^    ([a-z_]+) --> ([a-z_]+) : ([a-z_]+)( \[[a-z_]+\])?$")
 
@@ -36,5 +36,5 @@ def test_diagram_edges_equal_the_declaration():
 
 
 def test_cli_prints_the_same_diagram():
-    out = subprocess.run([str(ROOT / ".venv/bin/vending"), "diagram"], capture_output=True, text=True, check=True)
+    out = subprocess.run([VENDING, "diagram"], capture_output=True, text=True, check=True)
     assert out.stdout == mermaid()

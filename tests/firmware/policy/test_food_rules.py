@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from firmware.config.catalog import Product, load_catalog
 from firmware.config.rules import load_rulesets
 from firmware.policy.rules import evaluate
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, VENDING
 
 MOE = load_rulesets(["tw-moe-2016"])
 BOTH = load_rulesets(["tw-moe-2016", "tpe-no-bottled-water"])
@@ -185,7 +185,7 @@ def test_demo_catalog_is_compliant_except_the_one_shown_refused():
     assert refused == ["tea-green-sweetened-300"]
     out = subprocess.run(
         [
-            str(ROOT / ".venv/bin/vending"),
+            VENDING,
             "rules",
             "check",
             str(CONFIGS / "products/campus.yaml"),

@@ -7,9 +7,8 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
-from tests.conftest import CONFIGS, ROOT
+from tests.conftest import CONFIGS, VENDING
 
-VENDING = str(ROOT / ".venv/bin/vending")
 MORNING = CONFIGS / "scenarios/normal-morning.yaml"
 
 

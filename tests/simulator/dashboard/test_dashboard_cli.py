@@ -7,10 +7,8 @@ import signal
 import subprocess
 import urllib.request
 
-from tests.conftest import ROOT
+from tests.conftest import VENDING
 from tests.simulator.cli.test_cli import vending
-
-VENDING = str(ROOT / ".venv" / "bin" / "vending")
 
 
 def test_a_bad_listen_address_is_named_before_anything_starts(tmp_path):

@@ -13,7 +13,7 @@ from firmware.controller.records import Transaction
 from simulator.emulators.devices import PN532Device
 from simulator.scenarios import load_scenario
 from simulator.scenarios.runner import ScenarioRunner
-from tests.conftest import ROOT
+from tests.conftest import ROOT, VENDING
 from tests.simulator.emulators.conftest import outcome, serve_loop
 from tests.support.waiting import eventually
 
@@ -103,7 +103,7 @@ def start_serve(tmp_path: Path, closing: Callable[[Any], Any], *extra: str) -> t
     cards.write_text('cards:\n  amy: {uid: "04A1B2C3D4E5F6", profile: student, balance: 100}\n')
     serve = subprocess.Popen(
         [
-            str(ROOT / ".venv/bin/vending"),
+            VENDING,
             "serve",
             "--machine",
             str(ROOT / "configs/machines/demo.yaml"),
@@ -183,7 +183,7 @@ def test_vending_serve_reports_to_a_broker(tmp_path, closing):
     eventually(lambda: world.vendor.store.count("sale") == 1, what="the sale at the vendor")
 
     def cmd(party: str, *words: str) -> subprocess.CompletedProcess:
-        send = [str(ROOT / ".venv/bin/vending"), "cmd", "send", *words[:1], "--key", str(keys.directory / party)]
+        send = [VENDING, "cmd", "send", *words[:1], "--key", str(keys.directory / party)]
         send += ["--machine", "TPE-DAAN-JH-01", *connection(party.removesuffix(".key")), "--wait", "20", *words[1:]]
         return subprocess.run(send, capture_output=True, text=True, timeout=60)
 

@@ -7,7 +7,7 @@ import subprocess
 
 from simulator.privacy.attack import IssuerDay, Sale, attack
 from simulator.privacy.report import BEGIN, END, table
-from tests.conftest import ROOT
+from tests.conftest import ROOT, VENDING
 
 MON, TUE = "2026-03-02", "2026-03-03"
 
@@ -36,8 +36,7 @@ def test_visit_records_are_pinned_only_by_a_price_sold_once_to_a_card_that_paid_
 def test_the_attack_works_on_the_old_design_and_pins_nobody_under_the_machine_s_defaults() -> None:
     """`vending privacy attack` on a simulated term through the real machine (120 students, 10 days)."""
     out = subprocess.run(
-        [str(ROOT / ".venv/bin/vending"), "privacy", "attack", "--days", "10", "--students", "120"]
-        + ["--design", "all", "--json"],
+        [VENDING, "privacy", "attack", "--days", "10", "--students", "120"] + ["--design", "all", "--json"],
         capture_output=True,
         text=True,
         timeout=300,
