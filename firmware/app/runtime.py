@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 READER_FAULT = "card reader offline"
 POLL_S = 0.2
 EventKind = Literal["tap", "reader", "line"]
-INPUT_HELP = "select SLOT | cancel | door open|close | privacy | quit"
+INPUT_HELP = "select SLOT | cancel | door open|close | privacy | status | stock | help | quit"
 
 
 class Runtime:
@@ -40,8 +40,12 @@ class Runtime:
         reader: CardReader | None = None,
         publisher: OutboxPublisher | None = None,
         keyring: TermKeyring | None = None,
+        answer: Callable[[str], None] | None = None,
     ) -> None:
         self.controller = controller
+        self.answer = answer or log.warning  # where `help`, `status` and `stock` print (stdout for `vending serve`)
+        self.reader_online: bool | None = None
+        self.books = books
         self.keyring = keyring  # a rotated term key is picked up between events, without a restart
         self.reader = reader
         self.publisher = publisher
@@ -49,10 +53,12 @@ class Runtime:
         self.events: queue.Queue[tuple[EventKind, object]] = queue.Queue()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._today = ""  # the local day the last day-close check ran on
 
     # ---- producers (any thread) -----------------------------------------------------------------
     def reader_status(self, online: bool, detail: str) -> None:
         """A driver's on_status callback: the loop decides what the state machine does about it."""
+        self.reader_online = online
         self.events.put(("reader", online))
 
     def tap(self, tap: CardTap) -> None:
@@ -98,11 +104,26 @@ class Runtime:
             self.between_events()
 
     def between_events(self) -> None:
+        self.close_finished_days()
         self.controller.poll()
         if self.keyring is not None:
             self.keyring.refresh(self.controller.now().astimezone(self.controller.config.zone).date())
         if self.publisher is not None and self.commands is not None:
             self.commands.apply_from(self.publisher)
+
+    def close_finished_days(self) -> None:
+        """Close every trading day before today that is still open.
+
+        At local midnight, and at start-up for days a power cut left open; the day's settlement,
+        summary and retention follow from the close.
+        """
+        today = self.controller.now().astimezone(self.controller.config.zone).date().isoformat()
+        if today == self._today:
+            return
+        self._today = today
+        for day in self.books.open_days(today):
+            log.info("closing trading day %s", day)
+            self.controller.close_day(day)
 
     def on_reader(self, online: bool) -> None:
         state = self.controller.state.value
@@ -128,11 +149,28 @@ class Runtime:
                 self.controller.dispatch(f"door_{words[1]}")
             elif verb == "privacy":  # the notice button: who learns what, and whom to ask
                 self.controller.show(privacy_notice(self.controller.config))
+            elif verb == "help":
+                self.answer(f"input: {INPUT_HELP}")
+            elif verb == "status":
+                self.answer(self.status_line())
+            elif verb == "stock":
+                for slot in self.books.inventory.all():
+                    enabled = "" if slot.enabled else " (disabled)"
+                    self.answer(f"{slot.slot} {slot.product} {slot.stock}/{slot.capacity} NT${slot.price}{enabled}")
             else:
-                log.warning("unknown input line %r (%s)", line, INPUT_HELP)
+                self.answer(f"unknown input {line!r}; {INPUT_HELP}")
         except Exception as exc:  # noqa: BLE001 - a bad keypress must not stop the machine
             log.warning("input %r refused: %s", line, exc)
         return True
+
+    def status_line(self) -> str:
+        """What a service technician asks first: state, reader, reports waiting, local time."""
+        controller = self.controller
+        now = controller.now().astimezone(controller.config.zone).isoformat(timespec="seconds")
+        reader = {None: "unknown", True: "online", False: "offline"}[self.reader_online]
+        waiting = self.publisher.depth() if self.publisher is not None else "no broker"
+        detail = f" ({controller.fault_detail})" if controller.state.value == "out_of_order" else ""
+        return f"{controller.config.id} {controller.state.value}{detail}, reader {reader}, outbox {waiting}, {now}"
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start_threads(self, lines: Iterable[str] | None = None) -> None:

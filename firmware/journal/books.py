@@ -38,6 +38,18 @@ class MachineBooks:
         self.prune(now - timedelta(days=records_days))
         self.forget_cards((today - timedelta(days=card_days)).isoformat())
 
+    def open_days(self, before_day: str) -> list[str]:
+        """Trading days before ``before_day`` after the last closed one: each still owes its day close.
+
+        After the last closed day, not "every day without a close": retention prunes old journal
+        entries, and a day closed long ago must never be closed (and settled) a second time.
+        """
+        row = self.db.conn.execute(
+            "SELECT MAX(json_extract(data, '$.day')) FROM journal WHERE kind = 'day_closed'"
+        ).fetchone()
+        last_closed = str(row[0]) if row and row[0] else ""
+        return [day for day in self.vends.trading_days() if last_closed < day < before_day]
+
     def forget_cards(self, before_day: str) -> int:
         """Blank the card numbers of settled vends on closed days before ``before_day``.
 

@@ -52,7 +52,7 @@ class SerialReader:
         self.monotonic = monotonic
         self.on_status = on_status or (lambda online, detail: None)
         self.transport: SerialTransport | None = None
-        self.online = False
+        self.online: bool | None = None  # unknown until the first open: a port that never opens is offline at once
         self.backoff_s = 0.25
         self.backoff_max_s = backoff_max_s
         self.next_attempt = 0.0

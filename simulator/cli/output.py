@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, TextIO
 
 
@@ -19,11 +19,14 @@ def _value(value: Any) -> str:
 class EventPrinter:
     """Prints each controller event; never receives a uid (the controller only emits pseudonyms)."""
 
-    def __init__(self, as_json: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(self, as_json: bool = False, stream: TextIO | None = None, zone: tzinfo | None = None) -> None:
         self.as_json = as_json
         self.stream = stream or sys.stdout
+        self.zone = zone  # the machine's: times print as its local time with the offset, never as UTC
 
     def __call__(self, at: datetime, name: str, details: dict[str, Any]) -> None:
+        if self.zone is not None:
+            at = at.astimezone(self.zone)
         if self.as_json:
             record = {"t": at.isoformat(), "event": name, **details}
             self.stream.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")

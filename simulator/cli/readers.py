@@ -109,18 +109,26 @@ def serve(
     ca: CaFile = None,
     cert: CertFile = None,
     cert_key: CertKey = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what the machine does (INFO).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Log errors only.")] = False,
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning (the default), error; overrides -v and -q.")
+    ] = None,
 ) -> None:
     """Run the machine on the real clock with a real or emulated card reader.
 
-    Keypad and door come from stdin lines (`select A1`, `cancel`, `door open`, `door close`, `quit`);
-    the display and events go to stdout. Reader activity is logged to stderr, never with a card number.
+    Keypad and door come from stdin lines (`select A1`, `cancel`, `door open`, `door close`, `privacy`,
+    `status`, `stock`, `help`, `quit`); the display and events go to stdout in the machine's local time.
+    Warnings (a reader offline, a refused command) are logged to stderr, never with a card number.
+    It closes each trading day at local midnight, and on start-up any day a power cut left open.
     """
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    setup_logging(log_level, verbose, quiet)
     try:
         setup = load_machine(machine)
     except InputError as exc:
         fail(exc)
     clock = SystemClock()
+    printer = EventPrinter(as_json, zone=setup.config.zone)
     with tempfile.TemporaryDirectory(prefix="vending-serve-") as tmp:
         hardware = Hardware(
             clock, RecordingDisplay(), VirtualDispenser({code: slot.stock for code, slot in setup.config.slots.items()})
@@ -139,12 +147,16 @@ def serve(
         if state_dir is None:  # a throw-away machine gets a throw-away key; a kept state dir needs `keys init`
             simulation_term_key(Path(tmp), clock.now().astimezone(setup.config.zone).date(), "ephemeral")
         try:
-            built = build_machine(
-                setup, state_dir or Path(tmp), hardware, events=EventPrinter(as_json), reporter=reporter
-            )
+            built = build_machine(setup, state_dir or Path(tmp), hardware, events=printer, reporter=reporter)
         except TermKeyError as exc:
             fail(exc)
-        if cards is not None and built.fresh:
+        if cards is not None:
+            if not built.fresh:
+                built.db.close()
+                fail(
+                    f"--cards: {state_dir} already holds this machine's wallet; cards are issued only into a "
+                    "fresh state dir (drop --cards to go on with the cards it has, or give a new --state-dir)"
+                )
             try:
                 issue_cards_file(built, cards)
             except InputError as exc:
@@ -153,7 +165,13 @@ def serve(
         if link is not None:
             address, anchors, own = link
             publisher = OutboxPublisher(built.db.path, setup.config.id, address, clock, own, anchors.authorities)
-        runtime = Runtime(built.controller, built.books, publisher=publisher, keyring=built.keyring)
+        runtime = Runtime(
+            built.controller,
+            built.books,
+            publisher=publisher,
+            keyring=built.keyring,
+            answer=lambda text: printer(clock.now(), "answer", {"text": text}),
+        )
         try:
             runtime.reader = open_reader(reader, clock, on_status=runtime.reader_status)
         except VendingError as exc:
@@ -167,6 +185,21 @@ def serve(
         finally:
             runtime.stop()
             built.db.close()
+
+
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def setup_logging(level: str | None, verbose: bool, quiet: bool) -> None:
+    """Quiet by default (warnings and errors); libraries (transitions, paho, amqtt) stay at WARNING unless -v."""
+    if level is not None and level.lower() not in LOG_LEVELS:
+        fail(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    chosen = LOG_LEVELS[level.lower()] if level else logging.INFO if verbose else logging.ERROR if quiet else None
+    root = chosen or logging.WARNING
+    logging.basicConfig(level=root, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not verbose and (chosen is None or chosen > logging.DEBUG):
+        for library in ("transitions", "paho", "amqtt", "asyncio"):
+            logging.getLogger(library).setLevel(max(root, logging.WARNING))
 
 
 def _link(

@@ -18,20 +18,6 @@ log = logging.getLogger(__name__)
 SHUTDOWN_S = 5.0  # amqtt's own shutdown; what is still running after it is cancelled
 
 
-class _Quiet(logging.Filter):
-    """amqtt's internal errors go to debug level, tracebacks and all.
-
-    amqtt logs them with tracebacks (a client that vanished mid-write, a dict that changed while it
-    iterated); they are the broker's business, not the user's, and delivery never relies on it.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING:
-            log.debug("amqtt: %s", record.getMessage(), exc_info=record.exc_info)
-            return False
-        return True
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -59,11 +45,12 @@ class EmbeddedBroker:
     def start(self) -> EmbeddedBroker:
         from amqtt.broker import Broker
 
-        for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        amqtt_log = logging.getLogger("amqtt")
-        if not any(isinstance(f, _Quiet) for f in amqtt_log.filters):
-            amqtt_log.addFilter(_Quiet())
+        logging.getLogger("transitions").setLevel(logging.WARNING)
+        # amqtt logs its internal errors with tracebacks (a client that vanished mid-write, a dict that
+        # changed while it iterated, a PUBACK that came late); delivery never relies on it, so they are
+        # the broker's business, not the user's: shown only when this module logs at debug level
+        quiet = not log.isEnabledFor(logging.DEBUG)
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL + 1 if quiet else logging.DEBUG)
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             self._loop.set_exception_handler(_unretrieved)
@@ -134,5 +121,5 @@ async def _cancel_everything_else() -> int:
 
 
 def _unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """A broker task's exception nobody awaited: debug level, like amqtt's own errors (see _Quiet)."""
+    """A broker task's exception nobody awaited: debug level, like amqtt's own errors (see start)."""
     log.debug("embedded broker: %s", context.get("message"), exc_info=context.get("exception"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def keypad(serve: subprocess.Popen, line: str) -> None:
 def test_vending_serve_sells_through_an_emulated_pn532(tmp_path, closing):
     """The real command: `vending serve` reads an emulated PN532 through a --link path; keypad on stdin."""
     device = closing(PN532Device(tmp_path / "reader0").start())
-    serve, events = start_serve(tmp_path, closing)
+    serve, events = start_serve(tmp_path, closing, "-v")  # -v: the reader's INFO lines, checked below
     keypad(serve, "privacy")
     notice = eventually(lambda: [e for e in events if e["event"] == "display" and e.get("key") == "privacy"])
     assert "ask the school" in notice[0]["en"] and "請洽學校" in notice[0]["zh"]
@@ -198,3 +199,56 @@ def test_vending_serve_reports_to_a_broker(tmp_path, closing):
     keypad(serve, "quit")
     assert serve.wait(timeout=20) == 0
     assert world.vendor.incidents == 0
+
+
+def test_serve_is_quiet_by_default_and_answers_help_status_and_stock_in_local_time(tmp_path, closing):
+    closing(PN532Device(tmp_path / "reader0").start())
+    serve, events = start_serve(tmp_path, closing)
+    for line in ("help", "status", "stock", "dance"):
+        keypad(serve, line)
+    answers = eventually(lambda: [e for e in events if e["event"] == "answer"][:15] if len(
+        [e for e in events if e["event"] == "answer"]) >= 15 else None, what="answers")  # fmt: skip
+    texts = [a["text"] for a in answers]
+    assert texts[0].startswith("input: select SLOT | cancel")
+    assert texts[1].startswith("TPE-DAAN-JH-01 idle, reader online, outbox no broker, ") and "+08:00" in texts[1]
+    assert "A1 milk-lowfat-290 8/10 NT$25" in texts
+    assert texts[-1].startswith("unknown input 'dance'; select SLOT")
+    assert all(e["t"].endswith("+08:00") for e in events), "every time in the machine's local time"
+    keypad(serve, "quit")
+    assert serve.wait(timeout=20) == 0
+    assert serve.stderr is not None
+    assert serve.stderr.read() == "", "nothing on stderr when all is well (no INFO from transitions or drivers)"
+
+
+def test_a_missing_reader_port_puts_the_machine_out_of_order_within_two_seconds(tmp_path, closing):
+    serve, events = start_serve(tmp_path, closing)  # no device on tmp_path/reader0
+    started = time.monotonic()
+    eventually(lambda: any(e["event"] == "display" and e.get("key") == "out_of_order" for e in events), 2.0,
+               "the display saying the machine is out of order")  # fmt: skip
+    assert time.monotonic() - started <= 2.0
+    keypad(serve, "select A1")
+    keypad(serve, "status")
+    status = eventually(lambda: [e for e in events if e["event"] == "answer"], what="status")
+    assert "out_of_order (card reader offline), reader offline" in status[0]["text"]
+    assert not any(e["event"] == "selected" for e in events), "no sales while the reader is offline"
+    keypad(serve, "quit")
+    assert serve.wait(timeout=20) == 0
+    assert serve.stderr is not None
+    assert "offline: cannot open" in serve.stderr.read()
+
+
+def test_cards_into_a_state_dir_that_has_a_wallet_are_refused(tmp_path, closing):
+    state = tmp_path / "state"
+    assert subprocess.run([VENDING, "keys", "init", "--state-dir", str(state), "--valid-until", "2099-01-31"],
+                          capture_output=True).returncode == 0  # fmt: skip
+    closing(PN532Device(tmp_path / "reader0").start())
+    serve, _ = start_serve(tmp_path, closing, "--state-dir", str(state))
+    keypad(serve, "quit")
+    assert serve.wait(timeout=20) == 0
+    again = subprocess.run(
+        [VENDING, "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"), "--reader", "virtual:",
+         "--state-dir", str(state), "--cards", str(tmp_path / "cards.yaml")],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 2
+    assert "--cards: " in again.stderr and "already holds this machine's wallet" in again.stderr
