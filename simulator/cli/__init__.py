@@ -38,6 +38,7 @@ from simulator.cli.privacy import privacy_app
 from simulator.cli.readers import reader_app, serve
 from simulator.cli.reporting import backend_app
 from simulator.cli.rules import refused_slots, rules_app
+from simulator.cli.scaffold import init
 from simulator.cli.school import backend_school, school_app
 from simulator.paths import SCENARIOS
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -79,6 +80,7 @@ def _root(
 app.add_typer(keys_app, name="keys")
 app.add_typer(cmd_app, name="cmd")
 app.add_typer(broker_app, name="broker")
+app.command("init")(init)
 app.add_typer(backend_app, name="backend")
 app.command("fleet")(fleet)
 app.add_typer(rules_app, name="rules")

@@ -184,3 +184,22 @@ def test_run_on_a_broker_of_yours_never_takes_over_your_backend_s_session(closin
     finally:
         yours.disconnect()
         yours.loop_stop()
+
+
+def test_init_scaffolds_files_that_pass_strict_check_and_run(tmp_path: Path) -> None:
+    target = tmp_path / "my-machine"
+    made = vending("init", str(target), "--machine-id", "TPE-NEW-01")
+    assert made.returncode == 0, made.stderr
+    files = [target / "machine.yaml", target / "catalog.yaml", target / "scenarios" / "first-morning.yaml"]
+    checked = vending("check", "--strict", *map(str, files))
+    assert checked.returncode == 0 and checked.stderr == "", checked.stderr
+    ran = vending("run", "--script", str(files[2]), "--broker", "none")
+    assert ran.returncode == 0 and ", 0 failed" in ran.stdout, ran.stdout
+    assert "id: TPE-NEW-01" in files[0].read_text()
+
+    before = files[0].read_text()
+    again = vending("init", str(target))
+    assert again.returncode == 2 and "already exist; nothing written (--force to overwrite)" in again.stderr
+    assert files[0].read_text() == before
+    bad = vending("init", str(tmp_path / "other"), "--machine-id", "bad id")
+    assert bad.returncode == 2 and "--machine-id: 'bad id'" in bad.stderr and not (tmp_path / "other").exists()
