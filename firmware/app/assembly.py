@@ -49,6 +49,9 @@ def open_books(
             books.inventory.seed(setup)
     elif db.meta("machine_id") != setup.config.id:
         raise ValueError(f"{state_dir} holds machine {db.meta('machine_id')}, not {setup.config.id}")
+    if db.meta("timezone") != setup.config.zone.key:  # so a reader of the state dir shows local times
+        with db.atomic("journal"):
+            db.set_meta("timezone", setup.config.zone.key)
     return db, books, fresh
 
 

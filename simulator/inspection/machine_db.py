@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firmware.errors import VendingError
 
@@ -47,6 +48,28 @@ def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> An
     return row[0] if row else None
 
 
+def machine_zone(conn: sqlite3.Connection) -> ZoneInfo | None:
+    """The machine's own time zone, as its last start-up recorded it (None for an older state dir)."""
+    name = _one(conn, "SELECT value FROM meta WHERE key = 'timezone'")
+    try:
+        return ZoneInfo(str(name)) if name else None
+    except (ValueError, ZoneInfoNotFoundError):
+        return None
+
+
+def local_time(stored: str, zone: ZoneInfo | None) -> str:
+    """A stored instant in the machine's local time with its offset (the real clock stores UTC)."""
+    if zone is None:
+        return stored
+    at = datetime.fromisoformat(stored)
+    return at.astimezone(zone).isoformat() if at.tzinfo is not None else stored
+
+
+def _localized(conn: sqlite3.Connection, rows: list[Row]) -> list[Row]:
+    zone = machine_zone(conn)
+    return [{**row, "time": local_time(str(row["time"]), zone)} for row in rows]
+
+
 def status(conn: sqlite3.Connection) -> list[Row]:
     """One row per fact: what the machine is, how far its books and reports have got."""
     waiting = dict(conn.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream").fetchall())
@@ -54,7 +77,7 @@ def status(conn: sqlite3.Connection) -> list[Row]:
     closed = _one(conn, "SELECT MAX(json_extract(data, '$.day')) FROM journal WHERE kind = 'day_closed'")
     facts: list[tuple[str, Any]] = [
         ("machine", _one(conn, "SELECT value FROM meta WHERE key = 'machine_id'")),
-        ("last event", f"{last[1]} at {last[0]}" if last else "none yet"),
+        ("last event", f"{last[1]} at {local_time(last[0], machine_zone(conn))}" if last else "none yet"),
         ("sales completed", _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'completed'")),
         ("takings", _one(conn, "SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed'")),
         ("refunds", _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'refunded'")),
@@ -80,16 +103,21 @@ def stock(conn: sqlite3.Connection) -> list[Row]:
 def sales(conn: sqlite3.Connection, day: str | None = None) -> list[Row]:
     """Every vend (of ``day``), oldest first: the money record, without the card."""
     where, params = ("WHERE local_day = ?", (day,)) if day else ("", ())
-    return _rows(
+    return _localized(
         conn,
-        f"SELECT at AS time, txn_id AS txn, slot, product, price, status FROM vends {where} ORDER BY at, rowid",
-        params,
+        _rows(
+            conn,
+            f"SELECT at AS time, txn_id AS txn, slot, product, price, status FROM vends {where} ORDER BY at, rowid",
+            params,
+        ),
     )
 
 
 def journal(conn: sqlite3.Connection, since: str | None = None) -> list[Row]:
-    """Journal entries from ``since`` (a day: the entry's own local day; a time: compared as instants)."""
-    rows = _rows(conn, "SELECT at AS time, kind, COALESCE(txn_id, '') AS txn, data FROM journal ORDER BY id")
+    """Journal entries from ``since`` (a day: the machine's local day; a time: compared as instants)."""
+    rows = _localized(
+        conn, _rows(conn, "SELECT at AS time, kind, COALESCE(txn_id, '') AS txn, data FROM journal ORDER BY id")
+    )
     if not since:
         return rows
     if len(since) == 10:

@@ -102,3 +102,22 @@ def test_inspection_reads_a_running_machine_and_writes_nothing(tmp_path: Path, c
     for command in ("status", "stock", "sales", "journal"):
         invoke(command, "--state-dir", str(tmp_path / "machine"))
     assert files() == before, "inspection wrote to the machine's database"
+
+
+def test_times_show_in_the_machine_s_local_time_when_its_clock_stored_utc(tmp_path: Path) -> None:
+    """`vending serve` runs on the system clock, which stores UTC: 23:30 UTC on 1 March is 07:30 on 2 March in Taipei."""
+    from dataclasses import replace
+    from datetime import UTC
+
+    scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
+    utc_start = scenario.start.astimezone(UTC)
+    runner = ScenarioRunner(replace(scenario, start=utc_start, steps=[]), tmp_path / "state")
+    runner.start()
+    try:
+        sell(runner, "A1", "amy")
+    finally:
+        runner.close()
+    rows = json.loads(invoke("sales", "--state-dir", str(tmp_path / "state"), "--json"))
+    assert [row["time"][:16] for row in rows] == ["2026-03-02T07:30"] and rows[0]["time"].endswith("+08:00")
+    entries = json.loads(invoke("journal", "--state-dir", str(tmp_path / "state"), "--since", "2026-03-02", "--json"))
+    assert {"vend_completed"} <= {entry["kind"] for entry in entries}, "the local day, not the UTC one"
