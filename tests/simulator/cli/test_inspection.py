@@ -105,7 +105,7 @@ def test_inspection_reads_a_running_machine_and_writes_nothing(tmp_path: Path, c
 
 
 def test_times_show_in_the_machine_s_local_time_when_its_clock_stored_utc(tmp_path: Path) -> None:
-    """`vending serve` runs on the system clock, which stores UTC: 23:30 UTC on 1 March is 07:30 on 2 March in Taipei."""
+    """`vending serve` runs on the system clock, which stores UTC: 23:30 UTC on 1 March is 07:30, 2 March, Taipei."""
     from dataclasses import replace
     from datetime import UTC
 
