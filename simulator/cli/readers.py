@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +17,7 @@ from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import Strict, read_yaml, validate
 from firmware.controller.records import Hardware
 from firmware.errors import InputError, VendingError
-from firmware.identity.keys import TermKeyError
+from firmware.identity.keys import TermKeyError, key_path
 from firmware.identity.keyset import MACHINE_KEY_FILE, MachineTrust, machine_identity
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
@@ -86,7 +85,13 @@ def serve(
     reader: Annotated[
         str, typer.Option(help="pn532:/dev/ttyUSB0, rdm6300:/dev/ttyS1?baud=9600, line:/tmp/reader0, virtual:")
     ],
-    state_dir: Annotated[Path | None, typer.Option(help="Machine state (default: a temp dir).")] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Machine state: balances, sales, journal (default: the user's state dir, "
+            "~/.local/state/vending/MACHINE-ID on Linux, kept across runs with a development term key)."
+        ),
+    ] = None,
     cards: Annotated[
         Path | None,
         typer.Option(help="YAML with `cards:` as in a scenario, issued into a fresh state dir's wallet."),
@@ -129,62 +134,61 @@ def serve(
         fail(exc)
     clock = SystemClock()
     printer = EventPrinter(as_json, zone=setup.config.zone)
-    with tempfile.TemporaryDirectory(prefix="vending-serve-") as tmp:
-        hardware = Hardware(
-            clock, RecordingDisplay(), VirtualDispenser({code: slot.stock for code, slot in setup.config.slots.items()})
-        )
-        reporter: ReporterFactory | None = None
-        link: tuple[BrokerAddress, MachineTrust, Identity] | None = None
-        if broker != "none":
-            link = _link(
-                setup, broker_address(broker, username, password, ca, cert, cert_key), trust, identity, state_dir
-            )
-            address, anchors, own = link
+    where = state_dir or default_state_dir(setup.config.id)
+    hardware = Hardware(
+        clock, RecordingDisplay(), VirtualDispenser({code: slot.stock for code, slot in setup.config.slots.items()})
+    )
+    reporter: ReporterFactory | None = None
+    link: tuple[BrokerAddress, MachineTrust, Identity] | None = None
+    if broker != "none":
+        link = _link(setup, broker_address(broker, username, password, ca, cert, cert_key), trust, identity, state_dir)
+        address, anchors, own = link
 
-            def reporter(setup: MachineSetup, books: MachineBooks) -> Reporter:
-                return reporter_for(setup, books, anchors.issuer_seal, own)
+        def reporter(setup: MachineSetup, books: MachineBooks) -> Reporter:
+            return reporter_for(setup, books, anchors.issuer_seal, own)
 
-        if state_dir is None:  # a throw-away machine gets a throw-away key; a kept state dir needs `keys init`
-            simulation_term_key(Path(tmp), clock.now().astimezone(setup.config.zone).date(), "ephemeral")
-        try:
-            built = build_machine(setup, state_dir or Path(tmp), hardware, events=printer, reporter=reporter)
-        except TermKeyError as exc:
-            fail(exc)
-        if cards is not None:
-            if not built.fresh:
-                built.db.close()
-                fail(
-                    f"--cards: {state_dir} already holds this machine's wallet; cards are issued only into a "
-                    "fresh state dir (drop --cards to go on with the cards it has, or give a new --state-dir)"
-                )
-            try:
-                issue_cards_file(built, cards)
-            except InputError as exc:
-                fail(exc)
-        publisher = None
-        if link is not None:
-            address, anchors, own = link
-            publisher = OutboxPublisher(built.db.path, setup.config.id, address, clock, own, anchors.authorities)
-        runtime = Runtime(
-            built.controller,
-            built.books,
-            publisher=publisher,
-            keyring=built.keyring,
-            answer=lambda text: printer(clock.now(), "answer", {"text": text}),
-        )
-        try:
-            runtime.reader = open_reader(reader, clock, on_status=runtime.reader_status)
-        except VendingError as exc:
-            fail(exc)
-        built.controller.start()
-        if publisher is not None:
-            publisher.start()
-        runtime.start_threads(sys.stdin)
-        try:
-            runtime.run()
-        finally:
-            runtime.stop()
+    if state_dir is None and not key_path(where).exists():  # a laptop's first run; a school's machine: `keys init`
+        simulation_term_key(where, clock.now().astimezone(setup.config.zone).date(), "dev")
+        printer(clock.now(), "state_dir", {"path": str(where), "new": True, "term_key": "development"})
+    try:
+        built = build_machine(setup, where, hardware, events=printer, reporter=reporter)
+    except TermKeyError as exc:
+        fail(exc)
+    if cards is not None:
+        if not built.fresh:
             built.db.close()
+            fail(
+                f"--cards: {where} already holds this machine's wallet; cards are issued only into a "
+                "fresh state dir (drop --cards to go on with the cards it has, or give a new --state-dir)"
+            )
+        try:
+            issue_cards_file(built, cards)
+        except InputError as exc:
+            fail(exc)
+    publisher = None
+    if link is not None:
+        address, anchors, own = link
+        publisher = OutboxPublisher(built.db.path, setup.config.id, address, clock, own, anchors.authorities)
+    runtime = Runtime(
+        built.controller,
+        built.books,
+        publisher=publisher,
+        keyring=built.keyring,
+        answer=lambda text: printer(clock.now(), "answer", {"text": text}),
+    )
+    try:
+        runtime.reader = open_reader(reader, clock, on_status=runtime.reader_status)
+    except VendingError as exc:
+        fail(exc)
+    built.controller.start()
+    if publisher is not None:
+        publisher.start()
+    runtime.start_threads(sys.stdin)
+    try:
+        runtime.run()
+    finally:
+        runtime.stop()
+        built.db.close()
 
 
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -200,6 +204,13 @@ def setup_logging(level: str | None, verbose: bool, quiet: bool) -> None:
     if not verbose and (chosen is None or chosen > logging.DEBUG):
         for library in ("transitions", "paho", "amqtt", "asyncio"):
             logging.getLogger(library).setLevel(max(root, logging.WARNING))
+
+
+def default_state_dir(machine_id: str) -> Path:
+    """Where a machine without ``--state-dir`` keeps its books: the user's state dir, one per machine id."""
+    from platformdirs import user_state_dir
+
+    return Path(user_state_dir("vending")) / machine_id
 
 
 def _link(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -119,6 +120,7 @@ def start_serve(tmp_path: Path, closing: Callable[[Any], Any], *extra: str) -> t
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state")},  # the default state dir, per test
     )
     closing(ServeProcess(serve))
     events: list[dict] = []
@@ -252,3 +254,22 @@ def test_cards_into_a_state_dir_that_has_a_wallet_are_refused(tmp_path, closing)
     )  # fmt: skip
     assert again.returncode == 2
     assert "--cards: " in again.stderr and "already holds this machine's wallet" in again.stderr
+
+
+def test_without_a_state_dir_the_machine_keeps_its_books_in_the_user_s_state_dir(tmp_path, closing):
+    closing(PN532Device(tmp_path / "reader0").start())
+    serve, events = start_serve(tmp_path, closing)
+    state = tmp_path / "xdg-state" / "vending" / "TPE-DAAN-JH-01"
+    created = [e for e in events if e["event"] == "state_dir"]
+    assert created and created[0]["path"] == str(state) and created[0]["term_key"] == "development"
+    keypad(serve, "quit")
+    assert serve.wait(timeout=20) == 0
+    assert (state / "machine.db").is_file(), "kept after quit"
+    again = subprocess.run(
+        [VENDING, "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"), "--reader", "virtual:", "--json"],
+        input="stock\nquit\n", capture_output=True, text=True, timeout=60,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state")},
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert '"event": "state_dir"' not in again.stdout, "the second run finds its books"
+    assert "A1 milk-lowfat-290 8/10" in again.stdout
