@@ -111,7 +111,7 @@ def test_times_show_in_the_machine_s_local_time_when_its_clock_stored_utc(tmp_pa
 
     scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
     utc_start = scenario.start.astimezone(UTC)
-    runner = ScenarioRunner(replace(scenario, start=utc_start, steps=[]), tmp_path / "state")
+    runner = ScenarioRunner(replace(scenario, start=utc_start, steps=()), tmp_path / "state")
     runner.start()
     try:
         sell(runner, "A1", "amy")
