@@ -206,13 +206,24 @@ def test_vending_serve_reports_to_a_broker(tmp_path, closing):
 def test_serve_is_quiet_by_default_and_answers_help_status_and_stock_in_local_time(tmp_path, closing):
     closing(PN532Device(tmp_path / "reader0").start())
     serve, events = start_serve(tmp_path, closing)
-    for line in ("help", "status", "stock", "dance"):
+
+    def answers() -> list[str]:
+        return [e["text"] for e in events if e["event"] == "answer"]
+
+    def reader_online() -> bool:  # the reader opens on its own thread: ask until it says so
+        before = len(answers())
+        keypad(serve, "status")
+        eventually(lambda: len(answers()) > before, what="a status answer")  # one answer per question
+        return "reader online" in answers()[-1]
+
+    eventually(reader_online, what="the reader online")
+    status = answers()[-1]
+    assert status.startswith("TPE-DAAN-JH-01 idle, reader online, outbox no broker, ") and "+08:00" in status
+    asked = len(answers())
+    for line in ("help", "stock", "dance"):
         keypad(serve, line)
-    answers = eventually(lambda: [e for e in events if e["event"] == "answer"][:15] if len(
-        [e for e in events if e["event"] == "answer"]) >= 15 else None, what="answers")  # fmt: skip
-    texts = [a["text"] for a in answers]
+    texts = eventually(lambda: answers()[asked:] if len(answers()) >= asked + 14 else None, what="answers")
     assert texts[0].startswith("input: select SLOT | cancel")
-    assert texts[1].startswith("TPE-DAAN-JH-01 idle, reader online, outbox no broker, ") and "+08:00" in texts[1]
     assert "A1 milk-lowfat-290 8/10 NT$25" in texts
     assert texts[-1].startswith("unknown input 'dance'; select SLOT")
     assert all(e["t"].endswith("+08:00") for e in events), "every time in the machine's local time"
