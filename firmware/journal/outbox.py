@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ class Outbox:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        # the publisher's connection is used by its worker and by callers asking depth() or flush():
+        # one sqlite3 connection must not run two statements at once (a reset cursor reads as no row)
+        self.lock = threading.RLock()
 
     @classmethod
     def open(cls, db_path: Path) -> Outbox:
@@ -42,7 +46,8 @@ class Outbox:
         return cls(conn)
 
     def close(self) -> None:
-        self.conn.close()
+        with self.lock:
+            self.conn.close()
 
     # ---- the machine's side: inside the journal transaction --------------------------------------
     def enqueue(self, message: OutboundMessage, seq: int, created_at: str) -> None:
@@ -95,34 +100,38 @@ class Outbox:
 
     # ---- the publisher's side -------------------------------------------------------------------
     def depth(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        with self.lock:
+            return int(self.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     def acked_below(self) -> dict[str, int]:
         """Per stream, the seq just below the oldest waiting report (0 when none waits): acked so far."""
-        oldest = dict(self.conn.execute("SELECT stream, MIN(seq) - 1 FROM outbox GROUP BY stream").fetchall())
+        with self.lock:
+            oldest = dict(self.conn.execute("SELECT stream, MIN(seq) - 1 FROM outbox GROUP BY stream").fetchall())
         return {stream: int(oldest.get(stream) or 0) for stream in STREAMS}
 
     def newest(self) -> dict[str, int]:
         """Per stream that has waiting reports, the highest seq."""
-        return {
-            stream: int(seq)
-            for stream, seq in self.conn.execute("SELECT stream, MAX(seq) FROM outbox GROUP BY stream").fetchall()
-        }
+        with self.lock:
+            rows = self.conn.execute("SELECT stream, MAX(seq) FROM outbox GROUP BY stream").fetchall()
+        return {stream: int(seq) for stream, seq in rows}
 
     def after(self, stream: str, seq: int, limit: int) -> list[PendingReport]:
         """Up to ``limit`` waiting reports of ``stream`` after ``seq``, in order."""
-        rows = self.conn.execute(
-            "SELECT seq, topic, payload, retain FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (stream, seq, limit),
-        ).fetchall()
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT seq, topic, payload, retain FROM outbox WHERE stream = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (stream, seq, limit),
+            ).fetchall()
         return [PendingReport(int(s), topic, payload, bool(retain)) for s, topic, payload, retain in rows]
 
     def payloads(self, stream: str | None = None) -> list[tuple[str, str]]:
         """(topic, payload) of every waiting report in insertion order (for audits and benchmarks)."""
-        if stream is None:
-            rows = self.conn.execute("SELECT topic, payload FROM outbox ORDER BY id")
-        else:
-            rows = self.conn.execute("SELECT topic, payload FROM outbox WHERE stream = ? ORDER BY id", (stream,))
+        with self.lock:
+            if stream is None:
+                rows = self.conn.execute("SELECT topic, payload FROM outbox ORDER BY id").fetchall()
+            else:
+                sql = "SELECT topic, payload FROM outbox WHERE stream = ? ORDER BY id"
+                rows = self.conn.execute(sql, (stream,)).fetchall()
         return [(str(topic), str(payload)) for topic, payload in rows]
 
     def delete_acked(self, acked: dict[str, int]) -> int:
@@ -131,17 +140,18 @@ class Outbox:
         Rolls back on any exception, not only SQLite's: a transaction left open would hold the write
         lock and stop every sale on the machine.
         """
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            deleted = sum(
-                self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)).rowcount
-                for stream, seq in acked.items()
-            )
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = sum(
+                    self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)).rowcount
+                    for stream, seq in acked.items()
+                )
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
         crashpoints.reached("outbox.delete.after_commit")
         return deleted
 
