@@ -141,7 +141,7 @@ def serve(
     reporter: ReporterFactory | None = None
     link: tuple[BrokerAddress, MachineTrust, Identity] | None = None
     if broker != "none":
-        link = _link(setup, broker_address(broker, username, password, ca, cert, cert_key), trust, identity, state_dir)
+        link = _link(setup, broker_address(broker, username, password, ca, cert, cert_key), trust, identity, where)
         address, anchors, own = link
 
         def reporter(setup: MachineSetup, books: MachineBooks) -> Reporter:
@@ -214,7 +214,7 @@ def default_state_dir(machine_id: str) -> Path:
 
 
 def _link(
-    setup: MachineSetup, address: BrokerAddress, trust: Path | None, identity: Path | None, state_dir: Path | None
+    setup: MachineSetup, address: BrokerAddress, trust: Path | None, identity: Path | None, state_dir: Path
 ) -> tuple[BrokerAddress, MachineTrust, Identity]:
     """Broker, trust anchors and the machine's own key for a reporting machine; exit 2 naming what is missing."""
     config = setup.config
@@ -228,9 +228,6 @@ def _link(
                 "a reporting machine needs its trust anchors: --trust DIR or `trust:` in the machine config "
                 "(create a development set with `vending keys dev-set --dir DIR --machines ID`)"
             )
-        key_file = identity or (state_dir / MACHINE_KEY_FILE if state_dir else None)
-        if key_file is None:
-            raise VendingError("a reporting machine needs its signing key: --identity FILE or --state-dir DIR")
-        return address, anchors, machine_identity(key_file, config.id)
+        return address, anchors, machine_identity(identity or state_dir / MACHINE_KEY_FILE, config.id)
     except VendingError as exc:
         fail(exc)

@@ -288,3 +288,16 @@ def test_without_a_state_dir_the_machine_keeps_its_books_in_the_user_s_state_dir
     assert again.returncode == 0, again.stderr
     assert '"event": "state_dir"' not in again.stdout, "the second run finds its books"
     assert "A1 milk-lowfat-290 8/10" in again.stdout
+
+
+def test_a_reporting_machine_without_a_state_dir_looks_for_its_key_in_the_default_one(tmp_path):
+    keys = tmp_path / "keys"
+    assert subprocess.run([VENDING, "keys", "dev-set", "--dir", str(keys)], capture_output=True).returncode == 0
+    run = subprocess.run(
+        [VENDING, "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"), "--reader", "virtual:",
+         "--broker", "mqtt://127.0.0.1:9", "--trust", str(keys)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state")},
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert str(tmp_path / "xdg-state" / "vending" / "TPE-DAAN-JH-01" / "machine.key") in run.stderr
