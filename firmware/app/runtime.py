@@ -104,20 +104,20 @@ class Runtime:
             self.between_events()
 
     def between_events(self) -> None:
-        self.close_finished_days()
+        today = self.controller.now().astimezone(self.controller.config.zone).date()
+        self.close_finished_days(today.isoformat())
         self.controller.poll()
         if self.keyring is not None:
-            self.keyring.refresh(self.controller.now().astimezone(self.controller.config.zone).date())
+            self.keyring.refresh(today)
         if self.publisher is not None and self.commands is not None:
             self.commands.apply_from(self.publisher)
 
-    def close_finished_days(self) -> None:
-        """Close every trading day before today that is still open.
+    def close_finished_days(self, today: str) -> None:
+        """Close every trading day before ``today`` (the local day) that is still open.
 
         At local midnight, and at start-up for days a power cut left open; the day's settlement,
         summary and retention follow from the close.
         """
-        today = self.controller.now().astimezone(self.controller.config.zone).date().isoformat()
         if today == self._today:
             return
         self._today = today

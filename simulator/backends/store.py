@@ -70,6 +70,11 @@ CREATE TABLE IF NOT EXISTS settlement_days (
 )
 
 
+def payload_of(stored: Any) -> dict[str, Any]:
+    """A stored payload as a dict: PostgreSQL's JSONB arrives as one, SQLite's TEXT as JSON."""
+    return stored if isinstance(stored, dict) else json.loads(stored)
+
+
 @dataclass(frozen=True)
 class Report:
     """One sequenced report as received: (machine, seq) is its identity.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,7 +13,7 @@ from firmware.reporting.mqtt import BrokerAddress
 from simulator.backends.contract import check
 from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
-from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore
+from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore, payload_of
 
 SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result", "summary")
 
@@ -76,10 +75,7 @@ class VendorBackend(BackendService):
             erased = self.store.erase(request.machine, request.day, request.pseudonyms)
             return {"erased": [{"machine": request.machine, "seq": seq, "kind": kind} for seq, kind in erased]}
         rows = self.store.records_of(request.machine, request.day, request.pseudonyms)
-        records = [
-            {"kind": kind, "seq": int(seq), "payload": payload if isinstance(payload, dict) else json.loads(payload)}
-            for seq, kind, payload in rows
-        ]
+        records = [{"kind": kind, "seq": int(seq), "payload": payload_of(payload)} for seq, kind, payload in rows]
         return {"records": records}
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import queue
 import secrets
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +18,6 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from firmware.app.command_gate import compose_command
 from firmware.app.commands import COMMANDS
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity
@@ -28,6 +26,7 @@ from firmware.reporting.mqtt import make_client
 from firmware.reporting.wire import WireError, parse_object
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
+from simulator.dashboard.operator import operator_command
 
 cmd_app = typer.Typer(no_args_is_help=True, help="Send signed remote commands to a machine.")
 
@@ -94,16 +93,14 @@ def send(
     except (ValueError, VendingError) as exc:
         fail(exc)
     address = broker_address(broker, username, password, ca, cert, cert_key)
-    command_id = f"cmd-{secrets.token_hex(6)}"
-    payload = compose_command(
+    command_id, payload = operator_command(
         identity,
         machine,
         command,
         fields,
         issued_at=datetime.now(UTC),
         lifetime=timedelta(seconds=lifetime),
-        counter=counter if counter is not None else time.time_ns() // 1000,
-        command_id=command_id,
+        counter=counter,
     )
     answer = _publish_and_wait(address, machine, command, payload, command_id, wait)
     if answer is None:

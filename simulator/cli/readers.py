@@ -198,10 +198,11 @@ def setup_logging(level: str | None, verbose: bool, quiet: bool) -> None:
     """Quiet by default (warnings and errors); libraries (transitions, paho, amqtt) stay at WARNING unless -v."""
     if level is not None and level.lower() not in LOG_LEVELS:
         fail(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
-    chosen = LOG_LEVELS[level.lower()] if level else logging.INFO if verbose else logging.ERROR if quiet else None
-    root = chosen or logging.WARNING
+    root = (
+        LOG_LEVELS[level.lower()] if level else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    )
     logging.basicConfig(level=root, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if not verbose and (chosen is None or chosen > logging.DEBUG):
+    if not verbose and root > logging.DEBUG:
         for library in ("transitions", "paho", "amqtt", "asyncio"):
             logging.getLogger(library).setLevel(max(root, logging.WARNING))
 

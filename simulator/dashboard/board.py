@@ -12,10 +12,11 @@ count some sales twice.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from simulator.backends.store import payload_of
 
 LOW_STOCK_SHARE = 0.2  # a slot at or under a fifth of its capacity is highlighted (the machine alerts on its own level)
 ALERT_LIMIT = 50
@@ -129,7 +130,7 @@ def _snapshots(store: Store) -> dict[str, tuple[int, str, list[SlotRow]]]:
     )
     snapshots: dict[str, tuple[int, str, list[SlotRow]]] = {}
     for machine, seq, payload in rows:
-        body = payload if isinstance(payload, dict) else json.loads(payload)
+        body = payload_of(payload)
         slots = [
             SlotRow(
                 str(machine),
@@ -174,7 +175,7 @@ def _open_alerts(store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow
     )
     alerts = []
     for machine, seq, payload in rows:
-        body = payload if isinstance(payload, dict) else json.loads(payload)
+        body = payload_of(payload)
         snapshot = snapshots.get(str(machine))
         if snapshot is not None and snapshot[0] > int(seq):
             if body.get("kind") != "low_stock":
@@ -204,7 +205,7 @@ def _commands(store: Store, limit: int = 10) -> list[CommandRow]:
     )
     commands = []
     for machine, payload in rows:
-        body = payload if isinstance(payload, dict) else json.loads(payload)
+        body = payload_of(payload)
         time, name, ok = str(body.get("time", "")), str(body.get("command")), bool(body.get("ok"))
         commands.append(CommandRow(str(machine), time, name, ok, body.get("reason")))
     return commands

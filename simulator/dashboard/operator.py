@@ -24,6 +24,34 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def operator_command(
+    identity: Identity,
+    machine: str,
+    name: str,
+    fields: dict[str, Any],
+    *,
+    issued_at: datetime,
+    lifetime: timedelta,
+    counter: int | None = None,
+) -> tuple[str, str]:
+    """(id, signed payload) of one command, signed by any party's key: a fresh id, a clock counter unless given.
+
+    The one place the dashboard and ``vending cmd send`` make their commands.
+    """
+    command_id = f"cmd-{secrets.token_hex(6)}"
+    payload = compose_command(
+        identity,
+        machine,
+        name,
+        fields,
+        issued_at=issued_at,
+        lifetime=lifetime,
+        counter=counter if counter is not None else time.time_ns() // 1000,
+        command_id=command_id,
+    )
+    return command_id, payload
+
+
 @dataclass
 class Operator:
     """Signs commands as the vendor and hands them to ``publish(topic, payload)`` (QoS 1)."""
@@ -35,16 +63,8 @@ class Operator:
 
     def send(self, machine: str, name: str, fields: dict[str, Any]) -> str:
         """Publish one signed command; returns its id."""
-        command_id = f"cmd-{secrets.token_hex(6)}"
-        payload = compose_command(
-            self.identity,
-            machine,
-            name,
-            fields,
-            issued_at=self.clock(),
-            lifetime=self.lifetime,
-            counter=time.time_ns() // 1000,
-            command_id=command_id,
+        command_id, payload = operator_command(
+            self.identity, machine, name, fields, issued_at=self.clock(), lifetime=self.lifetime
         )
         self.publish(topics.command(machine, name), payload)
         return command_id
