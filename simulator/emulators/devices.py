@@ -1,29 +1,35 @@
 """PN532, RDM6300 and text-line reader devices behind a PtyPort, with cards placed and removed.
 
-The PN532 answers what libnfc and nfcpy send at start-up (PN532 User Manual UM0701-02): it decodes the
-host's frames with the same pure framer the driver uses, acks each command and sends the response.
+Each device is a thread that blocks on its port until the host writes or something changes: no
+polling loop runs while nothing happens. The PN532 device does the HSU side (frames, ACK/NACK,
+wake-up, serial speed, the host's abort) around ``Pn532Chip``, which answers the commands; it
+decodes the host's frames with the same pure framer the project's driver uses.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
 
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
+from simulator.emulators.pn532_chip import Pending, Pn532Chip
 from simulator.emulators.pty_port import PtyPort
 
-FIRMWARE = bytes.fromhex("32010607")  # IC PN532, v1.6, support ISO14443A/B + ISO18092
+log = logging.getLogger(__name__)
+RDM6300_REPEAT_S = 0.1  # the module repeats the tag's frame while the tag is in the field
 
 
 class Device:
     """A card field and a port; subclasses say what goes on the wire."""
 
     protocol = "device"
+    baud = 9600
 
-    def __init__(self, link: Path | None = None, seed: int = 0) -> None:
-        self.port = PtyPort(link, seed)
+    def __init__(self, link: Path | None = None, seed: int = 0, pace: bool = False) -> None:
+        self.port = PtyPort(link, seed, self.baud, pace)
         self.card: str | None = None
         self.lift_after_read = False
         self.reads = 0
@@ -42,13 +48,16 @@ class Device:
 
     def place(self, uid: str) -> None:
         self.card, self.lift_after_read = uid.upper(), False
+        self.port.wake()
 
     def remove(self) -> None:
         self.card = None
+        self.port.wake()
 
     def tap(self, uid: str) -> None:
         """Place, and lift as soon as the host has read the card once."""
         self.card, self.lift_after_read = uid.upper(), True
+        self.port.wake()
 
     def card_read(self) -> None:
         self.reads += 1
@@ -57,6 +66,7 @@ class Device:
 
     def stop(self) -> None:
         self._stop.set()
+        self.port.wake()
         self._thread.join(timeout=5)
         self.port.close()
 
@@ -78,7 +88,7 @@ class Device:
         elif verb == "remove":
             self.remove()
         elif verb == "unplug":
-            self.port.unplug()
+            self.unplug()
         elif verb == "replug":
             return f"replugged at {self.port.plug()}"
         elif verb == "fault" and args:
@@ -86,6 +96,10 @@ class Device:
         else:
             return f"unknown command: {line!r}"
         return "ok"
+
+    def unplug(self) -> None:
+        """The cable is pulled: the port goes away and the device loses power."""
+        self.port.unplug()
 
     def fault(self, kind: str) -> None:
         if kind == "clear":
@@ -98,68 +112,110 @@ class Device:
             self.corrupt_next = True
         else:
             raise ValueError(f"unknown fault {kind!r}")
+        self.port.wake()
 
 
 class PN532Device(Device):
-    protocol = "pn532"
+    """The chip on its HSU: every command frame is ACKed, then answered when the chip is done.
 
-    def __init__(self, link: Path | None = None, seed: int = 0) -> None:
-        super().__init__(link, seed)
+    A search that finds nothing yet (InListPassiveTarget with retries left, InAutoPoll) waits for a
+    card, its time limit, or the host's ACK, which aborts it. A sleeping chip (after PowerDown) wakes
+    on the first byte and loses it, as the HSU wake-up does. After answering SetSerialBaudRate, the
+    chip moves to the new speed once the host ACKs; bytes sent at another speed than the chip's are
+    garbage to it and are dropped.
+    """
+
+    protocol = "pn532"
+    baud = 115200
+
+    def __init__(self, link: Path | None = None, seed: int = 0, pace: bool = False) -> None:
+        super().__init__(link, seed, pace)
+        self.chip = Pn532Chip(lambda: self.card)
         self.buffer = b""
         self.last_response = b""
-        self.sam_configured = False  # LowVbat until SAMConfiguration, as libnfc expects
-        self.commands: list[int] = []
+        self.deadline: float | None = None  # when a pending search gives up (None: it never does)
+        self.searching = False
+        self._last_command = 0x00
+
+    @property
+    def commands(self) -> list[int]:
+        return self.chip.commands
+
+    def unplug(self) -> None:
+        """Without power the chip forgets everything: it comes back as after reset (the command log stays)."""
+        super().unplug()
+        self.chip = Pn532Chip(lambda: self.card, commands=self.chip.commands)
+        self.buffer, self.last_response, self.searching = b"", b"", False
 
     def step(self) -> None:
-        self.buffer += self.port.read()
+        timeout = None if not self.searching or self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        data = self.port.read(timeout)
+        if data and not self._at_chip_speed():
+            log.debug("pn532: %d bytes at the wrong speed dropped", len(data))
+            data = b""
+        if data and self.chip.asleep:
+            data = data[1:]  # the byte that wakes the chip is lost
+            self.chip.asleep = False
+        self.buffer += data
         while self.buffer:
             consumed, frame = f.decode(self.buffer)
             if consumed == 0:
-                return
+                break
+            if self.port.pace:  # the frame has only just arrived: its bytes took the wire time
+                time.sleep(self.port.wire_time(consumed))
             self.buffer = self.buffer[consumed:]
             if frame is not None and not self.silent:
                 self.handle(frame)
+        if self.searching:
+            self._search_on()
+
+    def _at_chip_speed(self) -> bool:
+        host = self.port.host_baud()
+        return host is None or host == self.chip.baud
 
     def handle(self, frame: f.Frame) -> None:
-        if isinstance(frame, f.Nack):
+        if isinstance(frame, f.Ack):
+            if self.searching:
+                self.chip.abort()
+                self.searching = False
+            speed = self.chip.host_acked()
+            if speed is not None:
+                self.port.baud = speed
+        elif isinstance(frame, f.Nack):
             self.port.write(self.last_response)  # resend the last response
         elif isinstance(frame, f.Info) and frame.tfi == f.HOST:
             self.port.write(f.encode(f.Ack()))
-            self.commands.append(frame.command)
-            response = self.respond(frame.command, frame.params)
-            wire = f.encode(response)
-            self.last_response = wire
-            if self.corrupt_next:
-                self.corrupt_next = False
-                wire = wire[:-2] + bytes([(wire[-2] + 1) & 0xFF, 0])
-            self.port.write(wire)
+            self.searching = False
+            self._answer(frame.command, self.chip.execute(frame.command, frame.params))
         elif isinstance(frame, f.Corrupt):
             self.port.write(f.encode(f.Nack()))
 
-    def respond(self, code: int, params: bytes) -> f.Frame:
-        if code == 0x02:
-            return f.response(code, FIRMWARE)
-        if code == 0x14:
-            self.sam_configured = True
-            return f.response(code)
-        if code in (0x32, 0x12, 0x08):  # RFConfiguration, SetParameters, WriteRegister
-            return f.response(code)
-        if code == 0x06:  # ReadRegister: one byte per 16-bit address
-            return f.response(code, bytes(len(params) // 2))
-        if code == 0x4A:
-            return f.response(code, self._targets())
-        if code == 0x52:  # InRelease
-            return f.response(code, b"\x00")
-        return f.ErrorFrame()
+    def _search_on(self) -> None:
+        """Woken, timed out or fed while searching: look at the field again, or give up when time is out."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self._answer(self._last_command, self.chip.give_up())
+        else:
+            self._answer(self._last_command, self.chip.retry())
 
-    def _targets(self) -> bytes:
-        if self.card is None:
-            return b"\x00"
-        uid = bytes.fromhex(self.card)
-        atqa, sak = (b"\x00\x04", 0x08) if len(uid) == 4 else (b"\x00\x44", 0x00)
-        result = b"\x01\x01" + atqa + bytes([sak, len(uid)]) + uid
-        self.card_read()
-        return result
+    def _answer(self, code: int, reply: bytes | None | Pending) -> None:
+        self._last_command = code
+        if isinstance(reply, Pending):
+            if not self.searching:
+                self.searching = True
+                self.deadline = None if reply.timeout_s is None else time.monotonic() + reply.timeout_s
+            return
+        self.searching = False
+        reads = self.chip.reads
+        if reads != self.reads:
+            self.card_read()
+            self.reads = reads
+        response = f.ErrorFrame() if reply is None else f.response(code, reply)
+        wire = f.encode(response)
+        self.last_response = wire
+        if self.corrupt_next:
+            self.corrupt_next = False
+            wire = wire[:-2] + bytes([(wire[-2] + 1) & 0xFF, 0])
+        self.port.write(wire)
 
 
 class RDM6300Device(Device):
@@ -168,17 +224,18 @@ class RDM6300Device(Device):
     protocol = "rdm6300"
 
     def step(self) -> None:
-        self.port.read(0)  # the host sends nothing; this is where an unplug takes effect
         card = self.card
-        if card is not None and not self.silent:
-            uid = card if len(card) == 10 else ("00" + card)[-10:]
-            wire = rdm6300_frames.encode(rdm6300_frames.Tag(uid))
-            if self.corrupt_next:
-                self.corrupt_next = False
-                wire = wire[:11] + b"00" + wire[13:]
-            self.port.write(wire)
-            self.card_read()
-        time.sleep(0.1)
+        if card is None or self.silent:
+            self.port.read(None)  # the host sends nothing: sleep until a card, a fault or an unplug
+            return
+        uid = card if len(card) == 10 else ("00" + card)[-10:]
+        wire = rdm6300_frames.encode(rdm6300_frames.Tag(uid))
+        if self.corrupt_next:
+            self.corrupt_next = False
+            wire = wire[:11] + b"00" + wire[13:]
+        self.port.write(wire)
+        self.card_read()
+        self.port.read(RDM6300_REPEAT_S)
 
 
 class LineDevice(Device):
@@ -186,13 +243,14 @@ class LineDevice(Device):
 
     protocol = "line"
 
-    def __init__(self, link: Path | None = None, seed: int = 0, fmt: line_frames.LineFormat | None = None) -> None:
-        super().__init__(link, seed)
+    def __init__(
+        self, link: Path | None = None, seed: int = 0, pace: bool = False, fmt: line_frames.LineFormat | None = None
+    ) -> None:
+        super().__init__(link, seed, pace)
         self.fmt = fmt or line_frames.LineFormat()
         self.sent: str | None = None
 
     def step(self) -> None:
-        self.port.read(0)
         card = self.card
         if card is not None and card != self.sent and not self.silent:
             self.port.write(line_frames.encode(line_frames.Uid(card), self.fmt))
@@ -200,7 +258,7 @@ class LineDevice(Device):
             self.card_read()
         elif card is None:
             self.sent = None
-        time.sleep(0.02)
+        self.port.read(None)
 
 
-DEVICES = {"pn532": PN532Device, "rdm6300": RDM6300Device, "line": LineDevice}
+DEVICES: dict[str, type[Device]] = {"pn532": PN532Device, "rdm6300": RDM6300Device, "line": LineDevice}

@@ -1,7 +1,11 @@
 """A pseudo-terminal that a device emulator owns: the host opens the slave path like /dev/ttyUSB0.
 
-Fault hooks: noise between frames, frames split into small writes, a corrupted next frame, a device
-that stops answering, and unplug (close) / replug (a new pty behind the same --link symlink).
+The device thread blocks in ``read`` until the host writes, another thread calls ``wake`` (a card
+placed, a fault set, a stop), or its own timeout passes: an idle emulator uses no CPU.
+
+Fault hooks: noise between frames, frames split into small writes, and unplug (close) / replug (a
+new pty behind the same --link symlink). With ``pace`` set, bytes leave at the speed of a real
+UART at ``baud`` (10 bits a byte, 8N1), so latency measured through the pty includes wire time.
 """
 
 from __future__ import annotations
@@ -9,22 +13,35 @@ from __future__ import annotations
 import os
 import random
 import select
+import termios
 import threading
 import time
 import tty
 from pathlib import Path
 
+BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
+PACE_CHUNK_S = 0.001  # paced writes go out in about a millisecond's worth of bytes at a time
+SPEEDS = {
+    getattr(termios, f"B{rate}"): rate
+    for rate in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+    if hasattr(termios, f"B{rate}")
+}
+
 
 class PtyPort:
-    def __init__(self, link: Path | None = None, seed: int = 0) -> None:
+    def __init__(self, link: Path | None = None, seed: int = 0, baud: int = 115200, pace: bool = False) -> None:
         self.link = link
         self.rng = random.Random(seed)
         self.noise = False
         self.split = False
+        self.baud = baud
+        self.pace = pace
         self.master = self.slave = -1
         self.path = ""
         self.plugged = False
         self.lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
         self._unplug_requested = threading.Event()
         self._unplugged = threading.Event()
         self.plug()
@@ -41,7 +58,15 @@ class PtyPort:
             tmp.symlink_to(self.path)
             os.replace(tmp, self.link)
         self.plugged = True
+        self.wake()
         return self.path
+
+    def wake(self) -> None:
+        """Return the device thread from ``read`` now (something changed that it must look at)."""
+        try:
+            os.write(self._wake_w, b"!")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full (it is already awake) or closed (stopping)
 
     def unplug(self, timeout: float = 5.0) -> None:
         """Ask the device thread to close the pty between two reads.
@@ -51,6 +76,7 @@ class PtyPort:
         """
         self._unplugged.clear()
         self._unplug_requested.set()
+        self.wake()
         if not self._unplugged.wait(timeout):
             self._close_fds()  # no device thread running: do it here
 
@@ -66,17 +92,37 @@ class PtyPort:
         self._unplug_requested.clear()
         self._unplugged.set()
 
-    def read(self, timeout: float = 0.05) -> bytes:
+    def read(self, timeout: float | None = 0.05) -> bytes:
+        """What the host wrote; ``b""`` when woken or timed out. ``None`` waits until one of them."""
         if self._unplug_requested.is_set():
             self._close_fds()
-        if not self.plugged:
-            time.sleep(timeout)
-            return b""
+        watched = [self._wake_r] + ([self.master] if self.plugged else [])
         try:
-            ready, _, _ = select.select([self.master], [], [], timeout)
-            return os.read(self.master, 1024) if ready else b""
+            ready, _, _ = select.select(watched, [], [], timeout)
         except (OSError, ValueError):
             return b""
+        if self._wake_r in ready:
+            os.read(self._wake_r, 512)
+        if self._unplug_requested.is_set():
+            self._close_fds()
+            return b""
+        if self.plugged and self.master in ready:
+            try:
+                return os.read(self.master, 1024)
+            except OSError:
+                return b""
+        return b""
+
+    def host_baud(self) -> int | None:
+        """The speed the host set on its end of the line (None: not a standard rate, or unplugged)."""
+        try:
+            return SPEEDS.get(termios.tcgetattr(self.slave)[5])
+        except (termios.error, OSError):
+            return None
+
+    def wire_time(self, size: int) -> float:
+        """Seconds ``size`` bytes take on a real line at the current speed."""
+        return size * BITS_PER_BYTE / self.baud
 
     def write(self, data: bytes) -> None:
         if not self.plugged:
@@ -87,8 +133,17 @@ class PtyPort:
         if self.split:
             cut = self.rng.randint(1, max(1, len(data) - 1))
             chunks = [data[:cut], data[cut:]]
+        if self.pace:
+            per_chunk = max(1, int(self.baud * PACE_CHUNK_S / BITS_PER_BYTE))
+            chunks = [chunk[i : i + per_chunk] for chunk in chunks for i in range(0, len(chunk), per_chunk)]
+        due = time.monotonic()
         with self.lock:
             for chunk in chunks:
+                if self.pace:  # the chunk's last byte is on the host's side once its bits have gone by
+                    due += self.wire_time(len(chunk))
+                    pause = due - time.monotonic()
+                    if pause > 0:
+                        time.sleep(pause)
                 try:
                     os.write(self.master, chunk)
                 except OSError:
@@ -98,5 +153,11 @@ class PtyPort:
 
     def close(self) -> None:
         self._close_fds()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._wake_r = self._wake_w = -1  # never write to a number the process may have reused
         if self.link is not None and self.link.is_symlink():
             self.link.unlink()

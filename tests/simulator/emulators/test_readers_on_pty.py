@@ -70,7 +70,7 @@ def test_a_card_held_for_ten_seconds_is_one_tap_and_a_new_presentation_another(d
         tap = reader.read_tap(0.1)
         if tap:
             taps.append(tap)
-    assert len(taps) == 1 and device.reads > 20
+    assert len(taps) == 1 and device.reads >= 15  # read on every other poll: 0.1 s between reads of a held card
     device.remove()
     for _ in range(8):  # two seconds without a card: longer than the debounce
         assert reader.read_tap(0.1) is None
