@@ -22,13 +22,15 @@ $(DEVSTAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vending demo
 
-# Servers and the browser the tests use (Mosquitto, PostgreSQL, Chromium) come from Debian's packages; installed only when root
+# Servers, the browser and the NFC host tools the tests use (Mosquitto, PostgreSQL, Chromium, libnfc) come from Debian's packages; installed only when root
 # and missing. Otherwise the tests that need them skip, naming the package -- and fail under CI=true.
 servers:
 	@missing=""; \
 	if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then missing="mosquitto mosquitto-clients"; fi; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if ! command -v chromium >/dev/null 2>&1; then missing="$$missing chromium"; fi; \
+	if ! command -v nfc-list >/dev/null 2>&1; then missing="$$missing libnfc-bin"; fi; \
+	if ! command -v nfc-poll >/dev/null 2>&1; then missing="$$missing libnfc-examples"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing from Debian's packages: $$missing"; \

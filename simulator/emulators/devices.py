@@ -8,17 +8,16 @@ decodes the host's frames with the same pure framer the project's driver uses.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
 from simulator.emulators.pn532_chip import Pending, Pn532Chip
 from simulator.emulators.pty_port import PtyPort
 
-log = logging.getLogger(__name__)
 RDM6300_REPEAT_S = 0.1  # the module repeats the tag's frame while the tag is in the field
 
 
@@ -42,7 +41,7 @@ class Device:
     def path(self) -> str:
         return self.port.path
 
-    def start(self) -> Device:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -121,8 +120,9 @@ class PN532Device(Device):
     A search that finds nothing yet (InListPassiveTarget with retries left, InAutoPoll) waits for a
     card, its time limit, or the host's ACK, which aborts it. A sleeping chip (after PowerDown) wakes
     on the first byte and loses it, as the HSU wake-up does. After answering SetSerialBaudRate, the
-    chip moves to the new speed once the host ACKs; bytes sent at another speed than the chip's are
-    garbage to it and are dropped.
+    chip moves to the new speed once the host ACKs (a pty carries bytes at any speed; the speed
+    sets the pacing). Which speed the host's end is set to is not checked: the termios settings can
+    be read only after the fact, when the host may already have switched for the next frame.
     """
 
     protocol = "pn532"
@@ -150,9 +150,6 @@ class PN532Device(Device):
     def step(self) -> None:
         timeout = None if not self.searching or self.deadline is None else max(0.0, self.deadline - time.monotonic())
         data = self.port.read(timeout)
-        if data and not self._at_chip_speed():
-            log.debug("pn532: %d bytes at the wrong speed dropped", len(data))
-            data = b""
         if data and self.chip.asleep:
             data = data[1:]  # the byte that wakes the chip is lost
             self.chip.asleep = False
@@ -168,10 +165,6 @@ class PN532Device(Device):
                 self.handle(frame)
         if self.searching:
             self._search_on()
-
-    def _at_chip_speed(self) -> bool:
-        host = self.port.host_baud()
-        return host is None or host == self.chip.baud
 
     def handle(self, frame: f.Frame) -> None:
         if isinstance(frame, f.Ack):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import random
 import select
-import termios
 import threading
 import time
 import tty
@@ -21,11 +20,6 @@ from pathlib import Path
 
 BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 PACE_CHUNK_S = 0.001  # paced writes go out in about a millisecond's worth of bytes at a time
-SPEEDS = {
-    getattr(termios, f"B{rate}"): rate
-    for rate in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
-    if hasattr(termios, f"B{rate}")
-}
 
 
 class PtyPort:
@@ -36,6 +30,7 @@ class PtyPort:
         self.split = False
         self.baud = baud
         self.pace = pace
+        self.trace: list[tuple[str, bytes]] | None = None  # ("host"|"device", bytes) in wire order, when set
         self.master = self.slave = -1
         self.path = ""
         self.plugged = False
@@ -108,17 +103,13 @@ class PtyPort:
             return b""
         if self.plugged and self.master in ready:
             try:
-                return os.read(self.master, 1024)
+                data = os.read(self.master, 1024)
             except OSError:
                 return b""
+            if self.trace is not None:
+                self.trace.append(("host", data))
+            return data
         return b""
-
-    def host_baud(self) -> int | None:
-        """The speed the host set on its end of the line (None: not a standard rate, or unplugged)."""
-        try:
-            return SPEEDS.get(termios.tcgetattr(self.slave)[5])
-        except (termios.error, OSError):
-            return None
 
     def wire_time(self, size: int) -> float:
         """Seconds ``size`` bytes take on a real line at the current speed."""
@@ -136,6 +127,8 @@ class PtyPort:
         if self.pace:
             per_chunk = max(1, int(self.baud * PACE_CHUNK_S / BITS_PER_BYTE))
             chunks = [chunk[i : i + per_chunk] for chunk in chunks for i in range(0, len(chunk), per_chunk)]
+        if self.trace is not None:
+            self.trace.append(("device", data))
         due = time.monotonic()
         with self.lock:
             for chunk in chunks:

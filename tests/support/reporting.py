@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,18 +27,14 @@ from simulator.backends.vendor import VendorBackend
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.servers.mosquitto import mosquitto_binary
+from tests.support.packages import missing_package
 
 BROKERS = ["embedded", "mosquitto"]
 
 
 def require_mosquitto() -> None:
     if mosquitto_binary() is None:
-        message = (
-            "mosquitto is not installed: apt-get install mosquitto mosquitto-clients (make test does this as root)"
-        )
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_package("mosquitto", "mosquitto mosquitto-clients")
 
 
 @dataclass

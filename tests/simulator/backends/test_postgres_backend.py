@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from simulator.backends.store import Report
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.servers.postgres import PostgresProcess, pg_bin
+from tests.support.packages import missing_package
 from tests.support.reporting import attached_runner, require_mosquitto, sell_many, shared_vendors
 from tests.support.waiting import eventually
 
@@ -17,10 +17,7 @@ from tests.support.waiting import eventually
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory):
     if pg_bin() is None:
-        message = "PostgreSQL is not installed: apt-get install postgresql (make test does this as root)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_package("PostgreSQL", "postgresql")
     server = PostgresProcess(tmp_path_factory.mktemp("pg")).start()
     yield server
     server.stop()

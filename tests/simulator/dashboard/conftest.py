@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import pytest
 
 from simulator.dashboard.server import DashboardServer
 from simulator.dashboard.wiring import dashboard_for
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
+from tests.support.packages import require_program
 
 TOKEN = "test-token-0123456789abcdef"
-CHROMIUM_PATHS = ("chromium", "chromium-browser", "/usr/bin/chromium")
 
 
 def chromium() -> str:
-    """Debian's Chromium (make test installs it as root); skip, or fail under CI=true, without it."""
-    for name in CHROMIUM_PATHS:
-        found = shutil.which(name)
-        if found:
-            return found
-    message = "chromium is not installed: apt-get install chromium (make test does this as root)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    """Debian's Chromium (make test installs it as root)."""
+    return require_program("chromium", "chromium")
 
 
 @contextmanager
