@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
@@ -30,6 +31,8 @@ from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Userna
 from simulator.cli.exits import fail
 from simulator.cli.output import EventPrinter
 from simulator.emulators.devices import DEVICES
+from simulator.hardware.serial_ports import PortInfo, list_ports
+from simulator.hardware.serial_ports import probe as probe_port
 from simulator.hardware.virtual import RecordingDisplay, VirtualDispenser
 from simulator.scenarios.runner import issue_cards
 from simulator.scenarios.schema import CardSpec
@@ -69,6 +72,48 @@ def emulate(
             sys.stdout.flush()
     finally:
         device.stop()
+
+
+@reader_app.command("list")
+def list_readers(
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Open each port and try each protocol's start-up (writes a PN532 wake-up to the port; "
+            "RDM6300 and line readers answer only while a card is held to them).",
+        ),
+    ] = False,
+    port: Annotated[
+        list[str] | None,
+        typer.Option(metavar="PORT", help="Also this port, e.g. an emulator's pty or socket://HOST:PORT (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per port.")] = False,
+) -> None:
+    """List serial ports with their USB id and bridge chip; with --probe, say which reader answers."""
+    found = list_ports() + [PortInfo(extra, "given with --port") for extra in port or []]
+    if not found:
+        typer.echo(
+            "no serial ports found: is the USB-serial adapter plugged in? (Linux: /dev/ttyUSB* or /dev/ttyACM*, "
+            "and your user in the dialout group; macOS: /dev/cu.usbserial-*; Windows: COM3 ...)"
+        )
+        return
+    if probe:
+        logging.getLogger("firmware.readers").setLevel(logging.ERROR)  # a port that is no reader is not a warning
+    for info in found:
+        answer = probe_port(info.device) if probe else None
+        if as_json:
+            record = {
+                "port": info.device,
+                "usb_id": info.usb_id,
+                "bridge": info.bridge,
+                "description": info.description,
+            }
+            typer.echo(json.dumps(record | ({"probe": answer} if probe else {})))
+        else:
+            typer.echo(f"{info.device:<24} {info.usb_id:<10} {info.bridge or '-':<24} {info.description}")
+            if answer is not None:
+                typer.echo(f"  {answer}")
 
 
 def issue_cards_file(machine: Machine, path: Path) -> None:

@@ -29,10 +29,7 @@ UIDS = ["04A1B2C3", "04A1B2C3D4E5F6", "0102030405060708090A"]
 
 @pytest.fixture
 def pn532(closing) -> PN532Device:
-    device = PN532Device()
-    device.start()
-    closing(type("Stop", (), {"close": lambda self: device.stop()})())
-    return device
+    return closing(PN532Device().start())
 
 
 @contextmanager

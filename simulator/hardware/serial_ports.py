@@ -1,0 +1,107 @@
+"""Which serial ports a laptop has, which USB-UART bridge each is, and which card reader answers on it.
+
+Listing uses pyserial's ``list_ports`` (Linux /sys, macOS IOKit, Windows SetupAPI). Probing opens
+each port with the project's own drivers: the PN532's start-up (wake-up, SAMConfiguration,
+GetFirmwareVersion) at 115200 baud, then a short listen at 9600 baud for readers that only talk
+(an RDM6300 repeating a tag, a reader typing a uid line), which answer only while a card is held.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from firmware.readers import line_frames, rdm6300_frames
+from firmware.readers.registry import open_reader
+from firmware.readers.transport import ReaderOffline, SerialTransport
+from simulator.hardware.virtual import VirtualClock
+
+# the usual USB-UART bridges on PN532 and RDM6300 breakout cables, by USB vendor:product
+BRIDGES: dict[tuple[int, int | None], str] = {
+    (0x1A86, 0x7523): "CH340/CH341 (WCH)",
+    (0x1A86, 0x55D4): "CH9102 (WCH)",
+    (0x10C4, 0xEA60): "CP210x (Silicon Labs)",
+    (0x0403, 0x6001): "FT232R (FTDI)",
+    (0x0403, 0x6015): "FT231X/FT-X (FTDI)",
+    (0x0403, 0x6014): "FT232H (FTDI)",
+    (0x0403, 0x6010): "FT2232 (FTDI)",
+    (0x067B, 0x2303): "PL2303 (Prolific)",
+    (0x067B, 0x23A3): "PL2303GC (Prolific)",
+    (0x1A86, None): "a WCH bridge",
+    (0x0403, None): "an FTDI bridge",
+    (0x067B, None): "a Prolific bridge",
+    (0x10C4, None): "a Silicon Labs bridge",
+}
+LISTEN_S = 1.5  # an RDM6300 repeats every 100 ms; a line reader types once per presentation
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    device: str
+    description: str
+    vid: int | None = None
+    pid: int | None = None
+
+    @property
+    def usb_id(self) -> str:
+        return f"{self.vid:04X}:{self.pid:04X}" if self.vid is not None and self.pid is not None else "-"
+
+    @property
+    def bridge(self) -> str:
+        """A hint for the USB-UART bridge chip, or an empty string for one we do not know."""
+        if self.vid is None:
+            return ""
+        return BRIDGES.get((self.vid, self.pid)) or BRIDGES.get((self.vid, None), "")
+
+
+def list_ports() -> list[PortInfo]:
+    from serial.tools import list_ports as pyserial_ports
+
+    return [
+        PortInfo(port.device, port.description or "", port.vid, port.pid)
+        for port in sorted(pyserial_ports.comports(), key=lambda port: port.device)
+    ]
+
+
+def probe(url: str, listen_s: float = LISTEN_S) -> str:
+    """What answered on ``url``: a PN532 with its firmware, a listening reader's frame, or why not."""
+    reader = open_reader(f"pn532:{url}", VirtualClock(datetime(2026, 1, 1, tzinfo=UTC)), backoff_max_s=0)
+    try:
+        if reader.ensure_open():
+            return f"pn532: {reader.firmware} (reader URL pn532:{url})"
+    finally:
+        reader.close()
+    try:
+        port = SerialTransport(url, 9600)
+    except ReaderOffline as exc:
+        return f"cannot open: {exc}"
+    try:
+        heard = b""
+        deadline = time.monotonic() + listen_s
+        while time.monotonic() < deadline:
+            heard += port.read()
+            if isinstance(first_frame(rdm6300_frames.decode, heard), rdm6300_frames.Tag):
+                return f"rdm6300: a tag frame at 9600 baud (reader URL rdm6300:{url})"
+            if isinstance(
+                first_frame(lambda b: line_frames.decode(b, line_frames.LineFormat()), heard), line_frames.Uid
+            ):
+                return f"line: a uid line at 9600 baud (reader URL line:{url})"
+    except ReaderOffline as exc:
+        return f"read failed: {exc}"
+    finally:
+        port.close()
+    return "nothing answered: no PN532 at 115200 baud; an RDM6300 or line reader speaks only while a card is held to it"
+
+
+def first_frame(decode: Callable[[bytes], tuple[int, object | None]], buffer: bytes) -> object | None:
+    """The first whole frame in ``buffer``, past any noise."""
+    while buffer:
+        consumed, frame = decode(buffer)
+        if consumed == 0:
+            return None
+        if frame is not None:
+            return frame
+        buffer = buffer[consumed:]
+    return None
