@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,7 +31,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
-def wait_for(stream, text: str, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+def wait_for(stream: IO[str] | None, text: str, timeout: float = 30) -> None:
+    if stream is None:
+        raise ValueError("the process's output is not piped")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = stream.readline()
