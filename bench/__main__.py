@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SKIP = {"__init__.py", "__main__.py", "common.py", "compare.py"}
+SKIP = {"__init__.py", "__main__.py", "common.py", "compare.py", "reader_figures.py"}
 
 
 def main() -> int:
@@ -17,6 +17,10 @@ def main() -> int:
         print(f"== {script.name}", flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent).returncode != 0:
             failed.append(script.name)
+    if subprocess.run(
+        [sys.executable, str(HERE / "reader_figures.py"), "--write", "docs/readers.md"], cwd=HERE.parent
+    ).returncode:
+        failed.append("reader_figures.py")
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0

@@ -44,6 +44,7 @@ from simulator.paths import SCENARIOS
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioResult, run_scenario
 from simulator.scenarios.schema import load_scenario
+from simulator.scenarios.tap_sources import tap_source_for, unreadable_cards
 
 USER_HELP = """The campus vending machine emulator: run school days and scenarios, attach card readers,
 report to the vendor, issuer and school backends, and inspect or export a machine's books.
@@ -112,6 +113,14 @@ def run(
     ca: CaFile = None,
     cert: CertFile = None,
     cert_key: CertKey = None,
+    reader: Annotated[
+        str,
+        typer.Option(
+            help="Where taps come from: `virtual` (the default); `emulate:pn532`, `emulate:rdm6300` or "
+            "`emulate:line` (the device's emulator on a pty, read by the real driver); or a real reader URL "
+            "such as pn532:/dev/ttyUSB0, which asks you to tap each card (virtual time waits)."
+        ),
+    ] = "virtual",
 ) -> None:
     """Run a scripted tap sequence headless on virtual time.
 
@@ -137,9 +146,16 @@ def run(
                 "this step needs MQTT reporting; run without --broker none",
             )
         )
+    try:
+        taps = tap_source_for(reader, lambda text: typer.echo(text, err=True))
+    except VendingError as exc:
+        fail(exc)
+    unreadable = unreadable_cards(reader, {name: card.uid for name, card in scenario.cards.items()})
+    if unreadable:
+        fail(f"--reader {reader}: it cannot read card(s) {', '.join(unreadable)} (uid length)")
     printer = EventPrinter(as_json)
     with reporting(broker, run_broker(broker, username, password, ca, cert, cert_key)) as world:
-        result = run_scenario(scenario, state_dir, printer, attach=world)
+        result = run_scenario(scenario, state_dir, printer, attach=world, taps=taps)
         delivered = world.vendor.store.count() if world and world.vendor else None
         where = _where_reports_went(world)
     _summary(result, as_json, delivered, where)

@@ -46,6 +46,12 @@ def emulate(
     protocol: Annotated[str, typer.Option(help="pn532 | rdm6300 | line")],
     link: Annotated[Path | None, typer.Option(help="A stable symlink to the pty (kept across replug).")] = None,
     script: Annotated[Path | None, typer.Option(help="Read control lines from this file instead of stdin.")] = None,
+    pace: Annotated[
+        bool,
+        typer.Option(
+            "--pace", help="Send bytes at the speed of a real UART at the device's baud (a pty has no speed)."
+        ),
+    ] = False,
 ) -> None:
     """Open a pseudo-terminal that behaves as the reader, driven by control lines.
 
@@ -54,7 +60,7 @@ def emulate(
     """
     if protocol not in DEVICES:
         fail(f"--protocol: unknown {protocol!r}; known: {', '.join(DEVICES)}")
-    device = DEVICES[protocol](link).start()
+    device = DEVICES[protocol](link, pace=pace).start()
     typer.echo(f"{protocol} reader on {device.path}" + (f" (link {link})" if link else ""), err=False)
     sys.stdout.flush()
     lines = script.read_text().splitlines() if script else sys.stdin

@@ -13,8 +13,9 @@ from firmware import crashpoints
 from firmware.app.assembly import Machine, ReporterFactory, build_machine
 from firmware.controller.notices import privacy_notice
 from firmware.controller.records import Hardware
-from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, VirtualReader
+from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser
 from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration
+from simulator.scenarios.tap_sources import TapSourceFactory, VirtualTaps
 from simulator.tally import SalesTally
 from simulator.term_keys import simulation_term_key
 
@@ -70,6 +71,7 @@ class ScenarioRunner:
         state_dir: Path,
         printer: EventPrinter | None = None,
         reporter: ReporterFactory | None = None,
+        taps: TapSourceFactory = VirtualTaps,
     ) -> None:
         self.scenario = scenario
         self.state_dir = state_dir
@@ -83,7 +85,7 @@ class ScenarioRunner:
         self.display = RecordingDisplay()
         self.dispenser = VirtualDispenser({code: slot.stock for code, slot in config.slots.items()})
         self.door = DoorSwitch()
-        self.reader = VirtualReader(self.clock)
+        self.taps = taps(self.clock)  # the card reader is hardware: it outlives the controller's power cycles
         self.result = ScenarioResult()
         self.steps: dict[str, Callable[[Step], None]] = {
             "select": self._do_select,
@@ -138,6 +140,7 @@ class ScenarioRunner:
 
     def close(self) -> None:
         crashpoints.set_hook(None)
+        self.taps.close()
         self.machine.db.close()
 
     # ---- running ---------------------------------------------------------------------------
@@ -184,11 +187,8 @@ class ScenarioRunner:
     def _do_tap(self, step: Step) -> None:
         value = step.value
         uid = value.uid if isinstance(value, UnknownCard) else self.scenario.cards[value].uid
-        self.reader.present(uid)
-        tap = self.reader.read_tap()
-        if tap is None:
-            raise RuntimeError(f"line {step.line}: the virtual reader lost a presented card")
-        self.machine.controller.present(tap)
+        name = value.uid if isinstance(value, UnknownCard) else value
+        self.machine.controller.present(self.taps.tap(uid, name))
 
     def _do_cancel(self, step: Step) -> None:
         self.machine.controller.dispatch("cancel")
@@ -295,13 +295,14 @@ def run_scenario(
     state_dir: Path | None = None,
     printer: EventPrinter | None = None,
     attach: Attachment | None = None,
+    taps: TapSourceFactory = VirtualTaps,
 ) -> ScenarioResult:
     """Run ``scenario`` on ``state_dir`` (a fresh temp dir when None); ``attach`` adds e.g. MQTT reporting."""
     if state_dir is None:
         with tempfile.TemporaryDirectory(prefix="vending-") as tmp:
-            return run_scenario(scenario, Path(tmp), printer, attach)
+            return run_scenario(scenario, Path(tmp), printer, attach, taps)
     runner = ScenarioRunner(
-        scenario, state_dir, printer, reporter=getattr(attach, "reporter_factory", None) if attach else None
+        scenario, state_dir, printer, reporter=getattr(attach, "reporter_factory", None) if attach else None, taps=taps
     )
     detach = attach(runner) if attach else None
     try:

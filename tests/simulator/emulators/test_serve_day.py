@@ -40,10 +40,7 @@ def virtual_day(tmp: Path, closing: Callable[[Any], Any]) -> dict:
     runner.start()
     for slot, card in DAY:
         runner.machine.controller.dispatch("select", slot)
-        runner.reader.present(runner.scenario.cards[card].uid)
-        tap = runner.reader.read_tap()
-        assert tap is not None
-        runner.machine.controller.present(tap)
+        runner.machine.controller.present(runner.taps.tap(runner.scenario.cards[card].uid, card))
         if runner.machine.controller.state.value != "idle":
             runner.machine.controller.dispatch("cancel")
     return summary(runner)
