@@ -102,3 +102,26 @@ def test_run_with_emulated_line_reader_passes_the_scenario():
     scenario = str(ROOT / "configs/scenarios/normal-morning.yaml")
     result = CliRunner().invoke(app, ["run", "--script", scenario, "--broker", "none", "--reader", "emulate:line"])
     assert result.exit_code == 0 and "expectations 28 passed, 0 failed" in result.output
+
+
+def test_a_real_reader_url_asks_for_each_card_and_asks_again_after_a_wrong_one(tmp_path, closing):
+    """A person at the desk, played by the prompt: the first time they tap the wrong card."""
+    from simulator.emulators.devices import PN532Device
+    from simulator.scenarios.runner import run_scenario
+
+    device = closing(PN532Device(tmp_path / "reader0").start())
+    scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
+    uids = {name: card.uid for name, card in scenario.cards.items()}
+    prompts: list[str] = []
+
+    def person(text: str) -> None:
+        prompts.append(text)
+        wanted = next(name for name in uids if f"tap card {name} " in text.rsplit(";", 1)[-1])
+        wrong_first = len(prompts) == 1
+        device.tap(uids["lin"] if wrong_first and wanted != "lin" else uids[wanted])
+
+    result = run_scenario(scenario, tmp_path / "machine", taps=tap_source_for(f"pn532:{tmp_path / 'reader0'}", person))
+    assert result.passed and result.sales == 5
+    assert prompts[0] == f"tap card amy (…{uids['amy'][-4:]}) now"
+    assert prompts[1].startswith(f"that was another card (…{uids['lin'][-4:]}); tap card amy")
+    assert len(prompts) == 1 + sum(1 for step in scenario.steps if step.kind == "tap")
