@@ -130,7 +130,7 @@ class PN532Device(Device):
 
     def __init__(self, link: Path | None = None, seed: int = 0, pace: bool = False) -> None:
         super().__init__(link, seed, pace)
-        self.chip = Pn532Chip(lambda: self.card)
+        self.chip = Pn532Chip(lambda: self.card, on_read=self.card_read)
         self.buffer = b""
         self.last_response = b""
         self.deadline: float | None = None  # when a pending search gives up (None: it never does)
@@ -144,7 +144,7 @@ class PN532Device(Device):
     def unplug(self) -> None:
         """Without power the chip forgets everything: it comes back as after reset (the command log stays)."""
         super().unplug()
-        self.chip = Pn532Chip(lambda: self.card, commands=self.chip.commands)
+        self.chip = Pn532Chip(lambda: self.card, commands=self.chip.commands, on_read=self.card_read)
         self.buffer, self.last_response, self.searching = b"", b"", False
 
     def step(self) -> None:
@@ -198,10 +198,6 @@ class PN532Device(Device):
                 self.deadline = None if reply.timeout_s is None else time.monotonic() + reply.timeout_s
             return
         self.searching = False
-        reads = self.chip.reads
-        if reads != self.reads:
-            self.card_read()
-            self.reads = reads
         response = f.ErrorFrame() if reply is None else f.response(code, reply)
         wire = f.encode(response)
         self.last_response = wire

@@ -130,7 +130,7 @@ class Pn532Chip:
     listed: dict[int, Card] = field(default_factory=dict)
     last_error: int = OK
     commands: list[int] = field(default_factory=list)
-    reads: int = 0  # how many times a host listed the card (the device lifts a tapped card after one)
+    on_read: Callable[[], None] = lambda: None  # a host listed the card (the device lifts a tapped card then)
     _pending: tuple[int, bytes] | None = None
 
     @property
@@ -266,7 +266,7 @@ class Pn532Chip:
             self._pending = None
             self.listed = {1: card}
             self.registers[FIFO_DATA] = 0x00
-            self.reads += 1
+            self.on_read()
             return b"\x01" + card.target_data(1)
         self.listed = {}
         retries = self.rf_config[0x05][2]
@@ -286,7 +286,7 @@ class Pn532Chip:
         if card is not None and found is not None:
             self._pending = None
             self.listed = {1: card}
-            self.reads += 1
+            self.on_read()
             data = card.target_data(1)
             return bytes([1, found, len(data)]) + data
         if self._pending is None:

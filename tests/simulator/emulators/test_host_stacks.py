@@ -105,7 +105,7 @@ def test_nfc_poll_finds_the_card_and_waits_until_it_is_removed(pn532, uid):
     try:
         time.sleep(0.5)
         pn532.place(uid)
-        eventually(lambda: pn532.chip.reads > 0, 20, "nfc-poll finding the card")
+        eventually(lambda: pn532.reads > 0, 20, "nfc-poll finding the card")
         time.sleep(1.0)
         assert process.poll() is None  # still waiting: the card is on the reader
         pn532.remove()

@@ -115,6 +115,19 @@ def test_silent_then_unplugged_reader_goes_offline_and_recovers_after_replug(dev
     assert statuses[-1] is True and statuses.count(False) == 2
 
 
+@pytest.mark.parametrize("device", [PN532Device], indirect=True)
+def test_a_card_tapped_after_a_replug_is_read_like_the_first(device, tmp_path, closing):
+    """The chip comes back from an unplug as after reset; the tap count it had must not lift the next card."""
+    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}?debounce=0", CLOCK))
+    reader.read_tap(0.05)
+    device.tap("04A1B2C3")
+    assert first_tap(reader).uid == "04A1B2C3"
+    device.command("unplug")
+    device.command("replug")
+    device.tap("04A1B2C3")
+    assert first_tap(reader, 20).uid == "04A1B2C3" and device.reads == 2
+
+
 def test_unplug_mid_session_puts_the_machine_out_of_order_and_replug_recovers(tmp_path: Path, closing):
     from simulator.scenarios import load_scenario
     from simulator.scenarios.runner import ScenarioRunner
