@@ -133,9 +133,8 @@ class PN532Device(Device):
         self.chip = Pn532Chip(lambda: self.card, on_read=self.card_read)
         self.buffer = b""
         self.last_response = b""
-        self.deadline: float | None = None  # when a pending search gives up (None: it never does)
-        self.searching = False
-        self._last_command = 0x00
+        self.searching_for: int | None = None  # the command whose search is pending (InListPassiveTarget, InAutoPoll)
+        self.deadline: float | None = None  # when that search gives up (None: it never does)
 
     @property
     def commands(self) -> list[int]:
@@ -145,10 +144,11 @@ class PN532Device(Device):
         """Without power the chip forgets everything: it comes back as after reset (the command log stays)."""
         super().unplug()
         self.chip = Pn532Chip(lambda: self.card, commands=self.chip.commands, on_read=self.card_read)
-        self.buffer, self.last_response, self.searching = b"", b"", False
+        self.buffer, self.last_response, self.searching_for = b"", b"", None
 
     def step(self) -> None:
-        timeout = None if not self.searching or self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        searching = self.searching_for is not None
+        timeout = None if not searching or self.deadline is None else max(0.0, self.deadline - time.monotonic())
         data = self.port.read(timeout)
         if data and self.chip.asleep:
             data = data[1:]  # the byte that wakes the chip is lost
@@ -163,14 +163,14 @@ class PN532Device(Device):
             self.buffer = self.buffer[consumed:]
             if frame is not None and not self.silent:
                 self.handle(frame)
-        if self.searching:
-            self._search_on()
+        if self.searching_for is not None:
+            self._search_on(self.searching_for)
 
     def handle(self, frame: f.Frame) -> None:
         if isinstance(frame, f.Ack):
-            if self.searching:
+            if self.searching_for is not None:
                 self.chip.abort()
-                self.searching = False
+                self.searching_for = None
             speed = self.chip.host_acked()
             if speed is not None:
                 self.port.baud = speed
@@ -178,26 +178,25 @@ class PN532Device(Device):
             self.port.write(self.last_response)  # resend the last response
         elif isinstance(frame, f.Info) and frame.tfi == f.HOST:
             self.port.write(f.encode(f.Ack()))
-            self.searching = False
+            self.searching_for = None
             self._answer(frame.command, self.chip.execute(frame.command, frame.params))
         elif isinstance(frame, f.Corrupt):
             self.port.write(f.encode(f.Nack()))
 
-    def _search_on(self) -> None:
+    def _search_on(self, code: int) -> None:
         """Woken, timed out or fed while searching: look at the field again, or give up when time is out."""
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            self._answer(self._last_command, self.chip.give_up())
+            self._answer(code, self.chip.give_up())
         else:
-            self._answer(self._last_command, self.chip.retry())
+            self._answer(code, self.chip.retry())
 
     def _answer(self, code: int, reply: bytes | None | Pending) -> None:
-        self._last_command = code
         if isinstance(reply, Pending):
-            if not self.searching:
-                self.searching = True
+            if self.searching_for is None:  # a new search; a retry keeps the first deadline
+                self.searching_for = code
                 self.deadline = None if reply.timeout_s is None else time.monotonic() + reply.timeout_s
             return
-        self.searching = False
+        self.searching_for = None
         response = f.ErrorFrame() if reply is None else f.response(code, reply)
         wire = f.encode(response)
         self.last_response = wire

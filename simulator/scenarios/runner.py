@@ -186,8 +186,10 @@ class ScenarioRunner:
 
     def _do_tap(self, step: Step) -> None:
         value = step.value
-        uid = value.uid if isinstance(value, UnknownCard) else self.scenario.cards[value].uid
-        name = value.uid if isinstance(value, UnknownCard) else value
+        if isinstance(value, UnknownCard):
+            name = uid = value.uid
+        else:
+            name, uid = value, self.scenario.cards[value].uid
         self.machine.controller.present(self.taps.tap(uid, name))
 
     def _do_cancel(self, step: Step) -> None:

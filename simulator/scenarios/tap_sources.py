@@ -23,6 +23,7 @@ from firmware.readers.virtual import VirtualReader
 from simulator.emulators.devices import DEVICES, Device
 
 EMULATE = "emulate:"
+VIRTUAL = ("virtual", "virtual:")
 READ_TIMEOUT_S = 10.0  # an emulated tap is read in milliseconds; this long means the reader is gone
 UID_DIGITS = {"pn532": (8, 14, 20), "rdm6300": (10,), "line": (8, 14, 20)}  # hex digits each reader can read
 
@@ -104,7 +105,7 @@ TapSourceFactory = Callable[[Clock], TapSource]
 
 def tap_source_for(url: str, prompt: Callable[[str], None]) -> TapSourceFactory:
     """``virtual:``, ``emulate:PROTOCOL`` or a reader URL; checked now, opened when the run's clock exists."""
-    if url in ("virtual", "virtual:"):
+    if url in VIRTUAL:
         return VirtualTaps
     if url.startswith(EMULATE):
         protocol = url[len(EMULATE) :]
@@ -117,7 +118,9 @@ def tap_source_for(url: str, prompt: Callable[[str], None]) -> TapSourceFactory:
 
 def unreadable_cards(url: str, uids: dict[str, str]) -> list[str]:
     """The cards (name -> uid) a reader cannot read: an RDM6300 reads 5-byte EM4100 ids only, a PN532 4/7/10 bytes."""
-    protocol = url[len(EMULATE) :] if url.startswith(EMULATE) else url.partition(":")[0]
+    if url in VIRTUAL:
+        return []
+    protocol = url[len(EMULATE) :] if url.startswith(EMULATE) else parse_reader_url(url).driver
     digits = UID_DIGITS.get(protocol)
     if digits is None:
         return []
