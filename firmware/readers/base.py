@@ -146,13 +146,21 @@ class SerialReader:
         port = self.port
         deadline = time.monotonic() + timeout
         while True:
-            while self.buffer:
-                consumed, frame = decode(self.buffer)
-                if consumed == 0:
-                    break
-                self.buffer = self.buffer[consumed:]
-                if frame is not None:
-                    return frame
+            self.buffer, frame = take_frame(decode, self.buffer)
+            if frame is not None:
+                return frame
             if time.monotonic() >= deadline:
                 return None
             self.buffer += port.read()
+
+
+def take_frame(decode: Callable[[bytes], tuple[int, object | None]], buffer: bytes) -> tuple[bytes, object | None]:
+    """The first whole frame in ``buffer`` past any noise, with the bytes after it; ``None`` until one is whole."""
+    while buffer:
+        consumed, frame = decode(buffer)
+        if consumed == 0:
+            break
+        buffer = buffer[consumed:]
+        if frame is not None:
+            return buffer, frame
+    return buffer, None

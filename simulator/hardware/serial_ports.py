@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from firmware.readers import line_frames, rdm6300_frames
+from firmware.readers.base import take_frame
 from firmware.readers.registry import open_reader
 from firmware.readers.transport import ReaderOffline, SerialTransport
 from simulator.hardware.virtual import VirtualClock
@@ -78,15 +79,13 @@ def probe(url: str, listen_s: float = LISTEN_S) -> str:
     except ReaderOffline as exc:
         return f"cannot open: {exc}"
     try:
-        heard = b""
+        received = b""
         deadline = time.monotonic() + listen_s
         while time.monotonic() < deadline:
-            heard += port.read()
-            if isinstance(first_frame(rdm6300_frames.decode, heard), rdm6300_frames.Tag):
+            received += port.read()
+            if heard(rdm6300_frames.decode, received, rdm6300_frames.Tag):
                 return f"rdm6300: a tag frame at 9600 baud (reader URL rdm6300:{url})"
-            if isinstance(
-                first_frame(lambda b: line_frames.decode(b, line_frames.LineFormat()), heard), line_frames.Uid
-            ):
+            if heard(lambda b: line_frames.decode(b, line_frames.LineFormat()), received, line_frames.Uid):
                 return f"line: a uid line at 9600 baud (reader URL line:{url})"
     except ReaderOffline as exc:
         return f"read failed: {exc}"
@@ -95,13 +94,11 @@ def probe(url: str, listen_s: float = LISTEN_S) -> str:
     return "nothing answered: no PN532 at 115200 baud; an RDM6300 or line reader speaks only while a card is held to it"
 
 
-def first_frame(decode: Callable[[bytes], tuple[int, object | None]], buffer: bytes) -> object | None:
-    """The first whole frame in ``buffer``, past any noise."""
-    while buffer:
-        consumed, frame = decode(buffer)
-        if consumed == 0:
-            return None
-        if frame is not None:
-            return frame
-        buffer = buffer[consumed:]
-    return None
+def heard(decode: Callable[[bytes], tuple[int, object | None]], buffer: bytes, kind: type) -> bool:
+    """Whether ``buffer`` holds a whole frame of ``kind`` (past noise and corrupt frames)."""
+    while True:
+        buffer, frame = take_frame(decode, buffer)
+        if frame is None:
+            return False
+        if isinstance(frame, kind):
+            return True

@@ -47,3 +47,15 @@ def test_probe_names_the_reader_on_each_port_and_why_nothing_answered(closing):
     assert {record["port"] for record in map(json.loads, result.output.splitlines())} >= {
         info.device for info in list_ports()
     }
+
+
+def test_a_listening_reader_is_heard_past_noise_and_a_corrupt_first_frame():
+    from firmware.readers import rdm6300_frames
+    from simulator.hardware.serial_ports import heard
+
+    good = rdm6300_frames.encode(rdm6300_frames.Tag("67003B51C6"))
+    corrupt = good[:11] + b"00" + good[13:]
+    assert rdm6300_frames.decode(corrupt)[1] is not None  # a whole frame, reported as corrupt
+    assert not heard(rdm6300_frames.decode, b"\x13\x37" + corrupt, rdm6300_frames.Tag)
+    assert heard(rdm6300_frames.decode, b"\x13\x37" + corrupt + good, rdm6300_frames.Tag)
+    assert not heard(rdm6300_frames.decode, good[:-1], rdm6300_frames.Tag)
