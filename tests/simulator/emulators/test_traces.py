@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware.readers import pn532_frames as f
+from firmware.readers.base import take_frame
 from simulator.emulators.pn532_chip import Pending, Pn532Chip
 
 TRACES = sorted((Path(__file__).parent / "traces").glob("*.json"))
@@ -29,20 +30,15 @@ def frames(stream: bytes, chunks: list[int] | None = None) -> list[f.Frame]:
     """Decode a byte stream fed in the given chunk sizes, as a driver reading a serial port would."""
     found: list[f.Frame] = []
     buffer, position = b"", 0
-    sizes = iter(chunks or [])
-    while position < len(stream) or buffer:
-        size = next(sizes, len(stream))
+    for size in [*(chunks or []), len(stream)]:
         buffer += stream[position : position + size]
         position += size
-        while buffer:
-            consumed, frame = f.decode(buffer)
-            if consumed == 0:
-                break
-            buffer = buffer[consumed:]
-            if frame is not None:
-                found.append(frame)
-        if position >= len(stream) and buffer and f.decode(buffer)[0] == 0:
-            break  # a trailing partial frame (none expected)
+        buffer, frame = take_frame(f.decode, buffer)
+        while frame is not None:
+            found.append(frame)  # type: ignore[arg-type]
+            buffer, frame = take_frame(f.decode, buffer)
+        if position >= len(stream):
+            break
     return found
 
 
