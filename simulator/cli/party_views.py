@@ -6,12 +6,12 @@ from rich.console import Console
 from rich.table import Table
 
 from simulator.scenarios.reporting_world import ReportingWorld
-from simulator.scenarios.schema import Scenario
+from simulator.scenarios.schema import Scenario, uid_tail
 
 
 def card_ref(uid: str) -> str:
     """The issuer's own short reference for a card, so the demo prints no full card number."""
-    return f"card …{uid[-4:]}"
+    return f"card {uid_tail(uid)}"
 
 
 def print_party_views(world: ReportingWorld, scenario: Scenario, console: Console | None = None) -> None:

@@ -14,7 +14,7 @@ from firmware.app.assembly import Machine, ReporterFactory, build_machine
 from firmware.controller.notices import privacy_notice
 from firmware.controller.records import Hardware
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser
-from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration
+from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration, uid_tail
 from simulator.scenarios.tap_sources import TapSourceFactory, VirtualTaps
 from simulator.tally import SalesTally
 from simulator.term_keys import simulation_term_key
@@ -187,7 +187,7 @@ class ScenarioRunner:
     def _do_tap(self, step: Step) -> None:
         value = step.value
         if isinstance(value, UnknownCard):
-            name = uid = value.uid
+            name, uid = f"unknown {uid_tail(value.uid)}", value.uid
         else:
             name, uid = value, self.scenario.cards[value].uid
         self.machine.controller.present(self.taps.tap(uid, name))

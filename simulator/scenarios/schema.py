@@ -29,6 +29,11 @@ def parse_uid(value: object) -> str:
     return value.upper()
 
 
+def uid_tail(uid: str) -> str:
+    """The last four hex digits of a uid, enough to tell a person which card; never the card number itself."""
+    return f"…{uid[-4:]}"
+
+
 def parse_duration(value: object) -> timedelta:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return timedelta(seconds=value)

@@ -21,6 +21,7 @@ from firmware.ports import Clock
 from firmware.readers.registry import open_reader, parse_reader_url
 from firmware.readers.virtual import VirtualReader
 from simulator.emulators.devices import DEVICES, Device
+from simulator.scenarios.schema import uid_tail
 
 EMULATE = "emulate:"
 VIRTUAL = ("virtual", "virtual:")
@@ -30,7 +31,7 @@ UID_DIGITS = {"pn532": (8, 14, 20), "rdm6300": (10,), "line": (8, 14, 20)}  # he
 
 class TapSource(Protocol):
     def tap(self, uid: str, card: str) -> CardTap:
-        """The tap the machine sees when ``card`` (a scenario name, or the uid of an unknown card) is presented."""
+        """The tap the machine sees when the card ``uid`` is presented; ``card`` names it to a person."""
 
     def close(self) -> None: ...
 
@@ -68,7 +69,7 @@ class EmulatedTaps:
             tap: CardTap | None = self.reader.read_tap(0.2)
             if tap is not None:
                 if tap.uid != uid.upper():
-                    raise VendingError(f"the {self.device.protocol} reader read {tap.uid} for card {card}")
+                    raise VendingError(f"the {self.device.protocol} reader read {uid_tail(tap.uid)} for card {card}")
                 return tap
         raise VendingError(f"the emulated {self.device.protocol} reader did not read card {card} in {READ_TIMEOUT_S}s")
 
@@ -87,14 +88,14 @@ class PromptedTaps:
 
     def tap(self, uid: str, card: str) -> CardTap:
         wanted = uid.upper()
-        self.prompt(f"tap card {card} (…{wanted[-4:]}) now")
+        self.prompt(f"tap card {card} ({uid_tail(wanted)}) now")
         while True:
             tap: CardTap | None = self.reader.read_tap(0.2)
             if tap is None:
                 continue
             if tap.uid == wanted:
                 return tap
-            self.prompt(f"that was another card (…{tap.uid[-4:]}); tap card {card} (…{wanted[-4:]})")
+            self.prompt(f"that was another card ({uid_tail(tap.uid)}); tap card {card} ({uid_tail(wanted)})")
 
     def close(self) -> None:
         self.reader.close()
@@ -124,4 +125,5 @@ def unreadable_cards(url: str, uids: dict[str, str]) -> list[str]:
     digits = UID_DIGITS.get(protocol)
     if digits is None:
         return []
-    return [f"{name} ({uid})" for name, uid in uids.items() if len(uid) not in digits]
+    unreadable = {name: uid for name, uid in uids.items() if len(uid) not in digits}
+    return [f"{name} ({len(uid) // 2}-byte uid {uid_tail(uid)})" for name, uid in unreadable.items()]

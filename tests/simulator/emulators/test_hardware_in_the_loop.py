@@ -92,10 +92,11 @@ def test_run_reader_option_refuses_unknown_readers_and_cards_a_reader_cannot_rea
     for reader, message in [
         ("emulate:nfc9000", "emulate one of emulate:pn532, emulate:rdm6300, emulate:line"),
         ("bogus:/dev/ttyUSB0", "unknown reader driver 'bogus'"),
-        ("emulate:rdm6300", "cannot read card(s) amy (04A1B2C3D4E5F6)"),
+        ("emulate:rdm6300", "cannot read card(s) amy (7-byte uid …E5F6)"),
     ]:
         result = CliRunner().invoke(app, ["run", "--script", scenario, "--broker", "none", "--reader", reader])
         assert result.exit_code == 2 and message in result.output, result.output
+        assert not any(card.uid in result.output for card in load_scenario(Path(scenario)).cards.values())
 
 
 def test_run_with_emulated_line_reader_passes_the_scenario():
