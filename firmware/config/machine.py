@@ -115,6 +115,16 @@ class Security(Strict):
     command_lifetime: int = Field(default=3600, ge=60, le=86_400)  # seconds from issue to expiry, at most
 
 
+class Reporting(Strict):
+    """How the outbox travels when several reports wait: batches of at most this many reports and bytes.
+
+    A single waiting report always goes out at once on its own; see firmware/reporting/batches.py.
+    """
+
+    batch_reports: int = Field(default=500, ge=1, le=1000)
+    batch_bytes: int = Field(default=64 * 1024, ge=4096, le=64 * 1024)  # the whole MQTT message
+
+
 class Retention(Strict):
     """How long the machine keeps what it knows, applied at each day's close (docs/privacy.md)."""
 
@@ -150,6 +160,7 @@ class MachineConfig(Strict):
     trust: Trust | None = None  # without it, a machine that reports needs `--trust DIR` (vending serve)
     security: Security = Security()
     retention: Retention = Retention()
+    reporting: Reporting = Reporting()
 
     @field_validator("id")
     @classmethod

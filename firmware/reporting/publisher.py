@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from firmware import crashpoints
+from firmware.config.machine import Reporting
 from firmware.domain import STREAMS
 from firmware.identity.signing import Identity, TrustStore
-from firmware.journal.outbox import Outbox
+from firmware.journal.outbox import Outbox, PendingReport
 from firmware.ports import Clock
-from firmware.reporting import topics
+from firmware.reporting import batches, topics
 from firmware.reporting.mqtt import BrokerAddress, make_client
 from firmware.reporting.signed import ACK_PARTY, canonical, read_ack, sign_text
 from firmware.reporting.supervised import SupervisedThread
@@ -59,7 +60,8 @@ class OutboxPublisher:
         *,
         heartbeat_s: float = 30.0,
         resend_after_s: float = 5.0,
-        batch: int = 2000,
+        reporting: Reporting | None = None,
+        read_ahead: int = 2000,
         window: int = 5000,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -70,7 +72,8 @@ class OutboxPublisher:
         self.clock = clock
         self.heartbeat_s = heartbeat_s
         self.resend_after_s = resend_after_s
-        self.batch = batch
+        self.reporting = reporting or Reporting()
+        self.read_ahead = read_ahead  # most reports read from the outbox per stream per pass
         self.window = window  # most reports in flight per stream, so a slow receiver is not flooded
         self._monotonic = monotonic
         self._outbox = Outbox.open(db_path)
@@ -91,7 +94,8 @@ class OutboxPublisher:
         self._last_progress = self._monotonic()
         self._resend_wait = resend_after_s
         self._last_heartbeat = -heartbeat_s
-        self.published = 0
+        self.published = 0  # MQTT messages handed to the broker (a batch is one)
+        self.reports_sent = 0  # reports in them
         self.broker_acked = 0  # PUBACKs: the broker has the message (not yet the receiver)
         self._client = make_client(address, f"machine-{machine}", persistent=True)
         self._client.will_set(topics.vendor(machine, "status"), self._status("offline"), qos=1, retain=True)
@@ -136,10 +140,12 @@ class OutboxPublisher:
     def set_link(self, up: bool) -> None:
         """Cut or restore the machine's network (a scenario's ``broker: down`` on a broker we do not own)."""
         self._link_up = up
-        if up:
-            self._client.reconnect()
+        if up:  # paho's loop thread ends with a requested disconnect: start a new one
+            self._client.connect_async(self.address.host, self.address.port, keepalive=15)
+            self._client.loop_start()
         else:
             self._client.disconnect()
+            self._client.loop_stop()
 
     def wake(self) -> None:
         self._thread.ensure_alive()  # the controller's thread calls this after every event: the supervisor
@@ -280,16 +286,28 @@ class OutboxPublisher:
             room = self.window - (self._last_sent[stream] - self._acked[stream])
             if room <= 0:
                 continue  # flow control: wait for the receiver before sending more
-            for report in self._outbox.after(stream, self._last_sent[stream], min(room, self.batch)):
-                crashpoints.reached("publish.before")
-                info = self._client.publish(
-                    report.topic, sign_text(self.identity, report.payload), qos=1, retain=report.retain
-                )
-                if info.rc != 0:
+            waiting = self._outbox.after(stream, self._last_sent[stream], min(room, self.read_ahead))
+            for group in batches.plan(waiting, self.reporting.batch_reports, self.reporting.batch_bytes):
+                if not self._publish(stream, group):
                     return  # not connected any more; the next connect resends from the last ack
-                self._last_sent[stream] = report.seq
-                self._max_sent[stream] = max(self._max_sent[stream], report.seq)
-                self.published += 1
+
+    def _publish(self, stream: str, group: list[PendingReport]) -> bool:
+        """One MQTT message: a report on its own topic, or several as one batch signed once."""
+        crashpoints.reached("publish.before")
+        if len(group) == 1:
+            report = group[0]
+            topic, payload = report.topic, sign_text(self.identity, report.payload)
+        else:
+            topic = topics.batch(stream, self.machine)
+            payload = batches.compose(self.identity, self.machine, stream, group)
+            crashpoints.reached("publish.batch")
+        if self._client.publish(topic, payload, qos=1, retain=group[0].retain).rc != 0:
+            return False
+        self._last_sent[stream] = group[-1].seq
+        self._max_sent[stream] = max(self._max_sent[stream], group[-1].seq)
+        self.published += 1
+        self.reports_sent += len(group)
+        return True
 
     def _heartbeat(self) -> None:
         now = self._monotonic()

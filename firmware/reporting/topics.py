@@ -19,6 +19,11 @@ def ack(stream: str, machine: str) -> str:
     return vendor(machine, "ack") if stream == "vendor" else issuer(machine, "ack")
 
 
+def batch(stream: str, machine: str) -> str:
+    """Where several of a stream's reports travel as one signed message (firmware/reporting/batches.py)."""
+    return vendor(machine, "batch") if stream == "vendor" else issuer(machine, "batch")
+
+
 def command(machine: str, name: str) -> str:
     return f"{VENDOR_PREFIX}/{machine}/cmd/{name}"
 

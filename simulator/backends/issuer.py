@@ -23,7 +23,7 @@ from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
 
 class IssuerBackend(BackendService):
     client_id = "issuer-backend"
-    subscriptions = ("issuer/v1/+/settlement",)
+    subscriptions = ("issuer/v1/+/settlement", "issuer/v1/+/batch")
     stream = "issuer"
 
     def __init__(

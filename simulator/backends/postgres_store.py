@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS reports (
     PRIMARY KEY (machine, seq)
 );
 CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS manifests (signature TEXT PRIMARY KEY, manifest TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS incidents (
     id BIGSERIAL PRIMARY KEY, at TEXT NOT NULL, machine TEXT, topic TEXT NOT NULL, reason TEXT NOT NULL,
     digest TEXT NOT NULL
@@ -80,6 +81,11 @@ class PostgresReportStore(StoreQueries):
                             "SELECT digest FROM reports WHERE machine = %s AND seq = %s", (report.machine, report.seq)
                         )
                         self._note_duplicate(report, stored)
+                for signature, manifest in sorted({(r.signature, r.manifest) for r in reports if r.manifest}):
+                    self.conn.execute(
+                        "INSERT INTO manifests (signature, manifest) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                        (signature, manifest),
+                    )
                 acked = {machine: self._advance(machine) for machine in sorted({r.machine for r in reports})}
                 crashpoints.reached("backend.insert.before_commit")
             crashpoints.reached("backend.insert.after_commit")

@@ -21,6 +21,7 @@ from firmware import crashpoints
 from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey, TrustStore
 from firmware.reporting import topics
+from firmware.reporting.batches import BATCH_KIND, MAX_BATCH_BYTES, open_batch
 from firmware.reporting.mqtt import BrokerAddress, make_client
 from firmware.reporting.signed import compose_ack, open_signed
 from firmware.reporting.supervised import SupervisedThread
@@ -31,6 +32,7 @@ from simulator.backends.store import Report, SqliteReportStore
 log = logging.getLogger(__name__)
 BATCH = 2000
 MAX_REPORT_BYTES = 64 * 1024  # a report is a few hundred bytes; a sealed settlement for a big school a few KiB
+MAX_MESSAGE_BYTES = max(MAX_REPORT_BYTES, MAX_BATCH_BYTES)
 INCIDENTS_PER_MINUTE = 60  # a flood of forgeries is counted, not written row by row until the disk fills
 
 
@@ -42,6 +44,7 @@ class Inbound(NamedTuple):
     payload: dict[str, Any]
     digest: str
     signature: str
+    manifest: str = ""  # the signed batch manifest it came in (empty for a report sent alone)
 
 
 class BackendService:
@@ -78,7 +81,8 @@ class BackendService:
         self.errors = 0
         self.incidents = 0  # refused as hostile: every one is logged, the first INCIDENTS_PER_MINUTE stored
         self._incident_minute = (0, 0)  # (minute, rows written in it)
-        self._inbox: queue.Queue[Inbound | PartyRequest | None] = queue.Queue()
+        # one item per MQTT message: a batch's reports stay together, so they are stored in one transaction
+        self._inbox: queue.Queue[list[Inbound] | PartyRequest | None] = queue.Queue()
         self._writer = SupervisedThread(self._write_loop, f"{self.client_id}-writer")
 
     def start(self) -> Self:
@@ -127,12 +131,12 @@ class BackendService:
             self._queue_request(bytes(message.payload))
             return
         try:
-            inbound = self.verify(message.topic, bytes(message.payload[: MAX_REPORT_BYTES + 1]))
+            inbound = self.verify(message.topic, bytes(message.payload[: MAX_MESSAGE_BYTES + 1]))
         except Exception:  # noqa: BLE001 - one bad message never stops the backend
             self.errors += 1
             log.exception("dropped a report on %s that could not be checked", message.topic)
             return
-        if inbound is not None:
+        if inbound:
             self._writer.ensure_alive()  # a writer that died is restarted (and counted) before it is needed
             self._inbox.put(inbound)
 
@@ -154,19 +158,28 @@ class BackendService:
         self._writer.ensure_alive()
         self._inbox.put(request)
 
-    def verify(self, topic: str, raw: bytes) -> Inbound | None:
-        """The message if its enrolled machine signed it; otherwise None, and an incident."""
+    def verify(self, topic: str, raw: bytes) -> list[Inbound]:
+        """The reports in the message if its enrolled machine signed it; otherwise none, and an incident."""
         parsed = topics.split(topic)
         if parsed is None:
-            return None
+            return []
         _, machine, kind = parsed
+
+        def enrolled(envelope: Any) -> Any:
+            return self.enrolment.verify(machine, envelope)
+
         try:
-            signed, payload = open_signed(raw, MAX_REPORT_BYTES, lambda env: self.enrolment.verify(machine, env))
+            if kind == BATCH_KIND:
+                signed, batch = open_batch(raw, machine, self.stream, enrolled)
+                crashpoints.reached("backend.batch.verified")
+                manifest = signed.payload.decode("utf-8")
+                return [Inbound(machine, r.kind, r.payload, r.digest, signed.detached, manifest) for r in batch]
+            signed, payload = open_signed(raw, MAX_REPORT_BYTES, enrolled)
         except WireError as exc:
             self.incident(machine, topic, str(exc), raw)
-            return None
+            return []
         digest = hashlib.sha256(signed.payload).hexdigest()
-        return Inbound(machine, kind, payload, digest, signed.detached)
+        return [Inbound(machine, kind, payload, digest, signed.detached)]
 
     def incident(self, machine: str | None, topic: str, reason: str, raw: bytes = b"") -> None:
         """Log a refused message (never its content) and keep it in ``incidents``, within a rate cap."""
@@ -189,7 +202,7 @@ class BackendService:
 
         Reports are stored in batches; a school's request is answered on its own, in arrival order.
         """
-        waiting: Inbound | PartyRequest | None = None
+        waiting: list[Inbound] | PartyRequest | None = None
         while True:
             first = waiting if waiting is not None else self._inbox.get()
             waiting = None
@@ -198,7 +211,7 @@ class BackendService:
             if isinstance(first, PartyRequest):
                 self._answer_safely(first)
                 continue
-            batch: list[Inbound] = [first]
+            batch: list[Inbound] = list(first)
             while len(batch) < BATCH:
                 try:
                     item = self._inbox.get_nowait()
@@ -210,7 +223,7 @@ class BackendService:
                 if isinstance(item, PartyRequest):
                     waiting = item
                     break
-                batch.append(item)
+                batch += item
             try:
                 self._write(batch)
             except Exception:  # noqa: BLE001 - nothing was acked, so nothing is lost; keep serving
@@ -226,7 +239,8 @@ class BackendService:
                 self.incident(inbound.machine, f"{self.stream}/{inbound.kind}", f"refused: {exc}")
                 continue
             if report is not None:
-                reports.append(dataclasses.replace(report, digest=inbound.digest, signature=inbound.signature))
+                signed = dataclasses.replace(report, digest=inbound.digest, signature=inbound.signature)
+                reports.append(dataclasses.replace(signed, manifest=inbound.manifest))
         if reports:
             acked = self.store.store_many(reports)
             for machine, seq in self.store.take_conflicts():
@@ -252,8 +266,8 @@ class BackendService:
     def receive(self, topic: str, raw: bytes) -> None:
         """Handle one message synchronously, through the same checks (tests replay duplicates here)."""
         inbound = self.verify(topic, raw)
-        if inbound is not None:
-            self._write([inbound])
+        if inbound:
+            self._write(inbound)
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         """Turn a message into a sequenced report to store, or handle it and return None."""

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS reports (
     PRIMARY KEY (machine, seq)
 );
 CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS manifests (signature TEXT PRIMARY KEY, manifest TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS incidents (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, machine TEXT, topic TEXT NOT NULL,
     reason TEXT NOT NULL, digest TEXT NOT NULL
@@ -81,6 +82,8 @@ class Report:
 
     ``digest`` (SHA-256 of the signed payload) tells a redelivery from a second, different report at
     the same seq; ``signature`` is the machine's detached JWS, kept so an auditor can check the row.
+    A report that came in a batch has the batch's signature, and ``manifest`` is the signed text
+    (kept once per batch in ``manifests``): the row's digest is listed there, the signature covers it.
     """
 
     machine: str
@@ -90,6 +93,7 @@ class Report:
     extra: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     digest: str = ""
     signature: str = ""
+    manifest: str = ""
 
 
 class ReportStore(Protocol):
@@ -239,6 +243,8 @@ class SqliteReportStore(StoreQueries):
                             self.conn.execute(sql, params)
                     else:
                         self._duplicate(report)
+                manifests = {(r.signature, r.manifest) for r in reports if r.manifest}
+                self.conn.executemany("INSERT OR IGNORE INTO manifests (signature, manifest) VALUES (?, ?)", manifests)
                 acked = {machine: self._advance(machine) for machine in {r.machine for r in reports}}
                 crashpoints.reached("backend.insert.before_commit")
                 self.conn.execute("COMMIT")

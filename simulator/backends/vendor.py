@@ -38,6 +38,7 @@ class VendorBackend(BackendService):
         "vending/v1/+/summary",
         "vending/v1/+/status",
         "vending/v1/+/heartbeat",
+        "vending/v1/+/batch",
     )
     stream = "vendor"
 

@@ -39,7 +39,7 @@ from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.term_keys import simulation_term_key
 
-KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock", "release")
+KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock", "release", "backlog")
 MAX_ARRIVALS = 3  # publisher retries and acks are timing-dependent in count: crash at their first few arrivals
 PHASE_TIMEOUT_S = 180
 MODULE = "simulator.reliability.crashrun"
@@ -48,6 +48,7 @@ START = datetime.fromisoformat("2026-03-02T09:00:00+08:00")
 CARDS = {"04A1B2C3D4E5F6": ("student", 100), "04B2C3D4E5F607": ("student", 5)}
 SLOT = "A1"
 RELEASE_MINUTES = 15  # the "release" kind: a sale held for its window, then released
+BACKLOG_SALES = 3  # the "backlog" kind: sales while the link is down, then sent as one batch
 
 
 def boot(
@@ -97,6 +98,14 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
     if kind == "release":  # the sale was held for its window; the window ends, the machine wakes up
         clock.advance(timedelta(minutes=RELEASE_MINUTES))
         controller.poll()
+    elif kind == "backlog":
+        assert world.publisher is not None
+        world.publisher.set_link(False)
+        for _ in range(BACKLOG_SALES):
+            controller.select(SLOT)
+            controller.present(CardTap(tap.uid, "virtual", clock.now()))
+            clock.advance(timedelta(minutes=1))
+        world.publisher.set_link(True)
     elif kind == "denial":
         controller.select(SLOT)
         controller.present(CardTap("04B2C3D4E5F607", "virtual", clock.now()))  # NT$5 for a NT$25 milk

@@ -34,7 +34,7 @@ from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.mqtt import BrokerAddress
 
 VALIDITY = timedelta(days=365)
-REPORT_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat")
+REPORT_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "batch")
 PARTIES = ("vendor", "issuer", "school")
 INSIDER = "insider"  # development only: may read and write every topic (captures, hostile-input tests)
 RESERVED = (*PARTIES, INSIDER)
@@ -95,14 +95,15 @@ def acl_text(*, insider: bool = False) -> str:
     lines += ["topic read school/v1/vendor/request", "topic write school/v1/vendor/answer", "", "user school"]
     lines += ["topic write vending/v1/+/cmd/set_lockout", "topic read vending/v1/+/cmd-result"]
     lines += ["topic write school/v1/+/request", "topic read school/v1/+/answer", "", "user issuer"]
-    lines += ["topic read issuer/v1/+/settlement", "topic write issuer/v1/+/ack"]
+    lines += ["topic read issuer/v1/+/settlement", "topic read issuer/v1/+/batch", "topic write issuer/v1/+/ack"]
     lines += ["topic read school/v1/issuer/request", "topic write school/v1/issuer/answer"]
     if insider:
         lines += ["", "# development only (--insider): captures and hostile-input tests", f"user {INSIDER}"]
         lines += ["topic readwrite #"]
     lines += ["", "# every machine: CN = machine id"]
     lines += [f"pattern write vending/v1/%u/{kind}" for kind in REPORT_KINDS]
-    lines += ["pattern write issuer/v1/%u/settlement", "pattern read vending/v1/%u/cmd/+"]
+    lines += ["pattern write issuer/v1/%u/settlement", "pattern write issuer/v1/%u/batch"]
+    lines += ["pattern read vending/v1/%u/cmd/+"]
     lines += ["pattern read vending/v1/%u/ack", "pattern read issuer/v1/%u/ack"]
     return "\n".join(lines) + "\n"
 

@@ -65,7 +65,23 @@ class Capture:
             self.client.loop_stop()
 
     def json_of(self, suffix: str) -> list[dict]:
-        return [json.loads(p) for t, p, _ in self.messages if t.endswith(suffix)]
+        """The signed envelopes published on topics ending in ``suffix``; a batched report counts as one
+        of its kind, as ``{"payload": <report text>}`` (its signature is the batch's, on the manifest)."""
+        return [json.loads(p) for t, p, _ in self.unbatched() if t.endswith(suffix)]
+
+    def unbatched(self) -> list[tuple[str, bytes, bool]]:
+        """Every message, each batch replaced by its reports on the topics they would have travelled alone."""
+        found: list[tuple[str, bytes, bool]] = []
+        for topic, raw, retained in self.messages:
+            if not topic.endswith("/batch"):
+                found.append((topic, raw, retained))
+                continue
+            batch = json.loads(raw)
+            entries = json.loads(batch["manifest"]["payload"])["reports"]
+            prefix = topic.rsplit("/", 1)[0]
+            for entry, text in zip(entries, batch["reports"], strict=True):
+                found.append((f"{prefix}/{entry['kind']}", json.dumps({"payload": text}).encode(), False))
+        return found
 
 
 @pytest.fixture(params=BROKERS)

@@ -50,7 +50,7 @@ def test_redelivered_reports_are_stored_once(world, capture, tmp_path):
         sell(runner, "A1", "amy")
         sell(runner, "A3", "ben")
         assert world.publisher.flush(20)
-        sent = [(t, p) for t, p, _ in capture.messages if t.split("/")[-1] in ("sale", "stock")]
+        sent = [(t, p) for t, p, _ in capture.messages if t.split("/")[-1] in ("sale", "stock", "batch")]
         assert sent
         stored = world.vendor.store.count()
         for topic, payload in sent:  # replay every signed report as a duplicate delivery

@@ -45,7 +45,7 @@ def test_every_field_on_the_wire_during_the_demo_day_is_in_the_manifest(world, c
     parties = manifest()["parties"]
     receives = {kind: fields for party in parties.values() for kind, fields in party["messages"].items()}
     seen: set[str] = set()
-    for topic, raw, _ in capture.messages:
+    for topic, raw, _ in capture.unbatched():
         kind = topic.split("/")[-1]
         if "/cmd/" in topic or kind in NOT_REPORTS:
             continue

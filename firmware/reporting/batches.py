@@ -1,0 +1,172 @@
+"""Several waiting reports in one MQTT message, signed once, so a backlog drains at the broker's speed.
+
+One MQTT message per report costs a PUBLISH, a PUBACK, a signature and a receiver ack each; a
+backlog (after an outage, a busy lunch's release window, a fleet) is then limited by how fast
+Python clients handle packets, not by the broker or the disk. A batch carries a run of one stream's
+reports in seq order as one message on ``<prefix>/<machine>/batch``::
+
+    {"manifest": <JWS of {"machine", "stream", "reports": [{"seq", "kind", "sha256"}, ...]}>,
+     "reports": ["<report text>", ...]}
+
+The machine signs the manifest, not each report: one Ed25519 signature per batch. The manifest
+lists each report's SHA-256, so a receiver can still check every report against the signature, and
+an auditor can check one stored row later (its digest is in a stored manifest, the manifest is
+signed) even after the other rows of the batch were erased. Report texts are exactly the outbox
+payloads, so a report's digest is the same whether it travelled alone or in a batch, and a resend
+in the other form is still recognised as a redelivery.
+
+Reports somebody reads live on their own topic never travel in a batch: a retained one (the stock
+snapshot a dashboard reads on connect) and a command result (the operator's CLI waits for it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from firmware.identity.signing import Identity, SignatureError, Signed
+from firmware.journal.outbox import PendingReport
+from firmware.reporting.signed import Verifier, canonical
+from firmware.reporting.wire import WireError, parse_object, sequence
+
+BATCH_KIND = "batch"
+MAX_BATCH_BYTES = 64 * 1024  # the whole message; what the machine's config may set as its batch size, at most
+MAX_BATCH_REPORTS = 1000
+LIVE_KINDS = frozenset({"cmd-result"})  # read live on their own topic by the operator's CLI
+ENVELOPE_BYTES = 640  # outer keys, machine, stream, JWS header and signature: about 420 bytes, bounded here
+_KIND_OF = {"sale", "denial", "stock", "alert", "cmd-result", "summary", "settlement"}
+
+
+@dataclass(frozen=True, slots=True)
+class BatchedReport:
+    """One report out of a verified batch."""
+
+    seq: int
+    kind: str
+    payload: dict[str, Any]
+    digest: str  # SHA-256 of the report text, as the manifest lists it
+
+
+def digest_of(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def kind_of(topic: str) -> str:
+    return topic.rsplit("/", 1)[-1]
+
+
+def travels_alone(report: PendingReport) -> bool:
+    """Retained reports and command results keep their own topic (see the module docstring)."""
+    return report.retain or kind_of(report.topic) in LIVE_KINDS
+
+
+def _entry(report: PendingReport) -> dict[str, Any]:
+    return {"seq": report.seq, "kind": kind_of(report.topic), "sha256": digest_of(report.payload)}
+
+
+def _wire_bytes(report: PendingReport) -> int:
+    """What one report adds to a batch: its text as a JSON string, and its manifest entry inside the JWS."""
+    text = json.dumps(report.payload, ensure_ascii=False)
+    entry = json.dumps(canonical(_entry(report)), ensure_ascii=False)
+    return len(text.encode("utf-8")) + len(entry.encode("utf-8")) + 2  # two commas
+
+
+def plan(reports: Sequence[PendingReport], max_reports: int, max_bytes: int) -> list[list[PendingReport]]:
+    """Split one stream's waiting reports (in seq order) into the messages that carry them.
+
+    Runs of batchable reports up to ``max_reports`` and ``max_bytes`` on the wire; each report that
+    travels alone on its own. A group of one is sent as an ordinary report: a single waiting
+    report goes out exactly as before.
+    """
+    groups: list[list[PendingReport]] = []
+    run: list[PendingReport] = []
+    size = ENVELOPE_BYTES
+    for report in reports:
+        if travels_alone(report):
+            groups += [run, [report]] if run else [[report]]
+            run, size = [], ENVELOPE_BYTES
+            continue
+        added = _wire_bytes(report)
+        if run and (len(run) >= max_reports or size + added > max_bytes):
+            groups.append(run)
+            run, size = [], ENVELOPE_BYTES
+        run.append(report)
+        size += added
+    if run:
+        groups.append(run)
+    return groups
+
+
+def compose(identity: Identity, machine: str, stream: str, reports: Iterable[PendingReport]) -> str:
+    """The wire form of a batch: the reports' texts and the manifest that lists them, signed once."""
+    reports = list(reports)
+    manifest = {"machine": machine, "stream": stream, "reports": [_entry(report) for report in reports]}
+    document = {"manifest": identity.sign(canonical(manifest)), "reports": [report.payload for report in reports]}
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def open_batch(
+    raw: bytes, machine: str, stream: str, verify: Verifier, max_bytes: int = MAX_BATCH_BYTES
+) -> tuple[Signed, list[BatchedReport]]:
+    """A verified batch from ``machine`` on ``stream``, or ``WireError`` saying what is wrong with it.
+
+    Checked in order, nothing trusted before its check: size and shape of the message, the signature
+    on the manifest, the manifest's shape (this machine, this stream, seqs one after another), then
+    each report text against its listed digest, and its own seq against the manifest's.
+    """
+    outer = parse_object(raw[: max_bytes + 1], max_bytes)
+    if set(outer) != {"manifest", "reports"}:
+        raise WireError(f'a batch is {{"manifest", "reports"}} and nothing else, got keys {sorted(outer)[:5]}')
+    texts, envelope = outer["reports"], outer["manifest"]
+    if not isinstance(envelope, dict):
+        raise WireError("batch manifest must be a signed JWS object")
+    if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+        raise WireError("batch reports must be a list of report texts")
+    try:
+        signed = verify(envelope)
+    except SignatureError as exc:
+        raise WireError(f"batch manifest: {exc}") from None
+    entries = _manifest_entries(parse_object(signed.payload, max_bytes), machine, stream)
+    if len(entries) != len(texts):
+        raise WireError(f"the manifest lists {len(entries)} reports, the batch carries {len(texts)}")
+    pairs = enumerate(zip(texts, entries, strict=True))
+    return signed, [_report(number, text, entry, max_bytes) for number, (text, entry) in pairs]
+
+
+def _manifest_entries(manifest: dict[str, Any], machine: str, stream: str) -> list[tuple[int, str, str]]:
+    if set(manifest) != {"machine", "stream", "reports"}:
+        raise WireError(f'a manifest is {{"machine", "stream", "reports"}}, got keys {sorted(manifest)[:5]}')
+    if manifest["machine"] != machine:
+        raise WireError("the batch manifest is for another machine")
+    if manifest["stream"] != stream:
+        raise WireError(f"the batch manifest is for the {str(manifest['stream'])[:20]!r} stream, not {stream!r}")
+    listed = manifest["reports"]
+    if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_BATCH_REPORTS:
+        raise WireError(f"a manifest lists 1 to {MAX_BATCH_REPORTS} reports")
+    entries: list[tuple[int, str, str]] = []
+    for number, entry in enumerate(listed):
+        if not isinstance(entry, dict) or set(entry) != {"seq", "kind", "sha256"}:
+            raise WireError(f'manifest report {number} must be {{"seq", "kind", "sha256"}}')
+        seq = sequence(entry["seq"], minimum=1)
+        if entries and seq != entries[-1][0] + 1:
+            raise WireError(f"manifest report {number}: seq {seq} does not follow {entries[-1][0]}")
+        kind, digest = entry["kind"], entry["sha256"]
+        if kind not in _KIND_OF or kind in LIVE_KINDS:
+            raise WireError(f"manifest report {number}: {str(kind)[:20]!r} is not a report that travels in a batch")
+        if not isinstance(digest, str) or len(digest) != 64 or digest.strip("0123456789abcdef"):
+            raise WireError(f"manifest report {number}: sha256 must be 64 lowercase hex digits")
+        entries.append((seq, kind, digest))
+    return entries
+
+
+def _report(number: int, text: str, entry: tuple[int, str, str], max_bytes: int) -> BatchedReport:
+    seq, kind, digest = entry
+    if digest_of(text) != digest:
+        raise WireError(f"batch report {number} does not match the digest its manifest signed")
+    payload = parse_object(text.encode("utf-8"), max_bytes)
+    if payload.get("seq") != seq:
+        raise WireError(f"batch report {number} carries another seq than its manifest lists ({seq})")
+    return BatchedReport(seq, kind, payload, digest)
