@@ -30,25 +30,27 @@ class Cashier:
         self.currency = currency
         self.stamp = stamp
         self.emit = emit
+        # what this process debited and has not settled yet, with the card's balance after each money
+        # step: the live path needs no read-back (recovery after a restart reads the vends table)
+        self._open: dict[str, VendRecord] = {}
+        self.balance_after: dict[str, int] = {}
 
     def debit(self, request: SaleRequest, who: Who, at: datetime) -> str:
         """Charge the card and open the vend in one commit; returns the new transaction id."""
         journal = self.books.journal
         with journal.atomic("debit"):
             txn_id = journal.next_txn_id(self.machine_id)
-            self.books.wallet.debit(request.account.uid, request.price, txn_id)
-            self.books.vends.open(
-                VendRecord(
-                    txn_id=txn_id,
-                    slot=request.slot,
-                    product=request.product_id,
-                    price=request.price.amount,
-                    uid=request.account.uid,
-                    status="debited",
-                    local_day=request.local_time.date().isoformat(),
-                ),
-                at.isoformat(),
+            balance = self.books.wallet.debit(request.account.uid, request.price, txn_id)
+            record = VendRecord(
+                txn_id=txn_id,
+                slot=request.slot,
+                product=request.product_id,
+                price=request.price.amount,
+                uid=request.account.uid,
+                status="debited",
+                local_day=request.local_time.date().isoformat(),
             )
+            self.books.vends.open(record, at.isoformat())
             journal.append(
                 self.stamp(
                     "vend_debited",
@@ -59,12 +61,14 @@ class Cashier:
                     price=request.price.amount,
                 )
             )
+        self._open[txn_id] = record  # only once committed
+        self.balance_after[txn_id] = balance.amount
         self.emit("debited", txn=txn_id, slot=request.slot, price=request.price.amount)
         return txn_id
 
     def awaiting(self, txn_id: str) -> VendRecord:
         """The debited vend ``txn_id``; anything else is a bug on the money path."""
-        record = self.books.vends.get(txn_id)
+        record = self._open.pop(txn_id, None) or self.books.vends.get(txn_id)
         if record is None or record.status != "debited":
             raise SettlementError(f"vend {txn_id} is not awaiting settlement")
         return record
@@ -96,7 +100,7 @@ class Cashier:
     def refund(self, record: VendRecord, who: Who, recovered: bool) -> None:
         """Nothing fell (or a power cut hides whether it did and the dispenser cannot tell): money back."""
         with self.books.journal.atomic("refund"):
-            self.books.wallet.refund(record.uid, Money(record.price, self.currency), record.txn_id)
+            balance = self.books.wallet.refund(record.uid, Money(record.price, self.currency), record.txn_id)
             self.books.vends.settle(record.txn_id, "refunded")
             self.books.journal.append(
                 self.stamp(
@@ -109,4 +113,5 @@ class Cashier:
                     **who,
                 )
             )
+        self.balance_after[record.txn_id] = balance.amount
         self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)

@@ -157,6 +157,7 @@ class Controller(Timers, Triggers):
         self.session_started = None
         self.state_deadline = None
         self.txn_id = None
+        self.cashier.balance_after.clear()
 
     def prompt_for_card(self, *_: object) -> None:
         self.state_deadline = self.now() + timedelta(seconds=self.config.timeouts.card)
@@ -168,14 +169,16 @@ class Controller(Timers, Triggers):
         self.show(Message("card_read", {"balance": self._card().account.balance.amount}))
 
     def authorise(self, *_: object) -> None:
-        denial = self.policy.evaluate(self._sale_request())
+        request = self._sale_request()
+        denial = self.policy.evaluate(request)
         if denial is None:
-            self.approve()
+            self.approve(request)
         else:
             self.deny(denial)
 
-    def debit_card(self, *_: object) -> None:
-        self.txn_id = self.cashier.debit(self._sale_request(), who(self.card), self.now())
+    def debit_card(self, request: SaleRequest, *_: object) -> None:
+        """Charges exactly what the policy approved (the request it evaluated, not a second reading)."""
+        self.txn_id = self.cashier.debit(request, who(self.card), self.now())
 
     def run_motor(self, *_: object) -> None:
         slot = self._slot()
@@ -313,7 +316,9 @@ class Controller(Timers, Triggers):
         return state
 
     def _balance(self) -> int:
-        return self.books.wallet.balance(self._card().account.uid).amount
+        """The card's balance after this session's money step (the cashier read it back in that commit)."""
+        known = self.cashier.balance_after.pop(self._txn_id(), None)
+        return known if known is not None else self.books.wallet.balance(self._card().account.uid).amount
 
     def _sale_request(self) -> SaleRequest:
         slot = self._slot()

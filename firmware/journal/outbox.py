@@ -19,6 +19,13 @@ from firmware.domain import STREAMS, OutboundMessage
 BUSY_TIMEOUT_MS = 10_000  # the controller may hold the write lock for a while; wait rather than fail
 
 
+class _Unknown:
+    """Not looked up yet."""
+
+
+UNKNOWN = _Unknown()
+
+
 @dataclass(frozen=True, slots=True)
 class PendingReport:
     """One outbox row as the publisher sends it."""
@@ -37,6 +44,9 @@ class Outbox:
         # the publisher's connection is used by its worker and by callers asking depth() or flush():
         # one sqlite3 connection must not run two statements at once (a reset cursor reads as no row)
         self.lock = threading.RLock()
+        # when the oldest held report is due, known without a query while this connection is the only
+        # one holding reports (the machine's): asked on every journal append and every timer poll
+        self._next_release: str | None | _Unknown = UNKNOWN
 
     @classmethod
     def open(cls, db_path: Path) -> Outbox:
@@ -67,7 +77,13 @@ class Outbox:
         crashpoints.reached("outbox.insert")
 
     def hold(self, message: OutboundMessage, release_at: str) -> None:
-        """Keep a report unnumbered until ``release_at`` (UTC ISO time); the caller's transaction commits it."""
+        """Keep a report unnumbered until ``release_at`` (UTC ISO time); the caller's transaction commits it.
+
+        A rollback leaves the cached due time too early at worst (one empty release pass), never too late.
+        """
+        known = self._next_release
+        if not isinstance(known, _Unknown):
+            self._next_release = release_at if known is None else min(known, release_at)
         self.conn.execute(
             "INSERT INTO held (stream, topic, payload, retain, release_at) VALUES (?, ?, ?, ?, ?)",
             (
@@ -86,14 +102,18 @@ class Outbox:
         ).fetchall()
         if rows:
             self.conn.execute("DELETE FROM held WHERE release_at <= ?", (now,))
+        self._next_release = UNKNOWN  # asked again next time (a rollback puts the rows back)
         return [
             OutboundMessage(topic, json.loads(payload), bool(retain), stream)
             for _, stream, topic, payload, retain in rows
         ]
 
     def next_release(self) -> str | None:
-        row = self.conn.execute("SELECT MIN(release_at) FROM held").fetchone()
-        return str(row[0]) if row and row[0] is not None else None
+        known = self._next_release
+        if isinstance(known, _Unknown):
+            row = self.conn.execute("SELECT MIN(release_at) FROM held").fetchone()
+            known = self._next_release = str(row[0]) if row and row[0] is not None else None
+        return known
 
     def held(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM held").fetchone()[0])

@@ -55,12 +55,13 @@ class Wallet:
         return CardAccount(uid, row[0], Money(int(row[1]), self.currency), guardian)
 
     def _change(self, uid: str, delta: int) -> Money:
-        cursor = self.db.conn.execute(
-            "UPDATE cards SET balance = balance + ? WHERE uid = ? AND balance + ? >= 0", (delta, uid, delta)
-        )
-        if cursor.rowcount != 1:
+        row = self.db.conn.execute(
+            "UPDATE cards SET balance = balance + ? WHERE uid = ? AND balance + ? >= 0 RETURNING balance",
+            (delta, uid, delta),
+        ).fetchone()
+        if row is None:
             raise InsufficientFunds(f"balance change {delta} refused")
-        return self.balance(uid)
+        return Money(int(row[0]), self.currency)
 
     def debit(self, uid: str, amount: Money, txn_id: str) -> Money:
         return self._change(uid, -amount.amount)
