@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import sqlite3
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +44,39 @@ def summary_ms(samples_s: list[float]) -> dict[str, float]:
     }
 
 
+ROUNDS = 5  # the fewest alternating rounds any ratio is measured over
+
+
+def spread(values: list[float], digits: int = 3) -> dict[str, Any]:
+    """Median and range of a figure over rounds, with every round's value (nothing summarised away)."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "rounds": [round(v, digits) for v in values],
+    }
+
+
+def interleaved(
+    limit: Callable[[int], float], work: Callable[[int], float], rounds: int = ROUNDS, digits: int = 3
+) -> dict[str, Any]:
+    """Measure a ratio against a limit that drifts: limit, work, limit, work, ... for ``rounds`` rounds.
+
+    The raw limits on a shared box move by 2x within a minute, so a limit measured once beside a
+    work measured later says little. Each round pairs the work with the limit measured just before
+    it; the ratio is work / limit per round, reported as the median and spread of the rounds.
+    """
+    if rounds < ROUNDS:
+        raise ValueError(f"at least {ROUNDS} rounds, got {rounds}")
+    limits: list[float] = []
+    works: list[float] = []
+    for number in range(rounds):
+        limits.append(limit(number))
+        works.append(work(number))
+    ratios = [w / lim for w, lim in zip(works, limits, strict=True)]
+    return {"limit": spread(limits, digits), "work": spread(works, digits), "ratio": spread(ratios, digits)}
+
+
 def machine_info() -> dict[str, Any]:
     cpu = "unknown"
     try:
@@ -51,6 +89,8 @@ def machine_info() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "os": platform.platform(terse=True),
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "when": datetime.now().isoformat(timespec="seconds"),
@@ -97,3 +137,47 @@ def raw_commit_samples(directory: Path, count: int) -> list[float]:
         samples.append(time.perf_counter() - started)
     conn.close()
     return samples
+
+
+@contextmanager
+def backends_elsewhere(broker_url: str, keys_dir: Path, workdir: Path) -> Iterator[tuple[Path, Path]]:
+    """The vendor and issuer backends in processes of their own, as in a deployment (another host).
+
+    In the benchmark's own process they would compete with the machine for its interpreter lock and
+    its disk, which a real machine never shares with the back office. Yields their SQLite files.
+    """
+    vending = str(Path(sys.executable).with_name("vending"))
+    vendor_db, issuer_db = workdir / "vendor.db", workdir / "issuer.db"
+    common = ["--broker", broker_url, "--machines", str(keys_dir / "machines")]
+    commands = [
+        [vending, "backend", "vendor", *common, "--db", str(vendor_db), "--key", str(keys_dir / "vendor.key")],
+        [vending, "backend", "issuer", *common, "--db", str(issuer_db), "--key", str(keys_dir / "issuer.key")],
+    ]
+    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, text=True) for c in commands]
+    try:
+        for process in processes:
+            line = process.stdout.readline() if process.stdout is not None else ""
+            if "backend on" not in line:
+                raise RuntimeError(f"a backend did not start: {line!r}")
+        yield vendor_db, issuer_db
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def stored(db: Path) -> int:
+    """Reports a backend holds, read from its database beside it (WAL: readers never block it)."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM reports").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()

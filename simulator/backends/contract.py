@@ -9,8 +9,10 @@ does (checked before this, in ``BackendService.verify``).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
+import fastjsonschema
 import jsonschema
 import yaml
 
@@ -33,9 +35,24 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator({**schemas()[name], "components": {"schemas": schemas()}})
 
 
+@functools.cache
+def compiled(name: str) -> Callable[[Any], Any]:
+    """The named schema compiled to Python (fastjsonschema): the fast yes for the common, valid report.
+
+    The schemas use no keyword whose meaning differs between draft 7 and 2020-12 (a test keeps it so),
+    and the compiled check also holds ``format: date-time``, which jsonschema only annotates: where
+    it says no, ``check`` asks jsonschema, whose answer and message are the contract's.
+    """
+    return fastjsonschema.compile({**schemas()[name], "components": {"schemas": schemas()}})
+
+
 def check(kind: str, machine: str, payload: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first field that breaks the contract for ``kind``."""
-    error = jsonschema.exceptions.best_match(validator(kind).iter_errors(payload))
+    try:
+        compiled(kind)(payload)
+        error = None
+    except fastjsonschema.JsonSchemaException:
+        error = jsonschema.exceptions.best_match(validator(kind).iter_errors(payload))
     if error is not None:
         where = ".".join(str(part) for part in error.absolute_path) or "payload"
         raise ValueError(f"{kind} does not match the contract at {where}: {error.message[:120]}")

@@ -17,6 +17,7 @@ from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Userna
 from simulator.cli.exits import fail
 
 if TYPE_CHECKING:
+    from simulator.backends.service import BackendService
     from simulator.backends.vendor import VendorBackend
     from simulator.dashboard.server import DashboardServer
 
@@ -132,6 +133,7 @@ def backend_vendor(
     identity = _identity("vendor", key)
     school = _school(school_key)
     service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared, school).start()
+    _await_subscription(service)
     typer.echo(f"vendor backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
     dashboard = _start_dashboard(service, listen) if listen is not None else None
     try:
@@ -192,6 +194,12 @@ def vendor_report(
         write_csv(csv_out, header, cells)
 
 
+def _await_subscription(service: BackendService, timeout_s: float = 15.0) -> None:
+    """The start-up line is printed once the broker confirmed the subscriptions (scripts wait for it)."""
+    if not service.subscribed.wait(timeout_s):
+        typer.echo(f"warning: no subscription confirmed by the broker within {timeout_s:.0f} s; still trying", err=True)
+
+
 @backend_app.command("issuer")
 def backend_issuer(
     broker: Broker,
@@ -220,5 +228,6 @@ def backend_issuer(
         fail(exc)
     school = _school(school_key)
     service = IssuerBackend(address, db, seal, identity, Enrolment(machines), school=school).start()
+    _await_subscription(service)
     typer.echo(f"issuer backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
     _serve_forever(service, retention_days)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from firmware.reporting.wire import MAX_SEQ, WireError, nesting_depth, parse_object, sequence
 from tests.hostile.corpus import HOSTILE
@@ -47,3 +51,28 @@ def test_sequences_at_the_bounds_are_accepted() -> None:
     assert sequence(0) == 0 and sequence(MAX_SEQ) == MAX_SEQ
     with pytest.raises(WireError):
         sequence(0, minimum=1)
+
+
+def _depth_of(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth_of(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth_of(v) for v in value), default=0)
+    return 0
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='[]{}"\\ab\n\u00e9', max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet='[]{}"\\k', max_size=4), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_nesting_depth_agrees_with_the_parsed_document(value: object) -> None:
+    raw = json.dumps(value, ensure_ascii=False).encode()
+    if raw.count(b"[") + raw.count(b"{") <= 1:  # the fast path counts a lone bracket, even inside a string
+        assert nesting_depth(raw) in (_depth_of(value), 1)
+    else:
+        assert nesting_depth(raw) == _depth_of(value)
