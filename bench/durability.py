@@ -161,9 +161,9 @@ def main() -> None:
         "targets": {"decision_p99_ms_max": 2.0, "sustained_share_min": 0.5},
     }
     merge_results("durability", figures)
-    work = decision["work"]
+    decided = decision["work"]
     print(
-        f"tap -> decision p99 median {work['median']:.3f} ms ({work['min']:.3f}-{work['max']:.3f}) over "
+        f"tap -> decision p99 median {decided['median']:.3f} ms ({decided['min']:.3f}-{decided['max']:.3f}) over "
         f"{args.rounds} rounds; raw commit p99 median {decision['limit']['median']:.3f} ms (target p99 <= 2 ms)"
     )
 
