@@ -48,6 +48,7 @@ class BatchedReport:
     kind: str
     payload: dict[str, Any]
     digest: str  # SHA-256 of the report text, as the manifest lists it
+    text: str  # the report text itself
 
 
 def digest_of(text: str) -> str:
@@ -169,4 +170,4 @@ def _report(number: int, text: str, entry: tuple[int, str, str], max_bytes: int)
     payload = parse_object(text.encode("utf-8"), max_bytes)
     if payload.get("seq") != seq:
         raise WireError(f"batch report {number} carries another seq than its manifest lists ({seq})")
-    return BatchedReport(seq, kind, payload, digest)
+    return BatchedReport(seq, kind, payload, digest, text)

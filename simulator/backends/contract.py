@@ -58,3 +58,9 @@ def check(kind: str, machine: str, payload: dict[str, Any]) -> None:
         raise ValueError(f"{kind} does not match the contract at {where}: {error.message[:120]}")
     if payload.get("machine", machine) != machine:
         raise ValueError(f"{kind} names machine {payload.get('machine')!r} on {machine!r}'s topic")
+
+
+def prepare() -> None:
+    """Load and compile every schema now, at start-up, rather than inside the first batch's handling."""
+    for name in schemas():
+        compiled(name)

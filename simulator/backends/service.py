@@ -26,6 +26,7 @@ from firmware.reporting.mqtt import BrokerAddress, make_client
 from firmware.reporting.signed import compose_ack, open_signed
 from firmware.reporting.supervised import SupervisedThread
 from firmware.reporting.wire import WireError, sequence
+from simulator.backends import contract
 from simulator.backends.requests import PartyRequest, answer_topic, compose, read_request, request_topic
 from simulator.backends.store import Report, SqliteReportStore
 
@@ -45,6 +46,7 @@ class Inbound(NamedTuple):
     digest: str
     signature: str
     manifest: str = ""  # the signed batch manifest it came in (empty for a report sent alone)
+    text: str = ""  # the payload exactly as signed (stored as is: no re-encoding, and it hashes to ``digest``)
 
 
 class BackendService:
@@ -86,6 +88,7 @@ class BackendService:
         self._writer = SupervisedThread(self._write_loop, f"{self.client_id}-writer")
 
     def start(self) -> Self:
+        contract.prepare()
         self._writer.start()
         self.client.connect_async(self.address.host, self.address.port, keepalive=15)
         self.client.loop_start()
@@ -173,13 +176,13 @@ class BackendService:
                 signed, batch = open_batch(raw, machine, self.stream, enrolled)
                 crashpoints.reached("backend.batch.verified")
                 manifest = signed.payload.decode("utf-8")
-                return [Inbound(machine, r.kind, r.payload, r.digest, signed.detached, manifest) for r in batch]
+                return [Inbound(machine, r.kind, r.payload, r.digest, signed.detached, manifest, r.text) for r in batch]
             signed, payload = open_signed(raw, MAX_REPORT_BYTES, enrolled)
         except WireError as exc:
             self.incident(machine, topic, str(exc), raw)
             return []
         digest = hashlib.sha256(signed.payload).hexdigest()
-        return [Inbound(machine, kind, payload, digest, signed.detached)]
+        return [Inbound(machine, kind, payload, digest, signed.detached, "", signed.payload.decode("utf-8"))]
 
     def incident(self, machine: str | None, topic: str, reason: str, raw: bytes = b"") -> None:
         """Log a refused message (never its content) and keep it in ``incidents``, within a rate cap."""
@@ -239,7 +242,8 @@ class BackendService:
                 self.incident(inbound.machine, f"{self.stream}/{inbound.kind}", f"refused: {exc}")
                 continue
             if report is not None:
-                signed = dataclasses.replace(report, digest=inbound.digest, signature=inbound.signature)
+                text = inbound.text if report.payload is inbound.payload else ""  # a summary keeps its own form
+                signed = dataclasses.replace(report, digest=inbound.digest, signature=inbound.signature, text=text)
                 reports.append(dataclasses.replace(signed, manifest=inbound.manifest))
         if reports:
             acked = self.store.store_many(reports)

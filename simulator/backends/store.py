@@ -94,6 +94,7 @@ class Report:
     digest: str = ""
     signature: str = ""
     manifest: str = ""
+    text: str = ""  # the payload as the machine signed it, when ``payload`` is exactly that (stored as is)
 
 
 class ReportStore(Protocol):
@@ -233,7 +234,7 @@ class SqliteReportStore(StoreQueries):
                             report.machine,
                             report.seq,
                             report.kind,
-                            json.dumps(report.payload, sort_keys=True, ensure_ascii=False),
+                            report.text or json.dumps(report.payload, sort_keys=True, ensure_ascii=False),
                             report.digest,
                             report.signature,
                         ),
@@ -245,7 +246,7 @@ class SqliteReportStore(StoreQueries):
                         self._duplicate(report)
                 manifests = {(r.signature, r.manifest) for r in reports if r.manifest}
                 self.conn.executemany("INSERT OR IGNORE INTO manifests (signature, manifest) VALUES (?, ?)", manifests)
-                acked = {machine: self._advance(machine) for machine in {r.machine for r in reports}}
+                acked = {machine: self._advance(machine, reports) for machine in {r.machine for r in reports}}
                 crashpoints.reached("backend.insert.before_commit")
                 self.conn.execute("COMMIT")
             except BaseException:
@@ -261,10 +262,13 @@ class SqliteReportStore(StoreQueries):
         ).fetchone()
         self._note_duplicate(report, row[0] if row is not None else report.digest)
 
-    def _advance(self, machine: str) -> int:
+    def _advance(self, machine: str, batch: list[Report]) -> int:
+        """Move the machine's ack over every seq now held after it: this batch's first, then the table."""
         row = self.conn.execute("SELECT seq FROM acked WHERE machine = ?", (machine,)).fetchone()
         acked = int(row[0]) if row else 0
-        while self.conn.execute("SELECT 1 FROM reports WHERE machine = ? AND seq = ?", (machine, acked + 1)).fetchone():
+        just_stored = {r.seq for r in batch if r.machine == machine}
+        held = "SELECT 1 FROM reports WHERE machine = ? AND seq = ?"
+        while acked + 1 in just_stored or self.conn.execute(held, (machine, acked + 1)).fetchone():
             acked += 1
         self.conn.execute("INSERT OR REPLACE INTO acked (machine, seq) VALUES (?, ?)", (machine, acked))
         return acked
