@@ -33,6 +33,7 @@ from firmware.reporting.wire import WireError
 
 log = logging.getLogger(__name__)
 MAX_RESEND_WAIT_S = 60.0
+MAX_IDLE_S, MIN_IDLE_S = 0.2, 0.01  # the worker's sleep between timers, when nothing wakes it
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ class OutboxPublisher:
     # ---- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(0.2)
+            self._wake.wait(self._idle_wait())
             self._wake.clear()
             try:
                 self._apply_acks()
@@ -251,6 +252,18 @@ class OutboxPublisher:
                 self.handler_errors += 1
                 log.exception("outbox worker pass failed; retrying")
                 self._stop.wait(1.0)
+
+    def _idle_wait(self) -> float:
+        """Sleep until the next timer (heartbeat, or resend while reports are unacknowledged), at most 0.2 s.
+
+        Everything else wakes the thread: a new report (``wake``), an ack, a connect. A thread that polled
+        every few milliseconds would take the interpreter lock from the controller each time it woke.
+        """
+        now = self._monotonic()
+        due = [self.heartbeat_s - (now - self._last_heartbeat)]
+        if any(self._last_sent[stream] > self._acked[stream] for stream in STREAMS):
+            due.append(self._resend_wait - (now - self._last_progress))
+        return min(MAX_IDLE_S, max(MIN_IDLE_S, min(due)))
 
     def _apply_acks(self) -> None:
         """Delete what the receivers acknowledged: all acks waiting now, one transaction."""

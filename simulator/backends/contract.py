@@ -9,7 +9,7 @@ does (checked before this, in ``BackendService.verify``).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import fastjsonschema
@@ -60,7 +60,8 @@ def check(kind: str, machine: str, payload: dict[str, Any]) -> None:
         raise ValueError(f"{kind} names machine {payload.get('machine')!r} on {machine!r}'s topic")
 
 
-def prepare() -> None:
-    """Load and compile every schema now, at start-up, rather than inside the first batch's handling."""
-    for name in schemas():
-        compiled(name)
+def prepare(kinds: Iterable[str]) -> None:
+    """Compile the schemas of these message kinds now, at start-up, not inside the first batch's handling."""
+    for kind in kinds:
+        if kind in schemas():
+            compiled(kind)

@@ -88,7 +88,7 @@ class BackendService:
         self._writer = SupervisedThread(self._write_loop, f"{self.client_id}-writer")
 
     def start(self) -> Self:
-        contract.prepare()
+        contract.prepare(topic.rsplit("/", 1)[-1] for topic in self.subscriptions)
         self._writer.start()
         self.client.connect_async(self.address.host, self.address.port, keepalive=15)
         self.client.loop_start()
@@ -243,8 +243,11 @@ class BackendService:
                 continue
             if report is not None:
                 text = inbound.text if report.payload is inbound.payload else ""  # a summary keeps its own form
-                signed = dataclasses.replace(report, digest=inbound.digest, signature=inbound.signature, text=text)
-                reports.append(dataclasses.replace(signed, manifest=inbound.manifest))
+                reports.append(
+                    dataclasses.replace(
+                        report, digest=inbound.digest, signature=inbound.signature, manifest=inbound.manifest, text=text
+                    )
+                )
         if reports:
             acked = self.store.store_many(reports)
             for machine, seq in self.store.take_conflicts():
