@@ -1,5 +1,6 @@
 """`make bench`: run every benchmark script in bench/ in turn; each prints its figures and merges
-them into bench/results.json under its own key."""
+them into bench/results.json under its own key. Then the documents are generated from that file:
+the reader table in docs/readers.md and the whole of docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SKIP = {"__init__.py", "__main__.py", "common.py", "compare.py", "reader_figures.py"}
+SKIP = {"__init__.py", "__main__.py", "common.py", "compare.py", "reader_figures.py", "report.py"}
 
 
 def main() -> int:
@@ -21,6 +22,8 @@ def main() -> int:
         [sys.executable, str(HERE / "reader_figures.py"), "--write", "docs/readers.md"], cwd=HERE.parent
     ).returncode:
         failed.append("reader_figures.py")
+    if subprocess.run([sys.executable, str(HERE / "report.py"), "--write"], cwd=HERE.parent).returncode:
+        failed.append("report.py")
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0

@@ -1,8 +1,9 @@
 """The embedded broker (amqtt) against Mosquitto on the same QoS 1 publish workload.
 
 One paho publisher, one paho subscriber, N messages of a realistic sale payload; the figure is
-messages/s from the first publish to the last message received.
-Run: .venv/bin/python bench/brokers.py [--messages N]
+messages/s from the first publish to the last message received. Rounds alternate Mosquitto (the
+peer) and the embedded broker, each fresh (bench/common.py ``interleaved``).
+Run: .venv/bin/python bench/brokers.py [--messages N] [--rounds R]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from bench.common import merge_results  # noqa: E402
+from bench.common import ROUNDS, interleaved, merge_results  # noqa: E402
 from simulator.servers.broker import EmbeddedBroker  # noqa: E402
 from simulator.servers.mosquitto import MosquittoProcess, mosquitto_binary  # noqa: E402
 
@@ -75,25 +76,30 @@ def measure(host: str, port: int, messages: int) -> float:
     return messages / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=20000)
-    args = parser.parse_args()
+def mosquitto_rate(messages: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp, MosquittoProcess(Path(tmp)) as mosquitto:
+        return measure(mosquitto.host, mosquitto.port, messages)
+
+
+def embedded_rate(messages: int) -> float:
     with EmbeddedBroker() as embedded:
-        amqtt_rate = measure(embedded.host, embedded.port, args.messages)
-    figures = {"messages": args.messages, "embedded_amqtt_msgs_per_s": round(amqtt_rate, 1)}
-    if mosquitto_binary():
-        with tempfile.TemporaryDirectory() as tmp, MosquittoProcess(Path(tmp)) as mosquitto:
-            mosquitto_rate = measure(mosquitto.host, mosquitto.port, args.messages)
-        figures["mosquitto_msgs_per_s"] = round(mosquitto_rate, 1)
-        figures["embedded_share_of_mosquitto"] = round(amqtt_rate / mosquitto_rate, 3)
-    merge_results("brokers", figures)
-    print(f"embedded amqtt : {amqtt_rate:8.0f} msgs/s  ({args.messages} QoS 1 messages, one publisher, one subscriber)")
-    if "mosquitto_msgs_per_s" in figures:
-        print(
-            f"mosquitto      : {figures['mosquitto_msgs_per_s']:8.0f} msgs/s  "
-            f"(embedded = {figures['embedded_share_of_mosquitto']:.2f} of Mosquitto)"
-        )
+        return measure(embedded.host, embedded.port, messages)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5000, help="per round")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args()
+    if mosquitto_binary() is None:
+        raise SystemExit("mosquitto is not installed (apt-get install mosquitto): it is the peer here")
+    rounds = interleaved(lambda _: mosquitto_rate(args.messages), lambda _: embedded_rate(args.messages), args.rounds)
+    merge_results("brokers", {"messages_per_round": args.messages, **rounds})
+    print(
+        f"embedded amqtt {rounds['work']['median']:8.0f} msgs/s, Mosquitto {rounds['limit']['median']:8.0f} msgs/s "
+        f"(QoS 1, one publisher, one subscriber): share median {rounds['ratio']['median']:.2f} "
+        f"({rounds['ratio']['min']:.2f}-{rounds['ratio']['max']:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -2,17 +2,18 @@
 
 Three workloads, each the code path of one figure in docs/benchmarks.md:
   vend     one machine's sustained vends (reporter on), as bench/durability.py runs them
-  machine  fleet machine-days (simulate_day), as bench/fleet.py's workers run them
+  machine_day  fleet machine-days (simulate_day), as bench/fleet.py's workers run them
   outbox   a 10,000-report outbox drained to a vendor backend in its own process (both processes)
 Each is recorded twice with the same workload: once as an SVG flame graph (bench/profiles/<name>.svg)
 and once as collapsed stacks (<name>.txt), from which the shares by category are computed. The
 benchmark document quotes those shares, so "what limits it" comes from a profile, not from memory.
-Run: .venv/bin/python bench/profiles.py [--only vend,machine,outbox]
+Run: .venv/bin/python bench/profiles.py [--only vend,machine_day,outbox]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import subprocess
@@ -20,10 +21,11 @@ import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import merge_results  # noqa: E402
+from bench.common import RESULTS, merge_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "profiles"
@@ -38,7 +40,7 @@ from bench.durability import sustained
 with tempfile.TemporaryDirectory() as tmp:
     sustained(Path(tmp), 4000)
 """,
-    "machine": """
+    "machine_day": """
 import sys, tempfile
 from datetime import date
 from pathlib import Path
@@ -70,7 +72,7 @@ with tempfile.TemporaryDirectory() as tmp:
 """,
 }
 # the part of each run that is the workload (set-up such as imports or filling an outbox is left out)
-WITHIN = {"vend": ("sustained (",), "machine": ("simulate_day (",), "outbox": ("outbox_path (", "OutboxPublisher.")}
+WITHIN = {"vend": ("sustained (",), "machine_day": ("simulate_day (",), "outbox": ("outbox_path (", "OutboxPublisher.")}
 BACKEND_PROCESS = "backend vendor"
 
 # (category, pattern on the innermost frame's file or function), first match wins
@@ -97,7 +99,7 @@ def record(name: str, root: Path, form: str, target: Path) -> None:
     subprocess.run([spy, *command[1:]], check=True, capture_output=True)
 
 
-def shares(collapsed: Path, name: str) -> dict[str, object]:
+def shares(collapsed: Path, name: str) -> dict[str, Any]:
     """Share of the workload's busy samples per category (idle waits left out), by process side."""
     sides: dict[str, Counter[str]] = {}
     for line in collapsed.read_text().splitlines():
@@ -111,7 +113,7 @@ def shares(collapsed: Path, name: str) -> dict[str, object]:
         leaf = frames[-1]
         category = next((label for label, pattern in CATEGORIES if re.search(pattern, leaf)), "other Python")
         sides.setdefault(side, Counter())[category] += int(count)
-    result: dict[str, object] = {}
+    result: dict[str, Any] = {}
     for side, counts in sides.items():
         total = sum(counts.values())
         result[side] = {
@@ -127,7 +129,7 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(exist_ok=True)
     root = HERE.parent
-    found: dict[str, object] = {}
+    found: dict[str, dict[str, Any]] = {}
     for name in args.only.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / f"{name}.txt"
@@ -136,11 +138,13 @@ def main() -> None:
             shutil.copy(raw, OUT / f"{name}.txt")
         found[name] = shares(OUT / f"{name}.txt", name)
         print(f"== {name}: bench/profiles/{name}.svg")
-        for side, figures in found[name].items():  # type: ignore[union-attr]
+        for side, figures in found[name].items():
             print(f"  {side} ({figures['samples']} samples)")
             for label, share in figures["shares"].items():
                 print(f"    {share:6.1%}  {label}")
-    merge_results("profiles", {**found, "rate_hz": RATE, "tool": "py-spy"})
+    earlier = json.loads(RESULTS.read_text()).get("profiles", {}) if RESULTS.exists() else {}
+    kept = {name: earlier[name] for name in WORKLOADS if name in earlier and name not in found}  # --only
+    merge_results("profiles", {**kept, **found, "rate_hz": RATE, "tool": "py-spy"})
 
 
 if __name__ == "__main__":

@@ -27,9 +27,13 @@ class SecretFileError(VendingError):
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) 0700; an existing directory open to others is reported, not changed."""
     if not path.exists():
-        path.mkdir(parents=True, mode=PRIVATE_DIR)
-        os.chmod(path, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
-    elif path.is_dir() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+        try:
+            path.mkdir(parents=True, mode=PRIVATE_DIR)
+            os.chmod(path, PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+            return path
+        except FileExistsError:
+            pass  # another process (a fleet worker enrolling its machines) made it between the check and here
+    if path.is_dir() and stat.S_IMODE(path.stat().st_mode) & 0o077:
         log.warning("%s is readable by other users; state and key directories should be mode 0700", path)
     return path
 

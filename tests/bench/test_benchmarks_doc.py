@@ -1,0 +1,31 @@
+"""docs/benchmarks.md is bench/report.py's rendering of the committed bench/results.json, nothing typed."""
+
+from __future__ import annotations
+
+import json
+
+from bench.report import AFTER, BEFORE, DOC, README, RESULTS, readme_with, render
+
+
+def test_the_benchmark_document_is_generated_from_the_committed_results() -> None:
+    results, before, after = (json.loads(path.read_text()) for path in (RESULTS, BEFORE, AFTER))
+    assert DOC.read_text() == render(results, before, after), "regenerate: python bench/report.py --write"
+
+
+def test_the_readme_table_is_generated_from_the_committed_results() -> None:
+    readme = README.read_text()
+    assert readme == readme_with(readme, json.loads(RESULTS.read_text())), "regenerate: python bench/report.py --write"
+
+
+def test_every_ratio_in_the_results_comes_from_at_least_five_alternating_rounds() -> None:
+    results = json.loads(RESULTS.read_text())
+    figures = [results["durability"]["decision"], *results["durability"]["sustained"]]
+    figures += [results["outbox_to_backend"], results["brokers"]]
+    for figure in figures:
+        rounds = figure["ratio"]["rounds"]
+        assert len(rounds) >= 5 and len(figure["limit"]["rounds"]) == len(rounds)
+        assert figure["ratio"]["min"] <= figure["ratio"]["median"] <= figure["ratio"]["max"]
+        paired = [round(w / lim, 3) for w, lim in zip(figure["work"]["rounds"], figure["limit"]["rounds"], strict=True)]
+        assert all(abs(p - r) <= 0.002 * max(1, abs(r)) for p, r in zip(paired, rounds, strict=True)), (
+            "each round's ratio is its work over the limit measured beside it"
+        )
