@@ -93,6 +93,14 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "timeout", "source": SESSION, "dest": S.IDLE, "before": "record_timeout"},
     # service door and faults
     {"trigger": "door_open", "source": [*SELLING, S.OUT_OF_ORDER], "dest": S.SERVICE, "before": "close_for_door"},
+    # closing the door never clears a fault that needs ``recover`` (storage, motor, reader): back out of order
+    {
+        "trigger": "door_close",
+        "source": S.SERVICE,
+        "dest": S.OUT_OF_ORDER,
+        "conditions": "fault_persists",
+        "after": "show_fault",
+    },
     {"trigger": "door_close", "source": S.SERVICE, "dest": S.IDLE, "after": "show_welcome"},
     {"trigger": "fault", "source": [*SELLING, S.SERVICE], "dest": S.OUT_OF_ORDER, "before": "close_for_fault"},
     {
@@ -100,6 +108,7 @@ TRANSITIONS: list[dict[str, Any]] = [
         "source": S.OUT_OF_ORDER,
         "dest": S.IDLE,
         "conditions": "storage_ok",
+        "before": "clear_fault",
         "after": "show_welcome",
     },
 ]

@@ -113,6 +113,10 @@ class Controller(Timers, Triggers):
     def storage_ok(self, *_: object) -> bool:
         return self.storage_error is None
 
+    def fault_persists(self, *_: object) -> bool:
+        """A storage failure or a fault (motor, reader) is still set: only ``recover`` may clear it."""
+        return self.storage_error is not None or bool(self.fault_detail)
+
     # ---- start-up and recovery ---------------------------------------------------------------
     def start(self, door_open: bool = False) -> None:
         """Settle any vend a power cut interrupted, then open for sales (or service if the door is open)."""
@@ -251,6 +255,12 @@ class Controller(Timers, Triggers):
 
     def show_welcome(self, *_: object) -> None:
         self.show(Message("welcome"))
+
+    def clear_fault(self, *_: object) -> None:
+        self.fault_detail = ""
+
+    def show_fault(self, *_: object) -> None:
+        self.show(Message("out_of_order", {"detail": "storage" if self.storage_error else self.fault_detail}))
 
     def show_vend_in_progress(self, *_: object) -> None:
         self.show(Message("vend_in_progress"))

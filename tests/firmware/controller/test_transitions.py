@@ -139,7 +139,28 @@ def test_door_open_closes_sales_from_each_state(rig, start):
     rig.tap()
     assert (rig.last.reason, rig.state) == ("out_of_service", "service")
     rig.controller.dispatch("door_close")
-    assert rig.state == "idle"
+    assert rig.state == ("out_of_order" if start == "out_of_order" else "idle")
+
+
+@pytest.mark.parametrize("fault", ["motor board", "storage"])
+def test_a_door_cycle_never_clears_a_fault_only_recover_does(rig, fault):
+    if fault == "storage":
+        rig.controller.storage_failed("disk full")
+    else:
+        rig.controller.dispatch("fault", fault)
+    rig.controller.dispatch("door_open")
+    rig.controller.dispatch("door_close")
+    assert rig.state == "out_of_order"
+    rig.select("A1")
+    rig.tap()
+    assert rig.state == "out_of_order" and rig.balance() == 100, "a sale went through on a faulted machine"
+    if fault == "storage":
+        assert rig.controller.recheck_storage()
+    rig.controller.dispatch("recover")
+    assert rig.state == "idle" and rig.controller.fault_detail == ""
+    rig.controller.dispatch("door_open")
+    rig.controller.dispatch("door_close")
+    assert rig.state == "idle", "after recover a door cycle is only a door cycle"
 
 
 def test_fault_stops_sales_until_recovered(rig):
@@ -274,7 +295,8 @@ def test_every_declared_transition_is_exercised(rig, monkeypatch):
     rig.select("A1")
     c.dispatch("cancel")
     c.dispatch("door_open")
-    c.dispatch("door_close")
+    c.dispatch("door_close")  # the fault is still set: back out of order, not selling
+    c.dispatch("recover")
     c.dispatch("fault", "y")
     c.dispatch("recover")
     rig.select("A1")

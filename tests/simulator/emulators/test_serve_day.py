@@ -245,6 +245,15 @@ def test_a_missing_reader_port_puts_the_machine_out_of_order_within_two_seconds(
     status = eventually(lambda: [e for e in events if e["event"] == "answer"], what="status")
     assert "out_of_order (card reader offline), reader offline" in status[0]["text"]
     assert not any(e["event"] == "selected" for e in events), "no sales while the reader is offline"
+    keypad(serve, "door open")
+    keypad(serve, "door close")  # a door cycle does not make a missing reader present
+    keypad(serve, "status")
+    eventually(lambda: len([e for e in events if e["event"] == "answer"]) >= 2, what="a second status")
+    assert "out_of_order (card reader offline)" in [e for e in events if e["event"] == "answer"][1]["text"]
+    plugged = len(events)
+    closing(PN532Device(tmp_path / "reader0").start())  # the reader is plugged back in
+    eventually(lambda: any(e["event"] == "display" and e.get("key") == "welcome" for e in events[plugged:]), 10.0,
+               "the machine back in service once the reader answers")  # fmt: skip
     keypad(serve, "quit")
     assert serve.wait(timeout=20) == 0
     assert serve.stderr is not None
