@@ -110,12 +110,13 @@ class MqttReporter:
 
     # ---- one handler per journal entry kind ----------------------------------------------------
     def _on_vend_completed(self, entry: JournalEntry) -> list[OutboundMessage]:
-        """A sale; the retained stock snapshot only when the slot reaches the low-stock level.
+        """A sale; the retained stock snapshot and the low-stock alert when the slot reaches the low-stock
+        level and when it runs empty, not on every sale below it.
 
         Between snapshots the vendor has every sale, so a snapshot per sale would only double the
-        traffic; at low stock the route planner needs the whole picture at once.
+        traffic; at low stock and at empty the route planner needs the whole picture at once.
         """
-        if entry.data["stock"] > self.low_stock:
+        if entry.data["stock"] not in (self.low_stock, 0):
             return [self._sale(entry, "vended")]
         return [
             self._sale(entry, "vended"),

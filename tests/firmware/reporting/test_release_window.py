@@ -100,3 +100,24 @@ def test_zero_minutes_sends_each_visit_at_once(tmp_path: Path, closing) -> None:
     runner.start()
     sell(runner, "A1", "amy")
     assert held(runner) == 0 and [r["kind"] for r in vendor_reports(runner)].count("sale") == 1
+
+
+def test_the_low_stock_snapshot_and_alert_come_once_at_the_level_and_once_at_empty(tmp_path: Path, closing) -> None:
+    runner = closing(windowed_runner(tmp_path, 0))
+    runner.start()
+    low = runner.machine.controller.config.low_stock
+    controller = runner.machine.controller
+    with runner.machine.db.atomic("journal"):
+        runner.machine.books.wallet.issue(BIG_SPENDER, "staff", 100_000)
+    controller.restock({"A1": low + 3})
+    before = len(vendor_reports(runner))
+    for _ in range(low + 3):  # from low + 3 down to empty, one sale at a time
+        controller.select("A1")
+        controller.present(CardTap(BIG_SPENDER, "virtual", runner.clock.now()))
+        runner.clock.advance(timedelta(minutes=1))
+    reports = vendor_reports(runner)[before:]
+    assert [r["kind"] for r in reports].count("sale") == low + 3
+    alerts = [r["stock"] for r in reports if r["kind"] == "alert" and r.get("slot") == "A1"]
+    assert alerts == [low, 0], "an alert on every sale below the level is noise, and none at empty is a miss"
+    snapshots = [r["slots"]["A1"]["stock"] for r in reports if r["kind"] == "stock"]
+    assert snapshots == [low, 0]
