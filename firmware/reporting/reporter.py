@@ -110,10 +110,9 @@ class MqttReporter:
 
     # ---- one handler per journal entry kind ----------------------------------------------------
     def _on_vend_completed(self, entry: JournalEntry) -> list[OutboundMessage]:
-        """A sale; the retained stock snapshot and the low-stock alert when the slot reaches the low-stock
-        level and when it runs empty, not on every sale below it.
+        """A sale; with it, at the low-stock level and at empty, the stock snapshot and an alert.
 
-        Between snapshots the vendor has every sale, so a snapshot per sale would only double the
+        Not on every sale below the level: once is news, again is noise. Between snapshots the vendor has every sale, so a snapshot per sale would only double the
         traffic; at low stock and at empty the route planner needs the whole picture at once.
         """
         if entry.data["stock"] not in (self.low_stock, 0):
