@@ -112,8 +112,9 @@ class MqttReporter:
     def _on_vend_completed(self, entry: JournalEntry) -> list[OutboundMessage]:
         """A sale; with it, at the low-stock level and at empty, the stock snapshot and an alert.
 
-        Not on every sale below the level: once is news, again is noise. Between snapshots the vendor has every sale, so a snapshot per sale would only double the
-        traffic; at low stock and at empty the route planner needs the whole picture at once.
+        Not on every sale below the level: once is news, again is noise. Between snapshots the vendor
+        has every sale, so a snapshot per sale would only double the traffic; at low stock and at
+        empty the route planner needs the whole picture at once.
         """
         if entry.data["stock"] not in (self.low_stock, 0):
             return [self._sale(entry, "vended")]
