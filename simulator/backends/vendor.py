@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.supervised import SupervisedThread
 from simulator.backends.contract import check
 from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore, payload_of
 
+log = logging.getLogger(__name__)
 SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result", "summary")
+HEARTBEAT_S = 30.0  # how often a machine beats (OutboxPublisher's default)
+MISSED_HEARTBEATS = 3  # a machine not heard for this many beats is marked offline
+SILENCE_S = HEARTBEAT_S * MISSED_HEARTBEATS
+LIVENESS_CHECK_S = 1.0  # one small query a second
 
 
 def open_store(db: Path | str) -> Any:
@@ -55,6 +62,33 @@ class VendorBackend(BackendService):
     ) -> None:
         super().__init__(address, open_store(db), identity, enrolment, client_id, shared_group, school, persistent)
         self._heard: dict[str, float] = {}  # machine -> when this process last heard it (monotonic seconds)
+        self._started = time.monotonic()
+        self.silence_s = SILENCE_S
+        self._stopping = threading.Event()
+        self._watch = SupervisedThread(self._watch_liveness, f"{self.client_id}-liveness")
+
+    def start(self) -> Self:
+        super().start()
+        self._watch.start()
+        return self
+
+    def stop(self) -> None:
+        self._watch.stop()
+        self._stopping.set()
+        super().stop()
+
+    def abandon(self) -> None:
+        self._watch.stop()
+        self._stopping.set()
+        super().abandon()
+
+    def _watch_liveness(self) -> None:
+        """Every few seconds, machines silent for ``silence_s`` are marked offline (one failure is logged)."""
+        while not self._stopping.wait(min(LIVENESS_CHECK_S, self.silence_s / 3)):
+            try:
+                self.mark_silent(self.silence_s)
+            except Exception:  # noqa: BLE001 - liveness is advisory; the next pass tries again
+                log.exception("could not mark silent machines offline")
 
     def heard_lately(self, silence_s: float) -> dict[str, bool]:
         """Per machine heard since this process started: whether its last word came within ``silence_s``.
@@ -99,11 +133,17 @@ class VendorBackend(BackendService):
             machine, fields.get("state", state), fields.get("last_heartbeat", beat), fields.get("outbox", outbox)
         )
 
-    def mark_silent_offline(self, now: datetime, silence: timedelta) -> list[str]:
-        """Liveness that works on any broker (amqtt sends no Will on keep-alive expiry): no heartbeat -> offline."""
+    def mark_silent(self, silence_s: float) -> list[str]:
+        """Machines the table has online that this process has not heard for ``silence_s``: offline now.
+
+        Works on any broker (amqtt sends no Will on keep-alive expiry). Judged by arrival here, not
+        by the heartbeat's own time (a scenario's clock is virtual); a machine not heard since this
+        backend started counts from its start.
+        """
+        now = time.monotonic()
         stale = []
-        for machine, beat in self.store.execute("SELECT machine, last_heartbeat FROM machines WHERE state = 'online'"):
-            if beat is None or now - datetime.fromisoformat(beat) > silence:
+        for (machine,) in self.store.execute("SELECT machine FROM machines WHERE state = 'online'"):
+            if now - self._heard.get(machine, self._started) > silence_s:
                 stale.append(machine)
                 self._machine(machine, state="offline")
         return stale
