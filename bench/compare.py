@@ -62,10 +62,11 @@ def table(before: Results, after: Results) -> str:
     return "\n".join(rows) + "\n"
 
 
-def replace_block(doc: str, block: str) -> str:
-    head, rest = doc.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{block}{END}{tail}"
+def replace_block(doc: str, block: str, begin: str = BEGIN, end: str = END) -> str:
+    """``doc`` with what stands between the ``begin`` and ``end`` markers replaced by ``block``."""
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{block}{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:

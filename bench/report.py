@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.compare import BEGIN, END  # noqa: E402
+from bench.compare import BEGIN, END, replace_block  # noqa: E402
 from bench.compare import table as refactor_table  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -332,9 +332,7 @@ of that time (one pass each, not rounds; outbox figures per message, before batc
 
 def readme_with(readme: str, results: Results) -> str:
     """The README with its benchmark table (the targets summary) replaced by the one for ``results``."""
-    head, rest = readme.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    return f"{head}{README_BEGIN}\n{summary(results)}\n{README_END}{tail}"
+    return replace_block(readme, f"{summary(results)}\n", README_BEGIN, README_END)
 
 
 def main(argv: list[str] | None = None) -> int:
