@@ -18,6 +18,7 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
-    CARDS,
     ROUNDS,
     backends_elsewhere,
     demo_machine,
@@ -33,14 +33,13 @@ from bench.common import (  # noqa: E402
     merge_results,
     percentile,
     raw_commit_samples,
+    vend_once,
 )
-from firmware.domain import CardTap  # noqa: E402
 from firmware.reporting.mqtt import BrokerAddress  # noqa: E402
 from firmware.reporting.publisher import OutboxPublisher  # noqa: E402
 from simulator.scenarios.reporting_world import ReportingWorld  # noqa: E402
 from simulator.servers.mosquitto import MosquittoProcess  # noqa: E402
 
-SLOTS = ["A1", "A2", "A3", "B1", "B2", "D1", "E1", "E2"]
 SCALES = (100, 1000, 10000)
 
 
@@ -60,18 +59,21 @@ class Vending:
             machine_id = self.machine.controller.config.id
             identity = keys.machine(machine_id)  # enrolled before the backends start
             self._stack.enter_context(backends_elsewhere(str(address), keys.directory, directory))
+            reporting = self.machine.controller.config.reporting
             self.publisher = OutboxPublisher(
-                self.machine.db.path, machine_id, address, self.clock, identity, keys.trust.authorities
+                self.machine.db.path,
+                machine_id,
+                address,
+                self.clock,
+                identity,
+                keys.trust.authorities,
+                reporting=reporting,
             ).start()
             self.publisher.wait_connected()
         self.count = 0
 
-    def vend(self) -> None:
-        controller = self.machine.controller
-        if self.count % 90 == 89:
-            controller.restock({slot: 100 for slot in SLOTS})
-        controller.dispatch("select", SLOTS[self.count % len(SLOTS)])
-        controller.present(CardTap(CARDS[self.count % len(CARDS)], "virtual", self.clock.now()))
+    def vend(self, before_tap: Callable[[], None] | None = None) -> None:
+        vend_once(self.machine, self.clock, self.count, before_tap)
         self.count += 1
 
     def close(self) -> None:
@@ -92,14 +94,12 @@ def decision_p99(vending: Vending, taps: int) -> float:
             decided.append(time.perf_counter() - mark["t"])
             mark["t"] = 0.0
 
-    controller._events = on_event
-    for i in range(taps):
-        controller.dispatch("select", SLOTS[vending.count % len(SLOTS)])
+    def start_clock() -> None:
         mark["t"] = time.perf_counter()
-        controller.present(CardTap(CARDS[i % len(CARDS)], "virtual", vending.clock.now()))
-        vending.count += 1
-        if vending.count % 90 == 89:
-            controller.restock({slot: 100 for slot in SLOTS})
+
+    controller._events = on_event
+    for _ in range(taps):
+        vending.vend(start_clock)
     return percentile([d * 1000 for d in decided], 0.99)
 
 

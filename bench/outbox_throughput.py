@@ -27,17 +27,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
-from bench.common import CARDS, ROUNDS, backends_elsewhere, demo_machine, interleaved, merge_results, stored  # noqa: E402
-from firmware.domain import CardTap  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROUNDS,
+    backends_elsewhere,
+    demo_machine,
+    interleaved,
+    merge_results,
+    stored,
+    vend_once,
+)
+from firmware.config.machine import load_machine  # noqa: E402
 from firmware.reporting.mqtt import BrokerAddress  # noqa: E402
 from firmware.reporting.publisher import OutboxPublisher  # noqa: E402
 from firmware.reporting.signed import sign_text  # noqa: E402
 from simulator.dev_keys import DevKeys  # noqa: E402
 from simulator.hardware.virtual import VirtualClock  # noqa: E402
+from simulator.paths import MACHINES  # noqa: E402
 from simulator.scenarios.reporting_world import ReportingWorld  # noqa: E402
 from simulator.servers.mosquitto import MosquittoProcess, mosquitto_binary  # noqa: E402
-
-SLOTS = ["A1", "A2", "A3", "B1", "B2", "D1", "E1", "E2"]
 
 
 def fill_outbox(directory: Path, messages: int) -> tuple[Path, str, list[bytes]]:
@@ -45,14 +52,11 @@ def fill_outbox(directory: Path, messages: int) -> tuple[Path, str, list[bytes]]
     world = ReportingWorld(directory / "world")
     machine, clock, _ = demo_machine(directory / "machine", reporter=world.reporter_factory)
     controller = machine.controller
-    i = 0
+    sold = 0
     outbox = machine.books.journal.outbox
     while outbox.depth() < messages:
-        if i % 90 == 89:
-            controller.restock({slot: 100 for slot in SLOTS})
-        controller.dispatch("select", SLOTS[i % len(SLOTS)])
-        controller.present(CardTap(CARDS[i % len(CARDS)], "virtual", clock.now()))
-        i += 1
+        vend_once(machine, clock, sold)
+        sold += 1
     outbox.keep_first(messages)
     identity = DevKeys(directory / "keys").machine(controller.config.id)
     signed = [sign_text(identity, payload).encode() for _, payload in outbox.payloads()]
@@ -71,8 +75,16 @@ def outbox_path(db: Path, machine_id: str, keys_dir: Path, workdir: Path, messag
         with backends_elsewhere(str(address), keys_dir, workdir) as (vendor_db, _):
             clock = VirtualClock(datetime.fromisoformat("2026-03-02T18:00:00+08:00"))
             started = time.perf_counter()
+            reporting = load_machine(MACHINES / "demo.yaml").config.reporting  # the machine fill_outbox sold on
             publisher = OutboxPublisher(
-                copy, machine_id, address, clock, keys.machine(machine_id), keys.trust.authorities, heartbeat_s=3600
+                copy,
+                machine_id,
+                address,
+                clock,
+                keys.machine(machine_id),
+                keys.trust.authorities,
+                reporting=reporting,
+                heartbeat_s=3600,
             ).start()
             drained = publisher.flush(600)
             elapsed = time.perf_counter() - started

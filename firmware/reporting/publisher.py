@@ -59,9 +59,9 @@ class OutboxPublisher:
         identity: Identity,
         authorities: TrustStore,
         *,
+        reporting: Reporting,
         heartbeat_s: float = 30.0,
         resend_after_s: float = 5.0,
-        reporting: Reporting | None = None,
         read_ahead: int = 2000,
         window: int = 5000,
         monotonic: Callable[[], float] = time.monotonic,
@@ -73,7 +73,7 @@ class OutboxPublisher:
         self.clock = clock
         self.heartbeat_s = heartbeat_s
         self.resend_after_s = resend_after_s
-        self.reporting = reporting or Reporting()
+        self.reporting = reporting  # the machine config's batch limits (required: a default would hide a missed wiring)
         self.read_ahead = read_ahead  # most reports read from the outbox per stream per pass
         self.window = window  # most reports in flight per stream, so a slow receiver is not flooded
         self._monotonic = monotonic

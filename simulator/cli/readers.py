@@ -219,7 +219,9 @@ def serve(
     publisher = None
     if link is not None:
         address, anchors, own = link
-        publisher = OutboxPublisher(built.db.path, setup.config.id, address, clock, own, anchors.authorities)
+        publisher = OutboxPublisher(
+            built.db.path, setup.config.id, address, clock, own, anchors.authorities, reporting=setup.config.reporting
+        )
     runtime = Runtime(
         built.controller,
         built.books,

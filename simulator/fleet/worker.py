@@ -9,7 +9,7 @@ from typing import Any
 
 from firmware.app.assembly import build_machine
 from firmware.config.catalog import Catalog
-from firmware.config.machine import MachineConfig, MachineSetup
+from firmware.config.machine import MachineConfig, MachineSetup, Reporting
 from firmware.controller.machine import State
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
@@ -133,6 +133,7 @@ def drain(plan: MachinePlan, state_dir: Path, address: BrokerAddress, keys: DevK
         clock,
         keys.machine(machine_id),
         keys.trust.authorities,
+        reporting=Reporting.model_validate(plan.config.get("reporting", {})),
         heartbeat_s=3600,
         resend_after_s=5.0,
     ).start()

@@ -130,6 +130,7 @@ def run_soak(
             clock,
             world.keys.machine(setup.config.id),
             world.keys.trust.authorities,
+            reporting=setup.config.reporting,
             heartbeat_s=3600,
             resend_after_s=1.0,
         ).start()

@@ -181,6 +181,7 @@ class ReportingWorld:
             machine.controller.hw.clock,
             self.keys.machine(config.id),
             self.keys.trust.authorities,
+            reporting=config.reporting,
             heartbeat_s=self.heartbeat_s,
             resend_after_s=self.resend_after_s,
         )

@@ -99,3 +99,33 @@ def test_a_forged_batch_is_an_incident_and_stores_nothing(world, tmp_path):
         assert vendor_of(world).incidents == 1 and vendor_of(world).store.count() == 0
         reasons = vendor_of(world).store.execute("SELECT reason FROM incidents")
         assert "batch manifest" in reasons[0][0]
+
+
+def test_the_machine_config_s_batch_limits_are_what_goes_on_the_wire(world, capture, tmp_path):
+    from dataclasses import replace
+
+    from firmware.config.machine import Reporting
+    from simulator.scenarios import load_scenario
+    from simulator.scenarios.runner import ScenarioRunner
+    from tests.conftest import CONFIGS
+
+    scenario = load_scenario(CONFIGS / "scenarios" / "normal-morning.yaml")
+    config = scenario.machine.config.model_copy(update={"reporting": Reporting(batch_reports=3)})
+    scenario = replace(scenario, machine=replace(scenario.machine, config=config))
+    runner = ScenarioRunner(scenario, tmp_path / "machine", reporter=world.reporter_factory)
+    detach = world(runner)
+    runner.start()
+    try:
+        assert world.publisher.wait_connected(15)
+        machine = config.id
+        world.publisher.set_link(False)
+        sell_many(runner, 12)
+        world.publisher.set_link(True)
+        assert world.publisher.flush(30)
+        sizes = [
+            len(json.loads(raw)["reports"]) for t, raw, _ in capture.messages if t == topics.batch("vendor", machine)
+        ]
+        assert sizes and max(sizes) == 3, f"batches of {sizes}: the config's batch_reports: 3 was not applied"
+    finally:
+        detach()
+        runner.close()

@@ -140,6 +140,7 @@ def test_a_machine_reports_to_the_vendor_through_the_secured_broker(secured: Bro
         runner.clock,
         world.keys.machine(machine_id),
         world.keys.trust.authorities,
+        reporting=runner.machine.controller.config.reporting,
     )
     closing(publisher.start()).wait_connected(15)
     sell(runner, "A1", "amy")
