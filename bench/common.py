@@ -20,6 +20,7 @@ from typing import Any
 from firmware.app.assembly import Machine, build_machine
 from firmware.config.machine import load_machine
 from firmware.controller.records import Hardware
+from firmware.domain import CardTap
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
 from simulator.paths import MACHINES
 from simulator.term_keys import simulation_term_key
@@ -27,6 +28,7 @@ from simulator.term_keys import simulation_term_key
 RESULTS = Path(__file__).resolve().parent / "results.json"
 BIG = 10**9
 CARDS = [f"04{i:012X}" for i in range(500)]  # a school's worth of cards, each buying a few times a day
+SLOTS = ["A1", "A2", "A3", "B1", "B2", "D1", "E1", "E2"]  # the demo machine's compliant slots
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -120,6 +122,20 @@ def demo_machine(state_dir: Path, reporter: Any = None) -> tuple[Machine, Virtua
             machine.books.inventory.set_stock(code, 100)
     machine.controller.start()
     return machine, clock, dispenser
+
+
+def vend_once(machine: Machine, clock: VirtualClock, number: int, before_tap: Callable[[], None] | None = None) -> None:
+    """The ``number``-th sale of the benchmarks' pattern: a restock every 90 sales, a selection, a tap.
+
+    ``before_tap`` runs between selection and tap (where a latency benchmark starts its clock).
+    """
+    controller = machine.controller
+    if number % 90 == 89:
+        controller.restock({slot: 100 for slot in SLOTS})
+    controller.dispatch("select", SLOTS[number % len(SLOTS)])
+    if before_tap is not None:
+        before_tap()
+    controller.present(CardTap(CARDS[number % len(CARDS)], "virtual", clock.now()))
 
 
 def raw_commit_samples(directory: Path, count: int) -> list[float]:

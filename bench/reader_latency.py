@@ -21,13 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import CARDS, demo_machine, merge_results, summary_ms  # noqa: E402
+from bench.common import CARDS, SLOTS, demo_machine, merge_results, summary_ms  # noqa: E402
 from firmware.readers import pn532_frames  # noqa: E402
 from firmware.readers.registry import open_reader  # noqa: E402
 from simulator.emulators.devices import PN532Device  # noqa: E402
 
 BAUD = 115200
-SLOTS = ["A1", "A2", "A3", "B1", "B2", "D1", "E1", "E2"]
 
 
 def frame_wire_ms() -> float:
