@@ -53,16 +53,16 @@ def _simulate_only(indexes: list[int], students: int, root: str) -> int:
     """One process of the floor: the machine-days with no broker, no publisher, no backend."""
     from firmware.config.catalog import load_catalog
     from simulator.dev_keys import DevKeys
-    from simulator.fleet.model import plan_machine, price_list
+    from simulator.fleet.model import plan_machine, stockable
     from simulator.fleet.runner import CATALOG
     from simulator.fleet.worker import simulate_day
 
     catalog = load_catalog(CATALOG)
-    prices = price_list(catalog)
+    products = stockable(catalog)
     keys = DevKeys(Path(root) / "keys")
     visits = 0
     for index in indexes:
-        plan = plan_machine(index, DAY, students, 1, prices)
+        plan = plan_machine(index, DAY, students, 1, products)
         visits += simulate_day(plan, catalog, Path(root) / plan.machine_id, keys).visits
     return visits
 

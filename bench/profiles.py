@@ -47,15 +47,15 @@ from pathlib import Path
 sys.path.insert(0, {root!r})
 from firmware.config.catalog import load_catalog
 from simulator.dev_keys import DevKeys
-from simulator.fleet.model import plan_machine, price_list
+from simulator.fleet.model import plan_machine, stockable
 from simulator.fleet.runner import CATALOG
 from simulator.fleet.worker import simulate_day
 catalog = load_catalog(CATALOG)
-prices = price_list(catalog)
+products = stockable(catalog)
 with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
     keys = DevKeys(Path(tmp) / "keys")
     for index in range(25):
-        plan = plan_machine(index, date(2026, 3, 2), 600, 1, prices)
+        plan = plan_machine(index, date(2026, 3, 2), 600, 1, products)
         simulate_day(plan, catalog, Path(tmp) / plan.machine_id, keys)
 """,
     "outbox": """

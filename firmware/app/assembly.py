@@ -11,6 +11,7 @@ from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.records import EventSink, Hardware
 from firmware.controller.session import Controller
 from firmware.identity.keys import TermKeyring
+from firmware.errors import VendingError
 from firmware.journal.books import MachineBooks
 from firmware.journal.database import Database
 from firmware.policy.chain import build_policy
@@ -48,7 +49,9 @@ def open_books(
             db.set_meta("machine_id", setup.config.id)
             books.inventory.seed(setup)
     elif db.meta("machine_id") != setup.config.id:
-        raise ValueError(f"{state_dir} holds machine {db.meta('machine_id')}, not {setup.config.id}")
+        held = db.meta("machine_id")
+        db.close()
+        raise VendingError(f"--state-dir {state_dir} holds machine {held}, not {setup.config.id}; use another dir")
     if db.meta("timezone") != setup.config.zone.key:  # so a reader of the state dir shows local times
         with db.atomic("journal"):
             db.set_meta("timezone", setup.config.zone.key)

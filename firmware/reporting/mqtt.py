@@ -19,6 +19,9 @@ class BrokerAddress:
     ca_file: str | None = None
     cert_file: str | None = None  # a client certificate: on the generated broker config, it is the identity
     key_file: str | None = None
+    # Dial this TCP endpoint instead of host:port (a proxy in front of the broker, as curl's --connect-to);
+    # TLS still checks the certificate against ``host``.
+    dial: tuple[str, int] | None = None
 
     @classmethod
     def parse(
@@ -47,6 +50,11 @@ class BrokerAddress:
             key_file,
         )
 
+    @property
+    def endpoint(self) -> tuple[str, int]:
+        """Where the TCP connection goes."""
+        return self.dial or (self.host, self.port)
+
     def __str__(self) -> str:  # no password in logs
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
@@ -63,9 +71,32 @@ def make_client(address: BrokerAddress, client_id: str, *, persistent: bool = Tr
         client.username_pw_set(address.username, address.password)
     if address.tls:
         context = ssl.create_default_context(cafile=address.ca_file)
+        if address.dial:
+            context = _NamedContext.like(context, address.host, address.ca_file)
         if address.cert_file and address.key_file:
             context.load_cert_chain(address.cert_file, address.key_file)
         client.tls_set_context(context)
     client.reconnect_delay_set(min_delay=1, max_delay=8)
     client.max_inflight_messages_set(100)
     return client
+
+
+class _NamedContext(ssl.SSLContext):
+    """Checks the broker's certificate against its own name when the socket goes through a proxy.
+
+    paho names the host it dialled (the proxy) as the server; the certificate belongs to the broker.
+    """
+
+    broker_name: str
+
+    @classmethod
+    def like(cls, model: ssl.SSLContext, broker_name: str, ca_file: str | None) -> _NamedContext:
+        """The default context's checks (options, flags, trust) with the broker's name pinned."""
+        context = cls(ssl.PROTOCOL_TLS_CLIENT)
+        context.broker_name = broker_name
+        context.options, context.verify_flags = model.options, model.verify_flags
+        context.load_verify_locations(cafile=ca_file) if ca_file else context.load_default_certs()
+        return context
+
+    def wrap_socket(self, sock, **options):  # type: ignore[no-untyped-def,override]
+        return super().wrap_socket(sock, **{**options, "server_hostname": self.broker_name})

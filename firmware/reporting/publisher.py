@@ -108,7 +108,7 @@ class OutboxPublisher:
 
     # ---- lifecycle ----------------------------------------------------------------------------
     def start(self) -> OutboxPublisher:
-        self._client.connect_async(self.address.host, self.address.port, keepalive=15)
+        self._client.connect_async(*self.address.endpoint, keepalive=15)
         self._client.loop_start()
         self._thread.start()
         return self
@@ -142,7 +142,7 @@ class OutboxPublisher:
         """Cut or restore the machine's network (a scenario's ``broker: down`` on a broker we do not own)."""
         self._link_up = up
         if up:  # paho's loop thread ends with a requested disconnect: start a new one
-            self._client.connect_async(self.address.host, self.address.port, keepalive=15)
+            self._client.connect_async(*self.address.endpoint, keepalive=15)
             self._client.loop_start()
         else:
             self._client.disconnect()

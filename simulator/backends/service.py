@@ -90,7 +90,7 @@ class BackendService:
     def start(self) -> Self:
         contract.prepare(topic.rsplit("/", 1)[-1] for topic in self.subscriptions)
         self._writer.start()
-        self.client.connect_async(self.address.host, self.address.port, keepalive=15)
+        self.client.connect_async(*self.address.endpoint, keepalive=15)
         self.client.loop_start()
         return self
 

@@ -1,6 +1,6 @@
 """The ``vending`` command: thin wrappers that parse options and call the simulator and firmware.
 
-Exit codes: 0 success, 1 a scenario expectation failed, 2 invalid input (file, field, line, reason).
+Exit codes: ``simulator.cli.exits.EXIT_CODES`` (0 success, 1 the answer is no, 2 invalid input, ...).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from firmware.reporting.mqtt import BrokerAddress
 from simulator.cli.broker import broker_app
 from simulator.cli.commands import cmd_app
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
-from simulator.cli.exits import fail
+from simulator.cli.exits import EXIT_CODES, EXIT_INPUT, EXIT_INTERNAL, fail
 from simulator.cli.fleet import fleet
 from simulator.cli.help_format import drop_flag_placeholders
 from simulator.cli.inspection import export_app
@@ -49,8 +49,7 @@ from simulator.scenarios.tap_sources import tap_source_for, unreadable_cards
 USER_HELP = """The campus vending machine emulator: run school days and scenarios, attach card readers,
 report to the vendor, issuer and school backends, and inspect or export a machine's books.
 
-Start with `vending demo`. Exit codes: 0 success, 1 a scenario expectation failed, 2 invalid input \
-(the message names the file, field or line and the reason)."""
+Start with `vending demo`. Exit codes:\n\n""" + "\n\n".join(f"{code}: {meaning}" for code, meaning in EXIT_CODES.items())
 
 drop_flag_placeholders()
 app = typer.Typer(
@@ -180,6 +179,7 @@ def reporting(
             world.start()
         except (OSError, RuntimeError, FileNotFoundError) as exc:
             raise VendingError(f"cannot start reporting on broker {broker!r}: {exc}") from None
+        typer.echo(world.describe_broker(), err=True)
         try:
             yield world
         finally:
@@ -306,6 +306,11 @@ def demo(
         loaded = load_scenario(scenario)
     except InputError as exc:
         fail(exc)
+    if broker == "none":
+        loaded, dropped = loaded.without_reporting()
+        for step in dropped:
+            what = f"{step.kind}: {step.value}" if step.kind != "expect" else "expect outbox/backend_sales"
+            typer.echo(f"--broker none: {loaded.path}:{step.line}: {what} skipped (needs reporting)", err=True)
     with reporting(broker, run_broker(broker, username, password, ca, cert, cert_key)) as world:
         result = run_scenario(loaded, None, EventPrinter(False), attach=world)
         delivered = world.vendor.store.count() if world and world.vendor else None
@@ -316,11 +321,24 @@ def demo(
 
 
 def main() -> None:
+    """The ``vending`` entry point: every way out is one of ``EXIT_CODES`` (README: Exit codes).
+
+    Typer already turns usage errors into 2 and Ctrl-C into 130; what reaches here is ours to map.
+    """
+    import traceback
+
     try:
-        app()
-    except VendingError as exc:  # a problem with the environment, not a crash
+        app(prog_name="vending")
+    except VendingError as exc:  # a problem with the input or the environment, not a crash
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_INPUT)
+    except OSError as exc:  # a file, port or device the command was pointed at
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INPUT)
+    except Exception as exc:  # a bug: say so, with where, rather than a bare traceback and an unlisted code
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (exit {EXIT_INTERNAL}; please report)", err=True)
+        traceback.print_exc()
+        sys.exit(EXIT_INTERNAL)
 
 
 if __name__ == "__main__":

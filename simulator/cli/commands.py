@@ -128,7 +128,7 @@ def _publish_and_wait(
     client = make_client(address, f"operator-{secrets.token_hex(4)}", persistent=False)
     client.on_message = on_message
     client.on_subscribe = lambda *a: subscribed.put(True)
-    client.connect(address.host, address.port, keepalive=15)
+    client.connect(*address.endpoint, keepalive=15)
     client.loop_start()
     try:
         if wait:

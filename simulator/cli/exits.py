@@ -1,4 +1,8 @@
-"""The one way a command refuses its input: the reason on stderr (file, field and why), exit status 2."""
+"""Exit statuses, and the one way a command refuses its input: the reason on stderr, exit status 2.
+
+``EXIT_CODES`` is the documented list (README, ``vending --help``); ``simulator.cli.main`` maps every
+exception that reaches it onto one of them, so a script driving ``vending`` never sees an unlisted code.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,28 @@ from typing import NoReturn
 
 import typer
 
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run worked and its answer is no: an expectation failed, a report was lost, a command refused
+EXIT_INPUT = 2  # invalid input or environment: the message names the file, field or line, or the option, and why
+EXIT_NO_ANSWER = 3  # `cmd send`: the machine did not answer in time
+EXIT_INTERNAL = 70  # a bug (sysexits' EX_SOFTWARE): the traceback follows the message; please report it
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_FAILED: "the answer is no: a scenario expectation failed, a fleet report was not delivered, a "
+    "remote command was refused, a product is refused by the food rules (`rules check`)",
+    EXIT_INPUT: "invalid input or environment: the message names the file, field or line, or the option, and why",
+    EXIT_NO_ANSWER: "`cmd send`: no answer from the machine in time",
+    EXIT_INTERNAL: "internal error (a bug): the message and traceback say where; nothing is half-written",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+
 
 def fail(reason: object) -> NoReturn:
     """Print ``reason`` (a message or the exception carrying it) and exit 2; nothing was changed."""
     typer.echo(str(reason), err=True)
-    raise typer.Exit(2) from None
+    raise typer.Exit(EXIT_INPUT) from None
 
 
 def day_option(value: str, option: str = "--day") -> date:

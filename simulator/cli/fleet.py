@@ -65,6 +65,7 @@ def fleet(
     with tempfile.TemporaryDirectory(prefix="fleet-world-") as tmp:
         workdir = out or Path(tmp)
         world = ReportingWorld(workdir, broker, vendor_db=db, broker_address=address).start()
+        console.print(world.describe_broker(), highlight=False)
         try:
             if out is not None:
                 write_roster(out / "school" / "roster.csv", machines, the_day, students, seed)
@@ -125,16 +126,16 @@ def write_roster(path: Path, machines: int, first_day: date, students: int, seed
     import csv
 
     from firmware.config.catalog import load_catalog
-    from simulator.fleet.model import plan_machine, price_list
+    from simulator.fleet.model import plan_machine, stockable
     from simulator.fleet.runner import CATALOG
 
-    prices = price_list(load_catalog(CATALOG))
+    products = stockable(load_catalog(CATALOG))
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", "school", "machine", "card_uid", "profile"])  # `vending backend school` reads it
         for index in range(machines):
-            plan = plan_machine(index, first_day, students, seed, prices)
+            plan = plan_machine(index, first_day, students, seed, products)
             for number, card in enumerate(plan.cards, start=1):
                 student = f"{plan.machine_id}-{number:04d}"
                 writer.writerow([student, plan.config["school"]["code"], plan.machine_id, card.uid, card.profile])

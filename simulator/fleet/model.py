@@ -11,12 +11,18 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from firmware.config.catalog import Catalog
+from firmware.config.rules import RuleSet, load_rulesets
+from firmware.domain import SCHOOL_LEVELS, SchoolLevel
+from firmware.policy.rules.engine import evaluate
 
 ZONE = ZoneInfo("Asia/Taipei")
-LEVELS = ("elementary", "junior_high", "senior_high")
+LEVELS: tuple[SchoolLevel, ...] = SCHOOL_LEVELS
+FLEET_RULES = ("tw-moe-2016", "tpe-no-bottled-water")  # every fleet machine is a Taipei school's
+Stockable = dict[str, list[str]]  # school level -> product ids its food rules allow
 SLOT_CODES = [f"{row}{col}" for row in "ABCDE" for col in (1, 2, 3)]
 
 # (name, start, end, share of a student's purchases)
@@ -85,26 +91,40 @@ def _at(day: date, start: time, end: time, rng: random.Random) -> datetime:
     return begin + timedelta(seconds=int(rng.random() * span))
 
 
-def price_list(catalog: Catalog) -> dict[str, int]:
-    """Product id -> catalog price: what ``plan_machine`` stocks machines from."""
-    return {pid: product.price for pid, product in catalog.products.items()}
+@cache
+def fleet_rulesets() -> tuple[RuleSet, ...]:
+    """The food rules every fleet machine carries (``rules:`` in its config), loaded once per process."""
+    return tuple(load_rulesets(list(FLEET_RULES)))
 
 
-def plan_machine(index: int, day: date, students: int, seed: int, products: dict[str, int]) -> MachinePlan:
-    """One machine: its config (level, planogram, stock), its cards and its day of visits."""
+def stockable(catalog: Catalog) -> Stockable:
+    """Per school level, the catalog's products that level's food rules allow: what a route driver loads."""
+    rulesets = fleet_rulesets()
+    products = catalog.products.items()
+    return {
+        level: sorted(pid for pid, product in products if evaluate(pid, product, level, rulesets).allowed)
+        for level in LEVELS
+    }
+
+
+def plan_machine(index: int, day: date, students: int, seed: int, products: Stockable) -> MachinePlan:
+    """One machine: its config (level, food rules, planogram, stock), its cards and its day of visits."""
     rng = random.Random(f"{seed}:{index}")
     machine_id = f"TPE-FLEET-{index:04d}"
-    chosen = rng.sample(sorted(products), k=min(len(SLOT_CODES), len(products)))
+    level = rng.choice(LEVELS)
+    allowed = products[level]
+    chosen = rng.sample(allowed, k=min(len(SLOT_CODES), len(allowed)))
     slots = {}
     for code, product in zip(SLOT_CODES, chosen, strict=False):
         capacity = rng.choice((10, 12, 15))
         slots[code] = {"product": product, "capacity": capacity, "stock": rng.randint(capacity // 2, capacity)}
     config = {
         "id": machine_id,
-        "school": {"code": f"{300000 + index}", "level": rng.choice(LEVELS)},
+        "school": {"code": f"{300000 + index}", "level": level},
         "timezone": "Asia/Taipei",
         "currency": "TWD",
         "catalog": "campus.yaml",
+        "rules": list(FLEET_RULES),
         "lockouts": [{"profiles": ["student"], "categories": ["snack"], "from": "11:00", "to": "13:00"}],
         "slots": slots,
     }

@@ -17,7 +17,7 @@ from typing import Any
 
 from firmware.config.catalog import load_catalog
 from simulator.dev_keys import DevKeys
-from simulator.fleet.model import plan_machine, price_list
+from simulator.fleet.model import plan_machine, stockable
 from simulator.fleet.worker import MachineStats, drain, simulate_day
 from simulator.paths import CONFIGS
 from simulator.servers.broker_setup import BrokerAccess
@@ -89,7 +89,7 @@ def _worker(
 ) -> None:
     """A worker process: simulate each machine, then drain outboxes a few at a time, overlapping the next day."""
     catalog = load_catalog(CATALOG)
-    prices = price_list(catalog)
+    products = stockable(catalog)
     keys = DevKeys(Path(keys_dir))  # made by the caller; each worker adds only its own machines' keys
     draining: deque[tuple[Any, MachineStats, Path]] = deque()
 
@@ -103,7 +103,7 @@ def _worker(
         results.put(stats)
 
     for index in indexes:
-        plan = plan_machine(index, day, students, seed, prices)
+        plan = plan_machine(index, day, students, seed, products)
         state_dir = Path(root) / plan.machine_id
         stats = simulate_day(plan, catalog, state_dir, keys, term_start)
         draining.append((drain(plan, state_dir, access.machine(plan.machine_id), keys), stats, state_dir))

@@ -18,7 +18,7 @@ from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import MqttReporter, reporter_for
 from simulator.dev_keys import DevKeys
-from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan
+from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan, fleet_rulesets
 from simulator.hardware.virtual import VirtualClock, VirtualDispenser
 from simulator.tally import SalesTally
 from simulator.term_keys import share_term_key
@@ -51,7 +51,7 @@ def simulate_day(
     day of a term started on ``term_start`` pseudonymises under the same key.
     """
     config = MachineConfig.model_validate(plan.config)
-    setup = MachineSetup(config, catalog, state_dir / "machine.yaml")
+    setup = MachineSetup(config, catalog, state_dir / "machine.yaml", fleet_rulesets())
     day = plan.day
     clock = VirtualClock(datetime.combine(day, time(7, 0), tzinfo=ZONE))
     dispenser = VirtualDispenser({code: slot.stock for code, slot in config.slots.items()})

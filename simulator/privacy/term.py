@@ -30,7 +30,7 @@ from firmware.identity.keys import read_key
 from firmware.journal.outbox import Outbox
 from firmware.reporting.sealed import open_settlement
 from simulator.dev_keys import DevKeys
-from simulator.fleet.model import plan_machine, price_list, school_days
+from simulator.fleet.model import plan_machine, school_days, stockable
 from simulator.fleet.runner import CATALOG
 from simulator.fleet.worker import school_term_dir, simulate_day
 from simulator.privacy.attack import IssuerDay, Sale
@@ -110,14 +110,14 @@ def term_views(days: int, students: int, seed: int, settlement: str, design: str
     if design not in DESIGNS:
         raise ValueError(f"design: expected one of {sorted(DESIGNS)}, got {design!r}")
     catalog = load_catalog(CATALOG)
-    prices = price_list(catalog)
+    products = stockable(catalog)
     views = TermViews()
     with tempfile.TemporaryDirectory(prefix="term-") as tmp:
         keys = DevKeys(Path(tmp) / "keys")
         state_dir = Path(tmp) / "machine"
         machine = ""
         for day in school_days(days, FIRST_DAY):
-            plan = plan_machine(0, day, students, seed, prices)
+            plan = plan_machine(0, day, students, seed, products)
             plan.config["settlement"] = settlement
             machine = plan.machine_id
             simulate_day(plan, catalog, state_dir, keys, term_start=FIRST_DAY)  # one term, one key

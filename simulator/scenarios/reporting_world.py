@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
 from simulator.servers.broker import EmbeddedBroker
 from simulator.servers.broker_setup import BrokerAccess
+from simulator.servers.fault_proxy import FaultProxy
 from simulator.servers.mosquitto import MosquittoProcess, secured_mosquitto
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class ReportingWorld:
     broker_address: BrokerAddress | None = None  # set by start(), or given to skip the broker's URL
     access: BrokerAccess | None = None  # each party's way in, set by start()
     owned_broker: EmbeddedBroker | MosquittoProcess | None = None
+    link: FaultProxy | None = None  # the machine's link to the broker; `broker: down` cuts it
     vendor: VendorBackend | None = None
     issuer: IssuerBackend | None = None
     publisher: OutboxPublisher | None = None
@@ -103,7 +105,9 @@ class ReportingWorld:
         return self.broker_access().party(party)
 
     def machine_address(self, machine: str) -> BrokerAddress:
-        return self.broker_access().machine(machine)
+        """The machine's way in, through the fault proxy once the world has started."""
+        address = self.broker_access().machine(machine)
+        return replace(address, dial=self.link.address) if self.link is not None else address
 
     def broker_access(self) -> BrokerAccess:
         if self.access is None:
@@ -122,6 +126,7 @@ class ReportingWorld:
             self.owned_broker, self.access = secured_mosquitto(self.workdir)
         elif self.broker_address is None:
             self.broker_address = BrokerAddress.parse(self.broker)
+        self.link = FaultProxy(self.address.endpoint).start()
         vendor = self.vendor = self.new_vendor().start()
         issuer = self.issuer = self.new_issuer().start()
         for backend in (vendor, issuer):
@@ -129,25 +134,34 @@ class ReportingWorld:
                 raise RuntimeError(f"{backend.client_id} could not connect to {self.address}")
         return self
 
+    def describe_broker(self) -> str:
+        """One line for the user: where the broker listens and how to watch it."""
+        address = self.address
+        if self.broker == "embedded":
+            host, port = address.endpoint
+            return f"embedded MQTT broker on {address} (watch: mosquitto_sub -h {host} -p {port} -t '#' -v)"
+        if self.broker == "mosquitto" and self.access is not None and self.access.setup is not None:
+            clients = self.access.setup.directory / "clients"
+            return f"mosquitto (TLS, ACL) on {address}; certificates for watching it in {clients}"
+        return f"MQTT broker {address}"
+
     def stop(self) -> None:
         for backend in (self.vendor, self.issuer):
             if backend is not None:
                 backend.stop()
+        if self.link is not None:
+            self.link.close()
         if self.owned_broker is not None:
             self.owned_broker.close()
 
     def broker_down(self) -> None:
-        """An outage: stop the broker we own, or cut the machine's link to one we do not."""
-        if self.owned_broker is not None:
-            self.owned_broker.stop()
-        elif self.publisher is not None:
-            self.publisher.set_link(False)
+        """An outage: the machine's link to the broker fails (the fault proxy resets it), on every kind of broker."""
+        if self.link is not None:
+            self.link.down()
 
     def broker_up(self) -> None:
-        if self.owned_broker is not None:
-            self.owned_broker.start()
-        elif self.publisher is not None:
-            self.publisher.set_link(True)
+        if self.link is not None:
+            self.link.up()
 
     def vendor_down(self) -> None:
         """The vendor's backend crashes; its persistent session stays at the broker."""
@@ -166,7 +180,7 @@ class ReportingWorld:
 
     @property
     def broker_is_up(self) -> bool:
-        return self.owned_broker is None or self.owned_broker.running
+        return self.link is None or self.link.is_up
 
     # ---- the machine side ----------------------------------------------------------------------
     def reporter_factory(self, setup: MachineSetup, books: MachineBooks) -> MqttReporter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -163,12 +163,34 @@ class Scenario:
 
     def reporting_step(self) -> Step | None:
         """The first step that needs MQTT reporting (a broker or backend to act on, or to observe)."""
+        return next((step for step in self.steps if _needs_reporting(step)), None)
+
+    def without_reporting(self) -> tuple[Scenario, list[Step]]:
+        """The scenario as a run with reporting off plays it, and the steps it leaves out.
+
+        ``broker:``/``backend:`` steps go, and so do the ``outbox``/``backend_sales`` keys of an
+        ``expect`` (its other keys are still checked), so ``--broker none`` runs everything it can.
+        """
+        kept: list[Step] = []
         for step in self.steps:
-            if step.kind in ("broker", "backend"):
-                return step
-            if step.kind == "expect" and (step.value.outbox is not None or step.value.backend_sales is not None):
-                return step
-        return None
+            if not _needs_reporting(step):
+                kept.append(step)
+            elif step.kind == "expect":
+                rest = step.value.model_copy(update=dict.fromkeys(REPORTING_KEYS))
+                if rest.checks():
+                    kept.append(replace(step, value=rest))
+        dropped = [step for step in self.steps if _needs_reporting(step)]
+        return replace(self, steps=tuple(kept)), dropped
+
+
+REPORTING_STEPS = ("broker", "backend")
+REPORTING_KEYS = ("outbox", "backend_sales")
+
+
+def _needs_reporting(step: Step) -> bool:
+    if step.kind in REPORTING_STEPS:
+        return True
+    return step.kind == "expect" and any(getattr(step.value, key) is not None for key in REPORTING_KEYS)
 
 
 class ScenarioHead(Strict):

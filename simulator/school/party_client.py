@@ -50,7 +50,7 @@ class PartyClient:
         self._address = address
 
     def __enter__(self) -> Self:
-        self._client.connect(self._address.host, self._address.port, keepalive=30)
+        self._client.connect(*self._address.endpoint, keepalive=30)
         self._client.loop_start()
         self._client.subscribe([(answer_topic(party), 1) for party in self._trust])
         if not self._subscribed.wait(10):

@@ -203,3 +203,52 @@ def test_init_scaffolds_files_that_pass_strict_check_and_run(tmp_path: Path) -> 
     assert files[0].read_text() == before
     bad = vending("init", str(tmp_path / "other"), "--machine-id", "bad id")
     assert bad.returncode == 2 and "--machine-id: 'bad id'" in bad.stderr and not (tmp_path / "other").exists()
+
+
+def test_demo_without_reporting_runs_every_check_it_can_and_names_the_ones_it_skips():
+    out = vending("demo", "--broker", "none")
+    assert out.returncode == 0, out.stderr
+    assert "expectations 19 passed, 0 failed" in out.stdout
+    assert "reports delivered" not in out.stdout
+    assert "demo-school-day.yaml:42: expect outbox/backend_sales skipped (needs reporting)" in out.stderr
+
+
+def test_a_state_dir_holding_another_machine_is_invalid_input_not_a_crash(tmp_path: Path):
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        (CONFIGS / "machines/demo.yaml")
+        .read_text()
+        .replace("id: TPE-DAAN-JH-01", "id: TPE-DAAN-JH-02")
+        .replace("../products/", f"{CONFIGS}/products/")
+    )
+    first = vending("run", "--script", str(MORNING), "--broker", "none", "--state-dir", str(tmp_path / "state"))
+    assert first.returncode == 0, first.stderr
+    out = vending(
+        "run",
+        "--script",
+        str(MORNING),
+        "--machine",
+        str(other),
+        "--broker",
+        "none",
+        "--state-dir",
+        str(tmp_path / "state"),
+    )
+    assert out.returncode == 2, out.stderr
+    assert "holds machine TPE-DAAN-JH-01, not TPE-DAAN-JH-02" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_bug_exits_with_the_documented_internal_error_code_and_says_where():
+    import sys
+
+    from simulator.cli.exits import EXIT_CODES, EXIT_INTERNAL
+
+    program = (
+        "import sys\nfrom simulator.cli import app, main\n"
+        "@app.command('explode')\ndef explode() -> None:\n    raise RuntimeError('a bug')\n"
+        "sys.argv = ['vending', 'explode']\nmain()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert out.returncode == EXIT_INTERNAL and EXIT_INTERNAL in EXIT_CODES
+    assert "internal error: RuntimeError: a bug (exit 70; please report)" in out.stderr
+    assert 'File "<string>", line 5, in explode' in out.stderr  # the traceback says where

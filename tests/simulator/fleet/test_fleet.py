@@ -5,24 +5,64 @@ from __future__ import annotations
 from datetime import date
 
 from firmware.config.catalog import load_catalog
-from simulator.fleet.model import WINDOWS, plan_machine, price_list
+from simulator.fleet.model import WINDOWS, plan_machine, stockable
 from simulator.fleet.runner import CATALOG, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
 from tests.support.waiting import eventually
 
 DAY = date(2026, 3, 2)
-PRICES = price_list(load_catalog(CATALOG))
+PRODUCTS = stockable(load_catalog(CATALOG))
 
 
 def test_same_seed_same_plan_and_another_seed_another():
-    first, again = plan_machine(3, DAY, 200, 7, PRICES), plan_machine(3, DAY, 200, 7, PRICES)
+    first, again = plan_machine(3, DAY, 200, 7, PRODUCTS), plan_machine(3, DAY, 200, 7, PRODUCTS)
     assert first == again
-    assert plan_machine(3, DAY, 200, 8, PRICES).visits != first.visits
+    assert plan_machine(3, DAY, 200, 8, PRODUCTS).visits != first.visits
     assert first.visits == sorted(first.visits, key=lambda v: (v.at, v.uid))
 
 
+def test_fleet_machines_carry_their_level_s_food_rules_and_stock_only_what_they_allow(tmp_path):
+    """Every generated machine would pass `vending check --strict`, and the rules also hold at the till."""
+    import yaml
+
+    from firmware.config.machine import load_machine
+    from simulator.cli.rules import refused_slots
+    from simulator.fleet.model import FLEET_RULES
+
+    levels = set()
+    for index in range(12):
+        plan = plan_machine(index, DAY, 10, 1, PRODUCTS)
+        assert plan.config["rules"] == list(FLEET_RULES)
+        products = {slot["product"] for slot in plan.config["slots"].values()}
+        assert "tea-green-sweetened-300" not in products
+        levels.add(plan.config["school"]["level"])
+        path = tmp_path / f"{plan.machine_id}.yaml"
+        path.write_text(yaml.safe_dump({**plan.config, "catalog": str(CATALOG)}))
+        assert refused_slots(load_machine(path)) == []
+    assert levels == {"elementary", "junior_high", "senior_high"}
+    # loaded by mistake, the refused tea does not sell on a fleet machine
+    plan = plan_machine(0, DAY, 10, 1, PRODUCTS)
+    plan.config["slots"]["A1"]["product"] = "tea-green-sweetened-300"
+    path.write_text(yaml.safe_dump({**plan.config, "catalog": str(CATALOG)}))
+    assert refused_slots(load_machine(path)) and "A1" in refused_slots(load_machine(path))[0]
+
+
+def test_a_fleet_day_refuses_a_product_the_rules_refuse(tmp_path):
+    from dataclasses import replace
+
+    from simulator.dev_keys import DevKeys
+    from simulator.fleet.worker import simulate_day
+
+    plan = plan_machine(0, DAY, 200, 1, PRODUCTS)
+    slot = plan.visits[0].slot
+    plan.config["slots"][slot]["product"] = "tea-green-sweetened-300"
+    plan = replace(plan, visits=[replace(visit, slot=slot, walks_away=False) for visit in plan.visits[:20]])
+    stats = simulate_day(plan, load_catalog(CATALOG), tmp_path / "m", DevKeys(tmp_path / "keys"))
+    assert stats.denials.get("not_compliant", 0) > 0 and stats.sales == 0
+
+
 def test_students_arrive_in_the_school_day_windows():
-    plan = plan_machine(0, DAY, 600, 1, PRICES)
+    plan = plan_machine(0, DAY, 600, 1, PRODUCTS)
     students = {c.uid for c in plan.cards if c.profile == "student"}
     times = [v.at.timetz().replace(tzinfo=None) for v in plan.visits if v.uid in students]
     assert times and all(any(start <= t <= end for _, start, end, _ in WINDOWS) for t in times)

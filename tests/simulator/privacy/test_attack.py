@@ -34,9 +34,9 @@ def test_visit_records_are_pinned_only_by_a_price_sold_once_to_a_card_that_paid_
 
 
 def test_the_attack_works_on_the_old_design_and_pins_nobody_under_the_machine_s_defaults() -> None:
-    """`vending privacy attack` on a simulated term through the real machine (120 students, 10 days)."""
+    """`vending privacy attack` on a simulated term through the real machine (60 students, 10 days)."""
     out = subprocess.run(
-        [VENDING, "privacy", "attack", "--days", "10", "--students", "120"] + ["--design", "all", "--json"],
+        [VENDING, "privacy", "attack", "--days", "10", "--students", "60"] + ["--design", "all", "--json"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -51,7 +51,7 @@ def test_the_attack_works_on_the_old_design_and_pins_nobody_under_the_machine_s_
     # per-card lines by week, not by day, are what keeps per_card under 1 % (docs/privacy.md)
     assert final[("per_card", "visit")]["share"] <= 0.01
     assert final[("per_card", "visit-daily")]["pinned"] > final[("per_card", "visit")]["pinned"]
-    assert all(run["after"][-1]["buying_cards"] > 60 for run in figures["runs"])
+    assert all(run["after"][-1]["buying_cards"] > 40 for run in figures["runs"])
 
 
 def test_the_linkage_table_in_the_docs_is_what_bench_privacy_measured() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from firmware.reporting.mqtt import BrokerAddress
 from simulator.scenarios import load_scenario, run_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from tests.conftest import SCENARIOS
@@ -33,3 +34,27 @@ def test_required_scenarios_are_shipped():
         "broker-outage",
         "crash-between-publish-and-ack",
     } <= names
+
+
+OUTAGES = [path for path in SCENARIOS if "broker: down" in path.read_text()]
+
+
+@pytest.mark.parametrize("broker", ["embedded", "mosquitto", "url"])
+@pytest.mark.parametrize("path", OUTAGES, ids=[p.stem for p in OUTAGES])
+def test_outages_behave_alike_on_every_kind_of_broker(path, broker, tmp_path, closing):
+    """`broker: down` cuts the machine's link through the fault proxy, so a URL broker nobody can stop
+    and the run's own brokers all see the same outage, and the outbox drains after `broker: up`."""
+    from simulator.servers.mosquitto import MosquittoProcess
+    from tests.support.reporting import require_mosquitto
+
+    address = None
+    if broker != "embedded":
+        require_mosquitto()
+    if broker == "url":  # someone else's broker: the run may not stop it
+        someone_elses = closing(MosquittoProcess(tmp_path / "theirs").start())
+        address = BrokerAddress("127.0.0.1", someone_elses.port)
+    world = ReportingWorld(tmp_path / "world", broker=broker, broker_address=address, guest_id="t" if address else None)
+    closing(world.start())
+    result = run_scenario(load_scenario(path), tmp_path / "machine", attach=world)
+    assert result.passed, [(f.line, f.key, f.expected, f.actual) for f in result.failures]
+    assert world.link is not None and world.link.cut >= 1, "the outage went through the proxy"
