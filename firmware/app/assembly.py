@@ -10,8 +10,8 @@ from firmware.app.commands import stored_lockouts
 from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.records import EventSink, Hardware
 from firmware.controller.session import Controller
-from firmware.identity.keys import TermKeyring
 from firmware.errors import VendingError
+from firmware.identity.keys import TermKeyring
 from firmware.journal.books import MachineBooks
 from firmware.journal.database import Database
 from firmware.policy.chain import build_policy

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
 from firmware.config.source import Strict
+from firmware.domain import MACHINE_ID
 from firmware.identity.signing import Identity, PublicKey, TrustStore
 from firmware.reporting.signed import canonical, open_signed, sign_text
 from firmware.reporting.topics import MAX_COMMAND_BYTES
@@ -35,6 +36,9 @@ CLOCK_SKEW = timedelta(minutes=5)  # a command "issued" further ahead than this 
 COUNTER_SETTING = "command_counter:"
 ID_CHARS = "A-Za-z0-9._:-"
 COMMAND_ID = re.compile(rf"^[{ID_CHARS}]{{1,64}}$")
+RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 
 
 class Refused(Exception):
@@ -45,11 +49,19 @@ class SignedCommand(Strict):
     """The fields every command carries under its signature, besides its own."""
 
     id: str = Field(min_length=1, max_length=64, pattern=rf"^[{ID_CHARS}]+$")
-    machine: str = Field(min_length=1, max_length=64)
+    machine: str = Field(pattern=MACHINE_ID.pattern)
     command: str = Field(min_length=1, max_length=32)
-    issued_at: AwareDatetime = Field(strict=False)  # ISO 8601 text on the wire, with its UTC offset
+    issued_at: AwareDatetime = Field(strict=False)  # RFC 3339 text on the wire, with its UTC offset
     expires_at: AwareDatetime = Field(strict=False)
     counter: int = Field(ge=1, le=MAX_SEQ)
+
+    @field_validator("issued_at", "expires_at", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: object) -> object:
+        """RFC 3339 exactly, as docs/asyncapi.yaml states it (pydantic alone also takes other ISO 8601 forms)."""
+        if not isinstance(value, str) or not RFC3339.match(value):
+            raise ValueError("expected an RFC 3339 date-time with its offset, e.g. 2026-03-02T10:00:00+08:00")
+        return value.upper()
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ class CommandProcessor:
 
     def _validate(self, name: str, body: dict[str, Any]) -> _Command:
         try:
-            return SCHEMAS[name].model_validate(body)
+            return SCHEMAS[name].model_validate(body, by_alias=True, by_name=False)  # the wire names only
         except ValidationError as exc:
             loc, reason = first_error(exc)
             raise Refused(f"{dotted(loc) or 'payload'}: {reason}") from None

@@ -49,7 +49,9 @@ from simulator.scenarios.tap_sources import tap_source_for, unreadable_cards
 USER_HELP = """The campus vending machine emulator: run school days and scenarios, attach card readers,
 report to the vendor, issuer and school backends, and inspect or export a machine's books.
 
-Start with `vending demo`. Exit codes:\n\n""" + "\n\n".join(f"{code}: {meaning}" for code, meaning in EXIT_CODES.items())
+Start with `vending demo`. Exit codes:\n\n""" + "\n\n".join(
+    f"{code}: {meaning}" for code, meaning in EXIT_CODES.items()
+)
 
 drop_flag_placeholders()
 app = typer.Typer(

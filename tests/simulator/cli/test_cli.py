@@ -118,6 +118,16 @@ def test_run_reports_over_tls_with_a_client_certificate(tmp_path: Path, closing)
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "28 passed, 0 failed" in out.stdout and "reports delivered" in out.stdout
+    tls = ["--ca", address.ca_file, "--cert", address.cert_file, "--cert-key", address.key_file]
+    url = f"mqtts://127.0.0.1:{address.port}"
+    # an outage on a TLS broker the run does not own: the link is cut in the fault proxy, TLS still checked
+    outage = vending("run", "--script", str(CONFIGS / "scenarios/broker-outage.yaml"), "--broker", url, *tls)
+    assert outage.returncode == 0, outage.stdout[-1500:] + outage.stderr
+    # a fleet's worker processes connect with the same identity, CA and all
+    fleet = vending("fleet", "--machines", "2", "--students", "30", "--processes", "2", "--broker", url, *tls, "--json")
+    assert fleet.returncode == 0, fleet.stderr
+    figures = json.loads(fleet.stdout)
+    assert figures["delivered"] == figures["reports"] > 0 and figures["broker"] == url
 
 
 def test_version_and_short_help_everywhere() -> None:
