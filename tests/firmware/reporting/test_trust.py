@@ -238,3 +238,26 @@ def test_forged_reports_and_settlements_are_incidents_never_stored(world, tmp_pa
         ):
             assert expected in reasons
         assert vendor.store.acked(machine) == len(stored), "a forgery moved the ack"
+
+
+def test_a_settlement_the_issuer_cannot_open_is_an_incident_and_the_issuer_keeps_storing(world, tmp_path):
+    """Signed by the machine, but sealed to another issuer's key (nacl's CryptoError inside the writer)."""
+    from nacl.public import PrivateKey
+
+    with attached_runner(world, tmp_path) as runner:
+        machine = runner.machine.controller.config.id
+        issuer = world.issuer
+        document = {"machine": machine, "day": "2026-03-01", "currency": "TWD", "cards": []}
+        elsewhere = bytes(PrivateKey.generate().public_key)
+        sealed = seal(world.keys.machine(machine).sign(canonical(document)), elsewhere)
+        settlement = {"machine": machine, "seq": 1, "day": "2026-03-01", "sealed": sealed}
+        before = issuer.incidents
+        on_broker(
+            world, topics.issuer(machine, "settlement"), sign_text(world.keys.machine(machine), canonical(settlement))
+        )
+        eventually(lambda: issuer.incidents > before, what="the unopenable settlement refused")
+        assert issuer.store.count() == 0
+        sell(runner, "A1", "amy")
+        runner.machine.controller.close_day("2026-03-02")  # the genuine settlement, after it
+        assert world.publisher.flush(30), "the issuer stopped storing after a settlement it could not open"
+        assert issuer.store.count() >= 1 and issuer.store.execute("SELECT COUNT(*) FROM settlements")[0][0] >= 1
