@@ -8,11 +8,11 @@ backend and prints the invariants as JSON. Usage::
 
     python -m simulator.reliability.crashrun setup|run|recover --dir DIR --broker mqtt://127.0.0.1:PORT --kind KIND
 
-Which points each kind reaches, and how often, is kept in ``tests/reliability/crash_points.json`` so
-the matrix is known when tests are collected (one test case per crash); a test re-traces each kind
-and fails when the table is stale. Rewrite it with::
-
-    python -m simulator.reliability.crashrun table --out tests/reliability/crash_points.json
+The cases are fixed here, by ``matrix()``: the machine-side points each kind reaches and how often
+(``MACHINE_SIDE``), and the network-side points every report passes, crashed at their first arrival.
+A run does the kind's transactions before reporting starts, so which points it reaches does not
+depend on thread timing; a test re-traces each kind and fails when the code reaches something else.
+docs/reliability.md lists the cases from ``matrix()`` (``python -m simulator.docgen``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from collections import Counter
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -40,7 +39,6 @@ from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.term_keys import simulation_term_key
 
 KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock", "release", "backlog")
-MAX_ARRIVALS = 3  # publisher retries and acks are timing-dependent in count: crash at their first few arrivals
 PHASE_TIMEOUT_S = 180
 MODULE = "simulator.reliability.crashrun"
 RESTOCK = {"C1": 12}  # the restock kind refills another slot: committed whole or not at all
@@ -49,6 +47,59 @@ CARDS = {"04A1B2C3D4E5F6": ("student", 100), "04B2C3D4E5F607": ("student", 5)}
 SLOT = "A1"
 RELEASE_MINUTES = 15  # the "release" kind: a sale held for its window, then released
 BACKLOG_SALES = 3  # the "backlog" kind: sales while the link is down, then sent as one batch
+
+
+def _each(*points: str, times: int = 1) -> dict[str, int]:
+    return dict.fromkeys(points, times)
+
+
+_PAID = ("debit.before_commit", "debit.after_commit", "dispense.after_motor")  # money taken, motor turned
+_DROPPED = ("drop.before_commit", "drop.after_commit")
+_JOURNAL = ("journal.before_commit", "journal.after_commit")
+MACHINE_SIDE: dict[str, dict[str, int]] = {  # kind -> crash point -> how many times a clean run reaches it
+    "success": _each(*_PAID, *_DROPPED, "outbox.insert"),
+    "jam": {**_each(*_PAID, "refund.before_commit", "refund.after_commit"), "outbox.insert": 2},
+    "denial": {**_each(*_JOURNAL, times=2), "outbox.insert": 1},
+    "cancel": _each(*_JOURNAL),
+    "timeout": _each(*_JOURNAL),
+    "restock": {**_each("stock.before_commit", "stock.after_commit", *_JOURNAL), "outbox.insert": 2},
+    "release": _each(*_PAID, *_DROPPED, *_JOURNAL, "outbox.insert", "outbox.release"),
+    "backlog": _each(*_PAID, *_DROPPED, "outbox.insert", times=BACKLOG_SALES),
+}
+# Every report leaves the machine and is stored and acked through these points, once per message at
+# least; a batch also passes the batch points. How many times more (retries, acks covering several
+# reports) is the network's timing, so the matrix crashes at each one's first arrival only.
+NETWORK_POINTS = (
+    "publish.before",
+    "publish.after",
+    "backend.insert.before_commit",
+    "backend.insert.after_commit",
+    "backend.ack.after",
+    "ack.received",
+    "outbox.delete.after_commit",
+)
+BATCH_POINTS = ("publish.batch", "backend.batch.verified")
+BATCHED_KINDS = ("jam", "backlog")  # more than one batchable report waits when reporting starts
+NETWORK_SIDE = ("publish.", "ack.", "backend.", "outbox.delete.")
+
+
+def matrix() -> dict[str, dict[str, int]]:
+    """Every (kind, crash point) case and how many arrivals of it to crash at: fixed by this code."""
+    cases: dict[str, dict[str, int]] = {}
+    for kind, points in MACHINE_SIDE.items():
+        reports = "outbox.insert" in points
+        network = (*NETWORK_POINTS, *(BATCH_POINTS if kind in BATCHED_KINDS else ())) if reports else ()
+        cases[kind] = {**points, **dict.fromkeys(network, 1)}
+    return cases
+
+
+def cases() -> list[tuple[str, str, int]]:
+    return [
+        (kind, point, nth)
+        for kind, points in matrix().items()
+        for point, most in points.items()
+        for nth in range(1, most + 1)
+    ]
 
 
 def boot(
@@ -85,10 +136,14 @@ def do_setup(directory: Path, broker: str) -> dict[str, Any]:
 
 
 def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
+    """The kind's transactions first, then reporting: what reaches the wire, and in which messages, is fixed.
+
+    With the publisher running during the sale, whether two reports travel alone or as one batch
+    (and so which crash points a run reaches) would depend on thread timing; the matrix must not.
+    """
     machine, world, clock = boot(directory, broker, RELEASE_MINUTES if kind == "release" else 0)
     controller = machine.controller
     controller.start()
-    start_reporting(world, machine)
     tap = CardTap(next(iter(CARDS)), "virtual", clock.now())
     if kind == "jam":
         controller.hw.dispenser.jam(SLOT)  # type: ignore[attr-defined]
@@ -98,14 +153,11 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
     if kind == "release":  # the sale was held for its window; the window ends, the machine wakes up
         clock.advance(timedelta(minutes=RELEASE_MINUTES))
         controller.poll()
-    elif kind == "backlog":
-        assert world.publisher is not None
-        world.publisher.set_link(False)
+    elif kind == "backlog":  # sales while the machine has no link: they go out as one batch when it has
         for _ in range(BACKLOG_SALES):
             controller.select(SLOT)
             controller.present(CardTap(tap.uid, "virtual", clock.now()))
             clock.advance(timedelta(minutes=1))
-        world.publisher.set_link(True)
     elif kind == "denial":
         controller.select(SLOT)
         controller.present(CardTap("04B2C3D4E5F607", "virtual", clock.now()))  # NT$5 for a NT$25 milk
@@ -121,6 +173,7 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
         controller.door_open()
         controller.restock(RESTOCK)
         controller.door_close()
+    start_reporting(world, machine)
     assert world.publisher is not None
     drained = world.publisher.flush(20)
     return {"drained": drained, "state": controller.state.value}
@@ -186,7 +239,7 @@ def phase(
 
 
 def trace(kind: str, directory: Path, broker: str) -> Counter[str]:
-    """Which crash points a clean run of ``kind`` reaches, with how many arrivals each (at most MAX_ARRIVALS)."""
+    """Which crash points a clean run of ``kind`` reaches, with how many arrivals each."""
     trace_file = directory / f"trace-{kind}.txt"
     state = directory / f"trace-{kind}"
     setup = phase("setup", state, broker)
@@ -195,38 +248,16 @@ def trace(kind: str, directory: Path, broker: str) -> Counter[str]:
     run = phase("run", state, broker, kind, {"VENDING_CRASH_TRACE": str(trace_file)})
     if run.returncode != 0:
         raise RuntimeError(f"traced run of {kind} failed: {run.stderr[-2000:]}")
-    points = Counter(trace_file.read_text().split())
-    return Counter({point: min(count, MAX_ARRIVALS) for point, count in points.items()})
-
-
-def write_table(out: Path, runs: int) -> dict[str, dict[str, int]]:
-    """Trace every kind ``runs`` times; keep, per point, the most arrivals any run saw (timing varies)."""
-    from simulator.servers.broker import EmbeddedBroker
-
-    table: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
-    for run in range(runs):
-        with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-            for kind in KINDS:
-                table[kind] |= trace(kind, Path(tmp) / str(run), broker.url)
-    result = {kind: dict(sorted(points.items())) for kind, points in table.items()}
-    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    return result
+    return Counter(trace_file.read_text().split())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("phase", choices=("setup", "run", "recover", "table"))
+    parser.add_argument("phase", choices=("setup", "run", "recover"))
     parser.add_argument("--dir", type=Path)
     parser.add_argument("--broker")
     parser.add_argument("--kind", choices=KINDS, default="success")
-    parser.add_argument("--out", type=Path, help="table: where to write the crash-point table")
-    parser.add_argument("--runs", type=int, default=3, help="table: traces per kind (the most arrivals wins)")
     args = parser.parse_args(argv)
-    if args.phase == "table":
-        if args.out is None:
-            parser.error("table needs --out FILE")
-        print(json.dumps(write_table(args.out, args.runs), sort_keys=True))
-        return 0
     if args.dir is None or args.broker is None:
         parser.error(f"{args.phase} needs --dir and --broker")
     args.dir.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,11 @@
 """Power cut at every durable step, in a real process: nothing lost, nothing doubled, nothing pending.
 
-``crash_points.json`` lists, for each kind of vend, the crash points a clean run reaches and how
-often (learnt with ``VENDING_CRASH_TRACE``; ``python -m simulator.reliability.crashrun table``
-rewrites it). Each (kind, point, nth arrival) is its own test case, so the matrix runs in parallel:
+``crashrun.matrix()`` fixes, in code, for each kind of transaction, the crash points it reaches and
+how often (the network side at its first arrival). Each (kind, point, nth arrival) is its own test
+case, the same on every run, so the matrix runs in parallel:
 a fresh state, a run with ``VENDING_CRASH_AT=point:nth`` -- the process dies there with ``os._exit``
 -- then a restart on the same files and the invariants. Each case gets its own broker, so nothing
-retained leaks between cases. A test per kind re-traces it, so the table cannot go stale.
+retained leaks between cases. A test per kind re-traces it, so the matrix cannot go stale.
 """
 
 from __future__ import annotations
@@ -17,17 +17,12 @@ from pathlib import Path
 import pytest
 
 from firmware.crashpoints import CRASH_EXIT_CODE, POINTS
-from simulator.reliability.crashrun import KINDS, do_setup, phase, trace
+from simulator.reliability.crashrun import KINDS, NETWORK_SIDE, cases, do_setup, matrix, phase, trace
 from simulator.servers.broker import EmbeddedBroker
 from tests.conftest import ROOT
 
-TABLE: dict[str, dict[str, int]] = json.loads((Path(__file__).with_name("crash_points.json")).read_text())
-CASES = [
-    (kind, point, nth) for kind, points in TABLE.items() for point, most in points.items() for nth in range(1, most + 1)
-]
-# The network side (publisher, acks, backend) reaches its points a timing-dependent number of times, and a
-# run may end before a late ack lands; the machine side reaches each of its points a fixed number of times.
-NETWORK_SIDE = ("publish.", "ack.", "backend.", "outbox.delete.")
+TABLE = matrix()
+CASES = cases()
 
 
 def check_invariants(report: dict, label: str) -> None:
@@ -48,8 +43,8 @@ def check_invariants(report: dict, label: str) -> None:
     assert report["restock_slot"] in (report["restock_from"], 12), f"{label}: a restock half-applied"
 
 
-def test_the_table_covers_every_declared_crash_point() -> None:
-    assert len(CASES) >= 40, "the table lists too few crash points; regenerate it"
+def test_the_matrix_covers_every_declared_crash_point_and_is_the_same_on_every_run() -> None:
+    assert cases() == CASES and len(CASES) >= 40
     assert set(TABLE) == set(KINDS)
     reached = set().union(*TABLE.values())
     assert reached == set(POINTS), f"declared but never reached: {sorted(set(POINTS) - reached)}"
@@ -61,7 +56,7 @@ def test_the_table_matches_what_a_clean_run_reaches(kind: str, tmp_path: Path) -
         traced = trace(kind, tmp_path, broker.url)
     machine_side = {point: count for point, count in TABLE[kind].items() if not point.startswith(NETWORK_SIDE)}
     assert {p: c for p, c in traced.items() if not p.startswith(NETWORK_SIDE)} == machine_side
-    assert set(traced) <= set(TABLE[kind]), f"reached but not in the table: {sorted(set(traced) - set(TABLE[kind]))}"
+    assert set(traced) == set(TABLE[kind]), f"reached {sorted(set(traced) ^ set(TABLE[kind]))} unlike the matrix"
 
 
 @pytest.mark.parametrize("kind,point,nth", CASES, ids=[f"{k}-{p}-{n}" for k, p, n in CASES])
