@@ -76,7 +76,8 @@ bench: $(DEVSTAMP) servers
 
 # The full-size outage soak: 10,000 transactions on 4 machines while Mosquitto and the backend die.
 soak: $(DEVSTAMP) servers
-	$(BIN)/python -m simulator.reliability.soak --transactions 10000 --machines 4
+	$(BIN)/python bench/soak.py --transactions 10000 --machines 4
+	$(BIN)/python -m simulator.docgen
 
 # Coverage-guided fuzzing (atheris/libFuzzer), 1,000,000 inputs per target; the corpus grows in tests/fuzz/corpus/.
 FUZZ_TARGETS := framers machine catalog scenario command wire

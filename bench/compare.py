@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from simulator.docgen import replace_between
+
 BEGIN = "<!-- bench/compare.py: begin -->"
 END = "<!-- bench/compare.py: end -->"
 
@@ -64,9 +66,7 @@ def table(before: Results, after: Results) -> str:
 
 def replace_block(doc: str, block: str, begin: str = BEGIN, end: str = END) -> str:
     """``doc`` with what stands between the ``begin`` and ``end`` markers replaced by ``block``."""
-    head, rest = doc.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{begin}\n{block}{end}{tail}"
+    return replace_between(doc, begin, end, block)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,6 +41,8 @@ JAM_SHARE = 0.005  # vends whose spiral jams
 WALK_AWAY_SHARE = 0.02  # select, then leave (selection timeout)
 CARD_FIRST_SHARE = 0.5  # tap before selecting (MDB session first)
 RESTOCK_AT = time(13, 30)  # the route driver refills every slot once a day
+CAPACITIES = (10, 12, 15)
+SNACK_LOCKOUT = {"profiles": ["student"], "categories": ["snack"], "from": "11:00", "to": "13:00"}
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: Stoc
     chosen = rng.sample(allowed, k=min(len(SLOT_CODES), len(allowed)))
     slots = {}
     for code, product in zip(SLOT_CODES, chosen, strict=False):
-        capacity = rng.choice((10, 12, 15))
+        capacity = rng.choice(CAPACITIES)
         slots[code] = {"product": product, "capacity": capacity, "stock": rng.randint(capacity // 2, capacity)}
     config = {
         "id": machine_id,
@@ -125,7 +127,7 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: Stoc
         "currency": "TWD",
         "catalog": "campus.yaml",
         "rules": list(FLEET_RULES),
-        "lockouts": [{"profiles": ["student"], "categories": ["snack"], "from": "11:00", "to": "13:00"}],
+        "lockouts": [SNACK_LOCKOUT],
         "slots": slots,
     }
     cards = [
