@@ -7,35 +7,18 @@ docs/reliability.md's "last full run" sentence is generated from that entry (``p
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import merge_results  # noqa: E402
-from simulator.reliability.soak import run_soak  # noqa: E402
+from simulator.reliability.soak import arguments, soak_in_temp, summary  # noqa: E402
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--transactions", type=int, default=10000)
-    parser.add_argument("--machines", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        report = run_soak(args.transactions, args.machines, args.seed, Path(tmp))
-    machines = {name: {"ok": entry["ok"], "produced": entry.get("produced")} for name, entry in report.machines.items()}
-    figures = {
-        "transactions": report.transactions,
-        "broker_outages": report.broker_outages,
-        "longest_outage_s": round(report.longest_outage_s, 1),
-        "backend_crashes": report.backend_crashes,
-        "wall_s": report.wall_s,
-        "ok": report.ok,
-        "machines": machines,
-    }
+    report = soak_in_temp(arguments((__doc__ or "").splitlines()[0]))
+    figures = summary(report)
     merge_results("soak", figures)
     print(figures)
     return 0 if report.ok else 1

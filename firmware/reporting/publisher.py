@@ -139,7 +139,7 @@ class OutboxPublisher:
         self._outbox.close()
 
     def set_link(self, up: bool) -> None:
-        """Cut or restore the machine's network (a scenario's ``broker: down`` on a broker we do not own)."""
+        """Cut or restore the machine's network from inside, cleanly (`broker: down` resets it in a proxy)."""
         self._link_up = up
         if up:  # paho's loop thread ends with a requested disconnect: start a new one
             self._client.connect_async(*self.address.endpoint, keepalive=15)

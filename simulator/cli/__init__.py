@@ -26,7 +26,7 @@ from firmware.reporting.mqtt import BrokerAddress
 from simulator.cli.broker import broker_app
 from simulator.cli.commands import cmd_app
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
-from simulator.cli.exits import EXIT_CODES, EXIT_INPUT, EXIT_INTERNAL, fail
+from simulator.cli.exits import EXIT_CODES, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, fail
 from simulator.cli.fleet import fleet
 from simulator.cli.help_format import drop_flag_placeholders
 from simulator.cli.inspection import export_app
@@ -160,7 +160,7 @@ def run(
         delivered = world.vendor.store.count() if world and world.vendor else None
         where = _where_reports_went(world)
     _summary(result, as_json, delivered, where)
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
 @contextmanager
@@ -283,7 +283,7 @@ def check(
         for warning in warnings:
             typer.echo(f"{path}: warning: {warning}", err=True)
         if warnings and strict:
-            raise typer.Exit(2)
+            raise typer.Exit(EXIT_INPUT)
         typer.echo(f"{path}: ok ({kind})")
 
 
@@ -319,7 +319,7 @@ def demo(
         _summary(result, False, delivered)
         if world is not None:
             print_party_views(world, loaded)
-    raise typer.Exit(0 if result.passed else 1)
+    raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from firmware.reporting import topics
 from firmware.reporting.mqtt import make_client
 from firmware.reporting.wire import WireError, parse_object
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import fail
+from simulator.cli.exits import EXIT_FAILED, EXIT_NO_ANSWER, EXIT_OK, fail
 from simulator.dashboard.operator import operator_command
 
 cmd_app = typer.Typer(no_args_is_help=True, help="Send signed remote commands to a machine.")
@@ -105,9 +105,9 @@ def send(
     answer = _publish_and_wait(address, machine, command, payload, command_id, wait)
     if answer is None:
         typer.echo(f"sent {command} {command_id} to {machine}; no answer within {wait:g} s" if wait else "sent")
-        raise typer.Exit(3 if wait else 0)
+        raise typer.Exit(EXIT_NO_ANSWER if wait else EXIT_OK)
     typer.echo(json.dumps(answer, ensure_ascii=False))
-    raise typer.Exit(0 if answer.get("ok") else 1)
+    raise typer.Exit(EXIT_OK if answer.get("ok") else EXIT_FAILED)
 
 
 def _publish_and_wait(

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
-from simulator.cli.exits import day_option
+from simulator.cli.exits import EXIT_FAILED, EXIT_OK, day_option
 from simulator.fleet.model import school_days
 from simulator.fleet.runner import FleetResult, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -101,7 +101,7 @@ def fleet(
             world.stop()
     _report(result, as_json)
     lost = result.reports - result.delivered + result.settlements - result.settlements_delivered
-    raise typer.Exit(0 if lost == 0 else 1)
+    raise typer.Exit(EXIT_OK if lost == 0 else EXIT_FAILED)
 
 
 def fleet_broker(choice: str) -> str:

@@ -14,6 +14,7 @@ from firmware.config.rules import available, load_rulesets
 from firmware.domain import SCHOOL_LEVELS
 from firmware.errors import InputError
 from firmware.policy.rules import evaluate
+from simulator.cli.exits import EXIT_FAILED, EXIT_INPUT, EXIT_OK
 
 rules_app = typer.Typer(no_args_is_help=True, help="Campus food rules (configs/rules/).")
 DEFAULT_RULES = "tw-moe-2016,tpe-no-bottled-water"
@@ -34,16 +35,16 @@ def rules_check(
     unknown = [r for r in ids if r not in available()]
     if level not in SCHOOL_LEVELS:
         typer.echo(f"--level: unknown level {level!r}; use elementary, junior_high or senior_high", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_INPUT)
     if unknown:
         typer.echo(f"--rules: unknown rule set {unknown[0]!r}; known: {', '.join(available())}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(EXIT_INPUT)
     try:
         products = load_catalog(catalog).products
         rulesets = load_rulesets(ids)
     except InputError as exc:
         typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(EXIT_INPUT) from None
     verdicts = [evaluate(pid, product, level, rulesets) for pid, product in products.items()]
     if as_json:
         typer.echo(
@@ -67,7 +68,7 @@ def rules_check(
             )
         refused = sum(not v.allowed for v in verdicts)
         typer.echo(f"{len(verdicts) - refused} allowed, {refused} refused ({level}; {', '.join(ids)})")
-    raise typer.Exit(0 if all(v.allowed for v in verdicts) else 1)
+    raise typer.Exit(EXIT_OK if all(v.allowed for v in verdicts) else EXIT_FAILED)
 
 
 def refused_slots(setup: MachineSetup) -> list[str]:

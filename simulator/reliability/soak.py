@@ -217,28 +217,36 @@ def run_soak(
     return report
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """The soak's size options, for ``python -m simulator.reliability.soak`` and ``bench/soak.py`` alike."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--transactions", type=int, default=10000)
     parser.add_argument("--machines", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def soak_in_temp(args: argparse.Namespace) -> SoakReport:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        report = run_soak(args.transactions, args.machines, args.seed, Path(tmp))
-    print(
-        json.dumps(
-            {
-                "transactions": report.transactions,
-                "broker_outages": report.broker_outages,
-                "longest_outage_s": round(report.longest_outage_s, 1),
-                "backend_crashes": report.backend_crashes,
-                "wall_s": report.wall_s,
-                "ok": report.ok,
-                "machines": report.machines,
-            },
-            indent=2,
-        )
-    )
+        return run_soak(args.transactions, args.machines, args.seed, Path(tmp))
+
+
+def summary(report: SoakReport) -> dict[str, Any]:
+    """What a run shows: printed by ``main``, recorded by ``bench/soak.py`` for docs/reliability.md."""
+    return {
+        "transactions": report.transactions,
+        "broker_outages": report.broker_outages,
+        "longest_outage_s": round(report.longest_outage_s, 1),
+        "backend_crashes": report.backend_crashes,
+        "wall_s": report.wall_s,
+        "ok": report.ok,
+        "machines": report.machines,
+    }
+
+
+def main() -> None:
+    report = soak_in_temp(arguments(__doc__.splitlines()[0]))
+    print(json.dumps(summary(report), indent=2))
     raise SystemExit(0 if report.ok else 1)
 
 

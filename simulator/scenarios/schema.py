@@ -172,14 +172,16 @@ class Scenario:
         ``expect`` (its other keys are still checked), so ``--broker none`` runs everything it can.
         """
         kept: list[Step] = []
+        dropped: list[Step] = []
         for step in self.steps:
             if not _needs_reporting(step):
                 kept.append(step)
-            elif step.kind == "expect":
+                continue
+            dropped.append(step)
+            if step.kind == "expect":
                 rest = step.value.model_copy(update=dict.fromkeys(REPORTING_KEYS))
                 if rest.checks():
                     kept.append(replace(step, value=rest))
-        dropped = [step for step in self.steps if _needs_reporting(step)]
         return replace(self, steps=tuple(kept)), dropped
 
 

@@ -38,10 +38,6 @@ class EmbeddedBroker:
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 
-    @property
-    def running(self) -> bool:
-        return self._broker is not None
-
     def start(self) -> EmbeddedBroker:
         from amqtt.broker import Broker
 
