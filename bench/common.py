@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from firmware.app.assembly import Machine, build_machine
+from firmware.app.node import Link, Node
 from firmware.config.machine import load_machine
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
+from firmware.reporting.mqtt import BrokerAddress
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
 from simulator.paths import MACHINES
 from simulator.term_keys import simulation_term_key
@@ -108,23 +109,39 @@ def merge_results(key: str, figures: dict[str, Any]) -> None:
     os.replace(tmp, RESULTS)
 
 
-def demo_machine(state_dir: Path, reporter: Any = None) -> tuple[Machine, VirtualClock, VirtualDispenser]:
-    """The demo machine with one rich staff card and bottomless slots, ready to vend."""
+def open_demo(
+    state_dir: Path, link: Link | None = None, at: str = "2026-03-02T08:00:00+08:00"
+) -> tuple[Node, VirtualClock, VirtualDispenser]:
+    """The demo machine on ``state_dir`` (made with a bench term key when new), bottomless slots, not started."""
     setup = load_machine(MACHINES / "demo.yaml")
-    clock = VirtualClock(datetime.fromisoformat("2026-03-02T08:00:00+08:00"))
+    clock = VirtualClock(datetime.fromisoformat(at))
     dispenser = VirtualDispenser({code: BIG for code in setup.config.slots})
     simulation_term_key(state_dir, clock.now().date(), "bench")
-    machine = build_machine(setup, state_dir, Hardware(clock, RecordingDisplay(), dispenser), reporter=reporter)
+    return Node(setup, state_dir, Hardware(clock, RecordingDisplay(), dispenser), link=link), clock, dispenser
+
+
+def demo_machine(state_dir: Path, link: Link | None = None) -> tuple[Node, VirtualClock, VirtualDispenser]:
+    """The demo machine with rich staff cards and bottomless slots, started and ready to vend (not connected)."""
+    machine, clock, dispenser = open_demo(state_dir, link)
     with machine.db.atomic("journal"):
         for uid in CARDS:
             machine.books.wallet.issue(uid, "staff", BIG)
-        for code in setup.config.slots:
+        for code in machine.controller.config.slots:
             machine.books.inventory.set_stock(code, 100)
-    machine.controller.start()
+    machine.start(connect=False)
     return machine, clock, dispenser
 
 
-def vend_once(machine: Machine, clock: VirtualClock, number: int, before_tap: Callable[[], None] | None = None) -> None:
+def demo_id() -> str:
+    return load_machine(MACHINES / "demo.yaml").config.id
+
+
+def demo_link(keys: Any, address: BrokerAddress | None = None, **timers: float) -> Link:
+    """The demo machine's link with the run's keys (``DevKeys``); without an address it only fills its outbox."""
+    return Link(address, keys.trust, keys.machine(demo_id()), **timers)
+
+
+def vend_once(machine: Node, clock: VirtualClock, number: int, before_tap: Callable[[], None] | None = None) -> None:
     """The ``number``-th sale of the benchmarks' pattern: a restock every 90 sales, a selection, a tap.
 
     ``before_tap`` runs between selection and tap (where a latency benchmark starts its clock).

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (  # noqa: E402
     ROUNDS,
     backends_elsewhere,
+    demo_link,
     demo_machine,
     interleaved,
     merge_results,
@@ -48,27 +49,19 @@ class Vending:
     real Mosquitto and the vendor and issuer backends store and ack from processes of their own."""
 
     def __init__(self, directory: Path, publish: bool) -> None:
-        self.world = ReportingWorld(directory / "world")  # keys and the reporter; its broker is not started
-        self.machine, self.clock, _ = demo_machine(directory / "machine", reporter=self.world.reporter_factory)
+        keys = ReportingWorld(directory / "world").keys  # every party's keys; no broker started
         self.publisher: OutboxPublisher | None = None
         self._stack = ExitStack()
+        address = None
         if publish:
             mosquitto = self._stack.enter_context(MosquittoProcess(directory / "mosquitto"))
             address = BrokerAddress(mosquitto.host, mosquitto.port)
-            keys = self.world.keys
-            machine_id = self.machine.controller.config.id
-            identity = keys.machine(machine_id)  # enrolled before the backends start
+        link = demo_link(keys, address)  # the machine is enrolled before the backends start
+        if publish:
             self._stack.enter_context(backends_elsewhere(str(address), keys.directory, directory))
-            reporting = self.machine.controller.config.reporting
-            self.publisher = OutboxPublisher(
-                self.machine.db.path,
-                machine_id,
-                address,
-                self.clock,
-                identity,
-                keys.trust.authorities,
-                reporting=reporting,
-            ).start()
+        self.machine, self.clock, _ = demo_machine(directory / "machine", link)
+        if publish:
+            self.publisher = self.machine.connect()
             self.publisher.wait_connected()
         self.count = 0
 
@@ -77,10 +70,8 @@ class Vending:
         self.count += 1
 
     def close(self) -> None:
-        if self.publisher is not None:
-            self.publisher.stop()
+        self.machine.close()
         self._stack.close()
-        self.machine.db.close()
 
 
 def decision_p99(vending: Vending, taps: int) -> float:

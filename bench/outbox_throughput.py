@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,65 +29,51 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from bench.common import (  # noqa: E402
     ROUNDS,
     backends_elsewhere,
+    demo_link,
     demo_machine,
     interleaved,
     merge_results,
+    open_demo,
     stored,
     vend_once,
 )
-from firmware.config.machine import load_machine  # noqa: E402
 from firmware.reporting.mqtt import BrokerAddress  # noqa: E402
-from firmware.reporting.publisher import OutboxPublisher  # noqa: E402
 from firmware.reporting.signed import sign_text  # noqa: E402
 from simulator.dev_keys import DevKeys  # noqa: E402
-from simulator.hardware.virtual import VirtualClock  # noqa: E402
-from simulator.paths import MACHINES  # noqa: E402
-from simulator.scenarios.reporting_world import ReportingWorld  # noqa: E402
 from simulator.servers.mosquitto import MosquittoProcess, mosquitto_binary  # noqa: E402
 
 
-def fill_outbox(directory: Path, messages: int) -> tuple[Path, str, list[bytes]]:
-    """A machine database with ``messages`` sale reports waiting, and the same reports signed one by one."""
-    world = ReportingWorld(directory / "world")
-    machine, clock, _ = demo_machine(directory / "machine", reporter=world.reporter_factory)
-    controller = machine.controller
+def fill_outbox(directory: Path, messages: int) -> tuple[Path, list[bytes]]:
+    """A machine state dir with ``messages`` sale reports waiting, and the same reports signed one by one."""
+    keys = DevKeys(directory / "keys")
+    machine, clock, _ = demo_machine(directory / "machine", demo_link(keys))
     sold = 0
     outbox = machine.books.journal.outbox
     while outbox.depth() < messages:
         vend_once(machine, clock, sold)
         sold += 1
     outbox.keep_first(messages)
-    identity = DevKeys(directory / "keys").machine(controller.config.id)
+    identity = keys.machine(machine.machine_id)
     signed = [sign_text(identity, payload).encode() for _, payload in outbox.payloads()]
     machine.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    machine.db.close()
-    return directory / "machine" / "machine.db", controller.config.id, signed
+    machine.close()
+    return directory / "machine", signed
 
 
-def outbox_path(db: Path, machine_id: str, keys_dir: Path, workdir: Path, messages: int) -> float:
+def outbox_path(state: Path, keys_dir: Path, workdir: Path, messages: int) -> float:
     """Reports/s from publisher start until the backend stored and acked all of them."""
     with MosquittoProcess(workdir / "mosquitto") as mosquitto:
         address = BrokerAddress(mosquitto.host, mosquitto.port)
-        copy = workdir / "machine.db"
-        shutil.copy(db, copy)
+        copy = shutil.copytree(state, workdir / "machine")
         keys = DevKeys(keys_dir)
         with backends_elsewhere(str(address), keys_dir, workdir) as (vendor_db, _):
-            clock = VirtualClock(datetime.fromisoformat("2026-03-02T18:00:00+08:00"))
+            link = demo_link(keys, address, heartbeat_s=3600)
+            machine, _, _ = open_demo(copy, link, at="2026-03-02T18:00:00+08:00")  # the evening after the sales
             started = time.perf_counter()
-            reporting = load_machine(MACHINES / "demo.yaml").config.reporting  # the machine fill_outbox sold on
-            publisher = OutboxPublisher(
-                copy,
-                machine_id,
-                address,
-                clock,
-                keys.machine(machine_id),
-                keys.trust.authorities,
-                reporting=reporting,
-                heartbeat_s=3600,
-            ).start()
+            publisher = machine.connect()
             drained = publisher.flush(600)
             elapsed = time.perf_counter() - started
-            publisher.stop()
+            machine.close()
             held = stored(vendor_db)
     if not drained or held != messages:
         raise RuntimeError(f"backend holds {held} of {messages}; outbox drained: {drained}")
@@ -138,10 +123,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-outbox-") as tmp:
         directory = Path(tmp)
-        db, machine_id, payloads = fill_outbox(directory, args.messages)
+        state, payloads = fill_outbox(directory, args.messages)
         rounds = interleaved(
             lambda number: raw_drain(directory / f"raw-{number}", payloads),
-            lambda number: outbox_path(db, machine_id, directory / "keys", directory / f"work-{number}", args.messages),
+            lambda number: outbox_path(state, directory / "keys", directory / f"work-{number}", args.messages),
             args.rounds,
         )
     merge_results(

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+# Exit statuses shared by ``python -m firmware`` and ``vending`` (simulator/cli/exits.py documents the full list)
+EXIT_OK = 0
+EXIT_INPUT = 2  # invalid input or environment: the message names the file, field or line, or the option, and why
+EXIT_INTERNAL = 70  # a bug (sysexits' EX_SOFTWARE): the traceback follows the message; please report it
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
 
 class VendingError(Exception):
     """Base class for the project's own errors."""

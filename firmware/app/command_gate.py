@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,13 +25,6 @@ from firmware.reporting.signed import canonical, open_signed, sign_text
 from firmware.reporting.topics import MAX_COMMAND_BYTES
 from firmware.reporting.wire import MAX_SEQ, WireError
 
-AUTHORITY = {
-    "restock": "vendor",
-    "set_price": "vendor",
-    "enable_slot": "vendor",
-    "disable_slot": "vendor",
-    "set_lockout": "school",
-}
 CLOCK_SKEW = timedelta(minutes=5)  # a command "issued" further ahead than this was not issued by a clock we share
 COUNTER_SETTING = "command_counter:"
 ID_CHARS = "A-Za-z0-9._:-"
@@ -99,29 +92,30 @@ class CommandGate:
         self,
         machine: str,
         authorities: TrustStore,
+        authority: Mapping[str, str],
         *,
         max_lifetime: timedelta,
         rate: RateLimit,
     ) -> None:
         self.machine = machine
         self.authorities = authorities
+        self.authority = authority  # command -> the one party that may give it (command_set.py)
         self.max_lifetime = max_lifetime
         self.rate = rate
 
     def open(self, name: str, raw: bytes) -> Opened:
         """The signature, by one of the parties this machine trusts (which one is ``authorise``'s business)."""
-        if name not in AUTHORITY:
-            raise Refused(f"unknown command {name!r}; known: {', '.join(AUTHORITY)}")
+        if name not in self.authority:
+            raise Refused(f"unknown command {name!r}; known: {', '.join(self.authority)}")
         try:
             signed, body = open_signed(raw, MAX_COMMAND_BYTES, self.authorities.verify)
         except WireError as exc:
             raise Refused(f"not accepted: {exc}") from None
         return Opened(signed.signer, body)
 
-    @staticmethod
-    def authorise(name: str, opened: Opened) -> None:
+    def authorise(self, name: str, opened: Opened) -> None:
         """Only the party with authority over ``name`` may give it (a vendor-signed set_lockout is refused)."""
-        party, signer = AUTHORITY[name], opened.signer
+        party, signer = self.authority[name], opened.signer
         if signer.party != party:
             raise Refused(f"signed by the {signer.party}, who has no say here: {name} is the {party}'s to give")
         if opened.body.get("command") != name:  # a signed restock re-sent on the set_price topic

@@ -6,69 +6,27 @@ its result is journaled with it, so a command delivered twice (QoS 1) is applied
 once. Only verified commands are remembered by id: an unsigned message cannot claim an id ahead of
 the genuine command. Answers go through the outbox like every other report; answers to unverified
 messages are capped, so a flood of junk cannot fill the outbox. Commands run on the controller's
-thread (the runtime or the scenario runner drains them).
+thread (the node's ``tick`` drains them).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from firmware.app.command_gate import AUTHORITY, COMMAND_ID, CommandGate, RateLimit, Refused, SignedCommand
-from firmware.config.machine import Lockout, parse_lockouts, with_lockouts
+from firmware.app.command_gate import COMMAND_ID, CommandGate, RateLimit, Refused, SignedCommand
+from firmware.app.command_set import AUTHORITY, BY_NAME
 from firmware.config.source import dotted, first_error
 from firmware.controller.session import Controller
-from firmware.domain import SlotState
 from firmware.identity.signing import PublicKey, TrustStore
 from firmware.journal.books import MachineBooks
-from firmware.reporting.publisher import OutboxPublisher
+from firmware.reporting.inbox import Inbox
 
 log = logging.getLogger(__name__)
-LOCKOUTS_SETTING = "lockouts"
 UNVERIFIED_ANSWERS_PER_MINUTE = 10  # refusals of unsigned or forged messages that get an answer; the rest: logged
-
-
-class _Command(SignedCommand):
-    pass
-
-
-class Restock(_Command):
-    slots: dict[str, int] = Field(min_length=1)
-
-
-class SetPrice(_Command):
-    slot: str
-    price: int = Field(gt=0, le=100_000)
-
-
-class SlotCommand(_Command):
-    slot: str
-
-
-class SetLockout(_Command):
-    lockouts: list[Lockout] = Field(max_length=16)
-
-
-SCHEMAS: dict[str, type[_Command]] = {
-    "restock": Restock,
-    "set_price": SetPrice,
-    "enable_slot": SlotCommand,
-    "disable_slot": SlotCommand,
-    "set_lockout": SetLockout,
-}
-COMMANDS: tuple[str, ...] = tuple(SCHEMAS)
-if set(COMMANDS) != set(AUTHORITY):
-    raise RuntimeError("every command needs exactly one party with authority over it (command_gate.AUTHORITY)")
-
-
-def stored_lockouts(books: MachineBooks) -> list[Lockout] | None:
-    """The lockout windows a remote ``set_lockout`` left in force, if any (they outlive a restart)."""
-    stored = books.journal.setting(LOCKOUTS_SETTING)
-    return parse_lockouts(json.loads(stored)) if stored is not None else None
 
 
 class CommandProcessor:
@@ -81,16 +39,19 @@ class CommandProcessor:
         self.gate = CommandGate(
             controller.config.id,
             authorities,
+            AUTHORITY,
             max_lifetime=timedelta(seconds=security.command_lifetime),
             rate=RateLimit(security.commands_per_minute),
         )
         self._unverified = RateLimit(UNVERIFIED_ANSWERS_PER_MINUTE)
         self.unanswered = 0  # unverified messages refused without an answer (over the cap, or retained)
 
-    def apply_from(self, publisher: OutboxPublisher) -> None:
-        """Apply every command the publisher received since the last call, then let it send the answers."""
-        while not publisher.commands.empty():
-            command = publisher.commands.get_nowait()
+    def apply_from(self, inbox: Inbox) -> int:
+        """Apply every command the inbox received since the last call; how many there were."""
+        taken = 0
+        while not inbox.commands.empty():
+            command = inbox.commands.get_nowait()
+            taken += 1
             if command.retained:  # a command is an instruction for now; a retained one would replay on every boot
                 self.unanswered += 1
                 log.warning("ignored a retained message on the %s command topic", command.name)
@@ -99,7 +60,7 @@ class CommandProcessor:
                 self.handle(command.name, command.payload)
             except Exception:  # noqa: BLE001 - a command that breaks its handler must not stop the machine
                 log.exception("command %s could not be handled; dropped", command.name)
-        publisher.wake()
+        return taken
 
     def handle(self, name: str, raw: bytes) -> dict[str, Any] | None:
         """Check and apply one command; the result journaled for publishing, or None if left unanswered."""
@@ -131,44 +92,18 @@ class CommandProcessor:
         except Refused as refusal:
             return self._answer(command_id, name, ok=False, reason=str(refusal), signer=opened.signer, counter=counter)
 
-    def _validate(self, name: str, body: dict[str, Any]) -> _Command:
+    def _validate(self, name: str, body: dict[str, Any]) -> SignedCommand:
         try:
-            return SCHEMAS[name].model_validate(body, by_alias=True, by_name=False)  # the wire names only
+            return BY_NAME[name].body.model_validate(body, by_alias=True, by_name=False)  # the wire names only
         except ValidationError as exc:
             loc, reason = first_error(exc)
             raise Refused(f"{dotted(loc) or 'payload'}: {reason}") from None
 
-    def _slot(self, slot: str) -> SlotState:
-        state = self.books.inventory.get(slot)
-        if state is None:
-            raise Refused(f"unknown slot {slot!r}")
-        return state
-
-    def _apply(self, name: str, command: _Command, signer: PublicKey, counter: tuple[str, int]) -> dict[str, Any]:
-        inventory = self.books.inventory
+    def _apply(self, name: str, command: SignedCommand, signer: PublicKey, counter: tuple[str, int]) -> dict[str, Any]:
+        """The command's own change and its answer in one transaction: applied whole, or refused and unchanged."""
         with self.books.journal.atomic("stock"):
-            if isinstance(command, Restock):
-                for slot, count in command.slots.items():
-                    state = self._slot(slot)
-                    if not 0 <= count <= state.capacity:
-                        raise Refused(f"slots.{slot}: count {count} is outside 0..{state.capacity}")
-                for slot, count in command.slots.items():
-                    inventory.set_stock(slot, count)
-            elif isinstance(command, SetPrice):
-                self._slot(command.slot)
-                inventory.set_price(command.slot, command.price)
-            elif isinstance(command, SlotCommand):
-                self._slot(command.slot)
-                inventory.set_enabled(command.slot, name == "enable_slot")
-            elif isinstance(command, SetLockout):
-                self._set_lockouts(command.lockouts)
+            BY_NAME[name].apply(self.books, self.controller, command)
             return self._answer(command.id, name, ok=True, signer=signer, counter=counter)
-
-    def _set_lockouts(self, lockouts: list[Lockout]) -> None:
-        """Persisted with the answer in one transaction, and in force from the next sale."""
-        specs = [lockout.model_dump(by_alias=True) for lockout in lockouts]
-        self.books.journal.save_setting(LOCKOUTS_SETTING, json.dumps(specs, sort_keys=True))
-        self.controller.apply_setup(with_lockouts(self.controller.setup, lockouts))
 
     def _answer(
         self,

@@ -1,9 +1,10 @@
 """The machine's main loop: what would run on the real machine, started by ``vending serve`` and the tests.
 
-One loop thread owns the controller (it is not thread-safe): the reader thread and the input thread
-only put events on a queue, and remote commands wait in the publisher's queue until the loop applies
-them between events. A reader that goes offline puts the machine out of order (card sales stop,
-``out_of_service``) until it is back. Timeouts fire from the injected clock between events.
+One loop thread owns the node (the controller is not thread-safe): the reader thread and the input
+thread only put events on a queue, and between events the loop runs ``Node.tick`` (day close,
+timeouts, key rotation, remote commands), the same tick a scenario or a fleet day runs on virtual
+time. A reader that goes offline puts the machine out of order (card sales stop, ``out_of_service``)
+until it is back.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from firmware.app.commands import CommandProcessor
+from firmware.app.node import Node
 from firmware.controller.notices import privacy_notice
-from firmware.controller.session import Controller
 from firmware.domain import CardTap
-from firmware.identity.keys import TermKeyring
-from firmware.journal.books import MachineBooks
 from firmware.ports import CardReader
-from firmware.reporting.publisher import OutboxPublisher
+from firmware.threads import daemon, named
 
 log = logging.getLogger(__name__)
 READER_FAULT = "card reader offline"
@@ -31,29 +29,20 @@ INPUT_HELP = "select SLOT | cancel | door open|close | privacy | status | stock 
 
 
 class Runtime:
-    """Reader, keypad/door lines, controller, remote commands and publisher wake-ups, on one loop."""
+    """Reader, keypad/door lines and the node's tick, on one loop."""
 
     def __init__(
-        self,
-        controller: Controller,
-        books: MachineBooks,
-        reader: CardReader | None = None,
-        publisher: OutboxPublisher | None = None,
-        keyring: TermKeyring | None = None,
-        answer: Callable[[str], None] | None = None,
+        self, node: Node, reader: CardReader | None = None, answer: Callable[[str], None] | None = None
     ) -> None:
-        self.controller = controller
+        self.node = node
+        self.controller = node.controller
+        self.books = node.books
         self.answer = answer or log.warning  # where `help`, `status` and `stock` print (stdout for `vending serve`)
         self.reader_online: bool | None = None
-        self.books = books
-        self.keyring = keyring  # a rotated term key is picked up between events, without a restart
         self.reader = reader
-        self.publisher = publisher
-        self.commands = CommandProcessor(controller, books, publisher.authorities) if publisher is not None else None
         self.events: queue.Queue[tuple[EventKind, object]] = queue.Queue()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._today = ""  # the local day the last day-close check ran on
 
     # ---- producers (any thread) -----------------------------------------------------------------
     def reader_status(self, online: bool, detail: str) -> None:
@@ -104,26 +93,7 @@ class Runtime:
             self.between_events()
 
     def between_events(self) -> None:
-        today = self.controller.now().astimezone(self.controller.config.zone).date()
-        self.close_finished_days(today.isoformat())
-        self.controller.poll()
-        if self.keyring is not None:
-            self.keyring.refresh(today)
-        if self.publisher is not None and self.commands is not None:
-            self.commands.apply_from(self.publisher)
-
-    def close_finished_days(self, today: str) -> None:
-        """Close every trading day before ``today`` (the local day) that is still open.
-
-        At local midnight, and at start-up for days a power cut left open; the day's settlement,
-        summary and retention follow from the close.
-        """
-        if today == self._today:
-            return
-        self._today = today
-        for day in self.books.open_days(today):
-            log.info("closing trading day %s", day)
-            self.controller.close_day(day)
+        self.node.tick()
 
     def on_reader(self, online: bool) -> None:
         """A reader fault is cleared by the reader coming back, never by a door cycle (``fault_persists``)."""
@@ -176,7 +146,8 @@ class Runtime:
         controller = self.controller
         now = controller.now().astimezone(controller.config.zone).isoformat(timespec="seconds")
         reader = {None: "unknown", True: "online", False: "offline"}[self.reader_online]
-        waiting = self.publisher.depth() if self.publisher is not None else "no broker"
+        publisher = self.node.publisher
+        waiting = publisher.depth() if publisher is not None else "no broker"
         detail = f" ({controller.fault_detail})" if controller.state.value == "out_of_order" else ""
         return f"{controller.config.id} {controller.state.value}{detail}, reader {reader}, outbox {waiting}, {now}"
 
@@ -188,18 +159,15 @@ class Runtime:
             self._spawn("input", lambda: self.feed_lines(lines))
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread = daemon(target, name)
         thread.start()
         self._threads.append(thread)
 
-    def stop(self, flush_s: float = 5.0) -> None:
-        """Stop reading, give the publisher ``flush_s`` to drain, close the reader."""
+    def stop(self) -> None:
+        """Stop reading and close the reader; the node's owner closes the node (and drains its outbox)."""
         self.stopping.set()
         for thread in self._threads:
-            if thread.name == "reader":
+            if thread.name == named("reader"):
                 thread.join(timeout=5)
         if self.reader is not None:
             self.reader.close()
-        if self.publisher is not None:
-            self.publisher.flush(flush_s)
-            self.publisher.stop()

@@ -17,6 +17,7 @@ DRIVERS: dict[str, tuple[str, str, int]] = {
     "virtual": ("firmware.readers.virtual", "VirtualReader", 0),
 }
 OPTIONS = {"baud", "debounce", "format", "endian"}
+READER_URL_HELP = "pn532:/dev/ttyUSB0, rdm6300:/dev/ttyS1?baud=9600, line:/tmp/reader0, virtual:"
 
 
 def parse_reader_url(url: str) -> ReaderSpec:

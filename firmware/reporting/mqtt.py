@@ -8,6 +8,8 @@ from urllib.parse import urlparse
 
 from firmware.errors import VendingError
 
+PASSWORD_ENV = "VENDING_BROKER_PASSWORD"  # where every command that connects reads the broker password from
+
 
 @dataclass(frozen=True)
 class BrokerAddress:

@@ -4,7 +4,7 @@ Neither the broker nor paho is trusted with delivery (amqtt does not resend afte
 keeps unacknowledged messages only in memory): the outbox row is the message until the receiving
 party says it has stored it durably. Resends are harmless because receivers deduplicate on
 (machine, seq). One worker thread owns this module's database connection; paho's network thread
-only hands acks and commands over through queues.
+only hands acks over through the inbox's queue (inbox.py).
 """
 
 from __future__ import annotations
@@ -15,39 +15,31 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from firmware import crashpoints
 from firmware.config.machine import Reporting
 from firmware.domain import STREAMS
-from firmware.identity.signing import Identity, TrustStore
+from firmware.identity.signing import Identity
 from firmware.journal.outbox import Outbox, PendingReport
 from firmware.ports import Clock
 from firmware.reporting import batches, topics
+from firmware.reporting.inbox import Inbox
 from firmware.reporting.mqtt import BrokerAddress, make_client
-from firmware.reporting.signed import ACK_PARTY, canonical, read_ack, sign_text
+from firmware.reporting.signed import canonical, sign_text
 from firmware.reporting.supervised import SupervisedThread
-from firmware.reporting.wire import WireError
 
 log = logging.getLogger(__name__)
 MAX_RESEND_WAIT_S = 60.0
 MAX_IDLE_S, MIN_IDLE_S = 0.2, 0.01  # the worker's sleep between timers, when nothing wakes it
 
 
-@dataclass(frozen=True)
-class InboundCommand:
-    name: str
-    payload: bytes
-    retained: bool = False
-
-
 class OutboxPublisher:
-    """One machine's link to the broker: outbox out, acks and commands in, status and heartbeat.
+    """One machine's link to the broker: outbox out, status and heartbeat; what arrives goes to its inbox.
 
-    Everything it publishes is signed with the machine's own key; an ack counts only when the party
-    that receives that stream signed it (the vendor's or the issuer's key from the trust anchors).
+    Everything it publishes is signed with the machine's own key. The inbox (inbox.py) checks each
+    ack's signature and queues it; this worker deletes what an ack covers, never more than it sent.
     """
 
     def __init__(
@@ -57,7 +49,7 @@ class OutboxPublisher:
         address: BrokerAddress,
         clock: Clock,
         identity: Identity,
-        authorities: TrustStore,
+        inbox: Inbox,
         *,
         reporting: Reporting,
         heartbeat_s: float = 30.0,
@@ -68,7 +60,7 @@ class OutboxPublisher:
     ) -> None:
         self.machine = machine
         self.identity = identity
-        self.authorities = authorities
+        self.inbox = inbox
         self.address = address
         self.clock = clock
         self.heartbeat_s = heartbeat_s
@@ -78,9 +70,8 @@ class OutboxPublisher:
         self.window = window  # most reports in flight per stream, so a slow receiver is not flooded
         self._monotonic = monotonic
         self._outbox = Outbox.open(db_path)
-        self.commands: queue.Queue[InboundCommand] = queue.Queue()
-        self._acks: queue.Queue[tuple[str, int]] = queue.Queue()
         self._wake = threading.Event()
+        inbox.on_ack = self._wake.set
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._link_up = True
@@ -90,8 +81,8 @@ class OutboxPublisher:
         # highest seq handed to the broker in this boot: an ack above it acknowledges something this
         # machine never sent (a forged or confused ack) and must not delete unsent reports
         self._max_sent: dict[str, int] = dict(self._acked)
-        self.refused_acks = 0
-        self.handler_errors = 0
+        self._refused_unsent = 0  # acks, correctly signed, for reports this boot never sent
+        self._worker_errors = 0
         self._last_progress = self._monotonic()
         self._resend_wait = resend_after_s
         self._last_heartbeat = -heartbeat_s
@@ -102,7 +93,7 @@ class OutboxPublisher:
         self._client.will_set(topics.vendor(machine, "status"), self._status("offline"), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
+        self._client.on_message = inbox.on_message
         self._client.on_publish = self._on_publish
         self._thread = SupervisedThread(self._run, f"outbox-{machine}")
 
@@ -153,6 +144,16 @@ class OutboxPublisher:
         self._wake.set()
 
     @property
+    def refused_acks(self) -> int:
+        """Acks refused: unsigned, forged or for another machine (the inbox), or above what was sent."""
+        return self.inbox.refused_acks + self._refused_unsent
+
+    @property
+    def handler_errors(self) -> int:
+        """Messages or worker passes that raised; each was dropped or retried, the link went on."""
+        return self.inbox.handler_errors + self._worker_errors
+
+    @property
     def restarts(self) -> int:
         return self._thread.restarts
 
@@ -192,13 +193,7 @@ class OutboxPublisher:
         if reason_code.is_failure:
             log.warning("broker %s refused the connection: %s", self.address, reason_code)
             return
-        client.subscribe(
-            [
-                (topics.ack("vendor", self.machine), 1),
-                (topics.ack("issuer", self.machine), 1),
-                (topics.command(self.machine, "+"), 1),
-            ]
-        )
+        client.subscribe(self.inbox.subscriptions())
         client.publish(topics.vendor(self.machine, "status"), self._status("online"), qos=1, retain=True)
         self._last_sent = dict(self._acked)  # resend everything not yet acknowledged
         self._connected.set()
@@ -213,29 +208,6 @@ class OutboxPublisher:
         self.broker_acked += 1
         crashpoints.reached("publish.after")
 
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        """Paho's thread: an exception here would end the network loop, so nothing may escape."""
-        try:
-            self._receive(message.topic, message.payload, bool(message.retain))
-        except Exception:  # noqa: BLE001 - one bad message never stops the machine's link
-            self.handler_errors += 1
-            log.exception("dropped a message on %s that its handler could not take", message.topic)
-
-    def _receive(self, topic: str, payload: bytes, retained: bool = False) -> None:
-        parts = topic.split("/")
-        if parts[-1] == "ack":
-            stream = "vendor" if parts[0] == "vending" else "issuer"
-            try:
-                seq = read_ack(bytes(payload), self.machine, self._ack_verifier(stream))
-            except WireError as exc:
-                self.refused_acks += 1
-                log.warning("ignored an ack on %s: %s", topic, exc)
-                return
-            self._acks.put((stream, seq))
-            self._wake.set()
-        elif len(parts) == 5 and parts[3] == "cmd":
-            self.commands.put(InboundCommand(parts[4], bytes(payload[: topics.MAX_COMMAND_BYTES + 1]), retained))
-
     # ---- worker thread ------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -249,7 +221,7 @@ class OutboxPublisher:
             except sqlite3.Error as exc:  # the controller holds the write lock for long: try again
                 log.warning("outbox read failed, retrying: %s", exc)
             except Exception:  # noqa: BLE001 - the outbox keeps every report; this thread must keep draining it
-                self.handler_errors += 1
+                self._worker_errors += 1
                 log.exception("outbox worker pass failed; retrying")
                 self._stop.wait(1.0)
 
@@ -270,11 +242,11 @@ class OutboxPublisher:
         newest: dict[str, int] = {}
         while True:
             try:
-                stream, seq = self._acks.get_nowait()
+                stream, seq = self.inbox.acks.get_nowait()
             except queue.Empty:
                 break
             if seq > self._max_sent[stream]:
-                self.refused_acks += 1
+                self._refused_unsent += 1
                 log.warning("ignored an ack for %s seq %d: the highest sent is %d", stream, seq, self._max_sent[stream])
                 continue
             newest[stream] = max(seq, newest.get(stream, 0))
@@ -338,6 +310,3 @@ class OutboxPublisher:
     # ---- signatures -----------------------------------------------------------------------------
     def _status(self, state: str) -> str:
         return sign_text(self.identity, canonical({"machine": self.machine, "state": state}))
-
-    def _ack_verifier(self, stream: str) -> Callable[[Any], Any]:
-        return lambda envelope: self.authorities.verify(envelope, parties=(ACK_PARTY[stream],))

@@ -8,8 +8,9 @@ but never drains its outbox, or a backend that stores nothing while its process 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
+
+from firmware.threads import daemon, named
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +18,10 @@ log = logging.getLogger(__name__)
 class SupervisedThread:
     def __init__(self, target: Callable[[], None], name: str) -> None:
         self._target = target
-        self.name = name
+        self.name = named(name)
         self.restarts = 0
         self._stopped = False
-        self.thread = threading.Thread(target=target, name=name, daemon=True)
+        self.thread = daemon(target, self.name)
 
     def start(self) -> None:
         self.thread.start()
@@ -42,6 +43,6 @@ class SupervisedThread:
             return False
         self.restarts += 1
         log.error("worker thread %s died; restarted it (restart %d)", self.name, self.restarts)
-        self.thread = threading.Thread(target=self._target, name=self.name, daemon=True)
+        self.thread = daemon(self._target, self.name)
         self.thread.start()
         return True

@@ -34,3 +34,20 @@ def split(topic: str) -> tuple[str, str, str] | None:
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" not in (VENDOR_PREFIX, ISSUER_PREFIX):
         return None
     return f"{parts[0]}/{parts[1]}", parts[2], parts[3]
+
+
+def command_name(topic: str, machine: str) -> str | None:
+    """The command a ``vending/v1/<machine>/cmd/<name>`` topic carries for ``machine``; None for any other topic."""
+    head, _, name = topic.rpartition("/")
+    parsed = split(head)
+    if parsed is None or parsed != (VENDOR_PREFIX, machine, "cmd") or not name:
+        return None
+    return name
+
+
+def ack_stream(topic: str, machine: str) -> str | None:
+    """The stream (vendor or issuer) an ack topic acknowledges for ``machine``; None for any other topic."""
+    parsed = split(topic)
+    if parsed is None or parsed[1:] != (machine, "ack"):
+        return None
+    return "vendor" if parsed[0] == VENDOR_PREFIX else "issuer"

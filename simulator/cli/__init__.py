@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from firmware.app.console import EventPrinter
 from firmware.config.catalog import load_catalog
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import read_yaml
@@ -32,7 +33,6 @@ from simulator.cli.help_format import drop_flag_placeholders
 from simulator.cli.inspection import export_app
 from simulator.cli.inspection import register as register_inspection
 from simulator.cli.keys import keys_app
-from simulator.cli.output import EventPrinter
 from simulator.cli.party_views import print_party_views
 from simulator.cli.privacy import privacy_app
 from simulator.cli.readers import reader_app, serve

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
-from firmware.app.commands import COMMANDS
+from firmware.app.command_set import COMMANDS, fields_from_words
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity
 from firmware.reporting import topics
@@ -29,36 +28,6 @@ from simulator.cli.exits import EXIT_FAILED, EXIT_NO_ANSWER, EXIT_OK, fail
 from simulator.dashboard.operator import operator_command
 
 cmd_app = typer.Typer(no_args_is_help=True, help="Send signed remote commands to a machine.")
-
-USAGE = {
-    "restock": "restock SLOT=COUNT [SLOT=COUNT ...]",
-    "set_price": "set_price SLOT PRICE",
-    "enable_slot": "enable_slot SLOT",
-    "disable_slot": "disable_slot SLOT",
-    "set_lockout": "set_lockout FILE (YAML list of lockouts, as in a machine config) | set_lockout none",
-}
-
-
-def command_fields(name: str, args: list[str]) -> dict[str, Any]:
-    """The command's own fields from its command-line words; ``ValueError`` with the usage if they don't fit."""
-    try:
-        if name == "restock" and args:
-            pairs = [arg.split("=", 1) for arg in args]
-            return {"slots": {slot: int(count) for slot, count in pairs}}
-        if name == "set_price" and len(args) == 2:
-            return {"slot": args[0], "price": int(args[1])}
-        if name in ("enable_slot", "disable_slot") and len(args) == 1:
-            return {"slot": args[0]}
-        if name == "set_lockout" and len(args) == 1:
-            if args[0] == "none":
-                return {"lockouts": []}
-            loaded = yaml.safe_load(Path(args[0]).read_text())
-            lockouts = loaded.get("lockouts") if isinstance(loaded, dict) else loaded
-            if isinstance(lockouts, list):
-                return {"lockouts": lockouts}
-    except (ValueError, OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{exc.__class__.__name__}: {exc}; usage: {USAGE[name]}") from None
-    raise ValueError(f"usage: {USAGE.get(name, ' | '.join(USAGE.values()))}")
 
 
 @cmd_app.command("send", context_settings={"allow_extra_args": False})
@@ -88,7 +57,7 @@ def send(
     if command not in COMMANDS:
         fail(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
     try:
-        fields = command_fields(command, args or [])
+        fields = fields_from_words(command, args or [])
         identity = Identity.load("operator", key)
     except (ValueError, VendingError) as exc:
         fail(exc)

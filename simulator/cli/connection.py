@@ -12,10 +12,8 @@ from typing import Annotated
 import typer
 
 from firmware.errors import VendingError
-from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.mqtt import PASSWORD_ENV, BrokerAddress
 from simulator.cli.exits import fail
-
-PASSWORD_ENV = "VENDING_BROKER_PASSWORD"
 
 Username = Annotated[str | None, typer.Option(help="MQTT user name.")]
 Password = Annotated[

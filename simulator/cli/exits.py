@@ -11,12 +11,10 @@ from typing import NoReturn
 
 import typer
 
-EXIT_OK = 0
+from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
+
 EXIT_FAILED = 1  # the run worked and its answer is no: an expectation failed, a report was lost, a command refused
-EXIT_INPUT = 2  # invalid input or environment: the message names the file, field or line, or the option, and why
 EXIT_NO_ANSWER = 3  # `cmd send`: the machine did not answer in time
-EXIT_INTERNAL = 70  # a bug (sysexits' EX_SOFTWARE): the traceback follows the message; please report it
-EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
 
 EXIT_CODES = {
     EXIT_OK: "success",

@@ -11,29 +11,21 @@ from typing import Annotated
 
 import typer
 
-from firmware.app.assembly import Machine, ReporterFactory, build_machine
-from firmware.app.runtime import Runtime
+from firmware.app.console import EventPrinter, setup_logging
+from firmware.app.main import console_hardware, machine_link
+from firmware.app.main import run as run_machine
+from firmware.app.node import Node
 from firmware.clock import SystemClock
-from firmware.config.machine import MachineSetup, load_machine
+from firmware.config.machine import load_machine
 from firmware.config.source import Strict, read_yaml, validate
-from firmware.controller.records import Hardware
-from firmware.errors import InputError, VendingError
-from firmware.identity.keys import TermKeyError, key_path
-from firmware.identity.keyset import MACHINE_KEY_FILE, MachineTrust, machine_identity
-from firmware.identity.signing import Identity
-from firmware.journal.books import MachineBooks
-from firmware.ports import Reporter
-from firmware.readers.registry import open_reader
-from firmware.reporting.mqtt import BrokerAddress
-from firmware.reporting.publisher import OutboxPublisher
-from firmware.reporting.reporter import reporter_for
+from firmware.errors import VendingError
+from firmware.identity.keys import key_path
+from firmware.readers.registry import READER_URL_HELP
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
-from simulator.cli.output import EventPrinter
 from simulator.emulators.devices import DEVICES
 from simulator.hardware.serial_ports import PortInfo, list_ports
 from simulator.hardware.serial_ports import probe as probe_port
-from simulator.hardware.virtual import RecordingDisplay, VirtualDispenser
 from simulator.scenarios.runner import issue_cards
 from simulator.scenarios.schema import CardSpec
 from simulator.term_keys import simulation_term_key
@@ -122,20 +114,18 @@ def list_readers(
                 typer.echo(f"  {answer}")
 
 
-def issue_cards_file(machine: Machine, path: Path) -> None:
+def issue_cards_file(node: Node, path: Path) -> None:
     """Cards from a YAML file (`cards:` as in a scenario) into the machine's wallet, in one transaction."""
 
     class CardsFile(Strict):
         cards: dict[str, CardSpec]
 
-    issue_cards(machine, validate(CardsFile, read_yaml(path)).cards.values())
+    issue_cards(node, validate(CardsFile, read_yaml(path)).cards.values())
 
 
 def serve(
     machine: Annotated[Path, typer.Option(help="Machine config YAML.")],
-    reader: Annotated[
-        str, typer.Option(help="pn532:/dev/ttyUSB0, rdm6300:/dev/ttyS1?baud=9600, line:/tmp/reader0, virtual:")
-    ],
+    reader: Annotated[str, typer.Option(help=READER_URL_HELP)],
     state_dir: Annotated[
         Path | None,
         typer.Option(
@@ -177,87 +167,40 @@ def serve(
     `status`, `stock`, `help`, `quit`); the display and events go to stdout in the machine's local time.
     Warnings (a reader offline, a refused command) are logged to stderr, never with a card number.
     It closes each trading day at local midnight, and on start-up any day a power cut left open.
+    This is `python -m firmware` with a laptop's defaults: a state dir and development term key of its
+    own, and cards issued from a file.
     """
-    setup_logging(log_level, verbose, quiet)
     try:
+        setup_logging(log_level, verbose, quiet)
         setup = load_machine(machine)
-    except InputError as exc:
-        fail(exc)
-    clock = SystemClock()
-    printer = EventPrinter(as_json, zone=setup.config.zone)
-    where = state_dir or default_state_dir(setup.config.id)
-    hardware = Hardware(
-        clock, RecordingDisplay(), VirtualDispenser({code: slot.stock for code, slot in setup.config.slots.items()})
-    )
-    reporter: ReporterFactory | None = None
-    link: tuple[BrokerAddress, MachineTrust, Identity] | None = None
-    if broker != "none":
-        link = _link(setup, broker_address(broker, username, password, ca, cert, cert_key), trust, identity, where)
-        address, anchors, own = link
-
-        def reporter(setup: MachineSetup, books: MachineBooks) -> Reporter:
-            return reporter_for(setup, books, anchors.issuer_seal, own)
-
-    if state_dir is None and not key_path(where).exists():  # a laptop's first run; a school's machine: `keys init`
-        simulation_term_key(where, clock.now().astimezone(setup.config.zone).date(), "dev")
-        printer(clock.now(), "state_dir", {"path": str(where), "new": True, "term_key": "development"})
-    try:
-        built = build_machine(setup, where, hardware, events=printer, reporter=reporter)
-    except TermKeyError as exc:
-        fail(exc)
-    if cards is not None:
-        if not built.fresh:
-            built.db.close()
-            fail(
-                f"--cards: {where} already holds this machine's wallet; cards are issued only into a "
-                "fresh state dir (drop --cards to go on with the cards it has, or give a new --state-dir)"
-            )
-        try:
-            issue_cards_file(built, cards)
-        except InputError as exc:
-            fail(exc)
-    publisher = None
-    if link is not None:
-        address, anchors, own = link
-        publisher = OutboxPublisher(
-            built.db.path, setup.config.id, address, clock, own, anchors.authorities, reporting=setup.config.reporting
-        )
-    runtime = Runtime(
-        built.controller,
-        built.books,
-        publisher=publisher,
-        keyring=built.keyring,
-        answer=lambda text: printer(clock.now(), "answer", {"text": text}),
-    )
-    try:
-        runtime.reader = open_reader(reader, clock, on_status=runtime.reader_status)
+        clock = SystemClock()
+        printer = EventPrinter(as_json, zone=setup.config.zone)
+        where = state_dir or default_state_dir(setup.config.id)
+        link = None
+        if broker != "none":
+            address = broker_address(broker, username, password, ca, cert, cert_key)
+            link = machine_link(setup, address, trust, identity, where)
+        if state_dir is None and not key_path(where).exists():  # a laptop's first run; a school's machine: `keys init`
+            simulation_term_key(where, clock.now().astimezone(setup.config.zone).date(), "dev")
+            printer(clock.now(), "state_dir", {"path": str(where), "new": True, "term_key": "development"})
+        node = Node(setup, where, console_hardware(setup, clock), link=link, events=printer)
     except VendingError as exc:
         fail(exc)
-    built.controller.start()
-    if publisher is not None:
-        publisher.start()
-    runtime.start_threads(sys.stdin)
+    if cards is not None:
+        try:
+            if not node.fresh:
+                raise VendingError(
+                    f"--cards: {where} already holds this machine's wallet; cards are issued only into a "
+                    "fresh state dir (drop --cards to go on with the cards it has, or give a new --state-dir)"
+                )
+            issue_cards_file(node, cards)
+        except VendingError as exc:
+            node.close()
+            fail(exc)
     try:
-        runtime.run()
-    finally:
-        runtime.stop()
-        built.db.close()
-
-
-LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-
-
-def setup_logging(level: str | None, verbose: bool, quiet: bool) -> None:
-    """Quiet by default (warnings and errors); libraries (transitions, paho, amqtt) stay at WARNING unless -v."""
-    if level is not None and level.lower() not in LOG_LEVELS:
-        fail(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
-    root = (
-        LOG_LEVELS[level.lower()] if level else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
-    )
-    logging.basicConfig(level=root, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if not verbose and root > logging.DEBUG:
-        for library in ("transitions", "paho", "amqtt", "asyncio"):
-            logging.getLogger(library).setLevel(max(root, logging.WARNING))
+        run_machine(node, reader, sys.stdin, printer)
+    except VendingError as exc:
+        fail(exc)
 
 
 def default_state_dir(machine_id: str) -> Path:
@@ -265,23 +208,3 @@ def default_state_dir(machine_id: str) -> Path:
     from platformdirs import user_state_dir
 
     return Path(user_state_dir("vending")) / machine_id
-
-
-def _link(
-    setup: MachineSetup, address: BrokerAddress, trust: Path | None, identity: Path | None, state_dir: Path
-) -> tuple[BrokerAddress, MachineTrust, Identity]:
-    """Broker, trust anchors and the machine's own key for a reporting machine; exit 2 naming what is missing."""
-    config = setup.config
-    try:
-        if trust is not None:
-            anchors = MachineTrust.from_dir(trust)
-        elif config.trust is not None:
-            anchors = MachineTrust.load(*config.trust.paths(setup.path))
-        else:
-            raise VendingError(
-                "a reporting machine needs its trust anchors: --trust DIR or `trust:` in the machine config "
-                "(create a development set with `vending keys dev-set --dir DIR --machines ID`)"
-            )
-        return address, anchors, machine_identity(identity or state_dir / MACHINE_KEY_FILE, config.id)
-    except VendingError as exc:
-        fail(exc)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
@@ -10,6 +9,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from firmware.errors import VendingError
+from firmware.threads import daemon
 
 
 class DashboardAddressError(VendingError):
@@ -33,7 +33,7 @@ class DashboardServer:
     def start(self, timeout_s: float = 10.0) -> DashboardServer:
         config = uvicorn.Config(self.app, host=self.host, port=self.port, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="dashboard-http", daemon=True)
+        self._thread = daemon(self._server.run, "dashboard-http")
         self._thread.start()
         deadline = time.monotonic() + timeout_s
         while not self._server.started:

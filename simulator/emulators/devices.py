@@ -15,6 +15,7 @@ from typing import Self
 
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
+from firmware.threads import daemon
 from simulator.emulators.pn532_chip import Pending, Pn532Chip
 from simulator.emulators.pty_port import PtyPort
 
@@ -35,7 +36,7 @@ class Device:
         self.silent = False
         self.corrupt_next = False
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"{self.protocol}-emulator", daemon=True)
+        self._thread = daemon(self._run, f"{self.protocol}-emulator")
 
     @property
     def path(self) -> str:

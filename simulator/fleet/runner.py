@@ -15,10 +15,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from firmware.app.node import Node
 from firmware.config.catalog import load_catalog
 from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine, stockable
-from simulator.fleet.worker import MachineStats, drain, simulate_day
+from simulator.fleet.worker import MachineStats, machine_day
 from simulator.paths import CONFIGS
 from simulator.servers.broker_setup import BrokerAccess
 from simulator.tally import SalesTally
@@ -91,13 +92,13 @@ def _worker(
     catalog = load_catalog(CATALOG)
     products = stockable(catalog)
     keys = DevKeys(Path(keys_dir))  # made by the caller; each worker adds only its own machines' keys
-    draining: deque[tuple[Any, MachineStats, Path]] = deque()
+    draining: deque[tuple[Node, MachineStats, Path]] = deque()
 
     def finish_one() -> None:
-        publisher, stats, state_dir = draining.popleft()
-        publisher.flush(120)
-        stats.undelivered = publisher.depth()
-        publisher.stop()
+        node, stats, state_dir = draining.popleft()
+        node.disconnect(120)
+        stats.undelivered = node.books.journal.outbox.depth()
+        node.close()
         if not keep_state:
             shutil.rmtree(state_dir, ignore_errors=True)
         results.put(stats)
@@ -105,8 +106,9 @@ def _worker(
     for index in indexes:
         plan = plan_machine(index, day, students, seed, products)
         state_dir = Path(root) / plan.machine_id
-        stats = simulate_day(plan, catalog, state_dir, keys, term_start)
-        draining.append((drain(plan, state_dir, access.machine(plan.machine_id), keys), stats, state_dir))
+        node, stats = machine_day(plan, catalog, state_dir, keys, term_start, access.machine(plan.machine_id))
+        node.connect()  # drain the day's outbox while the next machine's day runs
+        draining.append((node, stats, state_dir))
         if len(draining) >= PARALLEL_DRAINS:
             finish_one()
     while draining:

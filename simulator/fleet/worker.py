@@ -7,19 +7,17 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from firmware.app.assembly import build_machine
+from firmware.app.node import Link, Node
 from firmware.config.catalog import Catalog
-from firmware.config.machine import MachineConfig, MachineSetup, Reporting
+from firmware.config.machine import MachineConfig, MachineSetup
 from firmware.controller.machine import State
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
 from firmware.messages import Message
 from firmware.reporting.mqtt import BrokerAddress
-from firmware.reporting.publisher import OutboxPublisher
-from firmware.reporting.reporter import MqttReporter, reporter_for
 from simulator.dev_keys import DevKeys
 from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan, fleet_rulesets
-from simulator.hardware.virtual import VirtualClock, VirtualDispenser
+from simulator.hardware.virtual import VirtualClock, VirtualDispenser, advance
 from simulator.tally import SalesTally
 from simulator.term_keys import share_term_key
 
@@ -45,8 +43,23 @@ class MachineStats(SalesTally):
 def simulate_day(
     plan: MachinePlan, catalog: Catalog, state_dir: Path, keys: DevKeys, term_start: date | None = None
 ) -> MachineStats:
-    """Run every visit through the real controller, journal and outbox; no network here.
+    """One machine's day with no network: its reports stay in the outbox of ``state_dir``."""
+    node, stats = machine_day(plan, catalog, state_dir, keys, term_start)
+    node.close()
+    return stats
 
+
+def machine_day(
+    plan: MachinePlan,
+    catalog: Catalog,
+    state_dir: Path,
+    keys: DevKeys,
+    term_start: date | None = None,
+    address: BrokerAddress | None = None,
+) -> tuple[Node, MachineStats]:
+    """Run every visit through the real node (controller, journal, outbox, its tick); the node is left open.
+
+    The caller connects it to ``address`` to drain the day's outbox (``Node.connect``), or closes it.
     The machine's term key is the school's (kept with the run's keys, ``school_term_dir``), so every
     day of a term started on ``term_start`` pseudonymises under the same key.
     """
@@ -57,35 +70,29 @@ def simulate_day(
     dispenser = VirtualDispenser({code: slot.stock for code, slot in config.slots.items()})
     stats = MachineStats(machine=plan.machine_id, visits=len(plan.visits))
 
-    def reporter(setup: MachineSetup, books: Any) -> MqttReporter:
-        return reporter_for(setup, books, keys.seal_public, keys.machine(plan.machine_id))
-
+    # the drain is the day's last act: no heartbeats to speak of, and resends soon after a lost ack
+    link = Link(address, keys.trust, keys.machine(plan.machine_id), heartbeat_s=3600, resend_after_s=5.0)
     share_term_key(school_term_dir(keys, plan.machine_id), state_dir, term_start or day, "fleet")
-    machine = build_machine(
-        setup, state_dir, Hardware(clock, NullDisplay(), dispenser), reporter=reporter, events=stats.on_event
-    )
+    machine = Node(setup, state_dir, Hardware(clock, NullDisplay(), dispenser), link=link, events=stats.on_event)
     with machine.db.atomic("journal"):
         for card in plan.cards:
             if machine.books.wallet.lookup(card.uid) is None:  # a later day of a term: the card is known
                 machine.books.wallet.issue(card.uid, card.profile, card.balance)
+    machine.start(connect=False)
     controller = machine.controller
-    controller.start()
     sent_before = {stream: machine.db.counter(f"seq:{stream}") for stream in ("vendor", "issuer")}  # earlier days
 
-    def advance(moment: datetime) -> None:
-        while (deadline := controller.next_deadline) is not None and deadline <= moment:
-            clock.set(max(deadline, clock.now()))
-            controller.poll()
-        clock.set(max(moment, clock.now()))
+    def until(moment: datetime) -> None:
+        advance(machine, clock, max(moment, clock.now()))
 
     restock_at = datetime.combine(day, RESTOCK_AT, tzinfo=ZONE)
     restocked = False
     for visit in plan.visits:
         if not restocked and visit.at >= restock_at:
-            advance(restock_at)
+            until(restock_at)
             restock(controller, dispenser, config)
             restocked = True
-        advance(visit.at)
+        until(visit.at)
         tap = CardTap(visit.uid, "virtual", clock.now())
         if visit.jams:
             dispenser.jam(visit.slot)
@@ -99,12 +106,11 @@ def simulate_day(
                 controller.present(tap)
         if not visit.walks_away and controller.state is not State.IDLE:
             controller.dispatch("cancel")  # refused and gave up
-    advance(datetime.combine(day, DAY_END, tzinfo=ZONE))
-    controller.close_day(day.isoformat())
+    until(datetime.combine(day, DAY_END, tzinfo=ZONE))
+    controller.close_day(day.isoformat())  # the simulated day ends at DAY_END, not at midnight
     stats.reports = machine.db.counter("seq:vendor") - sent_before["vendor"]
     stats.settlements = machine.db.counter("seq:issuer") - sent_before["issuer"]
-    machine.db.close()
-    return stats
+    return machine, stats
 
 
 def school_term_dir(keys: DevKeys, machine_id: str) -> Path:
@@ -120,20 +126,3 @@ def restock(controller: Any, dispenser: VirtualDispenser, config: MachineConfig)
         dispenser.fill(code, count)
     controller.restock(full)
     controller.dispatch("door_close")
-
-
-def drain(plan: MachinePlan, state_dir: Path, address: BrokerAddress, keys: DevKeys) -> OutboxPublisher:
-    """Start the machine's publisher at the end of its day; the caller waits for ``flush`` and stops it."""
-    clock = VirtualClock(datetime.combine(plan.day, DAY_END, tzinfo=ZONE))
-    machine_id = plan.machine_id
-    return OutboxPublisher(
-        state_dir / "machine.db",
-        machine_id,
-        address,
-        clock,
-        keys.machine(machine_id),
-        keys.trust.authorities,
-        reporting=Reporting.model_validate(plan.config.get("reporting", {})),
-        heartbeat_s=3600,
-        resend_after_s=5.0,
-    ).start()

@@ -8,6 +8,8 @@ from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from firmware.app.node import Node
+from firmware.dispensers.virtual import VirtualDispenser
 from firmware.messages import Message
 from firmware.readers.virtual import VirtualReader  # noqa: F401 - the product's virtual reader
 
@@ -49,40 +51,6 @@ class RecordingDisplay:
         return self.current.both() if self.current else ""
 
 
-class VirtualDispenser:
-    """Spiral motors with a drop sensor; slots can be told to jam once or are physically empty."""
-
-    def __init__(self, physical_stock: dict[str, int] | None = None) -> None:
-        self.physical: dict[str, int] = dict(physical_stock or {})
-        self.jammed: set[str] = set()
-        self.dispensed: set[str] = set()
-        self.motor_runs = 0
-
-    def jam(self, slot: str) -> None:
-        """The next vend from ``slot`` does not drop."""
-        self.jammed.add(slot)
-
-    def empty(self, slot: str) -> None:
-        self.physical[slot] = 0
-
-    def fill(self, slot: str, count: int) -> None:
-        self.physical[slot] = count
-
-    def vend(self, slot: str, txn_id: str) -> bool:
-        self.motor_runs += 1
-        if slot in self.jammed:
-            self.jammed.discard(slot)
-            return False
-        if self.physical.get(slot, 0) <= 0:
-            return False
-        self.physical[slot] -= 1
-        self.dispensed.add(txn_id)
-        return True
-
-    def was_dispensed(self, txn_id: str) -> bool | None:
-        return txn_id in self.dispensed
-
-
 class PersistentDispenser(VirtualDispenser):
     """A dispenser whose physical state survives the process: what fell into the tray stays there.
 
@@ -117,6 +85,18 @@ class PersistentDispenser(VirtualDispenser):
         dropped = super().vend(slot, txn_id)
         self._save()
         return dropped
+
+
+def advance(node: Node, clock: VirtualClock, moment: datetime) -> None:
+    """Move virtual time to ``moment``, stopping at each of the node's deadlines on the way to run its tick.
+
+    What a machine left running would do between events, on virtual time: a session timeout, a held
+    sale's release and a local midnight's day close all happen at their moment, not when time jumps past.
+    """
+    while (deadline := node.next_deadline) is not None and deadline <= moment:
+        clock.set(max(deadline, clock.now()))
+        node.tick()
+    clock.set(moment)  # an instant already passed is an error: virtual time never goes backwards
 
 
 class DoorSwitch:

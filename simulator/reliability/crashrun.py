@@ -28,11 +28,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from firmware.app.assembly import Machine, build_machine
+from firmware.app.node import Node
 from firmware.config.machine import load_machine
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
 from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.publisher import OutboxPublisher
 from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
 from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -104,7 +105,7 @@ def cases() -> list[tuple[str, str, int]]:
 
 def boot(
     directory: Path, broker: str, release_minutes: int = 0, at: datetime = START
-) -> tuple[Machine, ReportingWorld, VirtualClock]:
+) -> tuple[Node, ReportingWorld, VirtualClock]:
     setup = load_machine(MACHINES / "demo.yaml")
     setup = replace(setup, config=setup.config.model_copy(update={"release_minutes": release_minutes}))
     clock = VirtualClock(at)
@@ -112,16 +113,15 @@ def boot(
     world = ReportingWorld(directory / "world", broker=broker, resend_after_s=1.0)
     world.broker_address = BrokerAddress.parse(broker)
     simulation_term_key(directory / "machine", START.date(), "crash")
-    machine = build_machine(
-        setup, directory / "machine", Hardware(clock, RecordingDisplay(), dispenser), reporter=world.reporter_factory
-    )
+    hardware = Hardware(clock, RecordingDisplay(), dispenser)
+    machine = Node(setup, directory / "machine", hardware, link=world.machine_link(setup.config.id))
     return machine, world, clock
 
 
-def start_reporting(world: ReportingWorld, machine: Machine) -> None:
+def start_reporting(world: ReportingWorld, machine: Node) -> OutboxPublisher:
     world.vendor = world.new_vendor().start()
     world.vendor.connected.wait(15)
-    world.publisher = world.start_publisher(machine)
+    return machine.connect()
 
 
 def do_setup(directory: Path, broker: str) -> dict[str, Any]:
@@ -142,8 +142,8 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
     (and so which crash points a run reaches) would depend on thread timing; the matrix must not.
     """
     machine, world, clock = boot(directory, broker, RELEASE_MINUTES if kind == "release" else 0)
+    machine.start(connect=False)
     controller = machine.controller
-    controller.start()
     tap = CardTap(next(iter(CARDS)), "virtual", clock.now())
     if kind == "jam":
         controller.hw.dispenser.jam(SLOT)  # type: ignore[attr-defined]
@@ -152,7 +152,7 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
         controller.present(tap)
     if kind == "release":  # the sale was held for its window; the window ends, the machine wakes up
         clock.advance(timedelta(minutes=RELEASE_MINUTES))
-        controller.poll()
+        machine.tick()
     elif kind == "backlog":  # sales while the machine has no link: they go out as one batch when it has
         for _ in range(BACKLOG_SALES):
             controller.select(SLOT)
@@ -168,25 +168,23 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
     elif kind == "timeout":
         controller.present(tap)
         clock.advance(timedelta(seconds=31))
-        controller.poll()
+        machine.tick()
     elif kind == "restock":
         controller.door_open()
         controller.restock(RESTOCK)
         controller.door_close()
     if "outbox.insert" not in MACHINE_SIDE[kind]:  # nothing to report: no link (its status would be timing)
         return {"drained": True, "state": controller.state.value}
-    start_reporting(world, machine)
-    assert world.publisher is not None
-    drained = world.publisher.flush(20)
+    drained = start_reporting(world, machine).flush(20)
     return {"drained": drained, "state": controller.state.value}
 
 
 def do_recover(directory: Path, broker: str) -> dict[str, Any]:
     machine, world, _ = boot(directory, broker, at=START + timedelta(hours=1))  # the power comes back later
-    machine.controller.start()
-    start_reporting(world, machine)
-    assert world.publisher is not None and world.vendor is not None
-    drained = world.publisher.flush(30)
+    machine.start(connect=False)
+    publisher = start_reporting(world, machine)
+    assert world.vendor is not None
+    drained = publisher.flush(30)
     start = json.loads((directory / "start.json").read_text())
     conn = machine.db.conn
     statuses = dict(conn.execute("SELECT status, COUNT(*) FROM vends GROUP BY status").fetchall())
@@ -220,13 +218,12 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
         "machine_reports": machine_seq,
         "backend_reports": world.vendor.store.count(),
         "backend_acked": world.vendor.store.acked(machine.controller.config.id),
-        "outbox": world.publisher.depth(),
+        "outbox": publisher.depth(),
         "restock_slot": machine.books.inventory.stock()["C1"],
         "restock_from": start["stock"]["C1"],
     }
-    world.publisher.stop()
+    machine.close()
     world.vendor.stop()
-    machine.db.close()
     return report
 
 

@@ -18,16 +18,17 @@ import random
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from firmware.app.assembly import Machine, build_machine
+from firmware.app.node import Node
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
 from firmware.reporting.publisher import OutboxPublisher
+from firmware.threads import daemon
 from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
 from simulator.paths import MACHINES
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -71,7 +72,7 @@ class Progress:
 
 
 def sell(
-    machine: Machine,
+    machine: Node,
     clock: VirtualClock,
     dispenser: VirtualDispenser,
     count: int,
@@ -91,6 +92,7 @@ def sell(
         if controller.state.value != "idle":
             controller.dispatch("cancel")
         clock.advance(timedelta(seconds=20))
+        machine.tick()  # what the machine's loop does between events (a day closes at midnight)
     return count
 
 
@@ -103,7 +105,7 @@ def run_soak(
     broker, access = secured_mosquitto(workdir)
     world = ReportingWorld(workdir / "world", broker="mosquitto", resend_after_s=1.0, access=access)
     backend = {"vendor": world.new_vendor(workdir / "vendor.db").start()}
-    fleet: list[tuple[Machine, OutboxPublisher]] = []
+    fleet: list[tuple[Node, OutboxPublisher]] = []
     threads = []
     progress = Progress()
     for index in range(machines):
@@ -111,38 +113,18 @@ def run_soak(
         clock = VirtualClock(datetime.fromisoformat("2026-03-02T07:30:00+08:00"))
         dispenser = VirtualDispenser({slot: 20 for slot in setup.config.slots})
         simulation_term_key(workdir / setup.config.id, clock.now().date(), "soak")
-        machine = build_machine(
-            setup,
-            workdir / setup.config.id,
-            Hardware(clock, RecordingDisplay(), dispenser),
-            reporter=world.reporter_factory,
-        )
+        link = replace(world.machine_link(setup.config.id), heartbeat_s=3600)
+        machine = Node(setup, workdir / setup.config.id, Hardware(clock, RecordingDisplay(), dispenser), link=link)
         with machine.db.atomic("journal"):
             for uid in CARDS:
                 machine.books.wallet.issue(uid, "staff", 10**9)
             for slot in setup.config.slots:
                 machine.books.inventory.set_stock(slot, 20)
-        machine.controller.start()
-        publisher = OutboxPublisher(
-            machine.db.path,
-            setup.config.id,
-            world.machine_address(setup.config.id),
-            clock,
-            world.keys.machine(setup.config.id),
-            world.keys.trust.authorities,
-            reporting=setup.config.reporting,
-            heartbeat_s=3600,
-            resend_after_s=1.0,
-        ).start()
-        fleet.append((machine, publisher))
+        machine.start(connect=False)
+        fleet.append((machine, machine.connect()))
         share = transactions // machines + (1 if index < transactions % machines else 0)
-        threads.append(
-            threading.Thread(
-                target=sell,
-                args=(machine, clock, dispenser, share, random.Random(f"{seed}:{index}"), progress),
-                daemon=True,
-            )
-        )
+        rng_of_machine = random.Random(f"{seed}:{index}")
+        threads.append(daemon(sell, f"soak-{index}", machine, clock, dispenser, share, rng_of_machine, progress))
     done = threading.Event()
     # outages and crashes at seeded random points of the run, so they always fall while machines sell
     strikes = sorted(rng.uniform(0.05, 0.9) * transactions for _ in range(max(5, transactions // 1500)))
@@ -168,7 +150,7 @@ def run_soak(
                 time.sleep(outage)
                 broker.start()
 
-    chaos_thread = threading.Thread(target=chaos, daemon=True)
+    chaos_thread = daemon(chaos, "soak-chaos")
     chaos_thread.start()
     for thread in threads:
         thread.start()
@@ -209,8 +191,7 @@ def run_soak(
             and sales[0] == sales[1] == machine_sales
         )
         report.machines[machine_id] = entry
-        publisher.stop()
-        machine.db.close()
+        machine.close()
     backend["vendor"].stop()
     broker.stop()
     report.wall_s = round(time.monotonic() - started, 1)

@@ -10,13 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from firmware.app.assembly import Machine
 from firmware.app.commands import CommandProcessor
-from firmware.config.machine import MachineSetup
-from firmware.journal.books import MachineBooks
+from firmware.app.node import Link
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
-from firmware.reporting.reporter import MqttReporter, reporter_for
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.vendor import VendorBackend
 from simulator.dev_keys import DevKeys
@@ -29,6 +26,7 @@ from simulator.servers.mosquitto import MosquittoProcess, secured_mosquitto
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 20.0
+LAST_DAY = "9999-12-31"  # after every trading day
 
 
 @dataclass
@@ -51,9 +49,7 @@ class ReportingWorld:
     link: FaultProxy | None = None  # the machine's link to the broker; `broker: down` cuts it
     vendor: VendorBackend | None = None
     issuer: IssuerBackend | None = None
-    publisher: OutboxPublisher | None = None
-    commands: CommandProcessor | None = None
-    extra_publishers: list[OutboxPublisher] = field(default_factory=list)
+    runner: ScenarioRunner | None = None  # the run this world is attached to
 
     # On a broker the run does not own, its backends get ids of their own and clean sessions, so they
     # never take over (or leave queued sessions behind for) the backends that broker already serves.
@@ -183,38 +179,32 @@ class ReportingWorld:
         return self.link is None or self.link.is_up
 
     # ---- the machine side ----------------------------------------------------------------------
-    def reporter_factory(self, setup: MachineSetup, books: MachineBooks) -> MqttReporter:
-        return reporter_for(setup, books, self.keys.seal_public, self.keys.machine(setup.config.id))
+    def machine_link(self, machine: str) -> Link:
+        """A machine's link: its way in (through the fault proxy once started), the run's trust, its own key.
 
-    def start_publisher(self, machine: Machine) -> OutboxPublisher:
-        config = machine.controller.config
-        publisher = OutboxPublisher(
-            machine.db.path,
-            config.id,
-            self.machine_address(config.id),
-            machine.controller.hw.clock,
-            self.keys.machine(config.id),
-            self.keys.trust.authorities,
-            reporting=config.reporting,
+        Before the world has a broker, the link has no address: the machine fills its outbox, signed and sealed.
+        """
+        has_broker = self.broker_address is not None or self.access is not None
+        return Link(
+            self.machine_address(machine) if has_broker else None,
+            self.keys.trust,
+            self.keys.machine(machine),
             heartbeat_s=self.heartbeat_s,
             resend_after_s=self.resend_after_s,
         )
-        return publisher.start()
+
+    @property
+    def publisher(self) -> OutboxPublisher | None:
+        """The attached run's machine's publisher (a new one after each power cycle)."""
+        return self.runner.machine.publisher if self.runner is not None else None
+
+    @property
+    def commands(self) -> CommandProcessor | None:
+        return self.runner.machine.commands if self.runner is not None else None
 
     def __call__(self, runner: ScenarioRunner) -> Any:
-        """Attach to a scenario runner; returns the detach function."""
-
-        def boot(machine: Machine) -> None:
-            self.publisher = self.start_publisher(machine)
-            self.commands = CommandProcessor(machine.controller, machine.books, self.keys.trust.authorities)
-
-        def power_loss() -> None:
-            if self.publisher is not None:
-                self.publisher.abandon()
-
-        def after_step() -> None:
-            if self.publisher is not None and self.commands is not None:
-                self.commands.apply_from(self.publisher)
+        """Attach to a scenario runner (built with this world's ``machine_link``); returns the detach function."""
+        self.runner = runner
 
         def outbox() -> int:
             """Drained when it can drain; with the backend down, once every row reached the broker."""
@@ -236,24 +226,18 @@ class ReportingWorld:
         def backend_step(step: Step) -> None:
             self.vendor_up() if step.value == "up" else self.vendor_down()
 
-        runner.on_boot.append(boot)
-        runner.on_power_loss.append(power_loss)
-        runner.after_step.append(after_step)
         runner.hooks["broker"] = broker_step
         runner.hooks["backend"] = backend_step
         runner.probes["outbox"] = outbox
         runner.probes["backend_sales"] = backend_sales
 
         def detach() -> None:
-            if self.publisher is None:
+            machine = runner.machine
+            if machine.publisher is None:
                 return
-            books = runner.machine.books
-            days = books.vends.trading_days()
-            for day in days:
-                runner.machine.controller.close_day(day)
-            if self.broker_is_up and not self.publisher.flush(FLUSH_TIMEOUT_S):
-                log.warning("%d reports still in the outbox at the end of the run", self.publisher.depth())
-            self.publisher.stop()
-            self.publisher = None
+            for day in machine.books.open_days(LAST_DAY):  # today too: the run's reports all go out
+                machine.controller.close_day(day)
+            if not machine.disconnect(FLUSH_TIMEOUT_S if self.broker_is_up else 0.0) and self.broker_is_up:
+                log.warning("reports still in the outbox at the end of the run")
 
         return detach

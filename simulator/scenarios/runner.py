@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from firmware import crashpoints
-from firmware.app.assembly import Machine, ReporterFactory, build_machine
+from firmware.app.node import Link, Node
 from firmware.controller.notices import privacy_notice
 from firmware.controller.records import Hardware
-from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser
+from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, advance
 from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration, uid_tail
 from simulator.scenarios.tap_sources import TapSourceFactory, VirtualTaps
 from simulator.tally import SalesTally
@@ -50,7 +50,7 @@ class ScenarioResult(SalesTally):
         return not self.failures
 
 
-def issue_cards(machine: Machine, cards: Iterable[CardSpec]) -> None:
+def issue_cards(machine: Node, cards: Iterable[CardSpec]) -> None:
     """Cards (as a scenario or ``--cards`` file lists them) into the machine's wallet, in one transaction."""
     with machine.db.atomic("journal"):
         for card in cards:
@@ -63,23 +63,25 @@ class InvariantViolation(AssertionError):
 
 
 class ScenarioRunner:
-    """Owns the virtual world; the controller comes and goes with simulated power cycles."""
+    """Owns the virtual world; the machine (a ``Node``) comes and goes with simulated power cycles.
+
+    Between steps, and at every deadline a wait passes, it runs the node's ``tick``: the same duties
+    ``python -m firmware`` runs between events (day close, timeouts, key rotation, remote commands).
+    """
 
     def __init__(
         self,
         scenario: Scenario,
         state_dir: Path,
         printer: EventPrinter | None = None,
-        reporter: ReporterFactory | None = None,
+        link: Link | None = None,
         taps: TapSourceFactory = VirtualTaps,
     ) -> None:
         self.scenario = scenario
         self.state_dir = state_dir
         self.printer = printer
-        self.reporter = reporter
-        self.on_boot: list[Callable[[Machine], None]] = []  # e.g. start an outbox publisher
-        self.on_power_loss: list[Callable[[], None]] = []
-        self.after_step: list[Callable[[], None]] = []  # e.g. apply remote commands
+        self.link = link  # with a link, the machine reports (and takes commands) from ``start()`` on
+        self.on_boot: list[Callable[[Node], None]] = []
         config = scenario.machine.config
         self.clock = VirtualClock(scenario.start)
         self.display = RecordingDisplay()
@@ -110,38 +112,37 @@ class ScenarioRunner:
         self.starting_total = self.machine.invariant_total()
 
     def start(self) -> None:
-        """Tell attachments (publisher, backends) about the first boot; later boots call them again."""
+        """Connect the machine when it reports, and tell attachments about the first boot (later boots too)."""
+        self._connect()
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def _boot(self) -> Node:
+        hardware = Hardware(self.clock, self.display, self.dispenser)
+        simulation_term_key(self.state_dir, self.scenario.start.date())
+        machine = Node(self.scenario.machine, self.state_dir, hardware, link=self.link, events=self._on_event)
+        if machine.fresh:
+            issue_cards(machine, self.scenario.cards.values())
+        return machine.start(door_open=self.door.is_open(), connect=False)
+
+    def _connect(self) -> None:
+        if self.link is not None and self.link.address is not None:
+            self.machine.connect()
         for hook in self.on_boot:
             hook(self.machine)
 
-    # ---- lifecycle -------------------------------------------------------------------------
-    def _boot(self) -> Machine:
-        hardware = Hardware(self.clock, self.display, self.dispenser)
-        simulation_term_key(self.state_dir, self.scenario.start.date())
-        machine = build_machine(
-            self.scenario.machine, self.state_dir, hardware, reporter=self.reporter, events=self._on_event
-        )
-        if machine.fresh:
-            issue_cards(machine, self.scenario.cards.values())
-        machine.controller.start(door_open=self.door.is_open())
-        return machine
-
     def power_cycle(self) -> None:
-        """Kill the controller without clean-up and boot a new one on the same state dir."""
+        """Cut the power (nothing cleaned up, nothing in flight committed) and boot again on the same state dir."""
         crashpoints.set_hook(None)
-        for hook in self.on_power_loss:
-            hook()
-        self.machine.db.abandon()
+        self.machine.power_loss()
         self.result.power_cycles += 1
         self._on_event(self.clock.now(), "power_cycle", {})
         self.machine = self._boot()
-        for boot_hook in self.on_boot:
-            boot_hook(self.machine)
+        self._connect()
 
     def close(self) -> None:
         crashpoints.set_hook(None)
         self.taps.close()
-        self.machine.db.close()
+        self.machine.close()
 
     # ---- running ---------------------------------------------------------------------------
     def run(self) -> ScenarioResult:
@@ -153,8 +154,7 @@ class ScenarioRunner:
                 except crashpoints.PowerCut as cut:
                     self._on_event(self.clock.now(), "power_cut", {"point": str(cut)})
                     self.power_cycle()
-                for hook in self.after_step:
-                    hook()
+                self.machine.tick()
                 self.check_invariant(step)
         finally:
             crashpoints.set_hook(None)
@@ -169,11 +169,7 @@ class ScenarioRunner:
             )
 
     def _advance_to(self, moment: datetime) -> None:
-        controller = self.machine.controller
-        while (deadline := controller.next_deadline) is not None and deadline <= moment:
-            self.clock.set(max(deadline, self.clock.now()))
-            controller.poll()
-        self.clock.set(moment)
+        advance(self.machine, self.clock, moment)
 
     def _step(self, step: Step) -> None:
         handler = self.steps.get(step.kind) or self.hooks.get(step.kind)
@@ -303,9 +299,9 @@ def run_scenario(
     if state_dir is None:
         with tempfile.TemporaryDirectory(prefix="vending-") as tmp:
             return run_scenario(scenario, Path(tmp), printer, attach, taps)
-    runner = ScenarioRunner(
-        scenario, state_dir, printer, reporter=getattr(attach, "reporter_factory", None) if attach else None, taps=taps
-    )
+    machine_link = getattr(attach, "machine_link", None)
+    link = machine_link(scenario.machine.config.id) if machine_link is not None else None
+    runner = ScenarioRunner(scenario, state_dir, printer, link=link, taps=taps)
     detach = attach(runner) if attach else None
     try:
         return runner.run()

@@ -14,6 +14,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
+from firmware.threads import daemon
+
 log = logging.getLogger(__name__)
 SHUTDOWN_S = 5.0  # amqtt's own shutdown; what is still running after it is cancelled
 
@@ -50,7 +52,7 @@ class EmbeddedBroker:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             self._loop.set_exception_handler(_unretrieved)
-            self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-broker", daemon=True)
+            self._thread = daemon(self._loop.run_forever, "embedded-broker")
             self._thread.start()
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},

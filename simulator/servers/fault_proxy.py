@@ -16,6 +16,8 @@ import struct
 import threading
 from dataclasses import dataclass, field
 
+from firmware.threads import daemon
+
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT_S = 5.0
 CHUNK = 65536
@@ -50,7 +52,7 @@ class FaultProxy:
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
-        threading.Thread(target=self._accept, name=f"fault-proxy-{self.port}", daemon=True).start()
+        daemon(self._accept, f"fault-proxy-{self.port}").start()
         return self
 
     def down(self) -> None:
@@ -101,7 +103,7 @@ class FaultProxy:
                     continue
                 self._links |= {client, server}
             for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                daemon(self._pump, f"fault-proxy-{self.port}-pump", source, sink).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         """Copy one direction until either side ends; then end both (a half-open link helps nobody)."""

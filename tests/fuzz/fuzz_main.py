@@ -14,13 +14,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
+    import firmware.app.command_set  # noqa: E402,F401
     import firmware.app.commands  # noqa: E402,F401
     import firmware.config.source  # noqa: E402,F401
     import firmware.readers.pn532_frames  # noqa: E402,F401
     import firmware.reporting.wire  # noqa: E402,F401
     from tests.fuzz import targets  # noqa: E402
 
-COMMANDS = [*firmware.app.commands.COMMANDS, "bogus"]
+COMMANDS = [*firmware.app.command_set.COMMANDS, "bogus"]
 
 
 def one_input(target: str):

@@ -52,17 +52,19 @@ _PROCESSOR = None
 def _processor():
     global _PROCESSOR
     if _PROCESSOR is None:
+        from firmware.app.command_gate import RateLimit
         from simulator.scenarios import load_scenario
+        from simulator.scenarios.reporting_world import ReportingWorld
         from simulator.scenarios.runner import ScenarioRunner
 
-        runner = ScenarioRunner(load_scenario(CONFIGS / "scenarios/normal-morning.yaml"), _TMP / "machine-state")
+        world = ReportingWorld(_TMP / "world")  # the run's keys; no broker: the commands are handed in directly
+        scenario = load_scenario(CONFIGS / "scenarios/normal-morning.yaml")
+        link = world.machine_link(scenario.machine.config.id)
+        runner = ScenarioRunner(scenario, _TMP / "machine-state", link=link)
         runner.start()
-        from firmware.app.command_gate import RateLimit
-        from firmware.app.commands import CommandProcessor
-        from simulator.dev_keys import DevKeys
-
-        keys = DevKeys(_TMP / "keys")
-        _PROCESSOR = CommandProcessor(runner.machine.controller, runner.machine.books, keys.trust.authorities)
+        keys = world.keys
+        _PROCESSOR = runner.machine.commands
+        assert _PROCESSOR is not None
         _PROCESSOR.gate.rate = _PROCESSOR._unverified = RateLimit(10**9, burst=10**9)  # fuzz the checks, not the cap
         _PROCESSOR.vendor = keys.vendor
     return _PROCESSOR

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from firmware.app.commands import COMMANDS
+from firmware.app.command_set import COMMANDS
 from tests.conftest import CONFIGS, ROOT
 from tests.fuzz import targets
 from tests.fuzz.targets import fuzz_catalog, fuzz_command, fuzz_machine, fuzz_scenario, fuzz_wire

@@ -154,9 +154,8 @@ def attached_runner(
     from simulator.scenarios import load_scenario
     from tests.conftest import CONFIGS
 
-    runner = ScenarioRunner(
-        load_scenario(CONFIGS / "scenarios" / f"{scenario}.yaml"), tmp_path / "machine", reporter=world.reporter_factory
-    )
+    loaded = load_scenario(CONFIGS / "scenarios" / f"{scenario}.yaml")
+    runner = ScenarioRunner(loaded, tmp_path / "machine", link=world.machine_link(loaded.machine.config.id))
     detach = world(runner)
     runner.start()
     try:

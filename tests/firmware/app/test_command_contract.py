@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from firmware.app.commands import SCHEMAS
+from firmware.app.command_set import COMMAND_SET
 from firmware.config.machine import parse_hhmm
 from tests.conftest import ROOT
 
@@ -27,6 +27,12 @@ SPEC = yaml.safe_load((ROOT / "docs/asyncapi.yaml").read_text())
 COMPONENTS = SPEC["components"]["schemas"]
 SCHEMA_OF = {"restock": "cmd-restock", "set_price": "cmd-set_price", "enable_slot": "cmd-slot"}
 SCHEMA_OF |= {"disable_slot": "cmd-slot", "set_lockout": "cmd-set_lockout"}
+SCHEMAS = {spec.name: spec.body for spec in COMMAND_SET}  # the machine's one declaration of each command
+
+
+def test_every_declared_command_has_its_published_schema_and_no_other():
+    assert set(SCHEMA_OF) == set(SCHEMAS), "a command declared in command_set.py without a schema, or the reverse"
+    assert all(schema in COMPONENTS for schema in SCHEMA_OF.values())
 
 
 def resolved(node: Any) -> Any:
@@ -205,6 +211,8 @@ def test_the_limits_the_issue_named_are_stated() -> None:
     ]
     for name, schema, instance, expected in cases:
         assert schema_accepts(schema, instance) is expected and machine_accepts(name, instance) is expected, instance
+    negative = {**base, "slots": {"A1": -1}}  # the near miss issue 27 names: a restock to a negative level
+    assert not schema_accepts(restock, negative) and not machine_accepts("restock", negative)
     backwards = {**base, "command": "set_lockout", "lockouts": [{**window, "from": "13:00", "to": "11:00"}]}
     assert schema_accepts(lockout, backwards) and not machine_accepts("set_lockout", backwards)
     assert "'from' must be before 'to'" in str(lockout["properties"]["lockouts"]["items"]["description"])

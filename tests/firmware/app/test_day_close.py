@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from firmware.app.runtime import Runtime
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import load_scenario
 from tests.conftest import CONFIGS
@@ -20,24 +19,20 @@ def closed_days(runner: ScenarioRunner) -> list[str]:
     return [str(day) for (day,) in rows]
 
 
-def runtime_of(runner: ScenarioRunner) -> Runtime:
-    return Runtime(runner.machine.controller, runner.machine.books)
-
-
 def test_the_day_closes_at_local_midnight_once(tmp_path, closing):
     runner = closing(ScenarioRunner(load_scenario(MORNING), tmp_path / "machine"))
     runner.start()
-    runtime = runtime_of(runner)
+    machine = runner.machine  # the loop runs its tick between events
     sell(runner, "A1", "amy")
-    runtime.between_events()
+    machine.tick()
     assert closed_days(runner) == [], "the day is still trading"
 
     runner.clock.set(runner.clock.now().replace(hour=23, minute=59, second=59))  # Taipei time
-    runtime.between_events()
+    machine.tick()
     assert closed_days(runner) == []
     runner.clock.advance(timedelta(seconds=2))  # 00:00:01 local, 16:00 UTC
-    runtime.between_events()
-    runtime.between_events()
+    machine.tick()
+    machine.tick()
     assert closed_days(runner) == ["2026-03-02"], "closed once, at local midnight"
 
 
@@ -50,9 +45,9 @@ def test_start_up_closes_the_days_a_power_cut_left_open_and_not_today(tmp_path, 
     runner.clock.set(runner.clock.now() + timedelta(days=2))  # power back on Thursday morning
     runner.power_cycle()
     sell(runner, "A1", "lin")
-    runtime_of(runner).between_events()
+    runner.machine.tick()
     assert closed_days(runner) == ["2026-03-02", "2026-03-03"]
 
     runner.power_cycle()
-    runtime_of(runner).between_events()
+    runner.machine.tick()
     assert closed_days(runner) == ["2026-03-02", "2026-03-03"], "a closed day is never closed twice"

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from firmware.app.runtime import Runtime
 from firmware.identity.keys import TermKeyError, TermKeyring, key_path, load_key, read_key, write_key
 from firmware.identity.secretfile import SecretFileError
 from firmware.journal.database import Database
@@ -75,27 +74,26 @@ def scenario_runner(tmp_path: Path) -> ScenarioRunner:
 
 
 def test_a_machine_never_invents_a_key_and_refuses_an_expired_one(tmp_path: Path) -> None:
-    from firmware.app.assembly import build_machine
+    from firmware.app.node import Node
 
     runner = scenario_runner(tmp_path)  # the simulator made a key for its state dir, on purpose
     runner.close()
     setup, hardware = runner.scenario.machine, runner.machine.controller.hw
     with pytest.raises(TermKeyError, match="no term key"):
-        build_machine(setup, tmp_path / "elsewhere", hardware)
+        Node(setup, tmp_path / "elsewhere", hardware)
     write_key(tmp_path / "expired", "2025-2", date(2026, 1, 31))
     with pytest.raises(TermKeyError, match="expired"):
-        build_machine(setup, tmp_path / "expired", hardware)
+        Node(setup, tmp_path / "expired", hardware)
 
 
 def test_a_running_machine_picks_up_a_rotated_key_without_a_restart(tmp_path: Path, closing) -> None:
     runner = closing(scenario_runner(tmp_path))
     runner.start()
     machine = runner.machine
-    runtime = Runtime(machine.controller, machine.books, keyring=machine.keyring)
     now = runner.clock.now()
     before = machine.controller.pseudonym(UID, now)
     write_key(tmp_path / "machine", "2026-2", date(2027, 1, 31), force=True)
-    runtime.between_events()
+    machine.tick()  # what the loop runs between events
     assert machine.keyring.term == "2026-2" and machine.controller.pseudonym(UID, now) != before
 
 

@@ -23,7 +23,9 @@ def card_numbers_by_day(runner: ScenarioRunner) -> dict[str, set[str]]:
 def test_card_numbers_are_forgotten_only_after_the_issuer_acknowledged_the_day(tmp_path: Path, closing) -> None:
     world = ReportingWorld(tmp_path / "world")  # its keys only: the settlement stays in the outbox until acked
     scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
-    runner = closing(ScenarioRunner(scenario, tmp_path / "machine", reporter=world.reporter_factory))
+    runner = closing(
+        ScenarioRunner(scenario, tmp_path / "machine", link=world.machine_link(scenario.machine.config.id))
+    )
     runner.start()
     controller, books = runner.machine.controller, runner.machine.books
     assert controller.config.retention.card_days == 7

@@ -112,7 +112,7 @@ def test_the_machine_config_s_batch_limits_are_what_goes_on_the_wire(world, capt
     scenario = load_scenario(CONFIGS / "scenarios" / "normal-morning.yaml")
     config = scenario.machine.config.model_copy(update={"reporting": Reporting(batch_reports=3)})
     scenario = replace(scenario, machine=replace(scenario.machine, config=config))
-    runner = ScenarioRunner(scenario, tmp_path / "machine", reporter=world.reporter_factory)
+    runner = ScenarioRunner(scenario, tmp_path / "machine", link=world.machine_link(scenario.machine.config.id))
     detach = world(runner)
     runner.start()
     try:

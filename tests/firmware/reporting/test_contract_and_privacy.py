@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from firmware.app.console import EventPrinter
 from simulator.backends.contract import validator
-from simulator.cli.output import EventPrinter
 from simulator.scenarios import load_scenario, run_scenario
 from tests.conftest import ROOT, SCENARIOS
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from firmware.app.commands import COMMANDS
+from firmware.app.command_set import COMMANDS
 from simulator.backends.store import StoreQueries
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
@@ -71,8 +71,7 @@ def run_command(world: ReportingWorld, runner: ScenarioRunner, name: str, payloa
     before = vendor_store(world).count("cmd-result")
 
     def answered() -> bool:
-        for hook in runner.after_step:  # the runner applies commands between steps, on the controller's thread
-            hook()
+        runner.machine.tick()  # the runner applies commands between steps, on the controller's thread
         return vendor_store(world).count("cmd-result") > before
 
     # as an operator's tool does: at least once on the wire (the embedded broker may drop a QoS 1

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from firmware.app.commands import COMMANDS
+from firmware.app.command_set import COMMANDS
 from firmware.reporting import topics
 from firmware.reporting.supervised import SupervisedThread
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -78,8 +78,7 @@ def test_the_hostile_corpus_on_every_inbound_topic_changes_nothing_and_stops_not
             acks = 2 * len(HOSTILE)
 
             def all_acks_seen() -> bool:
-                for hook in runner.after_step:  # applies the commands on the controller's thread
-                    hook()
+                runner.machine.tick()  # applies the commands on the controller's thread
                 return publisher.refused_acks + publisher.handler_errors >= acks  # none is signed: all refused
 
             eventually(all_acks_seen, timeout=60, what="every hostile ack handled")
@@ -90,8 +89,7 @@ def test_the_hostile_corpus_on_every_inbound_topic_changes_nothing_and_stops_not
             client.disconnect()
             client.loop_stop()
         sell(runner, "E1", "lin")  # the machine still sells
-        for hook in runner.after_step:
-            hook()
+        runner.machine.tick()
         assert publisher.flush(30), f"outbox still holds {publisher.depth()}"
         vendor = world.vendor
         assert vendor is not None
@@ -127,8 +125,7 @@ def test_a_retained_poison_command_is_ignored_on_every_boot_and_the_machine_sell
 
 def poison_seen(runner: ScenarioRunner, world: ReportingWorld) -> bool:
     """Apply what arrived (as between two steps); true once this boot's command processor met the poison."""
-    for hook in runner.after_step:
-        hook()
+    runner.machine.tick()
     return world.commands is not None and world.commands.unanswered >= 1
 
 

@@ -24,7 +24,7 @@ def windowed_runner(tmp_path: Path, minutes: int) -> ScenarioRunner:
     config = scenario.machine.config.model_copy(update={"release_minutes": minutes})
     scenario = replace(scenario, machine=replace(scenario.machine, config=config))
     world = ReportingWorld(tmp_path / "world")  # its keys only: reports stay in the outbox to be read
-    return ScenarioRunner(scenario, tmp_path / "machine", reporter=world.reporter_factory)
+    return ScenarioRunner(scenario, tmp_path / "machine", link=world.machine_link(scenario.machine.config.id))
 
 
 def vendor_reports(runner: ScenarioRunner) -> list[dict]:

@@ -125,8 +125,7 @@ def test_the_lunch_lockout_cannot_be_lifted_by_an_insider_on_the_broker(world, t
         on_broker(world, topics.command(machine, "set_lockout"), vendor_signed)
 
         def answered() -> bool:
-            for hook in runner.after_step:
-                hook()
+            runner.machine.tick()
             return world.vendor.store.count("cmd-result") >= 2
 
         eventually(answered, what="both refusals answered")

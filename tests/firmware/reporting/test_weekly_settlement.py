@@ -22,7 +22,7 @@ def per_card_runner(tmp_path: Path, world: ReportingWorld) -> ScenarioRunner:
     setup = scenario.machine
     config = setup.config.model_copy(update={"settlement": "per_card"})
     scenario = replace(scenario, machine=replace(setup, config=config))
-    return ScenarioRunner(scenario, tmp_path / "machine", reporter=world.reporter_factory)
+    return ScenarioRunner(scenario, tmp_path / "machine", link=world.machine_link(scenario.machine.config.id))
 
 
 def settlements(runner: ScenarioRunner, world: ReportingWorld) -> list[tuple[dict, dict]]:

@@ -176,7 +176,7 @@ def test_run_on_a_broker_of_yours_never_takes_over_your_backend_s_session(closin
     from firmware.reporting.mqtt import BrokerAddress, make_client
     from simulator.servers.broker import EmbeddedBroker
 
-    broker = closing(EmbeddedBroker().start())
+    broker = EmbeddedBroker().start()  # closed below, not stopped: stop keeps its loop thread for a restart
     address = BrokerAddress("127.0.0.1", broker.port)
     yours = make_client(address, "vendor-backend", persistent=True)
     connected, dropped = threading.Event(), threading.Event()
@@ -194,6 +194,7 @@ def test_run_on_a_broker_of_yours_never_takes_over_your_backend_s_session(closin
     finally:
         yours.disconnect()
         yours.loop_stop()
+        broker.close()
 
 
 def test_init_scaffolds_files_that_pass_strict_check_and_run(tmp_path: Path) -> None:

@@ -4,9 +4,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from firmware.app.main import event_loop
 from firmware.app.runtime import Runtime
 from firmware.controller.session import Controller
-from firmware.readers.registry import open_reader
 from simulator.scenarios.runner import ScenarioRunner
 
 
@@ -19,8 +19,7 @@ def outcome(controller: Controller) -> tuple[str | None, str | None]:
 @contextmanager
 def serve_loop(runner: ScenarioRunner, reader_url: str) -> Iterator[Runtime]:
     """The machine's runtime on the runner's controller, reading ``reader_url``, with its threads; stopped after."""
-    runtime = Runtime(runner.machine.controller, runner.machine.books)
-    runtime.reader = open_reader(reader_url, runner.clock, on_status=runtime.reader_status)
+    runtime = event_loop(runner.machine, reader_url)
     runtime.start_threads()
     loop = threading.Thread(target=runtime.run, daemon=True)
     loop.start()

@@ -45,7 +45,7 @@ def day(path: Path, reader: str, state_dir: Path, key_from: Path | None) -> dict
         runner = ScenarioRunner(
             scenario,
             state_dir,
-            reporter=world.reporter_factory if world else None,
+            link=world.machine_link(scenario.machine.config.id) if world else None,
             taps=tap_source_for(reader, lambda text: None),
         )
         detach = world(runner) if world else None

@@ -118,7 +118,8 @@ def test_each_party_is_held_to_its_own_topics(secured: BrokerSetup, closing) -> 
 
 def test_a_machine_reports_to_the_vendor_through_the_secured_broker(secured: BrokerSetup, tmp_path, closing) -> None:
     """The whole path, each party with its own certificate: a signed sale stored once and acked."""
-    from firmware.reporting.publisher import OutboxPublisher
+    from dataclasses import replace
+
     from simulator.scenarios import load_scenario
     from simulator.scenarios.reporting_world import ReportingWorld
     from simulator.scenarios.runner import ScenarioRunner
@@ -130,19 +131,13 @@ def test_a_machine_reports_to_the_vendor_through_the_secured_broker(secured: Bro
     vendor = closing(world.new_vendor().start())
     assert vendor.subscribed.wait(15)
     scenario = load_scenario(CONFIGS / "scenarios/normal-morning.yaml")
-    runner = closing(ScenarioRunner(scenario, tmp_path / "m", reporter=world.reporter_factory))
+    machine_id = scenario.machine.config.id
+    link = replace(world.machine_link(machine_id), address=secured.address(machine_id))
+    runner = closing(ScenarioRunner(scenario, tmp_path / "m", link=link))
     runner.start()
-    machine_id = runner.machine.controller.config.id
-    publisher = OutboxPublisher(
-        runner.machine.db.path,
-        machine_id,
-        secured.address(machine_id),
-        runner.clock,
-        world.keys.machine(machine_id),
-        world.keys.trust.authorities,
-        reporting=runner.machine.controller.config.reporting,
-    )
-    closing(publisher.start()).wait_connected(15)
+    publisher = runner.machine.publisher
+    assert publisher is not None
+    publisher.wait_connected(15)
     sell(runner, "A1", "amy")
     publisher.wake()
     assert publisher.flush(20), "the sale was not acknowledged through the secured broker"
@@ -178,3 +173,18 @@ def test_a_machine_may_not_take_a_party_name_or_a_bad_id(tmp_path: Path, name: s
     result = CliRunner().invoke(app, ["broker", "setup", "--dir", str(tmp_path / "b"), "--machines", name])
     assert result.exit_code == 2
     assert repr(name) in result.output
+
+
+def test_the_acl_gives_each_command_s_party_its_topic_from_the_one_declaration() -> None:
+    """The school writes exactly the command topics command_set.py gives it; the vendor's tool reaches them all."""
+    from firmware.app.command_set import COMMAND_SET
+    from simulator.servers.broker_setup import acl_text
+
+    sections = {
+        block.split("\n", 1)[0].removeprefix("user "): block
+        for block in acl_text().split("\n\n")
+        if block.startswith("user")
+    }
+    school_writes = {line.rsplit("/", 1)[1] for line in sections["school"].splitlines() if "/cmd/" in line}
+    assert school_writes == {spec.name for spec in COMMAND_SET if spec.authority == "school"} == {"set_lockout"}
+    assert "topic write vending/v1/+/cmd/+" in sections["vendor"]

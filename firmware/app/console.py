@@ -1,11 +1,15 @@
-"""Event lines for humans (one per event) or for machines (``--json``, one object per line)."""
+"""The machine's console: event lines for humans (one per event) or machines (``--json``), its screen, its logs."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import datetime, tzinfo
 from typing import Any, TextIO
+
+from firmware.errors import VendingError
+from firmware.messages import Message
 
 
 def _value(value: Any) -> str:
@@ -37,3 +41,29 @@ class EventPrinter:
             return
         fields = " ".join(f"{k}={_value(v)}" for k, v in details.items() if v is not None)
         self.stream.write(f"{at.isoformat()}  {name:<10} {fields}\n".rstrip() + "\n")
+
+
+class ConsoleDisplay:
+    """The ``Display`` port on a console: the current message (the event printer prints each one as it comes)."""
+
+    def __init__(self) -> None:
+        self.current: Message | None = None
+
+    def show(self, message: Message) -> None:
+        self.current = message
+
+
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def setup_logging(level: str | None, verbose: bool, quiet: bool) -> None:
+    """Quiet by default (warnings and errors); libraries (transitions, paho, amqtt) stay at WARNING unless -v."""
+    if level is not None and level.lower() not in LOG_LEVELS:
+        raise VendingError(f"--log-level: expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    root = (
+        LOG_LEVELS[level.lower()] if level else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
+    )
+    logging.basicConfig(level=root, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not verbose and root > logging.DEBUG:
+        for library in ("transitions", "paho", "amqtt", "asyncio"):
+            logging.getLogger(library).setLevel(max(root, logging.WARNING))

@@ -1,0 +1,161 @@
+"""Every remote command, declared once: name, body schema, the party it belongs to, apply, operator's words.
+
+The command gate (authority), the processor (validation and apply), ``vending cmd send`` (usage and
+parsing), the broker's ACL (who may write which command topic) and the test against docs/asyncapi.yaml
+all read ``COMMAND_SET``; adding a command is one ``CommandSpec`` here and its schema in the AsyncAPI file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field
+
+from firmware.app.command_gate import Refused, SignedCommand
+from firmware.config.machine import Lockout, parse_lockouts, with_lockouts
+from firmware.controller.session import Controller
+from firmware.domain import SlotState
+from firmware.journal.books import MachineBooks
+
+LOCKOUTS_SETTING = "lockouts"
+
+
+# ---- bodies (the wire names; docs/asyncapi.yaml's cmd-* schemas state the same limits) ---------------------
+class Restock(SignedCommand):
+    slots: dict[str, Annotated[int, Field(ge=0)]] = Field(min_length=1)
+
+
+class SetPrice(SignedCommand):
+    slot: str
+    price: int = Field(gt=0, le=100_000)
+
+
+class SlotCommand(SignedCommand):
+    slot: str
+
+
+class SetLockout(SignedCommand):
+    lockouts: list[Lockout] = Field(max_length=16)
+
+
+# ---- what each does, inside the transaction that journals its answer ------------------------------------
+def _slot(books: MachineBooks, slot: str) -> SlotState:
+    state = books.inventory.get(slot)
+    if state is None:
+        raise Refused(f"unknown slot {slot!r}")
+    return state
+
+
+def _restock(books: MachineBooks, controller: Controller, command: Restock) -> None:
+    for slot, count in command.slots.items():  # every slot checked before any is changed
+        state = _slot(books, slot)
+        if not 0 <= count <= state.capacity:
+            raise Refused(f"slots.{slot}: count {count} is outside 0..{state.capacity}")
+    for slot, count in command.slots.items():
+        books.inventory.set_stock(slot, count)
+
+
+def _set_price(books: MachineBooks, controller: Controller, command: SetPrice) -> None:
+    _slot(books, command.slot)
+    books.inventory.set_price(command.slot, command.price)
+
+
+def _enabler(enabled: bool) -> Callable[[MachineBooks, Controller, SlotCommand], None]:
+    def apply(books: MachineBooks, controller: Controller, command: SlotCommand) -> None:
+        _slot(books, command.slot)
+        books.inventory.set_enabled(command.slot, enabled)
+
+    return apply
+
+
+def _set_lockout(books: MachineBooks, controller: Controller, command: SetLockout) -> None:
+    """Persisted with the answer in one transaction, and in force from the next sale."""
+    specs = [lockout.model_dump(by_alias=True) for lockout in command.lockouts]
+    books.journal.save_setting(LOCKOUTS_SETTING, json.dumps(specs, sort_keys=True))
+    controller.apply_setup(with_lockouts(controller.setup, command.lockouts))
+
+
+def stored_lockouts(books: MachineBooks) -> list[Lockout] | None:
+    """The lockout windows a remote ``set_lockout`` left in force, if any (they outlive a restart)."""
+    stored = books.journal.setting(LOCKOUTS_SETTING)
+    return parse_lockouts(json.loads(stored)) if stored is not None else None
+
+
+# ---- the operator's words (``vending cmd send NAME WORDS...``) ------------------------------------------
+def _restock_words(words: list[str]) -> dict[str, Any] | None:
+    if not words or not all("=" in word for word in words):
+        return None
+    return {"slots": {slot: int(count) for slot, count in (word.split("=", 1) for word in words)}}
+
+
+def _price_words(words: list[str]) -> dict[str, Any] | None:
+    return {"slot": words[0], "price": int(words[1])} if len(words) == 2 else None
+
+
+def _slot_words(words: list[str]) -> dict[str, Any] | None:
+    return {"slot": words[0]} if len(words) == 1 else None
+
+
+def _lockout_words(words: list[str]) -> dict[str, Any] | None:
+    if len(words) != 1:
+        return None
+    if words[0] == "none":
+        return {"lockouts": []}
+    loaded = yaml.safe_load(Path(words[0]).read_text())
+    lockouts = loaded.get("lockouts") if isinstance(loaded, dict) else loaded
+    return {"lockouts": lockouts} if isinstance(lockouts, list) else None
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One remote command. ``apply`` raises ``Refused`` to change nothing; ``words`` gives None when they don't fit."""
+
+    name: str
+    body: type[SignedCommand]
+    authority: str  # the one party whose signature it needs: vendor (stock, prices, slots) or school (lockouts)
+    apply: Callable[[MachineBooks, Controller, Any], None]
+    usage: str
+    words: Callable[[list[str]], dict[str, Any] | None]
+
+
+COMMAND_SET: tuple[CommandSpec, ...] = (
+    CommandSpec("restock", Restock, "vendor", _restock, "restock SLOT=COUNT [SLOT=COUNT ...]", _restock_words),
+    CommandSpec("set_price", SetPrice, "vendor", _set_price, "set_price SLOT PRICE", _price_words),
+    CommandSpec("enable_slot", SlotCommand, "vendor", _enabler(True), "enable_slot SLOT", _slot_words),
+    CommandSpec("disable_slot", SlotCommand, "vendor", _enabler(False), "disable_slot SLOT", _slot_words),
+    CommandSpec(
+        "set_lockout",
+        SetLockout,
+        "school",
+        _set_lockout,
+        "set_lockout FILE (YAML list of lockouts, as in a machine config) | set_lockout none",
+        _lockout_words,
+    ),
+)
+BY_NAME: Mapping[str, CommandSpec] = {spec.name: spec for spec in COMMAND_SET}
+COMMANDS: tuple[str, ...] = tuple(BY_NAME)
+AUTHORITY: Mapping[str, str] = {spec.name: spec.authority for spec in COMMAND_SET}
+
+
+def commands_of(party: str) -> list[str]:
+    """The commands ``party`` may give (the broker's ACL lets it write exactly their topics)."""
+    return [spec.name for spec in COMMAND_SET if spec.authority == party]
+
+
+def fields_from_words(name: str, words: list[str]) -> dict[str, Any]:
+    """A command's own fields from the operator's words; ``ValueError`` naming the usage if they don't fit."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        raise ValueError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
+    try:
+        fields = spec.words(words)
+    except (ValueError, OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{exc.__class__.__name__}: {exc}; usage: {spec.usage}") from None
+    if fields is None:
+        raise ValueError(f"usage: {spec.usage}")
+    return fields

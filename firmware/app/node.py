@@ -1,0 +1,217 @@
+"""The vending machine as one unit: opened from its config, state dir, hardware and an optional link.
+
+Everything that runs a machine -- ``python -m firmware``, ``vending serve``, a scenario, a fleet day,
+the soak, the crash harness, the benchmarks -- opens a ``Node`` and drives it: events go to
+``node.controller``, and between events the owner calls ``node.tick()``, the one place that closes
+finished days, fires timeouts, picks up a rotated term key and applies remote commands. Only this
+module wires the books, the controller, the reporter, the publisher, the inbox and the command
+processor together, so a change to the wiring is made once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from firmware.app.command_set import stored_lockouts
+from firmware.app.commands import CommandProcessor
+from firmware.config.machine import MachineSetup, with_lockouts
+from firmware.controller.records import EventSink, Hardware
+from firmware.controller.session import Controller
+from firmware.errors import VendingError
+from firmware.identity.keys import TermKeyring
+from firmware.identity.keyset import MachineTrust
+from firmware.identity.signing import Identity
+from firmware.journal.books import MachineBooks
+from firmware.journal.database import Database
+from firmware.policy.chain import build_policy
+from firmware.ports import SalesPolicy
+from firmware.reporting.inbox import Inbox
+from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.publisher import OutboxPublisher
+from firmware.reporting.reporter import reporter_for
+
+log = logging.getLogger(__name__)
+DB_FILE = "machine.db"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A reporting machine's way to its backends: the broker, whom it trusts, and its own signing key.
+
+    Without an address the machine journals its signed, sealed reports to the outbox but cannot
+    connect (a simulated day that drains later, a benchmark of the vend alone). ``heartbeat_s`` and
+    ``resend_after_s`` are the publisher's timers (a deployed machine keeps the defaults).
+    """
+
+    address: BrokerAddress | None
+    trust: MachineTrust
+    identity: Identity
+    heartbeat_s: float = 30.0
+    resend_after_s: float = 5.0
+
+
+class Node:
+    """A controller with the books, term keyring and (with a link) the reporting it owns.
+
+    Not thread-safe, like the controller: one thread drives it (the runtime's loop, a scenario, a fleet
+    worker). The publisher's worker and paho's network thread touch only the outbox and the inbox.
+    """
+
+    def __init__(
+        self,
+        setup: MachineSetup,
+        state_dir: Path,
+        hardware: Hardware,
+        *,
+        link: Link | None = None,
+        events: EventSink | None = None,
+        policy: SalesPolicy | None = None,
+    ) -> None:
+        """Open (or create) the machine's state and wire the controller; ``start()`` next.
+
+        The state dir must hold a term key valid today (``TermKeyError`` otherwise): a machine never
+        invents its own.
+        """
+        self.state_dir = state_dir
+        self.link = link
+        self.keyring = TermKeyring(state_dir)
+        self.keyring.check_valid(hardware.clock.now().astimezone(setup.config.zone).date())
+        self.db, self.books, self.fresh = _open_books(state_dir, setup, link)
+        lockouts = stored_lockouts(self.books)
+        if lockouts is not None:  # a remote set_lockout outlives a restart
+            setup = with_lockouts(setup, lockouts)
+        self.controller = Controller(
+            setup,
+            hardware,
+            self.books,
+            policy or build_policy(setup),
+            self.keyring,
+            events,
+            policy_factory=None if policy else build_policy,
+        )
+        self.publisher: OutboxPublisher | None = None
+        self.inbox: Inbox | None = None
+        # commands are checked against the link's trust anchors (never the publisher's): no link, no commands
+        self.commands = CommandProcessor(self.controller, self.books, link.trust.authorities) if link else None
+        self._today = ""  # the local day the last day-close check ran on
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+    def start(self, *, door_open: bool = False, connect: bool = True) -> Node:
+        """Recover and start selling; with a link (and ``connect``), start reporting too."""
+        self.controller.start(door_open=door_open)
+        if connect and self.link is not None and self.link.address is not None:
+            self.connect()
+        return self
+
+    def connect(self) -> OutboxPublisher:
+        """Start the publisher and the inbox (a simulated run may sell first and report later)."""
+        link = self.link
+        if link is None or link.address is None:
+            raise VendingError(f"machine {self.machine_id} has no broker to report to")
+        if self.publisher is None:
+            self.inbox = Inbox(self.machine_id, link.trust.authorities)
+            self.publisher = OutboxPublisher(
+                self.db.path,
+                self.machine_id,
+                link.address,
+                self.controller.hw.clock,
+                link.identity,
+                self.inbox,
+                reporting=self.controller.config.reporting,
+                heartbeat_s=link.heartbeat_s,
+                resend_after_s=link.resend_after_s,
+            ).start()
+        return self.publisher
+
+    def set_link(self, up: bool) -> None:
+        """Cut or restore the machine's own network connection (the outbox keeps every report)."""
+        if self.publisher is not None:
+            self.publisher.set_link(up)
+
+    def power_loss(self) -> None:
+        """The power goes: no goodbye on the wire (the broker sends the Will), nothing in flight committed."""
+        if self.publisher is not None:
+            self.publisher.abandon()
+            self.publisher = None
+        self.db.abandon()
+
+    def disconnect(self, flush_s: float = 0.0) -> bool:
+        """Stop reporting cleanly: give the publisher ``flush_s`` to drain, then say offline.
+
+        True when the outbox is empty (without a publisher: nothing was sent, the next boot sends it).
+        """
+        if self.publisher is None:
+            return True
+        drained = self.publisher.flush(flush_s) if flush_s > 0 else self.publisher.depth() == 0
+        self.publisher.stop()
+        self.publisher = None
+        return drained
+
+    def close(self, flush_s: float = 0.0) -> bool:
+        """Stop cleanly: drain for at most ``flush_s`` and disconnect, then close the books."""
+        drained = self.disconnect(flush_s)
+        self.db.close()
+        return drained
+
+    # ---- between events -------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Every duty between events, in order: close finished days, fire timeouts, rotate keys, apply commands."""
+        now = self.controller.now()
+        today = now.astimezone(self.controller.config.zone).date()
+        self.close_finished_days(today.isoformat())
+        self.controller.poll()
+        self.keyring.refresh(today)
+        if self.commands is not None and self.inbox is not None and self.publisher is not None:
+            if self.commands.apply_from(self.inbox):
+                self.publisher.wake()  # the answers are in the outbox
+
+    def close_finished_days(self, today: str) -> None:
+        """Close every trading day before ``today`` (the local day) that is still open.
+
+        At local midnight, and at start-up for days a power cut left open; the day's settlement,
+        summary and retention follow from the close.
+        """
+        if today == self._today:
+            return
+        self._today = today
+        for day in self.books.open_days(today):
+            log.info("closing trading day %s", day)
+            self.controller.close_day(day)
+
+    @property
+    def next_deadline(self) -> datetime | None:
+        """When the controller next has something to do on its own (a session timeout, a release)."""
+        return self.controller.next_deadline
+
+    # ---- facts ----------------------------------------------------------------------------------
+    @property
+    def machine_id(self) -> str:
+        return self.controller.config.id
+
+    def invariant_total(self) -> int:
+        """Card balances + takings + money in flight; must equal the starting total at all times."""
+        return self.books.invariant_total()
+
+
+def _open_books(state_dir: Path, setup: MachineSetup, link: Link | None) -> tuple[Database, MachineBooks, bool]:
+    """The machine's database, its books (with the reporter when it reports) and whether it was new."""
+    db = Database(state_dir / DB_FILE)
+    books = MachineBooks.on(db, setup.config.currency)
+    if link is not None:
+        books.journal.reporter = reporter_for(setup, books, link.trust.issuer_seal, link.identity)
+    fresh = db.meta("machine_id") is None
+    if fresh:
+        with db.atomic("stock"):
+            db.set_meta("machine_id", setup.config.id)
+            books.inventory.seed(setup)
+    elif db.meta("machine_id") != setup.config.id:
+        held = db.meta("machine_id")
+        db.close()
+        raise VendingError(f"--state-dir {state_dir} holds machine {held}, not {setup.config.id}; use another dir")
+    if db.meta("timezone") != setup.config.zone.key:  # so a reader of the state dir shows local times
+        with db.atomic("journal"):
+            db.set_meta("timezone", setup.config.zone.key)
+    return db, books, fresh

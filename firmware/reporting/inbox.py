@@ -1,0 +1,79 @@
+"""What arrives for one machine: receivers' acks for the publisher, remote commands for the node's loop.
+
+The publisher owns the MQTT connection (one client id per machine) and publishes; this module only
+receives. Paho's network thread calls ``on_message``: it parses the topic with ``topics``, checks an
+ack's signature against the party that receives that stream, and queues. Nothing here touches the
+database or the controller, so one bad message costs a log line, never the link.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from firmware.identity.signing import TrustStore
+from firmware.reporting import topics
+from firmware.reporting.signed import ACK_PARTY, read_ack
+from firmware.reporting.wire import WireError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InboundCommand:
+    """A command as it came off the wire: not yet verified (the command gate does that on the loop's thread)."""
+
+    name: str
+    payload: bytes
+    retained: bool = False
+
+
+class Inbox:
+    """Acks and commands for ``machine``, queued for their owners (the publisher, the node's loop)."""
+
+    def __init__(self, machine: str, authorities: TrustStore) -> None:
+        self.machine = machine
+        self.authorities = authorities
+        self.commands: queue.Queue[InboundCommand] = queue.Queue()
+        self.acks: queue.Queue[tuple[str, int]] = queue.Queue()
+        self.on_ack: Callable[[], None] = lambda: None  # the publisher's wake-up
+        self.refused_acks = 0
+        self.handler_errors = 0
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """The topics this machine listens on, with their QoS."""
+        return [
+            (topics.ack("vendor", self.machine), 1),
+            (topics.ack("issuer", self.machine), 1),
+            (topics.command(self.machine, "+"), 1),
+        ]
+
+    def on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        """Paho's thread: an exception here would end the network loop, so nothing may escape."""
+        try:
+            self.receive(message.topic, bytes(message.payload), bool(message.retain))
+        except Exception:  # noqa: BLE001 - one bad message never stops the machine's link
+            self.handler_errors += 1
+            log.exception("dropped a message on %s that its handler could not take", message.topic)
+
+    def receive(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        stream = topics.ack_stream(topic, self.machine)
+        if stream is not None:
+            try:
+                seq = read_ack(payload, self.machine, self._ack_verifier(stream))
+            except WireError as exc:
+                self.refused_acks += 1
+                log.warning("ignored an ack on %s: %s", topic, exc)
+                return
+            self.acks.put((stream, seq))
+            self.on_ack()
+            return
+        name = topics.command_name(topic, self.machine)
+        if name is not None:
+            self.commands.put(InboundCommand(name, payload[: topics.MAX_COMMAND_BYTES + 1], retained))
+
+    def _ack_verifier(self, stream: str) -> Callable[[Any], Any]:
+        return lambda envelope: self.authorities.verify(envelope, parties=(ACK_PARTY[stream],))
