@@ -18,15 +18,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import CARDS, SLOTS, demo_machine, merge_results, summary_ms  # noqa: E402
 from firmware.readers import pn532_frames  # noqa: E402
-from firmware.readers.registry import open_reader  # noqa: E402
+from firmware.readers.registry import open_reader, protocol_of  # noqa: E402
 from simulator.emulators.devices import PN532Device  # noqa: E402
 
-BAUD = 115200
+BAUD = protocol_of("pn532").baud
 
 
 def frame_wire_ms() -> float:
@@ -39,7 +40,7 @@ def measure(taps: int, pace: bool) -> list[float]:
     with tempfile.TemporaryDirectory() as tmp:
         machine, clock, _ = demo_machine(Path(tmp) / "machine")
         device = PN532Device(Path(tmp) / "reader0", pace=pace).start()
-        reader = open_reader(f"pn532:{Path(tmp) / 'reader0'}?debounce=0", clock)
+        reader: Any = open_reader(f"pn532:{Path(tmp) / 'reader0'}?debounce=0", clock)  # a PN532Reader
         controller = machine.controller
         decided = {"at": 0.0}
         controller._events = lambda at, name, details: (

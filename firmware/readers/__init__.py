@@ -1,4 +1,5 @@
-"""Card readers in layers: transport (pyserial URL) -> pure framer -> driver (frames -> CardTap).
+"""Card readers in layers: transport (pyserial URL) -> pure framer -> chip commands -> driver policy -> CardTap.
 
-Drivers are chosen by name from ``registry.DRIVERS`` with lazy imports, like python-can's interfaces.
+Each protocol is declared once in ``registry.PROTOCOLS``; drivers are imported by name when opened,
+like python-can's interfaces.
 """

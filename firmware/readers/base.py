@@ -1,7 +1,9 @@
-"""What every serial driver shares: open with backoff, debounce presentations, report online/offline.
+"""What every serial driver shares: open with backoff, read frames, debounce presentations, report online/offline.
 
-Implements the ``CardReader`` port. Time for debounce and backoff comes from an injectable monotonic
-function and sleeper (tests drive them); tap times come from the injected ``Clock``.
+Implements the ``CardReader`` port. Every wait in a driver -- backoff, debounce, a frame's deadline,
+a pause between searches -- goes through the injected ``monotonic`` and ``sleep`` (tests drive them);
+tap times come from the injected ``Clock``. Nothing here knows a protocol: a driver gives its pure
+framer's ``decode`` to ``read_frame``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from firmware.readers.transport import ReaderOffline, SerialTransport
 
 log = logging.getLogger(__name__)
 StatusListener = Callable[[bool, str], None]
+Decoder = Callable[[bytes], tuple[int, object | None]]  # a pure framer: (bytes consumed, frame or None)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class SerialReader:
         clock: Clock,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
         on_status: StatusListener | None = None,
         backoff_max_s: float = 8.0,
     ) -> None:
@@ -50,6 +54,8 @@ class SerialReader:
         self.name = spec.name
         self.clock = clock
         self.monotonic = monotonic
+        self.sleep = sleep
+        self.identity = ""  # what the reader said it is at start-up (a PN532's firmware), for the probe and logs
         self.on_status = on_status or (lambda online, detail: None)
         self.transport: SerialTransport | None = None
         self.online: bool | None = None  # unknown until the first open: a port that never opens is offline at once
@@ -141,20 +147,23 @@ class SerialReader:
             raise ReaderOffline(f"reader {self.name}: the port is not open")
         return self.transport
 
-    def read_frame(self, decode: Callable[[bytes], tuple[int, object | None]], timeout: float) -> object | None:
+    def write(self, data: bytes) -> None:
+        self.port.write(data)
+
+    def read_frame(self, decode: Decoder, timeout: float) -> object | None:
         """Accumulate bytes until the framer yields a frame or ``timeout`` passes."""
         port = self.port
-        deadline = time.monotonic() + timeout
+        deadline = self.monotonic() + timeout
         while True:
             self.buffer, frame = take_frame(decode, self.buffer)
             if frame is not None:
                 return frame
-            if time.monotonic() >= deadline:
+            if self.monotonic() >= deadline:
                 return None
             self.buffer += port.read()
 
 
-def take_frame(decode: Callable[[bytes], tuple[int, object | None]], buffer: bytes) -> tuple[bytes, object | None]:
+def take_frame(decode: Decoder, buffer: bytes) -> tuple[bytes, object | None]:
     """The first whole frame in ``buffer`` past any noise, with the bytes after it; ``None`` until one is whole."""
     while buffer:
         consumed, frame = decode(buffer)

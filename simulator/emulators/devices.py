@@ -15,6 +15,7 @@ from typing import Self
 
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
+from firmware.readers.registry import protocol_of
 from firmware.threads import daemon
 from simulator.emulators.pn532_chip import Pending, Pn532Chip
 from simulator.emulators.pty_port import PtyPort
@@ -25,11 +26,10 @@ RDM6300_REPEAT_S = 0.1  # the module repeats the tag's frame while the tag is in
 class Device:
     """A card field and a port; subclasses say what goes on the wire."""
 
-    protocol = "device"
-    baud = 9600
+    protocol = "device"  # a name in firmware.readers.registry.PROTOCOLS: its baud rate comes from there
 
     def __init__(self, link: Path | None = None, seed: int = 0, pace: bool = False) -> None:
-        self.port = PtyPort(link, seed, self.baud, pace)
+        self.port = PtyPort(link, seed, protocol_of(self.protocol).baud, pace)
         self.card: str | None = None
         self.lift_after_read = False
         self.reads = 0
@@ -127,7 +127,6 @@ class PN532Device(Device):
     """
 
     protocol = "pn532"
-    baud = 115200
 
     def __init__(self, link: Path | None = None, seed: int = 0, pace: bool = False) -> None:
         super().__init__(link, seed, pace)
@@ -250,4 +249,5 @@ class LineDevice(Device):
         self.port.read(None)
 
 
-DEVICES: dict[str, type[Device]] = {"pn532": PN532Device, "rdm6300": RDM6300Device, "line": LineDevice}
+# an emulator for every serial reader protocol the firmware declares (a test keeps the two lists equal)
+DEVICES: dict[str, type[Device]] = {device.protocol: device for device in (PN532Device, RDM6300Device, LineDevice)}

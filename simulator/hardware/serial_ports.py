@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers.base import take_frame
-from firmware.readers.registry import open_reader
+from firmware.readers.registry import SERIAL_PROTOCOLS, ReaderProtocol, open_serial_reader
 from firmware.readers.transport import ReaderOffline, SerialTransport
 from simulator.hardware.virtual import VirtualClock
 
@@ -67,15 +66,33 @@ def list_ports() -> list[PortInfo]:
 
 
 def probe(url: str, listen_s: float = LISTEN_S) -> str:
-    """What answered on ``url``: a PN532 with its firmware, a listening reader's frame, or why not."""
-    reader = open_reader(f"pn532:{url}", VirtualClock(datetime(2026, 1, 1, tzinfo=UTC)), backoff_max_s=0)
+    """What answered on ``url``: a reader that is asked (its start-up), else one heard talking, or why not.
+
+    Every serial protocol in the firmware's registry is tried, in its order: those without a
+    ``listen`` by their start-up at their baud rate, then those with one by ear at theirs.
+    """
+    clock = VirtualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    asked = [protocol for protocol in SERIAL_PROTOCOLS if protocol.listen is None]
+    for protocol in asked:
+        reader = open_serial_reader(f"{protocol.name}:{url}", clock, backoff_max_s=0)
+        try:
+            if reader.ensure_open():
+                return f"{protocol.name}: {reader.identity} (reader URL {protocol.name}:{url})"
+        finally:
+            reader.close()
+    listening = [protocol for protocol in SERIAL_PROTOCOLS if protocol.listen is not None]
+    for baud in sorted({protocol.baud for protocol in listening}):
+        answer = listen(url, baud, [p for p in listening if p.baud == baud], listen_s)
+        if answer:
+            return answer
+    names = ", ".join(f"{p.name} at {p.baud} baud" for p in asked)
+    return f"nothing answered: no {names}; a reader that only talks speaks only while a card is held to it"
+
+
+def listen(url: str, baud: int, protocols: list[ReaderProtocol], listen_s: float) -> str:
+    """The first of ``protocols`` heard on ``url`` at ``baud`` within ``listen_s``; an empty string if none."""
     try:
-        if reader.ensure_open():
-            return f"pn532: {reader.firmware} (reader URL pn532:{url})"
-    finally:
-        reader.close()
-    try:
-        port = SerialTransport(url, 9600)
+        port = SerialTransport(url, baud)
     except ReaderOffline as exc:
         return f"cannot open: {exc}"
     try:
@@ -83,15 +100,15 @@ def probe(url: str, listen_s: float = LISTEN_S) -> str:
         deadline = time.monotonic() + listen_s
         while time.monotonic() < deadline:
             received += port.read()
-            if heard(rdm6300_frames.decode, received, rdm6300_frames.Tag):
-                return f"rdm6300: a tag frame at 9600 baud (reader URL rdm6300:{url})"
-            if heard(lambda b: line_frames.decode(b, line_frames.LineFormat()), received, line_frames.Uid):
-                return f"line: a uid line at 9600 baud (reader URL line:{url})"
+            for protocol in protocols:
+                ear = protocol.listen
+                if ear is not None and heard(ear.decode, received, ear.card):
+                    return f"{protocol.name}: {ear.what} at {baud} baud (reader URL {protocol.name}:{url})"
     except ReaderOffline as exc:
         return f"read failed: {exc}"
     finally:
         port.close()
-    return "nothing answered: no PN532 at 115200 baud; an RDM6300 or line reader speaks only while a card is held to it"
+    return ""
 
 
 def heard(decode: Callable[[bytes], tuple[int, object | None]], buffer: bytes, kind: type) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from firmware.domain import CardTap
 from firmware.errors import VendingError
 from firmware.ports import Clock
-from firmware.readers.registry import open_reader, parse_reader_url
+from firmware.readers.registry import BY_NAME, open_reader, parse_reader_url
 from firmware.readers.virtual import VirtualReader
 from simulator.emulators.devices import DEVICES, Device
 from simulator.scenarios.schema import uid_tail
@@ -26,7 +26,6 @@ from simulator.scenarios.schema import uid_tail
 EMULATE = "emulate:"
 VIRTUAL = ("virtual", "virtual:")
 READ_TIMEOUT_S = 10.0  # an emulated tap is read in milliseconds; this long means the reader is gone
-UID_DIGITS = {"pn532": (8, 14, 20), "rdm6300": (10,), "line": (8, 14, 20)}  # hex digits each reader can read
 
 
 class TapSource(Protocol):
@@ -121,9 +120,9 @@ def unreadable_cards(url: str, uids: dict[str, str]) -> list[str]:
     """The cards (name -> uid) a reader cannot read: an RDM6300 reads 5-byte EM4100 ids only, a PN532 4/7/10 bytes."""
     if url in VIRTUAL:
         return []
-    protocol = url[len(EMULATE) :] if url.startswith(EMULATE) else parse_reader_url(url).driver
-    digits = UID_DIGITS.get(protocol)
-    if digits is None:
+    name = url[len(EMULATE) :] if url.startswith(EMULATE) else parse_reader_url(url).driver
+    protocol = BY_NAME.get(name)
+    if protocol is None:
         return []
-    unreadable = {name: uid for name, uid in uids.items() if len(uid) not in digits}
-    return [f"{name} ({len(uid) // 2}-byte uid {uid_tail(uid)})" for name, uid in unreadable.items()]
+    unreadable = {card: uid for card, uid in uids.items() if not protocol.reads(uid)}
+    return [f"{card} ({len(uid) // 2}-byte uid {uid_tail(uid)})" for card, uid in unreadable.items()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,14 +18,27 @@ CLOCK = VirtualClock(datetime(2026, 3, 2, 8, tzinfo=UTC))
 
 
 class FakeMonotonic:
-    """The driver's debounce clock: each call is a poll, each poll a quarter second of reader time."""
+    """The driver's clock: real time (bytes on the pty still take theirs) plus a quarter second per poll.
+
+    Every wait in the driver (a frame's deadline, the pause between searches, the debounce) reads
+    this clock, so a frame still times out in real time while each poll costs 0.25 s of reader time.
+    """
 
     def __init__(self, step: float = 0.25) -> None:
-        self.t, self.step = 1000.0, step
+        self.offset, self.step = 1000.0, step
 
     def __call__(self) -> float:
-        self.t += self.step
-        return self.t
+        return time.monotonic() + self.offset
+
+    @property
+    def t(self) -> float:
+        return self()
+
+    def poll(self, reader, timeout: float = 0.1):
+        """One ``read_tap``, then a quarter second of the reader's time passes."""
+        tap = reader.read_tap(timeout)
+        self.offset += self.step
+        return tap
 
 
 @pytest.fixture
@@ -67,13 +81,13 @@ def test_a_card_held_for_ten_seconds_is_one_tap_and_a_new_presentation_another(d
     start = clock.t
     taps = []
     while clock.t - start < 10:  # ten seconds of the reader's time, polling all along
-        tap = reader.read_tap(0.1)
+        tap = clock.poll(reader)
         if tap:
             taps.append(tap)
     assert len(taps) == 1 and device.reads >= 15  # read on every other poll: 0.1 s between reads of a held card
     device.remove()
     for _ in range(8):  # two seconds without a card: longer than the debounce
-        assert reader.read_tap(0.1) is None
+        assert clock.poll(reader) is None
     device.place("04A1B2C3D4E5F6")
     assert first_tap(reader).uid == "04A1B2C3D4E5F6"
 
