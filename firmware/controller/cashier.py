@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from firmware.domain import JournalEntry, SaleRequest, VendRecord
+from firmware.entries import SaleEntry
 from firmware.errors import SettlementError
 from firmware.money import Money
 from firmware.ports import Books
@@ -82,19 +83,16 @@ class Cashier:
             state = inventory.get(record.slot)
             if state is None:
                 raise SettlementError(f"vend {record.txn_id}: slot {record.slot} is not in the planogram")
-            self.books.journal.append(
-                self.stamp(
-                    "vend_completed",
-                    record.txn_id,
-                    slot=record.slot,
-                    product=record.product,
-                    price=record.price,
-                    stock=stock,
-                    capacity=state.capacity,
-                    recovered=recovered,
-                    **who,
-                )
+            sale = SaleEntry(
+                slot=record.slot,
+                product=record.product,
+                price=record.price,
+                stock=stock,
+                capacity=state.capacity,
+                recovered=recovered,
+                **who,
             )
+            self.books.journal.append(self.stamp("vend_completed", record.txn_id, **sale.data()))
         self.emit("vended", txn=record.txn_id, slot=record.slot, price=record.price, stock=stock, recovered=recovered)
 
     def refund(self, record: VendRecord, who: Who, recovered: bool) -> None:
@@ -102,16 +100,7 @@ class Cashier:
         with self.books.journal.atomic("refund"):
             balance = self.books.wallet.refund(record.uid, Money(record.price, self.currency), record.txn_id)
             self.books.vends.settle(record.txn_id, "refunded")
-            self.books.journal.append(
-                self.stamp(
-                    "vend_refunded",
-                    record.txn_id,
-                    slot=record.slot,
-                    product=record.product,
-                    price=record.price,
-                    recovered=recovered,
-                    **who,
-                )
-            )
+            sale = SaleEntry(slot=record.slot, product=record.product, price=record.price, recovered=recovered, **who)
+            self.books.journal.append(self.stamp("vend_refunded", record.txn_id, **sale.data()))
         self.balance_after[record.txn_id] = balance.amount
         self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)

@@ -20,6 +20,7 @@ from firmware.controller.machine import BUSY, SESSION, State, Triggers, build_ma
 from firmware.controller.records import EventSink, Hardware, Pseudonym, SessionCard, Transaction, who
 from firmware.controller.timers import Timers
 from firmware.domain import CardAccount, CardTap, Denial, JournalEntry, SaleRequest, SlotState
+from firmware.entries import DeniedEntry
 from firmware.errors import SettlementError, StorageError
 from firmware.identity.pseudonym import normalise_uid
 from firmware.messages import Message
@@ -371,14 +372,10 @@ class Controller(Timers, Triggers):
         with journal.atomic("journal"):
             txn_id = journal.next_txn_id(self.config.id)
             product, price = (state.product, state.price) if state else (None, None)
-            fields = {
-                "reason": denial.reason,
-                "slot": slot,
-                "product": product,
-                "price": price,
-                "detail": denial.detail,
-            }
-            journal.append(self.entry("denied", txn_id, **fields, **who(card)))
+            record = DeniedEntry(
+                reason=denial.reason, slot=slot, product=product, price=price, detail=denial.detail, **who(card)
+            )
+            journal.append(self.entry("denied", txn_id, **record.data()))
         self._finish("denied", denial.reason, txn_id=txn_id, slot=slot, with_card=with_card)
         self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card))
         self.show(self._keep_card_briefly(denial.message) if card is not None else denial.message)

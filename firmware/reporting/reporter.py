@@ -6,13 +6,14 @@ Runs inside the journal transaction, so a report exists exactly when its cause d
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from firmware.config.machine import MachineSetup
 from firmware.domain import JournalEntry, OutboundMessage
+from firmware.entries import Alert, DeniedEntry, SaleEntry
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
 from firmware.journal.vends import iso_week
@@ -87,26 +88,16 @@ class MqttReporter:
         return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, retain, "vendor", release_at)
 
     def _sale(self, entry: JournalEntry, outcome: str) -> OutboundMessage:
-        d = entry.data
+        sale = SaleEntry.of(entry.data)
         return self._vendor(
-            "sale",
-            entry,
-            held=True,
-            txn=entry.txn_id,
-            slot=d["slot"],
-            product=d["product"],
-            price=d["price"],
-            currency=self.currency,
-            outcome=outcome,
-            pseudonym=d.get("pseudonym"),
-            profile=d.get("profile"),
+            "sale", entry, held=True, txn=entry.txn_id, currency=self.currency, outcome=outcome, **sale.reported()
         )
 
     def _stock(self, entry: JournalEntry) -> OutboundMessage:
         return self._vendor("stock", entry, retain=True, slots=self.stock())
 
-    def _alert(self, entry: JournalEntry, kind: str, **detail: Any) -> OutboundMessage:
-        return self._vendor("alert", entry, kind=kind, **{k: v for k, v in detail.items() if v is not None})
+    def _alert(self, entry: JournalEntry, alert: Alert) -> OutboundMessage:
+        return self._vendor("alert", entry, **alert.data())
 
     # ---- one handler per journal entry kind ----------------------------------------------------
     def _on_vend_completed(self, entry: JournalEntry) -> list[OutboundMessage]:
@@ -116,42 +107,32 @@ class MqttReporter:
         has every sale, so a snapshot per sale would only double the traffic; at low stock and at
         empty the route planner needs the whole picture at once.
         """
-        if entry.data["stock"] not in (self.low_stock, 0):
+        sale = SaleEntry.of(entry.data)
+        if sale.stock not in (self.low_stock, 0):
             return [self._sale(entry, "vended")]
         return [
             self._sale(entry, "vended"),
             self._stock(entry),
-            self._alert(entry, "low_stock", slot=entry.data["slot"], stock=entry.data["stock"]),
+            self._alert(entry, Alert(kind="low_stock", slot=sale.slot, stock=sale.stock)),
         ]
 
     def _on_vend_refunded(self, entry: JournalEntry) -> list[OutboundMessage]:
-        return [self._sale(entry, "refunded"), self._alert(entry, "jam", slot=entry.data["slot"])]
+        return [self._sale(entry, "refunded"), self._alert(entry, Alert(kind="jam", slot=entry.data["slot"]))]
 
     def _on_denied(self, entry: JournalEntry) -> list[OutboundMessage]:
-        d = entry.data
-        private = d["reason"] in FAMILY_AND_MONEY
-        return [
-            self._vendor(
-                "denial",
-                entry,
-                held=True,
-                txn=entry.txn_id,
-                reason=d["reason"],
-                slot=d.get("slot"),
-                product=d.get("product"),
-                pseudonym=None if private else d.get("pseudonym"),
-                profile=None if private else d.get("profile"),
-            )
-        ]
+        denial = DeniedEntry.of(entry.data)
+        if denial.reason in FAMILY_AND_MONEY:  # the vendor learns that it happened, not to which visit
+            denial = replace(denial, pseudonym=None, profile=None)
+        return [self._vendor("denial", entry, held=True, txn=entry.txn_id, **denial.reported())]
 
     def _on_restocked(self, entry: JournalEntry) -> list[OutboundMessage]:
         return [self._stock(entry)]
 
     def _on_door_opened(self, entry: JournalEntry) -> list[OutboundMessage]:
-        return [self._alert(entry, "door")]
+        return [self._alert(entry, Alert(kind="door"))]
 
     def _on_fault(self, entry: JournalEntry) -> list[OutboundMessage]:
-        return [self._alert(entry, "fault", detail=str(entry.data.get("detail", "")))]
+        return [self._alert(entry, Alert(kind="fault", detail=str(entry.data.get("detail", ""))))]
 
     def _on_command(self, entry: JournalEntry) -> list[OutboundMessage]:
         d = entry.data

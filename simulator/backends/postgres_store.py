@@ -12,6 +12,7 @@ from typing import Any
 
 from firmware import crashpoints
 from simulator.backends.store import Report, StoreQueries
+from simulator.backends.views import view_sql
 
 VENDOR_SCHEMA_PG = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -26,16 +27,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     digest TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS machines (machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox BIGINT);
-CREATE OR REPLACE VIEW sales AS
-    SELECT machine, seq, payload->>'txn' AS txn, payload->>'time' AS time, payload->>'slot' AS slot,
-           payload->>'product' AS product, (payload->>'price')::int AS price, payload->>'outcome' AS outcome,
-           payload->>'pseudonym' AS pseudonym, payload->>'profile' AS profile
-    FROM reports WHERE kind = 'sale';
-CREATE OR REPLACE VIEW denials AS
-    SELECT machine, seq, payload->>'time' AS time, payload->>'reason' AS reason, payload->>'product' AS product,
-           payload->>'pseudonym' AS pseudonym, payload->>'profile' AS profile
-    FROM reports WHERE kind = 'denial';
-"""
+""" + view_sql("postgres")
 
 
 class PostgresReportStore(StoreQueries):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware import crashpoints
+from simulator.backends.views import view_sql
 
 RECEIVED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
@@ -34,22 +35,8 @@ VENDOR_SCHEMA = (
 CREATE TABLE IF NOT EXISTS machines (
     machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox INTEGER
 );
-CREATE VIEW IF NOT EXISTS sales AS
-    SELECT machine, seq, json_extract(payload, '$.txn') AS txn, json_extract(payload, '$.time') AS time,
-           json_extract(payload, '$.slot') AS slot, json_extract(payload, '$.product') AS product,
-           json_extract(payload, '$.price') AS price, json_extract(payload, '$.outcome') AS outcome,
-           json_extract(payload, '$.pseudonym') AS pseudonym, json_extract(payload, '$.profile') AS profile
-    FROM reports WHERE kind = 'sale';
-CREATE VIEW IF NOT EXISTS denials AS
-    SELECT machine, seq, json_extract(payload, '$.time') AS time, json_extract(payload, '$.reason') AS reason,
-           json_extract(payload, '$.product') AS product, json_extract(payload, '$.pseudonym') AS pseudonym,
-           json_extract(payload, '$.profile') AS profile
-    FROM reports WHERE kind = 'denial';
-CREATE VIEW IF NOT EXISTS alerts AS
-    SELECT machine, seq, json_extract(payload, '$.time') AS time, json_extract(payload, '$.kind') AS kind,
-           json_extract(payload, '$.slot') AS slot
-    FROM reports WHERE kind = 'alert';
 """
+    + view_sql("sqlite")  # sales, denials, alerts: generated from firmware/reporting/reports.py
 )
 
 ISSUER_SCHEMA = (
