@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from firmware.config.catalog import Catalog, load_catalog
-from firmware.config.rules import RuleSet, available, load_ruleset
+from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
 from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, Category, Profile, SchoolLevel
 from firmware.errors import InputError
@@ -201,7 +201,10 @@ class MachineSetup:
     rulesets: tuple[RuleSet, ...] = ()
 
     def __post_init__(self) -> None:
-        if tuple(ruleset.id for ruleset in self.rulesets) != tuple(self.config.rules):
+        named = tuple(self.config.rules)
+        if len(self.rulesets) != len(named) or any(
+            not is_rule_file(entry) and ruleset.id != entry for entry, ruleset in zip(named, self.rulesets, strict=True)
+        ):
             raise ValueError(f"rule sets {[r.id for r in self.rulesets]} do not match the config's {self.config.rules}")
 
     def price_of(self, slot: str) -> int:
@@ -237,16 +240,22 @@ def load_machine(path: Path, display_name: str | None = None) -> MachineSetup:
     for code, slot in config.slots.items():
         if slot.product not in catalog.products:
             raise doc.error(("slots", code, "product"), f"unknown product {slot.product!r} (not in {config.catalog})")
-    return MachineSetup(config, catalog, path, _load_rules(doc, config, catalog))
+    return MachineSetup(config, catalog, path, _load_rules(doc, config, catalog, path.parent))
 
 
-def _load_rules(doc: YamlDoc, config: MachineConfig, catalog: Catalog) -> tuple[RuleSet, ...]:
+def _load_rules(doc: YamlDoc, config: MachineConfig, catalog: Catalog, base: Path) -> tuple[RuleSet, ...]:
     """Rule sets must exist and load; food in the slots needs a kind when rules are on."""
     if not config.rules:
         return ()
     known = available()
     rulesets = []
     for index, rule_id in enumerate(config.rules):
+        if is_rule_file(rule_id):  # the school's own rule set, beside the machine config
+            path = base / rule_id
+            if not path.is_file():
+                raise doc.error(("rules", index), f"rule set file {rule_id!r} not found beside the config ({path})")
+            rulesets.append(load_ruleset_file(path))
+            continue
         if rule_id not in known:
             raise doc.error(("rules", index), f"unknown rule set {rule_id!r}; known: {', '.join(known)}")
         rulesets.append(load_ruleset(rule_id))

@@ -11,11 +11,12 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from firmware.config.catalog import Names
+from firmware.config.packaged import configs_dir
 from firmware.config.source import Strict, read_yaml, validate
 from firmware.domain import Kind, SchoolLevel
 from firmware.errors import InputError
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "configs" / "rules"
+RULES_DIR = configs_dir() / "rules"  # the packaged rule sets; a config may name a file instead
 Measure = Literal["kcal", "fat_pct", "sat_fat_pct", "added_sugar_pct", "fat_sugar_pct", "sodium_mg", "trans_fat_g"]
 
 
@@ -66,6 +67,16 @@ class RuleSet(Strict):
 
 def available() -> list[str]:
     return sorted(path.stem for path in RULES_DIR.glob("*.yaml"))
+
+
+def is_rule_file(entry: str) -> bool:
+    """A machine config's ``rules:`` entry that names a file (relative to the config) instead of a packaged set."""
+    return entry.endswith((".yaml", ".yml")) or "/" in entry
+
+
+def load_ruleset_file(path: Path) -> RuleSet:
+    """A rule set of the school's own, from its file; its id is whatever the file says."""
+    return validate(RuleSet, read_yaml(path))
 
 
 def load_ruleset(rule_id: str) -> RuleSet:

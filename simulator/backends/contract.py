@@ -16,9 +16,9 @@ import fastjsonschema
 import jsonschema
 import yaml
 
-from simulator.paths import ROOT
+from firmware.config.packaged import contract_file
 
-SPEC_FILE = ROOT / "docs" / "asyncapi.yaml"
+SPEC_FILE = contract_file()
 
 
 @functools.cache

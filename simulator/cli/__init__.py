@@ -40,6 +40,7 @@ from simulator.cli.reporting import backend_app
 from simulator.cli.rules import refused_slots, rules_app
 from simulator.cli.scaffold import init
 from simulator.cli.school import backend_school, school_app
+from simulator.inspection.machine_db import reuse_problems
 from simulator.paths import SCENARIOS
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioResult, run_scenario
@@ -102,7 +103,18 @@ BROKER_HELP = (
 
 @app.command()
 def run(
-    script: Annotated[Path, typer.Option("--script", help="Scenario YAML (see README: Scenario format).")],
+    scenario_file: Annotated[
+        Path | None, typer.Argument(metavar="[SCENARIO]", help="Scenario YAML (see README: Scenario format).")
+    ] = None,
+    script: Annotated[Path | None, typer.Option("--script", help="The scenario, as an option.")] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--continue",
+            help="Run on a --state-dir that already holds books this scenario did not make (another run's, "
+            "later ones, other cards); refused without it.",
+        ),
+    ] = False,
     machine: Annotated[Path | None, typer.Option(help="Machine config; overrides the scenario's `machine:`.")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per event line, with `t` and `event`.")
@@ -130,6 +142,10 @@ def run(
     Exit 0 when every expectation held, 1 when any failed (each printed with expected vs actual),
     2 for invalid input.
     """
+    if (scenario_file is None) == (script is None):
+        fail("give the scenario once: `vending run FILE` or `vending run --script FILE`")
+    script = scenario_file or script
+    assert script is not None
     try:
         scenario = load_scenario(script)
         if machine is not None:
@@ -151,6 +167,14 @@ def run(
         taps = tap_source_for(reader, lambda text: typer.echo(text, err=True))
     except VendingError as exc:
         fail(exc)
+    if state_dir is not None and not resume:
+        uids = {card.uid for card in scenario.cards.values()}
+        problems = reuse_problems(state_dir, scenario.machine.config.id, scenario.start, uids)
+        if problems:
+            fail(
+                f"--state-dir {state_dir}: {'; '.join(problems)}. Give a new --state-dir for this scenario, "
+                "or --continue to run on these books on purpose"
+            )
     unreadable = unreadable_cards(reader, {name: card.uid for name, card in scenario.cards.items()})
     if unreadable:
         fail(f"--reader {reader}: it cannot read card(s) {', '.join(unreadable)} (uid length)")
@@ -250,6 +274,14 @@ def _kind_of(path: Path) -> str:
     return "machine"
 
 
+def _yaml_files(paths: list[Path]) -> list[Path]:
+    """Each file as given; a directory stands for the YAML files in it and below (``vending init``'s folder)."""
+    found: list[Path] = []
+    for path in paths:
+        found += sorted([*path.rglob("*.yaml"), *path.rglob("*.yml")]) if path.is_dir() else [path]
+    return found
+
+
 def _load_rule_set(path: Path) -> object:
     from firmware.config.rules import RuleSet
     from firmware.config.source import validate
@@ -259,7 +291,10 @@ def _load_rule_set(path: Path) -> object:
 
 @app.command()
 def check(
-    files: Annotated[list[Path], typer.Argument(help="Machine configs, catalogs or scenarios.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Machine configs, catalogs, rule sets or scenarios; a directory: its YAML files."),
+    ],
     strict: Annotated[
         bool,
         typer.Option(
@@ -268,7 +303,7 @@ def check(
     ] = False,
 ) -> None:
     """Validate files; exit 2 on the first invalid one, printing FILE:LINE: field.path: reason."""
-    for path in files:
+    for path in _yaml_files(files):
         try:
             kind = _kind_of(path)
             loaded = {

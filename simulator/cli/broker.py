@@ -9,6 +9,7 @@ import typer
 
 from firmware.errors import VendingError
 from simulator.cli.exits import fail
+from simulator.cli.secrets_guard import refuse_if_tracked
 
 broker_app = typer.Typer(no_args_is_help=True, help="Broker configuration for deployments.")
 
@@ -33,6 +34,7 @@ def setup(
 
     ids = [m for m in (part.strip() for part in machines.split(",")) if m]
     try:
+        refuse_if_tracked(out)
         written = write_broker_setup(out, ids, port, force=force)
     except VendingError as exc:
         fail(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_
 from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
 from simulator.cli.exits import day_option, fail
+from simulator.cli.secrets_guard import refuse_if_tracked
 
 keys_app = typer.Typer(
     no_args_is_help=True, help="Term keys (pseudonyms) and every party's signing keys (docs/security.md)."
@@ -30,8 +32,12 @@ def keys_init(
     force: Annotated[bool, typer.Option(help="Replace an existing key (its pseudonyms become unlinkable).")] = False,
 ) -> None:
     """Create the term key that turns card uids into pseudonyms (HMAC-SHA256, 128 bits, base32)."""
+    until = day_option(valid_until, "--valid-until")
+    if until < date.today():
+        fail(f"--valid-until {valid_until}: that day has passed; a term key must be valid today (the end of the term)")
     try:
-        path = write_key(state_dir, term, day_option(valid_until, "--valid-until"), force=force)
+        refuse_if_tracked(state_dir)
+        path = write_key(state_dir, term, until, force=force)
     except VendingError as exc:
         fail(exc)
     typer.echo(f"created {path} for term {term}, valid until {valid_until}")
@@ -84,6 +90,7 @@ def keys_party(
 ) -> None:
     """An authority's Ed25519 signing key; the issuer also gets its X25519 sealing pair (issuer-seal.key/.pub)."""
     try:
+        refuse_if_tracked(out)
         written = write_party(out, party, force=force)
     except VendingError as exc:
         fail(exc)
@@ -100,6 +107,7 @@ def keys_machine(
     """The machine's own signing key, in its state dir as machine.key (0600); its .pub enrolled for the backends."""
     identity = Identity.generate(machine_party(machine))
     try:
+        refuse_if_tracked(state_dir)
         path = identity.save(state_dir / MACHINE_KEY_FILE, force=force)
     except VendingError as exc:
         fail(exc)
@@ -121,6 +129,7 @@ def keys_dev_set(
     """
     ids = [m for m in (part.strip() for part in machines.split(",")) if m]
     try:
+        refuse_if_tracked(out)
         written = write_dev_set(out, ids, force=force)
     except VendingError as exc:
         fail(exc)

@@ -48,7 +48,8 @@ def emulate(
     """Open a pseudo-terminal that behaves as the reader, driven by control lines.
 
     Control lines on stdin (or --script): `place UID`, `remove`, `tap UID` (place until read once),
-    `fault noise|split|corrupt|silent|clear`, `unplug`, `replug`, `sleep SECONDS`, `quit`.
+    `fault noise|split|corrupt|silent|clear`, `unplug`, `replug`, `sleep SECONDS`, `help`, `quit`. A line
+    that is not one of these is answered `error: ...` and changes nothing.
     """
     if protocol not in DEVICES:
         fail(f"--protocol: unknown {protocol!r}; known: {', '.join(DEVICES)}")
@@ -63,8 +64,15 @@ def emulate(
                 continue
             if words[0] == "quit":
                 break
-            if words[0] == "sleep" and len(words) == 2:
-                threading.Event().wait(float(words[1]))
+            if words[0] == "sleep":
+                try:
+                    seconds = float(words[1]) if len(words) == 2 else -1.0
+                except ValueError:
+                    seconds = -1.0
+                if seconds < 0:
+                    typer.echo(f"error: sleep takes a number of seconds, got {' '.join(words[1:])!r}")
+                else:
+                    threading.Event().wait(seconds)
                 continue
             typer.echo(device.command(line.strip()))
             sys.stdout.flush()

@@ -15,14 +15,17 @@ from firmware.domain import SCHOOL_LEVELS
 from firmware.errors import InputError
 from firmware.policy.rules import evaluate
 from simulator.cli.exits import EXIT_FAILED, EXIT_INPUT, EXIT_OK
+from simulator.paths import CONFIGS
 
-rules_app = typer.Typer(no_args_is_help=True, help="Campus food rules (configs/rules/).")
+rules_app = typer.Typer(no_args_is_help=True, help="Campus food rules (the packaged configs/rules/).")
 DEFAULT_RULES = "tw-moe-2016,tpe-no-bottled-water"
 
 
 @rules_app.command("check")
 def rules_check(
-    catalog: Annotated[Path, typer.Argument(help="A product catalog YAML.")],
+    catalog: Annotated[
+        Path, typer.Argument(help="A product catalog YAML (default: the campus catalog that ships with vending).")
+    ] = CONFIGS / "products" / "campus.yaml",
     level: Annotated[str, typer.Option(help="elementary | junior_high | senior_high")] = "junior_high",
     rules: Annotated[str, typer.Option(help="Comma-separated rule sets.")] = DEFAULT_RULES,
     as_json: Annotated[bool, typer.Option("--json", help="JSON: [{product, allowed, violations}].")] = False,

@@ -21,6 +21,17 @@ from simulator.emulators.pn532_chip import Pending, Pn532Chip
 from simulator.emulators.pty_port import PtyPort
 
 RDM6300_REPEAT_S = 0.1  # the module repeats the tag's frame while the tag is in the field
+FAULTS = ("noise", "split", "corrupt", "silent", "clear")
+CONTROL_ARGS: dict[str, tuple[str, ...]] = {  # each control line's verb and its arguments
+    "place": ("UID",),
+    "tap": ("UID",),
+    "remove": (),
+    "fault": ("|".join(FAULTS),),
+    "unplug": (),
+    "replug": (),
+    "help": (),
+}
+CONTROL_HELP = "commands: " + "; ".join(" ".join([verb, *args]) for verb, args in CONTROL_ARGS.items())
 
 
 class Device:
@@ -78,24 +89,46 @@ class Device:
         raise NotImplementedError
 
     def command(self, line: str) -> str:
-        """One control line: place UID | remove | tap UID | fault noise|split|corrupt|silent|clear | unplug | replug."""
+        """One control line, checked before anything changes; a bad one is answered ``error: ...``, never raised."""
         words = line.split()
         if not words:
             return ""
         verb, args = words[0], words[1:]
-        if verb in ("place", "tap") and args:
+        wanted = CONTROL_ARGS.get(verb)
+        if wanted is None:
+            return f"error: unknown command {verb!r}; {CONTROL_HELP}"
+        if len(args) != len(wanted):
+            usage = " ".join([verb, *wanted])
+            return f"error: {verb} takes {len(wanted) or 'no'} argument(s): {usage}"
+        if verb == "help":
+            return CONTROL_HELP
+        if verb in ("place", "tap"):
+            wrong = self.unreadable(args[0])
+            if wrong:
+                return f"error: {verb} {args[0]}: {wrong}"
             getattr(self, verb)(args[0])
-        elif verb == "remove":
-            self.remove()
-        elif verb == "unplug":
-            self.unplug()
+        elif verb == "fault":
+            if args[0] not in FAULTS:
+                return f"error: unknown fault {args[0]!r}; one of {', '.join(FAULTS)}"
+            self.fault(args[0])
         elif verb == "replug":
             return f"replugged at {self.port.plug()}"
-        elif verb == "fault" and args:
-            self.fault(args[0])
         else:
-            return f"unknown command: {line!r}"
+            getattr(self, verb)()  # remove, unplug
         return "ok"
+
+    def unreadable(self, uid: str) -> str:
+        """Why this reader could not read a card ``uid``, or an empty string: hex, of a size the protocol reads."""
+        sizes = protocol_of(self.protocol).uid_bytes
+        try:
+            size = len(bytes.fromhex(uid))
+        except ValueError:
+            size = -1
+        if size in sizes:
+            return ""
+        return (
+            f"a uid is {' or '.join(map(str, sizes))} bytes in hex for a {self.protocol} reader, e.g. {'04' * sizes[0]}"
+        )
 
     def unplug(self) -> None:
         """The cable is pulled: the port goes away and the device loses power."""

@@ -130,3 +130,31 @@ def _instant(stored: str, like: datetime) -> datetime:
     """A stored time, comparable with ``like`` (a naive ``like`` is read in the stored time's own zone)."""
     at = datetime.fromisoformat(stored)
     return at.replace(tzinfo=None) if like.tzinfo is None else at
+
+
+def reuse_problems(state_dir: Path, machine: str, start: datetime, card_uids: set[str]) -> list[str]:
+    """Why a scenario starting at ``start`` should not run on the books in ``state_dir``; none for a new dir.
+
+    Another machine's books, books that already go past the scenario's start (virtual time would run
+    backwards), or a wallet with other cards than the scenario's (its cards are issued only into a
+    new wallet, so its expectations would be about cards the machine does not have).
+    """
+    if not (state_dir / "machine.db").is_file():
+        return []
+    with read_only(state_dir) as conn:
+        held = _one(conn, "SELECT value FROM meta WHERE key = 'machine_id'")
+        if held is not None and held != machine:
+            return [f"it holds machine {held}, not {machine}"]
+        last = _one(conn, "SELECT at FROM journal ORDER BY id DESC LIMIT 1")  # appended in time order
+        uids = {str(uid).upper() for (uid,) in conn.execute("SELECT uid FROM cards")}
+    card_uids = {uid.upper() for uid in card_uids}
+    problems = []
+    if last is not None and datetime.fromisoformat(str(last)) > start:
+        problems.append(f"its books go up to {last}, after the scenario starts ({start.isoformat()})")
+    if uids != card_uids:
+        unknown, missing = len(uids - card_uids), len(card_uids - uids)
+        problems.append(
+            f"its wallet holds {unknown} card(s) the scenario does not list and lacks {missing} it does "
+            "(a scenario's cards are issued only into a new state dir)"
+        )
+    return problems

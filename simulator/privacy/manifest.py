@@ -14,9 +14,11 @@ from typing import Any
 
 import yaml
 
+from firmware.config.packaged import contract_file
+
 BEGIN = "<!-- simulator/privacy/manifest.py: begin -->"
 END = "<!-- simulator/privacy/manifest.py: end -->"
-SPEC = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
+SPEC = contract_file()
 
 # party -> (what it is, retention, proposed legal basis, message kinds it receives)
 PARTIES: dict[str, dict[str, Any]] = {

@@ -10,6 +10,7 @@ schema's description and checked on its own below.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonschema
@@ -98,9 +99,22 @@ def instances(schema: dict) -> st.SearchStrategy[Any]:
     raise AssertionError(f"the generator does not know type {kind!r}")
 
 
+def _ecma_pattern(validator: Any, pattern: str, instance: Any, schema: dict) -> Any:
+    """JSON Schema's ``pattern`` as ECMA-262 reads it: ``$`` is the end of the string.
+
+    python-jsonschema uses Python's ``re``, where ``$`` also matches before a final newline, so it
+    would accept the id "0\n" that the schema (and the machine) refuse.
+    """
+    if validator.is_type(instance, "string") and not re.search(re.sub(r"\$$", r"\\Z", pattern), instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+EcmaValidator = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": _ecma_pattern})
+
+
 def schema_accepts(schema: dict, instance: Any) -> bool:
     checker = jsonschema.Draft202012Validator.FORMAT_CHECKER
-    return jsonschema.Draft202012Validator(schema, format_checker=checker).is_valid(instance)
+    return EcmaValidator(schema, format_checker=checker).is_valid(instance)
 
 
 def machine_accepts(name: str, instance: Any) -> bool:
@@ -213,6 +227,8 @@ def test_the_limits_the_issue_named_are_stated() -> None:
         assert schema_accepts(schema, instance) is expected and machine_accepts(name, instance) is expected, instance
     negative = {**base, "slots": {"A1": -1}}  # the near miss issue 27 names: a restock to a negative level
     assert not schema_accepts(restock, negative) and not machine_accepts("restock", negative)
+    newline = {**base, "id": "0\n", "slots": {"A1": 5}}  # '$' ends the string (ECMA-262), not a line
+    assert not schema_accepts(restock, newline) and not machine_accepts("restock", newline)
     backwards = {**base, "command": "set_lockout", "lockouts": [{**window, "from": "13:00", "to": "11:00"}]}
     assert schema_accepts(lockout, backwards) and not machine_accepts("set_lockout", backwards)
     assert "'from' must be before 'to'" in str(lockout["properties"]["lockouts"]["items"]["description"])

@@ -99,7 +99,7 @@ def test_a_running_machine_picks_up_a_rotated_key_without_a_restart(tmp_path: Pa
 
 def test_keys_commands_refuse_to_overwrite_without_force(tmp_path: Path) -> None:
     cli = CliRunner()
-    init = ["keys", "init", "--state-dir", str(tmp_path), "--valid-until", "2026-07-31"]
+    init = ["keys", "init", "--state-dir", str(tmp_path), "--valid-until", "2099-07-31"]
     assert cli.invoke(app, init).exit_code == 0
     again = cli.invoke(app, init)
     assert again.exit_code == 2 and "use --force" in again.stderr
@@ -134,3 +134,21 @@ def test_retiring_a_term_destroys_its_key_and_nothing_on_the_machine_can_link_it
         if path.is_file():
             data = path.read_bytes()
             assert key.key not in data and key.key.hex().encode() not in data, f"the term key survives in {path}"
+
+
+def test_keys_init_refuses_a_day_that_has_passed(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["keys", "init", "--state-dir", str(tmp_path), "--valid-until", "2020-01-31"])
+    assert result.exit_code == 2 and "--valid-until 2020-01-31: that day has passed" in result.stderr
+    assert not list(tmp_path.iterdir()), "nothing written"
+
+
+def test_keys_are_not_written_where_git_would_pick_them_up(tmp_path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("/ignored/\n")
+    cli = CliRunner()
+    tracked = cli.invoke(app, ["keys", "party", "vendor", "--out", str(tmp_path / "keys")])
+    assert tracked.exit_code == 2 and "git does not ignore them" in tracked.stderr
+    assert not (tmp_path / "keys" / "vendor.key").exists()
+    assert cli.invoke(app, ["keys", "party", "vendor", "--out", str(tmp_path / "ignored")]).exit_code == 0
