@@ -87,14 +87,22 @@ def stored_lockouts(books: MachineBooks) -> list[Lockout] | None:
 
 
 # ---- the operator's words (``vending cmd send NAME WORDS...``) ------------------------------------------
+def _whole(word: str, what: str) -> int:
+    try:
+        return int(word)
+    except ValueError:
+        raise ValueError(f"{what} must be a whole number, got {word!r}") from None
+
+
 def _restock_words(words: list[str]) -> dict[str, Any] | None:
     if not words or not all("=" in word for word in words):
         return None
-    return {"slots": {slot: int(count) for slot, count in (word.split("=", 1) for word in words)}}
+    pairs = (word.split("=", 1) for word in words)
+    return {"slots": {slot: _whole(count, f"the count for {slot}") for slot, count in pairs}}
 
 
 def _price_words(words: list[str]) -> dict[str, Any] | None:
-    return {"slot": words[0], "price": int(words[1])} if len(words) == 2 else None
+    return {"slot": words[0], "price": _whole(words[1], "PRICE")} if len(words) == 2 else None
 
 
 def _slot_words(words: list[str]) -> dict[str, Any] | None:
@@ -106,7 +114,12 @@ def _lockout_words(words: list[str]) -> dict[str, Any] | None:
         return None
     if words[0] == "none":
         return {"lockouts": []}
-    loaded = yaml.safe_load(Path(words[0]).read_text())
+    try:
+        loaded = yaml.safe_load(Path(words[0]).read_text())
+    except OSError as exc:
+        raise ValueError(f"cannot read {words[0]}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{words[0]} is not YAML: {exc}") from None
     lockouts = loaded.get("lockouts") if isinstance(loaded, dict) else loaded
     return {"lockouts": lockouts} if isinstance(lockouts, list) else None
 
@@ -154,8 +167,8 @@ def fields_from_words(name: str, words: list[str]) -> dict[str, Any]:
         raise ValueError(f"unknown command {name!r}; known: {', '.join(COMMANDS)}")
     try:
         fields = spec.words(words)
-    except (ValueError, OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{exc.__class__.__name__}: {exc}; usage: {spec.usage}") from None
+    except ValueError as exc:
+        raise ValueError(f"{name} {' '.join(words)}: {exc}; usage: {spec.usage}") from None
     if fields is None:
         raise ValueError(f"usage: {spec.usage}")
     return fields

@@ -6,6 +6,7 @@ and the tests compare that text verbatim, so the mapping from a pydantic ``loc``
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -141,8 +142,21 @@ def _reason(error: dict[str, Any]) -> str:
 
 
 def first_error(exc: ValidationError) -> tuple[Loc, str]:
-    """Pydantic's first error as (location, reason in our words): every input reports one error, the first."""
-    first = exc.errors(include_url=False)[0]
+    """Pydantic's first error as (location, reason in our words): every input reports one error, the first.
+
+    A misspelt key gives two errors, the right key missing and the wrong one unknown; the unknown one
+    is the cause, so it is reported, with the key it was probably meant to be.
+    """
+    errors = exc.errors(include_url=False)
+    for error in errors:
+        loc: Loc = tuple(error["loc"])
+        if error["type"] != "extra_forbidden" or not loc:
+            continue
+        missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and tuple(e["loc"][:-1]) == loc[:-1]]
+        meant = difflib.get_close_matches(str(loc[-1]), missing, n=1)
+        if meant:
+            return loc, f"unknown key; did you mean {meant[0]!r}?"
+    first = errors[0]
     return tuple(first["loc"]), _reason(dict(first))
 
 

@@ -50,6 +50,8 @@ def _import(path: Path, private: bool) -> OKPKey:
         key = OKPKey.import_key(path.read_bytes())
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such key file (create keys with `vending keys ...`)") from None
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot read the key file: {(exc.strerror or str(exc)).lower()}") from None
     except (JoseError, ValueError, TypeError) as exc:
         raise KeyFileError(f"{path}: not an Ed25519 key in PEM ({exc.__class__.__name__})") from None
     if key.curve_name != "Ed25519":

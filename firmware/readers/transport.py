@@ -6,6 +6,8 @@ firmware imports without it.
 
 from __future__ import annotations
 
+import errno
+
 from firmware.errors import VendingError
 
 
@@ -20,7 +22,7 @@ class SerialTransport:
         try:
             self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=1.0)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise ReaderOffline(f"cannot open {url}: {exc}") from None
+            raise ReaderOffline(f"cannot open {url}: {_reason(exc)}") from None
         self.url = url
 
     def read(self, size: int = 256) -> bytes:
@@ -42,3 +44,16 @@ class SerialTransport:
             self.port.close()
         except Exception:  # noqa: BLE001 - closing a port that is already gone
             pass
+
+
+def _reason(exc: Exception) -> str:
+    """Pyserial's message says the errno twice; a missing port also says where to look for the right one."""
+    code = getattr(exc, "errno", None)
+    if code == errno.ENOENT:
+        return "no such port (`vending reader list` shows the serial ports this computer has)"
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied (on Linux, add your user to the dialout group and log in again)"
+    if code == errno.EBUSY:
+        return "the port is busy (another program has it open)"
+    text = str(exc)
+    return text.split("] ", 1)[-1] if text.startswith("[Errno") else text

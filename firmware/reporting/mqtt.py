@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -59,6 +60,20 @@ class BrokerAddress:
 
     def __str__(self) -> str:  # no password in logs
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def reachable(address: BrokerAddress, timeout_s: float = 5.0) -> None:
+    """VendingError naming the broker and why, when nothing accepts a connection at its address.
+
+    For tools a person waits on (a backend starting, ``cmd send``): a refused or unroutable address
+    is said at once instead of after a silent wait. The machine itself never needs this: it starts
+    offline and its publisher keeps trying.
+    """
+    try:
+        socket.create_connection(address.endpoint, timeout=timeout_s).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise VendingError(f"cannot reach the broker at {address}: {reason.lower()}") from None
 
 
 def make_client(address: BrokerAddress, client_id: str, *, persistent: bool = True):  # type: ignore[no-untyped-def]

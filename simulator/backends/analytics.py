@@ -10,9 +10,7 @@ difference between a total and the cells shown.
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 DIMENSIONS = ("machine", "product", "day", "hour")
@@ -46,10 +44,3 @@ def aggregate(store: Any, dimensions: list[str], k: int, machine: str | None = N
         else:
             cells.append([*key, len(buyers[key]), items[key], revenue[key]])
     return cells
-
-
-def write_csv(path: Path, header: list[str], cells: list[list[Any]]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(cells)

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -182,8 +182,8 @@ def run(
     with reporting(broker, run_broker(broker, username, password, ca, cert, cert_key)) as world:
         result = run_scenario(scenario, state_dir, printer, attach=world, taps=taps)
         delivered = world.vendor.store.count() if world and world.vendor else None
-        where = _where_reports_went(world)
-    _summary(result, as_json, delivered, where)
+        route = _route(world)
+    _summary(result, as_json, delivered, route)
     raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
@@ -212,21 +212,31 @@ def reporting(
             world.stop()
 
 
-def _where_reports_went(world: ReportingWorld | None) -> str | None:
-    """One sentence for the summary: which broker, and which backends took the reports."""
+def _route(world: ReportingWorld | None) -> dict[str, Any] | None:
+    """Which broker the reports went through and which backends (client ids) took them."""
     if world is None or world.vendor is None:
         return None
-    if world.guest_id is None:
-        return f"reports went through the {world.broker} broker to this run's own vendor and issuer backends"
-    issuer = world.issuer.client_id if world.issuer else "-"
+    return {
+        "broker": world.broker if world.guest_id is None else str(world.broker_address),
+        "own_broker": world.guest_id is None,
+        "vendor_backend": world.vendor.client_id,
+        "issuer_backend": world.issuer.client_id if world.issuer else None,
+    }
+
+
+def _route_sentence(route: dict[str, Any]) -> str:
+    if route["own_broker"]:
+        return f"reports went through the {route['broker']} broker to this run's own vendor and issuer backends"
     return (
-        f"reports went through {world.broker_address} to this run's own backends (client ids "
-        f"{world.vendor.client_id} and {issuer}, clean sessions); backends already on that broker kept "
-        "their sessions and refuse this run's throw-away machine key"
+        f"reports went through {route['broker']} to this run's own backends (client ids "
+        f"{route['vendor_backend']} and {route['issuer_backend'] or '-'}, clean sessions); backends already on that "
+        "broker kept their sessions and refuse this run's throw-away machine key"
     )
 
 
-def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None, where: str | None = None) -> None:
+def _summary(
+    result: ScenarioResult, as_json: bool, delivered: int | None = None, route: dict[str, Any] | None = None
+) -> None:
     passed = len(result.expectations) - len(result.failures)
     if as_json:
         typer.echo(
@@ -239,7 +249,7 @@ def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None
                     "cancellations": dict(result.cancellations),
                     "refunds": result.refunds,
                     "reports_delivered": delivered,
-                    "reports_went": where,
+                    "route": route,
                     "expectations_passed": passed,
                     "expectations_failed": len(result.failures),
                 },
@@ -258,8 +268,8 @@ def _summary(result: ScenarioResult, as_json: bool, delivered: int | None = None
         f"expectations {passed} passed, {len(result.failures)} failed"
         + (f", reports delivered to the vendor {delivered}" if delivered is not None else "")
     )
-    if where is not None:
-        typer.echo(where)
+    if route is not None:
+        typer.echo(_route_sentence(route))
 
 
 def _kind_of(path: Path) -> str:

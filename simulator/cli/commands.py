@@ -21,7 +21,7 @@ from firmware.app.command_set import COMMANDS, fields_from_words
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity
 from firmware.reporting import topics
-from firmware.reporting.mqtt import make_client
+from firmware.reporting.mqtt import make_client, reachable
 from firmware.reporting.wire import WireError, parse_object
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import EXIT_FAILED, EXIT_NO_ANSWER, EXIT_OK, fail
@@ -71,27 +71,52 @@ def send(
         lifetime=timedelta(seconds=lifetime),
         counter=counter,
     )
-    answer = _publish_and_wait(address, machine, command, payload, command_id, wait)
+    try:
+        reachable(address)
+    except VendingError as exc:
+        fail(exc)
+    answer, heard = _publish_and_wait(address, machine, command, payload, command_id, wait)
     if answer is None:
-        typer.echo(f"sent {command} {command_id} to {machine}; no answer within {wait:g} s" if wait else "sent")
-        raise typer.Exit(EXIT_NO_ANSWER if wait else EXIT_OK)
+        if not wait:
+            typer.echo("sent")
+            raise typer.Exit(EXIT_OK)
+        typer.echo(
+            f"sent {command} {command_id} to {machine}; no answer within {wait:g} s; {_last_heard(machine, heard)}"
+        )
+        raise typer.Exit(EXIT_NO_ANSWER)
     typer.echo(json.dumps(answer, ensure_ascii=False))
     raise typer.Exit(EXIT_OK if answer.get("ok") else EXIT_FAILED)
 
 
+def _last_heard(machine: str, heard: str | None) -> str:
+    """What the broker's retained status says of ``machine``: a mistyped id is never heard at all."""
+    if heard is None:
+        return f"no machine {machine} has been heard on this broker (no status retained): is the id right?"
+    if heard == "offline":
+        return (
+            f"machine {machine} is offline (its last status); the command waits for it if it is retained by a session"
+        )
+    return f"machine {machine} said it was {heard}"
+
+
 def _publish_and_wait(
     address: Any, machine: str, command: str, payload: str, command_id: str, wait: float
-) -> dict[str, Any] | None:
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The machine's answer (None without one in time) and its last status on the broker (None if never heard)."""
     answers: queue.Queue[dict[str, Any]] = queue.Queue()
     subscribed = queue.Queue[bool]()
+    heard: list[str] = []
+    status_topic = topics.vendor(machine, "status")
 
     def on_message(client: Any, userdata: Any, message: Any) -> None:
-        try:  # the answer is signed by the machine; here it is only shown, never acted on
+        try:  # signed by the machine; here it is only shown, never acted on
             envelope = parse_object(bytes(message.payload), 64 * 1024)
             body = parse_object(str(envelope.get("payload", "")).encode(), 64 * 1024)
         except WireError:
             return
-        if body.get("id") == command_id:
+        if message.topic == status_topic:
+            heard.append(str(body.get("state")))
+        elif body.get("id") == command_id:
             answers.put(body)
 
     client = make_client(address, f"operator-{secrets.token_hex(4)}", persistent=False)
@@ -101,13 +126,14 @@ def _publish_and_wait(
     client.loop_start()
     try:
         if wait:
-            client.subscribe(topics.vendor(machine, "cmd-result"), qos=1)
+            client.subscribe([(topics.vendor(machine, "cmd-result"), 1), (status_topic, 1)])
             subscribed.get(timeout=10)
         client.publish(topics.command(machine, command), payload, qos=1).wait_for_publish(timeout=10)
         try:
-            return answers.get(timeout=wait) if wait else None
+            answer = answers.get(timeout=wait) if wait else None
         except queue.Empty:
-            return None
+            answer = None
+        return answer, heard[-1] if heard else None
     finally:
         client.disconnect()
         client.loop_stop()

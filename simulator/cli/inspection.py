@@ -20,14 +20,26 @@ from simulator.cli.exits import day_option, fail
 StateDir = Annotated[
     Path, typer.Option(help="The machine's state dir (holds machine.db); read-only, safe while it runs.")
 ]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (a list of objects).")]
-AsCsv = Annotated[bool, typer.Option("--csv", help="Print CSV with a header row.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON: objects with snake_case keys and real types.")]
+AsCsv = Annotated[bool, typer.Option("--csv", help="Print CSV to stdout, a header row always (even with no rows).")]
+
+
+def _cell(value: Any) -> str:
+    """A value as one CSV or table cell: objects as compact JSON, booleans as yes/no for people."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return "" if value is None else str(value)
 
 
 def show(
-    state_dir: Path, title: str, query: Callable[[Any], list[dict[str, Any]]], as_json: bool, as_csv: bool
+    state_dir: Path,
+    title: str,
+    columns: tuple[str, ...],
+    query: Callable[[Any], list[dict[str, Any]]],
+    as_json: bool,
+    as_csv: bool,
 ) -> None:
-    """Run ``query`` on the machine database and print its rows in the chosen format."""
+    """Run ``query`` on the machine database and print its rows: a table, JSON objects, or CSV (header always)."""
     from simulator.inspection.machine_db import read_only
 
     if as_json and as_csv:
@@ -37,34 +49,58 @@ def show(
             rows = query(conn)
     except VendingError as exc:
         fail(exc)
-    columns = list(rows[0]) if rows else ["none"]
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
     elif as_csv:
-        writer = csv.DictWriter(sys.stdout, columns)
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows([_cell(row[column]) for column in columns] for row in rows)
     else:
-        table = Table(title=title)
+        table = Table(title=title if rows else f"{title}: none")
         for column in columns:
             table.add_column(column, justify="right" if rows and isinstance(rows[0][column], int) else "left")
         for row in rows:
-            table.add_row(*(str(value) for value in row.values()))
+            table.add_row(*(_yes_no(row[column]) for column in columns))
         Console(width=140).print(table)
 
 
+def _yes_no(value: Any) -> str:
+    return ("yes" if value else "no") if isinstance(value, bool) else _cell(value)
+
+
 def status(state_dir: StateDir, as_json: AsJson = False, as_csv: AsCsv = False) -> None:
-    """What the machine is and how far its books and reports have got."""
+    """What the machine is and how far its books and reports have got (--json: one object)."""
+    from simulator.inspection.machine_db import read_only
     from simulator.inspection.machine_db import status as query
 
-    show(state_dir, f"Machine status: {state_dir}", query, as_json, as_csv)
+    if as_json and as_csv:
+        fail("--json and --csv: choose one")
+    try:
+        with read_only(state_dir) as conn:
+            facts = query(conn)
+    except VendingError as exc:
+        fail(exc)
+    if as_json:
+        typer.echo(json.dumps(facts, ensure_ascii=False, indent=1))
+    elif as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(facts)
+        writer.writerow(_cell(value) for value in facts.values())
+    else:
+        table = Table(title=f"Machine status: {state_dir}")
+        table.add_column("what")
+        table.add_column("value")
+        for key, value in facts.items():
+            table.add_row(key.replace("_", " "), _cell(value) if value is not None else "none yet")
+        Console(width=140).print(table)
 
 
 def stock(state_dir: StateDir, as_json: AsJson = False, as_csv: AsCsv = False) -> None:
     """Stock per slot, with capacity, price and whether the slot sells."""
+    from simulator.inspection.machine_db import STOCK_COLUMNS
     from simulator.inspection.machine_db import stock as query
 
-    show(state_dir, "Stock", query, as_json, as_csv)
+    show(state_dir, "Stock", STOCK_COLUMNS, query, as_json, as_csv)
 
 
 def sales(
@@ -74,11 +110,12 @@ def sales(
     as_csv: AsCsv = False,
 ) -> None:
     """Every vend, oldest first: time, transaction, slot, product, price, status (never the card)."""
+    from simulator.inspection.machine_db import SALES_COLUMNS
     from simulator.inspection.machine_db import sales as query
 
     if day is not None:
         day_option(day)
-    show(state_dir, f"Sales {day or ''}".strip(), lambda conn: query(conn, day), as_json, as_csv)
+    show(state_dir, f"Sales {day or ''}".strip(), SALES_COLUMNS, lambda conn: query(conn, day), as_json, as_csv)
 
 
 def journal(
@@ -88,6 +125,7 @@ def journal(
     as_csv: AsCsv = False,
 ) -> None:
     """The machine's journal, oldest first (entries past the retention period are gone)."""
+    from simulator.inspection.machine_db import JOURNAL_COLUMNS
     from simulator.inspection.machine_db import journal as query
 
     if since is not None:
@@ -95,7 +133,7 @@ def journal(
             datetime.fromisoformat(since)
         except ValueError:
             fail(f"--since: expected an ISO time or day such as 2026-03-02T12:00+08:00, got {since!r}")
-    show(state_dir, "Journal", lambda conn: query(conn, since), as_json, as_csv)
+    show(state_dir, "Journal", JOURNAL_COLUMNS, lambda conn: query(conn, since), as_json, as_csv)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import signal
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from firmware.errors import VendingError
 from firmware.identity.keyset import SEAL, Enrolment, read_seal_key
 from firmware.identity.signing import Identity, PublicKey
+from firmware.reporting.mqtt import reachable
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import fail
+from simulator.cli.exits import EXIT_INTERRUPTED, fail
 
 if TYPE_CHECKING:
     from simulator.backends.service import BackendService
@@ -43,8 +49,14 @@ RetentionDays = Annotated[
 def _serve_forever(service: object, retention_days: int | None = None) -> None:
     """Run until SIGINT/SIGTERM; with a retention period, purge at start and then every hour."""
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    received: list[int] = []
+
+    def on_signal(number: int, _frame: object) -> None:
+        received.append(number)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     while True:
         if retention_days is not None:
             cutoff = (datetime.now(UTC).date() - timedelta(days=retention_days)).isoformat()
@@ -53,6 +65,8 @@ def _serve_forever(service: object, retention_days: int | None = None) -> None:
         if stop.wait(PURGE_EVERY_S):
             break
     service.stop()  # type: ignore[attr-defined]
+    if received and received[0] == signal.SIGINT:  # Ctrl-C, as the exit-code table says; SIGTERM is a clean stop
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def _identity(party: str, path: Path) -> Identity:
@@ -174,12 +188,17 @@ def vendor_report(
     by: Annotated[str, typer.Option(help="Cells: product,day or product,day,hour (also machine).")] = "product,day",
     k: Annotated[int, typer.Option(min=1, help="Suppress every cell built from fewer than k distinct buyers.")] = 5,
     machine: Annotated[str | None, typer.Option(help="Only this machine.")] = None,
-    csv_out: Annotated[Path | None, typer.Option("--csv", help="Also write the table as CSV to this file.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON: one object per cell; a suppressed cell has null figures.")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV to stdout, a header row always.")] = False,
 ) -> None:
     """Sales aggregates the vendor may share: a cell from fewer than k distinct buyers shows as suppressed."""
-    from simulator.backends.analytics import DIMENSIONS, aggregate, write_csv
+    from simulator.backends.analytics import DIMENSIONS, aggregate
     from simulator.backends.vendor import open_store
 
+    if as_json and as_csv:
+        fail("--json and --csv: choose one")
     dimensions = [part.strip() for part in by.split(",") if part.strip()]
     unknown = [d for d in dimensions if d not in DIMENSIONS]
     if unknown or not dimensions:
@@ -188,14 +207,38 @@ def vendor_report(
         fail(f"--db: {db} does not exist")
     cells = aggregate(open_store(db), dimensions, k, machine)
     header = [*dimensions, "buyers", "items", "revenue"]
-    for cell in [header, *cells]:
-        typer.echo("  ".join(str(value) for value in cell))
-    if csv_out is not None:
-        write_csv(csv_out, header, cells)
+    if as_json:
+        figures = ("buyers", "items", "revenue")
+        objects = []
+        for cell in cells:
+            shown = dict(zip(header, cell, strict=True))
+            suppressed = not isinstance(shown["buyers"], int)
+            objects.append({**shown, **dict.fromkeys(figures if suppressed else ()), "suppressed": suppressed})
+        typer.echo(json.dumps(objects, ensure_ascii=False, indent=1))
+    elif as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(header)
+        writer.writerows(cells)
+    else:
+        table = Table(title=f"Sales by {', '.join(dimensions)} (cells under {k} buyers suppressed)")
+        for column in header:
+            table.add_column(column, justify="left" if column in dimensions else "right")
+        for cell in cells:
+            table.add_row(*(str(value) for value in cell))
+        Console(width=140).print(table)
 
 
 def _await_subscription(service: BackendService, timeout_s: float = 15.0) -> None:
-    """The start-up line is printed once the broker confirmed the subscriptions (scripts wait for it)."""
+    """The start-up line is printed once the broker confirmed the subscriptions (scripts wait for it).
+
+    A broker nobody answers at is said at once, naming the address and why; the backend keeps trying
+    (a broker restarting is not a reason for a service to give up), and its dashboard still serves.
+    """
+    try:
+        reachable(service.address)
+    except VendingError as exc:
+        typer.echo(f"warning: {exc}; retrying until it answers", err=True)
+        return
     if not service.subscribed.wait(timeout_s):
         typer.echo(f"warning: no subscription confirmed by the broker within {timeout_s:.0f} s; still trying", err=True)
 

@@ -6,6 +6,7 @@ writes. Nothing here shows a card number: sales are listed by transaction, slot 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,34 +71,36 @@ def _localized(conn: sqlite3.Connection, rows: list[Row]) -> list[Row]:
     return [{**row, "time": local_time(str(row["time"]), zone)} for row in rows]
 
 
-def status(conn: sqlite3.Connection) -> list[Row]:
-    """One row per fact: what the machine is, how far its books and reports have got."""
+def status(conn: sqlite3.Connection) -> Row:
+    """What the machine is and how far its books and reports have got: one object, snake_case keys, real types."""
     waiting = dict(conn.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream").fetchall())
     last = conn.execute("SELECT at, kind FROM journal ORDER BY id DESC LIMIT 1").fetchone()
     closed = _one(conn, "SELECT MAX(json_extract(data, '$.day')) FROM journal WHERE kind = 'day_closed'")
-    facts: list[tuple[str, Any]] = [
-        ("machine", _one(conn, "SELECT value FROM meta WHERE key = 'machine_id'")),
-        ("last event", f"{last[1]} at {local_time(last[0], machine_zone(conn))}" if last else "none yet"),
-        ("sales completed", _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'completed'")),
-        ("takings", _one(conn, "SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed'")),
-        ("refunds", _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'refunded'")),
-        ("vends in flight", _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'debited'")),
-        ("reports waiting: vendor", waiting.get("vendor", 0)),
-        ("reports waiting: issuer", waiting.get("issuer", 0)),
-        ("reports held for their release window", _one(conn, "SELECT COUNT(*) FROM held")),
-        ("last trading day closed", closed or "none yet"),
-        ("slots empty", _one(conn, "SELECT COUNT(*) FROM slots WHERE stock = 0")),
-        ("cards known", _one(conn, "SELECT COUNT(*) FROM cards")),
-    ]
-    return [{"what": what, "value": value} for what, value in facts]
+    return {
+        "machine": _one(conn, "SELECT value FROM meta WHERE key = 'machine_id'"),
+        "last_event_kind": last[1] if last else None,
+        "last_event_time": local_time(last[0], machine_zone(conn)) if last else None,
+        "sales_completed": _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'completed'"),
+        "takings": _one(conn, "SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed'"),
+        "refunds": _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'refunded'"),
+        "vends_in_flight": _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'debited'"),
+        "reports_waiting_vendor": waiting.get("vendor", 0),
+        "reports_waiting_issuer": waiting.get("issuer", 0),
+        "reports_held_for_release": _one(conn, "SELECT COUNT(*) FROM held"),
+        "last_day_closed": closed,
+        "slots_empty": _one(conn, "SELECT COUNT(*) FROM slots WHERE stock = 0"),
+        "cards_known": _one(conn, "SELECT COUNT(*) FROM cards"),
+    }
+
+
+STOCK_COLUMNS = ("slot", "product", "stock", "capacity", "price", "enabled")
+SALES_COLUMNS = ("time", "txn", "slot", "product", "price", "status")
+JOURNAL_COLUMNS = ("time", "kind", "txn", "data")
 
 
 def stock(conn: sqlite3.Connection) -> list[Row]:
-    return _rows(
-        conn,
-        "SELECT slot, product, stock, capacity, price, CASE enabled WHEN 1 THEN 'yes' ELSE 'no' END AS enabled "
-        "FROM slots ORDER BY slot",
-    )
+    rows = _rows(conn, f"SELECT {', '.join(STOCK_COLUMNS)} FROM slots ORDER BY slot")
+    return [{**row, "enabled": bool(row["enabled"])} for row in rows]
 
 
 def sales(conn: sqlite3.Connection, day: str | None = None) -> list[Row]:
@@ -115,9 +118,8 @@ def sales(conn: sqlite3.Connection, day: str | None = None) -> list[Row]:
 
 def journal(conn: sqlite3.Connection, since: str | None = None) -> list[Row]:
     """Journal entries from ``since`` (a day: the machine's local day; a time: compared as instants)."""
-    rows = _localized(
-        conn, _rows(conn, "SELECT at AS time, kind, COALESCE(txn_id, '') AS txn, data FROM journal ORDER BY id")
-    )
+    rows = _localized(conn, _rows(conn, "SELECT at AS time, kind, txn_id AS txn, data FROM journal ORDER BY id"))
+    rows = [{**row, "data": json.loads(row["data"])} for row in rows]  # an object, not JSON inside a string
     if not since:
         return rows
     if len(since) == 10:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -29,22 +31,23 @@ def test_cells_from_fewer_than_k_buyers_are_suppressed(tmp_path: Path, closing) 
         )
     }
     assert min(b for b, _, _ in truth.values()) < 4 <= max(b for b, _, _ in truth.values()), truth  # both paths
-    shown = cli.invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "product,day", "--k", "4"])
+    report = ["backend", "vendor", "report", "--db", db]
+    shown = cli.invoke(app, [*report, "--by", "product,day", "--k", "4", "--json"])
     assert shown.exit_code == 0, shown.output
-    lines = [line.split("  ") for line in shown.output.splitlines()]
-    assert lines[0] == ["product", "day", "buyers", "items", "revenue"]
-    for product, day, *cell in lines[1:]:
-        buyers, items, revenue = truth[product]
-        assert day == "2026-03-02"
-        assert cell == ([str(buyers), str(items), str(revenue)] if buyers >= 4 else ["<4", "suppressed", "suppressed"])
-    assert len(lines) == 1 + len(truth)
+    cells = json.loads(shown.output)
+    for cell in cells:
+        buyers, items, revenue = truth[cell["product"]]
+        assert cell["day"] == "2026-03-02"
+        figures = [cell["buyers"], cell["items"], cell["revenue"]]
+        assert figures == ([buyers, items, revenue] if buyers >= 4 else [None, None, None])
+        assert cell["suppressed"] is (buyers < 4)
+    assert len(cells) == len(truth)
+    table = cli.invoke(app, [*report, "--by", "product,day", "--k", "4"])
+    assert table.exit_code == 0 and "product" in table.output and "suppressed" in table.output
 
-    csv_file = tmp_path / "cells.csv"
-    hidden = cli.invoke(
-        app, ["backend", "vendor", "report", "--db", db, "--by", "product,day,hour", "--k", "5", "--csv", str(csv_file)]
-    )
+    hidden = cli.invoke(app, [*report, "--by", "product,day,hour", "--k", "5", "--csv"])
     assert hidden.exit_code == 0, hidden.output
-    rows = list(csv.reader(csv_file.open()))
+    rows = list(csv.reader(io.StringIO(hidden.output)))
     assert rows[0] == ["product", "day", "hour", "buyers", "items", "revenue"] and len(rows) > 1
     assert all(row[3:] == ["<5", "suppressed", "suppressed"] for row in rows[1:]), "a cell under k was shown"
 

@@ -42,10 +42,8 @@ def test_each_view_matches_the_machine_database_and_never_shows_a_card(state_dir
     assert [(s["txn"], s["price"], s["status"]) for s in sales] == vends
     stock = json.loads(invoke("stock", "--state-dir", str(state_dir), "--json"))
     assert [(s["slot"], s["stock"]) for s in stock] == slots
-    status = {
-        row["what"]: row["value"] for row in json.loads(invoke("status", "--state-dir", str(state_dir), "--json"))
-    }
-    assert status["sales completed"] == sum(1 for v in vends if v[2] == "completed")
+    status = json.loads(invoke("status", "--state-dir", str(state_dir), "--json"))  # one object, snake_case keys
+    assert status["sales_completed"] == sum(1 for v in vends if v[2] == "completed")
     assert status["takings"] == sum(v[1] for v in vends if v[2] == "completed")
     everything = "".join(
         invoke(command, "--state-dir", str(state_dir), *form)
@@ -61,6 +59,8 @@ def test_csv_has_a_header_and_a_row_per_record_and_filters_apply(state_dir: Path
     day = rows[0]["time"][:10]
     assert len(json.loads(invoke("sales", "--state-dir", str(state_dir), "--day", day, "--json"))) == len(rows)
     assert json.loads(invoke("sales", "--state-dir", str(state_dir), "--day", "2020-01-01", "--json")) == []
+    empty = invoke("sales", "--state-dir", str(state_dir), "--day", "2020-01-01", "--csv")
+    assert empty.splitlines() == ["time,txn,slot,product,price,status"], "a day without sales is a header, not 'none'"
     entries = json.loads(invoke("journal", "--state-dir", str(state_dir), "--json"))
     later = json.loads(invoke("journal", "--state-dir", str(state_dir), "--since", entries[-1]["time"], "--json"))
     assert later and later[-1] == entries[-1] and len(later) < len(entries)
@@ -121,3 +121,15 @@ def test_times_show_in_the_machine_s_local_time_when_its_clock_stored_utc(tmp_pa
     assert [row["time"][:16] for row in rows] == ["2026-03-02T07:30"] and rows[0]["time"].endswith("+08:00")
     entries = json.loads(invoke("journal", "--state-dir", str(tmp_path / "state"), "--since", "2026-03-02", "--json"))
     assert {"vend_completed"} <= {entry["kind"] for entry in entries}, "the local day, not the UTC one"
+
+
+def test_json_has_real_types_an_object_per_record_and_csv_is_a_flag_to_stdout(state_dir: Path) -> None:
+    stock = json.loads(invoke("stock", "--state-dir", str(state_dir), "--json"))
+    assert all(isinstance(row["enabled"], bool) and isinstance(row["stock"], int) for row in stock)
+    entries = json.loads(invoke("journal", "--state-dir", str(state_dir), "--json"))
+    assert all(isinstance(entry["data"], dict) for entry in entries), "data is an object, not JSON in a string"
+    status = json.loads(invoke("status", "--state-dir", str(state_dir), "--json"))
+    assert isinstance(status, dict) and all(key == key.lower() and " " not in key for key in status)
+    assert isinstance(status["takings"], int) and isinstance(status["cards_known"], int)
+    rows = list(csv.DictReader(io.StringIO(invoke("status", "--state-dir", str(state_dir), "--csv"))))
+    assert len(rows) == 1 and rows[0]["machine"] == status["machine"]

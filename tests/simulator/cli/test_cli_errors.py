@@ -1,0 +1,86 @@
+"""Errors that name the thing: the address, the argument, the key; never a Python exception's name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from firmware.errors import VendingError
+from firmware.readers.transport import SerialTransport
+from simulator.servers.broker import EmbeddedBroker
+from tests.conftest import CONFIGS, VENDING
+from tests.simulator.cli.test_cli import vending
+
+
+def dead_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def keys(tmp_path):
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "keys")).returncode == 0
+    return tmp_path / "keys"
+
+
+def test_cmd_send_names_the_broker_it_cannot_reach(keys):
+    port = dead_port()
+    out = vending("cmd", "send", "restock", "A1=3", "--machine", "M-1", "--key", str(keys / "vendor.key"),
+                  "--broker", f"mqtt://127.0.0.1:{port}")  # fmt: skip
+    assert (
+        out.returncode == 2 and f"cannot reach the broker at mqtt://127.0.0.1:{port}: connection refused" in out.stderr
+    )
+
+
+def test_cmd_send_names_the_argument_it_cannot_read(keys):
+    out = vending("cmd", "send", "restock", "A1=abc", "--machine", "M-1", "--key", str(keys / "vendor.key"))
+    assert out.returncode == 2
+    assert "restock A1=abc: the count for A1 must be a whole number, got 'abc'; usage: restock SLOT=COUNT" in out.stderr
+    assert "ValueError" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_cmd_send_to_a_machine_never_heard_says_so(keys):
+    with EmbeddedBroker() as broker:
+        out = vending("cmd", "send", "restock", "A1=3", "--machine", "TPE-TYPO-01", "--wait", "1",
+                      "--key", str(keys / "vendor.key"), "--broker", broker.url)  # fmt: skip
+    assert out.returncode == 3
+    assert "no machine TPE-TYPO-01 has been heard on this broker (no status retained): is the id right?" in out.stdout
+
+
+def test_a_backend_on_a_dead_broker_says_so_at_once_naming_it_and_ctrl_c_exits_130(keys, tmp_path):
+    port = dead_port()
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [VENDING, "backend", "vendor", "--broker", f"mqtt://127.0.0.1:{port}", "--db", str(tmp_path / "v.db"),
+         "--key", str(keys / "vendor.key"), "--machines", str(keys / "machines")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        warning = process.stderr.readline()
+        assert f"warning: cannot reach the broker at mqtt://127.0.0.1:{port}: connection refused" in warning
+        assert time.monotonic() - started < 14, "said at once, not after the 15 s subscription wait"
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+    assert process.returncode == 130
+
+
+def test_a_misspelt_scenario_key_is_named_with_the_key_it_was_meant_to_be(tmp_path):
+    text = (CONFIGS / "scenarios" / "sold-out.yaml").read_text().replace("\nsteps:", "\nstepz:")
+    text = text.replace("machine: ../machines/demo.yaml", f"machine: {CONFIGS / 'machines' / 'demo.yaml'}")
+    (tmp_path / "typo.yaml").write_text(text)
+    out = vending("run", str(tmp_path / "typo.yaml"), "--broker", "none")
+    assert out.returncode == 2 and "typo.yaml:7: stepz: unknown key; did you mean 'steps'?" in out.stderr
+
+
+def test_a_reader_port_that_does_not_exist_points_at_reader_list():
+    with pytest.raises(VendingError, match=r"cannot open /dev/ttyNOPE: no such port \(`vending reader list`"):
+        SerialTransport("/dev/ttyNOPE", 9600)
