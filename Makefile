@@ -21,6 +21,7 @@ $(DEVSTAMP): $(BIN)/python pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/vending demo
+	@echo "vending is installed in $(VENV)/bin: run \`source $(VENV)/bin/activate\` to have it on your PATH (README: A day in the life)"
 
 # Servers, the browser and the NFC host tools the tests use (Mosquitto, PostgreSQL, Chromium, libnfc) come from Debian's packages; installed only when root
 # and missing. Otherwise the tests that need them skip, naming the package -- and fail under CI=true.

@@ -139,6 +139,22 @@ def test_shell_examples_run(example: Example, tmp_path: Path) -> None:
     assert run.returncode == 0, f"{example.label}:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
 
 
+def test_the_readme_runs_top_to_bottom_in_one_directory(tmp_path: Path) -> None:
+    """A reader's path: every runnable README block in order, in one directory, each on what the last left."""
+    blocks = [e for e in RUNNABLE if e.doc.name == "README.md" and e.lang in ("sh", "bash")]
+    assert len(blocks) >= 2, "the walkthrough's set-up and the scripted day"
+    bin_dir = str(Path(VENDING).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "REPO": str(ROOT)}
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    for block in blocks:
+        run = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block.text], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+        output = f"{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
+        assert run.returncode == 0, f"{block.label}, after the blocks before it:\n{output}"
+
+
 PATH_IN_BACKTICKS = re.compile(r"`((?:firmware|simulator|tests|bench|configs|docs)/[\w./-]*\w)`")
 
 
