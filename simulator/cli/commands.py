@@ -35,8 +35,8 @@ def send(
     command: Annotated[str, typer.Argument(help=f"One of: {', '.join(COMMANDS)}.")],
     args: Annotated[list[str] | None, typer.Argument(help="The command's arguments (see the usage above).")] = None,
     key: Annotated[
-        Path, typer.Option(help="Your signing key: vendor.key (stock, prices, slots) or school.key.")
-    ] = Path("vendor.key"),
+        Path, typer.Option(help="Your signing key: vendor.key (stock, prices, slots) or school.key (lockouts).")
+    ] = Path("keys/vendor.key"),
     machine: Annotated[str, typer.Option(help="The machine id.")] = "",
     broker: Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port")] = "mqtt://127.0.0.1:1883",
     lifetime: Annotated[int, typer.Option(help="Seconds until the command expires (the machine caps it).")] = 300,

@@ -155,14 +155,15 @@ def export_dex(
 ) -> None:
     """An EVA-DTS 6.1 DEX/UCS audit file: cumulative and interval counters, events, G85 CRC (docs/dex.md)."""
     from simulator.inspection.dex import audit_from, render
-    from simulator.inspection.machine_db import read_only
+    from simulator.inspection.machine_db import machine_zone, read_only
 
     if day is not None:
         day_option(day)
     try:
         with read_only(state_dir) as conn:
             audited = day or conn.execute("SELECT MAX(local_day) FROM vends").fetchone()[0] or date.today().isoformat()
-            text = render(audit_from(conn, audited, datetime.now().astimezone(), location))
+            read_at = datetime.now().astimezone(machine_zone(conn))  # in the machine's zone, like its trading days
+            text = render(audit_from(conn, audited, read_at, location))
     except VendingError as exc:
         fail(exc)
     if out is None:

@@ -14,6 +14,11 @@ def card_ref(uid: str) -> str:
     return f"card {uid_tail(uid)}"
 
 
+def _shown(value: object) -> str:
+    """A cell as a person reads it: nothing known is a dash (a family or money refusal names no visit)."""
+    return "-" if value is None else str(value)
+
+
 def print_party_views(world: ReportingWorld, scenario: Scenario, console: Console | None = None) -> None:
     console = console or Console(width=150)
     assert world.vendor is not None and world.issuer is not None
@@ -23,13 +28,13 @@ def print_party_views(world: ReportingWorld, scenario: Scenario, console: Consol
     for column in ("time", "slot", "product", "price", "outcome", "pseudonym", "profile"):
         vendor.add_column(column)
     rows = [
-        tuple(str(v) for v in row)
+        tuple(_shown(v) for v in row)
         for row in world.vendor.store.execute(
             "SELECT time, slot, product, price, outcome, pseudonym, profile FROM sales ORDER BY machine, seq"
         )
     ]
     rows += [
-        (str(row[0]), "-", str(row[2]), "-", f"denied: {row[1]}", str(row[3]), str(row[4]))
+        (str(row[0]), "-", _shown(row[2]), "-", f"denied: {row[1]}", _shown(row[3]), _shown(row[4]))
         for row in world.vendor.store.execute("SELECT time, reason, product, pseudonym, profile FROM denials")
     ]
     for row in sorted(rows, key=lambda r: r[0]):  # one day in time order, sales and denials together

@@ -106,6 +106,8 @@ def list_readers(
         return
     if probe:
         logging.getLogger("firmware.readers").setLevel(logging.ERROR)  # a port that is no reader is not a warning
+    if not as_json:
+        typer.echo(f"{'PORT':<24} {'USB ID':<10} {'BRIDGE':<24} DESCRIPTION")
     for info in found:
         answer = probe_port(info.device) if probe else None
         if as_json:
