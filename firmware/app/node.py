@@ -97,6 +97,7 @@ class Node:
         # commands are checked against the link's trust anchors (never the publisher's): no link, no commands
         self.commands = CommandProcessor(self.controller, self.books, link.trust.authorities) if link else None
         self._today = ""  # the local day the last day-close check ran on
+        self._connects_seen = 0  # the publisher's connections the machine has been announced after
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self, *, door_open: bool = False, connect: bool = True) -> Node:
@@ -112,6 +113,7 @@ class Node:
         if link is None or link.address is None:
             raise VendingError(f"machine {self.machine_id} has no broker to report to")
         if self.publisher is None:
+            self._connects_seen = 0
             self.inbox = Inbox(self.machine_id, link.trust.authorities)
             self.publisher = OutboxPublisher(
                 self.db.path,
@@ -164,9 +166,24 @@ class Node:
         self.close_finished_days(today.isoformat())
         self.controller.poll()
         self.keyring.refresh(today)
-        if self.commands is not None and self.inbox is not None and self.publisher is not None:
-            if self.commands.apply_from(self.inbox):
-                self.publisher.wake()  # the answers are in the outbox
+        publisher = self.publisher
+        if publisher is not None:
+            self._announce_after_reconnect(publisher)
+            if self.commands is not None and self.inbox is not None and self.commands.apply_from(self.inbox):
+                publisher.wake()  # the answers are in the outbox
+
+    def _announce_after_reconnect(self, publisher: OutboxPublisher) -> None:
+        """After the link came back (not its first connection), the stock snapshot again.
+
+        A broker that restarted without its retained messages, or a backend that started meanwhile,
+        learns the planogram; the first connection after boot has the boot's snapshot already.
+        """
+        connects = publisher.connects
+        if connects > self._connects_seen:
+            if self._connects_seen:
+                self.controller.journal_only("link_restored", quiet=True)
+                publisher.wake()
+            self._connects_seen = connects
 
     def close_finished_days(self, today: str) -> None:
         """Close every trading day before ``today`` (the local day) that is still open.

@@ -130,6 +130,7 @@ class Controller(Timers, Triggers):
             self.last_transaction = Transaction.recovered(record, dropped, card, self.now())
         self.poll()  # reports held for a window that ended while the power was off go out now
         self.emit("power_on", state=self.state.value)
+        self.journal_only("powered_on", quiet=True)
         if door_open:
             self.door_open()
         else:
@@ -288,10 +289,12 @@ class Controller(Timers, Triggers):
         now, kept = self.now(), self.config.retention
         self.books.apply_retention(now, now.astimezone(self.config.zone).date(), kept.records_days, kept.card_days)
 
-    def journal_only(self, kind: str, **data: Any) -> None:
+    def journal_only(self, kind: str, *, quiet: bool = False, **data: Any) -> None:
+        """One entry in its own transaction, and its event unless ``quiet`` (the machine announcing itself)."""
         with self.books.journal.atomic("journal"):
             self.books.journal.append(self.entry(kind, None, **data))
-        self.emit(kind, **data)
+        if not quiet:
+            self.emit(kind, **data)
 
     def entry(self, kind: str, txn_id: str | None, **data: Any) -> JournalEntry:
         """A journal entry stamped with the injected clock."""

@@ -86,6 +86,7 @@ class OutboxPublisher:
         self._last_progress = self._monotonic()
         self._resend_wait = resend_after_s
         self._last_heartbeat = -heartbeat_s
+        self.connects = 0  # accepted connections since start: after a reconnect the node announces the machine again
         self.published = 0  # MQTT messages handed to the broker (a batch is one)
         self.reports_sent = 0  # reports in them
         self.broker_acked = 0  # PUBACKs: the broker has the message (not yet the receiver)
@@ -196,6 +197,7 @@ class OutboxPublisher:
         client.subscribe(self.inbox.subscriptions())
         client.publish(topics.vendor(self.machine, "status"), self._status("online"), qos=1, retain=True)
         self._last_sent = dict(self._acked)  # resend everything not yet acknowledged
+        self.connects += 1
         self._connected.set()
         self._wake.set()
         log.info("connected to %s", self.address)

@@ -65,7 +65,9 @@ class MqttReporter:
             "vend_completed": self._on_vend_completed,
             "vend_refunded": self._on_vend_refunded,
             "denied": self._on_denied,
-            "restocked": self._on_restocked,
+            "restocked": self._snapshot,
+            "powered_on": self._snapshot,  # the machine announces itself at boot and after a reconnect
+            "link_restored": self._snapshot,
             "door_opened": self._on_door_opened,
             "fault": self._on_fault,
             "command": self._on_command,
@@ -125,7 +127,8 @@ class MqttReporter:
             denial = replace(denial, pseudonym=None, profile=None)
         return [self._vendor("denial", entry, held=True, txn=entry.txn_id, **denial.reported())]
 
-    def _on_restocked(self, entry: JournalEntry) -> list[OutboundMessage]:
+    def _snapshot(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """The whole planogram, retained: after a restock, at boot, and when the link comes back."""
         return [self._stock(entry)]
 
     def _on_door_opened(self, entry: JournalEntry) -> list[OutboundMessage]:

@@ -78,9 +78,9 @@ def machine_day(
         for card in plan.cards:
             if machine.books.wallet.lookup(card.uid) is None:  # a later day of a term: the card is known
                 machine.books.wallet.issue(card.uid, card.profile, card.balance)
-    machine.start(connect=False)
-    controller = machine.controller
     sent_before = {stream: machine.db.counter(f"seq:{stream}") for stream in ("vendor", "issuer")}  # earlier days
+    machine.start(connect=False)  # its stock snapshot at boot is one of the day's reports
+    controller = machine.controller
 
     def until(moment: datetime) -> None:
         advance(machine, clock, max(moment, clock.now()))

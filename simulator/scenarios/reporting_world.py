@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.app.commands import CommandProcessor
-from firmware.app.node import Link
+from firmware.app.node import Link, Node
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.backends.issuer import IssuerBackend
@@ -226,6 +226,15 @@ class ReportingWorld:
         def backend_step(step: Step) -> None:
             self.vendor_up() if step.value == "up" else self.vendor_down()
 
+        def announced(machine: Node) -> None:
+            """A boot's stock snapshot is delivered before the first step when it can be.
+
+            Steps that count the outbox then count what they did, not whether the announcement was acked yet.
+            """
+            if machine.publisher is not None and self.broker_is_up and self.backend_is_up:
+                machine.publisher.flush(FLUSH_TIMEOUT_S)
+
+        runner.on_boot.append(announced)
         runner.hooks["broker"] = broker_step
         runner.hooks["backend"] = backend_step
         runner.probes["outbox"] = outbox

@@ -192,7 +192,8 @@ def test_forged_reports_and_settlements_are_incidents_never_stored(world, tmp_pa
             "pseudonym": None,
             "profile": "student",
         }
-        conflicting = dict(json.loads(stored[0][1]), price=1)  # a second, different report at a stored seq
+        sale_seq, sale = next((seq, json.loads(text)) for seq, text in stored if "outcome" in json.loads(text))
+        conflicting = dict(sale, price=1)  # a second, different report at a stored seq
         other = world.keys.machine("TPE-OTHER-01")  # enrolled, but not this machine
         sale_topic = topics.vendor(machine, "sale")
         forgeries = [
@@ -233,7 +234,7 @@ def test_forged_reports_and_settlements_are_incidents_never_stored(world, tmp_pa
             "not a signed message",
             "does not know",
             "is not enrolled",
-            "a second, different report at stored seq 1",
+            f"a second, different report at stored seq {sale_seq}",
         ):
             assert expected in reasons
         assert vendor.store.acked(machine) == len(stored), "a forgery moved the ack"
