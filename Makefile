@@ -23,7 +23,8 @@ demo: $(STAMP)
 	$(BIN)/vending demo
 	@echo "vending is installed in $(VENV)/bin: run \`source $(VENV)/bin/activate\` to have it on your PATH (README: A day in the life)"
 
-# Servers, the browser and the NFC host tools the tests use (Mosquitto, PostgreSQL, Chromium, libnfc) come from Debian's packages; installed only when root
+# Servers, the browser (with CJK fonts: the dashboard names products in 中文) and the NFC host tools the tests use
+# (Mosquitto, PostgreSQL, Chromium, libnfc) come from Debian's packages; installed only when root
 # and missing. Otherwise the tests that need them skip, naming the package -- and fail under CI=true.
 servers:
 	@missing=""; \
@@ -32,6 +33,7 @@ servers:
 	if ! command -v chromium >/dev/null 2>&1; then missing="$$missing chromium"; fi; \
 	if ! command -v nfc-list >/dev/null 2>&1; then missing="$$missing libnfc-bin"; fi; \
 	if ! command -v nfc-poll >/dev/null 2>&1; then missing="$$missing libnfc-examples"; fi; \
+	if ! fc-list :lang=zh-tw 2>/dev/null | grep -q .; then missing="$$missing fonts-noto-cjk"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing from Debian's packages: $$missing"; \

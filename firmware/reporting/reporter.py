@@ -17,6 +17,7 @@ from firmware.entries import Alert, DeniedEntry, SaleEntry
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
 from firmware.journal.vends import iso_week
+from firmware.policy.rules import evaluate
 from firmware.reporting import topics
 from firmware.reporting.sealed import seal
 from firmware.reporting.signed import canonical
@@ -183,6 +184,13 @@ def reporter_for(
 ) -> MqttReporter:
     """The reporter for a machine: its identity, zone and settings, reading stock and totals from its books."""
     config = setup.config
+    products = setup.catalog.products
+    refused = {  # what the machine's own food rules will not sell, whatever the slot holds
+        pid
+        for pid, product in products.items()
+        if not evaluate(pid, product, config.school.level, setup.rulesets).allowed
+    }
+    names = {pid: {"zh-TW": product.name.zh_tw, "en": product.name.en} for pid, product in products.items()}
     return MqttReporter(
         machine=config.id,
         zone=config.zone,
@@ -190,10 +198,12 @@ def reporter_for(
         stock=lambda: {
             s.slot: {
                 "product": s.product,
+                "name": names[s.product],
                 "stock": s.stock,
                 "capacity": s.capacity,
                 "price": s.price,
                 "enabled": s.enabled,
+                "sellable": s.enabled and s.stock > 0 and s.product not in refused,
             }
             for s in books.inventory.all()
         },

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from simulator.backends.store import payload_of
@@ -34,9 +35,11 @@ class Store(Protocol):
 class MachineRow:
     machine: str
     state: str  # online, offline, silent (online by its last word, but no heartbeat heard lately), unknown
-    last_seen: str | None
+    last_seen: str | None  # in the machine's own zone (the offset its reports carry)
     outbox: int | None
     snapshot_time: str | None
+    last_sale: str | None = None  # of the board's day
+    revenue: int = 0  # of the board's day, vended only
 
 
 @dataclass(frozen=True)
@@ -48,10 +51,27 @@ class SlotRow:
     capacity: int
     price: int
     enabled: bool
+    name_zh: str = ""  # the product's names from the machine's catalog ("" from a snapshot sent before names)
+    name_en: str = ""
+    sellable: bool = True  # false: disabled, empty, or refused by the machine's food rules
 
     @property
     def low(self) -> bool:
         return self.stock <= self.capacity * LOW_STOCK_SHARE
+
+    @property
+    def why_not(self) -> str:
+        """Why the slot cannot sell, for the page; empty when it can."""
+        if self.sellable:
+            return ""
+        if not self.enabled:
+            return "disabled"
+        return "empty" if self.stock == 0 else "refused by the food rules"
+
+    @property
+    def fillable(self) -> bool:
+        """A restock button makes sense: room in the slot, and the machine would sell what goes in."""
+        return self.stock < self.capacity and self.enabled and (self.sellable or self.stock == 0)
 
 
 @dataclass(frozen=True)
@@ -87,6 +107,14 @@ class Board:
     revenue: dict[str, int] = field(default_factory=dict)  # currency -> sum of the prices vended
     items: int = 0
     denials: int = 0
+    denials_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def slots_by_machine(self) -> list[tuple[str, list[SlotRow]]]:
+        """The stock grouped per machine, machines in order."""
+        grouped: dict[str, list[SlotRow]] = defaultdict(list)
+        for slot in self.slots:
+            grouped[slot.machine].append(slot)
+        return sorted(grouped.items())
 
     def chart_data(self) -> dict[str, Any]:
         """The two charts' series, for the page's script."""
@@ -107,12 +135,12 @@ def read_board(store: Store, day: str | None = None, heard: dict[str, bool] | No
     day = day or _latest_day(store)
     board = Board(day=day)
     snapshots = _snapshots(store)
-    board.machines = _machines(store, snapshots, heard or {})
     board.slots = [slot for machine in sorted(snapshots) for slot in snapshots[machine][2]]
     board.alerts = _open_alerts(store, snapshots)
     board.commands = _commands(store)
     if day is not None:
         _sales_of(store, day, board)
+    board.machines = _machines(store, snapshots, heard or {}, _per_machine(store, day) if day else {})
     return board
 
 
@@ -140,6 +168,9 @@ def _snapshots(store: Store) -> dict[str, tuple[int, str, list[SlotRow]]]:
                 int(s["capacity"]),
                 int(s["price"]),
                 bool(s["enabled"]),
+                str(s.get("name", {}).get("zh-TW", "")),
+                str(s.get("name", {}).get("en", "")),
+                bool(s.get("sellable", s["enabled"] and int(s["stock"]) > 0)),
             )
             for slot, s in sorted(body.get("slots", {}).items())
         ]
@@ -148,7 +179,10 @@ def _snapshots(store: Store) -> dict[str, tuple[int, str, list[SlotRow]]]:
 
 
 def _machines(
-    store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow]]], heard: dict[str, bool]
+    store: Store,
+    snapshots: dict[str, tuple[int, str, list[SlotRow]]],
+    heard: dict[str, bool],
+    sales: dict[str, tuple[str, int]],
 ) -> list[MachineRow]:
     rows_of_machines = store.execute("SELECT machine, state, last_heartbeat, outbox FROM machines")
     known = {str(m): (str(s), b, o) for m, s, b, o in rows_of_machines}
@@ -159,8 +193,38 @@ def _machines(
             state = "silent"
         snapshot = snapshots.get(machine)
         depth = int(outbox) if outbox is not None else None
-        rows.append(MachineRow(machine, state, beat, depth, snapshot[1] if snapshot else None))
+        taken = snapshot[1] if snapshot else None
+        last_sale, revenue = sales.get(machine, (None, 0))
+        rows.append(MachineRow(machine, state, _in_zone_of(beat, taken), depth, taken, last_sale, revenue))
     return rows
+
+
+def _in_zone_of(instant: str | None, local: str | None) -> str | None:
+    """``instant`` (a heartbeat, stamped by the machine's clock, often UTC) at the offset of ``local`` (its reports').
+
+    Every time on the page then reads in the machine's own zone, as its stock and sales times do.
+    """
+    if not instant or not local:
+        return instant
+    try:
+        offset = datetime.fromisoformat(local).utcoffset()
+        at = datetime.fromisoformat(instant)
+    except ValueError:
+        return instant
+    if offset is None or at.tzinfo is None:
+        return instant
+    return at.astimezone(timezone(offset)).isoformat(timespec="seconds")
+
+
+def _per_machine(store: Store, day: str) -> dict[str, tuple[str, int]]:
+    """Per machine, the day's last sale time and its revenue (vended sales)."""
+    time, price = store.json_field("time"), store.json_field("price")
+    rows = store.execute(
+        f"SELECT machine, MAX({time}), SUM({price}) FROM reports WHERE kind = 'sale' "
+        f"AND {store.json_field('outcome')} = 'vended' AND substr({time}, 1, 10) = ? GROUP BY machine",
+        (day,),
+    )
+    return {str(machine): (str(last), int(total or 0)) for machine, last, total in rows}
 
 
 def _open_alerts(store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow]]]) -> list[AlertRow]:
@@ -229,6 +293,10 @@ def _sales_of(store: Store, day: str, board: Board) -> None:
     board.items_by_product = dict(sorted(by_product.items(), key=lambda kv: (-kv[1], kv[0])))
     board.revenue = dict(revenue)
     board.items = sum(by_hour.values())
-    board.denials = int(
-        store.execute(f"SELECT COUNT(*) FROM reports WHERE kind = 'denial' AND substr({time}, 1, 10) = ?", (day,))[0][0]
+    reason = store.json_field("reason")
+    by_reason = store.execute(
+        f"SELECT {reason}, COUNT(*) FROM reports WHERE kind = 'denial' AND substr({time}, 1, 10) = ? GROUP BY {reason}",
+        (day,),
     )
+    board.denials_by_reason = {str(why): int(count) for why, count in sorted(by_reason, key=lambda r: (-r[1], r[0]))}
+    board.denials = sum(board.denials_by_reason.values())

@@ -82,3 +82,27 @@ def _keep_screenshot(page, tmp_path: Path) -> None:
     target = os.environ.get(SCREENSHOT_TO)
     if target:
         shutil.copyfile(shot, target)
+
+
+def test_right_after_the_machine_starts_the_page_shows_its_stock_by_name_and_what_cannot_sell(world, tmp_path):  # noqa: F811
+    """No sale, no restock, no command yet: the machine's boot snapshot alone fills the Stock panel."""
+    browser_path = chromium()
+    with attached_runner(world, tmp_path) as runner, dashboard_on(world, runner) as server:
+        machine = runner.machine.controller.config.id
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            try:
+                page.goto(f"{server.url}/?token={TOKEN}")
+                group = page.locator(f"#stock tbody.machine-stock[data-machine='{machine}']")
+                expect(group.locator("tr.machine-head")).to_have_text(machine, timeout=20_000)
+                milk = page.locator(f"#slot-{machine}-A1")
+                expect(milk.locator(".product")).to_contain_text("低脂鮮乳 / Low-fat milk")
+                expect(milk.get_by_role("button", name="Fill to 10")).to_be_visible()
+                refused = page.locator(f"#slot-{machine}-B3")  # sweetened tea: kept to show the refusal
+                expect(refused).to_have_class(re.compile(r"(^|\s)cannot-sell(\s|$)"))
+                expect(refused.locator(".why-not")).to_have_text("cannot sell: refused by the food rules")
+                expect(refused.locator("button.restock")).to_have_count(0)
+                expect(page.locator(f"tr[data-machine='{machine}'] .state")).to_have_text("online")
+            finally:
+                browser.close()

@@ -1,0 +1,26 @@
+"""What the board reads from the vendor's store: times in the machine's zone, refusals by reason, money per machine."""
+
+from __future__ import annotations
+
+from simulator.dashboard.board import _in_zone_of, read_board
+from tests.support.reporting import attached_runner, sell, world  # noqa: F401 - fixture
+
+
+def test_a_heartbeat_stamped_in_utc_reads_in_the_machine_s_zone():
+    assert _in_zone_of("2026-03-01T23:30:05+00:00", "2026-03-02T07:30+08:00") == "2026-03-02T07:30:05+08:00"
+    assert _in_zone_of("2026-03-01T23:30:05+00:00", None) == "2026-03-01T23:30:05+00:00"  # no report yet: as stamped
+
+
+def test_the_board_counts_refusals_by_reason_and_revenue_and_last_sale_per_machine(world, tmp_path):  # noqa: F811
+    with attached_runner(world, tmp_path) as runner:
+        sell(runner, "A1", "amy")
+        sell(runner, "B3", "ben")  # refused by the food rules, with the card in the session
+        runner.machine.controller.dispatch("cancel")
+        assert world.publisher is not None and world.publisher.flush(20)
+        board = read_board(world.vendor.store)
+        machine = next(m for m in board.machines if m.machine == runner.machine.machine_id)
+        assert board.denials_by_reason == {"not_compliant": 1} and board.denials == 1
+        assert machine.revenue == 25 and machine.last_sale is not None and machine.last_sale.endswith("+08:00")
+        b3 = next(s for s in board.slots if s.slot == "B3")
+        assert not b3.sellable and b3.why_not == "refused by the food rules" and not b3.fillable
+        assert dict(board.slots_by_machine())[machine.machine][0].slot == "A1"
