@@ -63,7 +63,13 @@ def setup_logging(level: str | None, verbose: bool, quiet: bool) -> None:
     root = (
         LOG_LEVELS[level.lower()] if level else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
     )
-    logging.basicConfig(level=root, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # ISO 8601 with the offset, as every event line prints its time (one time format on the console)
+    logging.basicConfig(
+        level=root,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+        stream=sys.stderr,
+    )
     if not verbose and root > logging.DEBUG:
         for library in ("transitions", "paho", "amqtt", "asyncio"):
             logging.getLogger(library).setLevel(max(root, logging.WARNING))

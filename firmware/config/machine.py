@@ -142,6 +142,8 @@ class Retention(Strict):
 class MachineConfig(Strict):
     id: str
     school: School
+    # where the machine stands, for the route driver and the operator's dashboard (never a person's data)
+    location: str = Field(default="", max_length=80)
     timezone: str
     currency: str = Field(default="TWD", pattern=r"^[A-Z]{3}$")
     catalog: str

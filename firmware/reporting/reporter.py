@@ -56,6 +56,7 @@ class MqttReporter:
     identity: Identity | None = None  # signs the settlement inside the seal: a sealed box says nothing of its sender
     settlement: str = "day_total"
     release_minutes: int = 0  # sales and denials: held and shuffled per window (0: at once)
+    location: str = ""  # where the machine stands, in its stock snapshots
     card_totals: CardTotals | None = None  # per_card: the week's lines
     week_before: WeekBefore | None = None
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
@@ -97,7 +98,10 @@ class MqttReporter:
         )
 
     def _stock(self, entry: JournalEntry) -> OutboundMessage:
-        return self._vendor("stock", entry, retain=True, slots=self.stock())
+        snapshot: dict[str, Any] = {"slots": self.stock()}
+        if self.location:
+            snapshot["location"] = self.location
+        return self._vendor("stock", entry, retain=True, **snapshot)
 
     def _alert(self, entry: JournalEntry, alert: Alert) -> OutboundMessage:
         return self._vendor("alert", entry, **alert.data())
@@ -215,4 +219,5 @@ def reporter_for(
         identity=identity,
         settlement=config.settlement,
         release_minutes=config.release_minutes,
+        location=config.location,
     )

@@ -40,6 +40,7 @@ class MachineRow:
     snapshot_time: str | None
     last_sale: str | None = None  # of the board's day
     revenue: int = 0  # of the board's day, vended only
+    location: str = ""  # as the machine's last stock snapshot gives it
 
 
 @dataclass(frozen=True)
@@ -149,14 +150,14 @@ def _latest_day(store: Store) -> str | None:
     return str(rows[0][0]) if rows and rows[0][0] else None
 
 
-def _snapshots(store: Store) -> dict[str, tuple[int, str, list[SlotRow]]]:
-    """Each machine's newest stock report: machine -> (seq, time, slots)."""
+def _snapshots(store: Store) -> dict[str, tuple[int, str, list[SlotRow], str]]:
+    """Each machine's newest stock report: machine -> (seq, time, slots, location)."""
     rows = store.execute(
         "SELECT r.machine, r.seq, r.payload FROM reports r JOIN "
         "(SELECT machine, MAX(seq) AS seq FROM reports WHERE kind = 'stock' GROUP BY machine) newest "
         "ON r.machine = newest.machine AND r.seq = newest.seq"
     )
-    snapshots: dict[str, tuple[int, str, list[SlotRow]]] = {}
+    snapshots: dict[str, tuple[int, str, list[SlotRow], str]] = {}
     for machine, seq, payload in rows:
         body = payload_of(payload)
         slots = [
@@ -174,13 +175,13 @@ def _snapshots(store: Store) -> dict[str, tuple[int, str, list[SlotRow]]]:
             )
             for slot, s in sorted(body.get("slots", {}).items())
         ]
-        snapshots[str(machine)] = (int(seq), str(body.get("time", "")), slots)
+        snapshots[str(machine)] = (int(seq), str(body.get("time", "")), slots, str(body.get("location", "")))
     return snapshots
 
 
 def _machines(
     store: Store,
-    snapshots: dict[str, tuple[int, str, list[SlotRow]]],
+    snapshots: dict[str, tuple[int, str, list[SlotRow], str]],
     heard: dict[str, bool],
     sales: dict[str, tuple[str, int]],
 ) -> list[MachineRow]:
@@ -195,7 +196,8 @@ def _machines(
         depth = int(outbox) if outbox is not None else None
         taken = snapshot[1] if snapshot else None
         last_sale, revenue = sales.get(machine, (None, 0))
-        rows.append(MachineRow(machine, state, _in_zone_of(beat, taken), depth, taken, last_sale, revenue))
+        where = snapshot[3] if snapshot else ""
+        rows.append(MachineRow(machine, state, _in_zone_of(beat, taken), depth, taken, last_sale, revenue, where))
     return rows
 
 
@@ -227,7 +229,7 @@ def _per_machine(store: Store, day: str) -> dict[str, tuple[str, int]]:
     return {str(machine): (str(last), int(total or 0)) for machine, last, total in rows}
 
 
-def _open_alerts(store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow]]]) -> list[AlertRow]:
+def _open_alerts(store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow], str]]) -> list[AlertRow]:
     """Alerts nobody has dealt with yet.
 
     A low-stock alert closes when a later snapshot shows the slot above the alerted level; a jam, door

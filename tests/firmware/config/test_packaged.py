@@ -27,5 +27,5 @@ def test_a_rules_entry_naming_a_file_loads_the_school_s_own_rule_set(tmp_path):
     setup = load_machine(tmp_path / "machine.yaml")
     assert [ruleset.id for ruleset in setup.rulesets] == ["tw-moe-2016", "tpe-no-bottled-water"]
     (tmp_path / "machine.yaml").write_text(text.replace("our-rules.yaml", "missing.yaml"))
-    with pytest.raises(InputError, match=r"machine.yaml:7: rules.0: rule set file 'missing.yaml' not found"):
+    with pytest.raises(InputError, match=r"machine.yaml:8: rules.0: rule set file 'missing.yaml' not found"):
         load_machine(tmp_path / "machine.yaml")

@@ -104,5 +104,6 @@ def test_right_after_the_machine_starts_the_page_shows_its_stock_by_name_and_wha
                 expect(refused.locator(".why-not")).to_have_text("cannot sell: refused by the food rules")
                 expect(refused.locator("button.restock")).to_have_count(0)
                 expect(page.locator(f"tr[data-machine='{machine}'] .state")).to_have_text("online")
+                expect(page.locator(f"tr[data-machine='{machine}'] .location")).to_contain_text("Da'an Junior High")
             finally:
                 browser.close()
