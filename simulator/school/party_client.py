@@ -16,7 +16,7 @@ from typing import Any, Self
 
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity, PublicKey, TrustStore
-from firmware.reporting.mqtt import BrokerAddress, make_client
+from firmware.reporting.mqtt import BrokerAddress, make_client, reachable
 from firmware.reporting.wire import WireError
 from simulator.backends.requests import (
     PartyRequest,
@@ -50,6 +50,7 @@ class PartyClient:
         self._address = address
 
     def __enter__(self) -> Self:
+        reachable(self._address)  # a dead broker is named at once, not after the subscription wait
         self._client.connect(*self._address.endpoint, keepalive=30)
         self._client.loop_start()
         self._client.subscribe([(answer_topic(party), 1) for party in self._trust])
