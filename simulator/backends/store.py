@@ -6,6 +6,7 @@ A small port (``ReportStore``) so the same backend runs on SQLite here and on Po
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,16 @@ CREATE TABLE IF NOT EXISTS incidents (
     reason TEXT NOT NULL, digest TEXT NOT NULL
 );
 """
+
+def private_file(path: Path) -> None:
+    """The database file exists and is 0600 (owner only) before SQLite opens it; its -wal and -shm follow.
+
+    Created with the mode, never chmod-ed after the fact: there is no moment it is readable by others.
+    """
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
 
 VENDOR_SCHEMA = (
     RECEIVED_SCHEMA
@@ -185,6 +196,7 @@ class SqliteReportStore(StoreQueries):
 
     def __init__(self, path: Path, schema: str = VENDOR_SCHEMA) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # the issuer's settlements hold card numbers; SQLite gives its WAL the file's mode
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")

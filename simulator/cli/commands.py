@@ -56,12 +56,12 @@ def send(
     """
     if command not in COMMANDS:
         fail(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+    address = broker_address(broker, username, password, ca, cert, cert_key)  # every argument before any file
     try:
         fields = fields_from_words(command, args or [])
         identity = Identity.load("operator", key)
     except (ValueError, VendingError) as exc:
         fail(exc)
-    address = broker_address(broker, username, password, ca, cert, cert_key)
     command_id, payload = operator_command(
         identity,
         machine,

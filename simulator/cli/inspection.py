@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from firmware.errors import VendingError
 from simulator.cli.exits import day_option, fail
+from simulator.safe_output import dex_field, write_csv
 
 StateDir = Annotated[
     Path, typer.Option(help="The machine's state dir (holds machine.db); read-only, safe while it runs.")
@@ -52,9 +52,7 @@ def show(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
     elif as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows([_cell(row[column]) for column in columns] for row in rows)
+        write_csv(sys.stdout, columns, ([_cell(row[column]) for column in columns] for row in rows))
     else:
         table = Table(title=title if rows else f"{title}: none")
         for column in columns:
@@ -83,9 +81,7 @@ def status(state_dir: StateDir, as_json: AsJson = False, as_csv: AsCsv = False) 
     if as_json:
         typer.echo(json.dumps(facts, ensure_ascii=False, indent=1))
     elif as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(facts)
-        writer.writerow(_cell(value) for value in facts.values())
+        write_csv(sys.stdout, facts, [[_cell(value) for value in facts.values()]])
     else:
         table = Table(title=f"Machine status: {state_dir}")
         table.add_column("what")
@@ -160,6 +156,7 @@ def export_dex(
     if day is not None:
         day_option(day)
     try:
+        dex_field(location, "--location")
         with read_only(state_dir) as conn:
             audited = day or conn.execute("SELECT MAX(local_day) FROM vends").fetchone()[0] or date.today().isoformat()
             read_at = datetime.now().astimezone(machine_zone(conn))  # in the machine's zone, like its trading days

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import sys
@@ -21,6 +20,7 @@ from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import reachable
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import EXIT_INTERRUPTED, fail
+from simulator.safe_output import write_csv
 
 if TYPE_CHECKING:
     from simulator.backends.service import BackendService
@@ -163,9 +163,27 @@ def _listen(http: str | None) -> tuple[str, int] | None:
     from simulator.dashboard.server import parse_listen
 
     try:
-        return parse_listen(http)
+        host, port = parse_listen(http)
     except VendingError as exc:
         fail(exc)
+    if not _loopback(host):
+        typer.echo(
+            f"warning: --http {http} serves the dashboard beyond this computer; anyone who can reach it and has "
+            "the link's token can send signed commands. Prefer 127.0.0.1 behind an SSH tunnel or a TLS proxy",
+            err=True,
+        )
+    return host, port
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _start_dashboard(service: VendorBackend, listen: tuple[str, int]) -> DashboardServer:
@@ -216,9 +234,7 @@ def vendor_report(
             objects.append({**shown, **dict.fromkeys(figures if suppressed else ()), "suppressed": suppressed})
         typer.echo(json.dumps(objects, ensure_ascii=False, indent=1))
     elif as_csv:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(header)
-        writer.writerows(cells)
+        write_csv(sys.stdout, header, cells)
     else:
         table = Table(title=f"Sales by {', '.join(dimensions)} (cells under {k} buyers suppressed)")
         for column in header:

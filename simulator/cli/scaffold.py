@@ -14,9 +14,10 @@ import typer
 
 from firmware.config.machine import load_machine
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
-from firmware.errors import InputError
+from firmware.errors import InputError, VendingError
 from simulator.cli.exits import fail
 from simulator.paths import CONFIGS
+from simulator.safe_output import write_inside
 from simulator.scenarios.schema import load_scenario
 
 MACHINE = """\
@@ -73,17 +74,20 @@ def init(
     """Scaffold a machine config, its catalog and a first scenario, all passing `vending check --strict`."""
     if not MACHINE_ID.match(machine_id):
         fail(f"--machine-id: {machine_id!r}: a machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)")
-    files = {
-        directory / "machine.yaml": MACHINE.format(machine_id=machine_id, dir=directory),
-        directory / "catalog.yaml": (CONFIGS / "products" / "campus.yaml").read_text(encoding="utf-8"),
-        directory / "scenarios" / "first-morning.yaml": SCENARIO.format(dir=directory),
+    texts = {
+        "machine.yaml": MACHINE.format(machine_id=machine_id, dir=directory),
+        "catalog.yaml": (CONFIGS / "products" / "campus.yaml").read_text(encoding="utf-8"),
+        "scenarios/first-morning.yaml": SCENARIO.format(dir=directory),
     }
-    present = [str(path) for path in files if path.exists()]
+    files = {directory / name: text for name, text in texts.items()}
+    present = [str(path) for path in files if path.exists() or path.is_symlink()]
     if present and not force:
         fail(f"{', '.join(present)} already exist; nothing written (--force to overwrite)")
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    try:
+        for name, text in texts.items():  # never through a symlink, never outside the directory
+            write_inside(directory, name, text, replace=force)
+    except VendingError as exc:
+        fail(exc)
     try:  # the id and everything else as `vending check` sees them
         load_machine(directory / "machine.yaml")
         load_scenario(directory / "scenarios" / "first-morning.yaml")

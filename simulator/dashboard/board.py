@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from firmware.app.command_set import COMMANDS
 from simulator.backends.store import payload_of
 
 LOW_STOCK_SHARE = 0.2  # a slot at or under a fifth of its capacity is highlighted (the machine alerts on its own level)
 ALERT_LIMIT = 50
+REASON_LIMIT = 160  # a refusal's reason as the page shows it
 
 
 class Store(Protocol):
@@ -273,7 +275,11 @@ def _commands(store: Store, limit: int = 10) -> list[CommandRow]:
     for machine, payload in rows:
         body = payload_of(payload)
         time, name, ok = str(body.get("time", "")), str(body.get("command")), bool(body.get("ok"))
-        commands.append(CommandRow(str(machine), time, name, ok, body.get("reason")))
+        if name not in COMMANDS:  # a message on a made-up topic: its free text is not the machine's to show
+            commands.append(CommandRow(str(machine), time, "(unknown command topic)", False, "refused"))
+            continue
+        reason = body.get("reason")
+        commands.append(CommandRow(str(machine), time, name, ok, str(reason)[:REASON_LIMIT] if reason else None))
     return commands
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from simulator.safe_output import csv_cell
 from simulator.school.subject import SubjectRecords
 
 FORMAT = "campus-vending-access/1"
@@ -78,10 +79,10 @@ def write_export(found: SubjectRecords, out: Path, generated: datetime) -> dict[
         writer = csv.DictWriter(handle, CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for record in body["vendor"]:
-            writer.writerow({"held_by": "vendor", **record})
+            writer.writerow({key: csv_cell(value) for key, value in {"held_by": "vendor", **record}.items()})
         for day in body["issuer"]["days"]:
             row = {"held_by": "issuer", "kind": "settlement_day", "machine": day["machine"], "time": day["day"]}
-            writer.writerow(row)
+            writer.writerow({key: csv_cell(value) for key, value in row.items()})
         for week in body["issuer"]["weeks"]:
             row = {"held_by": "issuer", "kind": "settlement_week", "machine": week["machine"], "time": week["week"]}
             writer.writerow(row | {"price": week["amount"]})

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from firmware.errors import VendingError
+from simulator.backends.store import private_file
 from simulator.school.roster import Student
 
 SCHEMA = """
@@ -27,6 +28,7 @@ class SchoolStore:
         if not path.exists():
             path.touch(mode=0o600)
         os.chmod(path, 0o600)
+        private_file(path)  # the roster: who holds which card
         self.conn = sqlite3.connect(path, isolation_level=None)
         self.conn.executescript(SCHEMA)
 
