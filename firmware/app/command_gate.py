@@ -34,6 +34,16 @@ RFC3339 = re.compile(
 )
 
 
+def counter_ceiling(issued_at: datetime) -> int:
+    """The highest counter a command issued at ``issued_at`` may carry: its issue time in microseconds + the skew.
+
+    Counters are issue-time microseconds (``vending cmd send``'s default; smaller ones are fine), so a
+    signer's counter never runs more than ``CLOCK_SKEW`` ahead of real time, and one stolen or mistaken
+    command cannot burn the counter space: the signer's next command a few minutes later is in order again.
+    """
+    return int((issued_at + CLOCK_SKEW).timestamp() * 1_000_000)
+
+
 class Refused(Exception):
     """A command that must change nothing; the message is the reason sent back."""
 
@@ -131,6 +141,12 @@ class CommandGate:
             raise Refused(f"a command may live at most {int(self.max_lifetime.total_seconds())} s")
         if now > command.expires_at:
             raise Refused(f"expired at {command.expires_at.isoformat()}")
+        ceiling = counter_ceiling(command.issued_at)
+        if command.counter > ceiling:  # a counter far ahead would lock the signer out for good once used
+            raise Refused(
+                f"counter {command.counter} runs ahead of its issue time: at most {ceiling} "
+                "(issue-time microseconds plus a few minutes)"
+            )
         if command.counter <= last_counter:
             raise Refused(f"replayed or out of order: counter {command.counter}, last used {last_counter}")
         if not self.rate.take(signer.kid):

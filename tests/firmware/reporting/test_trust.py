@@ -261,3 +261,18 @@ def test_a_settlement_the_issuer_cannot_open_is_an_incident_and_the_issuer_keeps
         runner.machine.controller.close_day("2026-03-02")  # the genuine settlement, after it
         assert world.publisher.flush(30), "the issuer stopped storing after a settlement it could not open"
         assert issuer.store.count() >= 1 and issuer.store.execute("SELECT COUNT(*) FROM settlements")[0][0] >= 1
+
+
+def test_a_counter_far_ahead_of_its_issue_time_is_refused_and_cannot_lock_the_vendor_out(world, tmp_path):
+    """Issue 29: one command with counter 2^63-1 used to be accepted, and every later one refused for ever."""
+    with attached_runner(world, tmp_path) as runner:
+        price = {"slot": "A1", "price": 30}
+        burned = world.commands.handle(
+            "set_price", signed_command(world, runner, "set_price", {**price, "id": "b"}, counter=2**63 - 1)
+        )
+        assert burned is not None and burned["ok"] is False and "runs ahead of its issue time" in burned["reason"]
+        now_us = int(runner.clock.now().timestamp() * 1_000_000)
+        applied = world.commands.handle(
+            "set_price", signed_command(world, runner, "set_price", {**price, "id": "n"}, counter=now_us)
+        )
+        assert applied is not None and applied["ok"] is True, applied
