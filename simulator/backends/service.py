@@ -74,6 +74,7 @@ class BackendService:
         self.enrolment = enrolment
         self.shared_group = shared_group
         self.client_id = client_id or self.client_id
+        self.oversize = 0  # messages over MAX_MESSAGE_BYTES, dropped before they were read
         self.client = make_client(address, self.client_id, persistent=persistent)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -133,8 +134,14 @@ class BackendService:
         if message.topic == request_topic(self.stream):
             self._queue_request(bytes(message.payload))
             return
+        if len(message.payload) > MAX_MESSAGE_BYTES:  # an incident, dropped unread: no copy, no parse
+            self.oversize += 1
+            self.incident(None, message.topic, f"{len(message.payload)} bytes, over {MAX_MESSAGE_BYTES}: not read")
+            log.warning("dropped a %d-byte message on %s: over %d bytes", len(message.payload), message.topic,
+                        MAX_MESSAGE_BYTES)  # fmt: skip
+            return
         try:
-            inbound = self.verify(message.topic, bytes(message.payload[: MAX_MESSAGE_BYTES + 1]))
+            inbound = self.verify(message.topic, bytes(message.payload))
         except Exception:  # noqa: BLE001 - one bad message never stops the backend
             self.errors += 1
             log.exception("dropped a report on %s that could not be checked", message.topic)

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS incidents (
 );
 """
 
+
 def private_file(path: Path) -> None:
     """The database file exists and is 0600 (owner only) before SQLite opens it; its -wal and -shm follow.
 

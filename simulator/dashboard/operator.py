@@ -9,7 +9,6 @@ subscription and shows in "Last commands".
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,10 +45,24 @@ def operator_command(
         fields,
         issued_at=issued_at,
         lifetime=lifetime,
-        counter=counter if counter is not None else time.time_ns() // 1000,
+        counter=counter if counter is not None else issue_counter(issued_at),
         command_id=command_id,
     )
     return command_id, payload
+
+
+_last_counter = 0
+
+
+def issue_counter(issued_at: datetime) -> int:
+    """The command's issue time in microseconds, and above this process's last one.
+
+    The machine refuses a counter far ahead of its issue time; two commands issued within the same
+    microsecond (or at one instant of a virtual clock) are both still in order.
+    """
+    global _last_counter
+    _last_counter = max(int(issued_at.timestamp() * 1_000_000), _last_counter + 1)
+    return _last_counter
 
 
 @dataclass
