@@ -39,6 +39,13 @@ Days = Annotated[
     typer.Option("--day", help="Also ask about this day at every machine (refused visits leave no settlement)."),
 ]
 Zone = Annotated[str, typer.Option(help="The machines' time zone (IANA name).")]
+MachineIds = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--machine",
+        help="A machine the student may have used (repeatable): asked about every --day even without a settlement.",
+    ),
+]
 Wait = Annotated[float, typer.Option(help="Seconds to wait for each party's answer.")]
 
 
@@ -76,6 +83,7 @@ def _run(
     zone: str,
     wait: float,
     connection: tuple[str | None, str | None, Path | None, Path | None, Path | None],
+    machines: list[str] | None = None,
 ) -> SubjectRecords:
     from simulator.school.party_client import PartyClient
     from simulator.school.store import SchoolStore
@@ -96,7 +104,7 @@ def _run(
         parties = {party: PublicKey.load(party, keys / f"{party}.pub") for party in ("vendor", "issuer")}
         seal_public = read_seal_key(keys / f"{SEAL}.pub")
         with PartyClient(address, identity, parties, wait) as client:
-            return SubjectRequests(client, term_keys, seal_public, tz).gather(kind, who, extra)
+            return SubjectRequests(client, term_keys, seal_public, tz).gather(kind, who, extra, machines or ())
     except VendingError as exc:
         fail(exc)
 
@@ -111,6 +119,7 @@ def export(
     broker: Broker,
     out: Annotated[Path, typer.Option(help="Directory for access.json, access.csv and summary.md.")],
     day: Days = None,
+    machine: MachineIds = None,
     zone: Zone = "Asia/Taipei",
     wait: Wait = 10.0,
     username: Username = None,
@@ -123,7 +132,18 @@ def export(
     from simulator.school.export import write_export
 
     found = _run(
-        "access", db, student, term, terms, keys, broker, day, zone, wait, (username, password, ca, cert, cert_key)
+        "access",
+        db,
+        student,
+        term,
+        terms,
+        keys,
+        broker,
+        day,
+        zone,
+        wait,
+        (username, password, ca, cert, cert_key),
+        machine,
     )
     body = write_export(found, out, datetime.now(UTC))
     issuer = body["issuer"]
@@ -142,6 +162,7 @@ def erase(
     keys: Keys,
     broker: Broker,
     day: Days = None,
+    machine: MachineIds = None,
     zone: Zone = "Asia/Taipei",
     wait: Wait = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
@@ -153,7 +174,18 @@ def erase(
 ) -> None:
     """A student's erasure request: the vendor deletes every record of the student's pseudonyms and says which."""
     found = _run(
-        "erase", db, student, term, terms, keys, broker, day, zone, wait, (username, password, ca, cert, cert_key)
+        "erase",
+        db,
+        student,
+        term,
+        terms,
+        keys,
+        broker,
+        day,
+        zone,
+        wait,
+        (username, password, ca, cert, cert_key),
+        machine,
     )
     receipt = {"student": student, "term": term, "erased": found.records, "asked": len(found.asked)}
     if as_json:

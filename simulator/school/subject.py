@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from firmware.errors import VendingError
 from firmware.identity.keys import KEY_FILE, TermKeyError, read_key
 from firmware.identity.pseudonym import Pseudonymizer
 from firmware.reporting.sealed import seal
@@ -91,13 +92,36 @@ class SubjectRequests:
         return found
 
     def machine_days(
-        self, settlements: dict[str, list[dict[str, Any]]], extra_days: Iterable[date]
+        self,
+        settlements: dict[str, list[dict[str, Any]]],
+        extra_days: Iterable[date],
+        student: Student | None = None,
+        machines: Iterable[str] = (),
     ) -> list[tuple[str, str]]:
-        """The settled machine-days (each day of a settled week), and every machine on each named day."""
+        """The settled machine-days (each day of a settled week), and every machine on each named day.
+
+        The machines: those with a key of their own, those the settlements name, the student's machine
+        on the roster, and any given. With one key for every machine and no settlement on a named day,
+        that may be none: then the request fails, naming the day, instead of answering "nothing found".
+        """
         wanted = {(str(d["machine"]), str(d["day"])) for d in settlements.get("days", [])}
         wanted |= {(str(w["machine"]), str(day)) for w in settlements.get("weeks", []) for day in w["days"]}
-        machines = set(self.keys.machines) | {machine for machine, _ in wanted}
-        wanted |= {(machine, day.isoformat()) for day in extra_days for machine in machines}
+        known = set(self.keys.machines) | {machine for machine, _ in wanted} | set(machines)
+        if student is not None and student.machine:
+            known.add(student.machine)
+        days = list(extra_days)
+        if days and not known:
+            raise VendingError(
+                f"no machine to ask about {', '.join(d.isoformat() for d in days)}: the term's key serves every "
+                "machine, no settlement names the card on those days and the roster names no machine for the "
+                "student; name the school's machines with --machine ID"
+            )
+        wanted |= {(machine, day.isoformat()) for day in days for machine in known}
+        if not wanted:
+            raise VendingError(
+                "nothing to ask: no settlement names the card in this term; name the days with --day DAY "
+                "(refusals and unsettled days appear in no settlement)"
+            )
         return sorted(wanted)
 
     def _ask_vendor(self, kind: str, student: Student, machine: str, day: str) -> list[dict[str, Any]]:
@@ -113,13 +137,15 @@ class SubjectRequests:
             found += [dict(item, machine=machine) for item in items or [] if isinstance(item, dict)]
         return found
 
-    def gather(self, kind: str, student: Student, extra_days: Iterable[date] = ()) -> SubjectRecords:
+    def gather(
+        self, kind: str, student: Student, extra_days: Iterable[date] = (), machines: Iterable[str] = ()
+    ) -> SubjectRecords:
         """``access``: the records every party holds; ``erase``: what the vendor deleted (machine, seq, kind).
 
         The issuer keeps its money records for its own legal period, so they are listed, not erased.
         """
         result = SubjectRecords(student, self.keys.term, self.settlements(student))
-        for machine, day in self.machine_days(result.settlements, extra_days):
+        for machine, day in self.machine_days(result.settlements, extra_days, student, machines):
             result.asked.append((machine, day))
             result.records += self._ask_vendor(kind, student, machine, day)
         return result
