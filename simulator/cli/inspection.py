@@ -40,15 +40,7 @@ def show(
     as_csv: bool,
 ) -> None:
     """Run ``query`` on the machine database and print its rows: a table, JSON objects, or CSV (header always)."""
-    from simulator.inspection.machine_db import read_only
-
-    if as_json and as_csv:
-        fail("--json and --csv: choose one")
-    try:
-        with read_only(state_dir) as conn:
-            rows = query(conn)
-    except VendingError as exc:
-        fail(exc)
+    rows = _read(state_dir, query, as_json, as_csv)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=1))
     elif as_csv:
@@ -62,22 +54,28 @@ def show(
         Console(width=140).print(table)
 
 
+def _read(state_dir: Path, query: Callable[[Any], Any], as_json: bool, as_csv: bool) -> Any:
+    """``query`` on the machine database, read-only; exit 2 for a bad format choice or state dir."""
+    from simulator.inspection.machine_db import read_only
+
+    if as_json and as_csv:
+        fail("--json and --csv: choose one")
+    try:
+        with read_only(state_dir) as conn:
+            return query(conn)
+    except VendingError as exc:
+        fail(exc)
+
+
 def _yes_no(value: Any) -> str:
     return ("yes" if value else "no") if isinstance(value, bool) else _cell(value)
 
 
 def status(state_dir: StateDir, as_json: AsJson = False, as_csv: AsCsv = False) -> None:
     """What the machine is and how far its books and reports have got (--json: one object)."""
-    from simulator.inspection.machine_db import read_only
     from simulator.inspection.machine_db import status as query
 
-    if as_json and as_csv:
-        fail("--json and --csv: choose one")
-    try:
-        with read_only(state_dir) as conn:
-            facts = query(conn)
-    except VendingError as exc:
-        fail(exc)
+    facts = _read(state_dir, query, as_json, as_csv)
     if as_json:
         typer.echo(json.dumps(facts, ensure_ascii=False, indent=1))
     elif as_csv:

@@ -131,20 +131,8 @@ def export(
     """A student's access request: every party's records of the student in a term, as JSON, CSV and a summary."""
     from simulator.school.export import write_export
 
-    found = _run(
-        "access",
-        db,
-        student,
-        term,
-        terms,
-        keys,
-        broker,
-        day,
-        zone,
-        wait,
-        (username, password, ca, cert, cert_key),
-        machine,
-    )
+    connection = (username, password, ca, cert, cert_key)
+    found = _run("access", db, student, term, terms, keys, broker, day, zone, wait, connection, machine)
     body = write_export(found, out, datetime.now(UTC))
     issuer = body["issuer"]
     typer.echo(
@@ -173,20 +161,8 @@ def erase(
     cert_key: CertKey = None,
 ) -> None:
     """A student's erasure request: the vendor deletes every record of the student's pseudonyms and says which."""
-    found = _run(
-        "erase",
-        db,
-        student,
-        term,
-        terms,
-        keys,
-        broker,
-        day,
-        zone,
-        wait,
-        (username, password, ca, cert, cert_key),
-        machine,
-    )
+    connection = (username, password, ca, cert, cert_key)
+    found = _run("erase", db, student, term, terms, keys, broker, day, zone, wait, connection, machine)
     receipt = {"student": student, "term": term, "erased": found.records, "asked": len(found.asked)}
     if as_json:
         typer.echo(json.dumps(receipt))
