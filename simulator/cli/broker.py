@@ -39,7 +39,10 @@ def setup(
     except VendingError as exc:
         fail(exc)
     typer.echo(f"wrote {written.config} (TLS on 127.0.0.1:{port}, client certificates required, ACLs in {out / 'acl'})")
-    typer.echo(f"certificates for vendor, issuer, school and {len(ids)} machine(s) in {out / 'clients'}")
+    typer.echo(
+        f"certificates for vendor (backend), vendor-2 (a second backend), vendor-ops (cmd send), issuer, school "
+        f"and {len(ids)} machine(s) in {out / 'clients'}; the broker takes each client id from its certificate"
+    )
 
 
 @broker_app.command("enrol")

@@ -73,12 +73,19 @@ class ReportingWorld:
         return self.keys.seal_private, self.keys.seal_public
 
     def new_vendor(
-        self, db: Path | str | None = None, client_id: str | None = None, group: str | None = None
+        self,
+        db: Path | str | None = None,
+        client_id: str | None = None,
+        group: str | None = None,
+        identity: str = "vendor",
     ) -> VendorBackend:
-        """A vendor backend with the vendor's key and the run's enrolment directory (not started)."""
+        """A vendor backend with the vendor's key and the run's enrolment directory (not started).
+
+        ``identity``: its broker certificate on a generated Mosquitto (``vendor-2`` for a second instance).
+        """
         keys = self.keys
         target = db or self.vendor_db or self.workdir / "vendor.db"
-        address = self.party_address("vendor")
+        address = self.party_address(identity)
         client_id = client_id or self.backend_client_id("vendor")
         return VendorBackend(
             address, target, keys.vendor, keys.enrolment, client_id, group, keys.school.public, self.guest_id is None

@@ -26,6 +26,7 @@ from firmware.reporting.mqtt import BrokerAddress, make_client
 from simulator.backends.vendor import VendorBackend
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
+from simulator.servers.broker_setup import INSIDER
 from simulator.servers.mosquitto import mosquitto_binary
 from tests.support.packages import missing_package
 
@@ -101,9 +102,15 @@ def capture(world: ReportingWorld) -> Iterator[Capture]:
 
 
 def broker_client(world: ReportingWorld, client_id: str) -> mqtt.Client:
-    """A connected client with every right on the run's broker: an insider (TLS + certificate on Mosquitto)."""
-    client = make_client(world.address, client_id, persistent=False)
-    client.connect(world.address.host, world.address.port)
+    """A connected client with every right on the run's broker: an insider (TLS + certificate on Mosquitto).
+
+    On the generated Mosquitto the client id is the certificate's name, so this is a second insider
+    certificate: the capture (``world.address``) and this client are connected at once.
+    """
+    access = world.broker_access()
+    address = access.party(f"{INSIDER}-2") if access.setup is not None else world.address
+    client = make_client(address, client_id, persistent=False)
+    client.connect(address.host, address.port)
     client.loop_start()
     return client
 
@@ -114,8 +121,9 @@ def shared_vendors(
     """Replace the world's vendor backend by ``count`` instances in one ``$share`` group on one store."""
     assert world.vendor is not None
     world.vendor.stop()
-    instances = [
-        closing(world.new_vendor(db, client_id=f"{group}-vendor-{i}", group=group).start()) for i in range(count)
+    instances = [  # each instance its own certificate on the generated broker (one certificate, one connection)
+        closing(world.new_vendor(db, client_id=f"{group}-vendor-{i}", group=group, identity=identity).start())
+        for i, identity in enumerate(["vendor", *(f"vendor-{n}" for n in range(2, count + 1))])
     ]
     world.vendor = instances[0]
     return instances

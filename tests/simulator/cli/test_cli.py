@@ -102,15 +102,22 @@ def test_connection_options_are_refused_with_a_broker_the_run_starts_itself():
 
 
 def test_run_reports_over_tls_with_a_client_certificate(tmp_path: Path, closing):
-    """`vending run --broker mqtts://... --ca --cert --cert-key`: every party of the run uses that identity."""
-    from simulator.servers.broker_setup import INSIDER
-    from simulator.servers.mosquitto import secured_mosquitto
+    """`vending run --broker mqtts://... --ca --cert --cert-key`: every party of the run uses that identity.
+
+    A TLS broker of someone else's that takes client ids as given: the generated one binds each client id
+    to its certificate (one certificate, one connection), so there a run's parties need certificates of
+    their own, which `--broker mosquitto` gives them.
+    """
+    from simulator.servers.broker_setup import INSIDER, write_broker_setup
+    from simulator.servers.mosquitto import MosquittoProcess, free_port
     from tests.support.reporting import require_mosquitto
 
     require_mosquitto()
-    broker, access = secured_mosquitto(tmp_path)
-    closing(broker)
-    address = access.party(INSIDER)  # the run's machine and backends share one account: it must hold every right
+    setup = write_broker_setup(tmp_path / "broker", [], free_port(), insider=True)
+    config = setup.config.read_text().replace("use_username_as_clientid true\n", "")
+    (tmp_path / "broker" / "theirs.conf").write_text(config)
+    closing(MosquittoProcess(tmp_path / "mosquitto", setup.port, config=tmp_path / "broker" / "theirs.conf").start())
+    address = setup.address(INSIDER)  # the run's machine and backends share one account: it must hold every right
     assert address.ca_file and address.cert_file and address.key_file
     out = vending(
         "run", "--script", str(MORNING), "--broker", f"mqtts://127.0.0.1:{address.port}",

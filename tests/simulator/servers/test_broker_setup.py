@@ -223,3 +223,26 @@ def test_the_generated_config_bounds_messages_queues_and_saves() -> None:
     for line in ("max_packet_size 69632", "max_queued_messages 10000", "max_queued_bytes 67108864"):
         assert line in text
     assert "autosave_on_changes true" in text and "max_queued_messages 0" not in text
+
+
+def test_a_certificate_cannot_take_another_party_s_client_id_or_session(secured: BrokerSetup, closing) -> None:
+    """Issue 29: machine B connecting as `machine-M-A` or `vendor-backend` used to throw A off and take its session."""
+    import time
+
+    machine_a = Client(secured.address("M-A"), "machine-M-A")
+    machine_a.client.reconnect_delay_set(min_delay=1, max_delay=1)
+    dropped: list[int] = []
+    machine_a.client.on_disconnect = lambda *args: dropped.append(1)
+    closing(machine_a)
+    assert machine_a.connect()
+    assert machine_a.subscribe("vending/v1/M-A/cmd/+") == 1
+    vendor = closing(Client(secured.address("vendor-ops"), "operator"))
+    assert vendor.connect()
+    for impostor_id in ("machine-M-A", "vendor-backend", "M-A"):
+        impostor = closing(Client(secured.address("M-B"), impostor_id))
+        assert impostor.connect(), "the broker refused B's own certificate"
+        vendor.client.publish("vending/v1/M-A/cmd/restock", impostor_id.encode(), qos=1).wait_for_publish(5)
+        eventually(lambda id=impostor_id: ("vending/v1/M-A/cmd/restock", id.encode()) in machine_a.received,
+                   what=f"A still receiving its commands while B connects as {impostor_id}")  # fmt: skip
+    time.sleep(0.5)
+    assert dropped == [], "the broker threw machine A off for another certificate's client"
