@@ -34,6 +34,7 @@ from firmware.errors import VendingError
 from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.batches import MAX_BATCH_BYTES
 from firmware.reporting.mqtt import BrokerAddress
+from simulator.backends.requests import MAX_ANSWER_BYTES
 
 VALIDITY = timedelta(days=365)
 REPORT_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "batch")
@@ -126,10 +127,10 @@ def acl_text(*, insider: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-# Broker limits (docs/security.md, "Broker limits"): the largest message a party sends is a batch of
-# at most MAX_BATCH_BYTES (firmware/reporting/batches.py); MQTT's fixed header and the topic add well
-# under 1 KiB. A backend's queue while it is down: a school's fleet's worth of batches.
-MAX_PACKET_BYTES = MAX_BATCH_BYTES + 4 * 1024
+# Broker limits (docs/security.md, "Broker limits"): the largest legitimate messages are a party's answer
+# to a school request (MAX_ANSWER_BYTES) and a machine's batch (MAX_BATCH_BYTES); MQTT's fixed header
+# and the topic add well under 1 KiB. A backend's queue while it is down: a school's fleet's batches.
+MAX_PACKET_BYTES = max(MAX_ANSWER_BYTES, MAX_BATCH_BYTES) + 4 * 1024
 MAX_QUEUED_MESSAGES = 10_000
 MAX_QUEUED_BYTES = 64 * 1024 * 1024
 AUTOSAVE_CHANGES = 1_000

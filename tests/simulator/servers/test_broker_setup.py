@@ -205,7 +205,7 @@ def test_one_machine_certificate_cannot_flood_the_broker_with_oversize_retained_
     vendor.subscribe("vending/v1/+/status")
     flood = b"x" * (4 * MAX_PACKET_BYTES)
     attacker.client.publish("vending/v1/M-B/status", flood, qos=1, retain=True)
-    legit = b"y" * (MAX_PACKET_BYTES - 2048)  # a full batch's size still passes
+    legit = b"y" * (MAX_PACKET_BYTES - 2048)  # the largest legitimate size (a full answer) still passes
     second = closing(Client(secured.address("M-A"), "M-A"))
     assert second.connect()
     second.client.publish("vending/v1/M-A/status", legit, qos=1, retain=True).wait_for_publish(5)
@@ -220,7 +220,7 @@ def test_the_generated_config_bounds_messages_queues_and_saves() -> None:
     from simulator.servers.broker_setup import config_text
 
     text = config_text(Path("/b"), 8883)
-    for line in ("max_packet_size 69632", "max_queued_messages 10000", "max_queued_bytes 67108864"):
+    for line in ("max_packet_size 266240", "max_queued_messages 10000", "max_queued_bytes 67108864"):
         assert line in text
     assert "autosave_on_changes true" in text and "max_queued_messages 0" not in text
 
