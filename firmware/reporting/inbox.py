@@ -16,7 +16,7 @@ from typing import Any
 
 from firmware.identity.signing import TrustStore
 from firmware.reporting import topics
-from firmware.reporting.signed import ACK_PARTY, read_ack
+from firmware.reporting.signed import ACK_PARTY, MAX_ACK_BYTES, read_ack
 from firmware.reporting.wire import WireError
 
 log = logging.getLogger(__name__)
@@ -54,16 +54,17 @@ class Inbox:
     def on_message(self, client: Any, userdata: Any, message: Any) -> None:
         """Paho's thread: an exception here would end the network loop, so nothing may escape."""
         try:
-            self.receive(message.topic, bytes(message.payload), bool(message.retain))
+            self.receive(message.topic, message.payload, bool(message.retain))
         except Exception:  # noqa: BLE001 - one bad message never stops the machine's link
             self.handler_errors += 1
             log.exception("dropped a message on %s that its handler could not take", message.topic)
 
     def receive(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Only the first bytes a message may legitimately have are copied: a 100 MB one costs no 100 MB copy."""
         stream = topics.ack_stream(topic, self.machine)
         if stream is not None:
             try:
-                seq = read_ack(payload, self.machine, self._ack_verifier(stream))
+                seq = read_ack(bytes(payload[: MAX_ACK_BYTES + 1]), self.machine, self._ack_verifier(stream))
             except WireError as exc:
                 self.refused_acks += 1
                 log.warning("ignored an ack on %s: %s", topic, exc)
@@ -73,7 +74,7 @@ class Inbox:
             return
         name = topics.command_name(topic, self.machine)
         if name is not None:
-            self.commands.put(InboundCommand(name, payload[: topics.MAX_COMMAND_BYTES + 1], retained))
+            self.commands.put(InboundCommand(name, bytes(payload[: topics.MAX_COMMAND_BYTES + 1]), retained))
 
     def _ack_verifier(self, stream: str) -> Callable[[Any], Any]:
         return lambda envelope: self.authorities.verify(envelope, parties=(ACK_PARTY[stream],))
