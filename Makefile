@@ -24,7 +24,8 @@ demo: $(STAMP)
 	@echo "vending is installed in $(VENV)/bin: run \`source $(VENV)/bin/activate\` to have it on your PATH (README: A day in the life)"
 
 # Servers, the browser (with CJK fonts: the dashboard names products in 中文) and the NFC host tools the tests use
-# (Mosquitto, PostgreSQL, Chromium, libnfc) come from Debian's packages; installed only when root
+# (Mosquitto with the headers and compiler its retain-guard plugin is built with, PostgreSQL, Chromium,
+# libnfc) come from Debian's packages; installed only when root
 # and missing. Otherwise the tests that need them skip, naming the package -- and fail under CI=true.
 servers:
 	@missing=""; \
@@ -34,6 +35,8 @@ servers:
 	if ! command -v nfc-list >/dev/null 2>&1; then missing="$$missing libnfc-bin"; fi; \
 	if ! command -v nfc-poll >/dev/null 2>&1; then missing="$$missing libnfc-examples"; fi; \
 	if ! fc-list :lang=zh-tw 2>/dev/null | grep -q .; then missing="$$missing fonts-noto-cjk"; fi; \
+	if ! command -v cc >/dev/null 2>&1 || [ ! -f /usr/include/mosquitto_broker.h ] || [ ! -f /usr/include/mosquitto.h ]; then \
+	  missing="$$missing gcc libc6-dev mosquitto-dev libmosquitto-dev"; fi; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing from Debian's packages: $$missing"; \

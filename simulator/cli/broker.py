@@ -23,7 +23,7 @@ def setup(
     port: Annotated[int, typer.Option(help="The TLS listener's port.")] = 8883,
     force: Annotated[bool, typer.Option(help="Replace existing keys and certificates.")] = False,
 ) -> None:
-    """A development CA, a client certificate per party (CN = MQTT user), mosquitto.conf and the ACL file.
+    """A CA, a certificate per party (CN = MQTT user), mosquitto.conf, ACLs, the retain guard (cc, mosquitto-dev).
 
     Run the broker with `mosquitto -c DIR/mosquitto.conf`; each party connects with
     `--broker mqtts://127.0.0.1:PORT --ca DIR/ca.crt --cert DIR/clients/NAME.crt --cert-key DIR/clients/NAME.key`
@@ -38,7 +38,10 @@ def setup(
         written = write_broker_setup(out, ids, port, force=force)
     except VendingError as exc:
         fail(exc)
-    typer.echo(f"wrote {written.config} (TLS on 127.0.0.1:{port}, client certificates required, ACLs in {out / 'acl'})")
+    typer.echo(
+        f"wrote {written.config} (TLS on 127.0.0.1:{port}, client certificates required, ACLs in {out / 'acl'}, "
+        f"retained messages only on status and stock: {out / 'retain_guard.so'})"
+    )
     typer.echo(
         f"certificates for vendor (backend), vendor-2 (a second backend), vendor-ops (cmd send), issuer, school "
         f"and {len(ids)} machine(s) in {out / 'clients'}; the broker takes each client id from its certificate"

@@ -35,6 +35,7 @@ from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.batches import MAX_BATCH_BYTES
 from firmware.reporting.mqtt import BrokerAddress
 from simulator.backends.requests import MAX_ANSWER_BYTES
+from simulator.servers.retain_guard import build_retain_guard
 
 VALIDITY = timedelta(days=365)
 REPORT_KINDS = ("sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "batch")
@@ -150,6 +151,8 @@ def config_text(directory: Path, port: int) -> str:
         "use_username_as_clientid true\n"
         "allow_anonymous false\n"
         f"acl_file {directory / 'acl'}\n"
+        # asked before the ACL file: a retained message only on a machine's status and stock (retain_guard.c)
+        f"plugin {directory / 'retain_guard.so'}\n"
         "persistence true\n"
         f"persistence_location {directory / 'data'}/\n"
         # save after this many changes, not every second: a flood cannot keep the disk writing
@@ -246,6 +249,7 @@ def write_broker_setup(
         check_machine_id(machine)
     private_dir(directory)
     private_dir(directory / "clients")
+    build_retain_guard(directory)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _certificate("campus-vending development CA", ca_key, CA_NAME, ca_key, ca=True, server=False)
     write_secret(directory / "ca.key", _key_pem(ca_key), force=force)

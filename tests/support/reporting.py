@@ -28,6 +28,8 @@ from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.servers.broker_setup import INSIDER
 from simulator.servers.mosquitto import mosquitto_binary
+from simulator.servers.retain_guard import PACKAGES as RETAIN_GUARD_PACKAGES
+from simulator.servers.retain_guard import buildable as retain_guard_buildable
 from tests.support.packages import missing_package
 
 BROKERS = ["embedded", "mosquitto"]
@@ -36,6 +38,8 @@ BROKERS = ["embedded", "mosquitto"]
 def require_mosquitto() -> None:
     if mosquitto_binary() is None:
         missing_package("mosquitto", "mosquitto mosquitto-clients")
+    if not retain_guard_buildable():  # the generated broker's plugin (simulator/servers/plugins/retain_guard.c)
+        missing_package("mosquitto-dev", RETAIN_GUARD_PACKAGES)
 
 
 @dataclass

@@ -216,6 +216,44 @@ def test_one_machine_certificate_cannot_flood_the_broker_with_oversize_retained_
     assert sum(f.stat().st_size for f in data.rglob("*") if f.is_file()) < 2 * MAX_PACKET_BYTES
 
 
+def test_a_machine_may_leave_a_retained_message_only_on_its_status_and_stock(secured: BrokerSetup, closing) -> None:
+    """Issue 29: the ACL let a machine retain a message on each of its topics, for every later subscriber.
+
+    The retain guard (plugins/retain_guard.c) refuses a retained message, published or left as a Last
+    Will, on any other topic; the same messages unretained, and retained status and stock, pass.
+    """
+    import time
+
+    attacker = closing(Client(secured.address("M-B"), "M-B"))
+    attacker.client.will_set("vending/v1/M-B/alert", b"will", qos=1, retain=True)
+    assert attacker.connect()
+    for kind in ("sale", "denial", "summary", "batch", "status", "stock"):
+        attacker.client.publish(f"vending/v1/M-B/{kind}", kind.encode(), qos=1, retain=True).wait_for_publish(5)
+    attacker.client.publish("issuer/v1/M-B/settlement", b"settlement", qos=1, retain=True).wait_for_publish(5)
+    attacker.client.socket().close()  # dropped without DISCONNECT: the broker sends the Last Will
+    live = closing(Client(secured.address("vendor"), "vendor"))
+    assert live.connect()
+    live.subscribe("vending/v1/+/+")  # subscribed before: sees what is published live, retained or not
+    second = closing(Client(secured.address("M-A"), "M-A"))
+    assert second.connect()
+    second.client.publish("vending/v1/M-A/sale", b"live sale", qos=1, retain=True).wait_for_publish(5)
+    time.sleep(1.0)  # the Last Will and the refused publishes have had their chance
+    late = closing(Client(secured.address("vendor-2"), "vendor-2"))
+    assert late.connect()
+    late.subscribe("vending/v1/+/+")
+    issuer = closing(Client(secured.address("issuer"), "issuer"))
+    assert issuer.connect()
+    issuer.subscribe("issuer/v1/+/settlement")
+    eventually(lambda: len(late.received) >= 2, what="the retained status and stock")
+    time.sleep(0.5)
+    assert sorted(late.received) == [("vending/v1/M-B/status", b"status"), ("vending/v1/M-B/stock", b"stock")]
+    assert issuer.received == []
+    assert ("vending/v1/M-A/sale", b"live sale") not in live.received  # refused, not delivered unretained
+    assert second.client.is_connected()  # refused, not thrown off: its next report still goes through
+    second.client.publish("vending/v1/M-A/sale", b"next", qos=1).wait_for_publish(5)
+    eventually(lambda: ("vending/v1/M-A/sale", b"next") in live.received, what="the unretained sale")
+
+
 def test_the_generated_config_bounds_messages_queues_and_saves() -> None:
     from simulator.servers.broker_setup import config_text
 
