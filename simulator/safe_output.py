@@ -35,19 +35,18 @@ def write_csv(stream: TextIO, header: Iterable[str], rows: Iterable[Iterable[Any
 
 
 def dex_field(value: str, name: str) -> str:
-    """A field the user gives for a DEX file: refused, naming it, when it holds a separator or a line end."""
+    """A field for a DEX file, from the user or the books: refused, naming it, unless plain printable ASCII.
+
+    EVA-DTS 6.1 files are ASCII with ``*`` between fields and ``~`` and line ends between segments; no
+    escape for either exists (docs/dex.md), so a field holding one could forge a segment the G85 CRC
+    would then cover. Text in other scripts has no standard escape either: it is refused, never
+    written as ``?`` (product ids are ASCII by the catalog's rule; names never go into a DEX file).
+    """
     bad = [repr(char) for char in DEX_FORBIDDEN if char in value]
-    if bad or not value.isascii():
-        what = ", ".join(bad) if bad else "non-ASCII characters"
+    if bad or not (value.isascii() and value.isprintable()):
+        what = ", ".join(bad) if bad else "characters other than printable ASCII"
         raise VendingError(f"{name}: a DEX field may not contain {what} (EVA-DTS 6.1: * ~ and line ends separate)")
     return value
-
-
-def dex_clean(value: str) -> str:
-    """A field from the books for a DEX file: separators and line ends replaced, ASCII only."""
-    for char in DEX_FORBIDDEN:
-        value = value.replace(char, " ")
-    return value.encode("ascii", "replace").decode("ascii")
 
 
 def write_inside(directory: Path, relative: str, text: str, *, replace: bool) -> Path:

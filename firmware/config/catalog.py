@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
 from firmware.config.source import Strict, read_yaml, validate
 from firmware.domain import PROFILES, Category, Kind, Profile
+
+PRODUCT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # ASCII: it names the product in reports and DEX files
 
 
 class Names(Strict):
@@ -67,8 +70,11 @@ class Catalog(Strict):
         if not value:
             raise ValueError("the catalog lists no products")
         for product_id in value:
-            if not product_id or len(product_id) > 64 or not all(c.isalnum() or c in "-_." for c in product_id):
-                raise ValueError(f"product id {product_id!r} must be 1-64 letters, digits, '-', '_' or '.'")
+            if not PRODUCT_ID.fullmatch(product_id):
+                raise ValueError(
+                    f"product id {product_id!r} must be 1-64 ASCII letters, digits, '-', '_' or '.' "
+                    "(a product code, as in DEX audit files; the product's names carry any script)"
+                )
         return value
 
 

@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from simulator.safe_output import dex_clean
+from simulator.safe_output import dex_field
 
 CRLF = "\r\n"
 CURRENCY_NUMERIC = {"TWD": "901"}
@@ -70,10 +70,11 @@ class Audit:
 def render(audit: Audit) -> str:
     """The DEX file: CRLF lines, the G85 CRC over ST to the line before G85, SE counting ST to SE."""
     paid = audit.paid
+    machine = dex_field(audit.machine, "machine id")
     money = f"{paid.value_init}*{paid.count_init}*{paid.value_reset}*{paid.count_reset}"
     body = [
         "ST*001*0001",
-        f"ID1*{dex_clean(audit.machine)}*CAMPUS-EMU*1*{dex_clean(audit.location)}**{dex_clean(audit.machine)}",
+        f"ID1*{machine}*CAMPUS-EMU*1*{dex_field(audit.location, 'location')}**{machine}",
         f"ID4*0*1{CURRENCY_NUMERIC.get(audit.currency, '000')}*{audit.currency}",
         f"ID5*{audit.read_at:%Y%m%d}*{audit.read_at:%H%M%S}",
         f"VA1*{money}",
@@ -82,7 +83,7 @@ def render(audit: Audit) -> str:
     ]
     for s in audit.selections:
         body += [
-            f"PA1*{dex_clean(s.slot)}*{s.price}*{dex_clean(s.product)}",
+            f"PA1*{dex_field(s.slot, 'slot')}*{s.price}*{dex_field(s.product, f'slot {s.slot} product id')}",
             f"PA2*{s.sold.count_init}*{s.sold.value_init}*{s.sold.count_reset}*{s.sold.value_reset}",
         ]
     body += [f"EA1*{e.code}*{e.at:%y%m%d}*{e.at:%H%M}" for e in audit.events]

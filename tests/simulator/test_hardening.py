@@ -17,7 +17,7 @@ from simulator.cli.reporting import _loopback
 from simulator.dashboard.app import create_app
 from simulator.dashboard.board import Board, _commands
 from simulator.dashboard.server import DashboardServer
-from simulator.safe_output import csv_cell, dex_clean, dex_field, write_csv
+from simulator.safe_output import csv_cell, dex_field, write_csv
 from tests.conftest import VENDING
 from tests.simulator.dashboard.test_dashboard_http import fetch
 
@@ -62,7 +62,10 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text():
 def test_dex_fields_cannot_forge_segments(tmp_path):
     with pytest.raises(VendingError, match="--location: a DEX field may not contain"):
         dex_field("SCHOOL*X\r\nVA1*999999*9*0*0", "--location")
-    assert dex_clean("milk*~\r\n低脂") == "milk    ??"
+    with pytest.raises(VendingError, match="slot A1 product id: a DEX field may not contain '\\*'"):
+        dex_field("milk*~", "slot A1 product id")
+    with pytest.raises(VendingError, match="characters other than printable ASCII"):
+        dex_field("低脂milk", "slot A1 product id")  # no EVA-DTS escape exists: refused, never written as '?'
     out = vending("export", "dex", "--state-dir", str(tmp_path), "--location", "SCHOOL*X\r\nVA1*9")
     assert out.returncode == 2 and "a DEX field may not contain" in out.stderr
 
