@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
+from firmware.controller.records import SessionCard, who
 from firmware.domain import JournalEntry, SaleRequest, VendRecord
 from firmware.entries import SaleEntry
 from firmware.errors import SettlementError
 from firmware.money import Money
 from firmware.ports import Books
 
-Who = dict[str, Any]  # {"pseudonym": ..., "profile": ...} of the card, or both None
 Stamp = Callable[..., JournalEntry]  # (kind, txn_id, **data) -> entry stamped with the injected clock
 Emit = Callable[..., None]  # (event name, **details)
 
@@ -36,7 +35,7 @@ class Cashier:
         self._open: dict[str, VendRecord] = {}
         self.balance_after: dict[str, int] = {}
 
-    def debit(self, request: SaleRequest, who: Who, at: datetime) -> str:
+    def debit(self, request: SaleRequest, card: SessionCard | None, at: datetime) -> str:
         """Charge the card and open the vend in one commit; returns the new transaction id."""
         journal = self.books.journal
         with journal.atomic("debit"):
@@ -56,7 +55,7 @@ class Cashier:
                 self.stamp(
                     "vend_debited",
                     txn_id,
-                    **who,
+                    **who(card, txn_id),
                     slot=request.slot,
                     product=request.product_id,
                     price=request.price.amount,
@@ -74,7 +73,7 @@ class Cashier:
             raise SettlementError(f"vend {txn_id} is not awaiting settlement")
         return record
 
-    def complete(self, record: VendRecord, who: Who, recovered: bool) -> None:
+    def complete(self, record: VendRecord, card: SessionCard | None, recovered: bool) -> None:
         """The drop sensor saw it fall: takings, stock −1 and the sale, in one commit."""
         inventory = self.books.inventory
         with self.books.journal.atomic("drop"):
@@ -90,17 +89,20 @@ class Cashier:
                 stock=stock,
                 capacity=state.capacity,
                 recovered=recovered,
-                **who,
+                **who(card, record.txn_id),
             )
             self.books.journal.append(self.stamp("vend_completed", record.txn_id, **sale.data()))
         self.emit("vended", txn=record.txn_id, slot=record.slot, price=record.price, stock=stock, recovered=recovered)
 
-    def refund(self, record: VendRecord, who: Who, recovered: bool) -> None:
+    def refund(self, record: VendRecord, card: SessionCard | None, recovered: bool) -> None:
         """Nothing fell (or a power cut hides whether it did and the dispenser cannot tell): money back."""
         with self.books.journal.atomic("refund"):
             balance = self.books.wallet.refund(record.uid, Money(record.price, self.currency), record.txn_id)
             self.books.vends.settle(record.txn_id, "refunded")
-            sale = SaleEntry(slot=record.slot, product=record.product, price=record.price, recovered=recovered, **who)
+            who_bought = who(card, record.txn_id)
+            sale = SaleEntry(
+                slot=record.slot, product=record.product, price=record.price, recovered=recovered, **who_bought
+            )
             self.books.journal.append(self.stamp("vend_refunded", record.txn_id, **sale.data()))
         self.balance_after[record.txn_id] = balance.amount
         self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)

@@ -11,7 +11,7 @@ from firmware.domain import CardAccount, SlotState, VendRecord
 from firmware.ports import Clock, Dispenser, Display
 
 EventSink = Callable[[datetime, str, dict[str, Any]], None]
-Pseudonym = Callable[[str, datetime], str]  # (card uid, tap time) -> that visit's pseudonym
+Pseudonym = Callable[[str, str], str]  # (card uid, the visit's transaction id) -> that visit's pseudonym
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Transaction:
             record.product,
             record.price,
             card.account.profile if card else None,
-            card.pseudonym if card else None,
+            card.pseudonym(record.txn_id) if card else None,
             at,
             record.uid,
         )
@@ -66,7 +66,7 @@ class Transaction:
             state.product if state else None,
             state.price if state else None,
             card.account.profile if card else None,
-            card.pseudonym if card else None,
+            card.pseudonym(txn_id) if card and txn_id else None,
             at,
             card.account.uid if card else None,
         )
@@ -83,14 +83,18 @@ class Hardware:
 
 @dataclass(frozen=True)
 class SessionCard:
-    """The card in session, looked up once when tapped: its account and its pseudonym."""
+    """The card in session, looked up once when tapped: its account, and how its visits are named."""
 
     account: CardAccount
-    pseudonym: str
+    naming: Pseudonym = field(repr=False)
+
+    def pseudonym(self, txn_id: str) -> str:
+        """The name of the visit ``txn_id``: one per transaction, so no two visits share one."""
+        return self.naming(self.account.uid, txn_id)
 
 
-def who(card: SessionCard | None) -> dict[str, Any]:
-    """What a journal entry records of the card: pseudonym and profile, never the uid."""
+def who(card: SessionCard | None, txn_id: str) -> dict[str, Any]:
+    """What a journal entry of ``txn_id`` records of the card: that visit's pseudonym and profile, never the uid."""
     if card is None:
         return {"pseudonym": None, "profile": None}
-    return {"pseudonym": card.pseudonym, "profile": card.account.profile}
+    return {"pseudonym": card.pseudonym(txn_id), "profile": card.account.profile}

@@ -124,9 +124,9 @@ class Controller(Timers, Triggers):
         for record in self.books.vends.pending():
             dropped = bool(self.hw.dispenser.was_dispensed(record.txn_id))
             account = self.books.wallet.lookup(record.uid)  # no session is open at start-up: one lookup per vend
-            card = SessionCard(account, self.pseudonym(account.uid, self.now())) if account is not None else None
+            card = SessionCard(account, self.pseudonym) if account is not None else None
             settle = self.cashier.complete if dropped else self.cashier.refund
-            settle(record, who(card), recovered=True)
+            settle(record, card, recovered=True)
             self.last_transaction = Transaction.recovered(record, dropped, card, self.now())
         self.poll()  # reports held for a window that ended while the power was off go out now
         self.emit("power_on", state=self.state.value)
@@ -153,9 +153,9 @@ class Controller(Timers, Triggers):
     def remember_card(self, tap: CardTap, account: CardAccount | None, *_: object) -> None:
         if account is None:
             raise SettlementError("remember_card without an account (the card_known guard was bypassed)")
-        self.card = SessionCard(account, self.pseudonym(account.uid, self.now()))
+        self.card = SessionCard(account, self.pseudonym)
         self.session_started = self.session_started or self.now()
-        self.emit("card", card=self.card.pseudonym, profile=account.profile, reader=tap.reader)
+        self.emit("card", profile=account.profile, reader=tap.reader)  # the visit is named with its transaction
 
     def clear_session(self, *_: object) -> None:
         self.selection = None
@@ -184,7 +184,7 @@ class Controller(Timers, Triggers):
 
     def debit_card(self, request: SaleRequest, *_: object) -> None:
         """Charges exactly what the policy approved (the request it evaluated, not a second reading)."""
-        self.txn_id = self.cashier.debit(request, who(self.card), self.now())
+        self.txn_id = self.cashier.debit(request, self.card, self.now())
 
     def run_motor(self, *_: object) -> None:
         slot = self._slot()
@@ -199,7 +199,7 @@ class Controller(Timers, Triggers):
             self.no_drop()
 
     def confirm_drop(self, *_: object) -> None:
-        self.cashier.complete(self.cashier.awaiting(self._txn_id()), who(self._card()), recovered=False)
+        self.cashier.complete(self.cashier.awaiting(self._txn_id()), self._card(), recovered=False)
 
     def finish_vend(self, *_: object) -> None:
         names, balance = self._names(self._slot()), self._balance()
@@ -209,7 +209,7 @@ class Controller(Timers, Triggers):
 
     def refund_card(self, *_: object) -> None:
         record = self.cashier.awaiting(self._txn_id())
-        self.cashier.refund(record, who(self._card()), recovered=False)
+        self.cashier.refund(record, self._card(), recovered=False)
         self._finish("refunded", "no_drop")
         self.show(Message("refunded", {"price": record.price, "balance": self._balance()}))
         self.settled()
@@ -376,11 +376,11 @@ class Controller(Timers, Triggers):
             txn_id = journal.next_txn_id(self.config.id)
             product, price = (state.product, state.price) if state else (None, None)
             record = DeniedEntry(
-                reason=denial.reason, slot=slot, product=product, price=price, detail=denial.detail, **who(card)
+                reason=denial.reason, slot=slot, product=product, price=price, detail=denial.detail, **who(card, txn_id)
             )
             journal.append(self.entry("denied", txn_id, **record.data()))
         self._finish("denied", denial.reason, txn_id=txn_id, slot=slot, with_card=with_card)
-        self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card))
+        self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card, txn_id))
         self.show(self._keep_card_briefly(denial.message) if card is not None else denial.message)
 
     def _keep_card_briefly(self, denial: Message) -> Message:
@@ -390,10 +390,10 @@ class Controller(Timers, Triggers):
         return replace(denial, note=Message("reselect", {"seconds": window}))
 
     def _cancel(self, reason: str, message: Message) -> None:
-        journal = self.books.journal
-        with journal.atomic("journal"):
+        with (journal := self.books.journal).atomic("journal"):
             txn_id = journal.next_txn_id(self.config.id)
-            journal.append(self.entry("cancelled", txn_id, reason=reason, slot=self.selection, **who(self.card)))
+            visit = who(self.card, txn_id)
+            journal.append(self.entry("cancelled", txn_id, reason=reason, slot=self.selection, **visit))
         self._finish("cancelled", reason, txn_id=txn_id)
         self.emit("cancelled", txn=txn_id, reason=reason)
         self.show(message)

@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from firmware.errors import VendingError
@@ -114,8 +114,8 @@ class TermKeyring:
     def term(self) -> str:
         return self.current.term
 
-    def __call__(self, uid: str, at: datetime) -> str:
-        return self._pseudonym(uid, at)
+    def __call__(self, uid: str, txn_id: str) -> str:
+        return self._pseudonym(uid, txn_id)
 
     def check_valid(self, today: date) -> None:
         """Refuse to work on an expired term key: pseudonyms must change when the term does."""

@@ -3,9 +3,11 @@
 A pseudonym that lasts a term lets a vendor and an issuer who pool their records intersect each
 day's buyers until every card is pinned (99 % of 300 cards after 20 school days, measured by
 ``vending privacy attack --design term``); one that lasts a day still lets them match a card's day
-total. So the vendor's pseudonym names one visit: the card and the minute of the tap (UTC), under
-the school's term key. The school, which holds the key, can re-derive every pseudonym of a card for
-an access or erasure request; nobody else can link two of them (docs/privacy.md).
+total. So the vendor's pseudonym names one visit: the card and the visit's transaction id (random,
+and carrying the machine's id), under the school's term key. Two visits never share one, not even
+two taps in the same minute. The school, which holds the key, tests each record it fetched against
+a student's card for an access or erasure request (simulator/school/subject.py); nobody else can
+link two of them (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import UTC, datetime
 
 
 def normalise_uid(uid: str) -> str:
@@ -21,13 +22,8 @@ def normalise_uid(uid: str) -> str:
     return "".join(ch for ch in uid if ch not in ": -").upper()
 
 
-def visit_minute(at: datetime) -> str:
-    """The minute a visit is named by: UTC, so it does not depend on the machine's zone setting."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
-
-
 class Pseudonymizer:
-    """``base32(HMAC-SHA256(term_key, "visit|" minute "|" uid)[:16])``: 128 bits, no padding, lower-case."""
+    """``base32(HMAC-SHA256(term_key, "visit|" txn "|" uid)[:16])``: 128 bits, no padding, lower-case."""
 
     def __init__(self, term: str, key: bytes) -> None:
         if len(key) < 32:
@@ -35,8 +31,8 @@ class Pseudonymizer:
         self.term = term
         self._key = key
 
-    def __call__(self, uid: str, at: datetime) -> str:
-        message = f"visit|{visit_minute(at)}|{normalise_uid(uid)}".encode()
+    def __call__(self, uid: str, txn_id: str) -> str:
+        message = f"visit|{txn_id}|{normalise_uid(uid)}".encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()[:16]
         return base64.b32encode(digest).decode("ascii").rstrip("=").lower()
 

@@ -6,14 +6,14 @@ enrolled key of the machine the topic names (a sealed box alone could come from 
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
 from firmware.identity.keyset import Enrolment
-from firmware.identity.pseudonym import normalise_uid
 from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import BrokerAddress
-from firmware.reporting.sealed import open_settlement, unseal
+from firmware.reporting.sealed import open_settlement, seal
 from firmware.reporting.wire import WireError
 from simulator.backends.contract import check
 from simulator.backends.requests import PartyRequest
@@ -42,30 +42,42 @@ class IssuerBackend(BackendService):
         self._key = seal_key
 
     def answer(self, request: PartyRequest) -> dict[str, Any]:
-        """The machine-days the sealed card settled on, with its amounts where the settlement told them.
+        """The days a machine settled, or every settlement line of one machine-day, sealed to the school.
 
-        The answer names no card: it goes back over the broker, and the school knows which card it asked for.
+        The same slice whoever the school is asking for, so the issuer learns nothing of who asked. The
+        lines name cards, so they go back sealed to the one-time key in the request (``reply_to``):
+        the broker, and the vendor that may run it, read nothing.
         """
-        assert request.sealed is not None
-        try:
-            inside = unseal(request.sealed, self._key)
-        except Exception:  # noqa: BLE001 - a box that does not open is refused, whatever the reason
-            raise WireError("sealed: not sealed to this issuer") from None
-        uid = inside.get("uid") if isinstance(inside, dict) and set(inside) == {"uid"} else None
-        if not isinstance(uid, str) or not 4 <= len(uid) <= 40:
-            raise WireError('sealed: expected {"uid": "<card uid>"}')
-        card = normalise_uid(uid)
-        days = self.store.execute("SELECT machine, day FROM settlements WHERE uid = ? ORDER BY day, machine", (card,))
-        weeks = self.store.execute(
-            "SELECT machine, week, days, amount, count FROM settlement_weeks WHERE uid = ? ORDER BY week, machine",
-            (card,),
+        machine = request.machine
+        if request.kind == "days":
+            rows = self.store.execute(
+                "SELECT day FROM settlement_days WHERE machine = ? UNION SELECT day FROM settlements WHERE machine = ? "
+                "UNION SELECT substr(days, 1, 10) FROM settlement_weeks WHERE machine = ? ORDER BY 1",
+                (machine, machine, machine),
+            )
+            return {"days": [str(day) for (day,) in rows]}
+        assert request.day is not None and request.reply_to is not None
+        cards = self.store.execute(
+            "SELECT uid FROM settlements WHERE machine = ? AND day = ? ORDER BY uid", (machine, request.day)
         )
-        return {
-            "days": [{"machine": m, "day": d} for m, d in days],
+        weeks = self.store.execute(
+            "SELECT week, days, uid, amount, count FROM settlement_weeks WHERE machine = ? AND substr(days, 1, 10) = ? "
+            "ORDER BY week, uid",
+            (machine, request.day),
+        )
+        inside = {
+            "machine": machine,
+            "day": request.day,
+            "cards": [str(uid) for (uid,) in cards],
             "weeks": [
-                {"machine": m, "week": w, "days": ds.split(","), "amount": a, "count": c} for m, w, ds, a, c in weeks
+                {"week": w, "days": ds.split(","), "uid": uid, "amount": a, "count": c} for w, ds, uid, a, c in weeks
             ],
         }
+        try:
+            reply_key = base64.b64decode(request.reply_to, validate=True)
+            return {"sealed": seal(inside, reply_key)}
+        except Exception:  # noqa: BLE001 - a key that is not a key is refused, whatever the reason
+            raise WireError("reply_to: not an X25519 public key") from None
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)

@@ -1,13 +1,16 @@
-"""Requests about one data subject: the school asks the vendor or the issuer, signed; they answer, signed.
+"""Requests about a data subject: the school asks the vendor or the issuer, signed; they answer, signed.
 
-Only the school knows who a student is, so only the school can turn an access or erasure request
-into something another party can act on, and each party is asked in its own terms:
+Only the school knows who a student is, and no request says who: a request names a *slice* of a
+party's data (its days at one machine, or every record of one machine-day), the same slice whoever
+asked, and the school finds the student in what comes back (simulator/school/subject.py). So a
+party that answers learns that somebody asked at that moment, never about whom:
 
-- the **vendor** gets the pseudonyms the school derives from the student's card for one machine-day
-  (``access``: the records carrying them; ``erase``: delete them and say what went). It learns that
-  the matching records belong to one unnamed person -- nothing it could tie to a card or a name;
-- the **issuer** gets the card uid sealed to its own key (it knows the card already; the broker and
-  everybody else see ciphertext) and answers the machine-days that card settled on.
+- the **vendor** answers ``days`` (the days it holds of a machine) and ``access`` (every sale and
+  refusal of one machine-day, in pages); ``erase`` names the exact records the school matched, by
+  sequence number, and the vendor destroys them at once and for good (docs/privacy.md);
+- the **issuer** answers ``days`` and ``access`` (every settlement line of one machine-day, card
+  numbers included) sealed to a key the school made for this request only (``reply_to``), so the
+  vendor that runs the broker reads nothing of it.
 
 Every message is a JWS by the sender's key and is checked for size and shape before anything acts on
 it; a request the receiver cannot read is an incident, never an answer.
@@ -26,12 +29,21 @@ from firmware.reporting.signed import Verifier, canonical, open_signed, sign_tex
 from firmware.reporting.wire import WireError
 
 PARTIES = ("vendor", "issuer")
-KINDS = {"vendor": ("access", "erase"), "issuer": ("access",)}
+KINDS = {"vendor": ("days", "access", "erase"), "issuer": ("days", "access")}
 MAX_REQUEST_BYTES = 64 * 1024
 MAX_ANSWER_BYTES = 256 * 1024
-MAX_PSEUDONYMS = 720  # half a day of minutes: one request stays well inside MAX_REQUEST_BYTES
-PSEUDONYM = re.compile(r"^[a-z2-7]{26}$")
+PAGE_BYTES = 192 * 1024  # the records of one answer page: room for the envelope within MAX_ANSWER_BYTES
+MAX_ERASE = 2000  # sequence numbers in one erasure request: well inside MAX_REQUEST_BYTES
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
+REPLY_KEY = re.compile(r"^[A-Za-z0-9+/]{43}=$")  # an X25519 public key, base64
+# the fields each (party, kind) takes besides id, party and kind
+SHAPES = {
+    ("vendor", "days"): ("machine",),
+    ("vendor", "access"): ("machine", "day", "after"),
+    ("vendor", "erase"): ("machine", "seqs"),
+    ("issuer", "days"): ("machine",),
+    ("issuer", "access"): ("machine", "day", "reply_to"),
+}
 
 
 class RequestRefused(WireError):
@@ -48,23 +60,22 @@ def answer_topic(party: str) -> str:
 
 @dataclass(frozen=True)
 class PartyRequest:
-    """One checked request. ``pseudonyms`` for the vendor; ``sealed`` (the card, for the issuer) otherwise."""
+    """One checked request: ``machine`` always; ``day`` and ``after`` (a page) or ``seqs`` (an erasure) by kind."""
 
     id: str
     party: str
     kind: str
-    machine: str | None = None
+    machine: str
     day: str | None = None
-    pseudonyms: tuple[str, ...] = ()
-    sealed: str | None = None
+    after: int = 0  # access to the vendor: the records after this sequence number (the next page)
+    seqs: tuple[int, ...] = ()  # erase: the records the school matched
+    reply_to: str | None = None  # access to the issuer: the school's one-time X25519 key, base64
 
     def document(self) -> dict[str, Any]:
         body: dict[str, Any] = {"id": self.id, "party": self.party, "kind": self.kind}
-        if self.party == "vendor":
-            body |= {"machine": self.machine, "day": self.day, "pseudonyms": list(self.pseudonyms)}
-        else:
-            body["sealed"] = self.sealed
-        return body
+        values = {"machine": self.machine, "day": self.day, "after": self.after, "seqs": list(self.seqs)}
+        values["reply_to"] = self.reply_to
+        return body | {name: values[name] for name in SHAPES[(self.party, self.kind)]}
 
 
 def new_request_id() -> str:
@@ -87,22 +98,27 @@ def read_request(raw: bytes, party: str, verify: Verifier) -> PartyRequest:
     kind = body.get("kind")
     if kind not in KINDS[party]:
         raise WireError(f"kind: expected one of {KINDS[party]}, got {str(kind)[:20]!r}")
-    if party == "issuer":
-        if set(body) != {"id", "party", "kind", "sealed"} or not isinstance(body["sealed"], str):
-            raise WireError('an issuer request is {"id", "party", "kind", "sealed"}')
-        return PartyRequest(request_id, party, kind, sealed=body["sealed"])
-    if set(body) != {"id", "party", "kind", "machine", "day", "pseudonyms"}:
-        raise WireError('a vendor request is {"id", "party", "kind", "machine", "day", "pseudonyms"}')
-    machine, day, pseudonyms = body["machine"], body["day"], body["pseudonyms"]
+    shape = SHAPES[(party, kind)]
+    if set(body) != {"id", "party", "kind", *shape}:
+        raise WireError(f"a {party} {kind} request is {{id, party, kind, {', '.join(shape)}}}")
+    machine = body["machine"]
     if not isinstance(machine, str) or not MACHINE_ID.match(machine):
         raise WireError("machine: not a machine id")
-    if not isinstance(day, str) or not _is_day(day):
+    day = body.get("day")
+    if "day" in shape and (not isinstance(day, str) or not _is_day(day)):
         raise WireError("day: expected YYYY-MM-DD")
-    if not isinstance(pseudonyms, list) or not 0 < len(pseudonyms) <= MAX_PSEUDONYMS:
-        raise WireError(f"pseudonyms: expected a list of 1 to {MAX_PSEUDONYMS}")
-    if not all(isinstance(p, str) and PSEUDONYM.match(p) for p in pseudonyms):
-        raise WireError("pseudonyms: every item must be a pseudonym (26 base32 characters)")
-    return PartyRequest(request_id, party, kind, machine, day, tuple(pseudonyms))
+    after = body.get("after", 0)
+    if type(after) is not int or not 0 <= after < 2**63:
+        raise WireError("after: expected a sequence number")
+    seqs = body.get("seqs", [])
+    if "seqs" in shape and not (isinstance(seqs, list) and 0 < len(seqs) <= MAX_ERASE):
+        raise WireError(f"seqs: expected a list of 1 to {MAX_ERASE} sequence numbers")
+    if not all(type(seq) is int and 0 < seq < 2**63 for seq in seqs):
+        raise WireError("seqs: every item must be a sequence number")
+    reply_to = body.get("reply_to")
+    if "reply_to" in shape and (not isinstance(reply_to, str) or not REPLY_KEY.match(reply_to)):
+        raise WireError("reply_to: expected an X25519 public key in base64")
+    return PartyRequest(request_id, party, kind, machine, day, after, tuple(seqs), reply_to)
 
 
 def read_answer(raw: bytes, request_id: str, verify: Verifier) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,6 +69,10 @@ CREATE TABLE IF NOT EXISTS settlement_days (
 );
 """
 )
+
+
+VISIT_KINDS = "('sale', 'denial')"  # the records about a visit: what a school request reads or erases
+PAGE_ROWS = 2000  # rows read for one page of a school request; the byte budget usually ends it first
 
 
 def payload_of(stored: Any) -> dict[str, Any]:
@@ -163,24 +168,61 @@ class StoreQueries:
             self.execute("DELETE FROM settlement_weeks WHERE substr(days, 1, 10) < ?", (before_day,))
         return len(purged)
 
-    def records_of(self, machine: str, day: str, pseudonyms: tuple[str, ...]) -> list[tuple[Any, ...]]:
-        """(seq, kind, payload) of the sales and denials at ``machine`` on ``day`` carrying these pseudonyms."""
-        marks = ", ".join("?" * len(pseudonyms))
-        return self.execute(
-            f"SELECT seq, kind, payload FROM reports WHERE machine = ? AND kind IN ('sale', 'denial') "
-            f"AND {self.day_of_report} = ? AND {self.pseudonym_of_report} IN ({marks}) ORDER BY seq",
-            (machine, day, *pseudonyms),
+    def days_held(self, machine: str) -> list[str]:
+        """The local days of ``machine`` this store holds sales or refusals of: what a school request pages over."""
+        rows = self.execute(
+            f"SELECT DISTINCT {self.day_of_report} FROM reports WHERE machine = ? AND kind IN {VISIT_KINDS} ORDER BY 1",
+            (machine,),
         )
+        return [str(day) for (day,) in rows]
 
-    def erase(self, machine: str, day: str, pseudonyms: tuple[str, ...]) -> list[tuple[int, str]]:
-        """Forget the records ``records_of`` finds; (seq, kind) of each. They stay as tombstones (see purge)."""
-        found = [(int(seq), str(kind)) for seq, kind, _ in self.records_of(machine, day, pseudonyms)]
-        for seq, _kind in found:
-            self.execute(
-                "UPDATE reports SET kind = 'erased', payload = '{}', signature = '' WHERE machine = ? AND seq = ?",
-                (machine, seq),
+    def records_page(self, machine: str, day: str, after: int, budget: int) -> tuple[list[tuple[Any, ...]], int | None]:
+        """(seq, kind, payload) of every sale and refusal at ``machine`` on ``day`` after seq ``after``.
+
+        At most ``budget`` bytes of payload; the second value is the seq to ask after for the next
+        page, or None when this page ends the day.
+        """
+        rows = self.execute(
+            f"SELECT seq, kind, payload FROM reports WHERE machine = ? AND kind IN {VISIT_KINDS} "
+            f"AND {self.day_of_report} = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (machine, day, after, PAGE_ROWS),
+        )
+        page: list[tuple[Any, ...]] = []
+        used = 0
+        for seq, kind, payload in rows:
+            used += len(payload if isinstance(payload, str) else json.dumps(payload)) + 64
+            if page and used > budget:
+                return page, int(page[-1][0])
+            page.append((int(seq), str(kind), payload))
+        return page, (int(page[-1][0]) if len(rows) == PAGE_ROWS else None)
+
+    def erase_records(self, machine: str, seqs: tuple[int, ...]) -> list[tuple[int, str]]:
+        """Destroy the sales and refusals at these seqs; (seq, kind) of each. Other kinds are never touched.
+
+        Each stays a tombstone (see purge): (machine, seq, digest), no payload. Before this returns, the
+        old payloads are gone from the database files too (``forget_from_files``).
+        """
+        marks = ", ".join("?" * len(seqs))
+        found = [
+            (int(seq), str(kind))
+            for seq, kind in self.execute(
+                f"SELECT seq, kind FROM reports WHERE machine = ? AND kind IN {VISIT_KINDS} AND seq IN ({marks}) "
+                "ORDER BY seq",
+                (machine, *seqs),
             )
+        ]
+        if found:
+            erased = ", ".join("?" * len(found))
+            self.execute(
+                f"UPDATE reports SET kind = 'erased', payload = '{{}}', signature = '' "
+                f"WHERE machine = ? AND seq IN ({erased})",
+                (machine, *(seq for seq, _ in found)),
+            )
+        self.forget_from_files()  # also when asked again after a reader held the log: that finishes it
         return found
+
+    def forget_from_files(self) -> None:
+        """Make what was just overwritten unreadable in the store's files (SQLite: its WAL)."""
 
     def _has_settlements(self) -> bool:
         """Whether this store keeps settlement lines (the issuer's schema)."""
@@ -202,6 +244,7 @@ class SqliteReportStore(StoreQueries):
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn.execute("PRAGMA secure_delete=ON")  # freed cells are zeroed: an erased payload is not left behind
         self.conn.executescript(schema)
         self._lock = threading.Lock()
         self.duplicates = 0  # redeliveries seen and ignored (at-least-once on the wire)
@@ -272,6 +315,21 @@ class SqliteReportStore(StoreQueries):
             acked += 1
         self.conn.execute("INSERT OR REPLACE INTO acked (machine, seq) VALUES (?, ?)", (machine, acked))
         return acked
+
+    def forget_from_files(self) -> None:
+        """Checkpoint the WAL into the database and truncate it: the erased rows' old pages go with it.
+
+        With ``secure_delete`` the main file holds zeros where the payloads were; the WAL still held the
+        pages as they were before the erasure until this. A reader in the middle of a read keeps the
+        WAL alive for a moment, so this waits for it (a few seconds at most) and fails loudly after.
+        """
+        for _ in range(100):
+            with self._lock:
+                busy, _log, _done = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                return
+            time.sleep(0.05)
+        raise RuntimeError("erased, but a reader kept the write-ahead log open; ask again to finish the erasure")
 
     def _has_settlements(self) -> bool:
         return bool(self.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settlements'"))

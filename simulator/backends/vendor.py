@@ -13,7 +13,7 @@ from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.supervised import SupervisedThread
 from simulator.backends.contract import check
-from simulator.backends.requests import PartyRequest
+from simulator.backends.requests import PAGE_BYTES, PartyRequest
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore, payload_of
 
@@ -100,18 +100,22 @@ class VendorBackend(BackendService):
         return {machine: now - at <= silence_s for machine, at in self._heard.items()}
 
     def answer(self, request: PartyRequest) -> dict[str, Any]:
-        """Access: the records carrying the school's pseudonyms. Erasure: those records are forgotten.
+        """A slice of the vendor's records, the same whoever the school is asking for; or an erasure.
 
-        An erased record stays a tombstone (machine, seq, digest) so a redelivery of it is never stored
-        again; the machine's own counts (``summary``) never named anyone and stay.
+        ``days``: the days held of a machine; ``access``: one page of a machine-day's sales and
+        refusals; ``erase``: the records the school matched, destroyed before the answer goes. An erased
+        record stays a tombstone (machine, seq, digest) so a redelivery of it is never stored again;
+        the machine's own counts (``summary``) never named anyone and stay.
         """
-        assert request.machine is not None and request.day is not None
+        if request.kind == "days":
+            return {"days": self.store.days_held(request.machine)}
         if request.kind == "erase":
-            erased = self.store.erase(request.machine, request.day, request.pseudonyms)
+            erased = self.store.erase_records(request.machine, request.seqs)
             return {"erased": [{"machine": request.machine, "seq": seq, "kind": kind} for seq, kind in erased]}
-        rows = self.store.records_of(request.machine, request.day, request.pseudonyms)
-        records = [{"kind": kind, "seq": int(seq), "payload": payload_of(payload)} for seq, kind, payload in rows]
-        return {"records": records}
+        assert request.day is not None
+        rows, after = self.store.records_page(request.machine, request.day, request.after, PAGE_BYTES)
+        records = [{"kind": kind, "seq": seq, "payload": payload_of(payload)} for seq, kind, payload in rows]
+        return {"records": records, "next": after}
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)

@@ -2,7 +2,8 @@
 
 Only the school knows who a student is. ``backend school`` imports the roster into the school's
 database; ``school export`` and ``school erase`` answer a student's access and erasure requests by
-asking the vendor and the issuer, each in its own terms (simulator/backends/requests.py).
+reading whole slices of the vendor's and the issuer's data, the same whoever asked, and finding the
+student in them (simulator/school/subject.py).
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
 from firmware.errors import VendingError
-from firmware.identity.keyset import SEAL, read_seal_key
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import day_option, fail
@@ -30,20 +29,17 @@ Db = Annotated[Path, typer.Option(help="The school's database (made by `vending 
 StudentId = Annotated[str, typer.Option(help="The student's id on the roster.")]
 Term = Annotated[str, typer.Option(help="The term whose records to find, e.g. 2026-1.")]
 Terms = Annotated[Path, typer.Option(help="The school's term keys: DIR/term_key.json or DIR/<machine>/term_key.json.")]
-Keys = Annotated[
-    Path, typer.Option(help="The school's key directory: school.key, vendor.pub, issuer.pub, issuer-seal.pub.")
-]
+Keys = Annotated[Path, typer.Option(help="The school's key directory: school.key, vendor.pub, issuer.pub.")]
 Broker = Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port of the parties' broker.")]
 Days = Annotated[
     list[str] | None,
-    typer.Option("--day", help="Also ask about this day at every machine (refused visits leave no settlement)."),
+    typer.Option("--day", help="Erase only this day's records (repeatable); every day when none is given."),
 ]
-Zone = Annotated[str, typer.Option(help="The machines' time zone (IANA name).")]
 MachineIds = Annotated[
     list[str] | None,
     typer.Option(
         "--machine",
-        help="A machine the student may have used (repeatable): asked about every --day even without a settlement.",
+        help="One of the school's machines (repeatable), besides the roster's: every request reads all of them.",
     ),
 ]
 Wait = Annotated[float, typer.Option(help="Seconds to wait for each party's answer.")]
@@ -80,7 +76,6 @@ def _run(
     keys: Path,
     broker: str,
     days: list[str] | None,
-    zone: str,
     wait: float,
     connection: tuple[str | None, str | None, Path | None, Path | None, Path | None],
     machines: list[str] | None = None,
@@ -89,22 +84,18 @@ def _run(
     from simulator.school.store import SchoolStore
     from simulator.school.subject import SubjectRequests, TermKeys
 
-    extra = [day_option(day) for day in days or []]
-    try:
-        tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        fail(f"--zone: unknown time zone {zone!r}")
+    erase_days = [day_option(day) for day in days or []]
     address = broker_address(broker, *connection)
     try:
         store = SchoolStore(db)
         who = store.student(student)
+        school_machines = [*store.machines(), *(machines or [])]
         store.close()
         term_keys = TermKeys(terms, term)
         identity = Identity.load("school", keys / "school.key")
         parties = {party: PublicKey.load(party, keys / f"{party}.pub") for party in ("vendor", "issuer")}
-        seal_public = read_seal_key(keys / f"{SEAL}.pub")
         with PartyClient(address, identity, parties, wait) as client:
-            return SubjectRequests(client, term_keys, seal_public, tz).gather(kind, who, extra, machines or ())
+            return SubjectRequests(client, term_keys, school_machines).gather(kind, who, erase_days)
     except VendingError as exc:
         fail(exc)
 
@@ -118,9 +109,7 @@ def export(
     keys: Keys,
     broker: Broker,
     out: Annotated[Path, typer.Option(help="Directory for access.json, access.csv and summary.md.")],
-    day: Days = None,
     machine: MachineIds = None,
-    zone: Zone = "Asia/Taipei",
     wait: Wait = 10.0,
     username: Username = None,
     password: Password = None,
@@ -132,7 +121,7 @@ def export(
     from simulator.school.export import write_export
 
     connection = (username, password, ca, cert, cert_key)
-    found = _run("access", db, student, term, terms, keys, broker, day, zone, wait, connection, machine)
+    found = _run("access", db, student, term, terms, keys, broker, None, wait, connection, machine)
     body = write_export(found, out, datetime.now(UTC))
     issuer = body["issuer"]
     typer.echo(
@@ -151,7 +140,6 @@ def erase(
     broker: Broker,
     day: Days = None,
     machine: MachineIds = None,
-    zone: Zone = "Asia/Taipei",
     wait: Wait = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the receipt as JSON.")] = False,
     username: Username = None,
@@ -160,14 +148,14 @@ def erase(
     cert: CertFile = None,
     cert_key: CertKey = None,
 ) -> None:
-    """A student's erasure request: the vendor deletes every record of the student's pseudonyms and says which."""
+    """A student's erasure request: the vendor destroys the student's sales and refusals and says which."""
     connection = (username, password, ca, cert, cert_key)
-    found = _run("erase", db, student, term, terms, keys, broker, day, zone, wait, connection, machine)
-    receipt = {"student": student, "term": term, "erased": found.records, "asked": len(found.asked)}
+    found = _run("erase", db, student, term, terms, keys, broker, day, wait, connection, machine)
+    receipt = {"student": student, "term": term, "erased": found.records, "read": len(found.asked)}
     if as_json:
         typer.echo(json.dumps(receipt))
         return
     typer.echo(
         f"the vendor erased {len(found.records)} record(s) of {student} in term {term} "
-        f"({len(found.asked)} machine-day(s) asked); the issuer keeps its money records"
+        f"({len(found.asked)} machine-day(s) read in full, {found.read} record(s)); the issuer keeps its money records"
     )

@@ -49,16 +49,18 @@ PARTIES: dict[str, dict[str, Any]] = {
 
 
 def _fields(schema: dict[str, Any], kind: str) -> dict[str, str]:
-    """Field -> description; the variants of a ``oneOf`` are merged (settlement-document)."""
+    """Field -> description; the variants of a ``oneOf`` are merged, each distinct meaning kept (``; ``)."""
     variants = schema.get("oneOf", [schema])
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     for variant in variants:
         for name, prop in variant["properties"].items():
             description = prop.get("description")
             if not description:
                 raise ValueError(f"docs/asyncapi.yaml: {kind}.{name} has no description: say what it is for")
-            found.setdefault(name, " ".join(str(description).split()))
-    return found
+            said = found.setdefault(name, [])
+            if (text := " ".join(str(description).split())) not in said:
+                said.append(text)
+    return {name: "; ".join(said) for name, said in found.items()}
 
 
 def manifest(spec: Path = SPEC) -> dict[str, Any]:

@@ -31,7 +31,7 @@ FIELDS = {
     "price": "price in TWD; for a settlement_week, the card's total that week",
     "outcome": "vended, or refunded when the product did not drop (the money went back)",
     "reason": "why a visit was refused (for example lunchtime lockout or campus food rules)",
-    "pseudonym": "the name the vendor saw for this visit; it changes every minute and only the school can derive it",
+    "pseudonym": "the name the vendor saw for this visit: every visit has its own; only the school can tie it to you",
 }
 
 
@@ -103,8 +103,8 @@ def summary(body: dict[str, Any]) -> str:
         f"{len(body['vendor']) - len(sales)} refused visit(s) under pseudonyms only the school can tie to you.",
         f"- The card issuer holds {len(body['issuer']['days'])} day(s) and {len(body['issuer']['weeks'])} week(s)"
         " of settlement for your card.",
-        f"- The vendor was asked about {len(body['asked'])} machine-day(s): the days your card settled on"
-        " and any day named in the request.",
+        f"- The school read {len(body['asked'])} machine-day(s) of the vendor's records in full and found yours"
+        " in them itself: the vendor was not told whom the request was for.",
         "",
         "The vendor never received your name or card number; the issuer never received what you bought.",
         "To have the vendor's records erased, ask the school (`vending school erase`).",

@@ -52,6 +52,10 @@ class SchoolStore:
             raise UnknownStudent(f"--student: {student!r} is not on the school's roster")
         return Student(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
+    def machines(self) -> list[str]:
+        """The machines the roster names: with ``--machine``, the school's machines every request reads."""
+        return [str(m) for (m,) in self.conn.execute("SELECT DISTINCT machine FROM students WHERE machine != ''")]
+
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM students").fetchone()[0])
 

@@ -1,26 +1,32 @@
-"""One student's records, gathered from the parties that hold them; or erased there.
+"""One student's records, found by the school in whole slices of the parties' data; or erased there.
 
-The school turns a student into what each party knows: the card for the issuer (which answers the
-machine-days that card settled on), and, for each of those machine-days, every pseudonym the card
-could have had that day for the vendor (one per minute, from the term key: a visit pseudonym is
-``HMAC(term key, minute | uid)``). Days without a settlement (a refused visit only) are asked only
-when the request names them (``extra_days``): the vendor is asked about every machine then.
+No request names the student, the card, a pseudonym, or a day chosen for the student: the school
+asks each party for every machine-day it holds of the school's machines (``days``, then ``access``
+page by page), the same requests whoever the student is, and finds the student in the answers
+itself. A vendor record belongs to the student when its pseudonym is ``HMAC(term key, txn | uid)``
+for the record's own transaction and the student's card (firmware/identity/pseudonym.py); an issuer
+line when it names the card. Everything else is dropped as it is read and never written anywhere.
+
+An erasure then names exactly the records matched, by sequence number; the vendor destroys them
+before it answers, and the receipt lists what went (docs/privacy.md, "Rights requests").
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from nacl.public import PrivateKey
 
 from firmware.errors import VendingError
 from firmware.identity.keys import KEY_FILE, TermKeyError, read_key
-from firmware.identity.pseudonym import Pseudonymizer
-from firmware.reporting.sealed import seal
-from simulator.backends.requests import MAX_PSEUDONYMS, PartyRequest, new_request_id
+from firmware.identity.pseudonym import Pseudonymizer, normalise_uid
+from firmware.reporting.sealed import unseal
+from simulator.backends.requests import MAX_ERASE, PartyRequest, new_request_id
 from simulator.school.party_client import PartyClient
 from simulator.school.roster import Student
 
@@ -53,99 +59,120 @@ class TermKeys:
         return self._keys.get(machine) or self._keys.get("")
 
 
-def day_pseudonyms(pseudonymizer: Pseudonymizer, uid: str, day: date, zone: ZoneInfo) -> list[str]:
-    """Every pseudonym ``uid`` could carry on the local ``day``: one per UTC minute of it."""
-    start = datetime.combine(day, time(0), zone).astimezone(UTC)
-    end = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
-    minutes = int((end - start).total_seconds() // 60)
-    return [pseudonymizer(uid, start + timedelta(minutes=m)) for m in range(minutes)]
-
-
 @dataclass
 class SubjectRecords:
-    """What the parties hold of one student in one term."""
+    """What the parties hold of one student in one term, and what was read to find it."""
 
     student: Student
     term: str
     settlements: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # the issuer's days and weeks
     records: list[dict[str, Any]] = field(default_factory=list)  # the vendor's (machine, seq, kind, payload)
-    asked: list[tuple[str, str]] = field(default_factory=list)  # (machine, day) the vendor was asked about
+    asked: list[tuple[str, str]] = field(default_factory=list)  # (machine, day) read in full from the vendor
+    read: int = 0  # vendor records read to find the student's (every record of those machine-days)
 
 
 class SubjectRequests:
-    """Access and erasure for one student, through the parties' backends."""
+    """Access and erasure for one student, through the parties' backends, by whole slices."""
 
-    def __init__(self, client: PartyClient, keys: TermKeys, seal_public: bytes, zone: ZoneInfo) -> None:
+    def __init__(self, client: PartyClient, keys: TermKeys, machines: Iterable[str]) -> None:
+        """``machines``: the school's machines (with the term keys' own): the same list for every student."""
         self.client = client
         self.keys = keys
-        self.seal_public = seal_public
-        self.zone = zone
+        self.machines = sorted(set(machines) | set(keys.machines))
+
+    def _ask(self, request: PartyRequest) -> dict[str, Any]:
+        return self.client.ask(request)
+
+    def _days(self, party: str, machine: str) -> list[str]:
+        answer = self._ask(PartyRequest(new_request_id(), party, "days", machine))
+        return [day for day in answer.get("days") or [] if isinstance(day, str)]
+
+    def _vendor_day(self, machine: str, day: str) -> list[dict[str, Any]]:
+        """Every sale and refusal of one machine-day, page by page."""
+        records: list[dict[str, Any]] = []
+        after: int | None = 0
+        while after is not None:
+            answer = self._ask(PartyRequest(new_request_id(), "vendor", "access", machine, day, after=after))
+            page = [item for item in answer.get("records") or [] if isinstance(item, dict)]
+            records += page
+            following = answer.get("next")
+            after = following if type(following) is int and page and following > after else None
+        return records
+
+    def _issuer_day(self, machine: str, day: str) -> dict[str, Any]:
+        """Every settlement line of one machine-day, opened with this request's own key."""
+        reply = PrivateKey.generate()
+        reply_to = base64.b64encode(bytes(reply.public_key)).decode("ascii")
+        answer = self._ask(PartyRequest(new_request_id(), "issuer", "access", machine, day, reply_to=reply_to))
+        sealed = answer.get("sealed")
+        if not isinstance(sealed, str):
+            raise VendingError(f"the issuer's answer for {machine} {day} carries no sealed slice")
+        return unseal(sealed, bytes(reply))
+
+    def _machines(self) -> list[str]:
+        if not self.machines:
+            raise VendingError(
+                "no machine to ask: the term's key serves every machine and no machine was named; "
+                "name the school's machines with --machine ID (or on the roster's machine column)"
+            )
+        return self.machines
 
     def settlements(self, student: Student) -> dict[str, list[dict[str, Any]]]:
-        """The issuer's answer: ``days`` the card took part in (day_total), ``weeks`` of per-card totals."""
-        sealed = seal({"uid": student.card_uid}, self.seal_public)
-        answer = self.client.ask(PartyRequest(new_request_id(), "issuer", "access", sealed=sealed))
-        found: dict[str, list[dict[str, Any]]] = {}
-        for part in ("days", "weeks"):
-            items = answer.get(part)
-            found[part] = [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+        """The issuer's lines about the card: ``days`` it took part in (day_total), ``weeks`` (per_card)."""
+        card = normalise_uid(student.card_uid)
+        found: dict[str, list[dict[str, Any]]] = {"days": [], "weeks": []}
+        for machine in self._machines():
+            for day in self._days("issuer", machine):
+                inside = self._issuer_day(machine, day)
+                if card in (inside.get("cards") or []):
+                    found["days"].append({"machine": machine, "day": day})
+                found["weeks"] += [
+                    {"machine": machine, **{key: line[key] for key in ("week", "days", "amount", "count")}}
+                    for line in inside.get("weeks") or []
+                    if isinstance(line, dict) and line.get("uid") == card
+                ]
         return found
 
-    def machine_days(
-        self,
-        settlements: dict[str, list[dict[str, Any]]],
-        extra_days: Iterable[date],
-        student: Student | None = None,
-        machines: Iterable[str] = (),
-    ) -> list[tuple[str, str]]:
-        """The settled machine-days (each day of a settled week), and every machine on each named day.
+    def visits(self, student: Student, result: SubjectRecords) -> list[dict[str, Any]]:
+        """The vendor's records of the student's visits, read from every machine-day the vendor holds."""
+        mine: list[dict[str, Any]] = []
+        for machine in self._machines():
+            naming = self.keys.for_machine(machine)
+            for day in self._days("vendor", machine):
+                result.asked.append((machine, day))
+                records = self._vendor_day(machine, day)
+                result.read += len(records)
+                if naming is not None:
+                    mine += [dict(r, machine=machine) for r in records if _is_theirs(r, naming, student.card_uid)]
+        return mine
 
-        The machines: those with a key of their own, those the settlements name, the student's machine
-        on the roster, and any given. With one key for every machine and no settlement on a named day,
-        that may be none: then the request fails, naming the day, instead of answering "nothing found".
-        """
-        wanted = {(str(d["machine"]), str(d["day"])) for d in settlements.get("days", [])}
-        wanted |= {(str(w["machine"]), str(day)) for w in settlements.get("weeks", []) for day in w["days"]}
-        known = set(self.keys.machines) | {machine for machine, _ in wanted} | set(machines)
-        if student is not None and student.machine:
-            known.add(student.machine)
-        days = list(extra_days)
-        if days and not known:
-            raise VendingError(
-                f"no machine to ask about {', '.join(d.isoformat() for d in days)}: the term's key serves every "
-                "machine, no settlement names the card on those days and the roster names no machine for the "
-                "student; name the school's machines with --machine ID"
-            )
-        wanted |= {(machine, day.isoformat()) for day in days for machine in known}
-        if not wanted:
-            raise VendingError(
-                "nothing to ask: no settlement names the card in this term; name the days with --day DAY "
-                "(refusals and unsettled days appear in no settlement)"
-            )
-        return sorted(wanted)
+    def gather(self, kind: str, student: Student, days: Iterable[date] = ()) -> SubjectRecords:
+        """``access``: what every party holds of the student; ``erase``: what the vendor destroyed.
 
-    def _ask_vendor(self, kind: str, student: Student, machine: str, day: str) -> list[dict[str, Any]]:
-        pseudonymizer = self.keys.for_machine(machine)
-        if pseudonymizer is None:
-            return []  # a machine outside this term's keys never carried its pseudonyms
-        names = day_pseudonyms(pseudonymizer, student.card_uid, date.fromisoformat(day), self.zone)
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(names), MAX_PSEUDONYMS):
-            chunk = tuple(names[start : start + MAX_PSEUDONYMS])
-            answer = self.client.ask(PartyRequest(new_request_id(), "vendor", kind, machine, day, chunk))
-            items = answer.get("records" if kind == "access" else "erased")
-            found += [dict(item, machine=machine) for item in items or [] if isinstance(item, dict)]
-        return found
-
-    def gather(
-        self, kind: str, student: Student, extra_days: Iterable[date] = (), machines: Iterable[str] = ()
-    ) -> SubjectRecords:
-        """``access``: the records every party holds; ``erase``: what the vendor deleted (machine, seq, kind).
-
-        The issuer keeps its money records for its own legal period, so they are listed, not erased.
+        ``days`` limits an erasure to those days (every day when none). The issuer keeps its money
+        records for its own legal period, so they are listed, not erased.
         """
         result = SubjectRecords(student, self.keys.term, self.settlements(student))
-        for machine, day in self.machine_days(result.settlements, extra_days, student, machines):
-            result.asked.append((machine, day))
-            result.records += self._ask_vendor(kind, student, machine, day)
+        mine = self.visits(student, result)
+        if kind == "access":
+            result.records = mine
+            return result
+        named = {day.isoformat() for day in days}
+        chosen = [r for r in mine if not named or str(r["payload"].get("time", ""))[:10] in named]
+        for machine in sorted({r["machine"] for r in chosen}):
+            seqs = sorted(int(r["seq"]) for r in chosen if r["machine"] == machine)
+            for start in range(0, len(seqs), MAX_ERASE):
+                request = PartyRequest(
+                    new_request_id(), "vendor", "erase", machine, seqs=tuple(seqs[start : start + MAX_ERASE])
+                )
+                answer = self._ask(request)
+                result.records += [item for item in answer.get("erased") or [] if isinstance(item, dict)]
         return result
+
+
+def _is_theirs(record: dict[str, Any], naming: Pseudonymizer, card_uid: str) -> bool:
+    payload = record.get("payload")
+    if not isinstance(payload, dict):
+        return False
+    pseudonym, txn = payload.get("pseudonym"), payload.get("txn")
+    return isinstance(pseudonym, str) and isinstance(txn, str) and naming(card_uid, txn) == pseudonym

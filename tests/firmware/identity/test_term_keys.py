@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from tests.conftest import ROOT
 UID = "04A1B2C3D4E5F6"
 END_OF_TERM = date(2026, 7, 31)
 
-TAP = datetime.fromisoformat("2026-03-02T10:00:00+08:00")
+TAP = "TPE-DAAN-JH-01-5f0e3c2a9b7d1e46"  # a visit: the transaction id names it
 
 
 def mode(path: Path) -> int:
@@ -39,6 +39,33 @@ def test_a_term_key_is_private_from_the_start_and_never_silently_replaced(tmp_pa
     second = load_key(tmp_path / "state")
     assert second.term == "2026-2" and second(UID, TAP) != first and mode(path) == 0o600
     assert len(first) == 26 and first == first.lower()
+
+
+def test_two_visits_of_one_card_never_share_a_pseudonym_even_in_the_same_minute(tmp_path: Path) -> None:
+    """Issue 30: keyed by the minute, two taps of one card in one minute were one linkable name."""
+    write_key(tmp_path, "2026-1", END_OF_TERM)
+    name = load_key(tmp_path)
+    visits = [f"M-1-{n:016x}" for n in range(1000)]
+    assert len({name(UID, visit) for visit in visits}) == len(visits)
+    assert name(UID, visits[0]) == name(UID.lower(), visits[0])  # one card, however its uid is spelt
+
+
+def test_a_card_s_visits_in_one_minute_reach_the_journal_under_different_pseudonyms(tmp_path: Path) -> None:
+    """The sold-out scenario: amy buys, then is refused, seconds apart in one minute (virtual time)."""
+    import json
+
+    runner = ScenarioRunner(load_scenario(ROOT / "configs/scenarios/sold-out.yaml"), tmp_path / "machine")
+    try:
+        assert runner.run().passed
+        rows = runner.machine.db.conn.execute(
+            "SELECT at, txn_id, data FROM journal WHERE kind IN ('vend_completed', 'denied') ORDER BY id"
+        ).fetchall()
+    finally:
+        runner.close()
+    visits = {(txn, json.loads(data)["pseudonym"], at[:16]) for at, txn, data in rows}
+    minutes = [minute for *_, minute in visits]
+    assert len(minutes) > len(set(minutes)), "two visits share a minute in this scenario"
+    assert len({pseudonym for _, pseudonym, _ in visits}) == len({txn for txn, _, _ in visits})
 
 
 def test_the_machine_database_and_its_directory_are_private(tmp_path: Path) -> None:

@@ -25,13 +25,15 @@ from tests.conftest import ROOT
 
 SCENARIOS = sorted((ROOT / "configs/scenarios").glob("*.yaml"))
 TXN = re.compile(r"TPE-[A-Z0-9-]+-[0-9a-f]{16}")
+PSEUDONYM = re.compile(r"(?<![a-z0-9])[a-z2-7]{26}(?![a-z0-9])")  # a visit pseudonym
 
 
 def normalised(rows: list[Any]) -> list[str]:
-    """Rows as text with each transaction id replaced by its order of first appearance."""
+    """Rows as text with each transaction id, and each visit's pseudonym (keyed by it), replaced by its order."""
     seen: dict[str, str] = {}
     text = json.dumps(rows, default=str)
     text = TXN.sub(lambda m: seen.setdefault(m.group(0), f"txn#{len(seen)}"), text)
+    text = PSEUDONYM.sub(lambda m: seen.setdefault(m.group(0), f"visit#{len(seen)}"), text)
     return json.loads(text)
 
 

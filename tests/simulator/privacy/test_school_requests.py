@@ -7,7 +7,6 @@ import sqlite3
 import time
 from datetime import date
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
@@ -22,12 +21,11 @@ from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.school.export import write_export
 from simulator.school.party_client import PartyClient
 from simulator.school.roster import Student
-from simulator.school.subject import SubjectRequests, TermKeys, day_pseudonyms
+from simulator.school.subject import SubjectRequests, TermKeys
 from tests.conftest import ROOT
 from tests.support.reporting import broker_client
 
 DEMO = ROOT / "configs/scenarios/demo-school-day.yaml"
-TAIPEI = ZoneInfo("Asia/Taipei")
 SCHEMA = json.loads((ROOT / "docs/access-export.schema.json").read_text())
 
 
@@ -39,9 +37,12 @@ def demo_day(world: ReportingWorld, tmp_path: Path) -> tuple[Path, dict[str, Stu
     return state_dir, students
 
 
-def requests(world: ReportingWorld, client: PartyClient, terms: Path) -> SubjectRequests:
+def requests(client: PartyClient, terms: Path) -> SubjectRequests:
+    """The school's requests with the demo machine's key; the school's machines are the demo machine."""
     term = json.loads((terms / "term_key.json").read_text())["term"]
-    return SubjectRequests(client, TermKeys(terms, term), world.keys.seal_public, TAIPEI)
+    with sqlite3.connect(terms / "machine.db") as machine_db:
+        (machine,) = machine_db.execute("SELECT value FROM meta WHERE key = 'machine_id'").fetchone()
+    return SubjectRequests(client, TermKeys(terms, term), [machine])
 
 
 def school_client(world: ReportingWorld) -> PartyClient:
@@ -73,7 +74,7 @@ def test_export_erase_export_round_trip_on_the_demo_day(world: ReportingWorld, c
         amy_txns = {row[0] for row in machine_db.execute("SELECT txn_id FROM vends WHERE uid = ?", (amy.card_uid,))}
     assert amy_txns, "the demo day sells to amy"
     with school_client(world) as client:
-        school = requests(world, client, state_dir)
+        school = requests(client, state_dir)
         found = school.gather("access", amy)
         body = write_export(found, tmp_path / "export", generated=_now())
         jsonschema.validate(body, SCHEMA)
@@ -81,8 +82,9 @@ def test_export_erase_export_round_trip_on_the_demo_day(world: ReportingWorld, c
         assert kinds == ["denial", "sale"]  # her sale at 07:30 and the lunchtime lockout
         assert {r["txn"] for r in body["vendor"] if r["kind"] == "sale"} == amy_txns
         assert [(d["machine"], d["day"]) for d in body["issuer"]["days"]] == [(found.asked[0][0], "2026-03-02")]
-        derived = set(day_pseudonyms(school.keys.for_machine("x") or _fail(), amy.card_uid, date(2026, 3, 2), TAIPEI))
-        assert {r["pseudonym"] for r in body["vendor"]} <= derived
+        naming = school.keys.for_machine(found.asked[0][0]) or _fail()
+        assert all(naming(amy.card_uid, r["txn"]) == r["pseudonym"] for r in body["vendor"])
+        assert found.read == len([row for row in vendor_rows(world) if row[2] in ("sale", "denial")])
         rows = 1 + len(body["vendor"]) + len(body["issuer"]["days"]) + len(body["issuer"]["weeks"])
         assert (tmp_path / "export/access.csv").read_text().count("\n") == rows
         assert "pseudonym" in (tmp_path / "export/summary.md").read_text()
@@ -107,7 +109,50 @@ def test_export_erase_export_round_trip_on_the_demo_day(world: ReportingWorld, c
         _, _, party, direction = topic.split("/")
         payload = json.loads(json.loads(raw)["payload"])
         assert not list(validator(f"{party}-{direction}").iter_errors(payload)), topic
-        assert amy.card_uid not in raw.decode()
+        assert not any(uid in raw.decode() for uid in (s.card_uid for s in students.values()))
+    assert not any(p in json.dumps(_requests_sent(capture)) for p in amy_pseudonyms), "no request names a visit"
+
+
+def _requests_sent(capture) -> list[dict]:
+    """The requests the school published, each without what is new every time (its id, its reply key)."""
+    sent = []
+    for topic, raw, _ in capture.messages:
+        if topic in (request_topic("vendor"), request_topic("issuer")):
+            body = json.loads(json.loads(raw)["payload"])
+            sent.append({key: value for key, value in body.items() if key not in ("id", "reply_to")})
+    return sent
+
+
+def test_an_access_request_is_the_same_whoever_asks(world: ReportingWorld, capture, tmp_path: Path) -> None:
+    """Issue 30: the vendor and the issuer see the same requests for any student, so they cannot tell who asked."""
+    state_dir, students = demo_day(world, tmp_path)
+    seen = []
+    with school_client(world) as client:
+        school = requests(client, state_dir)
+        for name in ("amy", "lin"):
+            capture.messages.clear()
+            found = school.gather("access", students[name])
+            assert found.records, f"the demo day has {name}'s visits"
+            seen.append(_requests_sent(capture))
+    assert seen[0] == seen[1] and {r["kind"] for r in seen[0]} == {"days", "access"}
+
+
+def test_after_an_erasure_no_database_file_of_the_vendor_holds_the_records(world: ReportingWorld, tmp_path: Path):
+    """Issue 30: tombstoned rows were still readable in the vendor database's WAL until a checkpoint."""
+    state_dir, students = demo_day(world, tmp_path)
+    assert world.vendor is not None
+    (main_file,) = [row[2] for row in world.vendor.store.execute("PRAGMA database_list") if row[1] == "main"]
+    with school_client(world) as client:
+        school = requests(client, state_dir)
+        found = school.gather("access", students["amy"])
+        secrets = {r["payload"][key] for r in found.records for key in ("txn", "pseudonym")}
+        files = [Path(main_file + suffix) for suffix in ("", "-wal", "-shm")]
+        assert any(s.encode() in f.read_bytes() for f in files if f.exists() for s in secrets), "found before"
+        erased = school.gather("erase", students["amy"])
+    assert len(erased.records) == len(found.records)
+    for file in (f for f in files if f.exists()):
+        content = file.read_bytes()
+        assert not [s for s in secrets if s.encode() in content], f"{file.name} still holds an erased record"
 
 
 def test_a_retired_term_key_cannot_find_anyone_again(tmp_path: Path) -> None:
@@ -124,9 +169,9 @@ def test_a_retired_term_key_cannot_find_anyone_again(tmp_path: Path) -> None:
 def test_forged_and_malformed_requests_change_nothing(world: ReportingWorld, tmp_path: Path) -> None:
     state_dir, students = demo_day(world, tmp_path)
     rows = vendor_rows(world)
-    pseudonyms = [json.loads(p)["pseudonym"] for _, _, kind, p in rows if kind == "sale" and json.loads(p)["pseudonym"]]
+    seqs = [seq for _, seq, kind, _ in rows if kind == "sale"]
     machine = rows[0][0]
-    erase = PartyRequest(new_request_id(), "vendor", "erase", machine, "2026-03-02", tuple(pseudonyms))
+    erase = PartyRequest(new_request_id(), "vendor", "erase", machine, seqs=tuple(seqs))
     assert world.vendor is not None
     incidents = world.vendor.incidents
     attacker = broker_client(world, "request-forger")
@@ -134,7 +179,7 @@ def test_forged_and_malformed_requests_change_nothing(world: ReportingWorld, tmp
         for signer in (world.keys.vendor, world.keys.issuer, world.keys.machine(machine)):  # not the school
             attacker.publish(request_topic("vendor"), sign_text(signer, canonical(erase.document())), qos=1)
         attacker.publish(request_topic("vendor"), json.dumps(erase.document()), qos=1)  # unsigned
-        bad = dict(erase.document(), pseudonyms=["' OR 1=1 --"])
+        bad = dict(erase.document(), seqs=["' OR 1=1 --"])
         attacker.publish(request_topic("vendor"), sign_text(world.keys.school, canonical(bad)), qos=1)
         attacker.publish(request_topic("vendor"), b"\x00" * 70_000, qos=1)
         deadline = time.monotonic() + 10
