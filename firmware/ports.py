@@ -89,8 +89,8 @@ class Journal(Protocol):
         """Commit ``entry`` with ``size`` bytes written and removed alongside; ``StorageError`` if it won't fit."""
         ...
 
-    def release_due(self, now: datetime) -> int:
-        """Send the reports held for a release window that has ended; how many."""
+    def release_due(self, now: datetime, until: datetime | None = None) -> int:
+        """Send the reports held for a release window that has ended (by ``until``, if given); how many."""
         ...
 
     def next_release(self) -> datetime | None:

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from firmware import crashpoints
+from firmware.clock import local_day_end
 from firmware.config.machine import MachineSetup
 from firmware.controller.cashier import Cashier
 from firmware.controller.machine import BUSY, SESSION, State, Triggers, build_machine
@@ -125,8 +126,7 @@ class Controller(Timers, Triggers):
             dropped = bool(self.hw.dispenser.was_dispensed(record.txn_id))
             account = self.books.wallet.lookup(record.uid)  # no session is open at start-up: one lookup per vend
             card = SessionCard(account, self.pseudonym) if account is not None else None
-            settle = self.cashier.complete if dropped else self.cashier.refund
-            settle(record, card, recovered=True)
+            (self.cashier.complete if dropped else self.cashier.refund)(record, card, recovered=True)
             self.last_transaction = Transaction.recovered(record, dropped, card, self.now())
         self.poll()  # reports held for a window that ended while the power was off go out now
         self.emit("power_on", state=self.state.value)
@@ -284,7 +284,8 @@ class Controller(Timers, Triggers):
             self.policy = self.policy_factory(setup)
 
     def close_day(self, local_day: str) -> None:
-        """End of a trading day: the issuer's settlement derives from this entry; records past retention go."""
+        """End of a trading day: all its held reports go (also when it closes early), then summary and settlement."""
+        self.books.journal.release_due(self.now(), until=local_day_end(local_day, self.config.zone))
         self.journal_only("day_closed", day=local_day)
         now, kept = self.now(), self.config.retention
         self.books.apply_retention(now, now.astimezone(self.config.zone).date(), kept.records_days, kept.card_days)

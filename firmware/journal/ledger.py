@@ -24,6 +24,18 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def newest_snapshot_last(due: list[OutboundMessage]) -> list[OutboundMessage]:
+    """The window's reports in a random order, and after them only the newest retained one per topic.
+
+    Every retained report of a window (a stock snapshot) describes the same machine at later moments;
+    the last held is the newest, and it must be the one the broker keeps.
+    """
+    newest = {message.topic: message for message in due if message.retain}
+    rest = [message for message in due if not message.retain]
+    _SHUFFLE.shuffle(rest)
+    return rest + list(newest.values())
+
+
 class NullReporter:
     """Reports nothing: a machine with no back office."""
 
@@ -51,24 +63,33 @@ class SqliteJournal:
             )
             self.release_due(entry.at)  # what is due goes out first: numbering follows the windows
             for message in self.reporter.messages_for(entry):
-                if message.release_at is not None:
-                    self.outbox.hold(message, _utc(message.release_at))
+                release_at = _utc(message.release_at) if message.release_at is not None else self._behind_held(message)
+                if release_at is not None:
+                    self.outbox.hold(message, release_at)
                 else:
                     self.outbox.enqueue(message, self.db.bump(f"seq:{message.stream}"), entry.at.isoformat())
             return int(cursor.lastrowid or 0)
 
-    def release_due(self, now: datetime) -> int:
+    def _behind_held(self, message: OutboundMessage) -> str | None:
+        """A retained snapshot waits while sales are held: it counts them, so sent now it would time them.
+
+        A restock or a command while a window's sales wait: the stock it shows already lacks what they
+        sold, so it goes out with them at the window's end (the command's own result goes at once).
+        """
+        return self.outbox.next_release() if message.retain else None
+
+    def release_due(self, now: datetime, until: datetime | None = None) -> int:
         """Number and queue the held reports whose window has ended, in a random order (docs/privacy.md).
 
         Shuffled and numbered only now, so neither the order of the records nor their seq tells the
         receiver who came first within a window. One transaction: a crash releases all or none.
+        ``until``: release the windows ending by then although it is earlier (a day's close).
         """
-        due_at = self.outbox.next_release()
-        if due_at is None or due_at > _utc(now):
+        due_at, limit = self.outbox.next_release(), _utc(until or now)
+        if due_at is None or due_at > limit:
             return 0  # nothing due: no transaction at all (the serve loop polls often)
         with self.db.atomic("journal"):
-            due = self.outbox.take_held(_utc(now))
-            _SHUFFLE.shuffle(due)
+            due = newest_snapshot_last(self.outbox.take_held(limit))
             for message in due:
                 self.outbox.enqueue(message, self.db.bump(f"seq:{message.stream}"), now.isoformat())
             if due:

@@ -97,14 +97,14 @@ class MqttReporter:
             "sale", entry, held=True, txn=entry.txn_id, currency=self.currency, outcome=outcome, **sale.reported()
         )
 
-    def _stock(self, entry: JournalEntry) -> OutboundMessage:
+    def _stock(self, entry: JournalEntry, held: bool = False) -> OutboundMessage:
         snapshot: dict[str, Any] = {"slots": self.stock()}
         if self.location:
             snapshot["location"] = self.location
-        return self._vendor("stock", entry, retain=True, **snapshot)
+        return self._vendor("stock", entry, retain=True, held=held, **snapshot)
 
-    def _alert(self, entry: JournalEntry, alert: Alert) -> OutboundMessage:
-        return self._vendor("alert", entry, **alert.data())
+    def _alert(self, entry: JournalEntry, alert: Alert, held: bool = False) -> OutboundMessage:
+        return self._vendor("alert", entry, held=held, **alert.data())
 
     # ---- one handler per journal entry kind ----------------------------------------------------
     def _on_vend_completed(self, entry: JournalEntry) -> list[OutboundMessage]:
@@ -112,19 +112,23 @@ class MqttReporter:
 
         Not on every sale below the level: once is news, again is noise. Between snapshots the vendor
         has every sale, so a snapshot per sale would only double the traffic; at low stock and at
-        empty the route planner needs the whole picture at once.
+        empty the route planner needs the whole picture at once. Both go out with the sale, at the
+        end of its release window and timed to it: sent at once they would give the sale's minute
+        (docs/privacy.md, "No report gives away the minute").
         """
         sale = SaleEntry.of(entry.data)
         if sale.stock not in (self.low_stock, 0):
             return [self._sale(entry, "vended")]
         return [
             self._sale(entry, "vended"),
-            self._stock(entry),
-            self._alert(entry, Alert(kind="low_stock", slot=sale.slot, stock=sale.stock)),
+            self._stock(entry, held=True),
+            self._alert(entry, Alert(kind="low_stock", slot=sale.slot, stock=sale.stock), held=True),
         ]
 
     def _on_vend_refunded(self, entry: JournalEntry) -> list[OutboundMessage]:
-        return [self._sale(entry, "refunded"), self._alert(entry, Alert(kind="jam", slot=entry.data["slot"]))]
+        """The refund and its jam alert go out with the window, as the sale would have."""
+        jam = Alert(kind="jam", slot=entry.data["slot"])
+        return [self._sale(entry, "refunded"), self._alert(entry, jam, held=True)]
 
     def _on_denied(self, entry: JournalEntry) -> list[OutboundMessage]:
         denial = DeniedEntry.of(entry.data)

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -115,6 +116,7 @@ class StoreQueries:
     """Reads both stores answer the same way; ``execute`` takes ``?`` placeholders."""
 
     conflicts: list[tuple[str, int]]  # a different report at a stored (machine, seq): an incident
+    forgotten: int = 0  # reports the last ``expire`` forgot
     duplicates: int  # redeliveries seen and ignored (at-least-once on the wire)
     # a report's local day, from its time or day field (each store spells JSON access its own way)
     day_of_report = "substr(COALESCE(json_extract(payload, '$.time'), json_extract(payload, '$.day'), ''), 1, 10)"
@@ -149,23 +151,44 @@ class StoreQueries:
         else:
             self.duplicates += 1
 
-    def purge(self, before_day: str) -> int:
-        """Forget the reports of days before ``before_day`` (a retention period); returns how many.
+    def expire(self, days: int, today: date | None = None) -> dict[str, str]:
+        """Apply a retention period of ``days``; machine -> the day before which it forgot everything.
+
+        Counted back from ``today`` when given; otherwise from each machine's newest record, the data's
+        own clock: a database restored from a backup or made by a simulated term is judged by its own
+        dates, never wiped because the wall clock is far past them.
+        """
+        if today is not None:
+            machines = [str(m) for (m,) in self.execute("SELECT DISTINCT machine FROM reports")]
+            newest = dict.fromkeys(machines, today.isoformat())
+        else:
+            rows = self.execute(
+                f"SELECT machine, MAX({self.day_of_report}) FROM reports WHERE kind NOT IN ('purged', 'erased') "
+                "GROUP BY machine"
+            )
+            newest = {str(machine): str(day) for machine, day in rows if day}
+        cutoffs = {m: (date.fromisoformat(day) - timedelta(days=days)).isoformat() for m, day in newest.items()}
+        self.forgotten = sum(self.purge(cutoff, machine) for machine, cutoff in cutoffs.items())
+        return cutoffs
+
+    def purge(self, before_day: str, machine: str | None = None) -> int:
+        """Forget the reports of days before ``before_day`` (of one machine, or all); returns how many.
 
         The row stays as a tombstone -- (machine, seq, digest), kind ``purged``, payload ``{}`` -- so
         a late redelivery is still recognised as one and a different report at that seq is still a
         conflict: forgetting never lets an old seq be stored again. Settlement lines of those days
         go too where the store has them (the issuer's).
         """
+        which, only = ("", ()) if machine is None else (" AND machine = ?", (machine,))
         purged = self.execute(
             f"UPDATE reports SET kind = 'purged', payload = '{{}}', signature = '' "
-            f"WHERE kind != 'purged' AND {self.day_of_report} < ? RETURNING seq",
-            (before_day,),
+            f"WHERE kind != 'purged' AND {self.day_of_report} < ?{which} RETURNING seq",
+            (before_day, *only),
         )
         if self._has_settlements():
-            self.execute("DELETE FROM settlements WHERE day < ?", (before_day,))
-            self.execute("DELETE FROM settlement_days WHERE day < ?", (before_day,))
-            self.execute("DELETE FROM settlement_weeks WHERE substr(days, 1, 10) < ?", (before_day,))
+            self.execute(f"DELETE FROM settlements WHERE day < ?{which}", (before_day, *only))
+            self.execute(f"DELETE FROM settlement_days WHERE day < ?{which}", (before_day, *only))
+            self.execute(f"DELETE FROM settlement_weeks WHERE substr(days, 1, 10) < ?{which}", (before_day, *only))
         return len(purged)
 
     def days_held(self, machine: str) -> list[str]:

@@ -249,6 +249,8 @@ def _summary(
                     "cancellations": dict(result.cancellations),
                     "refunds": result.refunds,
                     "reports_delivered": delivered,
+                    "reports_held": result.held,
+                    "next_release": result.next_release.isoformat() if result.next_release else None,
                     "route": route,
                     "expectations_passed": passed,
                     "expectations_failed": len(result.failures),
@@ -267,6 +269,11 @@ def _summary(
         f"denials {sum(result.denials.values())} ({denials}), "
         f"expectations {passed} passed, {len(result.failures)} failed"
         + (f", reports delivered to the vendor {delivered}" if delivered is not None else "")
+        + (
+            f", {result.held} report(s) held until {result.next_release:%Y-%m-%d %H:%M %Z}"
+            if result.next_release
+            else ""
+        )
     )
     if route is not None:
         typer.echo(_route_sentence(route))

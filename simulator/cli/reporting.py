@@ -6,7 +6,7 @@ import json
 import signal
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,7 +19,7 @@ from firmware.identity.keyset import SEAL, Enrolment, read_seal_key
 from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import reachable
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import EXIT_INTERRUPTED, fail
+from simulator.cli.exits import EXIT_INTERRUPTED, day_option, fail
 from simulator.safe_output import write_csv
 
 if TYPE_CHECKING:
@@ -42,12 +42,22 @@ SchoolKey = Annotated[
 PURGE_EVERY_S = 3600.0
 RetentionDays = Annotated[
     int | None,
-    typer.Option(min=1, help="Forget reports (and settlement lines) older than this many days; hourly."),
+    typer.Option(
+        min=1,
+        help="Forget reports (and settlement lines) older than this many days before each machine's newest; hourly.",
+    ),
+]
+RetentionNow = Annotated[
+    str | None,
+    typer.Option("--now", help="Count the retention period back from this day (YYYY-MM-DD) instead."),
 ]
 
 
-def _serve_forever(service: object, retention_days: int | None = None) -> None:
-    """Run until SIGINT/SIGTERM; with a retention period, purge at start and then every hour."""
+def _serve_forever(service: object, retention_days: int | None = None, today: date | None = None) -> None:
+    """Run until SIGINT/SIGTERM; with a retention period, purge at start and then every hour.
+
+    The period counts back from each machine's newest record (the data's own clock), or from ``today``.
+    """
     stop = threading.Event()
     received: list[int] = []
 
@@ -59,9 +69,12 @@ def _serve_forever(service: object, retention_days: int | None = None) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     while True:
         if retention_days is not None:
-            cutoff = (datetime.now(UTC).date() - timedelta(days=retention_days)).isoformat()
-            purged = service.store.purge(cutoff)  # type: ignore[attr-defined]
-            typer.echo(f"retention: forgot {purged} report(s) from before {cutoff}")
+            store = service.store  # type: ignore[attr-defined]
+            cutoffs = store.expire(retention_days, today)
+            since = f"before {today}" if today else "before each machine's newest record"
+            typer.echo(f"retention: forgot {store.forgotten} report(s) over {retention_days} days {since}")
+            if cutoffs:
+                typer.echo("retention: kept from " + ", ".join(f"{m} {day}" for m, day in sorted(cutoffs.items())))
         if stop.wait(PURGE_EVERY_S):
             break
     service.stop()  # type: ignore[attr-defined]
@@ -118,6 +131,7 @@ def backend_vendor(
     cert: CertFile = None,
     cert_key: CertKey = None,
     retention_days: RetentionDays = 180,
+    now: RetentionNow = None,
     school_key: SchoolKey = None,
     http: Annotated[
         str | None,
@@ -143,6 +157,7 @@ def backend_vendor(
     from simulator.backends.vendor import VendorBackend
 
     listen = _listen(http)
+    today = day_option(now) if now else None  # checked before anything starts
     address = broker_address(broker, username, password, ca, cert, cert_key)
     identity = _identity("vendor", key)
     school = _school(school_key)
@@ -151,7 +166,7 @@ def backend_vendor(
     typer.echo(f"vendor backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
     dashboard = _start_dashboard(service, listen) if listen is not None else None
     try:
-        _serve_forever(service, retention_days)
+        _serve_forever(service, retention_days, today)
     finally:
         if dashboard is not None:
             dashboard.stop()
@@ -274,11 +289,13 @@ def backend_issuer(
     cert: CertFile = None,
     cert_key: CertKey = None,
     retention_days: RetentionDays = None,
+    now: RetentionNow = None,
     school_key: SchoolKey = None,
 ) -> None:
     """Open sealed settlements, check the machine's signature inside, store and acknowledge them."""
     from simulator.backends.issuer import IssuerBackend
 
+    today = day_option(now) if now else None  # checked before anything starts
     address = broker_address(broker, username, password, ca, cert, cert_key)
     identity = _identity("issuer", key)
     try:
@@ -289,4 +306,4 @@ def backend_issuer(
     service = IssuerBackend(address, db, seal, identity, Enrolment(machines), school=school).start()
     _await_subscription(service)
     typer.echo(f"issuer backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
-    _serve_forever(service, retention_days)
+    _serve_forever(service, retention_days, today)

@@ -87,6 +87,9 @@ def status(conn: sqlite3.Connection) -> Row:
         "reports_waiting_vendor": waiting.get("vendor", 0),
         "reports_waiting_issuer": waiting.get("issuer", 0),
         "reports_held_for_release": _one(conn, "SELECT COUNT(*) FROM held"),
+        "next_release": local_time(due, machine_zone(conn))
+        if (due := _one(conn, "SELECT MIN(release_at) FROM held"))
+        else None,
         "last_day_closed": closed,
         "slots_empty": _one(conn, "SELECT COUNT(*) FROM slots WHERE stock = 0"),
         "cards_known": _one(conn, "SELECT COUNT(*) FROM cards"),

@@ -24,8 +24,9 @@ SPEC = contract_file()
 PARTIES: dict[str, dict[str, Any]] = {
     "vendor": {
         "who": "the operator: runs stock and prices, receives reports over MQTT",
-        "retention": "180 days by default (`vending backend vendor --retention-days`), then only a tombstone "
-        "(machine, seq, digest); a student's records at once on the school's erasure request",
+        "retention": "180 days by default (`vending backend vendor --retention-days`), counted back from each "
+        "machine's newest record, then only a tombstone (machine, seq, digest); a student's records at once on "
+        "the school's erasure request",
         "legal_basis": "the vending contract with the school (PDPA art. 19 para. 1 subpara. 2; GDPR art. 6(1)(b))",
         "kinds": ["sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "vendor-request"],
     },

@@ -40,6 +40,8 @@ class ExpectationResult:
 class ScenarioResult(SalesTally):
     expectations: list[ExpectationResult] = field(default_factory=list)
     power_cycles: int = 0
+    held: int = 0  # reports still held for their release window when the run ended
+    next_release: datetime | None = None  # when the first of them goes
 
     @property
     def failures(self) -> list[ExpectationResult]:
@@ -304,8 +306,11 @@ def run_scenario(
     runner = ScenarioRunner(scenario, state_dir, printer, link=link, taps=taps)
     detach = attach(runner) if attach else None
     try:
-        return runner.run()
+        result = runner.run()
     finally:
         if callable(detach):
             detach()
+        journal = runner.machine.books.journal
+        runner.result.held, runner.result.next_release = journal.outbox.held(), journal.next_release()
         runner.close()
+    return result

@@ -37,3 +37,30 @@ def test_purged_reports_leave_tombstones_that_still_catch_redeliveries_and_confl
     different = sign_text(world.keys.machine(first["machine"]), canonical({**first, "price": first["price"] + 1}))
     vendor.receive(topic, different.encode())  # genuinely signed, but not what was stored at that seq
     assert vendor.incidents == 1 and vendor.store.count("sale") == 0, "a purged seq must not be filled again"
+
+
+def test_retention_counts_from_each_machine_s_newest_record_not_the_wall_clock(tmp_path):
+    """Issue 30: a vendor backend started on a fleet's vendor.db from March 2026 deleted every report."""
+    from datetime import date
+
+    from simulator.backends.store import Report, SqliteReportStore
+
+    store = SqliteReportStore(tmp_path / "vendor.db")
+    days = {"M-OLD": ["2020-01-01", "2020-06-01", "2020-06-30"], "M-NEW": ["2026-03-01", "2026-03-02"]}
+    reports = [
+        Report(machine, seq, "sale", {"time": f"{day}T10:00+08:00", "machine": machine, "seq": seq})
+        for machine, listed in days.items()
+        for seq, day in enumerate(listed, start=1)
+    ]
+    store.store_many(reports)
+    cutoffs = store.expire(180)  # today's wall clock is years past both machines' records
+    assert cutoffs == {"M-OLD": "2020-01-02", "M-NEW": "2025-09-03"}
+    assert store.forgotten == 1, "only M-OLD's record from more than 180 days before its newest"
+    kept = store.execute("SELECT machine, seq FROM reports WHERE kind = 'sale' ORDER BY machine, seq")
+    assert kept == [("M-NEW", 1), ("M-NEW", 2), ("M-OLD", 2), ("M-OLD", 3)]
+    store.expire(180, today=date(2026, 3, 2))  # an explicit --now: counted back from that day for everyone
+    assert store.execute("SELECT machine FROM reports WHERE kind = 'sale' ORDER BY machine, seq") == [
+        ("M-NEW",),
+        ("M-NEW",),
+    ]
+    store.close()
