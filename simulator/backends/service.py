@@ -263,7 +263,10 @@ class BackendService:
                 self.ack(machine, seq)
 
     def _answer_safely(self, request: PartyRequest) -> None:
-        """Answer one request; a request that fails is answered with an error, never half-done silently."""
+        self.client.publish(answer_topic(self.stream), self.signed_answer(request), qos=1)
+
+    def signed_answer(self, request: PartyRequest) -> str:
+        """The answer's wire form; a request that fails is answered with an error, never half-done silently."""
         try:
             body = self.answer(request)
         except Exception as exc:  # noqa: BLE001 - the requester hears why; the backend keeps serving
@@ -271,7 +274,7 @@ class BackendService:
             log.exception("could not answer request %s", request.id)
             body = {"error": f"{exc.__class__.__name__}: {str(exc)[:160]}"}
         document = {"id": request.id, "party": self.stream, "kind": request.kind} | body
-        self.client.publish(answer_topic(self.stream), compose(self.identity, document), qos=1)
+        return compose(self.identity, document)
 
     def answer(self, request: PartyRequest) -> dict[str, Any]:
         """What this party answers to a checked request from the school."""

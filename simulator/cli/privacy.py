@@ -23,6 +23,9 @@ def attack(
         typer.Option(help="visit (what the machine sends), visit-daily, day or term (earlier designs, rebuilt), all."),
     ] = "visit",
     seed: Annotated[int, typer.Option(help="Same seed, same students and days.")] = 1,
+    requesters: Annotated[
+        int, typer.Option(min=0, max=100, help="Students whose rights requests the vendor and issuer watch (0: none).")
+    ] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as one JSON object.")] = False,
 ) -> None:
     """Pool the vendor's and the issuer's records of a simulated term and count the cards the join pins.
@@ -30,10 +33,11 @@ def attack(
     Runs every school day through the real machine, reads each party's view from its outbox, then
     joins them as hard as we know how (per-day candidates, exclusion of absent cards, elimination of
     pinned cards, amount and count matching). Prints the share of buying cards pinned after 1, 5, 20
-    and 100 days (those within --days).
+    and 100 days (those within --days); then what reports give away of a sale's minute, and what the
+    school's access and erasure requests show the two parties.
     """
     from simulator.cli.exits import fail
-    from simulator.privacy.report import SETTLEMENTS, cell, measure
+    from simulator.privacy.report import SETTLEMENTS, cell, measure, observed
     from simulator.privacy.term import DESIGNS
 
     settlements = SETTLEMENTS if settlement == "both" else (settlement,)
@@ -42,7 +46,7 @@ def attack(
         fail(f"--settlement: expected per_card, day_total or both, got {settlement!r}")
     if not set(designs) <= set(DESIGNS):
         fail(f"--design: expected {', '.join(DESIGNS)} or all, got {design!r}")
-    figures = measure(days, students, seed, settlements, designs)
+    figures = measure(days, students, seed, settlements, designs, requesters)
     if as_json:
         typer.echo(json.dumps(figures))
         return
@@ -54,6 +58,7 @@ def attack(
     for run in figures["runs"]:
         table.add_row(run["settlement"], run["design"], *(cell(after) for after in run["after"]))
     Console(width=120).print(table)
+    typer.echo(observed(figures).strip("\n"))
 
 
 @privacy_app.command("manifest")

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 SCOPES = ("term", "day", "visit")
 
@@ -34,6 +35,16 @@ class Sale:
     price: int
     token: str | None  # a pseudonym, or None when the record carries none
     time: str = ""  # as the vendor got it: the release window's start (or the minute, sent at once)
+    slot: str = ""
+    minute: str = ""  # the tap's true local minute: never the vendor's, only to score the timing attack
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A report other than a visit, as the vendor got it: its time, and the slots it tells about."""
+
+    time: str
+    slots: frozenset[str]
 
 
 @dataclass
@@ -205,3 +216,49 @@ def alone_in_window(sales: Sequence[Sale]) -> tuple[int, int]:
     for sale in sales:
         sizes[sale.time] += 1
     return sum(1 for sale in sales if sizes[sale.time] == 1), len(sales)
+
+
+def minute_claims(sales: Sequence[Sale], reports: Sequence[Timed], window_minutes: int) -> list[tuple[Sale, str]]:
+    """(sale, the minute claimed for it): what the vendor reads off reports other than the sale itself.
+
+    Where a slot sold once in a window, a report about that slot (an alert, a snapshot showing it
+    sold) timed inside the window but not at its start gives the sale's minute. A report timed to
+    the window's start says only what the sale's own time says.
+    """
+    if window_minutes <= 0:
+        return []  # each sale carries its own minute already: nothing to recover
+    sold: dict[tuple[str, str], int] = defaultdict(int)
+    for sale in sales:
+        sold[(sale.time, sale.slot)] += 1
+    claims = []
+    for sale in sales:
+        if sold[(sale.time, sale.slot)] != 1:
+            continue
+        start = datetime.fromisoformat(sale.time)
+        end = start + timedelta(minutes=window_minutes)
+        inside = {r.time for r in reports if sale.slot in r.slots and start < datetime.fromisoformat(r.time) < end}
+        if len(inside) == 1:
+            claims.append((sale, inside.pop()))
+    return claims
+
+
+def exact_minutes(sales: Sequence[Sale], reports: Sequence[Timed], window_minutes: int) -> tuple[int, int]:
+    """(claimed, right): sales given a minute by another report, and how many of those minutes are true."""
+    claims = minute_claims(sales, reports, window_minutes)
+    return len(claims), sum(1 for sale, minute in claims if minute == sale.minute)
+
+
+def camera_matched(sales: Sequence[Sale], reports: Sequence[Timed], window_minutes: int) -> int:
+    """Sales someone who saw the visitors matches to one record: alone in their window, or timed by a report.
+
+    A camera or door log knows each visitor's minute; a record matches one visitor when nothing else
+    in its window could be it, or when another report gives its true minute and no other visitor of
+    the window came in that minute.
+    """
+    sizes: dict[str, int] = defaultdict(int)
+    in_minute: dict[str, int] = defaultdict(int)
+    for sale in sales:
+        sizes[sale.time] += 1
+        in_minute[sale.minute] += 1
+    timed = {id(sale) for sale, minute in minute_claims(sales, reports, window_minutes) if minute == sale.minute}
+    return sum(1 for sale in sales if sizes[sale.time] == 1 or (id(sale) in timed and in_minute[sale.minute] == 1))

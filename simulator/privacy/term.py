@@ -21,8 +21,10 @@ import hmac
 import json
 import sqlite3
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 from firmware.config.catalog import load_catalog
@@ -33,7 +35,7 @@ from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine, school_days, stockable
 from simulator.fleet.runner import CATALOG
 from simulator.fleet.worker import school_term_dir, simulate_day
-from simulator.privacy.attack import IssuerDay, Sale
+from simulator.privacy.attack import IssuerDay, Sale, Timed
 
 FIRST_DAY = date(2026, 3, 2)  # a Monday
 DESIGNS = {"visit": "visit", "visit-daily": "visit", "day": "day", "term": "term"}  # design -> token scope
@@ -47,6 +49,7 @@ class TermViews:
     sales: list[Sale] = field(default_factory=list)  # day = the school day of the sale
     issuer: dict[str, IssuerDay] = field(default_factory=dict)
     covered: dict[str, list[str]] = field(default_factory=dict)  # period -> the school days it settles
+    reports: list[Timed] = field(default_factory=list)  # the vendor's alerts and stock snapshots, with their time
 
 
 def _rebuilt_tokens(db: Path, design: str, key: bytes) -> dict[str, str]:
@@ -77,13 +80,24 @@ def read_outbox(
     """Add a machine's outbox (every report it made, none acked) to the views."""
     rebuilt = _rebuilt_tokens(db, design, key) if design in ("day", "term") else {}
     daily = settlement == "per_card" and design in DAILY_LINES
+    tapped = _tap_times(db)
+    stock: dict[str, int] = {}
     outbox = Outbox.open(db)
     try:
         for topic, payload in outbox.payloads():
             body = json.loads(payload)
             if topic.endswith("/sale") and body["outcome"] == "vended":
                 token = rebuilt.get(body["txn"]) if rebuilt else body.get("pseudonym")
-                views.sales.append(Sale(body["time"][:10], body["price"], token, body["time"]))
+                minute = _minute_like(tapped[body["txn"]], body["time"])
+                views.sales.append(Sale(body["time"][:10], body["price"], token, body["time"], body["slot"], minute))
+            elif topic.endswith("/alert") and body.get("slot"):
+                views.reports.append(Timed(body["time"], frozenset({body["slot"]})))
+            elif topic.endswith("/stock"):  # a snapshot tells which slots sold since the one before
+                now = {slot: state["stock"] for slot, state in body["slots"].items()}
+                fewer = frozenset(slot for slot, count in now.items() if count < stock.get(slot, count))
+                stock = now
+                if fewer:
+                    views.reports.append(Timed(body["time"], fewer))
             elif topic.endswith("/settlement"):
                 verify = lambda e: keys.enrolment.verify(machine, e)  # noqa: E731
                 _settlement(open_settlement(body["sealed"], keys.seal_private, verify), views, daily)
@@ -91,6 +105,24 @@ def read_outbox(
         outbox.close()
     if daily:
         _daily_lines(db, views)
+
+
+def _tap_times(db: Path) -> dict[str, str]:
+    """Each vend's true moment, to score the timing attack (the vendor never sees it).
+
+    The drop's journal entry where the journal still has it (what an alert sent at once would carry),
+    else the debit a few seconds before it (the journal keeps 90 days; the vends table keeps every vend).
+    """
+    with sqlite3.connect(db) as connection:
+        debited = connection.execute("SELECT txn_id, at FROM vends").fetchall()
+        dropped = connection.execute("SELECT txn_id, at FROM journal WHERE kind = 'vend_completed'").fetchall()
+    return {str(txn): str(at) for txn, at in [*debited, *dropped]}
+
+
+def _minute_like(moment: str, reported: str) -> str:
+    """``moment`` to the minute, written as the vendor's times are (local, with the offset of ``reported``)."""
+    zone = datetime.fromisoformat(reported).tzinfo
+    return datetime.fromisoformat(moment).astimezone(zone).isoformat(timespec="minutes")
 
 
 def _settlement(document: dict, views: TermViews, daily: bool) -> None:
@@ -105,13 +137,21 @@ def _settlement(document: dict, views: TermViews, daily: bool) -> None:
         views.covered[document["day"]] = [document["day"]]
 
 
-def term_views(days: int, students: int, seed: int, settlement: str, design: str = "visit") -> TermViews:
-    """``days`` school days at one machine, one state dir for the whole term."""
-    if design not in DESIGNS:
-        raise ValueError(f"design: expected one of {sorted(DESIGNS)}, got {design!r}")
+@dataclass(frozen=True)
+class SimulatedTerm:
+    """A term's machine database and every party's keys, while ``simulated_term`` holds them."""
+
+    db: Path
+    keys: DevKeys
+    machine: str
+    term_keys: Path  # the school's term key directory for the machine
+
+
+@contextmanager
+def simulated_term(days: int, students: int, seed: int, settlement: str) -> Iterator[SimulatedTerm]:
+    """``days`` school days at one machine, one state dir and one term key for the whole term."""
     catalog = load_catalog(CATALOG)
     products = stockable(catalog)
-    views = TermViews()
     with tempfile.TemporaryDirectory(prefix="term-") as tmp:
         keys = DevKeys(Path(tmp) / "keys")
         state_dir = Path(tmp) / "machine"
@@ -121,6 +161,19 @@ def term_views(days: int, students: int, seed: int, settlement: str, design: str
             plan.config["settlement"] = settlement
             machine = plan.machine_id
             simulate_day(plan, catalog, state_dir, keys, term_start=FIRST_DAY)  # one term, one key
-        key = read_key(school_term_dir(keys, machine)).key
-        read_outbox(state_dir / "machine.db", keys, machine, views, design, key, settlement)
+        yield SimulatedTerm(state_dir / "machine.db", keys, machine, school_term_dir(keys, machine))
+
+
+def term_views(days: int, students: int, seed: int, settlement: str, design: str = "visit") -> TermViews:
+    """What the vendor and the issuer would hold after ``days`` school days at one machine."""
+    if design not in DESIGNS:
+        raise ValueError(f"design: expected one of {sorted(DESIGNS)}, got {design!r}")
+    with simulated_term(days, students, seed, settlement) as term:
+        return views_of(term, design, settlement)
+
+
+def views_of(term: SimulatedTerm, design: str, settlement: str) -> TermViews:
+    """What the colluders would hold of ``term`` under ``design``."""
+    views = TermViews()
+    read_outbox(term.db, term.keys, term.machine, views, design, read_key(term.term_keys).key, settlement)
     return views

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nacl.public import PrivateKey
 
@@ -27,7 +27,6 @@ from firmware.identity.keys import KEY_FILE, TermKeyError, read_key
 from firmware.identity.pseudonym import Pseudonymizer, normalise_uid
 from firmware.reporting.sealed import unseal
 from simulator.backends.requests import MAX_ERASE, PartyRequest, new_request_id
-from simulator.school.party_client import PartyClient
 from simulator.school.roster import Student
 
 
@@ -71,10 +70,16 @@ class SubjectRecords:
     read: int = 0  # vendor records read to find the student's (every record of those machine-days)
 
 
+class Asks(Protocol):
+    """Who carries a request to its party and brings back the checked answer: the broker, or a test bench."""
+
+    def ask(self, request: PartyRequest) -> dict[str, Any]: ...
+
+
 class SubjectRequests:
     """Access and erasure for one student, through the parties' backends, by whole slices."""
 
-    def __init__(self, client: PartyClient, keys: TermKeys, machines: Iterable[str]) -> None:
+    def __init__(self, client: Asks, keys: TermKeys, machines: Iterable[str]) -> None:
         """``machines``: the school's machines (with the term keys' own): the same list for every student."""
         self.client = client
         self.keys = keys

@@ -52,6 +52,11 @@ def test_the_attack_works_on_the_old_design_and_pins_nobody_under_the_machine_s_
     assert final[("per_card", "visit")]["share"] <= 0.01
     assert final[("per_card", "visit-daily")]["pinned"] > final[("per_card", "visit")]["pinned"]
     assert all(run["after"][-1]["buying_cards"] > 40 for run in figures["runs"])
+    timing = figures["timing"]  # issue 30: no report gives away the minute
+    assert timing["minutes_claimed"] == 0 and timing["camera_matched"] == timing["alone"]
+    for seen in figures["requests"].values():  # issue 30: the requests reveal nothing about whom they are for
+        assert seen["pinned"] == 0 and seen["linked_beyond_erased"] == 0 and seen["named_in_erasures"] > 0
+        assert seen["sales_found"] == seen["sales_held"] > 0, "every sale of the requesters found"
 
 
 def test_the_linkage_table_in_the_docs_is_what_bench_privacy_measured() -> None:
@@ -69,3 +74,20 @@ def test_only_a_sale_alone_in_its_release_window_can_be_matched_to_a_visitor() -
     sales = [Sale(MON, 25, "a", at_0900), Sale(MON, 30, "b", at_0900), Sale(MON, 25, "c", at_0915)]
     assert alone_in_window(sales) == (1, 3)
     assert alone_in_window([Sale(MON, 25, str(i), f"2026-03-02T09:0{i}+08:00") for i in range(5)]) == (5, 5)
+
+
+def test_a_report_timed_inside_a_sale_s_window_gives_its_minute_and_lets_a_camera_match_it() -> None:
+    """The timing attacker on the leak issue 30 found: a low-stock alert sent at once, with its minute."""
+    from simulator.privacy.attack import Timed, camera_matched, exact_minutes
+
+    window, at_0900 = 15, "2026-03-02T09:00+08:00"
+    sales = [
+        Sale(MON, 25, "a", at_0900, "A1", "2026-03-02T09:04+08:00"),
+        Sale(MON, 30, "b", at_0900, "B2", "2026-03-02T09:09+08:00"),
+    ]
+    leaked = [Timed("2026-03-02T09:04+08:00", frozenset({"A1"}))]  # sent at once: the sale's own minute
+    assert exact_minutes(sales, leaked, window) == (1, 1)
+    assert camera_matched(sales, leaked, window) == 1, "two in the window, but one was timed"
+    held = [Timed(at_0900, frozenset({"A1"}))]  # held to the window: it says what the sale's time says
+    assert exact_minutes(sales, held, window) == (0, 0) and camera_matched(sales, held, window) == 0
+    assert exact_minutes(sales, leaked, 0) == (0, 0), "sent at once, a sale carries its minute anyway"
