@@ -49,7 +49,7 @@ def dex_field(value: str, name: str) -> str:
     return value
 
 
-def write_inside(directory: Path, relative: str, text: str, *, replace: bool) -> Path:
+def write_inside(directory: Path, relative: str, text: str | bytes, *, replace: bool, mode: int = 0o644) -> Path:
     """Write ``directory/relative``, refusing a path that leaves the directory or passes through a symlink."""
     root = directory.resolve()
     target = directory / relative
@@ -62,6 +62,7 @@ def write_inside(directory: Path, relative: str, text: str, *, replace: bool) ->
         raise VendingError(f"{target}: outside {directory}; nothing written")
     target.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if replace else os.O_EXCL)
-    with os.fdopen(os.open(target, flags, 0o644), "w", encoding="utf-8") as handle:
-        handle.write(text)
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    with os.fdopen(os.open(target, flags, mode), "wb") as handle:
+        handle.write(data)
     return target

@@ -15,6 +15,7 @@ Private halves are 0600 from the first byte and never overwritten without ``forc
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from firmware.identity.signing import Identity, KeyFileError, PublicKey, Signatu
 
 AUTHORITIES = ("vendor", "school", "issuer")
 SEAL = "issuer-seal"
+CARD_MASTER = "card-master"  # the issuer's card master key: every card's sector keys are diversified from it
+CARD_MASTER_BYTES = 32
 MACHINE_KEY_FILE = "machine.key"
 
 
@@ -65,7 +68,23 @@ def write_party(directory: Path, party: str, *, force: bool = False) -> list[Pat
     written = [Identity.generate(party).save(directory / f"{party}.key", force=force)]
     if party == "issuer":
         written.append(write_seal_pair(directory, force=force))
+        master = secrets.token_bytes(CARD_MASTER_BYTES).hex().encode()
+        written.append(write_secret(directory / f"{CARD_MASTER}.key", master, force=force))
     return written
+
+
+def read_card_master(directory: Path) -> bytes:
+    """The issuer's card master key from ``directory/card-master.key`` (the secure access module's secret)."""
+    path = directory / f"{CARD_MASTER}.key"
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        raise VendingError(f"{path}: no card master key (`vending keys dev-set` writes one)") from None
+    except ValueError:
+        raise VendingError(f"{path}: not a hex key") from None
+    if len(key) != CARD_MASTER_BYTES:
+        raise VendingError(f"{path}: a card master key is {CARD_MASTER_BYTES} bytes, not {len(key)}")
+    return key
 
 
 def write_machine(directory: Path, machine: str, *, force: bool = False) -> Path:

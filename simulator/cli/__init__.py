@@ -5,14 +5,13 @@ Exit codes: ``simulator.cli.exits.EXIT_CODES`` (0 success, 1 the answer is no, 2
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,6 +24,7 @@ from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
 from firmware.reporting.mqtt import BrokerAddress
 from simulator.cli.broker import broker_app
+from simulator.cli.cards import card_app
 from simulator.cli.commands import cmd_app
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.cli.exits import EXIT_CODES, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, fail
@@ -38,12 +38,13 @@ from simulator.cli.privacy import privacy_app
 from simulator.cli.readers import reader_app, serve
 from simulator.cli.reporting import backend_app
 from simulator.cli.rules import refused_slots, rules_app
+from simulator.cli.run_summary import route_of, summary
 from simulator.cli.scaffold import init
 from simulator.cli.school import backend_school, school_app
 from simulator.inspection.machine_db import reuse_problems
 from simulator.paths import SCENARIOS
 from simulator.scenarios.reporting_world import ReportingWorld
-from simulator.scenarios.runner import ScenarioResult, run_scenario
+from simulator.scenarios.runner import run_scenario
 from simulator.scenarios.schema import load_scenario
 from simulator.scenarios.tap_sources import tap_source_for, unreadable_cards
 
@@ -81,6 +82,7 @@ def _root(
 
 
 app.add_typer(keys_app, name="keys")
+app.add_typer(card_app, name="card")
 app.add_typer(cmd_app, name="cmd")
 app.add_typer(broker_app, name="broker")
 app.command("init")(init)
@@ -182,8 +184,8 @@ def run(
     with reporting(broker, run_broker(broker, username, password, ca, cert, cert_key)) as world:
         result = run_scenario(scenario, state_dir, printer, attach=world, taps=taps)
         delivered = world.vendor.store.count() if world and world.vendor else None
-        route = _route(world)
-    _summary(result, as_json, delivered, route)
+        route = route_of(world)
+    summary(result, as_json, delivered, route)
     raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
 
 
@@ -210,73 +212,6 @@ def reporting(
             yield world
         finally:
             world.stop()
-
-
-def _route(world: ReportingWorld | None) -> dict[str, Any] | None:
-    """Which broker the reports went through and which backends (client ids) took them."""
-    if world is None or world.vendor is None:
-        return None
-    return {
-        "broker": world.broker if world.guest_id is None else str(world.broker_address),
-        "own_broker": world.guest_id is None,
-        "vendor_backend": world.vendor.client_id,
-        "issuer_backend": world.issuer.client_id if world.issuer else None,
-    }
-
-
-def _route_sentence(route: dict[str, Any]) -> str:
-    if route["own_broker"]:
-        return f"reports went through the {route['broker']} broker to this run's own vendor and issuer backends"
-    return (
-        f"reports went through {route['broker']} to this run's own backends (client ids "
-        f"{route['vendor_backend']} and {route['issuer_backend'] or '-'}, clean sessions); backends already on that "
-        "broker kept their sessions and refuse this run's throw-away machine key"
-    )
-
-
-def _summary(
-    result: ScenarioResult, as_json: bool, delivered: int | None = None, route: dict[str, Any] | None = None
-) -> None:
-    passed = len(result.expectations) - len(result.failures)
-    if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "event": "summary",
-                    "sales": result.sales,
-                    "revenue": result.revenue,
-                    "denials": dict(result.denials),
-                    "cancellations": dict(result.cancellations),
-                    "refunds": result.refunds,
-                    "reports_delivered": delivered,
-                    "reports_held": result.held,
-                    "next_release": result.next_release.isoformat() if result.next_release else None,
-                    "route": route,
-                    "expectations_passed": passed,
-                    "expectations_failed": len(result.failures),
-                },
-                ensure_ascii=False,
-            )
-        )
-        return
-    for failure in result.failures:
-        typer.echo(
-            f"FAILED line {failure.line}: expect {failure.key}: expected {failure.expected!r}, got {failure.actual!r}"
-        )
-    denials = ", ".join(f"{k} {v}" for k, v in sorted(result.denials.items())) or "none"
-    typer.echo(
-        f"summary: sales {result.sales}, revenue NT${result.revenue}, refunds {result.refunds}, "
-        f"denials {sum(result.denials.values())} ({denials}), "
-        f"expectations {passed} passed, {len(result.failures)} failed"
-        + (f", reports delivered to the vendor {delivered}" if delivered is not None else "")
-        + (
-            f", {result.held} report(s) held until {result.next_release:%Y-%m-%d %H:%M %Z}"
-            if result.next_release
-            else ""
-        )
-    )
-    if route is not None:
-        typer.echo(_route_sentence(route))
 
 
 def _kind_of(path: Path) -> str:
@@ -368,7 +303,7 @@ def demo(
     with reporting(broker, run_broker(broker, username, password, ca, cert, cert_key)) as world:
         result = run_scenario(loaded, None, EventPrinter(False), attach=world)
         delivered = world.vendor.store.count() if world and world.vendor else None
-        _summary(result, False, delivered)
+        summary(result, False, delivered)
         if world is not None:
             print_party_views(world, loaded)
     raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)

@@ -23,7 +23,7 @@ from firmware.identity.keys import key_path
 from firmware.readers.registry import READER_URL_HELP
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
-from simulator.emulators.devices import DEVICES
+from simulator.emulators.devices import DEVICES, Device, PN532Device
 from simulator.hardware.serial_ports import PortInfo, list_ports
 from simulator.hardware.serial_ports import probe as probe_port
 from simulator.scenarios.runner import issue_cards
@@ -44,16 +44,24 @@ def emulate(
             "--pace", help="Send bytes at the speed of a real UART at the device's baud (a pty has no speed)."
         ),
     ] = False,
+    cards: Annotated[
+        Path | None,
+        typer.Option(help="pn532: card images DIR/<UID>.mfd, loaded on `place UID`, written back on `remove`."),
+    ] = None,
 ) -> None:
     """Open a pseudo-terminal that behaves as the reader, driven by control lines.
 
     Control lines on stdin (or --script): `place UID`, `remove`, `tap UID` (place until read once),
-    `fault noise|split|corrupt|silent|clear`, `unplug`, `replug`, `sleep SECONDS`, `help`, `quit`. A line
-    that is not one of these is answered `error: ...` and changes nothing.
+    `fault noise|split|corrupt|silent|clear`, `tear N` (with --cards: the card leaves after its N-th
+    write), `unplug`, `replug`, `sleep SECONDS`, `help`, `quit`. A line that is not one of these is
+    answered `error: ...` and changes nothing.
     """
     if protocol not in DEVICES:
         fail(f"--protocol: unknown {protocol!r}; known: {', '.join(DEVICES)}")
-    device = DEVICES[protocol](link, pace=pace).start()
+    if cards is not None and (protocol != "pn532" or not cards.is_dir()):
+        fail(f"--cards {cards}: a directory of card images, for --protocol pn532 only")
+    device: Device = PN532Device(link, pace=pace, cards=cards) if cards else DEVICES[protocol](link, pace=pace)
+    device.start()
     typer.echo(f"{protocol} reader on {device.path}" + (f" (link {link})" if link else ""), err=False)
     sys.stdout.flush()
     lines = script.read_text().splitlines() if script else sys.stdin

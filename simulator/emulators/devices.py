@@ -13,10 +13,12 @@ import time
 from pathlib import Path
 from typing import Self
 
+from firmware.cards.mifare import MEMORY
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
 from firmware.readers.registry import protocol_of
 from firmware.threads import daemon
+from simulator.emulators.mifare_classic import ClassicCard
 from simulator.emulators.pn532_chip import Pending, Pn532Chip
 from simulator.emulators.pty_port import PtyPort
 
@@ -27,6 +29,7 @@ CONTROL_ARGS: dict[str, tuple[str, ...]] = {  # each control line's verb and its
     "tap": ("UID",),
     "remove": (),
     "fault": ("|".join(FAULTS),),
+    "tear": ("N",),
     "unplug": (),
     "replug": (),
     "help": (),
@@ -113,6 +116,8 @@ class Device:
             self.fault(args[0])
         elif verb == "replug":
             return f"replugged at {self.port.plug()}"
+        elif verb == "tear":
+            return self.tear(args[0])
         else:
             getattr(self, verb)()  # remove, unplug
         return "ok"
@@ -133,6 +138,10 @@ class Device:
     def unplug(self) -> None:
         """The cable is pulled: the port goes away and the device loses power."""
         self.port.unplug()
+
+    def tear(self, count: str) -> str:
+        """``tear N``: the card in the field leaves right after its N-th write from now (a card pulled away)."""
+        return f"error: tear {count}: only a pn532 reader with card images (--cards DIR) writes to cards"
 
     def fault(self, kind: str) -> None:
         if kind == "clear":
@@ -161,9 +170,11 @@ class PN532Device(Device):
 
     protocol = "pn532"
 
-    def __init__(self, link: Path | None = None, seed: int = 0, pace: bool = False) -> None:
+    def __init__(self, link: Path | None = None, seed: int = 0, pace: bool = False, cards: Path | None = None) -> None:
         super().__init__(link, seed, pace)
-        self.chip = Pn532Chip(lambda: self.card, on_read=self.card_read)
+        self.cards = cards  # DIR/<UID>.mfd: loaded when placed, written back when removed
+        self.image: ClassicCard | None = None
+        self.chip = self._new_chip([])
         self.buffer = b""
         self.last_response = b""
         self.searching_for: int | None = None  # the command whose search is pending (InListPassiveTarget, InAutoPoll)
@@ -173,10 +184,61 @@ class PN532Device(Device):
     def commands(self) -> list[int]:
         return self.chip.commands
 
+    def _new_chip(self, commands: list[int]) -> Pn532Chip:
+        return Pn532Chip(lambda: self.card, self._image_of, commands=commands, on_read=self.card_read)
+
+    def _image_of(self, uid: str) -> ClassicCard | None:
+        return self.image if self.image is not None and self.image.uid.hex().upper() == uid else None
+
+    def unreadable(self, uid: str) -> str:
+        wrong = super().unreadable(uid)
+        if wrong or self.cards is None:
+            return wrong
+        path = self.cards / f"{uid.upper()}.mfd"
+        if not path.exists():
+            return f"no card image {path} (make one with `vending card issue`)"
+        if path.stat().st_size != MEMORY:
+            return f"{path}: a MIFARE Classic 1K image is {MEMORY} bytes, not {path.stat().st_size}"
+        return ""
+
+    def place(self, uid: str) -> None:
+        self._write_back()
+        if self.cards is not None:
+            image = bytearray((self.cards / f"{uid.upper()}.mfd").read_bytes())
+            self.image = ClassicCard(image)
+        super().place(uid)
+
+    def tap(self, uid: str) -> None:
+        self.place(uid)
+        self.lift_after_read = True
+
+    def remove(self) -> None:
+        super().remove()
+        self._write_back()
+
+    def tear(self, count: str) -> str:
+        if self.image is None or self.card is None:
+            return "error: tear: no card image in the field (place one from --cards DIR first)"
+        if not count.isdigit() or int(count) < 1:
+            return f"error: tear takes a number of writes from 1, got {count!r}"
+        self.image.writes, self.image.tear_after = 0, int(count)
+        return "ok"
+
+    def handle_torn(self) -> None:
+        """A card pulled away mid-transaction (``tear N``) leaves the field with what was written to it."""
+        if self.image is not None and self.image.torn:
+            self.remove()
+
+    def _write_back(self) -> None:
+        """The card leaves the field: what was written to it is in its image file, as on the real card."""
+        image, self.image = self.image, None
+        if image is not None and self.cards is not None:
+            (self.cards / f"{image.uid.hex().upper()}.mfd").write_bytes(bytes(image.image))
+
     def unplug(self) -> None:
         """Without power the chip forgets everything: it comes back as after reset (the command log stays)."""
         super().unplug()
-        self.chip = Pn532Chip(lambda: self.card, commands=self.chip.commands, on_read=self.card_read)
+        self.chip = self._new_chip(self.chip.commands)
         self.buffer, self.last_response, self.searching_for = b"", b"", None
 
     def step(self) -> None:
@@ -213,6 +275,7 @@ class PN532Device(Device):
             self.port.write(f.encode(f.Ack()))
             self.searching_for = None
             self._answer(frame.command, self.chip.execute(frame.command, frame.params))
+            self.handle_torn()
         elif isinstance(frame, f.Corrupt):
             self.port.write(f.encode(f.Nack()))
 

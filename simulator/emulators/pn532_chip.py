@@ -18,12 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from simulator.emulators.mifare_classic import ClassicCard
+
 FIRMWARE = bytes.fromhex("32010607")  # IC PN532, v1.6, supports ISO/IEC 14443 A and B and ISO 18092
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)  # SetSerialBaudRate BR 0..8
 PASSIVE_TRY_S = 0.005  # the model's time for one passive activation attempt (REQA, anticollision, select)
 AUTOPOLL_PERIOD_S = 0.15  # InAutoPoll's Period unit
 # status codes (UM0701-02 table 7-1)
-OK, TIMEOUT, INVALID_PARAMETER, NOT_IN_CONTEXT = 0x00, 0x01, 0x10, 0x27
+OK, TIMEOUT, INVALID_PARAMETER, MIFARE_AUTH_ERROR, NOT_IN_CONTEXT = 0x00, 0x01, 0x10, 0x14, 0x27
 # RFConfiguration items and their data lengths
 RF_ITEMS = {0x01: 1, 0x02: 3, 0x04: 1, 0x05: 3, 0x0A: 11, 0x0B: 8, 0x0C: 3, 0x0D: 9}
 # InAutoPoll types a type A card at 106 kbps answers to: generic 106, MIFARE; ISO-DEP only with SAK bit 6
@@ -53,9 +55,15 @@ class Pending:
 
 @dataclass(frozen=True)
 class Card:
-    """An ISO/IEC 14443-A card as the anticollision loop sees it, with the memory a READ returns."""
+    """An ISO/IEC 14443-A card as the anticollision loop sees it, with the memory a READ returns.
+
+    ``classic``: a MIFARE Classic card loaded from an image (``--cards DIR``), which enforces its keys,
+    access bits and value blocks (mifare_classic.py). A card given by its uid alone answers a READ of
+    a blank card's memory and any authentication, which is all a uid reader asks of it.
+    """
 
     uid: bytes
+    classic: ClassicCard | None = field(default=None, compare=False)
 
     @property
     def atqa(self) -> bytes:  # SENS_RES as the PN532 reports it, most significant byte first
@@ -118,6 +126,7 @@ class Pn532Chip:
     """Registers, settings and the targets listed; ``field()`` says which card (uid hex) is there now."""
 
     in_field: Callable[[], str | None]
+    images: Callable[[str], ClassicCard | None] = lambda uid: None  # a loaded card image for this uid, if any
     registers: dict[int, int] = field(default_factory=lambda: dict(CIU_RESET))
     gpio: list[int] = field(default_factory=lambda: list(GPIO_RESET))
     parameters: int = 0x00
@@ -139,7 +148,7 @@ class Pn532Chip:
 
     def card(self) -> Card | None:
         uid = self.in_field()
-        return Card(bytes.fromhex(uid)) if uid else None
+        return Card(bytes.fromhex(uid), self.images(uid)) if uid else None
 
     # ---- one command ----------------------------------------------------------------------------
     def execute(self, code: int, params: bytes) -> bytes | None | Pending:
@@ -265,6 +274,8 @@ class Pn532Chip:
         if brty == 0 and card is not None and (not wanted or wanted in (card.uid, card.cascaded)):
             self._pending = None
             self.listed = {1: card}
+            if card.classic is not None:
+                card.classic.select()
             self.registers[FIFO_DATA] = 0x00
             self.on_read()
             return b"\x01" + card.target_data(1)
@@ -286,6 +297,8 @@ class Pn532Chip:
         if card is not None and found is not None:
             self._pending = None
             self.listed = {1: card}
+            if card.classic is not None:
+                card.classic.select()
             self.on_read()
             data = card.target_data(1)
             return bytes([1, found, len(data)]) + data
@@ -342,13 +355,16 @@ class Pn532Chip:
             self.last_error = TIMEOUT
             return bytes([TIMEOUT])
         answer: bytes | None = None
-        if len(data) >= 2 and data[0] == 0x30:
+        if card.classic is not None:
+            answer = card.classic.exchange(data)
+        elif len(data) >= 2 and data[0] == 0x30:
             answer = card.read(data[1])
         elif len(data) >= 2 and data[0] in (0x60, 0x61) and card.sak == 0x08:
             answer = b""
-        if answer is None:
-            self.last_error = TIMEOUT
-            return bytes([TIMEOUT])
+        if answer is None:  # a refused MIFARE authentication says so; any other NAK leaves the card mute
+            refused_key = card.classic is not None and data[:1] in (b"\x60", b"\x61")
+            self.last_error = MIFARE_AUTH_ERROR if refused_key else TIMEOUT
+            return bytes([self.last_error])
         self.last_error = OK
         return b"\x00" + (answer if crc_checked or not answer else answer + crc_a(answer))
 

@@ -1,0 +1,226 @@
+"""The campus purse on a MIFARE Classic 1K card: where each thing lives, and the keys that guard it.
+
+Sector 1 is the purse, laid out as stored-value cards are in the field (an EasyCard dump shows a
+current and a previous balance in two value blocks, ``../shared/cards.md`` section 5):
+
+- block 4: the balance, a value block (debit with key A, credit with key B only);
+- block 5: its backup, the balance before the last debit, so a torn debit can be finished or undone;
+- block 6: the card record the issuer writes once: format, profile, school, issue day, and a MAC by
+  the issuer's key over the uid and the record, so a machine can tell a record the issuer wrote.
+
+Sector 2 (blocks 8-10) is a cyclic log of the last three debits (counter, time, machine, amount,
+balance after), written by any machine with key A: a guardian's daily limit holds across machines.
+
+Every sector key is diversified from the issuer's card master key and the card's uid (``Sam``), as
+real systems do, so one card's keys open no other card. The master key lives in the secure access
+module (here: the key file ``card-master.key``), never in a config, a report or a log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from firmware.cards.mifare import (
+    BLOCK,
+    MEMORY,
+    TRANSPORT,
+    TRANSPORT_KEY,
+    VALUE_SECTOR,
+    Access,
+    FormatError,
+    decode_value,
+    encode_value,
+    trailer,
+    trailer_of,
+)
+
+PURSE_SECTOR, LOG_SECTOR = 1, 2
+BALANCE, BACKUP, RECORD = 4, 5, 6
+LOG_BLOCKS = (8, 9, 10)
+LOG_ACCESS = Access(((0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 1, 1)))  # any machine writes the log with key A
+PROFILES = ("student", "staff")
+RECORD_FORMAT = 1
+EPOCH = date(2000, 1, 1)
+MAX_BALANCE = 10_000  # NT$: an EasyCard's ceiling (../shared/cards.md section 6)
+MASTER_KEY_BYTES = 32
+
+
+class CardError(ValueError):
+    """A card image that is not a campus purse, or one the issuer did not write."""
+
+
+@dataclass(frozen=True)
+class Sam:
+    """The secure access module: diversified sector keys and the record MAC, from the issuer's master key."""
+
+    master: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.master) != MASTER_KEY_BYTES:
+            raise CardError(f"a card master key is {MASTER_KEY_BYTES} bytes")
+
+    def _derive(self, label: bytes, uid: bytes, sector: int) -> bytes:
+        return hmac.new(self.master, b"campus-vending|" + label + b"|" + uid + bytes([sector]), hashlib.sha256).digest()
+
+    def key_a(self, uid: bytes, sector: int) -> bytes:
+        return self._derive(b"key-a", uid, sector)[:6]
+
+    def key_b(self, uid: bytes, sector: int) -> bytes:
+        return self._derive(b"key-b", uid, sector)[:6]
+
+    def mac(self, uid: bytes, data: bytes) -> bytes:
+        return hmac.new(self.master, b"campus-vending|record|" + uid + data, hashlib.sha256).digest()[:6]
+
+    def __repr__(self) -> str:  # never show the key
+        return "Sam(master=<hidden>)"
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    """What the issuer wrote on the card at issuance (block 6)."""
+
+    profile: str
+    school: str  # the school's code, as the machine config names it
+    issued: date
+
+    def encode(self, uid: bytes, sam: Sam) -> bytes:
+        school = self.school.encode("ascii")
+        if self.profile not in PROFILES:
+            raise CardError(f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}")
+        if not 1 <= len(school) <= 6 or not school.isalnum():
+            raise CardError(f"school code {self.school!r}: 1-6 ASCII letters or digits fit on the card")
+        body = bytes([RECORD_FORMAT, PROFILES.index(self.profile)]) + school.ljust(6, b"\x00")
+        body += struct.pack("<H", (self.issued - EPOCH).days)
+        return body + sam.mac(uid, body)
+
+    @classmethod
+    def decode(cls, uid: bytes, block: bytes, sam: Sam) -> CardRecord:
+        body, mac = block[:10], block[10:16]
+        if not hmac.compare_digest(mac, sam.mac(uid, body)):
+            raise CardError("the card record's MAC is not the issuer's: not a card the issuer wrote")
+        if body[0] != RECORD_FORMAT or body[1] >= len(PROFILES):
+            raise CardError(f"unknown card record format {body[0]} or profile {body[1]}")
+        days = struct.unpack("<H", body[8:10])[0]
+        school = body[2:8].rstrip(b"\x00").decode("ascii")
+        return cls(PROFILES[body[1]], school, date.fromordinal(EPOCH.toordinal() + days))
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One debit in the card's own log (16 bytes): so limits hold across every machine the card meets."""
+
+    counter: int  # the card's transaction counter after this debit
+    at: datetime
+    machine: bytes  # 4 bytes: a hash of the machine id (the log has no room for the id itself)
+    amount: int
+    balance: int  # after the debit
+
+    def encode(self) -> bytes:
+        return struct.pack("<HI4sHi", self.counter, int(self.at.timestamp()), self.machine, self.amount, self.balance)
+
+    @classmethod
+    def decode(cls, block: bytes) -> LogEntry | None:
+        counter, seconds, machine, amount, balance = struct.unpack("<HI4sHi", block)
+        if counter == 0:
+            return None  # an empty slot
+        return cls(counter, datetime.fromtimestamp(seconds, UTC), machine, amount, balance)
+
+
+def machine_tag(machine_id: str) -> bytes:
+    return hashlib.sha256(machine_id.encode()).digest()[:4]
+
+
+@dataclass(frozen=True)
+class PurseState:
+    """A card as a reader finds it: who it is for, its balance and backup, its recent debits."""
+
+    uid: bytes
+    record: CardRecord
+    balance: int
+    backup: int
+    log: tuple[LogEntry, ...]  # newest first
+
+    @property
+    def counter(self) -> int:
+        return self.log[0].counter if self.log else 0
+
+
+def blank_image(uid: bytes) -> bytearray:
+    """A 1K card as delivered: the manufacturer block, zeros, transport keys and access bits everywhere."""
+    if len(uid) != 4:
+        raise CardError("a MIFARE Classic 1K campus card has a 4-byte uid")
+    image = bytearray(MEMORY)
+    bcc = uid[0] ^ uid[1] ^ uid[2] ^ uid[3]
+    image[0:16] = uid + bytes([bcc, 0x08, 0x04, 0x00]) + bytes.fromhex("6263646566676869")
+    for sector in range(16):
+        start = trailer_of(sector) * BLOCK
+        image[start : start + BLOCK] = trailer(TRANSPORT_KEY, TRANSPORT, TRANSPORT_KEY)
+    return image
+
+
+def block(image: bytes | bytearray, number: int) -> bytes:
+    return bytes(image[number * BLOCK : (number + 1) * BLOCK])
+
+
+def put(image: bytearray, number: int, data: bytes) -> None:
+    image[number * BLOCK : (number + 1) * BLOCK] = data
+
+
+def issue_image(uid: bytes, record: CardRecord, purse: int, sam: Sam) -> bytes:
+    """A new card: the purse, its backup, the issuer's record, an empty log, each sector under its own keys."""
+    if not 0 <= purse <= MAX_BALANCE:
+        raise CardError(f"a purse holds 0 to {MAX_BALANCE}, not {purse}")
+    image = blank_image(uid)
+    put(image, BALANCE, encode_value(purse, BALANCE))
+    put(image, BACKUP, encode_value(purse, BACKUP))
+    put(image, RECORD, record.encode(uid, sam))
+    for sector, access in ((PURSE_SECTOR, VALUE_SECTOR), (LOG_SECTOR, LOG_ACCESS)):
+        put(image, trailer_of(sector), trailer(sam.key_a(uid, sector), access, sam.key_b(uid, sector)))
+    return bytes(image)
+
+
+def read_image(image: bytes, sam: Sam) -> PurseState:
+    """The purse in a whole card image (an .mfd dump); ``CardError`` naming what is wrong."""
+    if len(image) != MEMORY:
+        raise CardError(f"a MIFARE Classic 1K image is {MEMORY} bytes, not {len(image)}")
+    uid = image[0:4]
+    if image[4] != uid[0] ^ uid[1] ^ uid[2] ^ uid[3]:
+        raise CardError("block 0: the uid's check byte (BCC) is wrong")
+    record = CardRecord.decode(uid, block(image, RECORD), sam)
+    try:
+        balance, _ = decode_value(block(image, BALANCE))
+        backup, _ = decode_value(block(image, BACKUP))
+    except FormatError as exc:
+        raise CardError(f"purse: {exc}") from None
+    entries = [entry for entry in (LogEntry.decode(block(image, n)) for n in LOG_BLOCKS) if entry is not None]
+    entries.sort(key=lambda entry: entry.counter, reverse=True)
+    return PurseState(uid, record, balance, backup, tuple(entries))
+
+
+def topup_image(image: bytes, amount: int, sam: Sam) -> bytes:
+    """A convenience-store top-up: backup = old balance, balance + amount (key B's right), record untouched."""
+    state = read_image(image, sam)
+    if amount <= 0 or state.balance + amount > MAX_BALANCE:
+        raise CardError(f"a top-up of {amount} would take the purse from {state.balance} past 0..{MAX_BALANCE}")
+    out = bytearray(image)
+    put(out, BACKUP, encode_value(state.balance, BACKUP))
+    put(out, BALANCE, encode_value(state.balance + amount, BALANCE))
+    return bytes(out)
+
+
+def keys_image(image: bytes, sam: Sam) -> bytes:
+    """The card's keys in the form ``nfc-mfclassic`` takes (an .mfd whose trailers hold keys A and B)."""
+    uid = bytes(image[0:4])
+    out = bytearray(image)
+    for sector in range(16):
+        number = trailer_of(sector)
+        current = block(out, number)
+        if sector in (PURSE_SECTOR, LOG_SECTOR):
+            put(out, number, sam.key_a(uid, sector) + current[6:10] + sam.key_b(uid, sector))
+        else:
+            put(out, number, TRANSPORT_KEY + current[6:10] + TRANSPORT_KEY)
+    return bytes(out)

@@ -1,0 +1,158 @@
+"""``vending card ...``: campus stored-value cards as MIFARE Classic 1K images (.mfd), the issuer's tools.
+
+``issue`` writes a new card, ``show`` decodes one (checking the issuer's MAC), ``topup`` is the
+convenience store's credit, ``keys`` writes the card's keys as ``nfc-mfclassic`` takes them. Every
+sector key comes from the issuer's card master key in the key directory (firmware/cards/purse.py).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from firmware.cards.purse import (
+    CardError,
+    CardRecord,
+    PurseState,
+    Sam,
+    issue_image,
+    keys_image,
+    read_image,
+    topup_image,
+)
+from firmware.errors import VendingError
+from firmware.identity.keyset import read_card_master
+from simulator.cli.exits import fail
+from simulator.safe_output import write_inside
+
+card_app = typer.Typer(no_args_is_help=True, help="Campus stored-value cards as MIFARE Classic 1K images (.mfd).")
+
+Keys = Annotated[Path, typer.Option(help="The key directory `vending keys dev-set` writes (card-master.key).")]
+Image = Annotated[Path, typer.Argument(help="A card image: a 1,024-byte MIFARE Classic 1K dump (.mfd).")]
+
+
+def _sam(keys: Path) -> Sam:
+    try:
+        return Sam(read_card_master(keys))
+    except VendingError as exc:
+        fail(exc)
+
+
+def _load(image: Path, sam: Sam) -> tuple[bytes, PurseState]:
+    try:
+        raw = image.read_bytes()
+    except OSError as exc:
+        fail(f"{image}: {exc.strerror or exc}")
+    try:
+        return raw, read_image(raw, sam)
+    except CardError as exc:
+        fail(f"{image}: {exc}")
+
+
+def _write(out: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """A new file, never an existing one overwritten and never through a symlink."""
+    try:
+        write_inside(out.parent, out.name, data, replace=False, mode=mode)
+    except FileExistsError:
+        fail(f"{out}: exists; nothing written (give a new --out)")
+    except VendingError as exc:
+        fail(exc)
+
+
+@card_app.command("issue")
+def issue(
+    uid: Annotated[str, typer.Option(help="The card's 4-byte uid in hex, e.g. 04A1B2C3.")],
+    keys: Keys,
+    out: Annotated[Path, typer.Option(help="Where to write the card image (.mfd); never overwritten.")],
+    profile: Annotated[str, typer.Option(help="student | staff")] = "student",
+    purse: Annotated[int, typer.Option(min=0, help="The balance to load, in NT$.")] = 0,
+    school: Annotated[str, typer.Option(help="The school's code (1-6 letters or digits).")] = "353301",
+) -> None:
+    """Issue a card: the purse and its backup, the issuer's record (profile, school, MAC), every key diversified."""
+    try:
+        raw = bytes.fromhex(uid)
+    except ValueError:
+        fail(f"--uid {uid!r}: hex digits, e.g. 04A1B2C3")
+    sam = _sam(keys)
+    try:
+        image = issue_image(raw, CardRecord(profile, school, date.today()), purse, sam)
+    except CardError as exc:
+        fail(f"--uid/--profile/--school/--purse: {exc}")
+    _write(out, image)
+    typer.echo(f"issued card {raw.hex().upper()} ({profile}, school {school}) with NT${purse} -> {out}")
+
+
+def _document(state: PurseState) -> dict[str, Any]:
+    return {
+        "uid": state.uid.hex().upper(),
+        "profile": state.record.profile,
+        "school": state.record.school,
+        "issued": state.record.issued.isoformat(),
+        "purse": state.balance,
+        "backup": state.backup,
+        "counter": state.counter,
+        "log": [
+            {
+                "counter": e.counter,
+                "at": e.at.isoformat(),
+                "machine": e.machine.hex(),
+                "amount": e.amount,
+                "balance": e.balance,
+            }  # fmt: skip
+            for e in state.log
+        ],
+    }
+
+
+@card_app.command("show")
+def show(
+    image: Image,
+    keys: Keys,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: uid, profile, purse, log, ...")] = False,
+) -> None:
+    """Decode a card image: who it is for, its purse and backup, its last debits; the issuer's MAC is checked."""
+    _, state = _load(image, _sam(keys))
+    body = _document(state)
+    if as_json:
+        typer.echo(json.dumps(body))
+        return
+    typer.echo(f"card {body['uid']}: {body['profile']}, school {body['school']}, issued {body['issued']}")
+    typer.echo(f"purse NT${body['purse']} (backup NT${body['backup']}), {len(body['log'])} debit(s) logged")
+    for entry in body["log"]:
+        typer.echo(
+            f"  #{entry['counter']} {entry['at']} machine {entry['machine']}: -{entry['amount']} -> {entry['balance']}"
+        )
+
+
+@card_app.command("topup")
+def topup(
+    image: Image,
+    keys: Keys,
+    amount: Annotated[int, typer.Option(help="NT$ to add (a convenience-store top-up).")],
+) -> None:
+    """Credit the purse (key B's right): the old balance goes to the backup block first."""
+    sam = _sam(keys)
+    raw, before = _load(image, sam)
+    try:
+        after = topup_image(raw, amount, sam)
+    except CardError as exc:
+        fail(f"--amount: {exc}")
+    image.write_bytes(after)
+    typer.echo(f"card {before.uid.hex().upper()}: NT${before.balance} + {amount} = NT${before.balance + amount}")
+
+
+@card_app.command("keys")
+def keys_of(
+    image: Image,
+    keys: Keys,
+    out: Annotated[Path, typer.Option(help="Where to write the keys (.mfd, for `nfc-mfclassic r a u DUMP KEYS`).")],
+) -> None:
+    """Write this card's keys in a dump that nfc-mfclassic takes as its KEYS file (0600: it opens the card)."""
+    sam = _sam(keys)
+    raw, state = _load(image, sam)
+    _write(out, keys_image(raw, sam), mode=0o600)
+    typer.echo(f"keys of card {state.uid.hex().upper()} -> {out}")

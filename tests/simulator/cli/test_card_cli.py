@@ -1,0 +1,46 @@
+"""``vending card issue|show|topup|keys``: an issuer's card images, checked and never overwritten."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from tests.simulator.cli.test_cli import vending
+
+
+def test_issue_show_topup_and_keys_round_trip(tmp_path: Path):
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    keys, card = str(tmp_path / "k"), str(tmp_path / "amy.mfd")
+    issued = vending("card", "issue", "--uid", "04a1b2c3", "--purse", "500", "--keys", keys, "--out", card)
+    assert issued.returncode == 0 and "issued card 04A1B2C3 (student" in issued.stdout
+    assert Path(card).stat().st_size == 1024
+    assert vending("card", "topup", card, "--keys", keys, "--amount", "200").returncode == 0
+    shown = json.loads(vending("card", "show", card, "--keys", keys, "--json").stdout)
+    assert (shown["uid"], shown["profile"], shown["purse"], shown["backup"]) == ("04A1B2C3", "student", 700, 500)
+    written = vending("card", "keys", card, "--keys", keys, "--out", str(tmp_path / "keys.mfd"))
+    assert written.returncode == 0 and stat.S_IMODE((tmp_path / "keys.mfd").stat().st_mode) == 0o600
+    assert "card-master" not in written.stdout + written.stderr
+
+
+def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "other")).returncode == 0
+    keys, card = str(tmp_path / "k"), str(tmp_path / "amy.mfd")
+    issued = vending("card", "issue", "--uid", "04A1B2C3", "--purse", "500", "--keys", keys, "--out", card)
+    assert issued.returncode == 0
+    before = Path(card).read_bytes()
+    cases = [
+        (["card", "issue", "--uid", "04A1B2C3", "--keys", keys, "--out", card], "exists; nothing written"),
+        (["card", "issue", "--uid", "zz", "--keys", keys, "--out", str(tmp_path / "x.mfd")], "--uid 'zz': hex digits"),
+        (["card", "issue", "--uid", "04A1B2C3D4E5F6", "--keys", keys, "--out", str(tmp_path / "y.mfd")], "4-byte uid"),
+        (["card", "show", card, "--keys", str(tmp_path / "other")], "MAC is not the issuer's"),
+        (["card", "show", card, "--keys", str(tmp_path / "nowhere")], "no card master key"),
+        (["card", "topup", card, "--keys", keys, "--amount", "9600"], "past 0..10000"),
+        (["card", "show", str(tmp_path / "missing.mfd"), "--keys", keys], "missing.mfd"),
+    ]
+    for args, message in cases:
+        out = vending(*args)
+        assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
+        assert "Traceback" not in out.stderr
+    assert Path(card).read_bytes() == before

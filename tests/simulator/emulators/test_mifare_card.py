@@ -1,0 +1,122 @@
+"""The emulated MIFARE Classic card enforces keys, access bits and the transfer buffer; libnfc reads it."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+from datetime import date
+from pathlib import Path
+
+from firmware.cards import mifare as m
+from firmware.cards.purse import BACKUP, BALANCE, CardRecord, Sam, issue_image, keys_image, read_image
+from simulator.emulators.devices import PN532Device
+from simulator.emulators.mifare_classic import ClassicCard
+from tests.support.packages import require_program
+
+SAM = Sam(bytes(range(32)))
+UID = bytes.fromhex("04A1B2C3")
+
+
+def card() -> ClassicCard:
+    return ClassicCard(bytearray(issue_image(UID, CardRecord("student", "353301", date(2026, 3, 2)), 500, SAM)))
+
+
+def auth(kind: int, block: int, key: bytes) -> bytes:
+    return bytes([kind, block]) + key + UID
+
+
+def operand(amount: int) -> bytes:
+    return struct.pack("<I", amount)
+
+
+def test_a_sector_answers_only_after_its_key_and_a_wrong_key_mutes_the_card_until_selected():
+    purse = card()
+    assert purse.exchange(bytes([m.READ, BALANCE])) is None, "no authentication: no answer"
+    purse.select()
+    assert purse.exchange(auth(m.AUTH_A, BALANCE, m.TRANSPORT_KEY)) is None
+    assert purse.exchange(auth(m.AUTH_A, BALANCE, SAM.key_a(UID, 1))) is None, "muted after a wrong key"
+    purse.select()
+    assert purse.exchange(auth(m.AUTH_A, BALANCE, SAM.key_a(UID, 1))) == b""
+    assert m.decode_value(purse.exchange(bytes([m.READ, BALANCE])) or b"") == (500, BALANCE)
+    trailer = purse.exchange(bytes([m.READ, 7])) or b""
+    assert trailer[:6] == bytes(6) and trailer[6:9] == m.VALUE_SECTOR.encode(), "key A always reads as zeros"
+
+
+def test_key_a_debits_through_the_transfer_buffer_and_only_key_b_credits():
+    purse = card()
+    purse.exchange(auth(m.AUTH_A, BALANCE, SAM.key_a(UID, 1)))
+    assert purse.exchange(bytes([m.DECREMENT, BALANCE]) + operand(25)) == b""
+    assert m.decode_value(purse.read_block(BALANCE))[0] == 500, "nothing stored before TRANSFER"
+    assert purse.exchange(bytes([m.TRANSFER, BALANCE])) == b""
+    assert m.decode_value(purse.read_block(BALANCE)) == (475, BALANCE)
+    assert purse.exchange(bytes([m.RESTORE, BACKUP])) == b"" and purse.exchange(bytes([m.TRANSFER, BALANCE])) == b""
+    assert m.decode_value(purse.read_block(BALANCE))[0] == 500, "RESTORE + TRANSFER puts the backup back"
+    assert purse.exchange(bytes([m.INCREMENT, BALANCE]) + operand(1000)) is None, "a credit needs key B"
+    purse.select()
+    purse.exchange(auth(m.AUTH_A, BALANCE, SAM.key_a(UID, 1)))
+    assert purse.exchange(bytes([m.WRITE, BALANCE]) + m.encode_value(9999, BALANCE)) is None, "writes need key B"
+    purse.select()
+    purse.exchange(auth(m.AUTH_B, BALANCE, SAM.key_b(UID, 1)))
+    assert purse.exchange(bytes([m.INCREMENT, BALANCE]) + operand(100)) == b""
+    assert purse.exchange(bytes([m.TRANSFER, BALANCE])) == b"" and m.decode_value(purse.read_block(BALANCE))[0] == 600
+
+
+def test_a_trailer_that_would_block_its_sector_is_refused_and_block_0_never_changes():
+    purse = card()
+    purse.exchange(auth(m.AUTH_B, 7, SAM.key_b(UID, 1)))
+    bad = SAM.key_a(UID, 1) + bytes.fromhex("08778E69") + SAM.key_b(UID, 1)  # inverted copies do not match
+    assert purse.exchange(bytes([m.WRITE, 7]) + bad) is None
+    purse.select()
+    purse.exchange(auth(m.AUTH_A, 0, m.TRANSPORT_KEY))
+    assert purse.exchange(bytes([m.WRITE, 0]) + bytes(16)) is None
+    assert purse.uid == UID
+
+
+def test_a_tear_leaves_the_card_after_its_nth_write():
+    purse = card()
+    purse.tear_after = 1
+    purse.exchange(auth(m.AUTH_A, BALANCE, SAM.key_a(UID, 1)))
+    purse.exchange(bytes([m.DECREMENT, BALANCE]) + operand(25))
+    assert purse.exchange(bytes([m.TRANSFER, BALANCE])) == b"" and purse.torn
+    assert purse.exchange(bytes([m.READ, BALANCE])) is None, "gone from the field"
+
+
+def test_libnfc_nfc_mfclassic_reads_the_emulated_card_and_vending_card_show_decodes_the_dump(tmp_path: Path, closing):
+    program = require_program("nfc-mfclassic", "libnfc-bin")
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    image = issue_image(UID, CardRecord("staff", "353301", date(2026, 3, 2)), 1234, SAM)
+    (cards / "04A1B2C3.mfd").write_bytes(image)
+    (tmp_path / "keys.mfd").write_bytes(keys_image(image, SAM))
+    reader = closing(PN532Device(cards=cards).start())
+    assert reader.command("place 04A1B2C3") == "ok"
+    env = dict(os.environ, LIBNFC_DEVICE=f"pn532_uart:{reader.path}")
+    read = [program, "r", "a", "u", str(tmp_path / "dump.mfd"), str(tmp_path / "keys.mfd")]
+    out = subprocess.run(read, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "Done, 64 of 64 blocks read." in out.stdout, out.stdout + out.stderr
+    dumped = (tmp_path / "dump.mfd").read_bytes()
+    assert read_image(dumped, SAM).balance == 1234 and read_image(dumped, SAM).record.profile == "staff"
+    without_keys = [program, "r", "a", "u", str(tmp_path / "guess.mfd")]  # the default keys open no purse sector
+    guessed = subprocess.run(without_keys, env=env, capture_output=True, text=True, timeout=60)
+    assert guessed.returncode != 0 or "64 of 64" not in guessed.stdout
+
+
+def test_the_reader_writes_the_card_back_to_its_image_when_it_leaves_and_tears_on_command(tmp_path: Path, closing):
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "04A1B2C3.mfd").write_bytes(bytes(card().image))
+    reader = closing(PN532Device(cards=cards).start())
+    assert reader.command("tear 1").startswith("error: tear: no card image in the field")
+    assert reader.command("place 04A1B2C4").startswith("error: place 04A1B2C4: no card image")
+    assert reader.command("place 04A1B2C3") == "ok" and reader.command("tear 2") == "ok"
+    chip = reader.chip
+    assert chip.execute(0x4A, b"\x01\x00")[:1] == b"\x01"  # InListPassiveTarget: one target
+    exchange = [auth(m.AUTH_A, BALANCE, SAM.key_a(UID, 1)), bytes([m.RESTORE, BALANCE]), bytes([m.TRANSFER, BACKUP])]
+    exchange += [bytes([m.DECREMENT, BALANCE]) + operand(30), bytes([m.TRANSFER, BALANCE])]
+    answers = [chip.execute(0x40, b"\x01" + data) for data in exchange]
+    assert answers[:3] == [b"\x00"] * 3 and answers[3:] == [b"\x00", b"\x00"]
+    reader.handle_torn()  # the device notices the card left after its second write
+    assert reader.card is None
+    state = read_image((cards / "04A1B2C3.mfd").read_bytes(), SAM)
+    assert (state.balance, state.backup) == (470, 500), "written back with both writes"
