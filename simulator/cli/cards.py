@@ -42,13 +42,15 @@ def _sam(keys: Path) -> Sam:
         fail(exc)
 
 
-def _load(image: Path, sam: Sam) -> tuple[bytes, PurseState]:
+def _load(image: Path, keys: Path) -> tuple[Sam, bytes, PurseState]:
+    """The issuer's SAM, the image's bytes and the purse in them; exit 2 naming the file and the reason."""
+    sam = _sam(keys)
     try:
         raw = image.read_bytes()
     except OSError as exc:
         fail(f"{image}: {exc.strerror or exc}")
     try:
-        return raw, read_image(raw, sam)
+        return sam, raw, read_image(raw, sam)
     except CardError as exc:
         fail(f"{image}: {exc}")
 
@@ -115,7 +117,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object: uid, profile, purse, log, ...")] = False,
 ) -> None:
     """Decode a card image: who it is for, its purse and backup, its last debits; the issuer's MAC is checked."""
-    _, state = _load(image, _sam(keys))
+    _, _, state = _load(image, keys)
     body = _document(state)
     if as_json:
         typer.echo(json.dumps(body))
@@ -135,8 +137,7 @@ def topup(
     amount: Annotated[int, typer.Option(help="NT$ to add (a convenience-store top-up).")],
 ) -> None:
     """Credit the purse (key B's right): the old balance goes to the backup block first."""
-    sam = _sam(keys)
-    raw, before = _load(image, sam)
+    sam, raw, before = _load(image, keys)
     try:
         after = topup_image(raw, amount, sam)
     except CardError as exc:
@@ -152,7 +153,6 @@ def keys_of(
     out: Annotated[Path, typer.Option(help="Where to write the keys (.mfd, for `nfc-mfclassic r a u DUMP KEYS`).")],
 ) -> None:
     """Write this card's keys in a dump that nfc-mfclassic takes as its KEYS file (0600: it opens the card)."""
-    sam = _sam(keys)
-    raw, state = _load(image, sam)
+    sam, raw, state = _load(image, keys)
     _write(out, keys_image(raw, sam), mode=0o600)
     typer.echo(f"keys of card {state.uid.hex().upper()} -> {out}")

@@ -54,12 +54,18 @@ def held_visits(runner: ScenarioRunner) -> int:
     return int(runner.machine.db.conn.execute(sql).fetchone()[0])
 
 
-def test_a_window_s_visits_go_out_together_shuffled_and_timed_to_the_window(tmp_path: Path, closing) -> None:
-    runner = closing(windowed_runner(tmp_path, 15))
+def spender_at(tmp_path: Path, minutes: int) -> ScenarioRunner:
+    """A started machine with ``minutes``-long windows and a staff card that never runs dry."""
+    runner = windowed_runner(tmp_path, minutes)
     runner.start()
-    controller, clock = runner.machine.controller, runner.clock
     with runner.machine.db.atomic("journal"):
         runner.machine.books.wallet.issue(BIG_SPENDER, "staff", 100_000)
+    return runner
+
+
+def test_a_window_s_visits_go_out_together_shuffled_and_timed_to_the_window(tmp_path: Path, closing) -> None:
+    runner = closing(spender_at(tmp_path, 15))
+    controller, clock = runner.machine.controller, runner.clock
     clock.set(clock.now().replace(minute=0, second=0) + timedelta(hours=1))  # a window's start
     in_sale_order: list[list[str]] = []
     out_of_order = 0
@@ -141,11 +147,8 @@ def test_what_a_sale_causes_goes_out_with_it_and_no_snapshot_times_a_held_sale(t
 
 
 def test_a_jam_alert_goes_out_with_its_refund_timed_to_the_window(tmp_path: Path, closing) -> None:
-    runner = closing(windowed_runner(tmp_path, 15))
-    runner.start()
+    runner = closing(spender_at(tmp_path, 15))
     controller, clock = runner.machine.controller, runner.clock
-    with runner.machine.db.atomic("journal"):
-        runner.machine.books.wallet.issue(BIG_SPENDER, "staff", 100_000)
     clock.set(clock.now().replace(minute=0, second=0) + timedelta(hours=1, minutes=4))
     start = clock.now().replace(minute=0)
     before = len(vendor_reports(runner))
