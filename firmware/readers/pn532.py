@@ -10,8 +10,11 @@ reader it is read every 0.1 s. All waiting is on the driver's injected clock.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 
+from firmware.cards.tag import CardGone, ClassicTag
 from firmware.readers.base import SerialReader
 from firmware.readers.pn532_commands import PN532Commands, parse_target
 from firmware.readers.transport import ReaderOffline
@@ -65,6 +68,25 @@ class PN532Reader(SerialReader):
         chip.release(params[1:2])
         self.next_search = self.monotonic() + CARD_HELD_POLL_S
         return uid
+
+    @contextmanager
+    def card_session(self, uid: str) -> Iterator[ClassicTag]:
+        """The card ``uid`` selected for a transaction (a purse read or debit), released after.
+
+        ``CardGone`` if it has left the field already. The standing search is cancelled first: the
+        chip does one thing at a time.
+        """
+        chip = self.chip
+        if self.searching_since is not None:
+            chip.abort()
+            self.searching_since = None
+        raw = bytes.fromhex(uid)
+        if not chip.list_card(raw):
+            raise CardGone(f"card {uid[:2]}… is no longer on the reader")
+        try:
+            yield ClassicTag(raw, chip.data_exchange)
+        finally:
+            chip.release(b"\x01")
 
     def close(self) -> None:
         if self.transport is not None and self.searching_since is not None:

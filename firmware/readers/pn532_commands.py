@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from firmware.cards.tag import CardGone, CardRefused
 from firmware.readers import pn532_frames as f
 from firmware.readers.base import Decoder
 from firmware.readers.transport import ReaderOffline
 
 WAKE_UP = b"\x55\x55" + bytes(14)
 GET_FIRMWARE_VERSION, SAM_CONFIGURATION, RF_CONFIGURATION = 0x02, 0x14, 0x32
-IN_LIST_PASSIVE_TARGET, IN_RELEASE = 0x4A, 0x52
+IN_LIST_PASSIVE_TARGET, IN_RELEASE, IN_DATA_EXCHANGE = 0x4A, 0x52, 0x40
+TIMEOUT_STATUS, MIFARE_AUTH_ERROR = 0x01, 0x14  # UM0701-02 table 7-1; the low six bits of the status byte
 SEARCH_UNTIL_A_CARD = b"\x05\xff\x01\xff"  # RFConfiguration MaxRetries: ATR FF, PSL 01, passive activation FF
 ONE_TYPE_A_TARGET = b"\x01\x00"  # InListPassiveTarget: one target, 106 kbps type A
 # a PN532 acks within 15 ms (nfcpy waits 100 ms); a little more keeps a busy host from calling it silent
@@ -90,6 +92,27 @@ class PN532Commands:
 
     def release(self, target: bytes) -> None:
         self.call(IN_RELEASE, target)
+
+    def list_card(self, uid: bytes) -> bool:
+        """Select the card ``uid`` (if it is still in the field) as target 1, for a transaction with it."""
+        found = self.call(IN_LIST_PASSIVE_TARGET, ONE_TYPE_A_TARGET + uid)
+        return bool(found) and found[0] == 1 and parse_target(found) == uid.hex().upper()
+
+    def data_exchange(self, payload: bytes) -> bytes:
+        """InDataExchange with target 1: the card's answer; ``CardRefused`` or ``CardGone`` by the status byte.
+
+        Status 14 is a refused MIFARE authentication; 01 means the card did not answer (gone, or mute
+        after a refusal: which status a real chip gives for a NAK is not confirmed, ../shared/cards.md).
+        """
+        answer = self.call(IN_DATA_EXCHANGE, b"\x01" + payload)
+        status = answer[0] & 0x3F if answer else TIMEOUT_STATUS
+        if status == MIFARE_AUTH_ERROR:
+            raise CardRefused("MIFARE authentication refused: not this card's key")
+        if status == TIMEOUT_STATUS:
+            raise CardGone("the card did not answer")
+        if status:
+            raise CardRefused(f"the reader reported status 0x{status:02X} for the card")
+        return answer[1:]
 
 
 def parse_target(params: bytes) -> str | None:

@@ -120,3 +120,32 @@ def test_the_reader_writes_the_card_back_to_its_image_when_it_leaves_and_tears_o
     assert reader.card is None
     state = read_image((cards / "04A1B2C3.mfd").read_bytes(), SAM)
     assert (state.balance, state.backup) == (470, 500), "written back with both writes"
+
+
+def test_the_pn532_driver_reads_and_debits_the_purse_over_a_pty_with_the_real_commands(tmp_path: Path, closing):
+    from datetime import UTC, datetime
+
+    from firmware.cards.purse_io import debit, read_purse
+    from firmware.readers.pn532 import PN532Reader
+    from firmware.readers.registry import open_reader
+    from simulator.hardware.virtual import VirtualClock
+    from tests.support.waiting import eventually
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "04A1B2C3.mfd").write_bytes(bytes(card().image))
+    device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
+    clock = VirtualClock(datetime(2026, 3, 2, 8, tzinfo=UTC))
+    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}", clock))
+    assert isinstance(reader, PN532Reader)
+    reader.read_tap(0.05)
+    device.place("04A1B2C3")
+    tap = eventually(lambda: reader.read_tap(0.1), 10, "the card's tap")
+    assert tap is not None
+    with reader.card_session(tap.uid) as tag:
+        state, _ = read_purse(tag, SAM)
+        assert state.balance == 500
+        after = debit(tag, SAM, 25, "TPE-DAAN-JH-01", clock.now())
+    assert after.balance == 475 and {0x40, 0x4A, 0x52} <= set(device.commands)
+    device.remove()  # the card leaves with what the machine wrote to it
+    assert read_image((cards / "04A1B2C3.mfd").read_bytes(), SAM).balance == 475

@@ -1,0 +1,124 @@
+"""The campus purse on a card in the field: read it, debit it so that a pull never loses or makes money.
+
+A debit of ``d`` from a balance ``v`` (the card's counter ``c``) is three writes, in this order:
+
+1. backup := balance (RESTORE 4, TRANSFER 5): the value before the debit is kept;
+2. the log slot of ``c + 1`` := (c + 1, time, machine, d, v - d): what is about to happen;
+3. balance := balance - d (DECREMENT 4, TRANSFER 4): the commit; then READ 4 confirms ``v - d``.
+
+Only after the read-back may a machine vend. A card pulled after any write is found, at its next
+tap on any machine, in one of three states (``recover``): the newest log entry's balance equals the
+balance (nothing in flight: the last debit, if any, was committed); the log is one debit ahead and
+the backup equals the balance (logged, not committed: the entry is voided, amount 0, and nothing
+was taken); or the balance block is not a value block (torn during its TRANSFER): the backup is
+restored first. The counter in the log tells the issuer's settlement which debits exist, so a gap
+or a repeat is an incident there. The pattern follows the current-and-previous balance and the
+doubled records of an EasyCard dump (``../shared/cards.md`` section 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from firmware.cards import mifare as m
+from firmware.cards.purse import (
+    BACKUP,
+    BALANCE,
+    LOG_BLOCKS,
+    LOG_SECTOR,
+    PURSE_SECTOR,
+    RECORD,
+    CardError,
+    CardRecord,
+    LogEntry,
+    PurseState,
+    Sam,
+    machine_tag,
+)
+from firmware.cards.tag import ClassicTag
+
+COUNTER_LIMIT = 0xFFFF
+
+
+class InsufficientPurse(CardError):
+    """The purse holds less than the price: nothing was written."""
+
+
+def _open(tag: ClassicTag, sam: Sam, sector: int, key_b: bool = False) -> None:
+    key = sam.key_b(tag.uid, sector) if key_b else sam.key_a(tag.uid, sector)
+    tag.authenticate(m.trailer_of(sector), key, key_b)
+
+
+def read_purse(tag: ClassicTag, sam: Sam) -> tuple[PurseState, bytes]:
+    """The purse as it is on the card, and the raw balance block (which ``recover`` checks)."""
+    _open(tag, sam, PURSE_SECTOR)
+    raw_balance, raw_backup, raw_record = tag.read(BALANCE), tag.read(BACKUP), tag.read(RECORD)
+    record = CardRecord.decode(tag.uid, raw_record, sam)
+    _open(tag, sam, LOG_SECTOR)
+    entries = [e for e in (LogEntry.decode(tag.read(n)) for n in LOG_BLOCKS) if e is not None]
+    entries.sort(key=lambda e: e.counter, reverse=True)
+    backup, _ = m.decode_value(raw_backup)
+    try:
+        balance, _ = m.decode_value(raw_balance)
+    except m.FormatError:
+        balance = backup  # torn during its TRANSFER: ``recover`` restores it from the backup
+    return PurseState(tag.uid, record, balance, backup, tuple(entries)), raw_balance
+
+
+def recover(tag: ClassicTag, sam: Sam) -> PurseState:
+    """Read the purse and finish what a pulled card left half done; the state is consistent after."""
+    state, raw_balance = read_purse(tag, sam)
+    try:
+        m.decode_value(raw_balance)
+    except m.FormatError:
+        _open(tag, sam, PURSE_SECTOR)
+        tag.restore(BACKUP)
+        tag.transfer(BALANCE)
+    newest = state.log[0] if state.log else None
+    if newest is not None and newest.balance != state.balance and newest.amount:
+        if newest.balance != state.balance - newest.amount or state.backup != state.balance:
+            raise CardError(
+                f"card {tag.uid.hex().upper()}: balance {state.balance}, backup {state.backup} and log entry "
+                f"#{newest.counter} (-{newest.amount} -> {newest.balance}) fit no known state: report it to the issuer"
+            )
+        void = replace(newest, amount=0, balance=state.balance)  # logged, never committed: nothing was taken
+        _open(tag, sam, LOG_SECTOR)
+        tag.write(_slot(void.counter), void.encode())
+        state = replace(state, log=(void, *state.log[1:]))
+    return state
+
+
+def debit(tag: ClassicTag, sam: Sam, amount: int, machine: str, at: datetime) -> PurseState:
+    """Take ``amount`` from the purse; the state after, confirmed by reading the balance back.
+
+    ``CardGone`` from any step means the outcome is known only at the card's next tap (``recover``);
+    the caller journals its intent first and vends only on a returned state.
+    """
+    state = recover(tag, sam)
+    if amount <= 0:
+        raise CardError(f"a debit is a positive amount, not {amount}")
+    if state.balance < amount:
+        raise InsufficientPurse(f"the purse holds NT${state.balance}, less than NT${amount}")
+    if state.counter >= COUNTER_LIMIT:
+        raise CardError(f"card {tag.uid.hex().upper()}: its transaction counter is spent; the issuer replaces it")
+    counter = state.counter + 1
+    entry = LogEntry(counter, at.replace(microsecond=0), machine_tag(machine), amount, state.balance - amount)
+    _open(tag, sam, PURSE_SECTOR)
+    tag.restore(BALANCE)
+    tag.transfer(BACKUP)
+    _open(tag, sam, LOG_SECTOR)
+    tag.write(_slot(counter), entry.encode())
+    _open(tag, sam, PURSE_SECTOR)
+    tag.decrement(BALANCE, amount)
+    tag.transfer(BALANCE)
+    confirmed, _ = m.decode_value(tag.read(BALANCE))
+    if confirmed != entry.balance:
+        raise CardError(
+            f"card {tag.uid.hex().upper()}: read back NT${confirmed} after the debit, not NT${entry.balance}"
+        )
+    return PurseState(tag.uid, state.record, confirmed, state.balance, (entry, *state.log[:2]))
+
+
+def _slot(counter: int) -> int:
+    return LOG_BLOCKS[counter % len(LOG_BLOCKS)]

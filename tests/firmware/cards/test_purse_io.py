@@ -1,0 +1,90 @@
+"""Debits on the emulated card with the chip commands a reader sends: a pull after any write loses no money."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from firmware.cards import mifare as m
+from firmware.cards.purse import BALANCE, CardError, CardRecord, Sam, issue_image, put, read_image
+from firmware.cards.purse_io import InsufficientPurse, debit, read_purse, recover
+from firmware.cards.tag import CardGone, CardRefused, ClassicTag
+from simulator.emulators.mifare_classic import ClassicCard
+
+SAM = Sam(bytes(range(32)))
+UID = bytes.fromhex("04A1B2C3")
+AT = datetime(2026, 3, 2, 2, 5, tzinfo=UTC)
+WRITES_PER_DEBIT = 3  # backup, log record, balance
+
+
+def new_card(purse: int = 500) -> ClassicCard:
+    return ClassicCard(bytearray(issue_image(UID, CardRecord("student", "353301", date(2026, 3, 2)), purse, SAM)))
+
+
+def tap(card: ClassicCard) -> ClassicTag:
+    """The card enters the field (again): selected, and reached through the same bytes a PN532 carries."""
+    card.select()
+    card.torn, card.writes, card.tear_after = False, 0, None
+
+    def exchange(data: bytes) -> bytes:
+        answer = card.exchange(data)
+        if answer is None:
+            raise CardGone("the card left the field") if card.torn else CardRefused(f"refused {data[:2].hex()}")
+        return answer
+
+    return ClassicTag(card.uid, exchange)
+
+
+def test_a_debit_takes_the_amount_logs_it_and_keeps_the_balance_before_as_backup():
+    card = new_card()
+    after = debit(tap(card), SAM, 25, "TPE-DAAN-JH-01", AT)
+    assert (after.balance, after.backup, after.counter) == (475, 500, 1)
+    again = debit(tap(card), SAM, 30, "TPE-DAAN-JH-02", AT)  # another machine, the same purse
+    state, _ = read_purse(tap(card), SAM)
+    assert (state.balance, state.counter, [e.amount for e in state.log]) == (445, 2, [30, 25]) == (
+        again.balance, again.counter, [30, 25],
+    )  # fmt: skip
+    assert read_image(bytes(card.image), SAM).balance == 445, "what the reader did is what the image holds"
+
+
+def test_a_purse_short_of_the_price_is_refused_before_anything_is_written():
+    card = new_card(20)
+    before = bytes(card.image)
+    with pytest.raises(InsufficientPurse, match="holds NT\\$20, less than NT\\$25"):
+        debit(tap(card), SAM, 25, "TPE-DAAN-JH-01", AT)
+    assert bytes(card.image) == before
+
+
+@pytest.mark.parametrize("pulled_after", range(1, WRITES_PER_DEBIT + 1))
+def test_a_card_pulled_after_any_write_is_made_whole_at_its_next_tap(pulled_after: int):
+    card = new_card()
+    torn = tap(card)
+    card.tear_after = pulled_after
+    with pytest.raises(CardGone):
+        debit(torn, SAM, 25, "TPE-DAAN-JH-01", AT)
+    state = recover(tap(card), SAM)  # the next tap, on this machine or another
+    committed = pulled_after == WRITES_PER_DEBIT
+    assert state.balance == (475 if committed else 500), "money left the card only with the commit"
+    newest = state.log[0] if state.log else None
+    assert newest is None or newest.balance == state.balance, "the log agrees with the purse"
+    taken = sum(entry.amount for entry in state.log)
+    assert state.balance + taken == 500, "nothing lost, nothing made"
+    assert debit(tap(card), SAM, 10, "TPE-DAAN-JH-01", AT).balance == state.balance - 10, "the card works on"
+
+
+def test_a_balance_block_torn_during_its_transfer_is_restored_from_the_backup():
+    card = new_card()
+    debit(tap(card), SAM, 25, "TPE-DAAN-JH-01", AT)
+    put(card.image, BALANCE, b"\x5a" * 16)  # as if power went mid-TRANSFER of the commit: not a value block
+    state = recover(tap(card), SAM)
+    assert m.decode_value(card.read_block(BALANCE))[0] == 500 == state.balance
+    assert state.log[0].amount == 0, "the debit the backup undid is voided in the log"
+
+
+def test_a_card_from_another_issuer_is_refused_by_its_keys_and_a_debit_must_take_something():
+    card = new_card()
+    with pytest.raises(CardRefused):
+        read_purse(tap(card), Sam(b"\x07" * 32))
+    with pytest.raises(CardError, match="a debit is a positive amount"):
+        debit(tap(card), SAM, 0, "TPE-DAAN-JH-01", AT)
