@@ -180,7 +180,7 @@ class Node:
         """
         connects = publisher.connects
         if connects > self._connects_seen:
-            if self._connects_seen:
+            if self._connects_seen or connects > 1:  # also when the link bounced before the first tick saw it
                 self.controller.journal_only("link_restored", quiet=True)
                 publisher.wake()
             self._connects_seen = connects
