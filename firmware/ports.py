@@ -155,7 +155,9 @@ class Books(Protocol):
     @property
     def vends(self) -> Vends: ...
 
-    def apply_retention(self, now: datetime, today: date, records_days: int, card_days: int) -> None:
+    def apply_retention(
+        self, now: datetime, today: date, records_days: int, card_days: int, per_card: bool = False
+    ) -> None:
         """Forget what the configured retention no longer allows the machine to keep.
 
         Journal entries and command answers past ``records_days``; card numbers of settled,

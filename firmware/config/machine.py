@@ -153,8 +153,8 @@ class MachineConfig(Strict):
     low_stock: int = Field(default=2, ge=0, le=100)
     rules: list[str] = []
     # day_total: the day's total and the list of cards, no per-card amounts; per_card: the day's total,
-    # and each card's (uid, amount, count) per trading week -- per-day card lines let an issuer + vendor
-    # join pin lone sales (docs/privacy.md)
+    # and each card's (uid, amount, count) per four-week settlement period -- per-day or per-week card
+    # lines let an issuer + vendor join pin lone sales (docs/privacy.md)
     settlement: Literal["per_card", "day_total"] = "day_total"
     # sales and denials reach the vendor at the end of each window of this many minutes, shuffled, timed
     # to the window: who came first cannot be read off the records (docs/privacy.md); 0 sends each at once

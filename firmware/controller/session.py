@@ -100,8 +100,7 @@ class Controller(Timers, Triggers):
     def recheck_storage(self, headroom_bytes: int = HEADROOM_BYTES) -> bool:
         """After the operator freed space or remounted: a real durable write, with room to spare, decides.
 
-        The probe writes ``headroom_bytes`` and removes them in the same transaction, so a disk with
-        only a few bytes of slack does not reopen sales only to fail on the next vend.
+        The probe writes ``headroom_bytes`` and removes them in one transaction: a disk with little slack stays shut.
         """
         try:
             self.books.journal.prove_headroom(headroom_bytes, self.entry("storage_restored", None))
@@ -288,7 +287,8 @@ class Controller(Timers, Triggers):
         self.books.journal.release_due(self.now(), until=local_day_end(local_day, self.config.zone))
         self.journal_only("day_closed", day=local_day)
         now, kept = self.now(), self.config.retention
-        self.books.apply_retention(now, now.astimezone(self.config.zone).date(), kept.records_days, kept.card_days)
+        today, per_card = now.astimezone(self.config.zone).date(), self.config.settlement == "per_card"
+        self.books.apply_retention(now, today, kept.records_days, kept.card_days, per_card)
 
     def journal_only(self, kind: str, *, quiet: bool = False, **data: Any) -> None:
         """One entry in its own transaction, and its event unless ``quiet`` (the machine announcing itself)."""

@@ -9,7 +9,7 @@ from firmware.journal.commands import CommandLog
 from firmware.journal.database import Database
 from firmware.journal.inventory import Inventory
 from firmware.journal.ledger import SqliteJournal
-from firmware.journal.vends import VendLedger, iso_week
+from firmware.journal.vends import VendLedger, settlement_period
 from firmware.journal.wallet import Wallet
 
 
@@ -34,9 +34,11 @@ class MachineBooks:
         with self.db.atomic("journal"):
             return self.journal.prune(cutoff) + self.commands.prune(cutoff)
 
-    def apply_retention(self, now: datetime, today: date, records_days: int, card_days: int) -> None:
+    def apply_retention(
+        self, now: datetime, today: date, records_days: int, card_days: int, per_card: bool = False
+    ) -> None:
         self.prune(now - timedelta(days=records_days))
-        self.forget_cards((today - timedelta(days=card_days)).isoformat())
+        self.forget_cards((today - timedelta(days=card_days)).isoformat(), per_card)
 
     def open_days(self, before_day: str) -> list[str]:
         """Trading days before ``before_day`` after the last closed one: each still owes its day close.
@@ -50,13 +52,13 @@ class MachineBooks:
         last_closed = str(row[0]) if row and row[0] else ""
         return [day for day in self.vends.trading_days() if last_closed < day < before_day]
 
-    def forget_cards(self, before_day: str) -> int:
+    def forget_cards(self, before_day: str, per_card: bool = False) -> int:
         """Blank the card numbers of settled vends on closed days before ``before_day``.
 
-        Only days whose settlement the issuer has acknowledged (no longer in the outbox), and whose
-        week is over with a later day's settlement acknowledged too: with ``settlement: per_card``
-        the first day close of a new week settles the previous week per card, the last thing that
-        needs the card numbers (acks are cumulative, so a later day acknowledged covers it).
+        Only days whose settlement the issuer has acknowledged (no longer in the outbox); with
+        ``per_card`` also only days whose settlement period is over with a later day's settlement
+        acknowledged: the first day close of a new period settles the previous one per card, the last
+        thing that needs the card numbers (acks are cumulative, so a later day acknowledged covers it).
         """
         with self.db.atomic("journal"):
             closed = {
@@ -72,8 +74,10 @@ class MachineBooks:
                 )
             }
             settled = closed - waiting
-            last_week = max((iso_week(day) for day in settled), default="")
-            days = sorted(day for day in settled if day < before_day and iso_week(day) < last_week)
+            last_period = max((settlement_period(day) for day in settled), default="")
+            days = sorted(
+                day for day in settled if day < before_day and (not per_card or settlement_period(day) < last_period)
+            )
             return self.vends.forget_cards(days)
 
     def invariant_total(self) -> int:

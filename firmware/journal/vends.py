@@ -8,11 +8,17 @@ from firmware.domain import VendRecord
 from firmware.errors import SettlementError
 from firmware.journal.database import Database
 
+PERIOD_WEEKS = 4  # per_card lines cover four ISO weeks (docs/privacy.md: weekly lines pinned 0.7 % over a term)
 
-def iso_week(local_day: str) -> str:
-    """``2026-W10``: the settlement week of a local day (Monday to Sunday)."""
+
+def settlement_period(local_day: str) -> str:
+    """``2026-W09``: the per-card settlement period of a local day, named by its first ISO week.
+
+    Periods are blocks of four ISO weeks of the ISO year (weeks 1-4, 5-8, ...; a week 53 alone), so
+    every machine agrees on them without talking to each other.
+    """
     year, week, _ = date.fromisoformat(local_day).isocalendar()
-    return f"{year}-W{week:02d}"
+    return f"{year}-W{(week - 1) // PERIOD_WEEKS * PERIOD_WEEKS + 1:02d}"
 
 
 class VendLedger:
@@ -79,17 +85,17 @@ class VendLedger:
         ).fetchall()
         return [(uid, int(amount), int(count)) for uid, amount, count in rows]
 
-    def week_before(self, local_day: str) -> list[str]:
-        """The trading days of the ISO week of the last trading day before ``local_day``, if that week is over.
+    def period_before(self, local_day: str) -> list[str]:
+        """The trading days of the settlement period of the last trading day before ``local_day``, if it is over.
 
-        "Over" means ``local_day`` falls in a later week: the first day close of a new week settles
-        the previous trading week per card (``settlement: per_card``, docs/privacy.md).
+        "Over" means ``local_day`` falls in a later period: the first day close of a new period settles
+        the previous one per card (``settlement: per_card``, docs/privacy.md).
         """
         row = self.db.conn.execute("SELECT MAX(local_day) FROM vends WHERE local_day < ?", (local_day,)).fetchone()
-        if row is None or row[0] is None or iso_week(str(row[0])) == iso_week(local_day):
+        if row is None or row[0] is None or settlement_period(str(row[0])) == settlement_period(local_day):
             return []
-        week = iso_week(str(row[0]))
-        return [day for day in self.trading_days() if iso_week(day) == week]
+        period = settlement_period(str(row[0]))
+        return [day for day in self.trading_days() if settlement_period(day) == period]
 
     def forget_cards(self, days: list[str]) -> int:
         """Card numbers of settled vends on these days become '' (the row, its money and product stay)."""

@@ -16,7 +16,7 @@ from firmware.domain import JournalEntry, OutboundMessage
 from firmware.entries import Alert, DeniedEntry, SaleEntry
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
-from firmware.journal.vends import iso_week
+from firmware.journal.vends import settlement_period
 from firmware.policy.rules import evaluate
 from firmware.reporting import topics
 from firmware.reporting.sealed import seal
@@ -27,7 +27,7 @@ StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
 FAMILY_AND_MONEY = frozenset({"card_not_linked", "guardian_limit", "insufficient_funds"})
 DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid, amount, count)]
 CardTotals = Callable[[list[str]], list[tuple[str, int, int]]]  # local days -> [(uid, amount, count)]
-WeekBefore = Callable[[str], list[str]]  # local day -> the previous trading week's days, once that week is over
+PeriodBefore = Callable[[str], list[str]]  # local day -> the previous settlement period's days, once it is over
 
 
 def release_window(at: datetime, minutes: int) -> tuple[datetime, datetime]:
@@ -58,7 +58,7 @@ class MqttReporter:
     release_minutes: int = 0  # sales and denials: held and shuffled per window (0: at once)
     location: str = ""  # where the machine stands, in its stock snapshots
     card_totals: CardTotals | None = None  # per_card: the week's lines
-    week_before: WeekBefore | None = None
+    period_before: PeriodBefore | None = None
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -172,12 +172,12 @@ class MqttReporter:
         if self.settlement == "day_total":
             document["cards"] = sorted(uid for uid, _, _ in totals)
         messages = [summary, self._settlement(day, document, signer, seal_to)]
-        week = self.week_before(day) if self.settlement == "per_card" and self.week_before else []
-        if week and self.card_totals is not None:  # per_card: last week's lines, at this week's first close
-            lines = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in self.card_totals(week)]
-            week_document: dict[str, Any] = {"machine": self.machine, "week": iso_week(week[0]), "days": week}
-            week_document |= {"currency": self.currency, "cards": lines}
-            messages.append(self._settlement(day, week_document, signer, seal_to))
+        period = self.period_before(day) if self.settlement == "per_card" and self.period_before else []
+        if period and self.card_totals is not None:  # per_card: the last period's lines, at the next one's first close
+            lines = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in self.card_totals(period)]
+            lines_document: dict[str, Any] = {"machine": self.machine, "week": settlement_period(period[0])}
+            lines_document |= {"days": period, "currency": self.currency, "cards": lines}
+            messages.append(self._settlement(day, lines_document, signer, seal_to))
         return messages
 
     def _settlement(self, day: str, document: dict[str, Any], signer: Identity, seal_to: bytes) -> OutboundMessage:
@@ -217,7 +217,7 @@ def reporter_for(
         },
         daily_totals=books.vends.daily_totals,
         card_totals=books.vends.card_totals,
-        week_before=books.vends.week_before,
+        period_before=books.vends.period_before,
         low_stock=config.low_stock,
         issuer_public_key=issuer_public_key,
         identity=identity,

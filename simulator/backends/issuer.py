@@ -85,7 +85,7 @@ class IssuerBackend(BackendService):
         document = open_settlement(payload["sealed"], self._key, lambda env: self.enrolment.verify(machine, env))
         if document.get("machine") != machine:
             raise ValueError("sealed settlement names another machine")
-        if "week" in document:  # per_card: each card's total over a trading week (docs/privacy.md)
+        if "week" in document:  # per_card: each card's total over a four-week period (docs/privacy.md)
             rows: list[tuple[str, tuple[Any, ...]]] = [
                 (
                     "INSERT OR REPLACE INTO settlement_weeks (machine, week, days, uid, amount, count) "

@@ -20,7 +20,9 @@ def attack(
     settlement: Annotated[str, typer.Option(help="per_card, day_total, or both.")] = "both",
     design: Annotated[
         str,
-        typer.Option(help="visit (what the machine sends), visit-daily, day or term (earlier designs, rebuilt), all."),
+        typer.Option(
+            help="visit (what the machine sends); visit-weekly, visit-daily, day, term (earlier, rebuilt); all."
+        ),
     ] = "visit",
     seed: Annotated[int, typer.Option(help="Same seed, same students and days.")] = 1,
     requesters: Annotated[

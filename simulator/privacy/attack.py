@@ -191,7 +191,7 @@ def pinned_by_day(
     """The attack on the first N school days of the term, for each N in ``checkpoints``.
 
     ``issuer`` is keyed by settlement period and ``covered`` says which school days each period
-    settles (one day, or a trading week): a period counts once all its days are in the window, and a
+    settles (one day, a week, or four): a period counts once all its days are in the window, and a
     sale is then joined under its period, as the colluders would.
     """
     days = sorted({s.day for s in sales} | {d for period in covered.values() for d in period})

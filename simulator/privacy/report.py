@@ -21,8 +21,9 @@ SETTLEMENTS = ("per_card", "day_total")
 REQUESTERS = 10  # students whose access requests the request attacker watches
 ERASED = 3  # of them, who then ask for erasure
 DESIGN_NAMES = {
-    "visit": "per visit (the machine today)",
-    "visit-daily": "per visit, issuer lines per card and day (the previous per_card, rebuilt)",
+    "visit": "per visit (the machine today; per_card lines per four-week period)",
+    "visit-weekly": "per visit, issuer lines per card and week (the previous per_card, rebuilt)",
+    "visit-daily": "per visit, issuer lines per card and day (the one before, rebuilt)",
     "day": "per card and day (rebuilt)",
     "term": "per card and term (the old design, rebuilt)",
 }
@@ -53,8 +54,8 @@ def measure(
     for settlement in settlements:
         with simulated_term(days, students, seed, settlement) as term:
             for design in designs:
-                if design == "visit-daily" and settlement != "per_card":
-                    continue  # only per_card ever had per-card lines per day
+                if design in ("visit-daily", "visit-weekly") and settlement != "per_card":
+                    continue  # only per_card ever had per-card lines per day or week
                 views = views_of(term, design, settlement)
                 if design == "visit" and not timing:
                     timing = _timing(views, window)

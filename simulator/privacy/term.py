@@ -6,9 +6,10 @@ read from the machine's own outbox -- the exact payloads each party would receiv
 settlement opened with the issuer's key.
 
 ``design`` says what the colluders would hold: ``visit`` is what the machine sends (one pseudonym
-per visit; the issuer's per-card lines by week with ``per_card``). The others rebuild earlier designs
-from the same records, so the attack can be shown to work on the designs it defeated: ``visit-daily``
-keeps visit pseudonyms but gives the issuer per-card lines per day (the previous ``per_card``);
+per visit; the issuer's per-card lines per four-week period with ``per_card``). The others rebuild
+earlier designs from the same records, so the attack can be shown to work on the designs it
+defeated: ``visit-weekly`` and ``visit-daily`` keep visit pseudonyms but give the issuer per-card
+lines per ISO week (the previous ``per_card``) or per day (the one before);
 ``day`` and ``term`` rebuild per-card-and-day and per-card-and-term pseudonyms (the sale's ``txn``
 leads to the card in the machine's own vends table), with per-day per-card lines under ``per_card``.
 """
@@ -21,7 +22,7 @@ import hmac
 import json
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -38,13 +39,12 @@ from simulator.fleet.worker import school_term_dir, simulate_day
 from simulator.privacy.attack import IssuerDay, Sale, Timed
 
 FIRST_DAY = date(2026, 3, 2)  # a Monday
-DESIGNS = {"visit": "visit", "visit-daily": "visit", "day": "day", "term": "term"}  # design -> token scope
-DAILY_LINES = ("visit-daily", "day", "term")  # designs whose issuer had per-card lines per day (rebuilt)
+DESIGNS = {"visit": "visit", "visit-weekly": "visit", "visit-daily": "visit", "day": "day", "term": "term"}  # -> scope
 
 
 @dataclass
 class TermViews:
-    """What the vendor and the issuer hold; ``issuer`` is keyed by settlement period (a day, or an ISO week)."""
+    """What the vendor and the issuer hold; ``issuer`` is keyed by settlement period (a day, a week, four weeks)."""
 
     sales: list[Sale] = field(default_factory=list)  # day = the school day of the sale
     issuer: dict[str, IssuerDay] = field(default_factory=dict)
@@ -63,15 +63,32 @@ def _rebuilt_tokens(db: Path, design: str, key: bytes) -> dict[str, str]:
     return tokens
 
 
-def _daily_lines(db: Path, views: TermViews) -> None:
-    """The issuer's view under the previous ``per_card``: each card's amount and count per day."""
+def _rebuilt_lines(db: Path, views: TermViews, period_of: Callable[[str], str]) -> None:
+    """The issuer's view under an earlier ``per_card``: each card's amount and count per day or per week."""
     with sqlite3.connect(db) as connection:
         rows = connection.execute(
-            "SELECT local_day, uid, SUM(price), COUNT(*) FROM vends WHERE status = 'completed' GROUP BY local_day, uid"
+            "SELECT local_day, uid, price FROM vends WHERE status = 'completed' ORDER BY local_day"
         ).fetchall()
-    for day, uid, amount, count in rows:
-        views.issuer.setdefault(day, IssuerDay()).cards[uid] = (int(amount), int(count))
-        views.covered[day] = [day]
+    for day, uid, price in rows:
+        period = period_of(day)
+        amount, count = views.issuer.setdefault(period, IssuerDay()).cards.get(uid, (0, 0))
+        views.issuer[period].cards[uid] = (amount + int(price), count + 1)
+        days = views.covered.setdefault(period, [])
+        if day not in days:
+            days.append(day)
+
+
+def _iso_week(day: str) -> str:
+    year, week, _ = date.fromisoformat(day).isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+REBUILT_LINES: dict[str, Callable[[str], str]] = {
+    "visit-daily": str,
+    "day": str,
+    "term": str,
+    "visit-weekly": _iso_week,
+}
 
 
 def read_outbox(
@@ -79,7 +96,7 @@ def read_outbox(
 ) -> None:
     """Add a machine's outbox (every report it made, none acked) to the views."""
     rebuilt = _rebuilt_tokens(db, design, key) if design in ("day", "term") else {}
-    daily = settlement == "per_card" and design in DAILY_LINES
+    daily = settlement == "per_card" and design in REBUILT_LINES
     tapped = _tap_times(db)
     stock: dict[str, int] = {}
     outbox = Outbox.open(db)
@@ -104,7 +121,7 @@ def read_outbox(
     finally:
         outbox.close()
     if daily:
-        _daily_lines(db, views)
+        _rebuilt_lines(db, views, REBUILT_LINES[design])
 
 
 def _tap_times(db: Path) -> dict[str, str]:
@@ -127,7 +144,7 @@ def _minute_like(moment: str, reported: str) -> str:
 
 def _settlement(document: dict, views: TermViews, daily: bool) -> None:
     cards = document.get("cards")
-    if "week" in document and cards is not None and not daily:  # per_card: each card's week
+    if "week" in document and cards is not None and not daily:  # per_card: each card's period
         period = document["week"]
         views.covered[period] = list(document["days"])
         views.issuer[period] = IssuerDay({c["uid"]: (c["amount"], c["count"]) for c in cards})

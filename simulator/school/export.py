@@ -23,12 +23,13 @@ CSV_COLUMNS = ("held_by", "kind", "machine", "time", "product", "slot", "price",
 FIELDS = {
     "held_by": "which party holds the record: vendor (what was bought or refused) or issuer (money per day)",
     "kind": "sale (a purchase, vended or refunded), denial (a refused visit), settlement_day (the issuer knows "
-    "the card bought that day, not how much) or settlement_week (the card's total over a week)",
+    "the card bought that day, not how much) or settlement_week (the card's total over a four-week period)",
     "machine": "the vending machine's id",
-    "time": "local time to the minute (sale, denial), the day (settlement_day) or the ISO week (settlement_week)",
+    "time": "local time to the minute (sale, denial), the day (settlement_day) or the period's first ISO week "
+    "(settlement_week)",
     "product": "the product's catalog id",
     "slot": "the machine slot it was in",
-    "price": "price in TWD; for a settlement_week, the card's total that week",
+    "price": "price in TWD; for a settlement_week, the card's total over that period",
     "outcome": "vended, or refunded when the product did not drop (the money went back)",
     "reason": "why a visit was refused (for example lunchtime lockout or campus food rules)",
     "pseudonym": "the name the vendor saw for this visit: every visit has its own; only the school can tie it to you",

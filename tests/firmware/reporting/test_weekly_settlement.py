@@ -1,4 +1,4 @@
-"""settlement: per_card sends each card's total per trading week, never per day (docs/privacy.md)."""
+"""settlement: per_card sends each card's total per four-week settlement period, never per day (docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def settlements(runner: ScenarioRunner, world: ReportingWorld) -> list[tuple[dic
     return found
 
 
-def test_per_card_lines_cover_a_whole_week_and_no_day_names_a_card(tmp_path: Path, closing) -> None:
+def test_per_card_lines_cover_a_whole_period_and_no_day_names_a_card(tmp_path: Path, closing) -> None:
     world = ReportingWorld(tmp_path / "world")
     runner = closing(per_card_runner(tmp_path, world))
     runner.start()
@@ -51,21 +51,23 @@ def test_per_card_lines_cover_a_whole_week_and_no_day_names_a_card(tmp_path: Pat
         runner.clock.advance(timedelta(days=1))
         return day
 
-    monday = trade_and_close("amy", "ben")
+    monday = trade_and_close("amy", "ben")  # 2026-03-02, ISO week 10: the period of weeks 9-12
     tuesday = trade_and_close("amy")
-    runner.clock.advance(timedelta(days=5))  # to the next Monday
-    next_monday = trade_and_close("ben")
+    runner.clock.advance(timedelta(days=5))  # the next Monday: week 11, the same period
+    same_period = trade_and_close("amy")
+    runner.clock.advance(timedelta(days=13))  # Monday of week 13: a new period
+    next_period = trade_and_close("ben")
     documents = [document for _, document in settlements(runner, world)]
     days = [d for d in documents if "day" in d]
     weeks = [d for d in documents if "week" in d]
-    assert [d["day"] for d in days] == [monday, tuesday, next_monday]
+    assert [d["day"] for d in days] == [monday, tuesday, same_period, next_period]
     assert all("cards" not in d for d in days), "a day document names no card under per_card"
-    assert [(d["amount"], d["count"]) for d in days] == [(50, 2), (25, 1), (25, 1)]
-    assert len(weeks) == 1, "the week is settled at the first close of the next week, once"
+    assert [(d["amount"], d["count"]) for d in days] == [(50, 2), (25, 1), (25, 1), (25, 1)]
+    assert len(weeks) == 1, "the period is settled at the first close of the next period, once"
     (week,) = weeks
-    assert week["days"] == [monday, tuesday] and week["week"] == "2026-W10"
+    assert week["days"] == [monday, tuesday, same_period] and week["week"] == "2026-W09"
     lines = {card["uid"]: (card["amount"], card["count"]) for card in week["cards"]}
-    assert lines == {uids["amy"]: (50, 2), uids["ben"]: (25, 1)}
+    assert lines == {uids["amy"]: (75, 3), uids["ben"]: (25, 1)}
 
     issuer = IssuerBackend(
         _no_broker(),
@@ -82,8 +84,8 @@ def test_per_card_lines_cover_a_whole_week_and_no_day_names_a_card(tmp_path: Pat
         stored = issuer.store.execute("SELECT week, days, uid, amount, count FROM settlement_weeks ORDER BY uid")
         assert stored == sorted(
             [
-                ("2026-W10", f"{monday},{tuesday}", uids["amy"], 50, 2),
-                ("2026-W10", f"{monday},{tuesday}", uids["ben"], 25, 1),
+                ("2026-W09", f"{monday},{tuesday},{same_period}", uids["amy"], 75, 3),
+                ("2026-W09", f"{monday},{tuesday},{same_period}", uids["ben"], 25, 1),
             ],
             key=lambda row: row[2],
         )

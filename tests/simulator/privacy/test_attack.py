@@ -34,9 +34,12 @@ def test_visit_records_are_pinned_only_by_a_price_sold_once_to_a_card_that_paid_
 
 
 def test_the_attack_works_on_the_old_design_and_pins_nobody_under_the_machine_s_defaults() -> None:
-    """`vending privacy attack` on a simulated term through the real machine (60 students, 10 days)."""
+    """`vending privacy attack` on a simulated term through the real machine (60 students, 25 days).
+
+    25 school days reach the second four-week settlement period (ISO week 13), so per_card lines exist.
+    """
     out = subprocess.run(
-        [VENDING, "privacy", "attack", "--days", "10", "--students", "60"] + ["--design", "all", "--json"],
+        [VENDING, "privacy", "attack", "--days", "25", "--students", "60"] + ["--design", "all", "--json"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -51,6 +54,7 @@ def test_the_attack_works_on_the_old_design_and_pins_nobody_under_the_machine_s_
     # per-card lines by week, not by day, are what keeps per_card under 1 % (docs/privacy.md)
     assert final[("per_card", "visit")]["share"] <= 0.01
     assert final[("per_card", "visit-daily")]["pinned"] > final[("per_card", "visit")]["pinned"]
+    assert final[("per_card", "visit-weekly")]["pinned"] >= final[("per_card", "visit")]["pinned"]
     assert all(run["after"][-1]["buying_cards"] > 40 for run in figures["runs"])
     timing = figures["timing"]  # issue 30: no report gives away the minute
     assert timing["minutes_claimed"] == 0 and timing["camera_matched"] == timing["alone"]
