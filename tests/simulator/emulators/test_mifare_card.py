@@ -149,3 +149,15 @@ def test_the_pn532_driver_reads_and_debits_the_purse_over_a_pty_with_the_real_co
     assert after.balance == 475 and {0x40, 0x4A, 0x52} <= set(device.commands)
     device.remove()  # the card leaves with what the machine wrote to it
     assert read_image((cards / "04A1B2C3.mfd").read_bytes(), SAM).balance == 475
+
+
+def test_the_card_latency_bench_measures_debits_and_the_wire_floor_of_what_they_sent():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from bench.card_latency import BAUD, measure
+
+    samples, floors = measure(3)
+    assert len(samples) == len(floors) == 3
+    assert all(floor > 100 * 10 / BAUD for floor in floors), "a debit's frames are hundreds of bytes"
+    assert all(sample > 0 for sample in samples)
