@@ -64,3 +64,40 @@ def test_retention_counts_from_each_machine_s_newest_record_not_the_wall_clock(t
         ("M-NEW",),
     ]
     store.close()
+
+
+def test_a_vendor_backend_started_on_a_database_from_another_year_keeps_it(tmp_path):
+    """Issue 30: `vending backend vendor` on a fleet's vendor.db from March 2026 deleted all its reports at start."""
+    import os
+    import signal
+    import subprocess
+
+    from simulator.backends.store import Report, SqliteReportStore
+    from tests.conftest import VENDING
+    from tests.simulator.cli.test_cli import vending
+    from tests.simulator.cli.test_cli_errors import dead_port
+
+    store = SqliteReportStore(tmp_path / "vendor.db")
+    store.store_many(
+        [Report("TPE-FLEET-0000", seq, "sale", {"time": f"2020-03-0{seq}T10:00+08:00", "seq": seq}) for seq in (1, 2)]
+    )
+    store.close()
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "keys")).returncode == 0
+    keys, broker = tmp_path / "keys", f"mqtt://127.0.0.1:{dead_port()}"  # retention runs at start, broker or not
+    backend = subprocess.Popen(
+        [VENDING, "backend", "vendor", "--broker", broker, "--db", str(tmp_path / "vendor.db"),
+         "--key", str(keys / "vendor.key"), "--machines", str(keys / "machines")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        assert backend.stdout is not None
+        lines = [backend.stdout.readline() for _ in range(3)]
+    finally:
+        backend.send_signal(signal.SIGINT)
+        backend.wait(timeout=30)
+    said = "".join(lines)
+    assert "retention: forgot 0 report(s) over 180 days before each machine's newest record" in said, said
+    assert "TPE-FLEET-0000 2019-09-" in said  # kept from 180 days before its own newest record
+    reopened = SqliteReportStore(tmp_path / "vendor.db")
+    assert reopened.count("sale") == 2
+    reopened.close()
