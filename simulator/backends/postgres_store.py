@@ -119,5 +119,26 @@ class PostgresReportStore(StoreQueries):
             cursor = self.conn.execute(sql.replace("?", "%s"), params)
             return cursor.fetchall() if cursor.description else []
 
+    def forget_from_files(self) -> None:
+        """Make erased rows unreadable in the database's files, not only in its tables.
+
+        An UPDATE leaves the old row version in the table's pages, and the WAL holds the rows as they
+        were written; statistics may hold sample values. So: fresh statistics, the table and the
+        statistics catalog rewritten into new files (VACUUM FULL; the old files are removed), and two
+        checkpoints around a WAL switch, after which the segments that held the rows are deleted
+        (the server must run with ``wal_recycle = off``, no WAL archive and no replication slot
+        keeping them: docs/backends.md).
+        """
+        with self._lock:
+            for statement in (
+                "ANALYZE reports",
+                "VACUUM FULL reports",
+                "VACUUM FULL pg_catalog.pg_statistic",
+                "CHECKPOINT",
+                "SELECT pg_switch_wal()",
+                "CHECKPOINT",
+            ):
+                self.conn.execute(statement)
+
     def close(self) -> None:
         self.conn.close()

@@ -57,7 +57,10 @@ class PostgresProcess:
             "-w",
             "start",
             "-o",
-            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=on",
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=on"
+            # an erasure must leave no old row in any file: spent WAL segments are deleted, not reused
+            # (docs/backends.md, "Erasure on PostgreSQL")
+            " -c wal_recycle=off -c wal_keep_size=0",
         )
         self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "vending")
         return self

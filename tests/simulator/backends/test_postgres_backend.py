@@ -56,3 +56,23 @@ def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres
         assert instances[0].store.purge("2026-03-03") == produced
         assert instances[0].store.execute("SELECT COUNT(*) FROM sales")[0][0] == 0
         assert instances[0].store.count() == produced and instances[0].store.count("purged") == produced
+
+
+def test_an_erasure_leaves_no_copy_of_the_records_in_any_file_of_the_database(postgres, closing):
+    """Issue 30: after `school erase` returns, no vendor database file holds the records, PostgreSQL's included."""
+    from simulator.backends.postgres_store import PostgresReportStore
+
+    store = closing(PostgresReportStore(postgres.dsn))
+    store.conn.execute("TRUNCATE reports, acked")
+    secret = "erase-me-" + "7" * 24  # what an erased sale carried (as its txn) and must carry nowhere after
+    sale = lambda seq, txn: Report("M1", seq, "sale", {"seq": seq, "txn": txn, "time": "2026-03-02T10:00+08:00"})  # noqa: E731
+    store.store_many([sale(1, secret), *(sale(seq, f"keep-{seq}") for seq in range(2, 200))])
+    store.conn.execute("ANALYZE reports")  # statistics taken while the sale is there, as autovacuum would
+    store.conn.execute("CHECKPOINT")
+    files = [path for path in postgres.data.rglob("*") if path.is_file()]
+    assert any(secret.encode() in path.read_bytes() for path in files), "the sale is in the files before"
+    assert store.erase_records("M1", (1,)) == [(1, "sale")]
+    after = [path for path in postgres.data.rglob("*") if path.is_file()]
+    holding = [str(path.relative_to(postgres.data)) for path in after if secret.encode() in path.read_bytes()]
+    assert holding == [], f"still in {holding}"
+    assert store.count("sale") == 198 and store.count("erased") == 1
