@@ -8,7 +8,7 @@ for the record's own transaction and the student's card (firmware/identity/pseud
 line when it names the card. Everything else is dropped as it is read and never written anywhere.
 
 An erasure then names exactly the records matched, by sequence number; the vendor destroys them
-before it answers, and the receipt lists what went (docs/privacy.md, "Rights requests").
+before it answers, and the receipt lists what went (docs/privacy.md, "Access and erasure requests").
 """
 
 from __future__ import annotations
