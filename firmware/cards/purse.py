@@ -8,8 +8,9 @@ current and a previous balance in two value blocks, ``../shared/cards.md`` secti
 - block 6: the card record the issuer writes once: format, profile, school, issue day, and a MAC by
   the issuer's key over the uid and the record, so a machine can tell a record the issuer wrote.
 
-Sector 2 (blocks 8-10) is a cyclic log of the last three debits (counter, time, machine, amount,
-balance after), written by any machine with key A: a guardian's daily limit holds across machines.
+Sector 2 (blocks 8-10) is a cyclic log of the last three steps (counter, time, machine, amount taken
+or, negative, credited, balance after), written with key A: a guardian's daily limit holds across
+machines, and the counter numbers every debit and credit for the issuer's settlement.
 
 Every sector key is diversified from the issuer's card master key and the card's uid (``Sam``), as
 real systems do, so one card's keys open no other card. The master key lives in the secure access
@@ -113,18 +114,18 @@ class CardRecord:
 class LogEntry:
     """One debit in the card's own log (16 bytes): so limits hold across every machine the card meets."""
 
-    counter: int  # the card's transaction counter after this debit
+    counter: int  # the card's transaction counter after this step
     at: datetime
-    machine: bytes  # 4 bytes: a hash of the machine id (the log has no room for the id itself)
-    amount: int
-    balance: int  # after the debit
+    machine: bytes  # 4 bytes: a hash of the machine or terminal id (the log has no room for the id itself)
+    amount: int  # taken: a debit; negative: a credit (a top-up, or a refund of a debit not vended)
+    balance: int  # after the step
 
     def encode(self) -> bytes:
-        return struct.pack("<HI4sHi", self.counter, int(self.at.timestamp()), self.machine, self.amount, self.balance)
+        return struct.pack("<HI4shi", self.counter, int(self.at.timestamp()), self.machine, self.amount, self.balance)
 
     @classmethod
     def decode(cls, block: bytes) -> LogEntry | None:
-        counter, seconds, machine, amount, balance = struct.unpack("<HI4sHi", block)
+        counter, seconds, machine, amount, balance = struct.unpack("<HI4shi", block)
         if counter == 0:
             return None  # an empty slot
         return cls(counter, datetime.fromtimestamp(seconds, UTC), machine, amount, balance)

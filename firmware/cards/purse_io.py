@@ -27,6 +27,7 @@ from firmware.cards.purse import (
     BALANCE,
     LOG_BLOCKS,
     LOG_SECTOR,
+    MAX_BALANCE,
     PURSE_SECTOR,
     RECORD,
     CardError,
@@ -39,6 +40,7 @@ from firmware.cards.purse import (
 from firmware.cards.tag import ClassicTag
 
 COUNTER_LIMIT = 0xFFFF
+MAX_STEP = 2**15 - 1  # the most one log entry can say was taken or credited
 
 
 class InsufficientPurse(CardError):
@@ -96,13 +98,11 @@ def debit(tag: ClassicTag, sam: Sam, amount: int, machine: str, at: datetime) ->
     the caller journals its intent first and vends only on a returned state.
     """
     state = recover(tag, sam)
-    if amount <= 0:
-        raise CardError(f"a debit is a positive amount, not {amount}")
+    if not 0 < amount <= MAX_STEP:
+        raise CardError(f"a debit is 1 to {MAX_STEP}, not {amount}")
     if state.balance < amount:
         raise InsufficientPurse(f"the purse holds NT${state.balance}, less than NT${amount}")
-    if state.counter >= COUNTER_LIMIT:
-        raise CardError(f"card {tag.uid.hex().upper()}: its transaction counter is spent; the issuer replaces it")
-    counter = state.counter + 1
+    counter = _next_counter(tag, state)
     entry = LogEntry(counter, at.replace(microsecond=0), machine_tag(machine), amount, state.balance - amount)
     _open(tag, sam, PURSE_SECTOR)
     tag.restore(BALANCE)
@@ -112,12 +112,44 @@ def debit(tag: ClassicTag, sam: Sam, amount: int, machine: str, at: datetime) ->
     _open(tag, sam, PURSE_SECTOR)
     tag.decrement(BALANCE, amount)
     tag.transfer(BALANCE)
+    return _confirmed(tag, state, entry)
+
+
+def credit(tag: ClassicTag, sam: Sam, amount: int, terminal: str, at: datetime) -> PurseState:
+    """Add ``amount`` with key B: a top-up at a store, or a machine giving back a debit it did not vend.
+
+    The same three writes as a debit (backup, log entry with the amount negative, INCREMENT and
+    TRANSFER), so ``recover`` finishes or undoes a pulled credit the same way.
+    """
+    state = recover(tag, sam)
+    if not 0 < amount <= MAX_STEP or state.balance + amount > MAX_BALANCE:
+        raise CardError(f"a credit of {amount} would take the purse from NT${state.balance} past 0..{MAX_BALANCE}")
+    counter = _next_counter(tag, state)
+    entry = LogEntry(counter, at.replace(microsecond=0), machine_tag(terminal), -amount, state.balance + amount)
+    _open(tag, sam, PURSE_SECTOR, key_b=True)
+    tag.restore(BALANCE)
+    tag.transfer(BACKUP)
+    _open(tag, sam, LOG_SECTOR)
+    tag.write(_slot(counter), entry.encode())
+    _open(tag, sam, PURSE_SECTOR, key_b=True)
+    tag.increment(BALANCE, amount)
+    tag.transfer(BALANCE)
+    return _confirmed(tag, state, entry)
+
+
+def _next_counter(tag: ClassicTag, state: PurseState) -> int:
+    if state.counter >= COUNTER_LIMIT:
+        raise CardError(f"card {tag.uid.hex().upper()}: its transaction counter is spent; the issuer replaces it")
+    return state.counter + 1
+
+
+def _confirmed(tag: ClassicTag, before: PurseState, entry: LogEntry) -> PurseState:
+    """Read the balance back: only a balance the card confirms lets the machine act on it."""
     confirmed, _ = m.decode_value(tag.read(BALANCE))
     if confirmed != entry.balance:
-        raise CardError(
-            f"card {tag.uid.hex().upper()}: read back NT${confirmed} after the debit, not NT${entry.balance}"
-        )
-    return PurseState(tag.uid, state.record, confirmed, state.balance, (entry, *state.log[:2]))
+        card = tag.uid.hex().upper()
+        raise CardError(f"card {card}: read back NT${confirmed} after the step, not NT${entry.balance}")
+    return PurseState(tag.uid, before.record, confirmed, before.balance, (entry, *before.log[:2]))
 
 
 def _slot(counter: int) -> int:

@@ -125,9 +125,8 @@ def show(
     typer.echo(f"card {body['uid']}: {body['profile']}, school {body['school']}, issued {body['issued']}")
     typer.echo(f"purse NT${body['purse']} (backup NT${body['backup']}), {len(body['log'])} debit(s) logged")
     for entry in body["log"]:
-        typer.echo(
-            f"  #{entry['counter']} {entry['at']} machine {entry['machine']}: -{entry['amount']} -> {entry['balance']}"
-        )
+        step = f"{-entry['amount']:+d} -> {entry['balance']}"  # a debit shows as -25, a credit as +200
+        typer.echo(f"  #{entry['counter']} {entry['at']} machine {entry['machine']}: {step}")
 
 
 @card_app.command("topup")
@@ -136,7 +135,10 @@ def topup(
     keys: Keys,
     amount: Annotated[int, typer.Option(help="NT$ to add (a convenience-store top-up).")],
 ) -> None:
-    """Credit the purse (key B's right): the old balance goes to the backup block first."""
+    """Credit the purse (key B's right) on the image: the old balance goes to the backup block first.
+
+    A top-up through a reader, logged on the card with the card's counter, is ``firmware.cards.purse_io.credit``.
+    """
     sam, raw, before = _load(image, keys)
     try:
         after = topup_image(raw, amount, sam)

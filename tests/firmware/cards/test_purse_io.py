@@ -8,7 +8,7 @@ import pytest
 
 from firmware.cards import mifare as m
 from firmware.cards.purse import BALANCE, CardError, CardRecord, Sam, issue_image, put, read_image
-from firmware.cards.purse_io import InsufficientPurse, debit, read_purse, recover
+from firmware.cards.purse_io import InsufficientPurse, credit, debit, read_purse, recover
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from simulator.emulators.mifare_classic import ClassicCard
 
@@ -86,5 +86,36 @@ def test_a_card_from_another_issuer_is_refused_by_its_keys_and_a_debit_must_take
     card = new_card()
     with pytest.raises(CardRefused):
         read_purse(tap(card), Sam(b"\x07" * 32))
-    with pytest.raises(CardError, match="a debit is a positive amount"):
+    with pytest.raises(CardError, match="a debit is 1 to 32767, not 0"):
         debit(tap(card), SAM, 0, "TPE-DAAN-JH-01", AT)
+
+
+class KeyAOnly(Sam):
+    """A reader whose secure access module holds the right key A but not key B."""
+
+    def key_b(self, uid: bytes, sector: int) -> bytes:
+        return b"\x00" * 6
+
+
+def test_a_credit_needs_key_b_and_is_logged_as_a_negative_step():
+    card = new_card()
+    debit(tap(card), SAM, 25, "TPE-DAAN-JH-01", AT)
+    after = credit(tap(card), SAM, 200, "7-ELEVEN-0042", AT)  # a top-up at a store
+    assert (after.balance, after.backup, after.counter, after.log[0].amount) == (675, 475, 2, -200)
+    with pytest.raises(CardError, match="past 0..10000"):
+        credit(tap(card), SAM, 9400, "7-ELEVEN-0042", AT)
+    with pytest.raises(CardRefused):
+        credit(tap(card), KeyAOnly(bytes(range(32))), 10, "TPE-DAAN-JH-01", AT)
+    assert read_image(bytes(card.image), SAM).balance == 675
+
+
+@pytest.mark.parametrize("pulled_after", range(1, WRITES_PER_DEBIT + 1))
+def test_a_credit_pulled_after_any_write_is_made_whole_at_the_next_tap(pulled_after: int):
+    card = new_card()
+    torn = tap(card)
+    card.tear_after = pulled_after
+    with pytest.raises(CardGone):
+        credit(torn, SAM, 100, "7-ELEVEN-0042", AT)
+    state = recover(tap(card), SAM)
+    assert state.balance == (600 if pulled_after == WRITES_PER_DEBIT else 500), "money came only with the commit"
+    assert state.balance + sum(entry.amount for entry in state.log) == 500, "nothing lost, nothing made"
