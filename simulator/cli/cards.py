@@ -8,6 +8,7 @@ sector key comes from the issuer's card master key in the key directory (firmwar
 from __future__ import annotations
 
 import json
+import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -131,14 +132,27 @@ def show(
 
 @card_app.command("topup")
 def topup(
-    image: Image,
     keys: Keys,
     amount: Annotated[int, typer.Option(help="NT$ to add (a convenience-store top-up).")],
+    image: Annotated[Path | None, typer.Argument(help="A card image (.mfd) to credit; or give --reader.")] = None,
+    reader: Annotated[
+        str | None, typer.Option(help="Credit the card tapped on this PN532 reader instead, e.g. pn532:/dev/ttyUSB0.")
+    ] = None,
+    terminal: Annotated[str, typer.Option(help="This terminal's id, as the card's log records it.")] = "topup",
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a card on --reader.")] = 30.0,
 ) -> None:
-    """Credit the purse (key B's right) on the image: the old balance goes to the backup block first.
+    """Credit the purse with key B: on an image, or on the card tapped on a reader (logged on the card).
 
-    A top-up through a reader, logged on the card with the card's counter, is ``firmware.cards.purse_io.credit``.
+    On an image the old balance goes to the backup block first. Through a reader it is the card's own
+    credit (firmware/cards/purse_io.py): backup, a log entry under the card's counter, INCREMENT and
+    TRANSFER, read back; a card lifted half-way is finished or undone at its next tap.
     """
+    if (image is None) == (reader is None):
+        fail("give a card image or --reader URL (one of them)")
+    if reader is not None:
+        _topup_on_reader(reader, keys, amount, terminal, wait)
+        return
+    assert image is not None
     sam, raw, before = _load(image, keys)
     try:
         after = topup_image(raw, amount, sam)
@@ -146,6 +160,39 @@ def topup(
         fail(f"--amount: {exc}")
     image.write_bytes(after)
     typer.echo(f"card {before.uid.hex().upper()}: NT${before.balance} + {amount} = NT${before.balance + amount}")
+
+
+def _topup_on_reader(url: str, keys: Path, amount: int, terminal: str, wait: float) -> None:
+    """Wait for a card on the reader, then credit it through a card session."""
+    from firmware.cards.purse_io import credit
+    from firmware.cards.tag import CardGone, CardRefused
+    from firmware.clock import SystemClock
+    from firmware.readers.pn532 import PN532Reader
+    from firmware.readers.registry import open_reader
+
+    sam, clock = _sam(keys), SystemClock()
+    try:
+        device = open_reader(url, clock)
+    except VendingError as exc:
+        fail(f"--reader: {exc}")
+    if not isinstance(device, PN532Reader):
+        fail(f"--reader {url}: a card is written through a pn532 reader")
+    try:
+        deadline = time.monotonic() + wait
+        tap = None
+        while tap is None and time.monotonic() < deadline:
+            tap = device.read_tap(0.2)
+        if tap is None:
+            fail(f"--reader {url}: no card within {wait:g} s")
+        with device.card_session(tap.uid) as tag:
+            after = credit(tag, sam, amount, terminal, clock.now())
+    except CardGone:
+        fail("the card left the reader during the top-up: tap it again, the next tap finishes or undoes it")
+    except (CardRefused, CardError) as exc:
+        fail(f"the card refused the top-up: {exc}")
+    finally:
+        device.close()
+    typer.echo(f"card {after.uid.hex().upper()}: NT${after.backup} + {amount} = NT${after.balance} (#{after.counter})")
 
 
 @card_app.command("keys")

@@ -44,3 +44,30 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
         assert "Traceback" not in out.stderr
     assert Path(card).read_bytes() == before
+
+
+def test_a_top_up_through_an_emulated_reader_credits_the_card_and_logs_it(tmp_path: Path, closing):
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+    from simulator.emulators.devices import PN532Device
+
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    keys, cards = str(tmp_path / "k"), tmp_path / "cards"
+    cards.mkdir()
+    card = str(cards / "04A1B2C3.mfd")
+    assert (
+        vending("card", "issue", "--uid", "04A1B2C3", "--purse", "500", "--keys", keys, "--out", card).returncode == 0
+    )
+    device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
+    device.place("04A1B2C3")
+    reader = f"pn532:{tmp_path / 'reader0'}"
+    done = CliRunner().invoke(
+        app, ["card", "topup", "--reader", reader, "--keys", keys, "--amount", "200", "--wait", "10"]
+    )
+    assert done.exit_code == 0 and "NT$500 + 200 = NT$700 (#1)" in done.output, done.output
+    device.remove()  # the card leaves with what the terminal wrote
+    shown = json.loads(vending("card", "show", card, "--keys", keys, "--json").stdout)
+    assert shown["purse"] == 700 and shown["log"][0]["amount"] == -200
+    both = CliRunner().invoke(app, ["card", "topup", card, "--reader", reader, "--keys", keys, "--amount", "1"])
+    assert both.exit_code == 2 and "one of them" in both.output
