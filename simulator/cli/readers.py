@@ -52,7 +52,7 @@ def emulate(
     """Open a pseudo-terminal that behaves as the reader, driven by control lines.
 
     Control lines on stdin (or --script): `place UID`, `remove`, `tap UID` (place until read once),
-    `fault noise|split|corrupt|silent|clear`, `tear N` (with --cards: the card leaves after its N-th
+    `fault noise|split|corrupt|silent|clear`, `fault tear N` (with --cards: the card leaves after its N-th
     write), `unplug`, `replug`, `sleep SECONDS`, `help`, `quit`. A line that is not one of these is
     answered `error: ...` and changes nothing.
     """

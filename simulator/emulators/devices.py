@@ -28,8 +28,7 @@ CONTROL_ARGS: dict[str, tuple[str, ...]] = {  # each control line's verb and its
     "place": ("UID",),
     "tap": ("UID",),
     "remove": (),
-    "fault": ("|".join(FAULTS),),
-    "tear": ("N",),
+    "fault": ("|".join((*FAULTS, "tear N")),),  # tear N: the card leaves after its N-th write (--cards)
     "unplug": (),
     "replug": (),
     "help": (),
@@ -97,6 +96,10 @@ class Device:
         if not words:
             return ""
         verb, args = words[0], words[1:]
+        if verb == "fault" and args[:1] == ["tear"]:
+            return (
+                self.tear(args[1]) if len(args) == 2 else "error: fault tear takes the number of writes: fault tear N"
+            )
         wanted = CONTROL_ARGS.get(verb)
         if wanted is None:
             return f"error: unknown command {verb!r}; {CONTROL_HELP}"
@@ -116,8 +119,6 @@ class Device:
             self.fault(args[0])
         elif verb == "replug":
             return f"replugged at {self.port.plug()}"
-        elif verb == "tear":
-            return self.tear(args[0])
         else:
             getattr(self, verb)()  # remove, unplug
         return "ok"
@@ -140,8 +141,8 @@ class Device:
         self.port.unplug()
 
     def tear(self, count: str) -> str:
-        """``tear N``: the card in the field leaves right after its N-th write from now (a card pulled away)."""
-        return f"error: tear {count}: only a pn532 reader with card images (--cards DIR) writes to cards"
+        """``fault tear N``: the card in the field leaves right after its N-th write from now (pulled away)."""
+        return f"error: fault tear {count}: only a pn532 reader with card images (--cards DIR) writes to cards"
 
     def fault(self, kind: str) -> None:
         if kind == "clear":
@@ -218,14 +219,14 @@ class PN532Device(Device):
 
     def tear(self, count: str) -> str:
         if self.image is None or self.card is None:
-            return "error: tear: no card image in the field (place one from --cards DIR first)"
+            return "error: fault tear: no card image in the field (place one from --cards DIR first)"
         if not count.isdigit() or int(count) < 1:
-            return f"error: tear takes a number of writes from 1, got {count!r}"
+            return f"error: fault tear takes a number of writes from 1, got {count!r}"
         self.image.writes, self.image.tear_after = 0, int(count)
         return "ok"
 
     def handle_torn(self) -> None:
-        """A card pulled away mid-transaction (``tear N``) leaves the field with what was written to it."""
+        """A card pulled away mid-transaction (``fault tear N``) leaves the field with what was written to it."""
         if self.image is not None and self.image.torn:
             self.remove()
 
