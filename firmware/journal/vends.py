@@ -11,14 +11,14 @@ from firmware.journal.database import Database
 PERIOD_WEEKS = 4  # per_card lines cover four ISO weeks (docs/privacy.md: weekly lines pinned 0.7 % over a term)
 
 
-def settlement_period(local_day: str) -> str:
+def settlement_period(local_day: str, weeks: int = PERIOD_WEEKS) -> str:
     """``2026-W09``: the per-card settlement period of a local day, named by its first ISO week.
 
-    Periods are blocks of four ISO weeks of the ISO year (weeks 1-4, 5-8, ...; a week 53 alone), so
-    every machine agrees on them without talking to each other.
+    Periods are blocks of ``weeks`` ISO weeks of the ISO year (of four: weeks 1-4, 5-8, ...; a week 53
+    alone), so every machine agrees on them without talking to each other.
     """
     year, week, _ = date.fromisoformat(local_day).isocalendar()
-    return f"{year}-W{(week - 1) // PERIOD_WEEKS * PERIOD_WEEKS + 1:02d}"
+    return f"{year}-W{(week - 1) // weeks * weeks + 1:02d}"
 
 
 class VendLedger:

@@ -57,7 +57,7 @@ class MqttReporter:
     settlement: str = "day_total"
     release_minutes: int = 0  # sales and denials: held and shuffled per window (0: at once)
     location: str = ""  # where the machine stands, in its stock snapshots
-    card_totals: CardTotals | None = None  # per_card: the week's lines
+    card_totals: CardTotals | None = None  # per_card: the period's lines
     period_before: PeriodBefore | None = None
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
 

@@ -34,7 +34,6 @@ class PostgresReportStore(StoreQueries):
     """``ReportStore`` on PostgreSQL; ``execute`` takes SQLite-style ``?`` placeholders for shared callers."""
 
     day_of_report = "substr(COALESCE(payload->>'time', payload->>'day', ''), 1, 10)"
-    pseudonym_of_report = "payload->>'pseudonym'"
 
     def json_field(self, name: str) -> str:
         return f"(payload->>'{name}')"

@@ -116,11 +116,9 @@ class StoreQueries:
     """Reads both stores answer the same way; ``execute`` takes ``?`` placeholders."""
 
     conflicts: list[tuple[str, int]]  # a different report at a stored (machine, seq): an incident
-    forgotten: int = 0  # reports the last ``expire`` forgot
     duplicates: int  # redeliveries seen and ignored (at-least-once on the wire)
     # a report's local day, from its time or day field (each store spells JSON access its own way)
     day_of_report = "substr(COALESCE(json_extract(payload, '$.time'), json_extract(payload, '$.day'), ''), 1, 10)"
-    pseudonym_of_report = "json_extract(payload, '$.pseudonym')"
 
     def json_field(self, name: str) -> str:
         """SQL for one top-level field of a report's payload, as text or number (``name`` is ours, not input)."""
@@ -151,25 +149,23 @@ class StoreQueries:
         else:
             self.duplicates += 1
 
-    def expire(self, days: int, today: date | None = None) -> dict[str, str]:
-        """Apply a retention period of ``days``; machine -> the day before which it forgot everything.
+    def expire(self, days: int, today: date | None = None) -> tuple[int, dict[str, str]]:
+        """Apply a retention period of ``days``: how many reports went, and per machine the day it keeps from.
 
-        Counted back from ``today`` when given; otherwise from each machine's newest record, the data's
-        own clock: a database restored from a backup or made by a simulated term is judged by its own
-        dates, never wiped because the wall clock is far past them.
+        Counted back from ``today`` when given (one cutoff for every machine); otherwise from each
+        machine's newest record, the data's own clock: a database restored from a backup or made by a
+        simulated term is judged by its own dates, never wiped because the wall clock is far past them.
         """
         if today is not None:
+            cutoff = (today - timedelta(days=days)).isoformat()
             machines = [str(m) for (m,) in self.execute("SELECT DISTINCT machine FROM reports")]
-            newest = dict.fromkeys(machines, today.isoformat())
-        else:
-            rows = self.execute(
-                f"SELECT machine, MAX({self.day_of_report}) FROM reports WHERE kind NOT IN ('purged', 'erased') "
-                "GROUP BY machine"
-            )
-            newest = {str(machine): str(day) for machine, day in rows if day}
-        cutoffs = {m: (date.fromisoformat(day) - timedelta(days=days)).isoformat() for m, day in newest.items()}
-        self.forgotten = sum(self.purge(cutoff, machine) for machine, cutoff in cutoffs.items())
-        return cutoffs
+            return self.purge(cutoff), dict.fromkeys(machines, cutoff)
+        rows = self.execute(
+            f"SELECT machine, MAX({self.day_of_report}) FROM reports WHERE kind NOT IN ('purged', 'erased') "
+            "GROUP BY machine"
+        )
+        cutoffs = {str(m): (date.fromisoformat(str(day)) - timedelta(days=days)).isoformat() for m, day in rows if day}
+        return sum(self.purge(cutoff, machine) for machine, cutoff in cutoffs.items()), cutoffs
 
     def purge(self, before_day: str, machine: str | None = None) -> int:
         """Forget the reports of days before ``before_day`` (of one machine, or all); returns how many.

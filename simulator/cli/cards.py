@@ -56,10 +56,10 @@ def _load(image: Path, keys: Path) -> tuple[Sam, bytes, PurseState]:
         fail(f"{image}: {exc}")
 
 
-def _write(out: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """A new file, never an existing one overwritten and never through a symlink."""
+def _write(out: Path, data: bytes, *, mode: int = 0o644, replace: bool = False) -> None:
+    """Never through a symlink; a new file unless ``replace`` (a top-up rewrites its card image)."""
     try:
-        write_inside(out.parent, out.name, data, replace=False, mode=mode)
+        write_inside(out.parent, out.name, data, replace=replace, mode=mode)
     except FileExistsError:
         fail(f"{out}: exists; nothing written (give a new --out)")
     except VendingError as exc:
@@ -158,7 +158,7 @@ def topup(
         after = topup_image(raw, amount, sam)
     except CardError as exc:
         fail(f"--amount: {exc}")
-    image.write_bytes(after)
+    _write(image, after, replace=True)
     typer.echo(f"card {before.uid.hex().upper()}: NT${before.balance} + {amount} = NT${before.balance + amount}")
 
 

@@ -69,10 +69,9 @@ def _serve_forever(service: object, retention_days: int | None = None, today: da
     signal.signal(signal.SIGTERM, on_signal)
     while True:
         if retention_days is not None:
-            store = service.store  # type: ignore[attr-defined]
-            cutoffs = store.expire(retention_days, today)
+            forgotten, cutoffs = service.store.expire(retention_days, today)  # type: ignore[attr-defined]
             since = f"before {today}" if today else "before each machine's newest record"
-            typer.echo(f"retention: forgot {store.forgotten} report(s) over {retention_days} days {since}")
+            typer.echo(f"retention: forgot {forgotten} report(s) over {retention_days} days {since}")
             if cutoffs:
                 typer.echo("retention: kept from " + ", ".join(f"{m} {day}" for m, day in sorted(cutoffs.items())))
         if stop.wait(PURGE_EVERY_S):

@@ -59,8 +59,9 @@ class Device:
         self._thread.start()
         return self
 
-    def place(self, uid: str) -> None:
-        self.card, self.lift_after_read = uid.upper(), False
+    def place(self, uid: str, lift: bool = False) -> None:
+        """The card on the reader; ``lift``: taken away as soon as the host has read it once (a tap)."""
+        self.card, self.lift_after_read = uid.upper(), lift
         self.port.wake()
 
     def remove(self) -> None:
@@ -69,8 +70,7 @@ class Device:
 
     def tap(self, uid: str) -> None:
         """Place, and lift as soon as the host has read the card once."""
-        self.card, self.lift_after_read = uid.upper(), True
-        self.port.wake()
+        self.place(uid, lift=True)
 
     def card_read(self) -> None:
         self.reads += 1
@@ -202,16 +202,12 @@ class PN532Device(Device):
             return f"{path}: a MIFARE Classic 1K image is {MEMORY} bytes, not {path.stat().st_size}"
         return ""
 
-    def place(self, uid: str) -> None:
+    def place(self, uid: str, lift: bool = False) -> None:
         self._write_back()
         if self.cards is not None:
             image = bytearray((self.cards / f"{uid.upper()}.mfd").read_bytes())
             self.image = ClassicCard(image)
-        super().place(uid)
-
-    def tap(self, uid: str) -> None:
-        self.place(uid)
-        self.lift_after_read = True
+        super().place(uid, lift)
 
     def remove(self) -> None:
         super().remove()

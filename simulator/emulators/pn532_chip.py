@@ -272,12 +272,8 @@ class Pn532Chip:
         self.rf_on = True
         card = self.card()
         if brty == 0 and card is not None and (not wanted or wanted in (card.uid, card.cascaded)):
-            self._pending = None
-            self.listed = {1: card}
-            if card.classic is not None:
-                card.classic.select()
             self.registers[FIFO_DATA] = 0x00
-            self.on_read()
+            self._list(card)
             return b"\x01" + card.target_data(1)
         self.listed = {}
         retries = self.rf_config[0x05][2]
@@ -295,11 +291,7 @@ class Pn532Chip:
         wanted = AUTOPOLL_TYPE_A | ({AUTOPOLL_ISO_DEP_A} if card is not None and card.sak & 0x20 else set())
         found = next((kind for kind in types if kind in wanted), None)
         if card is not None and found is not None:
-            self._pending = None
-            self.listed = {1: card}
-            if card.classic is not None:
-                card.classic.select()
-            self.on_read()
+            self._list(card)
             data = card.target_data(1)
             return bytes([1, found, len(data)]) + data
         if self._pending is None:
@@ -341,6 +333,14 @@ class Pn532Chip:
         return bytes([TIMEOUT])
 
     # ---- the card -------------------------------------------------------------------------------
+    def _list(self, card: Card) -> None:
+        """The card is target 1 now: a new session on it (a Classic forgets its authentication), read once."""
+        self._pending = None
+        self.listed = {1: card}
+        if card.classic is not None:
+            card.classic.select()
+        self.on_read()
+
     def _active(self) -> Card | None:
         card = self.listed.get(1)
         return card if card is not None and self._present(card) else None

@@ -22,6 +22,7 @@ from typing import Any
 from firmware.identity.keys import read_key
 from firmware.identity.signing import TrustStore
 from firmware.journal.outbox import Outbox
+from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.signed import canonical
 from simulator.backends.issuer import IssuerBackend
@@ -46,17 +47,19 @@ class LocalParties:
     wire_bytes: int = 0
     messages: int = 0
 
+    def __post_init__(self) -> None:
+        self._school = TrustStore([self.term.keys.school.public])
+        self._parties = {name: TrustStore([backend.identity.public]) for name, backend in self.parties.items()}
+
     def ask(self, request: PartyRequest) -> dict[str, Any]:
-        backend = self.parties[request.party]
+        backend, school, party = self.parties[request.party], self._school, self._parties[request.party]
         wire = compose(self.term.keys.school, request.document()).encode()
-        school = TrustStore([self.term.keys.school.public])
         checked = read_request(wire, request.party, lambda envelope: school.verify(envelope))
         visible = {k: v for k, v in checked.document().items() if k not in ("id", "reply_to")}
         self.seen.append(canonical(visible))
         answer = backend.signed_answer(checked).encode()
         self.wire_bytes += len(wire) + len(answer)
         self.messages += 2
-        party = TrustStore([backend.identity.public])
         return read_answer(answer, request.id, lambda envelope: party.verify(envelope))
 
 
@@ -69,10 +72,10 @@ def backends(term: SimulatedTerm, directory: Path) -> dict[str, BackendService]:
     outbox = Outbox.open(term.db)
     try:
         for topic, payload in outbox.payloads():
-            stream, kind = (
-                ("issuer", "settlement") if topic.startswith("issuer/") else ("vendor", topic.rsplit("/", 1)[1])
-            )
-            party = vendor if stream == "vendor" else issuer
+            parsed = topics.split(topic)
+            assert parsed is not None, f"the machine's own outbox holds a report on {topic}"
+            prefix, _, kind = parsed
+            stream, party = ("issuer", issuer) if prefix == topics.ISSUER_PREFIX else ("vendor", vendor)
             report = party.report(term.machine, kind, json.loads(payload))
             if report is not None:
                 held[stream].append(report)

@@ -26,11 +26,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 
 from firmware.config.catalog import load_catalog
 from firmware.identity.keys import read_key
 from firmware.journal.outbox import Outbox
+from firmware.journal.vends import settlement_period
 from firmware.reporting.sealed import open_settlement
 from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine, school_days, stockable
@@ -78,16 +80,11 @@ def _rebuilt_lines(db: Path, views: TermViews, period_of: Callable[[str], str]) 
             days.append(day)
 
 
-def _iso_week(day: str) -> str:
-    year, week, _ = date.fromisoformat(day).isocalendar()
-    return f"{year}-W{week:02d}"
-
-
 REBUILT_LINES: dict[str, Callable[[str], str]] = {
     "visit-daily": str,
     "day": str,
     "term": str,
-    "visit-weekly": _iso_week,
+    "visit-weekly": partial(settlement_period, weeks=1),  # an ISO week
 }
 
 
@@ -96,7 +93,7 @@ def read_outbox(
 ) -> None:
     """Add a machine's outbox (every report it made, none acked) to the views."""
     rebuilt = _rebuilt_tokens(db, design, key) if design in ("day", "term") else {}
-    daily = settlement == "per_card" and design in REBUILT_LINES
+    rebuilt_lines = settlement == "per_card" and design in REBUILT_LINES
     tapped = _tap_times(db)
     stock: dict[str, int] = {}
     outbox = Outbox.open(db)
@@ -117,10 +114,10 @@ def read_outbox(
                     views.reports.append(Timed(body["time"], fewer))
             elif topic.endswith("/settlement"):
                 verify = lambda e: keys.enrolment.verify(machine, e)  # noqa: E731
-                _settlement(open_settlement(body["sealed"], keys.seal_private, verify), views, daily)
+                _settlement(open_settlement(body["sealed"], keys.seal_private, verify), views, rebuilt_lines)
     finally:
         outbox.close()
-    if daily:
+    if rebuilt_lines:
         _rebuilt_lines(db, views, REBUILT_LINES[design])
 
 
@@ -142,9 +139,9 @@ def _minute_like(moment: str, reported: str) -> str:
     return datetime.fromisoformat(moment).astimezone(zone).isoformat(timespec="minutes")
 
 
-def _settlement(document: dict, views: TermViews, daily: bool) -> None:
+def _settlement(document: dict, views: TermViews, rebuilt_lines: bool) -> None:
     cards = document.get("cards")
-    if "week" in document and cards is not None and not daily:  # per_card: each card's period
+    if "week" in document and cards is not None and not rebuilt_lines:  # per_card: each card's period
         period = document["week"]
         views.covered[period] = list(document["days"])
         views.issuer[period] = IssuerDay({c["uid"]: (c["amount"], c["count"]) for c in cards})

@@ -85,11 +85,8 @@ class SubjectRequests:
         self.keys = keys
         self.machines = sorted(set(machines) | set(keys.machines))
 
-    def _ask(self, request: PartyRequest) -> dict[str, Any]:
-        return self.client.ask(request)
-
     def _days(self, party: str, machine: str) -> list[str]:
-        answer = self._ask(PartyRequest(new_request_id(), party, "days", machine))
+        answer = self.client.ask(PartyRequest(new_request_id(), party, "days", machine))
         return [day for day in answer.get("days") or [] if isinstance(day, str)]
 
     def _vendor_day(self, machine: str, day: str) -> list[dict[str, Any]]:
@@ -97,7 +94,7 @@ class SubjectRequests:
         records: list[dict[str, Any]] = []
         after: int | None = 0
         while after is not None:
-            answer = self._ask(PartyRequest(new_request_id(), "vendor", "access", machine, day, after=after))
+            answer = self.client.ask(PartyRequest(new_request_id(), "vendor", "access", machine, day, after=after))
             page = [item for item in answer.get("records") or [] if isinstance(item, dict)]
             records += page
             following = answer.get("next")
@@ -108,7 +105,7 @@ class SubjectRequests:
         """Every settlement line of one machine-day, opened with this request's own key."""
         reply = PrivateKey.generate()
         reply_to = base64.b64encode(bytes(reply.public_key)).decode("ascii")
-        answer = self._ask(PartyRequest(new_request_id(), "issuer", "access", machine, day, reply_to=reply_to))
+        answer = self.client.ask(PartyRequest(new_request_id(), "issuer", "access", machine, day, reply_to=reply_to))
         sealed = answer.get("sealed")
         if not isinstance(sealed, str):
             raise VendingError(f"the issuer's answer for {machine} {day} carries no sealed slice")
@@ -170,7 +167,7 @@ class SubjectRequests:
                 request = PartyRequest(
                     new_request_id(), "vendor", "erase", machine, seqs=tuple(seqs[start : start + MAX_ERASE])
                 )
-                answer = self._ask(request)
+                answer = self.client.ask(request)
                 result.records += [item for item in answer.get("erased") or [] if isinstance(item, dict)]
         return result
 

@@ -53,9 +53,9 @@ def test_retention_counts_from_each_machine_s_newest_record_not_the_wall_clock(t
         for seq, day in enumerate(listed, start=1)
     ]
     store.store_many(reports)
-    cutoffs = store.expire(180)  # today's wall clock is years past both machines' records
+    forgotten, cutoffs = store.expire(180)  # today's wall clock is years past both machines' records
     assert cutoffs == {"M-OLD": "2020-01-02", "M-NEW": "2025-09-03"}
-    assert store.forgotten == 1, "only M-OLD's record from more than 180 days before its newest"
+    assert forgotten == 1, "only M-OLD's record from more than 180 days before its newest"
     kept = store.execute("SELECT machine, seq FROM reports WHERE kind = 'sale' ORDER BY machine, seq")
     assert kept == [("M-NEW", 1), ("M-NEW", 2), ("M-OLD", 2), ("M-OLD", 3)]
     store.expire(180, today=date(2026, 3, 2))  # an explicit --now: counted back from that day for everyone
