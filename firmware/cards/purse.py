@@ -8,9 +8,11 @@ current and a previous balance in two value blocks, ``../shared/cards.md`` secti
 - block 6: the card record the issuer writes once: format, profile, school, issue day, and a MAC by
   the issuer's key over the uid and the record, so a machine can tell a record the issuer wrote.
 
-Sector 2 (blocks 8-10) is a cyclic log of the last three steps (counter, time, machine, amount taken
-or, negative, credited, balance after), written with key A: a guardian's daily limit holds across
-machines, and the counter numbers every debit and credit for the issuer's settlement.
+Sector 2 (blocks 8-10) is a cyclic log of the last three steps (counter, time, machine, the card's
+spend on that local day, amount taken or, negative, credited, balance after), written with key A: a
+guardian's daily limit holds across machines (the newest entry carries the day's spend, so three
+slots are enough however many purchases a day has), and the counter numbers every debit and credit
+for the issuer's settlement.
 
 Every sector key is diversified from the issuer's card master key and the card's uid (``Sam``), as
 real systems do, so one card's keys open no other card. The master key lives in the secure access
@@ -24,6 +26,7 @@ import hmac
 import struct
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from firmware.cards.mifare import (
     BLOCK,
@@ -46,7 +49,10 @@ LOG_ACCESS = Access(((0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 1, 1)))  # any machine
 PROFILES = ("student", "staff")
 RECORD_FORMAT = 1
 EPOCH = date(2000, 1, 1)
+MAX_STEP = 2**15 - 1  # the most one log entry can say was taken or credited
 MAX_BALANCE = 10_000  # NT$: an EasyCard's ceiling (../shared/cards.md section 6)
+COUNTER_LIMIT = 0xFFFF
+CARD_ZONE = ZoneInfo("Asia/Taipei")  # the issuer's days: a day's spend means the same on every machine
 MASTER_KEY_BYTES = 32
 
 
@@ -112,27 +118,34 @@ class CardRecord:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """One debit in the card's own log (16 bytes): so limits hold across every machine the card meets."""
+    """One step in the card's own log (16 bytes): so limits hold across every machine the card meets."""
 
     counter: int  # the card's transaction counter after this step
     at: datetime
-    machine: bytes  # 4 bytes: a hash of the machine or terminal id (the log has no room for the id itself)
+    machine: bytes  # 2 bytes: a hash of the machine or terminal id (the log has no room for the id itself)
+    day_spent: int  # spent on the card on the local day of ``at``, this step included (a guardian's daily limit)
     amount: int  # taken: a debit; negative: a credit (a top-up, or a refund of a debit not vended)
     balance: int  # after the step
 
     def encode(self) -> bytes:
-        return struct.pack("<HI4shi", self.counter, int(self.at.timestamp()), self.machine, self.amount, self.balance)
+        return struct.pack(
+            LOG_FORMAT, self.counter, int(self.at.timestamp()), self.machine, self.day_spent, self.amount, self.balance
+        )
 
     @classmethod
     def decode(cls, block: bytes) -> LogEntry | None:
-        counter, seconds, machine, amount, balance = struct.unpack("<HI4shi", block)
+        counter, seconds, machine, day_spent, amount, balance = struct.unpack(LOG_FORMAT, block)
         if counter == 0:
             return None  # an empty slot
-        return cls(counter, datetime.fromtimestamp(seconds, UTC), machine, amount, balance)
+        return cls(counter, datetime.fromtimestamp(seconds, UTC), machine, day_spent, amount, balance)
+
+
+LOG_FORMAT = "<HI2sHhi"
+MAX_DAY_SPENT = 0xFFFF
 
 
 def machine_tag(machine_id: str) -> bytes:
-    return hashlib.sha256(machine_id.encode()).digest()[:4]
+    return hashlib.sha256(machine_id.encode()).digest()[:2]
 
 
 @dataclass(frozen=True)
@@ -148,6 +161,36 @@ class PurseState:
     @property
     def counter(self) -> int:
         return self.log[0].counter if self.log else 0
+
+    def spent_on(self, day: date) -> int:
+        """What the card says it spent on ``day`` (a card day, ``card_day``) on every machine together."""
+        return spent_on(self.log, day)
+
+
+def card_day(at: datetime) -> date:
+    """The day a log entry counts towards: the issuer's local day, the same on every machine and store."""
+    return at.astimezone(CARD_ZONE).date()
+
+
+def spent_on(log: tuple[LogEntry, ...], day: date) -> int:
+    """The newest entry's day spend if it is of ``day``: each step carries the day's total forward."""
+    newest = log[0] if log else None
+    return newest.day_spent if newest is not None and card_day(newest.at) == day else 0
+
+
+def next_entry(state: PurseState, amount: int, terminal: str, at: datetime, refund: bool = False) -> LogEntry:
+    """The log entry of the next step: ``amount`` taken (negative: credited; ``refund``: a debit given back)."""
+    if state.counter >= COUNTER_LIMIT:
+        raise CardError(f"card {state.uid.hex().upper()}: its transaction counter is spent; the issuer replaces it")
+    spent = state.spent_on(card_day(at))
+    spent = min(MAX_DAY_SPENT, spent + amount) if amount > 0 else max(0, spent + amount) if refund else spent
+    at = at.replace(microsecond=0)
+    return LogEntry(state.counter + 1, at, machine_tag(terminal), spent, amount, state.balance - amount)
+
+
+def log_slot(counter: int) -> int:
+    """The log block a step with ``counter`` is written to (the log is cyclic)."""
+    return LOG_BLOCKS[counter % len(LOG_BLOCKS)]
 
 
 def blank_image(uid: bytes) -> bytearray:
@@ -202,14 +245,20 @@ def read_image(image: bytes, sam: Sam) -> PurseState:
     return PurseState(uid, record, balance, backup, tuple(entries))
 
 
-def topup_image(image: bytes, amount: int, sam: Sam) -> bytes:
-    """A convenience-store top-up: backup = old balance, balance + amount (key B's right), record untouched."""
+def topup_image(image: bytes, amount: int, sam: Sam, terminal: str, at: datetime) -> bytes:
+    """A convenience-store top-up written into an image: the same three writes ``purse_io.credit`` makes.
+
+    Backup := the old balance, the log entry with the amount negative, balance + amount (key B's
+    right); the record is untouched. The counter numbers the top-up, as it does every debit.
+    """
     state = read_image(image, sam)
-    if amount <= 0 or state.balance + amount > MAX_BALANCE:
+    if not 0 < amount <= MAX_STEP or state.balance + amount > MAX_BALANCE:
         raise CardError(f"a top-up of {amount} would take the purse from {state.balance} past 0..{MAX_BALANCE}")
+    entry = next_entry(state, -amount, terminal, at)
     out = bytearray(image)
     put(out, BACKUP, encode_value(state.balance, BACKUP))
-    put(out, BALANCE, encode_value(state.balance + amount, BALANCE))
+    put(out, log_slot(entry.counter), entry.encode())
+    put(out, BALANCE, encode_value(entry.balance, BALANCE))
     return bytes(out)
 
 

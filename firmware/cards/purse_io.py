@@ -28,6 +28,7 @@ from firmware.cards.purse import (
     LOG_BLOCKS,
     LOG_SECTOR,
     MAX_BALANCE,
+    MAX_STEP,
     PURSE_SECTOR,
     RECORD,
     CardError,
@@ -35,12 +36,12 @@ from firmware.cards.purse import (
     LogEntry,
     PurseState,
     Sam,
-    machine_tag,
+    card_day,
+    log_slot,
+    next_entry,
+    spent_on,
 )
 from firmware.cards.tag import ClassicTag
-
-COUNTER_LIMIT = 0xFFFF
-MAX_STEP = 2**15 - 1  # the most one log entry can say was taken or credited
 
 
 class InsufficientPurse(CardError):
@@ -84,9 +85,10 @@ def recover(tag: ClassicTag, sam: Sam) -> PurseState:
                 f"card {tag.uid.hex().upper()}: balance {state.balance}, backup {state.backup} and log entry "
                 f"#{newest.counter} (-{newest.amount} -> {newest.balance}) fit no known state: report it to the issuer"
             )
-        void = replace(newest, amount=0, balance=state.balance)  # logged, never committed: nothing was taken
+        # logged, never committed: nothing was taken, and the day's spend is what it was before
+        void = replace(newest, amount=0, balance=state.balance, day_spent=spent_on(state.log[1:], card_day(newest.at)))
         _open(tag, sam, LOG_SECTOR)
-        tag.write(_slot(void.counter), void.encode())
+        tag.write(log_slot(void.counter), void.encode())
         state = replace(state, log=(void, *state.log[1:]))
     return state
 
@@ -102,45 +104,38 @@ def debit(tag: ClassicTag, sam: Sam, amount: int, machine: str, at: datetime) ->
         raise CardError(f"a debit is 1 to {MAX_STEP}, not {amount}")
     if state.balance < amount:
         raise InsufficientPurse(f"the purse holds NT${state.balance}, less than NT${amount}")
-    counter = _next_counter(tag, state)
-    entry = LogEntry(counter, at.replace(microsecond=0), machine_tag(machine), amount, state.balance - amount)
+    entry = next_entry(state, amount, machine, at)
     _open(tag, sam, PURSE_SECTOR)
     tag.restore(BALANCE)
     tag.transfer(BACKUP)
     _open(tag, sam, LOG_SECTOR)
-    tag.write(_slot(counter), entry.encode())
+    tag.write(log_slot(entry.counter), entry.encode())
     _open(tag, sam, PURSE_SECTOR)
     tag.decrement(BALANCE, amount)
     tag.transfer(BALANCE)
     return _confirmed(tag, state, entry)
 
 
-def credit(tag: ClassicTag, sam: Sam, amount: int, terminal: str, at: datetime) -> PurseState:
-    """Add ``amount`` with key B: a top-up at a store, or a machine giving back a debit it did not vend.
+def credit(tag: ClassicTag, sam: Sam, amount: int, terminal: str, at: datetime, refund: bool = False) -> PurseState:
+    """Add ``amount`` with key B: a top-up at a store, or (``refund``) a machine giving back a debit it did not vend.
 
     The same three writes as a debit (backup, log entry with the amount negative, INCREMENT and
-    TRANSFER), so ``recover`` finishes or undoes a pulled credit the same way.
+    TRANSFER), so ``recover`` finishes or undoes a pulled credit the same way. A refund also takes
+    the amount off the day's spend (a guardian's limit counts what was bought); a top-up does not.
     """
     state = recover(tag, sam)
     if not 0 < amount <= MAX_STEP or state.balance + amount > MAX_BALANCE:
         raise CardError(f"a credit of {amount} would take the purse from NT${state.balance} past 0..{MAX_BALANCE}")
-    counter = _next_counter(tag, state)
-    entry = LogEntry(counter, at.replace(microsecond=0), machine_tag(terminal), -amount, state.balance + amount)
+    entry = next_entry(state, -amount, terminal, at, refund)
     _open(tag, sam, PURSE_SECTOR, key_b=True)
     tag.restore(BALANCE)
     tag.transfer(BACKUP)
     _open(tag, sam, LOG_SECTOR)
-    tag.write(_slot(counter), entry.encode())
+    tag.write(log_slot(entry.counter), entry.encode())
     _open(tag, sam, PURSE_SECTOR, key_b=True)
     tag.increment(BALANCE, amount)
     tag.transfer(BALANCE)
     return _confirmed(tag, state, entry)
-
-
-def _next_counter(tag: ClassicTag, state: PurseState) -> int:
-    if state.counter >= COUNTER_LIMIT:
-        raise CardError(f"card {tag.uid.hex().upper()}: its transaction counter is spent; the issuer replaces it")
-    return state.counter + 1
 
 
 def _confirmed(tag: ClassicTag, before: PurseState, entry: LogEntry) -> PurseState:
@@ -150,7 +145,3 @@ def _confirmed(tag: ClassicTag, before: PurseState, entry: LogEntry) -> PurseSta
         card = tag.uid.hex().upper()
         raise CardError(f"card {card}: read back NT${confirmed} after the step, not NT${entry.balance}")
     return PurseState(tag.uid, before.record, confirmed, before.balance, (entry, *before.log[:2]))
-
-
-def _slot(counter: int) -> int:
-    return LOG_BLOCKS[counter % len(LOG_BLOCKS)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -143,9 +143,9 @@ def topup(
 ) -> None:
     """Credit the purse with key B: on an image, or on the card tapped on a reader (logged on the card).
 
-    On an image the old balance goes to the backup block first. Through a reader it is the card's own
-    credit (firmware/cards/purse_io.py): backup, a log entry under the card's counter, INCREMENT and
-    TRANSFER, read back; a card lifted half-way is finished or undone at its next tap.
+    Either way it is the card's own credit (firmware/cards/purse_io.py): backup, a log entry under the
+    card's counter, then the balance; through a reader with INCREMENT and TRANSFER, read back, and a
+    card lifted half-way is finished or undone at its next tap.
     """
     if (image is None) == (reader is None):
         fail("give a card image or --reader URL (one of them)")
@@ -155,7 +155,7 @@ def topup(
     assert image is not None
     sam, raw, before = _load(image, keys)
     try:
-        after = topup_image(raw, amount, sam)
+        after = topup_image(raw, amount, sam, terminal, datetime.now(UTC))
     except CardError as exc:
         fail(f"--amount: {exc}")
     _write(image, after, replace=True)

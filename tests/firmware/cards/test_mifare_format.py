@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -47,10 +47,13 @@ def test_a_card_is_issued_read_and_topped_up_with_its_backup_kept():
     image = issue_image(UID, RECORD, 500, SAM)
     state = read_image(image, SAM)
     assert (state.record, state.balance, state.backup, state.log) == (RECORD, 500, 500, ())
-    topped = read_image(topup_image(image, 200, SAM), SAM)
+    at = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    topped = read_image(topup_image(image, 200, SAM, "7-ELEVEN-0042", at), SAM)
     assert (topped.balance, topped.backup) == (700, 500)
+    (entry,) = topped.log  # the top-up is numbered on the card, as every debit is
+    assert (entry.counter, entry.amount, entry.balance, entry.day_spent) == (1, -200, 700, 0)
     with pytest.raises(CardError, match="past 0..10000"):
-        topup_image(image, 9600, SAM)
+        topup_image(image, 9600, SAM, "7-ELEVEN-0042", at)
 
 
 def test_a_record_the_issuer_did_not_write_is_refused():

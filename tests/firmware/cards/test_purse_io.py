@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from firmware.cards import mifare as m
-from firmware.cards.purse import BALANCE, CardError, CardRecord, Sam, issue_image, put, read_image
+from firmware.cards.purse import BALANCE, CARD_ZONE, CardError, CardRecord, Sam, issue_image, put, read_image
 from firmware.cards.purse_io import InsufficientPurse, credit, debit, read_purse, recover
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from simulator.emulators.mifare_classic import ClassicCard
@@ -107,3 +107,28 @@ def test_a_credit_needs_key_b_and_is_logged_as_a_negative_step():
     with pytest.raises(CardRefused):
         credit(tap(card), KeyAOnly(bytes(range(32))), 10, "TPE-DAAN-JH-01", AT)
     assert read_image(bytes(card.image), SAM).balance == 675
+
+
+def test_the_newest_log_entry_carries_the_day_s_spend_across_machines_refunds_and_days():
+    card = new_card()
+    debit(tap(card), SAM, 25, "TPE-DAAN-JH-01", AT)
+    debit(tap(card), SAM, 30, "TPE-DAAN-JH-02", AT)  # another machine of the school
+    credit(tap(card), SAM, 200, "7-ELEVEN-0042", AT)  # a top-up is not spending
+    after = debit(tap(card), SAM, 20, "TPE-DAAN-JH-01", AT)
+    today = AT.astimezone(CARD_ZONE).date()
+    assert after.spent_on(today) == 75, "four steps, three slots: the day's total is still whole"
+    refunded = credit(tap(card), SAM, 20, "TPE-DAAN-JH-01", AT, refund=True)
+    assert refunded.spent_on(today) == 55, "a debit given back is not spent"
+    tomorrow = debit(tap(card), SAM, 10, "TPE-DAAN-JH-01", AT + timedelta(days=1))
+    assert (tomorrow.spent_on(today + timedelta(days=1)), tomorrow.spent_on(today)) == (10, 0)
+
+
+def test_a_voided_debit_gives_the_day_s_spend_back():
+    card = new_card()
+    debit(tap(card), SAM, 25, "TPE-DAAN-JH-01", AT)
+    torn = tap(card)
+    card.tear_after = 2  # backup and log written, the balance not
+    with pytest.raises(CardGone):
+        debit(torn, SAM, 30, "TPE-DAAN-JH-01", AT)
+    state = recover(tap(card), SAM)
+    assert (state.balance, state.log[0].amount, state.spent_on(AT.astimezone(CARD_ZONE).date())) == (475, 0, 25)
