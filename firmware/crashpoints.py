@@ -19,6 +19,11 @@ CRASH_EXIT_CODE = 86
 POINTS: dict[str, str] = {
     "journal.before_commit": "journal rows written, transaction not yet committed",
     "journal.after_commit": "journal transaction committed, caller not yet told",
+    "intent.before_commit": "a debit of the purse on the card journaled (with its counter), not committed",
+    "intent.after_commit": "the debit's intent committed, nothing written to the card yet",
+    "card.after_write": "one write-class command (WRITE, TRANSFER) carried out by the card in the field",
+    "card_step.before_commit": "a card step resolved or a refund's attempt journaled, not committed",
+    "card_step.after_commit": "a card step resolved or a refund's attempt committed",
     "debit.before_commit": "card debited and vend journaled, not committed",
     "debit.after_commit": "debit committed, motor not started",
     "dispense.after_motor": "motor ran and drop sensor read, result not journaled",

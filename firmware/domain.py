@@ -8,13 +8,17 @@ so a new category is one edit. The value types are frozen dataclasses that cross
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, get_args
 
 from firmware.messages import Message
 from firmware.money import Money
+
+Exchange = Callable[[bytes], bytes]  # one command to the card in the field, its answer (or CardGone/CardRefused)
+CardLink = Callable[[], AbstractContextManager[Exchange]]  # select the card for a few commands, release it after
 
 # a machine id names MQTT topics, key files and certificates: one spelling for all of them
 MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -55,11 +59,17 @@ SCHOOL_LEVELS: tuple[SchoolLevel, ...] = get_args(SchoolLevel)
 
 @dataclass(frozen=True, slots=True)
 class CardTap:
-    """One presentation of a card: a uid (upper-case hex), which reader saw it, and when."""
+    """One presentation of a card: a uid (upper-case hex), which reader saw it, and when.
+
+    ``link`` reaches the card while it stays in the field (a PN532's InDataExchange, or a card model
+    in the simulator): what a stored-value purse is read and debited through. Readers that only
+    read an id (RDM6300, keyboard wedges) leave it ``None``.
+    """
 
     uid: str
     reader: str
     at: datetime
+    link: CardLink | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,9 @@ class CardAccount:
     profile: str
     balance: Money
     guardian: Guardian = field(default_factory=Guardian)
+    # the day's spend as the card's own log says (stored value on the card: every machine's purchases);
+    # None where the machine's journal counts the day (the machine's wallet)
+    spent_today: Money | None = None
 
 
 class ProductFacts(Protocol):
@@ -143,6 +156,7 @@ class VendRecord:
     uid: str
     status: str
     local_day: str
+    profile: str = ""  # the card's, as read at the tap: recovery journals the visit without the card at hand
 
 
 @dataclass(frozen=True, slots=True)

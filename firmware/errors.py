@@ -51,3 +51,11 @@ class SettlementError(VendingError):
     These guard the money path; they are raised (never ``assert``-ed, which ``python -O`` strips)
     and mean a bug, so the step's transaction rolls back and nothing is half-written.
     """
+
+
+class PaymentUnconfirmed(VendingError):
+    """The money step did not confirm (the card left mid-debit): nothing may be vended on it.
+
+    The intent stays journaled; the card's next tap shows whether the debit was made, and a debit
+    made is given back (docs/payments.md, tearing).
+    """

@@ -18,6 +18,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "出貨失敗，已退款 NT${price}，餘額 NT${balance}",
         "Vend failed - NT${price} refunded. Balance NT${balance}",
     ),
+    "refund_owed": (
+        "出貨失敗，NT${price} 將於下次在本機感應時退回卡片",
+        "Vend failed - NT${price} goes back to your card at its next tap here",
+    ),
     "reselect": ("請於 {seconds} 秒內另選商品", "Choose another product within {seconds} s"),
     "cancelled": ("交易已取消", "Transaction cancelled"),
     "timeout": ("逾時，交易已取消", "Timed out - transaction cancelled"),
@@ -39,6 +43,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "denied.unknown_slot": ("沒有 {slot} 這個選項", "There is no selection {slot}"),
     "denied.unknown_card": ("無法辨識此卡片", "Card not recognised"),
     "denied.out_of_service": ("暫停服務", "Out of service"),
+    "denied.card_removed": (
+        "卡片已移開，扣款未完成，請重新感應",
+        "Card moved away before payment completed - tap again",
+    ),
     "denied.not_compliant": ("不符校園食品規範：{detail_zh}", "Not allowed on campus - {detail_en}"),
     "denied.card_not_linked": ("此卡未開通支付功能", "This card is not enabled for payment"),
     "denied.guardian_limit": (

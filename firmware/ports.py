@@ -99,15 +99,45 @@ class Journal(Protocol):
 
 
 class Payment(Protocol):
-    """The stored-value wallet; debits and refunds join the journal's current transaction."""
+    """Where a card's money lives (docs/payments.md): the machine's own wallet, or the purse on the card.
 
-    def lookup(self, uid: str) -> CardAccount | None: ...
+    With ``in_books`` the money moves inside the vend's own transaction (``debit``, ``refund``).
+    Otherwise it moves outside the machine (a card write): the cashier journals the intent first
+    (``intend``, inside a transaction), moves it (``take``, outside), then opens the vend with
+    ``debit``; a refund is owed in the books and paid to the card by ``pay_back`` when it is at hand.
+    """
+
+    in_books: bool
+
+    def lookup(self, tap: CardTap) -> CardAccount | None:
+        """The account of the tapped card, read once per session; ``None``: not a card this machine takes."""
+        ...
+
+    def account(self, uid: str) -> CardAccount | None:
+        """What the machine knows of a card without it at hand (start-up recovery)."""
+        ...
 
     def balance(self, uid: str) -> Money: ...
 
-    def debit(self, uid: str, amount: Money, txn_id: str) -> Money: ...
+    def intend(self, uid: str, amount: Money, txn_id: str, at: datetime) -> None:
+        """Journal that ``amount`` is about to be taken (joins the current transaction)."""
+        ...
 
-    def refund(self, uid: str, amount: Money, txn_id: str) -> Money: ...
+    def take(self, uid: str, amount: Money, txn_id: str, at: datetime) -> None:
+        """Take the intended amount where the money lives, confirmed; ``PaymentUnconfirmed`` if not."""
+        ...
+
+    def debit(self, uid: str, amount: Money, txn_id: str) -> Money:
+        """The vend's money step in its transaction; the balance after."""
+        ...
+
+    def refund(self, uid: str, amount: Money, txn_id: str) -> Money | None:
+        """Give ``amount`` back in the current transaction; ``None`` when it is owed until ``pay_back``."""
+        ...
+
+    def pay_back(self, uid: str, at: datetime) -> Money | None:
+        """Pay what is owed to the card if it is at hand (outside a transaction); the balance after, if paid."""
+        ...
 
 
 class Planogram(Protocol):
@@ -147,7 +177,7 @@ class Books(Protocol):
     def journal(self) -> Journal: ...
 
     @property
-    def wallet(self) -> Payment: ...
+    def payment(self) -> Payment: ...
 
     @property
     def inventory(self) -> Planogram: ...

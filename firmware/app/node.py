@@ -11,21 +11,23 @@ processor together, so a change to the wiring is made once.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from firmware.app.command_set import stored_lockouts
 from firmware.app.commands import CommandProcessor
+from firmware.cards.purse import Sam
 from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.records import EventSink, Hardware
 from firmware.controller.session import Controller
 from firmware.errors import VendingError
 from firmware.identity.keys import TermKeyring
-from firmware.identity.keyset import MachineTrust
+from firmware.identity.keyset import MachineTrust, read_card_master
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
 from firmware.journal.database import Database
+from firmware.payments.card import CardPurse
 from firmware.policy.chain import build_policy
 from firmware.ports import SalesPolicy
 from firmware.reporting.inbox import Inbox
@@ -213,10 +215,25 @@ class Node:
         return self.books.invariant_total()
 
 
+def _money_of(setup: MachineSetup) -> tuple[str, str]:
+    return setup.config.id, setup.config.currency
+
+
+def _secure_access_module(state_dir: Path, db: Database) -> Sam:
+    """The SAM's key (on a real machine a chip; here ``card-master.key`` in the state dir, 0600)."""
+    try:
+        return Sam(read_card_master(state_dir))
+    except VendingError as exc:
+        db.close()
+        raise VendingError(f"payment mode card needs the secure access module's key: {exc}") from None
+
+
 def _open_books(state_dir: Path, setup: MachineSetup, link: Link | None) -> tuple[Database, MachineBooks, bool]:
     """The machine's database, its books (with the reporter when it reports) and whether it was new."""
     db = Database(state_dir / DB_FILE)
     books = MachineBooks.on(db, setup.config.currency)
+    if setup.config.payment.mode == "card":
+        books = replace(books, payment=CardPurse(db, _secure_access_module(state_dir, db), *_money_of(setup)))
     if link is not None:
         books.journal.reporter = reporter_for(setup, books, link.trust.issuer_seal, link.identity)
     fresh = db.meta("machine_id") is None

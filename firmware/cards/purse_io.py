@@ -38,6 +38,7 @@ from firmware.cards.purse import (
     Sam,
     card_day,
     log_slot,
+    machine_tag,
     next_entry,
     spent_on,
 )
@@ -93,13 +94,15 @@ def recover(tag: ClassicTag, sam: Sam) -> PurseState:
     return state
 
 
-def debit(tag: ClassicTag, sam: Sam, amount: int, machine: str, at: datetime) -> PurseState:
+def debit(tag: ClassicTag, sam: Sam, amount: int, machine: str, at: datetime, counter: int | None = None) -> PurseState:
     """Take ``amount`` from the purse; the state after, confirmed by reading the balance back.
 
     ``CardGone`` from any step means the outcome is known only at the card's next tap (``recover``);
-    the caller journals its intent first and vends only on a returned state.
+    the caller journals its intent first (with ``counter``, the number the step must get: a card
+    that moved on since it was read is refused before anything is written) and vends only on a
+    returned state.
     """
-    state = recover(tag, sam)
+    state = _expect(recover(tag, sam), counter)
     if not 0 < amount <= MAX_STEP:
         raise CardError(f"a debit is 1 to {MAX_STEP}, not {amount}")
     if state.balance < amount:
@@ -116,14 +119,22 @@ def debit(tag: ClassicTag, sam: Sam, amount: int, machine: str, at: datetime) ->
     return _confirmed(tag, state, entry)
 
 
-def credit(tag: ClassicTag, sam: Sam, amount: int, terminal: str, at: datetime, refund: bool = False) -> PurseState:
+def credit(
+    tag: ClassicTag,
+    sam: Sam,
+    amount: int,
+    terminal: str,
+    at: datetime,
+    refund: bool = False,
+    counter: int | None = None,
+) -> PurseState:
     """Add ``amount`` with key B: a top-up at a store, or (``refund``) a machine giving back a debit it did not vend.
 
     The same three writes as a debit (backup, log entry with the amount negative, INCREMENT and
     TRANSFER), so ``recover`` finishes or undoes a pulled credit the same way. A refund also takes
     the amount off the day's spend (a guardian's limit counts what was bought); a top-up does not.
     """
-    state = recover(tag, sam)
+    state = _expect(recover(tag, sam), counter)
     if not 0 < amount <= MAX_STEP or state.balance + amount > MAX_BALANCE:
         raise CardError(f"a credit of {amount} would take the purse from NT${state.balance} past 0..{MAX_BALANCE}")
     entry = next_entry(state, -amount, terminal, at, refund)
@@ -136,6 +147,29 @@ def credit(tag: ClassicTag, sam: Sam, amount: int, terminal: str, at: datetime, 
     tag.increment(BALANCE, amount)
     tag.transfer(BALANCE)
     return _confirmed(tag, state, entry)
+
+
+def _expect(state: PurseState, counter: int | None) -> PurseState:
+    if counter is not None and state.counter + 1 != counter:
+        card = state.uid.hex().upper()
+        raise CardError(f"card {card}: at step #{state.counter}, not #{counter - 1}: it was used since it was read")
+    return state
+
+
+def step_fate(state: PurseState, counter: int, amount: int, terminal: str, at: datetime) -> bool | None:
+    """Whether the step a machine journaled as #``counter`` (``amount`` taken, negative: credited) is on the card.
+
+    Read after ``recover``: the entry is there with the amount (made), voided (not made), or the card
+    never reached that counter (not made). ``None`` when the log has moved past it (three later steps):
+    only the issuer's settlement, which sees every counter, can tell then.
+    """
+    entry = next((e for e in state.log if e.counter == counter), None)
+    if entry is not None:
+        mine = entry.machine == machine_tag(terminal) and entry.at == at.replace(microsecond=0)
+        return mine and entry.amount == amount
+    if state.counter < counter:
+        return False
+    return None if len(state.log) == len(LOG_BLOCKS) else False
 
 
 def _confirmed(tag: ClassicTag, before: PurseState, entry: LogEntry) -> PurseState:

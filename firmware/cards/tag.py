@@ -12,6 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from firmware import crashpoints
 from firmware.cards import mifare as m
 
 
@@ -41,6 +42,7 @@ class ClassicTag:
 
     def write(self, block: int, data: bytes) -> None:
         self.exchange(bytes([m.WRITE, block]) + data)
+        crashpoints.reached("card.after_write")
 
     def decrement(self, block: int, amount: int) -> None:
         self.exchange(bytes([m.DECREMENT, block]) + struct.pack("<I", amount))
@@ -53,3 +55,4 @@ class ClassicTag:
 
     def transfer(self, block: int) -> None:
         self.exchange(bytes([m.TRANSFER, block]))
+        crashpoints.reached("card.after_write")

@@ -139,6 +139,18 @@ class Retention(Strict):
         return self
 
 
+class PaymentSetup(Strict):
+    """Where cards' money lives (docs/payments.md).
+
+    ``card``: stored value on the card's MIFARE purse, read and debited through a PN532 (the Taipei
+    pilot's model: every machine, shop and bus debits the same purse); the secure access module's key
+    is the state dir's ``card-master.key``, never in this file. ``machine_wallet``: the machine keeps
+    each card's balance itself, seeded from a card list: a closed loop for demos and one-machine sites.
+    """
+
+    mode: Literal["machine_wallet", "card"] = "machine_wallet"
+
+
 class MachineConfig(Strict):
     id: str
     school: School
@@ -163,6 +175,7 @@ class MachineConfig(Strict):
     security: Security = Security()
     retention: Retention = Retention()
     reporting: Reporting = Reporting()
+    payment: PaymentSetup = PaymentSetup()
 
     @field_validator("id")
     @classmethod

@@ -36,19 +36,32 @@ class Cashier:
         self.balance_after: dict[str, int] = {}
 
     def debit(self, request: SaleRequest, card: SessionCard | None, at: datetime) -> str:
-        """Charge the card and open the vend in one commit; returns the new transaction id."""
-        journal = self.books.journal
+        """Charge the card and open the vend in one commit; returns the new transaction id.
+
+        Money kept outside the books (the purse on the card) is taken between two commits: the intent
+        is durable before the first write to the card, and the vend opens only on a debit the card
+        confirmed (``PaymentUnconfirmed`` otherwise, with the intent left for the card's next tap).
+        """
+        journal, payment = self.books.journal, self.books.payment
+        uid, price = request.account.uid, request.price
+        txn_id: str | None = None
+        if not payment.in_books:
+            with journal.atomic("intent"):
+                txn_id = journal.next_txn_id(self.machine_id)
+                payment.intend(uid, price, txn_id, at)
+            payment.take(uid, price, txn_id, at)
         with journal.atomic("debit"):
-            txn_id = journal.next_txn_id(self.machine_id)
-            balance = self.books.wallet.debit(request.account.uid, request.price, txn_id)
+            txn_id = txn_id or journal.next_txn_id(self.machine_id)
+            balance = payment.debit(uid, price, txn_id)
             record = VendRecord(
                 txn_id=txn_id,
                 slot=request.slot,
                 product=request.product_id,
-                price=request.price.amount,
-                uid=request.account.uid,
+                price=price.amount,
+                uid=uid,
                 status="debited",
                 local_day=request.local_time.date().isoformat(),
+                profile=request.account.profile,
             )
             self.books.vends.open(record, at.isoformat())
             journal.append(
@@ -58,12 +71,12 @@ class Cashier:
                     **who(card, txn_id),
                     slot=request.slot,
                     product=request.product_id,
-                    price=request.price.amount,
+                    price=price.amount,
                 )
             )
         self._open[txn_id] = record  # only once committed
         self.balance_after[txn_id] = balance.amount
-        self.emit("debited", txn=txn_id, slot=request.slot, price=request.price.amount)
+        self.emit("debited", txn=txn_id, slot=request.slot, price=price.amount)
         return txn_id
 
     def awaiting(self, txn_id: str) -> VendRecord:
@@ -94,15 +107,23 @@ class Cashier:
             self.books.journal.append(self.stamp("vend_completed", record.txn_id, **sale.data()))
         self.emit("vended", txn=record.txn_id, slot=record.slot, price=record.price, stock=stock, recovered=recovered)
 
-    def refund(self, record: VendRecord, card: SessionCard | None, recovered: bool) -> None:
-        """Nothing fell (or a power cut hides whether it did and the dispenser cannot tell): money back."""
+    def refund(self, record: VendRecord, card: SessionCard | None, recovered: bool, at: datetime) -> None:
+        """Nothing fell (or a power cut hides whether it did and the dispenser cannot tell): money back.
+
+        Into the books in the refund's commit; to a card's purse after it, if the card is at hand,
+        otherwise owed to the card (in the books) until its next tap here.
+        """
+        payment = self.books.payment
         with self.books.journal.atomic("refund"):
-            balance = self.books.wallet.refund(record.uid, Money(record.price, self.currency), record.txn_id)
+            balance = payment.refund(record.uid, Money(record.price, self.currency), record.txn_id)
             self.books.vends.settle(record.txn_id, "refunded")
             who_bought = who(card, record.txn_id)
             sale = SaleEntry(
                 slot=record.slot, product=record.product, price=record.price, recovered=recovered, **who_bought
             )
             self.books.journal.append(self.stamp("vend_refunded", record.txn_id, **sale.data()))
-        self.balance_after[record.txn_id] = balance.amount
+        if balance is None:
+            balance = payment.pay_back(record.uid, at)
+        if balance is not None:
+            self.balance_after[record.txn_id] = balance.amount
         self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)

@@ -80,7 +80,15 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "tap", "source": SELLING, "dest": S.IDLE, "after": "deny_unknown_card"},
     {"trigger": "tap", "source": CLOSED, "dest": None, "after": "deny_out_of_service"},
     # authorisation, vend, settlement
-    {"trigger": "approve", "source": S.AUTHORISING, "dest": S.VENDING, "before": "debit_card"},
+    # the debit is prepared first; a debit the card did not confirm (pulled mid-write) vends nothing
+    {
+        "trigger": "approve",
+        "source": S.AUTHORISING,
+        "dest": S.VENDING,
+        "prepare": "debit_card",
+        "conditions": "debit_confirmed",
+    },
+    {"trigger": "approve", "source": S.AUTHORISING, "dest": S.IDLE, "before": "deny_unconfirmed"},
     {"trigger": "deny", "source": S.AUTHORISING, "dest": S.AWAITING_SELECTION, "after": "record_denial"},
     {"trigger": "drop_detected", "source": S.VENDING, "dest": S.VEND_SUCCESS, "before": "confirm_drop"},
     {"trigger": "no_drop", "source": S.VENDING, "dest": S.REFUNDING},

@@ -8,22 +8,21 @@ says so. Callbacks ignore the trigger's positional arguments they do not need (`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from firmware import crashpoints
-from firmware.clock import local_day_end
 from firmware.config.machine import MachineSetup
 from firmware.controller.cashier import Cashier
 from firmware.controller.machine import BUSY, SESSION, State, Triggers, build_machine
 from firmware.controller.records import EventSink, Hardware, Pseudonym, SessionCard, Transaction, who
+from firmware.controller.service import Service
 from firmware.controller.timers import Timers
-from firmware.domain import CardAccount, CardTap, Denial, JournalEntry, SaleRequest, SlotState
+from firmware.domain import CardAccount, CardTap, Denial, SaleRequest, SlotState, VendRecord
 from firmware.entries import DeniedEntry
-from firmware.errors import SettlementError, StorageError
-from firmware.identity.pseudonym import normalise_uid
+from firmware.errors import PaymentUnconfirmed, SettlementError, StorageError
 from firmware.messages import Message
 from firmware.money import Money
 from firmware.ports import Books, SalesPolicy
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 HEADROOM_BYTES = 256 * 1024
 
 
-class Controller(Timers, Triggers):
+class Controller(Timers, Service, Triggers):
     """The model object ``transitions`` drives; its state lives in ``self.state``."""
 
     state: State
@@ -75,7 +74,7 @@ class Controller(Timers, Triggers):
     # ---- the outside world's entry points -------------------------------------------------------
     def present(self, tap: CardTap) -> None:
         """A card was read: look it up once for the whole session, then fire ``tap``."""
-        self.dispatch("tap", tap, self.books.wallet.lookup(normalise_uid(tap.uid)))
+        self.dispatch("tap", tap, self.books.payment.lookup(tap))
 
     def dispatch(self, trigger: str, *args: Any) -> None:
         """Fire a trigger for a key, tap, door or timer; a storage failure stops sales instead of crashing.
@@ -123,9 +122,11 @@ class Controller(Timers, Triggers):
         """Settle any vend a power cut interrupted, then open for sales (or service if the door is open)."""
         for record in self.books.vends.pending():
             dropped = bool(self.hw.dispenser.was_dispensed(record.txn_id))
-            account = self.books.wallet.lookup(record.uid)  # no session is open at start-up: one lookup per vend
-            card = SessionCard(account, self.pseudonym) if account is not None else None
-            (self.cashier.complete if dropped else self.cashier.refund)(record, card, recovered=True)
+            card = self._recovered_card(record)
+            if dropped:
+                self.cashier.complete(record, card, recovered=True)
+            else:
+                self.cashier.refund(record, card, recovered=True, at=self.now())
             self.last_transaction = Transaction.recovered(record, dropped, card, self.now())
         self.poll()  # reports held for a window that ended while the power was off go out now
         self.emit("power_on", state=self.state.value)
@@ -183,7 +184,18 @@ class Controller(Timers, Triggers):
 
     def debit_card(self, request: SaleRequest, *_: object) -> None:
         """Charges exactly what the policy approved (the request it evaluated, not a second reading)."""
-        self.txn_id = self.cashier.debit(request, self.card, self.now())
+        try:
+            self.txn_id = self.cashier.debit(request, self.card, self.now())
+        except PaymentUnconfirmed as exc:
+            log.warning("no vend: %s", exc)
+            self.txn_id = None
+
+    def debit_confirmed(self, *_: object) -> bool:
+        return self.txn_id is not None
+
+    def deny_unconfirmed(self, *_: object) -> None:
+        """The card left mid-debit: the session ends (the card is gone), its next tap settles the debit."""
+        self._deny(Denial("card_removed", Message("denied.card_removed")), reselect=False)
 
     def run_motor(self, *_: object) -> None:
         slot = self._slot()
@@ -208,9 +220,11 @@ class Controller(Timers, Triggers):
 
     def refund_card(self, *_: object) -> None:
         record = self.cashier.awaiting(self._txn_id())
-        self.cashier.refund(record, self._card(), recovered=False)
+        self.cashier.refund(record, self._card(), recovered=False, at=self.now())
         self._finish("refunded", "no_drop")
-        self.show(Message("refunded", {"price": record.price, "balance": self._balance()}))
+        paid = record.txn_id in self.cashier.balance_after
+        key = "refunded" if paid else "refund_owed"  # the card left before it could be credited
+        self.show(Message(key, {"price": record.price, "balance": self._balance()}))
         self.settled()
 
     def close_session(self, *_: object) -> None:
@@ -266,41 +280,6 @@ class Controller(Timers, Triggers):
     def show_vend_in_progress(self, *_: object) -> None:
         self.show(Message("vend_in_progress"))
 
-    # ---- service operations (door open, or remote commands in ``firmware.app.commands``) ---------
-    def restock(self, counts: Mapping[str, int]) -> None:
-        """Set slots' fill levels (what a technician does with the door open)."""
-        inventory = self.books.inventory
-        with self.books.journal.atomic("stock"):
-            for slot, count in counts.items():
-                inventory.set_stock(slot, count)
-            self.books.journal.append(self.entry("restocked", None, counts=dict(counts), stock=inventory.stock()))
-        self.emit("restocked", counts=dict(counts))
-
-    def apply_setup(self, setup: MachineSetup) -> None:
-        self.setup = setup
-        self.config = setup.config
-        if self.policy_factory is not None:
-            self.policy = self.policy_factory(setup)
-
-    def close_day(self, local_day: str) -> None:
-        """End of a trading day: all its held reports go (also when it closes early), then summary and settlement."""
-        self.books.journal.release_due(self.now(), until=local_day_end(local_day, self.config.zone))
-        self.journal_only("day_closed", day=local_day)
-        now, kept = self.now(), self.config.retention
-        today, per_card = now.astimezone(self.config.zone).date(), self.config.settlement == "per_card"
-        self.books.apply_retention(now, today, kept.records_days, kept.card_days, per_card)
-
-    def journal_only(self, kind: str, *, quiet: bool = False, **data: Any) -> None:
-        """One entry in its own transaction, and its event unless ``quiet`` (the machine announcing itself)."""
-        with self.books.journal.atomic("journal"):
-            self.books.journal.append(self.entry(kind, None, **data))
-        if not quiet:
-            self.emit(kind, **data)
-
-    def entry(self, kind: str, txn_id: str | None, **data: Any) -> JournalEntry:
-        """A journal entry stamped with the injected clock."""
-        return JournalEntry(kind, self.now(), txn_id, data)
-
     # ---- helpers -----------------------------------------------------------------------------
     def show(self, message: Message) -> None:
         self.hw.display.show(message)
@@ -333,7 +312,14 @@ class Controller(Timers, Triggers):
     def _balance(self) -> int:
         """The card's balance after this session's money step (the cashier read it back in that commit)."""
         known = self.cashier.balance_after.pop(self._txn_id(), None)
-        return known if known is not None else self.books.wallet.balance(self._card().account.uid).amount
+        return known if known is not None else self.books.payment.balance(self._card().account.uid).amount
+
+    def _recovered_card(self, record: VendRecord) -> SessionCard | None:
+        """The card of a vend a power cut interrupted, as its visit was named: from the vend's own record."""
+        account = self.books.payment.account(record.uid)
+        if account is None and record.profile:
+            account = CardAccount(record.uid, record.profile, Money(0, self.config.currency))
+        return SessionCard(account, self.pseudonym) if account is not None else None
 
     def _sale_request(self) -> SaleRequest:
         slot = self._slot()
@@ -346,7 +332,9 @@ class Controller(Timers, Triggers):
             price=Money(slot.price, self.config.currency),
             account=account,
             local_time=local,
-            spent_today=Money(self.books.vends.spent_on(account.uid, local.date().isoformat()), self.config.currency),
+            spent_today=account.spent_today
+            if account.spent_today is not None  # the card's own log: every machine's purchases that day
+            else Money(self.books.vends.spent_on(account.uid, local.date().isoformat()), self.config.currency),
         )
 
     def _finish(
@@ -368,7 +356,7 @@ class Controller(Timers, Triggers):
             self.now(),
         )
 
-    def _deny(self, denial: Denial, slot: str | None = None, with_card: bool = True) -> None:
+    def _deny(self, denial: Denial, slot: str | None = None, with_card: bool = True, reselect: bool = True) -> None:
         slot = slot or self.selection
         state = self.books.inventory.get(slot) if slot else None
         card = self.card if with_card else None
@@ -382,7 +370,7 @@ class Controller(Timers, Triggers):
             journal.append(self.entry("denied", txn_id, **record.data()))
         self._finish("denied", denial.reason, txn_id=txn_id, slot=slot, with_card=with_card)
         self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card, txn_id))
-        self.show(self._keep_card_briefly(denial.message) if card is not None else denial.message)
+        self.show(self._keep_card_briefly(denial.message) if card is not None and reselect else denial.message)
 
     def _keep_card_briefly(self, denial: Message) -> Message:
         """After a denial the card stays only for the reselection window, and the display says so."""

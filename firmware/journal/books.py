@@ -5,17 +5,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from firmware.journal.card_steps import CardSteps
 from firmware.journal.commands import CommandLog
 from firmware.journal.database import Database
 from firmware.journal.inventory import Inventory
 from firmware.journal.ledger import SqliteJournal
 from firmware.journal.vends import VendLedger, settlement_period
 from firmware.journal.wallet import Wallet
+from firmware.ports import Payment
 
 
 @dataclass(frozen=True)
 class MachineBooks:
-    """Journal, wallet, planogram, vends and answered commands, all joining one transaction."""
+    """Journal, wallet, planogram, vends and answered commands, all joining one transaction.
+
+    ``payment`` is where cards' money lives: the wallet here, or an adapter the node puts in its place
+    (the purse on the card, ``firmware.payments.card``), built with the same database.
+    """
 
     db: Database
     journal: SqliteJournal
@@ -23,10 +29,12 @@ class MachineBooks:
     inventory: Inventory
     vends: VendLedger
     commands: CommandLog
+    payment: Payment
 
     @classmethod
     def on(cls, db: Database, currency: str) -> MachineBooks:
-        return cls(db, SqliteJournal(db), Wallet(db, currency), Inventory(db), VendLedger(db), CommandLog(db))
+        wallet = Wallet(db, currency)
+        return cls(db, SqliteJournal(db), wallet, Inventory(db), VendLedger(db), CommandLog(db), wallet)
 
     def prune(self, before: datetime) -> int:
         """Journal entries and command answers older than ``before``, in one transaction."""
@@ -81,5 +89,10 @@ class MachineBooks:
             return self.vends.forget_cards(days)
 
     def invariant_total(self) -> int:
-        """Card balances + takings + money in flight; must equal the starting total at all times."""
-        return self.wallet.total() + self.vends.takings() + self.vends.in_flight()
+        """Wallet balances + takings + money in flight + refunds owed to cards; constant at all times.
+
+        With the purse on the card, the cards' own balances (and debits whose fate a pulled card
+        keeps) are added by whoever holds the cards: the simulator's world.
+        """
+        owed = CardSteps(self.db).owed()
+        return self.wallet.total() + self.vends.takings() + self.vends.in_flight() + owed

@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS slots (
 CREATE TABLE IF NOT EXISTS vends (
     txn_id TEXT PRIMARY KEY, slot TEXT NOT NULL, product TEXT NOT NULL, price INTEGER NOT NULL,
     uid TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('debited', 'completed', 'refunded')),
-    local_day TEXT NOT NULL, at TEXT NOT NULL
+    local_day TEXT NOT NULL, at TEXT NOT NULL, profile TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS vends_by_card_day ON vends (uid, local_day);
 CREATE INDEX IF NOT EXISTS vends_pending ON vends (status) WHERE status = 'debited';
@@ -50,6 +50,12 @@ CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
+CREATE TABLE IF NOT EXISTS guardians (uid TEXT PRIMARY KEY, controls TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS card_steps (
+    txn_id TEXT PRIMARY KEY, uid TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('debit', 'credit')),
+    amount INTEGER NOT NULL CHECK (amount > 0), counter INTEGER, at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'unknown'))
+);
 """
 
 
@@ -75,9 +81,10 @@ class Database:
 
     def _migrate(self) -> None:
         """Columns added since a state dir was created (a machine keeps its state across upgrades)."""
-        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(commands)")}
-        if "at" not in columns:
-            self.conn.execute("ALTER TABLE commands ADD COLUMN at TEXT NOT NULL DEFAULT ''")
+        for table, column in (("commands", "at"), ("vends", "profile")):
+            columns = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in columns:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
     @contextmanager
     def atomic(self, step: str = "journal") -> Iterator[sqlite3.Connection]:

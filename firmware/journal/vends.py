@@ -21,6 +21,9 @@ def settlement_period(local_day: str, weeks: int = PERIOD_WEEKS) -> str:
     return f"{year}-W{(week - 1) // weeks * weeks + 1:02d}"
 
 
+RECORD_COLUMNS = "txn_id, slot, product, price, uid, status, local_day, profile"
+
+
 class VendLedger:
     """The vends table: the bridge between a debit and its settlement, and the source of takings."""
 
@@ -29,9 +32,18 @@ class VendLedger:
 
     def open(self, record: VendRecord, at: str) -> None:
         self.db.conn.execute(
-            "INSERT INTO vends (txn_id, slot, product, price, uid, status, local_day, at) "
-            "VALUES (?, ?, ?, ?, ?, 'debited', ?, ?)",
-            (record.txn_id, record.slot, record.product, record.price, record.uid, record.local_day, at),
+            "INSERT INTO vends (txn_id, slot, product, price, uid, status, local_day, at, profile) "
+            "VALUES (?, ?, ?, ?, ?, 'debited', ?, ?, ?)",
+            (
+                record.txn_id,
+                record.slot,
+                record.product,
+                record.price,
+                record.uid,
+                record.local_day,
+                at,
+                record.profile,
+            ),
         )
 
     def settle(self, txn_id: str, status: str) -> None:
@@ -43,15 +55,12 @@ class VendLedger:
             raise SettlementError(f"vend {txn_id} is not awaiting settlement")
 
     def get(self, txn_id: str) -> VendRecord | None:
-        row = self.db.conn.execute(
-            "SELECT txn_id, slot, product, price, uid, status, local_day FROM vends WHERE txn_id = ?", (txn_id,)
-        ).fetchone()
+        row = self.db.conn.execute(f"SELECT {RECORD_COLUMNS} FROM vends WHERE txn_id = ?", (txn_id,)).fetchone()
         return VendRecord(*row) if row else None
 
     def pending(self) -> list[VendRecord]:
         rows = self.db.conn.execute(
-            "SELECT txn_id, slot, product, price, uid, status, local_day FROM vends "
-            "WHERE status = 'debited' ORDER BY at"
+            f"SELECT {RECORD_COLUMNS} FROM vends WHERE status = 'debited' ORDER BY at"
         ).fetchall()
         return [VendRecord(*row) for row in rows]
 

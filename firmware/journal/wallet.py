@@ -1,12 +1,18 @@
-"""The stored-value wallet: card balances as the machine's own durable copy (EasyCard-style offline value)."""
+"""The machine's own wallet (``payment: {mode: machine_wallet}``): balances as the machine's durable copy.
+
+A closed-loop mode for demos and single-machine sites: two machines hold two copies of a card's
+balance, so a school with several machines uses the purse on the card (``firmware.payments.card``).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
+from datetime import datetime
 
-from firmware.domain import CardAccount, Guardian
+from firmware.domain import CardAccount, CardTap, Guardian
+from firmware.identity.pseudonym import normalise_uid
 from firmware.journal.database import Database
+from firmware.journal.guardians import decode_guardian, encode_guardian
 from firmware.money import Money
 
 
@@ -21,38 +27,33 @@ class Wallet:
         self.db = db
         self.currency = currency
 
+    in_books = True  # balances are rows of the books: a debit joins the vend's own transaction
+
     def issue(self, uid: str, profile: str, balance: int, guardian: Guardian | None = None) -> None:
         """Register a card (scenario set-up or the issuer's card list); no names are stored."""
-        g = guardian or Guardian()
         self.db.conn.execute(
             "INSERT INTO cards (uid, profile, balance, guardian) VALUES (?, ?, ?, ?)",
-            (
-                uid,
-                profile,
-                balance,
-                json.dumps(
-                    {
-                        "linked": g.linked,
-                        "daily_limit": g.daily_limit,
-                        "blocked_categories": list(g.blocked_categories),
-                        "blocked_kinds": list(g.blocked_kinds),
-                    }
-                ),
-            ),
+            (uid, profile, balance, encode_guardian(guardian or Guardian())),
         )
 
-    def lookup(self, uid: str) -> CardAccount | None:
+    def lookup(self, tap: CardTap) -> CardAccount | None:
+        return self.account(normalise_uid(tap.uid))
+
+    def account(self, uid: str) -> CardAccount | None:
         row = self.db.conn.execute("SELECT profile, balance, guardian FROM cards WHERE uid = ?", (uid,)).fetchone()
         if row is None:
             return None
-        g = json.loads(row[2])
-        guardian = Guardian(
-            linked=bool(g.get("linked", True)),
-            daily_limit=g.get("daily_limit"),
-            blocked_categories=tuple(g.get("blocked_categories", ())),
-            blocked_kinds=tuple(g.get("blocked_kinds", ())),
-        )
-        return CardAccount(uid, row[0], Money(int(row[1]), self.currency), guardian)
+        return CardAccount(uid, row[0], Money(int(row[1]), self.currency), decode_guardian(row[2]))
+
+    def intend(self, uid: str, amount: Money, txn_id: str, at: datetime) -> None:
+        """Nothing to do: the debit itself is one row of the vend's transaction."""
+
+    def take(self, uid: str, amount: Money, txn_id: str, at: datetime) -> None:
+        """Nothing to do: see ``intend``."""
+
+    def pay_back(self, uid: str, at: datetime) -> Money | None:
+        """Nothing is ever owed: a refund is paid in its own transaction."""
+        return None
 
     def _change(self, uid: str, delta: int) -> Money:
         row = self.db.conn.execute(

@@ -76,7 +76,7 @@ def machine_day(
     machine = Node(setup, state_dir, Hardware(clock, NullDisplay(), dispenser), link=link, events=stats.on_event)
     with machine.db.atomic("journal"):
         for card in plan.cards:
-            if machine.books.wallet.lookup(card.uid) is None:  # a later day of a term: the card is known
+            if machine.books.wallet.account(card.uid) is None:  # a later day of a term: the card is known
                 machine.books.wallet.issue(card.uid, card.profile, card.balance)
     sent_before = {stream: machine.db.counter(f"seq:{stream}") for stream in ("vendor", "issuer")}  # earlier days
     machine.start(connect=False)  # its stock snapshot at boot is one of the day's reports

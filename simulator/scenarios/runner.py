@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,9 @@ from firmware import crashpoints
 from firmware.app.node import Link, Node
 from firmware.controller.notices import privacy_notice
 from firmware.controller.records import Hardware
+from firmware.journal.guardians import GuardianBook
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, advance
+from simulator.scenarios.purses import PurseCards, simulation_card_master
 from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration, uid_tail
 from simulator.scenarios.tap_sources import TapSourceFactory, VirtualTaps
 from simulator.tally import SalesTally
@@ -52,12 +54,20 @@ class ScenarioResult(SalesTally):
         return not self.failures
 
 
-def issue_cards(machine: Node, cards: Iterable[CardSpec]) -> None:
-    """Cards (as a scenario or ``--cards`` file lists them) into the machine's wallet, in one transaction."""
+def issue_cards(machine: Node, cards: Iterable[CardSpec], purses: PurseCards | None = None) -> None:
+    """Cards (as a scenario or ``--cards`` file lists them): into the machine's wallet, or onto purse cards.
+
+    With the purse on the card the machine keeps only guardians' controls (pushed by the school).
+    """
     with machine.db.atomic("journal"):
         for card in cards:
             guardian = card.guardian.controls() if card.guardian else None
-            machine.books.wallet.issue(card.uid, card.profile, card.balance, guardian)
+            if purses is None:
+                machine.books.wallet.issue(card.uid, card.profile, card.money, guardian)
+                continue
+            purses.issue(card.uid, card.profile, card.money)
+            if guardian is not None:
+                GuardianBook(machine.db).set(card.uid, guardian)
 
 
 class InvariantViolation(AssertionError):
@@ -90,6 +100,10 @@ class ScenarioRunner:
         self.dispenser = VirtualDispenser({code: slot.stock for code, slot in config.slots.items()})
         self.door = DoorSwitch()
         self.taps = taps(self.clock)  # the card reader is hardware: it outlives the controller's power cycles
+        self.purses: PurseCards | None = None  # the cards themselves, when they hold the money
+        if config.payment.mode == "card":
+            sam = simulation_card_master(state_dir)
+            self.purses = PurseCards(sam, scenario.machine.config.school.code, scenario.start.date())
         self.result = ScenarioResult()
         self.steps: dict[str, Callable[[Step], None]] = {
             "select": self._do_select,
@@ -107,11 +121,13 @@ class ScenarioRunner:
             "privacy": self._do_privacy,
             "power": self._do_power,
             "expect": self._do_expect,
+            "tear": self._do_tear,
+            "topup": self._do_topup,
         }
         self.hooks: dict[str, Callable[[Step], None]] = {}  # extra step kinds (e.g. broker: down)
         self.probes: dict[str, Callable[[], Any]] = {}  # extra expect keys (e.g. backend_sales)
         self.machine = self._boot()
-        self.starting_total = self.machine.invariant_total()
+        self.starting_total = self.money_total()
 
     def start(self) -> None:
         """Connect the machine when it reports, and tell attachments about the first boot (later boots too)."""
@@ -123,7 +139,7 @@ class ScenarioRunner:
         simulation_term_key(self.state_dir, self.scenario.start.date())
         machine = Node(self.scenario.machine, self.state_dir, hardware, link=self.link, events=self._on_event)
         if machine.fresh:
-            issue_cards(machine, self.scenario.cards.values())
+            issue_cards(machine, self.scenario.cards.values(), self.purses)
         return machine.start(door_open=self.door.is_open(), connect=False)
 
     def _connect(self) -> None:
@@ -162,8 +178,15 @@ class ScenarioRunner:
             crashpoints.set_hook(None)
         return self.result
 
-    def check_invariant(self, step: Step) -> None:
+    def money_total(self) -> int:
+        """The machine's books, plus the cards' purses when the money lives on the cards."""
         total = self.machine.invariant_total()
+        if self.purses is not None:
+            total += self.purses.total(self.machine.db, self.machine.machine_id)
+        return total
+
+    def check_invariant(self, step: Step) -> None:
+        total = self.money_total()
         if total != self.starting_total or self.machine.books.vends.in_flight():
             raise InvariantViolation(
                 f"after step {step.index + 1} (line {step.line}): balances + takings = {total}, "
@@ -188,7 +211,23 @@ class ScenarioRunner:
             name, uid = f"unknown {uid_tail(value.uid)}", value.uid
         else:
             name, uid = value, self.scenario.cards[value].uid
-        self.machine.controller.present(self.taps.tap(uid, name))
+        tap = self.taps.tap(uid, name)
+        if self.purses is not None:
+            tap = replace(tap, link=self.purses.link(tap.uid))
+        self.machine.controller.present(tap)
+
+    def _do_tear(self, step: Step) -> None:
+        self._purses().tear_next(step.value)
+
+    def _do_topup(self, step: Step) -> None:
+        uid = self.scenario.cards[step.value.card].uid
+        self._purses().topup(uid, step.value.amount, "7-ELEVEN-SIM", self.clock.now())
+        self.starting_total += step.value.amount  # money paid in at the store's till
+
+    def _purses(self) -> PurseCards:
+        if self.purses is None:
+            raise NotImplementedError("this step needs the purse on the card (payment: card)")
+        return self.purses
 
     def _do_cancel(self, step: Step) -> None:
         self.machine.controller.dispatch("cancel")
@@ -248,8 +287,7 @@ class ScenarioRunner:
             if key == "stock":  # only the slots the step names
                 actual = {slot: actual.get(slot) for slot in expected}
             elif key == "balance" and isinstance(expected, dict):
-                wallet = self.machine.books.wallet
-                actual = {name: wallet.balance(self.scenario.cards[name].uid).amount for name in expected}
+                actual = {name: self.balance_of(self.scenario.cards[name].uid) for name in expected}
             outcome = ExpectationResult(step.line, key, expected, actual)
             self.result.expectations.append(outcome)
             self._on_event(
@@ -269,7 +307,7 @@ class ScenarioRunner:
         if key == "balance":
             if last is None or last.card_uid is None:
                 return None
-            return self.machine.books.wallet.balance(last.card_uid).amount
+            return self.balance_of(last.card_uid)
         if key == "display":
             return self.display.text()
         if key == "stock":
@@ -279,6 +317,12 @@ class ScenarioRunner:
         if key == "outbox":
             return self.machine.books.journal.outbox.depth()
         raise NotImplementedError(f"expect {key!r} needs a component this run lacks (e.g. --broker)")
+
+    def balance_of(self, uid: str) -> int:
+        """A card's money where it lives: the machine's wallet, or the purse on the card."""
+        if self.purses is not None:
+            return self.purses.balance(uid)
+        return self.machine.books.wallet.balance(uid).amount
 
     # ---- events ----------------------------------------------------------------------------
     def _on_event(self, at: datetime, name: str, details: dict[str, Any]) -> None:

@@ -9,8 +9,9 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from firmware.cards.purse import PROFILES as PURSE_PROFILES
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
@@ -60,10 +61,27 @@ class GuardianSpec(Strict):
 
 
 class CardSpec(Strict):
+    """A card of the run: ``balance`` in the machine's wallet, or ``purse`` on the card (``payment: card``).
+
+    Either gives the card's starting money wherever the run's payment mode keeps it; a purse is at
+    most NT$10,000, as on an EasyCard.
+    """
+
     uid: str
     profile: Profile
-    balance: int = Field(ge=0, le=1_000_000)
+    balance: int | None = Field(default=None, ge=0, le=1_000_000)
+    purse: int | None = Field(default=None, ge=0, le=10_000)
     guardian: GuardianSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> CardSpec:
+        if (self.balance is None) == (self.purse is None):
+            raise ValueError("give the card's money as `balance` (machine wallet) or `purse` (on the card)")
+        return self
+
+    @property
+    def money(self) -> int:
+        return self.purse if self.purse is not None else self.balance or 0
 
     @field_validator("uid", mode="before")
     @classmethod
@@ -115,6 +133,13 @@ class PowerCutSpec(Strict):
     cut_at: str
 
 
+class TopUp(Strict):
+    """A convenience-store top-up of a purse card (``payment: card``)."""
+
+    card: str
+    amount: int = Field(gt=0, le=10_000)
+
+
 # step name -> the type of its value
 STEP_TYPES: dict[str, Any] = {
     "select": str,
@@ -134,6 +159,8 @@ STEP_TYPES: dict[str, Any] = {
     "backend": Literal["down", "up"],
     "note": str,
     "privacy": Literal[True],
+    "tear": int,
+    "topup": TopUp,
 }
 _ADAPTERS = {
     name: TypeAdapter(kind, config=ConfigDict(strict=True))
@@ -199,6 +226,7 @@ class ScenarioHead(Strict):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
     machine: str
     start: datetime
+    payment: Literal["machine_wallet", "card"] | None = None  # overrides the machine config's payment mode
     cards: dict[str, CardSpec] = {}
     steps: list[Any] = Field(min_length=1)
 
@@ -244,7 +272,12 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
     if not machine_path.is_file():
         raise doc.error(("machine",), f"machine config not found: {head.machine}")
     machine = load_machine(machine_path, os.path.normpath(Path(name).parent / head.machine))
+    if head.payment is not None:
+        payment = machine.config.payment.model_copy(update={"mode": head.payment})
+        machine = replace(machine, config=machine.config.model_copy(update={"payment": payment}))
     _check_unique_uids(doc, head.cards)
+    if machine.config.payment.mode == "card":
+        _check_purse_cards(doc, head.cards)
     steps = _steps(doc, head, machine)
     return Scenario(path, name, machine, head.start, dict(head.cards), steps)
 
@@ -255,6 +288,15 @@ def _check_unique_uids(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
         if card.uid in seen:
             raise doc.error(("cards", card_name, "uid"), f"same uid as card {seen[card.uid]!r}")
         seen[card.uid] = card_name
+
+
+def _check_purse_cards(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
+    """With the purse on the card, each card is a MIFARE Classic 1K campus card the issuer wrote."""
+    for card_name, card in cards.items():
+        if len(card.uid) != 8:
+            raise doc.error(("cards", card_name, "uid"), "a purse card (payment: card) has a 4-byte uid, 8 hex digits")
+        if card.profile not in PURSE_PROFILES:
+            raise doc.error(("cards", card_name, "profile"), f"a purse card is issued to one of {PURSE_PROFILES}")
 
 
 def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Step, ...]:
@@ -277,6 +319,12 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
                 raise doc.error(loc, f"unknown slot {value!r}; the machine has {', '.join(sorted(slots))}")
         elif kind == "tap" and isinstance(value, str) and value not in head.cards:
             raise doc.error(loc, f"unknown card {value!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
+        elif kind in ("tear", "topup") and machine.config.payment.mode != "card":
+            raise doc.error(loc, f"a `{kind}` step needs the purse on the card (payment: card)")
+        elif kind == "topup" and value.card not in head.cards:
+            raise doc.error((*loc, "card"), f"unknown card {value.card!r}")
+        elif kind == "tear" and not 1 <= value <= 64:
+            raise doc.error(loc, "tear after 1 to 64 writes")
         elif kind == "restock":
             for slot, count in value.items():
                 if slot not in slots:

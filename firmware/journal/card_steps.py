@@ -1,0 +1,96 @@
+"""Money steps on a card that the machine owes an outcome: journaled before the card is written.
+
+A ``debit`` row is the intent of a debit: written (with the counter the card's step will carry)
+before the first write to the card, removed in the vend's own transaction once the card confirmed
+it. A row left behind means the card left mid-debit; its next tap here shows what happened. A
+``credit`` row is a refund owed to a card: written with the refund, removed once the card
+confirmed the credit; ``counter`` is set just before each attempt, so a pulled credit is never paid
+twice. ``unknown``: the card's log no longer reaches the step (it was used elsewhere since), so the
+issuer's settlement decides it. The money in these rows is part of the machine's invariant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from firmware.journal.database import Database
+
+
+@dataclass(frozen=True)
+class CardStep:
+    txn_id: str
+    uid: str
+    kind: str  # debit | credit
+    amount: int
+    counter: int | None  # the card counter the step carries on the card, once known
+    at: datetime | None  # the time the card's log entry carries (a credit: of its latest try)
+    status: str  # open | unknown
+
+
+class CardSteps:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def open(self, step: CardStep) -> None:
+        self.db.conn.execute(
+            "INSERT INTO card_steps (txn_id, uid, kind, amount, counter, at, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                step.txn_id,
+                step.uid,
+                step.kind,
+                step.amount,
+                step.counter,
+                step.at.isoformat() if step.at else "",
+                step.status,
+            ),
+        )
+
+    def of(self, uid: str) -> list[CardStep]:
+        rows = self.db.conn.execute(
+            f"SELECT {COLUMNS} FROM card_steps WHERE uid = ? AND status = 'open' ORDER BY txn_id",
+            (uid,),
+        ).fetchall()
+        return [_step(row) for row in rows]
+
+    def get(self, txn_id: str) -> CardStep | None:
+        row = self.db.conn.execute(f"SELECT {COLUMNS} FROM card_steps WHERE txn_id = ?", (txn_id,)).fetchone()
+        return _step(row) if row else None
+
+    def close(self, txn_id: str) -> None:
+        self.db.conn.execute("DELETE FROM card_steps WHERE txn_id = ?", (txn_id,))
+
+    def owe(self, txn_id: str, uid: str, amount: int) -> None:
+        """A refund owed to the card (also a debit the card shows was made without a vend); not tried yet."""
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO card_steps (txn_id, uid, kind, amount, counter, at, status) "
+            "VALUES (?, ?, 'credit', ?, NULL, '', 'open')",
+            (txn_id, uid, amount),
+        )
+
+    def attempt(self, txn_id: str, counter: int, at: datetime) -> None:
+        """The next try at paying a credit: the counter and time its log entry will carry, journaled first."""
+        self.db.conn.execute(
+            "UPDATE card_steps SET counter = ?, at = ? WHERE txn_id = ?", (counter, at.isoformat(), txn_id)
+        )
+
+    def leave_to_issuer(self, txn_id: str) -> None:
+        self.db.conn.execute("UPDATE card_steps SET status = 'unknown' WHERE txn_id = ?", (txn_id,))
+
+    def owed(self) -> int:
+        """Refunds the machine holds for cards (money that is the cards')."""
+        row = self.db.conn.execute("SELECT COALESCE(SUM(amount), 0) FROM card_steps WHERE kind = 'credit'").fetchone()
+        return int(row[0])
+
+    def all(self) -> list[CardStep]:
+        rows = self.db.conn.execute(f"SELECT {COLUMNS} FROM card_steps ORDER BY txn_id").fetchall()
+        return [_step(row) for row in rows]
+
+
+COLUMNS = "txn_id, uid, kind, amount, counter, at, status"
+
+
+def _step(row: tuple[Any, ...]) -> CardStep:
+    txn_id, uid, kind, amount, counter, at, status = row
+    return CardStep(txn_id, uid, kind, int(amount), counter, datetime.fromisoformat(at) if at else None, status)

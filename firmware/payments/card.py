@@ -1,0 +1,178 @@
+"""Stored value on the card (``payment: {mode: card}``): the purse is read and debited through the reader.
+
+The card is reached only through the tap's ``link`` while it stays in the field. The money path is:
+
+1. ``lookup``: recover the card (finish or undo a pulled step), settle what this machine owes it or
+   left open with it (``CardSteps``), then read the purse, the issuer-signed profile and the day's
+   spend from the card's own log;
+2. ``intend`` (in the cashier's transaction): journal the debit with the counter the card's step
+   will carry, before anything is written to the card;
+3. ``take``: the three writes and the read-back (``purse_io.debit``); ``PaymentUnconfirmed`` if the
+   card left or changed, and then nothing is vended: the card's next tap here shows whether the
+   debit was made, and a debit made is given back;
+4. ``debit`` (in the vend's transaction): the intent is done;
+5. ``refund``: owed in the books, paid to the card by ``pay_back`` when it is at hand (now, or at
+   its next tap here).
+
+The sector keys come from the secure access module (``Sam``), never from a config or a log; a log
+line about a card never names it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import TypeVar
+
+from firmware.cards.purse import CardError, PurseState, Sam, card_day
+from firmware.cards.purse_io import credit, recover, step_fate
+from firmware.cards.purse_io import debit as debit_card
+from firmware.cards.tag import CardGone, CardRefused, ClassicTag
+from firmware.domain import CardAccount, CardLink, CardTap
+from firmware.errors import PaymentUnconfirmed
+from firmware.identity.pseudonym import normalise_uid
+from firmware.journal.card_steps import CardStep, CardSteps
+from firmware.journal.database import Database
+from firmware.journal.guardians import GuardianBook
+from firmware.money import Money
+
+log = logging.getLogger(__name__)
+CARD_TROUBLE = (CardGone, CardRefused, CardError)
+T = TypeVar("T")
+
+
+class CardPurse:
+    """Implements the ``Payment`` port on the card in the field; ``CardSteps`` hold what is in flight."""
+
+    in_books = False
+
+    def __init__(self, db: Database, sam: Sam, machine_id: str, currency: str) -> None:
+        self.db = db
+        self.sam = sam
+        self.machine_id = machine_id
+        self.currency = currency
+        self.steps = CardSteps(db)
+        self.guardians = GuardianBook(db)
+        self._at_hand: tuple[str, CardLink] | None = None  # the card of the current session and how to reach it
+        self._read: PurseState | None = None  # that card as last read or written
+
+    # ---- reading ------------------------------------------------------------------------------
+    def lookup(self, tap: CardTap) -> CardAccount | None:
+        uid = normalise_uid(tap.uid)
+        self._at_hand, self._read = None, None
+        if tap.link is None:
+            log.warning("a card tapped on %s: that reader cannot reach a purse", tap.reader)
+            return None
+        self._at_hand = (uid, tap.link)
+        try:
+            state = self._on_card(uid, lambda tag: self._settle(tag, uid, tap.at))
+        except CARD_TROUBLE as exc:
+            log.warning("a card on %s was not read: %s", tap.reader, type(exc).__name__)
+            return None
+        return self._account(uid, state, card_day(tap.at))
+
+    def account(self, uid: str) -> CardAccount | None:
+        """Nothing without the card: its purse and profile are on it."""
+        return None
+
+    def balance(self, uid: str) -> Money:
+        read = self._read if self._at_hand and self._at_hand[0] == uid else None
+        return Money(read.balance if read else 0, self.currency)
+
+    # ---- the money path -------------------------------------------------------------------------
+    def intend(self, uid: str, amount: Money, txn_id: str, at: datetime) -> None:
+        read = self._card_read(uid)
+        step = CardStep(txn_id, uid, "debit", amount.amount, read.counter + 1, at, "open")
+        self.steps.open(step)
+
+    def take(self, uid: str, amount: Money, txn_id: str, at: datetime) -> None:
+        step = self.steps.get(txn_id)
+        if step is None or step.kind != "debit":
+            raise PaymentUnconfirmed(f"{txn_id}: no debit intent journaled")
+        try:
+            self._read = self._on_card(
+                uid, lambda tag: debit_card(tag, self.sam, step.amount, self.machine_id, at, step.counter)
+            )
+        except CARD_TROUBLE as exc:
+            raise PaymentUnconfirmed(f"{txn_id}: the card did not confirm the debit ({type(exc).__name__})") from None
+
+    def debit(self, uid: str, amount: Money, txn_id: str) -> Money:
+        self.steps.close(txn_id)
+        return Money(self._card_read(uid).balance, self.currency)
+
+    def refund(self, uid: str, amount: Money, txn_id: str) -> Money | None:
+        self.steps.owe(txn_id, uid, amount.amount)
+        return None
+
+    def pay_back(self, uid: str, at: datetime) -> Money | None:
+        if self._at_hand is None or self._at_hand[0] != uid:
+            return None
+        try:
+            self._read = self._on_card(uid, lambda tag: self._settle(tag, uid, at))
+        except CARD_TROUBLE as exc:
+            log.warning("a refund stays owed to a card: %s", type(exc).__name__)
+            return None
+        if any(step.kind == "credit" for step in self.steps.of(uid)):
+            return None
+        return Money(self._read.balance, self.currency)
+
+    # ---- settling what a card was left with -----------------------------------------------------
+    def _settle(self, tag: ClassicTag, uid: str, at: datetime) -> PurseState:
+        """Recover the card, then resolve this machine's open steps with it: the state after."""
+        state = recover(tag, self.sam)
+        for step in self.steps.of(uid):
+            if step.kind == "debit":
+                self._resolve_debit(step, state, at)
+        for step in self.steps.of(uid):
+            if step.kind == "credit":
+                state = self._pay(tag, step, state, at)
+        self._read = state
+        return state
+
+    def _resolve_debit(self, step: CardStep, state: PurseState, at: datetime) -> None:
+        made = self._fate(step, state, step.amount)
+        with self.db.atomic("card_step"):
+            if made is None:
+                self.steps.leave_to_issuer(step.txn_id)
+            elif made:  # taken, never vended on: it is owed back
+                self.steps.owe(step.txn_id, step.uid, step.amount)
+            else:
+                self.steps.close(step.txn_id)
+
+    def _pay(self, tag: ClassicTag, step: CardStep, state: PurseState, at: datetime) -> PurseState:
+        """Pay one owed refund: the counter it will carry is journaled first, so a pull never pays twice."""
+        if step.counter is not None:
+            made = self._fate(step, state, -step.amount)
+            if made:
+                with self.db.atomic("card_step"):
+                    self.steps.close(step.txn_id)
+                return state
+        with self.db.atomic("card_step"):
+            self.steps.attempt(step.txn_id, state.counter + 1, at)
+        after = credit(tag, self.sam, step.amount, self.machine_id, at, refund=True, counter=state.counter + 1)
+        with self.db.atomic("card_step"):
+            self.steps.close(step.txn_id)
+        return after
+
+    def _fate(self, step: CardStep, state: PurseState, amount: int) -> bool | None:
+        if step.counter is None or step.at is None:
+            return False  # never tried on a card
+        return step_fate(state, step.counter, amount, self.machine_id, step.at)
+
+    # ---- helpers ------------------------------------------------------------------------------
+    def _on_card(self, uid: str, work: Callable[[ClassicTag], T]) -> T:
+        if self._at_hand is None or self._at_hand[0] != uid:
+            raise CardGone("the card is not at hand")
+        with self._at_hand[1]() as exchange:
+            return work(ClassicTag(bytes.fromhex(uid), exchange))
+
+    def _card_read(self, uid: str) -> PurseState:
+        if self._read is None or self._at_hand is None or self._at_hand[0] != uid:
+            raise PaymentUnconfirmed("the card of this session was not read")
+        return self._read
+
+    def _account(self, uid: str, state: PurseState, today: date) -> CardAccount:
+        money = Money(state.balance, self.currency)
+        spent = Money(state.spent_on(today), self.currency)
+        return CardAccount(uid, state.record.profile, money, self.guardians.of(uid), spent_today=spent)

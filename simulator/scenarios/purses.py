@@ -1,0 +1,117 @@
+"""The cards of a run with stored value on the card: MIFARE images the machine reads and debits itself.
+
+Each card is the emulator's ``ClassicCard`` (simulator/emulators/mifare_classic.py), issued with the
+simulation's card master key; a tap hands the machine a link to it, so the controller's purse
+adapter reaches it with the same chip commands a PN532 carries. A ``tear`` makes the next tapped card
+leave the field after its N-th write; a ``topup`` is a convenience store's credit. The money the
+cards hold (recovered as their next tap would find them) is part of the run's invariant.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+
+from firmware.cards.purse import CardRecord, PurseState, Sam, issue_image, topup_image
+from firmware.cards.purse_io import recover, step_fate
+from firmware.cards.tag import CardGone, CardRefused, ClassicTag
+from firmware.domain import CardLink, Exchange
+from firmware.identity.keyset import CARD_MASTER, read_card_master
+from firmware.identity.secretfile import write_secret
+from firmware.journal.card_steps import CardSteps
+from firmware.journal.database import Database
+from simulator.emulators.mifare_classic import ClassicCard
+
+
+def simulation_card_master(state_dir: Path) -> Sam:
+    """The secure access module's key for a simulated machine (made once per state dir, like its term key)."""
+    path = state_dir / f"{CARD_MASTER}.key"
+    if not path.exists():
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_secret(path, secrets.token_bytes(32).hex().encode())
+    return Sam(read_card_master(state_dir))
+
+
+def field_link(card: ClassicCard) -> CardLink:
+    """How a reader reaches ``card`` while it is in the field: selected, then one command at a time."""
+
+    @contextmanager
+    def session() -> Iterator[Exchange]:
+        if card.torn:
+            raise CardGone("the card has left the field")
+        card.select()
+
+        def exchange(data: bytes) -> bytes:
+            answer = card.exchange(data)
+            if answer is None:
+                raise CardGone("the card left the field") if card.torn else CardRefused(f"refused {data[:2].hex()}")
+            return answer
+
+        yield exchange
+
+    return session
+
+
+class PurseCards:
+    """The run's purse cards by uid, and what the machine's books still owe or hold for them."""
+
+    def __init__(self, sam: Sam, school: str, issued: date) -> None:
+        self.sam = sam
+        self.school = school
+        self.issued = issued
+        self.cards: dict[str, ClassicCard] = {}
+        self._tear_next: int | None = None
+
+    def issue(self, uid: str, profile: str, purse: int) -> None:
+        raw = bytes.fromhex(uid)
+        record = CardRecord(profile, self.school, self.issued)
+        self.cards[uid] = ClassicCard(bytearray(issue_image(raw, record, purse, self.sam)))
+
+    def link(self, uid: str) -> CardLink | None:
+        """A tap of ``uid``: the card enters the field (an armed tear applies to this tap)."""
+        card = self.cards.get(uid)
+        if card is None:
+            return None
+        card.torn, card.writes, card.tear_after = False, 0, self._tear_next
+        self._tear_next = None
+        return field_link(card)
+
+    def tear_next(self, writes: int) -> None:
+        self._tear_next = writes
+
+    def topup(self, uid: str, amount: int, terminal: str, at: datetime) -> None:
+        card = self.cards[uid]
+        card.image[:] = topup_image(bytes(card.image), amount, self.sam, terminal, at)
+
+    def recovered(self, uid: str) -> PurseState:
+        """The card as its next tap would find it, read from a copy (the card itself is untouched)."""
+        copy = ClassicCard(bytearray(self.cards[uid].image))
+
+        def exchange(data: bytes) -> bytes:
+            answer = copy.exchange(data)
+            if answer is None:
+                raise CardRefused(f"refused {data[:2].hex()}")
+            return answer
+
+        return recover(ClassicTag(copy.uid, exchange), self.sam)
+
+    def balance(self, uid: str) -> int:
+        return self.recovered(uid).balance
+
+    def total(self, db: Database, machine_id: str) -> int:
+        """The cards' purses, corrected for steps the machine's books have not caught up with.
+
+        A debit a pulled card shows made is money the machine holds (its books do not count it until
+        the card's next tap); a refund a pulled card shows paid is counted by the books as still owed.
+        """
+        correction = 0
+        for step in CardSteps(db).all():
+            if step.counter is None or step.at is None or step.uid not in self.cards:
+                continue
+            sign = 1 if step.kind == "debit" else -1
+            made = step_fate(self.recovered(step.uid), step.counter, sign * step.amount, machine_id, step.at)
+            correction += sign * step.amount if made else 0
+        return sum(self.balance(uid) for uid in self.cards) + correction
