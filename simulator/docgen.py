@@ -101,7 +101,7 @@ def exit_codes() -> str:
 # ---- reliability -------------------------------------------------------------------------------
 def crash_matrix() -> str:
     from firmware.crashpoints import POINTS
-    from simulator.reliability.crashrun import cases, matrix
+    from simulator.reliability.crashrun import TEARS, cases, matrix, tear_cases
 
     rows = ["| kind | crash points (arrivals crashed at) | cases |", "|---|---|---:|"]
     for kind, points in matrix().items():
@@ -111,6 +111,12 @@ def crash_matrix() -> str:
     rows.append(
         f"\n{len(cases())} cases in all, each a real process crashed once; they reach {len(reached)} of the "
         f"{len(POINTS)} declared crash points."
+    )
+    pulls = ", ".join(f"{kind} after each of its {writes} writes" for kind, writes in TEARS.items())
+    rows.append(
+        f"\nAnd {len(tear_cases())} tear points: the purse card pulled from the reader ({pulls}); the machine "
+        "lives on, the card's next tap settles what was left, and the same invariants hold (nothing vended "
+        "on a debit the card did not confirm)."
     )
     return "\n".join(rows) + "\n"
 

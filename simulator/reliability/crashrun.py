@@ -29,22 +29,29 @@ from pathlib import Path
 from typing import Any
 
 from firmware.app.node import Node
+from firmware.cards.purse import Sam, read_image
 from firmware.config.machine import load_machine
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
+from firmware.journal.card_steps import CardSteps
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
 from simulator.paths import MACHINES
+from simulator.reliability import card_world
+from simulator.reliability.card_world import card_link, issue_card
+from simulator.scenarios.purses import simulation_card_master
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.term_keys import simulation_term_key
 
-KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock", "release", "backlog")
+KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock", "release", "backlog", "card_success", "card_jam")
+CARD_KINDS = ("card_success", "card_jam")  # the purse on the card (payment: card): the card is a file too
 PHASE_TIMEOUT_S = 180
 MODULE = "simulator.reliability.crashrun"
 RESTOCK = {"C1": 12}  # the restock kind refills another slot: committed whole or not at all
 START = datetime.fromisoformat("2026-03-02T09:00:00+08:00")
 CARDS = {"04A1B2C3D4E5F6": ("student", 100), "04B2C3D4E5F607": ("student", 5)}
+PURSE_CARD, PURSE = "04A1B2C3", 100
 SLOT = "A1"
 RELEASE_MINUTES = 15  # the "release" kind: a sale held for its window, then released
 BACKLOG_SALES = 3  # the "backlog" kind: sales while the link is down, then sent as one batch
@@ -66,7 +73,21 @@ _KIND_OWN: dict[str, dict[str, int]] = {  # kind -> crash point -> how many time
     "restock": {**_each("stock.before_commit", "stock.after_commit", *_JOURNAL), "outbox.insert": 2},
     "release": _each(*_PAID, *_DROPPED, *_JOURNAL, "outbox.insert", "outbox.release"),
     "backlog": _each(*_PAID, *_DROPPED, "outbox.insert", times=BACKLOG_SALES),
+    # the intent is committed before the card's three writes (backup, log, balance), then the vend opens
+    "card_success": {
+        **_each("intent.before_commit", "intent.after_commit", *_PAID, *_DROPPED, "outbox.insert"),
+        "card.after_write": 3,
+    },  # fmt: skip
+    # the refund is owed in its commit, then paid to the card at hand: its attempt, three writes, done
+    "card_jam": {
+        **_each("intent.before_commit", "intent.after_commit", *_PAID, "refund.before_commit", "refund.after_commit"),
+        **_each("card_step.before_commit", "card_step.after_commit", times=2),
+        "card.after_write": 6,
+        "outbox.insert": 2,
+    },
 }
+# a card pulled after each of its writes (not a power cut: the machine carries on), per card kind
+TEARS = {"card_success": 3, "card_jam": 6}
 _BOOT = _each(*_JOURNAL, "outbox.insert")  # every start-up announces the machine: its stock snapshot, journaled
 MACHINE_SIDE: dict[str, dict[str, int]] = {  # kind -> crash point -> how many times a clean run reaches it
     kind: {point: own.get(point, 0) + _BOOT.get(point, 0) for point in {**_BOOT, **own}}
@@ -85,7 +106,7 @@ NETWORK_POINTS = (
     "outbox.delete.after_commit",
 )
 BATCH_POINTS = ("publish.batch", "backend.batch.verified")
-BATCHED_KINDS = ("jam", "backlog")  # more than one batchable report waits when reporting starts
+BATCHED_KINDS = ("jam", "backlog", "card_jam")  # more than one batchable report waits when reporting starts
 NETWORK_SIDE = ("publish.", "ack.", "backend.", "outbox.delete.")
 
 
@@ -108,11 +129,18 @@ def cases() -> list[tuple[str, str, int]]:
     ]
 
 
+def tear_cases() -> list[tuple[str, int]]:
+    """Every (card kind, write after which the card is pulled): fixed by this code, like ``cases``."""
+    return [(kind, writes) for kind, most in TEARS.items() for writes in range(1, most + 1)]
+
+
 def boot(
-    directory: Path, broker: str, release_minutes: int = 0, at: datetime = START
+    directory: Path, broker: str, release_minutes: int = 0, at: datetime = START, card: bool = False
 ) -> tuple[Node, ReportingWorld, VirtualClock]:
     setup = load_machine(MACHINES / "demo.yaml")
-    setup = replace(setup, config=setup.config.model_copy(update={"release_minutes": release_minutes}))
+    payment = setup.config.payment.model_copy(update={"mode": "card" if card else "machine_wallet"})
+    update = {"release_minutes": release_minutes, "payment": payment}
+    setup = replace(setup, config=setup.config.model_copy(update=update))
     clock = VirtualClock(at)
     dispenser = PersistentDispenser(directory / "world.json", {c: s.stock for c, s in setup.config.slots.items()})
     world = ReportingWorld(directory / "world", broker=broker, resend_after_s=1.0)
@@ -129,13 +157,18 @@ def start_reporting(world: ReportingWorld, machine: Node) -> OutboxPublisher:
     return machine.connect()
 
 
-def do_setup(directory: Path, broker: str) -> dict[str, Any]:
-    machine, _, _ = boot(directory, broker)
+def do_setup(directory: Path, broker: str, kind: str = "success") -> dict[str, Any]:
+    card = kind in CARD_KINDS
+    if card:
+        sam = simulation_card_master(directory / "machine")
+        issue_card(directory, PURSE_CARD, "student", PURSE, "353301", sam, START.date())
+    machine, _, _ = boot(directory, broker, card=card)
     with machine.db.atomic("journal"):
         for uid, (profile, balance) in CARDS.items():
             machine.books.wallet.issue(uid, profile, balance)
-    total = machine.invariant_total()
-    (directory / "start.json").write_text(json.dumps({"total": total, "stock": machine.books.inventory.stock()}))
+    total = machine.invariant_total() + (PURSE if card else 0)
+    start = {"total": total, "stock": machine.books.inventory.stock(), "card": card}
+    (directory / "start.json").write_text(json.dumps(start))
     machine.db.close()
     return {"total": total}
 
@@ -146,13 +179,16 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
     With the publisher running during the sale, whether two reports travel alone or as one batch
     (and so which crash points a run reaches) would depend on thread timing; the matrix must not.
     """
-    machine, world, clock = boot(directory, broker, RELEASE_MINUTES if kind == "release" else 0)
+    card = kind in CARD_KINDS
+    machine, world, clock = boot(directory, broker, RELEASE_MINUTES if kind == "release" else 0, card=card)
     machine.start(connect=False)
     controller = machine.controller
     tap = CardTap(next(iter(CARDS)), "virtual", clock.now())
-    if kind == "jam":
+    if card:
+        tap = CardTap(PURSE_CARD, "virtual", clock.now(), link=card_link(directory))
+    if kind in ("jam", "card_jam"):
         controller.hw.dispenser.jam(SLOT)  # type: ignore[attr-defined]
-    if kind in ("success", "jam", "release"):
+    if kind in ("success", "jam", "release", *CARD_KINDS):
         controller.select(SLOT)
         controller.present(tap)
     if kind == "release":  # the sale was held for its window; the window ends, the machine wakes up
@@ -187,12 +223,16 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
 
 
 def do_recover(directory: Path, broker: str) -> dict[str, Any]:
-    machine, world, _ = boot(directory, broker, at=START + timedelta(hours=1))  # the power comes back later
+    start = json.loads((directory / "start.json").read_text())
+    card = bool(start["card"])
+    machine, world, clock = boot(directory, broker, at=START + timedelta(hours=1), card=card)  # power back later
     machine.start(connect=False)
+    if card:  # the card's next tap here settles what a pull or the power cut left, then its holder walks away
+        machine.controller.present(CardTap(PURSE_CARD, "virtual", clock.now(), link=card_link(directory, tear=False)))
+        machine.controller.dispatch("cancel")
     publisher = start_reporting(world, machine)
     assert world.vendor is not None
     drained = publisher.flush(30)
-    start = json.loads((directory / "start.json").read_text())
     conn = machine.db.conn
     statuses = dict(conn.execute("SELECT status, COUNT(*) FROM vends GROUP BY status").fetchall())
     debits = dict(conn.execute("SELECT txn_id, COUNT(*) FROM journal WHERE kind = 'vend_debited' GROUP BY txn_id"))
@@ -204,10 +244,12 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
     backend_txns = [row[0] for row in world.vendor.store.execute("SELECT txn FROM sales")]
     machine_seq = machine.db.counter("seq:vendor")
     dispenser: PersistentDispenser = machine.controller.hw.dispenser  # type: ignore[assignment]
+    purse = read_image(card_world.image(directory), sam_of(directory)).balance if card else 0
     report = {
         "drained": drained,
         "start_total": start["total"],
-        "total": machine.invariant_total(),
+        "total": machine.invariant_total() + purse,
+        "card_steps": len(CardSteps(machine.db).all()),
         "in_flight": machine.books.vends.in_flight(),
         "statuses": statuses,
         "debits_per_txn": sorted(set(debits.values())),
@@ -234,6 +276,10 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
     return report
 
 
+def sam_of(directory: Path) -> Sam:
+    return simulation_card_master(directory / "machine")
+
+
 def phase(
     name: str, directory: Path, broker: str, kind: str = "success", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -248,7 +294,7 @@ def trace(kind: str, directory: Path, broker: str) -> Counter[str]:
     """Which crash points a clean run of ``kind`` reaches, with how many arrivals each."""
     trace_file = directory / f"trace-{kind}.txt"
     state = directory / f"trace-{kind}"
-    setup = phase("setup", state, broker)
+    setup = phase("setup", state, broker, kind)
     if setup.returncode != 0:
         raise RuntimeError(f"setup for {kind} failed: {setup.stderr[-2000:]}")
     run = phase("run", state, broker, kind, {"VENDING_CRASH_TRACE": str(trace_file)})
@@ -268,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.phase} needs --dir and --broker")
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.phase == "setup":
-        result = do_setup(args.dir, args.broker)
+        result = do_setup(args.dir, args.broker, args.kind)
     elif args.phase == "run":
         result = do_run(args.dir, args.broker, args.kind)
     else:

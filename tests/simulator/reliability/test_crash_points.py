@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 
 from firmware.crashpoints import CRASH_EXIT_CODE, POINTS
-from simulator.reliability.crashrun import KINDS, NETWORK_SIDE, cases, do_setup, matrix, phase, trace
+from simulator.reliability.card_world import TEAR_ENV
+from simulator.reliability.crashrun import KINDS, NETWORK_SIDE, cases, do_setup, matrix, phase, tear_cases, trace
 from simulator.servers.broker import EmbeddedBroker
 from tests.conftest import ROOT
 
 TABLE = matrix()
 CASES = cases()
+TEARS = tear_cases()
 
 
 def check_invariants(report: dict, label: str) -> None:
@@ -40,6 +42,7 @@ def check_invariants(report: dict, label: str) -> None:
         f"{label}: backend holds {report['backend_reports']} of {report['machine_reports']} reports"
     )
     assert report["outbox"] == 0, label
+    assert report["card_steps"] == 0, f"{label}: a card's debit or refund left unresolved after its next tap"
     assert report["restock_slot"] in (report["restock_from"], 12), f"{label}: a restock half-applied"
 
 
@@ -63,12 +66,27 @@ def test_the_table_matches_what_a_clean_run_reaches(kind: str, tmp_path: Path) -
 def test_a_crash_here_recovers_to_a_consistent_state(kind: str, point: str, nth: int, tmp_path: Path) -> None:
     label = f"{kind} crash at {point}:{nth}"
     with EmbeddedBroker() as broker:
-        do_setup(tmp_path, broker.url)  # in this process: no crash is armed before the run
+        do_setup(tmp_path, broker.url, kind)  # in this process: no crash is armed before the run
         run = phase("run", tmp_path, broker.url, kind, {"VENDING_CRASH_AT": f"{point}:{nth}"})
         assert run.returncode in (0, CRASH_EXIT_CODE), f"{label}: run exited {run.returncode}: {run.stderr[-500:]}"
         recovered = phase("recover", tmp_path, broker.url)
         assert recovered.returncode == 0, f"{label}: recovery exited {recovered.returncode}: {recovered.stderr[-800:]}"
         check_invariants(json.loads(recovered.stdout.strip().splitlines()[-1]), label)
+
+
+@pytest.mark.parametrize("kind,writes", TEARS, ids=[f"{k}-tear-after-{n}" for k, n in TEARS])
+def test_a_card_pulled_after_any_write_loses_and_makes_no_money(kind: str, writes: int, tmp_path: Path) -> None:
+    """The card leaves the field after its N-th write (the machine lives on); its next tap settles the rest."""
+    label = f"{kind}, card pulled after write {writes}"
+    with EmbeddedBroker() as broker:
+        do_setup(tmp_path, broker.url, kind)
+        run = phase("run", tmp_path, broker.url, kind, {TEAR_ENV: str(writes)})
+        assert run.returncode == 0, f"{label}: run exited {run.returncode}: {run.stderr[-500:]}"
+        recovered = phase("recover", tmp_path, broker.url)
+        assert recovered.returncode == 0, f"{label}: recovery exited {recovered.returncode}: {recovered.stderr[-800:]}"
+        report = json.loads(recovered.stdout.strip().splitlines()[-1])
+        check_invariants(report, label)
+        assert report["confirmed_drops"] == 0, f"{label}: vended on a debit the card never confirmed"
 
 
 def test_every_durable_step_in_the_code_has_a_declared_crash_point():
