@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from firmware.domain import CardTap
+from firmware.domain import CardLink, CardTap
 from firmware.ports import Clock
 from firmware.readers.transport import ReaderOffline, SerialTransport
 
@@ -133,7 +133,11 @@ class SerialReader:
         if same:
             return None
         log.info("reader %s: card presented", self.name)  # never the uid
-        return CardTap(uid, self.spec.driver, self.clock.now())
+        return CardTap(uid, self.spec.driver, self.clock.now(), link=self.link_to(uid))
+
+    def link_to(self, uid: str) -> CardLink | None:
+        """How the machine reaches the card ``uid`` while it stays on the reader; ``None``: an id-only reader."""
+        return None
 
     def close(self) -> None:
         if self.transport is not None:

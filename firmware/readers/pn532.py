@@ -10,11 +10,13 @@ reader it is read every 0.1 s. All waiting is on the driver's injected clock.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 
 from firmware.cards.tag import CardGone, ClassicTag
+from firmware.domain import CardLink, Exchange
 from firmware.readers.base import SerialReader
 from firmware.readers.pn532_commands import PN532Commands, parse_target
 from firmware.readers.transport import ReaderOffline
@@ -47,7 +49,16 @@ class PN532Reader(SerialReader):
         chip.search_until_a_card()
         log.info("reader %s: %s", self.name, self.identity)
 
+    @cached_property
+    def chip_lock(self) -> threading.RLock:
+        """The chip does one thing at a time: the reader thread's search and the controller's card session."""
+        return threading.RLock()
+
     def poll(self, timeout: float) -> str | None | bool:
+        with self.chip_lock:
+            return self._poll(timeout)
+
+    def _poll(self, timeout: float) -> str | None | bool:
         chip, now = self.chip, self.monotonic()
         if self.searching_since is None:
             if now < self.next_search:  # a card was just read: give the field a moment
@@ -71,22 +82,31 @@ class PN532Reader(SerialReader):
 
     @contextmanager
     def card_session(self, uid: str) -> Iterator[ClassicTag]:
-        """The card ``uid`` selected for a transaction (a purse read or debit), released after.
+        """The card ``uid`` selected for a transaction (a purse read or debit), released after."""
+        with self.card_exchange(uid) as exchange:
+            yield ClassicTag(bytes.fromhex(uid), exchange)
 
-        ``CardGone`` if it has left the field already. The standing search is cancelled first: the
-        chip does one thing at a time.
+    @contextmanager
+    def card_exchange(self, uid: str) -> Iterator[Exchange]:
+        """InDataExchange with the card ``uid``, listed again as target 1; ``CardGone`` if it has left.
+
+        The standing search is cancelled first, under the chip's lock, which the session holds until
+        the target is released: the reader thread waits (at most one search timeout) meanwhile.
         """
-        chip = self.chip
-        if self.searching_since is not None:
-            chip.abort()
-            self.searching_since = None
-        raw = bytes.fromhex(uid)
-        if not chip.list_card(raw):
-            raise CardGone(f"card {uid[:2]}… is no longer on the reader")
-        try:
-            yield ClassicTag(raw, chip.data_exchange)
-        finally:
-            chip.release(b"\x01")
+        with self.chip_lock:
+            chip = self.chip
+            if self.searching_since is not None:
+                chip.abort()
+                self.searching_since = None
+            if not chip.list_card(bytes.fromhex(uid)):
+                raise CardGone(f"card {uid[:2]}… is no longer on the reader")
+            try:
+                yield chip.data_exchange
+            finally:
+                chip.release(b"\x01")
+
+    def link_to(self, uid: str) -> CardLink:
+        return partial(self.card_exchange, uid)
 
     def close(self) -> None:
         if self.transport is not None and self.searching_since is not None:

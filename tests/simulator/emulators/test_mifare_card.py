@@ -162,3 +162,67 @@ def test_the_card_latency_bench_measures_debits_and_the_wire_floor_of_what_they_
     assert len(samples) == len(floors) == 3
     assert all(floor > 100 * 10 / BAUD for floor in floors), "a debit's frames are hundreds of bytes"
     assert all(sample > 0 for sample in samples)
+
+
+def test_a_machine_in_card_mode_sells_from_the_purse_through_the_pn532_driver_and_survives_a_pull(
+    tmp_path: Path, closing
+):
+    """The node as `vending serve` builds it, the real driver over a pty, the purse on the emulated card."""
+    from dataclasses import replace
+    from datetime import datetime
+
+    from firmware.app.node import Node
+    from firmware.config.machine import load_machine
+    from firmware.controller.records import Hardware
+    from firmware.readers.registry import open_reader
+    from simulator.hardware.virtual import RecordingDisplay, VirtualClock, VirtualDispenser
+    from simulator.paths import MACHINES
+    from simulator.scenarios.purses import simulation_card_master
+    from simulator.term_keys import simulation_term_key
+    from tests.support.waiting import eventually
+
+    start = datetime.fromisoformat("2026-03-02T09:00:00+08:00")
+    state, cards = tmp_path / "machine", tmp_path / "cards"
+    cards.mkdir()
+    sam = simulation_card_master(state)  # the SAM's key in the state dir, as a card-mode machine has it
+    image = cards / "04A1B2C3.mfd"
+    image.write_bytes(issue_image(UID, CardRecord("student", "353301", start.date()), 100, sam))
+    setup = load_machine(MACHINES / "demo.yaml")
+    payment = setup.config.payment.model_copy(update={"mode": "card"})
+    setup = replace(setup, config=setup.config.model_copy(update={"payment": payment}))
+    simulation_term_key(state, start.date())
+    clock = VirtualClock(start)
+    dispenser = VirtualDispenser({code: slot.stock for code, slot in setup.config.slots.items()})
+    node = Node(setup, state, Hardware(clock, RecordingDisplay(), dispenser)).start(connect=False)
+    device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
+    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}?debounce=0", clock))
+    reader.read_tap(0.05)
+    controller = node.controller
+
+    def tap_and_lift() -> None:
+        device.place("04A1B2C3")
+        tap = eventually(lambda: reader.read_tap(0.1), 10, "the card's tap")
+        controller.present(tap)
+        device.handle_torn()
+        if device.image is not None:
+            device.remove()
+
+    controller.dispatch("select", "A1")
+    tap_and_lift()
+    assert controller.last_transaction.outcome == "vended"
+    assert read_image(image.read_bytes(), sam).balance == 75, "debited on the card, written back as it left"
+    controller.dispatch("select", "A1")
+    device.place("04A1B2C3")
+    tap = eventually(lambda: reader.read_tap(0.1), 10, "the card's tap")
+    assert device.command("fault tear 2") == "ok"  # pulled after the backup and the log entry
+    controller.present(tap)
+    assert (controller.last_transaction.outcome, controller.last_transaction.reason) == ("denied", "card_removed")
+    device.handle_torn()
+    assert read_image(image.read_bytes(), sam).balance == 75 and controller.state.value == "idle"
+    controller.dispatch("select", "A2")
+    tap_and_lift()  # its next tap voids the logged step, then the sale goes through
+    assert controller.last_transaction.outcome == "vended"
+    final = read_image(image.read_bytes(), sam)
+    assert (final.balance, [entry.amount for entry in final.log][:2]) == (55, [20, 0])
+    assert node.invariant_total() == 25 + 20, "the machine's takings; the rest is on the card"
+    node.close()
