@@ -194,16 +194,32 @@ def log_slot(counter: int) -> int:
 
 
 def blank_image(uid: bytes) -> bytearray:
-    """A 1K card as delivered: the manufacturer block, zeros, transport keys and access bits everywhere."""
-    if len(uid) != 4:
-        raise CardError("a MIFARE Classic 1K campus card has a 4-byte uid")
+    """A 1K card as delivered: the manufacturer block, zeros, transport keys and access bits everywhere.
+
+    Block 0 as NXP lays it out: a 4-byte NUID with its check byte, SAK 08 and ATQA 0004; or a 7-byte
+    uid (MF1S50yyX/V1), SAK 08 and ATQA 0044, as ``nfc-mfclassic`` dumps them.
+    """
     image = bytearray(MEMORY)
-    bcc = uid[0] ^ uid[1] ^ uid[2] ^ uid[3]
-    image[0:16] = uid + bytes([bcc, 0x08, 0x04, 0x00]) + bytes.fromhex("6263646566676869")
+    if len(uid) == 4:
+        bcc = uid[0] ^ uid[1] ^ uid[2] ^ uid[3]
+        image[0:16] = uid + bytes([bcc, 0x08, 0x04, 0x00]) + bytes.fromhex("6263646566676869")
+    elif len(uid) == 7:
+        image[0:16] = uid + bytes([0x08, 0x44, 0x00]) + bytes.fromhex("626364656667")
+    else:
+        raise CardError("a MIFARE Classic 1K campus card has a 4- or 7-byte uid")
     for sector in range(16):
         start = trailer_of(sector) * BLOCK
         image[start : start + BLOCK] = trailer(TRANSPORT_KEY, TRANSPORT, TRANSPORT_KEY)
     return image
+
+
+def image_uid(image: bytes | bytearray) -> bytes:
+    """The uid in an image's block 0 (4-byte: check byte, SAK 08, ATQA 0004; 7-byte: SAK 08, ATQA 0044)."""
+    if image[4] == image[0] ^ image[1] ^ image[2] ^ image[3] and image[5:8] == b"\x08\x04\x00":
+        return bytes(image[0:4])
+    if image[7:10] == b"\x08\x44\x00":
+        return bytes(image[0:7])
+    raise CardError("block 0 is neither a 4-byte uid with its check byte nor a 7-byte uid (SAK 08, ATQA 0044)")
 
 
 def block(image: bytes | bytearray, number: int) -> bytes:
@@ -231,9 +247,7 @@ def read_image(image: bytes, sam: Sam) -> PurseState:
     """The purse in a whole card image (an .mfd dump); ``CardError`` naming what is wrong."""
     if len(image) != MEMORY:
         raise CardError(f"a MIFARE Classic 1K image is {MEMORY} bytes, not {len(image)}")
-    uid = image[0:4]
-    if image[4] != uid[0] ^ uid[1] ^ uid[2] ^ uid[3]:
-        raise CardError("block 0: the uid's check byte (BCC) is wrong")
+    uid = image_uid(image)
     record = CardRecord.decode(uid, block(image, RECORD), sam)
     try:
         balance, _ = decode_value(block(image, BALANCE))
@@ -264,7 +278,7 @@ def topup_image(image: bytes, amount: int, sam: Sam, terminal: str, at: datetime
 
 def keys_image(image: bytes, sam: Sam) -> bytes:
     """The card's keys in the form ``nfc-mfclassic`` takes (an .mfd whose trailers hold keys A and B)."""
-    uid = bytes(image[0:4])
+    uid = image_uid(image)
     out = bytearray(image)
     for sector in range(16):
         number = trailer_of(sector)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -139,6 +139,10 @@ class Retention(Strict):
         return self
 
 
+PaymentMode = Literal["machine_wallet", "card"]
+PAYMENT_MODES: tuple[str, ...] = get_args(PaymentMode)
+
+
 class PaymentSetup(Strict):
     """Where cards' money lives (docs/payments.md).
 
@@ -148,7 +152,7 @@ class PaymentSetup(Strict):
     each card's balance itself, seeded from a card list: a closed loop for demos and one-machine sites.
     """
 
-    mode: Literal["machine_wallet", "card"] = "machine_wallet"
+    mode: PaymentMode = "machine_wallet"
 
 
 class MachineConfig(Strict):

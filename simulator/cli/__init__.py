@@ -18,7 +18,7 @@ from rich.console import Console
 
 from firmware.app.console import EventPrinter
 from firmware.config.catalog import load_catalog
-from firmware.config.machine import MachineSetup, load_machine
+from firmware.config.machine import PAYMENT_MODES, MachineSetup, load_machine
 from firmware.config.source import read_yaml
 from firmware.controller.diagram import mermaid
 from firmware.errors import InputError, VendingError
@@ -45,7 +45,7 @@ from simulator.inspection.machine_db import reuse_problems
 from simulator.paths import SCENARIOS
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import run_scenario
-from simulator.scenarios.schema import load_scenario
+from simulator.scenarios.schema import load_scenario, with_payment
 from simulator.scenarios.tap_sources import tap_source_for, unreadable_cards
 
 USER_HELP = """The campus vending machine emulator: run school days and scenarios, attach card readers,
@@ -136,6 +136,13 @@ def run(
             "such as pn532:/dev/ttyUSB0, which asks you to tap each card (virtual time waits)."
         ),
     ] = "virtual",
+    payment: Annotated[
+        str | None,
+        typer.Option(
+            help="Where cards' money lives for this run: `card` (the purse on each card, debited through the "
+            "reader) or `machine_wallet`; default: the scenario's, else the machine config's."
+        ),
+    ] = None,
 ) -> None:
     """Run a scripted tap sequence headless on virtual time.
 
@@ -154,8 +161,14 @@ def run(
             from dataclasses import replace
 
             scenario = replace(scenario, machine=load_machine(machine))
+        if payment is not None:
+            if payment not in PAYMENT_MODES:
+                fail(f"--payment {payment!r}: one of {', '.join(PAYMENT_MODES)}")
+            scenario = with_payment(scenario, payment)
     except (InputError, VendingError) as exc:
         fail(exc)
+    if scenario.machine.config.payment.mode == "card" and reader != "virtual":
+        fail(f"--reader {reader}: a run with the purse on the card reads it through the virtual reader")
     if broker == "none" and (step := scenario.reporting_step()) is not None:
         fail(
             InputError(

@@ -68,7 +68,7 @@ def _write(out: Path, data: bytes, *, mode: int = 0o644, replace: bool = False) 
 
 @card_app.command("issue")
 def issue(
-    uid: Annotated[str, typer.Option(help="The card's 4-byte uid in hex, e.g. 04A1B2C3.")],
+    uid: Annotated[str, typer.Option(help="The card's 4- or 7-byte uid in hex, e.g. 04A1B2C3.")],
     keys: Keys,
     out: Annotated[Path, typer.Option(help="Where to write the card image (.mfd); never overwritten.")],
     profile: Annotated[str, typer.Option(help="student | staff")] = "student",

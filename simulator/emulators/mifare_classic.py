@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 from firmware.cards import mifare as m
-from firmware.cards.purse import blank_image
+from firmware.cards.purse import blank_image, image_uid
 
 WRITES = (m.WRITE, m.TRANSFER)  # the commands that change the card's memory (a tear counts these)
 
@@ -39,7 +39,7 @@ class ClassicCard:
 
     @property
     def uid(self) -> bytes:
-        return bytes(self.image[0:4])
+        return image_uid(self.image)
 
     def select(self) -> None:
         """Selected again (InListPassiveTarget): a new session, no sector open, the transfer buffer gone."""
@@ -101,7 +101,7 @@ class ClassicCard:
         kind = "A" if data[0] == m.AUTH_A else "B"
         stored = self.read_block(m.trailer_of(sector))
         access = self._access(sector)
-        if access is None or uid != self.uid:
+        if access is None or uid != self.uid[-4:]:
             return None
         expected = stored[0:6] if kind == "A" else stored[10:16]
         if kind == "B" and m.key_b_readable(access):

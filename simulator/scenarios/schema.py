@@ -11,11 +11,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from firmware.cards.purse import MAX_BALANCE
 from firmware.cards.purse import PROFILES as PURSE_PROFILES
-from firmware.config.machine import MachineSetup, load_machine
+from firmware.config.machine import MachineSetup, PaymentMode, load_machine
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
 from firmware.domain import Category, Guardian, Kind, Profile
+from firmware.errors import VendingError
 from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
 
 UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
@@ -226,7 +228,7 @@ class ScenarioHead(Strict):
     model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
     machine: str
     start: datetime
-    payment: Literal["machine_wallet", "card"] | None = None  # overrides the machine config's payment mode
+    payment: PaymentMode | None = None  # overrides the machine config's payment mode
     cards: dict[str, CardSpec] = {}
     steps: list[Any] = Field(min_length=1)
 
@@ -273,11 +275,12 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
         raise doc.error(("machine",), f"machine config not found: {head.machine}")
     machine = load_machine(machine_path, os.path.normpath(Path(name).parent / head.machine))
     if head.payment is not None:
-        payment = machine.config.payment.model_copy(update={"mode": head.payment})
-        machine = replace(machine, config=machine.config.model_copy(update={"payment": payment}))
+        machine = _paying(machine, head.payment)
     _check_unique_uids(doc, head.cards)
     if machine.config.payment.mode == "card":
-        _check_purse_cards(doc, head.cards)
+        for card_name, card in head.cards.items():
+            if (problem := purse_card_problem(card)) is not None:
+                raise doc.error(("cards", card_name, *problem[:1]), problem[1])
     steps = _steps(doc, head, machine)
     return Scenario(path, name, machine, head.start, dict(head.cards), steps)
 
@@ -290,13 +293,32 @@ def _check_unique_uids(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
         seen[card.uid] = card_name
 
 
-def _check_purse_cards(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
-    """With the purse on the card, each card is a MIFARE Classic 1K campus card the issuer wrote."""
-    for card_name, card in cards.items():
-        if len(card.uid) != 8:
-            raise doc.error(("cards", card_name, "uid"), "a purse card (payment: card) has a 4-byte uid, 8 hex digits")
-        if card.profile not in PURSE_PROFILES:
-            raise doc.error(("cards", card_name, "profile"), f"a purse card is issued to one of {PURSE_PROFILES}")
+def purse_card_problem(card: CardSpec) -> tuple[str, str] | None:
+    """Why ``card`` cannot be a MIFARE Classic 1K campus purse card (field, reason), or None."""
+    if len(card.uid) not in (8, 14):
+        return "uid", "a purse card (payment: card) has a 4- or 7-byte uid"
+    if card.profile not in PURSE_PROFILES:
+        return "profile", f"a purse card is issued to one of {', '.join(PURSE_PROFILES)}, not {card.profile}"
+    if card.money > MAX_BALANCE:
+        return "balance", f"a purse holds at most NT${MAX_BALANCE}"
+    return None
+
+
+def _paying(machine: MachineSetup, mode: str) -> MachineSetup:
+    payment = machine.config.payment.model_copy(update={"mode": mode})
+    return replace(machine, config=machine.config.model_copy(update={"payment": payment}))
+
+
+def with_payment(scenario: Scenario, mode: str) -> Scenario:
+    """The scenario with its machine paying from ``mode`` (``vending run --payment``).
+
+    ``VendingError`` naming the card that cannot be a purse card (its uid, its profile, its money).
+    """
+    if mode == "card":
+        for card_name, card in scenario.cards.items():
+            if (problem := purse_card_problem(card)) is not None:
+                raise VendingError(f"--payment card: card {card_name!r}: {problem[1]}")
+    return replace(scenario, machine=_paying(scenario.machine, mode))
 
 
 def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Step, ...]:
