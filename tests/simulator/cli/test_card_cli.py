@@ -33,7 +33,10 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
     cases = [
         (["card", "issue", "--uid", "04A1B2C3", "--keys", keys, "--out", card], "exists; nothing written"),
         (["card", "issue", "--uid", "zz", "--keys", keys, "--out", str(tmp_path / "x.mfd")], "--uid 'zz': hex digits"),
-        (["card", "issue", "--uid", "04A1B2C3D4E5", "--keys", keys, "--out", str(tmp_path / "y.mfd")], "4- or 7-byte uid"),
+        (
+            ["card", "issue", "--uid", "04A1B2C3D4E5", "--keys", keys, "--out", str(tmp_path / "y.mfd")],
+            "4- or 7-byte uid",
+        ),
         (["card", "show", card, "--keys", str(tmp_path / "other")], "MAC is not the issuer's"),
         (["card", "show", card, "--keys", str(tmp_path / "nowhere")], "no card master key"),
         (["card", "topup", card, "--keys", keys, "--amount", "9600"], "past 0..10000"),
