@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from firmware.app.command_set import stored_lockouts
 from firmware.app.commands import CommandProcessor
@@ -215,8 +216,8 @@ class Node:
         return self.books.invariant_total()
 
 
-def _money_of(setup: MachineSetup) -> tuple[str, str]:
-    return setup.config.id, setup.config.currency
+def _money_of(setup: MachineSetup) -> tuple[str, str, ZoneInfo]:
+    return setup.config.id, setup.config.currency, setup.config.zone
 
 
 def _secure_access_module(state_dir: Path, db: Database) -> Sam:

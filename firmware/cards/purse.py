@@ -144,6 +144,11 @@ LOG_FORMAT = "<HI2sHhi"
 MAX_DAY_SPENT = 0xFFFF
 
 
+def step_mac(sam: Sam, uid: bytes, counter: int, amount: int, balance: int) -> str:
+    """The SAM's MAC over a step as the issuer settles it (counter, amount, balance after; never its time)."""
+    return sam.mac(uid, b"step" + struct.pack("<Hhi", counter, amount, balance)).hex()
+
+
 def machine_tag(machine_id: str) -> bytes:
     return hashlib.sha256(machine_id.encode()).digest()[:2]
 

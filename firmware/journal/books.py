@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from firmware.journal.card_steps import CardSteps
+from firmware.journal.card_steps import CardCounters, CardSteps
 from firmware.journal.commands import CommandLog
 from firmware.journal.database import Database
 from firmware.journal.inventory import Inventory
@@ -83,10 +83,11 @@ class MachineBooks:
             }
             settled = closed - waiting
             last_period = max((settlement_period(day) for day in settled), default="")
-            days = sorted(
-                day for day in settled if day < before_day and (not per_card or settlement_period(day) < last_period)
-            )
-            return self.vends.forget_cards(days)
+            due = sorted(day for day in settled if day < before_day)
+            period_over = [day for day in due if settlement_period(day) < last_period]
+            # a card's steps by counter go to the issuer with the period (whatever the settlement mode)
+            CardCounters(self.db).forget(period_over)
+            return self.vends.forget_cards(period_over if per_card else due)
 
     def invariant_total(self) -> int:
         """Wallet balances + takings + money in flight + refunds owed to cards; constant at all times.

@@ -94,3 +94,35 @@ COLUMNS = "txn_id, uid, kind, amount, counter, at, status"
 def _step(row: tuple[Any, ...]) -> CardStep:
     txn_id, uid, kind, amount, counter, at, status = row
     return CardStep(txn_id, uid, kind, int(amount), counter, datetime.fromisoformat(at) if at else None, status)
+
+
+class CardCounters:
+    """Each money step this machine made on a card, by the card's counter: what the issuer checks for gaps.
+
+    Written in the step's own commit; settled to the issuer with the period (no times: the period's
+    days only), and forgotten with the card numbers of those days.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, uid: str, counter: int, amount: int, balance: int, mac: str, local_day: str) -> None:
+        self.db.conn.execute(
+            "INSERT OR REPLACE INTO card_counters (uid, counter, amount, balance, mac, local_day) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (uid, counter, amount, balance, mac, local_day),
+        )
+
+    def of_days(self, days: list[str]) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(days))
+        rows = self.db.conn.execute(
+            f"SELECT uid, counter, amount, balance, mac FROM card_counters WHERE local_day IN ({marks}) "
+            "ORDER BY uid, counter",
+            days,
+        ).fetchall()
+        return [{"uid": u, "counter": c, "amount": a, "balance": b, "mac": m} for u, c, a, b, m in rows]
+
+    def forget(self, days: list[str]) -> int:
+        marks = ",".join("?" * len(days))
+        cursor = self.db.conn.execute(f"DELETE FROM card_counters WHERE local_day IN ({marks})", days)
+        return cursor.rowcount

@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
 CREATE TABLE IF NOT EXISTS guardians (uid TEXT PRIMARY KEY, controls TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS card_counters (
+    uid TEXT NOT NULL, counter INTEGER NOT NULL, amount INTEGER NOT NULL, balance INTEGER NOT NULL,
+    mac TEXT NOT NULL, local_day TEXT NOT NULL, PRIMARY KEY (uid, counter)
+);
 CREATE TABLE IF NOT EXISTS card_steps (
     txn_id TEXT PRIMARY KEY, uid TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('debit', 'credit')),
     amount INTEGER NOT NULL CHECK (amount > 0), counter INTEGER, at TEXT NOT NULL,

@@ -24,15 +24,16 @@ import logging
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
-from firmware.cards.purse import CardError, PurseState, Sam, card_day
+from firmware.cards.purse import CardError, LogEntry, PurseState, Sam, card_day, step_mac
 from firmware.cards.purse_io import credit, recover, step_fate
 from firmware.cards.purse_io import debit as debit_card
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from firmware.domain import CardAccount, CardLink, CardTap
 from firmware.errors import PaymentUnconfirmed
 from firmware.identity.pseudonym import normalise_uid
-from firmware.journal.card_steps import CardStep, CardSteps
+from firmware.journal.card_steps import CardCounters, CardStep, CardSteps
 from firmware.journal.database import Database
 from firmware.journal.guardians import GuardianBook
 from firmware.money import Money
@@ -47,12 +48,14 @@ class CardPurse:
 
     in_books = False
 
-    def __init__(self, db: Database, sam: Sam, machine_id: str, currency: str) -> None:
+    def __init__(self, db: Database, sam: Sam, machine_id: str, currency: str, zone: ZoneInfo) -> None:
         self.db = db
         self.sam = sam
         self.machine_id = machine_id
         self.currency = currency
+        self.zone = zone
         self.steps = CardSteps(db)
+        self.counters = CardCounters(db)
         self.guardians = GuardianBook(db)
         self._at_hand: tuple[str, CardLink] | None = None  # the card of the current session and how to reach it
         self._read: PurseState | None = None  # that card as last read or written
@@ -98,8 +101,10 @@ class CardPurse:
             raise PaymentUnconfirmed(f"{txn_id}: the card did not confirm the debit ({type(exc).__name__})") from None
 
     def debit(self, uid: str, amount: Money, txn_id: str) -> Money:
+        read = self._card_read(uid)
         self.steps.close(txn_id)
-        return Money(self._card_read(uid).balance, self.currency)
+        self._count(uid, read.log[0])
+        return Money(read.balance, self.currency)
 
     def refund(self, uid: str, amount: Money, txn_id: str) -> Money | None:
         self.steps.owe(txn_id, uid, amount.amount)
@@ -137,6 +142,7 @@ class CardPurse:
                 self.steps.leave_to_issuer(step.txn_id)
             elif made:  # taken, never vended on: it is owed back
                 self.steps.owe(step.txn_id, step.uid, step.amount)
+                self._count(step.uid, next(e for e in state.log if e.counter == step.counter))
             else:
                 self.steps.close(step.txn_id)
 
@@ -147,18 +153,26 @@ class CardPurse:
             if made:
                 with self.db.atomic("card_step"):
                     self.steps.close(step.txn_id)
+                    self._count(step.uid, next(e for e in state.log if e.counter == step.counter))
                 return state
         with self.db.atomic("card_step"):
             self.steps.attempt(step.txn_id, state.counter + 1, at)
         after = credit(tag, self.sam, step.amount, self.machine_id, at, refund=True, counter=state.counter + 1)
         with self.db.atomic("card_step"):
             self.steps.close(step.txn_id)
+            self._count(step.uid, after.log[0])
         return after
 
     def _fate(self, step: CardStep, state: PurseState, amount: int) -> bool | None:
         if step.counter is None or step.at is None:
             return False  # never tried on a card
         return step_fate(state, step.counter, amount, self.machine_id, step.at)
+
+    def _count(self, uid: str, entry: LogEntry) -> None:
+        """The step, numbered by the card's counter and MACed by the SAM, for the issuer's settlement."""
+        day = entry.at.astimezone(self.zone).date().isoformat()
+        mac = step_mac(self.sam, bytes.fromhex(uid), entry.counter, entry.amount, entry.balance)
+        self.counters.record(uid, entry.counter, entry.amount, entry.balance, mac, day)
 
     # ---- helpers ------------------------------------------------------------------------------
     def _on_card(self, uid: str, work: Callable[[ClassicTag], T]) -> T:

@@ -16,6 +16,7 @@ from firmware.domain import JournalEntry, OutboundMessage
 from firmware.entries import Alert, DeniedEntry, SaleEntry
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
+from firmware.journal.card_steps import CardCounters
 from firmware.journal.vends import settlement_period
 from firmware.policy.rules import evaluate
 from firmware.reporting import topics
@@ -27,6 +28,7 @@ StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
 FAMILY_AND_MONEY = frozenset({"card_not_linked", "guardian_limit", "insufficient_funds"})
 DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid, amount, count)]
 CardTotals = Callable[[list[str]], list[tuple[str, int, int]]]  # local days -> [(uid, amount, count)]
+CardStepLines = Callable[[list[str]], list[dict[str, Any]]]  # days -> each card step, by card and counter
 PeriodBefore = Callable[[str], list[str]]  # local day -> the previous settlement period's days, once it is over
 
 
@@ -59,6 +61,7 @@ class MqttReporter:
     location: str = ""  # where the machine stands, in its stock snapshots
     card_totals: CardTotals | None = None  # per_card: the period's lines
     period_before: PeriodBefore | None = None
+    card_steps: CardStepLines | None = None  # payment: card: the period's card steps by counter
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -172,11 +175,16 @@ class MqttReporter:
         if self.settlement == "day_total":
             document["cards"] = sorted(uid for uid, _, _ in totals)
         messages = [summary, self._settlement(day, document, signer, seal_to)]
-        period = self.period_before(day) if self.settlement == "per_card" and self.period_before else []
-        if period and self.card_totals is not None:  # per_card: the last period's lines, at the next one's first close
-            lines = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in self.card_totals(period)]
+        per_card = self.settlement == "per_card" and self.card_totals is not None
+        period = self.period_before(day) if self.period_before and (per_card or self.card_steps) else []
+        steps = self.card_steps(period) if period and self.card_steps else []
+        if period and (per_card or steps):  # the last period's lines, at the next one's first close
+            totals = self.card_totals(period) if per_card and self.card_totals else []
+            lines = [{"uid": uid, "amount": amount, "count": count} for uid, amount, count in totals]
             lines_document: dict[str, Any] = {"machine": self.machine, "week": settlement_period(period[0])}
             lines_document |= {"days": period, "currency": self.currency, "cards": lines}
+            if steps:  # the purse on the card: each step by the card's counter, for the issuer's gap checks
+                lines_document["steps"] = steps
             messages.append(self._settlement(day, lines_document, signer, seal_to))
         return messages
 
@@ -218,6 +226,7 @@ def reporter_for(
         daily_totals=books.vends.daily_totals,
         card_totals=books.vends.card_totals,
         period_before=books.vends.period_before,
+        card_steps=CardCounters(books.db).of_days if config.payment.mode == "card" else None,
         low_stock=config.low_stock,
         issuer_public_key=issuer_public_key,
         identity=identity,

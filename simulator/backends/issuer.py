@@ -10,11 +10,13 @@ import base64
 from pathlib import Path
 from typing import Any
 
+from firmware.cards.purse import Sam
 from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import open_settlement, seal
 from firmware.reporting.wire import WireError
+from simulator.backends.card_counters import CounterIncident, incidents
 from simulator.backends.contract import check
 from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
@@ -79,6 +81,12 @@ class IssuerBackend(BackendService):
         except Exception:  # noqa: BLE001 - a key that is not a key is refused, whatever the reason
             raise WireError("reply_to: not an X25519 public key") from None
 
+    def counter_incidents(self, sam: Sam | None = None) -> list[CounterIncident]:
+        """Purse cards' counters checked across every machine that settled them (``card_counters``)."""
+        rows = self.store.execute("SELECT uid, counter, machine, amount, balance, mac FROM card_steps")
+        keys = ("uid", "counter", "machine", "amount", "balance", "mac")
+        return incidents([dict(zip(keys, row, strict=True)) for row in rows], sam)
+
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)
         seq = sequence_number(payload)
@@ -93,6 +101,22 @@ class IssuerBackend(BackendService):
                     (machine, document["week"], ",".join(document["days"]), card["uid"], card["amount"], card["count"]),
                 )
                 for card in document["cards"]
+            ]
+            rows += [
+                (
+                    "INSERT OR REPLACE INTO card_steps (uid, counter, machine, amount, balance, mac, week) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        step["uid"],
+                        step["counter"],
+                        machine,
+                        step["amount"],
+                        step["balance"],
+                        step["mac"],
+                        document["week"],
+                    ),
+                )
+                for step in document.get("steps", [])
             ]
             return Report(machine, seq, kind, {"seq": seq, "day": payload["day"], "week": document["week"]}, rows)
         cards = document.get("cards")  # day_total: which cards took part; per_card: not told per day

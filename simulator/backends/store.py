@@ -68,6 +68,10 @@ CREATE TABLE IF NOT EXISTS settlement_days (
     machine TEXT NOT NULL, day TEXT NOT NULL, amount INTEGER NOT NULL, count INTEGER NOT NULL,
     cards INTEGER NOT NULL, PRIMARY KEY (machine, day)
 );
+CREATE TABLE IF NOT EXISTS card_steps (
+    uid TEXT NOT NULL, counter INTEGER NOT NULL, machine TEXT NOT NULL, amount INTEGER NOT NULL,
+    balance INTEGER NOT NULL, mac TEXT NOT NULL, week TEXT NOT NULL, PRIMARY KEY (uid, counter, machine)
+);
 """
 )
 

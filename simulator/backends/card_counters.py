@@ -1,0 +1,72 @@
+"""The issuer's check of purse cards' transaction counters across every machine that settled them.
+
+Each machine settles each step it made on a card (``steps`` of a period document): the card's
+counter after the step, the amount, the balance after and the SAM's MAC. Per card, in counter order:
+
+- a **repeat**: one counter settled twice with different contents (two machines, or one twice):
+  a cloned or replayed card, or a machine that lies;
+- a **gap** that money left through: counters ``n`` and ``m > n + 1`` with ``balance(n) -
+  amount(m) > balance(m)``: the card lost more between them than the steps in between could have
+  put back, so some debit was never settled. A gap the purse only rose through is a top-up at a store
+  (the stores' top-ups settle elsewhere) and no incident; a missing debit smaller than a top-up in
+  the same gap is hidden by it (docs/payments.md).
+
+Consecutive counters must agree too: ``balance(n) - amount(n + 1) == balance(n + 1)``, or a step
+was altered. A MAC that is not the SAM's is an incident when the issuer holds the card master key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import groupby, pairwise
+from typing import Any
+
+from firmware.cards.purse import Sam, step_mac
+
+
+@dataclass(frozen=True)
+class CounterIncident:
+    uid: str
+    kind: str  # repeat | gap | altered | mac
+    counter: int
+    detail: str
+
+
+def incidents(steps: list[dict[str, Any]], sam: Sam | None = None) -> list[CounterIncident]:
+    """Every incident in ``steps`` (dicts with uid, counter, amount, balance, mac, machine)."""
+    found: list[CounterIncident] = []
+    ordered = sorted(steps, key=lambda s: (s["uid"], s["counter"], s.get("machine", "")))
+    for uid, group in groupby(ordered, key=lambda s: s["uid"]):
+        card_steps = list(group)
+        if sam is not None:
+            found += [_bad_mac(uid, step) for step in card_steps if not _mac_ok(sam, uid, step)]
+        unique: dict[int, dict[str, Any]] = {}
+        for step in card_steps:
+            seen = unique.setdefault(step["counter"], step)
+            if _content(seen) != _content(step):
+                detail = f"settled as {_content(seen)} and as {_content(step)}"
+                found.append(CounterIncident(uid, "repeat", step["counter"], detail))
+        for before, after in pairwise(sorted(unique.values(), key=lambda s: s["counter"])):
+            expected = before["balance"] - after["amount"]
+            if after["counter"] == before["counter"] + 1 and expected != after["balance"]:
+                detail = (
+                    f"#{before['counter']} left NT${before['balance']}, #{after['counter']} says NT${after['balance']}"
+                )
+                found.append(CounterIncident(uid, "altered", after["counter"], detail))
+            elif after["counter"] > before["counter"] + 1 and expected > after["balance"]:
+                missing = expected - after["balance"]
+                span = f"#{before['counter'] + 1}..#{after['counter'] - 1}"
+                found.append(CounterIncident(uid, "gap", after["counter"], f"NT${missing} left in unsettled {span}"))
+    return found
+
+
+def _content(step: dict[str, Any]) -> tuple[int, int]:
+    return step["amount"], step["balance"]
+
+
+def _mac_ok(sam: Sam, uid: str, step: dict[str, Any]) -> bool:
+    return step_mac(sam, bytes.fromhex(uid), step["counter"], step["amount"], step["balance"]) == step["mac"]
+
+
+def _bad_mac(uid: str, step: dict[str, Any]) -> CounterIncident:
+    return CounterIncident(uid, "mac", step["counter"], "the MAC is not the SAM's: the step was not made by a machine")
