@@ -152,7 +152,7 @@ def test_the_pn532_driver_reads_and_debits_the_purse_over_a_pty_with_the_real_co
     assert read_image((cards / "04A1B2C3.mfd").read_bytes(), SAM).balance == 475
 
 
-def test_the_card_latency_bench_measures_debits_and_the_wire_floor_of_what_they_sent():
+def test_the_card_latency_bench_measures_card_mode_sales_and_the_wire_floor_of_what_they_sent():
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
@@ -160,7 +160,7 @@ def test_the_card_latency_bench_measures_debits_and_the_wire_floor_of_what_they_
 
     samples, floors = measure(3)
     assert len(samples) == len(floors) == 3
-    assert all(floor > 100 * 10 / BAUD for floor in floors), "a debit's frames are hundreds of bytes"
+    assert all(floor > 100 * 10 / BAUD for floor in floors), "a card-mode sale's frames are hundreds of bytes"
     assert all(sample > 0 for sample in samples)
 
 
