@@ -16,7 +16,7 @@ from firmware.config.catalog import Catalog, load_catalog
 from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
 from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, Category, Profile, SchoolLevel
-from firmware.errors import InputError
+from firmware.errors import InputError, VendingError
 
 SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
@@ -236,6 +236,14 @@ def with_lockouts(setup: MachineSetup, lockouts: list[Lockout]) -> MachineSetup:
     return MachineSetup(
         setup.config.model_copy(update={"lockouts": lockouts}), setup.catalog, setup.path, setup.rulesets
     )
+
+
+def with_payment_mode(setup: MachineSetup, mode: str) -> MachineSetup:
+    """The machine paying from ``mode``: a run's or a scenario's override of its ``payment: {mode: ...}``."""
+    if mode not in PAYMENT_MODES:
+        raise VendingError(f"payment mode {mode!r}: one of {', '.join(PAYMENT_MODES)}")
+    payment = setup.config.payment.model_copy(update={"mode": mode})
+    return MachineSetup(setup.config.model_copy(update={"payment": payment}), setup.catalog, setup.path, setup.rulesets)
 
 
 def parse_lockouts(specs: list[dict[str, object]]) -> list[Lockout]:

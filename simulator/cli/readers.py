@@ -16,10 +16,12 @@ from firmware.app.main import console_hardware, machine_link
 from firmware.app.main import run as run_machine
 from firmware.app.node import Node
 from firmware.clock import SystemClock
-from firmware.config.machine import load_machine
+from firmware.config.machine import load_machine, with_payment_mode
 from firmware.config.source import Strict, read_yaml, validate
 from firmware.errors import VendingError
 from firmware.identity.keys import key_path
+from firmware.identity.keyset import read_card_master
+from firmware.identity.secretfile import write_secret
 from firmware.readers.registry import READER_URL_HELP
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
@@ -156,6 +158,19 @@ def serve(
         typer.Option(help="YAML with `cards:` as in a scenario, issued into a fresh state dir's wallet."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
+    payment: Annotated[
+        str | None,
+        typer.Option(
+            help="`card` (the purse on each card, through a PN532) or `machine_wallet`; default: the config's."
+        ),
+    ] = None,
+    card_keys: Annotated[
+        Path | None,
+        typer.Option(
+            help="With the purse on the card: the issuer's key dir (`vending keys dev-set`), whose card-master.key "
+            "becomes the machine's secure access module in the state dir (0600)."
+        ),
+    ] = None,
     broker: Annotated[
         str, typer.Option(help="mqtt://host:port to report to (backends run separately), or none.")
     ] = "none",
@@ -191,6 +206,7 @@ def serve(
     try:
         setup_logging(log_level, verbose, quiet)
         setup = load_machine(machine)
+        setup = with_payment_mode(setup, payment) if payment is not None else setup
         clock = SystemClock()
         printer = EventPrinter(as_json, zone=setup.config.zone)
         where = state_dir or default_state_dir(setup.config.id)
@@ -201,6 +217,13 @@ def serve(
         if state_dir is None and not key_path(where).exists():  # a laptop's first run; a school's machine: `keys init`
             simulation_term_key(where, clock.now().astimezone(setup.config.zone).date(), "dev")
             printer(clock.now(), "state_dir", {"path": str(where), "new": True, "term_key": "development"})
+        if cards is not None and setup.config.payment.mode == "card":
+            raise VendingError(
+                "--cards issues balances into the machine's wallet; with the purse on the card the "
+                "money is on the cards themselves (`vending card issue`)"
+            )
+        if card_keys is not None:
+            install_card_master(card_keys, where)
         node = Node(setup, where, console_hardware(setup, clock), link=link, events=printer)
     except VendingError as exc:
         fail(exc)
@@ -219,6 +242,16 @@ def serve(
         run_machine(node, reader, sys.stdin, printer)
     except VendingError as exc:
         fail(exc)
+
+
+def install_card_master(keys: Path, state_dir: Path) -> None:
+    """The issuer's card master key as the machine's SAM (``card-master.key`` in the state dir, 0600)."""
+    key = read_card_master(keys)
+    target = state_dir / "card-master.key"
+    if target.exists() and read_card_master(state_dir) != key:
+        raise VendingError(f"--card-keys: {target} holds another issuer's card master key; nothing replaced")
+    if not target.exists():
+        write_secret(target, key.hex().encode())
 
 
 def default_state_dir(machine_id: str) -> Path:

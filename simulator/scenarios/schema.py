@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from firmware.cards.purse import MAX_BALANCE
 from firmware.cards.purse import PROFILES as PURSE_PROFILES
-from firmware.config.machine import MachineSetup, PaymentMode, load_machine
+from firmware.config.machine import MachineSetup, PaymentMode, load_machine, with_payment_mode
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
 from firmware.domain import Category, Guardian, Kind, Profile
@@ -275,7 +275,7 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
         raise doc.error(("machine",), f"machine config not found: {head.machine}")
     machine = load_machine(machine_path, os.path.normpath(Path(name).parent / head.machine))
     if head.payment is not None:
-        machine = _paying(machine, head.payment)
+        machine = with_payment_mode(machine, head.payment)
     _check_unique_uids(doc, head.cards)
     if machine.config.payment.mode == "card":
         for card_name, card in head.cards.items():
@@ -304,21 +304,17 @@ def purse_card_problem(card: CardSpec) -> tuple[str, str] | None:
     return None
 
 
-def _paying(machine: MachineSetup, mode: str) -> MachineSetup:
-    payment = machine.config.payment.model_copy(update={"mode": mode})
-    return replace(machine, config=machine.config.model_copy(update={"payment": payment}))
-
-
 def with_payment(scenario: Scenario, mode: str) -> Scenario:
     """The scenario with its machine paying from ``mode`` (``vending run --payment``).
 
     ``VendingError`` naming the card that cannot be a purse card (its uid, its profile, its money).
     """
+    machine = with_payment_mode(scenario.machine, mode)
     if mode == "card":
         for card_name, card in scenario.cards.items():
             if (problem := purse_card_problem(card)) is not None:
                 raise VendingError(f"--payment card: card {card_name!r}: {problem[1]}")
-    return replace(scenario, machine=_paying(scenario.machine, mode))
+    return replace(scenario, machine=machine)
 
 
 def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Step, ...]:

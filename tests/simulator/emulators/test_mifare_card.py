@@ -231,3 +231,51 @@ def test_a_machine_in_card_mode_sells_from_the_purse_through_the_pn532_driver_an
     assert (final.balance, [entry.amount for entry in final.log][:2]) == (55, [20, 0])
     assert node.invariant_total() == 25 + 20, "the machine's takings; the rest is on the card"
     node.close()
+
+
+def test_vending_serve_in_card_mode_sells_from_the_card_on_the_emulated_reader(tmp_path: Path, closing):
+    """The user's path: issue a card, put it on the emulated PN532, `vending serve --payment card`, select, tap."""
+    import json
+    import threading
+
+    from tests.conftest import ROOT, VENDING
+    from tests.simulator.emulators.test_serve_day import ServeProcess, keypad
+    from tests.support.waiting import eventually
+
+    keys, cards = tmp_path / "keys", tmp_path / "cards"
+    cards.mkdir()
+    assert subprocess.run([VENDING, "keys", "dev-set", "--dir", str(keys)], capture_output=True).returncode == 0
+    issue = [VENDING, "card", "issue", "--uid", "04A1B2C3", "--purse", "100", "--keys", str(keys)]
+    assert subprocess.run([*issue, "--out", str(cards / "04A1B2C3.mfd")], capture_output=True).returncode == 0
+    device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
+    serve = subprocess.Popen(
+        [VENDING, "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"), "--payment", "card"]
+        + ["--card-keys", str(keys), "--reader", f"pn532:{tmp_path / 'reader0'}", "--json"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state")},  # a laptop's default state dir
+    )
+    closing(ServeProcess(serve))
+    events: list[dict] = []
+    assert serve.stdout is not None
+    stdout = serve.stdout
+    threading.Thread(target=lambda: events.extend(json.loads(line) for line in stdout), daemon=True).start()
+    eventually(lambda: any(e["event"] == "power_on" for e in events), what="serve started")
+    keypad(serve, "select A1")
+    eventually(lambda: any(e["event"] == "selected" for e in events), what="the selection")
+    device.place("04A1B2C3")  # held on the reader while the machine reads and debits it
+    eventually(lambda: any(e["event"] in ("vended", "denied") for e in events), 20, "the decision")
+    device.remove()
+    keypad(serve, "quit")
+    serve.wait(timeout=30)
+    assert [e["event"] for e in events if e["event"] in ("vended", "denied")] == ["vended"]
+    shown = subprocess.run(
+        [VENDING, "card", "show", str(cards / "04A1B2C3.mfd"), "--keys", str(keys), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(shown.stdout)["purse"] == 75, "debited on the card itself, written back when it left"
+    sam = tmp_path / "xdg-state" / "vending" / "TPE-DAAN-JH-01" / "card-master.key"
+    assert sam.stat().st_mode & 0o777 == 0o600, "the SAM's key, installed private"
