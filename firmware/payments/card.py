@@ -65,13 +65,13 @@ class CardPurse:
         uid = normalise_uid(tap.uid)
         self._at_hand, self._read = None, None
         if tap.link is None:
-            log.warning("a card tapped on %s: that reader cannot reach a purse", tap.reader)
+            log.info("a card tapped on %s: that reader cannot reach a purse", tap.reader)
             return None
         self._at_hand = (uid, tap.link)
         try:
             state = self._on_card(uid, lambda tag: self._settle(tag, uid, tap.at))
         except CARD_TROUBLE as exc:
-            log.warning("a card on %s was not read: %s", tap.reader, type(exc).__name__)
+            log.info("a card on %s was not read: %s", tap.reader, type(exc).__name__)
             return None
         return self._account(uid, state, card_day(tap.at))
 

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from firmware.config.machine import PAYMENT_MODES
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
-from simulator.cli.exits import EXIT_FAILED, EXIT_OK, day_option
+from simulator.cli.exits import EXIT_FAILED, EXIT_OK, day_option, fail
 from simulator.fleet.model import school_days
 from simulator.fleet.runner import FleetResult, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -47,6 +48,16 @@ def fleet(
         Path | None,
         typer.Option(help="Keep every party's data here: vendor.db, issuer.db, keys/, school/, machines/ID/."),
     ] = None,
+    payment: Annotated[
+        str,
+        typer.Option(
+            help="machine_wallet (each machine keeps balances) or card (every student a purse card that travels "
+            "between the school's machines and is topped up on Mondays when low)."
+        ),
+    ] = "machine_wallet",
+    machines_per_school: Annotated[
+        int, typer.Option(min=1, max=10, help="Machines at each school; its students use all of them.")
+    ] = 1,
 ) -> None:
     """Run N machines' school days against one broker and the backends; report what was delivered.
 
@@ -58,6 +69,8 @@ def fleet(
     import os
 
     the_day = day_option(day)
+    if payment not in PAYMENT_MODES:
+        fail(f"--payment {payment!r}: one of {', '.join(PAYMENT_MODES)}")
     broker = fleet_broker(broker)
     address = run_broker(broker, username, password, ca, cert, cert_key)
     console = Console(stderr=True)
@@ -68,7 +81,7 @@ def fleet(
         console.print(world.describe_broker(), highlight=False)
         try:
             if out is not None:
-                write_roster(out / "school" / "roster.csv", machines, the_day, students, seed)
+                write_roster(out / "school" / "roster.csv", machines, the_day, students, seed, machines_per_school)
                 _school_db(out / "school")
             # a machine keeps its state dir (its sequence numbers, balances, books) from day to day
             machines_dir = workdir / "machines" if out is not None or days > 1 else None
@@ -94,6 +107,8 @@ def fleet(
                         progress=lambda r, task=task: bar.update(task, completed=r.machines, sales=r.sales),
                         term_start=the_day,
                         keep=machines_dir,
+                        payment=payment,
+                        per_school=machines_per_school,
                     )
                     result.absorb(today)
             _collect_delivery(world, result)
@@ -121,8 +136,8 @@ def _broker_label(broker: str, address: object) -> str:
     return str(address)
 
 
-def write_roster(path: Path, machines: int, first_day: date, students: int, seed: int) -> None:
-    """What only the school knows: which card is whose (here: which machine's school, which profile)."""
+def write_roster(path: Path, machines: int, first_day: date, students: int, seed: int, per_school: int = 1) -> None:
+    """What only the school knows: which card is whose (here: which school, by its first machine; which profile)."""
     import csv
 
     from firmware.config.catalog import load_catalog
@@ -134,8 +149,8 @@ def write_roster(path: Path, machines: int, first_day: date, students: int, seed
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["student", "school", "machine", "card_uid", "profile"])  # `vending backend school` reads it
-        for index in range(machines):
-            plan = plan_machine(index, first_day, students, seed, products)
+        for index in range(0, machines, per_school):  # a school's first machine names its students
+            plan = plan_machine(index, first_day, students, seed, products, per_school=per_school)
             for number, card in enumerate(plan.cards, start=1):
                 student = f"{plan.machine_id}-{number:04d}"
                 writer.writerow([student, plan.config["school"]["code"], plan.machine_id, card.uid, card.profile])
@@ -191,6 +206,8 @@ def _report(result: FleetResult, as_json: bool) -> None:
         ("revenue (TWD)", result.revenue),
         ("refunds (jams)", result.refunds),
     ]
+    if result.top_ups:
+        rows.append(("top-ups at stores (TWD)", result.top_ups))
     rows += [(f"denied: {reason}", count) for reason, count in sorted(result.denials.items())]
     rows += [(f"cancelled: {reason}", count) for reason, count in sorted(result.cancellations.items())]
     rows += [

@@ -20,14 +20,13 @@ from firmware.config.machine import load_machine, with_payment_mode
 from firmware.config.source import Strict, read_yaml, validate
 from firmware.errors import VendingError
 from firmware.identity.keys import key_path
-from firmware.identity.keyset import read_card_master
-from firmware.identity.secretfile import write_secret
 from firmware.readers.registry import READER_URL_HELP
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
 from simulator.emulators.devices import DEVICES, Device, PN532Device
 from simulator.hardware.serial_ports import PortInfo, list_ports
 from simulator.hardware.serial_ports import probe as probe_port
+from simulator.scenarios.purses import install_card_master
 from simulator.scenarios.runner import issue_cards
 from simulator.scenarios.schema import CardSpec
 from simulator.term_keys import simulation_term_key
@@ -242,16 +241,6 @@ def serve(
         run_machine(node, reader, sys.stdin, printer)
     except VendingError as exc:
         fail(exc)
-
-
-def install_card_master(keys: Path, state_dir: Path) -> None:
-    """The issuer's card master key as the machine's SAM (``card-master.key`` in the state dir, 0600)."""
-    key = read_card_master(keys)
-    target = state_dir / "card-master.key"
-    if target.exists() and read_card_master(state_dir) != key:
-        raise VendingError(f"--card-keys: {target} holds another issuer's card master key; nothing replaced")
-    if not target.exists():
-        write_secret(target, key.hex().encode())
 
 
 def default_state_dir(machine_id: str) -> Path:

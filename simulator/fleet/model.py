@@ -71,6 +71,11 @@ class MachinePlan:
     config: dict
     cards: list[Card]
     visits: list[Visit]
+    school: int = 0  # the machines of one school share its students (and, with purse cards, the cards)
+
+
+def school_of(index: int, per_school: int) -> int:
+    return index // per_school
 
 
 def _poisson(rng: random.Random, mean: float) -> int:
@@ -85,6 +90,10 @@ def _poisson(rng: random.Random, mean: float) -> int:
 
 def _uid(rng: random.Random) -> str:
     return "04" + "".join(f"{rng.randrange(256):02X}" for _ in range(6))
+
+
+def _student_balance(rng: random.Random) -> int:
+    return rng.randint(0, 20) if rng.random() < LOW_BALANCE_SHARE else rng.randint(100, 500)
 
 
 def _at(day: date, start: time, end: time, rng: random.Random) -> datetime:
@@ -109,11 +118,25 @@ def stockable(catalog: Catalog) -> Stockable:
     }
 
 
-def plan_machine(index: int, day: date, students: int, seed: int, products: Stockable) -> MachinePlan:
-    """One machine: its config (level, food rules, planogram, stock), its cards and its day of visits."""
+def plan_machine(
+    index: int,
+    day: date,
+    students: int,
+    seed: int,
+    products: Stockable,
+    payment: str = "machine_wallet",
+    per_school: int = 1,
+) -> MachinePlan:
+    """One machine: its config (level, food rules, planogram, stock), its cards and its day of visits.
+
+    With ``per_school`` machines a school, they share the school's level and students, and each
+    student spreads the day's purchases over them; one machine a school draws as it always has.
+    """
     rng = random.Random(f"{seed}:{index}")
+    school = school_of(index, per_school)
+    school_rng = rng if per_school == 1 else random.Random(f"{seed}:school:{school}")
     machine_id = f"TPE-FLEET-{index:04d}"
-    level = rng.choice(LEVELS)
+    level = school_rng.choice(LEVELS)
     allowed = products[level]
     chosen = rng.sample(allowed, k=min(len(SLOT_CODES), len(allowed)))
     slots = {}
@@ -122,20 +145,27 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: Stoc
         slots[code] = {"product": product, "capacity": capacity, "stock": rng.randint(capacity // 2, capacity)}
     config = {
         "id": machine_id,
-        "school": {"code": f"{300000 + index}", "level": level},
+        "school": {"code": f"{300000 + school}", "level": level},
         "timezone": "Asia/Taipei",
         "currency": "TWD",
         "catalog": "campus.yaml",
         "rules": list(FLEET_RULES),
         "lockouts": [SNACK_LOCKOUT],
         "slots": slots,
+        "payment": {"mode": payment},
     }
+    low = LOW_BALANCE_SHARE
     cards = [
-        Card(_uid(rng), "student", rng.randint(0, 20) if rng.random() < LOW_BALANCE_SHARE else rng.randint(100, 500))
+        Card(
+            _uid(school_rng),
+            "student",
+            school_rng.randint(0, 20) if school_rng.random() < low else school_rng.randint(100, 500),
+        )
         for _ in range(students)
     ]
     cards += [
-        Card(_uid(rng), "staff", rng.randint(200, 1000)) for _ in range(max(1, round(students * STAFF_PER_STUDENT)))
+        Card(_uid(school_rng), "staff", school_rng.randint(200, 1000))
+        for _ in range(max(1, round(students * STAFF_PER_STUDENT)))
     ]
     rng = random.Random(f"{seed}:{index}:{day.isoformat()}")  # the same cards every day, a new day of visits
     visits = []
@@ -143,7 +173,8 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: Stoc
     weights = [w for *_, w in WINDOWS]
     for card in cards:
         student = card.profile == "student"
-        for _ in range(_poisson(rng, STUDENT_PURCHASES_PER_DAY if student else STAFF_PURCHASES_PER_DAY)):
+        mean = (STUDENT_PURCHASES_PER_DAY if student else STAFF_PURCHASES_PER_DAY) / per_school
+        for _ in range(_poisson(rng, mean)):
             if student:
                 _, start, end, _ = rng.choices(WINDOWS, weights)[0]
             else:
@@ -160,7 +191,7 @@ def plan_machine(index: int, day: date, students: int, seed: int, products: Stoc
                 )
             )
     visits.sort(key=lambda v: (v.at, v.uid))
-    return MachinePlan(machine_id, day, config, cards, visits)
+    return MachinePlan(machine_id, day, config, cards, visits, school)
 
 
 def school_days(count: int, first: date) -> list[date]:

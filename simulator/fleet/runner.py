@@ -12,20 +12,29 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import date
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from firmware.app.node import Node
+from firmware.cards.purse import Sam
 from firmware.config.catalog import load_catalog
+from firmware.identity.keyset import read_card_master
 from simulator.dev_keys import DevKeys
-from simulator.fleet.model import plan_machine, stockable
-from simulator.fleet.worker import MachineStats, machine_day
+from simulator.fleet.model import plan_machine, school_of, stockable
+from simulator.fleet.worker import MachineStats, machine_day, school_cards, school_cards_file, weekly_top_ups
 from simulator.paths import CONFIGS
+from simulator.scenarios.purses import PurseCards
 from simulator.servers.broker_setup import BrokerAccess
 from simulator.tally import SalesTally
 
 CATALOG = CONFIGS / "products" / "campus.yaml"
 PARALLEL_DRAINS = 4  # a batched outbox drains in one round trip; each open publisher adds threads that wake
+
+
+SUMMED_OVER_DAYS = (
+    *("days", "visits", "reports", "settlements", "delivered", "settlements_delivered", "resends", "top_ups"),
+)
 
 
 @dataclass
@@ -38,6 +47,7 @@ class FleetResult(SalesTally):
     delivered: int = 0
     settlements_delivered: int = 0
     resends: int = 0  # copies the backends had already stored (at-least-once on the wire), skipped
+    top_ups: int = 0  # NT$ guardians paid in at stores (the purse on the card: Monday top-ups)
     broker: str = ""
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
@@ -48,11 +58,21 @@ class FleetResult(SalesTally):
         self.visits += stats.visits
         self.reports += stats.reports
         self.settlements += stats.settlements
+        self.top_ups += stats.top_ups
 
     def absorb(self, other: FleetResult) -> None:
         """Add another day's run of the same fleet (a term is the sum of its days)."""
         self.add(other)
-        for name in ("days", "visits", "reports", "settlements", "delivered", "settlements_delivered", "resends"):
+        for name in (
+            "days",
+            "visits",
+            "reports",
+            "settlements",
+            "delivered",
+            "settlements_delivered",
+            "resends",
+            "top_ups",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.machines = max(self.machines, other.machines)
         self.wall_s += other.wall_s
@@ -73,6 +93,7 @@ class FleetResult(SalesTally):
             "settlements": self.settlements,
             "delivered": self.delivered,
             "settlements_delivered": self.settlements_delivered,
+            "top_ups": self.top_ups,
         }
 
 
@@ -87,11 +108,19 @@ def _worker(
     results: Any,
     term_start: date | None = None,
     keep_state: bool = False,
+    payment: str = "machine_wallet",
+    per_school: int = 1,
 ) -> None:
-    """A worker process: simulate each machine, then drain outboxes a few at a time, overlapping the next day."""
+    """A worker process: simulate each machine, then drain outboxes a few at a time, overlapping the next day.
+
+    With purse cards, a school's machines run here one after another on the school's cards (as they
+    were left by the term's last day), so a card spends at each of them and its own log carries the
+    day's spend from one to the next.
+    """
     catalog = load_catalog(CATALOG)
     products = stockable(catalog)
     keys = DevKeys(Path(keys_dir))  # made by the caller; each worker adds only its own machines' keys
+    sam = Sam(read_card_master(keys.directory))
     draining: deque[tuple[Node, MachineStats, Path]] = deque()
 
     def finish_one() -> None:
@@ -103,14 +132,24 @@ def _worker(
             shutil.rmtree(state_dir, ignore_errors=True)
         results.put(stats)
 
-    for index in indexes:
-        plan = plan_machine(index, day, students, seed, products)
-        state_dir = Path(root) / plan.machine_id
-        node, stats = machine_day(plan, catalog, state_dir, keys, term_start, access.machine(plan.machine_id))
-        node.connect()  # drain the day's outbox while the next machine's day runs
-        draining.append((node, stats, state_dir))
-        if len(draining) >= PARALLEL_DRAINS:
-            finish_one()
+    for school_number, school in groupby(indexes, key=lambda index: school_of(index, per_school)):
+        purses: PurseCards | None = None
+        top_ups = 0
+        for index in school:
+            plan = plan_machine(index, day, students, seed, products, payment, per_school)
+            if payment == "card" and purses is None:
+                purses = school_cards(keys, plan, sam)
+                top_ups = weekly_top_ups(purses, day)
+            state_dir = Path(root) / plan.machine_id
+            address = access.machine(plan.machine_id)
+            node, stats = machine_day(plan, catalog, state_dir, keys, term_start, address, purses)
+            stats.top_ups, top_ups = top_ups, 0  # counted once, with the school's first machine
+            node.connect()  # drain the day's outbox while the next machine's day runs
+            draining.append((node, stats, state_dir))
+            if len(draining) >= PARALLEL_DRAINS:
+                finish_one()
+        if purses is not None:
+            purses.save(school_cards_file(keys, school_number))
     while draining:
         finish_one()
     results.put(("rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
@@ -128,12 +167,16 @@ def run_fleet(
     state_root: Path | None = None,
     term_start: date | None = None,
     keep: Path | None = None,
+    payment: str = "machine_wallet",
+    per_school: int = 1,
 ) -> FleetResult:
     """Simulate and drain every machine; the caller owns the broker and the backends.
 
     ``term_start``: the day the term began (its term keys are the school's, kept with the keys);
     ``keep``: keep each machine's state dir (``machine.db``) under this directory, where a later day
     of the same term finds it again (a machine's sequence numbers and books continue).
+    ``payment``: ``card`` gives every student a purse card; ``per_school``: machines a school (a
+    school's machines share one worker, so its cards travel between them in order).
     """
     result = FleetResult(days=1)
     started = time.perf_counter()
@@ -142,12 +185,13 @@ def run_fleet(
     root = keep or Path(tempfile.mkdtemp(prefix="fleet-", dir=state_root or _fast_tmp()))
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    processes = max(1, min(processes, machines))
+    schools = -(-machines // per_school)
+    processes = max(1, min(processes, schools))
     workers = [
         context.Process(
             target=_worker,
             args=(
-                list(range(p, machines, processes)),
+                [index for index in range(machines) if school_of(index, per_school) % processes == p],
                 day,
                 students,
                 seed,
@@ -157,6 +201,8 @@ def run_fleet(
                 results,
                 term_start,
                 keep is not None,
+                payment,
+                per_school,
             ),
             daemon=True,
         )

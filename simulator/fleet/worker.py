@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware.app.node import Link, Node
+from firmware.cards.purse import Sam
 from firmware.config.catalog import Catalog
 from firmware.config.machine import MachineConfig, MachineSetup
 from firmware.controller.machine import State
@@ -18,10 +19,12 @@ from firmware.reporting.mqtt import BrokerAddress
 from simulator.dev_keys import DevKeys
 from simulator.fleet.model import RESTOCK_AT, ZONE, MachinePlan, fleet_rulesets
 from simulator.hardware.virtual import VirtualClock, VirtualDispenser, advance
+from simulator.scenarios.purses import PurseCards, install_card_master
 from simulator.tally import SalesTally
 from simulator.term_keys import share_term_key
 
 DAY_END = time(18, 0)
+WEEKLY_TOP_UP_BELOW, WEEKLY_TOP_UP = 200, 300  # NT$: a guardian's Monday top-up of a card running low
 
 
 class NullDisplay:
@@ -38,6 +41,7 @@ class MachineStats(SalesTally):
     reports: int = 0  # vendor-stream reports the machine produced
     settlements: int = 0  # issuer-stream reports
     undelivered: int = 0  # outbox rows left when the run ended
+    top_ups: int = 0  # NT$ paid in at stores for this machine's school today (its first machine only)
 
 
 def simulate_day(
@@ -56,6 +60,7 @@ def machine_day(
     keys: DevKeys,
     term_start: date | None = None,
     address: BrokerAddress | None = None,
+    purses: PurseCards | None = None,
 ) -> tuple[Node, MachineStats]:
     """Run every visit through the real node (controller, journal, outbox, its tick); the node is left open.
 
@@ -73,9 +78,11 @@ def machine_day(
     # the drain is the day's last act: no heartbeats to speak of, and resends soon after a lost ack
     link = Link(address, keys.trust, keys.machine(plan.machine_id), heartbeat_s=3600, resend_after_s=5.0)
     share_term_key(school_term_dir(keys, plan.machine_id), state_dir, term_start or day, "fleet")
+    if purses is not None:  # the purse on the card: the machine's SAM holds the issuer's card master
+        install_card_master(keys.directory, state_dir)
     machine = Node(setup, state_dir, Hardware(clock, NullDisplay(), dispenser), link=link, events=stats.on_event)
     with machine.db.atomic("journal"):
-        for card in plan.cards:
+        for card in plan.cards if purses is None else ():
             if machine.books.wallet.account(card.uid) is None:  # a later day of a term: the card is known
                 machine.books.wallet.issue(card.uid, card.profile, card.balance)
     sent_before = {stream: machine.db.counter(f"seq:{stream}") for stream in ("vendor", "issuer")}  # earlier days
@@ -93,7 +100,7 @@ def machine_day(
             restock(controller, dispenser, config)
             restocked = True
         until(visit.at)
-        tap = CardTap(visit.uid, "virtual", clock.now())
+        tap = CardTap(visit.uid, "virtual", clock.now(), link=purses.link(visit.uid) if purses else None)
         if visit.jams:
             dispenser.jam(visit.slot)
         if visit.card_first:
@@ -111,6 +118,31 @@ def machine_day(
     stats.reports = machine.db.counter("seq:vendor") - sent_before["vendor"]
     stats.settlements = machine.db.counter("seq:issuer") - sent_before["issuer"]
     return machine, stats
+
+
+def school_cards(keys: DevKeys, plan: MachinePlan, sam: Sam) -> PurseCards:
+    """The school's purse cards as the last day of the term left them (issued on its first day)."""
+    purses = PurseCards(sam, str(plan.config["school"]["code"]), plan.day)
+    if not purses.load(school_cards_file(keys, plan.school)):
+        for card in plan.cards:
+            purses.issue(card.uid, card.profile, card.balance)
+    return purses
+
+
+def weekly_top_ups(purses: PurseCards, day: date, below: int = WEEKLY_TOP_UP_BELOW, amount: int = WEEKLY_TOP_UP) -> int:
+    """Mondays, a guardian tops a running-low card up at a convenience store; the money paid in."""
+    if day.weekday() != 0:
+        return 0
+    paid = 0
+    for uid in purses.cards:
+        if purses.balance(uid) < below:
+            purses.topup(uid, amount, "7-ELEVEN-FLEET", datetime.combine(day, time(7, 0), tzinfo=ZONE))
+            paid += amount
+    return paid
+
+
+def school_cards_file(keys: DevKeys, school: int) -> Path:
+    return keys.directory / "school" / "cards" / f"{school}.cards"
 
 
 def school_term_dir(keys: DevKeys, machine_id: str) -> Path:

@@ -9,16 +9,19 @@ cards hold (recovered as their next tap would find them) is part of the run's in
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
+from firmware.cards.mifare import MEMORY
 from firmware.cards.purse import CardRecord, PurseState, Sam, issue_image, topup_image
 from firmware.cards.purse_io import recover, step_fate
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from firmware.domain import CardLink, Exchange
+from firmware.errors import VendingError
 from firmware.identity.keyset import CARD_MASTER, read_card_master
 from firmware.identity.secretfile import write_secret
 from firmware.journal.card_steps import CardSteps
@@ -33,6 +36,16 @@ def simulation_card_master(state_dir: Path) -> Sam:
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_secret(path, secrets.token_bytes(32).hex().encode())
     return Sam(read_card_master(state_dir))
+
+
+def install_card_master(keys: Path, state_dir: Path) -> None:
+    """The issuer's card master key as the machine's SAM (``card-master.key`` in the state dir, 0600)."""
+    key = read_card_master(keys)
+    target = state_dir / "card-master.key"
+    if target.exists() and read_card_master(state_dir) != key:
+        raise VendingError(f"{target} holds another issuer's card master key; nothing replaced")
+    if not target.exists():
+        write_secret(target, key.hex().encode())
 
 
 def field_link(card: ClassicCard) -> CardLink:
@@ -71,10 +84,13 @@ class PurseCards:
         self.cards[uid] = ClassicCard(bytearray(issue_image(raw, record, purse, self.sam)))
 
     def link(self, uid: str) -> CardLink | None:
-        """A tap of ``uid``: the card enters the field (an armed tear applies to this tap)."""
+        """A tap of ``uid``: the card enters the field (an armed tear applies to this tap).
+
+        A card this run did not issue is another issuer's (a blank card to our keys), as at a real reader.
+        """
         card = self.cards.get(uid)
         if card is None:
-            return None
+            return field_link(ClassicCard.blank(bytes.fromhex(uid))) if len(uid) in (8, 14) else None
         card.torn, card.writes, card.tear_after = False, 0, self._tear_next
         self._tear_next = None
         return field_link(card)
@@ -100,6 +116,22 @@ class PurseCards:
 
     def balance(self, uid: str) -> int:
         return self.recovered(uid).balance
+
+    def save(self, path: Path) -> None:
+        """Every card's image in one file (a school's cards between the days of a term)."""
+        uids = list(self.cards)
+        blob = b"".join(bytes(self.cards[uid].image) for uid in uids)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(json.dumps(uids).encode() + b"\n" + blob)
+
+    def load(self, path: Path) -> bool:
+        """The cards ``save`` wrote, if there are any (False: the term's first day, issue them)."""
+        if not path.exists():
+            return False
+        header, _, blob = path.read_bytes().partition(b"\n")
+        for n, uid in enumerate(json.loads(header)):
+            self.cards[uid] = ClassicCard(bytearray(blob[n * MEMORY : (n + 1) * MEMORY]))
+        return True
 
     def total(self, db: Database, machine_id: str) -> int:
         """The cards' purses, corrected for steps the machine's books have not caught up with.

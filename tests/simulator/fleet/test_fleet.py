@@ -138,3 +138,46 @@ def test_a_term_keeps_its_students_keys_and_sequence_numbers_and_every_party_s_d
         school_cards = {row["card_uid"] for row in roster if row["machine"] == machine}
         assert school_cards <= known, "the machine knows the school's cards: the same students every day"
         assert (out / "keys" / "school" / "terms" / machine / "term_key.json").exists(), "the school's term key"
+
+
+def test_purse_cards_travel_between_a_school_s_machines_and_weekly_top_ups_keep_a_term_from_running_dry(
+    tmp_path, closing
+):
+    """Two schools of two machines, six school days (Monday to Monday) with every student's money on the card."""
+    from firmware.cards.purse import Sam, machine_tag
+    from firmware.identity.keyset import read_card_master
+    from simulator.dev_keys import DevKeys
+    from simulator.fleet.model import school_days
+    from simulator.fleet.runner import FleetResult
+    from simulator.fleet.worker import school_cards_file
+    from simulator.scenarios.purses import PurseCards
+
+    world = closing(ReportingWorld(tmp_path / "world").start())
+    term = FleetResult()
+    days = school_days(6, DAY)
+    for day in days:
+        today = run_fleet(
+            4, day, 40, 3, world.broker_access(), 2, world.keys.directory, term_start=DAY,
+            keep=tmp_path / "machines", payment="card", per_school=2,
+        )  # fmt: skip
+        term.absorb(today)
+        assert today.top_ups == 0 or day.weekday() == 0, "top-ups happen on Mondays"
+    assert term.top_ups > 0 and days[-1].weekday() == 0
+    vendor = world.vendor
+    eventually(lambda: vendor.store.count() >= term.reports, what="vendor backend caught up")
+    assert vendor.store.count() == term.reports
+    sam = Sam(read_card_master(world.keys.directory))
+    keys = DevKeys(world.keys.directory)
+    started = travelled = ended = 0
+    for school in (0, 1):
+        plan = plan_machine(2 * school, DAY, 40, 3, PRODUCTS, "card", per_school=2)
+        started += sum(card.balance for card in plan.cards)
+        purses = PurseCards(sam, "", DAY)
+        assert purses.load(school_cards_file(keys, school))
+        ended += sum(purses.balance(uid) for uid in purses.cards)
+        tags = {machine_tag(f"TPE-FLEET-{index:04d}") for index in (2 * school, 2 * school + 1)}
+        for uid in purses.cards:
+            seen = {entry.machine for entry in purses.recovered(uid).log}
+            travelled += tags <= seen
+    assert travelled > 0, "some card was debited at both of its school's machines"
+    assert started + term.top_ups == ended + term.revenue, "every NT$ is on a card or in a machine's takings"
