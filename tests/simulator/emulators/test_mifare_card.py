@@ -236,10 +236,9 @@ def test_a_machine_in_card_mode_sells_from_the_purse_through_the_pn532_driver_an
 def test_vending_serve_in_card_mode_sells_from_the_card_on_the_emulated_reader(tmp_path: Path, closing):
     """The user's path: issue a card, put it on the emulated PN532, `vending serve --payment card`, select, tap."""
     import json
-    import threading
 
-    from tests.conftest import ROOT, VENDING
-    from tests.simulator.emulators.test_serve_day import ServeProcess, keypad
+    from tests.conftest import VENDING
+    from tests.simulator.emulators.test_serve_day import keypad, spawn_serve
     from tests.support.waiting import eventually
 
     keys, cards = tmp_path / "keys", tmp_path / "cards"
@@ -248,21 +247,7 @@ def test_vending_serve_in_card_mode_sells_from_the_card_on_the_emulated_reader(t
     issue = [VENDING, "card", "issue", "--uid", "04A1B2C3", "--purse", "100", "--keys", str(keys)]
     assert subprocess.run([*issue, "--out", str(cards / "04A1B2C3.mfd")], capture_output=True).returncode == 0
     device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
-    serve = subprocess.Popen(
-        [VENDING, "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"), "--payment", "card"]
-        + ["--card-keys", str(keys), "--reader", f"pn532:{tmp_path / 'reader0'}", "--json"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state")},  # a laptop's default state dir
-    )
-    closing(ServeProcess(serve))
-    events: list[dict] = []
-    assert serve.stdout is not None
-    stdout = serve.stdout
-    threading.Thread(target=lambda: events.extend(json.loads(line) for line in stdout), daemon=True).start()
-    eventually(lambda: any(e["event"] == "power_on" for e in events), what="serve started")
+    serve, events = spawn_serve(tmp_path, closing, "--payment", "card", "--card-keys", str(keys))
     keypad(serve, "select A1")
     eventually(lambda: any(e["event"] == "selected" for e in events), what="the selection")
     device.place("04A1B2C3")  # held on the reader while the machine reads and debits it

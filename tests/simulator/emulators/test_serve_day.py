@@ -104,6 +104,11 @@ class ServeProcess:
 def start_serve(tmp_path: Path, closing: Callable[[Any], Any], *extra: str) -> tuple[subprocess.Popen, list[dict]]:
     cards = tmp_path / "cards.yaml"
     cards.write_text('cards:\n  amy: {uid: "04A1B2C3D4E5F6", profile: student, balance: 100}\n')
+    return spawn_serve(tmp_path, closing, "--cards", str(cards), *extra)
+
+
+def spawn_serve(tmp_path: Path, closing: Callable[[Any], Any], *extra: str) -> tuple[subprocess.Popen, list[dict]]:
+    """`vending serve` of the demo machine on the PN532 at tmp_path/reader0, its JSON events collected."""
     serve = subprocess.Popen(
         [
             VENDING,
@@ -112,8 +117,6 @@ def start_serve(tmp_path: Path, closing: Callable[[Any], Any], *extra: str) -> t
             str(ROOT / "configs/machines/demo.yaml"),
             "--reader",
             f"pn532:{tmp_path / 'reader0'}",
-            "--cards",
-            str(cards),
             "--json",
             *extra,
         ],
