@@ -50,11 +50,16 @@ Kind = Literal[
     "non_food",
 ]
 SchoolLevel = Literal["elementary", "junior_high", "senior_high"]
+# Taiwan's 11 food-allergen labelling categories (食品過敏原標示規定, in force 2020-07-01; docs/rules.md)
+Allergen = Literal[
+    "crustacea", "mango", "peanut", "milk", "egg", "nuts", "sesame", "gluten", "soybean", "fish", "sulphites"
+]
 
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 KINDS: tuple[Kind, ...] = get_args(Kind)
 SCHOOL_LEVELS: tuple[SchoolLevel, ...] = get_args(SchoolLevel)
+ALLERGENS: tuple[Allergen, ...] = get_args(Allergen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,7 @@ class Guardian:
     daily_limit: int | None = None
     blocked_categories: tuple[str, ...] = ()
     blocked_kinds: tuple[str, ...] = ()
+    blocked_allergens: tuple[str, ...] = ()  # products that contain or may contain one are refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,12 @@ class ProductFacts(Protocol):
 
     @property
     def profiles(self) -> Sequence[str]: ...
+
+    @property
+    def allergens(self) -> Sequence[str]: ...
+
+    @property
+    def may_contain(self) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,12 +54,31 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Over the daily limit set by a guardian: NT${limit} (spent today NT${spent})",
     ),
     "denied.guardian_blocked": ("家長已限制購買此類商品", "A guardian has blocked this kind of product"),
+    "denied.allergen_blocked": (
+        "含有家長設定避免的過敏原：{allergen_zh}",
+        "Contains an allergen a guardian asked to avoid: {allergen_en}",
+    ),
     "privacy": (
         "隱私說明：本機不記錄姓名；廠商只看到每次購買的代號，看不到卡號，發卡機構只收到每日金額。"
         "查詢或刪除個人資料，請洽學校：{contact}",
         "Privacy: this machine keeps no names; the vendor sees a one-visit code, never your card number, and "
         "the card issuer gets daily totals only. To see or delete your data, ask the school: {contact}",
     ),
+}
+
+# Taiwan's 11 allergen labelling categories as a label names them (食品過敏原標示規定; docs/rules.md)
+ALLERGEN_NAMES: dict[str, tuple[str, str]] = {
+    "crustacea": ("甲殼類", "crustacea"),
+    "mango": ("芒果", "mango"),
+    "peanut": ("花生", "peanut"),
+    "milk": ("牛奶、羊奶", "milk"),
+    "egg": ("蛋", "egg"),
+    "nuts": ("堅果類", "nuts"),
+    "sesame": ("芝麻", "sesame"),
+    "gluten": ("含麩質之穀物", "cereals containing gluten"),
+    "soybean": ("大豆", "soybean"),
+    "fish": ("魚類", "fish"),
+    "sulphites": ("亞硫酸鹽類", "sulphites"),
 }
 
 # every reason a transaction can end with short of a sale: a denial's, or a cancelled session's

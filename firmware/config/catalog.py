@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 
 from firmware.config.source import Strict, read_yaml, validate
-from firmware.domain import PROFILES, Category, Kind, Profile
+from firmware.domain import PROFILES, Allergen, Category, Kind, Profile
 
 PRODUCT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # ASCII: it names the product in reports and DEX files
 
@@ -50,6 +50,10 @@ class Product(Strict):
     sweeteners: list[str] = []
     fat_substitutes: bool = False
     labelled: bool = True
+    # the label's allergen statement, in Taiwan's 11 labelling categories (docs/rules.md): what the
+    # product contains, and what it may contain (cross-contact: not regulated, blocked all the same)
+    allergens: list[Allergen] = []
+    may_contain: list[Allergen] = []
 
     @field_validator("profiles")
     @classmethod

@@ -19,6 +19,7 @@ def encode_guardian(guardian: Guardian) -> str:
             "daily_limit": guardian.daily_limit,
             "blocked_categories": list(guardian.blocked_categories),
             "blocked_kinds": list(guardian.blocked_kinds),
+            "blocked_allergens": list(guardian.blocked_allergens),
         }
     )
 
@@ -30,6 +31,7 @@ def decode_guardian(text: str) -> Guardian:
         daily_limit=g.get("daily_limit"),
         blocked_categories=tuple(g.get("blocked_categories", ())),
         blocked_kinds=tuple(g.get("blocked_kinds", ())),
+        blocked_allergens=tuple(g.get("blocked_allergens", ())),
     )
 
 

@@ -1,4 +1,4 @@
-"""Guardian controls on a minor's card: not linked to payment, blocked categories or kinds, a daily limit.
+"""Guardian controls on a minor's card: not linked, blocked categories, kinds or allergens, a daily limit.
 
 The machine holds them keyed by card uid (no names); the local day's spend comes from the vends table.
 """
@@ -6,7 +6,7 @@ The machine holds them keyed by card uid (no names); the local day's spend comes
 from __future__ import annotations
 
 from firmware.domain import Denial, SaleRequest
-from firmware.messages import Message
+from firmware.messages import ALLERGEN_NAMES, Message
 
 
 class LinkPolicy:
@@ -27,6 +27,14 @@ class GuardianPolicy:
                 "guardian_blocked",
                 Message("denied.guardian_blocked"),
                 {"category": product.category, "kind": product.kind},
+            )
+        blocked = [a for a in (*product.allergens, *product.may_contain) if a in guardian.blocked_allergens]
+        if blocked:  # "may contain" too: for an allergic child a cross-contact warning is a refusal
+            zh, en = ALLERGEN_NAMES[blocked[0]]
+            return Denial(
+                "allergen_blocked",
+                Message("denied.allergen_blocked", {"allergen_zh": zh, "allergen_en": en}),
+                {"allergen": blocked[0]},
             )
         limit = guardian.daily_limit
         if limit is not None and request.spent_today.amount + request.price.amount > limit:

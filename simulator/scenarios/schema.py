@@ -16,7 +16,7 @@ from firmware.cards.purse import PROFILES as PURSE_PROFILES
 from firmware.config.machine import MachineSetup, PaymentMode, load_machine, with_payment_mode
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
-from firmware.domain import Category, Guardian, Kind, Profile
+from firmware.domain import Allergen, Category, Guardian, Kind, Profile
 from firmware.errors import VendingError
 from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
 
@@ -57,9 +57,16 @@ class GuardianSpec(Strict):
     daily_limit: int | None = Field(default=None, ge=0, le=100_000)
     blocked_categories: list[Category] = []
     blocked_kinds: list[Kind] = []
+    blocked_allergens: list[Allergen] = []
 
     def controls(self) -> Guardian:
-        return Guardian(self.linked, self.daily_limit, tuple(self.blocked_categories), tuple(self.blocked_kinds))
+        return Guardian(
+            self.linked,
+            self.daily_limit,
+            tuple(self.blocked_categories),
+            tuple(self.blocked_kinds),
+            tuple(self.blocked_allergens),
+        )
 
 
 class CardSpec(Strict):

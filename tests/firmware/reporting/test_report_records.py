@@ -34,9 +34,9 @@ def test_a_journaled_sale_and_denial_read_back_as_they_were_written():
     assert DeniedEntry.of(denial.data()) == denial and "detail" not in denial.reported()
 
 
-def test_the_reporter_sends_exactly_the_view_s_columns(tmp_path):
-    """A sale and a denial through the real reporter: the payload is the machine plus the view's columns."""
-    reporter = MqttReporter(
+def plain_reporter() -> MqttReporter:
+    """A reporter for machine M-1 with no stock and no totals: only what a journal entry makes of it."""
+    return MqttReporter(
         machine="M-1",
         zone=ZoneInfo("Asia/Taipei"),
         currency="TWD",
@@ -44,6 +44,11 @@ def test_the_reporter_sends_exactly_the_view_s_columns(tmp_path):
         daily_totals=lambda day: [],
         low_stock=2,
     )
+
+
+def test_the_reporter_sends_exactly_the_view_s_columns(tmp_path):
+    """A sale and a denial through the real reporter: the payload is the machine plus the view's columns."""
+    reporter = plain_reporter()
     at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     sale = SaleEntry(slot="A1", product="milk", price=25, stock=5, capacity=8)
     denial = DeniedEntry(reason="guardian_limit", slot="A1", product="milk", pseudonym="p", profile="student")
@@ -65,3 +70,22 @@ def test_the_sqlite_views_are_created_and_typed_from_the_same_definition():
     )
     assert db.execute("SELECT txn, slot, price, outcome FROM sales").fetchall() == [("t", "A1", 25, "vended")]
     assert "(payload->>'price')::int AS price" in view_sql("postgres")
+
+
+def test_an_allergen_refusal_reaches_the_vendor_without_the_visit_or_the_allergen():
+    reporter = MqttReporter(
+        machine="M-1",
+        zone=ZoneInfo("Asia/Taipei"),
+        currency="TWD",
+        stock=dict,
+        daily_totals=lambda day: [],
+        low_stock=2,
+    )
+    at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    detail = {"allergen": "peanut"}  # what the refusing rule said: the machine's own journal keeps it
+    denial = DeniedEntry(
+        reason="allergen_blocked", slot="C2", product="nuts", pseudonym="p", profile="student", detail=detail
+    )
+    (sent,) = reporter.messages_for(JournalEntry("denied", at, "t3", denial.data()))
+    assert (sent.payload["pseudonym"], sent.payload["profile"]) == (None, None)
+    assert "peanut" not in str(sent.payload), "a child's allergy is the family's business"
