@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -73,19 +74,9 @@ def test_the_sqlite_views_are_created_and_typed_from_the_same_definition():
 
 
 def test_an_allergen_refusal_reaches_the_vendor_without_the_visit_or_the_allergen():
-    reporter = MqttReporter(
-        machine="M-1",
-        zone=ZoneInfo("Asia/Taipei"),
-        currency="TWD",
-        stock=dict,
-        daily_totals=lambda day: [],
-        low_stock=2,
-    )
     at = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     detail = {"allergen": "peanut"}  # what the refusing rule said: the machine's own journal keeps it
-    denial = DeniedEntry(
-        reason="allergen_blocked", slot="C2", product="nuts", pseudonym="p", profile="student", detail=detail
-    )
-    (sent,) = reporter.messages_for(JournalEntry("denied", at, "t3", denial.data()))
+    denial = DeniedEntry(reason="allergen_blocked", slot="C2", product="nuts", pseudonym="p", profile="student")
+    (sent,) = plain_reporter().messages_for(JournalEntry("denied", at, "t3", replace(denial, detail=detail).data()))
     assert (sent.payload["pseudonym"], sent.payload["profile"]) == (None, None)
     assert "peanut" not in str(sent.payload), "a child's allergy is the family's business"
