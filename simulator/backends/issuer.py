@@ -91,8 +91,7 @@ class IssuerBackend(BackendService):
         check(kind, machine, payload)
         seq = sequence_number(payload)
         document = open_settlement(payload["sealed"], self._key, lambda env: self.enrolment.verify(machine, env))
-        if document.get("machine") != machine:
-            raise ValueError("sealed settlement names another machine")
+        check("settlement-document", machine, document)  # the inside too: shape, types, the machine it names
         if "week" in document:  # per_card: each card's total over a four-week period (docs/privacy.md)
             rows: list[tuple[str, tuple[Any, ...]]] = [
                 (

@@ -64,3 +64,32 @@ def test_a_card_mode_term_reaches_the_issuer_step_by_step_without_incident(tmp_p
     ]
     sam = simulation_card_master(tmp_path / "machine")  # the issuer's card master, as the machine's SAM holds it
     assert world.issuer.counter_incidents(sam) == [], "every step MACed by the SAM, no repeat, no unsettled debit"
+
+
+def test_a_sealed_period_document_with_a_malformed_step_is_refused_before_anything_is_stored(tmp_path: Path):
+    """The inside of the seal is checked against the contract too: an enrolled machine cannot store garbage."""
+    from zoneinfo import ZoneInfo
+
+    import pytest
+
+    from firmware.reporting.reporter import MqttReporter
+    from simulator.backends.issuer import IssuerBackend
+    from simulator.dev_keys import DevKeys
+    from simulator.privacy.request_traffic import NOWHERE
+
+    keys = DevKeys(tmp_path / "keys")
+    identity = keys.machine("M-1")
+    issuer = IssuerBackend(NOWHERE, tmp_path / "issuer.db", keys.seal_private, keys.issuer, keys.enrolment)
+    reporter = MqttReporter(machine="M-1", zone=ZoneInfo("Asia/Taipei"), currency="TWD", stock=dict,
+                            daily_totals=lambda day: [], low_stock=2)  # fmt: skip
+    good = step(1, 25, 75)
+    document = {"machine": "M-1", "week": "2026-W09", "days": ["2026-03-02"], "currency": "TWD", "cards": []}
+    for bad in ({**good, "counter": "1"}, {**good, "mac": "not a mac"}, {k: v for k, v in good.items() if k != "mac"}):
+        del bad["machine"]
+        message = reporter._settlement("2026-03-30", {**document, "steps": [bad]}, identity, keys.seal_public)
+        with pytest.raises(ValueError, match="settlement-document does not match the contract at steps"):
+            issuer.report("M-1", "settlement", {**message.payload, "seq": 1})
+    assert [tuple(row) for row in issuer.store.execute("SELECT COUNT(*) FROM card_steps")] == [(0,)]
+    fine = {k: v for k, v in good.items() if k != "machine"}
+    message = reporter._settlement("2026-03-30", {**document, "steps": [fine]}, identity, keys.seal_public)
+    assert issuer.report("M-1", "settlement", {**message.payload, "seq": 1}) is not None
