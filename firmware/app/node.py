@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from firmware.app.command_set import stored_lockouts
 from firmware.app.commands import CommandProcessor
@@ -216,10 +215,6 @@ class Node:
         return self.books.invariant_total()
 
 
-def _money_of(setup: MachineSetup) -> tuple[str, str, ZoneInfo]:
-    return setup.config.id, setup.config.currency, setup.config.zone
-
-
 def _secure_access_module(state_dir: Path, db: Database) -> Sam:
     """The SAM's key (on a real machine a chip; here ``card-master.key`` in the state dir, 0600)."""
     try:
@@ -233,8 +228,10 @@ def _open_books(state_dir: Path, setup: MachineSetup, link: Link | None) -> tupl
     """The machine's database, its books (with the reporter when it reports) and whether it was new."""
     db = Database(state_dir / DB_FILE)
     books = MachineBooks.on(db, setup.config.currency)
-    if setup.config.payment.mode == "card":
-        books = replace(books, payment=CardPurse(db, _secure_access_module(state_dir, db), *_money_of(setup)))
+    config = setup.config
+    if config.payment.mode == "card":
+        sam = _secure_access_module(state_dir, db)
+        books = replace(books, payment=CardPurse(db, sam, config.id, config.currency, config.zone))
     if link is not None:
         books.journal.reporter = reporter_for(setup, books, link.trust.issuer_seal, link.identity)
     fresh = db.meta("machine_id") is None

@@ -47,6 +47,7 @@ BALANCE, BACKUP, RECORD = 4, 5, 6
 LOG_BLOCKS = (8, 9, 10)
 LOG_ACCESS = Access(((0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 1, 1)))  # any machine writes the log with key A
 PROFILES = ("student", "staff")
+UID_BYTES = (4, 7)  # a MIFARE Classic 1K's single-size NUID or double-size uid
 RECORD_FORMAT = 1
 EPOCH = date(2000, 1, 1)
 MAX_STEP = 2**15 - 1  # the most one log entry can say was taken or credited
@@ -171,6 +172,10 @@ class PurseState:
         """What the card says it spent on ``day`` (a card day, ``card_day``) on every machine together."""
         return spent_on(self.log, day)
 
+    def entry(self, counter: int) -> LogEntry | None:
+        """The log entry of step #``counter``, while the three-slot log still holds it."""
+        return next((entry for entry in self.log if entry.counter == counter), None)
+
 
 def card_day(at: datetime) -> date:
     """The day a log entry counts towards: the issuer's local day, the same on every machine and store."""
@@ -204,14 +209,14 @@ def blank_image(uid: bytes) -> bytearray:
     Block 0 as NXP lays it out: a 4-byte NUID with its check byte, SAK 08 and ATQA 0004; or a 7-byte
     uid (MF1S50yyX/V1), SAK 08 and ATQA 0044, as ``nfc-mfclassic`` dumps them.
     """
+    if len(uid) not in UID_BYTES:
+        raise CardError("a MIFARE Classic 1K campus card has a 4- or 7-byte uid")
     image = bytearray(MEMORY)
     if len(uid) == 4:
         bcc = uid[0] ^ uid[1] ^ uid[2] ^ uid[3]
         image[0:16] = uid + bytes([bcc, 0x08, 0x04, 0x00]) + bytes.fromhex("6263646566676869")
-    elif len(uid) == 7:
-        image[0:16] = uid + bytes([0x08, 0x44, 0x00]) + bytes.fromhex("626364656667")
     else:
-        raise CardError("a MIFARE Classic 1K campus card has a 4- or 7-byte uid")
+        image[0:16] = uid + bytes([0x08, 0x44, 0x00]) + bytes.fromhex("626364656667")
     for sector in range(16):
         start = trailer_of(sector) * BLOCK
         image[start : start + BLOCK] = trailer(TRANSPORT_KEY, TRANSPORT, TRANSPORT_KEY)

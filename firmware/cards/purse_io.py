@@ -163,7 +163,7 @@ def step_fate(state: PurseState, counter: int, amount: int, terminal: str, at: d
     never reached that counter (not made). ``None`` when the log has moved past it (three later steps):
     only the issuer's settlement, which sees every counter, can tell then.
     """
-    entry = next((e for e in state.log if e.counter == counter), None)
+    entry = state.entry(counter)
     if entry is not None:
         mine = entry.machine == machine_tag(terminal) and entry.at == at.replace(microsecond=0)
         return mine and entry.amount == amount

@@ -142,7 +142,7 @@ class CardPurse:
                 self.steps.leave_to_issuer(step.txn_id)
             elif made:  # taken, never vended on: it is owed back
                 self.steps.owe(step.txn_id, step.uid, step.amount)
-                self._count(step.uid, next(e for e in state.log if e.counter == step.counter))
+                self._count_made(step, state)
             else:
                 self.steps.close(step.txn_id)
 
@@ -153,7 +153,7 @@ class CardPurse:
             if made:
                 with self.db.atomic("card_step"):
                     self.steps.close(step.txn_id)
-                    self._count(step.uid, next(e for e in state.log if e.counter == step.counter))
+                    self._count_made(step, state)
                 return state
         with self.db.atomic("card_step"):
             self.steps.attempt(step.txn_id, state.counter + 1, at)
@@ -167,6 +167,13 @@ class CardPurse:
         if step.counter is None or step.at is None:
             return False  # never tried on a card
         return step_fate(state, step.counter, amount, self.machine_id, step.at)
+
+    def _count_made(self, step: CardStep, state: PurseState) -> None:
+        """Count a step the card shows made (``step_fate`` found its entry)."""
+        entry = state.entry(step.counter or 0)
+        if entry is None:
+            raise CardError(f"{step.txn_id}: the card no longer holds step #{step.counter}")
+        self._count(step.uid, entry)
 
     def _count(self, uid: str, entry: LogEntry) -> None:
         """The step, numbered by the card's counter and MACed by the SAM, for the issuer's settlement."""

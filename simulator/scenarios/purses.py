@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from firmware.cards.mifare import MEMORY
-from firmware.cards.purse import CardRecord, PurseState, Sam, issue_image, topup_image
+from firmware.cards.purse import UID_BYTES, CardRecord, PurseState, Sam, issue_image, topup_image
 from firmware.cards.purse_io import recover, step_fate
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from firmware.domain import CardLink, Exchange
@@ -90,7 +90,7 @@ class PurseCards:
         """
         card = self.cards.get(uid)
         if card is None:
-            return field_link(ClassicCard.blank(bytes.fromhex(uid))) if len(uid) in (8, 14) else None
+            return field_link(ClassicCard.blank(bytes.fromhex(uid))) if len(uid) // 2 in UID_BYTES else None
         card.torn, card.writes, card.tear_after = False, 0, self._tear_next
         self._tear_next = None
         return field_link(card)
@@ -105,14 +105,8 @@ class PurseCards:
     def recovered(self, uid: str) -> PurseState:
         """The card as its next tap would find it, read from a copy (the card itself is untouched)."""
         copy = ClassicCard(bytearray(self.cards[uid].image))
-
-        def exchange(data: bytes) -> bytes:
-            answer = copy.exchange(data)
-            if answer is None:
-                raise CardRefused(f"refused {data[:2].hex()}")
-            return answer
-
-        return recover(ClassicTag(copy.uid, exchange), self.sam)
+        with field_link(copy)() as exchange:
+            return recover(ClassicTag(copy.uid, exchange), self.sam)
 
     def balance(self, uid: str) -> int:
         return self.recovered(uid).balance

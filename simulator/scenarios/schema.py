@@ -11,8 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from firmware.cards.purse import MAX_BALANCE
-from firmware.cards.purse import PROFILES as PURSE_PROFILES
+from firmware.cards import purse
 from firmware.config.machine import MachineSetup, PaymentMode, load_machine, with_payment_mode
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
@@ -302,12 +301,12 @@ def _check_unique_uids(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
 
 def purse_card_problem(card: CardSpec) -> tuple[str, str] | None:
     """Why ``card`` cannot be a MIFARE Classic 1K campus purse card (field, reason), or None."""
-    if len(card.uid) not in (8, 14):
+    if len(card.uid) // 2 not in purse.UID_BYTES:
         return "uid", "a purse card (payment: card) has a 4- or 7-byte uid"
-    if card.profile not in PURSE_PROFILES:
-        return "profile", f"a purse card is issued to one of {', '.join(PURSE_PROFILES)}, not {card.profile}"
-    if card.money > MAX_BALANCE:
-        return "balance", f"a purse holds at most NT${MAX_BALANCE}"
+    if card.profile not in purse.PROFILES:
+        return "profile", f"a purse card is issued to one of {', '.join(purse.PROFILES)}, not {card.profile}"
+    if card.money > purse.MAX_BALANCE:
+        return "balance", f"a purse holds at most NT${purse.MAX_BALANCE}"
     return None
 
 
