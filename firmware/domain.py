@@ -99,6 +99,28 @@ class CardAccount:
     # the day's spend as the card's own log says (stored value on the card: every machine's purchases);
     # None where the machine's journal counts the day (the machine's wallet)
     spent_today: Money | None = None
+    # an issuer-held account while the issuer cannot be reached: ``balance`` is what the card may
+    # still spend offline today, and a price above it is refused as ``offline_limit`` (of this many)
+    offline_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerAnswer:
+    """The issuer's word on an account (``payment: {mode: account}``), opened from its sealed answer.
+
+    An inquiry is answered with the account's profile, balance, whether a guardian's consent is on
+    record (``linked``), the guardian's daily cap and the day's spend; an authorisation with
+    ``approved`` and, when declined, a denial reason the display shows (``firmware.messages``).
+    """
+
+    approved: bool
+    reason: str | None = None
+    details: dict[str, int] = field(default_factory=dict)
+    profile: str | None = None
+    balance: int | None = None
+    linked: bool = True
+    daily_limit: int | None = None
+    spent_today: int = 0
 
 
 class ProductFacts(Protocol):

@@ -57,5 +57,12 @@ class PaymentUnconfirmed(VendingError):
     """The money step did not confirm (the card left mid-debit): nothing may be vended on it.
 
     The intent stays journaled; the card's next tap shows whether the debit was made, and a debit
-    made is given back (docs/payments.md, tearing).
+    made is given back (docs/payments.md, tearing). An issuer that declines an account's debit says
+    why: ``reason`` is then a denial reason the display shows (``firmware.messages``), with its
+    ``details``; without one the card left (``card_removed``).
     """
+
+    def __init__(self, message: str, reason: str = "card_removed", details: dict[str, int] | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.details = details or {}

@@ -49,6 +49,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "denied.not_compliant": ("不符校園食品規範：{detail_zh}", "Not allowed on campus - {detail_en}"),
     "denied.card_not_linked": ("此卡未開通支付功能", "This card is not enabled for payment"),
+    "denied.offline_limit": (
+        "無法連線發卡機構，離線每日上限 NT${limit}（今日離線已用 NT${spent}）",
+        "The card issuer cannot be reached: offline limit NT${limit} a day (spent offline today NT${spent})",
+    ),
     "denied.guardian_limit": (
         "超過家長設定每日上限 NT${limit}（今日已用 NT${spent}）",
         "Over the daily limit set by a guardian: NT${limit} (spent today NT${spent})",

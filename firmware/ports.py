@@ -15,6 +15,7 @@ from firmware.domain import (
     CardAccount,
     CardTap,
     Denial,
+    IssuerAnswer,
     JournalEntry,
     OutboundMessage,
     SaleRequest,
@@ -138,6 +139,16 @@ class Payment(Protocol):
     def pay_back(self, uid: str, at: datetime) -> Money | None:
         """Pay what is owed to the card if it is at hand (outside a transaction); the balance after, if paid."""
         ...
+
+
+class IssuerLink(Protocol):
+    """The way to an account's issuer: one signed request, its sealed answer, or ``None`` in time.
+
+    ``inside`` is what only the issuer reads (the card number, the transaction, the amount, the day);
+    ``kind`` is ``inquiry`` (at the tap) or ``authorise`` (the debit).
+    """
+
+    def ask(self, kind: str, inside: dict[str, Any], timeout_s: float) -> IssuerAnswer | None: ...
 
 
 class Planogram(Protocol):

@@ -27,10 +27,12 @@ from firmware.identity.keyset import MachineTrust, read_card_master
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
 from firmware.journal.database import Database
+from firmware.payments.account import IssuerAccount
 from firmware.payments.card import CardPurse
 from firmware.policy.chain import build_policy
 from firmware.ports import SalesPolicy
 from firmware.reporting.inbox import Inbox
+from firmware.reporting.issuer_link import MqttIssuerLink
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import reporter_for
@@ -117,6 +119,7 @@ class Node:
         if self.publisher is None:
             self._connects_seen = 0
             self.inbox = Inbox(self.machine_id, link.trust.authorities)
+            self._link_accounts(link, self.inbox)
             self.publisher = OutboxPublisher(
                 self.db.path,
                 self.machine_id,
@@ -129,6 +132,19 @@ class Node:
                 resend_after_s=link.resend_after_s,
             ).start()
         return self.publisher
+
+    def _link_accounts(self, link: Link, inbox: Inbox) -> None:
+        """With issuer-held accounts, the way to the issuer: requests out through the publisher, answers in."""
+        payment = self.books.payment
+        if not isinstance(payment, IssuerAccount):
+            return
+
+        def publish(topic: str, payload: str) -> bool:
+            return self.publisher is not None and self.publisher.publish_now(topic, payload)
+
+        issuer = MqttIssuerLink(self.machine_id, link.identity, link.trust.issuer_seal, link.trust.authorities, publish)
+        inbox.on_auth_answer = issuer.receive
+        payment.link = issuer
 
     def set_link(self, up: bool) -> None:
         """Cut or restore the machine's own network connection (the outbox keeps every report)."""
@@ -232,6 +248,10 @@ def _open_books(state_dir: Path, setup: MachineSetup, link: Link | None) -> tupl
     if config.payment.mode == "card":
         sam = _secure_access_module(state_dir, db)
         books = replace(books, payment=CardPurse(db, sam, config.id, config.currency, config.zone))
+    elif config.payment.mode == "account":
+        timeout_s, limit = config.payment.timeout_ms / 1000, config.payment.offline_limit
+        account = IssuerAccount(db, books.journal, config.id, config.currency, config.zone, timeout_s, limit)
+        books = replace(books, payment=account)
     if link is not None:
         books.journal.reporter = reporter_for(setup, books, link.trust.issuer_seal, link.identity)
     fresh = db.meta("machine_id") is None

@@ -139,7 +139,7 @@ class Retention(Strict):
         return self
 
 
-PaymentMode = Literal["machine_wallet", "card"]
+PaymentMode = Literal["machine_wallet", "card", "account"]
 PAYMENT_MODES: tuple[str, ...] = get_args(PaymentMode)
 
 
@@ -150,9 +150,14 @@ class PaymentSetup(Strict):
     pilot's model: every machine, shop and bus debits the same purse); the secure access module's key
     is the state dir's ``card-master.key``, never in this file. ``machine_wallet``: the machine keeps
     each card's balance itself, seeded from a card list: a closed loop for demos and one-machine sites.
+    ``account``: the balance lives at the issuer (an e-payment account, a minor's only with a
+    guardian's consent); the machine asks the issuer at each tap and debit, and when no answer comes
+    within ``timeout_ms`` it approves up to ``offline_limit`` per card and local day, captured later.
     """
 
     mode: PaymentMode = "machine_wallet"
+    timeout_ms: int = Field(default=300, ge=10, le=10_000)
+    offline_limit: int = Field(default=100, ge=0)
 
 
 class MachineConfig(Strict):

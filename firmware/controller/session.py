@@ -60,6 +60,7 @@ class Controller(Timers, Service, Triggers):
         self.session_started: datetime | None = None
         self.state_deadline: datetime | None = None
         self.txn_id: str | None = None
+        self.unconfirmed = Denial("card_removed", Message("denied.card_removed"))  # why the last debit did not happen
         self.fault_detail = ""
         self.storage_error: str | None = None
         self.last_transaction: Transaction | None = None
@@ -189,13 +190,14 @@ class Controller(Timers, Service, Triggers):
         except PaymentUnconfirmed as exc:
             log.warning("no vend: %s", exc)
             self.txn_id = None
+            self.unconfirmed = Denial(exc.reason, Message(f"denied.{exc.reason}", exc.details), exc.details)
 
     def debit_confirmed(self, *_: object) -> bool:
         return self.txn_id is not None
 
     def deny_unconfirmed(self, *_: object) -> None:
-        """The card left mid-debit: the session ends (the card is gone), its next tap settles the debit."""
-        self._deny(Denial("card_removed", Message("denied.card_removed")), reselect=False)
+        """No debit: the card left mid-debit (its next tap settles it) or the account's issuer declined."""
+        self._deny(self.unconfirmed, reselect=False)
 
     def run_motor(self, *_: object) -> None:
         slot = self._slot()

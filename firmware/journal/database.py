@@ -60,6 +60,13 @@ CREATE TABLE IF NOT EXISTS card_steps (
     amount INTEGER NOT NULL CHECK (amount > 0), counter INTEGER, at TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'unknown'))
 );
+CREATE TABLE IF NOT EXISTS account_auths (
+    txn_id TEXT PRIMARY KEY, uid TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0),
+    local_day TEXT NOT NULL, at TEXT NOT NULL,
+    how TEXT NOT NULL DEFAULT 'asking' CHECK (how IN ('asking', 'online', 'offline')),
+    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'captured', 'void', 'refunded'))
+);
+CREATE TABLE IF NOT EXISTS account_cards (uid TEXT PRIMARY KEY, profile TEXT NOT NULL, seen TEXT NOT NULL);
 """
 
 

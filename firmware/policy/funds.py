@@ -10,6 +10,10 @@ class FundsPolicy:
     def evaluate(self, request: SaleRequest) -> Denial | None:
         if request.account.balance.covers(request.price):
             return None
+        limit = request.account.offline_limit
+        if limit is not None:  # an account while its issuer is unreachable: the balance is the offline allowance
+            details = {"limit": limit, "spent": limit - request.account.balance.amount}
+            return Denial("offline_limit", Message("denied.offline_limit", details), details)
         return Denial(
             "insufficient_funds",
             Message(

@@ -16,6 +16,7 @@ from typing import Any
 
 from firmware.identity.signing import TrustStore
 from firmware.reporting import topics
+from firmware.reporting.authorisation import MAX_AUTH_BYTES
 from firmware.reporting.signed import ACK_PARTY, MAX_ACK_BYTES, read_ack
 from firmware.reporting.wire import WireError
 
@@ -40,16 +41,20 @@ class Inbox:
         self.commands: queue.Queue[InboundCommand] = queue.Queue()
         self.acks: queue.Queue[tuple[str, int]] = queue.Queue()
         self.on_ack: Callable[[], None] = lambda: None  # the publisher's wake-up
+        self.on_auth_answer: Callable[[bytes], None] | None = None  # an account machine's issuer link
         self.refused_acks = 0
         self.handler_errors = 0
 
     def subscriptions(self) -> list[tuple[str, int]]:
         """The topics this machine listens on, with their QoS."""
-        return [
+        listening = [
             (topics.ack("vendor", self.machine), 1),
             (topics.ack("issuer", self.machine), 1),
             (topics.command(self.machine, "+"), 1),
         ]
+        if self.on_auth_answer is not None:
+            listening.append((topics.issuer(self.machine, topics.AUTH_ANSWER), 0))
+        return listening
 
     def on_message(self, client: Any, userdata: Any, message: Any) -> None:
         """Paho's thread: an exception here would end the network loop, so nothing may escape."""
@@ -61,6 +66,9 @@ class Inbox:
 
     def receive(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """Only the first bytes a message may legitimately have are copied: a 100 MB one costs no 100 MB copy."""
+        if self.on_auth_answer is not None and topic == topics.issuer(self.machine, topics.AUTH_ANSWER):
+            self.on_auth_answer(bytes(payload[: MAX_AUTH_BYTES + 1]))
+            return
         stream = topics.ack_stream(topic, self.machine)
         if stream is not None:
             try:

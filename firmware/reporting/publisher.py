@@ -178,6 +178,12 @@ class OutboxPublisher:
             time.sleep(0.01)
         return self.depth() == 0
 
+    def publish_now(self, topic: str, payload: str) -> bool:
+        """A message worth only now (an authorisation request): QoS 0, and only on a link that is up."""
+        if not (self._connected.is_set() and self._link_up):
+            return False
+        return bool(self._client.publish(topic, payload, qos=0).rc == 0)
+
     def wait_published(self, timeout: float = 15.0) -> bool:
         """Wait until every outbox row has been handed to the broker and PUBACKed at least once."""
         deadline = time.monotonic() + timeout

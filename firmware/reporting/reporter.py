@@ -15,6 +15,7 @@ from firmware.config.machine import MachineSetup
 from firmware.domain import JournalEntry, OutboundMessage
 from firmware.entries import Alert, DeniedEntry, SaleEntry
 from firmware.identity.signing import Identity
+from firmware.journal.account_auths import AccountAuth, AccountAuths
 from firmware.journal.books import MachineBooks
 from firmware.journal.card_steps import CardCounters
 from firmware.journal.vends import settlement_period
@@ -25,7 +26,9 @@ from firmware.reporting.signed import canonical
 
 StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
 # Denials that say something about a child's family or money: the vendor gets the count, never who.
-FAMILY_AND_MONEY = frozenset({"card_not_linked", "guardian_limit", "insufficient_funds", "allergen_blocked"})
+FAMILY_AND_MONEY = frozenset(
+    {"card_not_linked", "guardian_limit", "insufficient_funds", "allergen_blocked", "offline_limit"}
+)
 DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid, amount, count)]
 CardTotals = Callable[[list[str]], list[tuple[str, int, int]]]  # local days -> [(uid, amount, count)]
 CardStepLines = Callable[[list[str]], list[dict[str, Any]]]  # days -> each card step, by card and counter
@@ -62,6 +65,7 @@ class MqttReporter:
     card_totals: CardTotals | None = None  # per_card: the period's lines
     period_before: PeriodBefore | None = None
     card_steps: CardStepLines | None = None  # payment: card: the period's card steps by counter
+    account_auth: Callable[[str], AccountAuth | None] | None = None  # payment: account: a debit by txn
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +81,7 @@ class MqttReporter:
             "fault": self._on_fault,
             "command": self._on_command,
             "day_closed": self._on_day_closed,
+            "account_step": self._on_account_step,
         }
 
     def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]:
@@ -188,6 +193,17 @@ class MqttReporter:
             messages.append(self._settlement(day, lines_document, signer, seal_to))
         return messages
 
+    def _on_account_step(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """A debit's outcome on an issuer-held account (firmware/payments/account.py), sealed to the issuer."""
+        auth = self.account_auth(entry.txn_id or "") if self.account_auth else None
+        if auth is None or self.issuer_public_key is None or self.identity is None:
+            return []
+        document = {"machine": self.machine, "txn": auth.txn_id, "card": auth.uid, "amount": auth.amount}
+        document |= {"currency": self.currency, "day": auth.local_day, "how": auth.how, "outcome": auth.status}
+        signed = self.identity.sign(canonical(document))
+        payload = {"machine": self.machine, "sealed": seal(signed, self.issuer_public_key)}
+        return [OutboundMessage(topics.issuer(self.machine, "account"), payload, False, "issuer")]
+
     def _settlement(self, day: str, document: dict[str, Any], signer: Identity, seal_to: bytes) -> OutboundMessage:
         """Signed by the machine, then sealed: only the issuer reads it, and knows who wrote it."""
         signed = signer.sign(canonical(document))
@@ -227,6 +243,7 @@ def reporter_for(
         card_totals=books.vends.card_totals,
         period_before=books.vends.period_before,
         card_steps=CardCounters(books.db).of_days if config.payment.mode == "card" else None,
+        account_auth=AccountAuths(books.db).get if config.payment.mode == "account" else None,
         low_stock=config.low_stock,
         issuer_public_key=issuer_public_key,
         identity=identity,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 VENDOR_PREFIX = "vending/v1"
 ISSUER_PREFIX = "issuer/v1"
+AUTH, AUTH_ANSWER = "auth", "auth-answer"  # an account machine's issuer requests and their answers (issuer/v1/<m>/...)
 MAX_COMMAND_BYTES = 4096  # a command larger than this is refused unread (the publisher keeps one byte more)
 
 

@@ -7,25 +7,31 @@ enrolled key of the machine the topic names (a sealed box alone could come from 
 from __future__ import annotations
 
 import base64
+import logging
 from pathlib import Path
 from typing import Any
 
 from firmware.cards.purse import Sam
 from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey
+from firmware.reporting import topics
+from firmware.reporting.authorisation import MAX_AUTH_BYTES, AuthRequest, compose_answer, read_request
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import open_settlement, seal
 from firmware.reporting.wire import WireError
+from simulator.backends.accounts import AccountBook
 from simulator.backends.card_counters import CounterIncident, incidents
 from simulator.backends.contract import check
 from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
 
+log = logging.getLogger(__name__)
+
 
 class IssuerBackend(BackendService):
     client_id = "issuer-backend"
-    subscriptions = ("issuer/v1/+/settlement", "issuer/v1/+/batch")
+    subscriptions = ("issuer/v1/+/settlement", "issuer/v1/+/batch", "issuer/v1/+/account", "issuer/v1/+/auth")
     stream = "issuer"
 
     def __init__(
@@ -38,10 +44,44 @@ class IssuerBackend(BackendService):
         client_id: str | None = None,
         school: PublicKey | None = None,
         persistent: bool = True,
+        majority_age: int = 18,
     ) -> None:
         store = SqliteReportStore(db, ISSUER_SCHEMA)
         super().__init__(address, store, identity, enrolment, client_id, school=school, persistent=persistent)
         self._key = seal_key
+        self.accounts = AccountBook(store, majority_age)
+        self.authorisations = 0  # requests answered
+
+    # ---- accounts: the machines' authorisation requests (firmware/reporting/authorisation.py) -----
+    def take_call(self, topic: str, payload: bytes) -> bool:
+        parsed = topics.split(topic)
+        if parsed is None or parsed[2] != topics.AUTH:
+            return False
+        machine = parsed[1]
+        try:
+            request = read_request(payload, machine, lambda env: self.enrolment.verify(machine, env), self._key)
+        except WireError as exc:
+            self.incident(machine, topic, str(exc), bytes(payload[:MAX_AUTH_BYTES]))
+            return True
+        self.queue_call(request)
+        return True
+
+    def call(self, call: object) -> None:
+        if not isinstance(call, AuthRequest):
+            super().call(call)
+            return
+        try:
+            answer = self.accounts.decide(call)
+        except WireError as exc:  # a sealed inside the machine signed but got wrong: an incident, no answer
+            self.incident(call.machine, topics.issuer(call.machine, topics.AUTH), str(exc))
+            return
+        except Exception:  # noqa: BLE001 - one bad request never stops the backend; the machine times out
+            self.errors += 1
+            log.exception("could not decide an authorisation request")
+            return
+        wire = compose_answer(self.identity, call, answer)
+        self.client.publish(topics.issuer(call.machine, topics.AUTH_ANSWER), wire, qos=0)
+        self.authorisations += 1
 
     def answer(self, request: PartyRequest) -> dict[str, Any]:
         """The days a machine settled, or every settlement line of one machine-day, sealed to the school.
@@ -91,6 +131,10 @@ class IssuerBackend(BackendService):
         check(kind, machine, payload)
         seq = sequence_number(payload)
         document = open_settlement(payload["sealed"], self._key, lambda env: self.enrolment.verify(machine, env))
+        if kind == "account":  # a debit's outcome on an issuer-held account
+            check("account-document", machine, document)
+            outcome = self.accounts.outcome_rows(machine, document)
+            return Report(machine, seq, kind, {"seq": seq, "txn": document["txn"]}, outcome)
         check("settlement-document", machine, document)  # the inside too: shape, types, the machine it names
         if "week" in document:  # per_card: each card's total over a four-week period (docs/privacy.md)
             rows: list[tuple[str, tuple[Any, ...]]] = [

@@ -49,6 +49,9 @@ class Inbound(NamedTuple):
     text: str = ""  # the payload exactly as signed (stored as is: no re-encoding, and it hashes to ``digest``)
 
 
+Call = object  # an item the writer answers on its own (PartyRequest; a subclass's own, e.g. an authorisation)
+
+
 class BackendService:
     """Subscribes with QoS 1 on a persistent session (the broker queues while we are down where it can)."""
 
@@ -84,8 +87,9 @@ class BackendService:
         self.errors = 0
         self.incidents = 0  # refused as hostile: every one is logged, the first INCIDENTS_PER_MINUTE stored
         self._incident_minute = (0, 0)  # (minute, rows written in it)
-        # one item per MQTT message: a batch's reports stay together, so they are stored in one transaction
-        self._inbox: queue.Queue[list[Inbound] | PartyRequest | None] = queue.Queue()
+        # one item per MQTT message: a batch's reports stay together, so they are stored in one transaction;
+        # anything else is a call answered on its own, in arrival order (a school's request, an authorisation)
+        self._inbox: queue.Queue[list[Inbound] | Call | None] = queue.Queue()
         self._writer = SupervisedThread(self._write_loop, f"{self.client_id}-writer")
 
     def start(self) -> Self:
@@ -134,6 +138,8 @@ class BackendService:
         if message.topic == request_topic(self.stream):
             self._queue_request(bytes(message.payload))
             return
+        if self.take_call(message.topic, message.payload):
+            return
         if len(message.payload) > MAX_MESSAGE_BYTES:  # an incident, dropped unread: no copy, no parse
             self.oversize += 1
             self.incident(None, message.topic, f"{len(message.payload)} bytes, over {MAX_MESSAGE_BYTES}: not read")
@@ -149,6 +155,14 @@ class BackendService:
         if inbound:
             self._writer.ensure_alive()  # a writer that died is restarted (and counted) before it is needed
             self._inbox.put(inbound)
+
+    def take_call(self, topic: str, payload: bytes) -> bool:
+        """Paho's thread: a subclass's own call (not a report) is checked and queued here; True if it was one."""
+        return False
+
+    def queue_call(self, call: Call) -> None:
+        self._writer.ensure_alive()
+        self._inbox.put(call)
 
     def _queue_request(self, raw: bytes) -> None:
         """A request is answered by the writer thread, in order with the reports it may be about."""
@@ -212,14 +226,14 @@ class BackendService:
 
         Reports are stored in batches; a school's request is answered on its own, in arrival order.
         """
-        waiting: list[Inbound] | PartyRequest | None = None
+        waiting: list[Inbound] | Call | None = None
         while True:
             first = waiting if waiting is not None else self._inbox.get()
             waiting = None
             if first is None:
                 return
-            if isinstance(first, PartyRequest):
-                self._answer_safely(first)
+            if not isinstance(first, list):
+                self.call(first)
                 continue
             batch: list[Inbound] = list(first)
             while len(batch) < BATCH:
@@ -230,7 +244,7 @@ class BackendService:
                 if item is None:
                     self._inbox.put(None)
                     break
-                if isinstance(item, PartyRequest):
+                if not isinstance(item, list):
                     waiting = item
                     break
                 batch += item
@@ -262,8 +276,10 @@ class BackendService:
             for machine, seq in acked.items():
                 self.ack(machine, seq)
 
-    def _answer_safely(self, request: PartyRequest) -> None:
-        self.client.publish(answer_topic(self.stream), self.signed_answer(request), qos=1)
+    def call(self, call: Call) -> None:
+        """Answer a call on the writer thread: a school's request here; a subclass adds its own kinds."""
+        if isinstance(call, PartyRequest):
+            self.client.publish(answer_topic(self.stream), self.signed_answer(call), qos=1)
 
     def signed_answer(self, request: PartyRequest) -> str:
         """The answer's wire form; a request that fails is answered with an error, never half-done silently."""

@@ -10,6 +10,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -72,6 +74,15 @@ CREATE TABLE IF NOT EXISTS card_steps (
     uid TEXT NOT NULL, counter INTEGER NOT NULL, machine TEXT NOT NULL, amount INTEGER NOT NULL,
     balance INTEGER NOT NULL, mac TEXT NOT NULL, week TEXT NOT NULL, PRIMARY KEY (uid, counter, machine)
 );
+CREATE TABLE IF NOT EXISTS accounts (
+    uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,
+    guardian TEXT, daily_cap INTEGER, paused INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS account_debits (
+    machine TEXT NOT NULL, txn TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER NOT NULL, day TEXT NOT NULL,
+    how TEXT NOT NULL, state TEXT NOT NULL, applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (machine, txn)
+);
+CREATE TABLE IF NOT EXISTS account_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, signed TEXT NOT NULL);
 """
 )
 
@@ -366,6 +377,18 @@ class SqliteReportStore(StoreQueries):
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """One transaction of the backend's own (an authorisation, an account order), beside report batches."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self.conn.close()

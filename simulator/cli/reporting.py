@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firmware.errors import VendingError
-from firmware.identity.keyset import SEAL, Enrolment, read_seal_key
+from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import reachable
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
@@ -53,7 +53,7 @@ RetentionNow = Annotated[
 ]
 
 
-def _serve_forever(service: object, retention_days: int | None = None, today: date | None = None) -> None:
+def serve_forever(service: object, retention_days: int | None = None, today: date | None = None) -> None:
     """Run until SIGINT/SIGTERM; with a retention period, purge at start and then every hour.
 
     The period counts back from each machine's newest record (the data's own clock), or from ``today``.
@@ -81,14 +81,14 @@ def _serve_forever(service: object, retention_days: int | None = None, today: da
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
-def _identity(party: str, path: Path) -> Identity:
+def party_identity(party: str, path: Path) -> Identity:
     try:
         return Identity.load(party, path)
     except VendingError as exc:
         fail(exc)
 
 
-def _school(path: Path | None) -> PublicKey | None:
+def school_public_key(path: Path | None) -> PublicKey | None:
     """Without a school key the backend takes no requests from anyone (and says so in its banner)."""
     if path is None:
         return None
@@ -98,7 +98,7 @@ def _school(path: Path | None) -> PublicKey | None:
         fail(exc)
 
 
-def _requests_note(school: PublicKey | None) -> str:
+def requests_note(school: PublicKey | None) -> str:
     return "; answering the school's requests" if school is not None else "; no --school-key: no requests answered"
 
 
@@ -158,14 +158,14 @@ def backend_vendor(
     listen = _listen(http)
     today = day_option(now) if now else None  # checked before anything starts
     address = broker_address(broker, username, password, ca, cert, cert_key)
-    identity = _identity("vendor", key)
-    school = _school(school_key)
+    identity = party_identity("vendor", key)
+    school = school_public_key(school_key)
     service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared, school).start()
-    _await_subscription(service)
-    typer.echo(f"vendor backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
+    await_subscription(service)
+    typer.echo(f"vendor backend on {address}, storing in {db}{requests_note(school)}; Ctrl-C to stop")
     dashboard = _start_dashboard(service, listen) if listen is not None else None
     try:
-        _serve_forever(service, retention_days, today)
+        serve_forever(service, retention_days, today)
     finally:
         if dashboard is not None:
             dashboard.stop()
@@ -258,7 +258,7 @@ def vendor_report(
         Console(width=140).print(table)
 
 
-def _await_subscription(service: BackendService, timeout_s: float = 15.0) -> None:
+def await_subscription(service: BackendService, timeout_s: float = 15.0) -> None:
     """The start-up line is printed once the broker confirmed the subscriptions (scripts wait for it).
 
     A broker nobody answers at is said at once, naming the address and why; the backend keeps trying
@@ -271,38 +271,3 @@ def _await_subscription(service: BackendService, timeout_s: float = 15.0) -> Non
         return
     if not service.subscribed.wait(timeout_s):
         typer.echo(f"warning: no subscription confirmed by the broker within {timeout_s:.0f} s; still trying", err=True)
-
-
-@backend_app.command("issuer")
-def backend_issuer(
-    broker: Broker,
-    key: Annotated[Path, typer.Option(help="The issuer's signing key (issuer.key): acks are signed with it.")],
-    machines: Machines,
-    seal_key: Annotated[
-        Path | None, typer.Option(help=f"The issuer's X25519 key (default: {SEAL}.key beside --key).")
-    ] = None,
-    db: Annotated[Path, typer.Option(help="SQLite file for settlements.")] = Path("issuer.db"),
-    username: Username = None,
-    password: Password = None,
-    ca: CaFile = None,
-    cert: CertFile = None,
-    cert_key: CertKey = None,
-    retention_days: RetentionDays = None,
-    now: RetentionNow = None,
-    school_key: SchoolKey = None,
-) -> None:
-    """Open sealed settlements, check the machine's signature inside, store and acknowledge them."""
-    from simulator.backends.issuer import IssuerBackend
-
-    today = day_option(now) if now else None  # checked before anything starts
-    address = broker_address(broker, username, password, ca, cert, cert_key)
-    identity = _identity("issuer", key)
-    try:
-        seal = read_seal_key(seal_key or key.with_name(f"{SEAL}.key"))
-    except VendingError as exc:
-        fail(exc)
-    school = _school(school_key)
-    service = IssuerBackend(address, db, seal, identity, Enrolment(machines), school=school).start()
-    _await_subscription(service)
-    typer.echo(f"issuer backend on {address}, storing in {db}{_requests_note(school)}; Ctrl-C to stop")
-    _serve_forever(service, retention_days, today)

@@ -1,0 +1,61 @@
+"""``vending backend issuer open|topup|link|cap|accounts``: the issuer's orders on accounts, signed and checked."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from firmware.identity.signing import PublicKey, TrustStore
+from tests.simulator.cli.test_cli import vending
+
+
+def listed(db: str) -> list[dict]:
+    lines = vending("backend", "issuer", "accounts", "--db", db, "--json").stdout.splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_orders_change_the_account_and_each_is_kept_signed_by_the_issuer(tmp_path: Path):
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    key, db = str(tmp_path / "k" / "issuer.key"), str(tmp_path / "issuer.db")
+    common = ["--key", key, "--db", db]
+    opened = vending("backend", "issuer", "open", "--card", "04a1b2c3", "--profile", "student",
+                     "--born", "2011-05-01", "--today", "2026-03-02", *common)  # fmt: skip
+    assert opened.returncode == 0 and "04A1B2C3 student, balance NT$0, guardian none" in opened.stdout
+    assert vending("backend", "issuer", "topup", "--card", "04A1B2C3", "--amount", "150", *common).returncode == 0
+    assert vending("backend", "issuer", "link", "--card", "04A1B2C3", "--guardian", "mum-7", *common).returncode == 0
+    capped = vending("backend", "issuer", "cap", "--card", "04A1B2C3", "--daily", "40", "--pause", *common)
+    assert capped.returncode == 0 and "cap NT$40/day, paused" in capped.stdout
+    (account,) = listed(db)
+    assert account == {"uid": "04A1B2C3", "profile": "student", "born": "2011-05-01", "balance": 150,
+                       "guardian": True, "daily_cap": 40, "paused": True}  # fmt: skip
+
+    issuer = TrustStore([PublicKey.load("issuer", tmp_path / "k" / "issuer.pub")])
+    with sqlite3.connect(db) as conn:
+        kept = [json.loads(signed) for (signed,) in conn.execute("SELECT signed FROM account_orders ORDER BY id")]
+    orders = [json.loads(issuer.verify(envelope).payload)["order"] for envelope in kept]
+    assert orders == ["open", "topup", "link", "cap"]
+
+
+def test_refused_orders_say_why_and_change_nothing(tmp_path: Path):
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    key, db = str(tmp_path / "k" / "issuer.key"), str(tmp_path / "issuer.db")
+    common = ["--key", key, "--db", db]
+    opening = ["backend", "issuer", "open", "--profile", "student", "--today", "2026-03-02", *common]
+    assert vending(*opening, "--card", "04A1B2C3", "--born", "2011-05-01").returncode == 0
+    cases = [
+        ([*opening, "--card", "04A1B2C3", "--born", "2011-05-01"], "an account is open for this card already"),
+        ([*opening, "--card", "04A1", "--born", "2011-05-01"], "--card '04A1': expected 8, 14 or 20"),
+        ([*opening, "--card", "04A1B2C4", "--born", "2015-05-01"], "--born 2015-05-01: an account is opened from age"),
+        ([*opening, "--card", "04A1B2C4", "--born", "May 2011"], "--born: expected YYYY-MM-DD"),
+        (["backend", "issuer", "topup", "--card", "04A1B2C5", "--amount", "5", *common], "holds no account"),
+        (["backend", "issuer", "topup", "--card", "04A1B2C3", "--amount", "0", *common], "--amount"),
+        (["backend", "issuer", "cap", "--card", "04A1B2C3", *common], "cap needs --daily N"),
+        (["backend", "issuer", "link", "--card", "04A1B2C3", *common], "exactly one of --guardian G or --unlink"),
+        (["backend", "issuer"], "needs --broker, --key, --machines"),
+    ]
+    for argv, reason in cases:
+        result = vending(*argv)
+        assert result.returncode == 2 and reason in result.stdout + result.stderr, (argv, result.stderr)
+    (account,) = listed(db)
+    assert (account["uid"], account["balance"], account["guardian"]) == ("04A1B2C3", 0, False)
