@@ -123,7 +123,10 @@ def measure(count: int) -> tuple[list[float], list[float]]:
             os.kill(issuer.pid, signal.SIGCONT)
         finally:
             issuer.terminate()
-            issuer.wait(10)
+            try:
+                issuer.wait(10)
+            except subprocess.TimeoutExpired:
+                issuer.kill()
             node.close(flush_s=5)
             broker.close()
     return online, offline

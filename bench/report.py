@@ -89,6 +89,19 @@ def summary(results: Results) -> str:
             f"= {card['p99_over_floor']:.2f} × | the bytes it needed take {card['wire_floor']['p50_ms']:.1f} ms "
             f"on the wire | {verdict(card['met'])} |"
         )
+    account = results.get("account_latency")
+    if account:  # bench/account_latency.py: an account-mode sale, the issuer in its own process (docs/payments.md)
+        online, offline = account["online"], account["offline"]
+        rows += [
+            f"| account-mode sale through Mosquitto (TLS, ACL), the issuer backend in its own process, tap → "
+            f"decision p99 | ≤ {account['online_target_ms']:.0f} ms | {online['p99_ms']:.1f} ms "
+            f"| p50 {online['p50_ms']:.1f} ms: an inquiry and an authorisation, each signed and sealed both ways "
+            f"| {verdict(online['p99_ms'] <= account['online_target_ms'])} |",
+            f"| the same with the issuer silent (SIGSTOP), timeout {account['timeout_ms']} ms, p99 "
+            f"| ≤ {account['offline_target_ms']:.0f} ms | {offline['p99_ms']:.1f} ms | p50 {offline['p50_ms']:.1f} ms: "
+            f"the inquiry's timeout, then the offline approval | "
+            f"{verdict(offline['p99_ms'] <= account['offline_target_ms'])} |",
+        ]
     return "\n".join(rows)
 
 

@@ -71,8 +71,9 @@ class IssuerBackend(BackendService):
             super().call(call)
             return
         try:
+            check("auth-document", call.machine, call.inside)  # what the machine sealed, as the contract says
             answer = self.accounts.decide(call)
-        except WireError as exc:  # a sealed inside the machine signed but got wrong: an incident, no answer
+        except (WireError, ValueError) as exc:  # a sealed inside the machine signed but got wrong: an incident
             self.incident(call.machine, topics.issuer(call.machine, topics.AUTH), str(exc))
             return
         except Exception:  # noqa: BLE001 - one bad request never stops the backend; the machine times out

@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Self
 
+from paho.mqtt.client import topic_matches_sub
+
 from firmware import crashpoints
 from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey, TrustStore
@@ -78,6 +80,7 @@ class BackendService:
         self.shared_group = shared_group
         self.client_id = client_id or self.client_id
         self.oversize = 0  # messages over MAX_MESSAGE_BYTES, dropped before they were read
+        self.misdelivered = 0  # messages on topics this backend never subscribed to
         self.client = make_client(address, self.client_id, persistent=persistent)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
@@ -139,6 +142,11 @@ class BackendService:
             self._queue_request(bytes(message.payload))
             return
         if self.take_call(message.topic, message.payload):
+            return
+        if not any(topic_matches_sub(topic, message.topic) for topic in self.subscriptions):
+            # a broker's mistake, not a client's message (amqtt resends every retained message matching
+            # any client's filter to a resumed session): not ours to judge or to store
+            self.misdelivered += 1
             return
         if len(message.payload) > MAX_MESSAGE_BYTES:  # an incident, dropped unread: no copy, no parse
             self.oversize += 1

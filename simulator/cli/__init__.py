@@ -142,7 +142,8 @@ def run(
         str | None,
         typer.Option(
             help="Where cards' money lives for this run: `card` (the purse on each card, debited through the "
-            "reader) or `machine_wallet`; default: the scenario's, else the machine config's."
+            "reader), `account` (accounts at the run's issuer backend) or `machine_wallet`; default: the "
+            "scenario's, else the machine config's."
         ),
     ] = None,
 ) -> None:
@@ -169,6 +170,8 @@ def run(
         fail(exc)
     if scenario.machine.config.payment.mode == "card" and reader != "virtual":
         fail(f"--reader {reader}: a run with the purse on the card reads it through the virtual reader")
+    if broker == "none" and scenario.machine.config.payment.mode == "account":
+        fail("payment account: the machine asks the issuer's backend over MQTT; run without --broker none")
     if broker == "none" and (step := scenario.reporting_step()) is not None:
         fail(
             InputError(

@@ -31,12 +31,21 @@ PARTIES: dict[str, dict[str, Any]] = {
         "kinds": ["sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "vendor-request"],
     },
     "issuer": {
-        "who": "the card issuer: holds the money, receives sealed settlements",
+        "who": "the card issuer: holds the money, receives sealed settlements; with issuer-held accounts it also "
+        "answers each tap's inquiry and each debit's authorisation and hears every debit's outcome",
         "retention": "its own legal period for money records (`vending backend issuer --retention-days`; "
         "off by default); not erased on request, listed in the student's export",
         "legal_basis": "the stored-value card contract with the card holder (PDPA art. 19 para. 1 subpara. 2; "
         "GDPR art. 6(1)(b))",
-        "kinds": ["settlement", "settlement-document", "issuer-request"],
+        "kinds": [
+            "settlement",
+            "settlement-document",
+            "account",
+            "account-document",
+            "auth-request",
+            "auth-document",
+            "issuer-request",
+        ],
     },
     "school": {
         "who": "the school: the only party that knows who holds which card; receives nothing from the machine, "

@@ -17,6 +17,7 @@ from firmware.reporting.publisher import OutboxPublisher
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.vendor import VendorBackend
 from simulator.dev_keys import DevKeys
+from simulator.scenarios.card_specs import account_orders
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
 from simulator.servers.broker import EmbeddedBroker
@@ -177,13 +178,57 @@ class ReportingWorld:
             self.vendor = self.new_vendor().start()
             self.vendor.subscribed.wait(15)
 
+    def issuer_down(self) -> None:
+        """The issuer's backend crashes: no answers to authorisation requests, outcomes wait in the outbox."""
+        if self.issuer is not None:
+            self.issuer.abandon()
+            self.issuer = None
+
+    def issuer_up(self) -> None:
+        if self.issuer is None:
+            self.issuer = self.new_issuer().start()
+            self.issuer.subscribed.wait(15)
+
     @property
     def backend_is_up(self) -> bool:
-        return self.vendor is not None
+        """Both backends: only then can the outbox drain."""
+        return self.vendor is not None and self.issuer is not None
 
     @property
     def broker_is_up(self) -> bool:
         return self.link is None or self.link.is_up
+
+    def _hold_accounts(self, runner: ScenarioRunner) -> None:
+        """``payment: account``: the run's cards become accounts at this world's issuer, and its money counts."""
+        assert self.issuer is not None
+        book, start = self.issuer.accounts, runner.scenario.start.date()
+        for name, card in runner.scenario.cards.items():
+            if book.get(card.uid) is None:
+                for order in account_orders(card.uid, card.profile, card.account_at_issuer(name, start), start):
+                    book.order(self.keys.issuer, order)
+
+        def drained() -> bool:
+            publisher = self.publisher
+            up = self.broker_is_up and self.backend_is_up and publisher is not None
+            return up and publisher is not None and publisher.flush(FLUSH_TIMEOUT_S)
+
+        def issuer_money() -> int | None:
+            """The accounts' money, less the offline debts the issuer declined (vended, never collected)."""
+            if self.issuer is None or not drained():
+                return None
+            return self.issuer.accounts.total() - sum(amount for _, _, amount in self.issuer.accounts.declined_debts())
+
+        def issuer_balance(uid: str) -> int:
+            drained()
+            account = self.issuer.accounts.get(uid) if self.issuer is not None else None
+            return account.balance if account is not None else 0
+
+        def issuer_step(step: Step) -> None:
+            self.issuer_up() if step.value == "up" else self.issuer_down()
+
+        runner.hooks["issuer"] = issuer_step
+        runner.issuer_money, runner.issuer_balance = issuer_money, issuer_balance
+        runner.starting_total += book.total()
 
     # ---- the machine side ----------------------------------------------------------------------
     def machine_link(self, machine: str) -> Link:
@@ -244,6 +289,8 @@ class ReportingWorld:
         runner.on_boot.append(announced)
         runner.hooks["broker"] = broker_step
         runner.hooks["backend"] = backend_step
+        if runner.scenario.machine.config.payment.mode == "account":
+            self._hold_accounts(runner)
         runner.probes["outbox"] = outbox
         runner.probes["backend_sales"] = backend_sales
 

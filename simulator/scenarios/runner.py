@@ -15,8 +15,9 @@ from firmware.controller.notices import privacy_notice
 from firmware.controller.records import Hardware
 from firmware.journal.guardians import GuardianBook
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, advance
+from simulator.scenarios.card_specs import CardSpec, UnknownCard
 from simulator.scenarios.purses import PurseCards, simulation_card_master
-from simulator.scenarios.schema import CardSpec, Scenario, Step, UnknownCard, parse_duration, uid_tail
+from simulator.scenarios.schema import Scenario, Step, parse_duration, uid_tail
 from simulator.scenarios.tap_sources import TapSourceFactory, VirtualTaps
 from simulator.tally import SalesTally
 from simulator.term_keys import simulation_term_key
@@ -57,15 +58,18 @@ class ScenarioResult(SalesTally):
 def issue_cards(machine: Node, cards: Iterable[CardSpec], purses: PurseCards | None = None) -> None:
     """Cards (as a scenario or ``--cards`` file lists them): into the machine's wallet, or onto purse cards.
 
-    With the purse on the card the machine keeps only guardians' controls (pushed by the school).
+    With the purse on the card, or an account at the issuer (opened by the run's reporting world),
+    the machine keeps only guardians' controls (pushed by the school).
     """
+    in_wallet = purses is None and machine.controller.config.payment.mode == "machine_wallet"
     with machine.db.atomic("journal"):
         for card in cards:
             guardian = card.guardian.controls() if card.guardian else None
-            if purses is None:
+            if in_wallet:
                 machine.books.wallet.issue(card.uid, card.profile, card.money, guardian)
                 continue
-            purses.issue(card.uid, card.profile, card.money)
+            if purses is not None:
+                purses.issue(card.uid, card.profile, card.money)
             if guardian is not None:
                 GuardianBook(machine.db).set(card.uid, guardian)
 
@@ -126,8 +130,13 @@ class ScenarioRunner:
         }
         self.hooks: dict[str, Callable[[Step], None]] = {}  # extra step kinds (e.g. broker: down)
         self.probes: dict[str, Callable[[], Any]] = {}  # extra expect keys (e.g. backend_sales)
+        # payment: account: the money at the issuer (None while it cannot be counted: the issuer or the
+        # link is down, outcomes wait in the outbox) and one card's balance there; the reporting world's
+        self.issuer_money: Callable[[], int | None] | None = None
+        self.issuer_balance: Callable[[str], int] | None = None
         self.machine = self._boot()
-        self.starting_total = self.money_total()
+        # with issuer-held accounts the reporting world adds their money when it attaches
+        self.starting_total = self.money_total() or 0
 
     def start(self) -> None:
         """Connect the machine when it reports, and tell attachments about the first boot (later boots too)."""
@@ -178,15 +187,23 @@ class ScenarioRunner:
             crashpoints.set_hook(None)
         return self.result
 
-    def money_total(self) -> int:
-        """The machine's books, plus the cards' purses when the money lives on the cards."""
+    def money_total(self) -> int | None:
+        """The machine's books, plus the cards' purses or the issuer's accounts where the money lives.
+
+        ``None`` while the issuer's accounts cannot be counted (the outcomes wait in the outbox).
+        """
         total = self.machine.invariant_total()
         if self.purses is not None:
             total += self.purses.total(self.machine.db, self.machine.machine_id)
+        if self.issuer_money is not None:
+            at_issuer = self.issuer_money()
+            return None if at_issuer is None else total + at_issuer
         return total
 
     def check_invariant(self, step: Step) -> None:
         total = self.money_total()
+        if total is None:  # checked again once the issuer has every outcome
+            return
         if total != self.starting_total or self.machine.books.vends.in_flight():
             raise InvariantViolation(
                 f"after step {step.index + 1} (line {step.line}): balances + takings = {total}, "
@@ -322,6 +339,8 @@ class ScenarioRunner:
         """A card's money where it lives: the machine's wallet, or the purse on the card."""
         if self.purses is not None:
             return self.purses.balance(uid)
+        if self.issuer_balance is not None:
+            return self.issuer_balance(uid)
         return self.machine.books.wallet.balance(uid).amount
 
     # ---- events ----------------------------------------------------------------------------

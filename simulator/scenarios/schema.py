@@ -9,26 +9,18 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from firmware.cards import purse
 from firmware.config.machine import MachineSetup, PaymentMode, load_machine, with_payment_mode
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
-from firmware.domain import Allergen, Category, Guardian, Kind, Profile
 from firmware.errors import VendingError
 from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
+from simulator.scenarios.card_specs import CardSpec, UnknownCard
 
-UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 OUTCOMES = ("vended", "denied", "refunded", "cancelled")
-
-
-def parse_uid(value: object) -> str:
-    if not isinstance(value, str) or not UID.match(value):
-        raise ValueError("uid must be 4, 7 or 10 bytes of hex (8, 14 or 20 hex digits)")
-    return value.upper()
 
 
 def uid_tail(uid: str) -> str:
@@ -49,61 +41,6 @@ def parse_clock(value: object) -> time:
     if not isinstance(value, str) or not (match := CLOCK.match(value)):
         raise ValueError(f'expected a local time "HH:MM" or "HH:MM:SS" (quoted), got {value!r}')
     return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
-
-
-class GuardianSpec(Strict):
-    linked: bool = True
-    daily_limit: int | None = Field(default=None, ge=0, le=100_000)
-    blocked_categories: list[Category] = []
-    blocked_kinds: list[Kind] = []
-    blocked_allergens: list[Allergen] = []
-
-    def controls(self) -> Guardian:
-        return Guardian(
-            self.linked,
-            self.daily_limit,
-            tuple(self.blocked_categories),
-            tuple(self.blocked_kinds),
-            tuple(self.blocked_allergens),
-        )
-
-
-class CardSpec(Strict):
-    """A card of the run: ``balance`` in the machine's wallet, or ``purse`` on the card (``payment: card``).
-
-    Either gives the card's starting money wherever the run's payment mode keeps it; a purse is at
-    most NT$10,000, as on an EasyCard.
-    """
-
-    uid: str
-    profile: Profile
-    balance: int | None = Field(default=None, ge=0, le=1_000_000)
-    purse: int | None = Field(default=None, ge=0, le=10_000)
-    guardian: GuardianSpec | None = None
-
-    @model_validator(mode="after")
-    def _one_amount(self) -> CardSpec:
-        if (self.balance is None) == (self.purse is None):
-            raise ValueError("give the card's money as `balance` (machine wallet) or `purse` (on the card)")
-        return self
-
-    @property
-    def money(self) -> int:
-        return self.purse if self.purse is not None else self.balance or 0
-
-    @field_validator("uid", mode="before")
-    @classmethod
-    def _uid(cls, value: object) -> str:
-        return parse_uid(value)
-
-
-class UnknownCard(Strict):
-    uid: str
-
-    @field_validator("uid", mode="before")
-    @classmethod
-    def _uid(cls, value: object) -> str:
-        return parse_uid(value)
 
 
 class Expect(Strict):
@@ -165,6 +102,7 @@ STEP_TYPES: dict[str, Any] = {
     "recover": Literal[True],
     "broker": Literal["down", "up"],
     "backend": Literal["down", "up"],
+    "issuer": Literal["down", "up"],
     "note": str,
     "privacy": Literal[True],
     "tear": int,
@@ -220,7 +158,7 @@ class Scenario:
         return replace(self, steps=tuple(kept)), dropped
 
 
-REPORTING_STEPS = ("broker", "backend")
+REPORTING_STEPS = ("broker", "backend", "issuer")
 REPORTING_KEYS = ("outbox", "backend_sales")
 
 
@@ -285,7 +223,7 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
     _check_unique_uids(doc, head.cards)
     if machine.config.payment.mode == "card":
         for card_name, card in head.cards.items():
-            if (problem := purse_card_problem(card)) is not None:
+            if (problem := card.purse_problem()) is not None:
                 raise doc.error(("cards", card_name, *problem[:1]), problem[1])
     steps = _steps(doc, head, machine)
     return Scenario(path, name, machine, head.start, dict(head.cards), steps)
@@ -299,17 +237,6 @@ def _check_unique_uids(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
         seen[card.uid] = card_name
 
 
-def purse_card_problem(card: CardSpec) -> tuple[str, str] | None:
-    """Why ``card`` cannot be a MIFARE Classic 1K campus purse card (field, reason), or None."""
-    if len(card.uid) // 2 not in purse.UID_BYTES:
-        return "uid", "a purse card (payment: card) has a 4- or 7-byte uid"
-    if card.profile not in purse.PROFILES:
-        return "profile", f"a purse card is issued to one of {', '.join(purse.PROFILES)}, not {card.profile}"
-    if card.money > purse.MAX_BALANCE:
-        return "balance", f"a purse holds at most NT${purse.MAX_BALANCE}"
-    return None
-
-
 def with_payment(scenario: Scenario, mode: str) -> Scenario:
     """The scenario with its machine paying from ``mode`` (``vending run --payment``).
 
@@ -318,7 +245,7 @@ def with_payment(scenario: Scenario, mode: str) -> Scenario:
     machine = with_payment_mode(scenario.machine, mode)
     if mode == "card":
         for card_name, card in scenario.cards.items():
-            if (problem := purse_card_problem(card)) is not None:
+            if (problem := card.purse_problem()) is not None:
                 raise VendingError(f"--payment card: card {card_name!r}: {problem[1]}")
     return replace(scenario, machine=machine)
 
@@ -345,6 +272,8 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
             raise doc.error(loc, f"unknown card {value!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
         elif kind in ("tear", "topup") and machine.config.payment.mode != "card":
             raise doc.error(loc, f"a `{kind}` step needs the purse on the card (payment: card)")
+        elif kind == "issuer" and machine.config.payment.mode != "account":
+            raise doc.error(loc, "an `issuer` step needs issuer-held accounts (payment: account)")
         elif kind == "topup" and value.card not in head.cards:
             raise doc.error((*loc, "card"), f"unknown card {value.card!r}")
         elif kind == "tear" and not 1 <= value <= 64:

@@ -167,6 +167,8 @@ def config_text(directory: Path, port: int) -> str:
         # is still in the machines' outboxes and is sent again once the backend acks (exactly once)
         f"max_queued_messages {MAX_QUEUED_MESSAGES}\n"
         f"max_queued_bytes {MAX_QUEUED_BYTES}\n"
+        # an authorisation and its answer are one small message each way: not held back by Nagle's algorithm
+        "set_tcp_nodelay true\n"
         "log_dest stderr\n"
         "log_type error\n"
         "log_type warning\n"

@@ -54,6 +54,7 @@ class MosquittoProcess:
             f"persistence_location {data}/\n"
             "autosave_interval 1\n"
             "max_queued_messages 0\n"
+            "set_tcp_nodelay true\n"
             "log_dest stderr\n"
             "log_type error\n"
             "log_type warning\n"

@@ -25,6 +25,9 @@ TOPIC_SCHEMA = {
     "heartbeat": "heartbeat",
     "ack": "ack",
     "settlement": "settlement",
+    "account": "account",
+    "auth": "auth-request",
+    "auth-answer": "auth-answer",
 }
 
 
