@@ -18,7 +18,7 @@ from firmware.config.machine import PAYMENT_MODES
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.cli.exits import EXIT_FAILED, EXIT_OK, day_option, fail
 from simulator.fleet.model import school_days
-from simulator.fleet.runner import FleetResult, run_fleet
+from simulator.fleet.runner import FleetResult, open_accounts, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
 
 
@@ -51,8 +51,9 @@ def fleet(
     payment: Annotated[
         str,
         typer.Option(
-            help="machine_wallet (each machine keeps balances) or card (every student a purse card that travels "
-            "between the school's machines and is topped up on Mondays when low)."
+            help="machine_wallet (each machine keeps balances), card (every student a purse card that travels "
+            "between the school's machines and is topped up on Mondays when low) or account (every card an "
+            "account at the issuer's backend, asked at each tap: a minor's with a guardian linked)."
         ),
     ] = "machine_wallet",
     machines_per_school: Annotated[
@@ -85,6 +86,9 @@ def fleet(
                 _school_db(out / "school")
             # a machine keeps its state dir (its sequence numbers, balances, books) from day to day
             machines_dir = workdir / "machines" if out is not None or days > 1 else None
+            if payment == "account" and world.issuer is not None:
+                open_accounts(world.issuer.accounts, world.keys.issuer, machines, the_day, students, seed,
+                              machines_per_school)  # fmt: skip
             with Progress(
                 TextColumn("{task.fields[day]}"),
                 BarColumn(),

@@ -20,10 +20,13 @@ from firmware.app.node import Node
 from firmware.cards.purse import Sam
 from firmware.config.catalog import load_catalog
 from firmware.identity.keyset import read_card_master
+from firmware.identity.signing import Identity
+from simulator.backends.accounts import AccountBook
 from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine, school_of, stockable
 from simulator.fleet.worker import MachineStats, machine_day, school_cards, school_cards_file, weekly_top_ups
 from simulator.paths import CONFIGS
+from simulator.scenarios.card_specs import account_orders, default_account
 from simulator.scenarios.purses import PurseCards
 from simulator.servers.broker_setup import BrokerAccess
 from simulator.tally import SalesTally
@@ -232,6 +235,25 @@ def run_fleet(
     result.wall_s = time.perf_counter() - started
     result.peak_rss_mb = rss_kb / 1024
     return result
+
+
+def open_accounts(
+    book: AccountBook, issuer: Identity, machines: int, day: date, students: int, seed: int, per_school: int = 1
+) -> int:
+    """``payment: account``: every school's cards opened as accounts at the issuer (once a term); their money.
+
+    A staff card is an adult's account; a student card a 15-year-old's with a guardian linked
+    (``card_specs.default_account``), holding the money the fleet model gives the card.
+    """
+    products = stockable(load_catalog(CATALOG))
+    for index in range(0, machines, per_school):  # a school's first machine names its students
+        plan = plan_machine(index, day, students, seed, products, "account", per_school)
+        for n, card in enumerate(plan.cards):
+            if book.get(card.uid) is None:
+                account = default_account(f"card-{n}", card.profile, card.balance, day)
+                for order in account_orders(card.uid, card.profile, account, day):
+                    book.order(issuer, order)
+    return book.total()
 
 
 def _fast_tmp() -> str | None:

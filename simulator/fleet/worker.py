@@ -81,12 +81,18 @@ def machine_day(
     if purses is not None:  # the purse on the card: the machine's SAM holds the issuer's card master
         install_card_master(keys.directory, state_dir)
     machine = Node(setup, state_dir, Hardware(clock, NullDisplay(), dispenser), link=link, events=stats.on_event)
+    in_wallet = config.payment.mode == "machine_wallet"
     with machine.db.atomic("journal"):
-        for card in plan.cards if purses is None else ():
+        for card in plan.cards if in_wallet else ():
             if machine.books.wallet.account(card.uid) is None:  # a later day of a term: the card is known
                 machine.books.wallet.issue(card.uid, card.profile, card.balance)
     sent_before = {stream: machine.db.counter(f"seq:{stream}") for stream in ("vendor", "issuer")}  # earlier days
-    machine.start(connect=False)  # its stock snapshot at boot is one of the day's reports
+    # its stock snapshot at boot is one of the day's reports; an account machine asks its issuer at each
+    # tap, so it is online all day (the others report after the day: the drain is timed on its own)
+    online = config.payment.mode == "account" and address is not None
+    machine.start(connect=online)
+    if online and machine.publisher is not None and not machine.publisher.wait_connected(30):
+        raise RuntimeError(f"{plan.machine_id}: could not reach the broker to ask the issuer")
     controller = machine.controller
 
     def until(moment: datetime) -> None:

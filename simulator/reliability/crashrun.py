@@ -33,19 +33,30 @@ from firmware.cards.purse import Sam, read_image
 from firmware.config.machine import load_machine
 from firmware.controller.records import Hardware
 from firmware.domain import CardTap
+from firmware.journal.account_auths import AccountAuths
 from firmware.journal.card_steps import CardSteps
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
+from simulator.backends.accounts import AccountBook
+from simulator.backends.store import ISSUER_SCHEMA, SqliteReportStore
 from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
 from simulator.paths import MACHINES
 from simulator.reliability import card_world
 from simulator.reliability.card_world import card_link, issue_card
+from simulator.scenarios.card_specs import STAFF_BORN, AccountSpec, account_orders
 from simulator.scenarios.purses import simulation_card_master
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.term_keys import simulation_term_key
 
-KINDS = ("success", "jam", "denial", "cancel", "timeout", "restock", "release", "backlog", "card_success", "card_jam")
+KINDS = (
+    "success", "jam", "denial", "cancel", "timeout", "restock", "release", "backlog", "card_success", "card_jam",
+    "account_success", "account_jam",
+)  # fmt: skip
 CARD_KINDS = ("card_success", "card_jam")  # the purse on the card (payment: card): the card is a file too
+# an account at the issuer (payment: account): the run has no link yet, so the debit is approved
+# offline and captured through the outbox; the issuer's database is part of the world
+ACCOUNT_KINDS = ("account_success", "account_jam")
+ACCOUNT_CARD, ACCOUNT_BALANCE = "04C3D4E5F60718", 100
 PHASE_TIMEOUT_S = 180
 MODULE = "simulator.reliability.crashrun"
 RESTOCK = {"C1": 12}  # the restock kind refills another slot: committed whole or not at all
@@ -86,6 +97,10 @@ _KIND_OWN: dict[str, dict[str, int]] = {  # kind -> crash point -> how many time
         "outbox.insert": 2,
     },
 }
+# an account's debit: its intent first; each outcome (captured, then refunded) is one more report to the issuer
+_INTENT = _each("intent.before_commit", "intent.after_commit")
+_KIND_OWN["account_success"] = {**_KIND_OWN["success"], **_INTENT, "outbox.insert": 2}
+_KIND_OWN["account_jam"] = {**_KIND_OWN["jam"], **_INTENT, "outbox.insert": 4}
 # a card pulled after each of its writes (not a power cut: the machine carries on), per card kind
 TEARS = {"card_success": 3, "card_jam": 6}
 _BOOT = _each(*_JOURNAL, "outbox.insert")  # every start-up announces the machine: its stock snapshot, journaled
@@ -106,7 +121,8 @@ NETWORK_POINTS = (
     "outbox.delete.after_commit",
 )
 BATCH_POINTS = ("publish.batch", "backend.batch.verified")
-BATCHED_KINDS = ("jam", "backlog", "card_jam")  # more than one batchable report waits when reporting starts
+# more than one batchable report waits when reporting starts
+BATCHED_KINDS = ("jam", "backlog", "card_jam", "account_jam")
 NETWORK_SIDE = ("publish.", "ack.", "backend.", "outbox.delete.")
 
 
@@ -135,10 +151,10 @@ def tear_cases() -> list[tuple[str, int]]:
 
 
 def boot(
-    directory: Path, broker: str, release_minutes: int = 0, at: datetime = START, card: bool = False
+    directory: Path, broker: str, release_minutes: int = 0, at: datetime = START, mode: str = "machine_wallet"
 ) -> tuple[Node, ReportingWorld, VirtualClock]:
     setup = load_machine(MACHINES / "demo.yaml")
-    payment = setup.config.payment.model_copy(update={"mode": "card" if card else "machine_wallet"})
+    payment = setup.config.payment.model_copy(update={"mode": mode})
     update = {"release_minutes": release_minutes, "payment": payment}
     setup = replace(setup, config=setup.config.model_copy(update=update))
     clock = VirtualClock(at)
@@ -151,23 +167,43 @@ def boot(
     return machine, world, clock
 
 
+def mode_of(kind: str) -> str:
+    return "card" if kind in CARD_KINDS else "account" if kind in ACCOUNT_KINDS else "machine_wallet"
+
+
 def start_reporting(world: ReportingWorld, machine: Node) -> OutboxPublisher:
     world.vendor = world.new_vendor().start()
     world.vendor.connected.wait(15)
+    if machine.controller.config.payment.mode == "account":  # its captures go to the issuer
+        world.issuer = world.new_issuer().start()
+        world.issuer.connected.wait(15)
     return machine.connect()
 
 
+def issuer_money(world: ReportingWorld) -> int:
+    """The accounts at the issuer, less the offline debts it declined (vended, never collected)."""
+    store = SqliteReportStore(world.workdir / "issuer.db", ISSUER_SCHEMA)
+    try:
+        book = AccountBook(store)
+        return book.total() - sum(amount for _, _, amount in book.declined_debts())
+    finally:
+        store.close()
+
+
 def do_setup(directory: Path, broker: str, kind: str = "success") -> dict[str, Any]:
-    card = kind in CARD_KINDS
-    if card:
+    mode = mode_of(kind)
+    if mode == "card":
         sam = simulation_card_master(directory / "machine")
         issue_card(directory, PURSE_CARD, "student", PURSE, "353301", sam, START.date())
-    machine, _, _ = boot(directory, broker, card=card)
+    machine, world, _ = boot(directory, broker, mode=mode)
     with machine.db.atomic("journal"):
         for uid, (profile, balance) in CARDS.items():
             machine.books.wallet.issue(uid, profile, balance)
-    total = machine.invariant_total() + (PURSE if card else 0)
-    start = {"total": total, "stock": machine.books.inventory.stock(), "card": card}
+    if mode == "account":
+        open_account(world)
+    total = machine.invariant_total() + (PURSE if mode == "card" else 0)
+    total += issuer_money(world) if mode == "account" else 0
+    start = {"total": total, "stock": machine.books.inventory.stock(), "mode": mode}
     (directory / "start.json").write_text(json.dumps(start))
     machine.db.close()
     return {"total": total}
@@ -179,16 +215,18 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
     With the publisher running during the sale, whether two reports travel alone or as one batch
     (and so which crash points a run reaches) would depend on thread timing; the matrix must not.
     """
-    card = kind in CARD_KINDS
-    machine, world, clock = boot(directory, broker, RELEASE_MINUTES if kind == "release" else 0, card=card)
+    mode = mode_of(kind)
+    machine, world, clock = boot(directory, broker, RELEASE_MINUTES if kind == "release" else 0, mode=mode)
     machine.start(connect=False)
     controller = machine.controller
     tap = CardTap(next(iter(CARDS)), "virtual", clock.now())
-    if card:
+    if mode == "card":
         tap = CardTap(PURSE_CARD, "virtual", clock.now(), link=card_link(directory))
-    if kind in ("jam", "card_jam"):
+    elif mode == "account":
+        tap = CardTap(ACCOUNT_CARD, "virtual", clock.now())
+    if kind in ("jam", "card_jam", "account_jam"):
         controller.hw.dispenser.jam(SLOT)  # type: ignore[attr-defined]
-    if kind in ("success", "jam", "release", *CARD_KINDS):
+    if kind in ("success", "jam", "release", *CARD_KINDS, *ACCOUNT_KINDS):
         controller.select(SLOT)
         controller.present(tap)
     if kind == "release":  # the sale was held for its window; the window ends, the machine wakes up
@@ -224,11 +262,14 @@ def do_run(directory: Path, broker: str, kind: str) -> dict[str, Any]:
 
 def do_recover(directory: Path, broker: str) -> dict[str, Any]:
     start = json.loads((directory / "start.json").read_text())
-    card = bool(start["card"])
-    machine, world, clock = boot(directory, broker, at=START + timedelta(hours=1), card=card)  # power back later
+    mode, later = str(start["mode"]), START + timedelta(hours=1)
+    machine, world, clock = boot(directory, broker, at=later, mode=mode)  # power back later
     machine.start(connect=False)
-    if card:  # the card's next tap here settles what a pull or the power cut left, then its holder walks away
+    if mode == "card":  # the card's next tap here settles what a pull or the power cut left, then its holder walks away
         machine.controller.present(CardTap(PURSE_CARD, "virtual", clock.now(), link=card_link(directory, tear=False)))
+        machine.controller.dispatch("cancel")
+    elif mode == "account":  # the next tap voids an intent the cut left without a vend
+        machine.controller.present(CardTap(ACCOUNT_CARD, "virtual", clock.now()))
         machine.controller.dispatch("cancel")
     publisher = start_reporting(world, machine)
     assert world.vendor is not None
@@ -244,11 +285,13 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
     backend_txns = [row[0] for row in world.vendor.store.execute("SELECT txn FROM sales")]
     machine_seq = machine.db.counter("seq:vendor")
     dispenser: PersistentDispenser = machine.controller.hw.dispenser  # type: ignore[assignment]
-    purse = read_image(card_world.image(directory), sam_of(directory)).balance if card else 0
+    purse = read_image(card_world.image(directory), sam_of(directory)).balance if mode == "card" else 0
+    issuer_seq = machine.db.counter("seq:issuer")
+    issuer_reports = world.issuer.store.count() if world.issuer is not None else 0
     report = {
         "drained": drained,
         "start_total": start["total"],
-        "total": machine.invariant_total() + purse,
+        "total": machine.invariant_total() + purse + (issuer_money(world) if mode == "account" else 0),
         "card_steps": len(CardSteps(machine.db).all()),
         "in_flight": machine.books.vends.in_flight(),
         "statuses": statuses,
@@ -270,10 +313,26 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
         "outbox": publisher.depth(),
         "restock_slot": machine.books.inventory.stock()["C1"],
         "restock_from": start["stock"]["C1"],
+        "issuer_reports": issuer_reports,
+        "issuer_machine_reports": issuer_seq if mode == "account" else 0,
+        "account_left_open": len(AccountAuths(machine.db).left_open()),
     }
     machine.close()
     world.vendor.stop()
+    if world.issuer is not None:
+        world.issuer.stop()
     return report
+
+
+def open_account(world: ReportingWorld) -> None:
+    """The account card's account at the issuer, in the world's issuer database."""
+    store = SqliteReportStore(world.workdir / "issuer.db", ISSUER_SCHEMA)
+    try:
+        for order in account_orders(ACCOUNT_CARD, "staff", AccountSpec(balance=ACCOUNT_BALANCE, born=STAFF_BORN),
+                                    START.date()):  # fmt: skip
+            AccountBook(store).order(world.keys.issuer, order)
+    finally:
+        store.close()
 
 
 def sam_of(directory: Path) -> Sam:

@@ -181,3 +181,29 @@ def test_purse_cards_travel_between_a_school_s_machines_and_weekly_top_ups_keep_
             travelled += tags <= seen
     assert travelled > 0, "some card was debited at both of its school's machines"
     assert started + term.top_ups == ended + term.revenue, "every NT$ is on a card or in a machine's takings"
+
+
+def test_an_account_fleet_asks_the_issuer_at_each_tap_and_every_nt_dollar_is_accounted_for(tmp_path, closing):
+    """Two schools of two machines on accounts at the issuer (payment: account), two days: online all day."""
+    from simulator.fleet.model import school_days
+    from simulator.fleet.runner import FleetResult, open_accounts
+
+    world = closing(ReportingWorld(tmp_path / "world").start())
+    assert world.issuer is not None
+    started = open_accounts(world.issuer.accounts, world.keys.issuer, 4, DAY, 30, 3, per_school=2)
+    term = FleetResult()
+    for day in school_days(2, DAY):
+        term.absorb(run_fleet(
+            4, day, 30, 3, world.broker_access(), 2, world.keys.directory, term_start=DAY,
+            keep=tmp_path / "machines", payment="account", per_school=2,
+        ))  # fmt: skip
+    assert term.revenue > 0 and term.settlements > term.sales, "an outcome to the issuer for every debit"
+    issuer = world.issuer
+    eventually(lambda: issuer.store.count() >= term.settlements, what="issuer backend caught up")
+    assert issuer.store.count() == term.settlements
+    assert issuer.authorisations >= 2 * term.sales, "an inquiry and an authorisation for each sale"
+    book = issuer.accounts
+    declined = sum(amount for _, _, amount in book.declined_debts())
+    assert book.total() + term.revenue - declined == started, "every NT$ is in an account or a machine's takings"
+    debits = book.store.execute("SELECT how, COUNT(*) FROM account_debits WHERE state = 'debited' GROUP BY how")
+    assert dict(debits).get("online", 0) > 0 and "offline" not in dict(debits), debits

@@ -44,6 +44,10 @@ def check_invariants(report: dict, label: str) -> None:
     assert report["outbox"] == 0, label
     assert report["card_steps"] == 0, f"{label}: a card's debit or refund left unresolved after its next tap"
     assert report["restock_slot"] in (report["restock_from"], 12), f"{label}: a restock half-applied"
+    assert report["issuer_reports"] == report["issuer_machine_reports"], (
+        f"{label}: the issuer holds {report['issuer_reports']} of {report['issuer_machine_reports']} account outcomes"
+    )
+    assert report["account_left_open"] == 0, f"{label}: an account debit's outcome never reported"
 
 
 def test_the_matrix_covers_every_declared_crash_point_and_is_the_same_on_every_run() -> None:
