@@ -247,7 +247,7 @@ def _open_books(state_dir: Path, setup: MachineSetup, link: Link | None) -> tupl
     config = setup.config
     if config.payment.mode == "card":
         sam = _secure_access_module(state_dir, db)
-        books = replace(books, payment=CardPurse(db, sam, config.id, config.currency, config.zone))
+        books = replace(books, payment=CardPurse(db, books.journal, sam, config.id, config.currency, config.zone))
     elif config.payment.mode == "account":
         timeout_s, limit = config.payment.timeout_ms / 1000, config.payment.offline_limit
         account = IssuerAccount(db, books.journal, config.id, config.currency, config.zone, timeout_s, limit)

@@ -6,7 +6,9 @@ it. A row left behind means the card left mid-debit; its next tap here shows wha
 ``credit`` row is a refund owed to a card: written with the refund, removed once the card
 confirmed the credit; ``counter`` is set just before each attempt, so a pulled credit is never paid
 twice. ``unknown``: the card's log no longer reaches the step (it was used elsewhere since), so the
-issuer's settlement decides it. The money in these rows is part of the machine's invariant.
+issuer decides it: the step (its counter, amount and the balance before it) goes to the issuer,
+sealed, which matches it against the next step any machine settled on that card. The money in
+these rows is part of the machine's invariant.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class CardStep:
     counter: int | None  # the card counter the step carries on the card, once known
     at: datetime | None  # the time the card's log entry carries (a credit: of its latest try)
     status: str  # open | unknown
+    before: int | None = None  # a debit: the purse's balance when the intent was journaled
 
 
 class CardSteps:
@@ -35,7 +38,8 @@ class CardSteps:
 
     def open(self, step: CardStep) -> None:
         self.db.conn.execute(
-            "INSERT INTO card_steps (txn_id, uid, kind, amount, counter, at, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO card_steps (txn_id, uid, kind, amount, counter, at, status, before) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 step.txn_id,
                 step.uid,
@@ -44,6 +48,7 @@ class CardSteps:
                 step.counter,
                 step.at.isoformat() if step.at else "",
                 step.status,
+                step.before,
             ),
         )
 
@@ -88,12 +93,13 @@ class CardSteps:
         return [_step(row) for row in rows]
 
 
-COLUMNS = "txn_id, uid, kind, amount, counter, at, status"
+COLUMNS = "txn_id, uid, kind, amount, counter, at, status, before"
 
 
 def _step(row: tuple[Any, ...]) -> CardStep:
-    txn_id, uid, kind, amount, counter, at, status = row
-    return CardStep(txn_id, uid, kind, int(amount), counter, datetime.fromisoformat(at) if at else None, status)
+    txn_id, uid, kind, amount, counter, at, status, before = row
+    moment = datetime.fromisoformat(at) if at else None
+    return CardStep(txn_id, uid, kind, int(amount), counter, moment, status, before)
 
 
 class CardCounters:

@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS card_counters (
 CREATE TABLE IF NOT EXISTS card_steps (
     txn_id TEXT PRIMARY KEY, uid TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('debit', 'credit')),
     amount INTEGER NOT NULL CHECK (amount > 0), counter INTEGER, at TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'unknown'))
+    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'unknown')), before INTEGER
 );
 CREATE TABLE IF NOT EXISTS account_auths (
     txn_id TEXT PRIMARY KEY, uid TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0),
@@ -92,10 +92,15 @@ class Database:
 
     def _migrate(self) -> None:
         """Columns added since a state dir was created (a machine keeps its state across upgrades)."""
-        for table, column in (("commands", "at"), ("vends", "profile")):
+        added = (
+            ("commands", "at", "TEXT NOT NULL DEFAULT ''"),
+            ("vends", "profile", "TEXT NOT NULL DEFAULT ''"),
+            ("card_steps", "before", "INTEGER"),
+        )
+        for table, column, kind in added:
             columns = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
             if column not in columns:
-                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def atomic(self, step: str = "journal") -> Iterator[sqlite3.Connection]:

@@ -30,16 +30,18 @@ from firmware.cards.purse import CardError, LogEntry, PurseState, Sam, card_day,
 from firmware.cards.purse_io import credit, recover, step_fate
 from firmware.cards.purse_io import debit as debit_card
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
-from firmware.domain import CardAccount, CardLink, CardTap
+from firmware.domain import CardAccount, CardLink, CardTap, JournalEntry
 from firmware.errors import PaymentUnconfirmed
 from firmware.identity.pseudonym import normalise_uid
 from firmware.journal.card_steps import CardCounters, CardStep, CardSteps
 from firmware.journal.database import Database
 from firmware.journal.guardians import GuardianBook
 from firmware.money import Money
+from firmware.ports import Journal
 
 log = logging.getLogger(__name__)
 CARD_TROUBLE = (CardGone, CardRefused, CardError)
+UNRESOLVED_STEP = "card_step_unresolved"  # the journal entry whose report hands a step to the issuer
 T = TypeVar("T")
 
 
@@ -48,8 +50,11 @@ class CardPurse:
 
     in_books = False
 
-    def __init__(self, db: Database, sam: Sam, machine_id: str, currency: str, zone: ZoneInfo) -> None:
+    def __init__(
+        self, db: Database, journal: Journal, sam: Sam, machine_id: str, currency: str, zone: ZoneInfo
+    ) -> None:
         self.db = db
+        self.journal = journal
         self.sam = sam
         self.machine_id = machine_id
         self.currency = currency
@@ -86,7 +91,7 @@ class CardPurse:
     # ---- the money path -------------------------------------------------------------------------
     def intend(self, uid: str, amount: Money, txn_id: str, at: datetime) -> None:
         read = self._card_read(uid)
-        step = CardStep(txn_id, uid, "debit", amount.amount, read.counter + 1, at, "open")
+        step = CardStep(txn_id, uid, "debit", amount.amount, read.counter + 1, at, "open", before=read.balance)
         self.steps.open(step)
 
     def take(self, uid: str, amount: Money, txn_id: str, at: datetime) -> None:
@@ -138,8 +143,9 @@ class CardPurse:
     def _resolve_debit(self, step: CardStep, state: PurseState, at: datetime) -> None:
         made = self._fate(step, state, step.amount)
         with self.db.atomic("card_step"):
-            if made is None:
+            if made is None:  # the card's log moved past it: the issuer matches it with the next step settled
                 self.steps.leave_to_issuer(step.txn_id)
+                self.journal.append(JournalEntry(UNRESOLVED_STEP, at, step.txn_id, {}))
             elif made:  # taken, never vended on: it is owed back
                 self.steps.owe(step.txn_id, step.uid, step.amount)
                 self._count_made(step, state)

@@ -17,7 +17,7 @@ from firmware.entries import Alert, DeniedEntry, SaleEntry
 from firmware.identity.signing import Identity
 from firmware.journal.account_auths import AccountAuth, AccountAuths
 from firmware.journal.books import MachineBooks
-from firmware.journal.card_steps import CardCounters
+from firmware.journal.card_steps import CardCounters, CardStep, CardSteps
 from firmware.journal.vends import settlement_period
 from firmware.policy.rules import evaluate
 from firmware.reporting import topics
@@ -66,6 +66,7 @@ class MqttReporter:
     period_before: PeriodBefore | None = None
     card_steps: CardStepLines | None = None  # payment: card: the period's card steps by counter
     account_auth: Callable[[str], AccountAuth | None] | None = None  # payment: account: a debit by txn
+    card_step: Callable[[str], CardStep | None] | None = None  # payment: card: a step left to the issuer
     _handlers: dict[str, Callable[[JournalEntry], list[OutboundMessage]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -82,6 +83,7 @@ class MqttReporter:
             "command": self._on_command,
             "day_closed": self._on_day_closed,
             "account_step": self._on_account_step,
+            "card_step_unresolved": self._on_unresolved_step,
         }
 
     def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]:
@@ -200,9 +202,24 @@ class MqttReporter:
             return []
         document = {"machine": self.machine, "txn": auth.txn_id, "card": auth.uid, "amount": auth.amount}
         document |= {"currency": self.currency, "day": auth.local_day, "how": auth.how, "outcome": auth.status}
-        signed = self.identity.sign(canonical(document))
-        payload = {"machine": self.machine, "sealed": seal(signed, self.issuer_public_key)}
-        return [OutboundMessage(topics.issuer(self.machine, "account"), payload, False, "issuer")]
+        return [self._sealed("account", document, self.identity, self.issuer_public_key)]
+
+    def _on_unresolved_step(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """A purse debit whose fate the card's log no longer shows (payment: card), sealed to the issuer."""
+        step = self.card_step(entry.txn_id or "") if self.card_step else None
+        if step is None or step.counter is None or step.before is None or step.at is None:
+            return []
+        if self.issuer_public_key is None or self.identity is None:
+            return []
+        document = {"machine": self.machine, "txn": step.txn_id, "card": step.uid, "counter": step.counter}
+        document |= {"amount": step.amount, "before": step.before, "currency": self.currency}
+        document["day"] = step.at.astimezone(self.zone).date().isoformat()
+        return [self._sealed("unresolved", document, self.identity, self.issuer_public_key)]
+
+    def _sealed(self, kind: str, document: dict[str, Any], signer: Identity, seal_to: bytes) -> OutboundMessage:
+        """An issuer-stream report: the document signed by the machine, then sealed to the issuer."""
+        payload = {"machine": self.machine, "sealed": seal(signer.sign(canonical(document)), seal_to)}
+        return OutboundMessage(topics.issuer(self.machine, kind), payload, False, "issuer")
 
     def _settlement(self, day: str, document: dict[str, Any], signer: Identity, seal_to: bytes) -> OutboundMessage:
         """Signed by the machine, then sealed: only the issuer reads it, and knows who wrote it."""
@@ -244,6 +261,7 @@ def reporter_for(
         period_before=books.vends.period_before,
         card_steps=CardCounters(books.db).of_days if config.payment.mode == "card" else None,
         account_auth=AccountAuths(books.db).get if config.payment.mode == "account" else None,
+        card_step=CardSteps(books.db).get if config.payment.mode == "card" else None,
         low_stock=config.low_stock,
         issuer_public_key=issuer_public_key,
         identity=identity,

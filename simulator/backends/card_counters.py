@@ -70,3 +70,39 @@ def _mac_ok(sam: Sam, uid: str, step: dict[str, Any]) -> bool:
 
 def _bad_mac(uid: str, step: dict[str, Any]) -> CounterIncident:
     return CounterIncident(uid, "mac", step["counter"], "the MAC is not the SAM's: the step was not made by a machine")
+
+
+@dataclass(frozen=True)
+class UnresolvedDebit:
+    """A debit a machine left to the issuer, and what the other machines' steps say of it."""
+
+    uid: str
+    machine: str
+    txn: str
+    counter: int
+    amount: int
+    verdict: str  # made (the card is owed the amount: nothing was vended) | not_made | unknown
+
+
+def decide_unresolved(unresolved: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[UnresolvedDebit]:
+    """Each left debit against the step settled at the next counter of its card (by any machine).
+
+    That step's balance before it (its balance after plus its amount) is the balance the machine read
+    less the amount when the debit was made, or the balance read when it was not; anything else (no
+    step settled there yet, or a store's top-up there) leaves it ``unknown``.
+    """
+    settled = {(step["uid"], step["counter"]): step for step in steps}
+    found = []
+    for left in unresolved:
+        following = settled.get((left["uid"], left["counter"] + 1))
+        verdict = "unknown"
+        if following is not None:
+            before_next = following["balance"] + following["amount"]
+            if before_next == left["before"] - left["amount"]:
+                verdict = "made"
+            elif before_next == left["before"]:
+                verdict = "not_made"
+        found.append(
+            UnresolvedDebit(left["uid"], left["machine"], left["txn"], left["counter"], left["amount"], verdict)
+        )
+    return found

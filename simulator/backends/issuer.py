@@ -20,7 +20,7 @@ from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import open_settlement, seal
 from firmware.reporting.wire import WireError
 from simulator.backends.accounts import AccountBook
-from simulator.backends.card_counters import CounterIncident, incidents
+from simulator.backends.card_counters import CounterIncident, UnresolvedDebit, decide_unresolved, incidents
 from simulator.backends.contract import check
 from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
@@ -31,7 +31,13 @@ log = logging.getLogger(__name__)
 
 class IssuerBackend(BackendService):
     client_id = "issuer-backend"
-    subscriptions = ("issuer/v1/+/settlement", "issuer/v1/+/batch", "issuer/v1/+/account", "issuer/v1/+/auth")
+    subscriptions = (
+        "issuer/v1/+/settlement",
+        "issuer/v1/+/batch",
+        "issuer/v1/+/account",
+        "issuer/v1/+/unresolved",
+        "issuer/v1/+/auth",
+    )
     stream = "issuer"
 
     def __init__(
@@ -128,10 +134,32 @@ class IssuerBackend(BackendService):
         keys = ("uid", "counter", "machine", "amount", "balance", "mac")
         return incidents([dict(zip(keys, row, strict=True)) for row in rows], sam)
 
+    def unresolved_debits(self) -> list[UnresolvedDebit]:
+        """The purse debits machines left to the issuer, each decided against the next step settled."""
+        left_keys, step_keys = (
+            ("machine", "txn", "uid", "counter", "amount", "before"),
+            ("uid", "counter", "amount", "balance"),
+        )
+        left = self.store.execute(f"SELECT {', '.join(left_keys)} FROM card_unresolved")
+        steps = self.store.execute(f"SELECT {', '.join(step_keys)} FROM card_steps")
+        return decide_unresolved(
+            [dict(zip(left_keys, row, strict=True)) for row in left],
+            [dict(zip(step_keys, row, strict=True)) for row in steps],
+        )
+
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)
         seq = sequence_number(payload)
         document = open_settlement(payload["sealed"], self._key, lambda env: self.enrolment.verify(machine, env))
+        if kind == "unresolved":  # a purse debit a machine could not settle itself (unresolved_debits)
+            check("unresolved-document", machine, document)
+            keys = ("txn", "card", "counter", "amount", "before", "day")
+            row = (
+                "INSERT OR IGNORE INTO card_unresolved (machine, txn, uid, counter, amount, before, day) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (machine, *(document[key] for key in keys)),
+            )
+            return Report(machine, seq, kind, {"seq": seq, "txn": document["txn"]}, [row])
         if kind == "account":  # a debit's outcome on an issuer-held account
             check("account-document", machine, document)
             outcome = self.accounts.outcome_rows(machine, document)

@@ -74,6 +74,10 @@ CREATE TABLE IF NOT EXISTS card_steps (
     uid TEXT NOT NULL, counter INTEGER NOT NULL, machine TEXT NOT NULL, amount INTEGER NOT NULL,
     balance INTEGER NOT NULL, mac TEXT NOT NULL, week TEXT NOT NULL, PRIMARY KEY (uid, counter, machine)
 );
+CREATE TABLE IF NOT EXISTS card_unresolved (
+    machine TEXT NOT NULL, txn TEXT NOT NULL, uid TEXT NOT NULL, counter INTEGER NOT NULL, amount INTEGER NOT NULL,
+    before INTEGER NOT NULL, day TEXT NOT NULL, PRIMARY KEY (machine, txn)
+);
 CREATE TABLE IF NOT EXISTS accounts (
     uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,
     guardian TEXT, daily_cap INTEGER, paused INTEGER NOT NULL DEFAULT 0

@@ -28,7 +28,7 @@ from simulator.hardware.serial_ports import PortInfo, list_ports
 from simulator.hardware.serial_ports import probe as probe_port
 from simulator.scenarios.card_specs import CardSpec
 from simulator.scenarios.purses import install_card_master
-from simulator.scenarios.runner import issue_cards
+from simulator.scenarios.stations import issue_cards
 from simulator.term_keys import simulation_term_key
 
 reader_app = typer.Typer(no_args_is_help=True, help="Card-reader device emulators on pseudo-terminals.")

@@ -32,7 +32,8 @@ PARTIES: dict[str, dict[str, Any]] = {
     },
     "issuer": {
         "who": "the card issuer: holds the money, receives sealed settlements; with issuer-held accounts it also "
-        "answers each tap's inquiry and each debit's authorisation and hears every debit's outcome",
+        "answers each tap's inquiry and each debit's authorisation and hears every debit's outcome; with purse "
+        "cards, the debits a machine could not settle itself",
         "retention": "its own legal period for money records (`vending backend issuer --retention-days`; "
         "off by default); not erased on request, listed in the student's export",
         "legal_basis": "the stored-value card contract with the card holder (PDPA art. 19 para. 1 subpara. 2; "
@@ -44,6 +45,8 @@ PARTIES: dict[str, dict[str, Any]] = {
             "account-document",
             "auth-request",
             "auth-document",
+            "unresolved",
+            "unresolved-document",
             "issuer-request",
         ],
     },

@@ -127,17 +127,19 @@ class PurseCards:
             self.cards[uid] = ClassicCard(bytearray(blob[n * MEMORY : (n + 1) * MEMORY]))
         return True
 
-    def total(self, db: Database, machine_id: str) -> int:
-        """The cards' purses, corrected for steps the machine's books have not caught up with.
+    def total(self, machines: list[tuple[Database, str]]) -> int:
+        """The cards' purses, corrected for steps the machines' books have not caught up with.
 
         A debit a pulled card shows made is money the machine holds (its books do not count it until
         the card's next tap); a refund a pulled card shows paid is counted by the books as still owed.
+        ``machines``: each machine's books and id (the cards are shared; each machine's steps its own).
         """
         correction = 0
-        for step in CardSteps(db).all():
-            if step.counter is None or step.at is None or step.uid not in self.cards:
-                continue
-            sign = 1 if step.kind == "debit" else -1
-            made = step_fate(self.recovered(step.uid), step.counter, sign * step.amount, machine_id, step.at)
-            correction += sign * step.amount if made else 0
+        for db, machine_id in machines:
+            for step in CardSteps(db).all():
+                if step.counter is None or step.at is None or step.uid not in self.cards:
+                    continue
+                sign = 1 if step.kind == "debit" else -1
+                made = step_fate(self.recovered(step.uid), step.counter, sign * step.amount, machine_id, step.at)
+                correction += sign * step.amount if made else 0
         return sum(self.balance(uid) for uid in self.cards) + correction

@@ -295,12 +295,12 @@ class ReportingWorld:
         runner.probes["backend_sales"] = backend_sales
 
         def detach() -> None:
-            machine = runner.machine
-            if machine.publisher is None:
-                return
-            for day in machine.books.open_days(LAST_DAY):  # today too: the run's reports all go out
-                machine.controller.close_day(day)
-            if not machine.disconnect(FLUSH_TIMEOUT_S if self.broker_is_up else 0.0) and self.broker_is_up:
-                log.warning("reports still in the outbox at the end of the run")
+            for machine in runner.nodes():  # every machine of the run (stations.py)
+                if machine.publisher is None:
+                    continue
+                for day in machine.books.open_days(LAST_DAY):  # today too: the run's reports all go out
+                    machine.controller.close_day(day)
+                if not machine.disconnect(FLUSH_TIMEOUT_S if self.broker_is_up else 0.0) and self.broker_is_up:
+                    log.warning("reports of %s still in the outbox at the end of the run", machine.machine_id)
 
         return detach

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -13,11 +13,11 @@ from firmware import crashpoints
 from firmware.app.node import Link, Node
 from firmware.controller.notices import privacy_notice
 from firmware.controller.records import Hardware
-from firmware.journal.guardians import GuardianBook
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, advance
-from simulator.scenarios.card_specs import CardSpec, UnknownCard
+from simulator.scenarios.card_specs import UnknownCard
 from simulator.scenarios.purses import PurseCards, simulation_card_master
-from simulator.scenarios.schema import Scenario, Step, parse_duration, uid_tail
+from simulator.scenarios.schema import MAIN_MACHINE, Scenario, Step, parse_duration, uid_tail
+from simulator.scenarios.stations import LinkFor, issue_cards, stations_of
 from simulator.scenarios.tap_sources import TapSourceFactory, VirtualTaps
 from simulator.tally import SalesTally
 from simulator.term_keys import simulation_term_key
@@ -55,23 +55,10 @@ class ScenarioResult(SalesTally):
         return not self.failures
 
 
-def issue_cards(machine: Node, cards: Iterable[CardSpec], purses: PurseCards | None = None) -> None:
-    """Cards (as a scenario or ``--cards`` file lists them): into the machine's wallet, or onto purse cards.
-
-    With the purse on the card, or an account at the issuer (opened by the run's reporting world),
-    the machine keeps only guardians' controls (pushed by the school).
-    """
-    in_wallet = purses is None and machine.controller.config.payment.mode == "machine_wallet"
-    with machine.db.atomic("journal"):
-        for card in cards:
-            guardian = card.guardian.controls() if card.guardian else None
-            if in_wallet:
-                machine.books.wallet.issue(card.uid, card.profile, card.money, guardian)
-                continue
-            if purses is not None:
-                purses.issue(card.uid, card.profile, card.money)
-            if guardian is not None:
-                GuardianBook(machine.db).set(card.uid, guardian)
+RUNNER_STEPS = (
+    "select", "tap", "cancel", "wait", "at", "door", "restock", "jam", "empty", "fault", "recover", "note",
+    "privacy", "power", "expect", "tear", "topup", "machine",
+)  # fmt: skip
 
 
 class InvariantViolation(AssertionError):
@@ -92,64 +79,80 @@ class ScenarioRunner:
         printer: EventPrinter | None = None,
         link: Link | None = None,
         taps: TapSourceFactory = VirtualTaps,
+        link_for: LinkFor | None = None,
     ) -> None:
         self.scenario = scenario
         self.state_dir = state_dir
         self.printer = printer
-        self.link = link  # with a link, the machine reports (and takes commands) from ``start()`` on
         self.on_boot: list[Callable[[Node], None]] = []
         config = scenario.machine.config
         self.clock = VirtualClock(scenario.start)
-        self.display = RecordingDisplay()
-        self.dispenser = VirtualDispenser({code: slot.stock for code, slot in config.slots.items()})
-        self.door = DoorSwitch()
         self.taps = taps(self.clock)  # the card reader is hardware: it outlives the controller's power cycles
         self.purses: PurseCards | None = None  # the cards themselves, when they hold the money
         if config.payment.mode == "card":
             sam = simulation_card_master(state_dir)
             self.purses = PurseCards(sam, scenario.machine.config.school.code, scenario.start.date())
+        # with a link, a machine reports (and takes commands) from ``start()`` on; others get theirs from link_for
+        self.stations = stations_of(scenario, state_dir, link, link_for)
+        self.current = self.stations[MAIN_MACHINE]
         self.result = ScenarioResult()
-        self.steps: dict[str, Callable[[Step], None]] = {
-            "select": self._do_select,
-            "tap": self._do_tap,
-            "cancel": self._do_cancel,
-            "wait": self._do_wait,
-            "at": self._do_at,
-            "door": self._do_door,
-            "restock": self._do_restock,
-            "jam": self._do_jam,
-            "empty": self._do_empty,
-            "fault": self._do_fault,
-            "recover": self._do_recover,
-            "note": self._do_note,
-            "privacy": self._do_privacy,
-            "power": self._do_power,
-            "expect": self._do_expect,
-            "tear": self._do_tear,
-            "topup": self._do_topup,
-        }
+        # each step kind this runner plays itself, by its handler's name; the reporting world adds its own
+        self.steps: dict[str, Callable[[Step], None]] = {kind: getattr(self, f"_do_{kind}") for kind in RUNNER_STEPS}
         self.hooks: dict[str, Callable[[Step], None]] = {}  # extra step kinds (e.g. broker: down)
         self.probes: dict[str, Callable[[], Any]] = {}  # extra expect keys (e.g. backend_sales)
         # payment: account: the money at the issuer (None while it cannot be counted: the issuer or the
         # link is down, outcomes wait in the outbox) and one card's balance there; the reporting world's
         self.issuer_money: Callable[[], int | None] | None = None
         self.issuer_balance: Callable[[str], int] | None = None
-        self.machine = self._boot()
+        for station in self.stations.values():
+            self.current = station
+            station.node = self._boot()
+        self.current = self.stations[MAIN_MACHINE]
         # with issuer-held accounts the reporting world adds their money when it attaches
         self.starting_total = self.money_total() or 0
 
+    # ---- the machine the card holders stand at ---------------------------------------------
+    @property
+    def machine(self) -> Node:
+        return self.current.machine
+
+    @property
+    def display(self) -> RecordingDisplay:
+        return self.current.display
+
+    @property
+    def dispenser(self) -> VirtualDispenser:
+        return self.current.dispenser
+
+    @property
+    def door(self) -> DoorSwitch:
+        return self.current.door
+
+    @property
+    def link(self) -> Link | None:
+        return self.current.link
+
+    def nodes(self) -> list[Node]:
+        return [station.machine for station in self.stations.values()]
+
     def start(self) -> None:
-        """Connect the machine when it reports, and tell attachments about the first boot (later boots too)."""
-        self._connect()
+        """Connect the machines when they report, and tell attachments about the first boot (later boots too)."""
+        here = self.current
+        for station in self.stations.values():
+            self.current = station
+            self._connect()
+        self.current = here
 
     # ---- lifecycle -------------------------------------------------------------------------
     def _boot(self) -> Node:
-        hardware = Hardware(self.clock, self.display, self.dispenser)
-        simulation_term_key(self.state_dir, self.scenario.start.date())
-        machine = Node(self.scenario.machine, self.state_dir, hardware, link=self.link, events=self._on_event)
-        if machine.fresh:
-            issue_cards(machine, self.scenario.cards.values(), self.purses)
-        return machine.start(door_open=self.door.is_open(), connect=False)
+        station = self.current
+        hardware = Hardware(self.clock, station.display, station.dispenser)
+        simulation_term_key(station.state_dir, self.scenario.start.date())
+        machine = Node(station.setup, station.state_dir, hardware, link=station.link, events=self._on_event)
+        if machine.fresh:  # purse cards are made once; every machine keeps the guardians' controls
+            purses = self.purses if station.name == MAIN_MACHINE else None
+            issue_cards(machine, self.scenario.cards.values(), purses)
+        return machine.start(door_open=station.door.is_open(), connect=False)
 
     def _connect(self) -> None:
         if self.link is not None and self.link.address is not None:
@@ -163,13 +166,14 @@ class ScenarioRunner:
         self.machine.power_loss()
         self.result.power_cycles += 1
         self._on_event(self.clock.now(), "power_cycle", {})
-        self.machine = self._boot()
+        self.current.node = self._boot()
         self._connect()
 
     def close(self) -> None:
         crashpoints.set_hook(None)
         self.taps.close()
-        self.machine.close()
+        for node in self.nodes():
+            node.close()
 
     # ---- running ---------------------------------------------------------------------------
     def run(self) -> ScenarioResult:
@@ -181,7 +185,8 @@ class ScenarioRunner:
                 except crashpoints.PowerCut as cut:
                     self._on_event(self.clock.now(), "power_cut", {"point": str(cut)})
                     self.power_cycle()
-                self.machine.tick()
+                for node in self.nodes():
+                    node.tick()
                 self.check_invariant(step)
         finally:
             crashpoints.set_hook(None)
@@ -192,9 +197,10 @@ class ScenarioRunner:
 
         ``None`` while the issuer's accounts cannot be counted (the outcomes wait in the outbox).
         """
-        total = self.machine.invariant_total()
+        nodes = self.nodes()
+        total = sum(node.invariant_total() for node in nodes)
         if self.purses is not None:
-            total += self.purses.total(self.machine.db, self.machine.machine_id)
+            total += self.purses.total([(node.db, node.machine_id) for node in nodes])
         if self.issuer_money is not None:
             at_issuer = self.issuer_money()
             return None if at_issuer is None else total + at_issuer
@@ -204,10 +210,11 @@ class ScenarioRunner:
         total = self.money_total()
         if total is None:  # checked again once the issuer has every outcome
             return
-        if total != self.starting_total or self.machine.books.vends.in_flight():
+        in_flight = sum(node.books.vends.in_flight() for node in self.nodes())
+        if total != self.starting_total or in_flight:
             raise InvariantViolation(
                 f"after step {step.index + 1} (line {step.line}): balances + takings = {total}, "
-                f"started with {self.starting_total}; in flight {self.machine.books.vends.in_flight()}"
+                f"started with {self.starting_total}; in flight {in_flight}"
             )
 
     def _advance_to(self, moment: datetime) -> None:
@@ -245,6 +252,11 @@ class ScenarioRunner:
         if self.purses is None:
             raise NotImplementedError("this step needs the purse on the card (payment: card)")
         return self.purses
+
+    def _do_machine(self, step: Step) -> None:
+        """The card holders walk to another machine: the steps after this act there."""
+        self.current = self.stations[step.value]
+        self._on_event(self.clock.now(), "machine", {"at": step.value, "id": self.machine.machine_id})
 
     def _do_cancel(self, step: Step) -> None:
         self.machine.controller.dispatch("cancel")
@@ -366,7 +378,7 @@ def run_scenario(
             return run_scenario(scenario, Path(tmp), printer, attach, taps)
     machine_link = getattr(attach, "machine_link", None)
     link = machine_link(scenario.machine.config.id) if machine_link is not None else None
-    runner = ScenarioRunner(scenario, state_dir, printer, link=link, taps=taps)
+    runner = ScenarioRunner(scenario, state_dir, printer, link=link, taps=taps, link_for=machine_link)
     detach = attach(runner) if attach else None
     try:
         result = runner.run()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +21,8 @@ from simulator.scenarios.card_specs import CardSpec, UnknownCard
 DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 OUTCOMES = ("vended", "denied", "refunded", "cancelled")
+MAIN_MACHINE = "main"  # the scenario's `machine:`; `machines:` names the others (stations.py)
+MACHINE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 def uid_tail(uid: str) -> str:
@@ -107,6 +109,7 @@ STEP_TYPES: dict[str, Any] = {
     "privacy": Literal[True],
     "tear": int,
     "topup": TopUp,
+    "machine": str,
 }
 _ADAPTERS = {
     name: TypeAdapter(kind, config=ConfigDict(strict=True))
@@ -133,6 +136,7 @@ class Scenario:
     start: datetime
     cards: dict[str, CardSpec]
     steps: tuple[Step, ...]
+    others: dict[str, MachineSetup] = field(default_factory=dict)  # `machines:` by name: the same school's
 
     def reporting_step(self) -> Step | None:
         """The first step that needs MQTT reporting (a broker or backend to act on, or to observe)."""
@@ -173,6 +177,7 @@ class ScenarioHead(Strict):
     machine: str
     start: datetime
     payment: PaymentMode | None = None  # overrides the machine config's payment mode
+    machines: dict[str, str] = {}  # other machines the cards travel to: name -> config path
     cards: dict[str, CardSpec] = {}
     steps: list[Any] = Field(min_length=1)
 
@@ -220,13 +225,36 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
     machine = load_machine(machine_path, os.path.normpath(Path(name).parent / head.machine))
     if head.payment is not None:
         machine = with_payment_mode(machine, head.payment)
+    others = _other_machines(doc, path, name, head, machine)
     _check_unique_uids(doc, head.cards)
     if machine.config.payment.mode == "card":
         for card_name, card in head.cards.items():
             if (problem := card.purse_problem()) is not None:
                 raise doc.error(("cards", card_name, *problem[:1]), problem[1])
     steps = _steps(doc, head, machine)
-    return Scenario(path, name, machine, head.start, dict(head.cards), steps)
+    return Scenario(path, name, machine, head.start, dict(head.cards), steps, others)
+
+
+def _other_machines(
+    doc: YamlDoc, path: Path, name: str, head: ScenarioHead, machine: MachineSetup
+) -> dict[str, MachineSetup]:
+    """The machines of ``machines:``, each in the main machine's payment mode; checked like it."""
+    others: dict[str, MachineSetup] = {}
+    ids = {machine.config.id}
+    for other, config_path in head.machines.items():
+        loc: Loc = ("machines", other)
+        if not MACHINE_NAME.match(other) or other == MAIN_MACHINE:
+            raise doc.error(loc, f"a machine's name is lower-case letters, digits, - and _ (not {MAIN_MACHINE!r})")
+        if machine.config.payment.mode == "machine_wallet":
+            raise doc.error(loc, "cards travel between machines only with their money: payment: card or account")
+        if not (path.parent / config_path).is_file():
+            raise doc.error(loc, f"machine config not found: {config_path}")
+        setup = load_machine(path.parent / config_path, os.path.normpath(Path(name).parent / config_path))
+        if setup.config.id in ids:
+            raise doc.error(loc, f"machine id {setup.config.id} is another machine's of this scenario")
+        ids.add(setup.config.id)
+        others[other] = with_payment_mode(setup, machine.config.payment.mode)
+    return others
 
 
 def _check_unique_uids(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
@@ -243,11 +271,14 @@ def with_payment(scenario: Scenario, mode: str) -> Scenario:
     ``VendingError`` naming the card that cannot be a purse card (its uid, its profile, its money).
     """
     machine = with_payment_mode(scenario.machine, mode)
+    if scenario.others and mode == "machine_wallet":
+        raise VendingError("--payment machine_wallet: this scenario's cards travel between machines (`machines:`)")
+    others = {name: with_payment_mode(setup, mode) for name, setup in scenario.others.items()}
     if mode == "card":
         for card_name, card in scenario.cards.items():
             if (problem := card.purse_problem()) is not None:
                 raise VendingError(f"--payment card: card {card_name!r}: {problem[1]}")
-    return replace(scenario, machine=machine)
+    return replace(scenario, machine=machine, others=others)
 
 
 def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Step, ...]:
@@ -272,6 +303,9 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
             raise doc.error(loc, f"unknown card {value!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
         elif kind in ("tear", "topup") and machine.config.payment.mode != "card":
             raise doc.error(loc, f"a `{kind}` step needs the purse on the card (payment: card)")
+        elif kind == "machine" and value not in (MAIN_MACHINE, *head.machines):
+            known = ", ".join([MAIN_MACHINE, *head.machines])
+            raise doc.error(loc, f"unknown machine {value!r}; this scenario's machines: {known}")
         elif kind == "issuer" and machine.config.payment.mode != "account":
             raise doc.error(loc, "an `issuer` step needs issuer-held accounts (payment: account)")
         elif kind == "topup" and value.card not in head.cards:

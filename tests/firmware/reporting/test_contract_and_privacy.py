@@ -26,6 +26,7 @@ TOPIC_SCHEMA = {
     "ack": "ack",
     "settlement": "settlement",
     "account": "account",
+    "unresolved": "unresolved",
     "auth": "auth-request",
     "auth-answer": "auth-answer",
 }

@@ -37,8 +37,8 @@ def test_every_published_payload_is_documented_field_by_field():
     sections = documented_fields()
     published = {"sale", "denial", "stock", "alert", "cmd-result", "summary", "status", "heartbeat", "settlement"}
     published |= {f"{party}-{direction}" for party in ("vendor", "issuer") for direction in ("request", "answer")}
-    published |= {"account", "auth-request"}  # payment: account (docs/payments.md)
-    sealed = {"settlement-document", "account-document", "auth-document"}  # what only the issuer opens
+    published |= {"account", "auth-request", "unresolved"}  # payment modes (docs/payments.md)
+    sealed = {"settlement-document", "account-document", "auth-document", "unresolved-document"}  # the issuer's
     assert set(sections) == published | sealed
     for kind in published | sealed:
         assert sections[kind] == fields_of(SCHEMAS[kind]), f"docs/privacy.md section {kind!r}"

@@ -1,0 +1,100 @@
+"""A purse debit whose fate the card's log no longer shows goes to the issuer, who decides it.
+
+The card is pulled after the balance is written but before the read-back (nothing vended), then
+used at three other machines before it comes back: its three-entry log has moved past the step, so
+the machine cannot tell whether its debit was made. It hands the step (counter, amount, balance
+before) to the issuer, sealed; the issuer matches it with the next step another machine settled.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+from firmware.cards.purse import step_mac
+from firmware.cards.purse_io import debit
+from firmware.cards.tag import ClassicTag
+from firmware.domain import CardTap
+from firmware.journal.card_steps import CardSteps
+from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.sealed import open_settlement
+from simulator.backends.issuer import IssuerBackend
+from simulator.scenarios import load_scenario
+from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.scenarios.runner import ScenarioRunner
+from tests.conftest import ROOT
+
+AMY = "04A1B2C3"
+
+
+def card_runner(tmp_path: Path, world: ReportingWorld) -> ScenarioRunner:
+    script = tmp_path / "amy.yaml"
+    script.write_text(
+        f"machine: {ROOT / 'configs/machines/demo.yaml'}\npayment: card\nstart: '2026-03-02T09:00:00+08:00'\n"
+        f"cards:\n  amy: {{uid: '{AMY}', profile: student, purse: 100}}\nsteps:\n  - note: driven by the test\n"
+    )
+    scenario = load_scenario(script)
+    return ScenarioRunner(scenario, tmp_path / "machine", link=world.machine_link(scenario.machine.config.id))
+
+
+def test_a_step_the_card_s_log_moved_past_is_decided_by_the_issuer(tmp_path: Path, closing) -> None:
+    world = ReportingWorld(tmp_path / "world")  # no broker: the machine's reports wait in its outbox
+    runner = closing(card_runner(tmp_path, world))
+    runner.start()
+    purses, controller = runner.purses, runner.machine.controller
+    assert purses is not None
+    purses.tear_next(3)  # backup, log and balance written; gone before the read-back
+    controller.select("A1")
+    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
+    assert controller.last_transaction is not None and controller.last_transaction.reason == "card_removed"
+    assert purses.balance(AMY) == 75, "the debit was made on the card; nothing was vended"
+
+    others = []  # the card at three other machines (a bus, a shop, the school's other machine)
+    for n in range(3):
+        runner.clock.advance(timedelta(minutes=5))
+        link = purses.link(AMY)
+        assert link is not None
+        with link() as exchange:
+            after = debit(
+                ClassicTag(bytes.fromhex(AMY), exchange), purses.sam, 10, f"TPE-OTHER-{n}", runner.clock.now()
+            )
+        entry = after.log[0]
+        mac = step_mac(purses.sam, bytes.fromhex(AMY), entry.counter, entry.amount, entry.balance)
+        others.append({"uid": AMY, "counter": entry.counter, "machine": f"TPE-OTHER-{n}", "amount": entry.amount,
+                       "balance": entry.balance, "mac": mac, "week": "2026-W09"})  # fmt: skip
+    runner.clock.advance(timedelta(minutes=5))
+    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
+    controller.dispatch("cancel")
+    (left,) = CardSteps(runner.machine.db).all()
+    assert (left.status, left.counter, left.before) == ("unknown", 1, 100), "left to the issuer, with what it read"
+
+    rows = runner.machine.db.conn.execute(
+        "SELECT payload FROM outbox WHERE stream = 'issuer' AND topic LIKE '%/unresolved'"
+    ).fetchall()
+    assert len(rows) == 1, "one report hands the step to the issuer"
+    payload = json.loads(rows[0][0])
+    assert AMY not in rows[0][0], "the card number travels sealed"
+    keys = world.keys
+    document = open_settlement(payload["sealed"], keys.seal_private, partial(keys.enrolment.verify, payload["machine"]))
+    assert (document["counter"], document["amount"], document["before"]) == (1, 25, 100)
+
+    issuer = IssuerBackend(BrokerAddress.parse("mqtt://127.0.0.1:9"), tmp_path / "issuer.db", keys.seal_private,
+                           keys.issuer, keys.enrolment)  # fmt: skip
+    try:
+        assert issuer.unresolved_debits() == []
+        report = issuer.report(payload["machine"], "unresolved", payload)
+        assert report is not None
+        issuer.store.store_many([report])
+        (undecided,) = issuer.unresolved_debits()
+        assert undecided.verdict == "unknown", "no machine settled the card's next step yet"
+        insert = (
+            "INSERT INTO card_steps (uid, counter, machine, amount, balance, mac, week) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        for step in others:  # the other machines settle their steps with their periods
+            issuer.store.execute(insert, tuple(step.values()))
+        (decided,) = issuer.unresolved_debits()
+        assert (decided.verdict, decided.amount, decided.counter) == ("made", 25, 1), "the card is owed NT$25"
+    finally:
+        issuer.store.close()
