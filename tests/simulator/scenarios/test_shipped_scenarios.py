@@ -32,13 +32,17 @@ WALLET_SCENARIOS = [
 ]
 
 
+def passes_with_payment(path, mode: str, tmp_path, closing) -> None:
+    """The scenario as `vending run --payment MODE` plays it, with the embedded broker and the backends."""
+    world = closing(ReportingWorld(tmp_path / "world").start())
+    result = run_scenario(with_payment(load_scenario(path), mode), tmp_path / "machine", attach=world)
+    assert result.passed, [(f.line, f.key, f.expected, f.actual) for f in result.failures]
+
+
 @pytest.mark.parametrize("path", WALLET_SCENARIOS, ids=[p.stem for p in WALLET_SCENARIOS])
 def test_shipped_scenario_passes_with_the_purse_on_the_card(path, tmp_path, closing):
     """The same story with every card a MIFARE purse the machine debits itself (`vending run --payment card`)."""
-    world = closing(ReportingWorld(tmp_path / "world").start())
-    scenario = with_payment(load_scenario(path), "card")
-    result = run_scenario(scenario, tmp_path / "machine", attach=world)
-    assert result.passed, [(f.line, f.key, f.expected, f.actual) for f in result.failures]
+    passes_with_payment(path, "card", tmp_path, closing)
     assert set(OWED_UNTIL_NEXT_TAP.values()) <= {p.stem for p in SCENARIOS}
 
 
@@ -52,10 +56,7 @@ ACCOUNT_SCENARIOS = [p for p in WALLET_SCENARIOS if p.stem not in COUNTS_THE_OUT
 @pytest.mark.parametrize("path", ACCOUNT_SCENARIOS, ids=[p.stem for p in ACCOUNT_SCENARIOS])
 def test_shipped_scenario_passes_with_accounts_at_the_issuer(path, tmp_path, closing):
     """The same story with every card an account at the run's issuer backend (`vending run --payment account`)."""
-    world = closing(ReportingWorld(tmp_path / "world").start())
-    scenario = with_payment(load_scenario(path), "account")
-    result = run_scenario(scenario, tmp_path / "machine", attach=world)
-    assert result.passed, [(f.line, f.key, f.expected, f.actual) for f in result.failures]
+    passes_with_payment(path, "account", tmp_path, closing)
     assert set(COUNTS_THE_OUTBOX.values()) <= {p.stem for p in SCENARIOS}
 
 
