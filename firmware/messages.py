@@ -49,6 +49,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     ),
     "denied.not_compliant": ("不符校園食品規範：{detail_zh}", "Not allowed on campus - {detail_en}"),
     "denied.card_not_linked": ("此卡未開通支付功能", "This card is not enabled for payment"),
+    "denied.card_blocked": (
+        "此卡已掛失，無法使用，請洽學校",
+        "This card was reported lost and is blocked - please see the school office",
+    ),
+    "denied.hotlist_stale": (
+        "暫時無法確認卡片狀態，請稍後再試",
+        "This machine cannot check cards against the lost-card list right now - try again later",
+    ),
     "denied.offline_limit": (
         "無法連線發卡機構，離線每日上限 NT${limit}（今日離線已用 NT${spent}）",
         "The card issuer cannot be reached: offline limit NT${limit} a day (spent offline today NT${spent})",

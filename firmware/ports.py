@@ -141,6 +141,14 @@ class Payment(Protocol):
         ...
 
 
+class Hotlist(Protocol):
+    """The issuer's lost-card list as the machine holds it (docs/security.md, "Lost cards")."""
+
+    def verdict(self, uid: str, now: datetime) -> str:
+        """``clear``, ``blocked`` (listed), or ``unchecked`` (no current list, and the machine refuses then)."""
+        ...
+
+
 class IssuerLink(Protocol):
     """The way to an account's issuer: one signed request, its sealed answer, or ``None`` in time.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from firmware.app.command_set import stored_lockouts
@@ -27,15 +28,18 @@ from firmware.identity.keyset import MachineTrust, read_card_master
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
 from firmware.journal.database import Database
+from firmware.journal.hotlist import HotlistBook, HotlistCheck
 from firmware.payments.account import IssuerAccount
 from firmware.payments.card import CardPurse
 from firmware.policy.chain import build_policy
 from firmware.ports import SalesPolicy
+from firmware.reporting.hotlist import read as read_hotlist
 from firmware.reporting.inbox import Inbox
 from firmware.reporting.issuer_link import MqttIssuerLink
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import reporter_for
+from firmware.reporting.wire import WireError
 
 log = logging.getLogger(__name__)
 DB_FILE = "machine.db"
@@ -87,15 +91,18 @@ class Node:
         lockouts = stored_lockouts(self.books)
         if lockouts is not None:  # a remote set_lockout outlives a restart
             setup = with_lockouts(setup, lockouts)
+        self.hotlist = _hotlist_check(setup, self.db, link)
+        policy_for = partial(build_policy, hotlist=self.hotlist)
         self.controller = Controller(
             setup,
             hardware,
             self.books,
-            policy or build_policy(setup),
+            policy or policy_for(setup),
             self.keyring,
             events,
-            policy_factory=None if policy else build_policy,
+            policy_factory=None if policy else policy_for,
         )
+        self.hotlists_refused = 0  # lists that failed their checks (signer, seal, replay, order, expiry)
         self.publisher: OutboxPublisher | None = None
         self.inbox: Inbox | None = None
         # commands are checked against the link's trust anchors (never the publisher's): no link, no commands
@@ -119,6 +126,7 @@ class Node:
         if self.publisher is None:
             self._connects_seen = 0
             self.inbox = Inbox(self.machine_id, link.trust.authorities)
+            self.inbox.takes_hotlist = self.hotlist is not None
             self._link_accounts(link, self.inbox)
             self.publisher = OutboxPublisher(
                 self.db.path,
@@ -130,7 +138,9 @@ class Node:
                 reporting=self.controller.config.reporting,
                 heartbeat_s=link.heartbeat_s,
                 resend_after_s=link.resend_after_s,
-            ).start()
+            )
+            self.publisher.checks_hotlist = self.hotlist is not None
+            self.publisher.start()
         return self.publisher
 
     def _link_accounts(self, link: Link, inbox: Inbox) -> None:
@@ -186,9 +196,32 @@ class Node:
         self.keyring.refresh(today)
         publisher = self.publisher
         if publisher is not None:
+            self._apply_hotlists()
             self._announce_after_reconnect(publisher)
             if self.commands is not None and self.inbox is not None and self.commands.apply_from(self.inbox):
                 publisher.wake()  # the answers are in the outbox
+
+    def _apply_hotlists(self) -> None:
+        """The issuer's lists that arrived, each checked (seal, signer, version, expiry), applied in one commit."""
+        if self.hotlist is None or self.inbox is None or self.link is None or self.link.trust.hotlist_key is None:
+            return
+        key, authorities = self.link.trust.hotlist_key, self.link.trust.authorities
+        while not self.inbox.hotlists.empty():
+            raw = self.inbox.hotlists.get_nowait()
+            book = self.hotlist.book
+            try:
+                document = read_hotlist(raw, key, partial(authorities.verify, parties=("issuer",)), book.version(),
+                                        self.controller.now())  # fmt: skip
+            except WireError as exc:
+                self.hotlists_refused += 1
+                log.warning("refused a hotlist: %s", exc)
+                continue
+            with self.db.atomic("journal"):
+                if document.kind == "full":
+                    book.replace(document.version, document.expires, document.entries)
+                else:
+                    book.change(document.version, document.expires, document.add, document.remove)
+                self.controller.journal_only("hotlist_applied", quiet=True, version=document.version)
 
     def _announce_after_reconnect(self, publisher: OutboxPublisher) -> None:
         """After the link came back (not its first connection), the stock snapshot again.
@@ -229,6 +262,19 @@ class Node:
     def invariant_total(self) -> int:
         """Card balances + takings + money in flight; must equal the starting total at all times."""
         return self.books.invariant_total()
+
+
+def _hotlist_check(setup: MachineSetup, db: Database, link: Link | None) -> HotlistCheck | None:
+    """The lost-card check a machine config asks for (``hotlist:``), with the issuer's key from the link's trust."""
+    wanted = setup.config.hotlist
+    if wanted is None:
+        return None
+    key = link.trust.hotlist_key if link is not None else None
+    if key is None:
+        db.close()
+        raise VendingError("hotlist: this machine checks the issuer's lost-card list but holds no hotlist key "
+                           "(hotlist.key beside the trusted keys, as `vending keys dev-set` writes it)")  # fmt: skip
+    return HotlistCheck(HotlistBook(db), key, wanted.when_stale == "refuse")
 
 
 def _secure_access_module(state_dir: Path, db: Database) -> Sam:

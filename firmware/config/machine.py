@@ -160,6 +160,16 @@ class PaymentSetup(Strict):
     offline_limit: int = Field(default=100, ge=0)
 
 
+class HotlistSetup(Strict):
+    """The issuer's lost-card list (docs/security.md, "Lost cards"): checked before every sale.
+
+    ``when_stale``: what the machine does when its list is past its expiry (or it never received
+    one): ``refuse`` every card it cannot check (the default), or ``allow`` them and say so in its status.
+    """
+
+    when_stale: Literal["refuse", "allow"] = "refuse"
+
+
 class MachineConfig(Strict):
     id: str
     school: School
@@ -185,6 +195,7 @@ class MachineConfig(Strict):
     retention: Retention = Retention()
     reporting: Reporting = Reporting()
     payment: PaymentSetup = PaymentSetup()
+    hotlist: HotlistSetup | None = None  # the issuer's lost-card list; None: this machine checks none
 
     @field_validator("id")
     @classmethod

@@ -30,6 +30,7 @@ from firmware.identity.signing import Identity, KeyFileError, PublicKey, Signatu
 
 AUTHORITIES = ("vendor", "school", "issuer")
 SEAL = "issuer-seal"
+HOTLIST = "hotlist"  # the issuer's lost-card list key, shared with its machines: names cards, seals the list
 CARD_MASTER = "card-master"  # the issuer's card master key: every card's sector keys are diversified from it
 CARD_MASTER_BYTES = 32
 MACHINE_KEY_FILE = "machine.key"
@@ -70,7 +71,23 @@ def write_party(directory: Path, party: str, *, force: bool = False) -> list[Pat
         written.append(write_seal_pair(directory, force=force))
         master = secrets.token_bytes(CARD_MASTER_BYTES).hex().encode()
         written.append(write_secret(directory / f"{CARD_MASTER}.key", master, force=force))
+        hotlist = secrets.token_bytes(CARD_MASTER_BYTES).hex().encode()
+        written.append(write_secret(directory / f"{HOTLIST}.key", hotlist, force=force))
     return written
+
+
+def read_hotlist_key(directory: Path) -> bytes | None:
+    """The issuer's hotlist key from ``directory/hotlist.key``; None where the directory has none."""
+    path = directory / f"{HOTLIST}.key"
+    if not path.exists():
+        return None
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        raise VendingError(f"{path}: not a hex key") from None
+    if len(key) != CARD_MASTER_BYTES:
+        raise VendingError(f"{path}: a hotlist key is {CARD_MASTER_BYTES} bytes, not {len(key)}")
+    return key
 
 
 def read_card_master(directory: Path) -> bytes:
@@ -108,6 +125,7 @@ class MachineTrust:
 
     authorities: TrustStore
     issuer_seal: bytes
+    hotlist_key: bytes | None = None  # the issuer's lost-card list key, where the machine checks one
 
     @classmethod
     def load(cls, vendor: Path, school: Path, issuer: Path, issuer_seal: Path) -> MachineTrust:
@@ -119,7 +137,8 @@ class MachineTrust:
     def from_dir(cls, directory: Path) -> MachineTrust:
         """The ``.pub`` files of a key directory laid out as above."""
         paths = [directory / f"{name}.pub" for name in (*AUTHORITIES, SEAL)]
-        return cls.load(*paths)
+        trust = cls.load(*paths)
+        return cls(trust.authorities, trust.issuer_seal, read_hotlist_key(directory))
 
 
 def machine_identity(path: Path, machine: str) -> Identity:

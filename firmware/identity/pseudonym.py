@@ -38,3 +38,11 @@ class Pseudonymizer:
 
     def __repr__(self) -> str:  # never show the key
         return f"Pseudonymizer(term={self.term!r})"
+
+
+def hotlist_name(key: bytes, uid: str) -> str:
+    """A card's name on the issuer's lost-card list: ``HMAC-SHA256(key, "hotlist|" uid)[:16]``, hex.
+
+    Only the issuer and its machines hold the key; the name says nothing of the card to anyone else.
+    """
+    return hmac.new(key, b"hotlist|" + normalise_uid(uid).encode(), hashlib.sha256).hexdigest()[:32]

@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS account_auths (
     status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'captured', 'void', 'refunded'))
 );
 CREATE TABLE IF NOT EXISTS account_cards (uid TEXT PRIMARY KEY, profile TEXT NOT NULL, seen TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hotlist (entry TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 

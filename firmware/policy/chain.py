@@ -14,9 +14,10 @@ from firmware.domain import Denial, SaleRequest
 from firmware.policy.food import FoodRulesPolicy
 from firmware.policy.funds import FundsPolicy
 from firmware.policy.guardian import GuardianPolicy, LinkPolicy
+from firmware.policy.hotlist import HotlistPolicy
 from firmware.policy.lockouts import LockoutPolicy
 from firmware.policy.profiles import ProfilePolicy
-from firmware.ports import SalesPolicy
+from firmware.ports import Hotlist, SalesPolicy
 
 
 class PolicyChain:
@@ -33,9 +34,11 @@ class PolicyChain:
         return None
 
 
-def build_policy(setup: MachineSetup) -> PolicyChain:
+def build_policy(setup: MachineSetup, hotlist: Hotlist | None = None) -> PolicyChain:
+    """The chain for a machine; with the issuer's lost-card list (``hotlist``), that is asked first."""
     config = setup.config
-    members: list[SalesPolicy] = [LinkPolicy(), ProfilePolicy()]
+    members: list[SalesPolicy] = [HotlistPolicy(hotlist)] if hotlist is not None else []
+    members += [LinkPolicy(), ProfilePolicy()]
     if config.rules:
         members.append(FoodRulesPolicy(setup.catalog, config.school.level, setup.rulesets))
     members += [LockoutPolicy(config.lockouts), GuardianPolicy(), FundsPolicy()]

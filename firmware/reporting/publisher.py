@@ -22,6 +22,7 @@ from firmware import crashpoints
 from firmware.config.machine import Reporting
 from firmware.domain import STREAMS
 from firmware.identity.signing import Identity
+from firmware.journal.hotlist import state_on
 from firmware.journal.outbox import Outbox, PendingReport
 from firmware.ports import Clock
 from firmware.reporting import batches, topics
@@ -86,6 +87,7 @@ class OutboxPublisher:
         self._last_progress = self._monotonic()
         self._resend_wait = resend_after_s
         self._last_heartbeat = -heartbeat_s
+        self.checks_hotlist = False  # the machine checks lost cards: its heartbeat says whether it can
         self.connects = 0  # accepted connections since start: after a reconnect the node announces the machine again
         self.published = 0  # MQTT messages handed to the broker (a batch is one)
         self.reports_sent = 0  # reports in them
@@ -307,12 +309,15 @@ class OutboxPublisher:
         if now - self._last_heartbeat < self.heartbeat_s:
             return
         self._last_heartbeat = now
-        body = {
+        at = self.clock.now()
+        body: dict[str, object] = {
             "machine": self.machine,
-            "time": self.clock.now().isoformat(timespec="seconds"),
+            "time": at.isoformat(timespec="seconds"),
             "outbox": self.depth(),
             "restarts": self.restarts,
         }
+        if self.checks_hotlist:  # read on this thread's own connection
+            body["hotlist"] = state_on(self._outbox.conn, at)
         self._client.publish(topics.vendor(self.machine, "heartbeat"), sign_text(self.identity, canonical(body)), qos=0)
 
     # ---- signatures -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from simulator.cli.fleet import fleet
 from simulator.cli.help_format import drop_flag_placeholders
 from simulator.cli.inspection import export_app
 from simulator.cli.inspection import register as register_inspection
-from simulator.cli.issuer import issuer_app
+from simulator.cli.issuer import issuer_app, issuer_tool_app
 from simulator.cli.keys import keys_app
 from simulator.cli.party_views import print_party_views
 from simulator.cli.privacy import privacy_app
@@ -97,6 +97,7 @@ register_inspection(app)
 app.add_typer(export_app, name="export")
 backend_app.command("school")(backend_school)
 backend_app.add_typer(issuer_app, name="issuer")
+app.add_typer(issuer_tool_app, name="issuer")
 app.command("serve")(serve)
 err = Console(stderr=True)
 BROKER_HELP = (

@@ -31,6 +31,7 @@ from simulator.cli.reporting import (
     school_public_key,
     serve_forever,
 )
+from simulator.scenarios.card_specs import UID as CARD_UID
 
 issuer_app = typer.Typer(help="The card issuer's backend: run it (no subcommand), or act on its accounts.")
 Key = Annotated[Path, typer.Option(help="The issuer's signing key (issuer.key): its orders are kept signed with it.")]
@@ -213,3 +214,78 @@ def accounts(
     Console().print(table)
     if debts:
         typer.echo(f"offline debts declined: {len(debts)}, NT${sum(amount for _, _, amount in debts)}")
+
+
+issuer_tool_app = typer.Typer(no_args_is_help=True, help="The card issuer's own tools: the lost-card hotlist.")
+hotlist_app = typer.Typer(no_args_is_help=True, help="Lost cards: list, unlist, publish to the machines.")
+issuer_tool_app.add_typer(hotlist_app, name="hotlist")
+Keys = Annotated[Path, typer.Option(help="The issuer's key directory (issuer.key and hotlist.key).")]
+Broker = Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port")]
+ValidHours = Annotated[
+    int, typer.Option(min=1, max=24 * 14, help="How long the published list is valid: republish at least this often.")
+]
+Cards = Annotated[list[str], typer.Option("--card", help="A card's uid (hex); repeat for more.")]
+
+
+def _hotlist(
+    keys: Path, db: Path, broker: str, add: set[str], remove: set[str], valid_hours: int,
+    username: str | None, password: str | None, ca: Path | None, cert: Path | None, cert_key: Path | None,
+) -> None:  # fmt: skip
+    """Change the list (if asked), then publish the change and the whole list, signed and sealed."""
+    from datetime import UTC, datetime
+
+    from firmware.identity.keyset import read_hotlist_key
+    from simulator.backends.hotlist import HotlistRegistry, messages, publish
+
+    bad = [uid for uid in add | remove if not CARD_UID.match(uid.upper())]
+    if bad:
+        fail(f"--card {bad[0]!r}: expected 8, 14 or 20 hex digits (a card's uid)")
+    identity = party_identity("issuer", keys / "issuer.key")
+    try:
+        key = read_hotlist_key(keys)
+    except VendingError as exc:
+        fail(exc)
+    if key is None:
+        fail(f"--keys {keys}: no hotlist.key (`vending keys dev-set` writes one with the issuer's keys)")
+    address = broker_address(broker, username, password, ca, cert, cert_key)
+    registry = HotlistRegistry(db)
+    try:
+        now = datetime.now(UTC)
+        change = registry.change(add, remove, now)  # a new version each time: a newer expiry is news too
+        publish(address, messages(registry, change, identity, key, now, valid_hours))
+        listed, version = len(registry.listed()), registry.version()
+    except (OSError, RuntimeError) as exc:
+        fail(f"--broker {address}: {exc}")
+    finally:
+        registry.close()
+    typer.echo(f"hotlist version {version}: {listed} card(s) listed, published to {address}, valid {valid_hours} h")
+
+
+@hotlist_app.command("add")
+def hotlist_add(
+    card: Cards, keys: Keys, broker: Broker, db: Db = Path("issuer.db"), valid_hours: ValidHours = 24,
+    username: Username = None, password: Password = None, ca: CaFile = None, cert: CertFile = None,
+    cert_key: CertKey = None,
+) -> None:  # fmt: skip
+    """List lost or stolen cards: every machine refuses them once it has the list (`card_blocked`)."""
+    _hotlist(keys, db, broker, set(card), set(), valid_hours, username, password, ca, cert, cert_key)
+
+
+@hotlist_app.command("remove")
+def hotlist_remove(
+    card: Cards, keys: Keys, broker: Broker, db: Db = Path("issuer.db"), valid_hours: ValidHours = 24,
+    username: Username = None, password: Password = None, ca: CaFile = None, cert: CertFile = None,
+    cert_key: CertKey = None,
+) -> None:  # fmt: skip
+    """Unlist cards (found again)."""
+    _hotlist(keys, db, broker, set(), set(card), valid_hours, username, password, ca, cert, cert_key)
+
+
+@hotlist_app.command("publish")
+def hotlist_publish(
+    keys: Keys, broker: Broker, db: Db = Path("issuer.db"), valid_hours: ValidHours = 24,
+    username: Username = None, password: Password = None, ca: CaFile = None, cert: CertFile = None,
+    cert_key: CertKey = None,
+) -> None:  # fmt: skip
+    """Publish the list again with a new expiry (run at least every --valid-hours, e.g. from cron)."""
+    _hotlist(keys, db, broker, set(), set(), valid_hours, username, password, ca, cert, cert_key)

@@ -5,7 +5,8 @@
  * Why: Mosquitto's ACL file grants read and write per topic but cannot look at the retain flag, so a
  * machine allowed to publish its sales could leave a retained message on each of its topics, kept by
  * the broker across restarts and handed to every new subscriber. Only a machine's status (online,
- * offline, its Last Will) and its stock snapshot are retained by design (firmware/reporting).
+ * offline, its Last Will) and its stock snapshot are retained by design (firmware/reporting), and the
+ * issuer's lost-card list, so a machine that connects gets the current one (firmware/reporting/hotlist.py).
  *
  * How: Mosquitto asks the plugins' ACL callbacks before its own ACL file (src/security.c in 2.0.11);
  * this one denies a retained, non-empty publish (a PUBLISH or a Last Will) on any other topic and
@@ -24,13 +25,14 @@
 
 static mosquitto_plugin_id_t *plugin_id = NULL;
 
-/* vending/v1/<machine>/status or vending/v1/<machine>/stock, <machine> one non-empty level */
+/* vending/v1/<machine>/status or vending/v1/<machine>/stock, <machine> one non-empty level; issuer/v1/hotlist */
 static bool retained_by_design(const char *topic)
 {
 	static const char prefix[] = "vending/v1/";
 	const char *machine;
 	const char *slash;
 
+	if(topic != NULL && strcmp(topic, "issuer/v1/hotlist") == 0) return true;
 	if(topic == NULL || strncmp(topic, prefix, sizeof(prefix) - 1) != 0) return false;
 	machine = topic + sizeof(prefix) - 1;
 	slash = strchr(machine, '/');

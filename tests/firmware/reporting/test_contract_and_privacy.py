@@ -27,6 +27,8 @@ TOPIC_SCHEMA = {
     "settlement": "settlement",
     "account": "account",
     "unresolved": "unresolved",
+    "hotlist": "hotlist",
+    "delta": "hotlist",
     "auth": "auth-request",
     "auth-answer": "auth-answer",
 }

@@ -1,0 +1,129 @@
+"""The issuer's lost-card hotlist: pushed signed and sealed, applied by version, checked before every sale.
+
+Through a real broker (the embedded one and Mosquitto with the generated ACL and retain guard): the
+issuer lists a card, every machine holding the list refuses it (`card_blocked`) and no other card;
+a machine without a current list refuses cards it cannot check; a list that is not the issuer's,
+not newer, out of order or expired changes nothing; the wire carries no card number and does not
+tell how many cards are listed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+from firmware.config.machine import HotlistSetup
+from firmware.domain import CardTap
+from firmware.identity.pseudonym import hotlist_name
+from firmware.reporting.hotlist import DELTA_TOPIC, FULL_TOPIC, compose_delta, compose_full
+from simulator.backends.hotlist import HotlistRegistry, messages, publish
+from simulator.scenarios import load_scenario
+from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.scenarios.runner import ScenarioRunner
+from tests.conftest import ROOT
+from tests.support.reporting import Capture, capture, world  # noqa: F401 - fixtures
+from tests.support.waiting import eventually
+
+AMY, BEN = "04A1B2C3D4E5F6", "04B2C3D4E5F607"
+
+
+def hotlist_runner(tmp_path: Path, reporting: ReportingWorld) -> ScenarioRunner:
+    scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
+    setup = scenario.machine
+    config = setup.config.model_copy(update={"hotlist": HotlistSetup(when_stale="refuse")})
+    scenario = replace(scenario, machine=replace(setup, config=config))
+    runner = ScenarioRunner(scenario, tmp_path / "machine", link=reporting.machine_link(config.id))
+    runner.start()
+    assert runner.machine.publisher is not None and runner.machine.publisher.wait_connected(10)
+    return runner
+
+
+def buy(runner: ScenarioRunner, uid: str) -> tuple[str | None, str | None]:
+    controller = runner.machine.controller
+    controller.select("A1")
+    controller.present(CardTap(uid, "virtual", runner.clock.now()))
+    last = controller.last_transaction
+    runner.clock.advance(timedelta(minutes=1))
+    runner.machine.tick()
+    assert last is not None
+    return last.outcome, last.reason
+
+
+def held(runner: ScenarioRunner, version: int) -> int:
+    """Tick until the machine holds ``version`` of the list."""
+    hotlist = runner.machine.hotlist
+    assert hotlist is not None
+
+    def arrived() -> bool:
+        runner.machine.tick()
+        return hotlist.book.version() == version
+
+    eventually(arrived, what=f"hotlist version {version} applied")
+    return version
+
+
+def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
+    tmp_path: Path,
+    world: ReportingWorld,  # noqa: F811 - the fixture
+    capture: Capture,  # noqa: F811 - the fixture
+    closing,
+) -> None:
+    runner = closing(hotlist_runner(tmp_path, world))
+    keys, issuer_address = world.keys, world.party_address("issuer")
+    key = keys.trust.hotlist_key
+    assert key is not None
+    assert buy(runner, BEN) == ("denied", "hotlist_stale"), "no list yet: a card cannot be checked"
+
+    registry = closing(HotlistRegistry(tmp_path / "issuer-hotlist.db"))
+    now = runner.clock.now()
+    first = registry.change(set(), set(), now)  # every publication is a new version (a new expiry too)
+    publish(issuer_address, messages(registry, first, keys.issuer, key, now, 24))
+    held(runner, 1)
+    assert buy(runner, BEN) == ("vended", None), "a current list, the card not on it"
+    change = registry.change({AMY}, set(), now)
+    publish(issuer_address, messages(registry, change, keys.issuer, key, now, 24))
+    held(runner, 2)
+    assert buy(runner, AMY) == ("denied", "card_blocked")
+    assert buy(runner, BEN) == ("vended", None), "no other card"
+
+    # bad lists, published by an insider with every right on the broker: each refused, nothing changes
+    hotlist = runner.machine.hotlist
+    assert hotlist is not None
+    later = now + timedelta(hours=1)
+    forged = compose_full(keys.vendor, key, 9, later, later + timedelta(hours=24), set())  # not the issuer's
+    replayed = compose_full(keys.issuer, key, 2, later, later + timedelta(hours=24), set())  # not newer
+    skipped = compose_delta(keys.issuer, key, 5, later, later + timedelta(hours=24), set(), {hotlist_name(key, AMY)})
+    expired = compose_full(keys.issuer, key, 7, later - timedelta(hours=30), later - timedelta(hours=6), set())
+    strange = compose_full(keys.issuer, bytes(32), 8, later, later + timedelta(hours=24), set())  # another key
+    bad = [(FULL_TOPIC, forged, False), (FULL_TOPIC, replayed, False), (DELTA_TOPIC, skipped, False),
+           (FULL_TOPIC, expired, False), (FULL_TOPIC, strange, False), (DELTA_TOPIC, "not json", False)]  # fmt: skip
+    refused_before = runner.machine.hotlists_refused
+    publish(world.address, bad)
+
+    def all_refused() -> bool:
+        runner.machine.tick()
+        return runner.machine.hotlists_refused - refused_before == len(bad)
+
+    eventually(all_refused, what="every bad list refused")
+    assert hotlist.book.version() == 2 and buy(runner, AMY) == ("denied", "card_blocked")
+
+    change = registry.change(set(), {AMY}, now)  # found again
+    publish(issuer_address, messages(registry, change, keys.issuer, key, now, 24))
+    held(runner, 3)
+    assert buy(runner, AMY) == ("vended", None)
+
+    # the wire: no card number, and lists of different lengths look alike
+    sent = [payload for topic, payload, _ in capture.messages if topic.startswith(FULL_TOPIC)]
+    seen = b"".join(payload for _, payload, _ in capture.messages)
+    assert sent and AMY.encode() not in seen and BEN.encode() not in seen
+    one = compose_full(keys.issuer, key, 3, now, now + timedelta(hours=1), {hotlist_name(key, AMY)})
+    many = compose_full(
+        keys.issuer, key, 3, now, now + timedelta(hours=1), {hotlist_name(key, f"04{n:06X}") for n in range(200)}
+    )
+    assert len(one) == len(many), "a list of 1 and of 200 lost cards are the same size on the wire"
+    beats = [
+        json.loads(json.loads(raw)["payload"]) for topic, raw, _ in capture.messages if topic.endswith("/heartbeat")
+    ]
+    assert beats and beats[0]["hotlist"] == "none", "the machine's heartbeat said it had no list to check against"

@@ -1,0 +1,43 @@
+"""``vending issuer hotlist add|remove|publish``: the issuer's lost-card list, published to the broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from firmware.identity.keyset import read_hotlist_key
+from firmware.identity.signing import PublicKey, TrustStore
+from firmware.reporting.hotlist import read
+from simulator.servers.broker import EmbeddedBroker
+from tests.simulator.cli.test_cli import vending
+
+
+def test_add_remove_and_publish_send_a_sealed_list_a_machine_opens(tmp_path: Path):
+    from datetime import UTC, datetime
+
+    import paho.mqtt.subscribe as subscribe
+
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    keys, db = tmp_path / "k", str(tmp_path / "issuer.db")
+    with EmbeddedBroker() as broker:
+        common = ["--keys", str(keys), "--db", db, "--broker", broker.url]
+        added = vending("issuer", "hotlist", "add", "--card", "04a1b2c3", "--card", "04B2C3D4", *common)
+        assert added.returncode == 0 and "hotlist version 1: 2 card(s) listed" in added.stdout, added.stderr
+        removed = vending("issuer", "hotlist", "remove", "--card", "04A1B2C3", *common)
+        assert removed.returncode == 0 and "hotlist version 2: 1 card(s) listed" in removed.stdout
+        retained = subscribe.simple("issuer/v1/hotlist", hostname="127.0.0.1", port=broker.port, retained=True)
+    assert b"04B2C3D4" not in retained.payload
+    key = read_hotlist_key(keys)
+    assert key is not None
+    issuer = TrustStore([PublicKey.load("issuer", keys / "issuer.pub")])
+    document = read(retained.payload, key, issuer.verify, 0, datetime.now(UTC))
+    assert document.version == 2 and len(document.entries) == 256, "one listed card, padded to the bucket"
+
+
+def test_bad_cards_and_missing_keys_are_named(tmp_path: Path):
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    (tmp_path / "k" / "hotlist.key").unlink()
+    common = ["--keys", str(tmp_path / "k"), "--db", str(tmp_path / "i.db"), "--broker", "mqtt://127.0.0.1:9"]
+    bad = vending("issuer", "hotlist", "add", "--card", "zz", *common)
+    assert bad.returncode == 2 and "--card 'zz': expected 8, 14 or 20 hex digits" in bad.stderr
+    missing = vending("issuer", "hotlist", "add", "--card", "04A1B2C3", *common)
+    assert missing.returncode == 2 and "no hotlist.key" in missing.stderr
