@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from firmware.app.commands import CommandProcessor
 from firmware.app.node import Link, Node
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
+from simulator.backends.hotlist import HotlistRegistry, messages, publish
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.vendor import VendorBackend
 from simulator.dev_keys import DevKeys
@@ -230,6 +232,41 @@ class ReportingWorld:
         runner.issuer_money, runner.issuer_balance = issuer_money, issuer_balance
         runner.starting_total += book.total()
 
+    def _keep_hotlist(self, runner: ScenarioRunner) -> None:
+        """``hotlist:`` scenarios: this world's issuer keeps a lost-card list, published from the start.
+
+        Each ``hotlist`` step changes it and publishes the change (as `vending issuer hotlist` does);
+        the step ends once every machine of the run applied it, as the next tap would find it.
+        """
+        key = self.keys.trust.hotlist_key
+        if key is None:
+            raise RuntimeError(f"{self.keys.directory}: no hotlist.key")
+        registry = HotlistRegistry(self.workdir / "issuer-hotlist.db")
+
+        def publish_change(add: set[str], remove: set[str]) -> int:
+            now = runner.clock.now()
+            change = registry.change(add, remove, now)
+            publish(self.party_address("issuer"), messages(registry, change, self.keys.issuer, key, now, 24))
+            return change.version
+
+        def holding(machine: Node, version: int) -> None:
+            deadline = time.monotonic() + FLUSH_TIMEOUT_S
+            while machine.hotlist is not None and machine.hotlist.book.version() < version:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{machine.machine_id} did not apply hotlist version {version}")
+                machine.tick()
+                time.sleep(0.005)
+
+        def hotlist_step(step: Step) -> None:
+            cards = runner.scenario.cards
+            version = publish_change({cards[c].uid for c in step.value.add}, {cards[c].uid for c in step.value.remove})
+            for machine in runner.nodes():
+                holding(machine, version)
+
+        runner.hooks["hotlist"] = hotlist_step
+        runner.on_boot.append(lambda machine: holding(machine, registry.version()))  # the list, retained
+        publish_change(set(), set())  # the issuer's standing list, retained: each machine waits for it at boot
+
     # ---- the machine side ----------------------------------------------------------------------
     def machine_link(self, machine: str) -> Link:
         """A machine's link: its way in (through the fault proxy once started), the run's trust, its own key.
@@ -291,6 +328,8 @@ class ReportingWorld:
         runner.hooks["backend"] = backend_step
         if runner.scenario.machine.config.payment.mode == "account":
             self._hold_accounts(runner)
+        if runner.scenario.machine.config.hotlist is not None:
+            self._keep_hotlist(runner)
         runner.probes["outbox"] = outbox
         runner.probes["backend_sales"] = backend_sales
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from firmware.config.machine import MachineSetup, PaymentMode, load_machine, with_payment_mode
+from firmware.config.machine import HotlistSetup, MachineSetup, PaymentMode, load_machine, with_payment_mode
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
 from firmware.errors import VendingError
@@ -80,6 +80,13 @@ class PowerCutSpec(Strict):
     cut_at: str
 
 
+class HotlistStep(Strict):
+    """The issuer lists (``add``) or unlists (``remove``) cards of the run (a ``hotlist:`` scenario)."""
+
+    add: list[str] = []
+    remove: list[str] = []
+
+
 class TopUp(Strict):
     """A convenience-store top-up of a purse card (``payment: card``)."""
 
@@ -110,6 +117,7 @@ STEP_TYPES: dict[str, Any] = {
     "tear": int,
     "topup": TopUp,
     "machine": str,
+    "hotlist": HotlistStep,
 }
 _ADAPTERS = {
     name: TypeAdapter(kind, config=ConfigDict(strict=True))
@@ -162,7 +170,7 @@ class Scenario:
         return replace(self, steps=tuple(kept)), dropped
 
 
-REPORTING_STEPS = ("broker", "backend", "issuer")
+REPORTING_STEPS = ("broker", "backend", "issuer", "hotlist")
 REPORTING_KEYS = ("outbox", "backend_sales")
 
 
@@ -178,6 +186,7 @@ class ScenarioHead(Strict):
     start: datetime
     payment: PaymentMode | None = None  # overrides the machine config's payment mode
     machines: dict[str, str] = {}  # other machines the cards travel to: name -> config path
+    hotlist: Literal["refuse", "allow"] | None = None  # every machine checks the issuer's lost-card list
     cards: dict[str, CardSpec] = {}
     steps: list[Any] = Field(min_length=1)
 
@@ -225,6 +234,8 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
     machine = load_machine(machine_path, os.path.normpath(Path(name).parent / head.machine))
     if head.payment is not None:
         machine = with_payment_mode(machine, head.payment)
+    if head.hotlist is not None:
+        machine = with_hotlist(machine, head.hotlist)
     others = _other_machines(doc, path, name, head, machine)
     _check_unique_uids(doc, head.cards)
     if machine.config.payment.mode == "card":
@@ -233,6 +244,12 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
                 raise doc.error(("cards", card_name, *problem[:1]), problem[1])
     steps = _steps(doc, head, machine)
     return Scenario(path, name, machine, head.start, dict(head.cards), steps, others)
+
+
+def with_hotlist(setup: MachineSetup, when_stale: Literal["refuse", "allow"]) -> MachineSetup:
+    """The machine checking the issuer's lost-card list (a scenario's ``hotlist: refuse|allow``)."""
+    config = setup.config.model_copy(update={"hotlist": HotlistSetup(when_stale=when_stale)})
+    return replace(setup, config=config)
 
 
 def _other_machines(
@@ -253,7 +270,8 @@ def _other_machines(
         if setup.config.id in ids:
             raise doc.error(loc, f"machine id {setup.config.id} is another machine's of this scenario")
         ids.add(setup.config.id)
-        others[other] = with_payment_mode(setup, machine.config.payment.mode)
+        setup = with_payment_mode(setup, machine.config.payment.mode)
+        others[other] = with_hotlist(setup, head.hotlist) if head.hotlist is not None else setup
     return others
 
 
@@ -306,6 +324,12 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
         elif kind == "machine" and value not in (MAIN_MACHINE, *head.machines):
             known = ", ".join([MAIN_MACHINE, *head.machines])
             raise doc.error(loc, f"unknown machine {value!r}; this scenario's machines: {known}")
+        elif kind == "hotlist" and head.hotlist is None:
+            raise doc.error(
+                loc, "a `hotlist` step needs machines that check the lost-card list (hotlist: refuse|allow)"
+            )
+        elif kind == "hotlist" and (unknown := [c for c in (*value.add, *value.remove) if c not in head.cards]):
+            raise doc.error(loc, f"unknown card {unknown[0]!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
         elif kind == "issuer" and machine.config.payment.mode != "account":
             raise doc.error(loc, "an `issuer` step needs issuer-held accounts (payment: account)")
         elif kind == "topup" and value.card not in head.cards:

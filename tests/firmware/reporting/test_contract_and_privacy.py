@@ -77,6 +77,10 @@ def test_scenario_messages_match_contract_and_leak_no_uid(path: Path, world, cap
         kind = topic.split("/")[-1]
         if "/cmd/" in topic:
             continue
+        if topic.startswith("issuer/v1/hotlist"):  # sealed whole, signed inside (firmware/reporting/hotlist.py)
+            errors = list(validator(TOPIC_SCHEMA[kind]).iter_errors(json.loads(payload)))
+            assert not errors, f"{topic}: {errors[0].message}"
+            continue
         envelope = json.loads(payload)
         if "protected" not in envelope:  # a report out of a batch: its envelope was checked above
             envelope = {"protected": "batched", "payload": envelope["payload"], "signature": "A" * 86}

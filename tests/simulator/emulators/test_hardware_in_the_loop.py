@@ -49,6 +49,7 @@ def day(path: Path, reader: str, state_dir: Path, key_from: Path | None) -> dict
             state_dir,
             link=world.machine_link(scenario.machine.config.id) if world else None,
             taps=tap_source_for(reader, lambda text: None),
+            link_for=world.machine_link if world else None,  # a scenario's other machines (stations.py)
         )
         detach = world(runner) if world else None
         try:
