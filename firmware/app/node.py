@@ -203,9 +203,9 @@ class Node:
 
     def _apply_hotlists(self) -> None:
         """The issuer's lists that arrived, each checked (seal, signer, version, expiry), applied in one commit."""
-        if self.hotlist is None or self.inbox is None or self.link is None or self.link.trust.hotlist_key is None:
+        if self.hotlist is None or self.inbox is None or self.link is None:
             return
-        key, authorities = self.link.trust.hotlist_key, self.link.trust.authorities
+        key, authorities = self.hotlist.key, self.link.trust.authorities
         while not self.inbox.hotlists.empty():
             raw = self.inbox.hotlists.get_nowait()
             book = self.hotlist.book

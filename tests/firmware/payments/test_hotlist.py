@@ -127,3 +127,35 @@ def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
         json.loads(json.loads(raw)["payload"]) for topic, raw, _ in capture.messages if topic.endswith("/heartbeat")
     ]
     assert beats and beats[0]["hotlist"] == "none", "the machine's heartbeat said it had no list to check against"
+
+
+def test_the_hostile_corpus_on_the_hotlist_topics_changes_nothing_and_the_machine_sells(
+    tmp_path: Path,
+    world: ReportingWorld,  # noqa: F811 - the fixture
+    closing,
+) -> None:
+    from tests.firmware.reporting.test_hostile_wire import attacker, corpus, publish_all
+
+    runner = closing(hotlist_runner(tmp_path, world))
+    keys, key = world.keys, world.keys.trust.hotlist_key
+    assert key is not None
+    registry = closing(HotlistRegistry(tmp_path / "issuer-hotlist.db"))
+    now = runner.clock.now()
+    change = registry.change({AMY}, set(), now)
+    publish(world.party_address("issuer"), messages(registry, change, keys.issuer, key, now, 24))
+    held(runner, 1)
+    client, sent = attacker(world), corpus(world)
+    try:
+        publish_all(client, [FULL_TOPIC, DELTA_TOPIC], sent)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+    def all_refused() -> bool:
+        runner.machine.tick()
+        return runner.machine.hotlists_refused >= 2 * len(sent)
+
+    eventually(all_refused, timeout=60, what="every hostile hotlist refused")
+    hotlist = runner.machine.hotlist
+    assert hotlist is not None and hotlist.book.version() == 1
+    assert buy(runner, AMY) == ("denied", "card_blocked") and buy(runner, BEN) == ("vended", None)
