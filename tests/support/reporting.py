@@ -133,6 +133,25 @@ def shared_vendors(
     return instances
 
 
+def decide(runner: ScenarioRunner, slot: str, uid: str) -> tuple[str | None, str | None, str]:
+    """Selection, then the card ``uid``: (outcome, reason, what the display said); then a minute passes.
+
+    The minute lets a refused card's session time out, so the next call starts from idle.
+    """
+    from datetime import timedelta
+
+    from firmware.domain import CardTap
+
+    controller = runner.machine.controller
+    controller.select(slot)
+    controller.present(CardTap(uid, "virtual", runner.clock.now()))
+    last, shown = controller.last_transaction, runner.display.text()
+    runner.clock.advance(timedelta(minutes=1))
+    runner.machine.tick()
+    assert last is not None, "no decision"
+    return last.outcome, last.reason, shown
+
+
 def sell(runner: ScenarioRunner, slot: str, card: str) -> None:
     """One sale, selection first, then a minute of virtual time."""
     from datetime import timedelta

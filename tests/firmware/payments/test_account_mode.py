@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
-from firmware.domain import CardTap
 from simulator.backends.accounts import AccountBook
 from simulator.scenarios import load_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.support.reporting import Capture, capture, world  # noqa: F401 - fixtures
+from tests.support.reporting import Capture, capture, decide, world  # noqa: F401 - fixtures
 
 AMY, BEN, LIN = "04A1B2C3D4E5F6", "04B2C3D4E5F607", "0499887766AA01"
 
@@ -54,15 +52,9 @@ SHOWN: list[str] = []  # what the display said at each decision, newest last
 
 
 def buy(runner: ScenarioRunner, slot: str, uid: str) -> tuple[str | None, str | None]:
-    controller = runner.machine.controller
-    controller.select(slot)
-    controller.present(CardTap(uid, "virtual", runner.clock.now()))
-    last = controller.last_transaction
-    SHOWN.append(runner.display.text())
-    runner.clock.advance(timedelta(minutes=1))
-    runner.machine.tick()  # a refused card's session times out meanwhile
-    assert last is not None
-    return last.outcome, last.reason
+    outcome, reason, shown = decide(runner, slot, uid)
+    SHOWN.append(shown)
+    return outcome, reason
 
 
 def balance(book: AccountBook, uid: str) -> int:

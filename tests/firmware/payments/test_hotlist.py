@@ -15,7 +15,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from firmware.config.machine import HotlistSetup
-from firmware.domain import CardTap
 from firmware.identity.pseudonym import hotlist_name
 from firmware.reporting.hotlist import DELTA_TOPIC, FULL_TOPIC, compose_delta, compose_full
 from simulator.backends.hotlist import HotlistRegistry, messages, publish
@@ -23,7 +22,7 @@ from simulator.scenarios import load_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.support.reporting import Capture, capture, world  # noqa: F401 - fixtures
+from tests.support.reporting import Capture, capture, decide, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
 AMY, BEN = "04A1B2C3D4E5F6", "04B2C3D4E5F607"
@@ -41,14 +40,7 @@ def hotlist_runner(tmp_path: Path, reporting: ReportingWorld) -> ScenarioRunner:
 
 
 def buy(runner: ScenarioRunner, uid: str) -> tuple[str | None, str | None]:
-    controller = runner.machine.controller
-    controller.select("A1")
-    controller.present(CardTap(uid, "virtual", runner.clock.now()))
-    last = controller.last_transaction
-    runner.clock.advance(timedelta(minutes=1))
-    runner.machine.tick()
-    assert last is not None
-    return last.outcome, last.reason
+    return decide(runner, "A1", uid)[:2]
 
 
 def held(runner: ScenarioRunner, version: int) -> int:
