@@ -33,6 +33,7 @@ from firmware.payments.account import IssuerAccount
 from firmware.payments.card import CardPurse
 from firmware.policy.chain import build_policy
 from firmware.ports import SalesPolicy
+from firmware.reporting.hotlist import AlreadyHeld
 from firmware.reporting.hotlist import read as read_hotlist
 from firmware.reporting.inbox import Inbox
 from firmware.reporting.issuer_link import MqttIssuerLink
@@ -212,6 +213,8 @@ class Node:
             try:
                 document = read_hotlist(raw, key, partial(authorities.verify, parties=("issuer",)), book.version(),
                                         self.controller.now())  # fmt: skip
+            except AlreadyHeld:
+                continue
             except WireError as exc:
                 self.hotlists_refused += 1
                 log.warning("refused a hotlist: %s", exc)

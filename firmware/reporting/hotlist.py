@@ -10,7 +10,9 @@ full list, ``DELTA_BUCKET`` for a delta), so the vendor that runs the broker see
 a few fixed sizes: no card, and not how many cards were lost. A random name never matches a card.
 
 ``read`` refuses, with the reason, anything that is not sealed with the key, not signed by the
-issuer, malformed, expired, or not newer than what the machine holds (a replay, or out of order).
+issuer, malformed, expired, older than what the machine holds (a replay) or a delta from another
+version (out of order); the version it holds already is ``AlreadyHeld`` (the whole list after its
+own delta, or redelivered on a reconnect), which is no incident.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ DELTA_BUCKET = 16  # a delta's additions and removals, each padded to a multiple
 MAX_ENTRIES = 65_536
 MAX_HOTLIST_BYTES = 8 * 1024 * 1024  # 64 Ki names of 32 hex digits, signed, sealed, base64: well under
 ENTRY = re.compile(r"^[0-9a-f]{32}$")
+
+
+class AlreadyHeld(WireError):
+    """The version the machine holds already: the whole list after its own delta, or redelivered on a reconnect."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,9 @@ def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> 
         raise WireError("not sealed with this issuer's hotlist key") from None
     _, body = open_signed(signed, MAX_HOTLIST_BYTES, verify)
     document = _document(body)
-    if document.version <= held:
+    if document.version == held:
+        raise AlreadyHeld(f"version {held} is the list held")
+    if document.version < held:
         raise WireError(f"version {document.version} is not newer than the list held ({held}): a replay")
     if document.kind == "delta" and document.base != held:
         raise WireError(f"a delta from version {document.base}; the list held is version {held}: out of order")

@@ -9,6 +9,7 @@ stale policy, so the issuer republishes it at least that often (``vending issuer
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -94,7 +95,8 @@ def messages(registry: HotlistRegistry, change: Change | None, identity: Identit
 
 def publish(address: BrokerAddress, found: list[tuple[str, str, bool]]) -> None:
     """Send the messages (QoS 1) and wait until the broker has each; ``RuntimeError`` if it does not."""
-    client = make_client(address, "issuer-hotlist", persistent=False)
+    # a client id of its own each time: a broker still closing the last publisher's session keeps this one
+    client = make_client(address, f"issuer-hotlist-{secrets.token_hex(4)}", persistent=False)
     client.connect(*address.endpoint, keepalive=15)
     client.loop_start()
     try:
