@@ -181,7 +181,7 @@ class MqttReporter:
         document |= {"amount": sum(a for _, a, _ in totals), "count": sum(c for _, _, c in totals)}
         if self.settlement == "day_total":
             document["cards"] = sorted(uid for uid, _, _ in totals)
-        messages = [summary, self._settlement(day, document, signer, seal_to)]
+        messages = [summary, self._sealed("settlement", document, signer, seal_to, day=day)]
         per_card = self.settlement == "per_card" and self.card_totals is not None
         period = self.period_before(day) if self.period_before and (per_card or self.card_steps) else []
         steps = self.card_steps(period) if period and self.card_steps else []
@@ -192,7 +192,7 @@ class MqttReporter:
             lines_document |= {"days": period, "currency": self.currency, "cards": lines}
             if steps:  # the purse on the card: each step by the card's counter, for the issuer's gap checks
                 lines_document["steps"] = steps
-            messages.append(self._settlement(day, lines_document, signer, seal_to))
+            messages.append(self._sealed("settlement", lines_document, signer, seal_to, day=day))
         return messages
 
     def _on_account_step(self, entry: JournalEntry) -> list[OutboundMessage]:
@@ -216,16 +216,15 @@ class MqttReporter:
         document["day"] = step.at.astimezone(self.zone).date().isoformat()
         return [self._sealed("unresolved", document, self.identity, self.issuer_public_key)]
 
-    def _sealed(self, kind: str, document: dict[str, Any], signer: Identity, seal_to: bytes) -> OutboundMessage:
-        """An issuer-stream report: the document signed by the machine, then sealed to the issuer."""
-        payload = {"machine": self.machine, "sealed": seal(signer.sign(canonical(document)), seal_to)}
-        return OutboundMessage(topics.issuer(self.machine, kind), payload, False, "issuer")
+    def _sealed(
+        self, kind: str, document: dict[str, Any], signer: Identity, seal_to: bytes, **outer: Any
+    ) -> OutboundMessage:
+        """Signed by the machine, then sealed: only the issuer reads it, and knows who wrote it.
 
-    def _settlement(self, day: str, document: dict[str, Any], signer: Identity, seal_to: bytes) -> OutboundMessage:
-        """Signed by the machine, then sealed: only the issuer reads it, and knows who wrote it."""
-        signed = signer.sign(canonical(document))
-        payload = {"machine": self.machine, "day": day, "sealed": seal(signed, seal_to)}
-        return OutboundMessage(topics.issuer(self.machine, "settlement"), payload, False, "issuer")
+        ``outer``: what travels beside the seal (a settlement's day, for routing and retention).
+        """
+        payload = {"machine": self.machine, **outer, "sealed": seal(signer.sign(canonical(document)), seal_to)}
+        return OutboundMessage(topics.issuer(self.machine, kind), payload, False, "issuer")
 
 
 def reporter_for(

@@ -86,10 +86,12 @@ def test_a_sealed_period_document_with_a_malformed_step_is_refused_before_anythi
     document = {"machine": "M-1", "week": "2026-W09", "days": ["2026-03-02"], "currency": "TWD", "cards": []}
     for bad in ({**good, "counter": "1"}, {**good, "mac": "not a mac"}, {k: v for k, v in good.items() if k != "mac"}):
         del bad["machine"]
-        message = reporter._settlement("2026-03-30", {**document, "steps": [bad]}, identity, keys.seal_public)
+        sealed = {**document, "steps": [bad]}
+        message = reporter._sealed("settlement", sealed, identity, keys.seal_public, day="2026-03-30")
         with pytest.raises(ValueError, match="settlement-document does not match the contract at steps"):
             issuer.report("M-1", "settlement", {**message.payload, "seq": 1})
     assert [tuple(row) for row in issuer.store.execute("SELECT COUNT(*) FROM card_steps")] == [(0,)]
     fine = {k: v for k, v in good.items() if k != "machine"}
-    message = reporter._settlement("2026-03-30", {**document, "steps": [fine]}, identity, keys.seal_public)
+    sealed = {**document, "steps": [fine]}
+    message = reporter._sealed("settlement", sealed, identity, keys.seal_public, day="2026-03-30")
     assert issuer.report("M-1", "settlement", {**message.payload, "seq": 1}) is not None
