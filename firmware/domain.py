@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from typing import Any, Literal, Protocol, get_args
 
 from firmware.messages import Message
@@ -86,6 +86,28 @@ class Guardian:
     blocked_categories: tuple[str, ...] = ()
     blocked_kinds: tuple[str, ...] = ()
     blocked_allergens: tuple[str, ...] = ()  # products that contain or may contain one are refused
+    period_limits: tuple[tuple[str, int], ...] = ()  # (period, most spent in it): the school names its periods
+    low_balance: int | None = None  # below this balance after a sale the guardian is told (through the school)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A part of the school day the school names (breakfast, lunch, ...): local time, start inclusive."""
+
+    name: str
+    start: time
+    end: time
+
+    def holds(self, at: time) -> bool:
+        return self.start <= at < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class SpendStep:
+    """One step of a card's own log as a period limit reads it: when, and the day's spend after it."""
+
+    at: datetime
+    day_spent: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +124,9 @@ class CardAccount:
     # an issuer-held account while the issuer cannot be reached: ``balance`` is what the card may
     # still spend offline today, and a price above it is refused as ``offline_limit`` (of this many)
     offline_limit: int | None = None
+    # stored value on the card: the steps of the card's log on the day of ``spent_today``, newest first
+    # (a period limit counts them across machines); None where the card carries no log
+    card_log: tuple[SpendStep, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

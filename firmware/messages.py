@@ -61,6 +61,10 @@ TEXTS: dict[str, tuple[str, str]] = {
         "無法連線發卡機構，離線每日上限 NT${limit}（今日離線已用 NT${spent}）",
         "The card issuer cannot be reached: offline limit NT${limit} a day (spent offline today NT${spent})",
     ),
+    "denied.period_limit": (
+        "超過家長設定{period_zh}時段上限 NT${limit}（本時段已用 NT${spent}）",
+        "Over the {period_en} limit set by a guardian: NT${limit} (spent this period NT${spent})",
+    ),
     "denied.guardian_limit": (
         "超過家長設定每日上限 NT${limit}（今日已用 NT${spent}）",
         "Over the daily limit set by a guardian: NT${limit} (spent today NT${spent})",
@@ -92,6 +96,19 @@ ALLERGEN_NAMES: dict[str, tuple[str, str]] = {
     "fish": ("魚類", "fish"),
     "sulphites": ("亞硫酸鹽類", "sulphites"),
 }
+
+# the periods of a school day as schools commonly name them; a period the school names otherwise shows its name
+PERIOD_NAMES: dict[str, tuple[str, str]] = {
+    "breakfast": ("早餐", "breakfast"),
+    "morning_recess": ("上午下課", "morning recess"),
+    "lunch": ("午餐", "lunch"),
+    "after_school": ("放學後", "after-school"),
+}
+
+
+def period_names(period: str) -> tuple[str, str]:
+    return PERIOD_NAMES.get(period, (period, period.replace("_", " ")))
+
 
 # every reason a transaction can end with short of a sale: a denial's, or a cancelled session's
 DENIAL_REASONS = tuple(key.removeprefix("denied.") for key in TEXTS if key.startswith("denied."))

@@ -7,6 +7,7 @@ Value types that cross these ports live in ``firmware.domain``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -15,9 +16,11 @@ from firmware.domain import (
     CardAccount,
     CardTap,
     Denial,
+    Guardian,
     IssuerAnswer,
     JournalEntry,
     OutboundMessage,
+    Period,
     SaleRequest,
     SlotState,
     VendRecord,
@@ -147,6 +150,22 @@ class Hotlist(Protocol):
     def verdict(self, uid: str, now: datetime) -> str:
         """``clear``, ``blocked`` (listed), or ``unchecked`` (no current list, and the machine refuses then)."""
         ...
+
+
+class SchoolControls(Protocol):
+    """The guardian controls the school pushed (docs/security.md, "Guardian controls"), as the machine holds them."""
+
+    def guardian_for(self, uid: str) -> Guardian | None:
+        """The school's controls on the card; ``None``: the school named it not, local controls hold."""
+        ...
+
+    def periods(self) -> tuple[Period, ...]:
+        """The school's periods of the day, in time order."""
+        ...
+
+
+# (card uid, local day, start, end) -> what the card spent on this machine in that span (its journal)
+PeriodSpend = Callable[[str, str, datetime, datetime], int]
 
 
 class IssuerLink(Protocol):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from firmware.app.command_set import stored_lockouts
 from firmware.app.commands import CommandProcessor
+from firmware.app.pushes import Pushes
 from firmware.cards.purse import Sam
 from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.records import EventSink, Hardware
@@ -27,20 +28,18 @@ from firmware.identity.keys import TermKeyring
 from firmware.identity.keyset import MachineTrust, read_card_master
 from firmware.identity.signing import Identity
 from firmware.journal.books import MachineBooks
+from firmware.journal.controls import ControlsBook
 from firmware.journal.database import Database
 from firmware.journal.hotlist import HotlistBook, HotlistCheck
 from firmware.payments.account import IssuerAccount
 from firmware.payments.card import CardPurse
 from firmware.policy.chain import build_policy
 from firmware.ports import SalesPolicy
-from firmware.reporting.hotlist import AlreadyHeld
-from firmware.reporting.hotlist import read as read_hotlist
 from firmware.reporting.inbox import Inbox
 from firmware.reporting.issuer_link import MqttIssuerLink
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import reporter_for
-from firmware.reporting.wire import WireError
 
 log = logging.getLogger(__name__)
 DB_FILE = "machine.db"
@@ -93,7 +92,9 @@ class Node:
         if lockouts is not None:  # a remote set_lockout outlives a restart
             setup = with_lockouts(setup, lockouts)
         self.hotlist = _hotlist_check(setup, self.db, link)
-        policy_for = partial(build_policy, hotlist=self.hotlist)
+        self.controls = _controls_book(setup, self.db, link)
+        spend = self.books.vends.spent_between if self.controls is not None else None
+        policy_for = partial(build_policy, hotlist=self.hotlist, controls=self.controls, period_spend=spend)
         self.controller = Controller(
             setup,
             hardware,
@@ -103,7 +104,8 @@ class Node:
             events,
             policy_factory=None if policy else policy_for,
         )
-        self.hotlists_refused = 0  # lists that failed their checks (signer, seal, replay, order, expiry)
+        self.pushes = None if link is None else Pushes(self.controller, self.db, link.trust.authorities,
+                                                       self.hotlist, self.controls)  # fmt: skip
         self.publisher: OutboxPublisher | None = None
         self.inbox: Inbox | None = None
         # commands are checked against the link's trust anchors (never the publisher's): no link, no commands
@@ -127,7 +129,7 @@ class Node:
         if self.publisher is None:
             self._connects_seen = 0
             self.inbox = Inbox(self.machine_id, link.trust.authorities)
-            self.inbox.takes_hotlist = self.hotlist is not None
+            self.inbox.push_topics = self.pushes.topics() if self.pushes else {}
             self._link_accounts(link, self.inbox)
             self.publisher = OutboxPublisher(
                 self.db.path,
@@ -197,34 +199,21 @@ class Node:
         self.keyring.refresh(today)
         publisher = self.publisher
         if publisher is not None:
-            self._apply_hotlists()
+            self._apply_pushes()
             self._announce_after_reconnect(publisher)
             if self.commands is not None and self.inbox is not None and self.commands.apply_from(self.inbox):
                 publisher.wake()  # the answers are in the outbox
 
-    def _apply_hotlists(self) -> None:
-        """The issuer's lists that arrived, each checked (seal, signer, version, expiry), applied in one commit."""
-        if self.hotlist is None or self.inbox is None or self.link is None:
+    def _apply_pushes(self) -> None:
+        """The authorities' pushes that arrived (lost-card lists, guardian controls), each checked and applied."""
+        if self.pushes is None or self.inbox is None:
             return
-        key, authorities = self.hotlist.key, self.link.trust.authorities
-        while not self.inbox.hotlists.empty():
-            raw = self.inbox.hotlists.get_nowait()
-            book = self.hotlist.book
-            try:
-                document = read_hotlist(raw, key, partial(authorities.verify, parties=("issuer",)), book.version(),
-                                        self.controller.now())  # fmt: skip
-            except AlreadyHeld:
-                continue
-            except WireError as exc:
-                self.hotlists_refused += 1
-                log.warning("refused a hotlist: %s", exc)
-                continue
-            with self.db.atomic("journal"):
-                if document.kind == "full":
-                    book.replace(document.version, document.expires, document.entries)
-                else:
-                    book.change(document.version, document.expires, document.add, document.remove)
-                self.controller.journal_only("hotlist_applied", quiet=True, version=document.version)
+        while not self.inbox.pushes.empty():
+            self.pushes.apply(*self.inbox.pushes.get_nowait())
+
+    @property
+    def hotlists_refused(self) -> int:
+        return self.pushes.refused["hotlist"] if self.pushes else 0
 
     def _announce_after_reconnect(self, publisher: OutboxPublisher) -> None:
         """After the link came back (not its first connection), the stock snapshot again.
@@ -278,6 +267,19 @@ def _hotlist_check(setup: MachineSetup, db: Database, link: Link | None) -> Hotl
         raise VendingError("hotlist: this machine checks the issuer's lost-card list but holds no hotlist key "
                            "(hotlist.key beside the trusted keys, as `vending keys dev-set` writes it)")  # fmt: skip
     return HotlistCheck(HotlistBook(db), key, wanted.when_stale == "refuse")
+
+
+def _controls_book(setup: MachineSetup, db: Database, link: Link | None) -> ControlsBook | None:
+    """The school's pushed controls a machine config asks for (``controls: school``), with the school's key."""
+    if setup.config.controls != "school":
+        return None
+    key = link.trust.controls_key if link is not None else None
+    if key is None:
+        db.close()
+        raise VendingError("controls: school: this machine takes the school's guardian controls but holds no "
+                           "controls key (controls.key beside the school's public key, as `vending keys dev-set` "
+                           "writes it)")  # fmt: skip
+    return ControlsBook(db, key)
 
 
 def _secure_access_module(state_dir: Path, db: Database) -> Sam:

@@ -32,7 +32,7 @@ def parse_hhmm(value: object) -> time:
 
 
 class School(Strict):
-    code: str = Field(min_length=1, max_length=16)
+    code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")  # the MOE school code; part of the school's topics
     level: SchoolLevel
     # who answers data-protection requests, shown by the privacy notice (the school, never the vendor)
     privacy_contact: str = Field(default="the school office (學校教務處)", min_length=1, max_length=120)
@@ -196,6 +196,9 @@ class MachineConfig(Strict):
     reporting: Reporting = Reporting()
     payment: PaymentSetup = PaymentSetup()
     hotlist: HotlistSetup | None = None  # the issuer's lost-card list; None: this machine checks none
+    # whose guardian controls hold: the machine's own (cards.yaml), or also the school's signed pushes during
+    # the term (docs/security.md, "Guardian controls"; needs the school's controls.key beside the trusted keys)
+    controls: Literal["local", "school"] = "local"
 
     @field_validator("id")
     @classmethod

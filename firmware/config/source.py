@@ -52,6 +52,12 @@ def dotted(loc: Loc) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def error_text(exc: ValidationError) -> str:
+    """Pydantic's first error as one line, ``field.path: reason`` (a document that is not a file)."""
+    loc, reason = first_error(exc)
+    return f"{dotted(loc)}: {reason}" if loc else reason
+
+
 class _Constructor(yaml.constructor.SafeConstructor):
     pass
 

@@ -4,7 +4,8 @@ One directory layout for every deployment size (``vending keys dev-set`` writes 
 a school deployment gives each party only its own files)::
 
     vendor.key   vendor.pub        Ed25519: signs stock, price and slot commands, and vendor acks
-    school.key   school.pub        Ed25519: signs lunch lockouts and food-rule commands
+    school.key   school.pub        Ed25519: signs lunch lockouts and food-rule commands, guardian controls
+    controls.key                   the school's, shared with its machines: names cards in and seals its controls
     issuer.key   issuer.pub        Ed25519: signs issuer acks
     issuer-seal.key issuer-seal.pub  X25519: machines seal settlements to it; only the issuer opens them
     machines/<id>.key              Ed25519: the machine's own key (copied into its state dir as machine.key)
@@ -31,6 +32,7 @@ from firmware.identity.signing import Identity, KeyFileError, PublicKey, Signatu
 AUTHORITIES = ("vendor", "school", "issuer")
 SEAL = "issuer-seal"
 HOTLIST = "hotlist"  # the issuer's lost-card list key, shared with its machines: names cards, seals the list
+CONTROLS = "controls"  # the school's guardian-controls key, shared with its machines: names cards, seals the push
 CARD_MASTER = "card-master"  # the issuer's card master key: every card's sector keys are diversified from it
 CARD_MASTER_BYTES = 32
 MACHINE_KEY_FILE = "machine.key"
@@ -67,6 +69,8 @@ def write_party(directory: Path, party: str, *, force: bool = False) -> list[Pat
         raise VendingError(f"party {party!r}: expected one of {', '.join(AUTHORITIES)}")
     private_dir(directory)
     written = [Identity.generate(party).save(directory / f"{party}.key", force=force)]
+    if party == "school":
+        written.append(write_secret(directory / f"{CONTROLS}.key", secrets.token_bytes(32).hex().encode(), force=force))
     if party == "issuer":
         written.append(write_seal_pair(directory, force=force))
         master = secrets.token_bytes(CARD_MASTER_BYTES).hex().encode()
@@ -76,9 +80,9 @@ def write_party(directory: Path, party: str, *, force: bool = False) -> list[Pat
     return written
 
 
-def read_hotlist_key(directory: Path) -> bytes | None:
-    """The issuer's hotlist key from ``directory/hotlist.key``; None where the directory has none."""
-    path = directory / f"{HOTLIST}.key"
+def read_shared_key(directory: Path, name: str) -> bytes | None:
+    """A key an authority shares with its machines (``hotlist``, ``controls``); None where the directory has none."""
+    path = directory / f"{name}.key"
     if not path.exists():
         return None
     try:
@@ -86,7 +90,7 @@ def read_hotlist_key(directory: Path) -> bytes | None:
     except ValueError:
         raise VendingError(f"{path}: not a hex key") from None
     if len(key) != CARD_MASTER_BYTES:
-        raise VendingError(f"{path}: a hotlist key is {CARD_MASTER_BYTES} bytes, not {len(key)}")
+        raise VendingError(f"{path}: a {name} key is {CARD_MASTER_BYTES} bytes, not {len(key)}")
     return key
 
 
@@ -126,19 +130,20 @@ class MachineTrust:
     authorities: TrustStore
     issuer_seal: bytes
     hotlist_key: bytes | None = None  # the issuer's lost-card list key, where the machine checks one
+    controls_key: bytes | None = None  # the school's guardian-controls key, where the machine takes its pushes
 
     @classmethod
     def load(cls, vendor: Path, school: Path, issuer: Path, issuer_seal: Path) -> MachineTrust:
         anchors = zip(AUTHORITIES, (vendor, school, issuer), strict=True)
         store = TrustStore(PublicKey.load(party, path) for party, path in anchors)
-        return cls(store, read_seal_key(issuer_seal))
+        # the keys an authority shares with its machines lie beside its public key
+        shared = (read_shared_key(issuer.parent, HOTLIST), read_shared_key(school.parent, CONTROLS))
+        return cls(store, read_seal_key(issuer_seal), *shared)
 
     @classmethod
     def from_dir(cls, directory: Path) -> MachineTrust:
-        """The ``.pub`` files of a key directory laid out as above."""
-        paths = [directory / f"{name}.pub" for name in (*AUTHORITIES, SEAL)]
-        trust = cls.load(*paths)
-        return cls(trust.authorities, trust.issuer_seal, read_hotlist_key(directory))
+        """The ``.pub`` files (and shared keys) of a key directory laid out as above."""
+        return cls.load(*[directory / f"{name}.pub" for name in (*AUTHORITIES, SEAL)])
 
 
 def machine_identity(path: Path, machine: str) -> Identity:

@@ -46,3 +46,11 @@ def hotlist_name(key: bytes, uid: str) -> str:
     Only the issuer and its machines hold the key; the name says nothing of the card to anyone else.
     """
     return hmac.new(key, b"hotlist|" + normalise_uid(uid).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def controls_name(key: bytes, uid: str) -> str:
+    """A card's name in the school's guardian controls: ``HMAC-SHA256(key, "controls|" uid)[:16]``, hex.
+
+    Only the school and its machines hold the key; the vendor that carries the push cannot name a card.
+    """
+    return hmac.new(key, b"controls|" + normalise_uid(uid).encode(), hashlib.sha256).hexdigest()[:32]

@@ -20,6 +20,8 @@ def encode_guardian(guardian: Guardian) -> str:
             "blocked_categories": list(guardian.blocked_categories),
             "blocked_kinds": list(guardian.blocked_kinds),
             "blocked_allergens": list(guardian.blocked_allergens),
+            "period_limits": dict(guardian.period_limits),
+            "low_balance": guardian.low_balance,
         }
     )
 
@@ -32,6 +34,8 @@ def decode_guardian(text: str) -> Guardian:
         blocked_categories=tuple(g.get("blocked_categories", ())),
         blocked_kinds=tuple(g.get("blocked_kinds", ())),
         blocked_allergens=tuple(g.get("blocked_allergens", ())),
+        period_limits=tuple(sorted(g.get("period_limits", {}).items())),
+        low_balance=g.get("low_balance"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from firmware.domain import VendRecord
 from firmware.errors import SettlementError
@@ -71,6 +71,13 @@ class VendLedger:
             (uid, local_day),
         ).fetchone()
         return int(row[0])
+
+    def spent_between(self, uid: str, local_day: str, start: datetime, end: datetime) -> int:
+        """What a card spent on this machine from ``start`` to ``end`` of a local day (a period limit)."""
+        rows = self.db.conn.execute(
+            "SELECT price, at FROM vends WHERE uid = ? AND local_day = ? AND status != 'refunded'", (uid, local_day)
+        ).fetchall()  # a card's sales of one day on one machine: a handful; their times as the clock wrote them
+        return sum(int(price) for price, at in rows if start <= datetime.fromisoformat(at) < end)
 
     def takings(self) -> int:
         row = self.db.conn.execute("SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed'").fetchone()

@@ -30,7 +30,7 @@ from firmware.cards.purse import CardError, LogEntry, PurseState, Sam, card_day,
 from firmware.cards.purse_io import credit, recover, step_fate
 from firmware.cards.purse_io import debit as debit_card
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
-from firmware.domain import CardAccount, CardLink, CardTap, JournalEntry
+from firmware.domain import CardAccount, CardLink, CardTap, JournalEntry, SpendStep
 from firmware.errors import PaymentUnconfirmed
 from firmware.identity.pseudonym import normalise_uid
 from firmware.journal.card_steps import CardCounters, CardStep, CardSteps
@@ -202,4 +202,5 @@ class CardPurse:
     def _account(self, uid: str, state: PurseState, today: date) -> CardAccount:
         money = Money(state.balance, self.currency)
         spent = Money(state.spent_on(today), self.currency)
-        return CardAccount(uid, state.record.profile, money, self.guardians.of(uid), spent_today=spent)
+        log = tuple(SpendStep(entry.at, entry.day_spent) for entry in state.log if card_day(entry.at) == today)
+        return CardAccount(uid, state.record.profile, money, self.guardians.of(uid), spent_today=spent, card_log=log)

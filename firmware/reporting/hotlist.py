@@ -17,20 +17,15 @@ own delta, or redelivered on a reconnect), which is no incident.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from nacl.exceptions import CryptoError
-from nacl.secret import SecretBox
-
 from firmware.identity.signing import Identity
-from firmware.reporting.signed import Verifier, canonical, open_signed, sign_text
-from firmware.reporting.wire import WireError, parse_object
+from firmware.reporting.pushed import AlreadyHeld, PushHead, check_order, open_push, push_head, read_head, seal_push
+from firmware.reporting.signed import Verifier
+from firmware.reporting.wire import WireError
 
 FULL_TOPIC = "issuer/v1/hotlist"
 DELTA_TOPIC = "issuer/v1/hotlist/delta"
@@ -39,10 +34,8 @@ DELTA_BUCKET = 16  # a delta's additions and removals, each padded to a multiple
 MAX_ENTRIES = 65_536
 MAX_HOTLIST_BYTES = 8 * 1024 * 1024  # 64 Ki names of 32 hex digits, signed, sealed, base64: well under
 ENTRY = re.compile(r"^[0-9a-f]{32}$")
-
-
-class AlreadyHeld(WireError):
-    """The version the machine holds already: the whole list after its own delta, or redelivered on a reconnect."""
+LABEL = "hotlist"
+__all__ = ["AlreadyHeld", "HotlistDocument", "compose_delta", "compose_full", "read"]
 
 
 @dataclass(frozen=True)
@@ -59,10 +52,6 @@ class HotlistDocument:
     remove: frozenset[str] = frozenset()
 
 
-def _box(key: bytes) -> SecretBox:
-    return SecretBox(hashlib.sha256(b"hotlist-seal|" + key).digest())
-
-
 def _padded(names: set[str], bucket: int) -> list[str]:
     filler = -len(names) % bucket or (bucket if not names else 0)
     return sorted(names | {secrets.token_hex(16) for _ in range(filler)})
@@ -70,71 +59,32 @@ def _padded(names: set[str], bucket: int) -> list[str]:
 
 def compose_full(identity: Identity, key: bytes, version: int, issued: datetime, expires: datetime,
                  names: set[str]) -> str:  # fmt: skip
-    document = _head("full", version, version, issued, expires) | {"entries": _padded(names, BUCKET)}
-    return _seal(identity, key, document)
+    document = push_head("full", version, issued, expires) | {"base": version, "entries": _padded(names, BUCKET)}
+    return seal_push(identity, key, LABEL, document)
 
 
 def compose_delta(identity: Identity, key: bytes, version: int, issued: datetime, expires: datetime,
                   add: set[str], remove: set[str]) -> str:  # fmt: skip
-    document = _head("delta", version, version - 1, issued, expires)
+    document = push_head("delta", version, issued, expires) | {"base": version - 1}
     document |= {"add": _padded(add, DELTA_BUCKET), "remove": _padded(remove, DELTA_BUCKET)}
-    return _seal(identity, key, document)
-
-
-def _head(kind: str, version: int, base: int, issued: datetime, expires: datetime) -> dict[str, object]:
-    return {
-        "kind": kind,
-        "version": version,
-        "base": base,
-        "issued": issued.isoformat(),
-        "expires": expires.isoformat(),
-    }
-
-
-def _seal(identity: Identity, key: bytes, document: dict[str, object]) -> str:
-    signed = sign_text(identity, canonical(document)).encode()
-    return json.dumps({"sealed": base64.b64encode(bytes(_box(key).encrypt(signed))).decode("ascii")})
+    return seal_push(identity, key, LABEL, document)
 
 
 def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> HotlistDocument:
     """The list in ``raw`` if it is the issuer's, current and newer than version ``held``; ``WireError`` if not."""
-    outer = parse_object(raw[: MAX_HOTLIST_BYTES + 1], MAX_HOTLIST_BYTES)
-    if set(outer) != {"sealed"} or not isinstance(outer["sealed"], str):
-        raise WireError('a hotlist is {"sealed"} and nothing else')
-    try:
-        signed = _box(key).decrypt(base64.b64decode(outer["sealed"], validate=True))
-    except (CryptoError, ValueError):
-        raise WireError("not sealed with this issuer's hotlist key") from None
-    _, body = open_signed(signed, MAX_HOTLIST_BYTES, verify)
-    document = _document(body)
-    if document.version == held:
-        raise AlreadyHeld(f"version {held} is the list held")
-    if document.version < held:
-        raise WireError(f"version {document.version} is not newer than the list held ({held}): a replay")
+    document = _document(open_push(raw, key, LABEL, verify, MAX_HOTLIST_BYTES))
+    check_order(PushHead(document.kind, document.version, document.issued, document.expires), held, now)
     if document.kind == "delta" and document.base != held:
         raise WireError(f"a delta from version {document.base}; the list held is version {held}: out of order")
-    if document.expires <= now:
-        raise WireError(f"expired at {document.expires.isoformat()}")
     return document
 
 
 def _document(body: dict[str, object]) -> HotlistDocument:
-    kind = body.get("kind")
-    lists = {"full": ("entries",), "delta": ("add", "remove")}.get(str(kind))
-    if lists is None:
-        raise WireError("kind: expected full or delta")
-    if set(body) != {"kind", "version", "base", "issued", "expires", *lists}:
-        raise WireError(f"a {kind} hotlist is {{kind, version, base, issued, expires, {', '.join(lists)}}}")
-    version, base = body["version"], body["base"]
-    if type(version) is not int or type(base) is not int or not 0 < version < 2**53 or not 0 <= base <= version:
-        raise WireError("version, base: expected whole numbers, base <= version")
-    try:
-        issued = datetime.fromisoformat(str(body["issued"]))
-        expires = datetime.fromisoformat(str(body["expires"]))
-    except ValueError:
-        raise WireError("issued, expires: expected ISO 8601 times") from None
-    if issued.tzinfo is None or expires.tzinfo is None:
-        raise WireError("issued, expires: need a UTC offset")
+    head = read_head(body, {"full": ("base", "entries"), "delta": ("base", "add", "remove")})
+    base = body["base"]
+    if type(base) is not int or not 0 <= base <= head.version:
+        raise WireError("base: expected a whole number, base <= version")
+    lists = ("entries",) if head.kind == "full" else ("add", "remove")
     names: dict[str, frozenset[str]] = {}
     for name in lists:
         value = body[name]
@@ -143,4 +93,4 @@ def _document(body: dict[str, object]) -> HotlistDocument:
         if not all(isinstance(entry, str) and ENTRY.match(entry) for entry in value):
             raise WireError(f"{name}: every name is 32 lower-case hex digits")
         names[name] = frozenset(value)
-    return HotlistDocument(str(kind), version, base, issued, expires, **names)
+    return HotlistDocument(head.kind, head.version, base, head.issued, head.expires, **names)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from firmware.identity.signing import TrustStore
-from firmware.reporting import hotlist, topics
+from firmware.reporting import topics
 from firmware.reporting.authorisation import MAX_AUTH_BYTES
 from firmware.reporting.signed import ACK_PARTY, MAX_ACK_BYTES, read_ack
 from firmware.reporting.wire import WireError
@@ -42,8 +42,10 @@ class Inbox:
         self.acks: queue.Queue[tuple[str, int]] = queue.Queue()
         self.on_ack: Callable[[], None] = lambda: None  # the publisher's wake-up
         self.on_auth_answer: Callable[[bytes], None] | None = None  # an account machine's issuer link
-        self.takes_hotlist = False  # a machine that checks the issuer's lost-card list subscribes to it
-        self.hotlists: queue.Queue[bytes] = queue.Queue()  # lists as they came, checked on the loop's thread
+        # an authority's pushes this machine takes (the issuer's lost-card list, the school's controls):
+        # topic -> the most bytes one may have; queued as they came, checked on the loop's thread
+        self.push_topics: dict[str, int] = {}
+        self.pushes: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.refused_acks = 0
         self.handler_errors = 0
 
@@ -56,9 +58,7 @@ class Inbox:
         ]
         if self.on_auth_answer is not None:
             listening.append((topics.issuer(self.machine, topics.AUTH_ANSWER), 0))
-        if self.takes_hotlist:
-            listening += [(hotlist.FULL_TOPIC, 1), (hotlist.DELTA_TOPIC, 1)]
-        return listening
+        return listening + [(topic, 1) for topic in self.push_topics]
 
     def on_message(self, client: Any, userdata: Any, message: Any) -> None:
         """Paho's thread: an exception here would end the network loop, so nothing may escape."""
@@ -73,8 +73,8 @@ class Inbox:
         if self.on_auth_answer is not None and topic == topics.issuer(self.machine, topics.AUTH_ANSWER):
             self.on_auth_answer(bytes(payload[: MAX_AUTH_BYTES + 1]))
             return
-        if self.takes_hotlist and topic in (hotlist.FULL_TOPIC, hotlist.DELTA_TOPIC):
-            self.hotlists.put(bytes(payload[: hotlist.MAX_HOTLIST_BYTES + 1]))
+        if (most := self.push_topics.get(topic)) is not None:
+            self.pushes.put((topic, bytes(payload[: most + 1])))
             return
         stream = topics.ack_stream(topic, self.machine)
         if stream is not None:

@@ -27,7 +27,15 @@ from firmware.reporting.signed import canonical
 StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
 # Denials that say something about a child's family or money: the vendor gets the count, never who.
 FAMILY_AND_MONEY = frozenset(
-    {"card_not_linked", "guardian_limit", "insufficient_funds", "allergen_blocked", "offline_limit", "card_blocked"}
+    {
+        "card_not_linked",
+        "guardian_limit",
+        "period_limit",
+        "insufficient_funds",
+        "allergen_blocked",
+        "offline_limit",
+        "card_blocked",
+    }
 )
 DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid, amount, count)]
 CardTotals = Callable[[list[str]], list[tuple[str, int, int]]]  # local days -> [(uid, amount, count)]

@@ -9,7 +9,6 @@ stale policy, so the issuer republishes it at least that often (``vending issuer
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +17,6 @@ from pathlib import Path
 from firmware.identity.pseudonym import hotlist_name, normalise_uid
 from firmware.identity.signing import Identity
 from firmware.reporting.hotlist import DELTA_TOPIC, FULL_TOPIC, compose_delta, compose_full
-from firmware.reporting.mqtt import BrokerAddress, make_client
 from simulator.backends.store import private_file
 
 SCHEMA = """
@@ -27,7 +25,6 @@ CREATE TABLE IF NOT EXISTS hotlist_versions (
     version INTEGER PRIMARY KEY, at TEXT NOT NULL, added TEXT NOT NULL, removed TEXT NOT NULL
 );
 """
-PUBLISH_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -91,20 +88,3 @@ def messages(registry: HotlistRegistry, change: Change | None, identity: Identit
     names = {hotlist_name(key, uid) for uid in registry.listed()}
     found.append((FULL_TOPIC, compose_full(identity, key, version, now, expires, names), True))
     return found
-
-
-def publish(address: BrokerAddress, found: list[tuple[str, str, bool]]) -> None:
-    """Send the messages (QoS 1) and wait until the broker has each; ``RuntimeError`` if it does not."""
-    # a client id of its own each time: a broker still closing the last publisher's session keeps this one
-    client = make_client(address, f"issuer-hotlist-{secrets.token_hex(4)}", persistent=False)
-    client.connect(*address.endpoint, keepalive=15)
-    client.loop_start()
-    try:
-        sent = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload, retain in found]
-        for info in sent:
-            info.wait_for_publish(PUBLISH_TIMEOUT_S)
-            if not info.is_published():
-                raise RuntimeError(f"the broker {address} did not take the hotlist within {PUBLISH_TIMEOUT_S:.0f} s")
-    finally:
-        client.disconnect()
-        client.loop_stop()

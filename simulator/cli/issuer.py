@@ -234,15 +234,16 @@ def _hotlist(
     """Change the list (if asked), then publish the change and the whole list, signed and sealed."""
     from datetime import UTC, datetime
 
-    from firmware.identity.keyset import read_hotlist_key
-    from simulator.backends.hotlist import HotlistRegistry, messages, publish
+    from firmware.identity.keyset import HOTLIST, read_shared_key
+    from simulator.backends.hotlist import HotlistRegistry, messages
+    from simulator.backends.push import publish
 
     bad = [uid for uid in add | remove if not CARD_UID.match(uid.upper())]
     if bad:
         fail(f"--card {bad[0]!r}: expected 8, 14 or 20 hex digits (a card's uid)")
     identity = party_identity("issuer", keys / "issuer.key")
     try:
-        key = read_hotlist_key(keys)
+        key = read_shared_key(keys, HOTLIST)
     except VendingError as exc:
         fail(exc)
     if key is None:
@@ -252,7 +253,7 @@ def _hotlist(
     try:
         now = datetime.now(UTC)
         change = registry.change(add, remove, now)  # a new version each time: a newer expiry is news too
-        publish(address, messages(registry, change, identity, key, now, valid_hours))
+        publish(address, messages(registry, change, identity, key, now, valid_hours), "issuer-hotlist")
         listed, version = len(registry.listed()), registry.version()
     except (OSError, RuntimeError) as exc:
         fail(f"--broker {address}: {exc}")

@@ -19,11 +19,15 @@ from firmware.errors import VendingError
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import day_option, fail
+from simulator.cli.school_controls import controls_app
 
 if TYPE_CHECKING:
     from simulator.school.subject import SubjectRecords
 
-school_app = typer.Typer(no_args_is_help=True, help="The school's requests about one student: access and erasure.")
+school_app = typer.Typer(
+    no_args_is_help=True, help="The school's tools: a student's access and erasure requests, guardians' controls."
+)
+school_app.add_typer(controls_app, name="controls")
 
 Db = Annotated[Path, typer.Option(help="The school's database (made by `vending backend school`).")]
 StudentId = Annotated[str, typer.Option(help="The student's id on the roster.")]

@@ -58,6 +58,16 @@ PARTIES: dict[str, dict[str, Any]] = {
         "school's data-protection officer, as are the other two",
         "kinds": ["vendor-answer", "issuer-answer"],
     },
+    "machine": {
+        "who": "each vending machine: takes the issuer's lost-card list (if it checks lost cards) and the school's "
+        "guardian controls (if it takes them), each signed by its author and sealed with a key only that author "
+        "and its machines hold; the vendor that runs the broker carries the sealed blobs and reads neither",
+        "retention": "the list and the controls of the latest version only, replaced whole by the next; the "
+        "version applied is journaled",
+        "legal_basis": "the issuer's card contract (the hotlist) and the school's duty of care with the guardian's "
+        "consent (the controls); to be confirmed by the school's data-protection officer",
+        "kinds": ["hotlist", "hotlist-document", "controls", "controls-document"],
+    },
 }
 
 

@@ -17,8 +17,9 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from firmware.cards import purse
+from firmware.config.controls import GuardianControls
 from firmware.config.source import Strict
-from firmware.domain import Allergen, Category, Guardian, Kind, Profile
+from firmware.domain import Profile
 
 UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 STUDENT_AGE = 15  # a minor in Taiwan (majority at 18 since 2023), old enough for an e-payment account
@@ -74,23 +75,6 @@ def account_orders(uid: str, profile: str, account: AccountSpec, today: date) ->
     return orders
 
 
-class GuardianSpec(Strict):
-    linked: bool = True
-    daily_limit: int | None = Field(default=None, ge=0, le=100_000)
-    blocked_categories: list[Category] = []
-    blocked_kinds: list[Kind] = []
-    blocked_allergens: list[Allergen] = []
-
-    def controls(self) -> Guardian:
-        return Guardian(
-            self.linked,
-            self.daily_limit,
-            tuple(self.blocked_categories),
-            tuple(self.blocked_kinds),
-            tuple(self.blocked_allergens),
-        )
-
-
 class CardSpec(Strict):
     """A card of the run: ``balance`` in the machine's wallet, ``purse`` on the card, or an issuer's ``account``.
 
@@ -103,7 +87,7 @@ class CardSpec(Strict):
     balance: int | None = Field(default=None, ge=0, le=1_000_000)
     purse: int | None = Field(default=None, ge=0, le=10_000)
     account: AccountSpec | None = None
-    guardian: GuardianSpec | None = None
+    guardian: GuardianControls | None = None
 
     @model_validator(mode="after")
     def _one_amount(self) -> CardSpec:

@@ -16,8 +16,9 @@ from firmware.controller.records import Hardware
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, advance
 from simulator.scenarios.card_specs import UnknownCard
 from simulator.scenarios.purses import PurseCards, simulation_card_master
-from simulator.scenarios.schema import MAIN_MACHINE, Scenario, Step, parse_duration, uid_tail
+from simulator.scenarios.schema import MAIN_MACHINE, Scenario, Step, uid_tail
 from simulator.scenarios.stations import LinkFor, issue_cards, stations_of
+from simulator.scenarios.step_types import parse_duration
 from simulator.scenarios.tap_sources import TapSourceFactory, VirtualTaps
 from simulator.tally import SalesTally
 from simulator.term_keys import simulation_term_key

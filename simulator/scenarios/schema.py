@@ -5,21 +5,20 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from firmware.config.controls import PeriodSpec, school_periods
 from firmware.config.machine import HotlistSetup, MachineSetup, PaymentMode, load_machine, with_payment_mode
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
 from firmware.errors import VendingError
-from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
-from simulator.scenarios.card_specs import CardSpec, UnknownCard
+from simulator.scenarios.card_specs import CardSpec
+from simulator.scenarios.step_types import ADAPTERS, STEP_TYPES, Expect, parse_clock, parse_duration
 
-DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 OUTCOMES = ("vended", "denied", "refunded", "cancelled")
 MAIN_MACHINE = "main"  # the scenario's `machine:`; `machines:` names the others (stations.py)
 MACHINE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -28,103 +27,6 @@ MACHINE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 def uid_tail(uid: str) -> str:
     """The last four hex digits of a uid, enough to tell a person which card; never the card number itself."""
     return f"…{uid[-4:]}"
-
-
-def parse_duration(value: object) -> timedelta:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    if not isinstance(value, str) or not value or not (match := DURATION.match(value)):
-        raise ValueError(f"expected a duration like 90s, 10m, 2h or 1h30m, got {value!r}")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
-
-
-def parse_clock(value: object) -> time:
-    if not isinstance(value, str) or not (match := CLOCK.match(value)):
-        raise ValueError(f'expected a local time "HH:MM" or "HH:MM:SS" (quoted), got {value!r}')
-    return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
-
-
-class Expect(Strict):
-    outcome: Literal["vended", "denied", "refunded", "cancelled"] | None = None
-    reason: str | None = None
-    slot: str | None = None
-    balance: int | dict[str, int] | None = None  # the last transaction's card, or {card name: balance}
-    display: str | None = None
-    stock: dict[str, int] | None = None
-    state: str | None = None
-    outbox: int | None = Field(default=None, ge=0)
-    backend_sales: int | None = Field(default=None, ge=0)
-
-    @field_validator("reason")
-    @classmethod
-    def _known_reason(cls, value: str | None) -> str | None:
-        """A misspelt reason would only fail after the whole scenario ran; name the known ones now."""
-        if value is not None and value not in (*DENIAL_REASONS, *CANCEL_REASONS):
-            raise ValueError(f"unknown reason {value!r}; known: {', '.join((*DENIAL_REASONS, *CANCEL_REASONS))}")
-        return value
-
-    @field_validator("state")
-    @classmethod
-    def _known_state(cls, value: str | None) -> str | None:
-        states = [state.value for state in State]
-        if value is not None and value not in states:
-            raise ValueError(f"unknown state {value!r}; known: {', '.join(states)}")
-        return value
-
-    def checks(self) -> dict[str, Any]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
-class PowerCutSpec(Strict):
-    cut_at: str
-
-
-class HotlistStep(Strict):
-    """The issuer lists (``add``) or unlists (``remove``) cards of the run (a ``hotlist:`` scenario)."""
-
-    add: list[str] = []
-    remove: list[str] = []
-
-
-class TopUp(Strict):
-    """A convenience-store top-up of a purse card (``payment: card``)."""
-
-    card: str
-    amount: int = Field(gt=0, le=10_000)
-
-
-# step name -> the type of its value
-STEP_TYPES: dict[str, Any] = {
-    "select": str,
-    "tap": str | UnknownCard,
-    "expect": Expect,
-    "wait": str | int,
-    "at": str,
-    "cancel": Literal[True],
-    "door": Literal["open", "close"],
-    "restock": dict[str, int],
-    "jam": str,
-    "empty": str,
-    "power": Literal["cycle"] | PowerCutSpec,
-    "fault": str,
-    "recover": Literal[True],
-    "broker": Literal["down", "up"],
-    "backend": Literal["down", "up"],
-    "issuer": Literal["down", "up"],
-    "note": str,
-    "privacy": Literal[True],
-    "tear": int,
-    "topup": TopUp,
-    "machine": str,
-    "hotlist": HotlistStep,
-}
-_ADAPTERS = {
-    name: TypeAdapter(kind, config=ConfigDict(strict=True))
-    if not isinstance(kind, type) or not issubclass(kind, BaseModel)
-    else TypeAdapter(kind)
-    for name, kind in STEP_TYPES.items()
-}
 
 
 @dataclass(frozen=True)
@@ -145,9 +47,15 @@ class Scenario:
     cards: dict[str, CardSpec]
     steps: tuple[Step, ...]
     others: dict[str, MachineSetup] = field(default_factory=dict)  # `machines:` by name: the same school's
+    periods: dict[str, PeriodSpec] | None = None  # `controls:`: the school's periods; its controls are pushed
 
     def reporting_step(self) -> Step | None:
-        """The first step that needs MQTT reporting (a broker or backend to act on, or to observe)."""
+        """The first step that needs MQTT reporting (a broker or backend to act on, or to observe).
+
+        With the school's pushed controls (``controls:``) that is the first step: the push comes by MQTT.
+        """
+        if self.periods is not None:
+            return self.steps[0]
         return next((step for step in self.steps if _needs_reporting(step)), None)
 
     def without_reporting(self) -> tuple[Scenario, list[Step]]:
@@ -170,7 +78,7 @@ class Scenario:
         return replace(self, steps=tuple(kept)), dropped
 
 
-REPORTING_STEPS = ("broker", "backend", "issuer", "hotlist")
+REPORTING_STEPS = ("broker", "backend", "issuer", "hotlist", "controls")
 REPORTING_KEYS = ("outbox", "backend_sales")
 
 
@@ -187,6 +95,8 @@ class ScenarioHead(Strict):
     payment: PaymentMode | None = None  # overrides the machine config's payment mode
     machines: dict[str, str] = {}  # other machines the cards travel to: name -> config path
     hotlist: Literal["refuse", "allow"] | None = None  # every machine checks the issuer's lost-card list
+    # every machine takes the school's pushed guardian controls; the school's periods of the day
+    controls: dict[str, PeriodSpec] | None = None
     cards: dict[str, CardSpec] = {}
     steps: list[Any] = Field(min_length=1)
 
@@ -234,22 +144,44 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
     machine = load_machine(machine_path, os.path.normpath(Path(name).parent / head.machine))
     if head.payment is not None:
         machine = with_payment_mode(machine, head.payment)
-    if head.hotlist is not None:
-        machine = with_hotlist(machine, head.hotlist)
+    machine = _as_head_says(machine, head)
     others = _other_machines(doc, path, name, head, machine)
     _check_unique_uids(doc, head.cards)
+    _check_period_limits(doc, head)
     if machine.config.payment.mode == "card":
         for card_name, card in head.cards.items():
             if (problem := card.purse_problem()) is not None:
                 raise doc.error(("cards", card_name, *problem[:1]), problem[1])
     steps = _steps(doc, head, machine)
-    return Scenario(path, name, machine, head.start, dict(head.cards), steps, others)
+    return Scenario(path, name, machine, head.start, dict(head.cards), steps, others, head.controls)
 
 
-def with_hotlist(setup: MachineSetup, when_stale: Literal["refuse", "allow"]) -> MachineSetup:
-    """The machine checking the issuer's lost-card list (a scenario's ``hotlist: refuse|allow``)."""
-    config = setup.config.model_copy(update={"hotlist": HotlistSetup(when_stale=when_stale)})
-    return replace(setup, config=config)
+def _as_head_says(setup: MachineSetup, head: ScenarioHead) -> MachineSetup:
+    """The machine as the head asks: checking lost cards (``hotlist:``), taking school controls (``controls:``)."""
+    update: dict[str, Any] = {}
+    if head.hotlist is not None:
+        update["hotlist"] = HotlistSetup(when_stale=head.hotlist)
+    if head.controls is not None:
+        update["controls"] = "school"
+    return replace(setup, config=setup.config.model_copy(update=update)) if update else setup
+
+
+def _check_period_limits(doc: YamlDoc, head: ScenarioHead) -> None:
+    """A period limit names one of the school's periods, which only a ``controls:`` scenario has."""
+    try:
+        periods = school_periods(head.controls or {})
+    except ValueError as exc:
+        raise doc.error(("controls",), str(exc)) from None
+    names = {period.name for period in periods}
+    for card_name, card in head.cards.items():
+        for period in card.guardian.period_limits if card.guardian else {}:
+            if period not in names:
+                why = (
+                    f"not one of the school's periods ({', '.join(sorted(names))})"
+                    if names
+                    else ("period limits come with the school's pushed controls (`controls:` with its periods)")
+                )
+                raise doc.error(("cards", card_name, "guardian", "period_limits", period), why)
 
 
 def _other_machines(
@@ -271,7 +203,7 @@ def _other_machines(
             raise doc.error(loc, f"machine id {setup.config.id} is another machine's of this scenario")
         ids.add(setup.config.id)
         setup = with_payment_mode(setup, machine.config.payment.mode)
-        others[other] = with_hotlist(setup, head.hotlist) if head.hotlist is not None else setup
+        others[other] = _as_head_says(setup, head)
     return others
 
 
@@ -312,7 +244,7 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
         if kind not in STEP_TYPES:
             raise doc.error((*loc, kind), f"unknown step {kind!r}; known: {', '.join(sorted(STEP_TYPES))}")
         loc = (*loc, kind)
-        value = _validate(_ADAPTERS[kind], value, doc, loc)
+        value = _validate(ADAPTERS[kind], value, doc, loc)
         at_time: datetime | None = None
         if kind == "select" or kind in ("jam", "empty"):
             if value not in slots:
@@ -328,6 +260,12 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
             raise doc.error(
                 loc, "a `hotlist` step needs machines that check the lost-card list (hotlist: refuse|allow)"
             )
+        elif kind == "controls" and head.controls is None:
+            raise doc.error(loc, "a `controls` step needs machines that take the school's controls (controls: periods)")
+        elif kind == "controls" and value.card not in head.cards:
+            raise doc.error((*loc, "card"), f"unknown card {value.card!r}")
+        elif kind == "controls" and (stray := [p for p in value.period_limits if p not in (head.controls or {})]):
+            raise doc.error((*loc, "period_limits", stray[0]), "not one of the school's periods")
         elif kind == "hotlist" and (unknown := [c for c in (*value.add, *value.remove) if c not in head.cards]):
             raise doc.error(loc, f"unknown card {unknown[0]!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
         elif kind == "issuer" and machine.config.payment.mode != "account":
@@ -369,7 +307,6 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
 
 
 def _check_expect(doc: YamlDoc, loc: Loc, expect: Expect, head: ScenarioHead, slots: dict[str, Any]) -> None:
-    from firmware.controller.machine import State
 
     if isinstance(expect.balance, dict):
         for card in expect.balance:

@@ -67,7 +67,7 @@ def issue_cards(machine: Node, cards: Iterable[CardSpec], purses: PurseCards | N
     in_wallet = purses is None and machine.controller.config.payment.mode == "machine_wallet"
     with machine.db.atomic("journal"):
         for card in cards:
-            guardian = card.guardian.controls() if card.guardian else None
+            guardian = card.guardian.guardian() if card.guardian else None
             if in_wallet:
                 machine.books.wallet.issue(card.uid, card.profile, card.money, guardian)
                 continue

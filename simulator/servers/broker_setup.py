@@ -109,6 +109,7 @@ def acl_text(*, insider: bool = False) -> str:
     vendor += ["topic read school/v1/vendor/request", "topic write school/v1/vendor/answer"]
     school = [f"topic write vending/v1/+/cmd/{name}" for name in commands_of("school")]
     school += ["topic read vending/v1/+/cmd-result", "topic write school/v1/+/request", "topic read school/v1/+/answer"]
+    school += ["topic write school/v1/+/controls"]
     issuer = ["topic read issuer/v1/+/settlement", "topic read issuer/v1/+/batch", "topic write issuer/v1/+/ack"]
     issuer += ["topic read issuer/v1/+/account", "topic read issuer/v1/+/auth", "topic write issuer/v1/+/auth-answer"]
     issuer += ["topic read issuer/v1/+/unresolved"]
@@ -134,6 +135,8 @@ def acl_text(*, insider: bool = False) -> str:
     lines += ["pattern read issuer/v1/%u/auth-answer"]
     # the issuer's lost-card list: one sealed blob for every machine (firmware/reporting/hotlist.py)
     lines += ["pattern read issuer/v1/hotlist", "pattern read issuer/v1/hotlist/delta"]
+    # a school's guardian controls: sealed with the key only that school's machines hold (controls.py)
+    lines += ["pattern read school/v1/+/controls"]
     lines += ["pattern read vending/v1/%u/cmd/+"]
     lines += ["pattern read vending/v1/%u/ack", "pattern read issuer/v1/%u/ack"]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,8 @@
  * machine allowed to publish its sales could leave a retained message on each of its topics, kept by
  * the broker across restarts and handed to every new subscriber. Only a machine's status (online,
  * offline, its Last Will) and its stock snapshot are retained by design (firmware/reporting), and the
- * issuer's lost-card list, so a machine that connects gets the current one (firmware/reporting/hotlist.py).
+ * issuer's lost-card list and each school's guardian controls, so a machine that connects gets the current
+ * ones (firmware/reporting/hotlist.py, firmware/reporting/controls.py).
  *
  * How: Mosquitto asks the plugins' ACL callbacks before its own ACL file (src/security.c in 2.0.11);
  * this one denies a retained, non-empty publish (a PUBLISH or a Last Will) on any other topic and
@@ -25,7 +26,21 @@
 
 static mosquitto_plugin_id_t *plugin_id = NULL;
 
-/* vending/v1/<machine>/status or vending/v1/<machine>/stock, <machine> one non-empty level; issuer/v1/hotlist */
+/* school/v1/<school>/controls, <school> one non-empty level */
+static bool school_controls(const char *topic)
+{
+	static const char prefix[] = "school/v1/";
+	const char *school;
+	const char *slash;
+
+	if(strncmp(topic, prefix, sizeof(prefix) - 1) != 0) return false;
+	school = topic + sizeof(prefix) - 1;
+	slash = strchr(school, '/');
+	return slash != NULL && slash != school && strcmp(slash, "/controls") == 0;
+}
+
+/* vending/v1/<machine>/status or vending/v1/<machine>/stock, <machine> one non-empty level; issuer/v1/hotlist;
+ * school/v1/<school>/controls */
 static bool retained_by_design(const char *topic)
 {
 	static const char prefix[] = "vending/v1/";
@@ -33,6 +48,7 @@ static bool retained_by_design(const char *topic)
 	const char *slash;
 
 	if(topic != NULL && strcmp(topic, "issuer/v1/hotlist") == 0) return true;
+	if(topic != NULL && school_controls(topic)) return true;
 	if(topic == NULL || strncmp(topic, prefix, sizeof(prefix) - 1) != 0) return false;
 	machine = topic + sizeof(prefix) - 1;
 	slash = strchr(machine, '/');

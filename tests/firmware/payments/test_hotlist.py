@@ -17,7 +17,8 @@ from pathlib import Path
 from firmware.config.machine import HotlistSetup
 from firmware.identity.pseudonym import hotlist_name
 from firmware.reporting.hotlist import DELTA_TOPIC, FULL_TOPIC, compose_delta, compose_full
-from simulator.backends.hotlist import HotlistRegistry, messages, publish
+from simulator.backends.hotlist import HotlistRegistry, messages
+from simulator.backends.push import publish
 from simulator.scenarios import load_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
@@ -71,11 +72,11 @@ def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
     registry = closing(HotlistRegistry(tmp_path / "issuer-hotlist.db"))
     now = runner.clock.now()
     first = registry.change(set(), set(), now)  # every publication is a new version (a new expiry too)
-    publish(issuer_address, messages(registry, first, keys.issuer, key, now, 24))
+    publish(issuer_address, messages(registry, first, keys.issuer, key, now, 24), "issuer-hotlist")
     held(runner, 1)
     assert buy(runner, BEN) == ("vended", None), "a current list, the card not on it"
     change = registry.change({AMY}, set(), now)
-    publish(issuer_address, messages(registry, change, keys.issuer, key, now, 24))
+    publish(issuer_address, messages(registry, change, keys.issuer, key, now, 24), "issuer-hotlist")
     held(runner, 2)
     assert buy(runner, AMY) == ("denied", "card_blocked")
     assert buy(runner, BEN) == ("vended", None), "no other card"
@@ -92,7 +93,7 @@ def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
     bad = [(FULL_TOPIC, forged, False), (FULL_TOPIC, replayed, False), (DELTA_TOPIC, skipped, False),
            (FULL_TOPIC, expired, False), (FULL_TOPIC, strange, False), (DELTA_TOPIC, "not json", False)]  # fmt: skip
     refused_before = runner.machine.hotlists_refused
-    publish(world.address, bad)
+    publish(world.address, bad, "issuer-hotlist")
 
     def all_refused() -> bool:
         runner.machine.tick()
@@ -102,7 +103,7 @@ def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
     assert hotlist.book.version() == 2 and buy(runner, AMY) == ("denied", "card_blocked")
 
     change = registry.change(set(), {AMY}, now)  # found again
-    publish(issuer_address, messages(registry, change, keys.issuer, key, now, 24))
+    publish(issuer_address, messages(registry, change, keys.issuer, key, now, 24), "issuer-hotlist")
     held(runner, 3)
     assert buy(runner, AMY) == ("vended", None)
 
@@ -134,7 +135,7 @@ def test_the_hostile_corpus_on_the_hotlist_topics_changes_nothing_and_the_machin
     registry = closing(HotlistRegistry(tmp_path / "issuer-hotlist.db"))
     now = runner.clock.now()
     change = registry.change({AMY}, set(), now)
-    publish(world.party_address("issuer"), messages(registry, change, keys.issuer, key, now, 24))
+    publish(world.party_address("issuer"), messages(registry, change, keys.issuer, key, now, 24), "issuer-hotlist")
     held(runner, 1)
     client, sent = attacker(world), corpus(world)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from firmware.identity.keyset import read_hotlist_key
+from firmware.identity.keyset import HOTLIST, read_shared_key
 from firmware.identity.signing import PublicKey, TrustStore
 from firmware.reporting.hotlist import read
 from simulator.servers.broker import EmbeddedBroker
@@ -26,7 +26,7 @@ def test_add_remove_and_publish_send_a_sealed_list_a_machine_opens(tmp_path: Pat
         assert removed.returncode == 0 and "hotlist version 2: 1 card(s) listed" in removed.stdout
         retained = subscribe.simple("issuer/v1/hotlist", hostname="127.0.0.1", port=broker.port, retained=True)
     assert b"04B2C3D4" not in retained.payload
-    key = read_hotlist_key(keys)
+    key = read_shared_key(keys, HOTLIST)
     assert key is not None
     issuer = TrustStore([PublicKey.load("issuer", keys / "issuer.pub")])
     document = read(retained.payload, key, issuer.verify, 0, datetime.now(UTC))

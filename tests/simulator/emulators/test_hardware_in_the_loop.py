@@ -77,7 +77,7 @@ def day(path: Path, reader: str, state_dir: Path, key_from: Path | None) -> dict
             runner.close()
         if world is not None and world.vendor is not None:
             seen["reports"] = normalised(
-                world.vendor.store.execute("SELECT seq, kind, payload FROM reports ORDER BY seq")
+                world.vendor.store.execute("SELECT seq, kind, payload FROM reports ORDER BY machine, seq")
             )
     return seen
 

@@ -1,0 +1,126 @@
+"""What each scenario step's value may be: one type per step name (``STEP_TYPES``), checked strictly.
+
+``schema.py`` reads a scenario and cross-checks steps against its cards, slots and machines; this module
+declares the steps themselves, so a new step is added in one place.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from firmware.config.controls import GuardianControls
+from firmware.config.source import Strict
+from firmware.controller.machine import State
+from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
+from simulator.scenarios.card_specs import UnknownCard
+
+DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
+
+
+def parse_duration(value: object) -> timedelta:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return timedelta(seconds=value)
+    if not isinstance(value, str) or not value or not (match := DURATION.match(value)):
+        raise ValueError(f"expected a duration like 90s, 10m, 2h or 1h30m, got {value!r}")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_clock(value: object) -> time:
+    if not isinstance(value, str) or not (match := CLOCK.match(value)):
+        raise ValueError(f'expected a local time "HH:MM" or "HH:MM:SS" (quoted), got {value!r}')
+    return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+
+class Expect(Strict):
+    outcome: Literal["vended", "denied", "refunded", "cancelled"] | None = None
+    reason: str | None = None
+    slot: str | None = None
+    balance: int | dict[str, int] | None = None  # the last transaction's card, or {card name: balance}
+    display: str | None = None
+    stock: dict[str, int] | None = None
+    state: str | None = None
+    outbox: int | None = Field(default=None, ge=0)
+    backend_sales: int | None = Field(default=None, ge=0)
+
+    @field_validator("reason")
+    @classmethod
+    def _known_reason(cls, value: str | None) -> str | None:
+        """A misspelt reason would only fail after the whole scenario ran; name the known ones now."""
+        if value is not None and value not in (*DENIAL_REASONS, *CANCEL_REASONS):
+            raise ValueError(f"unknown reason {value!r}; known: {', '.join((*DENIAL_REASONS, *CANCEL_REASONS))}")
+        return value
+
+    @field_validator("state")
+    @classmethod
+    def _known_state(cls, value: str | None) -> str | None:
+        states = [state.value for state in State]
+        if value is not None and value not in states:
+            raise ValueError(f"unknown state {value!r}; known: {', '.join(states)}")
+        return value
+
+    def checks(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class PowerCutSpec(Strict):
+    cut_at: str
+
+
+class HotlistStep(Strict):
+    """The issuer lists (``add``) or unlists (``remove``) cards of the run (a ``hotlist:`` scenario)."""
+
+    add: list[str] = []
+    remove: list[str] = []
+
+
+class ControlsStep(GuardianControls):
+    """The school pushes a guardian's new controls on ``card`` (replacing its old ones; a ``controls:`` scenario)."""
+
+    card: str
+
+
+class TopUp(Strict):
+    """A convenience-store top-up of a purse card (``payment: card``)."""
+
+    card: str
+    amount: int = Field(gt=0, le=10_000)
+
+
+# step name -> the type of its value
+STEP_TYPES: dict[str, Any] = {
+    "select": str,
+    "tap": str | UnknownCard,
+    "expect": Expect,
+    "wait": str | int,
+    "at": str,
+    "cancel": Literal[True],
+    "door": Literal["open", "close"],
+    "restock": dict[str, int],
+    "jam": str,
+    "empty": str,
+    "power": Literal["cycle"] | PowerCutSpec,
+    "fault": str,
+    "recover": Literal[True],
+    "broker": Literal["down", "up"],
+    "backend": Literal["down", "up"],
+    "issuer": Literal["down", "up"],
+    "note": str,
+    "privacy": Literal[True],
+    "tear": int,
+    "topup": TopUp,
+    "machine": str,
+    "hotlist": HotlistStep,
+    "controls": ControlsStep,
+}
+ADAPTERS = {
+    name: TypeAdapter(kind, config=ConfigDict(strict=True))
+    if not isinstance(kind, type) or not issubclass(kind, BaseModel)
+    else TypeAdapter(kind)
+    for name, kind in STEP_TYPES.items()
+}

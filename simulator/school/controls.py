@@ -1,0 +1,123 @@
+"""The school's side of the guardian controls: what each guardian decided, the school's periods, the pushes.
+
+A guardian's decision (through the school's office or its parent app) is kept here by student, with
+every change a new version; publishing sends every controlled card's controls as one document,
+signed by the school and sealed with the key it shares with its machines, retained on the school's
+topic (firmware/reporting/controls.py). The roster says which card is whose: only the school can.
+A student with no decision on record is not in the push, and a machine keeps its local controls.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from firmware.config.controls import GuardianControls, PeriodSpec, school_periods
+from firmware.config.source import error_text
+from firmware.errors import VendingError
+from firmware.identity.pseudonym import controls_name
+from firmware.identity.signing import Identity
+from firmware.reporting import controls
+from simulator.school.store import SchoolStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS guardian_controls (student TEXT PRIMARY KEY, controls TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS school_periods (name TEXT PRIMARY KEY, start TEXT NOT NULL, "end" TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS controls_versions (
+    version INTEGER PRIMARY KEY, at TEXT NOT NULL, what TEXT NOT NULL
+);
+"""
+# the school day as many Taiwanese schools divide it; `vending school controls periods` sets the school's own
+DEFAULT_PERIODS = {
+    "breakfast": {"from": "07:00", "to": "08:00"},
+    "morning_recess": {"from": "09:50", "to": "10:10"},
+    "lunch": {"from": "12:00", "to": "13:30"},
+    "after_school": {"from": "16:00", "to": "18:00"},
+}
+
+
+class ControlsError(VendingError):
+    """A guardian's decision or a period the school's tool refuses; nothing was changed."""
+
+
+class SchoolControls:
+    def __init__(self, store: SchoolStore) -> None:
+        self.store = store
+        self.conn = store.conn
+        self.conn.executescript(SCHEMA)
+
+    def periods(self) -> dict[str, dict[str, str]]:
+        rows = self.conn.execute('SELECT name, start, "end" FROM school_periods ORDER BY start').fetchall()
+        return {name: {"from": start, "to": end} for name, start, end in rows} if rows else dict(DEFAULT_PERIODS)
+
+    def set_periods(self, periods: dict[str, dict[str, str]], at: datetime) -> int:
+        """The school's periods of the day, replaced whole; a new version (the next push carries them)."""
+        try:
+            checked = school_periods({name: PeriodSpec.model_validate(spec) for name, spec in periods.items()})
+        except ValidationError as exc:
+            raise ControlsError(f"--period: {error_text(exc)}") from None
+        except ValueError as exc:
+            raise ControlsError(f"--period: {exc}") from None
+        names = {period.name for period in checked}
+        for student, current in self.decisions().items():
+            if stray := [name for name in current.get("period_limits", {}) if name not in names]:
+                raise ControlsError(f"--period: student {student} has a limit for period {stray[0]!r}; keep it")
+        return self._change("periods", lambda: self._write_periods(periods))
+
+    def _write_periods(self, periods: dict[str, dict[str, str]]) -> None:
+        self.conn.execute("DELETE FROM school_periods")
+        self.conn.executemany('INSERT INTO school_periods (name, start, "end") VALUES (?, ?, ?)',
+                              [(name, spec["from"], spec["to"]) for name, spec in periods.items()])  # fmt: skip
+
+    def decisions(self) -> dict[str, dict[str, Any]]:
+        rows = self.conn.execute("SELECT student, controls FROM guardian_controls ORDER BY student")
+        return {student: json.loads(text) for student, text in rows}
+
+    def decide(self, student: str, changes: dict[str, Any], at: datetime, *, clear: bool = False) -> int:
+        """Change a student's controls (fields not given stay, from the roster's at first); a new version."""
+        who = self.store.student(student)
+        base = {"linked": who.linked, "daily_limit": who.daily_limit}
+        current = {} if clear else self.decisions().get(student, base)
+        wanted = current | changes
+        try:
+            checked = GuardianControls.model_validate(wanted)
+        except ValidationError as exc:
+            raise ControlsError(f"controls of {student}: {error_text(exc)}") from None
+        if stray := [name for name in checked.period_limits if name not in self.periods()]:
+            raise ControlsError(f"--period-limit: {stray[0]!r} is not one of the school's periods "
+                                f"({', '.join(self.periods())})")  # fmt: skip
+        text = json.dumps(checked.model_dump(mode="json"), sort_keys=True)
+
+        def write() -> None:
+            self.conn.execute("INSERT OR REPLACE INTO guardian_controls (student, controls, at) VALUES (?, ?, ?)",
+                              (student, text, at.isoformat()))  # fmt: skip
+
+        return self._change(f"student {student}", write)
+
+    def _change(self, what: str, write: Any) -> int:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            write()
+            version = self.version() + 1
+            self.conn.execute("INSERT INTO controls_versions (version, at, what) VALUES (?, datetime('now'), ?)",
+                              (version, what))  # fmt: skip
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return version
+
+    def version(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM controls_versions").fetchone()[0])
+
+    def message(self, school: str, identity: Identity, key: bytes, now: datetime,
+                valid_hours: int) -> tuple[str, str, bool]:  # fmt: skip
+        """``(topic, payload, retain)``: every decision on record, by card name, with the school's periods."""
+        cards = {controls_name(key, self.store.student(s).card_uid): d for s, d in self.decisions().items()}
+        expires = now + timedelta(hours=valid_hours)
+        version = self.version() or self._change("first push", lambda: None)  # a machine holds none: 0
+        payload = controls.compose(identity, key, version, now, expires, self.periods(), cards)
+        return controls.topic(school), payload, True

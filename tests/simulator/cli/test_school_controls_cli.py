@@ -1,0 +1,71 @@
+"""``vending school controls set|periods|publish|show``: guardians' decisions, pushed sealed to the machines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from firmware.identity.keyset import CONTROLS, read_shared_key
+from firmware.identity.pseudonym import controls_name
+from firmware.identity.signing import PublicKey, TrustStore
+from firmware.reporting import controls
+from simulator.servers.broker import EmbeddedBroker
+from tests.simulator.cli.test_cli import vending
+
+AMY = "04A1B2C3"
+
+
+def school(tmp_path: Path) -> tuple[Path, str]:
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"student,card_uid,daily_limit\namy,{AMY},100\nben,04B2C3D4,\n")
+    db = str(tmp_path / "school.db")
+    assert vending("backend", "school", "--db", db, "--roster", str(roster)).returncode == 0
+    return tmp_path / "k", db
+
+
+def test_a_decision_is_recorded_pushed_sealed_and_opened_by_a_machine(tmp_path: Path):
+    from datetime import UTC, datetime
+
+    import paho.mqtt.subscribe as subscribe
+
+    keys, db = school(tmp_path)
+    with EmbeddedBroker() as broker:
+        common = ["--db", db, "--keys", str(keys), "--broker", broker.url, "--school", "353301"]
+        periods = vending("school", "controls", "periods", "--period", "lunch=12:00-13:30", *common)
+        assert periods.returncode == 0 and "controls version 1: 1 period(s)" in periods.stdout, periods.stderr
+        decided = vending("school", "controls", "set", "--student", "amy", "--period-limit", "lunch=60",
+                          "--block-allergen", "peanut", "--daily-limit", "80", *common)  # fmt: skip
+        assert decided.returncode == 0 and "controls version 2: amy recorded" in decided.stdout, decided.stderr
+        retained = subscribe.simple(controls.topic("353301"), hostname="127.0.0.1", port=broker.port, retained=True)
+    assert AMY.encode() not in retained.payload and b"peanut" not in retained.payload
+    key = read_shared_key(keys, CONTROLS)
+    assert key is not None
+    trusted = TrustStore([PublicKey.load("school", keys / "school.pub")])
+    document = controls.read(retained.payload, key, trusted.verify, 0, datetime.now(UTC))
+    guardian = document.cards[controls_name(key, AMY)]
+    assert document.version == 2 and [p.name for p in document.periods] == ["lunch"]
+    assert guardian.linked and guardian.daily_limit == 80 and guardian.period_limits == (("lunch", 60),)
+    assert guardian.blocked_allergens == ("peanut",) and len(document.cards) == 1, "only amy's decision on record"
+    shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
+    assert shown["students"]["amy"]["daily_limit"] == 80 and shown["version"] == 2
+
+
+def test_bad_decisions_are_named_and_change_nothing(tmp_path: Path):
+    keys, db = school(tmp_path)
+    common = ["--db", db, "--keys", str(keys), "--broker", "mqtt://127.0.0.1:9", "--school", "353301"]
+    cases = [
+        (["--student", "amy", "--block-allergen", "walnut"], "blocked_allergens.0"),
+        (["--student", "amy", "--period-limit", "tea=5"], "'tea' is not one of the school's periods"),
+        (["--student", "amy", "--period-limit", "lunch"], "expected PERIOD=TWD"),
+        (["--student", "amy", "--daily-limit", "-3"], "--daily-limit '-3': expected whole TWD or `none`"),
+        (["--student", "zoe", "--linked"], "'zoe' is not on the school's roster"),
+    ]
+    for options, message in cases:
+        refused = vending("school", "controls", "set", *options, *common)
+        assert refused.returncode == 2 and message in refused.stderr, (options, refused.stderr)
+    overlapping = vending("school", "controls", "periods", "--period", "a=10:00-11:00", "--period", "b=10:30-12:00",
+                          *common)  # fmt: skip
+    assert overlapping.returncode == 2 and "periods a and b overlap" in overlapping.stderr
+    shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
+    assert shown["version"] == 0 and shown["students"] == {}, "nothing was recorded"
