@@ -228,7 +228,7 @@ class JournalEntry:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Stream = Literal["vendor", "issuer"]
+Stream = Literal["vendor", "issuer", "school"]  # who receives and acknowledges a run of reports
 STREAMS: tuple[str, ...] = get_args(Stream)
 
 

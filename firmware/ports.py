@@ -164,6 +164,17 @@ class SchoolControls(Protocol):
         ...
 
 
+class GuardianAlerts(Protocol):
+    """What a guardian is told through the school (docs/privacy.md): each returns the alert to seal, or None.
+
+    Called inside the transaction of the sale or the refusal, so an alert is journaled with what caused it.
+    """
+
+    def after_sale(self, uid: str, price: int, balance: int, day: str) -> dict[str, Any] | None: ...
+
+    def after_denial(self, uid: str, denial: Denial, day: str) -> dict[str, Any] | None: ...
+
+
 # (card uid, local day, start, end) -> what the card spent on this machine in that span (its journal)
 PeriodSpend = Callable[[str, str, datetime, datetime], int]
 

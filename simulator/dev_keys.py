@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware.identity.keyset import (
+    SCHOOL_SEAL,
     SEAL,
     Enrolment,
     MachineTrust,
@@ -37,6 +38,7 @@ class DevKeys:
         self.school = Identity.load("school", self.directory / "school.key")
         self.issuer = Identity.load("issuer", self.directory / "issuer.key")
         self.seal_private = read_seal_key(self.directory / f"{SEAL}.key")
+        self.school_seal_private = read_seal_key(self.directory / f"{SCHOOL_SEAL}.key")
         self.trust = MachineTrust.from_dir(self.directory)
         self.enrolment = Enrolment(self.directory / "machines")
 

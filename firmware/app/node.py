@@ -27,6 +27,7 @@ from firmware.errors import VendingError
 from firmware.identity.keys import TermKeyring
 from firmware.identity.keyset import MachineTrust, read_card_master
 from firmware.identity.signing import Identity
+from firmware.journal.alerts import GuardianAlertBook
 from firmware.journal.books import MachineBooks
 from firmware.journal.controls import ControlsBook
 from firmware.journal.database import Database
@@ -103,6 +104,7 @@ class Node:
             self.keyring,
             events,
             policy_factory=None if policy else policy_for,
+            alerts=GuardianAlertBook(self.controls) if self.controls is not None else None,
         )
         self.pushes = None if link is None else Pushes(self.controller, self.db, link.trust.authorities,
                                                        self.hotlist, self.controls)  # fmt: skip
@@ -274,11 +276,11 @@ def _controls_book(setup: MachineSetup, db: Database, link: Link | None) -> Cont
     if setup.config.controls != "school":
         return None
     key = link.trust.controls_key if link is not None else None
-    if key is None:
+    if key is None or link is None or link.trust.school_seal is None:
         db.close()
         raise VendingError("controls: school: this machine takes the school's guardian controls but holds no "
-                           "controls key (controls.key beside the school's public key, as `vending keys dev-set` "
-                           "writes it)")  # fmt: skip
+                           "controls key or no school seal key (controls.key and school-seal.pub beside the "
+                           "school's public key, as `vending keys dev-set` writes them)")  # fmt: skip
     return ControlsBook(db, key)
 
 
@@ -304,7 +306,8 @@ def _open_books(state_dir: Path, setup: MachineSetup, link: Link | None) -> tupl
         account = IssuerAccount(db, books.journal, config.id, config.currency, config.zone, timeout_s, limit)
         books = replace(books, payment=account)
     if link is not None:
-        books.journal.reporter = reporter_for(setup, books, link.trust.issuer_seal, link.identity)
+        trust = link.trust
+        books.journal.reporter = reporter_for(setup, books, trust.issuer_seal, link.identity, trust.school_seal)
     fresh = db.meta("machine_id") is None
     if fresh:
         with db.atomic("stock"):

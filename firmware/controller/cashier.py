@@ -15,7 +15,7 @@ from firmware.domain import JournalEntry, SaleRequest, VendRecord
 from firmware.entries import SaleEntry
 from firmware.errors import SettlementError
 from firmware.money import Money
-from firmware.ports import Books
+from firmware.ports import Books, GuardianAlerts
 
 Stamp = Callable[..., JournalEntry]  # (kind, txn_id, **data) -> entry stamped with the injected clock
 Emit = Callable[..., None]  # (event name, **details)
@@ -24,8 +24,10 @@ Emit = Callable[..., None]  # (event name, **details)
 class Cashier:
     """Debits, completes and refunds vends on the books; never runs a motor or shows a message."""
 
-    def __init__(self, books: Books, machine_id: str, currency: str, stamp: Stamp, emit: Emit) -> None:
+    def __init__(self, books: Books, machine_id: str, currency: str, stamp: Stamp, emit: Emit,
+                 alerts: GuardianAlerts | None = None) -> None:  # fmt: skip
         self.books = books
+        self.alerts = alerts
         self.machine_id = machine_id
         self.currency = currency
         self.stamp = stamp
@@ -105,6 +107,11 @@ class Cashier:
                 **who(card, record.txn_id),
             )
             self.books.journal.append(self.stamp("vend_completed", record.txn_id, **sale.data()))
+            balance = self.balance_after.get(record.txn_id)  # this boot's debit (recovery tells no guardian)
+            if self.alerts is not None and balance is not None:
+                alert = self.alerts.after_sale(record.uid, record.price, balance, record.local_day)
+                if alert is not None:
+                    self.books.journal.append(self.stamp("guardian_alert", record.txn_id, **alert))
         self.emit("vended", txn=record.txn_id, slot=record.slot, price=record.price, stock=stock, recovered=recovered)
 
     def refund(self, record: VendRecord, card: SessionCard | None, recovered: bool, at: datetime) -> None:

@@ -25,7 +25,7 @@ from firmware.entries import DeniedEntry
 from firmware.errors import PaymentUnconfirmed, SettlementError, StorageError
 from firmware.messages import Message
 from firmware.money import Money
-from firmware.ports import Books, SalesPolicy
+from firmware.ports import Books, GuardianAlerts, SalesPolicy
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class Controller(Timers, Service, Triggers):
         pseudonym: Pseudonym,
         events: EventSink | None = None,
         policy_factory: Callable[[MachineSetup], SalesPolicy] | None = None,
+        alerts: GuardianAlerts | None = None,
     ) -> None:
         self.setup = setup
         self.config = setup.config
@@ -64,7 +65,8 @@ class Controller(Timers, Service, Triggers):
         self.fault_detail = ""
         self.storage_error: str | None = None
         self.last_transaction: Transaction | None = None
-        self.cashier = Cashier(books, self.config.id, self.config.currency, self.entry, self.emit)
+        self.alerts = alerts  # guardians told through the school (controls: school)
+        self.cashier = Cashier(books, self.config.id, self.config.currency, self.entry, self.emit, alerts)
         self.machine = build_machine(self)
 
     @property
@@ -370,6 +372,10 @@ class Controller(Timers, Service, Triggers):
                 reason=denial.reason, slot=slot, product=product, price=price, detail=denial.detail, **who(card, txn_id)
             )
             journal.append(self.entry("denied", txn_id, **record.data()))
+            if card is not None and self.alerts is not None:
+                day = self.now().astimezone(self.config.zone).date().isoformat()
+                if (alert := self.alerts.after_denial(card.account.uid, denial, day)) is not None:
+                    journal.append(self.entry("guardian_alert", txn_id, **alert))
         self._finish("denied", denial.reason, txn_id=txn_id, slot=slot, with_card=with_card)
         self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card, txn_id))
         self.show(self._keep_card_briefly(denial.message) if card is not None and reselect else denial.message)

@@ -6,6 +6,7 @@ a school deployment gives each party only its own files)::
     vendor.key   vendor.pub        Ed25519: signs stock, price and slot commands, and vendor acks
     school.key   school.pub        Ed25519: signs lunch lockouts and food-rule commands, guardian controls
     controls.key                   the school's, shared with its machines: names cards in and seals its controls
+    school-seal.key school-seal.pub  X25519: machines seal guardian alerts to it; only the school opens them
     issuer.key   issuer.pub        Ed25519: signs issuer acks
     issuer-seal.key issuer-seal.pub  X25519: machines seal settlements to it; only the issuer opens them
     machines/<id>.key              Ed25519: the machine's own key (copied into its state dir as machine.key)
@@ -31,6 +32,7 @@ from firmware.identity.signing import Identity, KeyFileError, PublicKey, Signatu
 
 AUTHORITIES = ("vendor", "school", "issuer")
 SEAL = "issuer-seal"
+SCHOOL_SEAL = "school-seal"  # the school's X25519 pair: machines seal guardian alerts to it
 HOTLIST = "hotlist"  # the issuer's lost-card list key, shared with its machines: names cards, seals the list
 CONTROLS = "controls"  # the school's guardian-controls key, shared with its machines: names cards, seals the push
 CARD_MASTER = "card-master"  # the issuer's card master key: every card's sector keys are diversified from it
@@ -42,11 +44,11 @@ def machine_party(machine: str) -> str:
     return f"machine:{machine}"
 
 
-def write_seal_pair(directory: Path, *, force: bool = False) -> Path:
-    """The issuer's X25519 pair: ``issuer-seal.key`` (0600) and ``issuer-seal.pub`` (hex)."""
+def write_seal_pair(directory: Path, name: str = SEAL, *, force: bool = False) -> Path:
+    """An X25519 pair to seal to: ``<name>.key`` (0600) and ``<name>.pub`` (hex); the issuer's, the school's."""
     key = PrivateKey.generate()
-    path = write_secret(directory / f"{SEAL}.key", bytes(key).hex().encode() + b"\n", force=force)
-    (directory / f"{SEAL}.pub").write_text(bytes(key.public_key).hex() + "\n")
+    path = write_secret(directory / f"{name}.key", bytes(key).hex().encode() + b"\n", force=force)
+    (directory / f"{name}.pub").write_text(bytes(key.public_key).hex() + "\n")
     return path
 
 
@@ -71,8 +73,9 @@ def write_party(directory: Path, party: str, *, force: bool = False) -> list[Pat
     written = [Identity.generate(party).save(directory / f"{party}.key", force=force)]
     if party == "school":
         written.append(write_secret(directory / f"{CONTROLS}.key", secrets.token_bytes(32).hex().encode(), force=force))
+        written.append(write_seal_pair(directory, SCHOOL_SEAL, force=force))
     if party == "issuer":
-        written.append(write_seal_pair(directory, force=force))
+        written.append(write_seal_pair(directory, SEAL, force=force))
         master = secrets.token_bytes(CARD_MASTER_BYTES).hex().encode()
         written.append(write_secret(directory / f"{CARD_MASTER}.key", master, force=force))
         hotlist = secrets.token_bytes(CARD_MASTER_BYTES).hex().encode()
@@ -131,6 +134,7 @@ class MachineTrust:
     issuer_seal: bytes
     hotlist_key: bytes | None = None  # the issuer's lost-card list key, where the machine checks one
     controls_key: bytes | None = None  # the school's guardian-controls key, where the machine takes its pushes
+    school_seal: bytes | None = None  # the school's X25519 public key: guardian alerts are sealed to it
 
     @classmethod
     def load(cls, vendor: Path, school: Path, issuer: Path, issuer_seal: Path) -> MachineTrust:
@@ -138,7 +142,9 @@ class MachineTrust:
         store = TrustStore(PublicKey.load(party, path) for party, path in anchors)
         # the keys an authority shares with its machines lie beside its public key
         shared = (read_shared_key(issuer.parent, HOTLIST), read_shared_key(school.parent, CONTROLS))
-        return cls(store, read_seal_key(issuer_seal), *shared)
+        school_seal = school.parent / f"{SCHOOL_SEAL}.pub"
+        alerts_to = read_seal_key(school_seal) if school_seal.exists() else None  # guardian alerts
+        return cls(store, read_seal_key(issuer_seal), *shared, alerts_to)
 
     @classmethod
     def from_dir(cls, directory: Path) -> MachineTrust:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from firmware.domain import STREAMS
 from firmware.identity.signing import TrustStore
 from firmware.reporting import topics
 from firmware.reporting.authorisation import MAX_AUTH_BYTES
@@ -52,8 +53,7 @@ class Inbox:
     def subscriptions(self) -> list[tuple[str, int]]:
         """The topics this machine listens on, with their QoS."""
         listening = [
-            (topics.ack("vendor", self.machine), 1),
-            (topics.ack("issuer", self.machine), 1),
+            *((topics.ack(stream, self.machine), 1) for stream in STREAMS),
             (topics.command(self.machine, "+"), 1),
         ]
         if self.on_auth_answer is not None:

@@ -5,6 +5,7 @@ Runs inside the journal transaction, so a report exists exactly when its cause d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from firmware.reporting import topics
 from firmware.reporting.sealed import seal
 from firmware.reporting.signed import canonical
 
+ALERT_PAD = 768  # a guardian alert's signed envelope is padded to this many characters before it is sealed
 StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
 # Denials that say something about a child's family or money: the vendor gets the count, never who.
 FAMILY_AND_MONEY = frozenset(
@@ -66,6 +68,7 @@ class MqttReporter:
     daily_totals: DailyTotals
     low_stock: int
     issuer_public_key: bytes | None = None
+    school_public_key: bytes | None = None  # guardian alerts are sealed to the school (controls: school)
     identity: Identity | None = None  # signs the settlement inside the seal: a sealed box says nothing of its sender
     settlement: str = "day_total"
     release_minutes: int = 0  # sales and denials: held and shuffled per window (0: at once)
@@ -92,6 +95,7 @@ class MqttReporter:
             "day_closed": self._on_day_closed,
             "account_step": self._on_account_step,
             "card_step_unresolved": self._on_unresolved_step,
+            "guardian_alert": self._on_guardian_alert,
         }
 
     def messages_for(self, entry: JournalEntry) -> list[OutboundMessage]:
@@ -224,19 +228,40 @@ class MqttReporter:
         document["day"] = step.at.astimezone(self.zone).date().isoformat()
         return [self._sealed("unresolved", document, self.identity, self.issuer_public_key)]
 
+    def _on_guardian_alert(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """Sealed to the school, which alone tells the guardian; held to the sale's release window.
+
+        The vendor that carries it cannot tie it to a visit's minute; padded, a low balance and a limit look alike.
+        """
+        if self.school_public_key is None or self.identity is None:
+            return []  # a machine without the school's seal key tells no guardian (node.py refuses to start so)
+        document = {"machine": self.machine, **entry.data, "pad": ""}
+        signed_size = len(json.dumps(self.identity.sign(canonical(document)), sort_keys=True, separators=(",", ":")))
+        document["pad"] = "." * max(0, ALERT_PAD - signed_size)  # as sealed: quotes escaped, every alert one size
+        message = self._sealed(topics.GUARDIAN_ALERT, document, self.identity, self.school_public_key, "school")
+        if self.release_minutes:
+            message = replace(message, release_at=release_window(entry.at, self.release_minutes)[1])
+        return [message]
+
     def _sealed(
-        self, kind: str, document: dict[str, Any], signer: Identity, seal_to: bytes, **outer: Any
-    ) -> OutboundMessage:
-        """Signed by the machine, then sealed: only the issuer reads it, and knows who wrote it.
+        self, kind: str, document: dict[str, Any], signer: Identity, seal_to: bytes, stream: str = "issuer",
+        **outer: Any,
+    ) -> OutboundMessage:  # fmt: skip
+        """Signed by the machine, then sealed: only the receiver (issuer, school) reads it and knows who wrote it.
 
         ``outer``: what travels beside the seal (a settlement's day, for routing and retention).
         """
         payload = {"machine": self.machine, **outer, "sealed": seal(signer.sign(canonical(document)), seal_to)}
-        return OutboundMessage(topics.issuer(self.machine, kind), payload, False, "issuer")
+        topic = f"{topics.PREFIXES[stream]}/{self.machine}/{kind}"
+        return OutboundMessage(topic, payload, False, stream)
 
 
 def reporter_for(
-    setup: MachineSetup, books: MachineBooks, issuer_public_key: bytes | None, identity: Identity | None = None
+    setup: MachineSetup,
+    books: MachineBooks,
+    issuer_public_key: bytes | None,
+    identity: Identity | None = None,
+    school_public_key: bytes | None = None,
 ) -> MqttReporter:
     """The reporter for a machine: its identity, zone and settings, reading stock and totals from its books."""
     config = setup.config
@@ -271,6 +296,7 @@ def reporter_for(
         card_step=CardSteps(books.db).get if config.payment.mode == "card" else None,
         low_stock=config.low_stock,
         issuer_public_key=issuer_public_key,
+        school_public_key=school_public_key,
         identity=identity,
         settlement=config.settlement,
         release_minutes=config.release_minutes,

@@ -16,7 +16,7 @@ from firmware.reporting.wire import WireError, parse_object, sequence
 
 Verifier = Callable[[Mapping[str, Any]], Signed]
 MAX_ACK_BYTES = 1024  # a signed {"machine", "seq"}: about 400 bytes
-ACK_PARTY = {"vendor": "vendor", "issuer": "issuer"}  # stream -> who may acknowledge it
+ACK_PARTY = {"vendor": "vendor", "issuer": "issuer", "school": "school"}  # stream -> who may acknowledge it
 
 
 def canonical(document: Mapping[str, Any]) -> str:

@@ -52,23 +52,61 @@ Wait = Annotated[float, typer.Option(help="Seconds to wait for each party's answ
 def backend_school(
     db: Db,
     roster: Annotated[
-        Path, typer.Option(help="Roster CSV: student, card_uid[, profile, machine, linked, daily_limit].")
-    ],
-) -> None:
-    """The school backend: import the roster (all or nothing; a bad line is named and nothing changes)."""
+        Path | None, typer.Option(help="Roster CSV: student, card_uid[, profile, machine, linked, daily_limit].")
+    ] = None,
+    broker: Annotated[str | None, typer.Option(help="Serve guardian alerts from this broker (mqtt[s]://host:port).")]
+    = None,
+    keys: Annotated[Path | None, typer.Option(help="With --broker: school.key and school-seal.key.")] = None,
+    machines: Annotated[Path | None, typer.Option(help="With --broker: the enrolment directory (<id>.pub).")] = None,
+    client_id: Annotated[str | None, typer.Option(help="MQTT client id.")] = None,
+    username: Username = None, password: Password = None, ca: CaFile = None, cert: CertFile = None,
+    cert_key: CertKey = None,
+) -> None:  # fmt: skip
+    """The school backend: import the roster; with --broker, serve the guardian alerts machines seal to it.
+
+    A bad roster line is named and nothing changes. Alerts are stored once each and acked signed.
+    """
     from simulator.school.roster import load_roster
     from simulator.school.store import SchoolStore
 
+    if roster is None and broker is None:
+        fail("vending backend school needs --roster (import) or --broker (serve guardian alerts), or both")
+    if roster is not None:
+        try:
+            students = load_roster(roster)
+        except VendingError as exc:
+            fail(exc)
+        store = SchoolStore(db)
+        try:
+            store.replace_roster(students)
+            typer.echo(f"school backend: {store.count()} student(s) on the roster in {db} (0600)")
+        finally:
+            store.close()
+    if broker is not None:
+        _serve_alerts(db, broker, keys, machines, client_id, (username, password, ca, cert, cert_key))
+
+
+Connection = tuple[str | None, str | None, Path | None, Path | None, Path | None]
+
+
+def _serve_alerts(db: Path, broker: str, keys: Path | None, machines: Path | None, client_id: str | None,
+                  connection: Connection) -> None:  # fmt: skip
+    from firmware.identity.keyset import SCHOOL_SEAL, Enrolment, read_seal_key
+    from simulator.backends.school import SchoolBackend
+    from simulator.cli.reporting import await_subscription, party_identity, serve_forever
+
+    if keys is None or machines is None:
+        fail("vending backend school --broker needs --keys (school.key, school-seal.key) and --machines")
     try:
-        students = load_roster(roster)
+        seal_key = read_seal_key(keys / f"{SCHOOL_SEAL}.key")
     except VendingError as exc:
         fail(exc)
-    store = SchoolStore(db)
-    try:
-        store.replace_roster(students)
-        typer.echo(f"school backend: {store.count()} student(s) on the roster in {db} (0600)")
-    finally:
-        store.close()
+    address = broker_address(broker, *connection)
+    identity = party_identity("school", keys / "school.key")
+    service = SchoolBackend(address, db, seal_key, identity, Enrolment(machines), client_id).start()
+    await_subscription(service)
+    typer.echo(f"school backend on {address}, storing guardian alerts in {db}; Ctrl-C to stop")
+    serve_forever(service)
 
 
 def _run(
@@ -102,6 +140,32 @@ def _run(
             return SubjectRequests(client, term_keys, school_machines).gather(kind, who, erase_days)
     except VendingError as exc:
         fail(exc)
+
+
+@school_app.command("alerts")
+def alerts(
+    db: Db,
+    keys: Annotated[Path, typer.Option(help="The school's key directory: controls.key names the cards.")],
+    day: Annotated[str | None, typer.Option(help="Only this local day (YYYY-MM-DD).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per alert.")] = False,
+) -> None:
+    """The guardian alerts machines sealed to the school, by student: for the school's notification system."""
+    from simulator.school.alerts import alerts_by_student
+
+    try:
+        found = alerts_by_student(db, keys, day_option(day).isoformat() if day else None)
+    except VendingError as exc:
+        fail(exc)
+    for alert in found:
+        if as_json:
+            typer.echo(json.dumps(alert, sort_keys=True))
+            continue
+        facts = ", ".join(
+            f"{k} {v}" for k, v in alert.items() if k not in ("student", "alert", "day", "machine", "seq")
+        )
+        typer.echo(f"{alert['day']}  {alert['student']}  {alert['alert']}  {facts}")
+    if not as_json:
+        typer.echo(f"{len(found)} alert(s)")
 
 
 @school_app.command("export")

@@ -51,12 +51,14 @@ PARTIES: dict[str, dict[str, Any]] = {
         ],
     },
     "school": {
-        "who": "the school: the only party that knows who holds which card; receives nothing from the machine, "
-        "only the answers to its own requests about one student",
-        "retention": "the roster while a student is enrolled; a term key until `vending keys retire`",
+        "who": "the school: the only party that knows who holds which card; receives from the machine only the "
+        "guardian alerts sealed to it (machines that take its controls), and the answers to its own requests "
+        "about one student",
+        "retention": "the roster while a student is enrolled; a term key until `vending keys retire`; guardian "
+        "alerts as long as its notification system needs them (the school's policy)",
         "legal_basis": "the school's statutory duties (PDPA art. 15; GDPR art. 6(1)(e)); to be confirmed by the "
         "school's data-protection officer, as are the other two",
-        "kinds": ["vendor-answer", "issuer-answer"],
+        "kinds": ["vendor-answer", "issuer-answer", "guardian-alert", "guardian-alert-document"],
     },
     "machine": {
         "who": "each vending machine: takes the issuer's lost-card list (if it checks lost cards) and the school's "

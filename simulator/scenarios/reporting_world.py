@@ -6,8 +6,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,17 +14,14 @@ from firmware.app.commands import CommandProcessor
 from firmware.app.node import Link, Node
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
-from simulator.backends.hotlist import HotlistRegistry, messages
 from simulator.backends.issuer import IssuerBackend
-from simulator.backends.push import publish
+from simulator.backends.school import SchoolBackend
 from simulator.backends.vendor import VendorBackend
 from simulator.dev_keys import DevKeys
+from simulator.scenarios.authorities import keep_controls, keep_hotlist
 from simulator.scenarios.card_specs import account_orders
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
-from simulator.school.controls import SchoolControls
-from simulator.school.roster import Student
-from simulator.school.store import SchoolStore
 from simulator.servers.broker import EmbeddedBroker
 from simulator.servers.broker_setup import BrokerAccess
 from simulator.servers.fault_proxy import FaultProxy
@@ -64,6 +59,7 @@ class ReportingWorld:
     guest_id: str | None = None
 
     _keys: DevKeys | None = field(default=None, repr=False)
+    school: SchoolBackend | None = None  # a `controls:` run's school: the guardian alerts its machines seal to it
 
     def backend_client_id(self, party: str) -> str | None:
         """The run's own id for a party's backend on a guest broker; None: the party's usual id."""
@@ -98,6 +94,18 @@ class ReportingWorld:
         return VendorBackend(
             address, target, keys.vendor, keys.enrolment, client_id, group, keys.school.public, self.guest_id is None
         )
+
+    def school_up(self) -> SchoolBackend:
+        """The school's backend for guardian alerts (started once, by a run whose machines take its controls)."""
+        if self.school is None:
+            keys, client_id = self.keys, self.backend_client_id("school")
+            address, db = self.party_address("school"), self.workdir / "school.db"  # beside the roster
+            school = SchoolBackend(address, db, keys.school_seal_private, keys.school, keys.enrolment, client_id,
+                                   persistent=self.guest_id is None)  # fmt: skip
+            self.school = school.start()
+            if not school.subscribed.wait(15):
+                raise RuntimeError(f"{school.client_id} could not connect to {self.address}")
+        return self.school
 
     def new_issuer(self) -> IssuerBackend:
         keys = self.keys
@@ -157,7 +165,7 @@ class ReportingWorld:
         return f"MQTT broker {address}"
 
     def stop(self) -> None:
-        for backend in (self.vendor, self.issuer):
+        for backend in (self.vendor, self.issuer, self.school):
             if backend is not None:
                 backend.stop()
         if self.link is not None:
@@ -237,77 +245,6 @@ class ReportingWorld:
         runner.issuer_money, runner.issuer_balance = issuer_money, issuer_balance
         runner.starting_total += book.total()
 
-    def _keep_hotlist(self, runner: ScenarioRunner) -> None:
-        """``hotlist:`` scenarios: this world's issuer keeps a lost-card list, published from the start.
-
-        Each ``hotlist`` step changes it and publishes the change (as `vending issuer hotlist` does);
-        the step ends once every machine of the run applied it, as the next tap would find it.
-        """
-        key = self.keys.trust.hotlist_key
-        if key is None:
-            raise RuntimeError(f"{self.keys.directory}: no hotlist.key")
-        registry = HotlistRegistry(self.workdir / "issuer-hotlist.db")
-
-        def publish_change(add: set[str], remove: set[str]) -> int:
-            now = runner.clock.now()
-            change = registry.change(add, remove, now)
-            found = messages(registry, change, self.keys.issuer, key, now, 24)
-            publish(self.party_address("issuer"), found, "issuer-hotlist")
-            return change.version
-
-        def holding(machine: Node, version: int) -> None:
-            _until_applied(machine, lambda: machine.hotlist.book.version() if machine.hotlist else version, version)
-
-        def hotlist_step(step: Step) -> None:
-            cards = runner.scenario.cards
-            version = publish_change({cards[c].uid for c in step.value.add}, {cards[c].uid for c in step.value.remove})
-            for machine in runner.nodes():
-                holding(machine, version)
-
-        runner.hooks["hotlist"] = hotlist_step
-        runner.on_boot.append(lambda machine: holding(machine, registry.version()))  # the list, retained
-        publish_change(set(), set())  # the issuer's standing list, retained: each machine waits for it at boot
-
-    def _keep_controls(self, runner: ScenarioRunner) -> None:
-        """``controls:`` scenarios: this world's school keeps the guardians' controls and pushes them.
-
-        The roster is the run's cards (student = card name); the periods are the head's; every card's
-        ``guardian:`` is on record from the start. Each ``controls`` step replaces one card's controls
-        and pushes (as `vending school controls set` does); the step ends once every machine applied it.
-        """
-        key = self.keys.trust.controls_key
-        if key is None:
-            raise RuntimeError(f"{self.keys.directory}: no controls.key")
-        scenario = runner.scenario
-        store = SchoolStore(self.workdir / "school.db")
-        store.replace_roster([Student(name, card.uid) for name, card in scenario.cards.items()])
-        school = SchoolControls(store)
-        now = runner.clock.now()
-        school.set_periods({name: spec.model_dump(by_alias=True) for name, spec in (scenario.periods or {}).items()},
-                           now)  # fmt: skip
-        for name, card in scenario.cards.items():
-            if card.guardian is not None:
-                school.decide(name, card.guardian.model_dump(mode="json"), now, clear=True)
-
-        def push() -> None:
-            code = scenario.machine.config.school.code
-            message = school.message(code, self.keys.school, key, runner.clock.now(), 24 * 7)
-            publish(self.party_address("school"), [message], "school-controls")
-
-        def holding(machine: Node) -> None:
-            _until_applied(machine, lambda: machine.controls.version() if machine.controls else 0, school.version())
-
-        def controls_step(step: Step) -> None:
-            changes = step.value.model_dump(mode="json", exclude={"card"})
-            school.decide(step.value.card, changes, runner.clock.now(), clear=True)
-            push()
-            for machine in runner.nodes():
-                holding(machine)
-
-        runner.hooks["controls"] = controls_step
-        runner.on_boot.append(holding)  # the controls, retained: each machine waits for them at boot
-        push()
-
     # ---- the machine side ----------------------------------------------------------------------
     def machine_link(self, machine: str) -> Link:
         """A machine's link: its way in (through the fault proxy once started), the run's trust, its own key.
@@ -370,9 +307,9 @@ class ReportingWorld:
         if runner.scenario.machine.config.payment.mode == "account":
             self._hold_accounts(runner)
         if runner.scenario.machine.config.hotlist is not None:
-            self._keep_hotlist(runner)
+            keep_hotlist(self, runner)
         if runner.scenario.machine.config.controls == "school":
-            self._keep_controls(runner)
+            keep_controls(self, runner)
         runner.probes["outbox"] = outbox
         runner.probes["backend_sales"] = backend_sales
 
@@ -386,13 +323,3 @@ class ReportingWorld:
                     log.warning("reports of %s still in the outbox at the end of the run", machine.machine_id)
 
         return detach
-
-
-def _until_applied(machine: Node, held: Callable[[], int], version: int) -> None:
-    """Tick ``machine`` until it holds an authority's push of ``version`` (``held`` reads what it holds)."""
-    deadline = time.monotonic() + FLUSH_TIMEOUT_S
-    while held() < version:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{machine.machine_id} did not apply version {version} of a push")
-        machine.tick()
-        time.sleep(0.005)

@@ -30,6 +30,7 @@ class SchoolStore:
         os.chmod(path, 0o600)
         private_file(path)  # the roster: who holds which card
         self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA busy_timeout=10000")  # the school backend stores guardian alerts in this file too
         self.conn.executescript(SCHEMA)
 
     def replace_roster(self, students: list[Student]) -> None:

@@ -110,6 +110,7 @@ def acl_text(*, insider: bool = False) -> str:
     school = [f"topic write vending/v1/+/cmd/{name}" for name in commands_of("school")]
     school += ["topic read vending/v1/+/cmd-result", "topic write school/v1/+/request", "topic read school/v1/+/answer"]
     school += ["topic write school/v1/+/controls"]
+    school += ["topic read school/v1/+/guardian-alert", "topic read school/v1/+/batch", "topic write school/v1/+/ack"]
     issuer = ["topic read issuer/v1/+/settlement", "topic read issuer/v1/+/batch", "topic write issuer/v1/+/ack"]
     issuer += ["topic read issuer/v1/+/account", "topic read issuer/v1/+/auth", "topic write issuer/v1/+/auth-answer"]
     issuer += ["topic read issuer/v1/+/unresolved"]
@@ -139,6 +140,9 @@ def acl_text(*, insider: bool = False) -> str:
     lines += ["pattern read school/v1/+/controls"]
     lines += ["pattern read vending/v1/%u/cmd/+"]
     lines += ["pattern read vending/v1/%u/ack", "pattern read issuer/v1/%u/ack"]
+    # guardian alerts, sealed to the school (firmware/journal/alerts.py), and the school's acks
+    lines += ["pattern write school/v1/%u/guardian-alert", "pattern write school/v1/%u/batch"]
+    lines += ["pattern read school/v1/%u/ack"]
     return "\n".join(lines) + "\n"
 
 

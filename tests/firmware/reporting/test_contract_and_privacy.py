@@ -30,6 +30,7 @@ TOPIC_SCHEMA = {
     "hotlist": "hotlist",
     "delta": "hotlist",
     "controls": "controls",
+    "guardian-alert": "guardian-alert",
     "auth": "auth-request",
     "auth-answer": "auth-answer",
 }

@@ -26,6 +26,7 @@ from tests.conftest import ROOT
 SCENARIOS = sorted((ROOT / "configs/scenarios").glob("*.yaml"))
 TXN = re.compile(r"TPE-[A-Z0-9-]+-[0-9a-f]{16}")
 PSEUDONYM = re.compile(r"(?<![a-z0-9])[a-z2-7]{26}(?![a-z0-9])")  # a visit pseudonym
+CARD_NAME = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")  # a card as the school's controls name it (its key)
 
 
 def normalised(rows: list[Any]) -> list[str]:
@@ -34,6 +35,7 @@ def normalised(rows: list[Any]) -> list[str]:
     text = json.dumps(rows, default=str)
     text = TXN.sub(lambda m: seen.setdefault(m.group(0), f"txn#{len(seen)}"), text)
     text = PSEUDONYM.sub(lambda m: seen.setdefault(m.group(0), f"visit#{len(seen)}"), text)
+    text = CARD_NAME.sub(lambda m: seen.setdefault(m.group(0), f"card#{len(seen)}"), text)
     return json.loads(text)
 
 

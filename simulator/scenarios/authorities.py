@@ -1,0 +1,125 @@
+"""The authorities' pushes in a scenario: the issuer's lost-card list (``hotlist:``), the school's controls.
+
+Each keeps what its real tool keeps (`vending issuer hotlist`, `vending school controls`), publishes the
+same signed and sealed messages through the run's broker, and ends a step once every machine of the run
+applied the push, as the next tap would find it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from firmware.app.node import Node
+from firmware.reporting.mqtt import BrokerAddress
+from simulator.backends.hotlist import HotlistRegistry, messages
+from simulator.backends.push import publish
+from simulator.dev_keys import DevKeys
+from simulator.scenarios.runner import ScenarioRunner
+from simulator.scenarios.schema import Step
+from simulator.school.controls import SchoolControls
+from simulator.school.roster import Student
+from simulator.school.store import SchoolStore
+
+
+class ReportingWorld(Protocol):
+    """What the pushes need of the run's world (simulator/scenarios/reporting_world.py)."""
+
+    @property
+    def keys(self) -> DevKeys: ...
+
+    @property
+    def workdir(self) -> Path: ...
+
+    def party_address(self, party: str) -> BrokerAddress: ...
+
+    def school_up(self) -> object: ...
+
+
+APPLY_TIMEOUT_S = 30.0
+
+
+def keep_hotlist(world: ReportingWorld, runner: ScenarioRunner) -> None:
+    """``hotlist:`` scenarios: this world's issuer keeps a lost-card list, published from the start.
+
+    Each ``hotlist`` step changes it and publishes the change (as `vending issuer hotlist` does);
+    the step ends once every machine of the run applied it, as the next tap would find it.
+    """
+    key = world.keys.trust.hotlist_key
+    if key is None:
+        raise RuntimeError(f"{world.keys.directory}: no hotlist.key")
+    registry = HotlistRegistry(world.workdir / "issuer-hotlist.db")
+
+    def publish_change(add: set[str], remove: set[str]) -> int:
+        now = runner.clock.now()
+        change = registry.change(add, remove, now)
+        found = messages(registry, change, world.keys.issuer, key, now, 24)
+        publish(world.party_address("issuer"), found, "issuer-hotlist")
+        return change.version
+
+    def holding(machine: Node, version: int) -> None:
+        until_applied(machine, lambda: machine.hotlist.book.version() if machine.hotlist else version, version)
+
+    def hotlist_step(step: Step) -> None:
+        cards = runner.scenario.cards
+        version = publish_change({cards[c].uid for c in step.value.add}, {cards[c].uid for c in step.value.remove})
+        for machine in runner.nodes():
+            holding(machine, version)
+
+    runner.hooks["hotlist"] = hotlist_step
+    runner.on_boot.append(lambda machine: holding(machine, registry.version()))  # the list, retained
+    publish_change(set(), set())  # the issuer's standing list, retained: each machine waits for it at boot
+
+
+def keep_controls(world: ReportingWorld, runner: ScenarioRunner) -> None:
+    """``controls:`` scenarios: this world's school keeps the guardians' controls and pushes them.
+
+    The roster is the run's cards (student = card name); the periods are the head's; every card's
+    ``guardian:`` is on record from the start. Each ``controls`` step replaces one card's controls
+    and pushes (as `vending school controls set` does); the step ends once every machine applied it.
+    """
+    key = world.keys.trust.controls_key
+    if key is None:
+        raise RuntimeError(f"{world.keys.directory}: no controls.key")
+    scenario = runner.scenario
+    store = SchoolStore(world.workdir / "school.db")
+    store.replace_roster([Student(name, card.uid) for name, card in scenario.cards.items()])
+    school = SchoolControls(store)
+    now = runner.clock.now()
+    school.set_periods({name: spec.model_dump(by_alias=True) for name, spec in (scenario.periods or {}).items()},
+                       now)  # fmt: skip
+    for name, card in scenario.cards.items():
+        if card.guardian is not None:
+            school.decide(name, card.guardian.model_dump(mode="json"), now, clear=True)
+
+    def push() -> None:
+        code = scenario.machine.config.school.code
+        message = school.message(code, world.keys.school, key, runner.clock.now(), 24 * 7)
+        publish(world.party_address("school"), [message], "school-controls")
+
+    def holding(machine: Node) -> None:
+        until_applied(machine, lambda: machine.controls.version() if machine.controls else 0, school.version())
+
+    def controls_step(step: Step) -> None:
+        changes = step.value.model_dump(mode="json", exclude={"card"})
+        school.decide(step.value.card, changes, runner.clock.now(), clear=True)
+        push()
+        for machine in runner.nodes():
+            holding(machine)
+
+    runner.hooks["controls"] = controls_step
+    world.school_up()  # the guardian alerts the machines seal to the school
+    runner.on_boot.append(holding)  # the controls, retained: each machine waits for them at boot
+    push()
+
+
+def until_applied(machine: Node, held: Callable[[], int], version: int) -> None:
+    """Tick ``machine`` until it holds an authority's push of ``version`` (``held`` reads what it holds)."""
+    deadline = time.monotonic() + APPLY_TIMEOUT_S
+    while held() < version:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{machine.machine_id} did not apply version {version} of a push")
+        machine.tick()
+        time.sleep(0.005)
