@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from firmware.errors import VendingError
+from firmware.journal.dex import dex_field
+
+__all__ = ["csv_cell", "dex_field", "write_csv"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-DEX_FORBIDDEN = ("*", "~", "\r", "\n")
 
 
 def csv_cell(value: Any) -> Any:
@@ -32,21 +34,6 @@ def write_csv(stream: TextIO, header: Iterable[str], rows: Iterable[Iterable[Any
     writer = csv.writer(stream)
     writer.writerow([csv_cell(name) for name in header])
     writer.writerows([csv_cell(value) for value in row] for row in rows)
-
-
-def dex_field(value: str, name: str) -> str:
-    """A field for a DEX file, from the user or the books: refused, naming it, unless plain printable ASCII.
-
-    EVA-DTS 6.1 files are ASCII with ``*`` between fields and ``~`` and line ends between segments; no
-    escape for either exists (docs/dex.md), so a field holding one could forge a segment the G85 CRC
-    would then cover. Text in other scripts has no standard escape either: it is refused, never
-    written as ``?`` (product ids are ASCII by the catalog's rule; names never go into a DEX file).
-    """
-    bad = [repr(char) for char in DEX_FORBIDDEN if char in value]
-    if bad or not (value.isascii() and value.isprintable()):
-        what = ", ".join(bad) if bad else "characters other than printable ASCII"
-        raise VendingError(f"{name}: a DEX field may not contain {what} (EVA-DTS 6.1: * ~ and line ends separate)")
-    return value
 
 
 def write_inside(directory: Path, relative: str, text: str | bytes, *, replace: bool, mode: int = 0o644) -> Path:

@@ -148,7 +148,7 @@ def export_dex(
     location: Annotated[str, typer.Option(help="ID104, the machine's location (e.g. the school code).")] = "",
 ) -> None:
     """An EVA-DTS 6.1 DEX/UCS audit file: cumulative and interval counters, events, G85 CRC (docs/dex.md)."""
-    from simulator.inspection.dex import audit_from, render
+    from firmware.journal.dex import audit_from, render
     from simulator.inspection.machine_db import machine_zone, read_only
 
     if day is not None:

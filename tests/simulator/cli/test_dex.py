@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from firmware.journal.dex import crc16_arc
 from simulator.cli import app
-from simulator.inspection.dex import crc16_arc
 from simulator.scenarios import load_scenario, run_scenario
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT

@@ -14,11 +14,27 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from simulator.safe_output import dex_field
+from firmware.errors import VendingError
 
 CRLF = "\r\n"
 CURRENCY_NUMERIC = {"TWD": "901"}
+DEX_FORBIDDEN = ("*", "~", "\r", "\n")
 EVENTS = {"door_opened": "EGS", "vend_refunded": "EJJ"}  # door open; vend failed (jam), as DEX boards code them
+
+
+def dex_field(value: str, name: str) -> str:
+    """A field for a DEX file, from the user or the books: refused, naming it, unless plain printable ASCII.
+
+    EVA-DTS 6.1 files are ASCII with ``*`` between fields and ``~`` and line ends between segments; no
+    escape for either exists (docs/dex.md), so a field holding one could forge a segment the G85 CRC
+    would then cover. Text in other scripts has no standard escape either: it is refused, never
+    written as ``?`` (product ids are ASCII by the catalog's rule; names never go into a DEX file).
+    """
+    bad = [repr(char) for char in DEX_FORBIDDEN if char in value]
+    if bad or not (value.isascii() and value.isprintable()):
+        what = ", ".join(bad) if bad else "characters other than printable ASCII"
+        raise VendingError(f"{name}: a DEX field may not contain {what} (EVA-DTS 6.1: * ~ and line ends separate)")
+    return value
 
 
 def crc16_arc(data: bytes) -> int:
