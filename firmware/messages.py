@@ -26,6 +26,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "cancelled": ("交易已取消", "Transaction cancelled"),
     "timeout": ("逾時，交易已取消", "Timed out - transaction cancelled"),
     "door_open": ("維護中，暫停販售", "Service in progress - sales paused"),
+    "service.technician": (
+        "維修模式：稽核資料已匯出，補貨清單 {slots} 格；再感應一次或關門即結束",
+        "Service mode: audit exported, {slots} slot(s) to refill - tap again or close the door when done",
+    ),
     "out_of_order": ("故障，暫停販售：{detail}", "Out of order - sales stopped: {detail}"),
     "vend_in_progress": ("出貨中，請稍候", "Vend in progress - please wait"),
     # denial reasons (also listed in docs/denials.md)

@@ -179,6 +179,16 @@ class GuardianAlerts(Protocol):
 PeriodSpend = Callable[[str, str, datetime, datetime], int]
 
 
+class Technicians(Protocol):
+    """The route technicians' cards a machine knows, and the audit it writes for them at a tap."""
+
+    def recognises(self, uid: str) -> bool: ...
+
+    def export_audit(self, at: datetime) -> str:
+        """Write the DEX audit of the day (EVA-DTS 6.1) where the technician collects it; the file's name."""
+        ...
+
+
 class IssuerLink(Protocol):
     """The way to an account's issuer: one signed request, its sealed answer, or ``None`` in time.
 

@@ -32,6 +32,7 @@ from firmware.journal.books import MachineBooks
 from firmware.journal.controls import ControlsBook
 from firmware.journal.database import Database
 from firmware.journal.hotlist import HotlistBook, HotlistCheck
+from firmware.journal.technicians import TechnicianDesk
 from firmware.payments.account import IssuerAccount
 from firmware.payments.card import CardPurse
 from firmware.policy.chain import build_policy
@@ -105,6 +106,7 @@ class Node:
             events,
             policy_factory=None if policy else policy_for,
             alerts=GuardianAlertBook(self.controls) if self.controls is not None else None,
+            technicians=_technician_desk(setup, self.db, state_dir),
         )
         self.pushes = None if link is None else Pushes(self.controller, self.db, link.trust.authorities,
                                                        self.hotlist, self.controls)  # fmt: skip
@@ -282,6 +284,24 @@ def _controls_book(setup: MachineSetup, db: Database, link: Link | None) -> Cont
                            "controls key or no school seal key (controls.key and school-seal.pub beside the "
                            "school's public key, as `vending keys dev-set` writes them)")  # fmt: skip
     return ControlsBook(db, key)
+
+
+def _technician_desk(setup: MachineSetup, db: Database, state_dir: Path) -> TechnicianDesk | None:
+    """The route technicians' cards a config lists (``technicians:``), with the vendor's key it names."""
+    wanted, config = setup.config.technicians, setup.config
+    if wanted is None:
+        return None
+    path = wanted.key_path(setup.path)
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        db.close()
+        raise VendingError(f"technicians.key: {path}: not a readable hex key ({exc})") from None
+    if len(key) < 16:
+        db.close()
+        raise VendingError(f"technicians.key: {path}: a key of at least 16 bytes")
+    return TechnicianDesk(db, key, wanted.cards, state_dir / wanted.dex_dir, config.zone, config.school.code,
+                          config.currency)  # fmt: skip
 
 
 def _secure_access_module(state_dir: Path, db: Database) -> Sam:

@@ -160,6 +160,29 @@ class PaymentSetup(Strict):
     offline_limit: int = Field(default=100, ge=0)
 
 
+class TechnicianSetup(Strict):
+    """Route technicians' cards: a tap opens service mode, writes the DEX audit, records the refill.
+
+    Never a payment: a technician card is recognised before any wallet is asked (docs/dex.md).
+    """
+
+    key: str  # the vendor's technician key file (hex), relative to this config
+    cards: list[str] = Field(min_length=1, max_length=256)  # HMAC-SHA256(key, "technician|" uid)[:16], hex
+    dex_dir: str = "dex"  # where each visit's DEX audit is written, relative to the machine's state dir
+
+    @field_validator("cards")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.match(r"^[0-9a-f]{32}$", name):
+                raise ValueError(f"{name[:40]!r}: a technician card is listed by its 32-hex-digit name "
+                                 "(`vending keys technician --key FILE --card UID` prints it)")  # fmt: skip
+        return value
+
+    def key_path(self, config_path: Path) -> Path:
+        return config_path.parent / self.key
+
+
 class HotlistSetup(Strict):
     """The issuer's lost-card list (docs/security.md, "Lost cards"): checked before every sale.
 
@@ -199,6 +222,7 @@ class MachineConfig(Strict):
     # whose guardian controls hold: the machine's own (cards.yaml), or also the school's signed pushes during
     # the term (docs/security.md, "Guardian controls"; needs the school's controls.key beside the trusted keys)
     controls: Literal["local", "school"] = "local"
+    technicians: TechnicianSetup | None = None  # route technicians' cards: service mode, DEX audit, refill
 
     @field_validator("id")
     @classmethod

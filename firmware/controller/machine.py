@@ -99,17 +99,48 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "cancel", "source": [S.IDLE, *CLOSED], "dest": None},
     {"trigger": "cancel", "source": BUSY, "dest": None, "after": "show_vend_in_progress"},
     {"trigger": "timeout", "source": SESSION, "dest": S.IDLE, "before": "record_timeout"},
-    # service door and faults
+    # service door, route technicians' cards and faults
     {"trigger": "door_open", "source": [*SELLING, S.OUT_OF_ORDER], "dest": S.SERVICE, "before": "close_for_door"},
+    # in service by a technician's card the door is still the door: opened, it is journaled and shown
+    {"trigger": "door_open", "source": S.SERVICE, "dest": None, "after": "close_for_door"},
+    {
+        "trigger": "technician",
+        "source": [*SELLING, S.OUT_OF_ORDER],
+        "dest": S.SERVICE,
+        "before": "start_technician_visit",
+    },
+    {"trigger": "technician", "source": BUSY, "dest": None},  # a vend finishes first; tap again after it
+    {
+        "trigger": "technician",
+        "source": S.SERVICE,
+        "dest": S.OUT_OF_ORDER,
+        "conditions": "fault_persists",
+        "before": "finish_technician_visit",
+        "after": "show_fault",
+    },
+    {
+        "trigger": "technician",
+        "source": S.SERVICE,
+        "dest": S.IDLE,
+        "before": "finish_technician_visit",
+        "after": "show_welcome",
+    },
     # closing the door never clears a fault that needs ``recover`` (storage, motor, reader): back out of order
     {
         "trigger": "door_close",
         "source": S.SERVICE,
         "dest": S.OUT_OF_ORDER,
         "conditions": "fault_persists",
+        "before": "finish_technician_visit",
         "after": "show_fault",
     },
-    {"trigger": "door_close", "source": S.SERVICE, "dest": S.IDLE, "after": "show_welcome"},
+    {
+        "trigger": "door_close",
+        "source": S.SERVICE,
+        "dest": S.IDLE,
+        "before": "finish_technician_visit",
+        "after": "show_welcome",
+    },
     {"trigger": "fault", "source": [*SELLING, S.SERVICE], "dest": S.OUT_OF_ORDER, "before": "close_for_fault"},
     {
         "trigger": "recover",
@@ -141,6 +172,7 @@ class Triggers:
     timeout: Callable[..., bool]
     door_open: Callable[..., bool]
     door_close: Callable[..., bool]
+    technician: Callable[..., bool]
     fault: Callable[..., bool]
     recover: Callable[..., bool]
 

@@ -12,8 +12,10 @@ from typing import Any
 
 from firmware.clock import local_day_end
 from firmware.config.machine import MachineConfig, MachineSetup
-from firmware.domain import JournalEntry
-from firmware.ports import Books, SalesPolicy
+from firmware.controller.machine import SESSION, State
+from firmware.domain import Denial, JournalEntry
+from firmware.messages import Message
+from firmware.ports import Books, GuardianAlerts, SalesPolicy, Technicians
 
 
 class Service:
@@ -22,12 +24,60 @@ class Service:
     books: Books
     policy: SalesPolicy
     policy_factory: Callable[[MachineSetup], SalesPolicy] | None
+    state: State
+    technicians: Technicians | None
+    alerts: GuardianAlerts | None
+    technician_pick: dict[str, int] | None
+
+    def show(self, message: Message) -> None:
+        raise NotImplementedError  # the controller's display
+
+    def _cancel(self, reason: str, message: Message) -> None:
+        raise NotImplementedError  # the controller ends a session without a sale
 
     def now(self) -> datetime:
         raise NotImplementedError  # the controller's injected clock (``Timers.now``)
 
     def emit(self, name: str, **details: Any) -> None:
         raise NotImplementedError
+
+    def tell_guardian(self, uid: str, denial: Denial, txn_id: str) -> None:
+        """A refusal a guardian hears of through the school (a limit reached), journaled with it (in its commit)."""
+        if self.alerts is None:
+            return
+        day = self.now().astimezone(self.config.zone).date().isoformat()
+        if (alert := self.alerts.after_denial(uid, denial, day)) is not None:
+            self.books.journal.append(self.entry("guardian_alert", txn_id, **alert))
+
+    def start_technician_visit(self, *_: object) -> None:
+        """A technician's tap: any open session ends, the DEX audit is written, the pick list journaled.
+
+        The pick list is what each slot lacks of its capacity now; the refill is recorded from it when the
+        visit ends (``finish_technician_visit``), as a handheld's "filled to par" is.
+        """
+        if self.state in SESSION:
+            self._cancel("door_open", Message("door_open"))
+        inventory = self.books.inventory
+        slots = [state for slot in inventory.stock() if (state := inventory.get(slot)) is not None]
+        pick = {s.slot: s.capacity - s.stock for s in slots if s.stock < s.capacity}
+        audit = self.technicians.export_audit(self.now()) if self.technicians is not None else None
+        self.journal_only("technician_visit", pick=pick, dex=audit)
+        self.technician_pick = pick
+        self.show(Message("service.technician", {"slots": len(pick)}))
+
+    def finish_technician_visit(self, *_: object) -> None:
+        """The visit ends (a second tap, or the door closed): the slots on the pick list are full again."""
+        pick, self.technician_pick = self.technician_pick, None
+        if pick is None:
+            return  # the door alone: a technician without a card restocks by count (``restock``)
+        inventory = self.books.inventory
+        with self.books.journal.atomic("stock"):
+            for slot in pick:
+                state = inventory.get(slot)
+                if state is not None:
+                    inventory.set_stock(slot, state.capacity)
+            self.books.journal.append(self.entry("refilled", None, refill=pick, stock=inventory.stock()))
+        self.emit("refilled", refill=pick)
 
     def restock(self, counts: Mapping[str, int]) -> None:
         """Set slots' fill levels (what a technician does with the door open)."""

@@ -25,7 +25,7 @@ from firmware.entries import DeniedEntry
 from firmware.errors import PaymentUnconfirmed, SettlementError, StorageError
 from firmware.messages import Message
 from firmware.money import Money
-from firmware.ports import Books, GuardianAlerts, SalesPolicy
+from firmware.ports import Books, GuardianAlerts, SalesPolicy, Technicians
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Controller(Timers, Service, Triggers):
         events: EventSink | None = None,
         policy_factory: Callable[[MachineSetup], SalesPolicy] | None = None,
         alerts: GuardianAlerts | None = None,
+        technicians: Technicians | None = None,
     ) -> None:
         self.setup = setup
         self.config = setup.config
@@ -66,6 +67,8 @@ class Controller(Timers, Service, Triggers):
         self.storage_error: str | None = None
         self.last_transaction: Transaction | None = None
         self.alerts = alerts  # guardians told through the school (controls: school)
+        self.technicians = technicians  # route technicians' cards (technicians: in the config)
+        self.technician_pick: dict[str, int] | None = None  # a technician's visit: what was short, per slot
         self.cashier = Cashier(books, self.config.id, self.config.currency, self.entry, self.emit, alerts)
         self.machine = build_machine(self)
 
@@ -76,7 +79,10 @@ class Controller(Timers, Service, Triggers):
 
     # ---- the outside world's entry points -------------------------------------------------------
     def present(self, tap: CardTap) -> None:
-        """A card was read: look it up once for the whole session, then fire ``tap``."""
+        """A card was read: a technician's opens service mode; any other is looked up once for the session."""
+        if self.technicians is not None and self.technicians.recognises(tap.uid):
+            self.dispatch("technician")  # never a payment: no wallet, purse or issuer is asked
+            return
         self.dispatch("tap", tap, self.books.payment.lookup(tap))
 
     def dispatch(self, trigger: str, *args: Any) -> None:
@@ -372,10 +378,8 @@ class Controller(Timers, Service, Triggers):
                 reason=denial.reason, slot=slot, product=product, price=price, detail=denial.detail, **who(card, txn_id)
             )
             journal.append(self.entry("denied", txn_id, **record.data()))
-            if card is not None and self.alerts is not None:
-                day = self.now().astimezone(self.config.zone).date().isoformat()
-                if (alert := self.alerts.after_denial(card.account.uid, denial, day)) is not None:
-                    journal.append(self.entry("guardian_alert", txn_id, **alert))
+            if card is not None:
+                self.tell_guardian(card.account.uid, denial, txn_id)
         self._finish("denied", denial.reason, txn_id=txn_id, slot=slot, with_card=with_card)
         self.emit("denied", txn=txn_id, reason=denial.reason, slot=slot, **who(card, txn_id))
         self.show(self._keep_card_briefly(denial.message) if card is not None and reselect else denial.message)

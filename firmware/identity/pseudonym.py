@@ -54,3 +54,11 @@ def controls_name(key: bytes, uid: str) -> str:
     Only the school and its machines hold the key; the vendor that carries the push cannot name a card.
     """
     return hmac.new(key, b"controls|" + normalise_uid(uid).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def technician_name(key: bytes, uid: str) -> str:
+    """A route technician's card as a machine config lists it: ``HMAC-SHA256(key, "technician|" uid)[:16]``, hex.
+
+    The vendor holds the key and gives it to its machines; a config (or a stolen one) names no card.
+    """
+    return hmac.new(key, b"technician|" + normalise_uid(uid).encode(), hashlib.sha256).hexdigest()[:32]

@@ -87,6 +87,7 @@ class MqttReporter:
             "vend_refunded": self._on_vend_refunded,
             "denied": self._on_denied,
             "restocked": self._snapshot,
+            "refilled": self._on_refilled,
             "powered_on": self._snapshot,  # the machine announces itself at boot and after a reconnect
             "link_restored": self._snapshot,
             "door_opened": self._on_door_opened,
@@ -119,8 +120,10 @@ class MqttReporter:
             "sale", entry, held=True, txn=entry.txn_id, currency=self.currency, outcome=outcome, **sale.reported()
         )
 
-    def _stock(self, entry: JournalEntry, held: bool = False) -> OutboundMessage:
+    def _stock(self, entry: JournalEntry, held: bool = False, refill: dict[str, int] | None = None) -> OutboundMessage:
         snapshot: dict[str, Any] = {"slots": self.stock()}
+        if refill is not None:
+            snapshot["refill"] = refill
         if self.location:
             snapshot["location"] = self.location
         return self._vendor("stock", entry, retain=True, held=held, **snapshot)
@@ -161,6 +164,10 @@ class MqttReporter:
     def _snapshot(self, entry: JournalEntry) -> list[OutboundMessage]:
         """The whole planogram, retained: after a restock, at boot, and when the link comes back."""
         return [self._stock(entry)]
+
+    def _on_refilled(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """A technician's visit: the planogram after it, with what the route put in per slot (its pick list)."""
+        return [self._stock(entry, refill=dict(entry.data["refill"]))]
 
     def _on_door_opened(self, entry: JournalEntry) -> list[OutboundMessage]:
         return [self._alert(entry, Alert(kind="door"))]

@@ -15,6 +15,7 @@ from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
 from simulator.cli.exits import day_option, fail
 from simulator.cli.secrets_guard import refuse_if_tracked
+from simulator.scenarios.card_specs import UID as CARD_UID
 
 keys_app = typer.Typer(
     no_args_is_help=True, help="Term keys (pseudonyms) and every party's signing keys (docs/security.md)."
@@ -134,3 +135,27 @@ def keys_dev_set(
     except VendingError as exc:
         fail(exc)
     typer.echo(f"wrote {len(written)} private keys (0600) with their .pub files in {out}")
+
+
+@keys_app.command("technician")
+def keys_technician(
+    key: Annotated[Path, typer.Option(help="The vendor's technician key file (hex); made 0600 if it is missing.")],
+    card: Annotated[list[str], typer.Option("--card", help="A technician card's uid (hex); repeatable.")],
+) -> None:
+    """Name technician cards for a machine config's `technicians: {key, cards}`: the names, never the uids."""
+    import secrets
+
+    from firmware.identity.pseudonym import technician_name
+    from firmware.identity.secretfile import write_secret
+
+    bad = [uid for uid in card if not CARD_UID.match(uid.upper())]
+    if bad:
+        fail(f"--card {bad[0]!r}: expected 8, 14 or 20 hex digits (a card's uid)")
+    try:
+        if not key.exists():
+            refuse_if_tracked(key)
+            write_secret(key, secrets.token_bytes(32).hex().encode())
+        secret = bytes.fromhex(key.read_text().strip())
+    except (OSError, ValueError, VendingError) as exc:
+        fail(f"--key {key}: {exc}")
+    typer.echo(f"technicians: {{key: {key}, cards: [{', '.join(technician_name(secret, uid) for uid in card)}]}}")

@@ -234,6 +234,8 @@ class ScenarioRunner:
         value = step.value
         if isinstance(value, UnknownCard):
             name, uid = f"unknown {uid_tail(value.uid)}", value.uid
+        elif value in self.scenario.technicians:
+            name, uid = value, self.scenario.technicians[value]
         else:
             name, uid = value, self.scenario.cards[value].uid
         tap = self.taps.tap(uid, name)
@@ -359,6 +361,9 @@ class ScenarioRunner:
     # ---- events ----------------------------------------------------------------------------
     def _on_event(self, at: datetime, name: str, details: dict[str, Any]) -> None:
         self.result.on_event(at, name, details)
+        if name == "refilled":  # the technician's visit: the spirals on the pick list are physically full
+            for slot, added in details["refill"].items():
+                self.dispenser.fill(slot, self.dispenser.physical.get(slot, 0) + added)
         if self.printer is not None:
             self.printer(at.astimezone(self.scenario.machine.config.zone), name, details)
 

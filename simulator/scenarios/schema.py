@@ -16,7 +16,7 @@ from firmware.config.machine import HotlistSetup, MachineSetup, PaymentMode, loa
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
 from firmware.errors import VendingError
-from simulator.scenarios.card_specs import CardSpec
+from simulator.scenarios.card_specs import CardSpec, parse_uid
 from simulator.scenarios.step_types import ADAPTERS, STEP_TYPES, Expect, parse_clock, parse_duration
 
 OUTCOMES = ("vended", "denied", "refunded", "cancelled")
@@ -48,6 +48,7 @@ class Scenario:
     steps: tuple[Step, ...]
     others: dict[str, MachineSetup] = field(default_factory=dict)  # `machines:` by name: the same school's
     periods: dict[str, PeriodSpec] | None = None  # `controls:`: the school's periods; its controls are pushed
+    technicians: dict[str, str] = field(default_factory=dict)  # route technicians' cards: name -> uid
 
     def reporting_step(self) -> Step | None:
         """The first step that needs MQTT reporting (a broker or backend to act on, or to observe).
@@ -97,7 +98,14 @@ class ScenarioHead(Strict):
     hotlist: Literal["refuse", "allow"] | None = None  # every machine checks the issuer's lost-card list
     # every machine takes the school's pushed guardian controls; the school's periods of the day
     controls: dict[str, PeriodSpec] | None = None
+    technicians: dict[str, str] = {}  # route technicians' cards: name -> uid (`tap: name` opens service mode)
     cards: dict[str, CardSpec] = {}
+
+    @field_validator("technicians")
+    @classmethod
+    def _technician_uids(cls, value: dict[str, str]) -> dict[str, str]:
+        return {name: parse_uid(uid) for name, uid in value.items()}
+
     steps: list[Any] = Field(min_length=1)
 
     @field_validator("start", mode="before")
@@ -153,7 +161,11 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
             if (problem := card.purse_problem()) is not None:
                 raise doc.error(("cards", card_name, *problem[:1]), problem[1])
     steps = _steps(doc, head, machine)
-    return Scenario(path, name, machine, head.start, dict(head.cards), steps, others, head.controls)
+    if clash := set(head.technicians) & set(head.cards):
+        raise doc.error(("technicians", sorted(clash)[0]), "a card of the run has this name")
+    if clash := {uid for uid in head.technicians.values()} & {card.uid for card in head.cards.values()}:
+        raise doc.error(("technicians",), f"uid {sorted(clash)[0]} is a paying card of the run")
+    return Scenario(path, name, machine, head.start, dict(head.cards), steps, others, head.controls, head.technicians)
 
 
 def _as_head_says(setup: MachineSetup, head: ScenarioHead) -> MachineSetup:
@@ -249,7 +261,7 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
         if kind == "select" or kind in ("jam", "empty"):
             if value not in slots:
                 raise doc.error(loc, f"unknown slot {value!r}; the machine has {', '.join(sorted(slots))}")
-        elif kind == "tap" and isinstance(value, str) and value not in head.cards:
+        elif kind == "tap" and isinstance(value, str) and value not in (*head.cards, *head.technicians):
             raise doc.error(loc, f"unknown card {value!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
         elif kind in ("tear", "topup") and machine.config.payment.mode != "card":
             raise doc.error(loc, f"a `{kind}` step needs the purse on the card (payment: card)")

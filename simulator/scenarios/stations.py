@@ -9,18 +9,22 @@ stations only where their money does, on the card (``payment: card``) or at the 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from firmware.app.node import Link, Node
-from firmware.config.machine import MachineSetup
+from firmware.config.machine import MachineSetup, TechnicianSetup
+from firmware.identity.pseudonym import technician_name
+from firmware.identity.secretfile import write_secret
 from firmware.journal.guardians import GuardianBook
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualDispenser
 from simulator.scenarios.card_specs import CardSpec
 from simulator.scenarios.purses import PurseCards, install_card_master
 from simulator.scenarios.schema import MAIN_MACHINE, Scenario
 
+TECHNICIAN_KEY = "technician.key"  # a run's own vendor key naming its technician cards (never a shipped secret)
 LinkFor = Callable[[str], Link]  # machine id -> its way to the broker (the reporting world's machine_link)
 
 
@@ -47,15 +51,30 @@ class Station:
 
 def stations_of(scenario: Scenario, state_dir: Path, link: Link | None, link_for: LinkFor | None) -> dict[str, Station]:
     """The main machine on ``state_dir``; each other one on a state dir beside it, with the main one's SAM key."""
-    stations = {MAIN_MACHINE: Station(MAIN_MACHINE, scenario.machine, state_dir, link)}
+    main = with_technicians(scenario.machine, state_dir, scenario.technicians)
+    stations = {MAIN_MACHINE: Station(MAIN_MACHINE, main, state_dir, link)}
     for name, setup in scenario.others.items():
         other_dir = state_dir.with_name(f"{state_dir.name}-{name}")
         if setup.config.payment.mode == "card":  # the same issuer's card master in every machine's SAM
             other_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             install_card_master(state_dir, other_dir)
         other_link = link_for(setup.config.id) if link_for is not None and link is not None else None
+        setup = with_technicians(setup, state_dir, scenario.technicians)
         stations[name] = Station(name, setup, other_dir, other_link)
     return stations
+
+
+def with_technicians(setup: MachineSetup, state_dir: Path, technicians: dict[str, str]) -> MachineSetup:
+    """The machine knowing the run's technician cards (``technicians:``), by a vendor key made for the run."""
+    if not technicians:
+        return setup
+    key_file = state_dir / TECHNICIAN_KEY
+    if not key_file.exists():
+        write_secret(key_file, secrets.token_bytes(32).hex().encode())
+    key = bytes.fromhex(key_file.read_text().strip())
+    names = [technician_name(key, uid) for uid in technicians.values()]
+    wanted = TechnicianSetup(key=str(key_file.resolve()), cards=names)
+    return replace(setup, config=setup.config.model_copy(update={"technicians": wanted}))
 
 
 def issue_cards(machine: Node, cards: Iterable[CardSpec], purses: PurseCards | None = None) -> None:

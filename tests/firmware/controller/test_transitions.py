@@ -311,9 +311,23 @@ def test_every_declared_transition_is_exercised(rig, monkeypatch):
     rig.tap(uid="DEADBEEF")  # unknown card while idle
     c.dispatch("door_open")
     c.dispatch("door_close")  # door from idle
+    # a route technician's card: from every selling state and out of order; the door in service; a fault
+    c.dispatch("technician")  # idle -> service
+    c.dispatch("door_open")  # the door opened in service: journaled, still service
+    c.dispatch("technician")  # service -> idle: the visit ends
+    rig.select("A1")
+    c.dispatch("technician")  # awaiting_card -> service
+    c.dispatch("door_close")  # service -> idle
+    rig.tap()
+    c.dispatch("technician")  # awaiting_selection -> service
+    c.dispatch("fault", "v")  # service -> out_of_order
+    c.dispatch("technician")  # out_of_order -> service
+    c.dispatch("technician")  # the fault persists: back out of order
+    c.dispatch("recover")
     for busy in BUSY:
         c.machine.set_state(busy)
         c.dispatch("cancel")
+        c.dispatch("technician")  # a vend finishes first
     c.machine.set_state(State.IDLE)
     # a purse card pulled mid-debit (approve -> idle, nothing vended) happens only with money on the card
     assert run_scenario(load_scenario(ROOT / "configs/scenarios/card-purse-lunchtime-tear.yaml")).passed
