@@ -17,10 +17,15 @@ import yaml
 from pydantic import Field
 
 from firmware.app.command_gate import Refused, SignedCommand
-from firmware.config.machine import Lockout, parse_lockouts, with_lockouts
+from firmware.config.machine import Lockout, MachineConfig, parse_lockouts, with_lockouts
+from firmware.config.source import Strict
 from firmware.controller.session import Controller
 from firmware.domain import SlotState
+from firmware.entries import SaleEntry
+from firmware.identity.signing import SignatureError, TrustStore
 from firmware.journal.books import MachineBooks
+from firmware.money import Money
+from firmware.reporting.wire import WireError, parse_object
 
 LOCKOUTS_SETTING = "lockouts"
 
@@ -41,6 +46,21 @@ class SlotCommand(SignedCommand):
 
 class SetLockout(SignedCommand):
     lockouts: list[Lockout] = Field(max_length=16)
+
+
+class Envelope(Strict):
+    """A JWS as every message carries it (docs/asyncapi.yaml ``signed``): here, the school's approval."""
+
+    protected: str = Field(pattern=r"^[A-Za-z0-9_-]+$", max_length=512)
+    payload: str
+    signature: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")
+
+
+class Refund(SignedCommand):
+    txn: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[0-9a-f]{16}$")  # the sale, as its report named it
+    amount: int = Field(ge=1, le=100_000)
+    # above the machine's refund_school_above: the school's signed {approve: refund, machine, txn, amount}
+    approval: Envelope | None = None
 
 
 # ---- what each does, inside the transaction that journals its answer ------------------------------------
@@ -78,6 +98,50 @@ def _set_lockout(books: MachineBooks, controller: Controller, command: SetLockou
     specs = [lockout.model_dump(by_alias=True) for lockout in command.lockouts]
     books.journal.save_setting(LOCKOUTS_SETTING, json.dumps(specs, sort_keys=True))
     controller.apply_setup(with_lockouts(controller.setup, command.lockouts))
+
+
+def _refund(books: MachineBooks, controller: Controller, command: Refund) -> None:
+    """Credit the card of a completed sale (inside the command's transaction), once per sale.
+
+    In the machine's wallet at once; on a purse card as a credit owed until the card's next tap here;
+    on an issuer-held account through the issuer, which gives the debit back. Takings drop by the same
+    amount, the vendor hears of it as a ``credited`` sale and the issuer in the day's settlement.
+    """
+    record = books.vends.get(command.txn)
+    if record is None:
+        raise Refused(f"txn {command.txn}: no sale of this machine (its books may have forgotten it)")
+    if record.status != "completed":
+        raise Refused(f"txn {command.txn}: {record.status}, not a completed sale (a jam is refunded by itself)")
+    if (done := books.vends.refunded(command.txn)) is not None:
+        raise Refused(f"txn {command.txn}: already refunded NT${done}")
+    if command.amount > record.price:
+        raise Refused(f"amount {command.amount}: more than the sale's price ({record.price})")
+    if controller.config.payment.mode == "account" and command.amount != record.price:
+        raise Refused(f"an issuer-held account is refunded whole: amount {record.price}")
+    money = Money(command.amount, controller.config.currency)
+    at = controller.now()
+    key = command.txn if controller.config.payment.mode == "account" else f"{command.txn}:refund"
+    books.payment.refund(record.uid, money, key)  # the wallet at once; a purse card owed; the issuer's account
+    books.vends.grant_refund(command.txn, command.amount, at.astimezone(controller.config.zone).date().isoformat(),
+                             at.isoformat())  # fmt: skip
+    sale = SaleEntry(slot=record.slot, product=record.product, price=command.amount)
+    books.journal.append(controller.entry("operator_refund", command.txn, **sale.data()))
+
+
+def _refund_cosigned(command: Refund, authorities: TrustStore, config: MachineConfig) -> None:
+    """Above the configured amount, the school's signature too: the vendor alone cannot move a family's money."""
+    if command.amount <= config.security.refund_school_above:
+        return
+    if command.approval is None:
+        raise Refused(f"a refund above NT${config.security.refund_school_above} needs the school's approval")
+    try:
+        signed = authorities.verify(command.approval.model_dump(), parties=("school",))
+        body = parse_object(signed.payload, 1024)
+    except (SignatureError, WireError) as exc:
+        raise Refused(f"approval: {exc}") from None
+    wanted = {"approve": "refund", "machine": config.id, "txn": command.txn, "amount": command.amount}
+    if body != wanted:
+        raise Refused("approval: the school approved another refund")
 
 
 def stored_lockouts(books: MachineBooks) -> list[Lockout] | None:
@@ -124,6 +188,14 @@ def _lockout_words(words: list[str]) -> dict[str, Any] | None:
     return {"lockouts": lockouts} if isinstance(lockouts, list) else None
 
 
+def _refund_words(words: list[str]) -> dict[str, Any] | None:
+    if len(words) == 2:
+        return {"txn": words[0], "amount": _whole(words[1], "AMOUNT")}
+    if len(words) == 3 and words[1] == "--amount":  # `vending cmd send refund TXN --amount N`
+        return {"txn": words[0], "amount": _whole(words[2], "--amount")}
+    return None
+
+
 @dataclass(frozen=True)
 class CommandSpec:
     """One remote command. ``apply`` raises ``Refused`` to change nothing; ``words`` gives None when they don't fit."""
@@ -134,6 +206,8 @@ class CommandSpec:
     apply: Callable[[MachineBooks, Controller, Any], None]
     usage: str
     words: Callable[[list[str]], dict[str, Any] | None]
+    # a second party's signature inside the command, checked before it is applied (a refund's school approval)
+    cosigned: Callable[[Any, TrustStore, MachineConfig], None] | None = None
 
 
 COMMAND_SET: tuple[CommandSpec, ...] = (
@@ -148,6 +222,15 @@ COMMAND_SET: tuple[CommandSpec, ...] = (
         _set_lockout,
         "set_lockout FILE (YAML list of lockouts, as in a machine config) | set_lockout none",
         _lockout_words,
+    ),
+    CommandSpec(
+        "refund",
+        Refund,
+        "vendor",
+        _refund,
+        "refund TXN --amount N (above the machine's refund_school_above, with --approval FILE from the school)",
+        _refund_words,
+        _refund_cosigned,
     ),
 )
 BY_NAME: Mapping[str, CommandSpec] = {spec.name: spec for spec in COMMAND_SET}

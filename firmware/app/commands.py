@@ -82,6 +82,8 @@ class CommandProcessor:
         try:
             self.gate.authorise(name, opened)
             command = self._validate(name, opened.body)
+            if (cosigned := BY_NAME[name].cosigned) is not None:
+                cosigned(command, self.gate.authorities, self.controller.config)
             setting = self.gate.counter_setting(opened.signer)
             last = int(self.books.journal.setting(setting) or 0)
             self.gate.check(name, command, opened.signer, self.controller.now(), last)

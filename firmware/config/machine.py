@@ -113,6 +113,8 @@ class Security(Strict):
 
     commands_per_minute: int = Field(default=12, ge=1, le=600)  # per signer, bursts of 5
     command_lifetime: int = Field(default=3600, ge=60, le=86_400)  # seconds from issue to expiry, at most
+    # an operator's refund above this many TWD also needs the school's signature (`vending school approve-refund`)
+    refund_school_above: int = Field(default=100, ge=0, le=100_000)
 
 
 class Reporting(Strict):

@@ -80,7 +80,30 @@ class VendLedger:
         return sum(int(price) for price, at in rows if start <= datetime.fromisoformat(at) < end)
 
     def takings(self) -> int:
-        row = self.db.conn.execute("SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed'").fetchone()
+        """Completed sales less what operators refunded on them (``refund``): the vendor's money."""
+        row = self.db.conn.execute(
+            "SELECT (SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed') - "
+            "(SELECT COALESCE(SUM(amount), 0) FROM operator_refunds)"
+        ).fetchone()
+        return int(row[0])
+
+    def refunded(self, txn_id: str) -> int | None:
+        """What an operator refunded on this sale, if anything."""
+        row = self.db.conn.execute("SELECT amount FROM operator_refunds WHERE txn_id = ?", (txn_id,)).fetchone()
+        return int(row[0]) if row else None
+
+    def grant_refund(self, txn_id: str, amount: int, local_day: str, at: str) -> None:
+        """An operator's refund of a completed sale, once (joins the command's transaction)."""
+        self.db.conn.execute(
+            "INSERT INTO operator_refunds (txn_id, amount, local_day, at) VALUES (?, ?, ?, ?)",
+            (txn_id, amount, local_day, at),
+        )
+
+    def refunds_on(self, local_day: str) -> int:
+        """What operators refunded on a local day (its settlement tells the issuer)."""
+        row = self.db.conn.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM operator_refunds WHERE local_day = ?", (local_day,)
+        ).fetchone()
         return int(row[0])
 
     def in_flight(self) -> int:

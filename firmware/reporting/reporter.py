@@ -74,6 +74,7 @@ class MqttReporter:
     release_minutes: int = 0  # sales and denials: held and shuffled per window (0: at once)
     location: str = ""  # where the machine stands, in its stock snapshots
     card_totals: CardTotals | None = None  # per_card: the period's lines
+    day_refunds: Callable[[str], int] | None = None  # local day -> operators' refunds granted that day
     period_before: PeriodBefore | None = None
     card_steps: CardStepLines | None = None  # payment: card: the period's card steps by counter
     account_auth: Callable[[str], AccountAuth | None] | None = None  # payment: account: a debit by txn
@@ -85,6 +86,7 @@ class MqttReporter:
         self._handlers = {
             "vend_completed": self._on_vend_completed,
             "vend_refunded": self._on_vend_refunded,
+            "operator_refund": self._on_operator_refund,
             "denied": self._on_denied,
             "restocked": self._snapshot,
             "refilled": self._on_refilled,
@@ -155,6 +157,10 @@ class MqttReporter:
         jam = Alert(kind="jam", slot=entry.data["slot"])
         return [self._sale(entry, "refunded"), self._alert(entry, jam, held=True)]
 
+    def _on_operator_refund(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """An operator's refund of a sale: the vendor's books hear it as a ``credited`` sale of that txn."""
+        return [self._sale(entry, "credited")]
+
     def _on_denied(self, entry: JournalEntry) -> list[OutboundMessage]:
         denial = DeniedEntry.of(entry.data)
         if denial.reason in FAMILY_AND_MONEY:  # the vendor learns that it happened, not to which visit
@@ -198,6 +204,8 @@ class MqttReporter:
         seal_to, signer = self.issuer_public_key, self.identity
         document: dict[str, Any] = {"machine": self.machine, "day": day, "currency": self.currency}
         document |= {"amount": sum(a for _, a, _ in totals), "count": sum(c for _, _, c in totals)}
+        if self.day_refunds is not None and (refunded := self.day_refunds(day)):
+            document["refunded"] = refunded  # operators' refunds granted that day: the issuer pays them back
         if self.settlement == "day_total":
             document["cards"] = sorted(uid for uid, _, _ in totals)
         messages = [summary, self._sealed("settlement", document, signer, seal_to, day=day)]
@@ -297,6 +305,7 @@ def reporter_for(
         },
         daily_totals=books.vends.daily_totals,
         card_totals=books.vends.card_totals,
+        day_refunds=books.vends.refunds_on,
         period_before=books.vends.period_before,
         card_steps=CardCounters(books.db).of_days if config.payment.mode == "card" else None,
         account_auth=AccountAuths(books.db).get if config.payment.mode == "account" else None,

@@ -194,8 +194,16 @@ class IssuerBackend(BackendService):
         cards = document.get("cards")  # day_total: which cards took part; per_card: not told per day
         rows = [
             (
-                "INSERT OR REPLACE INTO settlement_days (machine, day, amount, count, cards) VALUES (?, ?, ?, ?, ?)",
-                (machine, document["day"], int(document["amount"]), int(document["count"]), len(cards or [])),
+                "INSERT OR REPLACE INTO settlement_days (machine, day, amount, count, cards, refunded) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    machine,
+                    document["day"],
+                    int(document["amount"]),
+                    int(document["count"]),
+                    len(cards or []),
+                    int(document.get("refunded", 0)),
+                ),  # fmt: skip
             )
         ]
         rows += [

@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS settlement_weeks (
 );
 CREATE TABLE IF NOT EXISTS settlement_days (
     machine TEXT NOT NULL, day TEXT NOT NULL, amount INTEGER NOT NULL, count INTEGER NOT NULL,
-    cards INTEGER NOT NULL, PRIMARY KEY (machine, day)
+    cards INTEGER NOT NULL, refunded INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (machine, day)
 );
 CREATE TABLE IF NOT EXISTS card_steps (
     uid TEXT NOT NULL, counter INTEGER NOT NULL, machine TEXT NOT NULL, amount INTEGER NOT NULL,

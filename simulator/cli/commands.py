@@ -44,6 +44,10 @@ def send(
         int | None, typer.Option(help="Counter above the last one used with this key (default: now in microseconds).")
     ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the machine's answer (0: don't wait).")] = 15.0,
+    amount: Annotated[int | None, typer.Option(help="refund: how much of the sale's price (TWD).")] = None,
+    approval: Annotated[
+        Path | None, typer.Option(help="refund: the school's signed approval (`vending school approve-refund`).")
+    ] = None,
     username: Username = None,
     password: Password = None,
     ca: CaFile = None,
@@ -52,13 +56,19 @@ def send(
 ) -> None:
     """Sign and send one command, then print the machine's answer.
 
-    Examples: `restock A1=10 B2=8`, `set_price A1 25`, `disable_slot C3`, `set_lockout lunch.yaml`.
+    Examples: `restock A1=10 B2=8`, `set_price A1 25`, `disable_slot C3`, `set_lockout lunch.yaml`,
+    `refund TXN --amount 25`.
     """
     if command not in COMMANDS:
         fail(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+    if (amount is not None or approval is not None) and command != "refund":
+        fail(f"--amount and --approval belong to refund, not {command}")
     address = broker_address(broker, username, password, ca, cert, cert_key)  # every argument before any file
+    words = [*(args or []), *([] if amount is None else ["--amount", str(amount)])]
     try:
-        fields = fields_from_words(command, args or [])
+        fields = fields_from_words(command, words)
+        if approval is not None:
+            fields["approval"] = _approval(approval)
         identity = Identity.load("operator", key)
     except (ValueError, VendingError) as exc:
         fail(exc)
@@ -86,6 +96,16 @@ def send(
         raise typer.Exit(EXIT_NO_ANSWER)
     typer.echo(json.dumps(answer, ensure_ascii=False))
     raise typer.Exit(EXIT_OK if answer.get("ok") else EXIT_FAILED)
+
+
+def _approval(path: Path) -> dict[str, Any]:
+    """The school's signed approval of a refund, as `vending school approve-refund` wrote it."""
+    try:
+        return parse_object(path.read_bytes()[: 4096 + 1], 4096)
+    except OSError as exc:
+        raise ValueError(f"--approval {path}: {exc.strerror or exc}") from None
+    except WireError as exc:
+        raise ValueError(f"--approval {path}: {exc}") from None
 
 
 def _last_heard(machine: str, heard: str | None) -> str:

@@ -227,3 +227,24 @@ def erase(
         f"the vendor erased {len(found.records)} record(s) of {student} in term {term} "
         f"({len(found.asked)} machine-day(s) read in full, {found.read} record(s)); the issuer keeps its money records"
     )
+
+
+@school_app.command("approve-refund")
+def approve_refund(
+    keys: Keys,
+    machine: Annotated[str, typer.Option(help="The machine that sold it.")],
+    txn: Annotated[str, typer.Option(help="The sale's transaction id, as the vendor's report names it.")],
+    amount: Annotated[int, typer.Option(min=1, max=100_000, help="The amount the vendor refunds (TWD).")],
+    out: Annotated[Path | None, typer.Option(help="Write the approval here (default: standard output).")] = None,
+) -> None:
+    """The school's signature on one refund above the machine's limit: give it to the vendor's `--approval`."""
+    from firmware.reporting.signed import canonical, sign_text
+    from simulator.cli.reporting import party_identity
+
+    identity = party_identity("school", keys / "school.key")
+    approval = sign_text(identity, canonical({"approve": "refund", "machine": machine, "txn": txn, "amount": amount}))
+    if out is None:
+        typer.echo(approval)
+        return
+    out.write_text(approval + "\n")
+    typer.echo(f"approval of NT${amount} on {txn} at {machine} -> {out}")

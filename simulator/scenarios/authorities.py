@@ -7,15 +7,20 @@ applied the push, as the next tap would find it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from firmware.app.node import Node
+from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.signed import canonical, sign_text
 from simulator.backends.hotlist import HotlistRegistry, messages
 from simulator.backends.push import publish
+from simulator.dashboard.operator import operator_command
 from simulator.dev_keys import DevKeys
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
@@ -122,4 +127,48 @@ def until_applied(machine: Node, held: Callable[[], int], version: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{machine.machine_id} did not apply version {version} of a push")
         machine.tick()
+        time.sleep(0.005)
+
+
+def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
+    """``refund`` steps: the vendor's signed refund of the current machine's last sale.
+
+    Sent through the broker as `vending cmd send refund` sends it (with the school's approval above the
+    machine's limit); the step ends once the machine answered, and fails the run if it refused.
+    """
+
+    def refund_step(step: Step) -> None:
+        machine = runner.machine
+        config = machine.controller.config
+        row = machine.db.conn.execute(
+            "SELECT txn_id FROM vends WHERE status = 'completed' ORDER BY at DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            raise RuntimeError("a `refund` step needs a sale before it")
+        fields: dict[str, Any] = {"txn": row[0], "amount": step.value.amount}
+        if step.value.amount > config.security.refund_school_above:
+            approval = {"approve": "refund", "machine": config.id, "txn": row[0], "amount": step.value.amount}
+            fields["approval"] = json.loads(sign_text(world.keys.school, canonical(approval)))
+        now = runner.clock.now()
+        command_id, payload = operator_command(world.keys.vendor, config.id, "refund", fields, issued_at=now,
+                                               lifetime=timedelta(minutes=5))  # fmt: skip
+        publish(world.party_address("vendor"), [(topics.command(config.id, "refund"), payload, False)], "vendor-refund")
+        answer = until_answered(machine, command_id)
+        if not answer.get("ok"):
+            raise RuntimeError(f"the machine refused the refund: {answer.get('reason')}")
+
+    runner.hooks["refund"] = refund_step
+
+
+def until_answered(machine: Node, command_id: str) -> dict[str, Any]:
+    """Tick ``machine`` until it journaled its answer to ``command_id``; the answer."""
+    deadline = time.monotonic() + APPLY_TIMEOUT_S
+    while True:
+        machine.tick()
+        for (data,) in machine.db.conn.execute("SELECT data FROM journal WHERE kind = 'command' ORDER BY id DESC"):
+            answer: dict[str, Any] = json.loads(data)
+            if answer.get("id") == command_id:
+                return answer
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{machine.machine_id} did not answer command {command_id}")
         time.sleep(0.005)

@@ -18,7 +18,7 @@ from simulator.backends.issuer import IssuerBackend
 from simulator.backends.school import SchoolBackend
 from simulator.backends.vendor import VendorBackend
 from simulator.dev_keys import DevKeys
-from simulator.scenarios.authorities import keep_controls, keep_hotlist
+from simulator.scenarios.authorities import keep_controls, keep_hotlist, keep_refunds
 from simulator.scenarios.card_specs import account_orders
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import Step
@@ -310,6 +310,7 @@ class ReportingWorld:
             keep_hotlist(self, runner)
         if runner.scenario.machine.config.controls == "school":
             keep_controls(self, runner)
+        keep_refunds(self, runner)
         runner.probes["outbox"] = outbox
         runner.probes["backend_sales"] = backend_sales
 

@@ -79,7 +79,7 @@ class Scenario:
         return replace(self, steps=tuple(kept)), dropped
 
 
-REPORTING_STEPS = ("broker", "backend", "issuer", "hotlist", "controls")
+REPORTING_STEPS = ("broker", "backend", "issuer", "hotlist", "controls", "refund")
 REPORTING_KEYS = ("outbox", "backend_sales")
 
 

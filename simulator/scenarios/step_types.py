@@ -85,6 +85,12 @@ class ControlsStep(GuardianControls):
     card: str
 
 
+class RefundStep(Strict):
+    """The vendor refunds the run's last sale by a signed command (with the school's approval above the limit)."""
+
+    amount: int = Field(gt=0, le=100_000)
+
+
 class TopUp(Strict):
     """A convenience-store top-up of a purse card (``payment: card``)."""
 
@@ -117,6 +123,7 @@ STEP_TYPES: dict[str, Any] = {
     "machine": str,
     "hotlist": HotlistStep,
     "controls": ControlsStep,
+    "refund": RefundStep,
 }
 ADAPTERS = {
     name: TypeAdapter(kind, config=ConfigDict(strict=True))

@@ -27,7 +27,7 @@ from tests.conftest import ROOT
 SPEC = yaml.safe_load((ROOT / "docs/asyncapi.yaml").read_text())
 COMPONENTS = SPEC["components"]["schemas"]
 SCHEMA_OF = {"restock": "cmd-restock", "set_price": "cmd-set_price", "enable_slot": "cmd-slot"}
-SCHEMA_OF |= {"disable_slot": "cmd-slot", "set_lockout": "cmd-set_lockout"}
+SCHEMA_OF |= {"disable_slot": "cmd-slot", "set_lockout": "cmd-set_lockout", "refund": "cmd-refund"}
 SCHEMAS = {spec.name: spec.body for spec in COMMAND_SET}  # the machine's one declaration of each command
 
 

@@ -26,6 +26,7 @@ from tests.conftest import ROOT
 SCENARIOS = sorted((ROOT / "configs/scenarios").glob("*.yaml"))
 TXN = re.compile(r"TPE-[A-Z0-9-]+-[0-9a-f]{16}")
 PSEUDONYM = re.compile(r"(?<![a-z0-9])[a-z2-7]{26}(?![a-z0-9])")  # a visit pseudonym
+COMMAND_ID = re.compile(r"cmd-[0-9a-f]{12}")  # an operator's command, a fresh id each run
 CARD_NAME = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")  # a card as the school's controls name it (its key)
 
 
@@ -35,6 +36,7 @@ def normalised(rows: list[Any]) -> list[str]:
     text = json.dumps(rows, default=str)
     text = TXN.sub(lambda m: seen.setdefault(m.group(0), f"txn#{len(seen)}"), text)
     text = PSEUDONYM.sub(lambda m: seen.setdefault(m.group(0), f"visit#{len(seen)}"), text)
+    text = COMMAND_ID.sub(lambda m: seen.setdefault(m.group(0), f"command#{len(seen)}"), text)
     text = CARD_NAME.sub(lambda m: seen.setdefault(m.group(0), f"card#{len(seen)}"), text)
     return json.loads(text)
 
