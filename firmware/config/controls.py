@@ -8,12 +8,13 @@ refuse the same things with the same field names.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import time
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator
 
-from firmware.config.machine import parse_hhmm
-from firmware.config.source import Strict
+from firmware.config.machine import TimeWindow, parse_hhmm
+from firmware.config.source import Strict, error_text
 from firmware.domain import Allergen, Category, Guardian, Kind, Period
 
 PERIOD_NAME = r"^[a-z][a-z_]{0,23}$"
@@ -52,21 +53,8 @@ class GuardianControls(Strict):
         )
 
 
-class PeriodSpec(Strict):
-    start: str = Field(alias="from")
-    end: str = Field(alias="to")
-
-    @field_validator("start", "end", mode="before")
-    @classmethod
-    def _hhmm(cls, value: object) -> str:
-        parse_hhmm(value)
-        return str(value)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PeriodSpec:
-        if parse_hhmm(self.start) >= parse_hhmm(self.end):
-            raise ValueError(f"'from' {self.start} must be before 'to' {self.end}")
-        return self
+class PeriodSpec(TimeWindow):
+    """One period of the school day as the school defines it (its name is the key it is listed under)."""
 
 
 def _period_name(name: str) -> None:
@@ -86,6 +74,14 @@ def school_periods(specs: dict[str, PeriodSpec]) -> tuple[Period, ...]:
         if later.start < earlier.end:
             raise ValueError(f"periods {earlier.name} and {later.name} overlap")
     return tuple(periods)
+
+
+def parse_periods(raw: Mapping[str, object]) -> tuple[Period, ...]:
+    """The school's periods from ``{name: {from, to}}`` (a push, the school's tool); ``ValueError`` saying why not."""
+    try:
+        return school_periods({name: PeriodSpec.model_validate(spec) for name, spec in raw.items()})
+    except ValidationError as exc:
+        raise ValueError(error_text(exc)) from None
 
 
 def period_at(periods: tuple[Period, ...], at: time) -> Period | None:

@@ -38,14 +38,11 @@ class School(Strict):
     privacy_contact: str = Field(default="the school office (學校教務處)", min_length=1, max_length=120)
 
 
-class Lockout(Strict):
-    """A daily window in local time when some profiles may not buy some categories; start inclusive."""
+class TimeWindow(Strict):
+    """``from`` and ``to`` in local time, "HH:MM", from before to: a lockout, a period of the school day."""
 
-    profiles: list[Profile] = Field(min_length=1)
-    categories: list[Category] = Field(min_length=1)
     start: str = Field(alias="from")
     end: str = Field(alias="to")
-    reason: str = Field(default="lunch_lockout", pattern=r"^[a-z][a-z0-9_]{0,31}$")
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -54,10 +51,18 @@ class Lockout(Strict):
         return str(value)
 
     @model_validator(mode="after")
-    def _ordered(self) -> Lockout:
+    def _ordered(self) -> TimeWindow:
         if parse_hhmm(self.start) >= parse_hhmm(self.end):
             raise ValueError(f"'from' {self.start} must be before 'to' {self.end}")
         return self
+
+
+class Lockout(TimeWindow):
+    """A daily window in local time when some profiles may not buy some categories; start inclusive."""
+
+    profiles: list[Profile] = Field(min_length=1)
+    categories: list[Category] = Field(min_length=1)
+    reason: str = Field(default="lunch_lockout", pattern=r"^[a-z][a-z0-9_]{0,31}$")
 
     @property
     def start_time(self) -> time:

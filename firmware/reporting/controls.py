@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from firmware.config.controls import GuardianControls, PeriodSpec, school_periods
+from firmware.config.controls import GuardianControls, parse_periods
 from firmware.config.source import error_text
 from firmware.domain import Guardian, Period
 from firmware.identity.signing import Identity
@@ -67,9 +67,7 @@ def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> 
     if not isinstance(periods, dict) or not isinstance(cards, dict) or len(cards) > MAX_CARDS:
         raise WireError(f"periods, cards: expected objects (at most {MAX_CARDS} cards)")
     try:
-        known = school_periods({name: PeriodSpec.model_validate(spec) for name, spec in periods.items()})
-    except ValidationError as exc:
-        raise WireError(f"periods: {error_text(exc)}") from None
+        known = parse_periods(periods)
     except ValueError as exc:
         raise WireError(f"periods: {exc}") from None
     names = {period.name for period in known}

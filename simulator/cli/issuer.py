@@ -30,6 +30,7 @@ from simulator.cli.reporting import (
     requests_note,
     school_public_key,
     serve_forever,
+    shared_key,
 )
 from simulator.scenarios.card_specs import UID as CARD_UID
 
@@ -234,7 +235,7 @@ def _hotlist(
     """Change the list (if asked), then publish the change and the whole list, signed and sealed."""
     from datetime import UTC, datetime
 
-    from firmware.identity.keyset import HOTLIST, read_shared_key
+    from firmware.identity.keyset import HOTLIST
     from simulator.backends.hotlist import HotlistRegistry, messages
     from simulator.backends.push import publish
 
@@ -242,12 +243,7 @@ def _hotlist(
     if bad:
         fail(f"--card {bad[0]!r}: expected 8, 14 or 20 hex digits (a card's uid)")
     identity = party_identity("issuer", keys / "issuer.key")
-    try:
-        key = read_shared_key(keys, HOTLIST)
-    except VendingError as exc:
-        fail(exc)
-    if key is None:
-        fail(f"--keys {keys}: no hotlist.key (`vending keys dev-set` writes one with the issuer's keys)")
+    key = shared_key(keys, HOTLIST, "issuer")
     address = broker_address(broker, username, password, ca, cert, cert_key)
     registry = HotlistRegistry(db)
     try:

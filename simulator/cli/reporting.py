@@ -88,6 +88,19 @@ def party_identity(party: str, path: Path) -> Identity:
         fail(exc)
 
 
+def shared_key(keys: Path, name: str, party: str) -> bytes:
+    """A key an authority shares with its machines (``hotlist``, ``controls``), or exit 2 naming what is missing."""
+    from firmware.identity.keyset import read_shared_key
+
+    try:
+        key = read_shared_key(keys, name)
+    except VendingError as exc:
+        fail(exc)
+    if key is None:
+        fail(f"--keys {keys}: no {name}.key (`vending keys dev-set` writes one with the {party}'s keys)")
+    return key
+
+
 def school_public_key(path: Path | None) -> PublicKey | None:
     """Without a school key the backend takes no requests from anyone (and says so in its banner)."""
     if path is None:

@@ -18,7 +18,7 @@ import typer
 from firmware.errors import VendingError
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
-from simulator.cli.reporting import party_identity
+from simulator.cli.reporting import party_identity, shared_key
 
 if TYPE_CHECKING:
     from simulator.school.controls import SchoolControls
@@ -71,16 +71,11 @@ def _push(controls: SchoolControls, school: str, keys: Path, broker: str, valid_
           connection: tuple[str | None, str | None, Path | None, Path | None, Path | None]) -> str:  # fmt: skip
     from datetime import UTC, datetime
 
-    from firmware.identity.keyset import CONTROLS, read_shared_key
+    from firmware.identity.keyset import CONTROLS
     from simulator.backends.push import publish
 
     identity = party_identity("school", keys / "school.key")
-    try:
-        key = read_shared_key(keys, CONTROLS)
-    except VendingError as exc:
-        fail(exc)
-    if key is None:
-        fail(f"--keys {keys}: no controls.key (`vending keys dev-set` writes one with the school's keys)")
+    key = shared_key(keys, CONTROLS, "school")
     address = broker_address(broker, *connection)
     try:
         publish(address, [controls.message(school, identity, key, datetime.now(UTC), valid_hours)], "school-controls")

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from firmware.config.controls import GuardianControls, PeriodSpec, school_periods
+from firmware.config.controls import GuardianControls, parse_periods
 from firmware.config.source import error_text
 from firmware.errors import VendingError
 from firmware.identity.pseudonym import controls_name
@@ -56,9 +56,7 @@ class SchoolControls:
     def set_periods(self, periods: dict[str, dict[str, str]], at: datetime) -> int:
         """The school's periods of the day, replaced whole; a new version (the next push carries them)."""
         try:
-            checked = school_periods({name: PeriodSpec.model_validate(spec) for name, spec in periods.items()})
-        except ValidationError as exc:
-            raise ControlsError(f"--period: {error_text(exc)}") from None
+            checked = parse_periods(periods)
         except ValueError as exc:
             raise ControlsError(f"--period: {exc}") from None
         names = {period.name for period in checked}

@@ -227,3 +227,20 @@ def signed_command(
         counter=counter if counter is not None else next(_COUNTER),
         command_id=str(body.get("id", f"c{time.monotonic_ns()}")),
     ).encode()
+
+
+def configured_runner(tmp_path: Path, reporting: ReportingWorld, **config: Any) -> ScenarioRunner:
+    """The normal-morning machine with these config fields replaced, reporting through ``reporting``, connected."""
+    from dataclasses import replace
+
+    from simulator.scenarios import load_scenario
+    from tests.conftest import CONFIGS
+
+    scenario = load_scenario(CONFIGS / "scenarios" / "normal-morning.yaml")
+    setup = scenario.machine
+    changed = setup.config.model_copy(update=config)
+    scenario = replace(scenario, machine=replace(setup, config=changed))
+    runner = ScenarioRunner(scenario, tmp_path / "machine", link=reporting.machine_link(changed.id))
+    runner.start()
+    assert runner.machine.publisher is not None and runner.machine.publisher.wait_connected(10)
+    return runner

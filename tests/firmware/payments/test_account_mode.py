@@ -8,7 +8,6 @@ issuer's database and the machine's books say after the reports drained.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from simulator.backends.accounts import AccountBook
@@ -16,22 +15,15 @@ from simulator.scenarios import load_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
-from tests.support.reporting import Capture, capture, decide, world  # noqa: F401 - fixtures
+from tests.support.reporting import Capture, capture, configured_runner, decide, world  # noqa: F401 - fixtures
 
 AMY, BEN, LIN = "04A1B2C3D4E5F6", "04B2C3D4E5F607", "0499887766AA01"
 
 
 def account_runner(tmp_path: Path, reporting: ReportingWorld, offline_limit: int = 60) -> ScenarioRunner:
-    scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
-    setup = scenario.machine
+    setup = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml").machine
     update = {"mode": "account", "timeout_ms": 200, "offline_limit": offline_limit}
-    payment = setup.config.payment.model_copy(update=update)
-    config = setup.config.model_copy(update={"payment": payment})
-    scenario = replace(scenario, machine=replace(setup, config=config))
-    runner = ScenarioRunner(scenario, tmp_path / "machine", link=reporting.machine_link(config.id))
-    runner.start()
-    assert runner.machine.publisher is not None and runner.machine.publisher.wait_connected(10)
-    return runner
+    return configured_runner(tmp_path, reporting, payment=setup.config.payment.model_copy(update=update))
 
 
 def open_accounts(reporting: ReportingWorld) -> AccountBook:

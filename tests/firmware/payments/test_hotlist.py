@@ -10,7 +10,6 @@ tell how many cards are listed.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,25 +18,16 @@ from firmware.identity.pseudonym import hotlist_name
 from firmware.reporting.hotlist import DELTA_TOPIC, FULL_TOPIC, compose_delta, compose_full
 from simulator.backends.hotlist import HotlistRegistry, messages
 from simulator.backends.push import publish
-from simulator.scenarios import load_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
-from tests.conftest import ROOT
-from tests.support.reporting import Capture, capture, decide, world  # noqa: F401 - fixtures
+from tests.support.reporting import Capture, capture, configured_runner, decide, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
 AMY, BEN = "04A1B2C3D4E5F6", "04B2C3D4E5F607"
 
 
 def hotlist_runner(tmp_path: Path, reporting: ReportingWorld) -> ScenarioRunner:
-    scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
-    setup = scenario.machine
-    config = setup.config.model_copy(update={"hotlist": HotlistSetup(when_stale="refuse")})
-    scenario = replace(scenario, machine=replace(setup, config=config))
-    runner = ScenarioRunner(scenario, tmp_path / "machine", link=reporting.machine_link(config.id))
-    runner.start()
-    assert runner.machine.publisher is not None and runner.machine.publisher.wait_connected(10)
-    return runner
+    return configured_runner(tmp_path, reporting, hotlist=HotlistSetup(when_stale="refuse"))
 
 
 def buy(runner: ScenarioRunner, uid: str) -> tuple[str | None, str | None]:

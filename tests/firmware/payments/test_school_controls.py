@@ -9,7 +9,6 @@ no card number, no controls, and not how many cards have any.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,12 @@ from firmware.identity.pseudonym import controls_name
 from firmware.identity.signing import Identity
 from firmware.reporting import controls
 from simulator.backends.push import publish
-from simulator.scenarios import load_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.school.controls import SchoolControls
 from simulator.school.roster import Student
 from simulator.school.store import SchoolStore
-from tests.conftest import ROOT
-from tests.support.reporting import Capture, capture, decide, world  # noqa: F401 - fixtures
+from tests.support.reporting import Capture, capture, configured_runner, decide, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
 AMY, BEN = "04A1B2C3D4E5F6", "04B2C3D4E5F607"
@@ -33,14 +30,7 @@ LUNCH = {"lunch": {"from": "12:00", "to": "13:30"}}
 
 
 def controls_runner(tmp_path: Path, reporting: ReportingWorld) -> ScenarioRunner:
-    scenario = load_scenario(ROOT / "configs/scenarios/normal-morning.yaml")
-    setup = scenario.machine
-    config = setup.config.model_copy(update={"controls": "school"})
-    scenario = replace(scenario, machine=replace(setup, config=config))
-    runner = ScenarioRunner(scenario, tmp_path / "machine", link=reporting.machine_link(config.id))
-    runner.start()
-    assert runner.machine.publisher is not None and runner.machine.publisher.wait_connected(10)
-    return runner
+    return configured_runner(tmp_path, reporting, controls="school")
 
 
 def school_of(tmp_path: Path) -> SchoolControls:
