@@ -42,9 +42,12 @@ from firmware.cards.mifare import (
     trailer_of,
 )
 
-PURSE_SECTOR, LOG_SECTOR = 1, 2
+PURSE_SECTOR, LOG_SECTOR, CREDIT_SECTOR = 1, 2, 3
 BALANCE, BACKUP, RECORD = 4, 5, 6
 LOG_BLOCKS = (8, 9, 10)
+# the issuer's pending credits (an operator's refund, written by any machine): the highest seq applied, and its backup
+CREDITS, CREDITS_BACKUP = 12, 13
+CREDIT_FLAG = 0x8000  # a log entry whose machine field has this bit names a pending credit's seq, not a machine
 LOG_ACCESS = Access(((0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 1, 1)))  # any machine writes the log with key A
 PROFILES = ("student", "staff")
 UID_BYTES = (4, 7)  # a MIFARE Classic 1K's single-size NUID or double-size uid
@@ -151,7 +154,22 @@ def step_mac(sam: Sam, uid: bytes, counter: int, amount: int, balance: int) -> s
 
 
 def machine_tag(machine_id: str) -> bytes:
-    return hashlib.sha256(machine_id.encode()).digest()[:2]
+    """A machine's 2 bytes in the log: a hash, its top bit clear (set, the field names a pending credit)."""
+    digest = hashlib.sha256(machine_id.encode()).digest()
+    return bytes([digest[0] & 0x7F, digest[1]])
+
+
+def credit_tag(seq: int) -> bytes:
+    """The log's machine field for the issuer's pending credit ``seq`` (so any machine can tell it was applied)."""
+    if not 0 < seq < CREDIT_FLAG:
+        raise CardError(f"a pending credit's seq is 1..{CREDIT_FLAG - 1}, not {seq}")
+    return (CREDIT_FLAG | seq).to_bytes(2, "big")
+
+
+def credit_seq(entry: LogEntry) -> int | None:
+    """The pending credit a committed log entry applied, if it applied one."""
+    field = int.from_bytes(entry.machine, "big")
+    return field & (CREDIT_FLAG - 1) if field & CREDIT_FLAG and entry.amount < 0 else None
 
 
 @dataclass(frozen=True)
@@ -163,6 +181,7 @@ class PurseState:
     balance: int
     backup: int
     log: tuple[LogEntry, ...]  # newest first
+    credits: int = 0  # the highest seq of the issuer's pending credits this card was given
 
     @property
     def counter(self) -> int:
@@ -188,14 +207,19 @@ def spent_on(log: tuple[LogEntry, ...], day: date) -> int:
     return newest.day_spent if newest is not None and card_day(newest.at) == day else 0
 
 
-def next_entry(state: PurseState, amount: int, terminal: str, at: datetime, refund: bool = False) -> LogEntry:
-    """The log entry of the next step: ``amount`` taken (negative: credited; ``refund``: a debit given back)."""
+def next_entry(
+    state: PurseState, amount: int, terminal: str, at: datetime, refund: bool = False, tag: bytes | None = None
+) -> LogEntry:
+    """The log entry of the next step: ``amount`` taken (negative: credited; ``refund``: a debit given back).
+
+    ``tag``: the machine field, when it is not the terminal's (a pending credit's ``credit_tag``).
+    """
     if state.counter >= COUNTER_LIMIT:
         raise CardError(f"card {state.uid.hex().upper()}: its transaction counter is spent; the issuer replaces it")
     spent = state.spent_on(card_day(at))
     spent = min(MAX_DAY_SPENT, spent + amount) if amount > 0 else max(0, spent + amount) if refund else spent
     at = at.replace(microsecond=0)
-    return LogEntry(state.counter + 1, at, machine_tag(terminal), spent, amount, state.balance - amount)
+    return LogEntry(state.counter + 1, at, tag or machine_tag(terminal), spent, amount, state.balance - amount)
 
 
 def log_slot(counter: int) -> int:
@@ -248,7 +272,9 @@ def issue_image(uid: bytes, record: CardRecord, purse: int, sam: Sam) -> bytes:
     put(image, BALANCE, encode_value(purse, BALANCE))
     put(image, BACKUP, encode_value(purse, BACKUP))
     put(image, RECORD, record.encode(uid, sam))
-    for sector, access in ((PURSE_SECTOR, VALUE_SECTOR), (LOG_SECTOR, LOG_ACCESS)):
+    put(image, CREDITS, encode_value(0, CREDITS))
+    put(image, CREDITS_BACKUP, encode_value(0, CREDITS_BACKUP))
+    for sector, access in ((PURSE_SECTOR, VALUE_SECTOR), (LOG_SECTOR, LOG_ACCESS), (CREDIT_SECTOR, VALUE_SECTOR)):
         put(image, trailer_of(sector), trailer(sam.key_a(uid, sector), access, sam.key_b(uid, sector)))
     return bytes(image)
 
@@ -266,7 +292,17 @@ def read_image(image: bytes, sam: Sam) -> PurseState:
         raise CardError(f"purse: {exc}") from None
     entries = [entry for entry in (LogEntry.decode(block(image, n)) for n in LOG_BLOCKS) if entry is not None]
     entries.sort(key=lambda entry: entry.counter, reverse=True)
-    return PurseState(uid, record, balance, backup, tuple(entries))
+    return PurseState(
+        uid, record, balance, backup, tuple(entries), credits_given(block(image, CREDITS), block(image, CREDITS_BACKUP))
+    )
+
+
+def credits_given(marker: bytes, backup: bytes) -> int:
+    """The highest pending credit applied, from its block (or, torn in its TRANSFER, from the backup)."""
+    try:
+        return decode_value(marker)[0]
+    except FormatError:
+        return decode_value(backup)[0]
 
 
 def topup_image(image: bytes, amount: int, sam: Sam, terminal: str, at: datetime) -> bytes:
@@ -293,7 +329,7 @@ def keys_image(image: bytes, sam: Sam) -> bytes:
     for sector in range(16):
         number = trailer_of(sector)
         current = block(out, number)
-        if sector in (PURSE_SECTOR, LOG_SECTOR):
+        if sector in (PURSE_SECTOR, LOG_SECTOR, CREDIT_SECTOR):
             put(out, number, sam.key_a(uid, sector) + current[6:10] + sam.key_b(uid, sector))
         else:
             put(out, number, TRANSPORT_KEY + current[6:10] + TRANSPORT_KEY)

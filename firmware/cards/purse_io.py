@@ -25,6 +25,9 @@ from firmware.cards import mifare as m
 from firmware.cards.purse import (
     BACKUP,
     BALANCE,
+    CREDIT_SECTOR,
+    CREDITS,
+    CREDITS_BACKUP,
     LOG_BLOCKS,
     LOG_SECTOR,
     MAX_BALANCE,
@@ -37,6 +40,9 @@ from firmware.cards.purse import (
     PurseState,
     Sam,
     card_day,
+    credit_seq,
+    credit_tag,
+    credits_given,
     log_slot,
     machine_tag,
     next_entry,
@@ -49,30 +55,38 @@ class InsufficientPurse(CardError):
     """The purse holds less than the price: nothing was written."""
 
 
+class CreditGiven(CardError):
+    """The card's marker shows the pending credit was given already (here or on another machine): nothing written."""
+
+
 def _open(tag: ClassicTag, sam: Sam, sector: int, key_b: bool = False) -> None:
     key = sam.key_b(tag.uid, sector) if key_b else sam.key_a(tag.uid, sector)
     tag.authenticate(m.trailer_of(sector), key, key_b)
 
 
 def read_purse(tag: ClassicTag, sam: Sam) -> tuple[PurseState, bytes]:
-    """The purse as it is on the card, and the raw balance block (which ``recover`` checks)."""
+    """The purse as it is on the card, and the raw balance and credits blocks (which ``recover`` checks)."""
     _open(tag, sam, PURSE_SECTOR)
     raw_balance, raw_backup, raw_record = tag.read(BALANCE), tag.read(BACKUP), tag.read(RECORD)
     record = CardRecord.decode(tag.uid, raw_record, sam)
     _open(tag, sam, LOG_SECTOR)
     entries = [e for e in (LogEntry.decode(tag.read(n)) for n in LOG_BLOCKS) if e is not None]
     entries.sort(key=lambda e: e.counter, reverse=True)
+    _open(tag, sam, CREDIT_SECTOR)
+    raw_credits = tag.read(CREDITS)
+    credits = credits_given(raw_credits, tag.read(CREDITS_BACKUP))
     backup, _ = m.decode_value(raw_backup)
     try:
         balance, _ = m.decode_value(raw_balance)
     except m.FormatError:
         balance = backup  # torn during its TRANSFER: ``recover`` restores it from the backup
-    return PurseState(tag.uid, record, balance, backup, tuple(entries)), raw_balance
+    return PurseState(tag.uid, record, balance, backup, tuple(entries), credits), raw_balance + raw_credits
 
 
 def recover(tag: ClassicTag, sam: Sam) -> PurseState:
     """Read the purse and finish what a pulled card left half done; the state is consistent after."""
-    state, raw_balance = read_purse(tag, sam)
+    state, raw = read_purse(tag, sam)
+    raw_balance, raw_credits = raw[:16], raw[16:]
     try:
         m.decode_value(raw_balance)
     except m.FormatError:
@@ -91,7 +105,40 @@ def recover(tag: ClassicTag, sam: Sam) -> PurseState:
         _open(tag, sam, LOG_SECTOR)
         tag.write(log_slot(void.counter), void.encode())
         state = replace(state, log=(void, *state.log[1:]))
-    return state
+    return _mark_credits(tag, sam, state, raw_credits)
+
+
+def _mark_credits(tag: ClassicTag, sam: Sam, state: PurseState, raw_credits: bytes) -> PurseState:
+    """The pending credits the card was given, as its log shows them: a marker left behind is brought up.
+
+    A credit's own log entry names its seq (``credit_tag``), so a pull between the credit and the
+    marker's write is finished here, at the card's next tap on any machine, before any new step; the
+    log keeps the entry for three more steps, and each of those runs this first. A marker torn in its
+    TRANSFER is restored from its backup, as the balance is.
+    """
+    try:
+        m.decode_value(raw_credits)
+        torn = False
+    except m.FormatError:
+        torn = True
+    shown = max((seq for entry in state.log if (seq := credit_seq(entry)) is not None), default=0)
+    if not torn and shown <= state.credits:
+        return state  # the usual tap: nothing to write
+    _open(tag, sam, CREDIT_SECTOR, key_b=True)
+    if torn:
+        tag.restore(CREDITS_BACKUP)
+        tag.transfer(CREDITS)
+    if shown > state.credits:
+        _set_credits(tag, state.credits, shown)
+    return replace(state, credits=max(state.credits, shown))
+
+
+def _set_credits(tag: ClassicTag, current: int, seq: int) -> None:
+    """Marker := ``seq`` (the sector open with key B): backup first, then INCREMENT and TRANSFER."""
+    tag.restore(CREDITS)
+    tag.transfer(CREDITS_BACKUP)
+    tag.increment(CREDITS, seq - current)
+    tag.transfer(CREDITS)
 
 
 def debit(tag: ClassicTag, sam: Sam, amount: int, machine: str, at: datetime, counter: int | None = None) -> PurseState:
@@ -135,9 +182,30 @@ def credit(
     the amount off the day's spend (a guardian's limit counts what was bought); a top-up does not.
     """
     state = _expect(recover(tag, sam), counter)
+    return _credit(tag, sam, state, next_entry(state, -amount, terminal, at, refund), amount)
+
+
+def apply_credit(
+    tag: ClassicTag, sam: Sam, seq: int, amount: int, at: datetime, counter: int | None = None
+) -> PurseState:
+    """Give the card the issuer's pending credit ``seq`` (an operator's refund), on any machine, once.
+
+    The credit is a refund step whose log entry names ``seq``; then the card's marker says ``seq``
+    (``_mark_credits`` finishes that if the card is pulled between). A card that was given ``seq``
+    already is left as it is: ``CreditGiven``.
+    """
+    state = _expect(recover(tag, sam), counter)
+    if seq <= state.credits:
+        raise CreditGiven(f"card {tag.uid.hex().upper()} was given pending credit {seq} already")
+    after = _credit(tag, sam, state, next_entry(state, -amount, "", at, refund=True, tag=credit_tag(seq)), amount)
+    _open(tag, sam, CREDIT_SECTOR, key_b=True)
+    _set_credits(tag, state.credits, seq)
+    return replace(after, credits=seq)
+
+
+def _credit(tag: ClassicTag, sam: Sam, state: PurseState, entry: LogEntry, amount: int) -> PurseState:
     if not 0 < amount <= MAX_STEP or state.balance + amount > MAX_BALANCE:
         raise CardError(f"a credit of {amount} would take the purse from NT${state.balance} past 0..{MAX_BALANCE}")
-    entry = next_entry(state, -amount, terminal, at, refund)
     _open(tag, sam, PURSE_SECTOR, key_b=True)
     tag.restore(BALANCE)
     tag.transfer(BACKUP)
@@ -178,4 +246,4 @@ def _confirmed(tag: ClassicTag, before: PurseState, entry: LogEntry) -> PurseSta
     if confirmed != entry.balance:
         card = tag.uid.hex().upper()
         raise CardError(f"card {card}: read back NT${confirmed} after the step, not NT${entry.balance}")
-    return PurseState(tag.uid, before.record, confirmed, before.balance, (entry, *before.log[:2]))
+    return PurseState(tag.uid, before.record, confirmed, before.balance, (entry, *before.log[:2]), before.credits)
