@@ -103,9 +103,10 @@ def _set_lockout(books: MachineBooks, controller: Controller, command: SetLockou
 def _refund(books: MachineBooks, controller: Controller, command: Refund) -> None:
     """Credit the card of a completed sale (inside the command's transaction), once per sale.
 
-    In the machine's wallet at once; on a purse card as a credit owed until the card's next tap here;
-    on an issuer-held account through the issuer, which gives the debit back. Takings drop by the same
-    amount, the vendor hears of it as a ``credited`` sale and the issuer in the day's settlement.
+    In the machine's wallet at once; on a purse card through the issuer, which lists it for the first
+    machine of the school the card meets (firmware/reporting/credits.py); on an issuer-held account through
+    the issuer, which gives the debit back. Takings drop by the same amount, the vendor hears of it as a
+    ``credited`` sale and the issuer in the day's settlement.
     """
     record = books.vends.get(command.txn)
     if record is None:
@@ -120,8 +121,9 @@ def _refund(books: MachineBooks, controller: Controller, command: Refund) -> Non
         raise Refused(f"an issuer-held account is refunded whole: amount {record.price}")
     money = Money(command.amount, controller.config.currency)
     at = controller.now()
-    key = command.txn if controller.config.payment.mode == "account" else f"{command.txn}:refund"
-    books.payment.refund(record.uid, money, key)  # the wallet at once; a purse card owed; the issuer's account
+    mode = controller.config.payment.mode
+    if mode != "card":  # a purse card's credit goes to the issuer with the report of this refund (reporter.py)
+        books.payment.refund(record.uid, money, command.txn)  # the wallet at once; the issuer's account
     books.vends.grant_refund(command.txn, command.amount, at.astimezone(controller.config.zone).date().isoformat(),
                              at.isoformat())  # fmt: skip
     sale = SaleEntry(slot=record.slot, product=record.product, price=command.amount)

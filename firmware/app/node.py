@@ -30,6 +30,7 @@ from firmware.identity.signing import Identity
 from firmware.journal.alerts import GuardianAlertBook
 from firmware.journal.books import MachineBooks
 from firmware.journal.controls import ControlsBook
+from firmware.journal.credits import CreditsBook
 from firmware.journal.database import Database
 from firmware.journal.hotlist import HotlistBook, HotlistCheck
 from firmware.journal.technicians import TechnicianDesk
@@ -108,8 +109,9 @@ class Node:
             alerts=GuardianAlertBook(self.controls) if self.controls is not None else None,
             technicians=_technician_desk(setup, self.db, state_dir),
         )
+        credits = self.books.payment.credits if isinstance(self.books.payment, CardPurse) else None
         self.pushes = None if link is None else Pushes(self.controller, self.db, link.trust.authorities,
-                                                       self.hotlist, self.controls)  # fmt: skip
+                                                       self.hotlist, self.controls, credits)  # fmt: skip
         self.publisher: OutboxPublisher | None = None
         self.inbox: Inbox | None = None
         # commands are checked against the link's trust anchors (never the publisher's): no link, no commands
@@ -320,7 +322,10 @@ def _open_books(state_dir: Path, setup: MachineSetup, link: Link | None) -> tupl
     config = setup.config
     if config.payment.mode == "card":
         sam = _secure_access_module(state_dir, db)
-        books = replace(books, payment=CardPurse(db, books.journal, sam, config.id, config.currency, config.zone))
+        purse = CardPurse(db, books.journal, sam, config.id, config.currency, config.zone)
+        if link is not None and link.trust.hotlist_key is not None:  # the issuer's pending credits, by its key
+            purse.credits = CreditsBook(db, link.trust.hotlist_key)
+        books = replace(books, payment=purse)
     elif config.payment.mode == "account":
         timeout_s, limit = config.payment.timeout_ms / 1000, config.payment.offline_limit
         account = IssuerAccount(db, books.journal, config.id, config.currency, config.zone, timeout_s, limit)

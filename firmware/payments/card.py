@@ -27,13 +27,14 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from firmware.cards.purse import CardError, LogEntry, PurseState, Sam, card_day, step_mac
-from firmware.cards.purse_io import credit, recover, step_fate
+from firmware.cards.purse_io import CreditGiven, apply_credit, credit, recover, step_fate
 from firmware.cards.purse_io import debit as debit_card
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from firmware.domain import CardAccount, CardLink, CardTap, JournalEntry, SpendStep
 from firmware.errors import PaymentUnconfirmed
-from firmware.identity.pseudonym import normalise_uid
+from firmware.identity.pseudonym import hotlist_name, normalise_uid
 from firmware.journal.card_steps import CardCounters, CardStep, CardSteps
+from firmware.journal.credits import CreditsBook
 from firmware.journal.database import Database
 from firmware.journal.guardians import GuardianBook
 from firmware.money import Money
@@ -42,6 +43,7 @@ from firmware.ports import Journal
 log = logging.getLogger(__name__)
 CARD_TROUBLE = (CardGone, CardRefused, CardError)
 UNRESOLVED_STEP = "card_step_unresolved"  # the journal entry whose report hands a step to the issuer
+CREDITS_GIVEN = "credits_given"  # the journal entry whose report tells the issuer a card has its pending credits
 T = TypeVar("T")
 
 
@@ -62,6 +64,7 @@ class CardPurse:
         self.steps = CardSteps(db)
         self.counters = CardCounters(db)
         self.guardians = GuardianBook(db)
+        self.credits: CreditsBook | None = None  # the issuer's pending credits (set by the node, with its key)
         self._at_hand: tuple[str, CardLink] | None = None  # the card of the current session and how to reach it
         self._read: PurseState | None = None  # that card as last read or written
 
@@ -137,6 +140,7 @@ class CardPurse:
         for step in self.steps.of(uid):
             if step.kind == "credit":
                 state = self._pay(tag, step, state, at)
+        state = self._give_credits(tag, uid, state, at)
         self._read = state
         return state
 
@@ -151,6 +155,36 @@ class CardPurse:
                 self._count_made(step, state)
             else:
                 self.steps.close(step.txn_id)
+
+    def _give_credits(self, tag: ClassicTag, uid: str, state: PurseState, at: datetime) -> PurseState:
+        """The issuer's pending credits for the card (an operator's refund of a sale on any machine).
+
+        Each is given once, the card remembering which (``apply_credit``); the issuer hears which it has.
+        """
+        book = self.credits
+        if book is None:
+            return state
+        listed = book.for_card(uid)
+        if not listed:
+            return state  # the usual tap: nothing the issuer lists for this card
+        for seq, amount in listed:
+            if seq <= state.credits:
+                continue
+            with self.db.atomic("card_step"):
+                book.attempt(uid, seq)  # journaled before the card is written: a pull leaves it in doubt, not lost
+            try:
+                state = apply_credit(tag, self.sam, seq, amount, at, counter=state.counter + 1)
+            except CreditGiven:
+                continue
+            with self.db.atomic("card_step"):
+                self._count(uid, state.log[0])  # the step by the card's counter, for the issuer's settlement
+        given = [seq for seq, _ in listed if seq <= state.credits]
+        with self.db.atomic("journal"):
+            book.settle(uid, state.credits)
+            if given:
+                card = hotlist_name(book.key, uid)
+                self.journal.append(JournalEntry(CREDITS_GIVEN, at, None, {"card": card, "seqs": given}))
+        return state
 
     def _pay(self, tag: ClassicTag, step: CardStep, state: PurseState, at: datetime) -> PurseState:
         """Pay one owed refund: the counter it will carry is journaled first, so a pull never pays twice."""

@@ -37,7 +37,19 @@ MAX_BATCH_BYTES = 64 * 1024  # the whole message; what the machine's config may 
 MAX_BATCH_REPORTS = 1000
 LIVE_KINDS = frozenset({"cmd-result"})  # read live on their own topic by the operator's CLI
 BATCHABLE_KINDS = frozenset(
-    {"sale", "denial", "stock", "alert", "summary", "settlement", "account", "unresolved", "guardian-alert"}
+    {
+        "sale",
+        "denial",
+        "stock",
+        "alert",
+        "summary",
+        "settlement",
+        "account",
+        "unresolved",
+        "guardian-alert",
+        "credit",
+        "credit-given",
+    }
 )
 ENVELOPE_BYTES = 640  # outer keys, machine, stream, JWS header and signature: about 420 bytes, bounded here
 _DIGEST_SIZE = "0" * 64  # a SHA-256 in hex takes as much room whatever it is: sizing needs no hashing

@@ -75,6 +75,7 @@ class MqttReporter:
     location: str = ""  # where the machine stands, in its stock snapshots
     card_totals: CardTotals | None = None  # per_card: the period's lines
     day_refunds: Callable[[str], int] | None = None  # local day -> operators' refunds granted that day
+    sale_card: Callable[[str], str | None] | None = None  # payment: card: a sale's card, for the issuer's credit
     period_before: PeriodBefore | None = None
     card_steps: CardStepLines | None = None  # payment: card: the period's card steps by counter
     account_auth: Callable[[str], AccountAuth | None] | None = None  # payment: account: a debit by txn
@@ -87,6 +88,7 @@ class MqttReporter:
             "vend_completed": self._on_vend_completed,
             "vend_refunded": self._on_vend_refunded,
             "operator_refund": self._on_operator_refund,
+            "credits_given": self._on_credits_given,
             "denied": self._on_denied,
             "restocked": self._snapshot,
             "refilled": self._on_refilled,
@@ -158,8 +160,26 @@ class MqttReporter:
         return [self._sale(entry, "refunded"), self._alert(entry, jam, held=True)]
 
     def _on_operator_refund(self, entry: JournalEntry) -> list[OutboundMessage]:
-        """An operator's refund of a sale: the vendor's books hear it as a ``credited`` sale of that txn."""
-        return [self._sale(entry, "credited")]
+        """An operator's refund of a sale: the vendor's books hear it as a ``credited`` sale of that txn.
+
+        With the purse on the card the issuer gives it, on the first machine the card meets: the card
+        and the amount go to it sealed (``credit``), and it lists the credit for its machines.
+        """
+        sale = SaleEntry.of(entry.data)
+        messages = [self._sale(entry, "credited")]
+        uid = self.sale_card(entry.txn_id or "") if self.sale_card is not None else None
+        if uid is not None and self.issuer_public_key is not None and self.identity is not None:
+            day = entry.at.astimezone(self.zone).date().isoformat()
+            document = {"machine": self.machine, "txn": entry.txn_id, "card": uid, "amount": sale.price, "day": day}
+            messages.append(self._sealed("credit", document, self.identity, self.issuer_public_key))
+        return messages
+
+    def _on_credits_given(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """A purse card has the issuer's pending credits ``seqs`` (given here or before): its list drops them."""
+        if self.issuer_public_key is None or self.identity is None:
+            return []
+        document = {"machine": self.machine, "card": entry.data["card"], "seqs": list(entry.data["seqs"])}
+        return [self._sealed("credit-given", document, self.identity, self.issuer_public_key)]
 
     def _on_denied(self, entry: JournalEntry) -> list[OutboundMessage]:
         denial = DeniedEntry.of(entry.data)
@@ -306,6 +326,7 @@ def reporter_for(
         daily_totals=books.vends.daily_totals,
         card_totals=books.vends.card_totals,
         day_refunds=books.vends.refunds_on,
+        sale_card=_sale_card(books) if config.payment.mode == "card" else None,
         period_before=books.vends.period_before,
         card_steps=CardCounters(books.db).of_days if config.payment.mode == "card" else None,
         account_auth=AccountAuths(books.db).get if config.payment.mode == "account" else None,
@@ -318,3 +339,11 @@ def reporter_for(
         release_minutes=config.release_minutes,
         location=config.location,
     )
+
+
+def _sale_card(books: MachineBooks) -> Callable[[str], str | None]:
+    def card(txn_id: str) -> str | None:
+        record = books.vends.get(txn_id)
+        return record.uid if record is not None and record.uid else None
+
+    return card

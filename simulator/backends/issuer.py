@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from firmware.reporting.wire import WireError
 from simulator.backends.accounts import AccountBook
 from simulator.backends.card_counters import CounterIncident, UnresolvedDebit, decide_unresolved, incidents
 from simulator.backends.contract import check
+from simulator.backends.credits import PendingCredits
 from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
@@ -37,6 +39,8 @@ class IssuerBackend(BackendService):
         "issuer/v1/+/account",
         "issuer/v1/+/unresolved",
         "issuer/v1/+/auth",
+        "issuer/v1/+/credit",
+        "issuer/v1/+/credit-given",
     )
     stream = "issuer"
 
@@ -51,12 +55,20 @@ class IssuerBackend(BackendService):
         school: PublicKey | None = None,
         persistent: bool = True,
         majority_age: int = 18,
+        hotlist_key: bytes | None = None,
     ) -> None:
         store = SqliteReportStore(db, ISSUER_SCHEMA)
         super().__init__(address, store, identity, enrolment, client_id, school=school, persistent=persistent)
         self._key = seal_key
+        self.credits = PendingCredits(store, identity, hotlist_key)  # operators' refunds to purse cards
         self.accounts = AccountBook(store, majority_age)
         self.authorisations = 0  # requests answered
+
+    def stored(self, reports: list[Report]) -> None:
+        if any(report.kind in ("credit", "credit-given") for report in reports):
+            found = self.credits.message(datetime.now(UTC))
+            if found is not None:
+                self.client.publish(*found, qos=1, retain=True)
 
     # ---- accounts: the machines' authorisation requests (firmware/reporting/authorisation.py) -----
     def take_call(self, topic: str, payload: bytes) -> bool:
@@ -160,6 +172,9 @@ class IssuerBackend(BackendService):
                 (machine, *(document[key] for key in keys)),
             )
             return Report(machine, seq, kind, {"seq": seq, "txn": document["txn"]}, [row])
+        if kind in ("credit", "credit-given"):  # an operator's refund to a purse card, listed until a card has it
+            check(f"{kind}-document", machine, document)
+            return Report(machine, seq, kind, {"seq": seq}, self.credits.rows(kind, document))
         if kind == "account":  # a debit's outcome on an issuer-held account
             check("account-document", machine, document)
             outcome = self.accounts.outcome_rows(machine, document)

@@ -279,10 +279,14 @@ class BackendService:
                 )
         if reports:
             acked = self.store.store_many(reports)
+            self.stored(reports)
             for machine, seq in self.store.take_conflicts():
                 self.incident(machine, f"{self.stream} stream", f"a second, different report at stored seq {seq}")
             for machine, seq in acked.items():
                 self.ack(machine, seq)
+
+    def stored(self, reports: list[Report]) -> None:
+        """After a batch is durable, before it is acked: a subclass's follow-up (the issuer's credits list)."""
 
     def call(self, call: Call) -> None:
         """Answer a call on the writer thread: a school's request here; a subclass adds its own kinds."""

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firmware.errors import VendingError
-from firmware.identity.keyset import SEAL, Enrolment, read_seal_key
+from firmware.identity.keyset import HOTLIST, SEAL, Enrolment, read_seal_key, read_shared_key
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import day_option, fail
 from simulator.cli.reporting import (
@@ -90,7 +90,12 @@ def backend_issuer(
         fail(exc)
     school = school_public_key(school_key)
     enrolment = Enrolment(machines)
-    service = IssuerBackend(address, db, seal, identity, enrolment, school=school, majority_age=majority_age).start()
+    try:  # the lost-card key also names and seals the pending credits of operators' refunds to purse cards
+        hotlist = read_shared_key(key.parent, HOTLIST)
+    except VendingError as exc:
+        fail(exc)
+    service = IssuerBackend(address, db, seal, identity, enrolment, school=school, majority_age=majority_age,
+                            hotlist_key=hotlist).start()  # fmt: skip
     await_subscription(service)
     typer.echo(f"issuer backend on {address}, storing in {db}{requests_note(school)}; Ctrl-C to stop")
     serve_forever(service, retention_days, today)
@@ -235,7 +240,6 @@ def _hotlist(
     """Change the list (if asked), then publish the change and the whole list, signed and sealed."""
     from datetime import UTC, datetime
 
-    from firmware.identity.keyset import HOTLIST
     from simulator.backends.hotlist import HotlistRegistry, messages
     from simulator.backends.push import publish
 

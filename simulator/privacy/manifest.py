@@ -47,6 +47,10 @@ PARTIES: dict[str, dict[str, Any]] = {
             "auth-document",
             "unresolved",
             "unresolved-document",
+            "credit",
+            "credit-document",
+            "credit-given",
+            "credit-given-document",
             "issuer-request",
         ],
     },
@@ -68,7 +72,7 @@ PARTIES: dict[str, dict[str, Any]] = {
         "version applied is journaled",
         "legal_basis": "the issuer's card contract (the hotlist) and the school's duty of care with the guardian's "
         "consent (the controls); to be confirmed by the school's data-protection officer",
-        "kinds": ["hotlist", "hotlist-document", "controls", "controls-document"],
+        "kinds": ["hotlist", "hotlist-document", "controls", "controls-document", "credits", "credits-document"],
     },
 }
 

@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -149,6 +150,7 @@ def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
         if step.value.amount > config.security.refund_school_above:
             approval = {"approve": "refund", "machine": config.id, "txn": row[0], "amount": step.value.amount}
             fields["approval"] = json.loads(sign_text(world.keys.school, canonical(approval)))
+        lists = {node.machine_id: credits_version(node) for node in runner.nodes()}
         now = runner.clock.now()
         command_id, payload = operator_command(world.keys.vendor, config.id, "refund", fields, issued_at=now,
                                                lifetime=timedelta(minutes=5))  # fmt: skip
@@ -156,6 +158,11 @@ def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
         answer = until_answered(machine, command_id)
         if not answer.get("ok"):
             raise RuntimeError(f"the machine refused the refund: {answer.get('reason')}")
+        if config.payment.mode == "card":  # the issuer lists the credit: every machine holds the new list
+            if machine.publisher is not None:
+                machine.publisher.flush(APPLY_TIMEOUT_S)
+            for node in runner.nodes():
+                until_applied(node, partial(credits_version, node), lists[node.machine_id] + 1)
 
     runner.hooks["refund"] = refund_step
 
@@ -172,3 +179,9 @@ def until_answered(machine: Node, command_id: str) -> dict[str, Any]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{machine.machine_id} did not answer command {command_id}")
         time.sleep(0.005)
+
+
+def credits_version(node: Node) -> int:
+    """The version of the issuer's pending-credits list a purse-card machine holds (0: none, or no purse)."""
+    book = getattr(node.books.payment, "credits", None)
+    return int(book.version()) if book is not None else 0

@@ -113,7 +113,8 @@ class ReportingWorld:
         db = self.workdir / "issuer.db"
         client_id = self.backend_client_id("issuer")
         school, persistent = keys.school.public, self.guest_id is None
-        return IssuerBackend(address, db, keys.seal_private, keys.issuer, keys.enrolment, client_id, school, persistent)
+        return IssuerBackend(address, db, keys.seal_private, keys.issuer, keys.enrolment, client_id, school, persistent,
+                             hotlist_key=keys.trust.hotlist_key)  # fmt: skip
 
     @property
     def address(self) -> BrokerAddress:
@@ -213,6 +214,27 @@ class ReportingWorld:
     def broker_is_up(self) -> bool:
         return self.link is None or self.link.is_up
 
+    def _count_credits(self, runner: ScenarioRunner) -> None:
+        """Purse cards: the operators' refunds the issuer still owes to cards count in the run's money.
+
+        Not counted (``None``) while a refund or a card's report of having it waits in an outbox, or a
+        machine cannot tell whether a pulled card has a credit it began to write.
+        """
+
+        def issuer_money() -> int | None:
+            waiting = sum(
+                node.db.conn.execute(
+                    "SELECT (SELECT COUNT(*) FROM outbox WHERE topic LIKE '%/credit' OR topic LIKE '%/credit-given') "
+                    "+ (SELECT COUNT(*) FROM credit_attempts)"
+                ).fetchone()[0]
+                for node in runner.nodes()
+            )
+            if waiting or self.issuer is None:
+                return None
+            return self.issuer.credits.pending()
+
+        runner.issuer_money = issuer_money
+
     def _hold_accounts(self, runner: ScenarioRunner) -> None:
         """``payment: account``: the run's cards become accounts at this world's issuer, and its money counts."""
         assert self.issuer is not None
@@ -306,6 +328,8 @@ class ReportingWorld:
         runner.hooks["backend"] = backend_step
         if runner.scenario.machine.config.payment.mode == "account":
             self._hold_accounts(runner)
+        elif runner.scenario.machine.config.payment.mode == "card":
+            self._count_credits(runner)
         if runner.scenario.machine.config.hotlist is not None:
             keep_hotlist(self, runner)
         if runner.scenario.machine.config.controls == "school":

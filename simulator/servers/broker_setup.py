@@ -113,7 +113,12 @@ def acl_text(*, insider: bool = False) -> str:
     school += ["topic read school/v1/+/guardian-alert", "topic read school/v1/+/batch", "topic write school/v1/+/ack"]
     issuer = ["topic read issuer/v1/+/settlement", "topic read issuer/v1/+/batch", "topic write issuer/v1/+/ack"]
     issuer += ["topic read issuer/v1/+/account", "topic read issuer/v1/+/auth", "topic write issuer/v1/+/auth-answer"]
-    issuer += ["topic read issuer/v1/+/unresolved"]
+    issuer += [
+        "topic read issuer/v1/+/unresolved",
+        "topic read issuer/v1/+/credit",
+        "topic read issuer/v1/+/credit-given",
+    ]
+    issuer += ["topic write issuer/v1/credits"]
     issuer += ["topic write issuer/v1/hotlist", "topic write issuer/v1/hotlist/delta"]
     issuer += ["topic read school/v1/issuer/request", "topic write school/v1/issuer/answer"]
     rights = {"vendor": vendor, "school": school, "issuer": issuer}
@@ -132,10 +137,16 @@ def acl_text(*, insider: bool = False) -> str:
         "pattern write issuer/v1/%u/account",
         "pattern write issuer/v1/%u/auth",
         "pattern write issuer/v1/%u/unresolved",
+        "pattern write issuer/v1/%u/credit",
+        "pattern write issuer/v1/%u/credit-given",
     ]
     lines += ["pattern read issuer/v1/%u/auth-answer"]
     # the issuer's lost-card list: one sealed blob for every machine (firmware/reporting/hotlist.py)
-    lines += ["pattern read issuer/v1/hotlist", "pattern read issuer/v1/hotlist/delta"]
+    lines += [
+        "pattern read issuer/v1/hotlist",
+        "pattern read issuer/v1/hotlist/delta",
+        "pattern read issuer/v1/credits",
+    ]
     # a school's guardian controls: sealed with the key only that school's machines hold (controls.py)
     lines += ["pattern read school/v1/+/controls"]
     lines += ["pattern read vending/v1/%u/cmd/+"]

@@ -40,7 +40,7 @@ static bool school_controls(const char *topic)
 }
 
 /* vending/v1/<machine>/status or vending/v1/<machine>/stock, <machine> one non-empty level; issuer/v1/hotlist;
- * school/v1/<school>/controls */
+ * issuer/v1/credits; school/v1/<school>/controls */
 static bool retained_by_design(const char *topic)
 {
 	static const char prefix[] = "vending/v1/";
@@ -48,6 +48,7 @@ static bool retained_by_design(const char *topic)
 	const char *slash;
 
 	if(topic != NULL && strcmp(topic, "issuer/v1/hotlist") == 0) return true;
+	if(topic != NULL && strcmp(topic, "issuer/v1/credits") == 0) return true;
 	if(topic != NULL && school_controls(topic)) return true;
 	if(topic == NULL || strncmp(topic, prefix, sizeof(prefix) - 1) != 0) return false;
 	machine = topic + sizeof(prefix) - 1;

@@ -31,6 +31,9 @@ TOPIC_SCHEMA = {
     "delta": "hotlist",
     "controls": "controls",
     "guardian-alert": "guardian-alert",
+    "credit": "credit",
+    "credit-given": "credit-given",
+    "credits": "credits",
     "auth": "auth-request",
     "auth-answer": "auth-answer",
 }
@@ -79,7 +82,7 @@ def test_scenario_messages_match_contract_and_leak_no_uid(path: Path, world, cap
         kind = topic.split("/")[-1]
         if "/cmd/" in topic:
             continue
-        if topic.startswith("issuer/v1/hotlist") or kind == "controls":  # sealed whole, signed inside (pushed.py)
+        if topic.startswith("issuer/v1/hotlist") or kind in ("controls", "credits"):  # sealed whole (pushed.py)
             errors = list(validator(TOPIC_SCHEMA[kind]).iter_errors(json.loads(payload)))
             assert not errors, f"{topic}: {errors[0].message}"
             continue

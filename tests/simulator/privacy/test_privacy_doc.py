@@ -41,8 +41,8 @@ def test_every_published_payload_is_documented_field_by_field():
     sealed = {"settlement-document", "account-document", "auth-document", "unresolved-document"}  # the issuer's
     published |= {"hotlist", "controls"}  # an authority's push to its machines (the vendor carries it sealed)
     sealed |= {"hotlist-document", "controls-document"}  # what its machines open
-    published |= {"guardian-alert"}  # sealed to the school
-    sealed |= {"guardian-alert-document"}
+    published |= {"guardian-alert", "credit", "credit-given", "credits"}  # sealed to the school, the issuer
+    sealed |= {"guardian-alert-document", "credit-document", "credit-given-document", "credits-document"}
     assert set(sections) == published | sealed
     for kind in published | sealed:
         assert sections[kind] == fields_of(SCHEMAS[kind]), f"docs/privacy.md section {kind!r}"

@@ -1,0 +1,75 @@
+"""The issuer's pending credits: operators' refunds to purse cards, numbered per card, listed until a card has them.
+
+A selling machine reports the refund sealed (``credit``: its txn, the card, the amount); the issuer gives
+it the card's next seq, exactly once per (machine, txn). Every machine that meets the card reports which
+of the listed credits the card now has (``credit-given``: the card by its hotlist name); those leave the
+list. After each change the backend publishes the whole list, signed and sealed with the hotlist key,
+retained (firmware/reporting/credits.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from firmware.identity.pseudonym import hotlist_name
+from firmware.identity.signing import Identity
+from firmware.reporting import credits
+from simulator.backends.store import SqliteReportStore
+
+VALID = timedelta(days=7)
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending_credits (
+    uid TEXT NOT NULL, seq INTEGER NOT NULL, amount INTEGER NOT NULL, machine TEXT NOT NULL, txn TEXT NOT NULL,
+    day TEXT NOT NULL, given INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (uid, seq), UNIQUE (machine, txn)
+);
+"""
+
+Row = tuple[str, tuple[Any, ...]]
+
+
+class PendingCredits:
+    def __init__(self, store: SqliteReportStore, identity: Identity, key: bytes | None) -> None:
+        self.store = store
+        self.identity = identity
+        self.key = key
+        store.execute(SCHEMA)  # one statement: the issuer's file gains the table where it lacks it
+
+    def rows(self, kind: str, document: dict[str, Any]) -> list[Row]:
+        """The statements that apply one report, stored with it in one transaction."""
+        if kind == "credit":
+            uid = str(document["card"]).upper()
+            return [
+                (
+                    "INSERT INTO pending_credits (uid, seq, amount, machine, txn, day) SELECT ?, COALESCE(MAX(seq), 0) "
+                    "+ 1, ?, ?, ?, ? FROM pending_credits WHERE uid = ? ON CONFLICT DO NOTHING",
+                    (uid, document["amount"], document["machine"], document["txn"], document["day"], uid),
+                )
+            ]
+        named = self._uid_named(str(document["card"]))
+        if named is None:
+            return []  # every credit of that card was reported given already
+        marks = ", ".join("?" * len(document["seqs"]))
+        return [
+            (f"UPDATE pending_credits SET given = 1 WHERE uid = ? AND seq IN ({marks})", (named, *document["seqs"]))
+        ]
+
+    def _uid_named(self, name: str) -> str | None:
+        if self.key is None:
+            return None
+        listed = self.store.execute("SELECT DISTINCT uid FROM pending_credits WHERE given = 0")
+        return next((str(uid) for (uid,) in listed if hotlist_name(self.key, str(uid)) == name), None)
+
+    def pending(self) -> int:
+        """What the issuer still owes to cards (counted in the simulator's money check)."""
+        return int(self.store.execute("SELECT COALESCE(SUM(amount), 0) FROM pending_credits WHERE given = 0")[0][0])
+
+    def message(self, now: datetime) -> tuple[str, str] | None:
+        """``(topic, payload)`` of the whole list now; None without the hotlist key."""
+        if self.key is None:
+            return None
+        cards: dict[str, list[tuple[int, int]]] = {}
+        for uid, seq, amount in self.store.execute("SELECT uid, seq, amount FROM pending_credits WHERE given = 0"):
+            cards.setdefault(hotlist_name(self.key, str(uid)), []).append((int(seq), int(amount)))
+        version = int(now.timestamp() * 1_000_000)  # newer each time, across restarts and instances
+        return credits.TOPIC, credits.compose(self.identity, self.key, version, now, now + VALID, cards)
