@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,19 @@ def _kib(pid: int, field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def _settled_rss(pid: int, limit_s: float = 10.0) -> int:
+    """VmRSS once two readings 0.5 s apart no longer fall (or after ``limit_s``)."""
+    last = _kib(pid, "VmRSS")
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _kib(pid, "VmRSS")
+        if now >= last:
+            return now
+        last = now
+    return last
 
 
 def _at_least(lines: list[str], count: int) -> Callable[[], bool]:
@@ -78,7 +92,9 @@ def test_the_vendor_backend_s_memory_stays_bounded_under_an_oversize_flood(tmp_p
             peaks.append(_kib(backend.pid, "VmHWM") - before)
         attacker.disconnect()
         attacker.loop_stop()
-        kept = _kib(backend.pid, "VmRSS") - before
+        # on a loaded box the last message's buffers may still be on their way back to the allocator: what is
+        # kept is read once it has stopped falling (at most 10 s), never waited for below the limit
+        kept = _settled_rss(backend.pid) - before
         assert backend.poll() is None, "the backend is still running"
     finally:
         backend.terminate()
