@@ -15,27 +15,26 @@ from firmware.domain import Guardian, Period
 from firmware.identity.pseudonym import controls_name
 from firmware.journal.database import Database
 from firmware.journal.guardians import decode_guardian, encode_guardian
+from firmware.journal.held import HeldPush
 
 VERSION, PERIODS = "controls_version", "controls_periods"
 
 
-class ControlsBook:
-    """Implements the ``GuardianControls`` port from the machine's books and the school's shared key."""
+class ControlsBook(HeldPush):
+    """Implements the ``SchoolControls`` port from the machine's books and the school's shared key."""
+
+    version_key = VERSION
 
     def __init__(self, db: Database, key: bytes) -> None:
-        self.db = db
+        super().__init__(db)
         self.key = key
-
-    def version(self) -> int:
-        held = self.db.meta(VERSION)
-        return int(held) if held else 0
 
     def replace(self, version: int, periods: tuple[Period, ...], cards: Mapping[str, Guardian]) -> None:
         """A newer push (joins the current transaction)."""
         self.db.conn.execute("DELETE FROM school_controls")
         self.db.conn.executemany("INSERT INTO school_controls (entry, controls) VALUES (?, ?)",
                                  ((name, encode_guardian(g)) for name, g in cards.items()))  # fmt: skip
-        self.db.set_meta(VERSION, str(version))
+        self.stamp(version)
         spans = {p.name: [p.start.strftime("%H:%M"), p.end.strftime("%H:%M")] for p in periods}
         self.db.set_meta(PERIODS, json.dumps(spans))
 

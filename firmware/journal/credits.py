@@ -10,25 +10,24 @@ from collections.abc import Mapping
 
 from firmware.identity.pseudonym import hotlist_name
 from firmware.journal.database import Database
+from firmware.journal.held import HeldPush
 
 VERSION = "credits_version"
 
 
-class CreditsBook:
-    def __init__(self, db: Database, key: bytes) -> None:
-        self.db = db
-        self.key = key
+class CreditsBook(HeldPush):
+    version_key = VERSION
 
-    def version(self) -> int:
-        held = self.db.meta(VERSION)
-        return int(held) if held else 0
+    def __init__(self, db: Database, key: bytes) -> None:
+        super().__init__(db)
+        self.key = key
 
     def replace(self, version: int, cards: Mapping[str, tuple[tuple[int, int], ...]]) -> None:
         """A newer list (joins the current transaction)."""
         self.db.conn.execute("DELETE FROM issuer_credits")
         rows = [(name, seq, amount) for name, credits in cards.items() for seq, amount in credits]
         self.db.conn.executemany("INSERT INTO issuer_credits (entry, seq, amount) VALUES (?, ?, ?)", rows)
-        self.db.set_meta(VERSION, str(version))
+        self.stamp(version)
         self.db.conn.execute(  # a credit the issuer no longer lists was given, here or elsewhere: no longer in doubt
             "DELETE FROM credit_attempts WHERE NOT EXISTS (SELECT 1 FROM issuer_credits c "
             "WHERE c.entry = credit_attempts.entry AND c.seq = credit_attempts.seq)"

@@ -10,18 +10,13 @@ import sqlite3
 from datetime import datetime
 
 from firmware.identity.pseudonym import hotlist_name
-from firmware.journal.database import Database
+from firmware.journal.held import HeldPush
 
 VERSION, EXPIRES = "hotlist_version", "hotlist_expires"
 
 
-class HotlistBook:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def version(self) -> int:
-        held = self.db.meta(VERSION)
-        return int(held) if held else 0
+class HotlistBook(HeldPush):
+    version_key = VERSION
 
     def expires(self) -> datetime | None:
         held = self.db.meta(EXPIRES)
@@ -40,7 +35,7 @@ class HotlistBook:
         self._stamp(version, expires)
 
     def _stamp(self, version: int, expires: datetime) -> None:
-        self.db.set_meta(VERSION, str(version))
+        self.stamp(version)
         self.db.set_meta(EXPIRES, expires.isoformat())
 
     def listed(self, name: str) -> bool:
