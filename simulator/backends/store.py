@@ -204,6 +204,8 @@ class StoreQueries:
             self.execute(f"DELETE FROM settlements WHERE day < ?{which}", (before_day, *only))
             self.execute(f"DELETE FROM settlement_days WHERE day < ?{which}", (before_day, *only))
             self.execute(f"DELETE FROM settlement_weeks WHERE substr(days, 1, 10) < ?{which}", (before_day, *only))
+            if self.execute("SELECT 1 FROM sqlite_master WHERE name = 'pending_credits'"):  # refunds owed stay, always
+                self.execute(f"DELETE FROM pending_credits WHERE given = 1 AND day < ?{which}", (before_day, *only))
         return len(purged)
 
     def days_held(self, machine: str) -> list[str]:
