@@ -117,11 +117,11 @@ def _refund(books: MachineBooks, controller: Controller, command: Refund) -> Non
         raise Refused(f"txn {command.txn}: already refunded NT${done}")
     if command.amount > record.price:
         raise Refused(f"amount {command.amount}: more than the sale's price ({record.price})")
-    if controller.config.payment.mode == "account" and command.amount != record.price:
+    mode = controller.config.payment.mode
+    if mode == "account" and command.amount != record.price:
         raise Refused(f"an issuer-held account is refunded whole: amount {record.price}")
     money = Money(command.amount, controller.config.currency)
     at = controller.now()
-    mode = controller.config.payment.mode
     if mode != "card":  # a purse card's credit goes to the issuer with the report of this refund (reporter.py)
         books.payment.refund(record.uid, money, command.txn)  # the wallet at once; the issuer's account
     books.vends.grant_refund(command.txn, command.amount, at.astimezone(controller.config.zone).date().isoformat(),

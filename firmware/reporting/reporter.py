@@ -25,7 +25,7 @@ from firmware.reporting import topics
 from firmware.reporting.sealed import seal
 from firmware.reporting.signed import canonical
 
-ALERT_PAD = 768  # a guardian alert's signed envelope is padded to this many characters before it is sealed
+ALERT_PAD = 512  # a guardian alert's signed text, as the envelope escapes it, is padded to this many characters
 StockSnapshot = Callable[[], dict[str, dict[str, Any]]]
 # Denials that say something about a child's family or money: the vendor gets the count, never who.
 FAMILY_AND_MONEY = frozenset(
@@ -271,8 +271,9 @@ class MqttReporter:
         if self.school_public_key is None or self.identity is None:
             return []  # a machine without the school's seal key tells no guardian (node.py refuses to start so)
         document = {"machine": self.machine, **entry.data, "pad": ""}
-        signed_size = len(json.dumps(self.identity.sign(canonical(document)), sort_keys=True, separators=(",", ":")))
-        document["pad"] = "." * max(0, ALERT_PAD - signed_size)  # as sealed: quotes escaped, every alert one size
+        # the signed envelope is this text as a JSON string (quotes escaped) beside a header and a signature
+        # of fixed length: padding the escaped text to one length makes every alert one size when sealed
+        document["pad"] = "." * max(0, ALERT_PAD - len(json.dumps(canonical(document))))
         message = self._sealed(topics.GUARDIAN_ALERT, document, self.identity, self.school_public_key, "school")
         if self.release_minutes:
             message = replace(message, release_at=release_window(entry.at, self.release_minutes)[1])

@@ -19,10 +19,6 @@ def issuer(machine: str, kind: str) -> str:
     return f"{ISSUER_PREFIX}/{machine}/{kind}"
 
 
-def school(machine: str, kind: str) -> str:
-    return f"{SCHOOL_PREFIX}/{machine}/{kind}"
-
-
 def ack(stream: str, machine: str) -> str:
     return f"{PREFIXES[stream]}/{machine}/ack"
 

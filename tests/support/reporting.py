@@ -244,3 +244,21 @@ def configured_runner(tmp_path: Path, reporting: ReportingWorld, **config: Any) 
     runner.start()
     assert runner.machine.publisher is not None and runner.machine.publisher.wait_connected(10)
     return runner
+
+
+def until_held(runner: ScenarioRunner, book: Any, version: int, what: str) -> None:
+    """Tick the machine until ``book`` (a pushed list it holds) is at ``version``."""
+    from tests.support.waiting import eventually
+
+    def arrived() -> bool:
+        runner.machine.tick()
+        return bool(book.version() == version)
+
+    eventually(arrived, what=f"{what} version {version} applied")
+
+
+def pushes_refused(runner: ScenarioRunner, kind: str) -> int:
+    """How many pushes of ``kind`` (hotlist, controls, credits) the machine refused so far."""
+    pushes = runner.machine.pushes
+    assert pushes is not None
+    return pushes.refused[kind]

@@ -20,7 +20,7 @@ from simulator.backends.hotlist import HotlistRegistry, messages
 from simulator.backends.push import publish
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
-from tests.support.reporting import Capture, capture, configured_runner, decide, world  # noqa: F401 - fixtures
+from tests.support.reporting import Capture, capture, configured_runner, decide, until_held, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
 AMY, BEN = "04A1B2C3D4E5F6", "04B2C3D4E5F607"
@@ -34,17 +34,10 @@ def buy(runner: ScenarioRunner, uid: str) -> tuple[str | None, str | None]:
     return decide(runner, "A1", uid)[:2]
 
 
-def held(runner: ScenarioRunner, version: int) -> int:
-    """Tick until the machine holds ``version`` of the list."""
+def held(runner: ScenarioRunner, version: int) -> None:
     hotlist = runner.machine.hotlist
     assert hotlist is not None
-
-    def arrived() -> bool:
-        runner.machine.tick()
-        return hotlist.book.version() == version
-
-    eventually(arrived, what=f"hotlist version {version} applied")
-    return version
+    until_held(runner, hotlist.book, version, "hotlist")
 
 
 def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(

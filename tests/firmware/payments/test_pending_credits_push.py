@@ -16,7 +16,7 @@ from firmware.reporting import credits
 from simulator.backends.push import publish
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
-from tests.support.reporting import configured_runner, world  # noqa: F401 - fixtures
+from tests.support.reporting import configured_runner, pushes_refused, until_held, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
 AMY = "04A1B2C3D4E5F6"
@@ -27,9 +27,7 @@ def purse_runner(tmp_path: Path, reporting: ReportingWorld) -> ScenarioRunner:
 
 
 def refused(runner: ScenarioRunner) -> int:
-    pushes = runner.machine.pushes
-    assert pushes is not None
-    return pushes.refused["credits"]
+    return pushes_refused(runner, "credits")
 
 
 def test_only_the_issuer_s_newer_list_is_applied_and_hostile_ones_change_nothing(
@@ -49,11 +47,7 @@ def test_only_the_issuer_s_newer_list_is_applied_and_hostile_ones_change_nothing
     genuine = credits.compose(keys.issuer, key, 5, now, now + timedelta(days=1), listed)
     publish(world.party_address("issuer"), [(credits.TOPIC, genuine, True)], "issuer-credits")
 
-    def applied() -> bool:
-        runner.machine.tick()
-        return book.version() == 5
-
-    eventually(applied, what="the issuer's credits list applied")
+    until_held(runner, book, 5, "the issuer's credits list")
     assert book.for_card(AMY) == [(1, 25)] and book.for_card("04B2C3D4E5F607") == []
 
     later = now + timedelta(hours=1)

@@ -22,7 +22,7 @@ from simulator.scenarios.runner import ScenarioRunner
 from simulator.school.controls import SchoolControls
 from simulator.school.roster import Student
 from simulator.school.store import SchoolStore
-from tests.support.reporting import Capture, capture, configured_runner, decide, world  # noqa: F401 - fixtures
+from tests.support.reporting import Capture, capture, configured_runner, decide, pushes_refused, until_held, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
 AMY, BEN = "04A1B2C3D4E5F6", "04B2C3D4E5F607"
@@ -40,20 +40,11 @@ def school_of(tmp_path: Path) -> SchoolControls:
 
 
 def held(runner: ScenarioRunner, version: int) -> None:
-    book = runner.machine.controls
-    assert book is not None
-
-    def arrived() -> bool:
-        runner.machine.tick()
-        return book.version() == version
-
-    eventually(arrived, what=f"controls version {version} applied")
+    until_held(runner, runner.machine.controls, version, "controls")
 
 
 def refused(runner: ScenarioRunner) -> int:
-    pushes = runner.machine.pushes
-    assert pushes is not None
-    return pushes.refused["controls"]
+    return pushes_refused(runner, "controls")
 
 
 def test_a_pushed_decision_holds_on_that_card_only_and_bad_pushes_change_nothing(
