@@ -72,14 +72,14 @@ def compose_delta(identity: Identity, key: bytes, version: int, issued: datetime
 
 def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> HotlistDocument:
     """The list in ``raw`` if it is the issuer's, current and newer than version ``held``; ``WireError`` if not."""
-    document = _document(open_push(raw, key, LABEL, verify, MAX_HOTLIST_BYTES))
-    check_order(PushHead(document.kind, document.version, document.issued, document.expires), held, now)
+    head, document = _document(open_push(raw, key, LABEL, verify, MAX_HOTLIST_BYTES))
+    check_order(head, held, now)
     if document.kind == "delta" and document.base != held:
         raise WireError(f"a delta from version {document.base}; the list held is version {held}: out of order")
     return document
 
 
-def _document(body: dict[str, object]) -> HotlistDocument:
+def _document(body: dict[str, object]) -> tuple[PushHead, HotlistDocument]:
     head = read_head(body, {"full": ("base", "entries"), "delta": ("base", "add", "remove")})
     base = body["base"]
     if type(base) is not int or not 0 <= base <= head.version:
@@ -93,4 +93,4 @@ def _document(body: dict[str, object]) -> HotlistDocument:
         if not all(isinstance(entry, str) and ENTRY.match(entry) for entry in value):
             raise WireError(f"{name}: every name is 32 lower-case hex digits")
         names[name] = frozenset(value)
-    return HotlistDocument(head.kind, head.version, base, head.issued, head.expires, **names)
+    return head, HotlistDocument(head.kind, head.version, base, head.issued, head.expires, **names)

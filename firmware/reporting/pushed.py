@@ -19,7 +19,7 @@ import hashlib
 import json
 import secrets
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -107,6 +107,3 @@ def check_order(head: PushHead, held: int, now: datetime) -> None:
 
 def push_head(kind: str, version: int, issued: datetime, expires: datetime) -> dict[str, object]:
     return {"kind": kind, "version": version, "issued": issued.isoformat(), "expires": expires.isoformat()}
-
-
-Reader = Callable[[bytes, int, datetime], Any]  # raw, version held, now -> a checked document
