@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -26,6 +26,10 @@ class BrokerAddress:
     # Dial this TCP endpoint instead of host:port (a proxy in front of the broker, as curl's --connect-to);
     # TLS still checks the certificate against ``host``.
     dial: tuple[str, int] | None = None
+    # More nodes of the same cluster (``--broker URL,URL,...``): after a lost or refused connection the
+    # client tries the next one, in order, with paho's back-off; the persistent session and the outbox
+    # carry a machine across (docs/scaling.md)
+    alternates: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def parse(
@@ -37,6 +41,12 @@ class BrokerAddress:
         cert_file: str | None = None,
         key_file: str | None = None,
     ) -> BrokerAddress:
+        if "," in url:
+            first, *others = (cls.parse(one.strip(), username, password, ca_file, cert_file, key_file)
+                              for one in url.split(","))  # fmt: skip
+            if any(other.tls != first.tls for other in others):
+                raise VendingError(f"broker URLs {url!r}: every node of one broker uses the same scheme")
+            return replace(first, alternates=tuple((other.host, other.port) for other in others))
         parsed = urlparse(url)
         if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
             raise VendingError(f"broker URL {url!r}: expected mqtt://host:port or mqtts://host:port")
@@ -64,8 +74,14 @@ class BrokerAddress:
         """Where the TCP connection goes."""
         return self.dial or (self.host, self.port)
 
+    @property
+    def endpoints(self) -> tuple[tuple[str, int], ...]:
+        """Every node to try, in order."""
+        return (self.endpoint, *self.alternates)
+
     def __str__(self) -> str:  # no password in logs
-        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+        scheme = "mqtts" if self.tls else "mqtt"
+        return ",".join(f"{scheme}://{host}:{port}" for host, port in ((self.host, self.port), *self.alternates))
 
 
 def reachable(address: BrokerAddress, timeout_s: float = 5.0) -> None:
@@ -75,11 +91,14 @@ def reachable(address: BrokerAddress, timeout_s: float = 5.0) -> None:
     is said at once instead of after a silent wait. The machine itself never needs this: it starts
     offline and its publisher keeps trying.
     """
-    try:
-        socket.create_connection(address.endpoint, timeout=timeout_s).close()
-    except OSError as exc:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        raise VendingError(f"cannot reach the broker at {address}: {reason.lower()}") from None
+    reason = ""
+    for endpoint in address.endpoints:  # a cluster is reachable when any of its nodes is
+        try:
+            socket.create_connection(endpoint, timeout=timeout_s).close()
+            return
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+    raise VendingError(f"cannot reach the broker at {address}: {reason.lower()}")
 
 
 def make_client(address: BrokerAddress, client_id: str, *, persistent: bool = True):  # type: ignore[no-untyped-def]
@@ -102,7 +121,26 @@ def make_client(address: BrokerAddress, client_id: str, *, persistent: bool = Tr
     client.reconnect_delay_set(min_delay=1, max_delay=8)
     client.max_inflight_messages_set(100)
     client.on_socket_open = _no_delay
+    if address.alternates:
+        client.on_pre_connect = _NextNode(address.endpoints)
     return client
+
+
+class _NextNode:
+    """Before each reconnect, the next node of the cluster (the first connect goes to the first).
+
+    paho calls this as it (re)opens the socket; the host and port it dials are set directly because
+    its public setters refuse while a connection is being opened -- which is exactly now.
+    """
+
+    def __init__(self, endpoints: tuple[tuple[str, int], ...]) -> None:
+        self.endpoints = endpoints
+        self.attempts = 0
+
+    def __call__(self, client: Any, userdata: Any) -> None:
+        host, port = self.endpoints[self.attempts % len(self.endpoints)]
+        self.attempts += 1
+        client._host, client._port = host, port  # noqa: SLF001 - see the docstring
 
 
 def _no_delay(client: object, userdata: object, sock: Any) -> None:

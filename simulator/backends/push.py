@@ -9,8 +9,18 @@ from firmware.reporting.mqtt import BrokerAddress, make_client
 PUBLISH_TIMEOUT_S = 15.0
 
 
-def publish(address: BrokerAddress, found: list[tuple[str, str, bool]], who: str) -> None:
-    """Send ``(topic, payload, retain)`` messages (QoS 1), waiting until the broker has each; ``RuntimeError``."""
+def publish(address: BrokerAddress, found: list[tuple[str, str, bool]], who: str, *, every_node: bool = False) -> None:
+    """Send ``(topic, payload, retain)`` messages (QoS 1), waiting until the broker has each; ``RuntimeError``.
+
+    ``every_node``: to each node of a clustered address in turn (RabbitMQ 3.10 keeps retained
+    messages per node, so a retained push reaches a machine on any node only if every node has it).
+    """
+    if every_node and address.alternates:
+        from dataclasses import replace
+
+        for host, port in address.endpoints:
+            publish(replace(address, host=host, port=port, alternates=(), dial=None), found, who)
+        return
     # a client id of its own each time: a broker still closing the last publisher's session keeps this one
     client = make_client(address, f"{who}-{secrets.token_hex(4)}", persistent=False)
     client.connect(*address.endpoint, keepalive=15)

@@ -29,6 +29,7 @@ from firmware.reporting.signed import compose_ack, open_signed
 from firmware.reporting.supervised import SupervisedThread
 from firmware.reporting.wire import WireError, sequence
 from simulator.backends import contract
+from simulator.backends.amqp import AmqpAddress, AmqpLink, party_queue
 from simulator.backends.requests import PartyRequest, answer_topic, compose, read_request, request_topic
 from simulator.backends.store import Report, SqliteReportStore
 
@@ -49,6 +50,7 @@ class Inbound(NamedTuple):
     signature: str
     manifest: str = ""  # the signed batch manifest it came in (empty for a report sent alone)
     text: str = ""  # the payload exactly as signed (stored as is: no re-encoding, and it hashes to ``digest``)
+    receipt: object = None  # how the message it came in is settled with the broker once stored (AMQP only)
 
 
 Call = object  # an item the writer answers on its own (PartyRequest; a subclass's own, e.g. an authorisation)
@@ -94,26 +96,47 @@ class BackendService:
         # anything else is a call answered on its own, in arrival order (a school's request, an authorisation)
         self._inbox: queue.Queue[list[Inbound] | Call | None] = queue.Queue()
         self._writer = SupervisedThread(self._write_loop, f"{self.client_id}-writer")
+        self.link: AmqpLink | None = None
+
+    def use_amqp(self, address: AmqpAddress) -> Self:
+        """Consume the party's quorum queue on a RabbitMQ cluster (competing consumers) instead of MQTT."""
+        link = AmqpLink(address, party_queue(self.stream), self._delivered, BATCH, self.client_id)
+        link.retained = self.address  # the party's MQTT address, for its retained pushes
+        self.client = self.link = link
+        self.connected = self.subscribed = link.ready
+        return self
 
     def start(self) -> Self:
         contract.prepare(topic.rsplit("/", 1)[-1] for topic in self.subscriptions)
         self._writer.start()
+        if self.link is not None:
+            self.link.start()
+            return self
         self.client.connect_async(*self.address.endpoint, keepalive=15)
         self.client.loop_start()
         return self
 
     def stop(self) -> None:
         self._writer.stop()
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self.link is None:
+            self.client.disconnect()
+            self.client.loop_stop()
         self._inbox.put(None)
-        self._writer.join(timeout=30)
+        self._writer.join(timeout=30)  # on AMQP, what it stores is still acked: the link closes after
+        if self.link is not None:
+            self.link.stop()
         self.store.close()
 
     def abandon(self) -> None:
-        """Die without a goodbye (crash tests): unstored messages are simply gone, as in a crash."""
+        """Die without a goodbye (crash tests): unstored messages are simply gone, as in a crash.
+
+        On AMQP the deliveries it had not acked go back to the queue, to the party's other instances.
+        """
         self._writer.stop()
-        self.client.loop_stop()
+        if self.link is not None:
+            self.link.abandon()
+        else:
+            self.client.loop_stop()
         self._inbox.put(None)
         self._writer.join(timeout=30)
         self.store.close()
@@ -138,31 +161,43 @@ class BackendService:
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         """Paho's thread: verify and queue only; an exception here would end the network loop."""
-        if message.topic == request_topic(self.stream):
-            self._queue_request(bytes(message.payload))
-            return
-        if self.take_call(message.topic, message.payload):
-            return
-        if not any(topic_matches_sub(topic, message.topic) for topic in self.subscriptions):
+        self._take(message.topic, message.payload)
+
+    def _delivered(self, topic: str, payload: bytes, receipt: object) -> None:
+        """The AMQP link's thread: as ``_on_message``; a delivery with nothing to store is settled at once."""
+        if not self._take(topic, payload, receipt) and self.link is not None:
+            self.link.settle([receipt], stored=True)
+
+    def _take(self, topic: str, payload: bytes, receipt: object = None) -> bool:
+        """Verify and queue; True if reports went to the writer (which settles ``receipt`` once they are stored)."""
+        if topic == request_topic(self.stream):
+            self._queue_request(bytes(payload))
+            return False
+        if self.take_call(topic, payload):
+            return False
+        if not any(topic_matches_sub(sub, topic) for sub in self.subscriptions):
             # a broker's mistake, not a client's message (amqtt resends every retained message matching
             # any client's filter to a resumed session): not ours to judge or to store
             self.misdelivered += 1
-            return
-        if len(message.payload) > MAX_MESSAGE_BYTES:  # an incident, dropped unread: no copy, no parse
+            return False
+        if len(payload) > MAX_MESSAGE_BYTES:  # an incident, dropped unread: no copy, no parse
             self.oversize += 1
-            self.incident(None, message.topic, f"{len(message.payload)} bytes, over {MAX_MESSAGE_BYTES}: not read")
-            log.warning("dropped a %d-byte message on %s: over %d bytes", len(message.payload), message.topic,
-                        MAX_MESSAGE_BYTES)  # fmt: skip
-            return
+            self.incident(None, topic, f"{len(payload)} bytes, over {MAX_MESSAGE_BYTES}: not read")
+            log.warning("dropped a %d-byte message on %s: over %d bytes", len(payload), topic, MAX_MESSAGE_BYTES)
+            return False
         try:
-            inbound = self.verify(message.topic, bytes(message.payload))
+            inbound = self.verify(topic, bytes(payload))
         except Exception:  # noqa: BLE001 - one bad message never stops the backend
             self.errors += 1
-            log.exception("dropped a report on %s that could not be checked", message.topic)
-            return
-        if inbound:
-            self._writer.ensure_alive()  # a writer that died is restarted (and counted) before it is needed
-            self._inbox.put(inbound)
+            log.exception("dropped a report on %s that could not be checked", topic)
+            return False
+        if not inbound:
+            return False
+        if receipt is not None:
+            inbound = [one._replace(receipt=receipt) for one in inbound]
+        self._writer.ensure_alive()  # a writer that died is restarted (and counted) before it is needed
+        self._inbox.put(inbound)
+        return True
 
     def take_call(self, topic: str, payload: bytes) -> bool:
         """Paho's thread: a subclass's own call (not a report) is checked and queued here; True if it was one."""
@@ -261,6 +296,14 @@ class BackendService:
             except Exception:  # noqa: BLE001 - nothing was acked, so nothing is lost; keep serving
                 self.errors += 1
                 log.exception("a batch of %d reports could not be stored; left unacked for resending", len(batch))
+                self._settle(batch, stored=False)
+            else:
+                self._settle(batch, stored=True)
+
+    def _settle(self, batch: list[Inbound], *, stored: bool) -> None:
+        """On AMQP: ack the deliveries now durable, requeue those that failed (MQTT's QoS 1 acked on arrival)."""
+        if self.link is not None:
+            self.link.settle({one.receipt for one in batch if one.receipt is not None}, stored)
 
     def _write(self, batch: list[Inbound]) -> None:
         reports: list[Report] = []

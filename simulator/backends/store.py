@@ -139,6 +139,10 @@ class StoreQueries:
     # a report's local day, from its time or day field (each store spells JSON access its own way)
     day_of_report = "substr(COALESCE(json_extract(payload, '$.time'), json_extract(payload, '$.day'), ''), 1, 10)"
 
+    def on_day(self) -> str:
+        """SQL true for the reports of one local day (a ``?`` placeholder): PostgreSQL prunes to its partition."""
+        return f"{self.day_of_report} = ?"
+
     def json_field(self, name: str) -> str:
         """SQL for one top-level field of a report's payload, as text or number (``name`` is ours, not input)."""
         return f"json_extract(payload, '$.{name}')"
@@ -224,7 +228,7 @@ class StoreQueries:
         """
         rows = self.execute(
             f"SELECT seq, kind, payload FROM reports WHERE machine = ? AND kind IN {VISIT_KINDS} "
-            f"AND {self.day_of_report} = ? AND seq > ? ORDER BY seq LIMIT ?",
+            f"AND {self.on_day()} AND seq > ? ORDER BY seq LIMIT ?",
             (machine, day, after, PAGE_ROWS),
         )
         page: list[tuple[Any, ...]] = []

@@ -32,6 +32,8 @@ class Store(Protocol):
 
     def json_field(self, name: str) -> str: ...
 
+    def on_day(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class MachineRow:
@@ -225,7 +227,7 @@ def _per_machine(store: Store, day: str) -> dict[str, tuple[str, int]]:
     time, price = store.json_field("time"), store.json_field("price")
     rows = store.execute(
         f"SELECT machine, MAX({time}), SUM({price}) FROM reports WHERE kind = 'sale' "
-        f"AND {store.json_field('outcome')} = 'vended' AND substr({time}, 1, 10) = ? GROUP BY machine",
+        f"AND {store.json_field('outcome')} = 'vended' AND {store.on_day()} GROUP BY machine",
         (day,),
     )
     return {str(machine): (str(last), int(total or 0)) for machine, last, total in rows}
@@ -290,7 +292,7 @@ def _sales_of(store: Store, day: str, board: Board) -> None:
     time, product, price, currency = (store.json_field(name) for name in ("time", "product", "price", "currency"))
     rows = store.execute(
         f"SELECT substr({time}, 12, 2), {product}, {price}, {currency} FROM reports "
-        f"WHERE kind = 'sale' AND {store.json_field('outcome')} = 'vended' AND substr({time}, 1, 10) = ?",
+        f"WHERE kind = 'sale' AND {store.json_field('outcome')} = 'vended' AND {store.on_day()}",
         (day,),
     )
     for hour, product, price, currency in rows:
@@ -303,7 +305,7 @@ def _sales_of(store: Store, day: str, board: Board) -> None:
     board.items = sum(by_hour.values())
     reason = store.json_field("reason")
     by_reason = store.execute(
-        f"SELECT {reason}, COUNT(*) FROM reports WHERE kind = 'denial' AND substr({time}, 1, 10) = ? GROUP BY {reason}",
+        f"SELECT {reason}, COUNT(*) FROM reports WHERE kind = 'denial' AND {store.on_day()} GROUP BY {reason}",
         (day,),
     )
     board.denials_by_reason = {str(why): int(count) for why, count in sorted(by_reason, key=lambda r: (-r[1], r[0]))}

@@ -52,10 +52,16 @@ def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres
         sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
         assert sales == (runner.result.sales, runner.result.sales)
         assert instances[0].store.acked(controller.config.id) == produced
-        # retention on PostgreSQL: every report of the day becomes a tombstone, the seqs stay taken
-        assert instances[0].store.purge("2026-03-03") == produced
-        assert instances[0].store.execute("SELECT COUNT(*) FROM sales")[0][0] == 0
-        assert instances[0].store.count() == produced and instances[0].store.count("purged") == produced
+        # retention on PostgreSQL: the day's partition is dropped whole; the ack watermark stands for its seqs
+        store = instances[0].store
+        assert store.partitions() == ["reports_d20260302"]
+        assert store.purge("2026-03-03") == produced
+        assert store.partitions() == [] and store.count() == 0
+        assert store.acked(controller.config.id) == produced
+        late = Report(controller.config.id, 1, "sale", {"seq": 1, "time": "2026-03-02T09:00:00+08:00"})
+        before = store.duplicates
+        assert store.store_many([late]) == {controller.config.id: produced}
+        assert store.count() == 0 and store.duplicates == before + 1, "a late copy of a retired report is not stored"
 
 
 def test_an_erasure_leaves_no_copy_of_the_records_in_any_file_of_the_database(postgres, closing):
@@ -76,3 +82,33 @@ def test_an_erasure_leaves_no_copy_of_the_records_in_any_file_of_the_database(po
     holding = [str(path.relative_to(postgres.data)) for path in after if secret.encode() in path.read_bytes()]
     assert holding == [], f"still in {holding}"
     assert store.count("sale") == 198 and store.count("erased") == 1
+
+
+def test_reports_are_partitioned_by_day_and_the_day_queries_read_one_partition(postgres, closing):
+    """Issue 33: one partition a day; the dashboard's and the school requests' day queries are pruned to it."""
+    from simulator.backends.postgres_store import PostgresReportStore
+    from simulator.dashboard.board import read_board
+
+    store = closing(PostgresReportStore(postgres.dsn))
+    store.conn.execute("TRUNCATE reports, acked, retired")
+    sale = lambda seq, day: Report(  # noqa: E731
+        "M1", seq, "sale", {"seq": seq, "time": f"{day}T10:00:00+08:00", "outcome": "vended", "price": 25,
+                            "product": "milk", "currency": "TWD"}, digest=f"{seq}@{day}")  # fmt: skip
+    days = ["2026-03-02", "2026-03-03", "2026-03-04"]
+    store.store_many([sale(n + 1, days[n // 10]) for n in range(30)])
+    assert [p for p in store.partitions() if p.startswith("reports_d2026030")] == [
+        "reports_d20260302", "reports_d20260303", "reports_d20260304"]  # fmt: skip
+    assert store.execute("SELECT COUNT(*) FROM reports_d20260303")[0][0] == 10
+    # a different report at a stored seq on another day is a conflict, never a second row
+    assert store.store_many([sale(5, "2026-03-04")]) == {"M1": 30} and store.take_conflicts() == [("M1", 5)]
+    assert store.count() == 30
+    board = read_board(store, day="2026-03-03")
+    assert board.items == 10
+    for query in (
+        f"SELECT COUNT(*) FROM reports WHERE kind = 'sale' AND {store.on_day()}",
+        "SELECT seq FROM reports WHERE machine = 'M1' AND kind IN ('sale', 'denial') AND "
+        f"{store.on_day()} AND seq > 0 ORDER BY seq",
+    ):
+        plan = "\n".join(row[0] for row in store.execute("EXPLAIN " + query.replace("?", "'2026-03-03'")))
+        assert "reports_d20260303" in plan, plan
+        assert "reports_d20260302" not in plan and "reports_d20260304" not in plan, plan
