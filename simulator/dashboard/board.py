@@ -226,7 +226,7 @@ def _per_machine(store: Store, day: str) -> dict[str, tuple[str, int]]:
     """Per machine, the day's last sale time and its revenue (vended sales)."""
     time, price = store.json_field("time"), store.json_field("price")
     rows = store.execute(
-        f"SELECT machine, MAX({time}), SUM({price}) FROM reports WHERE kind = 'sale' "
+        f"SELECT machine, MAX({time}), SUM(CAST({price} AS INTEGER)) FROM reports WHERE kind = 'sale' "
         f"AND {store.json_field('outcome')} = 'vended' AND {store.on_day()} GROUP BY machine",
         (day,),
     )
