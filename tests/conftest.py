@@ -68,3 +68,19 @@ def _no_leaks():
         thread.join(max(0.0, deadline - time.monotonic()))
     leaked = [t.name for t in started if t.is_alive()]
     assert not leaked, f"test left threads running: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(tmp_path_factory):
+    """One three-node RabbitMQ cluster for the whole session (it takes ~20 s to form); tests share it.
+
+    Tests that use it are in the ``rabbitmq`` xdist group, so one worker runs them all.
+    """
+    from simulator.servers.rabbitmq import rabbit_cluster, rabbitmq_installed
+    from tests.support.packages import missing_package
+
+    if not rabbitmq_installed():
+        missing_package("RabbitMQ", "rabbitmq-server")
+    cluster = rabbit_cluster(tmp_path_factory.mktemp("rabbitmq")).start()
+    yield cluster
+    cluster.stop()

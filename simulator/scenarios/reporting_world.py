@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from firmware.app.commands import CommandProcessor
 from firmware.app.node import Link, Node
@@ -26,7 +26,9 @@ from simulator.servers.broker import EmbeddedBroker
 from simulator.servers.broker_setup import BrokerAccess
 from simulator.servers.fault_proxy import FaultProxy
 from simulator.servers.mosquitto import MosquittoProcess, secured_mosquitto
+from simulator.servers.rabbitmq import CLUSTER, ClusterAccess, RabbitCluster, rabbit_cluster
 
+Backend = TypeVar("Backend", VendorBackend, IssuerBackend)
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 20.0
 LAST_DAY = "9999-12-31"  # after every trading day
@@ -48,7 +50,8 @@ class ReportingWorld:
     vendor_db: str | None = None  # SQLite file in workdir by default, or postgresql://...
     broker_address: BrokerAddress | None = None  # set by start(), or given to skip the broker's URL
     access: BrokerAccess | None = None  # each party's way in, set by start()
-    owned_broker: EmbeddedBroker | MosquittoProcess | None = None
+    owned_broker: EmbeddedBroker | MosquittoProcess | RabbitCluster | None = None
+    cluster: RabbitCluster | None = None  # ``rabbitmq-cluster``: started by the run, or one a test session shares
     link: FaultProxy | None = None  # the machine's link to the broker; `broker: down` cuts it
     vendor: VendorBackend | None = None
     issuer: IssuerBackend | None = None
@@ -91,9 +94,16 @@ class ReportingWorld:
         target = db or self.vendor_db or self.workdir / "vendor.db"
         address = self.party_address(identity)
         client_id = client_id or self.backend_client_id("vendor")
-        return VendorBackend(
+        backend = VendorBackend(
             address, target, keys.vendor, keys.enrolment, client_id, group, keys.school.public, self.guest_id is None
         )
+        return self._on_cluster(backend, identity)
+
+    def _on_cluster(self, backend: Backend, identity: str) -> Backend:
+        """On a RabbitMQ cluster a backend is a competing consumer of its party's quorum queue (AMQP)."""
+        if isinstance(self.access, ClusterAccess):
+            backend.use_amqp(self.access.amqp(identity))
+        return backend
 
     def school_up(self) -> SchoolBackend:
         """The school's backend for guardian alerts (started once, by a run whose machines take its controls)."""
@@ -107,14 +117,16 @@ class ReportingWorld:
                 raise RuntimeError(f"{school.client_id} could not connect to {self.address}")
         return self.school
 
-    def new_issuer(self) -> IssuerBackend:
+    def new_issuer(self, identity: str = "issuer") -> IssuerBackend:
+        """``identity``: ``issuer-2`` for a second instance (it shares the issuer's database file)."""
         keys = self.keys
-        address = self.party_address("issuer")
+        address = self.party_address(identity)
         db = self.workdir / "issuer.db"
-        client_id = self.backend_client_id("issuer")
+        client_id = self.backend_client_id("issuer") or (f"{identity}-backend" if identity != "issuer" else None)
         school, persistent = keys.school.public, self.guest_id is None
-        return IssuerBackend(address, db, keys.seal_private, keys.issuer, keys.enrolment, client_id, school, persistent,
-                             hotlist_key=keys.trust.hotlist_key)  # fmt: skip
+        backend = IssuerBackend(address, db, keys.seal_private, keys.issuer, keys.enrolment, client_id, school,
+                                persistent, hotlist_key=keys.trust.hotlist_key)  # fmt: skip
+        return self._on_cluster(backend, identity)
 
     @property
     def address(self) -> BrokerAddress:
@@ -126,6 +138,8 @@ class ReportingWorld:
 
     def machine_address(self, machine: str) -> BrokerAddress:
         """The machine's way in, through the fault proxy once the world has started."""
+        if self.cluster is not None:
+            self.cluster.enrol([machine])
         address = self.broker_access().machine(machine)
         return replace(address, dial=self.link.address) if self.link is not None else address
 
@@ -144,9 +158,14 @@ class ReportingWorld:
             self.broker_address = BrokerAddress("127.0.0.1", self.owned_broker.port)
         elif self.broker == "mosquitto":
             self.owned_broker, self.access = secured_mosquitto(self.workdir)
+        elif self.broker == CLUSTER:
+            if self.cluster is None:
+                self.cluster = self.owned_broker = rabbit_cluster(self.workdir / "rabbitmq").start()
+            self.access = self.cluster.access()
         elif self.broker_address is None:
             self.broker_address = BrokerAddress.parse(self.broker)
-        self.link = FaultProxy(self.address.endpoint).start()
+        if self.cluster is None:  # on a cluster machines reach every node themselves (no single link to cut)
+            self.link = FaultProxy(self.address.endpoint).start()
         vendor = self.vendor = self.new_vendor().start()
         issuer = self.issuer = self.new_issuer().start()
         for backend in (vendor, issuer):

@@ -43,10 +43,11 @@ PARTIES = ("vendor", "issuer", "school")
 INSIDER = "insider"  # development only: may read and write every topic (captures, hostile-input tests)
 # The broker takes every client's id from its certificate (use_username_as_clientid): one certificate is
 # one connection. A party that runs several at once gets a certificate each, with the party's rights:
-# the vendor's backend, a second backend instance sharing its load, and the operator's tool (cmd send).
+# the vendor's backend, a second backend instance sharing its load, and the operator's tool (cmd send);
+# the issuer's backend and a second instance.
 IDENTITIES: dict[str, tuple[str, ...]] = {
     "vendor": ("vendor", "vendor-2", "vendor-ops"),
-    "issuer": ("issuer",),
+    "issuer": ("issuer", "issuer-2"),
     "school": ("school",),
 }
 INSIDERS = (INSIDER, f"{INSIDER}-2", f"{INSIDER}-3")  # a capture and attackers at once, in tests

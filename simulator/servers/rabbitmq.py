@@ -17,15 +17,24 @@ import secrets
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from firmware.identity.secretfile import write_secret
+from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.mqtt import BrokerAddress
+from simulator.backends.amqp import AmqpAddress
 from simulator.servers.broker import free_port
-from simulator.servers.broker_setup import MAX_PACKET_BYTES, BrokerSetup, check_machine_id, write_broker_setup
+from simulator.servers.broker_setup import (
+    INSIDER,
+    MAX_PACKET_BYTES,
+    BrokerAccess,
+    BrokerSetup,
+    check_machine_id,
+    write_broker_setup,
+)
 from simulator.servers.rabbit_rights import definitions
 
+CLUSTER = "rabbitmq-cluster"  # the --broker choice that starts one (vending fleet, scenarios)
 SBIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_S = 120.0
 
@@ -90,6 +99,7 @@ class RabbitCluster:
         ]
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.machines: list[str] = []
+        self.insider = False
 
     # ---- files ------------------------------------------------------------------------------------
     def write(self, machines: list[str], *, insider: bool = False) -> None:
@@ -98,7 +108,7 @@ class RabbitCluster:
             check_machine_id(machine)
         self.machines = list(machines)
         self.insider = insider
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.workdir)  # the Erlang cookie is the key to every node
         cookie = self.workdir / ".erlang.cookie"  # HOME for the nodes and rabbitmqctl: they must share it
         if not cookie.exists():
             write_secret(cookie, secrets.token_hex(20).upper().encode())
@@ -183,6 +193,9 @@ class RabbitCluster:
 
     def enrol(self, machines: list[str]) -> None:
         """Certificates and users for more machines (one import for the lot: no restart, no per-user call)."""
+        machines = [machine for machine in machines if machine not in self.machines]
+        if not machines:
+            return
         for machine in machines:
             self.setup.enrol(machine)
         self.machines = sorted(set(self.machines) | set(machines))
@@ -215,23 +228,50 @@ class RabbitCluster:
     close = stop
 
     # ---- addresses ----------------------------------------------------------------------------------
-    def mqtt_address(self, user: str) -> BrokerAddress:
-        """MQTT over TLS to every node, tried in order: the user's certificate is its identity."""
-        single = self.setup.address(user)
-        first, *others = self.nodes
-        return BrokerAddress(
-            single.host, first.mqtts, tls=True, ca_file=single.ca_file, cert_file=single.cert_file,
-            key_file=single.key_file, alternates=tuple((single.host, node.mqtts) for node in others),
-        )  # fmt: skip
-
-    def amqp_urls(self) -> list[str]:
-        return [f"amqps://127.0.0.1:{node.amqps}/%2F" for node in self.nodes]
+    def access(self) -> ClusterAccess:
+        """How each party reaches the cluster (plain data: it travels to the fleet's worker processes)."""
+        mqtts = tuple(node.mqtts for node in self.nodes)
+        amqps = tuple(node.amqps for node in self.nodes)
+        shared = (
+            _on_nodes(self.setup.address(INSIDER), mqtts)
+            if self.insider
+            else _on_nodes(self.setup.address("vendor"), mqtts)
+        )
+        return ClusterAccess(shared, self.setup, mqtts, amqps)
 
     def __enter__(self) -> RabbitCluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _on_nodes(single: BrokerAddress, ports: tuple[int, ...]) -> BrokerAddress:
+    first, *others = ports
+    return replace(single, port=first, alternates=tuple((single.host, port) for port in others))
+
+
+@dataclass(frozen=True)
+class ClusterAccess(BrokerAccess):
+    """Each party's way into the cluster: MQTT on every node in order; AMQP for the backends."""
+
+    mqtts: tuple[int, ...] = ()
+    amqps: tuple[int, ...] = ()
+
+    def party(self, name: str) -> BrokerAddress:
+        assert self.setup is not None
+        return _on_nodes(self.setup.address(name), self.mqtts)
+
+    def machine(self, machine: str) -> BrokerAddress:
+        """An enrolled machine's address (``RabbitCluster.enrol`` made its certificate and its user)."""
+        return self.party(machine)
+
+    def amqp(self, name: str) -> AmqpAddress:
+        """A party backend's AMQP address: every node, the party's certificate."""
+        single = self.party(name)
+        assert single.ca_file and single.cert_file and single.key_file
+        return AmqpAddress(tuple((single.host, port) for port in self.amqps), single.ca_file, single.cert_file,
+                           single.key_file)  # fmt: skip
 
 
 def rabbit_cluster(workdir: Path, machines: list[str] = (), nodes: int = 3, *, insider: bool = True) -> RabbitCluster:  # type: ignore[assignment]

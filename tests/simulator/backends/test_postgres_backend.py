@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres
         assert sales == (runner.result.sales, runner.result.sales)
         assert instances[0].store.acked(controller.config.id) == produced
         # retention on PostgreSQL: the day's partition is dropped whole; the ack watermark stands for its seqs
-        store = instances[0].store
+        store: Any = instances[0].store
         assert store.partitions() == ["reports_d20260302"]
         assert store.purge("2026-03-03") == produced
         assert store.partitions() == [] and store.count() == 0

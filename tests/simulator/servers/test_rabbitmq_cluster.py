@@ -1,0 +1,118 @@
+"""Issue 33: a three-node RabbitMQ cluster speaking MQTT with today's rights, backends as competing consumers."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware.reporting.mqtt import make_client
+from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.servers.broker_setup import IDENTITIES, INSIDERS
+from simulator.servers.rabbitmq import CLUSTER, RabbitCluster
+from tests.support.reporting import attached_runner, sell_many
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.xdist_group("rabbitmq")
+
+
+def _connect(cluster: RabbitCluster, user: str, client_id: str) -> Any:
+    """An MQTT client of ``user`` on the first node, connected; its refusals and deliveries recorded."""
+    address = cluster.access().party(user)
+    client = make_client(address, client_id, persistent=False)
+    client.refused, client.granted, client.dropped = [], threading.Event(), threading.Event()
+    client.on_subscribe = lambda c, u, mid, codes, p: (client.refused.extend(x for x in codes if x.is_failure),
+                                                       client.granted.set())  # fmt: skip
+    client.on_disconnect = lambda *args: client.dropped.set()
+    client.connect(*address.endpoint, keepalive=15)
+    client.loop_start()
+    return client
+
+
+def _amqp(cluster: RabbitCluster, user: str) -> Any:
+    import pika
+
+    return pika.BlockingConnection(cluster.access().amqp(user).parameters()[0])
+
+
+def _queued(cluster: RabbitCluster, queue: str) -> int:
+    out = cluster.ctl(cluster.running_node(), "list_queues", "name", "messages", "--quiet").stdout
+    return next(int(count) for name, count in (line.split() for line in out.splitlines()) if name == queue)
+
+
+def test_rights_follow_the_mosquitto_acl_and_nobody_has_a_password(rabbitmq: RabbitCluster, closing):
+    rabbitmq.enrol(["RQ-A", "RQ-B"])
+    rabbitmq.ctl(rabbitmq.nodes[0], "purge_queue", "vendor.reports")
+    users = rabbitmq.ctl(rabbitmq.nodes[0], "list_users", "--quiet").stdout.split()
+    assert "guest" not in users
+    assert {*(n for names in IDENTITIES.values() for n in names), *INSIDERS, "RQ-A", "RQ-B"} <= set(users)
+    machine = _connect(rabbitmq, "RQ-A", "machine-RQ-A")
+    try:
+        machine.publish("vending/v1/RQ-A/sale", b"{}", qos=1).wait_for_publish(10)
+        eventually(lambda: _queued(rabbitmq, "vendor.reports") == 1, what="its own report in the vendor's queue")
+        machine.publish("vending/v1/RQ-B/sale", b"{}", qos=1)  # as another machine: the connection is closed
+        assert machine.dropped.wait(10)
+    finally:
+        machine.disconnect()
+        machine.loop_stop()
+    spy = _connect(rabbitmq, "RQ-A", "machine-RQ-A")
+    try:  # another machine's commands: RabbitMQ 3.10 closes the connection rather than refuse in the SUBACK
+        spy.subscribe("vending/v1/RQ-B/cmd/+", qos=1)
+        eventually(lambda: spy.dropped.is_set() or spy.refused, what="the subscription refused")
+        assert not (spy.granted.is_set() and not spy.refused)
+    finally:
+        spy.disconnect()
+        spy.loop_stop()
+    assert _queued(rabbitmq, "vendor.reports") == 1, "the forged report never reached the queue"
+    vendor = _amqp(rabbitmq, "vendor")
+    try:
+        import pika.exceptions
+
+        channel = vendor.channel()
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="ACCESS_REFUSED"):
+            channel.basic_publish("amq.topic", "issuer.v1.RQ-A.ack", b"{}")  # the vendor never speaks for the issuer
+            channel.basic_get("vendor.reports")  # the refusal arrives asynchronously: the next call meets it
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="ACCESS_REFUSED"):
+            vendor.channel().basic_get("issuer.reports")  # nor reads the issuer's queue
+    finally:
+        vendor.close()
+    context = ssl.create_default_context(cafile=str(rabbitmq.setup.directory / "ca.crt"))
+    import socket
+
+    with socket.create_connection(("127.0.0.1", rabbitmq.nodes[0].mqtts)) as raw:  # no certificate: no session
+        with pytest.raises((ssl.SSLError, ConnectionResetError, OSError)):
+            with context.wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x0f\x00\x00")
+                assert tls.recv(4) == b""
+
+
+def test_two_backends_compete_and_a_node_and_an_instance_die_mid_day_exactly_once(
+    rabbitmq: RabbitCluster, tmp_path: Path, closing
+):
+    for queue in ("vendor.reports", "issuer.reports"):
+        rabbitmq.ctl(rabbitmq.nodes[0], "purge_queue", queue)
+    world = closing(ReportingWorld(tmp_path / "world", broker=CLUSTER, cluster=rabbitmq).start())
+    second = closing(world.new_vendor(world.workdir / "vendor.db", identity="vendor-2").start())
+    assert second.subscribed.wait(30)
+    with attached_runner(world, tmp_path) as runner:
+        sell_many(runner, 20)
+        rabbitmq.kill(1)  # the node the machine reached first: it moves on to the next
+        world.vendor_down()  # one instance crashes with whatever it had not acked
+        sell_many(runner, 20)
+        assert world.publisher is not None and world.publisher.flush(90), "drained through the two nodes left"
+        rabbitmq.revive(1)
+        world.vendor_up()
+        sell_many(runner, 5)
+        assert world.publisher.flush(60)
+        produced = runner.machine.db.counter("seq:vendor")
+        machine = runner.machine.controller.config.id
+        assert world.vendor is not None
+        eventually(lambda: world.vendor.store.count() == produced, timeout=60, what="every report stored")
+        rows = world.vendor.store.execute("SELECT COUNT(*), COUNT(DISTINCT seq) FROM reports")[0]
+        assert rows == (produced, produced)
+        assert world.vendor.store.acked(machine) == produced
+        sales = world.vendor.store.execute("SELECT COUNT(DISTINCT txn) FROM sales")[0][0]
+        assert sales == runner.result.sales
