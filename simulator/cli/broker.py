@@ -64,3 +64,50 @@ def enrol(
     except VendingError as exc:
         fail(exc)
     typer.echo(f"wrote {out / 'clients' / machine}.crt and .key (CN {machine})")
+
+
+@broker_app.command("cluster")
+def cluster(
+    out: Annotated[Path, typer.Option("--dir", help="Directory for the CA, certificates and every node's data.")],
+    nodes: Annotated[
+        int, typer.Option(min=3, max=7, help="RabbitMQ nodes (3 or more: quorum queues need a majority).")
+    ] = 3,
+    machines: Annotated[str, typer.Option(help="Comma-separated machine ids to enrol (users and certificates).")] = "",
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Write everything and print the commands that start it; start nothing.")
+    ] = False,
+) -> None:
+    """A RabbitMQ cluster (Debian's rabbitmq-server) on loopback: MQTT and AMQP over TLS, certificate login only.
+
+    Every node has its own data dir and ports; users, topic rights (the same as the Mosquitto ACL),
+    one quorum queue per party and the limits are imported as one definitions file. Machines connect
+    with `--broker` listing every node's mqtts:// URL; backends with `--amqp` listing every node's
+    amqps:// URL (competing consumers). The nodes keep running after this command returns.
+    """
+    from simulator.servers.broker_setup import write_broker_setup
+    from simulator.servers.rabbitmq import RabbitCluster, rabbitmq_installed
+
+    ids = [m for m in (part.strip() for part in machines.split(",")) if m]
+    if not print_only and not rabbitmq_installed():
+        fail("rabbitmq-server is not installed: apt-get install rabbitmq-server (or use --print on another host)")
+    try:
+        refuse_if_tracked(out)
+        setup = write_broker_setup(out / "broker", ids, 0)
+        built = RabbitCluster(out / "cluster", setup, nodes)
+        built.write(ids)
+    except (VendingError, FileNotFoundError) as exc:
+        fail(exc)
+    if print_only:
+        typer.echo("\n".join(built.commands()))
+        return
+    try:
+        built.start()
+    except (RuntimeError, TimeoutError) as exc:
+        fail(exc)
+    access = built.access()
+    clients = setup.directory / "clients"
+    typer.echo(f"cluster of {nodes} nodes is up ({', '.join(node.name for node in built.nodes)})")
+    typer.echo(f"machines: --broker {access.party('vendor')} --ca {setup.directory / 'ca.crt'} "
+               f"--cert {clients}/ID.crt --cert-key {clients}/ID.key")  # fmt: skip
+    typer.echo(f"backends: --amqp {access.amqp('vendor')} (with --broker as above and the party's certificate)")
+    typer.echo(f"stop: {built.stop_command()}")

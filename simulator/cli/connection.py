@@ -7,7 +7,7 @@ variable (never shown in ``--help``, never echoed, not visible in ``ps``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -23,6 +23,27 @@ Password = Annotated[
 CaFile = Annotated[Path | None, typer.Option("--ca", help="CA certificate to check an mqtts:// broker against.")]
 CertFile = Annotated[Path | None, typer.Option("--cert", help="Client certificate (mqtts://, generated broker).")]
 CertKey = Annotated[Path | None, typer.Option("--cert-key", help="The client certificate's private key.")]
+Amqp = Annotated[
+    str | None,
+    typer.Option(
+        help="amqps://host:port[,amqps://...]: consume the party's quorum queue on a RabbitMQ cluster "
+        "(`vending broker cluster`) as one of N competing instances, logged in by --cert; --broker then "
+        "names the cluster's MQTT nodes (for retained pushes)."
+    ),
+]
+
+
+def on_amqp(service: Any, amqp: str | None, ca: Path | None, cert: Path | None, cert_key: Path | None) -> Any:
+    """The backend consuming its party's queue over AMQP when ``--amqp`` is given (exit 2 naming what is wrong)."""
+    if amqp is None:
+        return service
+    from simulator.backends.amqp import AmqpAddress
+
+    try:
+        address = AmqpAddress.parse(amqp, *(str(p) if p else None for p in (ca, cert, cert_key)))
+    except VendingError as exc:
+        fail(exc)
+    return service.use_amqp(address)
 
 
 def broker_address(
@@ -47,7 +68,7 @@ def broker_address(
         fail(exc)
 
 
-OWN_BROKERS = ("embedded", "mosquitto", "none")
+OWN_BROKERS = ("embedded", "mosquitto", "rabbitmq-cluster", "none")
 
 
 def run_broker(

@@ -7,7 +7,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,9 +17,11 @@ from rich.table import Table
 from firmware.config.machine import PAYMENT_MODES
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.cli.exits import EXIT_FAILED, EXIT_OK, day_option, fail
+from simulator.fleet.cluster_day import ClusterDay
 from simulator.fleet.model import school_days
 from simulator.fleet.runner import FleetResult, open_accounts, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.servers.rabbitmq import CLUSTER
 
 
 def fleet(
@@ -28,7 +30,10 @@ def fleet(
     students: Annotated[int, typer.Option(min=1, max=10_000, help="Students per school.")] = 600,
     broker: Annotated[
         str,
-        typer.Option(help="auto (Mosquitto when installed, else embedded), embedded, mosquitto, or mqtt://host:port"),
+        typer.Option(
+            help="auto (Mosquitto when installed, else embedded), embedded, mosquitto, rabbitmq-cluster (three "
+            "RabbitMQ nodes, two vendor and two issuer backend instances), or mqtt://host:port"
+        ),
     ] = "auto",
     username: Username = None,
     password: Password = None,
@@ -59,6 +64,13 @@ def fleet(
     machines_per_school: Annotated[
         int, typer.Option(min=1, max=10, help="Machines at each school; its students use all of them.")
     ] = 1,
+    kill_mid_day: Annotated[
+        bool,
+        typer.Option(
+            help="rabbitmq-cluster: at half the fleet, SIGKILL a broker node and a vendor and an issuer "
+            "instance; bring them back 10 s later."
+        ),  # fmt: skip
+    ] = False,
 ) -> None:
     """Run N machines' school days against one broker and the backends; report what was delivered.
 
@@ -73,6 +85,8 @@ def fleet(
     if payment not in PAYMENT_MODES:
         fail(f"--payment {payment!r}: one of {', '.join(PAYMENT_MODES)}")
     broker = fleet_broker(broker)
+    if kill_mid_day and broker != CLUSTER:
+        fail(f"--kill-mid-day: only with --broker {CLUSTER} (a single broker has no node to lose)")
     address = run_broker(broker, username, password, ca, cert, cert_key)
     console = Console(stderr=True)
     result = FleetResult(broker=_broker_label(broker, address))
@@ -80,7 +94,10 @@ def fleet(
         workdir = out or Path(tmp)
         world = ReportingWorld(workdir, broker, vendor_db=db, broker_address=address).start()
         console.print(world.describe_broker(), highlight=False)
+        on_cluster = ClusterDay(world, machines, kill_mid_day) if broker == CLUSTER else None
         try:
+            if on_cluster is not None:
+                on_cluster.prepare()
             if out is not None:
                 write_roster(out / "school" / "roster.csv", machines, the_day, students, seed, machines_per_school)
                 _school_db(out / "school")
@@ -108,19 +125,30 @@ def fleet(
                         world.broker_access(),
                         processes or os.cpu_count() or 1,
                         world.keys.directory,
-                        progress=lambda r, task=task: bar.update(task, completed=r.machines, sales=r.sales),
+                        progress=lambda r, task=task: _progress(bar, task, r, on_cluster),
                         term_start=the_day,
                         keep=machines_dir,
                         payment=payment,
                         per_school=machines_per_school,
                     )
                     result.absorb(today)
+            if on_cluster is not None:
+                on_cluster.finish()
             _collect_delivery(world, result)
+            faults = on_cluster.summary() | _stored_twice(world) if on_cluster is not None else {}
         finally:
+            if on_cluster is not None:
+                on_cluster.stop()
             world.stop()
-    _report(result, as_json)
+    _report(result, as_json, faults)
     lost = result.reports - result.delivered + result.settlements - result.settlements_delivered
     raise typer.Exit(EXIT_OK if lost == 0 else EXIT_FAILED)
+
+
+def _progress(bar: Progress, task: Any, result: FleetResult, on_cluster: ClusterDay | None) -> None:
+    bar.update(task, completed=result.machines, sales=result.sales)
+    if on_cluster is not None:
+        on_cluster.progress(result.machines)
 
 
 def fleet_broker(choice: str) -> str:
@@ -137,6 +165,8 @@ def _broker_label(broker: str, address: object) -> str:
         return "mosquitto (started for this run: TLS, ACL)"
     if broker == "embedded":
         return "embedded (amqtt; install mosquitto for big fleets)"
+    if broker == CLUSTER:
+        return "rabbitmq-cluster (3 nodes, TLS; 2 vendor + 2 issuer backends on quorum queues)"
     return str(address)
 
 
@@ -186,12 +216,21 @@ def _collect_delivery(world: ReportingWorld, result: FleetResult, timeout: float
     result.resends = world.vendor.store.duplicates + world.issuer.store.duplicates
 
 
-def _report(result: FleetResult, as_json: bool) -> None:
+def _stored_twice(world: ReportingWorld) -> dict[str, int]:
+    """Rows sharing a (machine, seq) in each party's store: what exactly-once must keep at 0."""
+    assert world.vendor is not None and world.issuer is not None
+    twice = "SELECT COUNT(*) - COUNT(DISTINCT machine || ':' || seq) FROM reports"
+    return {"duplicates": int(world.vendor.store.execute(twice)[0][0]) + int(world.issuer.store.execute(twice)[0][0])}
+
+
+def _report(result: FleetResult, as_json: bool, faults: dict[str, int] | None = None) -> None:
+    faults = faults or {}
     if as_json:
         typer.echo(
             json.dumps(
                 {
                     **result.outcome(),
+                    **faults,
                     "broker": result.broker,
                     "resends": result.resends,
                     "wall_s": round(result.wall_s, 2),
@@ -222,6 +261,7 @@ def _report(result: FleetResult, as_json: bool) -> None:
         ("broker", result.broker),
         ("wall time (s)", f"{result.wall_s:.1f}"),
         ("peak worker RSS (MB)", f"{result.peak_rss_mb:.0f}"),
+        *((name.replace("_", " "), value) for name, value in faults.items()),
     ]
     for name, value in rows:
         table.add_row(name, str(value))

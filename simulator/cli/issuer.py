@@ -19,7 +19,7 @@ from rich.table import Table
 
 from firmware.errors import VendingError
 from firmware.identity.keyset import HOTLIST, SEAL, Enrolment, read_seal_key, read_shared_key
-from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
+from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, broker_address, on_amqp
 from simulator.cli.exits import day_option, fail
 from simulator.cli.reporting import (
     RetentionDays,
@@ -65,6 +65,7 @@ def backend_issuer(
     retention_days: RetentionDays = None,
     now: RetentionNow = None,
     school_key: SchoolKey = None,
+    amqp: Amqp = None,
 ) -> None:
     """Store sealed settlements and account outcomes; answer machines' authorisation requests on accounts.
 
@@ -95,9 +96,11 @@ def backend_issuer(
     except VendingError as exc:
         fail(exc)
     service = IssuerBackend(address, db, seal, identity, enrolment, school=school, majority_age=majority_age,
-                            hotlist_key=hotlist).start()  # fmt: skip
+                            hotlist_key=hotlist)  # fmt: skip
+    service = on_amqp(service, amqp, ca, cert, cert_key).start()
     await_subscription(service)
-    typer.echo(f"issuer backend on {address}, storing in {db}{requests_note(school)}; Ctrl-C to stop")
+    source = f"{amqp} (queue issuer.reports)" if amqp else str(address)
+    typer.echo(f"issuer backend on {source}, storing in {db}{requests_note(school)}; Ctrl-C to stop")
     serve_forever(service, retention_days, today)
 
 

@@ -18,7 +18,7 @@ from firmware.errors import VendingError
 from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import reachable
-from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
+from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, broker_address, on_amqp
 from simulator.cli.exits import EXIT_INTERRUPTED, day_option, fail
 from simulator.safe_output import write_csv
 
@@ -145,6 +145,7 @@ def backend_vendor(
     retention_days: RetentionDays = 180,
     now: RetentionNow = None,
     school_key: SchoolKey = None,
+    amqp: Amqp = None,
     http: Annotated[
         str | None,
         typer.Option(
@@ -173,9 +174,11 @@ def backend_vendor(
     address = broker_address(broker, username, password, ca, cert, cert_key)
     identity = party_identity("vendor", key)
     school = school_public_key(school_key)
-    service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared, school).start()
+    service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared, school)
+    service = on_amqp(service, amqp, ca, cert, cert_key).start()
     await_subscription(service)
-    typer.echo(f"vendor backend on {address}, storing in {db}{requests_note(school)}; Ctrl-C to stop")
+    source = f"{amqp} (queue vendor.reports)" if amqp else str(address)
+    typer.echo(f"vendor backend on {source}, storing in {db}{requests_note(school)}; Ctrl-C to stop")
     dashboard = _start_dashboard(service, listen) if listen is not None else None
     try:
         serve_forever(service, retention_days, today)

@@ -74,6 +74,10 @@ class MachinePlan:
     school: int = 0  # the machines of one school share its students (and, with purse cards, the cards)
 
 
+def fleet_machine_id(index: int) -> str:
+    return f"TPE-FLEET-{index:04d}"
+
+
 def school_of(index: int, per_school: int) -> int:
     return index // per_school
 
@@ -135,7 +139,7 @@ def plan_machine(
     rng = random.Random(f"{seed}:{index}")
     school = school_of(index, per_school)
     school_rng = rng if per_school == 1 else random.Random(f"{seed}:school:{school}")
-    machine_id = f"TPE-FLEET-{index:04d}"
+    machine_id = fleet_machine_id(index)
     level = school_rng.choice(LEVELS)
     allowed = products[level]
     chosen = rng.sample(allowed, k=min(len(SLOT_CODES), len(allowed)))

@@ -154,7 +154,11 @@ class RabbitCluster:
 
     # ---- processes ----------------------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT_S) -> RabbitCluster:
-        """Boot every node at once, wait until all run, then import the definitions (one cluster-wide write)."""
+        """Boot every node at once, wait until all run, then import the definitions (one cluster-wide write).
+
+        Each node runs in a session of its own: it outlives this process unless ``stop`` (or
+        ``stop_command``'s commands) end it.
+        """
         for node in self.nodes:
             self._spawn(node)
         for node in self.nodes:
@@ -162,6 +166,10 @@ class RabbitCluster:
         self.ctl(self.nodes[0], "import_definitions", str(self.workdir / "definitions.json"))
         self.ctl(self.nodes[0], "delete_user", "guest", check=False)
         return self
+
+    def stop_command(self) -> str:
+        ctl = f"HOME={self.workdir} {SBIN / 'rabbitmqctl'}"
+        return "; ".join(f"{ctl} -n {node.name} stop" for node in self.nodes)
 
     def _spawn(self, node: Node) -> None:
         log = open(node.directory / "server.log", "ab")  # noqa: SIM115 - the child owns it

@@ -1,0 +1,56 @@
+"""Issue 33: a fleet's day on the RabbitMQ cluster with a node and two backend instances killed mid-day."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+
+import pytest
+
+from simulator.servers.postgres import PostgresProcess, pg_bin
+from simulator.servers.rabbitmq import rabbitmq_installed
+from tests.conftest import VENDING
+from tests.support.packages import missing_package
+
+pytestmark = pytest.mark.xdist_group("rabbitmq")
+
+
+def test_a_day_on_the_cluster_loses_a_node_and_two_backends_and_stores_everything_exactly_once(tmp_path):
+    if not rabbitmq_installed():
+        missing_package("RabbitMQ", "rabbitmq-server")
+    if pg_bin() is None:
+        missing_package("PostgreSQL", "postgresql")
+    machines = 16
+    with PostgresProcess(tmp_path / "pg") as postgres:
+        run = subprocess.run(
+            [VENDING, "fleet", "--machines", str(machines), "--students", "120", "--broker", "rabbitmq-cluster"]
+            + ["--db", postgres.dsn, "--kill-mid-day", "--out", str(tmp_path / "day"), "--processes", "2", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=280,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        figures = json.loads(run.stdout)
+        assert figures["node_kills"] == 1 and figures["backend_kills"] == 2
+        assert figures["reports"] == figures["delivered"] > 0 and figures["duplicates"] == 0
+        assert figures["settlements"] == figures["settlements_delivered"] == machines
+
+        import psycopg
+
+        with psycopg.connect(postgres.dsn) as db:
+            runs = db.execute("SELECT machine, MIN(seq), MAX(seq), COUNT(*) FROM reports GROUP BY machine").fetchall()
+            acked = dict(db.execute("SELECT machine, seq FROM acked").fetchall())
+            partitions = db.execute(
+                "SELECT COUNT(*) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'reports'"
+            ).fetchone()
+    assert len(runs) == machines
+    assert all(low == 1 and high == count == acked[machine] for machine, low, high, count in runs), (
+        "every machine's reports stored once each, contiguous, and all acknowledged: no outbox left waiting"
+    )
+    assert partitions is not None and partitions[0] == 2, "the day's partition and the default one"
+    with sqlite3.connect(tmp_path / "day" / "issuer.db") as issuer:  # two issuer instances shared this file
+        assert issuer.execute("SELECT COUNT(*), COUNT(DISTINCT machine) FROM settlement_days").fetchone() == (
+            machines,
+            machines,
+        )
