@@ -1,6 +1,7 @@
 """`make bench`: run every benchmark script in bench/ in turn; each prints its figures and merges
 them into bench/results.json under its own key. Then the documents are generated from that file:
-the reader table in docs/readers.md and the whole of docs/benchmarks.md."""
+the reader table in docs/readers.md, the whole of docs/benchmarks.md and the measured block of
+docs/scaling.md."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SKIP = {"__init__.py", "__main__.py", "common.py", "compare.py", "reader_figures.py", "report.py"}
+SKIP = {"__init__.py", "__main__.py", "common.py", "compare.py", "reader_figures.py", "report.py", "scaling_report.py"}
 
 
 def main() -> int:
@@ -22,8 +23,9 @@ def main() -> int:
         [sys.executable, str(HERE / "reader_figures.py"), "--write", "docs/readers.md"], cwd=HERE.parent
     ).returncode:
         failed.append("reader_figures.py")
-    if subprocess.run([sys.executable, str(HERE / "report.py"), "--write"], cwd=HERE.parent).returncode:
-        failed.append("report.py")
+    for writer in ("report.py", "scaling_report.py"):  # docs/benchmarks.md, README, docs/scaling.md
+        if subprocess.run([sys.executable, str(HERE / writer), "--write"], cwd=HERE.parent).returncode:
+            failed.append(writer)
     if failed:
         print(f"failed: {', '.join(failed)}")
     return 1 if failed else 0

@@ -179,7 +179,7 @@ class AmqpLink:
             log.warning("%s: no MQTT address for a retained push on %s; not sent", self.name, topic)
             return
         text = payload.decode() if isinstance(payload, bytes) else payload
-        publish(self.retained, [(topic, text, True)], self.name, every_node=True)
+        publish(self.retained, [(topic, text, True)], self.name)
 
     def _threadsafe(self, work: Callable[[], None]) -> None:
         connection = self._connection

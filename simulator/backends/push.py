@@ -9,17 +9,22 @@ from firmware.reporting.mqtt import BrokerAddress, make_client
 PUBLISH_TIMEOUT_S = 15.0
 
 
-def publish(address: BrokerAddress, found: list[tuple[str, str, bool]], who: str, *, every_node: bool = False) -> None:
+def publish(address: BrokerAddress, found: list[tuple[str, str, bool]], who: str) -> None:
     """Send ``(topic, payload, retain)`` messages (QoS 1), waiting until the broker has each; ``RuntimeError``.
 
-    ``every_node``: to each node of a clustered address in turn (RabbitMQ 3.10 keeps retained
-    messages per node, so a retained push reaches a machine on any node only if every node has it).
+    To a cluster (an address listing several nodes) each retained message goes to every node in
+    turn: RabbitMQ 3.10 keeps retained messages per node, so a machine that connects to any node
+    finds the push only if every node has it. The others go once, to the first node that takes them.
     """
-    if every_node and address.alternates:
+    if address.alternates:
         from dataclasses import replace
 
-        for host, port in address.endpoints:
-            publish(replace(address, host=host, port=port, alternates=(), dial=None), found, who)
+        retained = [message for message in found if message[2]]
+        for host, port in address.endpoints if retained else ():
+            publish(replace(address, host=host, port=port, alternates=(), dial=None), retained, who)
+        once = [message for message in found if not message[2]]
+        if once:
+            publish(replace(address, alternates=()), once, who)
         return
     # a client id of its own each time: a broker still closing the last publisher's session keeps this one
     client = make_client(address, f"{who}-{secrets.token_hex(4)}", persistent=False)

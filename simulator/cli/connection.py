@@ -68,7 +68,7 @@ def broker_address(
         fail(exc)
 
 
-OWN_BROKERS = ("embedded", "mosquitto", "rabbitmq-cluster", "none")
+OWN_BROKERS = ("embedded", "mosquitto", "none")
 
 
 def run_broker(
@@ -78,13 +78,16 @@ def run_broker(
     ca: Path | None,
     cert: Path | None,
     cert_key: Path | None,
+    own: tuple[str, ...] = OWN_BROKERS,
 ) -> BrokerAddress | None:
     """For commands that can start their own broker: None for those, the address for a URL, or exit 2.
+
+    ``own``: the brokers this command can start (``fleet`` also a RabbitMQ cluster).
 
     The connection options are refused with a broker the run starts itself rather than silently
     ignored (the password alone is not checked: it may come from the environment for other commands).
     """
-    if broker in OWN_BROKERS:
+    if broker in own:
         given = [name for name, value in (("--username", username), ("--ca", ca), ("--cert", cert)) if value]
         given += ["--cert-key"] if cert_key else []
         if given:

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from firmware.config.machine import PAYMENT_MODES
-from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
+from simulator.cli.connection import OWN_BROKERS, CaFile, CertFile, CertKey, Password, Username, run_broker
 from simulator.cli.exits import EXIT_FAILED, EXIT_OK, day_option, fail
 from simulator.fleet.cluster_day import ClusterDay
 from simulator.fleet.model import school_days
@@ -87,7 +87,7 @@ def fleet(
     broker = fleet_broker(broker)
     if kill_mid_day and broker != CLUSTER:
         fail(f"--kill-mid-day: only with --broker {CLUSTER} (a single broker has no node to lose)")
-    address = run_broker(broker, username, password, ca, cert, cert_key)
+    address = run_broker(broker, username, password, ca, cert, cert_key, own=(*OWN_BROKERS, CLUSTER))
     console = Console(stderr=True)
     result = FleetResult(broker=_broker_label(broker, address))
     with tempfile.TemporaryDirectory(prefix="fleet-world-") as tmp:

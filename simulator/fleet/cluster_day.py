@@ -18,8 +18,6 @@ from typing import Any
 from simulator.fleet.model import fleet_machine_id
 from simulator.scenarios.reporting_world import ReportingWorld
 
-KILLED_NODE = 1  # the node every machine tries first: the most sessions move when it dies
-
 
 @dataclass
 class ClusterDay:
@@ -29,6 +27,7 @@ class ClusterDay:
     machines: int
     kill_mid_day: bool = False
     down_s: float = 10.0
+    node: int = 1  # the node to kill; the first is the one every machine tries first (most sessions move)
     node_kills: int = 0
     backend_kills: int = 0
     extra: list[Any] = field(default_factory=list)
@@ -55,13 +54,13 @@ class ClusterDay:
     def _faults(self) -> None:
         cluster = self.world.cluster
         assert cluster is not None
-        cluster.kill(KILLED_NODE)
+        cluster.kill(self.node)
         self.node_kills += 1
         self.world.vendor_down()
         self.world.issuer_down()
         self.backend_kills += 2
         time.sleep(self.down_s)
-        cluster.revive(KILLED_NODE)
+        cluster.revive(self.node)
         self.world.vendor_up()
         self.world.issuer_up()
 
@@ -69,6 +68,11 @@ class ClusterDay:
         """Wait for a fault still in progress (the node back, the instances back) before counting."""
         if self._fault is not None:
             self._fault.join(timeout=300)
+
+    def rearm(self, node: int) -> None:
+        """Another day, another node to kill at its half (the soak: ``bench/cluster.py --soak``)."""
+        self.finish()
+        self._fault, self.node = None, node
 
     def stop(self) -> None:
         for backend in self.extra:

@@ -100,6 +100,7 @@ class RabbitCluster:
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
         self.machines: list[str] = []
         self.insider = False
+        self.spent_by_killed = 0.0  # CPU seconds of nodes killed since (cpu_seconds keeps counting them)
 
     # ---- files ------------------------------------------------------------------------------------
     def write(self, machines: list[str], *, insider: bool = False) -> None:
@@ -217,10 +218,30 @@ class RabbitCluster:
         process = self.processes.get(index)
         return process is not None and process.poll() is None
 
+    def cpu_seconds(self) -> float:
+        """CPU the nodes have used so far (user + system, every process of each node), killed ones included."""
+        tick = os.sysconf("SC_CLK_TCK")
+        groups = {process.pid for process in self.processes.values() if process.poll() is None}
+        used = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) in groups:  # field 5 (pgrp), counted after the command name
+                used += int(fields[11]) + int(fields[12])  # utime, stime
+        return self.spent_by_killed + used / tick
+
     def kill(self, index: int) -> None:
         """SIGKILL the node's whole process group (beam and its helpers): no goodbye to the cluster."""
-        process = self.processes.pop(index, None)
-        if process is not None and process.poll() is None:
+        process = self.processes.get(index)
+        if process is None:
+            return
+        running = process.poll() is None
+        before = self.cpu_seconds()
+        del self.processes[index]
+        if running:
+            self.spent_by_killed += before - self.cpu_seconds()  # what it used, kept once it is gone
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
 

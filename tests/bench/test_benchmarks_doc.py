@@ -29,3 +29,14 @@ def test_every_ratio_in_the_results_comes_from_at_least_five_alternating_rounds(
         assert all(abs(p - r) <= 0.002 * max(1, abs(r)) for p, r in zip(paired, rounds, strict=True)), (
             "each round's ratio is its work over the limit measured beside it"
         )
+
+
+def test_the_scaling_figures_are_generated_from_the_committed_results() -> None:
+    from bench.scaling_report import BEGIN, DOC, END
+    from bench.scaling_report import render as scaling
+
+    results = json.loads(RESULTS.read_text())
+    if "cluster" not in results:  # bench/cluster.py has not run on this box yet: the block is empty
+        assert f"{BEGIN}\n{END}" in DOC.read_text()
+        return
+    assert scaling(results) in DOC.read_text(), "regenerate: python bench/scaling_report.py --write"

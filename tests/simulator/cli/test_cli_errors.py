@@ -84,3 +84,34 @@ def test_a_misspelt_scenario_key_is_named_with_the_key_it_was_meant_to_be(tmp_pa
 def test_a_reader_port_that_does_not_exist_points_at_reader_list():
     with pytest.raises(VendingError, match=r"cannot open /dev/ttyNOPE: no such port \(`vending reader list`"):
         SerialTransport("/dev/ttyNOPE", 9600)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["fleet", "--machines", "1", "--kill-mid-day"], "--kill-mid-day: only with --broker rabbitmq-cluster"),
+        (
+            ["run", "configs/scenarios/normal-morning.yaml", "--broker", "rabbitmq-cluster"],
+            "broker URL 'rabbitmq-cluster': expected mqtt://host:port",
+        ),  # fmt: skip
+        (["broker", "cluster", "--dir", "x", "--nodes", "2"], "Invalid value for '--nodes'"),
+        (
+            ["fleet", "--broker", "mqtts://127.0.0.1:1,mqtt://127.0.0.1:2"],
+            "every node of one broker uses the same scheme",
+        ),
+    ],
+)
+def test_cluster_arguments_that_cannot_work_are_refused_naming_why(arguments, said, tmp_path):
+    out = vending(*arguments)
+    assert out.returncode == 2 and said in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_backend_on_amqp_needs_tls_and_its_certificate(keys):
+    common = ["backend", "vendor", "--broker", "mqtts://127.0.0.1:1", "--db", "x.db", "--key", str(keys / "vendor.key"),
+              "--machines", str(keys / "machines")]  # fmt: skip
+    out = vending(*common, "--amqp", "amqps://127.0.0.1:5671")
+    assert out.returncode == 2 and "--amqp: needs --ca, --cert and --cert-key" in out.stderr
+    cert = ["--ca", "ca.crt", "--cert", "v.crt", "--cert-key", "v.key"]
+    out = vending(*common, "--amqp", "amqp://127.0.0.1:5672", *cert)
+    assert out.returncode == 2 and "expected amqps://host:port (TLS; plain AMQP is refused)" in out.stderr

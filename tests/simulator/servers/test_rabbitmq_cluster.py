@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import operator
 import ssl
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +118,27 @@ def test_two_backends_compete_and_a_node_and_an_instance_die_mid_day_exactly_onc
         assert world.vendor.store.acked(machine) == produced
         sales = world.vendor.store.execute("SELECT COUNT(DISTINCT txn) FROM sales")[0][0]
         assert sales == runner.result.sales
+
+
+def test_an_authority_s_retained_push_reaches_a_machine_on_every_node(rabbitmq: RabbitCluster):
+    """RabbitMQ 3.10 keeps retained messages per node: the push goes to each, so any node hands it out."""
+    from dataclasses import replace
+
+    from simulator.backends.push import publish
+
+    rabbitmq.enrol(["RQ-C"])
+    access = rabbitmq.access()
+    publish(access.party("issuer"), [("issuer/v1/hotlist", "list-v7", True)], "issuer")
+    machine = access.machine("RQ-C")
+    for host, port in machine.endpoints:
+        got: list[bytes] = []
+        client = make_client(replace(machine, host=host, port=port, alternates=()), "machine-RQ-C", persistent=False)
+        client.on_message = lambda c, u, message, got=got: got.append(bytes(message.payload))
+        client.on_connect = lambda c, *args: c.subscribe("issuer/v1/hotlist", qos=1)
+        client.connect(host, port, keepalive=15)
+        client.loop_start()
+        try:
+            eventually(partial(operator.eq, [b"list-v7"], got), what=f"the retained list on the node at port {port}")
+        finally:
+            client.disconnect()
+            client.loop_stop()
