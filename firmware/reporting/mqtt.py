@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from dataclasses import dataclass, replace
@@ -54,6 +55,9 @@ class BrokerAddress:
         if (cert_file is None) != (key_file is None):
             raise VendingError("a client certificate needs both --cert and --cert-key")
         given = [name for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)) if value]
+        for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)):
+            if value and not os.path.isfile(value):  # said here, naming it, not as TLS's bare "[Errno 2]"
+                raise VendingError(f"{name} {value}: no such file")
         if given and not tls:  # never fall back to plaintext with the user's credentials on the wire
             port = 8883 if parsed.port in (None, 1883) else parsed.port  # MQTT's TLS port, unless the user chose one
             secure = f"mqtts://{parsed.hostname}:{port}"
@@ -112,12 +116,7 @@ def make_client(address: BrokerAddress, client_id: str, *, persistent: bool = Tr
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        context = ssl.create_default_context(cafile=address.ca_file)
-        if address.dial:
-            context = _NamedContext.like(context, address.host, address.ca_file)
-        if address.cert_file and address.key_file:
-            context.load_cert_chain(address.cert_file, address.key_file)
-        client.tls_set_context(context)
+        client.tls_set_context(_tls_context(address))
     client.reconnect_delay_set(min_delay=1, max_delay=8)
     client.max_inflight_messages_set(100)
     client.on_socket_open = _no_delay
@@ -141,6 +140,25 @@ class _NextNode:
         host, port = self.endpoints[self.attempts % len(self.endpoints)]
         self.attempts += 1
         client._host, client._port = host, port  # noqa: SLF001 - see the docstring
+
+
+def _tls_context(address: BrokerAddress) -> ssl.SSLContext:
+    """The client's TLS context; a file that is not what it should be is named (TLS alone says "PEM lib")."""
+    try:
+        context = ssl.create_default_context(cafile=address.ca_file)
+    except ssl.SSLError as exc:
+        raise VendingError(f"--ca {address.ca_file}: not a CA certificate in PEM ({exc.reason})") from None
+    if address.dial:
+        context = _NamedContext.like(context, address.host, address.ca_file)
+    if address.cert_file and address.key_file:
+        try:
+            context.load_cert_chain(address.cert_file, address.key_file)
+        except ssl.SSLError as exc:
+            raise VendingError(
+                f"--cert {address.cert_file} / --cert-key {address.key_file}: not a certificate and its key in PEM "
+                f"({exc.reason})"
+            ) from None
+    return context
 
 
 def _no_delay(client: object, userdata: object, sock: Any) -> None:

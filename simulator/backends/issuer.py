@@ -25,8 +25,9 @@ from simulator.backends.card_counters import CounterIncident, UnresolvedDebit, d
 from simulator.backends.contract import check
 from simulator.backends.credits import PendingCredits
 from simulator.backends.requests import PartyRequest
+from simulator.backends.schemas import ISSUER_SCHEMA
 from simulator.backends.service import BackendService, sequence_number
-from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
+from simulator.backends.store import Report, SqliteReportStore
 
 log = logging.getLogger(__name__)
 

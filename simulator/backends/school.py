@@ -20,8 +20,9 @@ from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import open_settlement
 from simulator.backends.contract import check
+from simulator.backends.schemas import RECEIVED_SCHEMA
 from simulator.backends.service import BackendService, sequence_number
-from simulator.backends.store import RECEIVED_SCHEMA, Report, SqliteReportStore
+from simulator.backends.store import Report, SqliteReportStore
 
 SCHOOL_SCHEMA = (
     RECEIVED_SCHEMA

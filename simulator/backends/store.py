@@ -18,21 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware import crashpoints
-from simulator.backends.views import view_sql
-
-RECEIVED_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reports (
-    machine TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
-    digest TEXT NOT NULL DEFAULT '', signature TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (machine, seq)
-);
-CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS manifests (signature TEXT PRIMARY KEY, manifest TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, machine TEXT, topic TEXT NOT NULL,
-    reason TEXT NOT NULL, digest TEXT NOT NULL
-);
-"""
+from simulator.backends.schemas import VENDOR_SCHEMA
 
 
 def private_file(path: Path) -> None:
@@ -43,52 +29,6 @@ def private_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
-
-
-VENDOR_SCHEMA = (
-    RECEIVED_SCHEMA
-    + """
-CREATE TABLE IF NOT EXISTS machines (
-    machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox INTEGER
-);
-"""
-    + view_sql("sqlite")  # sales, denials, alerts: generated from firmware/reporting/reports.py
-)
-
-ISSUER_SCHEMA = (
-    RECEIVED_SCHEMA
-    + """
-CREATE TABLE IF NOT EXISTS settlements (
-    machine TEXT NOT NULL, day TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER, count INTEGER,
-    PRIMARY KEY (machine, day, uid)
-);
-CREATE TABLE IF NOT EXISTS settlement_weeks (
-    machine TEXT NOT NULL, week TEXT NOT NULL, days TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER NOT NULL,
-    count INTEGER NOT NULL, PRIMARY KEY (machine, week, uid)
-);
-CREATE TABLE IF NOT EXISTS settlement_days (
-    machine TEXT NOT NULL, day TEXT NOT NULL, amount INTEGER NOT NULL, count INTEGER NOT NULL,
-    cards INTEGER NOT NULL, refunded INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (machine, day)
-);
-CREATE TABLE IF NOT EXISTS card_steps (
-    uid TEXT NOT NULL, counter INTEGER NOT NULL, machine TEXT NOT NULL, amount INTEGER NOT NULL,
-    balance INTEGER NOT NULL, mac TEXT NOT NULL, week TEXT NOT NULL, PRIMARY KEY (uid, counter, machine)
-);
-CREATE TABLE IF NOT EXISTS card_unresolved (
-    machine TEXT NOT NULL, txn TEXT NOT NULL, uid TEXT NOT NULL, counter INTEGER NOT NULL, amount INTEGER NOT NULL,
-    before INTEGER NOT NULL, day TEXT NOT NULL, PRIMARY KEY (machine, txn)
-);
-CREATE TABLE IF NOT EXISTS accounts (
-    uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,
-    guardian TEXT, daily_cap INTEGER, paused INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS account_debits (
-    machine TEXT NOT NULL, txn TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER NOT NULL, day TEXT NOT NULL,
-    how TEXT NOT NULL, state TEXT NOT NULL, applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (machine, txn)
-);
-CREATE TABLE IF NOT EXISTS account_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, signed TEXT NOT NULL);
-"""
-)
 
 
 VISIT_KINDS = "('sale', 'denial')"  # the records about a visit: what a school request reads or erases

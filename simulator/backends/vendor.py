@@ -14,8 +14,9 @@ from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.supervised import SupervisedThread
 from simulator.backends.contract import check
 from simulator.backends.requests import PAGE_BYTES, PartyRequest
+from simulator.backends.schemas import VENDOR_SCHEMA
 from simulator.backends.service import BackendService, sequence_number
-from simulator.backends.store import VENDOR_SCHEMA, Report, SqliteReportStore, payload_of
+from simulator.backends.store import Report, SqliteReportStore, payload_of
 
 log = logging.getLogger(__name__)
 SEQUENCED = ("sale", "denial", "stock", "alert", "cmd-result", "summary")

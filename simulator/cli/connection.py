@@ -33,17 +33,16 @@ Amqp = Annotated[
 ]
 
 
-def on_amqp(service: Any, amqp: str | None, ca: Path | None, cert: Path | None, cert_key: Path | None) -> Any:
-    """The backend consuming its party's queue over AMQP when ``--amqp`` is given (exit 2 naming what is wrong)."""
+def amqp_address(amqp: str | None, ca: Path | None, cert: Path | None, cert_key: Path | None) -> Any:
+    """``--amqp`` checked before anything starts (exit 2 naming what is wrong); None without it."""
     if amqp is None:
-        return service
+        return None
     from simulator.backends.amqp import AmqpAddress
 
     try:
-        address = AmqpAddress.parse(amqp, *(str(p) if p else None for p in (ca, cert, cert_key)))
+        return AmqpAddress.parse(amqp, *(str(p) if p else None for p in (ca, cert, cert_key)))
     except VendingError as exc:
         fail(exc)
-    return service.use_amqp(address)
 
 
 def broker_address(

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from firmware.errors import VendingError
 from firmware.identity.keyset import HOTLIST, SEAL, Enrolment, read_seal_key, read_shared_key
-from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, broker_address, on_amqp
+from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, amqp_address, broker_address
 from simulator.cli.exits import day_option, fail
 from simulator.cli.reporting import (
     RetentionDays,
@@ -84,6 +84,7 @@ def backend_issuer(
 
     today = day_option(now) if now else None  # checked before anything starts
     address = broker_address(broker, username, password, ca, cert, cert_key)
+    queue = amqp_address(amqp, ca, cert, cert_key)
     identity = party_identity("issuer", key)
     try:
         seal = read_seal_key(seal_key or key.with_name(f"{SEAL}.key"))
@@ -97,7 +98,9 @@ def backend_issuer(
         fail(exc)
     service = IssuerBackend(address, db, seal, identity, enrolment, school=school, majority_age=majority_age,
                             hotlist_key=hotlist)  # fmt: skip
-    service = on_amqp(service, amqp, ca, cert, cert_key).start()
+    if queue is not None:
+        service.use_amqp(queue)
+    service.start()
     await_subscription(service)
     source = f"{amqp} (queue issuer.reports)" if amqp else str(address)
     typer.echo(f"issuer backend on {source}, storing in {db}{requests_note(school)}; Ctrl-C to stop")
@@ -107,7 +110,8 @@ def backend_issuer(
 def _order(db: Path, key: Path, order: dict[str, Any]) -> None:
     """Apply one order on the accounts in ``db``, signed by ``key``; print the account after it."""
     from simulator.backends.accounts import AccountBook, AccountError
-    from simulator.backends.store import ISSUER_SCHEMA, SqliteReportStore
+    from simulator.backends.schemas import ISSUER_SCHEMA
+    from simulator.backends.store import SqliteReportStore
 
     identity = party_identity("issuer", key)
     store = SqliteReportStore(db, ISSUER_SCHEMA)
@@ -196,7 +200,8 @@ def accounts(
 ) -> None:
     """The accounts with their balances, guardians' consent and caps, and the offline debts declined."""
     from simulator.backends.accounts import AccountBook
-    from simulator.backends.store import ISSUER_SCHEMA, SqliteReportStore
+    from simulator.backends.schemas import ISSUER_SCHEMA
+    from simulator.backends.store import SqliteReportStore
 
     if not db.is_file():
         fail(f"--db {db}: no such file")

@@ -18,7 +18,7 @@ from firmware.errors import VendingError
 from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey
 from firmware.reporting.mqtt import reachable
-from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, broker_address, on_amqp
+from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, amqp_address, broker_address
 from simulator.cli.exits import EXIT_INTERRUPTED, day_option, fail
 from simulator.safe_output import write_csv
 
@@ -172,10 +172,13 @@ def backend_vendor(
     listen = _listen(http)
     today = day_option(now) if now else None  # checked before anything starts
     address = broker_address(broker, username, password, ca, cert, cert_key)
+    queue = amqp_address(amqp, ca, cert, cert_key)
     identity = party_identity("vendor", key)
     school = school_public_key(school_key)
     service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared, school)
-    service = on_amqp(service, amqp, ca, cert, cert_key).start()
+    if queue is not None:
+        service.use_amqp(queue)
+    service.start()
     await_subscription(service)
     source = f"{amqp} (queue vendor.reports)" if amqp else str(address)
     typer.echo(f"vendor backend on {source}, storing in {db}{requests_note(school)}; Ctrl-C to stop")

@@ -38,7 +38,8 @@ from firmware.journal.card_steps import CardSteps
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.backends.accounts import AccountBook
-from simulator.backends.store import ISSUER_SCHEMA, SqliteReportStore
+from simulator.backends.schemas import ISSUER_SCHEMA
+from simulator.backends.store import SqliteReportStore
 from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
 from simulator.paths import MACHINES
 from simulator.reliability import card_world

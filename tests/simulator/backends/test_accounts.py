@@ -16,7 +16,8 @@ from firmware.domain import IssuerAnswer
 from firmware.reporting.authorisation import answer_id, compose_answer, compose_request, open_answer, read_request
 from firmware.reporting.wire import WireError
 from simulator.backends.accounts import AccountBook
-from simulator.backends.store import ISSUER_SCHEMA, Report, SqliteReportStore
+from simulator.backends.schemas import ISSUER_SCHEMA
+from simulator.backends.store import Report, SqliteReportStore
 from simulator.dev_keys import DevKeys
 
 MACHINE, OTHER = "TPE-DAAN-JH-01", "TPE-DAAN-JH-02"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from firmware.identity.signing import Identity
 from simulator.backends.credits import PendingCredits
-from simulator.backends.store import ISSUER_SCHEMA, SqliteReportStore
+from simulator.backends.schemas import ISSUER_SCHEMA
+from simulator.backends.store import SqliteReportStore
 
 AMY, BEN = "04A1B2C3", "04B2C3D4"
 

@@ -107,11 +107,26 @@ def test_cluster_arguments_that_cannot_work_are_refused_naming_why(arguments, sa
     assert "Traceback" not in out.stderr
 
 
-def test_a_backend_on_amqp_needs_tls_and_its_certificate(keys):
+def test_a_backend_on_amqp_needs_tls_and_its_certificate(keys, tmp_path):
     common = ["backend", "vendor", "--broker", "mqtts://127.0.0.1:1", "--db", "x.db", "--key", str(keys / "vendor.key"),
               "--machines", str(keys / "machines")]  # fmt: skip
     out = vending(*common, "--amqp", "amqps://127.0.0.1:5671")
     assert out.returncode == 2 and "--amqp: needs --ca, --cert and --cert-key" in out.stderr
-    cert = ["--ca", "ca.crt", "--cert", "v.crt", "--cert-key", "v.key"]
+    out = vending(*common, "--amqp", "amqps://127.0.0.1:5671", "--ca", str(tmp_path / "ca.crt"))
+    assert out.returncode == 2 and f"--ca {tmp_path / 'ca.crt'}: no such file" in out.stderr, out.stderr
+    files = [tmp_path / name for name in ("ca.crt", "v.crt", "v.key")]
+    for path in files:
+        path.write_text("-----BEGIN CERTIFICATE-----\n")
+    cert = [
+        part for flag, path in zip(("--ca", "--cert", "--cert-key"), files, strict=True) for part in (flag, str(path))
+    ]
     out = vending(*common, "--amqp", "amqp://127.0.0.1:5672", *cert)
-    assert out.returncode == 2 and "expected amqps://host:port (TLS; plain AMQP is refused)" in out.stderr
+    assert out.returncode == 2 and "expected amqps://host:port (TLS; plain AMQP is refused)" in out.stderr, out.stderr
+
+
+def test_a_certificate_file_that_is_not_pem_is_named(keys, tmp_path):
+    junk = tmp_path / "ca.crt"
+    junk.write_text("not a certificate\n")
+    out = vending("backend", "vendor", "--broker", "mqtts://127.0.0.1:1", "--db", str(tmp_path / "v.db"),
+                  "--key", str(keys / "vendor.key"), "--machines", str(keys / "machines"), "--ca", str(junk))  # fmt: skip
+    assert out.returncode == 2 and f"--ca {junk}: not a CA certificate in PEM" in out.stderr, out.stderr

@@ -55,7 +55,7 @@ def test_no_vendor_payload_has_a_card_number_or_balance():
 
 
 def test_backend_schemas_in_docs_are_the_ones_the_code_creates():
-    from simulator.backends.store import ISSUER_SCHEMA, VENDOR_SCHEMA
+    from simulator.backends.schemas import ISSUER_SCHEMA, VENDOR_SCHEMA
 
     doc = (ROOT / "docs/backends.md").read_text()
     assert VENDOR_SCHEMA in doc and ISSUER_SCHEMA in doc

@@ -1,0 +1,65 @@
+"""The backends' SQLite schemas: what each party's database holds (docs/backends.md shows them)."""
+
+from __future__ import annotations
+
+from simulator.backends.views import view_sql
+
+RECEIVED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS reports (
+    machine TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    digest TEXT NOT NULL DEFAULT '', signature TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (machine, seq)
+);
+CREATE TABLE IF NOT EXISTS acked (machine TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS manifests (signature TEXT PRIMARY KEY, manifest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, machine TEXT, topic TEXT NOT NULL,
+    reason TEXT NOT NULL, digest TEXT NOT NULL
+);
+"""
+
+
+VENDOR_SCHEMA = (
+    RECEIVED_SCHEMA
+    + """
+CREATE TABLE IF NOT EXISTS machines (
+    machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox INTEGER
+);
+"""
+    + view_sql("sqlite")  # sales, denials, alerts: generated from firmware/reporting/reports.py
+)
+
+ISSUER_SCHEMA = (
+    RECEIVED_SCHEMA
+    + """
+CREATE TABLE IF NOT EXISTS settlements (
+    machine TEXT NOT NULL, day TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER, count INTEGER,
+    PRIMARY KEY (machine, day, uid)
+);
+CREATE TABLE IF NOT EXISTS settlement_weeks (
+    machine TEXT NOT NULL, week TEXT NOT NULL, days TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER NOT NULL,
+    count INTEGER NOT NULL, PRIMARY KEY (machine, week, uid)
+);
+CREATE TABLE IF NOT EXISTS settlement_days (
+    machine TEXT NOT NULL, day TEXT NOT NULL, amount INTEGER NOT NULL, count INTEGER NOT NULL,
+    cards INTEGER NOT NULL, refunded INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (machine, day)
+);
+CREATE TABLE IF NOT EXISTS card_steps (
+    uid TEXT NOT NULL, counter INTEGER NOT NULL, machine TEXT NOT NULL, amount INTEGER NOT NULL,
+    balance INTEGER NOT NULL, mac TEXT NOT NULL, week TEXT NOT NULL, PRIMARY KEY (uid, counter, machine)
+);
+CREATE TABLE IF NOT EXISTS card_unresolved (
+    machine TEXT NOT NULL, txn TEXT NOT NULL, uid TEXT NOT NULL, counter INTEGER NOT NULL, amount INTEGER NOT NULL,
+    before INTEGER NOT NULL, day TEXT NOT NULL, PRIMARY KEY (machine, txn)
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,
+    guardian TEXT, daily_cap INTEGER, paused INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS account_debits (
+    machine TEXT NOT NULL, txn TEXT NOT NULL, uid TEXT NOT NULL, amount INTEGER NOT NULL, day TEXT NOT NULL,
+    how TEXT NOT NULL, state TEXT NOT NULL, applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (machine, txn)
+);
+CREATE TABLE IF NOT EXISTS account_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, signed TEXT NOT NULL);
+"""
+)
