@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import interleaved, merge_results, spread  # noqa: E402
+from bench.common import interleaved, interrupt_all, merge_results, spread  # noqa: E402
 from firmware.reporting.signed import sign_text  # noqa: E402
 from simulator.servers.postgres import PostgresProcess  # noqa: E402
 from simulator.servers.rabbitmq import CLUSTER, RabbitCluster, rabbit_cluster  # noqa: E402
@@ -203,13 +202,7 @@ def drain_rate(cluster: RabbitCluster, postgres: PostgresProcess, keys: Path, me
         busy.append((cpu_at_last[0] - cpu_at_first[0]) / max(1, cpu_at_last[1] - cpu_at_first[1]))
         return (len(messages) - first_count) / (last - first)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        interrupt_all(processes)
 
 
 def consumers(cluster: RabbitCluster, workdir: Path, rounds: int) -> dict[str, Any]:
