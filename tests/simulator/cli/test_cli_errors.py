@@ -128,5 +128,6 @@ def test_a_certificate_file_that_is_not_pem_is_named(keys, tmp_path):
     junk = tmp_path / "ca.crt"
     junk.write_text("not a certificate\n")
     out = vending("backend", "vendor", "--broker", "mqtts://127.0.0.1:1", "--db", str(tmp_path / "v.db"),
-                  "--key", str(keys / "vendor.key"), "--machines", str(keys / "machines"), "--ca", str(junk))  # fmt: skip
+                  "--key", str(keys / "vendor.key"), "--machines", str(keys / "machines"),
+                  "--ca", str(junk))  # fmt: skip
     assert out.returncode == 2 and f"--ca {junk}: not a CA certificate in PEM" in out.stderr, out.stderr
