@@ -55,13 +55,13 @@ class BrokerAddress:
         if (cert_file is None) != (key_file is None):
             raise VendingError("a client certificate needs both --cert and --cert-key")
         given = [name for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)) if value]
-        for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)):
-            if value and not os.path.isfile(value):  # said here, naming it, not as TLS's bare "[Errno 2]"
-                raise VendingError(f"{name} {value}: no such file")
         if given and not tls:  # never fall back to plaintext with the user's credentials on the wire
             port = 8883 if parsed.port in (None, 1883) else parsed.port  # MQTT's TLS port, unless the user chose one
             secure = f"mqtts://{parsed.hostname}:{port}"
             raise VendingError(f"broker URL {url!r}: {', '.join(given)} need TLS; use {secure} (mqtt:// is plaintext)")
+        for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)):
+            if value and not os.path.isfile(value):  # said here, naming it, not as TLS's bare "[Errno 2]"
+                raise VendingError(f"{name} {value}: no such file")
         return cls(
             parsed.hostname,
             parsed.port or (8883 if tls else 1883),

@@ -45,24 +45,26 @@ def operator_command(
         fields,
         issued_at=issued_at,
         lifetime=lifetime,
-        counter=counter if counter is not None else issue_counter(issued_at),
+        counter=counter if counter is not None else issue_counter(identity.kid, machine, issued_at),
         command_id=command_id,
     )
     return command_id, payload
 
 
-_last_counter = 0
+_last_counters: dict[tuple[str, str], int] = {}  # (signing key, machine) -> the last counter issued here
 
 
-def issue_counter(issued_at: datetime) -> int:
-    """The command's issue time in microseconds, and above this process's last one.
+def issue_counter(signer: str, machine: str, issued_at: datetime) -> int:
+    """The command's issue time in microseconds, and above the last one this key gave this machine here.
 
     The machine refuses a counter far ahead of its issue time; two commands issued within the same
-    microsecond (or at one instant of a virtual clock) are both still in order.
+    microsecond (or at one instant of a virtual clock) are both still in order. Kept per key and
+    machine: a command to one machine at a later time (or from another key) never pushes the next
+    command to another machine ahead of its own issue time.
     """
-    global _last_counter
-    _last_counter = max(int(issued_at.timestamp() * 1_000_000), _last_counter + 1)
-    return _last_counter
+    key = (signer, machine)
+    last = _last_counters[key] = max(int(issued_at.timestamp() * 1_000_000), _last_counters.get(key, 0) + 1)
+    return last
 
 
 @dataclass

@@ -24,3 +24,19 @@ def test_the_board_counts_refusals_by_reason_and_revenue_and_last_sale_per_machi
         b3 = next(s for s in board.slots if s.slot == "B3")
         assert not b3.sellable and b3.why_not == "refused by the food rules" and not b3.fillable
         assert dict(board.slots_by_machine())[machine.machine][0].slot == "A1"
+
+
+def test_a_command_s_counter_stays_at_its_issue_time_whatever_was_sent_to_other_machines_before():
+    """A later command to one machine (or from another key) never pushes another machine's counter ahead.
+
+    The machine refuses a counter far ahead of its issue time; a process-wide "last counter" did
+    exactly that to the second machine after a command stamped later went to the first.
+    """
+    from datetime import UTC, datetime
+
+    from simulator.dashboard.operator import issue_counter
+
+    late, early = datetime(2026, 3, 2, 9, 40, tzinfo=UTC), datetime(2026, 3, 1, 23, 41, tzinfo=UTC)
+    assert issue_counter("key-a", "M-LATE", late) == int(late.timestamp() * 1_000_000)
+    assert issue_counter("key-a", "M-EARLY", early) == int(early.timestamp() * 1_000_000)
+    assert issue_counter("key-a", "M-EARLY", early) == int(early.timestamp() * 1_000_000) + 1, "still in order"
