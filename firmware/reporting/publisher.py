@@ -9,6 +9,7 @@ only hands acks over through the inbox's queue (inbox.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
@@ -34,6 +35,9 @@ from firmware.reporting.supervised import SupervisedThread
 log = logging.getLogger(__name__)
 MAX_RESEND_WAIT_S = 60.0
 MAX_IDLE_S, MIN_IDLE_S = 0.2, 0.01  # the worker's sleep between timers, when nothing wakes it
+
+
+GOODBYE_S = 2.0  # how long a stopping machine waits for its "offline" to be acknowledged
 
 
 class OutboxPublisher:
@@ -114,7 +118,12 @@ class OutboxPublisher:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         if self._connected.is_set():
-            self._client.publish(topics.vendor(self.machine, "status"), self._status("offline"), qos=1, retain=True)
+            goodbye = self._client.publish(topics.vendor(self.machine, "status"), self._status("offline"), qos=1,
+                                           retain=True)  # fmt: skip
+            # acknowledged before the DISCONNECT: a broker that drops what is in flight when a client leaves
+            # (RabbitMQ 3.10's MQTT plugin does) would leave the machine "online" on the dashboard
+            with contextlib.suppress(ValueError, RuntimeError):  # not sent (the link just dropped): the Will says it
+                goodbye.wait_for_publish(GOODBYE_S)
         self._client.disconnect()
         self._client.loop_stop()
         self._outbox.close()

@@ -35,6 +35,17 @@ def party_queue(party: str) -> str:
     return f"{party}.reports"
 
 
+def ordered_queue(party: str) -> str:
+    """The party's queue for messages that must be applied in order (a machine's status and heartbeats).
+
+    A single-active-consumer quorum queue: one instance at a time reads it, in the order the machine
+    sent, and another takes over where it stopped if it dies. Competing consumers on the reports
+    queue may apply two messages of one machine in either order, which sequenced reports do not mind
+    and an "online" after an "offline" would.
+    """
+    return f"{party}.ordered"
+
+
 def routing_key(topic: str) -> str:
     """An MQTT topic or filter as RabbitMQ routes and authorises it (``/`` is ``.``, ``+`` is ``*``)."""
     return topic.replace("/", ".").replace("+", "*")
@@ -91,11 +102,13 @@ Deliver = Callable[[str, bytes, object], None]  # (MQTT topic, payload, receipt 
 
 
 class AmqpLink:
-    """Consumes one queue on one thread (pika is not thread-safe: other threads hand it callbacks)."""
+    """Consumes the party's queues on one thread (pika is not thread-safe: other threads hand it callbacks)."""
 
-    def __init__(self, address: AmqpAddress, queue: str, deliver: Deliver, prefetch: int, name: str) -> None:
+    def __init__(
+        self, address: AmqpAddress, queues: tuple[str, ...], deliver: Deliver, prefetch: int, name: str
+    ) -> None:
         self.address = address
-        self.queue = queue
+        self.queues = queues
         self.deliver = deliver
         self.prefetch = prefetch
         self.name = name
@@ -122,7 +135,8 @@ class AmqpLink:
                 channel.basic_qos(prefetch_count=self.prefetch)
                 self._generation += 1
                 generation = self._generation
-                channel.basic_consume(self.queue, self._consumer(generation))
+                for queue in self.queues:
+                    channel.basic_consume(queue, self._consumer(generation))
                 self._channel = channel
                 self.ready.set()
                 delay = RECONNECT_S[0]

@@ -29,7 +29,7 @@ from firmware.reporting.signed import compose_ack, open_signed
 from firmware.reporting.supervised import SupervisedThread
 from firmware.reporting.wire import WireError, sequence
 from simulator.backends import contract
-from simulator.backends.amqp import AmqpAddress, AmqpLink, party_queue
+from simulator.backends.amqp import AmqpAddress, AmqpLink, ordered_queue, party_queue
 from simulator.backends.requests import PartyRequest, answer_topic, compose, read_request, request_topic
 from simulator.backends.store import Report, SqliteReportStore
 
@@ -61,6 +61,7 @@ class BackendService:
 
     client_id = "backend"
     subscriptions: tuple[str, ...] = ()
+    ordered: tuple[str, ...] = ()  # of those, what must be applied in the order sent (on a cluster: one reader)
     stream = "vendor"
 
     def __init__(
@@ -100,7 +101,8 @@ class BackendService:
 
     def use_amqp(self, address: AmqpAddress) -> Self:
         """Consume the party's quorum queue on a RabbitMQ cluster (competing consumers) instead of MQTT."""
-        link = AmqpLink(address, party_queue(self.stream), self._delivered, BATCH, self.client_id)
+        queues = (party_queue(self.stream), *((ordered_queue(self.stream),) if self.ordered else ()))
+        link = AmqpLink(address, queues, self._delivered, BATCH, self.client_id)
         link.retained = self.address  # the party's MQTT address, for its retained pushes
         self.client = self.link = link
         self.connected = self.subscribed = link.ready

@@ -48,6 +48,7 @@ class VendorBackend(BackendService):
         "vending/v1/+/heartbeat",
         "vending/v1/+/batch",
     )
+    ordered = ("vending/v1/+/status", "vending/v1/+/heartbeat")  # a machine's liveness: last word wins
     stream = "vendor"
 
     def __init__(

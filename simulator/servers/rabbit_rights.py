@@ -19,7 +19,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from simulator.backends.amqp import party_queue, routing_key
+from simulator.backends.amqp import ordered_queue, party_queue, routing_key
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.requests import request_topic
 from simulator.backends.school import SchoolBackend
@@ -95,7 +95,8 @@ def definitions(machines: list[str], *, insider: bool = False) -> dict[str, Any]
             continue
         party = user.split("-")[0]
         sessions = f"^{SESSION_QUEUES}(?:{'|'.join(CLIENT_PREFIXES[party])})[^.]*$"
-        queues = f"^(?:{re.escape(EXCHANGE)}|{re.escape(party_queue(party))}|{sessions[1:-1]})$"
+        own = "|".join(re.escape(queue(party)) for queue in (party_queue, ordered_queue))
+        queues = f"^(?:{re.escape(EXCHANGE)}|{own}|{sessions[1:-1]})$"
         add(user, sessions, queues, queues,
             _either([_expression(t, None) for t in rights["write"]]),
             _either([_expression(t, None) for t in rights["read"]]))  # fmt: skip
@@ -112,25 +113,24 @@ def definitions(machines: list[str], *, insider: bool = False) -> dict[str, Any]
         "topic_permissions": topic_permissions,
         "queues": [
             {
-                "name": party_queue(party),
+                "name": queue,
                 "vhost": VHOST,
                 "durable": True,
                 "auto_delete": False,
-                "arguments": {"x-queue-type": "quorum"},
-            }  # fmt: skip
-            for party in BACKEND_TOPICS
+                "arguments": {"x-queue-type": "quorum", **({"x-single-active-consumer": True} if ordered else {})},
+            }
+            for queue, ordered in sorted({(queue, ordered) for queue, ordered, _ in ROUTES})
         ],
         "bindings": [
             {
                 "source": EXCHANGE,
                 "vhost": VHOST,
-                "destination": party_queue(party),
+                "destination": queue,
                 "destination_type": "queue",
                 "routing_key": routing_key(topic),
                 "arguments": {},
-            }  # fmt: skip
-            for party, topics in BACKEND_TOPICS.items()
-            for topic in topics
+            }
+            for queue, _, topic in ROUTES
         ],
         "policies": [
             # an offline machine's session holds at most what an offline Mosquitto session holds; what is
@@ -152,7 +152,7 @@ def definitions(machines: list[str], *, insider: bool = False) -> dict[str, Any]
             {
                 "name": "party-queues",
                 "vhost": VHOST,
-                "pattern": r"^(?:vendor|issuer|school)\.reports$",
+                "pattern": r"^(?:vendor|issuer|school)\.(?:reports|ordered)$",
                 "apply-to": "queues",
                 "priority": 0,
                 "definition": {"max-length-bytes": PARTY_QUEUE_BYTES, "overflow": "drop-head"},
@@ -162,8 +162,12 @@ def definitions(machines: list[str], *, insider: bool = False) -> dict[str, Any]
 
 
 # What each party's backend consumes, as MQTT filters: the very lists its MQTT subscription uses, and the
-# school's requests to it, so the two paths never disagree
-BACKEND_TOPICS: dict[str, tuple[str, ...]] = {
-    backend.stream: (*backend.subscriptions, *((request_topic(backend.stream),) if backend.stream != "school" else ()))
+# school's requests to it, so the two paths never disagree; each to the party's queue, or to its ordered
+# queue (one reader at a time) for what must be applied in the order sent. (queue, ordered, MQTT filter)
+ROUTES: list[tuple[str, bool, str]] = [
+    (ordered_queue(backend.stream), True, topic)
+    if topic in backend.ordered
+    else (party_queue(backend.stream), False, topic)
     for backend in (VendorBackend, IssuerBackend, SchoolBackend)
-}
+    for topic in (*backend.subscriptions, *((request_topic(backend.stream),) if backend.stream != "school" else ()))
+]
