@@ -263,6 +263,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--soak", type=int, default=0, help="node kills in a row (make soak-cluster: 20)")
     parser.add_argument("--soak-machines", type=int, default=30)
+    parser.add_argument("--parts", default="day,consumers,cpu", help="which figures to measure (others are kept)")
     args = parser.parse_args()
     workdir = Path(
         tempfile.mkdtemp(prefix="bench-cluster-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
@@ -275,13 +276,17 @@ def main() -> None:
             print(json.dumps(figures, indent=1))
             merge_results("cluster", _merged(figures))
             return
-        figures["day"] = day_on_cluster(args.machines, workdir)
-        print(json.dumps(figures["day"]), flush=True)
+        parts = set(args.parts.split(","))
+        if "day" in parts:
+            figures["day"] = day_on_cluster(args.machines, workdir)
+            print(json.dumps(figures["day"]), flush=True)
         with rabbit_cluster(workdir / "shared") as cluster:
-            figures["consumers"] = consumers(cluster, workdir, args.rounds)
-            print(json.dumps(figures["consumers"]), flush=True)
-            figures["broker_cpu"] = broker_cpu_per_message(cluster, min(args.machines, 200), workdir)
-            print(json.dumps(figures["broker_cpu"]), flush=True)
+            if "consumers" in parts:
+                figures["consumers"] = consumers(cluster, workdir, args.rounds)
+                print(json.dumps(figures["consumers"]), flush=True)
+            if "cpu" in parts:
+                figures["broker_cpu"] = broker_cpu_per_message(cluster, min(args.machines, 200), workdir)
+                print(json.dumps(figures["broker_cpu"]), flush=True)
         merge_results("cluster", _merged(figures))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import time
@@ -37,6 +38,7 @@ from simulator.servers.rabbit_rights import definitions
 CLUSTER = "rabbitmq-cluster"  # the --broker choice that starts one (vending fleet, scenarios)
 SBIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_S = 120.0
+SHARED_HOST_ERL_ARGS = "+sbwt none +sbwtdcpu none +sbwtdio none"
 
 
 def rabbitmq_installed() -> bool:
@@ -137,6 +139,9 @@ class RabbitCluster:
             "RABBITMQ_CONFIG_FILE": str(node.directory / "rabbitmq"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(node.directory / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(node.directory / "rabbitmq.pid"),
+            # schedulers sleep when idle instead of spinning: three nodes share this box's cores with the
+            # machines, the backends and PostgreSQL (the setting RabbitMQ hosts that share cores use)
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": SHARED_HOST_ERL_ARGS,
         }
 
     def commands(self) -> list[str]:
@@ -145,7 +150,8 @@ class RabbitCluster:
         for node in self.nodes:
             env = self.environment(node)
             keys = [key for key in env if key.startswith("RABBITMQ_") or key == "HOME"]
-            lines.append(" ".join(f"{key}={env[key]}" for key in keys) + f" {SBIN / 'rabbitmq-server'} -detached")
+            lines.append(" ".join(f"{key}={shlex.quote(env[key])}" for key in keys)
+                         + f" {SBIN / 'rabbitmq-server'} -detached")  # fmt: skip
         first = self.nodes[0]
         lines.append(f"HOME={self.workdir} {SBIN / 'rabbitmqctl'} -n {first.name} await_startup")
         lines.append(f"HOME={self.workdir} {SBIN / 'rabbitmqctl'} -n {first.name} import_definitions "
