@@ -78,6 +78,8 @@ def broker_cpu_per_message(cluster: RabbitCluster, machines: int, workdir: Path)
     from simulator.fleet.runner import run_fleet
     from simulator.scenarios.reporting_world import ReportingWorld
 
+    for queue in ("vendor.reports", "vendor.ordered", "issuer.reports"):  # what another part left unacked
+        cluster.ctl(cluster.nodes[0], "purge_queue", queue)
     world = ReportingWorld(workdir / "cpu-world", broker=CLUSTER, cluster=cluster).start()
     day = ClusterDay(world, machines)
     try:

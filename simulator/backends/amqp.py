@@ -118,6 +118,7 @@ class AmqpLink:
         self._channel: Any = None
         self._generation = 0  # a receipt from an earlier connection is void: the broker requeued it
         self._stopping = threading.Event()
+        self._abandoned = False
         self._thread = threading.Thread(target=self._run, name=f"{name}-amqp", daemon=True)
         self.reconnects = 0
 
@@ -135,13 +136,16 @@ class AmqpLink:
                 channel.basic_qos(prefetch_count=self.prefetch)
                 self._generation += 1
                 generation = self._generation
-                for queue in self.queues:
-                    channel.basic_consume(queue, self._consumer(generation))
+                tags = [channel.basic_consume(queue, self._consumer(generation)) for queue in self.queues]
                 self._channel = channel
                 self.ready.set()
                 delay = RECONNECT_S[0]
                 while not self._stopping.is_set():
                     self._connection.process_data_events(time_limit=0.2)
+                if not self._abandoned:  # a clean stop: no more deliveries, then the acks already handed over
+                    for tag in tags:
+                        channel.basic_cancel(tag)
+                    self._connection.process_data_events(time_limit=0)
             except Exception as exc:  # noqa: BLE001 - a lost node: the next one, after a back-off
                 self.ready.clear()
                 self.reconnects += 1
@@ -212,6 +216,7 @@ class AmqpLink:
     def abandon(self) -> None:
         """A crash: the connection drops with deliveries unacknowledged; the broker hands them to the others."""
         connection = self._connection
+        self._abandoned = True
         self._stopping.set()
         if connection is not None:
             try:
