@@ -78,8 +78,7 @@ def broker_cpu_per_message(cluster: RabbitCluster, machines: int, workdir: Path)
     from simulator.fleet.runner import run_fleet
     from simulator.scenarios.reporting_world import ReportingWorld
 
-    for queue in ("vendor.reports", "vendor.ordered", "issuer.reports"):  # what another part left unacked
-        cluster.ctl(cluster.nodes[0], "purge_queue", queue)
+    cluster.purge("vendor.reports", "vendor.ordered", "issuer.reports")  # what another part left unacked
     world = ReportingWorld(workdir / "cpu-world", broker=CLUSTER, cluster=cluster).start()
     day = ClusterDay(world, machines)
     try:
@@ -144,15 +143,10 @@ def publish_backlog(cluster: RabbitCluster, messages: list[tuple[str, bytes]]) -
     client.disconnect()
     client.loop_stop()
     deadline = time.monotonic() + 300
-    while (held := _queued(cluster, "vendor.reports")) < len(messages):
+    while (held := cluster.queued("vendor.reports")) < len(messages):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the vendor's queue holds {held} of {len(messages)} published reports")
         time.sleep(0.2)
-
-
-def _queued(cluster: RabbitCluster, queue: str) -> int:
-    out = cluster.ctl(cluster.running_node(), "list_queues", "name", "messages", "--quiet").stdout
-    return next((int(n) for name, n in (line.split() for line in out.splitlines() if line.strip()) if name == queue), 0)
 
 
 def busy_jiffies() -> tuple[int, int]:
@@ -172,7 +166,7 @@ def drain_rate(cluster: RabbitCluster, postgres: PostgresProcess, keys: Path, me
 
     with psycopg.connect(postgres.dsn, autocommit=True) as db:
         db.execute("DROP TABLE IF EXISTS reports, acked, manifests, incidents, machines, retired CASCADE")
-    cluster.ctl(cluster.nodes[0], "purge_queue", "vendor.reports")
+    cluster.purge("vendor.reports")
     publish_backlog(cluster, messages)
     access = cluster.access()
     processes = []
@@ -248,8 +242,7 @@ def soak(cluster: RabbitCluster, workdir: Path, kills: int, machines: int) -> di
             _wait_stored(world, reports, settlements)
             print(f"soak: kill {number + 1}/{kills} (node {faults.node}): {reports} reports stored", flush=True)
         assert world.vendor is not None and world.issuer is not None
-        twice = "SELECT COUNT(*) - COUNT(DISTINCT machine || ':' || seq) FROM reports"
-        duplicates = int(world.vendor.store.execute(twice)[0][0]) + int(world.issuer.store.execute(twice)[0][0])
+        duplicates = faults.stored_twice()
         stored = world.vendor.store.count() + world.issuer.store.count()
     finally:
         faults.stop()

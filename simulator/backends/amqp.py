@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -120,7 +119,6 @@ class AmqpLink:
         self._stopping = threading.Event()
         self._abandoned = False
         self._thread = threading.Thread(target=self._run, name=f"{name}-amqp", daemon=True)
-        self.reconnects = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -148,7 +146,6 @@ class AmqpLink:
                     self._connection.process_data_events(time_limit=0)
             except Exception as exc:  # noqa: BLE001 - a lost node: the next one, after a back-off
                 self.ready.clear()
-                self.reconnects += 1
                 log.warning("%s: AMQP link lost (%s); trying the cluster's nodes again in %.1fs", self.name, exc, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, RECONNECT_S[1])
@@ -232,11 +229,3 @@ class AmqpLink:
                 connection.close()
             except Exception:  # noqa: BLE001 - already gone
                 pass
-
-
-def wait_ready(link: AmqpLink, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if link.ready.wait(0.1):
-            return True
-    return False

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS machines (machine TEXT PRIMARY KEY, state TEXT NOT NU
 """ + view_sql("postgres")
 
 
+PARTITIONS_LOCK = 7418  # making or dropping day partitions: one backend instance at a time
 UNDATED = date(1970, 1, 1)  # a report with no time or day field: kept in the default partition
 
 
@@ -141,7 +142,7 @@ class PostgresReportStore(StoreQueries):
         new = sorted(day for day in days - self._made if day != UNDATED)
         if not new:
             return
-        self.conn.execute("SELECT pg_advisory_xact_lock(7418)")
+        self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITIONS_LOCK,))
         horizon = self.conn.execute("SELECT MAX(horizon) FROM retired").fetchone()
         retired = horizon[0] if horizon and horizon[0] else None
         for day in new:
@@ -168,7 +169,7 @@ class PostgresReportStore(StoreQueries):
         cutoff = date.fromisoformat(before_day)
         dropped = 0
         with self._lock, self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(7418)")
+            self.conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITIONS_LOCK,))
             self.conn.execute("INSERT INTO retired (horizon) VALUES (%s)", (cutoff,))
             for name in self._partition_names():
                 if name < partition(cutoff):

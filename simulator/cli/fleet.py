@@ -135,7 +135,7 @@ def fleet(
             if on_cluster is not None:
                 on_cluster.finish()
             _collect_delivery(world, result)
-            faults = on_cluster.summary() | _stored_twice(world) if on_cluster is not None else {}
+            faults = on_cluster.summary() if on_cluster is not None else {}
         finally:
             if on_cluster is not None:
                 on_cluster.stop()
@@ -214,13 +214,6 @@ def _collect_delivery(world: ReportingWorld, result: FleetResult, timeout: float
     result.delivered = world.vendor.store.count()
     result.settlements_delivered = world.issuer.store.count()
     result.resends = world.vendor.store.duplicates + world.issuer.store.duplicates
-
-
-def _stored_twice(world: ReportingWorld) -> dict[str, int]:
-    """Rows sharing a (machine, seq) in each party's store: what exactly-once must keep at 0."""
-    assert world.vendor is not None and world.issuer is not None
-    twice = "SELECT COUNT(*) - COUNT(DISTINCT machine || ':' || seq) FROM reports"
-    return {"duplicates": int(world.vendor.store.execute(twice)[0][0]) + int(world.issuer.store.execute(twice)[0][0])}
 
 
 def _report(result: FleetResult, as_json: bool, faults: dict[str, int] | None = None) -> None:

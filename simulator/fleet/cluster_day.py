@@ -78,5 +78,12 @@ class ClusterDay:
         for backend in self.extra:
             backend.stop()
 
+    def stored_twice(self) -> int:
+        """Rows sharing a (machine, seq) in the vendor's and the issuer's stores: what exactly-once keeps at 0."""
+        assert self.world.vendor is not None and self.world.issuer is not None
+        twice = "SELECT COUNT(*) - COUNT(DISTINCT machine || ':' || seq) FROM reports"
+        return sum(int(backend.store.execute(twice)[0][0]) for backend in (self.world.vendor, self.world.issuer))
+
     def summary(self) -> dict[str, int]:
-        return {"node_kills": self.node_kills, "backend_kills": self.backend_kills}
+        """What the faults did and what exactly-once kept: the run's figures beside the fleet's own."""
+        return {"node_kills": self.node_kills, "backend_kills": self.backend_kills, "duplicates": self.stored_twice()}

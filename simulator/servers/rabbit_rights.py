@@ -19,7 +19,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from simulator.backends.amqp import ordered_queue, party_queue, routing_key
+from simulator.backends.amqp import EXCHANGE, ordered_queue, party_queue, routing_key
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.requests import request_topic
 from simulator.backends.school import SchoolBackend
@@ -27,7 +27,6 @@ from simulator.backends.vendor import VendorBackend
 from simulator.servers.broker_setup import MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES, acl_text
 
 VHOST = "/"
-EXCHANGE = "amq.topic"
 SESSION_QUEUES = "mqtt-subscription-"  # the MQTT plugin's queue per client id and QoS (3.10)
 # client-id prefixes each party's MQTT tools connect with (service.py, commands.py, party_client.py, push.py)
 CLIENT_PREFIXES = {"vendor": ("vendor", "operator"), "issuer": ("issuer",), "school": ("school",)}

@@ -18,6 +18,7 @@ import shlex
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -226,30 +227,26 @@ class RabbitCluster:
 
     def cpu_seconds(self) -> float:
         """CPU the nodes have used so far (user + system, every process of each node), killed ones included."""
-        tick = os.sysconf("SC_CLK_TCK")
-        groups = {process.pid for process in self.processes.values() if process.poll() is None}
-        used = 0
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) in groups:  # field 5 (pgrp), counted after the command name
-                used += int(fields[11]) + int(fields[12])  # utime, stime
-        return self.spent_by_killed + used / tick
+        return self.spent_by_killed + _group_cpu({p.pid for p in self.processes.values() if p.poll() is None})
 
     def kill(self, index: int) -> None:
         """SIGKILL the node's whole process group (beam and its helpers): no goodbye to the cluster."""
-        process = self.processes.get(index)
-        if process is None:
-            return
-        running = process.poll() is None
-        before = self.cpu_seconds()
-        del self.processes[index]
-        if running:
-            self.spent_by_killed += before - self.cpu_seconds()  # what it used, kept once it is gone
+        process = self.processes.pop(index, None)
+        if process is not None and process.poll() is None:
+            self.spent_by_killed += _group_cpu({process.pid})  # what it used, kept once it is gone
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
+
+    def queued(self, queue: str) -> int:
+        """Messages waiting in one of the cluster's queues (0 for a queue it does not have)."""
+        out = self.ctl(self.running_node(), "list_queues", "name", "messages", "--quiet").stdout
+        rows = (line.split() for line in out.splitlines() if line.strip())
+        return next((int(count) for name, count in rows if name == queue), 0)
+
+    def purge(self, *queues: str) -> None:
+        """Empty these queues (a benchmark's or a test's leftovers); one the cluster lacks is no error."""
+        for queue in queues:
+            self.ctl(self.running_node(), "purge_queue", queue, check=False)
 
     def revive(self, index: int, timeout: float = START_TIMEOUT_S) -> None:
         node = self.nodes[index - 1]
@@ -267,11 +264,7 @@ class RabbitCluster:
         """How each party reaches the cluster (plain data: it travels to the fleet's worker processes)."""
         mqtts = tuple(node.mqtts for node in self.nodes)
         amqps = tuple(node.amqps for node in self.nodes)
-        shared = (
-            _on_nodes(self.setup.address(INSIDER), mqtts)
-            if self.insider
-            else _on_nodes(self.setup.address("vendor"), mqtts)
-        )
+        shared = _on_nodes(self.setup.address(INSIDER if self.insider else "vendor"), mqtts)
         return ClusterAccess(shared, self.setup, mqtts, amqps)
 
     def __enter__(self) -> RabbitCluster:
@@ -279,6 +272,19 @@ class RabbitCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _group_cpu(groups: set[int]) -> float:
+    """User + system CPU seconds of every process in these process groups, from /proc."""
+    used = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in groups:  # field 5 (pgrp), counted after the command name
+            used += int(fields[11]) + int(fields[12])  # utime, stime
+    return used / os.sysconf("SC_CLK_TCK")
 
 
 def _on_nodes(single: BrokerAddress, ports: tuple[int, ...]) -> BrokerAddress:
@@ -309,7 +315,9 @@ class ClusterAccess(BrokerAccess):
                            single.key_file)  # fmt: skip
 
 
-def rabbit_cluster(workdir: Path, machines: list[str] = (), nodes: int = 3, *, insider: bool = True) -> RabbitCluster:  # type: ignore[assignment]
+def rabbit_cluster(
+    workdir: Path, machines: Sequence[str] = (), nodes: int = 3, *, insider: bool = True
+) -> RabbitCluster:
     """A CA and certificates (``vending broker setup``'s) and a cluster trusting them, written but not started."""
     setup = write_broker_setup(workdir / "broker", [], 0, insider=insider)
     cluster = RabbitCluster(workdir / "cluster", setup, nodes)

@@ -72,8 +72,7 @@ def test_every_machine_s_last_word_reaches_the_dashboard_through_two_vendor_inst
     from simulator.servers.rabbitmq import CLUSTER
     from tests.support.waiting import eventually
 
-    for queue in ("vendor.reports", "vendor.ordered", "issuer.reports"):
-        rabbitmq.ctl(rabbitmq.nodes[0], "purge_queue", queue, check=False)
+    rabbitmq.purge("vendor.reports", "vendor.ordered", "issuer.reports")
     machines = 12
     world = closing(ReportingWorld(tmp_path / "world", broker=CLUSTER, cluster=rabbitmq).start())
     day = closing(ClusterDay(world, machines))

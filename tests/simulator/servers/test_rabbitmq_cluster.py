@@ -39,21 +39,16 @@ def _amqp(cluster: RabbitCluster, user: str) -> Any:
     return pika.BlockingConnection(cluster.access().amqp(user).parameters()[0])
 
 
-def _queued(cluster: RabbitCluster, queue: str) -> int:
-    out = cluster.ctl(cluster.running_node(), "list_queues", "name", "messages", "--quiet").stdout
-    return next(int(count) for name, count in (line.split() for line in out.splitlines()) if name == queue)
-
-
 def test_rights_follow_the_mosquitto_acl_and_nobody_has_a_password(rabbitmq: RabbitCluster, closing):
     rabbitmq.enrol(["RQ-A", "RQ-B"])
-    rabbitmq.ctl(rabbitmq.nodes[0], "purge_queue", "vendor.reports")
+    rabbitmq.purge("vendor.reports")
     users = rabbitmq.ctl(rabbitmq.nodes[0], "list_users", "--quiet").stdout.split()
     assert "guest" not in users
     assert {*(n for names in IDENTITIES.values() for n in names), *INSIDERS, "RQ-A", "RQ-B"} <= set(users)
     machine = _connect(rabbitmq, "RQ-A", "machine-RQ-A")
     try:
         machine.publish("vending/v1/RQ-A/sale", b"{}", qos=1).wait_for_publish(10)
-        eventually(lambda: _queued(rabbitmq, "vendor.reports") == 1, what="its own report in the vendor's queue")
+        eventually(lambda: rabbitmq.queued("vendor.reports") == 1, what="its own report in the vendor's queue")
         machine.publish("vending/v1/RQ-B/sale", b"{}", qos=1)  # as another machine: the connection is closed
         assert machine.dropped.wait(10)
     finally:
@@ -67,7 +62,7 @@ def test_rights_follow_the_mosquitto_acl_and_nobody_has_a_password(rabbitmq: Rab
     finally:
         spy.disconnect()
         spy.loop_stop()
-    assert _queued(rabbitmq, "vendor.reports") == 1, "the forged report never reached the queue"
+    assert rabbitmq.queued("vendor.reports") == 1, "the forged report never reached the queue"
     vendor = _amqp(rabbitmq, "vendor")
     try:
         import pika.exceptions
@@ -93,8 +88,7 @@ def test_rights_follow_the_mosquitto_acl_and_nobody_has_a_password(rabbitmq: Rab
 def test_two_backends_compete_and_a_node_and_an_instance_die_mid_day_exactly_once(
     rabbitmq: RabbitCluster, tmp_path: Path, closing
 ):
-    for queue in ("vendor.reports", "issuer.reports"):
-        rabbitmq.ctl(rabbitmq.nodes[0], "purge_queue", queue)
+    rabbitmq.purge("vendor.reports", "issuer.reports")
     world = closing(ReportingWorld(tmp_path / "world", broker=CLUSTER, cluster=rabbitmq).start())
     second = closing(world.new_vendor(world.workdir / "vendor.db", identity="vendor-2").start())
     assert second.subscribed.wait(30)
