@@ -127,6 +127,10 @@ class Outbox:
         with self.lock:
             return int(self.conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
+    def empty(self) -> bool:
+        with self.lock:
+            return self.conn.execute("SELECT 1 FROM outbox LIMIT 1").fetchone() is None
+
     def acked_below(self) -> dict[str, int]:
         """Per stream, the seq just below the oldest waiting report (0 when none waits): acked so far."""
         with self.lock:

@@ -25,12 +25,16 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
+
+import msgspec
 
 from firmware.identity.signing import Identity, SignatureError, Signed
 from firmware.journal.outbox import PendingReport
+from firmware.reporting.codec import CheckedPayload
 from firmware.reporting.signed import Verifier, canonical
-from firmware.reporting.wire import WireError, parse_object, sequence
+from firmware.reporting.wire import WireError, parse_as, sequence
 
 BATCH_KIND = "batch"
 MAX_BATCH_BYTES = 64 * 1024  # the whole message; what the machine's config may set as its batch size, at most
@@ -53,6 +57,9 @@ BATCHABLE_KINDS = frozenset(
 )
 ENVELOPE_BYTES = 640  # outer keys, machine, stream, JWS header and signature: about 420 bytes, bounded here
 _DIGEST_SIZE = "0" * 64  # a SHA-256 in hex takes as much room whatever it is: sizing needs no hashing
+# one manifest entry as it appears inside the JWS payload string (its quotes escaped), less its kind and seq
+_ENTRY_BYTES = len(json.dumps(canonical({"kind": "", "seq": 0, "sha256": _DIGEST_SIZE}))) - len("0")
+_MANIFEST_ENCODER = msgspec.json.Encoder(order="sorted")  # canonical() for ints and strings, at C speed
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +86,20 @@ def travels_alone(report: PendingReport) -> bool:
     return report.retain or kind_of(report.topic) in LIVE_KINDS
 
 
-def _entry(report: PendingReport, digest: str | None = None) -> dict[str, Any]:
-    return {"seq": report.seq, "kind": kind_of(report.topic), "sha256": digest or digest_of(report.payload)}
+def _entry(report: PendingReport) -> dict[str, Any]:
+    return {"seq": report.seq, "kind": kind_of(report.topic), "sha256": digest_of(report.payload)}
 
 
 def _wire_bytes(report: PendingReport) -> int:
-    """What one report adds to a batch: its text as a JSON string, and its manifest entry inside the JWS."""
-    text = json.dumps(report.payload, ensure_ascii=False)
-    entry = json.dumps(canonical(_entry(report, _DIGEST_SIZE)), ensure_ascii=False)
-    return len(text.encode("utf-8")) + len(entry.encode("utf-8")) + 2  # two commas
+    """What one report adds to a batch: its text as a JSON string, and its manifest entry inside the JWS.
+
+    Exactly what ``compose`` will write (a test holds the two together), without writing it: the text
+    through the same C string encoder ``json.dumps`` uses, the entry from its fixed shape, where only
+    the kind and the seq's digits vary (the digest is always 64 hex digits).
+    """
+    text = encode_basestring(report.payload)
+    size = len(text) if text.isascii() else len(text.encode("utf-8"))
+    return size + _ENTRY_BYTES + len(kind_of(report.topic)) + len(str(report.seq)) + 2  # two commas
 
 
 def plan(reports: Sequence[PendingReport], max_reports: int, max_bytes: int) -> list[list[PendingReport]]:
@@ -120,7 +132,8 @@ def compose(identity: Identity, machine: str, stream: str, reports: Iterable[Pen
     """The wire form of a batch: the reports' texts and the manifest that lists them, signed once."""
     reports = list(reports)
     manifest = {"machine": machine, "stream": stream, "reports": [_entry(report) for report in reports]}
-    document = {"manifest": identity.sign(canonical(manifest)), "reports": [report.payload for report in reports]}
+    text = _MANIFEST_ENCODER.encode(manifest).decode("utf-8")  # == canonical(manifest): ints and strings only
+    document = {"manifest": identity.sign(text), "reports": [report.payload for report in reports]}
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -133,7 +146,7 @@ def open_batch(
     on the manifest, the manifest's shape (this machine, this stream, seqs one after another), then
     each report text against its listed digest, and its own seq against the manifest's.
     """
-    outer = parse_object(raw[: max_bytes + 1], max_bytes)
+    outer = parse_as(BATCH_KIND, raw[: max_bytes + 1], max_bytes)
     if set(outer) != {"manifest", "reports"}:
         raise WireError(f'a batch is {{"manifest", "reports"}} and nothing else, got keys {sorted(outer)[:5]}')
     texts, envelope = outer["reports"], outer["manifest"]
@@ -145,7 +158,7 @@ def open_batch(
         signed = verify(envelope)
     except SignatureError as exc:
         raise WireError(f"batch manifest: {exc}") from None
-    entries = _manifest_entries(parse_object(signed.payload, max_bytes), machine, stream)
+    entries = _manifest_entries(parse_as("batch-manifest", signed.payload, max_bytes), machine, stream)
     if len(entries) != len(texts):
         raise WireError(f"the manifest lists {len(entries)} reports, the batch carries {len(texts)}")
     pairs = enumerate(zip(texts, entries, strict=True))
@@ -162,27 +175,35 @@ def _manifest_entries(manifest: dict[str, Any], machine: str, stream: str) -> li
     listed = manifest["reports"]
     if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_BATCH_REPORTS:
         raise WireError(f"a manifest lists 1 to {MAX_BATCH_REPORTS} reports")
-    entries: list[tuple[int, str, str]] = []
-    for number, entry in enumerate(listed):
-        if not isinstance(entry, dict) or set(entry) != {"seq", "kind", "sha256"}:
-            raise WireError(f'manifest report {number} must be {{"seq", "kind", "sha256"}}')
-        seq = sequence(entry["seq"], minimum=1)
-        if entries and seq != entries[-1][0] + 1:
-            raise WireError(f"manifest report {number}: seq {seq} does not follow {entries[-1][0]}")
-        kind, digest = entry["kind"], entry["sha256"]
-        if kind not in BATCHABLE_KINDS:
-            raise WireError(f"manifest report {number}: {str(kind)[:20]!r} is not a report that travels in a batch")
-        if not isinstance(digest, str) or len(digest) != 64 or digest.strip("0123456789abcdef"):
-            raise WireError(f"manifest report {number}: sha256 must be 64 lowercase hex digits")
-        entries.append((seq, kind, digest))
+    if isinstance(manifest, CheckedPayload):  # its schema held each entry's keys, seq range, kind and digest
+        entries = [(entry["seq"], entry["kind"], entry["sha256"]) for entry in listed]
+    else:
+        entries = [_entry_checked(number, entry) for number, entry in enumerate(listed)]
+    first = entries[0][0]
+    if entries[-1][0] != first + len(entries) - 1 or any(e[0] != first + n for n, e in enumerate(entries)):
+        number = next(n for n in range(1, len(entries)) if entries[n][0] != entries[n - 1][0] + 1)
+        raise WireError(f"manifest report {number}: seq {entries[number][0]} does not follow {entries[number - 1][0]}")
     return entries
+
+
+def _entry_checked(number: int, entry: Any) -> tuple[int, str, str]:
+    """One manifest entry the typed decoder could not vouch for, checked field by field."""
+    if not isinstance(entry, dict) or set(entry) != {"seq", "kind", "sha256"}:
+        raise WireError(f'manifest report {number} must be {{"seq", "kind", "sha256"}}')
+    seq = sequence(entry["seq"], minimum=1)
+    kind, digest = entry["kind"], entry["sha256"]
+    if kind not in BATCHABLE_KINDS:
+        raise WireError(f"manifest report {number}: {str(kind)[:20]!r} is not a report that travels in a batch")
+    if not isinstance(digest, str) or len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise WireError(f"manifest report {number}: sha256 must be 64 lowercase hex digits")
+    return seq, kind, digest
 
 
 def _report(number: int, text: str, entry: tuple[int, str, str], max_bytes: int) -> BatchedReport:
     seq, kind, digest = entry
     if digest_of(text) != digest:
         raise WireError(f"batch report {number} does not match the digest its manifest signed")
-    payload = parse_object(text.encode("utf-8"), max_bytes)
+    payload = parse_as(kind, text, max_bytes)
     if payload.get("seq") != seq:
         raise WireError(f"batch report {number} carries another seq than its manifest lists ({seq})")
     return BatchedReport(seq, kind, payload, digest, text)

@@ -35,6 +35,7 @@ from firmware.reporting.supervised import SupervisedThread
 log = logging.getLogger(__name__)
 MAX_RESEND_WAIT_S = 60.0
 MAX_IDLE_S, MIN_IDLE_S = 0.2, 0.01  # the worker's sleep between timers, when nothing wakes it
+FLUSH_POLL_S = 0.05  # flush() looks again this often even if no ack empties the outbox (new reports, a lost ack)
 
 
 GOODBYE_S = 2.0  # how long a stopping machine waits for its "offline" to be acknowledged
@@ -78,6 +79,7 @@ class OutboxPublisher:
         self._wake = threading.Event()
         inbox.on_ack = self._wake.set
         self._stop = threading.Event()
+        self._emptied = threading.Event()  # set when an ack left the outbox empty (flush waits on it)
         self._connected = threading.Event()
         self._link_up = True
         # what is still in the outbox was never acked: start the window just below it
@@ -186,7 +188,8 @@ class OutboxPublisher:
             if self.depth() == 0:
                 return True
             self._wake.set()
-            time.sleep(0.01)
+            self._emptied.wait(FLUSH_POLL_S)  # woken the moment an ack empties the outbox, not a poll later
+            self._emptied.clear()
         return self.depth() == 0
 
     def publish_now(self, topic: str, payload: str) -> bool:
@@ -278,6 +281,8 @@ class OutboxPublisher:
         if self._outbox.delete_acked(newest):
             self._last_progress = self._monotonic()
             self._resend_wait = self.resend_after_s
+            if self._outbox.empty():
+                self._emptied.set()
 
     def _send_pending(self) -> None:
         if self._monotonic() - self._last_progress > self._resend_wait:
@@ -290,10 +295,13 @@ class OutboxPublisher:
             room = self.window - (self._last_sent[stream] - self._acked[stream])
             if room <= 0:
                 continue  # flow control: wait for the receiver before sending more
-            waiting = self._outbox.after(stream, self._last_sent[stream], min(room, self.read_ahead))
+            limit = min(room, self.read_ahead)
+            waiting = self._outbox.after(stream, self._last_sent[stream], limit)
             for group in batches.plan(waiting, self.reporting.batch_reports, self.reporting.batch_bytes):
                 if not self._publish(stream, group):
                     return  # not connected any more; the next connect resends from the last ack
+            if len(waiting) == limit and limit < room:
+                self._wake.set()  # more waits and the window has room: the next pass comes at once, not at a timer
 
     def _publish(self, stream: str, group: list[PendingReport]) -> bool:
         """One MQTT message: a report on its own topic, or several as one batch signed once."""

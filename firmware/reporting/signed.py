@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from firmware.identity.signing import Identity, SignatureError, Signed
-from firmware.reporting.wire import WireError, parse_object, sequence
+from firmware.reporting.wire import WireError, parse_as, sequence
 
 Verifier = Callable[[Mapping[str, Any]], Signed]
 MAX_ACK_BYTES = 1024  # a signed {"machine", "seq"}: about 400 bytes
@@ -29,14 +29,18 @@ def sign_text(identity: Identity, text: str) -> str:
     return json.dumps(identity.sign(text), separators=(",", ":"), ensure_ascii=False)
 
 
-def open_signed(raw: bytes, max_bytes: int, verify: Verifier) -> tuple[Signed, dict[str, Any]]:
-    """Verify a signed message and return who signed it and the payload object; ``WireError`` if not."""
-    envelope = parse_object(raw, max_bytes)
+def open_signed(raw: bytes, max_bytes: int, verify: Verifier, kind: str = "") -> tuple[Signed, dict[str, Any]]:
+    """Verify a signed message and return who signed it and the payload object; ``WireError`` if not.
+
+    With the payload's ``kind`` (a report kind of the contract) it comes back as a ``CheckedPayload``
+    when it holds to that kind's schema (codec.py).
+    """
+    envelope = parse_as("signed", raw, max_bytes)
     try:
         signed = verify(envelope)
     except SignatureError as exc:
         raise WireError(str(exc)) from None
-    return signed, parse_object(signed.payload, max_bytes)
+    return signed, parse_as(kind, signed.payload, max_bytes)
 
 
 def compose_ack(identity: Identity, machine: str, seq: int) -> str:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from firmware.errors import VendingError
+from firmware.reporting.codec import decode_checked
 
 MAX_DEPTH = 16  # the deepest legitimate message (a set_lockout) nests 4 levels
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER; a larger seq cannot be stored or compared in SQL
@@ -41,6 +42,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e999 parses as infinity, which no JSON can carry back out
+        raise ValueError(f"{text[:20]} is out of range for a number")
+    return value
+
+
 def parse_object(raw: bytes, max_bytes: int, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """One JSON object from the wire, or ``WireError`` naming what is wrong with it."""
     if len(raw) > max_bytes:
@@ -50,7 +58,7 @@ def parse_object(raw: bytes, max_bytes: int, max_depth: int = MAX_DEPTH) -> dict
     except UnicodeDecodeError as exc:
         raise WireError(f"payload is not JSON: not valid UTF-8 at byte {exc.start}") from None
     try:
-        body = json.loads(text, parse_constant=_refuse_constant)
+        body = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except RecursionError:
         raise WireError(f"payload nests deeper than {max_depth} levels") from None
     except ValueError as exc:
@@ -65,6 +73,20 @@ def parse_object(raw: bytes, max_bytes: int, max_depth: int = MAX_DEPTH) -> dict
         except UnicodeEncodeError:
             raise WireError("payload is not JSON: a string holds a lone surrogate (not Unicode text)") from None
     return body
+
+
+def parse_as(kind: str, raw: bytes | str, max_bytes: int) -> dict[str, Any]:
+    """``parse_object`` for a message of a known kind, through its typed decoder first.
+
+    The typed decoder is one pass of C that also holds the message to its contract (codec.py); the
+    checks above run only where it cannot say yes, and name what is wrong.
+    """
+    data = raw.encode("utf-8") if isinstance(raw, str) else raw
+    if len(data) <= max_bytes:
+        checked = decode_checked(kind, data)
+        if checked is not None:
+            return checked
+    return parse_object(data, max_bytes)
 
 
 def sequence(value: object, minimum: int = 0) -> int:

@@ -14,19 +14,8 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
-import yaml
 
-from firmware.config.packaged import contract_file
-
-SPEC_FILE = contract_file()
-
-
-@functools.cache
-def schemas() -> dict[str, Any]:
-    """The payload schemas of the AsyncAPI document, by name."""
-    spec: dict[str, Any] = yaml.safe_load(SPEC_FILE.read_text())
-    found: dict[str, Any] = spec["components"]["schemas"]
-    return found
+from firmware.reporting.codec import CheckedPayload, decoder, schemas
 
 
 @functools.cache
@@ -47,12 +36,14 @@ def compiled(name: str) -> Callable[[Any], Any]:
 
 
 def check(kind: str, machine: str, payload: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the first field that breaks the contract for ``kind``."""
-    try:
-        compiled(kind)(payload)
+    """Raise ``ValueError`` naming the first field that breaks the contract for ``kind``.
+
+    A payload the kind's typed decoder already accepted (``CheckedPayload``) is not walked again.
+    """
+    if isinstance(payload, CheckedPayload) and payload.kind == kind:
         error = None
-    except fastjsonschema.JsonSchemaException:
-        error = jsonschema.exceptions.best_match(validator(kind).iter_errors(payload))
+    else:
+        error = _schema_error(kind, payload)
     if error is not None:
         where = ".".join(str(part) for part in error.absolute_path) or "payload"
         raise ValueError(f"{kind} does not match the contract at {where}: {error.message[:120]}")
@@ -60,8 +51,18 @@ def check(kind: str, machine: str, payload: dict[str, Any]) -> None:
         raise ValueError(f"{kind} names machine {payload.get('machine')!r} on {machine!r}'s topic")
 
 
+def _schema_error(kind: str, payload: dict[str, Any]) -> Any:
+    """The contract's error for ``payload`` (jsonschema's best match), or None when it holds."""
+    try:
+        compiled(kind)(payload)
+        return None
+    except fastjsonschema.JsonSchemaException:
+        return jsonschema.exceptions.best_match(validator(kind).iter_errors(payload))
+
+
 def prepare(kinds: Iterable[str]) -> None:
-    """Compile the schemas of these message kinds now, at start-up, not inside the first batch's handling."""
-    for kind in kinds:
+    """Compile the schemas and typed decoders of these kinds now, at start-up, not inside the first batch's handling."""
+    for kind in ("signed", "batch", "batch-manifest", *kinds):
         if kind in schemas():
             compiled(kind)
+            decoder(kind)

@@ -8,7 +8,6 @@ second, different report at a stored seq is refused, never acked, and written to
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import queue
@@ -243,7 +242,7 @@ class BackendService:
                 crashpoints.reached("backend.batch.verified")
                 manifest = signed.payload.decode("utf-8")
                 return [Inbound(machine, r.kind, r.payload, r.digest, signed.detached, manifest, r.text) for r in batch]
-            signed, payload = open_signed(raw, MAX_REPORT_BYTES, enrolled)
+            signed, payload = open_signed(raw, MAX_REPORT_BYTES, enrolled, kind)
         except WireError as exc:
             self.incident(machine, topic, str(exc), raw)
             return []
@@ -316,12 +315,9 @@ class BackendService:
                 self.incident(inbound.machine, f"{self.stream}/{inbound.kind}", f"refused: {exc}")
                 continue
             if report is not None:
-                text = inbound.text if report.payload is inbound.payload else ""  # a summary keeps its own form
-                reports.append(
-                    dataclasses.replace(
-                        report, digest=inbound.digest, signature=inbound.signature, manifest=inbound.manifest, text=text
-                    )
-                )
+                report.text = inbound.text if report.payload is inbound.payload else ""  # a summary keeps its own
+                report.digest, report.signature, report.manifest = inbound.digest, inbound.signature, inbound.manifest
+                reports.append(report)
         if reports:
             acked = self.store.store_many(reports)
             self.stored(reports)

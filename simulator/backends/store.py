@@ -40,9 +40,12 @@ def payload_of(stored: Any) -> dict[str, Any]:
     return stored if isinstance(stored, dict) else json.loads(stored)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Report:
     """One sequenced report as received: (machine, seq) is its identity.
+
+    A backend's ``report()`` makes it from the payload; the service then fills in where it came from
+    (digest, signature, manifest, text) before the store sees it, so it is built once, not copied.
 
     ``digest`` (SHA-256 of the signed payload) tells a redelivery from a second, different report at
     the same seq; ``signature`` is the machine's detached JWS, kept so an auditor can check the row.
@@ -218,6 +221,15 @@ class StoreQueries:
         return conflicts
 
 
+INSERT_REPORT = "INSERT INTO reports (machine, seq, kind, payload, digest, signature) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def _row(report: Report) -> tuple[Any, ...]:
+    """The reports row: the payload exactly as signed where the report kept it, else canonical JSON."""
+    text = report.text or json.dumps(report.payload, sort_keys=True, ensure_ascii=False)
+    return (report.machine, report.seq, report.kind, text, report.digest, report.signature)
+
+
 class SqliteReportStore(StoreQueries):
     """Reports keyed by (machine, seq): a redelivered report is ignored, and the ack only moves forward."""
 
@@ -253,24 +265,11 @@ class SqliteReportStore(StoreQueries):
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                for report in reports:
-                    inserted = self.conn.execute(
-                        "INSERT OR IGNORE INTO reports (machine, seq, kind, payload, digest, signature) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
-                        (
-                            report.machine,
-                            report.seq,
-                            report.kind,
-                            report.text or json.dumps(report.payload, sort_keys=True, ensure_ascii=False),
-                            report.digest,
-                            report.signature,
-                        ),
-                    ).rowcount
-                    if inserted:
-                        for sql, params in report.extra:
-                            self.conn.execute(sql, params)
-                    else:
-                        self._duplicate(report)
+                fresh = self._fresh(reports)
+                self.conn.executemany(INSERT_REPORT, [_row(report) for report in fresh])
+                for report in fresh:
+                    for sql, params in report.extra:
+                        self.conn.execute(sql, params)
                 manifests = {(r.signature, r.manifest) for r in reports if r.manifest}
                 self.conn.executemany("INSERT OR IGNORE INTO manifests (signature, manifest) VALUES (?, ?)", manifests)
                 acked = {machine: self._advance(machine, reports) for machine in {r.machine for r in reports}}
@@ -283,11 +282,29 @@ class SqliteReportStore(StoreQueries):
             crashpoints.reached("backend.insert.after_commit")
             return acked
 
-    def _duplicate(self, report: Report) -> None:
-        row = self.conn.execute(
-            "SELECT digest FROM reports WHERE machine = ? AND seq = ?", (report.machine, report.seq)
-        ).fetchone()
-        self._note_duplicate(report, row[0] if row is not None else report.digest)
+    def _fresh(self, reports: list[Report]) -> list[Report]:
+        """The reports not held yet, in order; each other one is noted as a redelivery or a conflict.
+
+        One indexed lookup per machine for the seqs the batch carries (not one per report), and a
+        seq twice in the same batch (a resend queued behind the original) is judged against the first.
+        """
+        held: dict[tuple[str, int], str] = {}
+        for machine in {report.machine for report in reports}:
+            seqs = json.dumps([report.seq for report in reports if report.machine == machine])
+            rows = self.conn.execute(
+                "SELECT seq, digest FROM reports WHERE machine = ? AND seq IN (SELECT value FROM json_each(?))",
+                (machine, seqs),
+            )
+            held.update(((machine, int(seq)), str(digest)) for seq, digest in rows)
+        fresh: list[Report] = []
+        for report in reports:
+            key = (report.machine, report.seq)
+            if key in held:
+                self._note_duplicate(report, held[key])
+                continue
+            held[key] = report.digest
+            fresh.append(report)
+        return fresh
 
     def _advance(self, machine: str, batch: list[Report]) -> int:
         """Move the machine's ack over every seq now held after it: this batch's first, then the table."""

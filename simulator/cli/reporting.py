@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import sys
@@ -67,6 +68,7 @@ def serve_forever(service: object, retention_days: int | None = None, today: dat
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    gc.freeze()  # what start-up made lives as long as the process: no collection walks it again
     while True:
         if retention_days is not None:
             forgotten, cutoffs = service.store.expire(retention_days, today)  # type: ignore[attr-defined]

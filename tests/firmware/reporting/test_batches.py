@@ -60,6 +60,16 @@ def test_a_composed_batch_never_exceeds_the_byte_limit_and_uses_most_of_it(limit
     assert sizes[0] > limit - 2 * per_report - batches.ENVELOPE_BYTES, "the planner wastes most of the room"
 
 
+@pytest.mark.parametrize("seq", [9, 10, 99_999, 10**12])
+@pytest.mark.parametrize("pad", [0, 3, 700])
+def test_the_planner_counts_exactly_the_bytes_a_report_adds_to_a_composed_batch(seq: int, pad: int):
+    before = [sale(seq - 2), sale(seq - 1)]
+    added = sale(seq, pad)
+    grown = len(compose(KEY, MACHINE, "vendor", [*before, added]).encode())
+    grown -= len(compose(KEY, MACHINE, "vendor", before).encode())
+    assert batches._wire_bytes(added) == grown + 2  # the planner also counts the JWS string's two quotes, once
+
+
 def test_compose_then_open_gives_back_every_report_with_the_digest_of_its_text():
     group = [sale(seq) for seq in (7, 8, 9)]
     raw = compose(KEY, MACHINE, "vendor", group).encode()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from firmware.app.console import EventPrinter
+from firmware.reporting import codec
 from simulator.backends.contract import validator
 from simulator.scenarios import load_scenario, run_scenario
 from tests.conftest import ROOT, SCENARIOS
@@ -93,6 +94,8 @@ def test_scenario_messages_match_contract_and_leak_no_uid(path: Path, world, cap
         assert not errors, f"{topic}: not a signed envelope: {errors[0].message}"
         errors = list(validator(TOPIC_SCHEMA[kind]).iter_errors(json.loads(envelope["payload"])))
         assert not errors, f"{topic}: {errors[0].message}"
+        if codec.decoder(TOPIC_SCHEMA[kind]) is not None:  # the receivers' fast path takes every real report
+            assert codec.decode_checked(TOPIC_SCHEMA[kind], envelope["payload"]) is not None, f"{topic}: typed refusal"
 
     uids = {card.uid for card in scenario.cards.values()}
     uids |= {step.value.uid for step in scenario.steps if step.kind == "tap" and not isinstance(step.value, str)}
