@@ -37,10 +37,20 @@ class Record:
         return {name: getattr(self, name) for name, _ in reported_fields(type(self))}
 
 
+_REPORTED: dict[type[Record], list[tuple[str, type]]] = {}
+
+
 def reported_fields(record: type[Record]) -> list[tuple[str, type]]:
-    """The fields of ``record`` that reports carry, in declaration order, with their value type (None stripped)."""
-    hints = get_type_hints(record)
-    return [(f.name, _base(hints[f.name])) for f in fields(record) if f.metadata.get("reported", True)]
+    """The fields of ``record`` that reports carry, in declaration order, with their value type (None stripped).
+
+    Asked on every report a vend makes: read once per record type (type hints are slow to resolve).
+    """
+    found = _REPORTED.get(record)
+    if found is None:
+        hints = get_type_hints(record)
+        found = [(f.name, _base(hints[f.name])) for f in fields(record) if f.metadata.get("reported", True)]
+        _REPORTED[record] = found
+    return found
 
 
 def _base(hint: Any) -> type:

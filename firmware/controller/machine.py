@@ -13,6 +13,8 @@ from typing import Any
 
 from transitions import Machine
 
+from firmware.controller.dispatch import CompiledMachine, Table
+
 
 class State(Enum):
     IDLE = "idle"
@@ -177,8 +179,11 @@ class Triggers:
     recover: Callable[..., bool]
 
 
-def build_machine(model: object, initial: State = State.IDLE) -> Machine:
-    """Bind the declaration to ``model``; queued so callbacks can fire the next event safely."""
+TABLE = Table.of(STATES, TRANSITIONS)
+
+
+def reference_machine(model: object, initial: State = State.IDLE) -> Machine:
+    """The declaration as ``transitions`` reads it: the reference the compiled dispatcher is held to."""
     return Machine(
         model=model,
         states=STATES,
@@ -189,3 +194,8 @@ def build_machine(model: object, initial: State = State.IDLE) -> Machine:
         ignore_invalid_triggers=False,
         send_event=False,
     )
+
+
+def build_machine(model: object, initial: State = State.IDLE) -> CompiledMachine:
+    """Bind the declaration to ``model``, compiled (dispatch.py); queued, so callbacks can fire the next event."""
+    return CompiledMachine(model, TABLE, initial)

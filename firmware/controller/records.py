@@ -87,10 +87,17 @@ class SessionCard:
 
     account: CardAccount
     naming: Pseudonym = field(repr=False)
+    _named: dict[str, str] = field(default_factory=dict, repr=False, compare=False)  # txn -> its name, this visit
 
     def pseudonym(self, txn_id: str) -> str:
-        """The name of the visit ``txn_id``: one per transaction, so no two visits share one."""
-        return self.naming(self.account.uid, txn_id)
+        """The name of the visit ``txn_id``: one per transaction, so no two visits share one.
+
+        A vend's debit, its drop and its report all name it: the HMAC is computed once per visit.
+        """
+        named = self._named.get(txn_id)
+        if named is None:
+            named = self._named[txn_id] = self.naming(self.account.uid, txn_id)
+        return named
 
 
 def who(card: SessionCard | None, txn_id: str) -> dict[str, Any]:
