@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from firmware.app.node import Link, Node
 from firmware.config.machine import load_machine
@@ -172,8 +172,22 @@ def raw_commit_samples(directory: Path, count: int) -> list[float]:
     return samples
 
 
+class Backends(NamedTuple):
+    """The backends started in processes of their own: their databases and the vendor's process id."""
+
+    vendor_db: Path
+    issuer_db: Path
+    vendor_pid: int
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def backends_elsewhere(broker_url: str, keys_dir: Path, workdir: Path) -> Iterator[tuple[Path, Path]]:
+def backends_elsewhere(broker_url: str, keys_dir: Path, workdir: Path) -> Iterator[Backends]:
     """The vendor and issuer backends in processes of their own, as in a deployment (another host).
 
     In the benchmark's own process they would compete with the machine for its interpreter lock and
@@ -192,7 +206,7 @@ def backends_elsewhere(broker_url: str, keys_dir: Path, workdir: Path) -> Iterat
             line = process.stdout.readline() if process.stdout is not None else ""
             if "backend on" not in line:
                 raise RuntimeError(f"a backend did not start: {line!r}")
-        yield vendor_db, issuer_db
+        yield Backends(vendor_db, issuer_db, processes[0].pid)
     finally:
         interrupt_all(processes)
 

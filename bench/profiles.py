@@ -65,10 +65,10 @@ sys.path.insert(0, {root!r})
 from bench.outbox_throughput import fill_outbox, outbox_path
 with tempfile.TemporaryDirectory() as tmp:
     directory = Path(tmp)
-    db, machine_id, _ = fill_outbox(directory, 10000)
+    db, _ = fill_outbox(directory, 10000)
     print("filled", flush=True)
     for number in range(3):
-        outbox_path(db, machine_id, directory / "keys", directory / f"work-{{number}}", 10000)
+        outbox_path(db, directory / "keys", directory / f"work-{{number}}", 10000, [])
 """,
 }
 # the part of each run that is the workload (set-up such as imports or filling an outbox is left out)
@@ -79,8 +79,8 @@ BACKEND_PROCESS = "backend vendor"
 CATEGORIES = [
     ("SQLite commit (the durable step)", r"Database\.atomic \(.*database\.py"),
     ("SQL statements", r"firmware/journal/|backends/store\.py"),
-    ("transitions dispatch", r"transitions/"),
-    ("JSON encode/parse", r"\bjson/|firmware/reporting/wire\.py"),
+    ("state machine dispatch", r"transitions/|firmware/controller/dispatch\.py"),
+    ("JSON encode/parse", r"\bjson/|firmware/reporting/wire\.py|firmware/reporting/codec\.py|msgspec"),
     ("schema checks", r"contract\.py|fastjsonschema|^validate \(<string>"),
     ("reports composed (reporter, outbox rows)", r"firmware/reporting/reporter\.py|firmware/reporting/publisher\.py"),
     ("signatures (Ed25519, JWS)", r"joserfc|cryptography|jws_eddsa|signing\.py"),

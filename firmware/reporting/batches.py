@@ -24,9 +24,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from json.encoder import encode_basestring
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -62,9 +61,8 @@ _ENTRY_BYTES = len(json.dumps(canonical({"kind": "", "seq": 0, "sha256": _DIGEST
 _MANIFEST_ENCODER = msgspec.json.Encoder(order="sorted")  # canonical() for ints and strings, at C speed
 
 
-@dataclass(frozen=True, slots=True)
-class BatchedReport:
-    """One report out of a verified batch."""
+class BatchedReport(NamedTuple):
+    """One report out of a verified batch (a tuple: a backlog makes thousands a second)."""
 
     seq: int
     kind: str
@@ -201,9 +199,10 @@ def _entry_checked(number: int, entry: Any) -> tuple[int, str, str]:
 
 def _report(number: int, text: str, entry: tuple[int, str, str], max_bytes: int) -> BatchedReport:
     seq, kind, digest = entry
-    if digest_of(text) != digest:
+    data = text.encode("utf-8")
+    if hashlib.sha256(data).hexdigest() != digest:
         raise WireError(f"batch report {number} does not match the digest its manifest signed")
-    payload = parse_as(kind, text, max_bytes)
+    payload = parse_as(kind, data, max_bytes)
     if payload.get("seq") != seq:
         raise WireError(f"batch report {number} carries another seq than its manifest lists ({seq})")
     return BatchedReport(seq, kind, payload, digest, text)
