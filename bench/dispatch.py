@@ -142,10 +142,7 @@ def main() -> None:
             "vends": args.vends,
             "floor_vends_per_s": rounds["limit"],
             "compiled_vends_per_s": rounds["work"],
-            "cost_over_floor": {
-                "median": round(sorted(cost)[len(cost) // 2], 3),
-                "rounds": [round(c, 3) for c in cost],
-            },
+            "cost_over_floor": spread(cost),
             "transitions_vends_per_s": round(max(reference)),
             "target_cost_over_floor_max": TARGET,
         },

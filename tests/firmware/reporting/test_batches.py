@@ -70,6 +70,13 @@ def test_the_planner_counts_exactly_the_bytes_a_report_adds_to_a_composed_batch(
     assert batches._wire_bytes(added) == grown + 2  # the planner also counts the JWS string's two quotes, once
 
 
+def test_the_manifest_is_signed_in_its_canonical_form():
+    """It is encoded in C, but the signed bytes are exactly ``canonical()``'s: the wire did not change."""
+    document = json.loads(compose(KEY, MACHINE, "vendor", [sale(seq) for seq in (7, 8, 10**12)]))
+    signed = document["manifest"]["payload"]
+    assert signed == canonical(json.loads(signed))
+
+
 def test_compose_then_open_gives_back_every_report_with_the_digest_of_its_text():
     group = [sale(seq) for seq in (7, 8, 9)]
     raw = compose(KEY, MACHINE, "vendor", group).encode()
