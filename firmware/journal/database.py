@@ -33,16 +33,15 @@ CREATE TABLE IF NOT EXISTS vends (
     local_day TEXT NOT NULL, at TEXT NOT NULL, profile TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS vends_by_card_day ON vends (uid, local_day);
-CREATE INDEX IF NOT EXISTS vends_pending ON vends (status) WHERE status = 'debited';
 CREATE TABLE IF NOT EXISTS journal (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, kind TEXT NOT NULL, txn_id TEXT, data TEXT NOT NULL
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, txn_id TEXT, data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, stream TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
     payload TEXT NOT NULL, retain INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL, UNIQUE (stream, seq)
 );
 CREATE TABLE IF NOT EXISTS held (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, stream TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, stream TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,
     retain INTEGER NOT NULL DEFAULT 0, release_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS held_by_release ON held (release_at);
@@ -102,7 +101,15 @@ class Database:
         self.on_rollback: list[Callable[[], None]] = []  # caches that must forget uncommitted writes
 
     def _migrate(self) -> None:
-        """Columns added since a state dir was created (a machine keeps its state across upgrades)."""
+        """Columns added since a state dir was created (a machine keeps its state across upgrades).
+
+        And an index dropped: ``vends_pending`` (the vends still debited) was written twice by every
+        vend and read only at power-on, where a scan of the vends table does. The journal, outbox and
+        held tables of a new state dir number their rows without AUTOINCREMENT (whose counter row was
+        one more page in each of a vend's two commits); ordering by id is unchanged, and a state dir
+        made before keeps its tables as they are.
+        """
+        self.conn.execute("DROP INDEX IF EXISTS vends_pending")
         added = (
             ("commands", "at", "TEXT NOT NULL DEFAULT ''"),
             ("vends", "profile", "TEXT NOT NULL DEFAULT ''"),

@@ -38,6 +38,10 @@ STAFF_PURCHASES_PER_DAY = 0.6  # spread over 07:30-17:00
 LOW_BALANCE_SHARE = 0.08  # cards that will hit insufficient funds
 UNKNOWN_CARD_SHARE = 0.01  # taps by cards the machine does not know
 JAM_SHARE = 0.005  # vends whose spiral jams
+# account mode: how long a machine waits for the issuer before approving offline. A deployment's
+# 300 ms default assumes an issuer on its own servers; the fleet's issuer shares this box with every
+# machine of the run, so a default would measure the simulation's load, not the design.
+ISSUER_TIMEOUT_MS = 2000
 WALK_AWAY_SHARE = 0.02  # select, then leave (selection timeout)
 CARD_FIRST_SHARE = 0.5  # tap before selecting (MDB session first)
 RESTOCK_AT = time(13, 30)  # the route driver refills every slot once a day
@@ -156,7 +160,7 @@ def plan_machine(
         "rules": list(FLEET_RULES),
         "lockouts": [SNACK_LOCKOUT],
         "slots": slots,
-        "payment": {"mode": payment},
+        "payment": {"mode": payment, **({"timeout_ms": ISSUER_TIMEOUT_MS} if payment == "account" else {})},
     }
     low = LOW_BALANCE_SHARE
     cards = [
