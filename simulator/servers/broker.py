@@ -9,21 +9,57 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from firmware.threads import daemon
 
 log = logging.getLogger(__name__)
+PRIVATE_FLOOR = 20000  # servers started here take ports from here up to the kernel's ephemeral range
 SHUTDOWN_S = 5.0  # amqtt's own shutdown; what is still running after it is cancelled
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports free now, from below the kernel's ephemeral range.
+
+    A port the kernel picks for ``bind(0)`` comes from the range it also gives outgoing connections,
+    so between our probe and the server's own bind another process's connection may take it (a
+    cluster's third node once found its distribution port taken and never started). Ports below that
+    range are never handed out implicitly; each is probed by binding it, all held open together so
+    the ``count`` are distinct.
+    """
+    low = _ephemeral_floor()
+    sockets: list[socket.socket] = []
+    try:
+        for port in random.sample(range(PRIVATE_FLOOR, low), k=min(low - PRIVATE_FLOOR, 50 * count)):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            sockets.append(sock)
+            if len(sockets) == count:
+                return [int(s.getsockname()[1]) for s in sockets]
+        raise OSError(f"no {count} free loopback ports between {PRIVATE_FLOOR} and {low}")
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 class EmbeddedBroker:

@@ -25,7 +25,7 @@ from pathlib import Path
 from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.mqtt import BrokerAddress
 from simulator.backends.amqp import AmqpAddress
-from simulator.servers.broker import free_port
+from simulator.servers.broker import free_ports
 from simulator.servers.broker_setup import (
     INSIDER,
     MAX_PACKET_BYTES,
@@ -96,8 +96,9 @@ class RabbitCluster:
         self.workdir = workdir.resolve()
         self.setup = setup
         tag = secrets.token_hex(3)  # node names are host-wide (epmd): two clusters on one box never meet
+        ports = iter(free_ports(3 * nodes))  # amqps, mqtts and distribution for each node, all distinct
         self.nodes = [
-            Node(i, f"vend{tag}n{i}@localhost", free_port(), free_port(), free_port(), self.workdir / f"node{i}")
+            Node(i, f"vend{tag}n{i}@localhost", next(ports), next(ports), next(ports), self.workdir / f"node{i}")
             for i in range(1, nodes + 1)
         ]
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
