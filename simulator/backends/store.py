@@ -243,6 +243,13 @@ class SqliteReportStore(StoreQueries):
         self.conn.execute("PRAGMA secure_delete=ON")  # freed cells are zeroed: an erased payload is not left behind
         self.conn.executescript(schema)
         self._lock = threading.Lock()
+        # machines' liveness (online, offline, last heartbeat) is advisory and rewritten by the next word a
+        # machine sends: committed on a connection of its own that does not wait for the disk, so a
+        # fleet's status messages do not each hold the writer through an fsync its reports wait behind
+        self._advisory = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._advisory.execute("PRAGMA synchronous=NORMAL")
+        self._advisory.execute("PRAGMA busy_timeout=10000")
+        self._advisory_lock = threading.Lock()
         self.duplicates = 0  # redeliveries seen and ignored (at-least-once on the wire)
         self.conflicts = []
 
@@ -336,10 +343,11 @@ class SqliteReportStore(StoreQueries):
         return bool(self.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settlements'"))
 
     def upsert_machine(self, machine: str, state: str, last_heartbeat: str | None, outbox: int | None) -> None:
-        self.execute(
-            "INSERT OR REPLACE INTO machines (machine, state, last_heartbeat, outbox) VALUES (?, ?, ?, ?)",
-            (machine, state, last_heartbeat, outbox),
-        )
+        with self._advisory_lock:
+            self._advisory.execute(
+                "INSERT OR REPLACE INTO machines (machine, state, last_heartbeat, outbox) VALUES (?, ?, ?, ?)",
+                (machine, state, last_heartbeat, outbox),
+            )
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -358,4 +366,5 @@ class SqliteReportStore(StoreQueries):
                 raise
 
     def close(self) -> None:
+        self._advisory.close()
         self.conn.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
@@ -14,7 +13,7 @@ from firmware.reporting import codec
 from firmware.reporting.batches import BATCHABLE_KINDS
 from firmware.reporting.wire import WireError, parse_as
 from simulator.backends.contract import check, validator
-from tests.simulator.backends.test_contract_fast_path import HEARTBEAT, SALE, VALUES
+from tests.simulator.backends.test_contract_fast_path import HEARTBEAT, SALE, VALUES, edited
 
 DENIAL = {
     "machine": "TPE-DAAN-JH-01",
@@ -109,12 +108,7 @@ def test_a_message_over_the_limit_is_refused_before_it_is_decoded():
 )
 def test_what_the_typed_decoder_accepts_the_contract_accepts(base, edits):
     kind, original = base
-    payload = copy.deepcopy(original)
-    for key, value, remove in edits:
-        if remove:
-            payload.pop(key, None)
-        else:
-            payload[key] = value
+    payload = edited(original, edits)
     try:
         text = json.dumps(payload, ensure_ascii=False, allow_nan=False)
     except ValueError:

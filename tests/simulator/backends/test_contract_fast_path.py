@@ -84,6 +84,17 @@ VALUES = st.one_of(
 )
 
 
+def edited(original: dict[str, Any], edits: list[tuple[str, Any, bool]]) -> dict[str, Any]:
+    """A copy of ``original`` with each edit applied: a key removed, or set to a value."""
+    payload = copy.deepcopy(original)
+    for key, value, remove in edits:
+        if remove:
+            payload.pop(key, None)
+        else:
+            payload[key] = value
+    return payload
+
+
 @settings(max_examples=400, deadline=None)
 @given(
     base=st.sampled_from([("sale", SALE), ("heartbeat", HEARTBEAT)]),
@@ -91,12 +102,7 @@ VALUES = st.one_of(
 )
 def test_what_the_compiled_schema_accepts_the_contract_accepts(base, edits):
     kind, original = base
-    payload = copy.deepcopy(original)
-    for key, value, remove in edits:
-        if remove:
-            payload.pop(key, None)
-        else:
-            payload[key] = value
+    payload = edited(original, edits)
     try:
         compiled(kind)(payload)
     except fastjsonschema.JsonSchemaException:
