@@ -1,9 +1,10 @@
 """The declaration in machine.py compiled into a table, so a trigger costs a lookup and its own callbacks.
 
-``transitions`` reads the declaration and is the reference for what it means: it exports the diagram,
-checks the declaration when the module loads, and a property test drives both with the same random
-triggers and holds them to the same states and the same callbacks in the same order
-(tests/firmware/controller/test_dispatch.py). On the hot path its generality cost a vend more than
+``transitions`` is the reference for what the declaration means: the tests build it from the same
+declaration (it refuses an unknown state or a malformed transition), and a property test drives both
+with the same random triggers and holds them to the same states and the same callbacks in the same
+order (tests/firmware/controller/test_dispatch.py). The diagram is drawn from the declaration itself
+(diagram.py). On the hot path its generality cost a vend more than
 its own callbacks did (an event object per trigger, each callback looked up by name, debug log
 calls): this runs the same semantics, the subset the declaration uses, without them.
 

@@ -156,7 +156,7 @@ TRANSITIONS: list[dict[str, Any]] = [
 
 
 class Triggers:
-    """The trigger methods ``transitions`` binds on the model, declared so mypy and go-to-definition see them.
+    """The trigger methods bound on the model (dispatch.py), declared so mypy and go-to-definition see them.
 
     Each returns whether a transition happened; a test keeps this list equal to the triggers above.
     """

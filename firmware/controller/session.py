@@ -33,7 +33,7 @@ HEADROOM_BYTES = 256 * 1024
 
 
 class Controller(Timers, Service, Triggers):
-    """The model object ``transitions`` drives; its state lives in ``self.state``."""
+    """The model object the state machine drives (machine.py, dispatch.py); its state lives in ``self.state``."""
 
     state: State
 
