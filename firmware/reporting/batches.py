@@ -71,8 +71,8 @@ class BatchedReport(NamedTuple):
     text: str  # the report text itself
 
 
-def digest_of(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def digest_of(text: str | bytes) -> str:
+    return hashlib.sha256(text.encode("utf-8") if isinstance(text, str) else text).hexdigest()
 
 
 def kind_of(topic: str) -> str:
@@ -177,10 +177,9 @@ def _manifest_entries(manifest: dict[str, Any], machine: str, stream: str) -> li
         entries = [(entry["seq"], entry["kind"], entry["sha256"]) for entry in listed]
     else:
         entries = [_entry_checked(number, entry) for number, entry in enumerate(listed)]
-    first = entries[0][0]
-    if entries[-1][0] != first + len(entries) - 1 or any(e[0] != first + n for n, e in enumerate(entries)):
-        number = next(n for n in range(1, len(entries)) if entries[n][0] != entries[n - 1][0] + 1)
-        raise WireError(f"manifest report {number}: seq {entries[number][0]} does not follow {entries[number - 1][0]}")
+    gap = next((n for n in range(1, len(entries)) if entries[n][0] != entries[n - 1][0] + 1), None)
+    if gap is not None:
+        raise WireError(f"manifest report {gap}: seq {entries[gap][0]} does not follow {entries[gap - 1][0]}")
     return entries
 
 
@@ -199,8 +198,8 @@ def _entry_checked(number: int, entry: Any) -> tuple[int, str, str]:
 
 def _report(number: int, text: str, entry: tuple[int, str, str], max_bytes: int) -> BatchedReport:
     seq, kind, digest = entry
-    data = text.encode("utf-8")
-    if hashlib.sha256(data).hexdigest() != digest:
+    data = text.encode("utf-8")  # hashed and decoded as the same bytes
+    if digest_of(data) != digest:
         raise WireError(f"batch report {number} does not match the digest its manifest signed")
     payload = parse_as(kind, data, max_bytes)
     if payload.get("seq") != seq:

@@ -36,8 +36,6 @@ log = logging.getLogger(__name__)
 MAX_RESEND_WAIT_S = 60.0
 MAX_IDLE_S, MIN_IDLE_S = 0.2, 0.01  # the worker's sleep between timers, when nothing wakes it
 FLUSH_POLL_S = 0.05  # flush() looks again this often even if no ack empties the outbox (new reports, a lost ack)
-
-
 GOODBYE_S = 2.0  # how long a stopping machine waits for its "offline" to be acknowledged
 
 

@@ -61,8 +61,14 @@ def _schema_error(kind: str, payload: dict[str, Any]) -> Any:
 
 
 def prepare(kinds: Iterable[str]) -> None:
-    """Compile the schemas and typed decoders of these kinds now, at start-up, not inside the first batch's handling."""
-    for kind in ("signed", "batch", "batch-manifest", *kinds):
+    """Compile the schemas and typed decoders of these kinds now, at start-up, not inside the first batch's handling.
+
+    The envelopes (a JWS, a batch, its manifest) are only decoded typed: their slow path is
+    ``parse_object`` and the shape checks beside it, never ``check``, so they need no compiled schema.
+    """
+    for kind in ("signed", "batch", "batch-manifest"):
+        decoder(kind)
+    for kind in kinds:
         if kind in schemas():
             compiled(kind)
             decoder(kind)
