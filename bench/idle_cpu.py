@@ -9,7 +9,6 @@ Run: .venv/bin/python bench/idle_cpu.py [--seconds 10]
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,16 +18,10 @@ from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import merge_results  # noqa: E402
+from bench.common import merge_results, process_cpu_s  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VENDING = str(Path(sys.executable).with_name("vending"))
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 def wait_for(stream: IO[str] | None, text: str, timeout: float = 30) -> None:
@@ -65,11 +58,11 @@ def measure(seconds: float) -> dict[str, float]:
             )  # fmt: skip
             wait_for(serve.stderr, "online")
             time.sleep(2)  # start-up work (imports, the day's first checks) is not idling
-            before = {"emulator": cpu_seconds(emulator.pid), "serve": cpu_seconds(serve.pid)}
+            before = {"emulator": process_cpu_s(emulator.pid), "serve": process_cpu_s(serve.pid)}
             started = time.monotonic()
             time.sleep(seconds)
             elapsed = time.monotonic() - started
-            after = {"emulator": cpu_seconds(emulator.pid), "serve": cpu_seconds(serve.pid)}
+            after = {"emulator": process_cpu_s(emulator.pid), "serve": process_cpu_s(serve.pid)}
         finally:
             for process in (serve, emulator):
                 if process is not None:

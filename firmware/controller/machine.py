@@ -158,7 +158,9 @@ TRANSITIONS: list[dict[str, Any]] = [
 class Triggers:
     """The trigger methods bound on the model (dispatch.py), declared so mypy and go-to-definition see them.
 
-    Each returns whether a transition happened; a test keeps this list equal to the triggers above.
+    Each returns True: the machine is queued, so a trigger fired from a callback runs once the current
+    one has finished and cannot report its outcome (``transitions`` does the same); the state says what
+    happened. A test keeps this list equal to the triggers above.
     """
 
     trigger: Callable[..., bool]
