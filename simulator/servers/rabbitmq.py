@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from firmware.identity.secretfile import private_dir, write_secret
-from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.mqtt import BrokerAddress, make_client
 from simulator.backends.amqp import AmqpAddress
 from simulator.servers.broker import free_ports
 from simulator.servers.broker_setup import (
@@ -250,9 +250,38 @@ class RabbitCluster:
             self.ctl(self.running_node(), "purge_queue", queue, check=False)
 
     def revive(self, index: int, timeout: float = START_TIMEOUT_S) -> None:
+        """Start a killed node again and return once every running node takes MQTT sessions again.
+
+        ``await_startup`` says the node runs; RabbitMQ 3.10's MQTT client-id registry (a Raft cluster
+        across the nodes) may still be electing, and until it has, every node refuses MQTT connections
+        ("client ID registration timed out"): a node back is a node back in service.
+        """
         node = self.nodes[index - 1]
         self._spawn(node)
         self._await(node, timeout)
+        deadline = time.monotonic() + timeout
+        for running in [other for other in self.nodes if self.alive(other.index)]:
+            while not self._takes_mqtt(running):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{running.name} took no MQTT session within {timeout:.0f}s of a revival")
+                time.sleep(0.5)
+
+    def _takes_mqtt(self, node: Node) -> bool:
+        """Whether the node accepts an MQTT session now (an authority's certificate, a clean session)."""
+        import paho.mqtt.client as mqtt
+
+        address = replace(self.setup.address("issuer"), port=node.mqtts)
+        client = make_client(address, f"probe-{secrets.token_hex(4)}", persistent=False)
+        try:
+            return bool(
+                client.connect(*address.endpoint, keepalive=15) == mqtt.MQTT_ERR_SUCCESS
+                and client.loop(timeout=5.0) == mqtt.MQTT_ERR_SUCCESS
+                and client.is_connected()
+            )
+        except (OSError, ValueError):
+            return False
+        finally:
+            client.disconnect()
 
     def stop(self) -> None:
         for node in self.nodes:
