@@ -33,6 +33,8 @@ from simulator.servers.retain_guard import buildable as retain_guard_buildable
 from tests.support.packages import missing_package
 
 BROKERS = ["embedded", "mosquitto"]
+PUSH_WAIT_S = 20.0  # each_refused: how long a bad push may take to be counted before it is sent again
+PUSH_TRIES = 3
 
 
 def require_mosquitto() -> None:
@@ -262,3 +264,37 @@ def pushes_refused(runner: ScenarioRunner, kind: str) -> int:
     pushes = runner.machine.pushes
     assert pushes is not None
     return pushes.refused[kind]
+
+
+def each_refused(
+    runner: ScenarioRunner, address: BrokerAddress, kind: str, bad: list[tuple[str, str]], who: str
+) -> None:
+    """Publish each bad ``(topic, payload)`` push in turn: each refused and counted exactly once.
+
+    The embedded broker (amqtt) promises no delivery (``simulator/servers/broker.py``): once under a
+    loaded suite the last of a burst of pushes never reached the machine. A push that is not counted
+    within ``PUSH_WAIT_S`` is therefore sent again (at most ``PUSH_TRIES`` times in all); a push
+    counted twice, or one refused without being counted, fails the test.
+    """
+    from simulator.backends.push import publish
+
+    for topic, payload in bad:
+        before = pushes_refused(runner, kind)
+        for attempt in range(1, PUSH_TRIES + 1):
+            publish(address, [(topic, payload, False)], who)
+            if _counted_once(runner, kind, before, payload) or attempt == PUSH_TRIES:
+                break
+        assert pushes_refused(runner, kind) == before + 1, f"a bad push ({payload[:40]!r}) was never refused"
+
+
+def _counted_once(runner: ScenarioRunner, kind: str, before: int, payload: str) -> bool:
+    """Tick the machine until its count of refused ``kind`` pushes is one more than ``before`` (False if not)."""
+    deadline = time.monotonic() + PUSH_WAIT_S
+    while time.monotonic() < deadline:
+        runner.machine.tick()
+        now = pushes_refused(runner, kind)
+        assert now <= before + 1, f"a bad push ({payload[:40]!r}) counted {now - before} times"
+        if now == before + 1:
+            return True
+        time.sleep(0.01)
+    return False

@@ -20,7 +20,7 @@ from simulator.backends.hotlist import HotlistRegistry, messages
 from simulator.backends.push import publish
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
-from tests.support.reporting import Capture, capture, configured_runner, decide, until_held, world  # noqa: F401 - fixtures
+from tests.support.reporting import Capture, capture, configured_runner, decide, each_refused, until_held, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
 AMY, BEN = "04A1B2C3D4E5F6", "04B2C3D4E5F607"
@@ -73,16 +73,9 @@ def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
     skipped = compose_delta(keys.issuer, key, 5, later, later + timedelta(hours=24), set(), {hotlist_name(key, AMY)})
     expired = compose_full(keys.issuer, key, 7, later - timedelta(hours=30), later - timedelta(hours=6), set())
     strange = compose_full(keys.issuer, bytes(32), 8, later, later + timedelta(hours=24), set())  # another key
-    bad = [(FULL_TOPIC, forged, False), (FULL_TOPIC, replayed, False), (DELTA_TOPIC, skipped, False),
-           (FULL_TOPIC, expired, False), (FULL_TOPIC, strange, False), (DELTA_TOPIC, "not json", False)]  # fmt: skip
-    refused_before = runner.machine.hotlists_refused
-    publish(world.address, bad, "issuer-hotlist")
-
-    def all_refused() -> bool:
-        runner.machine.tick()
-        return runner.machine.hotlists_refused - refused_before == len(bad)
-
-    eventually(all_refused, timeout=60, what="every bad list refused")
+    bad = [(FULL_TOPIC, forged), (FULL_TOPIC, replayed), (DELTA_TOPIC, skipped), (FULL_TOPIC, expired),
+           (FULL_TOPIC, strange), (DELTA_TOPIC, "not json")]  # fmt: skip
+    each_refused(runner, world.address, "hotlist", bad, "issuer-hotlist")
     assert hotlist.book.version() == 2 and buy(runner, AMY) == ("denied", "card_blocked")
 
     change = registry.change(set(), {AMY}, now)  # found again
