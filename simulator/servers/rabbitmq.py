@@ -20,11 +20,13 @@ import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.mqtt import BrokerAddress, make_client
 from simulator.backends.amqp import AmqpAddress
+from simulator.servers import mqtt_registry
 from simulator.servers.broker import free_ports
 from simulator.servers.broker_setup import (
     INSIDER,
@@ -39,6 +41,7 @@ from simulator.servers.rabbit_rights import definitions
 CLUSTER = "rabbitmq-cluster"  # the --broker choice that starts one (vending fleet, scenarios)
 SBIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_S = 120.0
+NUDGE_S = 20.0  # revive: how long nobody may be in service before the MQTT registry is asked to elect again
 SHARED_HOST_ERL_ARGS = "+sbwt none +sbwtdcpu none +sbwtdio none"
 
 
@@ -172,9 +175,26 @@ class RabbitCluster:
             self._spawn(node)
         for node in self.nodes:
             self._await(node, timeout)
+        self.mend_registry(timeout)  # nodes that booted together may have left one out
         self.ctl(self.nodes[0], "import_definitions", str(self.workdir / "definitions.json"))
         self.ctl(self.nodes[0], "delete_user", "guest", check=False)
         return self
+
+    def registry_whole(self) -> bool:
+        """Whether every running node's MQTT client-id registry has every cluster node as a member."""
+        return all(mqtt_registry.whole(evaluate) for evaluate in self._evaluators().values())
+
+    def mend_registry(self, timeout: float = START_TIMEOUT_S) -> None:
+        """Add to the MQTT client-id registry the nodes a running node's view of it lacks (``mqtt_registry``)."""
+        mqtt_registry.await_whole(self._evaluators(), time.monotonic() + timeout)
+
+    def _evaluators(self) -> dict[str, mqtt_registry.Evaluate]:
+        """For each running node, a way to run an Erlang expression on it (``rabbitmqctl eval``)."""
+        return {node.name: partial(self._evaluate, node) for node in self.nodes if self.alive(node.index)}
+
+    def _evaluate(self, node: Node, expression: str) -> str:
+        result = self.ctl(node, "eval", expression, check=False)
+        return result.stdout or result.stderr
 
     def stop_command(self) -> str:
         ctl = f"HOME={self.workdir} {SBIN / 'rabbitmqctl'}"
@@ -250,23 +270,38 @@ class RabbitCluster:
             self.ctl(self.running_node(), "purge_queue", queue, check=False)
 
     def revive(self, index: int, timeout: float = START_TIMEOUT_S) -> None:
-        """Start a killed node again and return once every running node takes MQTT sessions again.
+        """Start a killed node again and return once it runs and every running node takes MQTT sessions.
 
-        ``await_startup`` says the node runs; RabbitMQ 3.10's MQTT client-id registry (a Raft cluster
-        across the nodes) may still be electing, and until it has, every node refuses MQTT connections
-        ("client ID registration timed out"): a node back is a node back in service.
+        ``await_startup`` alone is not enough: until the MQTT client-id registry (``mqtt_registry``)
+        has a leader, every node refuses MQTT sessions and a booting node waits in its MQTT plugin.
+        On a loaded box the revived node's election has stalled for minutes, so while the cluster is
+        not back in service an election is called again every ``NUDGE_S``; past ``timeout`` the error
+        says what each node's registry holds.
         """
         node = self.nodes[index - 1]
         self._spawn(node)
-        self._await(node, timeout)
         deadline = time.monotonic() + timeout
-        for running in [other for other in self.nodes if self.alive(other.index)]:
-            while not self._takes_mqtt(running):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{running.name} took no MQTT session within {timeout:.0f}s of a revival")
-                time.sleep(0.5)
+        nudged = time.monotonic()
+        while not self._in_service(node):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{node.name} was not back in service within {timeout:.0f}s of a revival; "
+                                   f"MQTT registry: {mqtt_registry.views(self._evaluators())}")  # fmt: skip
+            if time.monotonic() - nudged > NUDGE_S:
+                mqtt_registry.elect(self._evaluators())
+                nudged = time.monotonic()
+            time.sleep(0.5)
+        self.mend_registry(max(deadline - time.monotonic(), 0.0))
 
-    def _takes_mqtt(self, node: Node) -> bool:
+    def _in_service(self, revived: Node) -> bool:
+        """The revived node finished booting and every running node takes an MQTT session now."""
+        process = self.processes.get(revived.index)
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{revived.name} exited with {process.returncode}; see {revived.directory}/server.log")
+        if self.ctl(revived, "await_startup", "--timeout", "5", check=False).returncode != 0:
+            return False
+        return all(self.takes_mqtt(running) for running in self.nodes if self.alive(running.index))
+
+    def takes_mqtt(self, node: Node) -> bool:
         """Whether the node accepts an MQTT session now (an authority's certificate, a clean session)."""
         import paho.mqtt.client as mqtt
 

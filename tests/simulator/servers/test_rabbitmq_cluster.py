@@ -99,6 +99,7 @@ def test_two_backends_compete_and_a_node_and_an_instance_die_mid_day_exactly_onc
         sell_many(runner, 20)
         assert world.publisher is not None and world.publisher.flush(90), "drained through the two nodes left"
         rabbitmq.revive(1)
+        assert rabbitmq.registry_whole(), "the revived node is a member of the MQTT client-id registry again"
         world.vendor_up()
         sell_many(runner, 5)
         assert world.publisher.flush(60)
@@ -111,6 +112,16 @@ def test_two_backends_compete_and_a_node_and_an_instance_die_mid_day_exactly_onc
         assert world.vendor.store.acked(machine) == produced
         sales = world.vendor.store.execute("SELECT COUNT(DISTINCT txn) FROM sales")[0][0]
         assert sales == runner.result.sales
+
+
+def test_a_node_left_out_of_the_mqtt_registry_is_added_back(rabbitmq: RabbitCluster):
+    """Nodes that boot together can leave one out of 3.10's client-id registry; the cluster adds it back."""
+    first, left_out = rabbitmq.nodes[0], rabbitmq.nodes[2]
+    rabbitmq.ctl(first, "eval", f"ra:remove_member(mqtt_node:server_id(), {{mqtt_node, '{left_out.name}'}}).")
+    assert not rabbitmq.registry_whole(), "the registry lacks the node (what the boot race leaves)"
+    rabbitmq.mend_registry(60)
+    assert rabbitmq.registry_whole()
+    assert rabbitmq.takes_mqtt(left_out), "the node added back takes MQTT sessions"
 
 
 def test_an_authority_s_retained_push_reaches_a_machine_on_every_node(rabbitmq: RabbitCluster):

@@ -1,0 +1,53 @@
+"""RabbitMQ 3.10's MQTT client-id registry (``mqtt_node``): a Raft cluster across the nodes, checked and mended.
+
+Every MQTT connection registers its client id there; while the registry has no leader every node
+refuses MQTT sessions ("client ID registration timed out"). Two ways it fails on a loaded box, both
+seen in this suite: nodes booting together each ask to join it, a leader that has not yet committed
+an entry in its term refuses the change ("cluster_change_not_permitted") and the plugin does not ask
+again, so the registry lacks a node and loses its majority when a member it does have is killed; and
+a revived node's election stalls. The remedies are the plugin's own, run as an operator would with
+``rabbitmqctl eval``: add the missing members, call an election.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+
+Evaluate = Callable[[str], str]  # an Erlang expression run on one node; what it printed
+
+_MEMBERS = "ra:members(mqtt_node:server_id(), 5000)"
+WHOLE = (f"case {_MEMBERS} of {{ok, M, _}} -> "
+         "lists:all(fun(N) -> lists:member({mqtt_node, N}, M) end, rabbit_nodes:all()); _ -> false end.")  # fmt: skip
+MEND = (f"case {_MEMBERS} of {{ok, M, _}} -> "
+        "[ra:add_member(mqtt_node:server_id(), Id) || Id <- mqtt_node:all_node_ids() -- M]; "
+        "Other -> Other end.")  # fmt: skip
+ELECT = "mqtt_node:trigger_election()."
+
+
+def whole(evaluate: Evaluate) -> bool:
+    """Whether this node's view of the registry has every cluster node (down ones too) as a member."""
+    return evaluate(WHOLE).strip() == "true"
+
+
+def elect(nodes: Mapping[str, Evaluate]) -> None:
+    for evaluate in nodes.values():
+        evaluate(ELECT)
+
+
+def views(nodes: Mapping[str, Evaluate]) -> str:
+    """Each node's members and leader, for an error message."""
+    return "; ".join(f"{name}: {' '.join(evaluate(_MEMBERS + '.').split())[:300]}" for name, evaluate in nodes.items())
+
+
+def await_whole(nodes: Mapping[str, Evaluate], deadline: float) -> None:
+    """Until every node's view is whole, add the members its view lacks; ``TimeoutError`` past ``deadline``."""
+    while True:
+        partial = [evaluate for evaluate in nodes.values() if not whole(evaluate)]
+        if not partial:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the MQTT client-id registry did not take every node: {views(nodes)}")
+        for evaluate in partial:
+            evaluate(MEND)
+        time.sleep(1.0)
