@@ -6,7 +6,8 @@ seen in this suite: nodes booting together each ask to join it, a leader that ha
 an entry in its term refuses the change ("cluster_change_not_permitted") and the plugin does not ask
 again, so the registry lacks a node and loses its majority when a member it does have is killed; and
 a revived node's election stalls. The remedies are the plugin's own, run as an operator would with
-``rabbitmqctl eval``: add the missing members, call an election.
+``rabbitmqctl eval``: add the missing members, start a node's registry server again where it has
+stopped (a node removed from the registry stops its own), call an election.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ WHOLE = (f"case {_MEMBERS} of {{ok, M, _}} -> "
          "lists:all(fun(N) -> lists:member({mqtt_node, N}, M) end, rabbit_nodes:all()); _ -> false end.")  # fmt: skip
 MEND = (f"case {_MEMBERS} of {{ok, M, _}} -> "
         "[ra:add_member(mqtt_node:server_id(), Id) || Id <- mqtt_node:all_node_ids() -- M]; "
+        "{error, noproc} -> ra:restart_server(coordination, mqtt_node:server_id()); "
         "Other -> Other end.")  # fmt: skip
 ELECT = "mqtt_node:trigger_election()."
 
