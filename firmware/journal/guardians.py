@@ -6,6 +6,7 @@ machine keeps only these controls, keyed by card (the card itself has no room fo
 
 from __future__ import annotations
 
+import functools
 import json
 
 from firmware.domain import Guardian
@@ -26,7 +27,9 @@ def encode_guardian(guardian: Guardian) -> str:
     )
 
 
+@functools.lru_cache(maxsize=256)
 def decode_guardian(text: str) -> Guardian:
+    """The controls a row holds; cached by text (``Guardian`` is frozen, and most cards share a few)."""
     g = json.loads(text)
     return Guardian(
         linked=bool(g.get("linked", True)),

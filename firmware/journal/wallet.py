@@ -36,6 +36,18 @@ class Wallet:
             (uid, profile, balance, encode_guardian(guardian or Guardian())),
         )
 
+    def issue_missing(self, cards: Iterable[tuple[str, str, int]]) -> None:
+        """Register the ``(uid, profile, balance)`` cards not known yet, in one statement; a known one keeps its row.
+
+        A fleet's machine takes its school's few hundred cards each simulated day: one statement, not
+        a lookup and an insert per card.
+        """
+        unlinked = encode_guardian(Guardian())
+        self.db.conn.executemany(
+            "INSERT INTO cards (uid, profile, balance, guardian) VALUES (?, ?, ?, ?) ON CONFLICT (uid) DO NOTHING",
+            ((uid, profile, balance, unlinked) for uid, profile, balance in cards),
+        )
+
     def lookup(self, tap: CardTap) -> CardAccount | None:
         return self.account(normalise_uid(tap.uid))
 

@@ -82,10 +82,9 @@ def machine_day(
         install_card_master(keys.directory, state_dir)
     machine = Node(setup, state_dir, Hardware(clock, NullDisplay(), dispenser), link=link, events=stats.on_event)
     in_wallet = config.payment.mode == "machine_wallet"
-    with machine.db.atomic("journal"):
-        for card in plan.cards if in_wallet else ():
-            if machine.books.wallet.account(card.uid) is None:  # a later day of a term: the card is known
-                machine.books.wallet.issue(card.uid, card.profile, card.balance)
+    if in_wallet:
+        with machine.db.atomic("journal"):  # a later day of a term: the cards are known, with their balances
+            machine.books.wallet.issue_missing((card.uid, card.profile, card.balance) for card in plan.cards)
     sent_before = {stream: machine.db.counter(f"seq:{stream}") for stream in ("vendor", "issuer")}  # earlier days
     # its stock snapshot at boot is one of the day's reports; an account machine asks its issuer at each
     # tap, so it is online all day (the others report after the day: the drain is timed on its own)
