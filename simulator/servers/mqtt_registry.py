@@ -4,10 +4,11 @@ Every MQTT connection registers its client id there; while the registry has no l
 refuses MQTT sessions ("client ID registration timed out"). Two ways it fails on a loaded box, both
 seen in this suite: nodes booting together each ask to join it, a leader that has not yet committed
 an entry in its term refuses the change ("cluster_change_not_permitted") and the plugin does not ask
-again, so the registry lacks a node and loses its majority when a member it does have is killed; and
-a revived node's election stalls. The remedies are the plugin's own, run as an operator would with
-``rabbitmqctl eval``: add the missing members, start a node's registry server again where it has
-stopped (a node removed from the registry stops its own), call an election.
+again, so the registry lacks a node, which refuses every MQTT session once the registry's leader
+changes (after a node is killed, say); and a revived node's election stalls. The remedies are the
+plugin's own, run as an operator would with ``rabbitmqctl eval``: add the missing members, start a
+node's registry server again where it has stopped (a node removed from the registry stops its own),
+call an election.
 """
 
 from __future__ import annotations
