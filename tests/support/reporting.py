@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -277,24 +278,21 @@ def each_refused(
     counted twice, or one refused without being counted, fails the test.
     """
     from simulator.backends.push import publish
+    from tests.support.waiting import poll
 
     for topic, payload in bad:
         before = pushes_refused(runner, kind)
+        counted = partial(_counted_once, runner, kind, before, payload)
         for attempt in range(1, PUSH_TRIES + 1):
             publish(address, [(topic, payload, False)], who)
-            if _counted_once(runner, kind, before, payload) or attempt == PUSH_TRIES:
+            if poll(counted, PUSH_WAIT_S) or attempt == PUSH_TRIES:
                 break
         assert pushes_refused(runner, kind) == before + 1, f"a bad push ({payload[:40]!r}) was never refused"
 
 
 def _counted_once(runner: ScenarioRunner, kind: str, before: int, payload: str) -> bool:
-    """Tick the machine until its count of refused ``kind`` pushes is one more than ``before`` (False if not)."""
-    deadline = time.monotonic() + PUSH_WAIT_S
-    while time.monotonic() < deadline:
-        runner.machine.tick()
-        now = pushes_refused(runner, kind)
-        assert now <= before + 1, f"a bad push ({payload[:40]!r}) counted {now - before} times"
-        if now == before + 1:
-            return True
-        time.sleep(0.01)
-    return False
+    """After a tick, whether the machine's count of refused ``kind`` pushes is one more than ``before``."""
+    runner.machine.tick()
+    now = pushes_refused(runner, kind)
+    assert now <= before + 1, f"a bad push ({payload[:40]!r}) counted {now - before} times"
+    return now == before + 1

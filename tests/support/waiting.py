@@ -9,13 +9,21 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def eventually(probe: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``probe`` until it returns something truthy; fail the test if it never does."""
+def poll(probe: Callable[[], T], timeout: float) -> T | None:
+    """Call ``probe`` until it returns something truthy (returned), or ``timeout`` seconds pass (None)."""
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout}s")
+            return None
         time.sleep(0.01)
+
+
+def eventually(probe: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail the test if it never does."""
+    value = poll(probe, timeout)
+    if not value:
+        raise AssertionError(f"{what} did not happen within {timeout}s")
+    return value
