@@ -36,6 +36,14 @@ from bench.common import (  # noqa: E402
     raw_commit_samples,
     vend_once,
 )
+from bench.vend_sql import (  # noqa: E402
+    FRAME_WINDOW,
+    raw_commit_phases_us,
+    raw_frames_per_commit,
+    record,
+    replay_s,
+    wal_frames,
+)
 from firmware.reporting.mqtt import BrokerAddress  # noqa: E402
 from firmware.reporting.publisher import OutboxPublisher  # noqa: E402
 from simulator.scenarios.reporting_world import ReportingWorld  # noqa: E402
@@ -69,6 +77,10 @@ class Vending:
         vend_once(self.machine, self.clock, self.count, before_tap)
         self.count += 1
 
+    def vend_many(self, count: int) -> None:
+        for _ in range(count):
+            self.vend()
+
     def close(self) -> None:
         self.machine.close()
         self._stack.close()
@@ -98,13 +110,39 @@ def sustained(directory: Path, vends: int) -> float:
     """Vends/s of ``vends`` full vends in a row on a fresh machine (reporter on, no publisher)."""
     vending = Vending(directory, publish=False)
     started = time.perf_counter()
-    for _ in range(vends):
-        vending.vend()
+    vending.vend_many(vends)
     elapsed = time.perf_counter() - started
     if vending.machine.books.vends.in_flight() != 0:
         raise RuntimeError("a vend was left in flight")
     vending.close()
     return vends / elapsed
+
+
+def sql_alone(directory: Path, vends: int, rounds: int) -> dict[str, Any]:
+    """The vends' own SQL replayed with no controller around it, against the same raw commits (interleaved)."""
+    vending = Vending(directory / "recorded", publish=False)
+    snapshot = directory / "before-the-vends.db"
+    statements = record(vending.machine, lambda: vending.vend_many(vends), snapshot)
+    vending.close()
+    figures = interleaved(
+        lambda _: commits_per_s(directory, 2 * vends) / 2,
+        lambda number: vends / replay_s(snapshot, statements, directory / f"replayed-{number}.db"),
+        rounds,
+    )
+    return {"vends": vends, "statements_per_vend": round(len(statements) / vends, 2), **figures}
+
+
+def frames(directory: Path) -> dict[str, float]:
+    """WAL frames a vend writes (after a warm-up), against one raw commit's; and the raw commit's two phases."""
+    vending = Vending(directory / "frames", publish=False)
+    vending.vend_many(1000)
+    written = wal_frames(vending.machine.db.conn, lambda: vending.vend_many(FRAME_WINDOW))
+    vending.close()
+    return {
+        "per_vend": round(written / FRAME_WINDOW, 1),
+        "per_raw_commit": round(raw_frames_per_commit(directory), 1),
+        **raw_commit_phases_us(directory),
+    }
 
 
 def commits_per_s(directory: Path, commits: int) -> float:
@@ -146,7 +184,17 @@ def main() -> None:
                 f"({rounds['ratio']['min']:.2f}-{rounds['ratio']['max']:.2f}) (target >= 0.5)",
                 flush=True,
             )
+        floor = sql_alone(directory, SCALES[-1], args.rounds)
+        print(
+            f"  the {floor['vends']:,} vends' SQL alone: {floor['work']['median']:.1f} vends/s, "
+            f"share median {floor['ratio']['median']:.2f} ({floor['ratio']['min']:.2f}-{floor['ratio']['max']:.2f})",
+            flush=True,
+        )
+        written = frames(directory)
+        print(f"  WAL frames: {written}", flush=True)
     figures = {
+        "sql_alone": floor,
+        "wal_frames": written,
         "decision": {**decision, "taps_per_round": args.taps, "broker": "mosquitto", "outbox_drained": drained},
         "sustained": scaling,
         "targets": {"decision_p99_ms_max": 2.0, "sustained_share_min": 0.5},
