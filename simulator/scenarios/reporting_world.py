@@ -16,6 +16,7 @@ from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.school import SchoolBackend
+from simulator.backends.service import BackendService
 from simulator.backends.vendor import VendorBackend
 from simulator.dev_keys import DevKeys
 from simulator.scenarios.authorities import keep_controls, keep_hotlist, keep_refunds
@@ -31,6 +32,7 @@ from simulator.servers.rabbitmq import CLUSTER, ClusterAccess, RabbitCluster, ra
 Backend = TypeVar("Backend", VendorBackend, IssuerBackend)
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 20.0
+SUBSCRIBED_S = 15.0  # a backend on a fresh broker has connected and subscribed well within this
 LAST_DAY = "9999-12-31"  # after every trading day
 
 
@@ -164,14 +166,25 @@ class ReportingWorld:
             self.access = self.cluster.access()
         elif self.broker_address is None:
             self.broker_address = BrokerAddress.parse(self.broker)
-        if self.cluster is None:  # on a cluster machines reach every node themselves (no single link to cut)
-            self.link = FaultProxy(self.address.endpoint).start()
-        vendor = self.vendor = self.new_vendor().start()
-        issuer = self.issuer = self.new_issuer().start()
-        for backend in (vendor, issuer):
-            if not backend.subscribed.wait(15):
-                raise RuntimeError(f"{backend.client_id} could not connect to {self.address}")
+        try:
+            if self.cluster is None:  # on a cluster machines reach every node themselves (no single link to cut)
+                self.link = FaultProxy(self.address.endpoint).start()
+            vendor = self.vendor = self.new_vendor().start()
+            issuer = self.issuer = self.new_issuer().start()
+            for backend in (vendor, issuer):
+                if not backend.subscribed.wait(SUBSCRIBED_S):
+                    raise RuntimeError(self._not_subscribed(backend))
+        except BaseException:
+            self.stop()  # a world that did not start leaves nothing running behind its one error
+            raise
         return self
+
+    def _not_subscribed(self, backend: BackendService) -> str:
+        """Why a backend has no subscriptions: never connected, or connected and never confirmed; the broker's end."""
+        connected = backend.connected.is_set()
+        stage = "connected, but its subscriptions were never confirmed" if connected else "never connected"
+        broker = self.owned_broker.diagnosis() if isinstance(self.owned_broker, MosquittoProcess) else ""
+        return f"{backend.client_id} {stage} to {self.address} within {SUBSCRIBED_S:.0f} s. {broker}".rstrip()
 
     def describe_broker(self) -> str:
         """One line for the user: where the broker listens and how to watch it."""

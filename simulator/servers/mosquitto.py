@@ -83,6 +83,15 @@ class MosquittoProcess:
                 time.sleep(0.05)
         raise TimeoutError(f"mosquitto did not listen on {self.port} within {timeout}s")
 
+    def diagnosis(self, lines: int = 8) -> str:
+        """Whether the broker still runs, and the end of its log: what a failed connection is explained by."""
+        state = "running" if self.running else f"not running (exit {self.process.poll() if self.process else None})"
+        try:
+            tail = (self.workdir / "mosquitto.log").read_text(errors="replace").splitlines()[-lines:]
+        except OSError as exc:
+            tail = [f"(no log: {exc})"]
+        return f"mosquitto on port {self.port} {state}; its log ends:\n" + "\n".join(tail)
+
     def stop(self) -> None:
         """SIGKILL: no clean shutdown, as an outage would be."""
         if self.process is not None and self.process.poll() is None:
