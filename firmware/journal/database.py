@@ -48,7 +48,6 @@ CREATE INDEX IF NOT EXISTS held_by_release ON held (release_at);
 CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, result TEXT NOT NULL, at TEXT NOT NULL DEFAULT ''
 );
-CREATE INDEX IF NOT EXISTS journal_at ON journal (at);
 CREATE TABLE IF NOT EXISTS guardians (uid TEXT PRIMARY KEY, controls TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS card_counters (
     uid TEXT NOT NULL, counter INTEGER NOT NULL, amount INTEGER NOT NULL, balance INTEGER NOT NULL,
@@ -103,13 +102,15 @@ class Database:
     def _migrate(self) -> None:
         """Columns added since a state dir was created (a machine keeps its state across upgrades).
 
-        And an index dropped: ``vends_pending`` (the vends still debited) was written twice by every
-        vend and read only at power-on, where a scan of the vends table does. The journal, outbox and
+        And indexes dropped, each written twice by every vend (a page in each of its two commits) for
+        a rare read that a scan does: ``vends_pending`` (the vends still debited), read only at
+        power-on, and ``journal_at``, read only by the retention prune at a day's close. The journal, outbox and
         held tables of a new state dir number their rows without AUTOINCREMENT (whose counter row was
         one more page in each of a vend's two commits); ordering by id is unchanged, and a state dir
         made before keeps its tables as they are.
         """
-        self.conn.execute("DROP INDEX IF EXISTS vends_pending")
+        for index in ("vends_pending", "journal_at"):
+            self.conn.execute(f"DROP INDEX IF EXISTS {index}")
         added = (
             ("commands", "at", "TEXT NOT NULL DEFAULT ''"),
             ("vends", "profile", "TEXT NOT NULL DEFAULT ''"),
