@@ -7,6 +7,10 @@ with the machine's MQTT reporter on: every report goes into the outbox inside th
 For the decision, the publisher also runs, batching and signing the outbox to a real Mosquitto, with
 the vendor and issuer backends storing and acking from processes of their own (everything switched on).
 
+Beside the sustained figure at the largest scale, the split of a vend (bench/vend_sql.py): its SQL
+alone, replayed with no controller, against the same raw commits; the WAL frames a vend writes
+against a raw commit's; and a raw commit while its WAL grows against once it is reused.
+
 Each figure alternates the limit and the work in rounds (commits, taps, commits, taps, ...) and
 reports the median and spread of the rounds (bench/common.py ``interleaved``).
 Run: .venv/bin/python bench/durability.py [--taps N] [--rounds R] [--dir DIR]
