@@ -21,9 +21,13 @@ def poll(probe: Callable[[], T], timeout: float) -> T | None:
         time.sleep(0.01)
 
 
-def eventually(probe: Callable[[], T], timeout: float = 20.0, what: str = "condition") -> T:
-    """Poll ``probe`` until it returns something truthy; fail the test if it never does."""
+def eventually(probe: Callable[[], T], timeout: float = 20.0, what: str | Callable[[], str] = "condition") -> T:
+    """Poll ``probe`` until it returns something truthy; fail the test if it never does.
+
+    ``what`` may be a function: it is asked at the failure, so the message can say where things stood.
+    """
     value = poll(probe, timeout)
     if not value:
-        raise AssertionError(f"{what} did not happen within {timeout}s")
+        said = what() if callable(what) else what
+        raise AssertionError(f"{said} did not happen within {timeout}s")
     return value

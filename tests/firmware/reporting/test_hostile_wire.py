@@ -66,12 +66,14 @@ def test_the_hostile_corpus_on_every_inbound_topic_changes_nothing_and_stops_not
             publish_all(client, [topics.vendor(machine, kind) for kind in BACKEND_KINDS], sent)
             publish_all(client, [topics.issuer(machine, "settlement")], sent)
             expected = len(sent) * len(BACKEND_KINDS), len(sent)
+
+            def refused() -> tuple[int, int]:
+                return vendor.incidents + vendor.errors, issuer.incidents + issuer.errors
+
             eventually(
-                lambda: (
-                    vendor.incidents + vendor.errors >= expected[0] and issuer.incidents + issuer.errors >= expected[1]
-                ),
+                lambda: refused()[0] >= expected[0] and refused()[1] >= expected[1],
                 timeout=60,
-                what=f"backends refused every hostile message {expected}",
+                what=lambda: f"backends refused every hostile message {expected} (refused so far: {refused()})",
             )
             recorded = vendor.store.execute("SELECT COUNT(*) FROM incidents")[0][0]
             assert 0 < recorded <= 60, "incidents are recorded, within the per-minute cap"
@@ -94,7 +96,14 @@ def test_the_hostile_corpus_on_every_inbound_topic_changes_nothing_and_stops_not
                 runner.machine.tick()  # applies the commands on the controller's thread
                 return publisher.refused_acks + publisher.handler_errors >= acks  # none is signed: all refused
 
-            eventually(all_acks_seen, timeout=60, what="every hostile ack handled")
+            eventually(
+                all_acks_seen,
+                timeout=60,
+                what=lambda: (
+                    f"every hostile ack handled ({acks}; so far {publisher.refused_acks} refused, "
+                    f"{publisher.handler_errors} errors)"
+                ),
+            )
             assert publisher.depth() >= waiting, "a forged ack deleted reports the backend never stored"
             assert runner.machine.books.inventory.stock() == stock, "a hostile command changed the planogram"
             world.vendor_up()
