@@ -155,18 +155,29 @@ def vend_once(machine: Node, clock: VirtualClock, number: int, before_tap: Calla
     controller.present(CardTap(CARDS[number % len(CARDS)], "virtual", clock.now()))
 
 
-def raw_commit_samples(directory: Path, count: int) -> list[float]:
-    """The durability floor: one small insert + COMMIT with the machine's own settings."""
-    conn = sqlite3.connect(directory / "raw.db", isolation_level=None)
+def raw_database(path: Path) -> sqlite3.Connection:
+    """The durability floor's database: the machine's own settings (WAL, synchronous=FULL), one small table."""
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
+    return conn
+
+
+def raw_commit(conn: sqlite3.Connection, number: int) -> None:
+    """The durability floor: one small insert + COMMIT."""
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO t (v) VALUES (?)", (f"row {number}",))
+    conn.execute("COMMIT")
+
+
+def raw_commit_samples(directory: Path, count: int) -> list[float]:
+    """Seconds of each of ``count`` raw commits in a row (``raw_commit`` on ``raw_database``)."""
+    conn = raw_database(directory / "raw.db")
     samples = []
-    for i in range(count):
+    for number in range(count):
         started = time.perf_counter()
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO t (v) VALUES (?)", (f"row {i}",))
-        conn.execute("COMMIT")
+        raw_commit(conn, number)
         samples.append(time.perf_counter() - started)
     conn.close()
     return samples

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bench.common import raw_commit_samples
+from bench.common import raw_commit, raw_commit_samples, raw_database
 from firmware.app.node import Node
 from firmware.journal.database import Database
 
@@ -84,27 +84,24 @@ def replay_s(snapshot: Path, statements: Iterable[Statement], path: Path) -> flo
 
 
 def wal_frames(conn: sqlite3.Connection, act: Callable[[], None]) -> int:
-    """WAL frames ``act`` writes on ``conn``, automatic checkpoints off while it runs."""
+    """WAL frames ``act`` writes on ``conn``, automatic checkpoints off while it runs (then as they were)."""
+    every = int(conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("PRAGMA wal_autocheckpoint=0")
     try:
         act()
         return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
     finally:
-        conn.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={every}")
 
 
 def raw_frames_per_commit(directory: Path, commits: int = FRAME_WINDOW) -> float:
-    """WAL frames of one raw commit (bench/common.py ``raw_commit_samples``'s insert and commit)."""
-    conn = sqlite3.connect(directory / "raw-frames.db", isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
+    """WAL frames of one raw commit (bench/common.py ``raw_commit`` on ``raw_database``)."""
+    conn = raw_database(directory / "raw-frames.db")
 
     def commit_all() -> None:
         for number in range(commits):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO t (v) VALUES (?)", (f"row {number}",))
-            conn.execute("COMMIT")
+            raw_commit(conn, number)
 
     frames = wal_frames(conn, commit_all)
     conn.close()
