@@ -211,17 +211,16 @@ class RabbitCluster:
     def _await(self, node: Node, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self._check_running(node)
-            done = self.ctl(node, "await_startup", "--timeout", "10", check=False)
-            if done.returncode == 0:
+            if self._booted(node, wait_s=10):
                 return
         raise TimeoutError(f"{node.name} did not start within {timeout:.0f}s; see {node.directory}/log")
 
-    def _check_running(self, node: Node) -> None:
-        """``RuntimeError`` if the node's server process has exited (its log says why)."""
+    def _booted(self, node: Node, wait_s: int) -> bool:
+        """Whether the node finished booting within ``wait_s``; ``RuntimeError`` if its server process exited."""
         process = self.processes.get(node.index)
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{node.name} exited with {process.returncode}; see {node.directory}/server.log")
+        return self.ctl(node, "await_startup", "--timeout", str(wait_s), check=False).returncode == 0
 
     def ctl(self, node: Node, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -298,8 +297,7 @@ class RabbitCluster:
 
     def _in_service(self, revived: Node) -> bool:
         """The revived node finished booting and every running node takes an MQTT session now."""
-        self._check_running(revived)
-        if self.ctl(revived, "await_startup", "--timeout", "5", check=False).returncode != 0:
+        if not self._booted(revived, wait_s=5):
             return False
         return all(self.takes_mqtt(running) for running in self.nodes if self.alive(running.index))
 
