@@ -68,6 +68,13 @@ class MosquittoProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    @property
+    def pid(self) -> int:
+        """The running broker's process id (a benchmark reads its CPU time from /proc)."""
+        if self.process is None:
+            raise RuntimeError("mosquitto is not started")
+        return self.process.pid
+
     def start(self, timeout: float = 10.0) -> MosquittoProcess:
         log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
