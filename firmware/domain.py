@@ -177,7 +177,12 @@ class SaleRequest:
     price: Money
     account: CardAccount
     local_time: datetime
-    spent_today: Money
+    spend: Callable[[], Money]  # the card's spend that local day: a query, asked only by a rule with a limit
+
+    @property
+    def spent_today(self) -> Money:
+        """What the card spent on the request's local day (debited or completed), read when a rule asks."""
+        return self.spend()
 
 
 @dataclass(frozen=True, slots=True)

@@ -342,19 +342,18 @@ class Controller(Timers, Service, Triggers):
             price=Money(slot.price, self.config.currency),
             account=account,
             local_time=local,
-            spent_today=account.spent_today
-            if account.spent_today is not None  # the card's own log: every machine's purchases that day
-            else Money(self.books.vends.spent_on(account.uid, local.date().isoformat()), self.config.currency),
+            spend=self._spend(account, local.date().isoformat()),
         )
 
-    def _finish(
-        self,
-        outcome: str,
-        reason: str | None,
-        txn_id: str | None = None,
-        slot: str | None = None,
-        with_card: bool = True,
-    ) -> None:
+    def _spend(self, account: CardAccount, local_day: str) -> Callable[[], Money]:
+        """The card's spend on ``local_day``, as a rule with a daily limit will ask for it (most cards have none)."""
+        known = account.spent_today  # the card's own log: every machine's purchases that day
+        if known is not None:
+            return lambda: known
+        return lambda: Money(self.books.vends.spent_on(account.uid, local_day), self.config.currency)
+
+    def _finish(self, outcome: str, reason: str | None, txn_id: str | None = None, slot: str | None = None,
+                with_card: bool = True) -> None:  # fmt: skip
         slot = slot or self.selection
         self.last_transaction = Transaction.of(
             txn_id or self.txn_id or "",

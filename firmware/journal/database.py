@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import msgspec
+
 from firmware import crashpoints
 from firmware.errors import StorageError
 from firmware.identity.secretfile import PRIVATE_FILE, private_dir
@@ -77,6 +79,19 @@ CREATE TABLE IF NOT EXISTS operator_refunds (
     txn_id TEXT PRIMARY KEY, amount INTEGER NOT NULL CHECK (amount > 0), local_day TEXT NOT NULL, at TEXT NOT NULL
 );
 """
+
+
+_STORED_JSON = msgspec.json.Encoder(order="sorted")
+
+
+def stored_json(value: object) -> str:
+    """The JSON text the machine stores (journal data, outbox and held reports): keys sorted, no spaces, UTF-8 kept.
+
+    Every vend stores three of these; msgspec writes them in C, where ``json.dumps(sort_keys=True)``
+    walks them in Python. Read back with ``json.loads`` as before; a report's digest is taken over
+    this text as stored, so sender and receiver agree whatever its spacing.
+    """
+    return _STORED_JSON.encode(value).decode("utf-8")
 
 
 class Database:

@@ -6,6 +6,12 @@ from firmware.config.machine import MachineSetup
 from firmware.domain import SlotState
 from firmware.journal.database import Database
 
+COLUMNS = "slot, product, capacity, stock, price, enabled"
+
+
+def _state(row: tuple[str, str, int, int, int, int]) -> SlotState:
+    return SlotState(row[0], row[1], row[2], row[3], row[4], bool(row[5]))
+
 
 class Inventory:
     """Slot state in the machine database; changes join the caller's journal transaction."""
@@ -30,10 +36,8 @@ class Inventory:
 
     def get(self, slot: str) -> SlotState | None:
         if slot not in self._cache:
-            row = self.db.conn.execute(
-                "SELECT slot, product, capacity, stock, price, enabled FROM slots WHERE slot = ?", (slot,)
-            ).fetchone()
-            self._cache[slot] = SlotState(row[0], row[1], row[2], row[3], row[4], bool(row[5])) if row else None
+            row = self.db.conn.execute(f"SELECT {COLUMNS} FROM slots WHERE slot = ?", (slot,)).fetchone()  # noqa: S608
+            self._cache[slot] = _state(row) if row else None
         return self._cache[slot]
 
     def all(self) -> list[SlotState]:
@@ -45,10 +49,16 @@ class Inventory:
         return {s.slot: s.stock for s in self.all()}
 
     def take_one(self, slot: str) -> int:
-        self.db.conn.execute("UPDATE slots SET stock = stock - 1 WHERE slot = ? AND stock > 0", (slot,))
-        self._cache.pop(slot, None)
-        state = self.get(slot)
-        return state.stock if state else 0
+        """One fewer in ``slot``, never below none; its stock after (the row comes back with the update)."""
+        row = self.db.conn.execute(
+            f"UPDATE slots SET stock = stock - 1 WHERE slot = ? AND stock > 0 RETURNING {COLUMNS}",  # noqa: S608
+            (slot,),
+        ).fetchone()
+        if row is not None:
+            self._cache[slot] = state = _state(row)
+            return state.stock
+        unchanged = self.get(slot)  # already empty, or no such slot
+        return unchanged.stock if unchanged else 0
 
     def set_stock(self, slot: str, count: int) -> None:
         self._update(slot, "stock", count)

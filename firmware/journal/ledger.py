@@ -11,7 +11,7 @@ from typing import Any
 
 from firmware import crashpoints
 from firmware.domain import JournalEntry, OutboundMessage
-from firmware.journal.database import Database
+from firmware.journal.database import Database, stored_json
 from firmware.journal.outbox import Outbox
 from firmware.ports import Reporter
 
@@ -59,7 +59,7 @@ class SqliteJournal:
         with self.db.atomic("journal") as conn:
             cursor = conn.execute(
                 "INSERT INTO journal (at, kind, txn_id, data) VALUES (?, ?, ?, ?)",
-                (entry.at.isoformat(), entry.kind, entry.txn_id, json.dumps(entry.data, sort_keys=True)),
+                (entry.at.isoformat(), entry.kind, entry.txn_id, stored_json(entry.data)),
             )
             self.release_due(entry.at)  # what is due goes out first: numbering follows the windows
             for message in self.reporter.messages_for(entry):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from firmware import crashpoints
 from firmware.domain import STREAMS, OutboundMessage
+from firmware.journal.database import stored_json
 
 BUSY_TIMEOUT_MS = 10_000  # the controller may hold the write lock for a while; wait rather than fail
 
@@ -73,7 +74,7 @@ class Outbox:
                 message.stream,
                 seq,
                 message.topic,
-                json.dumps(payload, sort_keys=True, ensure_ascii=False),
+                stored_json(payload),
                 int(message.retain),
                 created_at,
             ),
@@ -93,7 +94,7 @@ class Outbox:
             (
                 message.stream,
                 message.topic,
-                json.dumps(message.payload, sort_keys=True, ensure_ascii=False),
+                stored_json(message.payload),
                 int(message.retain),
                 release_at,
             ),

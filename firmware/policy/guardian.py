@@ -37,10 +37,13 @@ class GuardianPolicy:
                 {"allergen": blocked[0]},
             )
         limit = guardian.daily_limit
-        if limit is not None and request.spent_today.amount + request.price.amount > limit:
+        if limit is None:
+            return None
+        spent = request.spent_today.amount  # read only here: a card without a limit costs no query
+        if spent + request.price.amount > limit:
             return Denial(
                 "guardian_limit",
-                Message("denied.guardian_limit", {"limit": limit, "spent": request.spent_today.amount}),
-                {"limit": limit, "spent_today": request.spent_today.amount, "price": request.price.amount},
+                Message("denied.guardian_limit", {"limit": limit, "spent": spent}),
+                {"limit": limit, "spent_today": spent, "price": request.price.amount},
             )
         return None

@@ -33,7 +33,7 @@ def test_reports_are_read_in_order_per_stream_and_deleted_only_up_to_the_ack(tmp
     assert publisher.acked_below() == {"vendor": 0, "issuer": 0, "school": 0}
     assert publisher.newest() == {"vendor": 3, "issuer": 1}
     assert [r.seq for r in publisher.after("vendor", 1, limit=10)] == [2, 3]
-    assert publisher.after("vendor", 0, limit=1)[0].payload == '{"n": 1, "seq": 1}'
+    assert publisher.after("vendor", 0, limit=1)[0].payload == '{"n":1,"seq":1}'
     assert publisher.delete_acked({"vendor": 2}) == 2
     assert publisher.acked_below() == {"vendor": 2, "issuer": 0, "school": 0}
     assert [topic for topic, _ in publisher.payloads()] == ["vending/v1/M/sale", "issuer/v1/M/settlement"]
