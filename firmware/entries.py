@@ -22,15 +22,15 @@ class Record:
     def data(self) -> dict[str, Any]:
         """The entry's JSON data: every field, but a machine-only one that is not set."""
         return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.metadata.get("reported", True) or getattr(self, f.name) is not None
+            name: value
+            for name, reported in _fields(type(self))
+            if (value := getattr(self, name)) is not None or reported
         }
 
     @classmethod
     def of(cls, data: dict[str, Any]) -> Self:
         """Read back what ``data()`` journaled (older entries may lack a field that has a default)."""
-        names = {f.name for f in fields(cls)}
+        names = _names(cls)
         return cls(**{key: value for key, value in data.items() if key in names})
 
     def reported(self) -> dict[str, Any]:
@@ -38,6 +38,25 @@ class Record:
 
 
 _REPORTED: dict[type[Record], list[tuple[str, type]]] = {}
+
+
+_FIELDS: dict[type[Record], tuple[tuple[str, bool], ...]] = {}
+_NAMES: dict[type[Record], frozenset[str]] = {}
+
+
+def _fields(record: type[Record]) -> tuple[tuple[str, bool], ...]:
+    """Each field's name and whether reports carry it: read once per record type (a vend journals two)."""
+    found = _FIELDS.get(record)
+    if found is None:
+        found = _FIELDS[record] = tuple((f.name, bool(f.metadata.get("reported", True))) for f in fields(record))
+    return found
+
+
+def _names(record: type[Record]) -> frozenset[str]:
+    found = _NAMES.get(record)
+    if found is None:
+        found = _NAMES[record] = frozenset(name for name, _ in _fields(record))
+    return found
 
 
 def reported_fields(record: type[Record]) -> list[tuple[str, type]]:

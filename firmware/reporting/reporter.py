@@ -118,8 +118,8 @@ class MqttReporter:
         payload = {"machine": self.machine, "time": local_minute(at, self.zone), **body}
         return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, retain, "vendor", release_at)
 
-    def _sale(self, entry: JournalEntry, outcome: str) -> OutboundMessage:
-        sale = SaleEntry.of(entry.data)
+    def _sale(self, entry: JournalEntry, outcome: str, sale: SaleEntry | None = None) -> OutboundMessage:
+        sale = sale or SaleEntry.of(entry.data)
         return self._vendor(
             "sale", entry, held=True, txn=entry.txn_id, currency=self.currency, outcome=outcome, **sale.reported()
         )
@@ -147,9 +147,9 @@ class MqttReporter:
         """
         sale = SaleEntry.of(entry.data)
         if sale.stock not in (self.low_stock, 0):
-            return [self._sale(entry, "vended")]
+            return [self._sale(entry, "vended", sale)]
         return [
-            self._sale(entry, "vended"),
+            self._sale(entry, "vended", sale),
             self._stock(entry, held=True),
             self._alert(entry, Alert(kind="low_stock", slot=sale.slot, stock=sale.stock), held=True),
         ]

@@ -20,3 +20,15 @@ def test_pseudonyms_are_128_bit_base32_and_name_one_visit_under_one_key():
     assert "k" * 32 not in repr(first)
     with pytest.raises(ValueError):
         Pseudonymizer("t", b"short")
+
+
+def test_a_visits_letters_are_rfc_4648_base32_of_its_digest() -> None:
+    import base64
+    import os
+
+    from firmware.identity.pseudonym import base32_lower
+
+    for digest in [bytes(16), b"\xff" * 16, *(os.urandom(16) for _ in range(2000))]:
+        assert base32_lower(digest) == base64.b32encode(digest).decode("ascii").rstrip("=").lower()
+    with pytest.raises(ValueError, match="16 bytes"):
+        base32_lower(bytes(15))
