@@ -56,7 +56,7 @@ class Controller(Timers, Service, Triggers):
         self.policy = policy
         self.policy_factory = policy_factory
         self.pseudonym = pseudonym
-        self._events: EventSink = events or (lambda at, name, details: None)
+        self._events: EventSink | None = events  # None: nobody listens, and no event is built
         self.selection: str | None = None
         self.card: SessionCard | None = None
         self.session_started: datetime | None = None
@@ -293,10 +293,12 @@ class Controller(Timers, Service, Triggers):
     # ---- helpers -----------------------------------------------------------------------------
     def show(self, message: Message) -> None:
         self.hw.display.show(message)
-        self.emit("display", key=message.key, en=message.en, zh=message.zh)
+        if self._events is not None:  # the texts are rendered for a listener; the display renders its own
+            self.emit("display", key=message.key, en=message.en, zh=message.zh)
 
     def emit(self, name: str, **details: Any) -> None:
-        self._events(self.now(), name, details)
+        if self._events is not None:
+            self._events(self.now(), name, details)
 
     def _names(self, slot: SlotState) -> dict[str, str]:
         """The slot's product name in both display languages, for messages."""
@@ -347,8 +349,7 @@ class Controller(Timers, Service, Triggers):
 
     def _spend(self, account: CardAccount, local_day: str) -> Callable[[], Money]:
         """The card's spend on ``local_day``, as a rule with a daily limit will ask for it (most cards have none)."""
-        known = account.spent_today  # the card's own log: every machine's purchases that day
-        if known is not None:
+        if (known := account.spent_today) is not None:  # the card's own log: every machine's purchases that day
             return lambda: known
         return lambda: Money(self.books.vends.spent_on(account.uid, local_day), self.config.currency)
 

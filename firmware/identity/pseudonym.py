@@ -18,6 +18,8 @@ import hmac
 
 def normalise_uid(uid: str) -> str:
     """Upper-case hex without separators: the one spelling every component agrees on."""
+    if uid.isalnum():  # no separator to drop (the spelling a reader gives): twice on every tap
+        return uid.upper()
     return "".join(ch for ch in uid if ch not in ": -").upper()
 
 

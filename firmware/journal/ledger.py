@@ -85,9 +85,9 @@ class SqliteJournal:
         receiver who came first within a window. One transaction: a crash releases all or none.
         ``until``: release the windows ending by then although it is earlier (a day's close).
         """
-        due_at, limit = self.outbox.next_release(), _utc(until or now)
-        if due_at is None or due_at > limit:
-            return 0  # nothing due: no transaction at all (the serve loop polls often)
+        due_at = self.outbox.next_release()
+        if due_at is None or due_at > (limit := _utc(until or now)):
+            return 0  # nothing due: no transaction at all (the serve loop polls often, a vend twice)
         with self.db.atomic("journal"):
             due = newest_snapshot_last(self.outbox.take_held(limit))
             for message in due:
