@@ -205,19 +205,6 @@ class Database:
         for forget in self.on_rollback:
             forget()
 
-    def counter(self, name: str) -> int:
-        row = self.conn.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def bump(self, name: str, by: int = 1) -> int:
-        """Increment a counter inside the current transaction and return its new value."""
-        row = self.conn.execute(
-            "INSERT INTO counters (name, value) VALUES (?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value RETURNING value",
-            (name, by),
-        ).fetchone()
-        return int(row[0])
-
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(row[0]) if row else None

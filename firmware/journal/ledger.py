@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -50,6 +51,22 @@ class SqliteJournal:
         self.db = db
         self.reporter: Reporter = reporter or NullReporter()
         self.outbox = Outbox(db.conn)
+        # per stream, the last seq handed out: read once from the books, kept here (a vend numbers one
+        # report without a write of its own) and forgotten when a transaction rolls back
+        self._numbered: dict[str, int] = {}
+        db.on_rollback.append(self._numbered.clear)
+
+    def last_seq(self, stream: str) -> int:
+        """The last seq ``stream`` handed out (how many reports it has numbered, ever)."""
+        known = self._numbered.get(stream)
+        if known is None:
+            known = self._numbered[stream] = self.outbox.last_seq(stream)
+        return known
+
+    def _number(self, stream: str) -> int:
+        """The next seq of ``stream``: the outbox row that carries it commits with the caller's transaction."""
+        seq = self._numbered[stream] = self.last_seq(stream) + 1
+        return seq
 
     def atomic(self, step: str = "journal") -> AbstractContextManager[Any]:
         return self.db.atomic(step)
@@ -67,7 +84,7 @@ class SqliteJournal:
                 if release_at is not None:
                     self.outbox.hold(message, release_at)
                 else:
-                    self.outbox.enqueue(message, self.db.bump(f"seq:{message.stream}"), entry.at.isoformat())
+                    self.outbox.enqueue(message, self._number(message.stream), entry.at.isoformat())
             return int(cursor.lastrowid or 0)
 
     def _behind_held(self, message: OutboundMessage) -> str | None:
@@ -91,7 +108,7 @@ class SqliteJournal:
         with self.db.atomic("journal"):
             due = newest_snapshot_last(self.outbox.take_held(limit))
             for message in due:
-                self.outbox.enqueue(message, self.db.bump(f"seq:{message.stream}"), now.isoformat())
+                self.outbox.enqueue(message, self._number(message.stream), now.isoformat())
             if due:
                 crashpoints.reached("outbox.release")
         return len(due)
@@ -112,7 +129,7 @@ class SqliteJournal:
         Random, not counted: the vendor sees it, and a counter would tell it the order of visits
         that the release window shuffles (docs/privacy.md).
         """
-        return f"{machine_id}-{_SHUFFLE.getrandbits(64):016x}"
+        return f"{machine_id}-{os.urandom(8).hex()}"
 
     def prune(self, before: str) -> int:
         """Drop entries older than ``before`` (ISO time); the books, not the journal, hold what recovery needs."""

@@ -27,6 +27,9 @@ class _Unknown:
 UNKNOWN = _Unknown()
 
 
+SEQ_COUNTER = "seq:"  # + stream: in ``counters``, the highest seq the publisher deleted (acked)
+
+
 @dataclass(frozen=True, slots=True)
 class PendingReport:
     """One outbox row as the publisher sends it."""
@@ -65,6 +68,19 @@ class Outbox:
             self.conn.close()
 
     # ---- the machine's side: inside the journal transaction --------------------------------------
+    def last_seq(self, stream: str) -> int:
+        """The last seq ``stream`` handed out, as the books keep it.
+
+        Its newest waiting report's; or, when the publisher has deleted every acked one, the highest it
+        recorded in the same transaction as the deletion.
+        """
+        row = self.conn.execute(
+            "SELECT MAX(COALESCE((SELECT MAX(seq) FROM outbox WHERE stream = ?), 0), "
+            "COALESCE((SELECT value FROM counters WHERE name = ?), 0))",
+            (stream, f"{SEQ_COUNTER}{stream}"),
+        ).fetchone()
+        return int(row[0])
+
     def enqueue(self, message: OutboundMessage, seq: int, created_at: str) -> None:
         """Insert one report with its stream's next ``seq``; the caller's transaction commits it."""
         payload = {**message.payload, "seq": seq}
@@ -172,6 +188,12 @@ class Outbox:
         with self.lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
+                for stream, seq in acked.items():  # the numbering outlives the rows it numbered (``last_seq``)
+                    self.conn.execute(
+                        "INSERT INTO counters (name, value) VALUES (?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)",
+                        (f"{SEQ_COUNTER}{stream}", seq),
+                    )
                 deleted = sum(
                     self.conn.execute("DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)).rowcount
                     for stream, seq in acked.items()

@@ -85,7 +85,7 @@ def machine_day(
     if in_wallet:
         with machine.db.atomic("journal"):  # a later day of a term: the cards are known, with their balances
             machine.books.wallet.issue_missing((card.uid, card.profile, card.balance) for card in plan.cards)
-    sent_before = {stream: machine.db.counter(f"seq:{stream}") for stream in ("vendor", "issuer")}  # earlier days
+    sent_before = {stream: machine.books.journal.last_seq(stream) for stream in ("vendor", "issuer")}  # earlier days
     # its stock snapshot at boot is one of the day's reports; an account machine asks its issuer at each
     # tap, so it is online all day (the others report after the day: the drain is timed on its own)
     online = config.payment.mode == "account" and address is not None
@@ -120,8 +120,8 @@ def machine_day(
             controller.dispatch("cancel")  # refused and gave up
     until(datetime.combine(day, DAY_END, tzinfo=ZONE))
     controller.close_day(day.isoformat())  # the simulated day ends at DAY_END, not at midnight
-    stats.reports = machine.db.counter("seq:vendor") - sent_before["vendor"]
-    stats.settlements = machine.db.counter("seq:issuer") - sent_before["issuer"]
+    stats.reports = machine.books.journal.last_seq("vendor") - sent_before["vendor"]
+    stats.settlements = machine.books.journal.last_seq("issuer") - sent_before["issuer"]
     return machine, stats
 
 

@@ -284,10 +284,10 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
         )
     )
     backend_txns = [row[0] for row in world.vendor.store.execute("SELECT txn FROM sales")]
-    machine_seq = machine.db.counter("seq:vendor")
+    machine_seq = machine.books.journal.last_seq("vendor")
     dispenser: PersistentDispenser = machine.controller.hw.dispenser  # type: ignore[assignment]
     purse = read_image(card_world.image(directory), sam_of(directory)).balance if mode == "card" else 0
-    issuer_seq = machine.db.counter("seq:issuer")
+    issuer_seq = machine.books.journal.last_seq("issuer")
     issuer_reports = world.issuer.store.count() if world.issuer is not None else 0
     report = {
         "drained": drained,

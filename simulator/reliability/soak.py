@@ -165,7 +165,7 @@ def run_soak(
         publisher.flush(180)
     for machine, publisher in fleet:
         machine_id = machine.controller.config.id
-        produced = machine.db.counter("seq:vendor")
+        produced = machine.books.journal.last_seq("vendor")
         seqs = [
             row[0] for row in store.execute("SELECT seq FROM reports WHERE machine = ? ORDER BY seq", (machine_id,))
         ]

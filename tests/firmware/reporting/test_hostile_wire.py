@@ -115,7 +115,7 @@ def test_the_hostile_corpus_on_every_inbound_topic_changes_nothing_and_stops_not
         assert publisher.flush(30), f"outbox still holds {publisher.depth()}"
         vendor = world.vendor
         assert vendor is not None
-        produced = runner.machine.db.counter("seq:vendor")
+        produced = runner.machine.books.journal.last_seq("vendor")
         stored = vendor.store.execute("SELECT COUNT(*), MIN(seq), MAX(seq) FROM reports WHERE machine = ?", (machine,))
         assert stored[0] == (produced, 1, produced), "every genuine report once, and nothing else"
         assert vendor.store.execute("SELECT COUNT(*) FROM sales WHERE outcome = 'vended'")[0][0] == 4

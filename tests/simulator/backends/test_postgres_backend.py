@@ -48,7 +48,7 @@ def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres
         controller = runner.machine.controller
         sell_many(runner, 30)
         assert world.publisher is not None and world.publisher.flush(30)
-        produced = runner.machine.db.counter("seq:vendor")
+        produced = runner.machine.books.journal.last_seq("vendor")
         eventually(lambda: instances[0].store.count() == produced, what="every report in PostgreSQL")
         sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
         assert sales == (runner.result.sales, runner.result.sales)

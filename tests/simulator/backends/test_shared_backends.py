@@ -26,7 +26,7 @@ def test_shared_subscription_splits_load_and_stays_exactly_once(tmp_path: Path, 
     with attached_runner(world, tmp_path) as runner:
         sell_many(runner, 40)
         assert world.publisher is not None and world.publisher.flush(30)
-        machine_reports = runner.machine.db.counter("seq:vendor")
+        machine_reports = runner.machine.books.journal.last_seq("vendor")
         eventually(lambda: instances[0].store.count() == machine_reports, what="all reports stored")
         sales = instances[0].store.execute("SELECT COUNT(*), COUNT(DISTINCT txn) FROM sales")[0]
         assert sales[0] == sales[1] == runner.result.sales

@@ -103,7 +103,7 @@ def test_two_backends_compete_and_a_node_and_an_instance_die_mid_day_exactly_onc
         world.vendor_up()
         sell_many(runner, 5)
         assert world.publisher.flush(60)
-        produced = runner.machine.db.counter("seq:vendor")
+        produced = runner.machine.books.journal.last_seq("vendor")
         machine = runner.machine.controller.config.id
         assert world.vendor is not None
         eventually(lambda: world.vendor.store.count() == produced, timeout=60, what="every report stored")
