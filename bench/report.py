@@ -167,8 +167,8 @@ vends/s: a share of {spread(floor["ratio"])} against the same raw commits. So of
 the gap: with the SQL cut to its floor, exactly the two raw commits ({raw_pair_us:.0f} µs), and the
 Python as it is, the share would be {storage_at_floor:.2f}; with the SQL as it is, the Python could
 take only {budget_us - sql_us:.0f} µs. The commits are not the
-raw commit's: a vend writes {frames["per_vend"]} WAL frames (journal, vend, card, stock, outbox row,
-counters and their indexes) against {frames["per_raw_commit"]} for the raw commit. And the raw limit
+raw commit's: a vend writes {frames["per_vend"]} WAL frames (journal, vend, card, stock, outbox row
+and their indexes) against {frames["per_raw_commit"]} for the raw commit. And the raw limit
 rises with the run's length because SQLite rewrites its WAL in place once the first checkpoint has
 run: a raw commit takes {frames["wal_growing_us"]:.0f} µs (median) while the WAL file grows and
 {frames["wal_reused_us"]:.0f} µs once it is reused. The raw limit's first {WAL_PAGES:,} commits
