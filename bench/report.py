@@ -163,18 +163,17 @@ statement recorded with its parameters ({floor["statements_per_vend"]} a vend) a
 database as it was before them with no controller around it, runs at {spread(floor["work"], "{:,.0f}")}
 vends/s: a share of {spread(floor["ratio"])} against the same raw commits. So of a whole vend's
 {vend_us:.0f} µs, the SQL and its two commits take {sql_us:.0f} µs and the controller's Python the other
-{python_us:.0f} µs, where the target allows {budget_us:.0f} µs for all of it. Neither part alone closes
-the gap: with the SQL cut to its floor, exactly the two raw commits ({raw_pair_us:.0f} µs), and the
-Python as it is, the share would be {storage_at_floor:.2f}; with the SQL as it is, the Python could
-take only {budget_us - sql_us:.0f} µs. The commits are not the
-raw commit's: a vend writes {frames["per_vend"]} WAL frames (journal, vend, card, stock, outbox row
-and their indexes) against {frames["per_raw_commit"]} for the raw commit. And the raw limit
-rises with the run's length because SQLite rewrites its WAL in place once the first checkpoint has
-run: a raw commit takes {frames["wal_growing_us"]:.0f} µs (median) while the WAL file grows and
-{frames["wal_reused_us"]:.0f} µs once it is reused. The raw limit's first {WAL_PAGES:,} commits
-grow its WAL, so the part of its commits that do is {growing}; a vend fills its fresh
-WAL after about {fills:.0f} vends. Only the largest run compares the two mostly in the same,
-steady, state."""
+{python_us:.0f} µs, where the target allows {budget_us:.0f} µs for all of it. With the SQL cut to its
+floor, exactly the two raw commits ({raw_pair_us:.0f} µs), and the Python as it is, the share would be
+{storage_at_floor:.2f}; with the SQL as it is, the Python would have to fit in
+{budget_us - sql_us:.0f} µs. The commits are not the raw commit's: a vend writes
+{frames["per_vend"]} WAL frames (journal, vend, card, stock, outbox row and their indexes) against
+{frames["per_raw_commit"]} for the raw commit. And the raw limit rises with the run's length because
+SQLite rewrites its WAL in place once the first checkpoint has run: a raw commit takes
+{frames["wal_growing_us"]:.0f} µs (median) while the WAL file grows and {frames["wal_reused_us"]:.0f} µs
+once it is reused. The raw limit's first {WAL_PAGES:,} commits grow its WAL, so the part of its
+commits that do is {growing}; a vend fills its fresh WAL after about {fills:.0f} vends. Only the
+largest run compares the two mostly in the same, steady, state."""
 
 
 def sustained_section(results: Results) -> str:
@@ -205,7 +204,14 @@ resolved from its type hints on every report, a visit's pseudonym was computed t
 `transitions` dispatched the six transitions with an event object, a by-name lookup per callback
 and debug log calls each time; the declaration is now compiled into a table once
 (`firmware/controller/dispatch.py`, held to `transitions`' own semantics by a property test; its
-cost against a hand-written dispatcher is in the targets table). The durable commits stay: the debit
+cost against a hand-written dispatcher is in the targets table). Then, by the CPU time of a vend
+on a RAM disk and these figures: the JSON the machine stores (journal data, outbox and held
+reports) is written by msgspec in C; a durable step is a small class, not a generator; a display
+event is rendered only when something listens; the day's spend is read only for a card with a
+daily limit; the stock comes back with its update (`RETURNING`); reports are numbered in memory
+(read once, forgotten on a rollback, the floor recorded by the publisher when it deletes what was
+acked: docs/reliability.md) instead of a counter row in every drop; a sale's record is parsed once
+for its report; record fields and the visit's base32 are looked up, not recomputed. The durable commits stay: the debit
 is on disk before the motor turns, the drop result before the session ends; a single commit per vend
 is not allowed.
 """
