@@ -49,7 +49,7 @@ class Inventory:
         return {s.slot: s.stock for s in self.all()}
 
     def take_one(self, slot: str) -> int:
-        """One fewer in ``slot``, never below none; its stock after (the row comes back with the update)."""
+        """One fewer in ``slot``, never below zero; its stock after (the row comes back with the update)."""
         row = self.db.conn.execute(
             f"UPDATE slots SET stock = stock - 1 WHERE slot = ? AND stock > 0 RETURNING {COLUMNS}",  # noqa: S608
             (slot,),
