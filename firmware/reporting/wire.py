@@ -8,6 +8,8 @@ refused with a reason instead of raising somewhere deep inside a handler or a tr
 from __future__ import annotations
 
 import json
+import re
+from itertools import accumulate
 from typing import Any
 
 from firmware.errors import VendingError
@@ -21,21 +23,20 @@ class WireError(VendingError):
     """A message that must be dropped or refused; the text says why (never the payload itself)."""
 
 
-def nesting_depth(value: object) -> int:
-    """How deeply arrays and objects nest in a parsed JSON value (strings are leaves, whatever they hold).
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # JSON strings: brackets inside them do not nest
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_STEP = [1 if byte in b"[{" else -1 for byte in range(256)]  # indexed by the bracket's byte
 
-    Measured on the parsed value, not the bytes: the C parser is fast, and a document nested deeper
-    than it can go raises ``RecursionError``, which ``parse_object`` refuses with the same reason.
+
+def bracket_depth(raw: bytes) -> int:
+    """How deeply brackets outside strings nest in ``raw``, read from the bytes before any parse.
+
+    So junk nested thousands deep is refused without the C parser recursing into it: at that depth
+    a garbage collection that runs a finaliser would fail for want of stack, whatever it finalises.
+    An unterminated string's brackets count too: such a text is not JSON either way.
     """
-    deepest = 0
-    level: list[object] = [value]
-    while level:
-        containers = [item for item in level if isinstance(item, dict | list)]
-        if not containers:
-            break
-        deepest += 1
-        level = [child for item in containers for child in (item.values() if isinstance(item, dict) else item)]
-    return deepest
+    brackets = _STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def _refuse_constant(name: str) -> Any:
@@ -57,6 +58,8 @@ def parse_object(raw: bytes, max_bytes: int, max_depth: int = MAX_DEPTH) -> dict
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WireError(f"payload is not JSON: not valid UTF-8 at byte {exc.start}") from None
+    if raw.count(b"[") + raw.count(b"{") > max_depth and bracket_depth(raw) > max_depth:  # fewer cannot nest deeper
+        raise WireError(f"payload nests deeper than {max_depth} levels")
     try:
         body = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
     except RecursionError:
@@ -65,8 +68,6 @@ def parse_object(raw: bytes, max_bytes: int, max_depth: int = MAX_DEPTH) -> dict
         raise WireError(f"payload is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise WireError("payload must be a JSON object")
-    if nesting_depth(body) > max_depth:
-        raise WireError(f"payload nests deeper than {max_depth} levels")
     if b"\\u" in raw:  # the bytes were valid UTF-8, so only a \u escape can make a lone surrogate
         try:  # "\ud800" parses, then fails wherever the text is stored or sent: refuse it here
             json.dumps(body, ensure_ascii=False).encode("utf-8")

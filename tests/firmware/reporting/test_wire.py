@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware.reporting.wire import MAX_SEQ, WireError, nesting_depth, parse_object, sequence
+from firmware.reporting.wire import MAX_SEQ, WireError, bracket_depth, parse_object, sequence
 from tests.hostile.corpus import HOSTILE
 
 
@@ -31,8 +31,17 @@ def test_twenty_megabytes_are_refused_by_size_before_parsing() -> None:
     "raw,depth",
     [(b"{}", 1), (b'{"a": [1, {"b": 2}]}', 3), (b'{"a": "[[[[{{{{"}', 1), (b'{"a": "\\"[["}', 1), (b"1", 0)],
 )
-def test_nesting_depth_ignores_brackets_inside_strings(raw: bytes, depth: int) -> None:
-    assert nesting_depth(json.loads(raw)) == depth
+def test_bracket_depth_ignores_brackets_inside_strings(raw: bytes, depth: int) -> None:
+    assert bracket_depth(raw) == depth
+
+
+def test_junk_thousands_deep_is_refused_from_its_bytes_without_the_parser_recursing(monkeypatch) -> None:
+    def never(*_: object, **__: object) -> object:
+        raise AssertionError("the parser was called")
+
+    monkeypatch.setattr("firmware.reporting.wire.json.loads", never)
+    with pytest.raises(WireError, match="deeper than 16"):
+        parse_object(b"[" * 5000, 64 * 1024)
 
 
 def test_the_depth_limit_is_enforced_at_its_boundary() -> None:
@@ -70,9 +79,9 @@ JSON_VALUES = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(JSON_VALUES)
-def test_nesting_depth_agrees_with_the_parsed_document(value: object) -> None:
-    assert nesting_depth(value) == _depth_of(value)
+def test_bracket_depth_agrees_with_the_parsed_document(value: object) -> None:
     raw = json.dumps({"v": value}, ensure_ascii=False).encode()
+    assert bracket_depth(raw) == 1 + _depth_of(value)
     if 1 + _depth_of(value) > 4:
         with pytest.raises(WireError, match="deeper than 4"):
             parse_object(raw, 4096, max_depth=4)
