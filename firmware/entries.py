@@ -67,7 +67,7 @@ def reported_fields(record: type[Record]) -> list[tuple[str, type]]:
     found = _REPORTED.get(record)
     if found is None:
         hints = get_type_hints(record)
-        found = [(f.name, _base(hints[f.name])) for f in fields(record) if f.metadata.get("reported", True)]
+        found = [(name, _base(hints[name])) for name, reported in _fields(record) if reported]
         _REPORTED[record] = found
     return found
 

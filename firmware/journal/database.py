@@ -128,15 +128,14 @@ class DurableStep:
             db._depth -= 1
             return
         failure = error
-        if kind is None:
-            try:  # still inside the transaction: a crash point's hook may join it
+        try:
+            if kind is None:  # still inside the transaction: a crash point's hook may join it
                 crashpoints.reached(f"{self._step}.before_commit")
                 db.conn.execute("COMMIT")
-            except Exception as exc:  # noqa: BLE001 - rolled back and raised again below
-                failure = exc
-            finally:
-                db._depth = 0
-        db._depth = 0
+        except Exception as exc:  # noqa: BLE001 - rolled back and raised again below
+            failure = exc
+        finally:
+            db._depth = 0  # whatever happened, this transaction is over
         if failure is None:
             crashpoints.reached(f"{self._step}.after_commit")
         elif isinstance(failure, Exception):  # a PowerCut is not rolled back: power loss would not
