@@ -96,14 +96,12 @@ def test_a_term_keeps_its_students_keys_and_sequence_numbers_and_every_party_s_d
     import subprocess
 
     from tests.conftest import VENDING
+    from tests.support.commands import run_vending
 
     out = tmp_path / "term"
-    run = subprocess.run(
-        [VENDING, "fleet", "--machines", "2", "--students", "60", "--days", "3"]
-        + ["--day", "2026-03-06", "--out", str(out), "--processes", "1", "--json"],  # Friday: Fri, Mon, Tue
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run = run_vending(
+        ["fleet", "--machines", "2", "--students", "60", "--days", "3"]
+        + ["--day", "2026-03-06", "--out", str(out), "--processes", "1", "--json"]  # Friday: Fri, Mon, Tue
     )
     assert run.returncode == 0, run.stderr
     figures = json.loads(run.stdout)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 
 import pytest
 
 from simulator.servers.postgres import PostgresProcess, pg_bin
 from simulator.servers.rabbitmq import rabbitmq_installed
-from tests.conftest import VENDING
+from tests.support.commands import run_vending
 from tests.support.packages import missing_package
 
 pytestmark = pytest.mark.xdist_group("rabbitmq")
@@ -23,12 +22,9 @@ def test_a_day_on_the_cluster_loses_a_node_and_two_backends_and_stores_everythin
         missing_package("PostgreSQL", "postgresql")
     machines = 16
     with PostgresProcess(tmp_path / "pg") as postgres:
-        run = subprocess.run(
-            [VENDING, "fleet", "--machines", str(machines), "--students", "120", "--broker", "rabbitmq-cluster"]
-            + ["--db", postgres.dsn, "--kill-mid-day", "--out", str(tmp_path / "day"), "--processes", "2", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=280,
+        run = run_vending(
+            ["fleet", "--machines", str(machines), "--students", "120", "--broker", "rabbitmq-cluster"]
+            + ["--db", postgres.dsn, "--kill-mid-day", "--out", str(tmp_path / "day"), "--processes", "2", "--json"]
         )
         assert run.returncode == 0, run.stderr[-3000:]
         figures = json.loads(run.stdout)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 from simulator.privacy.attack import IssuerDay, Sale, attack
 from simulator.privacy.report import BEGIN, END, table
-from tests.conftest import ROOT, VENDING
+from tests.conftest import ROOT
+from tests.support.commands import run_vending
 
 MON, TUE = "2026-03-02", "2026-03-03"
 
@@ -38,12 +38,7 @@ def test_the_attack_works_on_the_old_design_and_pins_nobody_under_the_machine_s_
 
     25 school days reach the second four-week settlement period (ISO week 13), so per_card lines exist.
     """
-    out = subprocess.run(
-        [VENDING, "privacy", "attack", "--days", "25", "--students", "60"] + ["--design", "all", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_vending(["privacy", "attack", "--days", "25", "--students", "60"] + ["--design", "all", "--json"])
     assert out.returncode == 0, out.stderr
     figures = json.loads(out.stdout)
     final = {(run["settlement"], run["design"]): run["after"][-1] for run in figures["runs"]}
