@@ -13,7 +13,7 @@ verification per batch; the rows inserted (the vendor's schema and settings, 2,0
 commit, as its writer coalesces).
 
 Left out, so any real drain costs more: the MQTT clients' packets, Mosquitto (the drain measures
-it), the acks, and every Python object made per report. Compared with the CPU the limit's rate
+it), the acks, and all Python per report but the loop that makes each call. Compared with the CPU the limit's rate
 leaves (docs/benchmarks.md), it says whether the target is out of reach for this contract on this
 box, or within reach and missed by per-report Python.
 Run: .venv/bin/python bench/drain_floor.py [--messages N] [--rounds R]

@@ -282,7 +282,7 @@ def floor_paragraph(outbox: dict[str, Any], floor: dict[str, Any]) -> str:
     return f"""
 The floor, measured (`python bench/drain_floor.py`, {len(backend["rounds"])} rounds): only the C calls a
 report cannot do without under this contract, each timed alone with its inputs made beforehand — no
-MQTT client, no acks, no Python object per report. Per report, the publisher's floor is
+MQTT client, no acks, no Python per report but the loop that makes each call. Per report, the publisher's floor is
 {spread(floor["publisher_us_per_report"], "{:.1f}")} µs of CPU ({steps("publisher")}) and the backend's
 {spread(backend, "{:.1f}")} µs ({steps("backend")}): {pace}. With Mosquitto's {broker:.0f} µs
 the whole floor is {whole:.1f} µs, {whole / budget:.0%} of the {budget:.1f} µs the box's cores give at
