@@ -70,6 +70,26 @@ def _no_leaks():
     assert not leaked, f"test left threads running: {leaked}"
 
 
+def claim_the_only_cluster(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Fail if another xdist worker of this run already started the session's RabbitMQ cluster.
+
+    The ``rabbitmq`` group keeps its tests on one worker only while ``--dist loadgroup`` groups; when
+    it silently stopped (pytest 9.2 with pytest-xdist 3.8, pytest-xdist#1386) every worker booted a
+    three-node cluster of its own, and on 2 cores the cluster day outran its limit. Said here, by name.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        return  # one process: one session, one cluster
+    claim = tmp_path_factory.getbasetemp().parent / "rabbitmq-cluster.owner"  # shared by this run's workers
+    try:
+        fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pytest.fail(f"the rabbitmq xdist group runs on {claim.read_text()} and {worker}: --dist loadgroup "
+                    "is not grouping (pytest-xdist#1386), so each worker would boot a cluster of its own")  # fmt: skip
+    with os.fdopen(fd, "w") as owner:
+        owner.write(worker)
+
+
 @pytest.fixture(scope="session")
 def rabbitmq(tmp_path_factory):
     """One three-node RabbitMQ cluster for the whole session (it takes ~20 s to form); tests share it.
@@ -81,6 +101,7 @@ def rabbitmq(tmp_path_factory):
 
     if not rabbitmq_installed():
         missing_package("RabbitMQ", "rabbitmq-server")
+    claim_the_only_cluster(tmp_path_factory)
     cluster = rabbit_cluster(tmp_path_factory.mktemp("rabbitmq")).start()
     yield cluster
     cluster.stop()

@@ -5,10 +5,14 @@ from __future__ import annotations
 import signal
 import subprocess
 
+import pytest
+
 from tests.conftest import VENDING
 
 HANG_GUARD_S = 900.0  # only a hang gets here: a loaded 2-core CI box took 206 s for the cluster day, 64 s idle
 GOODBYE_S = 60.0  # after SIGINT, for the command's own clean-up (servers it started in sessions of their own)
+# for a test that runs one: pytest-timeout's per-test limit (pyproject) would otherwise end it before the guard
+LONG_RUN = pytest.mark.timeout(HANG_GUARD_S + GOODBYE_S + 60)
 
 
 def run_vending(args: list[str], hang_guard_s: float = HANG_GUARD_S) -> subprocess.CompletedProcess[str]:

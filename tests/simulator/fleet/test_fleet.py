@@ -8,6 +8,7 @@ from firmware.config.catalog import load_catalog
 from simulator.fleet.model import WINDOWS, plan_machine, stockable
 from simulator.fleet.runner import CATALOG, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
+from tests.support.commands import LONG_RUN
 from tests.support.waiting import eventually
 
 DAY = date(2026, 3, 2)
@@ -87,6 +88,7 @@ def test_fleet_outcome_is_independent_of_processes_and_delivers_everything(tmp_p
     assert outcomes[0] == outcomes[1]
 
 
+@LONG_RUN
 def test_a_term_keeps_its_students_keys_and_sequence_numbers_and_every_party_s_data(tmp_path) -> None:
     """`vending fleet --days 3 --out DIR`: three school days of the same machines, nothing lost, all kept."""
     import csv

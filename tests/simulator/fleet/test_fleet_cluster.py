@@ -9,12 +9,13 @@ import pytest
 
 from simulator.servers.postgres import PostgresProcess, pg_bin
 from simulator.servers.rabbitmq import rabbitmq_installed
-from tests.support.commands import run_vending
+from tests.support.commands import LONG_RUN, run_vending
 from tests.support.packages import missing_package
 
 pytestmark = pytest.mark.xdist_group("rabbitmq")
 
 
+@LONG_RUN
 def test_a_day_on_the_cluster_loses_a_node_and_two_backends_and_stores_everything_exactly_once(tmp_path):
     if not rabbitmq_installed():
         missing_package("RabbitMQ", "rabbitmq-server")

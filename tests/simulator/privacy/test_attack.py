@@ -7,7 +7,7 @@ import json
 from simulator.privacy.attack import IssuerDay, Sale, attack
 from simulator.privacy.report import BEGIN, END, table
 from tests.conftest import ROOT
-from tests.support.commands import run_vending
+from tests.support.commands import LONG_RUN, run_vending
 
 MON, TUE = "2026-03-02", "2026-03-03"
 
@@ -33,6 +33,7 @@ def test_visit_records_are_pinned_only_by_a_price_sold_once_to_a_card_that_paid_
     assert attack(sales, withheld, "visit") == set()
 
 
+@LONG_RUN
 def test_the_attack_works_on_the_old_design_and_pins_nobody_under_the_machine_s_defaults() -> None:
     """`vending privacy attack` on a simulated term through the real machine (60 students, 25 days).
 
