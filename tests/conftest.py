@@ -84,8 +84,9 @@ def claim_the_only_cluster(tmp_path_factory: pytest.TempPathFactory) -> None:
     try:
         fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        pytest.fail(f"the rabbitmq xdist group runs on {claim.read_text()} and {worker}: --dist loadgroup "
-                    "is not grouping (pytest-xdist#1386), so each worker would boot a cluster of its own")  # fmt: skip
+        pytest.fail(f"the rabbitmq xdist group runs on {claim.read_text()} and {worker}, so each would boot a "
+                    "cluster of its own: run with --dist loadgroup (make test does); given, it is not grouping "
+                    "(pytest-xdist#1386)")  # fmt: skip
     with os.fdopen(fd, "w") as owner:
         owner.write(worker)
 
