@@ -22,7 +22,6 @@ Run: .venv/bin/python bench/drain_floor.py [--messages N] [--rounds R]
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import resource
 import sqlite3
@@ -37,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import msgspec  # noqa: E402
+from joserfc.util import urlsafe_b64decode  # noqa: E402
 
 from bench.common import ROUNDS, demo_id, merge_results, spread  # noqa: E402
 from bench.outbox_throughput import fill_outbox  # noqa: E402
@@ -72,10 +72,6 @@ class Stopwatch:
         started = cpu_s()
         yield
         self.spent[name] = self.spent.get(name, 0.0) + cpu_s() - started
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def publisher_floor(db: Path, identity: Any, machine: str, watch: Stopwatch) -> list[bytes]:
@@ -137,7 +133,7 @@ def backend_floor(sent: list[bytes], public: Any, directory: Path, watch: Stopwa
     with watch.step("digest"):
         digests = [[hashlib.sha256(text).hexdigest() for text in group] for group in texts]
     signing_inputs = [f"{outer.manifest.protected}.{outer.manifest.payload}".encode() for outer in outers]
-    signatures = [_unb64(outer.manifest.signature) for outer in outers]
+    signatures = [urlsafe_b64decode(outer.manifest.signature.encode()) for outer in outers]  # as joserfc reads them
     with watch.step("verify"):
         for signature, signed in zip(signatures, signing_inputs, strict=True):
             public.verify(signature, signed)
@@ -164,12 +160,18 @@ def backend_floor(sent: list[bytes], public: Any, directory: Path, watch: Stopwa
     return stored
 
 
-def floor_round(state: Path, keys_dir: Path, workdir: Path) -> Round:
-    """One round on a fresh copy of the outbox: CPU seconds per step of each side, and the reports carried."""
-    workdir.mkdir(parents=True)
+def copy_outbox(state: Path, workdir: Path) -> Path:
+    """A fresh copy of the machine's database in ``workdir``, its outbox as filled (each round spends one)."""
     copy = workdir / "machine.db"
     with sqlite3.connect(state / "machine.db") as source, sqlite3.connect(copy) as target:
         source.backup(target)
+    return copy
+
+
+def floor_round(state: Path, keys_dir: Path, workdir: Path) -> Round:
+    """One round on a fresh copy of the outbox: CPU seconds per step of each side, and the reports carried."""
+    workdir.mkdir(parents=True)
+    copy = copy_outbox(state, workdir)
     identity = DevKeys(keys_dir).machine(demo_id())
     publisher, backend = Stopwatch(), Stopwatch()
     sent = publisher_floor(copy, identity, demo_id(), publisher)

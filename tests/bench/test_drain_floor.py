@@ -10,7 +10,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 
 from bench.common import demo_id
-from bench.drain_floor import STEPS, Stopwatch, backend_floor, floor_round, publisher_floor
+from bench.drain_floor import STEPS, Stopwatch, backend_floor, copy_outbox, floor_round, publisher_floor
 from bench.outbox_throughput import fill_outbox
 from simulator.dev_keys import DevKeys
 
@@ -36,9 +36,7 @@ def test_a_round_stores_every_batched_report_and_times_every_step(outbox: tuple[
 
 def test_the_backend_floor_verifies_the_signature_it_times(outbox: tuple[Path, Path], tmp_path: Path) -> None:
     state, keys = outbox
-    copy = tmp_path / "machine.db"
-    with sqlite3.connect(state / "machine.db") as source, sqlite3.connect(copy) as target:
-        source.backup(target)
+    copy = copy_outbox(state, tmp_path)
     identity = DevKeys(keys).machine(demo_id())
     sent = publisher_floor(copy, identity, demo_id(), Stopwatch())
     forged = json.loads(sent[0])
