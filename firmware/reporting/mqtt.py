@@ -105,6 +105,11 @@ def reachable(address: BrokerAddress, timeout_s: float = 5.0) -> None:
     raise VendingError(f"cannot reach the broker at {address}: {reason.lower()}")
 
 
+def machine_client_id(machine: str) -> str:
+    """A machine's MQTT client id: its persistent session on the broker is named after it."""
+    return f"machine-{machine}"
+
+
 def make_client(address: BrokerAddress, client_id: str, *, persistent: bool = True):  # type: ignore[no-untyped-def]
     """A paho 2.x client, MQTT 3.1.1 (what amqtt and Mosquitto both speak), persistent session by default."""
     import paho.mqtt.client as mqtt

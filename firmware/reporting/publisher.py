@@ -28,7 +28,7 @@ from firmware.journal.outbox import Outbox, PendingReport
 from firmware.ports import Clock
 from firmware.reporting import batches, topics
 from firmware.reporting.inbox import Inbox
-from firmware.reporting.mqtt import BrokerAddress, make_client
+from firmware.reporting.mqtt import BrokerAddress, machine_client_id, make_client
 from firmware.reporting.signed import canonical, sign_text
 from firmware.reporting.supervised import SupervisedThread
 
@@ -96,7 +96,7 @@ class OutboxPublisher:
         self.published = 0  # MQTT messages handed to the broker (a batch is one)
         self.reports_sent = 0  # reports in them
         self.broker_acked = 0  # PUBACKs: the broker has the message (not yet the receiver)
-        self._client = make_client(address, f"machine-{machine}", persistent=True)
+        self._client = make_client(address, machine_client_id(machine), persistent=True)
         self._client.will_set(topics.vendor(machine, "status"), self._status("offline"), qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

@@ -19,7 +19,7 @@ from simulator.cli.connection import OWN_BROKERS, CaFile, CertFile, CertKey, Pas
 from simulator.cli.exits import EXIT_FAILED, EXIT_OK, day_option, fail
 from simulator.fleet.cluster_day import ClusterDay
 from simulator.fleet.model import school_days
-from simulator.fleet.runner import FleetResult, open_accounts, run_fleet
+from simulator.fleet.runner import DRAIN_S, FleetResult, open_accounts, run_fleet
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.servers.rabbitmq import CLUSTER
 
@@ -142,7 +142,18 @@ def fleet(
             world.stop()
     _report(result, as_json, faults)
     lost = result.reports - result.delivered + result.settlements - result.settlements_delivered
+    if lost:
+        console.print(_where_lost(result, lost), highlight=False)
     raise typer.Exit(EXIT_OK if lost == 0 else EXIT_FAILED)
+
+
+def _where_lost(result: FleetResult, lost: int) -> str:
+    """Why the answer is no, and where to look: the machines whose outbox kept rows past their drain."""
+    said = f"{lost} report(s) produced but not stored"
+    if not result.stranded:
+        return f"{said}; every outbox was acknowledged empty, so look at the backends' stores"
+    kept = ", ".join(f"{machine} ({rows})" for machine, rows in sorted(result.stranded.items()))
+    return f"{said}; left in the outbox when its {DRAIN_S:.0f}s drain gave up, rows: {kept}"
 
 
 def _progress(bar: Progress, task: Any, result: FleetResult, on_cluster: ClusterDay | None) -> None:
@@ -228,6 +239,7 @@ def _report(result: FleetResult, as_json: bool, faults: dict[str, int] | None = 
                     "resends": result.resends,
                     "wall_s": round(result.wall_s, 2),
                     "peak_rss_mb": round(result.peak_rss_mb, 1),
+                    "stranded": dict(sorted(result.stranded.items())),
                 }
             )
         )

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
 from pathlib import Path
@@ -32,6 +32,7 @@ from simulator.servers.broker_setup import BrokerAccess
 from simulator.tally import SalesTally
 
 CATALOG = CONFIGS / "products" / "campus.yaml"
+DRAIN_S = 120.0  # how long a machine's day may take to drain once connected; what is left is reported
 PARALLEL_DRAINS = 4  # a batched outbox drains in one round trip; each open publisher adds threads that wake
 
 
@@ -54,10 +55,14 @@ class FleetResult(SalesTally):
     broker: str = ""
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
+    # machines whose outbox still held rows once their drain gave up: where a lost delivery stands
+    stranded: dict[str, int] = field(default_factory=dict)
 
     def add_machine(self, stats: MachineStats) -> None:
         self.add(stats)
         self.machines += 1
+        if stats.undelivered:
+            self.stranded[stats.machine] = self.stranded.get(stats.machine, 0) + stats.undelivered
         self.visits += stats.visits
         self.reports += stats.reports
         self.settlements += stats.settlements
@@ -66,18 +71,11 @@ class FleetResult(SalesTally):
     def absorb(self, other: FleetResult) -> None:
         """Add another day's run of the same fleet (a term is the sum of its days)."""
         self.add(other)
-        for name in (
-            "days",
-            "visits",
-            "reports",
-            "settlements",
-            "delivered",
-            "settlements_delivered",
-            "resends",
-            "top_ups",
-        ):
+        for name in SUMMED_OVER_DAYS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.machines = max(self.machines, other.machines)
+        for machine, rows in other.stranded.items():
+            self.stranded[machine] = self.stranded.get(machine, 0) + rows
         self.wall_s += other.wall_s
         self.peak_rss_mb = max(self.peak_rss_mb, other.peak_rss_mb)
 
@@ -128,7 +126,7 @@ def _worker(
 
     def finish_one() -> None:
         node, stats, state_dir = draining.popleft()
-        node.disconnect(120)
+        node.disconnect(DRAIN_S)
         stats.undelivered = node.books.journal.outbox.depth()
         node.close()
         if not keep_state:

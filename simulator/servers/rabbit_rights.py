@@ -19,6 +19,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from firmware.reporting.mqtt import machine_client_id
 from simulator.backends.amqp import EXCHANGE, ordered_queue, party_queue, routing_key
 from simulator.backends.issuer import IssuerBackend
 from simulator.backends.requests import request_topic
@@ -28,6 +29,7 @@ from simulator.servers.broker_setup import MAX_QUEUED_BYTES, MAX_QUEUED_MESSAGES
 
 VHOST = "/"
 SESSION_QUEUES = "mqtt-subscription-"  # the MQTT plugin's queue per client id and QoS (3.10)
+SESSION_TTL_MS = 24 * 3600 * 1000  # a session queue nobody uses for a day goes (mqtt.subscription_ttl)
 # client-id prefixes each party's MQTT tools connect with (service.py, commands.py, party_client.py, push.py)
 CLIENT_PREFIXES = {"vendor": ("vendor", "operator"), "issuer": ("issuer",), "school": ("school",)}
 PARTY_QUEUE_BYTES = 1024 * 1024 * 1024  # a party's backlog while all its backends are down: a district's day
@@ -100,7 +102,7 @@ def definitions(machines: list[str], *, insider: bool = False) -> dict[str, Any]
             _either([_expression(t, None) for t in rights["write"]]),
             _either([_expression(t, None) for t in rights["read"]]))  # fmt: skip
     for machine in machines:
-        sessions = f"^{SESSION_QUEUES}{re.escape(f'machine-{machine}')}qos[01]$"
+        sessions = f"^{SESSION_QUEUES}{re.escape(machine_client_id(machine))}qos[01]$"
         queues = f"^(?:{re.escape(EXCHANGE)}|{sessions[1:-1]})$"
         add(machine, sessions, queues, queues,
             _either([_expression(t, machine) for t in patterns["write"]]),
@@ -119,7 +121,8 @@ def definitions(machines: list[str], *, insider: bool = False) -> dict[str, Any]
                 "arguments": {"x-queue-type": "quorum", **({"x-single-active-consumer": True} if ordered else {})},
             }
             for queue, ordered in sorted({(queue, ordered) for queue, ordered, _ in ROUTES})
-        ],
+        ]
+        + [_session_queue(machine) for machine in machines],
         "bindings": [
             {
                 "source": EXCHANGE,
@@ -157,6 +160,27 @@ def definitions(machines: list[str], *, insider: bool = False) -> dict[str, Any]
                 "definition": {"max-length-bytes": PARTY_QUEUE_BYTES, "overflow": "drop-head"},
             },  # fmt: skip
         ],
+    }
+
+
+def session_queue_name(machine: str) -> str:
+    """The queue the MQTT plugin keeps a machine's persistent session in (its acks and commands wait there)."""
+    return f"{SESSION_QUEUES}{machine_client_id(machine)}qos1"
+
+
+def _session_queue(machine: str) -> dict[str, Any]:
+    """A machine's session queue, declared at enrolment exactly as the plugin would declare it on first connect.
+
+    Its Raft group is then elected while the operator watches the whole cluster, not on the machine's
+    first connect: RabbitMQ 3.10 can leave a quorum queue declared while a node dies without a leader
+    for good (rabbitmq-server#13826), and a machine whose session never gets one never hears an ack.
+    """
+    return {
+        "name": session_queue_name(machine),
+        "vhost": VHOST,
+        "durable": True,
+        "auto_delete": False,
+        "arguments": {"x-expires": SESSION_TTL_MS, "x-queue-type": "quorum"},
     }
 
 

@@ -36,7 +36,7 @@ from simulator.servers.broker_setup import (
     check_machine_id,
     write_broker_setup,
 )
-from simulator.servers.rabbit_rights import definitions
+from simulator.servers.rabbit_rights import SESSION_TTL_MS, definitions
 
 CLUSTER = "rabbitmq-cluster"  # the --broker choice that starts one (vending fleet, scenarios)
 SBIN = Path("/usr/lib/rabbitmq/bin")
@@ -82,6 +82,7 @@ def _config(node: Node, nodes: list[Node], setup: Path) -> str:
         "mqtt.allow_anonymous = false\n"
         # a machine's persistent session (clean session 0) is a quorum queue: it survives its node
         "mqtt.durable_queue_type = quorum\n"
+        f"mqtt.subscription_ttl = {SESSION_TTL_MS}\n"
         "mqtt.retained_message_store = rabbit_mqtt_retained_msg_store_dets\n"
         f"max_message_size = {MAX_PACKET_BYTES}\n"
         "loopback_users = none\n"

@@ -207,3 +207,23 @@ def test_an_account_fleet_asks_the_issuer_at_each_tap_and_every_nt_dollar_is_acc
     assert book.total() + term.revenue - declined == started, "every NT$ is in an account or a machine's takings"
     debits = book.store.execute("SELECT how, COUNT(*) FROM account_debits WHERE state = 'debited' GROUP BY how")
     assert dict(debits).get("online", 0) > 0 and "offline" not in dict(debits), debits
+
+
+def test_a_fleet_that_lost_reports_names_the_machines_still_holding_them_across_days():
+    """The answer "no" says where to look: the outboxes that kept rows past their drain, summed over days."""
+    from simulator.cli.fleet import _where_lost
+    from simulator.fleet.runner import FleetResult
+    from simulator.fleet.worker import MachineStats
+
+    term = FleetResult()
+    for stranded in ({"TPE-FLEET-0012": 54}, {"TPE-FLEET-0012": 3, "TPE-FLEET-0003": 1}):
+        day = FleetResult()
+        day.add_machine(MachineStats(machine="TPE-FLEET-0000", reports=9))  # drained: not named
+        for machine, rows in stranded.items():
+            day.add_machine(MachineStats(machine=machine, reports=rows, undelivered=rows))
+        term.absorb(day)
+    assert term.stranded == {"TPE-FLEET-0012": 57, "TPE-FLEET-0003": 1}
+    said = _where_lost(term, 58)
+    assert said.startswith("58 report(s) produced but not stored")
+    assert said.endswith("TPE-FLEET-0003 (1), TPE-FLEET-0012 (57)") and "TPE-FLEET-0000" not in said
+    assert "every outbox was acknowledged empty" in _where_lost(FleetResult(), 2)

@@ -27,8 +27,9 @@ def test_a_day_on_the_cluster_loses_a_node_and_two_backends_and_stores_everythin
             ["fleet", "--machines", str(machines), "--students", "120", "--broker", "rabbitmq-cluster"]
             + ["--db", postgres.dsn, "--kill-mid-day", "--out", str(tmp_path / "day"), "--processes", "2", "--json"]
         )
-        assert run.returncode == 0, run.stderr[-3000:]
+        assert run.returncode == 0, f"{run.stdout[-1500:]}\n{run.stderr[-3000:]}"  # the figures, then why
         figures = json.loads(run.stdout)
+        assert figures["stranded"] == {}, "every machine's outbox drained"
         assert figures["node_kills"] == 1 and figures["backend_kills"] == 2
         assert figures["reports"] == figures["delivered"] > 0 and figures["duplicates"] == 0
         assert figures["settlements"] == figures["settlements_delivered"] == machines

@@ -124,6 +124,35 @@ def test_a_node_left_out_of_the_mqtt_registry_is_added_back(rabbitmq: RabbitClus
     assert rabbitmq.takes_mqtt(left_out), "the node added back takes MQTT sessions"
 
 
+def test_a_machine_s_session_queue_is_elected_at_enrolment_and_its_first_session_uses_it(rabbitmq: RabbitCluster):
+    """Declared when the machine is enrolled, not on its first connect (which may meet a node dying: a quorum
+    queue declared then can stay leaderless for good in 3.10), and the plugin takes it as its own."""
+    from firmware.reporting.mqtt import machine_client_id
+    from simulator.servers.rabbit_rights import SESSION_TTL_MS, session_queue_name
+
+    def session() -> list[str]:
+        out = rabbitmq.ctl(rabbitmq.running_node(), "list_queues", "name", "arguments", "leader", "--quiet").stdout
+        return next((line.split("\t") for line in out.splitlines() if line.startswith(session_queue_name("RQ-S"))), [])
+
+    rabbitmq.enrol(["RQ-S"])
+    name, arguments, leader = session()
+    assert name == "mqtt-subscription-machine-RQ-Sqos1" and leader in {node.name for node in rabbitmq.nodes}
+    assert f'"x-expires",{SESSION_TTL_MS}' in arguments and '"x-queue-type","quorum"' in arguments
+    machine = rabbitmq.access().machine("RQ-S")
+    client = make_client(machine, machine_client_id("RQ-S"))  # persistent, as a machine's publisher connects
+    granted: list[list[bool]] = []
+    client.on_subscribe = lambda c, u, mid, codes, p: granted.append([not code.is_failure for code in codes])
+    client.on_connect = lambda c, *args: c.subscribe([("vending/v1/RQ-S/ack", 1), ("vending/v1/RQ-S/cmd/+", 1)])
+    client.connect(*machine.endpoint, keepalive=15)
+    client.loop_start()
+    try:
+        eventually(lambda: granted == [[True, True]], what="both subscriptions granted in the declared session")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert session() == [name, arguments, leader], "the plugin kept the queue it was given: no second declaration"
+
+
 def test_an_authority_s_retained_push_reaches_a_machine_on_every_node(rabbitmq: RabbitCluster):
     """RabbitMQ 3.10 keeps retained messages per node: the push goes to each, so any node hands it out."""
     from dataclasses import replace
