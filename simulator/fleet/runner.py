@@ -9,7 +9,7 @@ import resource
 import shutil
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import groupby
@@ -56,13 +56,13 @@ class FleetResult(SalesTally):
     wall_s: float = 0.0
     peak_rss_mb: float = 0.0
     # machines whose outbox still held rows once their drain gave up: where a lost delivery stands
-    stranded: dict[str, int] = field(default_factory=dict)
+    stranded: Counter[str] = field(default_factory=Counter)
 
     def add_machine(self, stats: MachineStats) -> None:
         self.add(stats)
         self.machines += 1
         if stats.undelivered:
-            self.stranded[stats.machine] = self.stranded.get(stats.machine, 0) + stats.undelivered
+            self.stranded[stats.machine] += stats.undelivered
         self.visits += stats.visits
         self.reports += stats.reports
         self.settlements += stats.settlements
@@ -74,8 +74,7 @@ class FleetResult(SalesTally):
         for name in SUMMED_OVER_DAYS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.machines = max(self.machines, other.machines)
-        for machine, rows in other.stranded.items():
-            self.stranded[machine] = self.stranded.get(machine, 0) + rows
+        self.stranded.update(other.stranded)  # a Counter's update adds
         self.wall_s += other.wall_s
         self.peak_rss_mb = max(self.peak_rss_mb, other.peak_rss_mb)
 
