@@ -32,7 +32,7 @@ from simulator.servers.broker_setup import BrokerAccess
 from simulator.tally import SalesTally
 
 CATALOG = CONFIGS / "products" / "campus.yaml"
-DRAIN_S = 120.0  # how long a machine's day may take to drain once connected; what is left is reported
+DRAIN_S = 120.0  # how long closing a machine waits for its outbox to drain; what is left is reported
 PARALLEL_DRAINS = 4  # a batched outbox drains in one round trip; each open publisher adds threads that wake
 
 

@@ -113,13 +113,7 @@ def definitions(machines: list[str], *, insider: bool = False) -> dict[str, Any]
         "permissions": permissions,
         "topic_permissions": topic_permissions,
         "queues": [
-            {
-                "name": queue,
-                "vhost": VHOST,
-                "durable": True,
-                "auto_delete": False,
-                "arguments": {"x-queue-type": "quorum", **({"x-single-active-consumer": True} if ordered else {})},
-            }
+            _quorum_queue(queue, {"x-single-active-consumer": True} if ordered else {})
             for queue, ordered in sorted({(queue, ordered) for queue, ordered, _ in ROUTES})
         ]
         + [_session_queue(machine) for machine in machines],
@@ -175,12 +169,17 @@ def _session_queue(machine: str) -> dict[str, Any]:
     first connect: RabbitMQ 3.10 can leave a quorum queue declared while a node dies without a leader
     for good (rabbitmq-server#13826), and a machine whose session never gets one never hears an ack.
     """
+    return _quorum_queue(session_queue_name(machine), {"x-expires": SESSION_TTL_MS})
+
+
+def _quorum_queue(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A durable quorum queue as the definitions file declares it."""
     return {
-        "name": session_queue_name(machine),
+        "name": name,
         "vhost": VHOST,
         "durable": True,
         "auto_delete": False,
-        "arguments": {"x-expires": SESSION_TTL_MS, "x-queue-type": "quorum"},
+        "arguments": {"x-queue-type": "quorum", **arguments},
     }
 
 
