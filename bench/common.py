@@ -141,13 +141,16 @@ def demo_link(keys: Any, address: BrokerAddress | None = None, **timers: float) 
     return Link(address, keys.trust, keys.machine(demo_id()), **timers)
 
 
+RESTOCK_EVERY = 90  # sales between two restocks of the benchmarks' machine (each a retained stock snapshot)
+
+
 def vend_once(machine: Node, clock: VirtualClock, number: int, before_tap: Callable[[], None] | None = None) -> None:
-    """The ``number``-th sale of the benchmarks' pattern: a restock every 90 sales, a selection, a tap.
+    """The ``number``-th sale of the benchmarks' pattern: a restock every ``RESTOCK_EVERY`` sales, a selection, a tap.
 
     ``before_tap`` runs between selection and tap (where a latency benchmark starts its clock).
     """
     controller = machine.controller
-    if number % 90 == 89:
+    if number % RESTOCK_EVERY == RESTOCK_EVERY - 1:
         controller.restock({slot: 100 for slot in SLOTS})
     controller.dispatch("select", SLOTS[number % len(SLOTS)])
     if before_tap is not None:

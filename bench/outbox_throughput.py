@@ -66,12 +66,15 @@ def fill_outbox(directory: Path, messages: int) -> tuple[Path, list[bytes]]:
 PARTS = ("publisher", "broker", "backend")  # the processes a report crosses, each one's CPU measured
 
 
-def outbox_path(state: Path, keys_dir: Path, workdir: Path, messages: int, cpu: dict[str, list[float]]) -> float:
+def outbox_path(
+    state: Path, keys_dir: Path, workdir: Path, messages: int, cpu: dict[str, list[float]], sent: list[int]
+) -> float:
     """Reports/s from publisher start until the backend stored and acked all of them.
 
     Appends to ``cpu[part]`` the CPU seconds each of ``PARTS`` used over the same span: the machine's
     publisher (this process, which runs nothing else meanwhile), Mosquitto and the vendor backend, each
-    read from /proc; together, what a report costs beside the time per message the limit leaves.
+    read from /proc; together, what a report costs beside the time per message the limit leaves. And
+    to ``sent`` the MQTT messages the publisher needed for them (batches, and the reports that go alone).
     """
     with MosquittoProcess(workdir / "mosquitto") as mosquitto:
         address = BrokerAddress(mosquitto.host, mosquitto.port)
@@ -86,6 +89,7 @@ def outbox_path(state: Path, keys_dir: Path, workdir: Path, messages: int, cpu: 
             publisher = machine.connect()
             drained = publisher.flush(600)
             elapsed = time.perf_counter() - started
+            sent.append(publisher.published)
             for part, pid in pids.items():
                 cpu[part].append(process_cpu_s(pid) - before[part])
             machine.close()
@@ -140,9 +144,12 @@ def main() -> None:
         directory = Path(tmp)
         state, payloads = fill_outbox(directory, args.messages)
         cpu: dict[str, list[float]] = {part: [] for part in PARTS}
+        sent: list[int] = []
         rounds = interleaved(
             lambda number: raw_drain(directory / f"raw-{number}", payloads),
-            lambda number: outbox_path(state, directory / "keys", directory / f"work-{number}", args.messages, cpu),
+            lambda number: outbox_path(
+                state, directory / "keys", directory / f"work-{number}", args.messages, cpu, sent
+            ),
             args.rounds,
         )
     merge_results(
@@ -154,6 +161,7 @@ def main() -> None:
             **rounds,
             # each process's CPU per report while draining; the limit allows 1e6 / msgs/s µs per message
             **{f"{part}_cpu_us_per_report": spread([s * 1e6 / args.messages for s in cpu[part]], 1) for part in PARTS},
+            "mqtt_messages_sent": spread([float(n) for n in sent], 0),  # the heartbeat and status included
             "cpu_tick_us_per_report": round(1e6 / os.sysconf("SC_CLK_TCK") / args.messages, 2),  # /proc's resolution
             "total_cpu_us_per_report": spread(
                 [sum(cpu[p][n] for p in PARTS) * 1e6 / args.messages for n in range(len(cpu["backend"]))], 1

@@ -36,15 +36,18 @@ WORKLOADS = {
 import sys, tempfile
 from pathlib import Path
 sys.path.insert(0, {root!r})
+DONE = {done!r}
 from bench.durability import sustained
 with tempfile.TemporaryDirectory() as tmp:
-    sustained(Path(tmp), 4000)
+    sustained(Path(tmp), {size})
+print(DONE, flush=True)
 """,
     "machine_day": """
 import sys, tempfile
 from datetime import date
 from pathlib import Path
 sys.path.insert(0, {root!r})
+DONE = {done!r}
 from firmware.config.catalog import load_catalog
 from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine, stockable
@@ -54,23 +57,29 @@ catalog = load_catalog(CATALOG)
 products = stockable(catalog)
 with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
     keys = DevKeys(Path(tmp) / "keys")
-    for index in range(25):
+    for index in range({size}):
         plan = plan_machine(index, date(2026, 3, 2), 600, 1, products)
         simulate_day(plan, catalog, Path(tmp) / plan.machine_id, keys)
+print(DONE, flush=True)
 """,
     "outbox": """
 import sys, tempfile
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from bench.outbox_throughput import fill_outbox, outbox_path
+DONE = {done!r}
+from bench.outbox_throughput import PARTS, fill_outbox, outbox_path
 with tempfile.TemporaryDirectory() as tmp:
     directory = Path(tmp)
-    db, _ = fill_outbox(directory, 10000)
+    db, _ = fill_outbox(directory, {size})
     print("filled", flush=True)
     for number in range(3):
-        outbox_path(db, directory / "keys", directory / f"work-{{number}}", 10000, [])
+        cpu = {{part: [] for part in PARTS}}
+        outbox_path(db, directory / "keys", directory / f"work-{{number}}", {size}, cpu, [])
+print(DONE, flush=True)
 """,
 }
+SIZES = {"vend": 4000, "machine_day": 25, "outbox": 10000}  # vends, machine-days, reports in the outbox
+DONE = "workload done"  # the last line each workload prints: py-spy exits 0 whatever its child did
 # the part of each run that is the workload (set-up such as imports or filling an outbox is left out)
 WITHIN = {"vend": ("sustained (",), "machine_day": ("simulate_day (",), "outbox": ("outbox_path (", "OutboxPublisher.")}
 BACKEND_PROCESS = "backend vendor"
@@ -91,12 +100,18 @@ CATEGORIES = [
 IDLE = re.compile(r"(Event\.wait|Condition\.wait|_wait_for_tstate_lock|Client\._loop|select|Queue\.get|Popen\._wait)")
 
 
+def workload(name: str, root: Path, size: int | None = None) -> str:
+    """The Python source of workload ``name`` at ``size`` (``SIZES`` unless given)."""
+    return WORKLOADS[name].format(root=str(root), size=SIZES[name] if size is None else size, done=DONE)
+
+
 def record(name: str, root: Path, form: str, target: Path) -> None:
-    script = WORKLOADS[name].format(root=str(root))
-    command = ["py-spy", "record", "--subprocesses", "-r", str(RATE), "-f", form, "-o", str(target)]
-    command += ["--", sys.executable, "-c", script]
+    command = ["record", "--subprocesses", "-r", str(RATE), "-f", form, "-o", str(target)]
+    command += ["--", sys.executable, "-c", workload(name, root)]
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    subprocess.run([spy, *command[1:]], check=True, capture_output=True)
+    ran = subprocess.run([spy, *command], check=True, capture_output=True, text=True)
+    if DONE not in ran.stdout:  # a profile of a workload that died part-way would be quoted as the whole
+        raise RuntimeError(f"the {name} workload did not run to its end under py-spy:\n{ran.stderr[-2000:]}")
 
 
 def shares(collapsed: Path, name: str) -> dict[str, Any]:

@@ -15,8 +15,13 @@ signed) even after the other rows of the batch were erased. Report texts are exa
 payloads, so a report's digest is the same whether it travelled alone or in a batch, and a resend
 in the other form is still recognised as a redelivery.
 
-Reports somebody reads live on their own topic never travel in a batch: a retained one (the stock
-snapshot a dashboard reads on connect) and a command result (the operator's CLI waits for it).
+Reports somebody reads live on their own topic travel alone: a command result (the operator's CLI
+waits for it) and the newest retained report of its topic (the stock snapshot a dashboard reads on
+connect). An older retained report waiting behind a newer one on the same topic could never be read
+retained (the broker keeps one message per topic, and the newer one follows in the same drain); the
+vendor stores it as a record like any other, so it rides in a batch instead of splitting the run
+(where a backlog holds a restock every few dozen sales, that was most of its messages, each signed,
+verified and acked on its own: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from firmware.reporting.wire import WireError, parse_as, sequence
 BATCH_KIND = "batch"
 MAX_BATCH_BYTES = 64 * 1024  # the whole message; what the machine's config may set as its batch size, at most
 MAX_BATCH_REPORTS = 1000
-LIVE_KINDS = frozenset({"cmd-result"})  # read live on their own topic by the operator's CLI
+# what a receiver takes in a batch; anything else travels alone (cmd-result: the operator's CLI reads it live)
 BATCHABLE_KINDS = frozenset(
     {
         "sale",
@@ -79,9 +84,15 @@ def kind_of(topic: str) -> str:
     return topic.rsplit("/", 1)[-1]
 
 
-def travels_alone(report: PendingReport) -> bool:
-    """Retained reports and command results keep their own topic (see the module docstring)."""
-    return report.retain or kind_of(report.topic) in LIVE_KINDS
+def travels_alone(report: PendingReport, newest_retained: dict[str, int]) -> bool:
+    """Command results and the newest retained report of its topic keep their own topic (module docstring).
+
+    ``newest_retained``: per retained topic, the seq of the newest report waiting on it; an older one
+    rides in a batch. Anything the receivers do not take in a batch travels alone.
+    """
+    if kind_of(report.topic) not in BATCHABLE_KINDS:
+        return True
+    return report.retain and newest_retained[report.topic] == report.seq
 
 
 def _entry(report: PendingReport) -> dict[str, Any]:
@@ -110,8 +121,9 @@ def plan(reports: Sequence[PendingReport], max_reports: int, max_bytes: int) -> 
     groups: list[list[PendingReport]] = []
     run: list[PendingReport] = []
     size = ENVELOPE_BYTES
+    newest_retained = {report.topic: report.seq for report in reports if report.retain}  # seq order: last wins
     for report in reports:
-        if travels_alone(report):
+        if travels_alone(report, newest_retained):
             groups += [run, [report]] if run else [[report]]
             run, size = [], ENVELOPE_BYTES
             continue

@@ -7,7 +7,8 @@ import json
 
 from firmware.reporting import topics
 from simulator.scenarios.reporting_world import ReportingWorld
-from tests.support.reporting import attached_runner, sell, sell_many
+from tests.support.reporting import attached_runner, broker_client, sell, sell_many
+from tests.support.waiting import eventually
 
 BACKLOG = 40
 
@@ -130,3 +131,53 @@ def test_the_machine_config_s_batch_limits_are_what_goes_on_the_wire(world, capt
     finally:
         detach()
         runner.close()
+
+
+def test_a_backlog_s_older_stock_snapshots_ride_in_batches_and_the_newest_is_the_one_left_retained(
+    world, capture, tmp_path
+):
+    with attached_runner(world, tmp_path) as runner:
+        machine = runner.machine.controller.config.id
+        stock_topic = topics.vendor(machine, "stock")
+        assert world.publisher.flush(20)  # the snapshot at boot
+        world.publisher.set_link(False)
+        for level in (3, 4, 5):  # three restocks during the outage, sales around them
+            sell_many(runner, 4)
+            runner.machine.controller.restock({"A1": level})
+        sell_many(runner, 2)
+        waiting = runner.machine.db.conn.execute(
+            "SELECT seq FROM outbox WHERE topic = ? ORDER BY seq", (stock_topic,)
+        ).fetchall()
+        older, newest = [seq for (seq,) in waiting[:-1]], waiting[-1][0]
+        assert len(older) >= 2, "each restock (and a sale down to the low-stock level) takes a snapshot"
+        mark = len(capture.messages)
+        world.publisher.set_link(True)
+        assert world.publisher.flush(30), f"outbox still holds {world.publisher.depth()}"
+
+        drained = capture.messages[mark:]
+        alone = [json.loads(json.loads(raw)["payload"])["seq"] for t, raw, _ in drained if t == stock_topic]
+        assert alone == [newest], "only the newest snapshot goes alone on the retained topic"
+        batched = [
+            entry["seq"]
+            for t, raw, _ in drained
+            if t == topics.batch("vendor", machine)
+            for entry in json.loads(json.loads(raw)["manifest"]["payload"])["reports"]
+            if entry["kind"] == "stock"
+        ]
+        assert batched == older, "the older snapshots ride in the batches, in order"
+        stored = vendor_of(world).store.execute(
+            "SELECT seq FROM reports WHERE machine = ? AND kind = 'stock' ORDER BY seq", (machine,)
+        )
+        assert [seq for (seq,) in stored][-len(waiting) :] == [*older, newest]
+        assert vendor_of(world).store.duplicates == 0
+
+        retained: list[bytes] = []
+        late = broker_client(world, "late-dashboard")  # connects after the drain: gets what the broker retained
+        late.on_message = lambda c, u, m: retained.append(bytes(m.payload)) if m.retain else None
+        try:
+            late.subscribe(stock_topic, qos=1)
+            eventually(lambda: retained, what="the retained stock snapshot")
+        finally:
+            late.disconnect()
+            late.loop_stop()
+        assert json.loads(json.loads(retained[0])["payload"])["seq"] == newest

@@ -33,12 +33,25 @@ def test_one_waiting_report_is_a_group_of_one_and_travels_as_before():
     assert plan([sale(1)], 500, MAX_BATCH_BYTES) == [[sale(1)]]
 
 
-def test_retained_reports_and_command_results_travel_alone_and_split_the_run_around_them():
-    stock = PendingReport(3, f"vending/v1/{MACHINE}/stock", '{"seq": 3}', True)
+def stock(seq: int) -> PendingReport:
+    return PendingReport(seq, f"vending/v1/{MACHINE}/stock", f'{{"seq": {seq}}}', True)
+
+
+def test_the_newest_retained_report_and_command_results_travel_alone_and_split_the_run_around_them():
     result = PendingReport(6, f"vending/v1/{MACHINE}/cmd-result", '{"seq": 6}', False)
-    waiting = [sale(1), sale(2), stock, sale(4), sale(5), result, sale(7)]
+    waiting = [sale(1), sale(2), stock(3), sale(4), sale(5), result, sale(7)]
     groups = plan(waiting, 500, MAX_BATCH_BYTES)
     assert [[r.seq for r in group] for group in groups] == [[1, 2], [3], [4, 5], [6], [7]]
+
+
+def test_a_retained_report_a_newer_one_on_its_topic_replaces_rides_in_the_batch():
+    """Only the newest snapshot of a topic could ever be read retained; the older ones are records like any."""
+    status = PendingReport(5, f"vending/v1/{MACHINE}/status", '{"seq": 5}', True)  # another retained topic
+    waiting = [sale(1), stock(2), sale(3), stock(4), status, sale(6), stock(7), sale(8)]
+    groups = plan(waiting, 500, MAX_BATCH_BYTES)
+    assert [[r.seq for r in group] for group in groups] == [[1, 2, 3, 4], [5], [6], [7], [8]]
+    alone = [group[0] for group in groups if len(group) == 1 and group[0].retain]
+    assert [(r.topic.rsplit("/", 1)[-1], r.seq) for r in alone] == [("status", 5), ("stock", 7)]
 
 
 def test_groups_keep_seq_order_and_respect_the_report_count():
