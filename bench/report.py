@@ -145,7 +145,7 @@ debit waits for. Taken through a real PN532 driver on a pseudo-terminal, see
 """
 
 
-def floors_paragraph(durability: dict[str, Any]) -> str:
+def floors_paragraph(durability: dict[str, Any], wake: dict[str, Any] | None) -> str:
     """The measured split of a vend at the largest scale: its SQL alone, the rest, and what its commits write."""
     floor, frames = durability.get("sql_alone"), durability.get("wal_frames")
     if floor is None or frames is None:
@@ -174,7 +174,26 @@ SQLite rewrites its WAL in place once the first checkpoint has run: a raw commit
 {frames["wal_growing_us"]:.0f} µs (median) while the WAL file grows and {frames["wal_reused_us"]:.0f} µs
 once it is reused. The raw limit's first {WAL_PAGES:,} commits grow its WAL, so the part of its
 commits that do is {growing}; a vend fills its fresh WAL after about {fills:.0f} vends. Only the
-largest run compares the two mostly in the same, steady, state."""
+largest run compares the two mostly in the same, steady, state.{wake_sentence(wake, vend_us - budget_us)}"""
+
+
+def wake_sentence(wake: dict[str, Any] | None, missed_by_us: float) -> str:
+    """What sleeping through its two fsyncs costs the vend's own code (bench/fsync_wake.py), when measured."""
+    if wake is None:
+        return ""
+    gap = "a target met"
+    if missed_by_us > 0:
+        gap = f"the {missed_by_us:.0f} µs by which the largest run misses the target"
+    return f"""
+
+Part of the vend's cost is not in any statement: `python bench/fsync_wake.py` runs {wake["vends"]:,} vends on a RAM
+disk, each of the two commits followed by a pause as long as a raw durable commit on the disk just before
+({spread(wake["pause_us"], "{:.0f}")} µs), and the process either sleeps through the pauses, as it does in
+fsync, or spins through them. The vend's own code (the pauses taken out) takes
+{spread(wake["sleeping_us_per_vend"], "{:.0f}")} µs when it slept and
+{spread(wake["spinning_us_per_vend"], "{:.0f}")} µs when it spun:
+{spread(wake["lost_us_per_vend"], "{:.0f}")} µs a vend lost to waking from its two sleeps on this
+virtual machine, beside {gap}."""
 
 
 def sustained_section(results: Results) -> str:
@@ -198,7 +217,7 @@ What limits it, from `bench/profiles/vend.svg` (py-spy, the same loop):
 
 {shares_table(profile)}
 
-{floors_paragraph(durability)}
+{floors_paragraph(durability, results.get("fsync_wake"))}
 
 Of the Python around the SQL, the profile led to three cuts: a record's report fields were
 resolved from its type hints on every report, a visit's pseudonym was computed three times, and
