@@ -304,14 +304,15 @@ class OutboxPublisher:
     def _publish(self, stream: str, group: list[PendingReport]) -> bool:
         """One MQTT message: a report on its own topic, or several as one batch signed once."""
         crashpoints.reached("publish.before")
+        retain = False  # a batch is never retained (a broker's retain guard refuses it), even one holding a snapshot
         if len(group) == 1:
             report = group[0]
-            topic, payload = report.topic, sign_text(self.identity, report.payload)
+            topic, payload, retain = report.topic, sign_text(self.identity, report.payload), report.retain
         else:
             topic = topics.batch(stream, self.machine)
             payload = batches.compose(self.identity, self.machine, stream, group)
             crashpoints.reached("publish.batch")
-        if self._client.publish(topic, payload, qos=1, retain=group[0].retain).rc != 0:
+        if self._client.publish(topic, payload, qos=1, retain=retain).rc != 0:
             return False
         self._last_sent[stream] = group[-1].seq
         self._max_sent[stream] = max(self._max_sent[stream], group[-1].seq)

@@ -122,8 +122,9 @@ NETWORK_POINTS = (
     "outbox.delete.after_commit",
 )
 BATCH_POINTS = ("publish.batch", "backend.batch.verified")
-# more than one batchable report waits when reporting starts
-BATCHED_KINDS = ("jam", "backlog", "card_jam", "account_jam")
+# more than one batchable report waits when reporting starts (a restock's: the boot snapshot, which its
+# newer snapshot replaces, rides in a batch with the report between them)
+BATCHED_KINDS = ("jam", "restock", "backlog", "card_jam", "account_jam")
 NETWORK_SIDE = ("publish.", "ack.", "backend.", "outbox.delete.")
 
 
