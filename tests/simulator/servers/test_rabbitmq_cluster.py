@@ -126,13 +126,21 @@ def test_a_node_left_out_of_the_mqtt_registry_is_added_back(rabbitmq: RabbitClus
 
 def test_a_machine_s_session_queue_is_elected_at_enrolment_and_its_first_session_uses_it(rabbitmq: RabbitCluster):
     """Declared when the machine is enrolled, not on its first connect (which may meet a node dying: a quorum
-    queue declared then can stay leaderless for good in 3.10), and the plugin takes it as its own."""
+    queue declared then can stay leaderless for good in 3.10), and the plugin takes it as its own.
+
+    The QoS 0 subscription an account-mode machine adds (its authorisation answers) gets a queue of its
+    own from the plugin: a classic, transient one that goes with the connection, no Raft group to strand.
+    """
+    from firmware.reporting import topics
     from firmware.reporting.mqtt import machine_client_id
     from simulator.servers.rabbit_rights import SESSION_TTL_MS, session_queue_name
 
+    def queue(name: str, *columns: str) -> list[str]:
+        out = rabbitmq.ctl(rabbitmq.running_node(), "list_queues", "name", *columns, "--quiet").stdout
+        return next((line.split("\t") for line in out.splitlines() if line.split("\t")[0] == name), [])
+
     def session() -> list[str]:
-        out = rabbitmq.ctl(rabbitmq.running_node(), "list_queues", "name", "arguments", "leader", "--quiet").stdout
-        return next((line.split("\t") for line in out.splitlines() if line.startswith(session_queue_name("RQ-S"))), [])
+        return queue(session_queue_name("RQ-S"), "arguments", "leader")
 
     rabbitmq.enrol(["RQ-S"])
     name, arguments, leader = session()
@@ -142,11 +150,15 @@ def test_a_machine_s_session_queue_is_elected_at_enrolment_and_its_first_session
     client = make_client(machine, machine_client_id("RQ-S"))  # persistent, as a machine's publisher connects
     granted: list[list[bool]] = []
     client.on_subscribe = lambda c, u, mid, codes, p: granted.append([not code.is_failure for code in codes])
-    client.on_connect = lambda c, *args: c.subscribe([("vending/v1/RQ-S/ack", 1), ("vending/v1/RQ-S/cmd/+", 1)])
+    answers = (topics.issuer("RQ-S", topics.AUTH_ANSWER), 0)  # what an account-mode machine adds
+    listening = [("vending/v1/RQ-S/ack", 1), ("vending/v1/RQ-S/cmd/+", 1), answers]
+    client.on_connect = lambda c, *args: c.subscribe(listening)
     client.connect(*machine.endpoint, keepalive=15)
     client.loop_start()
     try:
-        eventually(lambda: granted == [[True, True]], what="both subscriptions granted in the declared session")
+        eventually(lambda: granted == [[True, True, True]], what="the subscriptions granted in the declared session")
+        qos0 = name.removesuffix("qos1") + "qos0"
+        assert queue(qos0, "durable", "auto_delete", "type") == [qos0, "false", "true", "classic"]
     finally:
         client.disconnect()
         client.loop_stop()
