@@ -36,18 +36,15 @@ WORKLOADS = {
 import sys, tempfile
 from pathlib import Path
 sys.path.insert(0, {root!r})
-DONE = {done!r}
 from bench.durability import sustained
 with tempfile.TemporaryDirectory() as tmp:
     sustained(Path(tmp), {size})
-print(DONE, flush=True)
 """,
     "machine_day": """
 import sys, tempfile
 from datetime import date
 from pathlib import Path
 sys.path.insert(0, {root!r})
-DONE = {done!r}
 from firmware.config.catalog import load_catalog
 from simulator.dev_keys import DevKeys
 from simulator.fleet.model import plan_machine, stockable
@@ -60,13 +57,11 @@ with tempfile.TemporaryDirectory(dir="/dev/shm") as tmp:
     for index in range({size}):
         plan = plan_machine(index, date(2026, 3, 2), 600, 1, products)
         simulate_day(plan, catalog, Path(tmp) / plan.machine_id, keys)
-print(DONE, flush=True)
 """,
     "outbox": """
 import sys, tempfile
 from pathlib import Path
 sys.path.insert(0, {root!r})
-DONE = {done!r}
 from bench.outbox_throughput import PARTS, fill_outbox, outbox_path
 with tempfile.TemporaryDirectory() as tmp:
     directory = Path(tmp)
@@ -75,11 +70,10 @@ with tempfile.TemporaryDirectory() as tmp:
     for number in range(3):
         cpu = {{part: [] for part in PARTS}}
         outbox_path(db, directory / "keys", directory / f"work-{{number}}", {size}, cpu, [])
-print(DONE, flush=True)
 """,
 }
 SIZES = {"vend": 4000, "machine_day": 25, "outbox": 10000}  # vends, machine-days, reports in the outbox
-DONE = "workload done"  # the last line each workload prints: py-spy exits 0 whatever its child did
+DONE = "workload done"  # the last line every workload prints (``workload``): py-spy exits 0 whatever its child did
 # the part of each run that is the workload (set-up such as imports or filling an outbox is left out)
 WITHIN = {"vend": ("sustained (",), "machine_day": ("simulate_day (",), "outbox": ("outbox_path (", "OutboxPublisher.")}
 BACKEND_PROCESS = "backend vendor"
@@ -101,8 +95,9 @@ IDLE = re.compile(r"(Event\.wait|Condition\.wait|_wait_for_tstate_lock|Client\._
 
 
 def workload(name: str, root: Path, size: int | None = None) -> str:
-    """The Python source of workload ``name`` at ``size`` (``SIZES`` unless given)."""
-    return WORKLOADS[name].format(root=str(root), size=SIZES[name] if size is None else size, done=DONE)
+    """The Python source of workload ``name`` at ``size`` (``SIZES`` unless given), ending with ``DONE``."""
+    source = WORKLOADS[name].format(root=str(root), size=SIZES[name] if size is None else size)
+    return f"{source}print({DONE!r}, flush=True)\n"
 
 
 def record(name: str, root: Path, form: str, target: Path) -> None:

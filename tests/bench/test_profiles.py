@@ -41,6 +41,6 @@ def test_a_workload_that_dies_part_way_is_refused_not_profiled(tmp_path: Path, m
                    "subprocess.run(args)\n")  # fmt: skip
     spy.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
-    monkeypatch.setitem(WORKLOADS, "vend", "raise SystemExit(3)  # {root} {size} {done}")
+    monkeypatch.setitem(WORKLOADS, "vend", "raise SystemExit(3)  # {root} {size}\n")
     with pytest.raises(RuntimeError, match="did not run to its end"):
         record("vend", ROOT, "raw", tmp_path / "vend.txt")
