@@ -158,9 +158,14 @@ def vend_once(machine: Node, clock: VirtualClock, number: int, before_tap: Calla
     controller.present(CardTap(CARDS[number % len(CARDS)], "virtual", clock.now()))
 
 
-def raw_database(path: Path) -> sqlite3.Connection:
-    """The durability floor's database: the machine's own settings (WAL, synchronous=FULL), one small table."""
+def raw_database(path: Path, settings: str = "") -> sqlite3.Connection:
+    """The durability floor's database: the machine's own settings (WAL, synchronous=FULL), one small table.
+
+    ``settings``: a pragma run first, for a machine whose database is set otherwise (bench/vend_levers.py).
+    """
     conn = sqlite3.connect(path, isolation_level=None)
+    if settings:
+        conn.execute(settings)  # before WAL, which fixes the page size with the file's first page
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)")
@@ -174,9 +179,9 @@ def raw_commit(conn: sqlite3.Connection, number: int) -> None:
     conn.execute("COMMIT")
 
 
-def raw_commit_samples(directory: Path, count: int) -> list[float]:
+def raw_commit_samples(directory: Path, count: int, settings: str = "") -> list[float]:
     """Seconds of each of ``count`` raw commits in a row (``raw_commit`` on ``raw_database``)."""
-    conn = raw_database(directory / "raw.db")
+    conn = raw_database(directory / "raw.db", settings)
     samples = []
     for number in range(count):
         started = time.perf_counter()
