@@ -100,11 +100,23 @@ def workload(name: str, root: Path, size: int | None = None) -> str:
     return f"{source}print({DONE!r}, flush=True)\n"
 
 
+def workload_command(name: str, root: Path, directory: Path, size: int | None = None) -> list[str]:
+    """The command that runs workload ``name``, from a file of its own in ``directory``.
+
+    Not ``python -c``: py-spy names each stack by its process's command line, and a script given inline
+    would be copied, all its lines, into every stack it records.
+    """
+    script = directory / f"{name}_workload.py"
+    script.write_text(workload(name, root, size))
+    return [sys.executable, str(script)]
+
+
 def record(name: str, root: Path, form: str, target: Path) -> None:
     command = ["record", "--subprocesses", "-r", str(RATE), "-f", form, "-o", str(target)]
-    command += ["--", sys.executable, "-c", workload(name, root)]
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    ran = subprocess.run([spy, *command], check=True, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        command += ["--", *workload_command(name, root, Path(tmp))]
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        ran = subprocess.run([spy, *command], check=True, capture_output=True, text=True)
     if DONE not in ran.stdout:  # a profile of a workload that died part-way would be quoted as the whole
         raise RuntimeError(f"the {name} workload did not run to its end under py-spy:\n{ran.stderr[-2000:]}")
 
@@ -112,8 +124,10 @@ def record(name: str, root: Path, form: str, target: Path) -> None:
 def shares(collapsed: Path, name: str) -> dict[str, Any]:
     """Share of the workload's busy samples per category (idle waits left out), by process side."""
     sides: dict[str, Counter[str]] = {}
-    for line in collapsed.read_text().splitlines():
+    for number, line in enumerate(collapsed.read_text().splitlines(), 1):
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # every line is one whole stack and its count
+            raise ValueError(f"{collapsed}:{number}: not a collapsed stack (frames, a space, a count)")
         frames = stack.split(";")
         side = "backend" if BACKEND_PROCESS in stack[:400] else "machine"
         if IDLE.search(frames[-1]) or (side == "machine" and not any(m in stack for m in WITHIN[name])):
