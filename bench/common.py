@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -45,6 +46,26 @@ def summary_ms(samples_s: list[float]) -> dict[str, float]:
         "mean_ms": round(statistics.fmean(ms), 4),
         "n": len(ms),
     }
+
+
+RAM_DISK = Path("/dev/shm")  # where a measurement runs with no disk under it
+
+
+def vends_on_ram_arguments(doc: str | None, vends: int) -> tuple[argparse.Namespace, Path]:
+    """The command line of a measurement of ``vends`` vends on a RAM disk: --vends, --rounds, --ram (checked)."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--vends", type=int, default=vends)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--ram", type=Path, default=RAM_DISK, help="a RAM-backed directory (default /dev/shm)")
+    args = parser.parse_args()
+    return args, ram_disk(args.ram)
+
+
+def ram_disk(path: Path) -> Path:
+    """``path`` if it is a directory; a measurement that needs a RAM disk stops here, saying so, otherwise."""
+    if not path.is_dir():
+        raise SystemExit(f"--ram {path}: no such directory; this measurement needs a RAM disk (tmpfs)")
+    return path
 
 
 ROUNDS = 5  # the fewest alternating rounds any ratio is measured over

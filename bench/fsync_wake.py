@@ -16,7 +16,6 @@ Run: .venv/bin/python bench/fsync_wake.py [--vends N] [--rounds R] [--ram DIR]
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import tempfile
@@ -26,12 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROUNDS, interleaved, merge_results, raw_commit_samples, spread  # noqa: E402
+from bench.common import (  # noqa: E402
+    interleaved,
+    merge_results,
+    raw_commit_samples,
+    spread,
+    vends_on_ram_arguments,
+)
 from bench.durability import Vending  # noqa: E402
 from firmware import crashpoints  # noqa: E402
 
 VEND_COMMITS = ("debit.after_commit", "drop.after_commit")  # a vend's two durable steps, just committed
-RAM = Path("/dev/shm")
 
 
 def spin(seconds: float) -> None:
@@ -67,13 +71,7 @@ def own_code_rate(ram: Path, vends: int, pause_s: float, wait: Callable[[float],
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--vends", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--ram", type=Path, default=RAM, help="a RAM-backed directory (default /dev/shm)")
-    args = parser.parse_args()
-    if not args.ram.is_dir():
-        raise SystemExit(f"--ram {args.ram}: no such directory; this measurement needs a RAM disk (tmpfs)")
+    args, ram = vends_on_ram_arguments(__doc__, 5000)
     pauses: list[float] = []
 
     def pause_s() -> float:
@@ -83,8 +81,8 @@ def main() -> None:
         return pauses[-1]
 
     rounds = interleaved(
-        lambda _: own_code_rate(args.ram, args.vends, pause_s(), spin),
-        lambda _: own_code_rate(args.ram, args.vends, pauses[-1], time.sleep),
+        lambda _: own_code_rate(ram, args.vends, pause_s(), spin),
+        lambda _: own_code_rate(ram, args.vends, pauses[-1], time.sleep),
         args.rounds,
     )
     spinning = [1e6 / rate for rate in rounds["limit"]["rounds"]]

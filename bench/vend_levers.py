@@ -19,7 +19,6 @@ Run: .venv/bin/python bench/vend_levers.py [--vends N] [--rounds R] [--ram DIR]
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import resource
@@ -32,13 +31,12 @@ from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import ROUNDS, merge_results, raw_commit_samples, spread  # noqa: E402
+from bench.common import ROUNDS, merge_results, raw_commit_samples, spread, vends_on_ram_arguments  # noqa: E402
 from bench.durability import Vending  # noqa: E402
 from bench.vend_sql import wal_frames  # noqa: E402
 from firmware.app.node import DB_FILE  # noqa: E402
 from firmware.journal.database import SCHEMA  # noqa: E402
 
-RAM = Path("/dev/shm")
 FRAME_VENDS = 500  # vends whose WAL frames are counted, after the timed ones
 
 
@@ -176,14 +174,8 @@ def measure(vends: int, rounds: int, ram: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--vends", type=int, default=10000)
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--ram", type=Path, default=RAM, help="a RAM-backed directory (default /dev/shm)")
-    args = parser.parse_args()
-    if not args.ram.is_dir():
-        raise SystemExit(f"--ram {args.ram}: no such directory; the RAM-disk arm needs a tmpfs")
-    results = measure(args.vends, args.rounds, args.ram)
+    args, ram = vends_on_ram_arguments(__doc__, 10000)
+    results = measure(args.vends, args.rounds, ram)
     merge_results("vend_levers", results)
     for name, arm in results["arms"].items():
         print(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import ram_disk
 from bench.vend_levers import ARMS, OWN, Arm, firmware_table, lay_out, measure, rewritten, run_arm
 from firmware.app.node import DB_FILE
 
@@ -61,3 +62,9 @@ def test_an_arm_whose_schema_text_is_gone_says_so() -> None:
         firmware_table("no_such_table")
     with pytest.raises(LookupError, match="needs revising"):
         rewritten("CREATE TABLE t (a)", ("b", "c"))
+
+
+def test_a_ram_disk_that_is_not_there_stops_the_measurement_saying_so(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"--ram .*none: no such directory; this measurement needs a RAM disk"):
+        ram_disk(tmp_path / "none")
+    assert ram_disk(tmp_path) == tmp_path
