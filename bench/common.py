@@ -48,6 +48,19 @@ def summary_ms(samples_s: list[float]) -> dict[str, float]:
     }
 
 
+ROUNDS = 5  # the fewest alternating rounds any ratio is measured over
+
+
+def spread(values: list[float], digits: int = 3) -> dict[str, Any]:
+    """Median and range of a figure over rounds, with every round's value (nothing summarised away)."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+        "rounds": [round(v, digits) for v in values],
+    }
+
+
 RAM_DISK = Path("/dev/shm")  # where a measurement runs with no disk under it
 
 
@@ -66,19 +79,6 @@ def ram_disk(path: Path) -> Path:
     if not path.is_dir():
         raise SystemExit(f"--ram {path}: no such directory; this measurement needs a RAM disk (tmpfs)")
     return path
-
-
-ROUNDS = 5  # the fewest alternating rounds any ratio is measured over
-
-
-def spread(values: list[float], digits: int = 3) -> dict[str, Any]:
-    """Median and range of a figure over rounds, with every round's value (nothing summarised away)."""
-    return {
-        "median": round(statistics.median(values), digits),
-        "min": round(min(values), digits),
-        "max": round(max(values), digits),
-        "rounds": [round(v, digits) for v in values],
-    }
 
 
 def interleaved(

@@ -51,10 +51,9 @@ def test_fewer_rounds_than_the_method_needs_are_refused(tmp_path: Path) -> None:
 def test_the_clustered_tables_are_the_firmware_s_own_with_another_key() -> None:
     assert ARMS["vends clustered"].table == firmware_table("vends") + " WITHOUT ROWID"
     outbox = ARMS["outbox clustered"].table
-    assert "id INTEGER" not in outbox and "PRIMARY KEY (stream, seq)" in outbox
-    assert outbox.replace("PRIMARY KEY (stream, seq)", "").replace(" WITHOUT ROWID", "") in firmware_table(
-        "outbox"
-    ).replace("id INTEGER PRIMARY KEY, ", "").replace("UNIQUE (stream, seq)", "")
+    assert "id INTEGER" not in outbox, "no rowid column: (stream, seq) is the key"
+    as_the_firmware_keys_it = outbox.replace("PRIMARY KEY (stream, seq)\n) WITHOUT ROWID", "UNIQUE (stream, seq)\n)")
+    assert as_the_firmware_keys_it == firmware_table("outbox").replace("id INTEGER PRIMARY KEY, ", "")
 
 
 def test_an_arm_whose_schema_text_is_gone_says_so() -> None:
