@@ -35,6 +35,7 @@ from bench.common import ROUNDS, merge_results, raw_commit_samples, spread, vend
 from bench.durability import Vending  # noqa: E402
 from bench.vend_sql import wal_frames  # noqa: E402
 from firmware.app.node import DB_FILE  # noqa: E402
+from firmware.identity.secretfile import PRIVATE_FILE, private_dir  # noqa: E402
 from firmware.journal.database import SCHEMA  # noqa: E402
 
 FRAME_VENDS = 500  # vends whose WAL frames are counted, after the timed ones
@@ -102,9 +103,8 @@ ARMS: dict[str, Arm] = {
 def lay_out(directory: Path, arm: Arm) -> None:
     """The machine's state database as ``arm`` makes it, in WAL mode as the firmware keeps it, before the
     firmware first opens it."""
-    state = directory / "machine"
-    state.mkdir(mode=0o700, parents=True)
-    os.close(os.open(state / DB_FILE, os.O_WRONLY | os.O_CREAT, 0o600))
+    state = private_dir(directory / "machine")
+    os.close(os.open(state / DB_FILE, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))  # as the firmware makes it
     conn = sqlite3.connect(state / DB_FILE, isolation_level=None)
     if arm.settings:
         conn.execute(arm.settings)  # before journal_mode: WAL fixes the page size with the file's first page
