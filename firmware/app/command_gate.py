@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from pydantic import AwareDatetime, Field, field_validator
 
+from firmware.clock import CLOCK_SKEW
 from firmware.config.source import Strict
 from firmware.domain import MACHINE_ID
 from firmware.identity.signing import Identity, PublicKey, TrustStore
@@ -25,7 +26,6 @@ from firmware.reporting.signed import canonical, open_signed, sign_text
 from firmware.reporting.topics import MAX_COMMAND_BYTES
 from firmware.reporting.wire import MAX_SEQ, WireError
 
-CLOCK_SKEW = timedelta(minutes=5)  # a command "issued" further ahead than this was not issued by a clock we share
 COUNTER_SETTING = "command_counter:"
 ID_CHARS = "A-Za-z0-9._:-"
 COMMAND_ID = re.compile(rf"^[{ID_CHARS}]{{1,64}}$")

@@ -20,6 +20,7 @@ from firmware.app.command_set import stored_lockouts
 from firmware.app.commands import CommandProcessor
 from firmware.app.pushes import Pushes
 from firmware.cards.purse import Sam
+from firmware.clock import CLOCK_SKEW, BooksClock
 from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.records import EventSink, Hardware
 from firmware.controller.session import Controller
@@ -45,6 +46,7 @@ from firmware.reporting.publisher import OutboxPublisher
 from firmware.reporting.reporter import reporter_for
 
 log = logging.getLogger(__name__)
+CLOCK_FAULT = "clock behind the books"  # the out-of-order reason while the wall clock is behind them
 DB_FILE = "machine.db"
 
 
@@ -91,6 +93,9 @@ class Node:
         self.keyring = TermKeyring(state_dir)
         self.keyring.check_valid(hardware.clock.now().astimezone(setup.config.zone).date())
         self.db, self.books, self.fresh = _open_books(state_dir, setup, link)
+        # every stamp, timer and day from here on is the books' time: never before what they hold
+        self.clock = BooksClock(hardware.clock.now, self.books.journal.latest_at())
+        hardware = replace(hardware, clock=self.clock)
         lockouts = stored_lockouts(self.books)
         if lockouts is not None:  # a remote set_lockout outlives a restart
             setup = with_lockouts(setup, lockouts)
@@ -121,8 +126,9 @@ class Node:
 
     # ---- lifecycle ------------------------------------------------------------------------------
     def start(self, *, door_open: bool = False, connect: bool = True) -> Node:
-        """Recover and start selling; with a link (and ``connect``), start reporting too."""
+        """Recover and start selling (unless the clock is behind the books); with a link, start reporting too."""
         self.controller.start(door_open=door_open)
+        self.check_clock()
         if connect and self.link is not None and self.link.address is not None:
             self.connect()
         return self
@@ -197,7 +203,8 @@ class Node:
 
     # ---- between events -------------------------------------------------------------------------
     def tick(self) -> None:
-        """Every duty between events, in order: close finished days, fire timeouts, rotate keys, apply commands."""
+        """Every duty between events, in order: the clock, close finished days, fire timeouts, rotate keys, commands."""
+        self.check_clock()
         now = self.controller.now()
         today = now.astimezone(self.controller.config.zone).date()
         self.close_finished_days(today.isoformat())
@@ -233,6 +240,21 @@ class Node:
                 self.controller.journal_only("link_restored", quiet=True)
                 publisher.wake()
             self._connects_seen = connects
+
+    def check_clock(self) -> None:
+        """Out of order while the wall clock is behind the books by more than ``CLOCK_SKEW``; back when it is not.
+
+        Within the skew the books' time stands still until the wall clock catches up (``BooksClock``).
+        """
+        behind = self.clock.behind()
+        before = self.controller.fault_detail
+        self.controller.standing_fault(CLOCK_FAULT, behind > CLOCK_SKEW)
+        after = self.controller.fault_detail
+        if after == CLOCK_FAULT != before:
+            log.warning("sales stopped: the clock is %s behind the books, which hold %s; set the time",
+                        behind, self.clock.now().isoformat())  # fmt: skip
+        elif before == CLOCK_FAULT != after:
+            log.warning("the clock has caught up with the books: sales resume")
 
     def close_finished_days(self, today: str) -> None:
         """Close every trading day before ``today`` (the local day) that is still open.

@@ -97,18 +97,7 @@ class Runtime:
 
     def on_reader(self, online: bool) -> None:
         """A reader fault is cleared by the reader coming back, never by a door cycle (``fault_persists``)."""
-        controller = self.controller
-        state = controller.state.value
-        if not online:
-            if state == "service":  # the technician has the door open: closing it finds the fault
-                controller.fault_detail = controller.fault_detail or READER_FAULT
-            elif state != "out_of_order":
-                controller.dispatch("fault", READER_FAULT)
-        elif controller.fault_detail == READER_FAULT:
-            if state == "out_of_order":
-                controller.dispatch("recover")
-            elif state == "service":  # back before the door closed
-                controller.fault_detail = ""
+        self.controller.standing_fault(READER_FAULT, not online)
 
     def on_line(self, line: str) -> bool:
         """Keypad and door from input lines: `select A1`, `cancel`, `door open`, `door close`, `privacy`, `quit`."""

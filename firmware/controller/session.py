@@ -16,6 +16,7 @@ from typing import Any
 from firmware import crashpoints
 from firmware.config.machine import MachineSetup
 from firmware.controller.cashier import Cashier
+from firmware.controller.faults import Faults
 from firmware.controller.machine import BUSY, SESSION, State, Triggers, build_machine
 from firmware.controller.records import EventSink, Hardware, Pseudonym, SessionCard, Transaction, who
 from firmware.controller.service import Service
@@ -29,10 +30,8 @@ from firmware.ports import Books, GuardianAlerts, SalesPolicy, Technicians
 
 log = logging.getLogger(__name__)
 
-HEADROOM_BYTES = 256 * 1024
 
-
-class Controller(Timers, Service, Triggers):
+class Controller(Timers, Service, Faults, Triggers):
     """The model object the state machine drives (machine.py, dispatch.py); its state lives in ``self.state``."""
 
     state: State
@@ -95,36 +94,6 @@ class Controller(Timers, Service, Triggers):
             self.trigger(trigger, *args)
         except StorageError as exc:
             self.storage_failed(str(exc))
-
-    def storage_failed(self, detail: str) -> None:
-        """Disk full or read-only: no journal means no sales. Skips callbacks: nothing can be written."""
-        log.error("storage failure, sales stopped: %s", detail)
-        self.storage_error = detail
-        self.machine.set_state(State.OUT_OF_ORDER)
-        self.clear_session()
-        self.hw.display.show(Message("out_of_order", {"detail": "storage"}))
-        self.emit("storage_failed", detail=detail)
-
-    def recheck_storage(self, headroom_bytes: int = HEADROOM_BYTES) -> bool:
-        """After the operator freed space or remounted: a real durable write, with room to spare, decides.
-
-        The probe writes ``headroom_bytes`` and removes them in one transaction: a disk with little slack stays shut.
-        """
-        try:
-            self.books.journal.prove_headroom(headroom_bytes, self.entry("storage_restored", None))
-        except StorageError as exc:
-            self.storage_error = str(exc)
-            return False
-        self.storage_error = None
-        self.emit("storage_restored")
-        return True
-
-    def storage_ok(self, *_: object) -> bool:
-        return self.storage_error is None
-
-    def fault_persists(self, *_: object) -> bool:
-        """A storage failure or a fault (motor, reader) is still set: only ``recover`` may clear it."""
-        return self.storage_error is not None or bool(self.fault_detail)
 
     # ---- start-up and recovery ---------------------------------------------------------------
     def start(self, door_open: bool = False) -> None:
@@ -271,21 +240,8 @@ class Controller(Timers, Service, Triggers):
         self.journal_only("door_opened")
         self.show(Message("door_open"))
 
-    def close_for_fault(self, detail: str = "fault", *_: object) -> None:
-        self.fault_detail = detail
-        if self.state in SESSION:
-            self._cancel("fault", Message("out_of_order", {"detail": detail}))
-        self.journal_only("fault", detail=detail)
-        self.show(Message("out_of_order", {"detail": detail}))
-
     def show_welcome(self, *_: object) -> None:
         self.show(Message("welcome"))
-
-    def clear_fault(self, *_: object) -> None:
-        self.fault_detail = ""
-
-    def show_fault(self, *_: object) -> None:
-        self.show(Message("out_of_order", {"detail": "storage" if self.storage_error else self.fault_detail}))
 
     def show_vend_in_progress(self, *_: object) -> None:
         self.show(Message("vend_in_progress"))

@@ -123,6 +123,11 @@ class SqliteJournal:
         for at, kind, txn_id, data in rows:
             yield JournalEntry(kind, datetime.fromisoformat(at), txn_id, json.loads(data))
 
+    def latest_at(self) -> datetime | None:
+        """The time of the newest entry: the latest time the books hold (None for empty books)."""
+        row = self.db.conn.execute("SELECT at FROM journal ORDER BY id DESC LIMIT 1").fetchone()
+        return datetime.fromisoformat(row[0]) if row else None
+
     def next_txn_id(self, machine_id: str) -> str:
         """A transaction id made once, durably, inside the current transaction (never per retry).
 

@@ -15,7 +15,7 @@ from firmware.readers.virtual import VirtualReader  # noqa: F401 - the product's
 
 
 class VirtualClock:
-    """Time the scenario drives; it never goes backwards."""
+    """Time the scenario drives; it goes backwards only when ``reset``, as a wall clock may."""
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
@@ -32,6 +32,15 @@ class VirtualClock:
 
     def advance(self, delta: timedelta) -> None:
         self.set(self._now + delta)
+
+    def reset(self, moment: datetime) -> None:
+        """The wall clock set to ``moment``, earlier or later: an RTC reset, NTP stepping it, a hand setting it.
+
+        Only the machine's books keep their time from going back (firmware.clock.BooksClock).
+        """
+        if moment.tzinfo is None:
+            raise ValueError("the virtual clock needs an aware time")
+        self._now = moment
 
 
 class RecordingDisplay:

@@ -57,7 +57,7 @@ class ScenarioResult(SalesTally):
 
 
 RUNNER_STEPS = (
-    "select", "tap", "cancel", "wait", "at", "door", "restock", "jam", "empty", "fault", "recover", "note",
+    "select", "tap", "cancel", "wait", "at", "clock", "door", "restock", "jam", "empty", "fault", "recover", "note",
     "privacy", "power", "expect", "tear", "topup", "machine",
 )  # fmt: skip
 
@@ -268,9 +268,12 @@ class ScenarioRunner:
         self._advance_to(self.clock.now() + parse_duration(step.value))
 
     def _do_at(self, step: Step) -> None:
-        if step.at is None:
-            raise ValueError(f"line {step.line}: an `at` step without a time")
-        self._advance_to(step.at)
+        self._advance_to(step.time())
+
+    def _do_clock(self, step: Step) -> None:
+        """The wall clock set by hand, by NTP or by an RTC reset: it may go back; the books' time does not."""
+        self.clock.reset(step.time())
+        self._on_event(step.time(), "clock", {"set": step.time().isoformat()})
 
     def _do_door(self, step: Step) -> None:
         self.door.open = step.value == "open"

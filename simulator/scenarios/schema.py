@@ -35,7 +35,13 @@ class Step:
     value: Any
     line: int
     index: int
-    at: datetime | None = None  # resolved wall time for "at" steps
+    at: datetime | None = None  # resolved wall time for "at" and "clock" steps
+
+    def time(self) -> datetime:
+        """The wall time an ``at`` or ``clock`` step sets (resolved when the scenario was read)."""
+        if self.at is None:
+            raise ValueError(f"line {self.line}: a `{self.kind}` step without a time")
+        return self.at
 
 
 @dataclass(frozen=True)
@@ -111,18 +117,23 @@ class ScenarioHead(Strict):
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, value: object) -> datetime:
-        if isinstance(value, datetime):
-            moment = value
-        elif isinstance(value, str):
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                raise ValueError(f"start must be ISO 8601 with an offset, got {value!r}") from None
-        else:
-            raise ValueError(f"start must be ISO 8601 with an offset, got {value!r}")
-        if moment.tzinfo is None:
-            raise ValueError("start needs a UTC offset, e.g. 2026-03-02T10:55:00+08:00")
-        return moment
+        return aware_moment(value, "start")
+
+
+def aware_moment(value: object, what: str) -> datetime:
+    """An ISO 8601 time with its UTC offset (YAML may have read it as a datetime already), or ``ValueError``."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{what} must be ISO 8601 with an offset, got {value!r}") from None
+    else:
+        raise ValueError(f"{what} must be ISO 8601 with an offset, got {value!r}")
+    if moment.tzinfo is None:
+        raise ValueError(f"{what} needs a UTC offset, e.g. 2026-03-02T10:55:00+08:00")
+    return moment
 
 
 def _validate(adapter: TypeAdapter[Any], value: Any, doc: YamlDoc, loc: Loc) -> Any:
@@ -307,6 +318,11 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
             if at_time < now:
                 raise doc.error(loc, f"time goes backwards: {value} is before {local.strftime('%H:%M:%S')}")
             now = at_time
+        elif kind == "clock":  # the wall clock set, even back: the machine's books keep their own time
+            try:
+                at_time = now = aware_moment(value, "clock")
+            except ValueError as exc:
+                raise doc.error(loc, str(exc)) from None
         elif kind == "expect":
             _check_expect(doc, loc, value, head, slots)
         elif kind == "power" and not isinstance(value, str):

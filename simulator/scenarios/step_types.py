@@ -7,7 +7,7 @@ declares the steps themselves, so a new step is added in one place.
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -105,6 +105,7 @@ STEP_TYPES: dict[str, Any] = {
     "expect": Expect,
     "wait": str | int,
     "at": str,
+    "clock": str | datetime,
     "cancel": Literal[True],
     "door": Literal["open", "close"],
     "restock": dict[str, int],

@@ -107,9 +107,9 @@ SCENARIO_CASES = [
     (
         "unknown step",
         SCENARIO_HEAD + CARDS + "steps:\n  - select: A1\n  - dance: true\n",
-        ":7: steps.1.dance: unknown step 'dance'; known: at, backend, broker, cancel, controls, door, empty, expect, "
-        "fault, hotlist, issuer, jam, machine, note, power, privacy, recover, refund, restock, select, tap, tear, "
-        "topup, wait",
+        ":7: steps.1.dance: unknown step 'dance'; known: at, backend, broker, cancel, clock, controls, door, empty, "
+        "expect, fault, hotlist, issuer, jam, machine, note, power, privacy, recover, refund, restock, select, tap, "
+        "tear, topup, wait",
     ),
     (
         "unknown card",
