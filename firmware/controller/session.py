@@ -76,6 +76,15 @@ class Controller(Timers, Service, Faults, Triggers):
         """A vend is between authorisation and the end of its session: nothing else may change now."""
         return self.state in BUSY
 
+    @property
+    def serving(self) -> bool:
+        """A customer is at the machine: from the first selection or tap to the end of the session.
+
+        What the display showed them (a price, a slot to sell from) holds until they are done, so remote
+        commands wait for this to pass (``Node.tick``).
+        """
+        return self.state in SESSION or self.state in BUSY
+
     # ---- the outside world's entry points -------------------------------------------------------
     def present(self, tap: CardTap) -> None:
         """A card was read: a technician's opens service mode; any other is looked up once for the session."""

@@ -102,6 +102,27 @@ BAD_COMMANDS = [
 ]
 
 
+def test_a_command_waits_for_the_customer_at_the_machine_the_price_shown_is_the_price_charged(world, tmp_path):
+    with attached_runner(world, tmp_path) as runner:
+        machine = runner.machine
+        machine.controller.select("A1")  # the display says NT$25; the machine waits for the card
+        assert "NT$25" in runner.display.text() and machine.controller.serving
+        payload = signed_command(world, runner, "set_price", {"id": "p-mid", "slot": "A1", "price": 30})
+        publish_command(world, machine.controller.config.id, "set_price", payload)
+        assert machine.inbox is not None
+        eventually(lambda: not machine.inbox.commands.empty(), what="the command at the machine")
+        machine.tick()
+        assert not machine.inbox.commands.empty(), "kept while the customer is at the machine"
+        assert machine.books.inventory.get("A1").price == 25
+
+        sell(runner, "A1", "amy")
+        assert runner.machine.controller.last_transaction.outcome == "vended"
+        assert machine.books.wallet.account(runner.scenario.cards["amy"].uid).balance.amount == 75, "charged NT$25"
+        machine.tick()  # the session is over: the command applies and is answered
+        assert machine.books.inventory.get("A1").price == 30
+        eventually(lambda: vendor_store(world).count("cmd-result") > 0, what="the command's answer")
+
+
 @pytest.mark.parametrize("name,body,reason", BAD_COMMANDS, ids=[r for _, _, r in BAD_COMMANDS])
 def test_malformed_command_is_refused_and_changes_nothing(world, tmp_path, name, body, reason):
     with attached_runner(world, tmp_path) as runner:
