@@ -228,6 +228,10 @@ class Vends(Protocol):
 
     def spent_on(self, uid: str, local_day: str) -> int: ...
 
+    def failed_in_a_row(self, slot: str, limit: int) -> int:
+        """How many of the slot's last settled vends, counting back at most ``limit``, were refunded."""
+        ...
+
 
 class Books(Protocol):
     """The durable ports on one store: everything a vend writes commits together."""

@@ -212,6 +212,8 @@ class MachineConfig(Strict):
     slots: dict[str, Slot] = Field(min_length=1)
     timeouts: Timeouts = Timeouts()
     low_stock: int = Field(default=2, ge=0, le=100)
+    # a slot whose last this many vends did not drop leaves sale until the vendor enables it (0: never)
+    jam_limit: int = Field(default=2, ge=0, le=100)
     rules: list[str] = []
     # day_total: the day's total and the list of cards, no per-card amounts; per_card: the day's total,
     # and each card's (uid, amount, count) per four-week settlement period -- per-day or per-week card

@@ -102,6 +102,21 @@ class Service:
         today, per_card = now.astimezone(self.config.zone).date(), self.config.settlement == "per_card"
         self.books.apply_retention(now, today, kept.records_days, kept.card_days, per_card)
 
+    def take_out_if_jammed(self, slot: str) -> None:
+        """After ``jam_limit`` vends in a row from ``slot`` did not drop, the slot leaves sale until enabled again.
+
+        Each buyer got the money back, but the next would meet the same stuck spiral, and a purse card
+        that left before its refund is owed it until it comes back; operators disable such a lane
+        (docs/reliability.md). The vendor hears it with a jam alert and a stock snapshot.
+        """
+        limit = self.config.jam_limit
+        if limit == 0 or self.books.vends.failed_in_a_row(slot, limit) < limit:
+            return
+        with self.books.journal.atomic("stock"):
+            self.books.inventory.set_enabled(slot, False)
+            self.books.journal.append(self.entry("slot_jammed", None, slot=slot, failures=limit))
+        self.emit("slot_jammed", slot=slot, failures=limit)
+
     def journal_only(self, kind: str, *, quiet: bool = False, **data: Any) -> None:
         """One entry in its own transaction, and its event unless ``quiet`` (the machine announcing itself)."""
         with self.books.journal.atomic("journal"):

@@ -209,6 +209,7 @@ class Controller(Timers, Service, Faults, Triggers):
     def refund_card(self, *_: object) -> None:
         record = self.cashier.awaiting(self._txn_id())
         self.cashier.refund(record, self._card(), recovered=False, at=self.now())
+        self.take_out_if_jammed(record.slot)
         self._finish("refunded", "no_drop")
         paid = record.txn_id in self.cashier.balance_after
         key = "refunded" if paid else "refund_owed"  # the card left before it could be credited

@@ -54,6 +54,14 @@ class VendLedger:
         if cursor.rowcount != 1:
             raise SettlementError(f"vend {txn_id} is not awaiting settlement")
 
+    def failed_in_a_row(self, slot: str, limit: int) -> int:
+        """How many of ``slot``'s last settled vends, counting back at most ``limit``, were refunded."""
+        rows = self.db.conn.execute(
+            "SELECT status FROM vends WHERE slot = ? AND status != 'debited' ORDER BY rowid DESC LIMIT ?",
+            (slot, limit),
+        ).fetchall()
+        return next((count for count, (status,) in enumerate(rows) if status != "refunded"), len(rows))
+
     def get(self, txn_id: str) -> VendRecord | None:
         row = self.db.conn.execute(f"SELECT {RECORD_COLUMNS} FROM vends WHERE txn_id = ?", (txn_id,)).fetchone()
         return VendRecord(*row) if row else None

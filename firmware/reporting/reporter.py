@@ -87,6 +87,7 @@ class MqttReporter:
         self._handlers = {
             "vend_completed": self._on_vend_completed,
             "vend_refunded": self._on_vend_refunded,
+            "slot_jammed": self._on_slot_jammed,
             "operator_refund": self._on_operator_refund,
             "credits_given": self._on_credits_given,
             "denied": self._on_denied,
@@ -153,6 +154,13 @@ class MqttReporter:
             self._stock(entry, held=True),
             self._alert(entry, Alert(kind="low_stock", slot=sale.slot, stock=sale.stock), held=True),
         ]
+
+    def _on_slot_jammed(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """A slot taken out of sale: a jam alert saying so and the snapshot showing it, with the refund's window."""
+        failures, slot = entry.data["failures"], entry.data["slot"]
+        detail = f"out of sale: {failures} vends in a row did not drop; enable_slot {slot} once mended"
+        alert = Alert(kind="jam", slot=slot, detail=detail)
+        return [self._alert(entry, alert, held=True), self._stock(entry, held=True)]
 
     def _on_vend_refunded(self, entry: JournalEntry) -> list[OutboundMessage]:
         """The refund and its jam alert go out with the window, as the sale would have."""

@@ -238,7 +238,8 @@ def _open_alerts(store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow
 
     A low-stock alert closes when a later snapshot shows the slot above the alerted level; a jam, door
     or fault alert closes with the machine's next stock snapshot (someone restocked, or a command
-    changed the machine) -- the machine reports no "cleared" event of its own.
+    changed the machine) -- the machine reports no "cleared" event of its own -- except a jam alert
+    while that snapshot shows its slot out of sale (the machine took it out: enable_slot once mended).
     """
     rows = store.execute(
         "SELECT machine, seq, payload FROM reports WHERE kind = 'alert' ORDER BY seq DESC LIMIT ?", (ALERT_LIMIT * 4,)
@@ -247,12 +248,8 @@ def _open_alerts(store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow
     for machine, seq, payload in rows:
         body = payload_of(payload)
         snapshot = snapshots.get(str(machine))
-        if snapshot is not None and snapshot[0] > int(seq):
-            if body.get("kind") != "low_stock":
-                continue
-            level = {s.slot: s.stock for s in snapshot[2]}.get(str(body.get("slot")))
-            if level is not None and level > int(body.get("stock", 0)):
-                continue
+        if snapshot is not None and snapshot[0] > int(seq) and _closed_by(body, snapshot[2]):
+            continue
         alerts.append(
             AlertRow(
                 str(machine),
@@ -265,6 +262,16 @@ def _open_alerts(store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow
         )
     alerts.sort(key=lambda a: (a.time, a.machine, a.seq), reverse=True)
     return alerts[:ALERT_LIMIT]
+
+
+def _closed_by(alert: dict[str, Any], slots: list[SlotRow]) -> bool:
+    """Whether a later stock snapshot with these ``slots`` closes ``alert`` (``_open_alerts`` says when)."""
+    slot = next((row for row in slots if row.slot == alert.get("slot")), None)
+    if alert.get("kind") == "low_stock":
+        return slot is not None and slot.stock > int(alert.get("stock", 0))
+    if alert.get("kind") == "jam" and slot is not None:
+        return slot.enabled
+    return True
 
 
 def _commands(store: Store, limit: int = 10) -> list[CommandRow]:

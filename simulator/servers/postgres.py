@@ -32,7 +32,11 @@ class PostgresProcess:
         command = [str(a) for a in args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
+        try:
+            subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+        except subprocess.CalledProcessError as exc:  # the tool's own words say why; shown with the traceback
+            exc.add_note(f"what it printed: {(exc.stderr or exc.stdout or 'nothing').strip()[-2000:]}")
+            raise
 
     @property
     def dsn(self) -> str:

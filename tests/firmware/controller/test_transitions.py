@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from transitions.core import MachineError
 
 from firmware import crashpoints
 from firmware.controller.machine import BUSY, SESSION, TRANSITIONS, State
+from firmware.domain import CardTap
 from simulator.scenarios import load_scenario
-from simulator.scenarios.runner import run_scenario
+from simulator.scenarios.runner import ScenarioRunner, run_scenario
 from tests.conftest import ROOT
+from tests.firmware.controller.conftest import MORNING
 
 
 def test_selection_first_then_card_vends_once(rig):
@@ -62,6 +66,61 @@ def test_empty_spiral_refunds(rig):
     rig.select("A2")
     rig.tap()
     assert (rig.last.outcome, rig.balance(), rig.stock("A2")) == ("refunded", 100, 6)
+
+
+def jammed_entries(rig) -> list[str]:
+    rows = rig.runner.machine.db.conn.execute(
+        "SELECT json_extract(data, '$.slot') FROM journal WHERE kind = 'slot_jammed' ORDER BY id"
+    ).fetchall()
+    return [str(slot) for (slot,) in rows]
+
+
+def test_a_slot_whose_last_two_vends_did_not_drop_leaves_sale_until_enabled(rig):
+    assert rig.controller.config.jam_limit == 2, "the default"
+    rig.runner.dispenser.empty("A2")  # the spiral is stuck: nothing will drop
+    for _ in range(2):
+        rig.select("A2")
+        rig.tap()
+        assert (rig.last.outcome, rig.balance()) == ("refunded", 100)
+    assert jammed_entries(rig) == ["A2"], "journaled once, with the second refund"
+    assert not rig.runner.machine.books.inventory.get("A2").enabled
+    motor_runs = rig.runner.dispenser.motor_runs
+    rig.select("A2")
+    assert (rig.last.outcome, rig.last.reason) == ("denied", "slot_disabled")
+    assert rig.runner.dispenser.motor_runs == motor_runs, "no third buyer meets the stuck spiral"
+
+    rig.runner.dispenser.fill("A2", 6)  # mended; the vendor enables the slot again
+    rig.runner.machine.books.inventory.set_enabled("A2", True)
+    rig.select("A2")
+    rig.tap()
+    assert rig.last.outcome == "vended"
+
+
+def test_one_jam_between_good_vends_keeps_the_slot_selling(rig):
+    for jammed in (True, False, True):
+        if jammed:
+            rig.runner.dispenser.jam("A1")
+        rig.select("A1")
+        rig.tap()
+        assert rig.last.outcome == ("refunded" if jammed else "vended")
+    assert jammed_entries(rig) == [] and rig.runner.machine.books.inventory.get("A1").enabled
+
+
+def test_a_jam_limit_of_0_never_takes_a_slot_out(tmp_path):
+    scenario = load_scenario(MORNING)
+    setup = scenario.machine
+    never = replace(scenario, machine=replace(setup, config=setup.config.model_copy(update={"jam_limit": 0})))
+    runner = ScenarioRunner(never, tmp_path / "machine")
+    runner.start()
+    try:
+        runner.dispenser.empty("A2")
+        for _ in range(3):
+            runner.machine.controller.dispatch("select", "A2")
+            runner.machine.controller.present(CardTap(never.cards["amy"].uid, "virtual", runner.clock.now()))
+            assert runner.machine.controller.last_transaction.outcome == "refunded"
+        assert runner.machine.books.inventory.get("A2").enabled
+    finally:
+        runner.close()
 
 
 def test_sold_out_selection_is_refused_in_each_selling_state(rig):

@@ -164,6 +164,29 @@ def test_a_jam_alert_goes_out_with_its_refund_timed_to_the_window(tmp_path: Path
     assert sale["outcome"] == "refunded" and jam["kind"] == "jam" and sale["time"] == jam["time"] == window
 
 
+def test_a_slot_taken_out_of_sale_is_told_with_its_refund_alert_and_snapshot_timed_to_the_window(
+    tmp_path: Path, closing
+) -> None:
+    runner = closing(spender_at(tmp_path, 15))
+    controller, clock = runner.machine.controller, runner.clock
+    clock.set(clock.now().replace(minute=0, second=0) + timedelta(hours=1, minutes=4))
+    start = clock.now().replace(minute=0)
+    before = len(vendor_reports(runner))
+    runner.dispenser.empty("A2")  # two vends in a row that do not drop: the default jam_limit
+    for _ in range(2):
+        controller.select("A2")
+        controller.present(CardTap(BIG_SPENDER, "virtual", clock.now()))
+    assert vendor_reports(runner)[before:] == [], "nothing at once: not the refunds, the alerts or the snapshot"
+    clock.set(start + timedelta(minutes=15))
+    controller.poll()
+    window = start.astimezone(controller.config.zone).isoformat(timespec="minutes")
+    out = [alert for alert in alerts(runner) if "detail" in alert]
+    assert [(a["kind"], a["slot"], a["time"]) for a in out] == [("jam", "A2", window)]
+    assert "enable_slot A2" in out[0]["detail"]
+    snapshot = [r for r in vendor_reports(runner) if r["kind"] == "stock"][-1]
+    assert snapshot["time"] == window and snapshot["slots"]["A2"]["enabled"] is False
+
+
 def test_zero_minutes_sends_each_visit_at_once(tmp_path: Path, closing) -> None:
     runner = closing(windowed_runner(tmp_path, 0))
     runner.start()

@@ -40,3 +40,20 @@ def test_a_command_s_counter_stays_at_its_issue_time_whatever_was_sent_to_other_
     assert issue_counter("key-a", "M-LATE", late) == int(late.timestamp() * 1_000_000)
     assert issue_counter("key-a", "M-EARLY", early) == int(early.timestamp() * 1_000_000)
     assert issue_counter("key-a", "M-EARLY", early) == int(early.timestamp() * 1_000_000) + 1, "still in order"
+
+
+def test_a_jam_alert_stays_open_while_the_machine_keeps_its_slot_out_of_sale(world, tmp_path):  # noqa: F811
+    with attached_runner(world, tmp_path) as runner:
+        runner.dispenser.empty("A2")
+        for _ in range(2):  # two vends in a row that do not drop: the machine takes A2 out of sale
+            sell(runner, "A2", "lin")
+        assert world.publisher is not None and world.publisher.flush(20)
+        board = read_board(world.vendor.store)
+        jams = [(a.kind, a.slot) for a in board.alerts if "out of sale" in a.detail]
+        assert jams == [("jam", "A2")], "open though a later snapshot came: it shows A2 disabled"
+        assert not next(s for s in board.slots if s.slot == "A2").enabled
+
+        runner.machine.books.inventory.set_enabled("A2", True)  # mended and enabled: the next snapshot closes it
+        runner.machine.controller.restock({"A2": 6})
+        assert world.publisher.flush(20)
+        assert not [a for a in read_board(world.vendor.store).alerts if a.kind == "jam"]
