@@ -117,7 +117,8 @@ def run(
         typer.Option(
             "--continue",
             help="Run on a --state-dir that already holds books this scenario did not make (another run's, "
-            "later ones, other cards); refused without it.",
+            "other cards, or later ones: then the machine is out of order until the scenario's time reaches "
+            "them); refused without it.",
         ),
     ] = False,
     machine: Annotated[Path | None, typer.Option(help="Machine config; overrides the scenario's `machine:`.")] = None,

@@ -140,9 +140,10 @@ def _instant(stored: str, like: datetime) -> datetime:
 def reuse_problems(state_dir: Path, machine: str, start: datetime, card_uids: set[str]) -> list[str]:
     """Why a scenario starting at ``start`` should not run on the books in ``state_dir``; none for a new dir.
 
-    Another machine's books, books that already go past the scenario's start (virtual time would run
-    backwards), or a wallet with other cards than the scenario's (its cards are issued only into a
-    new wallet, so its expectations would be about cards the machine does not have).
+    Another machine's books, books that already go past the scenario's start (the machine's clock would
+    be behind its books: out of order past five minutes), or a wallet with other cards than the
+    scenario's (its cards are issued only into a new wallet, so its expectations would be about cards
+    the machine does not have).
     """
     if not (state_dir / "machine.db").is_file():
         return []
@@ -155,7 +156,10 @@ def reuse_problems(state_dir: Path, machine: str, start: datetime, card_uids: se
     card_uids = {uid.upper() for uid in card_uids}
     problems = []
     if last is not None and datetime.fromisoformat(str(last)) > start:
-        problems.append(f"its books go up to {last}, after the scenario starts ({start.isoformat()})")
+        problems.append(
+            f"its books go up to {last}, after the scenario starts ({start.isoformat()}): the machine would find "
+            "its clock behind its books and stop selling until then (docs/reliability.md)"
+        )
     if uids != card_uids:
         unknown, missing = len(uids - card_uids), len(card_uids - uids)
         problems.append(

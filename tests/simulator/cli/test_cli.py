@@ -256,6 +256,25 @@ def test_a_state_dir_holding_another_machine_is_invalid_input_not_a_crash(tmp_pa
     assert "holds machine TPE-DAAN-JH-01, not TPE-DAAN-JH-02" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_a_state_dir_whose_books_go_past_the_scenario_s_start_is_refused_and_continue_runs_out_of_order(tmp_path):
+    state = str(tmp_path / "state")
+    first = vending("run", "--script", str(MORNING), "--broker", "none", "--state-dir", state)
+    assert first.returncode == 0, first.stderr
+    again = vending("run", "--script", str(MORNING), "--broker", "none", "--state-dir", state)
+    assert again.returncode == 2 and "after the scenario starts (2026-03-02T07:30:00+08:00)" in again.stderr
+    assert "clock behind its books" in again.stderr and "Traceback" not in again.stderr
+    anyway = vending("run", "--script", str(MORNING), "--broker", "none", "--state-dir", state, "--continue")
+    assert anyway.returncode == 1, "on purpose: the expectations meet a machine that is out of order"
+    lines = [line for line in anyway.stdout.splitlines() if line[:4].isdigit()]  # the event lines
+    first_sale = next(n for n, line in enumerate(lines) if line.split()[1] == "vended")
+    before = lines[:first_sale]
+    assert any(line.split()[1] == "fault" and "clock behind the books" in line for line in before)
+    refusals = [line for line in before if line.split()[1] == "denied"]
+    assert len(refusals) >= 4 and all("reason=out_of_service" in line for line in refusals), (
+        "refused until the scenario's time reaches the books' (10:10), then selling again"
+    )
+
+
 def test_a_bug_exits_with_the_documented_internal_error_code_and_says_where():
     import sys
 
