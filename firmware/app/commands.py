@@ -47,7 +47,13 @@ class CommandProcessor:
         self.unanswered = 0  # unverified messages refused without an answer (over the cap, or retained)
 
     def apply_from(self, inbox: Inbox) -> int:
-        """Apply every command the inbox received since the last call; how many there were."""
+        """Apply every command the inbox received since the last call; how many there were.
+
+        None while a customer is at the machine (``Controller.serving``): they wait in the inbox, since a
+        price changed between the selection shown and the tap would charge what the display never said.
+        """
+        if self.controller.serving:
+            return 0
         taken = 0
         while not inbox.commands.empty():
             command = inbox.commands.get_nowait()

@@ -203,11 +203,7 @@ class Node:
 
     # ---- between events -------------------------------------------------------------------------
     def tick(self) -> None:
-        """Every duty between events, in order: the clock, close finished days, fire timeouts, rotate keys, commands.
-
-        Remote commands wait while a customer is at the machine: a price changed between the selection
-        shown and the tap would charge what the display never said.
-        """
+        """Every duty between events, in order: the clock, close finished days, fire timeouts, rotate keys, commands."""
         self.check_clock()
         now = self.controller.now()
         today = now.astimezone(self.controller.config.zone).date()
@@ -218,11 +214,8 @@ class Node:
         if publisher is not None:
             self._apply_pushes()
             self._announce_after_reconnect(publisher)
-            commands, inbox = self.commands, self.inbox
-            if commands is not None and inbox is not None and not self.controller.serving:
-                applied = commands.apply_from(inbox)
-                if applied:
-                    publisher.wake()  # the answers are in the outbox
+            if self.commands is not None and self.inbox is not None and self.commands.apply_from(self.inbox):
+                publisher.wake()  # the answers are in the outbox
 
     def _apply_pushes(self) -> None:
         """The authorities' pushes that arrived (lost-card lists, guardian controls), each checked and applied."""

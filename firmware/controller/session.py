@@ -81,7 +81,7 @@ class Controller(Timers, Service, Faults, Triggers):
         """A customer is at the machine: from the first selection or tap to the end of the session.
 
         What the display showed them (a price, a slot to sell from) holds until they are done, so remote
-        commands wait for this to pass (``Node.tick``).
+        commands wait for this to pass (``CommandProcessor.apply_from``).
         """
         return self.state in SESSION or self.state in BUSY
 

@@ -17,10 +17,10 @@ from firmware.readers.virtual import VirtualReader  # noqa: F401 - the product's
 class VirtualClock:
     """Time the scenario drives; it goes backwards only when ``reset``, as a wall clock may."""
 
+    _now: datetime
+
     def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("the virtual clock needs an aware start time")
-        self._now = start
+        self.reset(start)
 
     def now(self) -> datetime:
         return self._now

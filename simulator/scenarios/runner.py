@@ -272,8 +272,8 @@ class ScenarioRunner:
 
     def _do_clock(self, step: Step) -> None:
         """The wall clock set by hand, by NTP or by an RTC reset: it may go back; the books' time does not."""
-        self.clock.reset(step.time())
-        self._on_event(step.time(), "clock", {"set": step.time().isoformat()})
+        self.clock.reset(moment := step.time())
+        self._on_event(moment, "clock", {"set": moment.isoformat()})
 
     def _do_door(self, step: Step) -> None:
         self.door.open = step.value == "open"
