@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,11 +45,18 @@ CardStepLines = Callable[[list[str]], list[dict[str, Any]]]  # days -> each card
 PeriodBefore = Callable[[str], list[str]]  # local day -> the previous settlement period's days, once it is over
 
 
-def release_window(at: datetime, minutes: int) -> tuple[datetime, datetime]:
-    """The window ``at`` falls in: windows of ``minutes`` counted from midnight UTC (whole-hour zones align)."""
-    size = minutes * 60
-    start = datetime.fromtimestamp(int(at.timestamp()) // size * size, UTC)
-    return start, start + timedelta(seconds=size)
+def release_window(at: datetime, minutes: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The window ``at`` falls in: windows of ``minutes`` from local midnight, the day's last one cut at the next.
+
+    So a window never holds two trading days: a held sale carries its window's start as its time, and the
+    vendor counts it in that day, whose summary holds the card's count (simulator/backends/analytics.py).
+    """
+    day = at.astimezone(zone).date()
+    midnight = datetime.combine(day, time(), zone).astimezone(UTC)
+    next_midnight = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
+    size = timedelta(minutes=minutes)
+    start = midnight + (at.astimezone(UTC) - midnight) // size * size
+    return start, min(start + size, next_midnight)
 
 
 def local_minute(at: datetime, zone: ZoneInfo) -> str:
@@ -115,7 +122,7 @@ class MqttReporter:
         """A vendor report timed to its minute; ``held`` ones wait for their release window and carry its start."""
         at, release_at = entry.at, None
         if held and self.release_minutes:
-            at, release_at = release_window(entry.at, self.release_minutes)
+            at, release_at = release_window(entry.at, self.release_minutes, self.zone)
         payload = {"machine": self.machine, "time": local_minute(at, self.zone), **body}
         return OutboundMessage(topics.vendor(self.machine, topic_kind), payload, retain, "vendor", release_at)
 
@@ -218,14 +225,15 @@ class MqttReporter:
         """The vendor's day summary and the issuer's sealed settlement.
 
         The summary carries the distinct buyers: pseudonyms name visits, so the vendor cannot count them.
+        With the most items one card bought, it bounds the buyers in any part of the day: a cell of n
+        items had at least n / most buyers, whatever the vendor shares (k-anonymous reports).
         """
         day = entry.data["day"]
         totals = self.daily_totals(day)
+        counts = {"buyers": len(totals), "sales": sum(c for _, _, c in totals)}
+        counts["most_by_one_buyer"] = max((c for _, _, c in totals), default=0)
         summary = OutboundMessage(
-            topics.vendor(self.machine, "summary"),
-            {"machine": self.machine, "day": day, "buyers": len(totals), "sales": sum(c for _, _, c in totals)},
-            False,
-            "vendor",
+            topics.vendor(self.machine, "summary"), {"machine": self.machine, "day": day, **counts}, False, "vendor"
         )
         if self.issuer_public_key is None or self.identity is None:
             return [summary]
@@ -284,7 +292,7 @@ class MqttReporter:
         document["pad"] = "." * max(0, ALERT_PAD - len(json.dumps(canonical(document))))
         message = self._sealed(topics.GUARDIAN_ALERT, document, self.identity, self.school_public_key, "school")
         if self.release_minutes:
-            message = replace(message, release_at=release_window(entry.at, self.release_minutes)[1])
+            message = replace(message, release_at=release_window(entry.at, self.release_minutes, self.zone)[1])
         return [message]
 
     def _sealed(

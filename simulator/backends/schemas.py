@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS machines (
     machine TEXT PRIMARY KEY, state TEXT NOT NULL, last_heartbeat TEXT, outbox INTEGER
 );
 """
-    + view_sql("sqlite")  # sales, denials, alerts: generated from firmware/reporting/reports.py
+    + view_sql("sqlite")  # sales, denials, alerts, summaries: generated from firmware/reporting/reports.py
 )
 
 ISSUER_SCHEMA = (

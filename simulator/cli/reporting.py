@@ -246,7 +246,12 @@ def vendor_report(
     ] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV to stdout, a header row always.")] = False,
 ) -> None:
-    """Sales aggregates the vendor may share: a cell from fewer than k distinct buyers shows as suppressed."""
+    """Sales aggregates the vendor may share: a cell from fewer than k distinct buyers shows as suppressed.
+
+    The vendor's pseudonyms name visits, so a cell's buyers are bounded from below by the machines' day
+    summaries (the most items one card bought), never counted from pseudonyms; cells of a day not yet
+    closed are suppressed until its summary arrives.
+    """
     from simulator.backends.analytics import DIMENSIONS, aggregate
     from simulator.backends.vendor import open_store
 
@@ -259,19 +264,19 @@ def vendor_report(
     if not str(db).startswith(("postgresql://", "postgres://")) and not Path(db).exists():
         fail(f"--db: {db} does not exist")
     cells = aggregate(open_store(db), dimensions, k, machine)
-    header = [*dimensions, "buyers", "items", "revenue"]
+    header = [*dimensions, "buyers_at_least", "items", "revenue"]
     if as_json:
-        figures = ("buyers", "items", "revenue")
+        figures = ("buyers_at_least", "items", "revenue")
         objects = []
         for cell in cells:
             shown = dict(zip(header, cell, strict=True))
-            suppressed = not isinstance(shown["buyers"], int)
+            suppressed = not isinstance(shown["buyers_at_least"], int)
             objects.append({**shown, **dict.fromkeys(figures if suppressed else ()), "suppressed": suppressed})
         typer.echo(json.dumps(objects, ensure_ascii=False, indent=1))
     elif as_csv:
         write_csv(sys.stdout, header, cells)
     else:
-        table = Table(title=f"Sales by {', '.join(dimensions)} (cells under {k} buyers suppressed)")
+        table = Table(title=f"Sales by {', '.join(dimensions)} (cells not shown to hold {k} buyers suppressed)")
         for column in header:
             table.add_column(column, justify="left" if column in dimensions else "right")
         for cell in cells:

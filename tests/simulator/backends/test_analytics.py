@@ -1,55 +1,109 @@
-"""`vending backend vendor report`: k-anonymous aggregates from a vendor database filled by a real run."""
+"""`vending backend vendor report`: k-anonymous aggregates from a vendor database filled by a real run.
+
+The vendor's pseudonyms name visits, so one child's five visits are five pseudonyms: the report must
+bound a cell's buyers from the machines' day summaries, never count pseudonyms.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from typer.testing import CliRunner
 
+from firmware.domain import CardTap
+from firmware.reporting.reporter import release_window
+from simulator.backends.analytics import buyers_at_least
 from simulator.cli import app
 from simulator.scenarios.reporting_world import ReportingWorld
-from tests.support.reporting import attached_runner, sell_many
+from tests.support.reporting import attached_runner
+
+TAIPEI = ZoneInfo("Asia/Taipei")
 
 
-def test_cells_from_fewer_than_k_buyers_are_suppressed(tmp_path: Path, closing) -> None:
+def _buy(runner, card: str, slot: str) -> None:
+    runner.machine.controller.dispatch("select", slot)
+    runner.machine.controller.present(CardTap(runner.scenario.cards[card].uid, "virtual", runner.clock.now()))
+    runner.clock.advance(timedelta(minutes=3))
+
+
+def _report(db: str, by: str, k: int) -> list[dict]:
+    shown = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", by, "--k", str(k), "--json"])
+    assert shown.exit_code == 0, shown.output
+    return json.loads(shown.output)
+
+
+def test_one_childs_visits_never_make_a_cell_k_anonymous(tmp_path: Path, closing) -> None:
     world = closing(ReportingWorld(tmp_path / "world").start())
     with attached_runner(world, tmp_path) as runner:
-        sell_many(runner, 20)  # five products, four sales each, 2.5 minutes apart: four visits each
+        for _ in range(5):
+            _buy(runner, "lin", "A1")  # one card, five visits, five pseudonyms
+        for card in ("amy", "ben", "lin"):
+            _buy(runner, card, "A3")
         assert world.publisher is not None and world.publisher.flush(20)
-    db = str(tmp_path / "world" / "vendor.db")
-    cli = CliRunner()
-
-    assert world.vendor is not None
-    truth = {
-        product: (buyers, items, revenue)
-        for product, buyers, items, revenue in world.vendor.store.execute(
-            "SELECT product, COUNT(DISTINCT pseudonym), COUNT(*), SUM(price) FROM sales "
-            "WHERE outcome = 'vended' GROUP BY product"
+        db = str(tmp_path / "world" / "vendor.db")
+        assert world.vendor is not None
+        pseudonyms = dict(
+            world.vendor.store.execute("SELECT product, COUNT(DISTINCT pseudonym) FROM sales GROUP BY product")
         )
+        assert pseudonyms["milk-lowfat-290"] == 5, "the vendor sees five strangers where one child bought"
+
+        open_day = _report(db, "product,day", 1)
+        assert open_day and all(cell["suppressed"] for cell in open_day), "a day without its summary bounds nothing"
+
+        runner.machine.close_finished_days("2026-03-03")
+        assert world.publisher.flush(20)
+        books = runner.machine.db.conn  # the truth only the machine holds: which card bought
+        truth = dict(books.execute("SELECT product, COUNT(DISTINCT uid) FROM vends GROUP BY product"))
+        truth["*"] = books.execute("SELECT COUNT(DISTINCT uid) FROM vends").fetchone()[0]
+    assert truth == {"milk-lowfat-290": 1, "soymilk-250": 3, "*": 3}
+
+    by_product = {cell["product"]: cell for cell in _report(db, "product,day", 2)}
+    assert by_product["milk-lowfat-290"]["suppressed"], "one child's five visits shown as a cell of buyers"
+    assert by_product["milk-lowfat-290"]["items"] is None and by_product["milk-lowfat-290"]["revenue"] is None
+    for cell in _report(db, "product,day", 1):
+        assert cell["buyers_at_least"] <= truth[cell["product"]], cell  # a bound, never more than the truth
+    (day,) = _report(db, "day", 2)  # 8 items, at most 6 by one card: at least 2 buyers
+    assert day == {
+        "day": "2026-03-02",
+        "buyers_at_least": 2,
+        "items": 8,
+        "revenue": day["revenue"],
+        "suppressed": False,
     }
-    assert min(b for b, _, _ in truth.values()) < 4 <= max(b for b, _, _ in truth.values()), truth  # both paths
-    report = ["backend", "vendor", "report", "--db", db]
-    shown = cli.invoke(app, [*report, "--by", "product,day", "--k", "4", "--json"])
-    assert shown.exit_code == 0, shown.output
-    cells = json.loads(shown.output)
-    for cell in cells:
-        buyers, items, revenue = truth[cell["product"]]
-        assert cell["day"] == "2026-03-02"
-        figures = [cell["buyers"], cell["items"], cell["revenue"]]
-        assert figures == ([buyers, items, revenue] if buyers >= 4 else [None, None, None])
-        assert cell["suppressed"] is (buyers < 4)
-    assert len(cells) == len(truth)
-    table = cli.invoke(app, [*report, "--by", "product,day", "--k", "4"])
-    assert table.exit_code == 0 and "product" in table.output and "suppressed" in table.output
+    assert day["revenue"] > 0 and truth["*"] >= day["buyers_at_least"]
 
-    hidden = cli.invoke(app, [*report, "--by", "product,day,hour", "--k", "5", "--csv"])
-    assert hidden.exit_code == 0, hidden.output
+    hidden = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "product,day,hour", "--csv"])
     rows = list(csv.reader(io.StringIO(hidden.output)))
-    assert rows[0] == ["product", "day", "hour", "buyers", "items", "revenue"] and len(rows) > 1
+    assert rows[0] == ["product", "day", "hour", "buyers_at_least", "items", "revenue"] and len(rows) > 1
     assert all(row[3:] == ["<5", "suppressed", "suppressed"] for row in rows[1:]), "a cell under k was shown"
+    table = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "day", "--k", "2"])
+    assert table.exit_code == 0 and "2026-03-02" in table.output and "buyers" in table.output
 
-    bad = cli.invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "product,student"])
+    bad = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "product,student"])
     assert bad.exit_code == 2 and "--by" in bad.output
+
+
+def test_a_cell_across_machines_and_days_is_bounded_by_its_largest_machine_day() -> None:
+    """A card may buy at two machines and on two days: the slices' bounds do not add up, the largest holds."""
+    most = {("m1", "d1"): 2, ("m2", "d1"): 3, ("m1", "d2"): 1}
+    assert buyers_at_least({("m1", "d1"): 6, ("m2", "d1"): 3}, most) == 3
+    assert buyers_at_least({("m1", "d1"): 1, ("m1", "d2"): 4}, most) == 4
+    assert buyers_at_least({("m3", "d1"): 50}, most) == 0, "a machine-day with no summary bounds nothing"
+    assert buyers_at_least({}, most) == 0
+
+
+def test_a_release_window_never_holds_two_trading_days() -> None:
+    """Held sales carry their window's start; a window cut at local midnight keeps each sale in its own day."""
+    for minutes in (7, 15, 45, 120):
+        for at in (datetime(2026, 3, 2, 23, 59, tzinfo=TAIPEI), datetime(2026, 3, 3, 0, 1, tzinfo=TAIPEI)):
+            start, end = release_window(at, minutes, TAIPEI)
+            assert start <= at < end and end - start <= timedelta(minutes=minutes)
+            last = end - timedelta(microseconds=1)
+            assert start.astimezone(TAIPEI).date() == at.date() == last.astimezone(TAIPEI).date()
+    start, end = release_window(datetime(2026, 3, 2, 10, 7, 30, tzinfo=TAIPEI), 15, TAIPEI)
+    assert (start, end) == (datetime(2026, 3, 2, 2, 0, tzinfo=UTC), datetime(2026, 3, 2, 2, 15, tzinfo=UTC))
