@@ -37,6 +37,7 @@ from bench.vend_sql import wal_frames  # noqa: E402
 from firmware.app.node import DB_FILE  # noqa: E402
 from firmware.identity.secretfile import PRIVATE_FILE, private_dir  # noqa: E402
 from firmware.journal.database import SCHEMA  # noqa: E402
+from firmware.journal.owner import OWNERS  # noqa: E402
 
 FRAME_VENDS = 500  # vends whose WAL frames are counted, after the timed ones
 
@@ -109,6 +110,7 @@ def lay_out(directory: Path, arm: Arm) -> None:
     if arm.settings:
         conn.execute(arm.settings)  # before journal_mode: WAL fixes the page size with the file's first page
     conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA application_id = {OWNERS['machine']}")  # a machine's file, as the firmware stamps it
     if arm.table:
         conn.execute(arm.table)
     conn.close()

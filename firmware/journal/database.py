@@ -17,6 +17,7 @@ import msgspec
 from firmware import crashpoints
 from firmware.errors import StorageError
 from firmware.identity.secretfile import PRIVATE_FILE, private_dir
+from firmware.journal.owner import ForeignDatabase, claim
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -155,10 +156,15 @@ class Database:
             private_dir(path.parent)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))  # 0600 before SQLite opens it
             self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout=10000")  # the outbox publisher shares the file
+            try:
+                claim(self.conn, path, "machine")  # another party's file is refused before anything is written
+            except ForeignDatabase:
+                self.conn.close()
+                raise
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA synchronous={synchronous}")
             self.conn.execute("PRAGMA foreign_keys=ON")
-            self.conn.execute("PRAGMA busy_timeout=10000")  # the outbox publisher shares the file
             self.conn.executescript(SCHEMA)
             self._migrate()
         except (sqlite3.Error, OSError) as exc:

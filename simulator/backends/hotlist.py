@@ -9,7 +9,6 @@ stale policy, so the issuer republishes it at least that often (``vending issuer
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from firmware.identity.pseudonym import hotlist_name, normalise_uid
 from firmware.identity.signing import Identity
 from firmware.reporting.hotlist import DELTA_TOPIC, FULL_TOPIC, compose_delta, compose_full
-from simulator.backends.store import private_file
+from simulator.backends.store import open_owned
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS hotlist_cards (uid TEXT PRIMARY KEY, since TEXT NOT NULL);
@@ -38,10 +37,7 @@ class HotlistRegistry:
     """The listed cards on the issuer's SQLite file (the same file as its backend's)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        private_file(path)
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.execute("PRAGMA busy_timeout=10000")
+        self.conn = open_owned(path, "issuer", isolation_level=None)
         self.conn.executescript(SCHEMA)
 
     def change(self, add: set[str], remove: set[str], at: datetime) -> Change:

@@ -58,7 +58,7 @@ class IssuerBackend(BackendService):
         majority_age: int = 18,
         hotlist_key: bytes | None = None,
     ) -> None:
-        store = SqliteReportStore(db, ISSUER_SCHEMA)
+        store = SqliteReportStore(db, ISSUER_SCHEMA, "issuer")
         super().__init__(address, store, identity, enrolment, client_id, school=school, persistent=persistent)
         self._key = seal_key
         self.credits = PendingCredits(store, identity, hotlist_key)  # operators' refunds to purse cards

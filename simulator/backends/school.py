@@ -43,7 +43,7 @@ class SchoolBackend(BackendService):
 
     def __init__(self, address: BrokerAddress, db: Path, seal_key: bytes, identity: Identity, enrolment: Enrolment,
                  client_id: str | None = None, persistent: bool = True) -> None:  # fmt: skip
-        super().__init__(address, SqliteReportStore(db, SCHOOL_SCHEMA), identity, enrolment, client_id,
+        super().__init__(address, SqliteReportStore(db, SCHOOL_SCHEMA, "school"), identity, enrolment, client_id,
                          persistent=persistent)  # fmt: skip
         self._key = seal_key
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware import crashpoints
+from firmware.journal.owner import NAMES, ForeignDatabase, claim
 from simulator.backends.schemas import VENDOR_SCHEMA
 
 
@@ -29,6 +30,30 @@ def private_file(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
     if path.stat().st_mode & 0o077:
         os.chmod(path, 0o600)
+
+
+def open_owned(path: Path, owner: str, **options: Any) -> sqlite3.Connection:
+    """``owner``'s database at ``path``: claimed (firmware/journal/owner.py) before anything is written to it.
+
+    A new file is made 0600 before SQLite opens it; a file already there is checked first, so a path
+    that names someone else's file is refused with its mode, tables and journal untouched.
+    """
+    if path.is_dir():
+        raise ForeignDatabase(f"{path}: a directory, not {NAMES[owner]} database")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = path.exists()
+    if not existed:
+        private_file(path)
+    conn = sqlite3.connect(path, **options)
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        claim(conn, path, owner)
+    except BaseException:
+        conn.close()
+        raise
+    if existed:
+        private_file(path)
+    return conn
 
 
 VISIT_KINDS = "('sale', 'denial')"  # the records about a visit: what a school request reads or erases
@@ -233,13 +258,11 @@ def _row(report: Report) -> tuple[Any, ...]:
 class SqliteReportStore(StoreQueries):
     """Reports keyed by (machine, seq): a redelivered report is ignored, and the ack only moves forward."""
 
-    def __init__(self, path: Path, schema: str = VENDOR_SCHEMA) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        private_file(path)  # the issuer's settlements hold card numbers; SQLite gives its WAL the file's mode
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    def __init__(self, path: Path, schema: str = VENDOR_SCHEMA, owner: str = "vendor") -> None:
+        # 0600: the issuer's settlements hold card numbers; SQLite gives its WAL the file's mode
+        self.conn = open_owned(path, owner, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA busy_timeout=10000")
         self.conn.execute("PRAGMA secure_delete=ON")  # freed cells are zeroed: an erased payload is not left behind
         self.conn.executescript(schema)
         self._lock = threading.Lock()

@@ -114,7 +114,7 @@ def _order(db: Path, key: Path, order: dict[str, Any]) -> None:
     from simulator.backends.store import SqliteReportStore
 
     identity = party_identity("issuer", key)
-    store = SqliteReportStore(db, ISSUER_SCHEMA)
+    store = SqliteReportStore(db, ISSUER_SCHEMA, "issuer")
     try:
         account = AccountBook(store).order(identity, order)
     except AccountError as exc:
@@ -205,7 +205,7 @@ def accounts(
 
     if not db.is_file():
         fail(f"--db {db}: no such file")
-    store = SqliteReportStore(db, ISSUER_SCHEMA)
+    store = SqliteReportStore(db, ISSUER_SCHEMA, "issuer")
     try:
         book = AccountBook(store)
         uids = [str(uid) for (uid,) in store.execute("SELECT uid FROM accounts ORDER BY uid")]

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firmware.errors import VendingError
+from firmware.journal.owner import claim
 
 Row = dict[str, Any]
 
@@ -31,8 +32,9 @@ def read_only(state_dir: Path) -> Iterator[sqlite3.Connection]:
     if not path.is_file():
         raise NotAStateDir(f"--state-dir {state_dir}: no machine.db here (is it a machine's state dir?)")
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    conn.execute("PRAGMA busy_timeout=5000")
     try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        claim(conn, path, "machine", stamp=False)
         yield conn
     finally:
         conn.close()

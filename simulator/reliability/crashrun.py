@@ -184,7 +184,7 @@ def start_reporting(world: ReportingWorld, machine: Node) -> OutboxPublisher:
 
 def issuer_money(world: ReportingWorld) -> int:
     """The accounts at the issuer, less the offline debts it declined (vended, never collected)."""
-    store = SqliteReportStore(world.workdir / "issuer.db", ISSUER_SCHEMA)
+    store = SqliteReportStore(world.workdir / "issuer.db", ISSUER_SCHEMA, "issuer")
     try:
         book = AccountBook(store)
         return book.total() - sum(amount for _, _, amount in book.declined_debts())
@@ -328,7 +328,7 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
 
 def open_account(world: ReportingWorld) -> None:
     """The account card's account at the issuer, in the world's issuer database."""
-    store = SqliteReportStore(world.workdir / "issuer.db", ISSUER_SCHEMA)
+    store = SqliteReportStore(world.workdir / "issuer.db", ISSUER_SCHEMA, "issuer")
     try:
         for order in account_orders(ACCOUNT_CARD, "staff", AccountSpec(balance=ACCOUNT_BALANCE, born=STAFF_BORN),
                                     START.date()):  # fmt: skip

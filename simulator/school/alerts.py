@@ -14,6 +14,7 @@ from typing import Any
 from firmware.errors import VendingError
 from firmware.identity.keyset import CONTROLS, read_shared_key
 from firmware.identity.pseudonym import controls_name
+from firmware.journal.owner import claim
 
 
 def alerts_by_student(db: Path, keys: Path, day: str | None = None) -> list[dict[str, Any]]:
@@ -24,6 +25,7 @@ def alerts_by_student(db: Path, keys: Path, day: str | None = None) -> list[dict
         raise VendingError(f"--db {db}: no such file (`vending backend school` makes it)")
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
+        claim(conn, db, "school", stamp=False)
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "guardian_alerts" not in tables:
             return []

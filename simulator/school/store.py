@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from pathlib import Path
 
 from firmware.errors import VendingError
-from simulator.backends.store import private_file
+from simulator.backends.store import open_owned
 from simulator.school.roster import Student
 
 SCHEMA = """
@@ -25,12 +23,8 @@ class UnknownStudent(VendingError):
 class SchoolStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not path.exists():
-            path.touch(mode=0o600)
-        os.chmod(path, 0o600)
-        private_file(path)  # the roster: who holds which card
-        self.conn = sqlite3.connect(path, isolation_level=None)
-        self.conn.execute("PRAGMA busy_timeout=10000")  # the school backend stores guardian alerts in this file too
+        # 0600, the roster: who holds which card; the school backend stores guardian alerts in this file too
+        self.conn = open_owned(path, "school", isolation_level=None)
         self.conn.executescript(SCHEMA)
 
     def replace_roster(self, students: list[Student]) -> None:

@@ -35,7 +35,7 @@ def keys(tmp_path: Path) -> DevKeys:
 
 @pytest.fixture
 def book(tmp_path: Path, keys: DevKeys):
-    store = SqliteReportStore(tmp_path / "issuer.db", ISSUER_SCHEMA)
+    store = SqliteReportStore(tmp_path / "issuer.db", ISSUER_SCHEMA, "issuer")
     book = AccountBook(store)
     book.order(keys.issuer, {"order": "open", "card": MINOR, "profile": "student", "born": "2011-05-01", "day": DAY})
     book.order(keys.issuer, {"order": "topup", "card": MINOR, "amount": 100})
