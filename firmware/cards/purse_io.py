@@ -203,8 +203,13 @@ def apply_credit(
     return replace(after, credits=seq)
 
 
+def credit_fits(state: PurseState, amount: int) -> bool:
+    """Whether the purse can take ``amount`` in one step: a full purse (MAX_BALANCE) refuses a credit."""
+    return 0 < amount <= MAX_STEP and state.balance + amount <= MAX_BALANCE
+
+
 def _credit(tag: ClassicTag, sam: Sam, state: PurseState, entry: LogEntry, amount: int) -> PurseState:
-    if not 0 < amount <= MAX_STEP or state.balance + amount > MAX_BALANCE:
+    if not credit_fits(state, amount):
         raise CardError(f"a credit of {amount} would take the purse from NT${state.balance} past 0..{MAX_BALANCE}")
     _open(tag, sam, PURSE_SECTOR, key_b=True)
     tag.restore(BALANCE)

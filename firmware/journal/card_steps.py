@@ -6,8 +6,9 @@ it. A row left behind means the card left mid-debit; its next tap here shows wha
 ``credit`` row is a refund owed to a card: written with the refund, removed once the card
 confirmed the credit; ``counter`` is set just before each attempt, so a pulled credit is never paid
 twice. ``unknown``: the card's log no longer reaches the step (it was used elsewhere since), so the
-issuer decides it: the step (its counter, amount and the balance before it) goes to the issuer,
-sealed, which matches it against the next step any machine settled on that card. The money in
+issuer decides it, a debit or a credit's last try alike: the step (its counter, amount and the
+balance before it) goes to the issuer, sealed, which matches it against the next step any machine
+settled on that card. The money in
 these rows is part of the machine's invariant.
 """
 
@@ -29,7 +30,7 @@ class CardStep:
     counter: int | None  # the card counter the step carries on the card, once known
     at: datetime | None  # the time the card's log entry carries (a credit: of its latest try)
     status: str  # open | unknown
-    before: int | None = None  # a debit: the purse's balance when the intent was journaled
+    before: int | None = None  # the purse's balance when the debit's intent or the credit's last try was journaled
 
 
 class CardSteps:
@@ -74,10 +75,14 @@ class CardSteps:
             (txn_id, uid, amount),
         )
 
-    def attempt(self, txn_id: str, counter: int, at: datetime) -> None:
-        """The next try at paying a credit: the counter and time its log entry will carry, journaled first."""
+    def attempt(self, txn_id: str, counter: int, at: datetime, before: int) -> None:
+        """The next try at paying a credit: the counter and time its log entry will carry, journaled first.
+
+        With the balance it starts from: what the issuer needs if the card's log moves past the try.
+        """
         self.db.conn.execute(
-            "UPDATE card_steps SET counter = ?, at = ? WHERE txn_id = ?", (counter, at.isoformat(), txn_id)
+            "UPDATE card_steps SET counter = ?, at = ?, before = ? WHERE txn_id = ?",
+            (counter, at.isoformat(), before, txn_id),
         )
 
     def leave_to_issuer(self, txn_id: str) -> None:

@@ -27,7 +27,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from firmware.cards.purse import CardError, LogEntry, PurseState, Sam, card_day, step_mac
-from firmware.cards.purse_io import CreditGiven, apply_credit, credit, recover, step_fate
+from firmware.cards.purse_io import CreditGiven, apply_credit, credit, credit_fits, recover, step_fate
 from firmware.cards.purse_io import debit as debit_card
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from firmware.domain import CardAccount, CardLink, CardTap, JournalEntry, SpendStep
@@ -146,11 +146,11 @@ class CardPurse:
 
     def _resolve_debit(self, step: CardStep, state: PurseState, at: datetime) -> None:
         made = self._fate(step, state, step.amount)
+        if made is None:
+            self._leave_to_issuer(step, at)
+            return
         with self.db.atomic("card_step"):
-            if made is None:  # the card's log moved past it: the issuer matches it with the next step settled
-                self.steps.leave_to_issuer(step.txn_id)
-                self.journal.append(JournalEntry(UNRESOLVED_STEP, at, step.txn_id, {}))
-            elif made:  # taken, never vended on: it is owed back
+            if made:  # taken, never vended on: it is owed back
                 self.steps.owe(step.txn_id, step.uid, step.amount)
                 self._count_made(step, state)
             else:
@@ -170,6 +170,9 @@ class CardPurse:
         for seq, amount in listed:
             if seq <= state.credits:
                 continue
+            if not credit_fits(state, amount):  # the card keeps one mark, the last credit given: in order only
+                log.info("the issuer's credits wait for a card whose purse is too full to take them")
+                break
             with self.db.atomic("card_step"):
                 book.attempt(uid, seq)  # journaled before the card is written: a pull leaves it in doubt, not lost
             try:
@@ -187,21 +190,37 @@ class CardPurse:
         return state
 
     def _pay(self, tag: ClassicTag, step: CardStep, state: PurseState, at: datetime) -> PurseState:
-        """Pay one owed refund: the counter it will carry is journaled first, so a pull never pays twice."""
+        """Pay one owed refund: the counter it will carry is journaled first, so a pull never pays twice.
+
+        A try the card's log has moved past may have been paid: the issuer decides it, never a second
+        credit here. A refund a full purse cannot take stays owed until a tap finds room.
+        """
         if step.counter is not None:
             made = self._fate(step, state, -step.amount)
+            if made is None:
+                self._leave_to_issuer(step, at)
+                return state
             if made:
                 with self.db.atomic("card_step"):
                     self.steps.close(step.txn_id)
                     self._count_made(step, state)
                 return state
+        if not credit_fits(state, step.amount):
+            log.info("a refund stays owed to a card: its purse is too full to take it")
+            return state
         with self.db.atomic("card_step"):
-            self.steps.attempt(step.txn_id, state.counter + 1, at)
+            self.steps.attempt(step.txn_id, state.counter + 1, at, state.balance)
         after = credit(tag, self.sam, step.amount, self.machine_id, at, refund=True, counter=state.counter + 1)
         with self.db.atomic("card_step"):
             self.steps.close(step.txn_id)
             self._count(step.uid, after.log[0])
         return after
+
+    def _leave_to_issuer(self, step: CardStep, at: datetime) -> None:
+        """The card's log moved past the step: the issuer matches it with the next step any machine settled."""
+        with self.db.atomic("card_step"):
+            self.steps.leave_to_issuer(step.txn_id)
+            self.journal.append(JournalEntry(UNRESOLVED_STEP, at, step.txn_id, {}))
 
     def _fate(self, step: CardStep, state: PurseState, amount: int) -> bool | None:
         if step.counter is None or step.at is None:

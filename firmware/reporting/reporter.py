@@ -268,14 +268,18 @@ class MqttReporter:
         return [self._sealed("account", document, self.identity, self.issuer_public_key)]
 
     def _on_unresolved_step(self, entry: JournalEntry) -> list[OutboundMessage]:
-        """A purse debit whose fate the card's log no longer shows (payment: card), sealed to the issuer."""
+        """A purse step whose fate the card's log no longer shows (payment: card), sealed to the issuer.
+
+        A debit, or a refund's last try; the amount is signed as the card's log signs it (a refund negative).
+        """
         step = self.card_step(entry.txn_id or "") if self.card_step else None
         if step is None or step.counter is None or step.before is None or step.at is None:
             return []
         if self.issuer_public_key is None or self.identity is None:
             return []
+        signed = step.amount if step.kind == "debit" else -step.amount
         document = {"machine": self.machine, "txn": step.txn_id, "card": step.uid, "counter": step.counter}
-        document |= {"amount": step.amount, "before": step.before, "currency": self.currency}
+        document |= {"amount": signed, "before": step.before, "currency": self.currency}
         document["day"] = step.at.astimezone(self.zone).date().isoformat()
         return [self._sealed("unresolved", document, self.identity, self.issuer_public_key)]
 

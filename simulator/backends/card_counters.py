@@ -74,14 +74,19 @@ def _bad_mac(uid: str, step: dict[str, Any]) -> CounterIncident:
 
 @dataclass(frozen=True)
 class UnresolvedDebit:
-    """A debit a machine left to the issuer, and what the other machines' steps say of it."""
+    """A step a machine left to the issuer, and what the other machines' steps say of it.
+
+    A debit (``amount`` taken) or a refund's last try (``amount`` negative, as the card's log signs a
+    credit). ``made``: the step is on the card; for a debit nothing was vended on it, so the card is
+    owed the amount; for a refund the card has it. ``not_made``: the reverse.
+    """
 
     uid: str
     machine: str
     txn: str
     counter: int
     amount: int
-    verdict: str  # made (the card is owed the amount: nothing was vended) | not_made | unknown
+    verdict: str  # made | not_made | unknown
 
 
 def decide_unresolved(unresolved: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[UnresolvedDebit]:

@@ -29,11 +29,11 @@ from tests.conftest import ROOT
 AMY = "04A1B2C3"
 
 
-def card_runner(tmp_path: Path, world: ReportingWorld) -> ScenarioRunner:
+def card_runner(tmp_path: Path, world: ReportingWorld, purse: int = 100) -> ScenarioRunner:
     script = tmp_path / "amy.yaml"
     script.write_text(
         f"machine: {ROOT / 'configs/machines/demo.yaml'}\npayment: card\nstart: '2026-03-02T09:00:00+08:00'\n"
-        f"cards:\n  amy: {{uid: '{AMY}', profile: student, purse: 100}}\nsteps:\n  - note: driven by the test\n"
+        f"cards:\n  amy: {{uid: '{AMY}', profile: student, purse: {purse}}}\nsteps:\n  - note: driven by the test\n"
     )
     scenario = load_scenario(script)
     return ScenarioRunner(scenario, tmp_path / "machine", link=world.machine_link(scenario.machine.config.id))

@@ -1,0 +1,126 @@
+"""A refund owed to a purse card is paid once, and never keeps the card from being used.
+
+Two ways it went wrong: a refund whose credit the card was pulled through, then used three times
+elsewhere, was paid a second time (its log no longer showed the first); and a refund, or an
+operator's credit, that a full purse (NT$10,000) could not take made every tap fail, so the card
+could neither buy nor ever receive it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+
+from firmware.cards.purse import step_mac
+from firmware.cards.purse_io import debit
+from firmware.cards.tag import ClassicTag
+from firmware.domain import CardTap
+from firmware.journal.card_steps import CardSteps
+from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.sealed import open_settlement
+from simulator.backends.issuer import IssuerBackend
+from simulator.scenarios.reporting_world import ReportingWorld
+from simulator.scenarios.runner import ScenarioRunner
+from tests.firmware.payments.test_card_unresolved import AMY, card_runner
+
+
+def _tap(runner: ScenarioRunner) -> None:
+    assert runner.purses is not None
+    runner.machine.controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=runner.purses.link(AMY)))
+
+
+def _used_elsewhere(runner: ScenarioRunner, times: int) -> list[dict]:
+    """The card debited NT$10 at other machines, each step as its machine settles it with the issuer."""
+    purses = runner.purses
+    assert purses is not None
+    settled = []
+    for n in range(times):
+        runner.clock.advance(timedelta(minutes=5))
+        link = purses.link(AMY)
+        assert link is not None
+        with link() as exchange:
+            after = debit(
+                ClassicTag(bytes.fromhex(AMY), exchange), purses.sam, 10, f"TPE-OTHER-{n}", runner.clock.now()
+            )
+        entry = after.log[0]
+        mac = step_mac(purses.sam, bytes.fromhex(AMY), entry.counter, entry.amount, entry.balance)
+        settled.append({"uid": AMY, "counter": entry.counter, "machine": f"TPE-OTHER-{n}", "amount": entry.amount,
+                        "balance": entry.balance, "mac": mac, "week": "2026-W09"})  # fmt: skip
+    runner.clock.advance(timedelta(minutes=5))
+    return settled
+
+
+def test_a_refund_pulled_through_then_lost_from_the_cards_log_is_never_paid_twice(tmp_path: Path, closing) -> None:
+    world = ReportingWorld(tmp_path / "world")  # no broker: the machine's reports wait in its outbox
+    runner = closing(card_runner(tmp_path, world))
+    runner.start()
+    purses = runner.purses
+    assert purses is not None
+    runner.dispenser.jam("A1")
+    purses.tear_next(6)  # the debit's three writes and read-back, the refund's three writes: gone before its read-back
+    runner.machine.controller.select("A1")
+    _tap(runner)
+    assert purses.balance(AMY) == 100, "the debit and the refund's credit are both on the card"
+    (owed,) = CardSteps(runner.machine.db).all()
+    assert (owed.kind, owed.counter, owed.before) == ("credit", 2, 75), "the refund's try, journaled before it"
+
+    others = _used_elsewhere(runner, 3)  # three steps elsewhere: the card's log no longer shows the refund
+    assert purses.balance(AMY) == 70
+    _tap(runner)
+    runner.machine.controller.dispatch("cancel")
+    assert purses.balance(AMY) == 70, "the refund was paid a second time"
+    (left,) = CardSteps(runner.machine.db).all()
+    assert (left.status, left.counter, left.before) == ("unknown", 2, 75), "left to the issuer, with what it read"
+
+    rows = runner.machine.db.conn.execute(
+        "SELECT payload FROM outbox WHERE stream = 'issuer' AND topic LIKE '%/unresolved'"
+    ).fetchall()
+    (payload,) = [json.loads(text) for (text,) in rows]
+    keys = world.keys
+    document = open_settlement(payload["sealed"], keys.seal_private, partial(keys.enrolment.verify, payload["machine"]))
+    assert (document["counter"], document["amount"], document["before"]) == (2, -25, 75), "a credit, signed as such"
+    issuer = IssuerBackend(BrokerAddress.parse("mqtt://127.0.0.1:9"), tmp_path / "issuer.db", keys.seal_private,
+                           keys.issuer, keys.enrolment)  # fmt: skip
+    try:
+        report = issuer.report(payload["machine"], "unresolved", payload)
+        assert report is not None
+        issuer.store.store_many([report])
+        insert = (
+            "INSERT INTO card_steps (uid, counter, machine, amount, balance, mac, week) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        )
+        for step in others:
+            issuer.store.execute(insert, tuple(step.values()))
+        (decided,) = issuer.unresolved_debits()
+        assert (decided.verdict, decided.amount) == ("made", -25), "the card has its refund: nothing is owed"
+    finally:
+        issuer.store.close()
+
+
+def test_a_refund_a_full_purse_cannot_take_waits_and_the_card_still_buys(tmp_path: Path, closing) -> None:
+    runner = closing(card_runner(tmp_path, ReportingWorld(tmp_path / "world"), purse=9990))
+    runner.start()
+    purses, controller = runner.purses, runner.machine.controller
+    assert purses is not None
+    purses.tear_next(3)  # the debit written, the card gone before its read-back: nothing vended, NT$25 owed
+    controller.select("A1")
+    _tap(runner)
+    assert controller.last_transaction is not None and controller.last_transaction.reason == "card_removed"
+    purses.topup(AMY, 35, "7-ELEVEN-SIM", runner.clock.now())  # a store fills the purse to the brim
+    assert purses.balance(AMY) == 10_000
+
+    _tap(runner)  # the refund cannot fit: it stays owed, and the card is read as usual
+    assert controller.state.value == "awaiting_selection", "a card with a refund it cannot take was refused"
+    assert [step.kind for step in CardSteps(runner.machine.db).all()] == ["credit"]
+    controller.select("A1")
+    assert controller.last_transaction is not None and controller.last_transaction.outcome == "vended"
+    assert purses.balance(AMY) == 10_000 - 25
+
+    _tap(runner)  # room now: the refund is paid, once
+    controller.dispatch("cancel")
+    assert purses.balance(AMY) == 10_000
+    assert CardSteps(runner.machine.db).all() == []
+    _tap(runner)
+    controller.dispatch("cancel")
+    assert purses.balance(AMY) == 10_000
