@@ -178,8 +178,9 @@ def credit(
     """Add ``amount`` with key B: a top-up at a store, or (``refund``) a machine giving back a debit it did not vend.
 
     The same three writes as a debit (backup, log entry with the amount negative, INCREMENT and
-    TRANSFER), so ``recover`` finishes or undoes a pulled credit the same way. A refund also takes
-    the amount off the day's spend (a guardian's limit counts what was bought); a top-up does not.
+    TRANSFER), so ``recover`` finishes or undoes a pulled credit the same way. A refund of a purchase
+    made this card day also takes the amount off the day's spend (a guardian's limit counts what was
+    bought); a top-up, or a refund of another day's purchase, does not: the caller says which.
     """
     state = _expect(recover(tag, sam), counter)
     return _credit(tag, sam, state, next_entry(state, -amount, terminal, at, refund), amount)
@@ -192,12 +193,13 @@ def apply_credit(
 
     The credit is a refund step whose log entry names ``seq``; then the card's marker says ``seq``
     (``_mark_credits`` finishes that if the card is pulled between). A card that was given ``seq``
-    already is left as it is: ``CreditGiven``.
+    already is left as it is: ``CreditGiven``. The issuer's list names no purchase day, so the credit
+    gives the money back, not the day's allowance: a guardian's daily limit is never exceeded by it.
     """
     state = _expect(recover(tag, sam), counter)
     if seq <= state.credits:
         raise CreditGiven(f"card {tag.uid.hex().upper()} was given pending credit {seq} already")
-    after = _credit(tag, sam, state, next_entry(state, -amount, "", at, refund=True, tag=credit_tag(seq)), amount)
+    after = _credit(tag, sam, state, next_entry(state, -amount, "", at, tag=credit_tag(seq)), amount)
     _open(tag, sam, CREDIT_SECTOR, key_b=True)
     _set_credits(tag, state.credits, seq)
     return replace(after, credits=seq)

@@ -133,4 +133,6 @@ class Cashier:
             balance = payment.pay_back(record.uid, at)
         if balance is not None:
             self.balance_after[record.txn_id] = balance.amount
+        else:  # owed: the debit's read-back is not what the card will hold, and the display must not say paid
+            self.balance_after.pop(record.txn_id, None)
         self.emit("refunded", txn=record.txn_id, slot=record.slot, price=record.price, recovered=recovered)

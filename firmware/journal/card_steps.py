@@ -31,6 +31,7 @@ class CardStep:
     at: datetime | None  # the time the card's log entry carries (a credit: of its latest try)
     status: str  # open | unknown
     before: int | None = None  # the purse's balance when the debit's intent or the credit's last try was journaled
+    bought: datetime | None = None  # a credit: when the purchase it gives back was made (None: not known)
 
 
 class CardSteps:
@@ -67,12 +68,15 @@ class CardSteps:
     def close(self, txn_id: str) -> None:
         self.db.conn.execute("DELETE FROM card_steps WHERE txn_id = ?", (txn_id,))
 
-    def owe(self, txn_id: str, uid: str, amount: int) -> None:
-        """A refund owed to the card (also a debit the card shows was made without a vend); not tried yet."""
+    def owe(self, txn_id: str, uid: str, amount: int, bought: datetime | None) -> None:
+        """A refund owed to the card (also a debit the card shows was made without a vend); not tried yet.
+
+        ``bought``: when the purchase it gives back was made, so that paying it frees that day's allowance only.
+        """
         self.db.conn.execute(
-            "INSERT OR REPLACE INTO card_steps (txn_id, uid, kind, amount, counter, at, status) "
-            "VALUES (?, ?, 'credit', ?, NULL, '', 'open')",
-            (txn_id, uid, amount),
+            "INSERT OR REPLACE INTO card_steps (txn_id, uid, kind, amount, counter, at, status, bought) "
+            "VALUES (?, ?, 'credit', ?, NULL, '', 'open', ?)",
+            (txn_id, uid, amount, bought.isoformat() if bought else None),
         )
 
     def attempt(self, txn_id: str, counter: int, at: datetime, before: int) -> None:
@@ -98,13 +102,14 @@ class CardSteps:
         return [_step(row) for row in rows]
 
 
-COLUMNS = "txn_id, uid, kind, amount, counter, at, status, before"
+COLUMNS = "txn_id, uid, kind, amount, counter, at, status, before, bought"
 
 
 def _step(row: tuple[Any, ...]) -> CardStep:
-    txn_id, uid, kind, amount, counter, at, status, before = row
+    txn_id, uid, kind, amount, counter, at, status, before, bought = row
     moment = datetime.fromisoformat(at) if at else None
-    return CardStep(txn_id, uid, kind, int(amount), counter, moment, status, before)
+    purchase = datetime.fromisoformat(bought) if bought else None
+    return CardStep(txn_id, uid, kind, int(amount), counter, moment, status, before, purchase)
 
 
 class CardCounters:

@@ -59,7 +59,7 @@ CREATE TABLE IF NOT EXISTS card_counters (
 CREATE TABLE IF NOT EXISTS card_steps (
     txn_id TEXT PRIMARY KEY, uid TEXT NOT NULL, kind TEXT NOT NULL CHECK (kind IN ('debit', 'credit')),
     amount INTEGER NOT NULL CHECK (amount > 0), counter INTEGER, at TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'unknown')), before INTEGER
+    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'unknown')), before INTEGER, bought TEXT
 );
 CREATE TABLE IF NOT EXISTS account_auths (
     txn_id TEXT PRIMARY KEY, uid TEXT NOT NULL, amount INTEGER NOT NULL CHECK (amount > 0),
@@ -188,6 +188,7 @@ class Database:
             ("commands", "at", "TEXT NOT NULL DEFAULT ''"),
             ("vends", "profile", "TEXT NOT NULL DEFAULT ''"),
             ("card_steps", "before", "INTEGER"),
+            ("card_steps", "bought", "TEXT"),
         )
         for table, column, kind in added:
             columns = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}

@@ -95,6 +95,11 @@ class VendLedger:
         ).fetchone()
         return int(row[0])
 
+    def made_at(self, txn_id: str) -> datetime | None:
+        """When the vend's debit was made (its row's time), if this machine holds it."""
+        row = self.db.conn.execute("SELECT at FROM vends WHERE txn_id = ?", (txn_id,)).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
     def refunded(self, txn_id: str) -> int | None:
         """What an operator refunded on this sale, if anything."""
         row = self.db.conn.execute("SELECT amount FROM operator_refunds WHERE txn_id = ?", (txn_id,)).fetchone()

@@ -37,6 +37,7 @@ from firmware.journal.card_steps import CardCounters, CardStep, CardSteps
 from firmware.journal.credits import CreditsBook
 from firmware.journal.database import Database
 from firmware.journal.guardians import GuardianBook
+from firmware.journal.vends import VendLedger
 from firmware.money import Money
 from firmware.ports import Journal
 
@@ -62,6 +63,7 @@ class CardPurse:
         self.currency = currency
         self.zone = zone
         self.steps = CardSteps(db)
+        self.vends = VendLedger(db)
         self.counters = CardCounters(db)
         self.guardians = GuardianBook(db)
         self.credits: CreditsBook | None = None  # the issuer's pending credits (set by the node, with its key)
@@ -115,7 +117,7 @@ class CardPurse:
         return Money(read.balance, self.currency)
 
     def refund(self, uid: str, amount: Money, txn_id: str) -> Money | None:
-        self.steps.owe(txn_id, uid, amount.amount)
+        self.steps.owe(txn_id, uid, amount.amount, self.vends.made_at(txn_id))
         return None
 
     def pay_back(self, uid: str, at: datetime) -> Money | None:
@@ -151,7 +153,7 @@ class CardPurse:
             return
         with self.db.atomic("card_step"):
             if made:  # taken, never vended on: it is owed back
-                self.steps.owe(step.txn_id, step.uid, step.amount)
+                self.steps.owe(step.txn_id, step.uid, step.amount, step.at)
                 self._count_made(step, state)
             else:
                 self.steps.close(step.txn_id)
@@ -210,7 +212,8 @@ class CardPurse:
             return state
         with self.db.atomic("card_step"):
             self.steps.attempt(step.txn_id, state.counter + 1, at, state.balance)
-        after = credit(tag, self.sam, step.amount, self.machine_id, at, refund=True, counter=state.counter + 1)
+        same_day = step.bought is not None and card_day(step.bought) == card_day(at)  # its day's allowance only
+        after = credit(tag, self.sam, step.amount, self.machine_id, at, refund=same_day, counter=state.counter + 1)
         with self.db.atomic("card_step"):
             self.steps.close(step.txn_id)
             self._count(step.uid, after.log[0])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from firmware.cards import mifare as m
-from firmware.cards.purse import CREDITS, credit_seq, put, read_image
+from firmware.cards.purse import CREDITS, card_day, credit_seq, put, read_image
 from firmware.cards.purse_io import CreditGiven, apply_credit, debit, recover
 from firmware.cards.tag import CardGone
 from tests.firmware.cards.test_purse_io import AT, SAM, new_card, tap
@@ -62,3 +62,14 @@ def test_a_marker_torn_in_its_transfer_is_restored_and_brought_up_from_the_log()
     state = recover(tap(card), SAM)
     assert state.credits == 3 and m.decode_value(card.read_block(CREDITS))[0] == 3
     assert state.balance == 520
+
+
+def test_an_issuers_credit_gives_the_money_back_not_the_days_allowance():
+    """The list names no purchase day: the credit may be for another day's sale, so a guardian's daily
+    limit (which counts the day's spend on the card's log) is not loosened by it."""
+    card = new_card()
+    debit(tap(card), SAM, 25, "TPE-DAAN-JH-01", AT)
+    spent = recover(tap(card), SAM).spent_on(card_day(AT))
+    after = apply_credit(tap(card), SAM, 1, 25, AT)
+    assert after.balance == 500 and spent == 25
+    assert after.spent_on(card_day(AT)) == 25
