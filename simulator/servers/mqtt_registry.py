@@ -56,11 +56,13 @@ def await_whole(nodes: Mapping[str, Evaluate], deadline: float) -> None:
     """
     restarted: dict[str, float] = {}
     while True:
-        partial = [name for name, evaluate in nodes.items() if not whole(evaluate)]
+        answers = {name: evaluate(WHOLE).strip() for name, evaluate in nodes.items()}
+        partial = [name for name, answer in answers.items() if answer != "true"]
         if not partial:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the MQTT client-id registry did not take every node: {views(nodes)}")
+            said = "; ".join(f"{name} said {answers[name][:200]!r}" for name in partial)
+            raise TimeoutError(f"the MQTT client-id registry did not take every node ({said}): {views(nodes)}")
         for name in partial:
             answer = nodes[name](MEND)
             if "timeout" in answer and time.monotonic() - restarted.get(name, -RESTART_GRACE_S) >= RESTART_GRACE_S:
