@@ -119,7 +119,7 @@ def test_a_node_left_out_of_the_mqtt_registry_is_added_back(rabbitmq: RabbitClus
     first, left_out = rabbitmq.nodes[0], rabbitmq.nodes[2]
     rabbitmq.ctl(first, "eval", f"ra:remove_member(mqtt_node:server_id(), {{mqtt_node, '{left_out.name}'}}).")
     assert not rabbitmq.registry_whole(), "the registry lacks the node (what the boot race leaves)"
-    rabbitmq.mend_registry()  # the start's budget: 60 s ran out twice in full parallel runs, every view whole just after
+    rabbitmq.mend_registry()  # the start's budget: 60 s ran out twice in full parallel runs, all views whole after
     assert rabbitmq.registry_whole()
     assert rabbitmq.takes_mqtt(left_out), "the node added back takes MQTT sessions"
 
