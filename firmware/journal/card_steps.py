@@ -89,6 +89,10 @@ class CardSteps:
             (counter, at.isoformat(), before, txn_id),
         )
 
+    def forget_try(self, txn_id: str) -> None:
+        """A credit's last try that the card shows was not made: the step is owed as if never tried."""
+        self.db.conn.execute("UPDATE card_steps SET counter = NULL, at = '', before = NULL WHERE txn_id = ?", (txn_id,))
+
     def leave_to_issuer(self, txn_id: str) -> None:
         self.db.conn.execute("UPDATE card_steps SET status = 'unknown' WHERE txn_id = ?", (txn_id,))
 

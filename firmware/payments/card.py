@@ -209,6 +209,9 @@ class CardPurse:
                 return state
         if not credit_fits(state, step.amount):
             log.info("a refund stays owed to a card: its purse is too full to take it")
+            if step.counter is not None:  # its last try is known not made: forget it, before the log moves past it
+                with self.db.atomic("card_step"):
+                    self.steps.forget_try(step.txn_id)
             return state
         with self.db.atomic("card_step"):
             self.steps.attempt(step.txn_id, state.counter + 1, at, state.balance)

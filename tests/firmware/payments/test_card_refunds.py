@@ -124,3 +124,31 @@ def test_a_refund_a_full_purse_cannot_take_waits_and_the_card_still_buys(tmp_pat
     _tap(runner)
     controller.dispatch("cancel")
     assert purses.balance(AMY) == 10_000
+
+
+def test_a_try_known_not_made_is_forgotten_while_the_purse_is_full_and_paid_once_there_is_room(
+    tmp_path: Path, closing
+) -> None:
+    """A refund's try that the card shows was not made is owed as if never tried: were it kept, the card's
+    log would move past it while the purse is full, and the refund would be left to the issuer unpaid."""
+    runner = closing(card_runner(tmp_path, ReportingWorld(tmp_path / "world"), purse=9990))
+    runner.start()
+    purses, controller = runner.purses, runner.machine.controller
+    assert purses is not None
+    runner.dispenser.jam("A1")
+    purses.tear_next(4)  # the debit, then the refund's credit pulled after its first write: not made
+    controller.select("A1")
+    _tap(runner)
+    (owed,) = CardSteps(runner.machine.db).all()
+    assert owed.counter == 2 and purses.balance(AMY) == 9965
+    purses.topup(AMY, 35, "7-ELEVEN-SIM", runner.clock.now())  # the store's step takes counter #2
+    _tap(runner)  # the try was not made and the purse is full: owed as if never tried
+    controller.select("A1")
+    assert controller.last_transaction is not None and controller.last_transaction.outcome == "vended"
+    (owed,) = CardSteps(runner.machine.db).all()
+    assert (owed.counter, owed.status) == (None, "open")
+    _used_elsewhere(runner, 2)  # the card's log now holds #3..#5: #2 is gone from it
+    _tap(runner)
+    controller.dispatch("cancel")
+    assert purses.balance(AMY) == 9975 - 20 + 25, "the refund is paid here, once"
+    assert CardSteps(runner.machine.db).all() == []
