@@ -9,13 +9,9 @@ could neither buy nor ever receive it.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-from firmware.cards.purse import step_mac
-from firmware.cards.purse_io import debit
-from firmware.cards.tag import ClassicTag
 from firmware.domain import CardTap
 from firmware.journal.card_steps import CardSteps
 from firmware.reporting.mqtt import BrokerAddress
@@ -23,33 +19,12 @@ from firmware.reporting.sealed import open_settlement
 from simulator.backends.issuer import IssuerBackend
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
-from tests.firmware.payments.test_card_unresolved import AMY, card_runner
+from tests.firmware.payments.test_card_unresolved import AMY, card_runner, used_elsewhere
 
 
 def _tap(runner: ScenarioRunner) -> None:
     assert runner.purses is not None
     runner.machine.controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=runner.purses.link(AMY)))
-
-
-def _used_elsewhere(runner: ScenarioRunner, times: int) -> list[dict]:
-    """The card debited NT$10 at other machines, each step as its machine settles it with the issuer."""
-    purses = runner.purses
-    assert purses is not None
-    settled = []
-    for n in range(times):
-        runner.clock.advance(timedelta(minutes=5))
-        link = purses.link(AMY)
-        assert link is not None
-        with link() as exchange:
-            after = debit(
-                ClassicTag(bytes.fromhex(AMY), exchange), purses.sam, 10, f"TPE-OTHER-{n}", runner.clock.now()
-            )
-        entry = after.log[0]
-        mac = step_mac(purses.sam, bytes.fromhex(AMY), entry.counter, entry.amount, entry.balance)
-        settled.append({"uid": AMY, "counter": entry.counter, "machine": f"TPE-OTHER-{n}", "amount": entry.amount,
-                        "balance": entry.balance, "mac": mac, "week": "2026-W09"})  # fmt: skip
-    runner.clock.advance(timedelta(minutes=5))
-    return settled
 
 
 def test_a_refund_pulled_through_then_lost_from_the_cards_log_is_never_paid_twice(tmp_path: Path, closing) -> None:
@@ -66,7 +41,7 @@ def test_a_refund_pulled_through_then_lost_from_the_cards_log_is_never_paid_twic
     (owed,) = CardSteps(runner.machine.db).all()
     assert (owed.kind, owed.counter, owed.before) == ("credit", 2, 75), "the refund's try, journaled before it"
 
-    others = _used_elsewhere(runner, 3)  # three steps elsewhere: the card's log no longer shows the refund
+    others = used_elsewhere(runner, 3)  # three steps elsewhere: the card's log no longer shows the refund
     assert purses.balance(AMY) == 70
     _tap(runner)
     runner.machine.controller.dispatch("cancel")
@@ -147,7 +122,7 @@ def test_a_try_known_not_made_is_forgotten_while_the_purse_is_full_and_paid_once
     assert controller.last_transaction is not None and controller.last_transaction.outcome == "vended"
     (owed,) = CardSteps(runner.machine.db).all()
     assert (owed.counter, owed.status) == (None, "open")
-    _used_elsewhere(runner, 2)  # the card's log now holds #3..#5: #2 is gone from it
+    used_elsewhere(runner, 2)  # the card's log now holds #3..#5: #2 is gone from it
     _tap(runner)
     controller.dispatch("cancel")
     assert purses.balance(AMY) == 9975 - 20 + 25, "the refund is paid here, once"

@@ -12,6 +12,7 @@ import json
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from firmware.cards.purse import step_mac
 from firmware.cards.purse_io import debit
@@ -39,6 +40,27 @@ def card_runner(tmp_path: Path, world: ReportingWorld, purse: int = 100) -> Scen
     return ScenarioRunner(scenario, tmp_path / "machine", link=world.machine_link(scenario.machine.config.id))
 
 
+def used_elsewhere(runner: ScenarioRunner, times: int) -> list[dict[str, Any]]:
+    """The card debited NT$10 at other machines, 5 minutes apart, each step as its machine settles it."""
+    purses = runner.purses
+    assert purses is not None
+    settled = []
+    for n in range(times):
+        runner.clock.advance(timedelta(minutes=5))
+        link = purses.link(AMY)
+        assert link is not None
+        with link() as exchange:
+            after = debit(
+                ClassicTag(bytes.fromhex(AMY), exchange), purses.sam, 10, f"TPE-OTHER-{n}", runner.clock.now()
+            )
+        entry = after.log[0]
+        mac = step_mac(purses.sam, bytes.fromhex(AMY), entry.counter, entry.amount, entry.balance)
+        settled.append({"uid": AMY, "counter": entry.counter, "machine": f"TPE-OTHER-{n}", "amount": entry.amount,
+                        "balance": entry.balance, "mac": mac, "week": "2026-W09"})  # fmt: skip
+    runner.clock.advance(timedelta(minutes=5))
+    return settled
+
+
 def test_a_step_the_card_s_log_moved_past_is_decided_by_the_issuer(tmp_path: Path, closing) -> None:
     world = ReportingWorld(tmp_path / "world")  # no broker: the machine's reports wait in its outbox
     runner = closing(card_runner(tmp_path, world))
@@ -51,20 +73,7 @@ def test_a_step_the_card_s_log_moved_past_is_decided_by_the_issuer(tmp_path: Pat
     assert controller.last_transaction is not None and controller.last_transaction.reason == "card_removed"
     assert purses.balance(AMY) == 75, "the debit was made on the card; nothing was vended"
 
-    others = []  # the card at three other machines (a bus, a shop, the school's other machine)
-    for n in range(3):
-        runner.clock.advance(timedelta(minutes=5))
-        link = purses.link(AMY)
-        assert link is not None
-        with link() as exchange:
-            after = debit(
-                ClassicTag(bytes.fromhex(AMY), exchange), purses.sam, 10, f"TPE-OTHER-{n}", runner.clock.now()
-            )
-        entry = after.log[0]
-        mac = step_mac(purses.sam, bytes.fromhex(AMY), entry.counter, entry.amount, entry.balance)
-        others.append({"uid": AMY, "counter": entry.counter, "machine": f"TPE-OTHER-{n}", "amount": entry.amount,
-                       "balance": entry.balance, "mac": mac, "week": "2026-W09"})  # fmt: skip
-    runner.clock.advance(timedelta(minutes=5))
+    others = used_elsewhere(runner, 3)  # the card at three other machines (a bus, a shop, the school's other one)
     controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
     controller.dispatch("cancel")
     (left,) = CardSteps(runner.machine.db).all()
