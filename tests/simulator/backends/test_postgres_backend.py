@@ -37,6 +37,29 @@ def test_postgres_store_is_idempotent_and_acks_only_contiguous_runs(postgres, cl
     assert store.execute("SELECT txn FROM sales WHERE seq = ?", (3,)) == [("t3",)]
 
 
+def test_the_k_anonymous_report_bounds_buyers_from_the_day_summaries_on_postgresql(postgres, closing):
+    """The same bound as on SQLite, through PostgreSQL's generated views (``summaries`` casts its counts)."""
+    from simulator.backends.analytics import aggregate
+    from simulator.backends.postgres_store import PostgresReportStore
+
+    store = closing(PostgresReportStore(postgres.dsn))
+    store.conn.execute("TRUNCATE reports, acked")
+    time = "2026-03-02T10:00+08:00"
+
+    def sale(seq: int, product: str) -> Report:
+        body = {"txn": f"t{seq}", "time": time, "outcome": "vended", "product": product, "price": 25}
+        return Report("M1", seq, "sale", {"seq": seq, **body, "pseudonym": f"visit{seq}"})
+
+    day = {"seq": 8, "day": "2026-03-02", "buyers": 4, "sales": 7, "most_by_one_buyer": 2}
+    store.store_many([*(sale(n, "milk") for n in range(1, 7)), sale(7, "toast")])
+    assert aggregate(store, ["product", "day"], 1)[0][2:] == ["<1", "suppressed", "suppressed"], "no summary yet"
+    store.store_many([Report("M1", 8, "summary", day)])
+    assert aggregate(store, ["product", "day"], 3) == [  # six milks, at most two by one card: three cards at least
+        ["milk", "2026-03-02", 3, 6, 150],
+        ["toast", "2026-03-02", "<3", "suppressed", "suppressed"],
+    ]
+
+
 def test_two_backends_on_one_postgres_share_a_subscription_exactly_once(postgres, tmp_path: Path, closing):
     require_mosquitto()
     world = closing(ReportingWorld(tmp_path / "world", broker="mosquitto").start())
