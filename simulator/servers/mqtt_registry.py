@@ -9,8 +9,12 @@ changes (after a node is killed, say); and a revived node's election stalls. The
 plugin's own, run as an operator would with ``rabbitmqctl eval``: add the missing members, start a
 node's registry server again where it has stopped (a node removed from the registry stops its own)
 or where it no longer answers (a removed node's server can stay up, deaf, after the others add it
-back: seen in 2 of 5 full-suite runs in one day) and has not just been restarted (restarting it at
-every check kept it from catching up: seen once more), call an election.
+back: seen in 2 of 5 full-suite runs in one day), call an election. A server still deaf the round
+after its restart is replaced, as an operator replaces a Raft member: its data deleted, a healthy
+node removes it from the registry, a fresh server starts and the healthy node adds it back, which
+makes the leader send it the log at once (only while every other node's view is whole: a majority
+holds the log). Restarted on its own log it stayed deaf for two minutes in 3 full-suite runs; a
+server suspended (``sys:suspend``) is deaf the same way, and this replacement mends it in seconds.
 """
 
 from __future__ import annotations
@@ -26,11 +30,29 @@ WHOLE = (f"case {_MEMBERS} of {{ok, M, _}} -> "
 MEND = (f"case {_MEMBERS} of {{ok, M, _}} -> "
         "[ra:add_member(mqtt_node:server_id(), Id) || Id <- mqtt_node:all_node_ids() -- M]; "
         "{error, noproc} -> ra:restart_server(coordination, mqtt_node:server_id()); "
+        "{timeout, _} -> ra:stop_server(coordination, mqtt_node:server_id()), "
+        "ra:restart_server(coordination, mqtt_node:server_id()); "
         "Other -> Other end.")  # fmt: skip
-RESTART = ("ra:stop_server(coordination, mqtt_node:server_id()), "
-           "ra:restart_server(coordination, mqtt_node:server_id()).")  # fmt: skip
 ELECT = "mqtt_node:trigger_election()."
-RESTART_GRACE_S = 20.0  # a restarted server's first answers time out while it catches up: not restarted again
+DELETE = "ra:force_delete_server(coordination, mqtt_node:server_id())."
+FRESH = ("Self = mqtt_node:server_id(), Fresh = ra:new_uid(<<\"mqtt_node\">>), "
+         "ra:start_server(coordination, #{cluster_name => mqtt_node, id => Self, uid => Fresh, "
+         "friendly_name => mqtt_node, initial_members => mqtt_node:all_node_ids() -- [Self], "
+         "log_init_args => #{uid => Fresh}, machine => {module, mqtt_machine, #{}}}).")  # fmt: skip
+REPLACED_GRACE_S = 20.0  # a replaced server catching up is not replaced again at once
+
+
+def _member(change: str, node: str) -> str:
+    return f"ra:{change}_member(mqtt_node:server_id(), {{mqtt_node, '{node}'}})."
+
+
+def replace(nodes: Mapping[str, Evaluate], deaf: str) -> None:
+    """A fresh registry server on ``deaf``, which a healthy node removes and adds back (see the module's note)."""
+    healthy = next(evaluate for name, evaluate in nodes.items() if name != deaf)
+    nodes[deaf](DELETE)
+    healthy(_member("remove", deaf))
+    nodes[deaf](FRESH)
+    healthy(_member("add", deaf))
 
 
 def whole(evaluate: Evaluate) -> bool:
@@ -51,10 +73,11 @@ def views(nodes: Mapping[str, Evaluate]) -> str:
 def await_whole(nodes: Mapping[str, Evaluate], deadline: float) -> None:
     """Until every node's view is whole, add the members its view lacks; ``TimeoutError`` past ``deadline``.
 
-    A node whose registry server does not answer is restarted, but not again within ``RESTART_GRACE_S``:
-    restarting it at every check kept a slow node from ever catching up (a full suite on 2 cores).
+    A node alone in not being whole whose server was deaf the round before too (its restart did not
+    mend it) is replaced (``replace``), not again within ``REPLACED_GRACE_S``.
     """
-    restarted: dict[str, float] = {}
+    deaf_before: set[str] = set()
+    replaced: dict[str, float] = {}
     while True:
         answers = {name: evaluate(WHOLE).strip() for name, evaluate in nodes.items()}
         partial = [name for name, answer in answers.items() if answer != "true"]
@@ -63,9 +86,13 @@ def await_whole(nodes: Mapping[str, Evaluate], deadline: float) -> None:
         if time.monotonic() > deadline:
             said = "; ".join(f"{name} said {answers[name][:200]!r}" for name in partial)
             raise TimeoutError(f"the MQTT client-id registry did not take every node ({said}): {views(nodes)}")
+        deaf_now = set()
         for name in partial:
-            answer = nodes[name](MEND)
-            if "timeout" in answer and time.monotonic() - restarted.get(name, -RESTART_GRACE_S) >= RESTART_GRACE_S:
-                nodes[name](RESTART)
-                restarted[name] = time.monotonic()
+            if "timeout" in nodes[name](MEND):  # a deaf server is restarted on its own log first
+                deaf_now.add(name)
+        for name in deaf_now & deaf_before:
+            if len(partial) == 1 and time.monotonic() - replaced.get(name, -REPLACED_GRACE_S) >= REPLACED_GRACE_S:
+                replace(nodes, name)
+                replaced[name] = time.monotonic()
+        deaf_before = deaf_now
         time.sleep(1.0)

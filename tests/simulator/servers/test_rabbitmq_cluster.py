@@ -124,6 +124,21 @@ def test_a_node_left_out_of_the_mqtt_registry_is_added_back(rabbitmq: RabbitClus
     assert rabbitmq.takes_mqtt(left_out), "the node added back takes MQTT sessions"
 
 
+def test_a_node_whose_registry_server_went_deaf_is_mended(rabbitmq: RabbitCluster):
+    """A server that does not answer (reproduced by suspending it) is restarted by the mend; one that a
+    restart leaves deaf (seen under load, after a restart on a log that says it left) is replaced: its
+    data deleted, removed and added back by a healthy node, which sends it the log at once."""
+    from simulator.servers import mqtt_registry
+
+    deaf = rabbitmq.nodes[1]
+    for mend in (rabbitmq.mend_registry, lambda: mqtt_registry.replace(rabbitmq._evaluators(), deaf.name)):
+        rabbitmq.ctl(deaf, "eval", "sys:suspend(whereis(mqtt_node)).")
+        assert not rabbitmq.registry_whole(), "the suspended server does not answer"
+        mend()
+        eventually(rabbitmq.registry_whole, timeout=60, what="every node's view of the registry whole, unmended")
+        assert rabbitmq.takes_mqtt(deaf), "the node takes MQTT sessions again"
+
+
 def test_a_machine_s_session_queue_is_elected_at_enrolment_and_its_first_session_uses_it(rabbitmq: RabbitCluster):
     """Declared when the machine is enrolled, not on its first connect (which may meet a node dying: a quorum
     queue declared then can stay leaderless for good in 3.10), and the plugin takes it as its own.
