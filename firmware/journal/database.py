@@ -17,7 +17,7 @@ import msgspec
 from firmware import crashpoints
 from firmware.errors import StorageError
 from firmware.identity.secretfile import PRIVATE_FILE, private_dir
-from firmware.journal.owner import ForeignDatabase, claim
+from firmware.journal.owner import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -155,13 +155,8 @@ class Database:
         try:
             private_dir(path.parent)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))  # 0600 before SQLite opens it
-            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA busy_timeout=10000")  # the outbox publisher shares the file
-            try:
-                claim(self.conn, path, "machine")  # another party's file is refused before anything is written
-            except ForeignDatabase:
-                self.conn.close()
-                raise
+            # another party's file is refused before anything is written; the outbox publisher shares it
+            self.conn = connect(path, "machine", isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute(f"PRAGMA synchronous={synchronous}")
             self.conn.execute("PRAGMA foreign_keys=ON")

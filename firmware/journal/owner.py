@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from firmware.errors import VendingError
 
@@ -61,3 +62,19 @@ def claim(conn: sqlite3.Connection, path: Path | str, owner: str, stamp: bool = 
         raise ForeignDatabase(f"{path}: holds {held}: {wanted}")
     if stamp:
         conn.execute(f"PRAGMA application_id = {OWNERS[owner]}")
+
+
+def connect(path: Path, owner: str, **options: Any) -> sqlite3.Connection:
+    """A connection to ``owner``'s database at ``path``, claimed before the caller writes anything.
+
+    Refused, the connection is closed: nothing of it is left for the collector to close (and
+    checkpoint) at some later moment. Every opener of a party's file goes through here.
+    """
+    conn: sqlite3.Connection = sqlite3.connect(path, **options)
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")  # the party's other tools (a publisher, a hotlist) share the file
+        claim(conn, path, owner)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware import crashpoints
-from firmware.journal.owner import NAMES, ForeignDatabase, claim
+from firmware.journal.owner import NAMES, ForeignDatabase, connect
 from simulator.backends.schemas import VENDOR_SCHEMA
 
 
@@ -44,13 +44,7 @@ def open_owned(path: Path, owner: str, **options: Any) -> sqlite3.Connection:
     existed = path.exists()
     if not existed:
         private_file(path)
-    conn = sqlite3.connect(path, **options)
-    try:
-        conn.execute("PRAGMA busy_timeout=10000")
-        claim(conn, path, owner)
-    except BaseException:
-        conn.close()
-        raise
+    conn = connect(path, owner, **options)
     if existed:
         private_file(path)
     return conn
