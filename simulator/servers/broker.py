@@ -3,6 +3,10 @@
 amqtt 0.12.1 speaks MQTT 3.1.1, does not resend QoS 1 after a reconnect, and queues nothing durably,
 so nothing in this project relies on it for delivery: the machine's outbox and the backend's
 application-level ack carry exactly-once. It is here so `make demo` needs nothing installed.
+
+One amqtt defect is mended here, because no outbox can make up for it: a client that takes over its
+own session (a backend restarted while its old connection was still half-open) must keep it. See
+``_session_keeping_broker``.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ class EmbeddedBroker:
         }
 
         async def _start() -> Any:
-            broker = Broker(config)
+            broker = _session_keeping_broker(Broker)(config)
             await broker.start()
             return broker
 
@@ -142,6 +146,37 @@ class EmbeddedBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _session_keeping_broker(broker: type[Any]) -> type[Any]:
+    """The amqtt ``Broker``, but a connection that lost its session to a takeover leaves the session alone.
+
+    On a takeover amqtt hands the old connection's ``Session`` object to the new one. The old
+    connection's message loop then ends and marks that shared session disconnected; within a second
+    the session monitor removes what it takes for an abandoned anonymous session, stopping the *new*
+    connection's handler and deleting its subscriptions. The client was cut off, or, when the monitor
+    came while it connected, left connected and deaf for good (tests/simulator/servers/
+    test_embedded_broker.py). Mosquitto keeps the session with the new connection; so does this.
+    """
+
+    class SessionKeepingBroker(broker):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._newest: dict[str, Any] = {}  # client id -> the handler of its latest connection
+
+        async def _initialize_client_session(self, *args: Any) -> tuple[Any, Any]:
+            handler, session = await super()._initialize_client_session(*args)
+            self._newest[session.client_id] = handler  # before the takeover ends the old connection's loop
+            return handler, session
+
+        async def _handle_disconnect(self, client_session: Any, handler: Any, disconnect_waiter: Any) -> None:
+            if self._newest.get(client_session.client_id, handler) is not handler:  # taken over: only this
+                await self._stop_handler(handler)  # connection ends; the session is the newer one's
+                return
+            self._newest.pop(client_session.client_id, None)
+            await super()._handle_disconnect(client_session, handler, disconnect_waiter)
+
+    return SessionKeepingBroker
 
 
 async def _cancel_everything_else() -> int:

@@ -1,0 +1,87 @@
+"""The embedded broker (amqtt) hands a session to the client that takes it over, and keeps it there.
+
+A backend that froze (or whose host vanished) leaves a half-open connection; its replacement connects
+with the same client id and a persistent session. amqtt 0.12.1 takes the session over, but the old
+connection's clean-up then marks the shared session disconnected, and its session monitor (once a
+second) tears down what it takes for an abandoned session: the new connection's handler and every
+subscription. The replacement was cut off, or, when the monitor came mid-connect, left connected and
+deaf for good -- an issuer that never heard a machine's debits again (a CI run on 2026-12-06).
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from pathlib import Path
+
+import pytest
+
+from firmware.reporting.mqtt import BrokerAddress, make_client
+from simulator.servers.broker import EmbeddedBroker
+from simulator.servers.mosquitto import MosquittoProcess
+from tests.support.reporting import require_mosquitto
+from tests.support.waiting import eventually
+
+MONITOR_PASSES_S = 3.0  # amqtt's session monitor runs once a second: three of its passes
+
+
+def connected_client(address: BrokerAddress, client_id: str, persistent: bool, inbox: queue.Queue[bytes] | None):
+    """A paho client, connected, subscribed to ``t/#`` at QoS 1 when it has an inbox; it counts its drops."""
+    client = make_client(address, client_id, persistent=persistent)
+    client.drops = 0
+    subscribed: queue.Queue[bool] = queue.Queue()
+
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
+        if inbox is not None:
+            c.subscribe("t/#", qos=1)
+        else:
+            subscribed.put(True)
+
+    def on_disconnect(c, userdata, flags, reason_code, properties) -> None:
+        client.drops += 1
+
+    client.on_connect = on_connect
+    client.on_subscribe = lambda c, u, mid, codes, p: subscribed.put(True)
+    client.on_disconnect = on_disconnect
+    if inbox is not None:
+        client.on_message = lambda c, u, message: inbox.put(message.payload)
+    client.connect(address.host, address.port)
+    client.loop_start()
+    assert subscribed.get(timeout=10)
+    return client
+
+
+def test_a_client_that_takes_over_a_persistent_session_keeps_it_and_hears_what_is_published() -> None:
+    with EmbeddedBroker() as broker:
+        takes_over_and_hears(BrokerAddress(broker.host, broker.port))
+
+
+@pytest.mark.mosquitto
+def test_mosquitto_does_the_same(tmp_path: Path, closing) -> None:
+    """The reference broker, for the record: the embedded one is held to what Mosquitto does."""
+    require_mosquitto()
+    broker = closing(MosquittoProcess(tmp_path / "mosquitto").start())
+    takes_over_and_hears(BrokerAddress(broker.host, broker.port))
+
+
+def takes_over_and_hears(address: BrokerAddress) -> None:
+    frozen = connected_client(address, "issuer-backend", persistent=True, inbox=queue.Queue())
+    frozen.loop_stop()  # the process froze: its socket stays open, nothing answers on it
+
+    heard: queue.Queue[bytes] = queue.Queue()
+    replacement = connected_client(address, "issuer-backend", persistent=True, inbox=heard)
+    publisher = connected_client(address, "machine", persistent=False, inbox=None)
+    try:
+        sent = 0
+        deadline = time.monotonic() + MONITOR_PASSES_S
+        while time.monotonic() < deadline:
+            sent += 1
+            publisher.publish("t/debit", str(sent).encode(), qos=1).wait_for_publish(5)
+            eventually(lambda: not heard.empty(), 10, what=f"the replacement hearing message {sent}")
+            assert heard.get_nowait() == str(sent).encode()
+        assert replacement.drops == 0, "the broker dropped the client that took the session over"
+    finally:
+        for client in (replacement, publisher):
+            client.disconnect()
+            client.loop_stop()
+        frozen.socket().close()
