@@ -88,6 +88,15 @@ class UnresolvedDebit:
     amount: int
     verdict: str  # made | not_made | unknown
 
+    @property
+    def owed_to_card(self) -> int:
+        """What the verdict leaves the card owed: a debit made with nothing vended, or a refund never made."""
+        if self.verdict == "made" and self.amount > 0:
+            return self.amount
+        if self.verdict == "not_made" and self.amount < 0:
+            return -self.amount
+        return 0
+
 
 def decide_unresolved(unresolved: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[UnresolvedDebit]:
     """Each left debit against the step settled at the next counter of its card (by any machine).

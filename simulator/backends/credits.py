@@ -1,7 +1,9 @@
-"""The issuer's pending credits: operators' refunds to purse cards, numbered per card, listed until a card has them.
+"""The issuer's pending credits: refunds to purse cards, numbered per card, listed until a card has them.
 
-A selling machine reports the refund sealed (``credit``: its txn, the card, the amount); the issuer gives
-it the card's next seq, exactly once per (machine, txn). Every machine that meets the card reports which
+A selling machine reports an operator's refund sealed (``credit``: its txn, the card, the amount); the
+issuer gives it the card's next seq, exactly once per (machine, txn). A step a machine left unresolved
+that the card's next step shows owed to the card (a debit made with nothing vended, a refund never
+made) is listed the same way, once per step (``owe_decided``). Every machine that meets the card reports which
 of the listed credits the card now has (``credit-given``: the card by its hotlist name); those leave the
 list. After each change the backend publishes the whole list, signed and sealed with the hotlist key,
 retained (firmware/reporting/credits.py).
@@ -15,6 +17,7 @@ from typing import Any
 from firmware.identity.pseudonym import hotlist_name
 from firmware.identity.signing import Identity
 from firmware.reporting import credits
+from simulator.backends.card_counters import UnresolvedDebit
 from simulator.backends.store import SqliteReportStore
 
 VALID = timedelta(days=7)
@@ -53,6 +56,30 @@ class PendingCredits:
         return [
             (f"UPDATE pending_credits SET given = 1 WHERE uid = ? AND seq IN ({marks})", (named, *document["seqs"]))
         ]
+
+    def owe_decided(self, decided: list[UnresolvedDebit], days: dict[tuple[str, str], str]) -> int:
+        """Record each decided step once, and list a credit for what it leaves the card owed; returns how many.
+
+        One transaction: a step's verdict and its credit are held together or not at all, and a step
+        decided before (``card_unresolved_decided``) is never listed again, not even once its credit was
+        given and forgotten with its day. The credit's txn names the step it pays for.
+        """
+        listed = 0
+        with self.store.atomic() as conn:
+            for step in decided:
+                owed = step.owed_to_card
+                recorded = conn.execute(
+                    "INSERT INTO card_unresolved_decided (machine, txn, verdict, owed) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (step.machine, step.txn, step.verdict, owed),
+                ).rowcount
+                if not recorded or not owed:
+                    continue
+                day = days[(step.machine, step.txn)]
+                document = {"card": step.uid, "amount": owed, "machine": step.machine, "txn": f"{step.txn}/unresolved"}
+                for sql, params in self.rows("credit", document | {"day": day}):
+                    listed += conn.execute(sql, params).rowcount
+        return listed
 
     def _uid_named(self, name: str) -> str | None:
         if self.key is None:

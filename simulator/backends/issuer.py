@@ -66,7 +66,15 @@ class IssuerBackend(BackendService):
         self.authorisations = 0  # requests answered
 
     def stored(self, reports: list[Report]) -> None:
-        if any(report.kind in ("credit", "credit-given") for report in reports):
+        """The credits list goes out again when a batch changed it.
+
+        A refund, a card's having it, or a step left unresolved that the steps now decide (looked at on
+        every batch that brings either, so a verdict the backend died before acting on is acted on with
+        the next).
+        """
+        kinds = {report.kind for report in reports}
+        listed = self.refund_unresolved() if kinds & {"unresolved", "settlement"} else 0
+        if listed or kinds & {"credit", "credit-given"}:
             found = self.credits.message(datetime.now(UTC))
             if found is not None:
                 self.client.publish(*found, qos=1, retain=True)
@@ -159,6 +167,35 @@ class IssuerBackend(BackendService):
             [dict(zip(left_keys, row, strict=True)) for row in left],
             [dict(zip(step_keys, row, strict=True)) for row in steps],
         )
+
+    def refund_unresolved(self) -> int:
+        """Act on each unresolved step the settled steps now decide, once: what the card is owed is listed.
+
+        A debit made with nothing vended, or a refund's try never made, becomes a credit on the list any
+        machine of the school gives at the card's next tap. Only steps not decided before are read, with
+        the one step that follows each.
+        """
+        left_keys = ("machine", "txn", "uid", "counter", "amount", "before", "day")
+        left = [
+            dict(zip(left_keys, row, strict=True))
+            for row in self.store.execute(
+                f"SELECT {', '.join(left_keys)} FROM card_unresolved u WHERE NOT EXISTS "
+                "(SELECT 1 FROM card_unresolved_decided d WHERE d.machine = u.machine AND d.txn = u.txn)"
+            )
+        ]
+        if not left:
+            return 0
+        step_keys = ("uid", "counter", "amount", "balance")
+        following = self.store.execute(
+            "SELECT DISTINCT s.uid, s.counter, s.amount, s.balance FROM card_steps s "
+            "JOIN card_unresolved u ON s.uid = u.uid AND s.counter = u.counter + 1"
+        )
+        steps = [dict(zip(step_keys, row, strict=True)) for row in following]
+        decided = [step for step in decide_unresolved(left, steps) if step.verdict != "unknown"]
+        listed = self.credits.owe_decided(decided, {(row["machine"], row["txn"]): row["day"] for row in left})
+        if decided:
+            log.info("decided %d unresolved step(s); %d credit(s) listed for cards", len(decided), listed)
+        return listed
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:
         check(kind, machine, payload)

@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS card_unresolved (
     machine TEXT NOT NULL, txn TEXT NOT NULL, uid TEXT NOT NULL, counter INTEGER NOT NULL, amount INTEGER NOT NULL,
     before INTEGER NOT NULL, day TEXT NOT NULL, PRIMARY KEY (machine, txn)
 );
+-- each unresolved step once decided, with what the card was owed for it (listed as a credit): never purged,
+-- so a verdict is acted on once even after its credit, given, has gone with its day
+CREATE TABLE IF NOT EXISTS card_unresolved_decided (
+    machine TEXT NOT NULL, txn TEXT NOT NULL, verdict TEXT NOT NULL, owed INTEGER NOT NULL, PRIMARY KEY (machine, txn)
+);
 CREATE TABLE IF NOT EXISTS accounts (
     uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,
     guardian TEXT, daily_cap INTEGER, paused INTEGER NOT NULL DEFAULT 0

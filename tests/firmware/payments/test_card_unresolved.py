@@ -26,18 +26,20 @@ from simulator.scenarios import load_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
 from tests.conftest import ROOT
+from tests.support.reporting import world  # noqa: F401 - fixture
+from tests.support.waiting import eventually
 
 AMY = "04A1B2C3"
 
 
-def card_runner(tmp_path: Path, world: ReportingWorld, purse: int = 100) -> ScenarioRunner:
+def card_runner(tmp_path: Path, reporting: ReportingWorld, purse: int = 100) -> ScenarioRunner:
     script = tmp_path / "amy.yaml"
     script.write_text(
         f"machine: {ROOT / 'configs/machines/demo.yaml'}\npayment: card\nstart: '2026-03-02T09:00:00+08:00'\n"
         f"cards:\n  amy: {{uid: '{AMY}', profile: student, purse: {purse}}}\nsteps:\n  - note: driven by the test\n"
     )
     scenario = load_scenario(script)
-    return ScenarioRunner(scenario, tmp_path / "machine", link=world.machine_link(scenario.machine.config.id))
+    return ScenarioRunner(scenario, tmp_path / "machine", link=reporting.machine_link(scenario.machine.config.id))
 
 
 def used_elsewhere(runner: ScenarioRunner, times: int) -> list[dict[str, Any]]:
@@ -62,8 +64,8 @@ def used_elsewhere(runner: ScenarioRunner, times: int) -> list[dict[str, Any]]:
 
 
 def test_a_step_the_card_s_log_moved_past_is_decided_by_the_issuer(tmp_path: Path, closing) -> None:
-    world = ReportingWorld(tmp_path / "world")  # no broker: the machine's reports wait in its outbox
-    runner = closing(card_runner(tmp_path, world))
+    offline = ReportingWorld(tmp_path / "world")  # no broker: the machine's reports wait in its outbox
+    runner = closing(card_runner(tmp_path, offline))
     runner.start()
     purses, controller = runner.purses, runner.machine.controller
     assert purses is not None
@@ -85,7 +87,7 @@ def test_a_step_the_card_s_log_moved_past_is_decided_by_the_issuer(tmp_path: Pat
     assert len(rows) == 1, "one report hands the step to the issuer"
     payload = json.loads(rows[0][0])
     assert AMY not in rows[0][0], "the card number travels sealed"
-    keys = world.keys
+    keys = offline.keys
     document = open_settlement(payload["sealed"], keys.seal_private, partial(keys.enrolment.verify, payload["machine"]))
     assert (document["counter"], document["amount"], document["before"]) == (1, 25, 100)
 
@@ -107,3 +109,51 @@ def test_a_step_the_card_s_log_moved_past_is_decided_by_the_issuer(tmp_path: Pat
         assert (decided.verdict, decided.amount, decided.counter) == ("made", 25, 1), "the card is owed NT$25"
     finally:
         issuer.store.close()
+
+
+def test_a_debit_the_issuer_finds_made_is_given_back_once_at_the_card_s_next_tap(
+    tmp_path: Path,
+    world: ReportingWorld,  # noqa: F811 - the fixture: a real broker, the issuer's backend on it
+    closing,
+) -> None:
+    """The issuer acts on its verdict: what the card is owed goes on its credits list, once, for any machine."""
+    runner = closing(card_runner(tmp_path, world))
+    runner.start()
+    publisher, purses, controller = runner.machine.publisher, runner.purses, runner.machine.controller
+    assert publisher is not None and publisher.wait_connected(15) and purses is not None
+    issuer = world.issuer
+    assert issuer is not None
+    purses.tear_next(3)  # the debit is made on the card, nothing vended
+    controller.select("A1")
+    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
+    others = used_elsewhere(runner, 3)
+    assert purses.balance(AMY) == 45
+    insert = "INSERT INTO card_steps (uid, counter, machine, amount, balance, mac, week) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    for step in others:  # the other machines settled their period before this one's report arrives
+        issuer.store.execute(insert, tuple(step.values()))
+
+    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))  # left to the issuer
+    controller.dispatch("cancel")
+    assert publisher.flush(20), "the unresolved step reached the issuer"
+    eventually(lambda: issuer.credits.pending() == 25, what="the issuer listing the NT$25 it found taken")
+    book = getattr(runner.machine.books.payment, "credits", None)
+    assert book is not None
+
+    def listed() -> bool:
+        runner.machine.tick()
+        return bool(book.for_card(AMY) == [(1, 25)])
+
+    eventually(listed, what="the machine holding the issuer's list")
+    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
+    controller.dispatch("cancel")
+    assert purses.balance(AMY) == 70, "given back, NT$25"
+    assert publisher.flush(20)
+    eventually(lambda: issuer.credits.pending() == 0, what="the issuer hearing the card has it")
+
+    issuer.store.purge("2099-01-01")  # retention forgets the given credit with its day ...
+    assert issuer.store.execute("SELECT COUNT(*) FROM pending_credits") == [(0,)]
+    assert issuer.refund_unresolved() == 0, "... and the verdict is never acted on again"
+    assert issuer.credits.pending() == 0
+    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
+    controller.dispatch("cancel")
+    assert purses.balance(AMY) == 70, "given once"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from firmware.cards.purse import Sam, step_mac
-from simulator.backends.card_counters import incidents
+from simulator.backends.card_counters import decide_unresolved, incidents
 from simulator.scenarios import load_scenario, run_scenario
 from simulator.scenarios.purses import simulation_card_master
 from simulator.scenarios.reporting_world import ReportingWorld
@@ -95,3 +95,20 @@ def test_a_sealed_period_document_with_a_malformed_step_is_refused_before_anythi
     sealed = {**document, "steps": [fine]}
     message = reporter._sealed("settlement", sealed, identity, keys.seal_public, day="2026-03-30")
     assert issuer.report("M-1", "settlement", {**message.payload, "seq": 1}) is not None
+
+
+def test_what_a_verdict_leaves_a_card_owed() -> None:
+    """A debit made with nothing vended, and a refund's try never made, are owed; the rest are not."""
+    left = [
+        {"uid": UID, "machine": "M1", "txn": name, "counter": 1, "amount": amount, "before": 100}
+        for name, amount in (("debit", 25), ("refund", -25))
+    ]
+    cases = {  # the balance before the card's next step -> what each is owed
+        75: {"debit": 25, "refund": 0},  # the debit was made; the refund try does not fit: unknown
+        125: {"debit": 0, "refund": 0},  # the refund was made: the card has it
+        100: {"debit": 0, "refund": 25},  # neither was made: the refund is still owed
+        90: {"debit": 0, "refund": 0},  # neither fits (a top-up between?): unknown, left for review
+    }
+    for before_next, owed in cases.items():
+        following = {"uid": UID, "counter": 2, "amount": 10, "balance": before_next - 10}
+        assert {d.txn: d.owed_to_card for d in decide_unresolved(left, [following])} == owed, before_next
