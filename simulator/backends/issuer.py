@@ -20,8 +20,9 @@ from firmware.reporting.authorisation import MAX_AUTH_BYTES, AuthRequest, compos
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import open_settlement, seal
 from firmware.reporting.wire import WireError
+from simulator.backends import purse_audit
 from simulator.backends.accounts import AccountBook
-from simulator.backends.card_counters import CounterIncident, UnresolvedDebit, decide_unresolved, incidents
+from simulator.backends.card_counters import CounterIncident, UnresolvedDebit
 from simulator.backends.contract import check
 from simulator.backends.credits import PendingCredits
 from simulator.backends.requests import PartyRequest
@@ -151,50 +152,24 @@ class IssuerBackend(BackendService):
 
     def counter_incidents(self, sam: Sam | None = None) -> list[CounterIncident]:
         """Purse cards' counters checked across every machine that settled them (``card_counters``)."""
-        rows = self.store.execute("SELECT uid, counter, machine, amount, balance, mac FROM card_steps")
-        keys = ("uid", "counter", "machine", "amount", "balance", "mac")
-        return incidents([dict(zip(keys, row, strict=True)) for row in rows], sam)
+        return purse_audit.counter_incidents(self.store, sam)
 
     def unresolved_debits(self) -> list[UnresolvedDebit]:
-        """The purse debits machines left to the issuer, each decided against the next step settled."""
-        left_keys, step_keys = (
-            ("machine", "txn", "uid", "counter", "amount", "before"),
-            ("uid", "counter", "amount", "balance"),
-        )
-        left = self.store.execute(f"SELECT {', '.join(left_keys)} FROM card_unresolved")
-        steps = self.store.execute(f"SELECT {', '.join(step_keys)} FROM card_steps")
-        return decide_unresolved(
-            [dict(zip(left_keys, row, strict=True)) for row in left],
-            [dict(zip(step_keys, row, strict=True)) for row in steps],
-        )
+        """The purse steps machines left to the issuer, each decided against the next step settled."""
+        return [step for step, _ in purse_audit.left_steps(self.store)]
 
     def refund_unresolved(self) -> int:
         """Act on each unresolved step the settled steps now decide, once: what the card is owed is listed.
 
         A debit made with nothing vended, or a refund's try never made, becomes a credit on the list any
-        machine of the school gives at the card's next tap. Only steps not decided before are read, with
-        the one step that follows each.
+        machine of the school gives at the card's next tap. Only steps not decided before are read.
         """
-        left_keys = ("machine", "txn", "uid", "counter", "amount", "before", "day")
-        left = [
-            dict(zip(left_keys, row, strict=True))
-            for row in self.store.execute(
-                f"SELECT {', '.join(left_keys)} FROM card_unresolved u WHERE NOT EXISTS "
-                "(SELECT 1 FROM card_unresolved_decided d WHERE d.machine = u.machine AND d.txn = u.txn)"
-            )
-        ]
-        if not left:
+        left = purse_audit.left_steps(self.store, undecided_only=True)
+        decided = [step for step, _ in left if step.verdict != "unknown"]
+        if not decided:
             return 0
-        step_keys = ("uid", "counter", "amount", "balance")
-        following = self.store.execute(
-            "SELECT DISTINCT s.uid, s.counter, s.amount, s.balance FROM card_steps s "
-            "JOIN card_unresolved u ON s.uid = u.uid AND s.counter = u.counter + 1"
-        )
-        steps = [dict(zip(step_keys, row, strict=True)) for row in following]
-        decided = [step for step in decide_unresolved(left, steps) if step.verdict != "unknown"]
-        listed = self.credits.owe_decided(decided, {(row["machine"], row["txn"]): row["day"] for row in left})
-        if decided:
-            log.info("decided %d unresolved step(s); %d credit(s) listed for cards", len(decided), listed)
+        listed = self.credits.owe_decided(decided, {(step.machine, step.txn): day for step, day in left})
+        log.info("decided %d unresolved step(s); %d credit(s) listed for cards", len(decided), listed)
         return listed
 
     def report(self, machine: str, kind: str, payload: dict[str, Any]) -> Report | None:

@@ -3,7 +3,7 @@
 Run it (no subcommand) to store sealed settlements and account outcomes and to answer the machines'
 authorisation requests; ``open``, ``topup``, ``link`` and ``cap`` are the issuer's orders on an
 account (``payment: {mode: account}``), each applied in one transaction on the issuer's database and
-kept signed by the issuer's key; ``accounts`` lists them.
+kept signed by the issuer's key; ``accounts`` lists them; ``purses`` is the audit of purse cards.
 """
 
 from __future__ import annotations
@@ -228,6 +228,71 @@ def accounts(
     Console().print(table)
     if debts:
         typer.echo(f"offline debts declined: {len(debts)}, NT${sum(amount for _, _, amount in debts)}")
+
+
+FOLDED = ("machine", "txn", "card", "detail")  # long ids and text: folded onto more lines where the width is short
+
+
+def _folding_table(title: str, *columns: str) -> Table:
+    """A table whose cells never end in "…": a card number, a txn or a date cut short is no audit."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold", no_wrap=column not in FOLDED)
+    return table
+
+
+@issuer_app.command("purses")
+def purses(
+    db: Db = Path("issuer.db"),
+    keys: Annotated[
+        Path | None,
+        typer.Option(help="The issuer's key directory: with its card-master.key every step's MAC is checked too."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON object a line: incidents, left steps.")] = False,
+) -> None:
+    """Purse cards across every machine: counter incidents, and the steps machines left to the issuer.
+
+    Each left step with its verdict (``made``, ``not_made``, ``unknown`` until the card's next step is
+    settled) and what the issuer listed for the card when it acted on it. Reads only.
+    """
+    from firmware.cards.purse import Sam
+    from firmware.identity.keyset import read_card_master
+    from simulator.backends import purse_audit
+    from simulator.backends.schemas import ISSUER_SCHEMA
+    from simulator.backends.store import SqliteReportStore
+
+    if not db.is_file():
+        fail(f"--db {db}: no such file")
+    try:
+        sam = Sam(read_card_master(keys)) if keys is not None else None
+    except VendingError as exc:
+        fail(f"--keys: {exc}")
+    store = SqliteReportStore(db, ISSUER_SCHEMA, "issuer")
+    try:
+        found, left = purse_audit.counter_incidents(store, sam), purse_audit.audit(store)
+    finally:
+        store.close()
+    if as_json:
+        for incident in found:
+            typer.echo(json.dumps({"incident": incident.__dict__}))
+        for one in left:
+            typer.echo(json.dumps({"left": one.step.__dict__ | {"day": one.day, "listed": one.listed}}))
+        return
+    if found:
+        table = _folding_table("counter incidents", "card", "counter", "incident", "detail")
+        for incident in found:
+            table.add_row(incident.uid, str(incident.counter), incident.kind, incident.detail)
+        Console().print(table)
+    if left:
+        table = _folding_table("left steps", "day", "machine", "txn", "card", "counter", "amount", "verdict", "listed")
+        for one in left:
+            step, listed = one.step, "not yet" if one.listed is None else f"NT${one.listed}"
+            table.add_row(one.day, step.machine, step.txn, step.uid, str(step.counter), str(step.amount),
+                          step.verdict, listed)  # fmt: skip
+        Console().print(table)
+    owed = sum(one.listed or 0 for one in left)
+    checked = "MACs checked" if sam is not None else "MACs not checked (no --keys)"
+    typer.echo(f"{len(found)} counter incident(s), {checked}; {len(left)} left step(s), NT${owed} listed for cards")
 
 
 issuer_tool_app = typer.Typer(no_args_is_help=True, help="The card issuer's own tools: the lost-card hotlist.")
