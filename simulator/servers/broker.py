@@ -12,6 +12,7 @@ own session (a backend restarted while its old connection was still half-open) m
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import socket
@@ -25,6 +26,7 @@ from firmware.threads import daemon
 log = logging.getLogger(__name__)
 PRIVATE_FLOOR = 20000  # servers started here take ports from here up to the kernel's ephemeral range
 SHUTDOWN_S = 5.0  # amqtt's own shutdown; what is still running after it is cancelled
+PORT_TRIES = 5  # a port found free that another process bound first: that many fresh ones
 
 
 def free_port() -> int:
@@ -72,6 +74,7 @@ class EmbeddedBroker:
     def __init__(self, port: int | None = None) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port()
+        self._may_move = port is None  # a port chosen here, before its first start: another may replace it
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._broker: Any = None
@@ -94,17 +97,26 @@ class EmbeddedBroker:
             self._loop.set_exception_handler(_unretrieved)
             self._thread = daemon(self._loop.run_forever, "embedded-broker")
             self._thread.start()
-        config = {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-        }
 
         async def _start() -> Any:
+            config = {
+                "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
+                "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            }
             broker = _session_keeping_broker(Broker)(config)
             await broker.start()
             return broker
 
-        self._broker = self._run(_start())
+        for attempt in range(1, PORT_TRIES + 1):
+            try:
+                self._broker = self._run(_start())
+                break
+            except Exception as exc:  # amqtt's BrokerError, caused by the bind's OSError
+                taken = isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.EADDRINUSE
+                if not (taken and self._may_move) or attempt == PORT_TRIES:
+                    raise
+                self.port = free_port()  # another process bound it between our check and this bind
+        self._may_move = False  # restarts come back on the same port: the machines dial it
         log.info("embedded MQTT broker listening on %s", self.url)
         return self
 

@@ -9,10 +9,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from simulator.servers.broker import free_port
-from simulator.servers.broker_setup import INSIDER, BrokerAccess, write_broker_setup
+from simulator.servers.broker import PORT_TRIES, free_port
+from simulator.servers.broker_setup import INSIDER, BrokerAccess, BrokerSetup, config_text, write_broker_setup
 
 CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
+LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
+
+
+class PortTaken(RuntimeError):
+    """Another process bound the port between our check that it was free and mosquitto's bind."""
 
 
 def mosquitto_binary() -> str | None:
@@ -33,19 +38,25 @@ class MosquittoProcess:
         self.binary = binary
         self.workdir = workdir
         self.port = port or free_port()
-        self.host = "127.0.0.1"
+        self._port_chosen_here = port is None  # only a port this object chose may be changed for another
         self.process: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
         data = workdir / "data"
         data.mkdir(exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(data, user="mosquitto") if _has_user("mosquitto") else None
+        self.host = "127.0.0.1"
         self.config = config or workdir / "mosquitto.conf"
+        self._port_chosen_here &= config is None
         if config is not None:
             if os.geteuid() == 0:  # a test's private tmp dir (0700 root) is closed to the mosquitto user
                 self.config = workdir / "mosquitto.as-root.conf"
                 self.config.write_text(config.read_text() + "user root\n")
             return
+        self._write_open_config()
+
+    def _write_open_config(self) -> None:
+        data = self.workdir / "data"
         self.config.write_text(
             "per_listener_settings false\n"
             f"listener {self.port} 127.0.0.1\n"
@@ -76,18 +87,37 @@ class MosquittoProcess:
         return self.process.pid
 
     def start(self, timeout: float = 10.0) -> MosquittoProcess:
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - the child owns it
+        """Started once *this* mosquitto listens on the port: a server of another process there is not it.
+
+        A port found free can be taken by another process before mosquitto binds it; mosquitto then
+        exits ("Address already in use") while a connection to the port still succeeds -- to the other
+        server. ``PortTaken`` says so; a port this object chose (no port, no config given) is replaced.
+        """
+        for attempt in range(1, PORT_TRIES + 1):
+            try:
+                return self._start_once(timeout)
+            except PortTaken:
+                if not self._port_chosen_here or attempt == PORT_TRIES:
+                    raise
+                self.port = free_port()
+                self._write_open_config()
+        raise AssertionError("unreachable")
+
+    def _start_once(self, timeout: float) -> MosquittoProcess:
+        path = self.workdir / "mosquitto.log"
+        earlier = path.stat().st_size if path.exists() else 0  # what an earlier start logged is not this one's
+        log = open(path, "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if b"Address already in use" in path.read_bytes()[earlier:]:
+                    raise PortTaken(f"port {self.port} was taken before mosquitto could bind it")
                 raise RuntimeError(f"mosquitto exited with {self.process.returncode}; see {self.workdir}/mosquitto.log")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return self
-            except OSError:
-                time.sleep(0.05)
+            if _listens(self.process.pid, self.host, self.port):
+                return self
+            time.sleep(0.05)
         raise TimeoutError(f"mosquitto did not listen on {self.port} within {timeout}s")
 
     def diagnosis(self, lines: int = 8) -> str:
@@ -130,7 +160,38 @@ def secured_mosquitto(workdir: Path) -> tuple[MosquittoProcess, BrokerAccess]:
     """Mosquitto as ``vending broker setup`` writes it (TLS, a certificate per party, ACLs), started.
 
     With the insider account, so captures and hostile-input tests have a client with every right.
+    A port taken before mosquitto bound it: the same setup listens on a fresh one.
     """
     setup = write_broker_setup(workdir / "broker", [], free_port(), insider=True)
-    broker = MosquittoProcess(workdir / "mosquitto", setup.port, config=setup.config).start()
-    return broker, BrokerAccess(setup.address(INSIDER), setup)
+    for attempt in range(1, PORT_TRIES + 1):
+        try:
+            broker = MosquittoProcess(workdir / "mosquitto", setup.port, config=setup.config).start()
+            return broker, BrokerAccess(setup.address(INSIDER), setup)
+        except PortTaken:
+            if attempt == PORT_TRIES:
+                raise
+            setup = BrokerSetup(setup.directory, free_port())
+            setup.config.write_text(config_text(setup.directory.resolve(), setup.port))
+    raise AssertionError("unreachable")
+
+
+def _listens(pid: int, host: str, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``host:port`` (Linux: its fds against /proc/net/tcp).
+
+    Elsewhere, whether anything answers there (the check this replaces, blind to another process's server).
+    """
+    try:
+        held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    wanted = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
+    for line in table:
+        fields = line.split()
+        if fields[1] == wanted and fields[3] == LISTEN and f"socket:[{fields[9]}]" in held:
+            return True
+    return False
