@@ -19,8 +19,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Vend failed - NT${price} refunded. Balance NT${balance}",
     ),
     "refund_owed": (
-        "出貨失敗，NT${price} 將於下次在本機感應時退回卡片",
-        "Vend failed - NT${price} goes back to your card at its next tap here",
+        "出貨失敗，NT${price} 將於下次在本機感應時退回卡片（一週後校內各機皆可）",
+        "Vend failed - NT${price} goes back to your card at its next tap here (any school machine after a week)",
     ),
     "reselect": ("請於 {seconds} 秒內另選商品", "Choose another product within {seconds} s"),
     "cancelled": ("交易已取消", "Transaction cancelled"),

@@ -260,7 +260,8 @@ class Node:
         """Close every trading day before ``today`` (the local day) that is still open.
 
         At local midnight, and at start-up for days a power cut left open; the day's settlement,
-        summary and retention follow from the close.
+        summary and retention follow from the close, and a purse card's steps whose card has not been
+        back for a week go to the issuer (``CardPurse.hand_over``).
         """
         if today == self._today:
             return
@@ -268,6 +269,8 @@ class Node:
         for day in self.books.open_days(today):
             log.info("closing trading day %s", day)
             self.controller.close_day(day)
+        if isinstance(self.books.payment, CardPurse):
+            self.books.payment.hand_over(self.clock.now())
 
     @property
     def next_deadline(self) -> datetime | None:

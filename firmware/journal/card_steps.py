@@ -94,11 +94,23 @@ class CardSteps:
         self.db.conn.execute("UPDATE card_steps SET counter = NULL, at = '', before = NULL WHERE txn_id = ?", (txn_id,))
 
     def leave_to_issuer(self, txn_id: str) -> None:
+        """The issuer settles the step from now on (``unknown``): this machine never pays or resolves it again."""
         self.db.conn.execute("UPDATE card_steps SET status = 'unknown' WHERE txn_id = ?", (txn_id,))
 
+    def waiting_since(self, before: datetime) -> list[CardStep]:
+        """Open steps whose card has not been back since ``before``: last tried then, or owed since then.
+
+        A step with no time at all (a refund owed before the purchase's time was kept) counts as waiting.
+        """
+        rows = self.db.conn.execute(f"SELECT {COLUMNS} FROM card_steps WHERE status = 'open' ORDER BY txn_id")
+        steps = [_step(row) for row in rows.fetchall()]
+        return [step for step in steps if (since := step.at or step.bought) is None or since <= before]
+
     def owed(self) -> int:
-        """Refunds the machine holds for cards (money that is the cards')."""
-        row = self.db.conn.execute("SELECT COALESCE(SUM(amount), 0) FROM card_steps WHERE kind = 'credit'").fetchone()
+        """Refunds the machine holds for cards (money that is the cards'); not those it left to the issuer."""
+        row = self.db.conn.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM card_steps WHERE kind = 'credit' AND status = 'open'"
+        ).fetchone()
         return int(row[0])
 
     def all(self) -> list[CardStep]:

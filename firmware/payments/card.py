@@ -12,7 +12,7 @@ The card is reached only through the tap's ``link`` while it stays in the field.
    debit was made, and a debit made is given back;
 4. ``debit`` (in the vend's transaction): the intent is done;
 5. ``refund``: owed in the books, paid to the card by ``pay_back`` when it is at hand (now, or at
-   its next tap here).
+   its next tap here; after ``HAND_OVER_DAYS`` without one, by any machine from the issuer's list).
 
 The sector keys come from the secure access module (``Sam``), never from a config or a log; a log
 line about a card never names it.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -44,6 +44,8 @@ from firmware.ports import Journal
 log = logging.getLogger(__name__)
 CARD_TROUBLE = (CardGone, CardRefused, CardError)
 UNRESOLVED_STEP = "card_step_unresolved"  # the journal entry whose report hands a step to the issuer
+REFUND_HANDED_OVER = "card_refund_handed_over"  # the journal entry whose report has the issuer list a refund
+HAND_OVER_DAYS = 7  # a card not back here within a week: what is open with it goes to the issuer
 CREDITS_GIVEN = "credits_given"  # the journal entry whose report tells the issuer a card has its pending credits
 T = TypeVar("T")
 
@@ -221,6 +223,32 @@ class CardPurse:
             self.steps.close(step.txn_id)
             self._count(step.uid, after.log[0])
         return after
+
+    # ---- a card that does not come back ----------------------------------------------------------
+    def hand_over(self, now: datetime) -> int:
+        """Steps whose card has not been back here for ``HAND_OVER_DAYS`` go to the issuer; how many.
+
+        A refund never tried is listed by the issuer for every machine of the school (``credit``), so a
+        student who does not come back to this machine is paid at the next; a debit or a refund's try
+        whose fate only the card shows is decided by the issuer from the card's next settled step
+        (``unresolved``), and listed when the card is owed it. Each leaves this machine's care in the
+        commit that journals its report: it is never paid or resolved here again. Only a machine whose
+        cards take the issuer's list (``credits``) hands over: elsewhere nobody could pay it.
+        """
+        if self.credits is None:
+            return 0
+        waiting = self.steps.waiting_since(now - timedelta(days=HAND_OVER_DAYS))
+        for step in waiting:
+            if step.kind == "credit" and step.counter is None:
+                with self.db.atomic("card_step"):
+                    self.steps.leave_to_issuer(step.txn_id)
+                    self.journal.append(JournalEntry(REFUND_HANDED_OVER, now, step.txn_id, {}))
+            else:
+                self._leave_to_issuer(step, now)
+        if waiting:
+            log.info("%d step(s) whose card has not been back for %d days handed to the issuer", len(waiting),
+                     HAND_OVER_DAYS)  # fmt: skip
+        return len(waiting)
 
     def _leave_to_issuer(self, step: CardStep, at: datetime) -> None:
         """The card's log moved past the step: the issuer matches it with the next step any machine settled."""

@@ -108,6 +108,7 @@ class MqttReporter:
             "day_closed": self._on_day_closed,
             "account_step": self._on_account_step,
             "card_step_unresolved": self._on_unresolved_step,
+            "card_refund_handed_over": self._on_refund_handed_over,
             "guardian_alert": self._on_guardian_alert,
         }
 
@@ -181,13 +182,21 @@ class MqttReporter:
         and the amount go to it sealed (``credit``), and it lists the credit for its machines.
         """
         sale = SaleEntry.of(entry.data)
-        messages = [self._sale(entry, "credited")]
         uid = self.sale_card(entry.txn_id or "") if self.sale_card is not None else None
-        if uid is not None and self.issuer_public_key is not None and self.identity is not None:
-            day = entry.at.astimezone(self.zone).date().isoformat()
-            document = {"machine": self.machine, "txn": entry.txn_id, "card": uid, "amount": sale.price, "day": day}
-            messages.append(self._sealed("credit", document, self.identity, self.issuer_public_key))
-        return messages
+        return [self._sale(entry, "credited"), *self._credit(entry, uid, sale.price)]
+
+    def _on_refund_handed_over(self, entry: JournalEntry) -> list[OutboundMessage]:
+        """A refund owed to a purse card that has not come back here for a week: the issuer lists it (``credit``)."""
+        step = self.card_step(entry.txn_id or "") if self.card_step else None
+        return self._credit(entry, step.uid, step.amount) if step is not None else []
+
+    def _credit(self, entry: JournalEntry, uid: str | None, amount: int) -> list[OutboundMessage]:
+        """A refund to a purse card for the issuer to list, sealed: each (machine, txn) is listed once."""
+        if uid is None or self.issuer_public_key is None or self.identity is None:
+            return []
+        day = entry.at.astimezone(self.zone).date().isoformat()
+        document = {"machine": self.machine, "txn": entry.txn_id, "card": uid, "amount": amount, "day": day}
+        return [self._sealed("credit", document, self.identity, self.issuer_public_key)]
 
     def _on_credits_given(self, entry: JournalEntry) -> list[OutboundMessage]:
         """A purse card has the issuer's pending credits ``seqs`` (given here or before): its list drops them."""

@@ -36,6 +36,7 @@ class PendingCredits:
         self.store = store
         self.identity = identity
         self.key = key
+        self.last_version = 0  # of the list ``message`` last composed: what every machine should come to hold
         store.execute(SCHEMA)  # one statement: the issuer's file gains the table where it lacks it
 
     def rows(self, kind: str, document: dict[str, Any]) -> list[Row]:
@@ -98,5 +99,5 @@ class PendingCredits:
         cards: dict[str, list[tuple[int, int]]] = {}
         for uid, seq, amount in self.store.execute("SELECT uid, seq, amount FROM pending_credits WHERE given = 0"):
             cards.setdefault(hotlist_name(self.key, str(uid)), []).append((int(seq), int(amount)))
-        version = int(now.timestamp() * 1_000_000)  # newer each time, across restarts and instances
+        version = self.last_version = int(now.timestamp() * 1_000_000)  # newer each time, across restarts
         return credits.TOPIC, credits.compose(self.identity, self.key, version, now, now + VALID, cards)

@@ -19,6 +19,7 @@ from simulator.backends.store import SqliteReportStore
 LEFT = ("machine", "txn", "uid", "counter", "amount", "before", "day")
 FOLLOWING = ("uid", "counter", "amount", "balance")
 SETTLED = ("uid", "counter", "machine", "amount", "balance", "mac")
+UNDECIDED = " WHERE NOT EXISTS (SELECT 1 FROM card_unresolved_decided d WHERE d.machine = u.machine AND d.txn = u.txn)"
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,7 @@ def left_steps(store: SqliteReportStore, *, undecided_only: bool = False) -> lis
 
     Only the following steps are read (the primary key finds each), never the whole of ``card_steps``.
     """
-    where = (
-        " WHERE NOT EXISTS (SELECT 1 FROM card_unresolved_decided d WHERE d.machine = u.machine AND d.txn = u.txn)"
-        if undecided_only
-        else ""
-    )
+    where = UNDECIDED if undecided_only else ""
     left = _rows(store, LEFT, f"SELECT {', '.join(LEFT)} FROM card_unresolved u{where} ORDER BY day, machine, txn")
     if not left:
         return []
@@ -55,6 +52,11 @@ def left_steps(store: SqliteReportStore, *, undecided_only: bool = False) -> lis
     )
     days = [str(row["day"]) for row in left]
     return list(zip(decide_unresolved(left, following), days, strict=True))
+
+
+def undecided(store: SqliteReportStore) -> int:
+    """Steps left to the issuer that it has not decided yet: whether their money is on the card, nobody can tell."""
+    return int(store.execute(f"SELECT COUNT(*) FROM card_unresolved u{UNDECIDED}")[0][0])
 
 
 def counter_incidents(store: SqliteReportStore, sam: Sam | None = None) -> list[CounterIncident]:

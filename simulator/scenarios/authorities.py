@@ -20,6 +20,7 @@ from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.signed import canonical, sign_text
 from simulator.backends.hotlist import HotlistRegistry, messages
+from simulator.backends.issuer import IssuerBackend
 from simulator.backends.push import publish
 from simulator.dashboard.operator import operator_command
 from simulator.dev_keys import DevKeys
@@ -42,6 +43,15 @@ class ReportingWorld(Protocol):
     def party_address(self, party: str) -> BrokerAddress: ...
 
     def school_up(self) -> object: ...
+
+    @property
+    def issuer(self) -> IssuerBackend | None: ...
+
+    @property
+    def broker_is_up(self) -> bool: ...
+
+    @property
+    def backend_is_up(self) -> bool: ...
 
 
 APPLY_TIMEOUT_S = 30.0
@@ -150,7 +160,6 @@ def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
         if step.value.amount > config.security.refund_school_above:
             approval = {"approve": "refund", "machine": config.id, "txn": row[0], "amount": step.value.amount}
             fields["approval"] = json.loads(sign_text(world.keys.school, canonical(approval)))
-        lists = {node.machine_id: credits_version(node) for node in runner.nodes()}
         now = runner.clock.now()
         command_id, payload = operator_command(world.keys.vendor, config.id, "refund", fields, issued_at=now,
                                                lifetime=timedelta(minutes=5))  # fmt: skip
@@ -159,12 +168,47 @@ def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
         if not answer.get("ok"):
             raise RuntimeError(f"the machine refused the refund: {answer.get('reason')}")
         if config.payment.mode == "card":  # the issuer lists the credit: every machine holds the new list
-            if machine.publisher is not None:
-                machine.publisher.flush(APPLY_TIMEOUT_S)
-            for node in runner.nodes():
-                until_applied(node, partial(credits_version, node), lists[node.machine_id] + 1)
+            deliver_credits(world, runner, [machine])
 
     runner.hooks["refund"] = refund_step
+    if runner.scenario.machine.config.payment.mode == "card":  # and the refunds a card was not back for
+        delivered = {node.machine_id: handed_over(node) for node in runner.nodes()}
+
+        def catch_up() -> None:
+            """The refunds machines handed the issuer since the last delivery (at a day's close)."""
+            senders = [node for node in runner.nodes() if handed_over(node) > delivered.get(node.machine_id, 0)]
+            deliver_credits(world, runner, senders)
+            delivered.update({node.machine_id: handed_over(node) for node in senders})
+
+        def delivering(play: Callable[[Step], None], step: Step) -> None:
+            catch_up()  # a machine's tick between two steps may have closed a day
+            play(step)
+            catch_up()
+
+        for kind, play in list(runner.steps.items()):
+            runner.steps[kind] = partial(delivering, play)
+
+
+def handed_over(node: Node) -> int:
+    """Refunds ``node`` handed the issuer so far (left to it never tried); they stay, never paid here."""
+    query = "SELECT COUNT(*) FROM card_steps WHERE kind = 'credit' AND status = 'unknown' AND counter IS NULL"
+    return int(node.db.conn.execute(query).fetchone()[0])
+
+
+def deliver_credits(world: ReportingWorld, runner: ScenarioRunner, senders: list[Node]) -> None:
+    """The credits ``senders`` handed the issuer are listed, and every machine holds the issuer's newest list.
+
+    Before the story goes on, as at a school whose machines are online; with the broker or the issuer
+    down the credits wait in their machines' outboxes, as they would.
+    """
+    if not senders or world.issuer is None or not (world.broker_is_up and world.backend_is_up):
+        return
+    for node in senders:
+        if node.publisher is not None:
+            node.publisher.flush(APPLY_TIMEOUT_S)  # acked only once stored, and the new list published
+    newest = world.issuer.credits.last_version
+    for node in runner.nodes():
+        until_applied(node, partial(credits_version, node), newest)
 
 
 def until_answered(machine: Node, command_id: str) -> dict[str, Any]:

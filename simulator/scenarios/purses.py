@@ -132,12 +132,13 @@ class PurseCards:
 
         A debit a pulled card shows made is money the machine holds (its books do not count it until
         the card's next tap); a refund a pulled card shows paid is counted by the books as still owed.
+        A step the machine left to the issuer is the issuer's to count (``ReportingWorld``).
         ``machines``: each machine's books and id (the cards are shared; each machine's steps its own).
         """
         correction = 0
         for db, machine_id in machines:
             for step in CardSteps(db).all():
-                if step.counter is None or step.at is None or step.uid not in self.cards:
+                if step.counter is None or step.at is None or step.uid not in self.cards or step.status != "open":
                     continue
                 sign = 1 if step.kind == "debit" else -1
                 made = step_fate(self.recovered(step.uid), step.counter, sign * step.amount, machine_id, step.at)

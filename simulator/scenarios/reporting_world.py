@@ -15,6 +15,7 @@ from firmware.app.node import Link, Node
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.backends.issuer import IssuerBackend
+from simulator.backends.purse_audit import undecided
 from simulator.backends.school import SchoolBackend
 from simulator.backends.service import BackendService
 from simulator.backends.vendor import VendorBackend
@@ -247,21 +248,22 @@ class ReportingWorld:
         return self.link is None or self.link.is_up
 
     def _count_credits(self, runner: ScenarioRunner) -> None:
-        """Purse cards: the operators' refunds the issuer still owes to cards count in the run's money.
+        """Purse cards: the refunds the issuer still owes to cards count in the run's money.
 
-        Not counted (``None``) while a refund or a card's report of having it waits in an outbox, or a
+        Not counted (``None``) while a refund, a step left to the issuer or a card's report of having a
+        credit waits in an outbox, while the issuer has not decided a step left to it, or while a
         machine cannot tell whether a pulled card has a credit it began to write.
         """
 
         def issuer_money() -> int | None:
             waiting = sum(
                 node.db.conn.execute(
-                    "SELECT (SELECT COUNT(*) FROM outbox WHERE topic LIKE '%/credit' OR topic LIKE '%/credit-given') "
-                    "+ (SELECT COUNT(*) FROM credit_attempts)"
+                    "SELECT (SELECT COUNT(*) FROM outbox WHERE topic LIKE '%/credit' OR topic LIKE '%/credit-given' "
+                    "OR topic LIKE '%/unresolved') + (SELECT COUNT(*) FROM credit_attempts)"
                 ).fetchone()[0]
                 for node in runner.nodes()
             )
-            if waiting or self.issuer is None:
+            if waiting or self.issuer is None or undecided(self.issuer.store):
                 return None
             return self.issuer.credits.pending()
 

@@ -157,3 +157,38 @@ def test_a_debit_the_issuer_finds_made_is_given_back_once_at_the_card_s_next_tap
     controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
     controller.dispatch("cancel")
     assert purses.balance(AMY) == 70, "given once"
+
+
+def test_steps_whose_card_is_not_back_within_a_week_are_left_to_the_issuer_once(tmp_path: Path, closing) -> None:
+    """A debit a pulled card may have paid, and a refund never tried: a week on, at a day's close, the issuer's.
+
+    The debit goes as an ``unresolved`` step (the issuer decides it from the card's next settled step);
+    the refund as a ``credit`` the issuer lists for every machine. Neither is settled here again.
+    """
+    offline = ReportingWorld(tmp_path / "world")  # no broker: the reports wait in the outbox, where they are counted
+    runner = closing(card_runner(tmp_path, offline))
+    runner.start()
+    purses, controller, db = runner.purses, runner.machine.controller, runner.machine.db
+    assert purses is not None
+    purses.tear_next(3)  # the debit written, the card gone before the read-back: its fate is on the card
+    controller.select("A1")
+    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
+    steps = CardSteps(db)
+    (debit_step,) = steps.all()
+    refund_txn = "TPE-DAAN-JH-01-00000000000000aa"
+    with db.atomic("card_step"):  # a refund owed since the same morning (a jam the card left before)
+        steps.owe(refund_txn, AMY, 20, runner.clock.now())
+
+    def reports(topic: str) -> int:
+        return int(db.conn.execute("SELECT COUNT(*) FROM outbox WHERE topic LIKE ?", (f"%/{topic}",)).fetchone()[0])
+
+    for days in range(1, 10):
+        runner.clock.advance(timedelta(days=1))
+        runner.machine.tick()  # each local midnight's close
+        left = {step.txn_id: step.status for step in steps.all()}
+        if days < 7:
+            assert left == {debit_step.txn_id: "open", refund_txn: "open"}, f"still this machine's on day {days}"
+    assert left == {debit_step.txn_id: "unknown", refund_txn: "unknown"}, "the issuer's now"
+    assert (reports("unresolved"), reports("credit")) == (1, 1), "each handed over once, in the commit that left it"
+    assert AMY not in "".join(row[0] for row in db.conn.execute("SELECT payload FROM outbox")), "sealed"
+    assert runner.machine.books.invariant_total() == 0, "the machine holds no refund it handed over"
