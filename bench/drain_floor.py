@@ -43,7 +43,6 @@ from bench.outbox_throughput import fill_outbox  # noqa: E402
 from firmware.config.machine import Reporting  # noqa: E402
 from firmware.journal.outbox import Outbox  # noqa: E402
 from firmware.reporting import batches, codec  # noqa: E402
-from simulator.backends.schemas import VENDOR_SCHEMA  # noqa: E402
 from simulator.backends.service import BATCH as WRITER_BATCH  # noqa: E402
 from simulator.backends.store import INSERT_REPORT, SqliteReportStore  # noqa: E402
 from simulator.dev_keys import DevKeys  # noqa: E402
@@ -144,7 +143,7 @@ def backend_floor(sent: list[bytes], public: Any, directory: Path, watch: Stopwa
         for signature, manifest, group, hashed in zip(detached, listed, texts, digests, strict=True)
         for entry, text, digest in zip(manifest.reports, group, hashed, strict=True)
     ]
-    store = SqliteReportStore(directory / "vendor.db", VENDOR_SCHEMA)  # the vendor's settings, then raw SQL only
+    store = SqliteReportStore(directory / "vendor.db")  # the vendor's settings, then raw SQL only
     conn = store.conn
     with watch.step("insert"):
         for start in range(0, len(rows), WRITER_BATCH):

@@ -26,7 +26,6 @@ from simulator.backends.card_counters import CounterIncident, UnresolvedDebit
 from simulator.backends.contract import check
 from simulator.backends.credits import PendingCredits
 from simulator.backends.requests import PartyRequest
-from simulator.backends.schemas import ISSUER_SCHEMA
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import Report, SqliteReportStore
 
@@ -59,7 +58,7 @@ class IssuerBackend(BackendService):
         majority_age: int = 18,
         hotlist_key: bytes | None = None,
     ) -> None:
-        store = SqliteReportStore(db, ISSUER_SCHEMA, "issuer")
+        store = SqliteReportStore(db, "issuer")
         super().__init__(address, store, identity, enrolment, client_id, school=school, persistent=persistent)
         self._key = seal_key
         self.credits = PendingCredits(store, identity, hotlist_key)  # operators' refunds to purse cards

@@ -68,3 +68,16 @@ CREATE TABLE IF NOT EXISTS account_debits (
 CREATE TABLE IF NOT EXISTS account_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, signed TEXT NOT NULL);
 """
 )
+
+SCHOOL_SCHEMA = (
+    RECEIVED_SCHEMA
+    + """
+CREATE TABLE IF NOT EXISTS guardian_alerts (
+    machine TEXT NOT NULL, seq INTEGER NOT NULL, card TEXT NOT NULL, alert TEXT NOT NULL, day TEXT NOT NULL,
+    facts TEXT NOT NULL, PRIMARY KEY (machine, seq)
+);
+"""
+)
+
+# each party's database: the tables its store makes, by the party whose file it is (firmware/journal/owner.py)
+PARTY_SCHEMAS = {"vendor": VENDOR_SCHEMA, "issuer": ISSUER_SCHEMA, "school": SCHOOL_SCHEMA}

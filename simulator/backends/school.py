@@ -20,19 +20,9 @@ from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import open_settlement
 from simulator.backends.contract import check
-from simulator.backends.schemas import RECEIVED_SCHEMA
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import Report, SqliteReportStore
 
-SCHOOL_SCHEMA = (
-    RECEIVED_SCHEMA
-    + """
-CREATE TABLE IF NOT EXISTS guardian_alerts (
-    machine TEXT NOT NULL, seq INTEGER NOT NULL, card TEXT NOT NULL, alert TEXT NOT NULL, day TEXT NOT NULL,
-    facts TEXT NOT NULL, PRIMARY KEY (machine, seq)
-);
-"""
-)
 HEAD = ("machine", "card", "alert", "day", "pad")
 
 
@@ -43,7 +33,7 @@ class SchoolBackend(BackendService):
 
     def __init__(self, address: BrokerAddress, db: Path, seal_key: bytes, identity: Identity, enrolment: Enrolment,
                  client_id: str | None = None, persistent: bool = True) -> None:  # fmt: skip
-        super().__init__(address, SqliteReportStore(db, SCHOOL_SCHEMA, "school"), identity, enrolment, client_id,
+        super().__init__(address, SqliteReportStore(db, "school"), identity, enrolment, client_id,
                          persistent=persistent)  # fmt: skip
         self._key = seal_key
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from firmware import crashpoints
 from firmware.journal.owner import NAMES, ForeignDatabase, connect
-from simulator.backends.schemas import VENDOR_SCHEMA
+from simulator.backends.schemas import PARTY_SCHEMAS
 
 
 def private_file(path: Path) -> None:
@@ -252,13 +252,14 @@ def _row(report: Report) -> tuple[Any, ...]:
 class SqliteReportStore(StoreQueries):
     """Reports keyed by (machine, seq): a redelivered report is ignored, and the ack only moves forward."""
 
-    def __init__(self, path: Path, schema: str = VENDOR_SCHEMA, owner: str = "vendor") -> None:
+    def __init__(self, path: Path, owner: str = "vendor") -> None:
+        """The ``owner`` party's file (vendor, issuer or school), with that party's tables (``PARTY_SCHEMAS``)."""
         # 0600: the issuer's settlements hold card numbers; SQLite gives its WAL the file's mode
         self.conn = open_owned(path, owner, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA secure_delete=ON")  # freed cells are zeroed: an erased payload is not left behind
-        self.conn.executescript(schema)
+        self.conn.executescript(PARTY_SCHEMAS[owner])
         self._lock = threading.Lock()
         # machines' liveness (online, offline, last heartbeat) is advisory and rewritten by the next word a
         # machine sends: committed on a connection of its own that does not wait for the disk, so a

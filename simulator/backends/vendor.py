@@ -14,7 +14,6 @@ from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.supervised import SupervisedThread
 from simulator.backends.contract import check
 from simulator.backends.requests import PAGE_BYTES, PartyRequest
-from simulator.backends.schemas import VENDOR_SCHEMA
 from simulator.backends.service import BackendService, sequence_number
 from simulator.backends.store import Report, SqliteReportStore, payload_of
 
@@ -32,7 +31,7 @@ def open_store(db: Path | str) -> Any:
         from simulator.backends.postgres_store import PostgresReportStore
 
         return PostgresReportStore(str(db))
-    return SqliteReportStore(Path(db), VENDOR_SCHEMA)
+    return SqliteReportStore(Path(db))
 
 
 class VendorBackend(BackendService):

@@ -110,11 +110,10 @@ def backend_issuer(
 def _order(db: Path, key: Path, order: dict[str, Any]) -> None:
     """Apply one order on the accounts in ``db``, signed by ``key``; print the account after it."""
     from simulator.backends.accounts import AccountBook, AccountError
-    from simulator.backends.schemas import ISSUER_SCHEMA
     from simulator.backends.store import SqliteReportStore
 
     identity = party_identity("issuer", key)
-    store = SqliteReportStore(db, ISSUER_SCHEMA, "issuer")
+    store = SqliteReportStore(db, "issuer")
     try:
         account = AccountBook(store).order(identity, order)
     except AccountError as exc:
@@ -200,12 +199,11 @@ def accounts(
 ) -> None:
     """The accounts with their balances, guardians' consent and caps, and the offline debts declined."""
     from simulator.backends.accounts import AccountBook
-    from simulator.backends.schemas import ISSUER_SCHEMA
     from simulator.backends.store import SqliteReportStore
 
     if not db.is_file():
         fail(f"--db {db}: no such file")
-    store = SqliteReportStore(db, ISSUER_SCHEMA, "issuer")
+    store = SqliteReportStore(db, "issuer")
     try:
         book = AccountBook(store)
         uids = [str(uid) for (uid,) in store.execute("SELECT uid FROM accounts ORDER BY uid")]
@@ -258,7 +256,6 @@ def purses(
     from firmware.cards.purse import Sam
     from firmware.identity.keyset import read_card_master
     from simulator.backends import purse_audit
-    from simulator.backends.schemas import ISSUER_SCHEMA
     from simulator.backends.store import SqliteReportStore
 
     if not db.is_file():
@@ -267,7 +264,7 @@ def purses(
         sam = Sam(read_card_master(keys)) if keys is not None else None
     except VendingError as exc:
         fail(f"--keys: {exc}")
-    store = SqliteReportStore(db, ISSUER_SCHEMA, "issuer")
+    store = SqliteReportStore(db, "issuer")
     try:
         found, left = purse_audit.counter_incidents(store, sam), purse_audit.audit(store)
     finally:

@@ -38,7 +38,6 @@ from firmware.journal.card_steps import CardSteps
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.publisher import OutboxPublisher
 from simulator.backends.accounts import AccountBook
-from simulator.backends.schemas import ISSUER_SCHEMA
 from simulator.backends.store import SqliteReportStore
 from simulator.hardware.virtual import PersistentDispenser, RecordingDisplay, VirtualClock
 from simulator.paths import MACHINES
@@ -184,7 +183,7 @@ def start_reporting(world: ReportingWorld, machine: Node) -> OutboxPublisher:
 
 def issuer_money(world: ReportingWorld) -> int:
     """The accounts at the issuer, less the offline debts it declined (vended, never collected)."""
-    store = SqliteReportStore(world.workdir / "issuer.db", ISSUER_SCHEMA, "issuer")
+    store = SqliteReportStore(world.workdir / "issuer.db", "issuer")
     try:
         book = AccountBook(store)
         return book.total() - sum(amount for _, _, amount in book.declined_debts())
@@ -328,7 +327,7 @@ def do_recover(directory: Path, broker: str) -> dict[str, Any]:
 
 def open_account(world: ReportingWorld) -> None:
     """The account card's account at the issuer, in the world's issuer database."""
-    store = SqliteReportStore(world.workdir / "issuer.db", ISSUER_SCHEMA, "issuer")
+    store = SqliteReportStore(world.workdir / "issuer.db", "issuer")
     try:
         for order in account_orders(ACCOUNT_CARD, "staff", AccountSpec(balance=ACCOUNT_BALANCE, born=STAFF_BORN),
                                     START.date()):  # fmt: skip

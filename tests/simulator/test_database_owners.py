@@ -19,8 +19,6 @@ from firmware.errors import StorageError
 from firmware.journal.database import Database
 from firmware.journal.owner import OWNERS, ForeignDatabase
 from simulator.backends.hotlist import HotlistRegistry
-from simulator.backends.schemas import ISSUER_SCHEMA
-from simulator.backends.school import SCHOOL_SCHEMA
 from simulator.backends.store import SqliteReportStore
 from simulator.school.store import SchoolStore
 from tests.conftest import VENDING
@@ -29,10 +27,10 @@ Opener = Callable[[Path], Any]
 OPENERS: dict[str, tuple[str, Opener]] = {
     "machine books": ("machine", Database),
     "vendor backend": ("vendor", SqliteReportStore),
-    "issuer backend": ("issuer", lambda path: SqliteReportStore(path, ISSUER_SCHEMA, "issuer")),
+    "issuer backend": ("issuer", lambda path: SqliteReportStore(path, "issuer")),
     "issuer hotlist": ("issuer", HotlistRegistry),
     "school roster": ("school", SchoolStore),
-    "school backend": ("school", lambda path: SqliteReportStore(path, SCHOOL_SCHEMA, "school")),
+    "school backend": ("school", lambda path: SqliteReportStore(path, "school")),
 }
 
 

@@ -16,7 +16,6 @@ from firmware.domain import IssuerAnswer
 from firmware.reporting.authorisation import answer_id, compose_answer, compose_request, open_answer, read_request
 from firmware.reporting.wire import WireError
 from simulator.backends.accounts import AccountBook
-from simulator.backends.schemas import ISSUER_SCHEMA
 from simulator.backends.store import Report, SqliteReportStore
 from simulator.dev_keys import DevKeys
 
@@ -35,7 +34,7 @@ def keys(tmp_path: Path) -> DevKeys:
 
 @pytest.fixture
 def book(tmp_path: Path, keys: DevKeys):
-    store = SqliteReportStore(tmp_path / "issuer.db", ISSUER_SCHEMA, "issuer")
+    store = SqliteReportStore(tmp_path / "issuer.db", "issuer")
     book = AccountBook(store)
     book.order(keys.issuer, {"order": "open", "card": MINOR, "profile": "student", "born": "2011-05-01", "day": DAY})
     book.order(keys.issuer, {"order": "topup", "card": MINOR, "amount": 100})

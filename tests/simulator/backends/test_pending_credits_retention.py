@@ -7,14 +7,13 @@ from pathlib import Path
 
 from firmware.identity.signing import Identity
 from simulator.backends.credits import PendingCredits
-from simulator.backends.schemas import ISSUER_SCHEMA
 from simulator.backends.store import SqliteReportStore
 
 AMY, BEN = "04A1B2C3", "04B2C3D4"
 
 
 def test_given_credits_go_with_their_days_and_owed_ones_stay(tmp_path: Path) -> None:
-    store = SqliteReportStore(tmp_path / "issuer.db", ISSUER_SCHEMA, "issuer")
+    store = SqliteReportStore(tmp_path / "issuer.db", "issuer")
     try:
         credits = PendingCredits(store, Identity.generate("issuer"), bytes(32))
         for uid, txn in ((AMY, "M-1-0000000000000001"), (BEN, "M-1-0000000000000002")):
