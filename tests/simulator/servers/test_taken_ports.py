@@ -47,34 +47,31 @@ def test_a_port_given_and_taken_is_refused_not_taken_for_a_started_broker(taken:
     assert not broker.running and broker.port == taken, "a port the caller chose is never swapped behind its back"
 
 
-@pytest.mark.mosquitto
-def test_a_port_chosen_here_and_taken_is_exchanged_for_a_fresh_one(
-    taken: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def found_free_but_taken(taken: int, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Mosquitto's next free port is ``taken``."""
     require_mosquitto()
     handed_first(monkeypatch, mosquitto, taken)
-    broker = MosquittoProcess(tmp_path / "open").start()
-    try:
-        assert broker.port != taken and broker.running
-        assert mosquitto._listens(broker.pid, broker.host, broker.port)
-        assert not mosquitto._listens(broker.pid, broker.host, taken), "the stranger's port is not ours"
-    finally:
-        broker.stop()
+    return taken
+
+
+@pytest.mark.mosquitto
+def test_a_port_chosen_here_and_taken_is_exchanged_for_a_fresh_one(found_free_but_taken: int, tmp_path: Path, closing):
+    broker = closing(MosquittoProcess(tmp_path / "open").start())
+    assert broker.port != found_free_but_taken and broker.running
+    assert mosquitto._listens(broker.pid, broker.host, broker.port)
+    assert not mosquitto._listens(broker.pid, broker.host, found_free_but_taken), "the stranger's port is not ours"
 
 
 @pytest.mark.mosquitto
 def test_the_secured_broker_moves_to_a_fresh_port_and_its_parties_follow(
-    taken: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    found_free_but_taken: int, tmp_path: Path, closing
 ) -> None:
-    require_mosquitto()
-    handed_first(monkeypatch, mosquitto, taken)
     broker, access = secured_mosquitto(tmp_path / "world")
-    try:
-        assert broker.port != taken and broker.running
-        assert access.shared.port == broker.port and access.party("vendor").port == broker.port
-        assert f"listener {broker.port} " in (tmp_path / "world" / "broker" / "mosquitto.conf").read_text()
-    finally:
-        broker.stop()
+    closing(broker)
+    assert broker.port != found_free_but_taken and broker.running
+    assert access.shared.port == broker.port and access.party("vendor").port == broker.port
+    assert f"listener {broker.port} " in (tmp_path / "world" / "broker" / "mosquitto.conf").read_text()
 
 
 def test_the_embedded_broker_moves_off_a_taken_port_it_chose_but_never_off_a_given_one(
