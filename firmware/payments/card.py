@@ -226,7 +226,10 @@ class CardPurse:
 
     # ---- a card that does not come back ----------------------------------------------------------
     def hand_over(self, now: datetime) -> int:
-        """Steps whose card has not been back here for ``HAND_OVER_DAYS`` go to the issuer; how many.
+        """Steps still open ``HAND_OVER_DAYS`` on go to the issuer; how many.
+
+        Their card has not been back here since (a tap settles what it can), or its purse is too full
+        for a refund: the issuer's list waits for room the same way, on every machine.
 
         A refund never tried is listed by the issuer for every machine of the school (``credit``), so a
         student who does not come back to this machine is paid at the next; a debit or a refund's try
