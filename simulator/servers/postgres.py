@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from simulator.servers.broker import free_port
+from simulator.servers.broker import PORT_TRIES, free_port
 
 
 def pg_bin() -> Path | None:
@@ -26,6 +26,7 @@ class PostgresProcess:
         self.bin = binaries
         self.workdir = workdir
         self.port = port or free_port()
+        self._port_chosen_here = port is None  # only a port this object chose may be changed for another
         self.data = workdir / "pgdata"
 
     def _run(self, *args: str | Path) -> None:
@@ -52,12 +53,28 @@ class PostgresProcess:
                     break
                 os.chmod(parent, os.stat(parent).st_mode | 0o011)
         self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        for attempt in range(1, PORT_TRIES + 1):
+            log = self.workdir / "postgres.log"
+            earlier = log.stat().st_size if log.exists() else 0
+            try:
+                self._start_server(log)
+                break
+            except subprocess.CalledProcessError:
+                # a port found free that another process bound first (simulator/servers/mosquitto.py, PortTaken)
+                taken = log.exists() and b"Address already in use" in log.read_bytes()[earlier:]
+                if not (taken and self._port_chosen_here) or attempt == PORT_TRIES:
+                    raise
+                self.port = free_port()
+        self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "vending")
+        return self
+
+    def _start_server(self, log: Path) -> None:
         self._run(
             self.bin / "pg_ctl",
             "-D",
             self.data,
             "-l",
-            self.workdir / "postgres.log",
+            log,
             "-w",
             "start",
             "-o",
@@ -66,8 +83,6 @@ class PostgresProcess:
             # (docs/backends.md, "Erasure on PostgreSQL")
             " -c wal_recycle=off -c wal_keep_size=0",
         )
-        self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "vending")
-        return self
 
     def stop(self) -> None:
         if self.data.exists():

@@ -4,7 +4,8 @@ Ports are found free, then bound by the broker a moment later; another test work
 between. Mosquitto then exits ("Address already in use") while a connection to the port still
 succeeds -- to the other process's server -- and the backends met a stranger's TLS and never
 subscribed (a CI run on 2026-12-07). Now the start checks that mosquitto itself listens, and a port
-chosen here is exchanged for a fresh one; the embedded broker, which fails loudly, moves the same way.
+chosen here is exchanged for a fresh one; the embedded broker and PostgreSQL, which fail loudly, move
+the same way.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pathlib import Path
 import pytest
 
 from simulator.servers import broker as embedded
-from simulator.servers import mosquitto
+from simulator.servers import mosquitto, postgres
 from simulator.servers.broker import EmbeddedBroker, free_port
 from simulator.servers.mosquitto import MosquittoProcess, PortTaken, secured_mosquitto
+from simulator.servers.postgres import PostgresProcess, pg_bin
+from tests.support.packages import missing_package
 from tests.support.reporting import require_mosquitto
 
 
@@ -90,3 +93,17 @@ def test_the_embedded_broker_moves_off_a_taken_port_it_chose_but_never_off_a_giv
         assert given.port == taken
     finally:
         given.close()
+
+
+def test_postgresql_moves_off_a_taken_port_it_chose(
+    taken: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if pg_bin() is None:
+        missing_package("PostgreSQL", "postgresql")
+    handed_first(monkeypatch, postgres, taken)
+    server = PostgresProcess(tmp_path / "pg").start()
+    try:
+        assert server.port != taken
+        assert b"Address already in use" in (tmp_path / "pg" / "postgres.log").read_bytes(), "it met the stranger first"
+    finally:
+        server.stop()
