@@ -17,9 +17,10 @@ import logging
 import random
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from firmware.threads import daemon
 
@@ -27,6 +28,26 @@ log = logging.getLogger(__name__)
 PRIVATE_FLOOR = 20000  # servers started here take ports from here up to the kernel's ephemeral range
 SHUTDOWN_S = 5.0  # amqtt's own shutdown; what is still running after it is cancelled
 PORT_TRIES = 5  # a port found free that another process bound first: that many fresh ones
+T = TypeVar("T")
+
+
+class PortTaken(RuntimeError):
+    """Another process bound the port between our check that it was free and the server's own bind."""
+
+
+def on_a_free_port(start: Callable[[], T], move: Callable[[], None] | None) -> T:
+    """``start()``; while it raises ``PortTaken``, ``move()`` to a fresh port and start again (``PORT_TRIES``).
+
+    ``move`` is None for a port the caller gave: it is never changed behind the caller's back.
+    """
+    for attempt in range(1, PORT_TRIES + 1):
+        try:
+            return start()
+        except PortTaken:
+            if move is None or attempt == PORT_TRIES:
+                raise
+            move()
+    raise AssertionError("unreachable")
 
 
 def free_port() -> int:
@@ -107,15 +128,18 @@ class EmbeddedBroker:
             await broker.start()
             return broker
 
-        for attempt in range(1, PORT_TRIES + 1):
+        def start_once() -> Any:
             try:
-                self._broker = self._run(_start())
-                break
+                return self._run(_start())
             except Exception as exc:  # amqtt's BrokerError, caused by the bind's OSError
-                taken = isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.EADDRINUSE
-                if not (taken and self._may_move) or attempt == PORT_TRIES:
-                    raise
-                self.port = free_port()  # another process bound it between our check and this bind
+                if isinstance(exc.__cause__, OSError) and exc.__cause__.errno == errno.EADDRINUSE:
+                    raise PortTaken(f"port {self.port} was taken before the broker could bind it ({exc})") from exc
+                raise
+
+        def move() -> None:
+            self.port = free_port()
+
+        self._broker = on_a_free_port(start_once, move if self._may_move else None)
         self._may_move = False  # restarts come back on the same port: the machines dial it
         log.info("embedded MQTT broker listening on %s", self.url)
         return self

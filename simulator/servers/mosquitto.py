@@ -9,15 +9,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from simulator.servers.broker import PORT_TRIES, free_port
+from simulator.servers.broker import PortTaken, free_port, on_a_free_port
 from simulator.servers.broker_setup import INSIDER, BrokerAccess, BrokerSetup, config_text, write_broker_setup
 
 CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
 LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp
-
-
-class PortTaken(RuntimeError):
-    """Another process bound the port between our check that it was free and mosquitto's bind."""
 
 
 def mosquitto_binary() -> str | None:
@@ -93,15 +89,12 @@ class MosquittoProcess:
         exits ("Address already in use") while a connection to the port still succeeds -- to the other
         server. ``PortTaken`` says so; a port this object chose (no port, no config given) is replaced.
         """
-        for attempt in range(1, PORT_TRIES + 1):
-            try:
-                return self._start_once(timeout)
-            except PortTaken:
-                if not self._port_chosen_here or attempt == PORT_TRIES:
-                    raise
-                self.port = free_port()
-                self._write_open_config()
-        raise AssertionError("unreachable")
+
+        def move() -> None:
+            self.port = free_port()
+            self._write_open_config()
+
+        return on_a_free_port(lambda: self._start_once(timeout), move if self._port_chosen_here else None)
 
     def _start_once(self, timeout: float) -> MosquittoProcess:
         path = self.workdir / "mosquitto.log"
@@ -163,16 +156,16 @@ def secured_mosquitto(workdir: Path) -> tuple[MosquittoProcess, BrokerAccess]:
     A port taken before mosquitto bound it: the same setup listens on a fresh one.
     """
     setup = write_broker_setup(workdir / "broker", [], free_port(), insider=True)
-    for attempt in range(1, PORT_TRIES + 1):
-        try:
-            broker = MosquittoProcess(workdir / "mosquitto", setup.port, config=setup.config).start()
-            return broker, BrokerAccess(setup.address(INSIDER), setup)
-        except PortTaken:
-            if attempt == PORT_TRIES:
-                raise
-            setup = BrokerSetup(setup.directory, free_port())
-            setup.config.write_text(config_text(setup.directory.resolve(), setup.port))
-    raise AssertionError("unreachable")
+
+    def move() -> None:
+        nonlocal setup
+        setup = BrokerSetup(setup.directory, free_port())
+        setup.config.write_text(config_text(setup.directory.resolve(), setup.port))
+
+    broker = on_a_free_port(
+        lambda: MosquittoProcess(workdir / "mosquitto", setup.port, config=setup.config).start(), move
+    )
+    return broker, BrokerAccess(setup.address(INSIDER), setup)
 
 
 def _listens(pid: int, host: str, port: int) -> bool:

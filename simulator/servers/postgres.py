@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from simulator.servers.broker import PORT_TRIES, free_port
+from simulator.servers.broker import PortTaken, free_port, on_a_free_port
 
 
 def pg_bin() -> Path | None:
@@ -53,22 +53,26 @@ class PostgresProcess:
                     break
                 os.chmod(parent, os.stat(parent).st_mode | 0o011)
         self._run(self.bin / "initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
-        for attempt in range(1, PORT_TRIES + 1):
-            log = self.workdir / "postgres.log"
-            earlier = log.stat().st_size if log.exists() else 0
-            try:
-                self._start_server(log)
-                break
-            except subprocess.CalledProcessError:
-                # a port found free that another process bound first (simulator/servers/mosquitto.py, PortTaken)
-                taken = log.exists() and b"Address already in use" in log.read_bytes()[earlier:]
-                if not (taken and self._port_chosen_here) or attempt == PORT_TRIES:
-                    raise
-                self.port = free_port()
+
+        def move() -> None:
+            self.port = free_port()
+
+        on_a_free_port(self._start_server, move if self._port_chosen_here else None)
         self._run(self.bin / "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "vending")
         return self
 
-    def _start_server(self, log: Path) -> None:
+    def _start_server(self) -> None:
+        """pg_ctl start; ``PortTaken`` when the log says another process bound the port first."""
+        log = self.workdir / "postgres.log"
+        earlier = log.stat().st_size if log.exists() else 0
+        try:
+            self._pg_ctl_start(log)
+        except subprocess.CalledProcessError as exc:
+            if log.exists() and b"Address already in use" in log.read_bytes()[earlier:]:
+                raise PortTaken(f"port {self.port} was taken before PostgreSQL could bind it") from exc
+            raise
+
+    def _pg_ctl_start(self, log: Path) -> None:
         self._run(
             self.bin / "pg_ctl",
             "-D",
