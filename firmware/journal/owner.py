@@ -70,10 +70,18 @@ def connect(path: Path, owner: str, **options: Any) -> sqlite3.Connection:
     Refused, the connection is closed: nothing of it is left for the collector to close (and
     checkpoint) at some later moment. Every opener of a party's file goes through here.
     """
-    conn: sqlite3.Connection = sqlite3.connect(path, **options)
+    return _claimed(sqlite3.connect(path, **options), path, owner, stamp=True)
+
+
+def connect_read_only(path: Path, owner: str) -> sqlite3.Connection:
+    """``owner``'s database at ``path`` for reading (``mode=ro``): never made, stamped or written, refused alike."""
+    return _claimed(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True), path, owner, stamp=False)
+
+
+def _claimed(conn: sqlite3.Connection, path: Path, owner: str, *, stamp: bool) -> sqlite3.Connection:
     try:
         conn.execute("PRAGMA busy_timeout=10000")  # the party's other tools (a publisher, a hotlist) share the file
-        claim(conn, path, owner)
+        claim(conn, path, owner, stamp)
     except BaseException:
         conn.close()
         raise

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firmware.errors import VendingError
-from firmware.journal.owner import claim
+from firmware.journal.owner import connect_read_only
 
 Row = dict[str, Any]
 
@@ -31,10 +31,8 @@ def read_only(state_dir: Path) -> Iterator[sqlite3.Connection]:
     path = state_dir / "machine.db"
     if not path.is_file():
         raise NotAStateDir(f"--state-dir {state_dir}: no machine.db here (is it a machine's state dir?)")
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    conn = connect_read_only(path, "machine")
     try:
-        conn.execute("PRAGMA busy_timeout=5000")
-        claim(conn, path, "machine", stamp=False)
         yield conn
     finally:
         conn.close()

@@ -7,14 +7,13 @@ for every card on its roster with its controls key, and so finds the student. No
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 from firmware.errors import VendingError
 from firmware.identity.keyset import CONTROLS, read_shared_key
 from firmware.identity.pseudonym import controls_name
-from firmware.journal.owner import claim
+from firmware.journal.owner import connect_read_only
 
 
 def alerts_by_student(db: Path, keys: Path, day: str | None = None) -> list[dict[str, Any]]:
@@ -23,9 +22,8 @@ def alerts_by_student(db: Path, keys: Path, day: str | None = None) -> list[dict
         raise VendingError(f"--keys {keys}: no controls.key (`vending keys dev-set` writes one with the school's keys)")
     if not db.is_file():
         raise VendingError(f"--db {db}: no such file (`vending backend school` makes it)")
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    conn = connect_read_only(db, "school")
     try:
-        claim(conn, db, "school", stamp=False)
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "guardian_alerts" not in tables:
             return []
