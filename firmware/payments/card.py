@@ -242,22 +242,22 @@ class CardPurse:
             return 0
         waiting = self.steps.waiting_since(now - timedelta(days=HAND_OVER_DAYS))
         for step in waiting:
-            if step.kind == "credit" and step.counter is None:
-                with self.db.atomic("card_step"):
-                    self.steps.leave_to_issuer(step.txn_id)
-                    self.journal.append(JournalEntry(REFUND_HANDED_OVER, now, step.txn_id, {}))
-            else:
-                self._leave_to_issuer(step, now)
+            untried_refund = step.kind == "credit" and step.counter is None
+            self._leave_to_issuer(step, now, REFUND_HANDED_OVER if untried_refund else UNRESOLVED_STEP)
         if waiting:
             log.info("%d step(s) whose card has not been back for %d days handed to the issuer", len(waiting),
                      HAND_OVER_DAYS)  # fmt: skip
         return len(waiting)
 
-    def _leave_to_issuer(self, step: CardStep, at: datetime) -> None:
-        """The card's log moved past the step: the issuer matches it with the next step any machine settled."""
+    def _leave_to_issuer(self, step: CardStep, at: datetime, entry: str = UNRESOLVED_STEP) -> None:
+        """The issuer's from now on, in the commit that journals ``entry``, whose report hands it over.
+
+        ``UNRESOLVED_STEP`` (the card's log moved past the step, or the card was not back for a week):
+        the issuer matches it with the next step any machine settled; ``REFUND_HANDED_OVER``: it lists it.
+        """
         with self.db.atomic("card_step"):
             self.steps.leave_to_issuer(step.txn_id)
-            self.journal.append(JournalEntry(UNRESOLVED_STEP, at, step.txn_id, {}))
+            self.journal.append(JournalEntry(entry, at, step.txn_id, {}))
 
     def _fate(self, step: CardStep, state: PurseState, amount: int) -> bool | None:
         if step.counter is None or step.at is None:

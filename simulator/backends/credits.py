@@ -58,16 +58,16 @@ class PendingCredits:
             (f"UPDATE pending_credits SET given = 1 WHERE uid = ? AND seq IN ({marks})", (named, *document["seqs"]))
         ]
 
-    def owe_decided(self, decided: list[UnresolvedDebit], days: dict[tuple[str, str], str]) -> int:
+    def owe_decided(self, decided: list[tuple[UnresolvedDebit, str]]) -> int:
         """Record each decided step once, and list a credit for what it leaves the card owed; returns how many.
 
         One transaction: a step's verdict and its credit are held together or not at all, and a step
         decided before (``card_unresolved_decided``) is never listed again, not even once its credit was
-        given and forgotten with its day. The credit's txn names the step it pays for.
+        given and forgotten with its day. The credit's txn names the step it pays for; its day, the step's.
         """
         listed = 0
         with self.store.atomic() as conn:
-            for step in decided:
+            for step, day in decided:
                 owed = step.owed_to_card
                 recorded = conn.execute(
                     "INSERT INTO card_unresolved_decided (machine, txn, verdict, owed) VALUES (?, ?, ?, ?) "
@@ -76,7 +76,6 @@ class PendingCredits:
                 ).rowcount
                 if not recorded or not owed:
                     continue
-                day = days[(step.machine, step.txn)]
                 document = {"card": step.uid, "amount": owed, "machine": step.machine, "txn": f"{step.txn}/unresolved"}
                 for sql, params in self.rows("credit", document | {"day": day}):
                     listed += conn.execute(sql, params).rowcount

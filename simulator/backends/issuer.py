@@ -164,10 +164,10 @@ class IssuerBackend(BackendService):
         machine of the school gives at the card's next tap. Only steps not decided before are read.
         """
         left = purse_audit.left_steps(self.store, undecided_only=True)
-        decided = [step for step, _ in left if step.verdict != "unknown"]
+        decided = [(step, day) for step, day in left if step.verdict != "unknown"]
         if not decided:
             return 0
-        listed = self.credits.owe_decided(decided, {(step.machine, step.txn): day for step, day in left})
+        listed = self.credits.owe_decided(decided)
         log.info("decided %d unresolved step(s); %d credit(s) listed for cards", len(decided), listed)
         return listed
 

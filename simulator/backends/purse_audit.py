@@ -38,7 +38,7 @@ def _rows(store: SqliteReportStore, keys: tuple[str, ...], sql: str) -> list[dic
 def left_steps(store: SqliteReportStore, *, undecided_only: bool = False) -> list[tuple[UnresolvedDebit, str]]:
     """Each step machines left unresolved, decided against the step that follows it on its card; with its day.
 
-    Only the following steps are read (the primary key finds each), never the whole of ``card_steps``.
+    Only the steps that follow those read are read (the primary key finds each), never all of ``card_steps``.
     """
     where = UNDECIDED if undecided_only else ""
     left = _rows(store, LEFT, f"SELECT {', '.join(LEFT)} FROM card_unresolved u{where} ORDER BY day, machine, txn")
@@ -48,7 +48,7 @@ def left_steps(store: SqliteReportStore, *, undecided_only: bool = False) -> lis
         store,
         FOLLOWING,
         "SELECT DISTINCT s.uid, s.counter, s.amount, s.balance FROM card_steps s "
-        "JOIN card_unresolved u ON s.uid = u.uid AND s.counter = u.counter + 1",
+        f"JOIN card_unresolved u ON s.uid = u.uid AND s.counter = u.counter + 1{where}",
     )
     days = [str(row["day"]) for row in left]
     return list(zip(decide_unresolved(left, following), days, strict=True))
