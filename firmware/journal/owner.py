@@ -12,6 +12,8 @@ is recognised by tables only its party makes, and stamped.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +75,19 @@ def connect(path: Path, owner: str, **options: Any) -> sqlite3.Connection:
     return _claimed(sqlite3.connect(path, **options), path, owner, stamp=True)
 
 
-def connect_read_only(path: Path, owner: str) -> sqlite3.Connection:
-    """``owner``'s database at ``path`` for reading (``mode=ro``): never made, stamped or written, refused alike."""
-    return _claimed(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True), path, owner, stamp=False)
+@contextmanager
+def reading(path: Path, owner: str) -> Iterator[sqlite3.Connection]:
+    """``owner``'s database at ``path`` for reading (``mode=ro``): never made, stamped or written, refused alike.
+
+    Closed on leaving, as ``with sqlite3.connect(...)`` does not: a connection is freed only by the
+    cyclic collector (its statement cache refers back to it), and the last one to close deletes the
+    WAL file it opened, so a leaked reader changes the party's files at some random later moment.
+    """
+    conn = _claimed(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True), path, owner, stamp=False)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def _claimed(conn: sqlite3.Connection, path: Path, owner: str, *, stamp: bool) -> sqlite3.Connection:

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firmware.errors import VendingError
-from firmware.journal.owner import connect_read_only
+from firmware.journal.owner import reading
 
 Row = dict[str, Any]
 
@@ -31,11 +31,8 @@ def read_only(state_dir: Path) -> Iterator[sqlite3.Connection]:
     path = state_dir / "machine.db"
     if not path.is_file():
         raise NotAStateDir(f"--state-dir {state_dir}: no machine.db here (is it a machine's state dir?)")
-    conn = connect_read_only(path, "machine")
-    try:
+    with reading(path, "machine") as conn:
         yield conn
-    finally:
-        conn.close()
 
 
 def _rows(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> list[Row]:

@@ -12,7 +12,6 @@ afterwards (visits linked beyond what was erased at once).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from typing import Any
 from firmware.identity.keys import read_key
 from firmware.identity.signing import TrustStore
 from firmware.journal.outbox import Outbox
+from firmware.journal.owner import reading
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.signed import canonical
@@ -88,7 +88,7 @@ def backends(term: SimulatedTerm, directory: Path) -> dict[str, BackendService]:
 
 def requesters(term: SimulatedTerm, count: int) -> list[Student]:
     """The first ``count`` cards (in uid order) that bought this term, as the school's roster has them."""
-    with sqlite3.connect(term.db) as connection:
+    with reading(term.db, "machine") as connection:
         uids = [
             str(uid) for (uid,) in connection.execute("SELECT DISTINCT uid FROM vends ORDER BY uid LIMIT ?", (count,))
         ]
@@ -136,7 +136,7 @@ def measure_requests(term: SimulatedTerm, directory: Path, count: int, erase: in
 
 
 def _sales_of(term: SimulatedTerm, students: list[Student]) -> int:
-    with sqlite3.connect(term.db) as connection:
+    with reading(term.db, "machine") as connection:
         marks = ", ".join("?" * len(students))
         sql = f"SELECT COUNT(*) FROM vends WHERE status IN ('completed', 'refunded') AND uid IN ({marks})"
         return int(connection.execute(sql, [s.card_uid for s in students]).fetchone()[0])

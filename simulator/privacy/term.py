@@ -20,7 +20,6 @@ import base64
 import hashlib
 import hmac
 import json
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from pathlib import Path
 from firmware.config.catalog import load_catalog
 from firmware.identity.keys import read_key
 from firmware.journal.outbox import Outbox
+from firmware.journal.owner import reading
 from firmware.journal.vends import settlement_period
 from firmware.reporting.sealed import open_settlement
 from simulator.dev_keys import DevKeys
@@ -56,7 +56,7 @@ class TermViews:
 
 def _rebuilt_tokens(db: Path, design: str, key: bytes) -> dict[str, str]:
     """Each sale's txn -> the pseudonym an earlier design would have sent (per term, or per card and day)."""
-    with sqlite3.connect(db) as connection:
+    with reading(db, "machine") as connection:
         rows = connection.execute("SELECT txn_id, uid, local_day FROM vends").fetchall()
     tokens = {}
     for txn, uid, day in rows:
@@ -67,7 +67,7 @@ def _rebuilt_tokens(db: Path, design: str, key: bytes) -> dict[str, str]:
 
 def _rebuilt_lines(db: Path, views: TermViews, period_of: Callable[[str], str]) -> None:
     """The issuer's view under an earlier ``per_card``: each card's amount and count per day or per week."""
-    with sqlite3.connect(db) as connection:
+    with reading(db, "machine") as connection:
         rows = connection.execute(
             "SELECT local_day, uid, price FROM vends WHERE status = 'completed' ORDER BY local_day"
         ).fetchall()
@@ -127,7 +127,7 @@ def _tap_times(db: Path) -> dict[str, str]:
     The drop's journal entry where the journal still has it (what an alert sent at once would carry),
     else the debit a few seconds before it (the journal keeps 90 days; the vends table keeps every vend).
     """
-    with sqlite3.connect(db) as connection:
+    with reading(db, "machine") as connection:
         debited = connection.execute("SELECT txn_id, at FROM vends").fetchall()
         dropped = connection.execute("SELECT txn_id, at FROM journal WHERE kind = 'vend_completed'").fetchall()
     return {str(txn): str(at) for txn, at in [*debited, *dropped]}

@@ -13,7 +13,7 @@ from typing import Any
 from firmware.errors import VendingError
 from firmware.identity.keyset import CONTROLS, read_shared_key
 from firmware.identity.pseudonym import controls_name
-from firmware.journal.owner import connect_read_only
+from firmware.journal.owner import reading
 
 
 def alerts_by_student(db: Path, keys: Path, day: str | None = None) -> list[dict[str, Any]]:
@@ -22,8 +22,7 @@ def alerts_by_student(db: Path, keys: Path, day: str | None = None) -> list[dict
         raise VendingError(f"--keys {keys}: no controls.key (`vending keys dev-set` writes one with the school's keys)")
     if not db.is_file():
         raise VendingError(f"--db {db}: no such file (`vending backend school` makes it)")
-    conn = connect_read_only(db, "school")
-    try:
+    with reading(db, "school") as conn:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "guardian_alerts" not in tables:
             return []
@@ -31,8 +30,6 @@ def alerts_by_student(db: Path, keys: Path, day: str | None = None) -> list[dict
         who = {controls_name(key, uid): student for uid, student in roster.items()}
         sql = "SELECT machine, seq, card, alert, day, facts FROM guardian_alerts WHERE ? IS NULL OR day = ?"
         rows = conn.execute(sql + " ORDER BY day, rowid", (day, day)).fetchall()
-    finally:
-        conn.close()
     return [
         {"student": who.get(card, "(not on the roster)"), "machine": machine, "seq": seq, "alert": alert, "day": d}
         | json.loads(facts)

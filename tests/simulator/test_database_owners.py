@@ -10,6 +10,7 @@ import hashlib
 import sqlite3
 import subprocess
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,13 @@ def _open(name: str, path: Path) -> None:
     OPENERS[name][1](path).close()  # every connection: one left to the collector would checkpoint at random
 
 
+def _stamp(path: Path) -> int:
+    """The file's ``application_id``, read by a connection closed at once: one left to the collector
+    would delete the WAL file it opened at some later moment, inside another party's refusal."""
+    with closing(sqlite3.connect(path)) as conn:
+        return int(conn.execute("PRAGMA application_id").fetchone()[0])
+
+
 def _state(path: Path) -> tuple[str, ...]:
     """The file's bytes, its WAL's and its mode: what "nothing was changed" means."""
     parts = [path, path.with_name(path.name + "-wal")]
@@ -50,7 +58,7 @@ def test_every_other_partys_tool_refuses_the_file_and_leaves_it_as_it_was(tmp_pa
     path = tmp_path / "party.db"
     _open(maker, path)
     owner = OPENERS[maker][0]
-    assert sqlite3.connect(path).execute("PRAGMA application_id").fetchone()[0] == OWNERS[owner]
+    assert _stamp(path) == OWNERS[owner]
     before = _state(path)
     for name, (party, _) in OPENERS.items():
         if party == owner:
@@ -83,7 +91,7 @@ def test_a_partys_file_from_before_the_stamp_is_recognised_and_stamped(tmp_path:
     sqlite3.connect(path).execute("PRAGMA application_id = 0").connection.close()  # as an older version made it
     _open(name, path)
     owner = OPENERS[name][0]
-    assert sqlite3.connect(path).execute("PRAGMA application_id").fetchone()[0] == OWNERS[owner]
+    assert _stamp(path) == OWNERS[owner]
     for other, (party, _) in OPENERS.items():
         if party != owner:
             sqlite3.connect(path).execute("PRAGMA application_id = 0").connection.close()
