@@ -28,7 +28,7 @@ import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -162,8 +162,8 @@ def backend_floor(sent: list[bytes], public: Any, directory: Path, watch: Stopwa
 def copy_outbox(state: Path, workdir: Path) -> Path:
     """A fresh copy of the machine's database in ``workdir``, its outbox as filled (each round spends one)."""
     copy = workdir / "machine.db"
-    with sqlite3.connect(state / "machine.db") as source, sqlite3.connect(copy) as target:
-        source.backup(target)
+    with closing(sqlite3.connect(state / "machine.db")) as source, closing(sqlite3.connect(copy)) as target:
+        source.backup(target)  # closed here: ``with`` on a connection only commits
     return copy
 
 
