@@ -43,7 +43,8 @@ def setup(
         f"retained messages only on status and stock: {out / 'retain_guard.so'})"
     )
     typer.echo(
-        f"certificates for vendor (backend), vendor-2 (a second backend), vendor-ops (cmd send), issuer, school "
+        f"certificates for each party's backend (vendor, issuer, school), a second backend (vendor-2, issuer-2), "
+        f"its people's tools (vendor-ops, issuer-ops, school-ops: cmd send, the hotlist, controls, requests) "
         f"and {len(ids)} machine(s) in {out / 'clients'}; the broker takes each client id from its certificate"
     )
 

@@ -1,8 +1,9 @@
 """The authorities' pushes in a scenario: the issuer's lost-card list (``hotlist:``), the school's controls.
 
 Each keeps what its real tool keeps (`vending issuer hotlist`, `vending school controls`), publishes the
-same signed and sealed messages through the run's broker, and ends a step once every machine of the run
-applied the push, as the next tap would find it.
+same signed and sealed messages through the run's broker, under the tool's own certificate (``TOOLS``: the
+backend's would throw the backend off), and ends a step once every machine of the run applied the push,
+as the next tap would find it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from simulator.scenarios.schema import Step
 from simulator.school.controls import SchoolControls
 from simulator.school.roster import Student
 from simulator.school.store import SchoolStore
+from simulator.servers.broker_setup import TOOLS
 
 
 class ReportingWorld(Protocol):
@@ -72,7 +74,7 @@ def keep_hotlist(world: ReportingWorld, runner: ScenarioRunner) -> None:
         now = runner.clock.now()
         change = registry.change(add, remove, now)
         found = messages(registry, change, world.keys.issuer, key, now, 24)
-        publish(world.party_address("issuer"), found, "issuer-hotlist")
+        publish(world.party_address(TOOLS["issuer"]), found, "issuer-hotlist")
         return change.version
 
     def holding(machine: Node, version: int) -> None:
@@ -113,7 +115,7 @@ def keep_controls(world: ReportingWorld, runner: ScenarioRunner) -> None:
     def push() -> None:
         code = scenario.machine.config.school.code
         message = school.message(code, world.keys.school, key, runner.clock.now(), 24 * 7)
-        publish(world.party_address("school"), [message], "school-controls")
+        publish(world.party_address(TOOLS["school"]), [message], "school-controls")
 
     def holding(machine: Node) -> None:
         until_applied(machine, lambda: machine.controls.version() if machine.controls else 0, school.version())
@@ -163,7 +165,8 @@ def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
         now = runner.clock.now()
         command_id, payload = operator_command(world.keys.vendor, config.id, "refund", fields, issued_at=now,
                                                lifetime=timedelta(minutes=5))  # fmt: skip
-        publish(world.party_address("vendor"), [(topics.command(config.id, "refund"), payload, False)], "vendor-refund")
+        command = (topics.command(config.id, "refund"), payload, False)
+        publish(world.party_address(TOOLS["vendor"]), [command], "vendor-refund")  # the operator's tool
         answer = until_answered(machine, command_id)
         if not answer.get("ok"):
             raise RuntimeError(f"the machine refused the refund: {answer.get('reason')}")

@@ -43,12 +43,14 @@ PARTIES = ("vendor", "issuer", "school")
 INSIDER = "insider"  # development only: may read and write every topic (captures, hostile-input tests)
 # The broker takes every client's id from its certificate (use_username_as_clientid): one certificate is
 # one connection. A party that runs several at once gets a certificate each, with the party's rights:
-# the vendor's backend, a second backend instance sharing its load, and the operator's tool (cmd send);
-# the issuer's backend and a second instance.
+# its backend, a second backend instance sharing the load (vendor, issuer), and its people's tools
+# (``TOOLS``: cmd send, the lost-card list, the guardians' controls, a student's requests), which
+# connect while the backend runs and under the backend's certificate would throw it off the broker.
+TOOLS: dict[str, str] = {"vendor": "vendor-ops", "issuer": "issuer-ops", "school": "school-ops"}
 IDENTITIES: dict[str, tuple[str, ...]] = {
-    "vendor": ("vendor", "vendor-2", "vendor-ops"),
-    "issuer": ("issuer", "issuer-2"),
-    "school": ("school",),
+    "vendor": ("vendor", "vendor-2", TOOLS["vendor"]),
+    "issuer": ("issuer", "issuer-2", TOOLS["issuer"]),
+    "school": ("school", TOOLS["school"]),
 }
 INSIDERS = (INSIDER, f"{INSIDER}-2", f"{INSIDER}-3")  # a capture and attackers at once, in tests
 RESERVED = (*(name for names in IDENTITIES.values() for name in names), *INSIDERS)

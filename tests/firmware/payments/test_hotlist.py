@@ -20,6 +20,7 @@ from simulator.backends.hotlist import HotlistRegistry, messages
 from simulator.backends.push import publish
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
+from simulator.servers.broker_setup import TOOLS
 from tests.support.reporting import Capture, capture, configured_runner, decide, each_refused, until_held, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
@@ -47,7 +48,7 @@ def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
     closing,
 ) -> None:
     runner = closing(hotlist_runner(tmp_path, world))
-    keys, issuer_address = world.keys, world.party_address("issuer")
+    keys, issuer_address = world.keys, world.party_address(TOOLS["issuer"])
     key = keys.trust.hotlist_key
     assert key is not None
     assert buy(runner, BEN) == ("denied", "hotlist_stale"), "no list yet: a card cannot be checked"
@@ -111,7 +112,9 @@ def test_the_hostile_corpus_on_the_hotlist_topics_changes_nothing_and_the_machin
     registry = closing(HotlistRegistry(tmp_path / "issuer-hotlist.db"))
     now = runner.clock.now()
     change = registry.change({AMY}, set(), now)
-    publish(world.party_address("issuer"), messages(registry, change, keys.issuer, key, now, 24), "issuer-hotlist")
+    publish(
+        world.party_address(TOOLS["issuer"]), messages(registry, change, keys.issuer, key, now, 24), "issuer-hotlist"
+    )
     held(runner, 1)
     client, sent = attacker(world), corpus(world)
     try:

@@ -16,6 +16,7 @@ from firmware.reporting import credits
 from simulator.backends.push import publish
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.scenarios.runner import ScenarioRunner
+from simulator.servers.broker_setup import TOOLS
 from tests.support.reporting import configured_runner, pushes_refused, until_held, world  # noqa: F401 - fixtures
 from tests.support.waiting import eventually
 
@@ -45,7 +46,7 @@ def test_only_the_issuer_s_newer_list_is_applied_and_hostile_ones_change_nothing
     now = runner.clock.now()
     listed = {hotlist_name(key, AMY): [(1, 25)]}
     genuine = credits.compose(keys.issuer, key, 5, now, now + timedelta(days=1), listed)
-    publish(world.party_address("issuer"), [(credits.TOPIC, genuine, True)], "issuer-credits")
+    publish(world.party_address(TOOLS["issuer"]), [(credits.TOPIC, genuine, True)], "issuer-credits")
 
     until_held(runner, book, 5, "the issuer's credits list")
     assert book.for_card(AMY) == [(1, 25)] and book.for_card("04B2C3D4E5F607") == []

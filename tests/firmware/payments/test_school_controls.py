@@ -22,6 +22,7 @@ from simulator.scenarios.runner import ScenarioRunner
 from simulator.school.controls import SchoolControls
 from simulator.school.roster import Student
 from simulator.school.store import SchoolStore
+from simulator.servers.broker_setup import TOOLS
 from tests.support.reporting import (  # noqa: F401 - fixtures
     Capture,
     capture,
@@ -63,7 +64,7 @@ def test_a_pushed_decision_holds_on_that_card_only_and_bad_pushes_change_nothing
     closing,
 ) -> None:
     runner = closing(controls_runner(tmp_path, world))
-    keys, school_address = world.keys, world.party_address("school")
+    keys, school_address = world.keys, world.party_address(TOOLS["school"])
     key = keys.trust.controls_key
     assert key is not None
     code = runner.machine.controller.config.school.code
@@ -137,7 +138,7 @@ def test_the_hostile_corpus_on_the_controls_topic_changes_nothing_and_the_machin
     closing(school.store)
     now = runner.clock.now()
     version = school.decide("amy", {"blocked_categories": ["dairy"]}, now)
-    publish(world.party_address("school"), [school.message(code, keys.school, key, now, 24)], "school-controls")
+    publish(world.party_address(TOOLS["school"]), [school.message(code, keys.school, key, now, 24)], "school-controls")
     held(runner, version)
     client, sent = attacker(world), corpus(world)
     try:

@@ -175,7 +175,7 @@ def test_vending_serve_reports_to_a_broker(tmp_path, closing):
     device = closing(PN532Device(tmp_path / "reader0").start())
 
     def connection(party: str) -> list[str]:
-        known = ("vendor-ops", "school")  # the operator's tool has a certificate of its own: one per connection
+        known = ("vendor-ops", "school-ops")  # a party's tools have a certificate of their own: one per connection
         address = world.party_address(party) if party in known else world.machine_address(party)
         assert address.ca_file and address.cert_file and address.key_file
         url = f"mqtts://127.0.0.1:{address.port}"
@@ -192,7 +192,7 @@ def test_vending_serve_reports_to_a_broker(tmp_path, closing):
 
     def cmd(party: str, *words: str) -> subprocess.CompletedProcess:
         send = [VENDING, "cmd", "send", *words[:1], "--key", str(keys.directory / party)]
-        identity = {"vendor.key": "vendor-ops", "school.key": "school"}[party]
+        identity = {"vendor.key": "vendor-ops", "school.key": "school-ops"}[party]
         send += ["--machine", "TPE-DAAN-JH-01", *connection(identity), "--wait", "20", *words[1:]]
         return subprocess.run(send, capture_output=True, text=True, timeout=60)
 

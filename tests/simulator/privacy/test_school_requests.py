@@ -22,6 +22,7 @@ from simulator.school.export import write_export
 from simulator.school.party_client import PartyClient
 from simulator.school.roster import Student
 from simulator.school.subject import SubjectRequests, TermKeys
+from simulator.servers.broker_setup import TOOLS
 from tests.conftest import ROOT
 from tests.support.reporting import broker_client
 
@@ -47,7 +48,7 @@ def requests(client: PartyClient, terms: Path) -> SubjectRequests:
 
 def school_client(world: ReportingWorld) -> PartyClient:
     parties = {"vendor": world.keys.vendor.public, "issuer": world.keys.issuer.public}
-    return PartyClient(world.party_address("school"), world.keys.school, parties, wait=5.0)
+    return PartyClient(world.party_address(TOOLS["school"]), world.keys.school, parties, wait=5.0)
 
 
 def vendor_rows(world: ReportingWorld) -> list[tuple]:
