@@ -12,7 +12,7 @@ retained (firmware/reporting/credits.py).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from firmware.identity.pseudonym import hotlist_name
 from firmware.identity.signing import Identity
@@ -29,6 +29,13 @@ CREATE TABLE IF NOT EXISTS pending_credits (
 """
 
 Row = tuple[str, tuple[Any, ...]]
+
+
+class Review(NamedTuple):
+    """Why a reviewer decided a step the counters could not, and when (ISO 8601)."""
+
+    reason: str
+    at: str
 
 
 class PendingCredits:
@@ -58,12 +65,13 @@ class PendingCredits:
             (f"UPDATE pending_credits SET given = 1 WHERE uid = ? AND seq IN ({marks})", (named, *document["seqs"]))
         ]
 
-    def owe_decided(self, decided: list[tuple[UnresolvedDebit, str]]) -> int:
+    def owe_decided(self, decided: list[tuple[UnresolvedDebit, str]], review: Review | None = None) -> int:
         """Record each decided step once, and list a credit for what it leaves the card owed; returns how many.
 
         One transaction: a step's verdict and its credit are held together or not at all, and a step
         decided before (``card_unresolved_decided``) is never listed again, not even once its credit was
         given and forgotten with its day. The credit's txn names the step it pays for; its day, the step's.
+        ``review``: a reviewer's verdict (``purse_review``), recorded with the step in the same transaction.
         """
         listed = 0
         with self.store.atomic() as conn:
@@ -74,6 +82,11 @@ class PendingCredits:
                     "ON CONFLICT DO NOTHING",
                     (step.machine, step.txn, step.verdict, owed),
                 ).rowcount
+                if recorded and review is not None:
+                    conn.execute(
+                        "INSERT INTO card_unresolved_reviewed (machine, txn, reason, at) VALUES (?, ?, ?, ?)",
+                        (step.machine, step.txn, review.reason, review.at),
+                    )
                 if not recorded or not owed:
                     continue
                 document = {"card": step.uid, "amount": owed, "machine": step.machine, "txn": f"{step.txn}/unresolved"}

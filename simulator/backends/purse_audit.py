@@ -2,14 +2,15 @@
 
 Read by the running backend (``IssuerBackend``) and by an auditor's ``vending backend issuer purses``
 alike, from the same tables: ``card_steps`` (each step a machine settled with its period),
-``card_unresolved`` (steps a machine could not settle itself) and ``card_unresolved_decided`` (the
-verdicts the issuer acted on, with what it listed for the card). The decisions themselves are
+``card_unresolved`` (steps a machine could not settle itself), ``card_unresolved_decided`` (the
+verdicts the issuer acted on, with what it listed for the card) and ``card_unresolved_reviewed`` (why a
+reviewer gave a verdict the counters could not). The decisions themselves are
 ``card_counters``'s; this module only reads them out of the store.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from firmware.cards.purse import Sam
@@ -26,9 +27,10 @@ UNDECIDED = " WHERE NOT EXISTS (SELECT 1 FROM card_unresolved_decided d WHERE d.
 class LeftStep:
     """An unresolved step as the audit shows it: the verdict now, and what the issuer listed for it."""
 
-    step: UnresolvedDebit
+    step: UnresolvedDebit  # its verdict a reviewer's where one gave it
     day: str
     listed: int | None  # the credit listed when the issuer acted on the verdict; None: not acted on yet
+    reviewed: str | None = None  # the reviewer's reason, where the counters could not decide it
 
 
 def _rows(store: SqliteReportStore, keys: tuple[str, ...], sql: str) -> list[dict[str, Any]]:
@@ -66,6 +68,18 @@ def counter_incidents(store: SqliteReportStore, sam: Sam | None = None) -> list[
 
 def audit(store: SqliteReportStore) -> list[LeftStep]:
     """Every unresolved step with its verdict and, once the issuer acted on it, what it listed for the card."""
-    decided = store.execute("SELECT machine, txn, owed FROM card_unresolved_decided")
-    acted = {(str(machine), str(txn)): int(owed) for machine, txn, owed in decided}
-    return [LeftStep(step, day, acted.get((step.machine, step.txn))) for step, day in left_steps(store)]
+    decided = store.execute(
+        "SELECT d.machine, d.txn, d.verdict, d.owed, r.reason FROM card_unresolved_decided d "
+        "LEFT JOIN card_unresolved_reviewed r ON r.machine = d.machine AND r.txn = d.txn"
+    )
+    acted = {(str(m), str(t)): (str(verdict), int(owed), reason) for m, t, verdict, owed, reason in decided}
+    found = []
+    for step, day in left_steps(store):
+        verdict, owed, reason = acted.get((step.machine, step.txn), (step.verdict, None, None))
+        found.append(LeftStep(replace(step, verdict=verdict), day, owed, reason))
+    return found
+
+
+def find(store: SqliteReportStore, machine: str, txn: str) -> LeftStep | None:
+    """The step ``machine`` left as ``txn``, as the audit shows it; None if it left none."""
+    return next((one for one in audit(store) if (one.step.machine, one.step.txn) == (machine, txn)), None)

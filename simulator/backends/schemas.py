@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS card_unresolved (
 CREATE TABLE IF NOT EXISTS card_unresolved_decided (
     machine TEXT NOT NULL, txn TEXT NOT NULL, verdict TEXT NOT NULL, owed INTEGER NOT NULL, PRIMARY KEY (machine, txn)
 );
+-- the verdicts a reviewer gave where the counters could not (`vending issuer verdict`): why, and when
+CREATE TABLE IF NOT EXISTS card_unresolved_reviewed (
+    machine TEXT NOT NULL, txn TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (machine, txn)
+);
 CREATE TABLE IF NOT EXISTS accounts (
     uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,
     guardian TEXT, daily_cap INTEGER, paused INTEGER NOT NULL DEFAULT 0

@@ -32,7 +32,8 @@ from simulator.cli.fleet import fleet
 from simulator.cli.help_format import drop_flag_placeholders
 from simulator.cli.inspection import export_app
 from simulator.cli.inspection import register as register_inspection
-from simulator.cli.issuer import issuer_app, issuer_tool_app
+from simulator.cli.issuer import issuer_app
+from simulator.cli.issuer_tools import issuer_tool_app
 from simulator.cli.keys import keys_app
 from simulator.cli.party_views import print_party_views
 from simulator.cli.privacy import privacy_app

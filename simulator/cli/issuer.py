@@ -30,9 +30,7 @@ from simulator.cli.reporting import (
     requests_note,
     school_public_key,
     serve_forever,
-    shared_key,
 )
-from simulator.scenarios.card_specs import UID as CARD_UID
 
 issuer_app = typer.Typer(help="The card issuer's backend: run it (no subcommand), or act on its accounts.")
 Key = Annotated[Path, typer.Option(help="The issuer's signing key (issuer.key): its orders are kept signed with it.")]
@@ -228,7 +226,7 @@ def accounts(
         typer.echo(f"offline debts declined: {len(debts)}, NT${sum(amount for _, _, amount in debts)}")
 
 
-FOLDED = ("machine", "txn", "card", "detail")  # long ids and text: folded onto more lines where the width is short
+FOLDED = ("machine", "txn", "card", "detail", "reviewed")  # long ids and text: folded where the width is short
 
 
 def _folding_table(title: str, *columns: str) -> Table:
@@ -251,7 +249,8 @@ def purses(
     """Purse cards across every machine: counter incidents, and the steps machines left to the issuer.
 
     Each left step with its verdict (``made``, ``not_made``, ``unknown`` until the card's next step is
-    settled) and what the issuer listed for the card when it acted on it. Reads only.
+    settled, or for good after a store's top-up: `vending issuer verdict`), a reviewer's reason where one
+    decided it, and what the issuer listed for the card when it acted on it. Reads only.
     """
     from firmware.cards.purse import Sam
     from firmware.identity.keyset import read_card_master
@@ -273,7 +272,8 @@ def purses(
         for incident in found:
             typer.echo(json.dumps({"incident": incident.__dict__}))
         for one in left:
-            typer.echo(json.dumps({"left": one.step.__dict__ | {"day": one.day, "listed": one.listed}}))
+            typer.echo(json.dumps({"left": one.step.__dict__ | {"day": one.day, "listed": one.listed,
+                                                                "reviewed": one.reviewed}}))  # fmt: skip
         return
     if found:
         table = _folding_table("counter incidents", "card", "counter", "incident", "detail")
@@ -281,82 +281,15 @@ def purses(
             table.add_row(incident.uid, str(incident.counter), incident.kind, incident.detail)
         Console().print(table)
     if left:
-        table = _folding_table("left steps", "day", "machine", "txn", "card", "counter", "amount", "verdict", "listed")
+        reviewed = ("reviewed",) if any(one.reviewed for one in left) else ()  # a reviewer's reason, if any gave one
+        columns = ("day", "machine", "txn", "card", "counter", "amount", "verdict", "listed", *reviewed)
+        table = _folding_table("left steps", *columns)
         for one in left:
             step, listed = one.step, "not yet" if one.listed is None else f"NT${one.listed}"
+            reason = (one.reviewed or "",) if reviewed else ()
             table.add_row(one.day, step.machine, step.txn, step.uid, str(step.counter), str(step.amount),
-                          step.verdict, listed)  # fmt: skip
+                          step.verdict, listed, *reason)  # fmt: skip
         Console().print(table)
     owed = sum(one.listed or 0 for one in left)
     checked = "MACs checked" if sam is not None else "MACs not checked (no --keys)"
     typer.echo(f"{len(found)} counter incident(s), {checked}; {len(left)} left step(s), NT${owed} listed for cards")
-
-
-issuer_tool_app = typer.Typer(no_args_is_help=True, help="The card issuer's own tools: the lost-card hotlist.")
-hotlist_app = typer.Typer(no_args_is_help=True, help="Lost cards: list, unlist, publish to the machines.")
-issuer_tool_app.add_typer(hotlist_app, name="hotlist")
-Keys = Annotated[Path, typer.Option(help="The issuer's key directory (issuer.key and hotlist.key).")]
-Broker = Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port")]
-ValidHours = Annotated[
-    int, typer.Option(min=1, max=24 * 14, help="How long the published list is valid: republish at least this often.")
-]
-Cards = Annotated[list[str], typer.Option("--card", help="A card's uid (hex); repeat for more.")]
-
-
-def _hotlist(
-    keys: Path, db: Path, broker: str, add: set[str], remove: set[str], valid_hours: int,
-    username: str | None, password: str | None, ca: Path | None, cert: Path | None, cert_key: Path | None,
-) -> None:  # fmt: skip
-    """Change the list (if asked), then publish the change and the whole list, signed and sealed."""
-    from datetime import UTC, datetime
-
-    from simulator.backends.hotlist import HotlistRegistry, messages
-    from simulator.backends.push import publish
-
-    bad = [uid for uid in add | remove if not CARD_UID.match(uid.upper())]
-    if bad:
-        fail(f"--card {bad[0]!r}: expected 8, 14 or 20 hex digits (a card's uid)")
-    identity = party_identity("issuer", keys / "issuer.key")
-    key = shared_key(keys, HOTLIST, "issuer")
-    address = broker_address(broker, username, password, ca, cert, cert_key)
-    registry = HotlistRegistry(db)
-    try:
-        now = datetime.now(UTC)
-        change = registry.change(add, remove, now)  # a new version each time: a newer expiry is news too
-        publish(address, messages(registry, change, identity, key, now, valid_hours), "issuer-hotlist")
-        listed, version = len(registry.listed()), registry.version()
-    except (OSError, RuntimeError) as exc:
-        fail(f"--broker {address}: {exc}")
-    finally:
-        registry.close()
-    typer.echo(f"hotlist version {version}: {listed} card(s) listed, published to {address}, valid {valid_hours} h")
-
-
-@hotlist_app.command("add")
-def hotlist_add(
-    card: Cards, keys: Keys, broker: Broker, db: Db = Path("issuer.db"), valid_hours: ValidHours = 24,
-    username: Username = None, password: Password = None, ca: CaFile = None, cert: CertFile = None,
-    cert_key: CertKey = None,
-) -> None:  # fmt: skip
-    """List lost or stolen cards: every machine refuses them once it has the list (`card_blocked`)."""
-    _hotlist(keys, db, broker, set(card), set(), valid_hours, username, password, ca, cert, cert_key)
-
-
-@hotlist_app.command("remove")
-def hotlist_remove(
-    card: Cards, keys: Keys, broker: Broker, db: Db = Path("issuer.db"), valid_hours: ValidHours = 24,
-    username: Username = None, password: Password = None, ca: CaFile = None, cert: CertFile = None,
-    cert_key: CertKey = None,
-) -> None:  # fmt: skip
-    """Unlist cards (found again)."""
-    _hotlist(keys, db, broker, set(), set(card), valid_hours, username, password, ca, cert, cert_key)
-
-
-@hotlist_app.command("publish")
-def hotlist_publish(
-    keys: Keys, broker: Broker, db: Db = Path("issuer.db"), valid_hours: ValidHours = 24,
-    username: Username = None, password: Password = None, ca: CaFile = None, cert: CertFile = None,
-    cert_key: CertKey = None,
-) -> None:  # fmt: skip
-    """Publish the list again with a new expiry (run at least every --valid-hours, e.g. from cron)."""
-    _hotlist(keys, db, broker, set(), set(), valid_hours, username, password, ca, cert, cert_key)
