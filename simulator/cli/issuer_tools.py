@@ -54,10 +54,11 @@ def _hotlist(
     try:
         now = datetime.now(UTC)
         change = registry.change(add, remove, now)  # a new version each time: a newer expiry is news too
-        publish(address, messages(registry, change, identity, key, now, valid_hours), "issuer-hotlist")
         listed, version = len(registry.listed()), registry.version()
+        publish(address, messages(registry, change, identity, key, now, valid_hours), "issuer-hotlist")
     except (OSError, RuntimeError) as exc:
-        fail(f"--broker {address}: {exc}")
+        fail(f"--broker {address}: {exc}; the list is kept as version {version} ({listed} card(s)) but the machines "
+             "do not have it: run `vending issuer hotlist publish` once the broker answers")  # fmt: skip
     finally:
         registry.close()
     typer.echo(f"hotlist version {version}: {listed} card(s) listed, published to {address}, valid {valid_hours} h")

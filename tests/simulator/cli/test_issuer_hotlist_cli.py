@@ -41,3 +41,11 @@ def test_bad_cards_and_missing_keys_are_named(tmp_path: Path):
     assert bad.returncode == 2 and "--card 'zz': expected 8, 14 or 20 hex digits" in bad.stderr
     missing = vending("issuer", "hotlist", "add", "--card", "04A1B2C3", *common)
     assert missing.returncode == 2 and "no hotlist.key" in missing.stderr
+
+
+def test_a_broker_that_does_not_answer_is_named_and_the_kept_change_said_so(tmp_path: Path):
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    common = ["--keys", str(tmp_path / "k"), "--db", str(tmp_path / "i.db"), "--broker", "mqtt://127.0.0.1:9"]
+    unsent = vending("issuer", "hotlist", "add", "--card", "04A1B2C3", *common)
+    assert unsent.returncode == 2 and "--broker mqtt://127.0.0.1:9" in unsent.stderr, unsent.stderr
+    assert "kept as version 1 (1 card(s))" in unsent.stderr and "vending issuer hotlist publish" in unsent.stderr
