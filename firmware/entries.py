@@ -117,3 +117,17 @@ class Alert(Record):
     def data(self) -> dict[str, Any]:
         """Only what applies: an alert for the door has no slot."""
         return {key: value for key, value in super().data().items() if value is not None}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaySummary(Record):
+    """A machine-day in counts, made at the day's close (not journaled: the sales it counts are).
+
+    Distinct cards that bought, items sold, and the most items one card bought, from which the vendor
+    bounds the distinct buyers in any cell of that day (simulator/backends/analytics.py).
+    """
+
+    day: str
+    buyers: int
+    sales: int
+    most_by_one_buyer: int

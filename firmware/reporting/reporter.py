@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from firmware.config.machine import MachineSetup
 from firmware.domain import JournalEntry, OutboundMessage
-from firmware.entries import Alert, DeniedEntry, SaleEntry
+from firmware.entries import Alert, DaySummary, DeniedEntry, SaleEntry
 from firmware.identity.signing import Identity
 from firmware.journal.account_auths import AccountAuth, AccountAuths
 from firmware.journal.books import MachineBooks
@@ -239,10 +239,10 @@ class MqttReporter:
         """
         day = entry.data["day"]
         totals = self.daily_totals(day)
-        counts = {"buyers": len(totals), "sales": sum(c for _, _, c in totals)}
-        counts["most_by_one_buyer"] = max((c for _, _, c in totals), default=0)
+        counts = DaySummary(day=day, buyers=len(totals), sales=sum(c for _, _, c in totals),
+                            most_by_one_buyer=max((c for _, _, c in totals), default=0))  # fmt: skip
         summary = OutboundMessage(
-            topics.vendor(self.machine, "summary"), {"machine": self.machine, "day": day, **counts}, False, "vendor"
+            topics.vendor(self.machine, "summary"), {"machine": self.machine, **counts.reported()}, False, "vendor"
         )
         if self.issuer_public_key is None or self.identity is None:
             return [summary]

@@ -1,7 +1,7 @@
 """The report kinds a backend keeps a table view of, each derived from one typed record (firmware/entries.py).
 
 A view's columns are the report's envelope (txn, time; a sale's currency and outcome) and then the
-record's reported fields, in order (the day's summary has no record: its counts are the envelope).
+record's reported fields, in order (the day's summary: its record's counts alone).
 The reporter builds those reports from the same records, and
 both backends generate their SQL views from ``REPORT_VIEWS`` (simulator/backends/views.py), so a
 field added to a record reaches the wire and both databases without another edit.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.entries import Alert, DeniedEntry, Record, SaleEntry, reported_fields
+from firmware.entries import Alert, DaySummary, DeniedEntry, Record, SaleEntry, reported_fields
 
 Column = tuple[str, type]
 
@@ -27,14 +27,9 @@ class ReportView:
         return [*self.envelope, *(reported_fields(self.record) if self.record else ())]
 
 
-# A machine-day in counts: distinct cards that bought, items sold, and the most items one card bought,
-# from which the vendor bounds the distinct buyers in any cell of that day (simulator/backends/analytics.py).
-SUMMARY_COUNTS: tuple[Column, ...] = (("day", str), ("buyers", int), ("sales", int), ("most_by_one_buyer", int))
-
-
 REPORT_VIEWS: tuple[ReportView, ...] = (
     ReportView("sales", "sale", (("txn", str), ("time", str), ("currency", str), ("outcome", str)), SaleEntry),
     ReportView("denials", "denial", (("txn", str), ("time", str)), DeniedEntry),
     ReportView("alerts", "alert", (("time", str),), Alert),
-    ReportView("summaries", "summary", SUMMARY_COUNTS),
+    ReportView("summaries", "summary", (), DaySummary),
 )
