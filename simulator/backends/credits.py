@@ -32,10 +32,11 @@ Row = tuple[str, tuple[Any, ...]]
 
 
 class Review(NamedTuple):
-    """Why a reviewer decided a step the counters could not, and when (ISO 8601)."""
+    """Why a reviewer decided a step the counters could not, when (ISO 8601), and the order signed."""
 
     reason: str
     at: str
+    signed: str  # the verdict, the step, what it leaves the card owed, the reason and time: the issuer's JWS
 
 
 class PendingCredits:
@@ -84,8 +85,9 @@ class PendingCredits:
                 ).rowcount
                 if recorded and review is not None:
                     conn.execute(
-                        "INSERT INTO card_unresolved_reviewed (machine, txn, reason, at) VALUES (?, ?, ?, ?)",
-                        (step.machine, step.txn, review.reason, review.at),
+                        "INSERT INTO card_unresolved_reviewed (machine, txn, reason, at, signed) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (step.machine, step.txn, *review),
                     )
                 if not recorded or not owed:
                     continue

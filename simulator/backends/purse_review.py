@@ -5,7 +5,8 @@ against the next step another machine settled on the card (``card_counters.decid
 that step is a store's top-up, which no machine settles, the verdict stays ``unknown`` for good and the
 money waits. The issuer's staff then look at the card's full record (the top-up network's, which this
 system does not hold) and decide: the step was made or it was not. What that leaves the card owed goes
-on the credits list, once, exactly as a verdict of the counters does.
+on the credits list, once, exactly as a verdict of the counters does; the order is kept signed by the
+issuer's key, as its account orders are, so a verdict nobody with the key gave shows.
 
 Only an ``unknown`` step takes a review: one the counters decide is the backend's to act on, and a step
 decided before, by either, is never decided again.
@@ -17,6 +18,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from firmware.errors import VendingError
+from firmware.reporting.signed import canonical, sign_text
 from simulator.backends import purse_audit
 from simulator.backends.credits import PendingCredits, Review
 from simulator.backends.purse_audit import LeftStep
@@ -46,7 +48,10 @@ def review(credits: PendingCredits, machine: str, txn: str, made: bool, reason: 
             f"{named}: the card's counters decide it ({found.step.verdict}); the issuer's backend acts on that"
         )
     verdict = replace(found.step, verdict="made" if made else "not_made")
-    credits.owe_decided([(verdict, found.day)], Review(reason.strip(), now.isoformat(timespec="seconds")))
+    at, why = now.isoformat(timespec="seconds"), reason.strip()
+    order = {"order": "verdict", "machine": machine, "txn": txn, "verdict": verdict.verdict,
+             "owed": verdict.owed_to_card, "reason": why, "at": at}  # fmt: skip
+    credits.owe_decided([(verdict, found.day)], Review(why, at, sign_text(credits.identity, canonical(order))))
     recorded = purse_audit.find(store, machine, txn)
     if recorded is None or recorded.reviewed is None:  # the backend decided it between our read and our write
         raise ReviewRefused(f"{named}: decided meanwhile by the issuer's backend; see `vending backend issuer purses`")

@@ -57,9 +57,11 @@ CREATE TABLE IF NOT EXISTS card_unresolved (
 CREATE TABLE IF NOT EXISTS card_unresolved_decided (
     machine TEXT NOT NULL, txn TEXT NOT NULL, verdict TEXT NOT NULL, owed INTEGER NOT NULL, PRIMARY KEY (machine, txn)
 );
--- the verdicts a reviewer gave where the counters could not (`vending issuer verdict`): why, and when
+-- the verdicts a reviewer gave where the counters could not (`vending issuer verdict`): why and when, and
+-- the whole order signed by the issuer's key, as its account orders are
 CREATE TABLE IF NOT EXISTS card_unresolved_reviewed (
-    machine TEXT NOT NULL, txn TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (machine, txn)
+    machine TEXT NOT NULL, txn TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL, signed TEXT NOT NULL,
+    PRIMARY KEY (machine, txn)
 );
 CREATE TABLE IF NOT EXISTS accounts (
     uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,

@@ -53,6 +53,13 @@ def test_a_reviewed_verdict_lists_the_card_s_money_once_and_publishes_the_list(t
 
     audit = left(db)
     assert (audit[BEN]["verdict"], audit[BEN]["listed"], audit[BEN]["reviewed"]) == ("made", 25, reason)
+    store = SqliteReportStore(db, "issuer")
+    ((signed,),) = store.execute("SELECT signed FROM card_unresolved_reviewed")
+    store.close()
+    checked = issuer.verify(json.loads(signed), ["issuer"])  # kept signed by the issuer's key, as account orders are
+    order = json.loads(checked.payload)
+    assert order == {"order": "verdict", "machine": "M-1", "txn": "M-1-00000002", "verdict": "made", "owed": 25,
+                     "reason": reason, "at": order["at"]}  # fmt: skip
     assert (audit[AMY]["verdict"], audit[AMY]["reviewed"]) == ("made", None), "the counters' verdict, unreviewed"
 
 
