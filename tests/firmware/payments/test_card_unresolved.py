@@ -9,6 +9,7 @@ before) to the issuer, sealed; the issuer matches it with the next step another 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
@@ -30,6 +31,7 @@ from tests.support.reporting import world  # noqa: F401 - fixture
 from tests.support.waiting import eventually
 
 AMY = "04A1B2C3"
+SETTLED = "INSERT INTO card_steps (uid, counter, machine, amount, balance, mac, week) VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 
 def card_runner(tmp_path: Path, reporting: ReportingWorld, purse: int = 100) -> ScenarioRunner:
@@ -61,6 +63,64 @@ def used_elsewhere(runner: ScenarioRunner, times: int) -> list[dict[str, Any]]:
                         "balance": entry.balance, "mac": mac, "week": "2026-W09"})  # fmt: skip
     runner.clock.advance(timedelta(minutes=5))
     return settled
+
+
+@dataclass
+class TornDebit:
+    """A purse machine on a real broker whose NT$25 debit was made on AMY's card with nothing vended."""
+
+    runner: ScenarioRunner
+    issuer: IssuerBackend
+
+    @classmethod
+    def made(cls, tmp_path: Path, reporting: ReportingWorld, closing: Any) -> TornDebit:
+        runner = closing(card_runner(tmp_path, reporting))
+        runner.start()
+        publisher, purses = runner.machine.publisher, runner.purses
+        assert publisher is not None and publisher.wait_connected(15) and purses is not None
+        assert reporting.issuer is not None
+        purses.tear_next(3)  # the debit is made on the card, nothing vended
+        runner.machine.controller.select("A1")
+        torn = cls(runner, reporting.issuer)
+        torn.tap()
+        return torn
+
+    @property
+    def purses(self) -> Any:
+        assert self.runner.purses is not None
+        return self.runner.purses
+
+    def tap(self) -> None:
+        controller = self.runner.machine.controller
+        controller.present(CardTap(AMY, "virtual", self.runner.clock.now(), link=self.purses.link(AMY)))
+
+    def tap_and_walk_away(self) -> None:
+        self.tap()
+        self.runner.machine.controller.dispatch("cancel")
+
+    def settled(self, steps: list[dict[str, Any]]) -> None:
+        """Other machines' steps on the card, as their periods' settlements store them at the issuer."""
+        for step in steps:
+            self.issuer.store.execute(SETTLED, tuple(step.values()))
+
+    def reported(self) -> None:
+        publisher = self.runner.machine.publisher
+        assert publisher is not None and publisher.flush(20), "the machine's reports reached the issuer"
+
+    def given_back(self, balance: int) -> None:
+        """The machine comes to hold the issuer's NT$25 for the card, gives it at the next tap, once."""
+        book = getattr(self.runner.machine.books.payment, "credits", None)
+        assert book is not None
+
+        def listed() -> bool:
+            self.runner.machine.tick()
+            return bool(book.for_card(AMY) == [(1, 25)])
+
+        eventually(listed, what="the machine holding the issuer's list")
+        self.tap_and_walk_away()
+        assert self.purses.balance(AMY) == balance, "given back, NT$25"
+        self.reported()
+        eventually(lambda: self.issuer.credits.pending() == 0, what="the issuer hearing the card has it")
 
 
 def test_a_step_the_card_s_log_moved_past_is_decided_by_the_issuer(tmp_path: Path, closing) -> None:
@@ -100,11 +160,8 @@ def test_a_step_the_card_s_log_moved_past_is_decided_by_the_issuer(tmp_path: Pat
         issuer.store.store_many([report])
         (undecided,) = issuer.unresolved_debits()
         assert undecided.verdict == "unknown", "no machine settled the card's next step yet"
-        insert = (
-            "INSERT INTO card_steps (uid, counter, machine, amount, balance, mac, week) VALUES (?, ?, ?, ?, ?, ?, ?)"
-        )
         for step in others:  # the other machines settle their steps with their periods
-            issuer.store.execute(insert, tuple(step.values()))
+            issuer.store.execute(SETTLED, tuple(step.values()))
         (decided,) = issuer.unresolved_debits()
         assert (decided.verdict, decided.amount, decided.counter) == ("made", 25, 1), "the card is owed NT$25"
     finally:
@@ -117,46 +174,21 @@ def test_a_debit_the_issuer_finds_made_is_given_back_once_at_the_card_s_next_tap
     closing,
 ) -> None:
     """The issuer acts on its verdict: what the card is owed goes on its credits list, once, for any machine."""
-    runner = closing(card_runner(tmp_path, world))
-    runner.start()
-    publisher, purses, controller = runner.machine.publisher, runner.purses, runner.machine.controller
-    assert publisher is not None and publisher.wait_connected(15) and purses is not None
-    issuer = world.issuer
-    assert issuer is not None
-    purses.tear_next(3)  # the debit is made on the card, nothing vended
-    controller.select("A1")
-    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
-    others = used_elsewhere(runner, 3)
-    assert purses.balance(AMY) == 45
-    insert = "INSERT INTO card_steps (uid, counter, machine, amount, balance, mac, week) VALUES (?, ?, ?, ?, ?, ?, ?)"
-    for step in others:  # the other machines settled their period before this one's report arrives
-        issuer.store.execute(insert, tuple(step.values()))
-
-    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))  # left to the issuer
-    controller.dispatch("cancel")
-    assert publisher.flush(20), "the unresolved step reached the issuer"
+    torn = TornDebit.made(tmp_path, world, closing)
+    torn.settled(used_elsewhere(torn.runner, 3))  # settled before this machine's report arrives
+    assert torn.purses.balance(AMY) == 45
+    torn.tap_and_walk_away()  # left to the issuer
+    torn.reported()
+    issuer = torn.issuer
     eventually(lambda: issuer.credits.pending() == 25, what="the issuer listing the NT$25 it found taken")
-    book = getattr(runner.machine.books.payment, "credits", None)
-    assert book is not None
-
-    def listed() -> bool:
-        runner.machine.tick()
-        return bool(book.for_card(AMY) == [(1, 25)])
-
-    eventually(listed, what="the machine holding the issuer's list")
-    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
-    controller.dispatch("cancel")
-    assert purses.balance(AMY) == 70, "given back, NT$25"
-    assert publisher.flush(20)
-    eventually(lambda: issuer.credits.pending() == 0, what="the issuer hearing the card has it")
+    torn.given_back(70)
 
     issuer.store.purge("2099-01-01")  # retention forgets the given credit with its day ...
     assert issuer.store.execute("SELECT COUNT(*) FROM pending_credits") == [(0,)]
     assert issuer.refund_unresolved() == 0, "... and the verdict is never acted on again"
     assert issuer.credits.pending() == 0
-    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
-    controller.dispatch("cancel")
-    assert purses.balance(AMY) == 70, "given once"
+    torn.tap_and_walk_away()
+    assert torn.purses.balance(AMY) == 70, "given once"
 
 
 def test_steps_whose_card_is_not_back_within_a_week_are_left_to_the_issuer_once(tmp_path: Path, closing) -> None:

@@ -13,13 +13,11 @@ from pathlib import Path
 
 from firmware.cards.purse_io import credit
 from firmware.cards.tag import ClassicTag
-from firmware.domain import CardTap
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.servers.broker_setup import TOOLS
 from tests.conftest import VENDING
-from tests.firmware.payments.test_card_unresolved import AMY, card_runner, used_elsewhere
+from tests.firmware.payments.test_card_unresolved import AMY, TornDebit, used_elsewhere
 from tests.support.reporting import world  # noqa: F401 - fixture
-from tests.support.waiting import eventually
 
 
 def broker_options(world: ReportingWorld) -> list[str]:  # noqa: F811 - the fixture's name
@@ -39,34 +37,22 @@ def test_a_reviewed_debit_is_given_back_at_the_card_s_next_tap(
 ) -> None:
     import subprocess
 
-    runner = closing(card_runner(tmp_path, world))
-    runner.start()
-    publisher, purses, controller = runner.machine.publisher, runner.purses, runner.machine.controller
-    assert publisher is not None and publisher.wait_connected(15) and purses is not None
-    issuer = world.issuer
-    assert issuer is not None
-    purses.tear_next(3)  # the debit is made on the card, nothing vended
-    controller.select("A1")
-    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
-    link = purses.link(AMY)
+    torn = TornDebit.made(tmp_path, world, closing)
+    link = torn.purses.link(AMY)
     assert link is not None
     with link() as exchange:  # a convenience store's top-up: counter 2, settled by no machine
-        credit(ClassicTag(bytes.fromhex(AMY), exchange), purses.sam, 50, "STORE-7", runner.clock.now())
-    insert = "INSERT INTO card_steps (uid, counter, machine, amount, balance, mac, week) VALUES (?, ?, ?, ?, ?, ?, ?)"
-    for step in used_elsewhere(runner, 2):  # counters 3 and 4, settled by their machines
-        issuer.store.execute(insert, tuple(step.values()))
-    assert purses.balance(AMY) == 100 - 25 + 50 - 20
-
-    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))  # left to the issuer
-    controller.dispatch("cancel")
-    assert publisher.flush(20), "the unresolved step reached the issuer"
+        credit(ClassicTag(bytes.fromhex(AMY), exchange), torn.purses.sam, 50, "STORE-7", torn.runner.clock.now())
+    torn.settled(used_elsewhere(torn.runner, 2))  # counters 3 and 4, settled by their machines
+    assert torn.purses.balance(AMY) == 100 - 25 + 50 - 20
+    torn.tap_and_walk_away()  # left to the issuer
+    torn.reported()
+    issuer = torn.issuer
     (left,) = issuer.unresolved_debits()
     assert left.verdict == "unknown", "the step after it is the store's: no counter decides it"
     assert issuer.credits.pending() == 0
 
-    txn = left.txn
     decided = subprocess.run(
-        [VENDING, "issuer", "verdict", "--machine", left.machine, "--txn", txn, "--made",
+        [VENDING, "issuer", "verdict", "--machine", left.machine, "--txn", left.txn, "--made",
          "--reason", "the top-up network's record: counter 1 debited NT$25 before the store's top-up",
          "--keys", str(world.keys.directory), "--db", str(world.workdir / "issuer.db"), *broker_options(world)],
         capture_output=True, text=True, timeout=60,
@@ -74,20 +60,7 @@ def test_a_reviewed_debit_is_given_back_at_the_card_s_next_tap(
     assert decided.returncode == 0, decided.stderr
     assert "made (reviewed), NT$25 listed for the card" in decided.stdout
     assert issuer.credits.pending() == 25
-    book = getattr(runner.machine.books.payment, "credits", None)
-    assert book is not None
-
-    def listed() -> bool:
-        runner.machine.tick()
-        return bool(book.for_card(AMY) == [(1, 25)])
-
-    eventually(listed, what="the machine holding the list the reviewer's tool published")
-    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
-    controller.dispatch("cancel")
-    assert purses.balance(AMY) == 105 + 25, "given back, NT$25"
-    assert publisher.flush(20)
-    eventually(lambda: issuer.credits.pending() == 0, what="the issuer hearing the card has it")
+    torn.given_back(105 + 25)  # the list the reviewer's tool published
     assert issuer.refund_unresolved() == 0, "decided once: never acted on again"
-    controller.present(CardTap(AMY, "virtual", runner.clock.now(), link=purses.link(AMY)))
-    controller.dispatch("cancel")
-    assert purses.balance(AMY) == 130, "given once"
+    torn.tap_and_walk_away()
+    assert torn.purses.balance(AMY) == 130, "given once"
