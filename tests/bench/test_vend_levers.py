@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -16,17 +17,17 @@ from firmware.app.node import DB_FILE
 def test_each_arm_s_vends_run_on_its_own_layout(tmp_path: Path, name: str) -> None:
     figures = run_arm(tmp_path, ARMS[name], vends=5, frame_vends=5)
     assert figures["vends_per_s"] > 0 and figures["frames_per_vend"] > 0
-    conn = sqlite3.connect(tmp_path / "machine" / DB_FILE)
-    assert conn.execute(ARMS[name].holds).fetchone() is not None
-    sold = conn.execute("SELECT COUNT(*) FROM vends WHERE status = 'completed'").fetchone()[0]
+    with closing(sqlite3.connect(tmp_path / "machine" / DB_FILE)) as conn:
+        assert conn.execute(ARMS[name].holds).fetchone() is not None
+        sold = conn.execute("SELECT COUNT(*) FROM vends WHERE status = 'completed'").fetchone()[0]
     assert sold == 10, "the firmware's own statements sold on the arm's tables"
 
 
 def test_the_machine_s_own_layout_is_not_clustered(tmp_path: Path) -> None:
     """The arms' checks can say no: the firmware's own tables answer none of them."""
     run_arm(tmp_path, ARMS[OWN], vends=1, frame_vends=1)
-    conn = sqlite3.connect(tmp_path / "machine" / DB_FILE)
-    assert all(conn.execute(arm.holds).fetchone() is None for name, arm in ARMS.items() if name != OWN)
+    with closing(sqlite3.connect(tmp_path / "machine" / DB_FILE)) as conn:
+        assert all(conn.execute(arm.holds).fetchone() is None for name, arm in ARMS.items() if name != OWN)
 
 
 def test_a_layout_the_database_does_not_hold_is_refused_not_reported(tmp_path: Path) -> None:
@@ -38,9 +39,9 @@ def test_a_layout_the_database_does_not_hold_is_refused_not_reported(tmp_path: P
 
 def test_a_layout_is_made_before_the_firmware_opens_the_file(tmp_path: Path) -> None:
     lay_out(tmp_path, ARMS["1 KiB pages"])
-    conn = sqlite3.connect(tmp_path / "machine" / DB_FILE)
-    assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with closing(sqlite3.connect(tmp_path / "machine" / DB_FILE)) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 1024
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_fewer_rounds_than_the_method_needs_are_refused(tmp_path: Path) -> None:
