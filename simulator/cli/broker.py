@@ -27,7 +27,8 @@ def setup(
 
     Run the broker with `mosquitto -c DIR/mosquitto.conf`; each party connects with
     `--broker mqtts://127.0.0.1:PORT --ca DIR/ca.crt --cert DIR/clients/NAME.crt --cert-key DIR/clients/NAME.key`
-    where NAME is vendor, issuer, school or a machine's id. Machines' ACL rules are patterns over the
+    where NAME is a party's backend (vendor, issuer, school), its people's tools (vendor-ops, issuer-ops,
+    school-ops) or a machine's id. Machines' ACL rules are patterns over the
     certificate's name, so `vending broker enrol` adds a machine without touching the running broker.
     """
     from simulator.servers.broker_setup import write_broker_setup
