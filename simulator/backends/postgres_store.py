@@ -23,6 +23,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from firmware import crashpoints
+from firmware.journal.owner import ForeignDatabase
+from simulator.backends.postgres_owner import claim
 from simulator.backends.store import Report, StoreQueries
 from simulator.backends.views import view_sql
 
@@ -78,10 +80,15 @@ class PostgresReportStore(StoreQueries):
 
         self._psycopg = psycopg
         self.conn = psycopg.connect(dsn, autocommit=True)
-        with self.conn.transaction():
-            self.conn.execute("SELECT pg_advisory_xact_lock(7417)")  # two backends creating the schema at once
-            for statement in filter(str.strip, schema.split(";")):
-                self.conn.execute(statement)
+        try:
+            with self.conn.transaction():
+                self.conn.execute("SELECT pg_advisory_xact_lock(7417)")  # two backends creating the schema at once
+                claim(self.conn, "vendor")  # another application's database is refused before any schema
+                for statement in filter(str.strip, schema.split(";")):
+                    self.conn.execute(statement)
+        except ForeignDatabase:
+            self.conn.close()
+            raise
         self._lock = threading.Lock()
         self._made: set[date] = set()  # day partitions this process made or found (saves the DDL round trip)
         self.duplicates = 0

@@ -136,3 +136,64 @@ def test_reports_are_partitioned_by_day_and_the_day_queries_read_one_partition(p
         plan = "\n".join(row[0] for row in store.execute("EXPLAIN " + query.replace("?", "'2026-03-03'")))
         assert "reports_d20260303" in plan, plan
         assert "reports_d20260302" not in plan and "reports_d20260304" not in plan, plan
+
+
+def _database(postgres: Any, name: str) -> str:
+    """A fresh database ``name`` on the test server; its DSN."""
+    import psycopg
+
+    with psycopg.connect(postgres.dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    return postgres.dsn.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _tables(dsn: str) -> set[str]:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        return {str(name) for (name,) in rows}
+
+
+def test_another_application_s_database_is_refused_and_left_as_it_was(postgres):
+    """The vendor's store used to add its tables, views and partitions to any database its --db named."""
+    import subprocess
+
+    import psycopg
+
+    from firmware.journal.owner import ForeignDatabase
+    from simulator.backends.postgres_store import PostgresReportStore
+    from tests.conftest import VENDING
+
+    library = _database(postgres, "library")
+    with psycopg.connect(library, autocommit=True) as conn:
+        conn.execute("CREATE TABLE loans (book TEXT NOT NULL, student TEXT NOT NULL)")
+    refused = r"postgresql://127\.0\.0\.1:\d+/library: holds loans: not the vendor's database; nothing was changed"
+    with pytest.raises(ForeignDatabase, match=refused):
+        PostgresReportStore(library)
+    report = subprocess.run([VENDING, "backend", "vendor", "report", "--db", library], capture_output=True, text=True)
+    assert report.returncode == 2 and "library: holds loans: not the vendor's database" in report.stderr
+    assert "postgres@" not in report.stderr, "the error names the database, not the user or a password"
+    assert _tables(library) == {"loans"}
+
+
+def test_the_vendor_s_database_is_stamped_and_one_from_before_the_stamp_recognised(postgres, closing):
+    import psycopg
+
+    from firmware.journal.owner import ForeignDatabase
+    from simulator.backends.postgres_store import PostgresReportStore
+
+    vendor = _database(postgres, "vendor_reports")
+    PostgresReportStore(vendor).close()
+    with psycopg.connect(vendor, autocommit=True) as conn:
+        assert conn.execute("SELECT party FROM vending_owner").fetchall() == [("vendor",)]
+        conn.execute("DROP TABLE vending_owner")  # as a version before the stamp left it
+    closing(PostgresReportStore(vendor))  # recognised by its tables, and stamped
+    with psycopg.connect(vendor, autocommit=True) as conn:
+        assert conn.execute("SELECT party FROM vending_owner").fetchall() == [("vendor",)]
+        conn.execute("UPDATE vending_owner SET party = 'school'")  # another party's, however it came to be
+    before = _tables(vendor)
+    with pytest.raises(ForeignDatabase, match="vendor_reports: the school's database, not the vendor's database"):
+        PostgresReportStore(vendor)
+    assert _tables(vendor) == before
