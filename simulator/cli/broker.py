@@ -21,7 +21,13 @@ def setup(
         str, typer.Option(help="Comma-separated machine ids, e.g. TPE-DAAN-JH-01,TPE-DAAN-JH-02; more: `broker enrol`.")
     ] = "",
     port: Annotated[int, typer.Option(help="The TLS listener's port.")] = 8883,
-    force: Annotated[bool, typer.Option(help="Replace existing keys and certificates.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            help="Replace every key and certificate, the CA's too (every machine enrolled again). Without it, a "
+            "directory written before keeps them and gains only the certificates it lacks."
+        ),
+    ] = False,
 ) -> None:
     """A CA, a certificate per party (CN = MQTT user), mosquitto.conf, ACLs, the retain guard (cc, mosquitto-dev).
 

@@ -233,9 +233,7 @@ class BrokerSetup:
         """A client certificate for ``machine`` (CN = its id), signed by this setup's CA."""
         check_machine_id(machine)
         if force or not (self.directory / "clients" / f"{machine}.crt").exists():
-            ca_key = serialization.load_pem_private_key((self.directory / "ca.key").read_bytes(), None)
-            assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
-            _issue(self.directory / "clients", machine, ca_key, server=False, force=force)
+            _issue(self.directory / "clients", machine, _existing_ca(self.directory), server=False, force=force)
         return self.address(machine)
 
 
@@ -271,10 +269,27 @@ def _issue(where: Path, name: str, ca_key: ec.EllipticCurvePrivateKey, *, server
     (where / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
+def _existing_ca(directory: Path) -> ec.EllipticCurvePrivateKey:
+    """The CA key of a setup written before; ``VendingError`` naming the file if it is no EC key."""
+    path = directory / "ca.key"
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise VendingError(f"{path}: not the setup's CA key ({exc}); `--force` writes a new setup") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise VendingError(f"{path}: not an EC key; `--force` writes a new setup")
+    return key
+
+
 def write_broker_setup(
     directory: Path, machines: list[str], port: int = 8883, *, force: bool = False, insider: bool = False
 ) -> BrokerSetup:
     """The CA, the broker's and every party's certificates, mosquitto.conf and the ACL file.
+
+    On a directory written before (its ``ca.key`` there) and without ``force``, the CA and every
+    certificate in it stay as they are: only the certificates it lacks are issued under its CA (a party
+    identity added since, such as a tool's), and the ACL and config are written again. ``force``
+    replaces everything, the CA with it (every machine must then be enrolled again).
 
     ``insider`` adds an account that may read and write everything: development captures and the
     hostile-input tests (an attacker with valid transport credentials); never for a deployment.
@@ -284,14 +299,19 @@ def write_broker_setup(
     private_dir(directory)
     private_dir(directory / "clients")
     build_retain_guard(directory)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_cert = _certificate("campus-vending development CA", ca_key, CA_NAME, ca_key, ca=True, server=False)
-    write_secret(directory / "ca.key", _key_pem(ca_key), force=force)
-    (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    _issue(directory, "broker", ca_key, server=True, force=force)
+    completing = (directory / "ca.key").exists() and not force
+    if completing:
+        ca_key = _existing_ca(directory)
+    else:
+        ca_key = ec.generate_private_key(ec.SECP256R1())
+        ca_cert = _certificate("campus-vending development CA", ca_key, CA_NAME, ca_key, ca=True, server=False)
+        write_secret(directory / "ca.key", _key_pem(ca_key), force=force)
+        (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        _issue(directory, "broker", ca_key, server=True, force=force)
     parties = [name for names in IDENTITIES.values() for name in names]
     for name in (*parties, *INSIDERS) if insider else parties:
-        _issue(directory / "clients", name, ca_key, server=False, force=force)
+        if not (completing and (directory / "clients" / f"{name}.crt").exists()):
+            _issue(directory / "clients", name, ca_key, server=False, force=force)
     setup = BrokerSetup(directory, port)
     for machine in machines:
         setup.enrol(machine, force=force)

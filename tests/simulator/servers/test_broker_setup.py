@@ -286,3 +286,37 @@ def test_a_certificate_cannot_take_another_party_s_client_id_or_session(secured:
         eventually(arrived, what=f"A still receiving its commands while B is {impostor_id}")
     time.sleep(0.5)
     assert dropped == [], "the broker threw machine A off for another certificate's client"
+
+
+def test_setup_again_keeps_the_ca_and_every_certificate_and_issues_only_what_the_directory_lacks(
+    tmp_path: Path,
+) -> None:
+    """A directory written before the tools had certificates of their own gains them under its own CA.
+
+    Without this, `--force` was the only way to get them: a new CA, and every machine enrolled again.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    require_mosquitto()  # the setup builds the retain guard (cc, mosquitto-dev)
+    directory = tmp_path / "broker"
+    setup = ["broker", "setup", "--dir", str(directory), "--machines", "M-A"]
+    assert CliRunner().invoke(app, setup).exit_code == 0
+    clients = directory / "clients"
+    for tool in ("issuer-ops", "school-ops"):  # as a setup from before they existed left it
+        (clients / f"{tool}.crt").unlink()
+        (clients / f"{tool}.key").unlink()
+    kept = {path: path.read_bytes() for path in (*clients.iterdir(), directory / "ca.key", directory / "ca.crt")}
+
+    again = CliRunner().invoke(app, [*setup, "--port", "8884"])
+    assert again.exit_code == 0, again.output
+    assert {path: path.read_bytes() for path in kept} == kept, "the CA's, the machine's and the parties' unchanged"
+    ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    public = ca.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    for tool in ("issuer-ops", "school-ops"):
+        issued = x509.load_pem_x509_certificate((clients / f"{tool}.crt").read_bytes())
+        assert issued.signature_hash_algorithm is not None
+        public.verify(issued.signature, issued.tbs_certificate_bytes, ec.ECDSA(issued.signature_hash_algorithm))
+        assert (clients / f"{tool}.key").stat().st_mode & 0o777 == 0o600
+    assert "user issuer-ops" in (directory / "acl").read_text() and "8884" in (directory / "mosquitto.conf").read_text()
