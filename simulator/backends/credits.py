@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS pending_credits (
     uid TEXT NOT NULL, seq INTEGER NOT NULL, amount INTEGER NOT NULL, machine TEXT NOT NULL, txn TEXT NOT NULL,
     day TEXT NOT NULL, given INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (uid, seq), UNIQUE (machine, txn)
 );
+CREATE TABLE IF NOT EXISTS credits_published (version INTEGER NOT NULL);
 """
 
 Row = tuple[str, tuple[Any, ...]]
@@ -45,7 +46,8 @@ class PendingCredits:
         self.identity = identity
         self.key = key
         self.last_version = 0  # of the list ``message`` last composed: what every machine should come to hold
-        store.execute(SCHEMA)  # one statement: the issuer's file gains the table where it lacks it
+        for statement in SCHEMA.split(";")[:-1]:  # the issuer's file gains the tables where it lacks them
+            store.execute(statement)
 
     def rows(self, kind: str, document: dict[str, Any]) -> list[Row]:
         """The statements that apply one report, stored with it in one transaction."""
@@ -107,11 +109,20 @@ class PendingCredits:
         return int(self.store.execute("SELECT COALESCE(SUM(amount), 0) FROM pending_credits WHERE given = 0")[0][0])
 
     def message(self, now: datetime) -> tuple[str, str] | None:
-        """``(topic, payload)`` of the whole list now; None without the hotlist key."""
+        """``(topic, payload)`` of the whole list now; None without the hotlist key.
+
+        Its version is the time in µs, but never at or below the last one published from this database
+        (``credits_published``): a machine keeps only a newer list, so one published by a tool whose
+        clock runs behind the backend's (`vending issuer verdict` on another host) would be thrown away.
+        """
         if self.key is None:
             return None
         cards: dict[str, list[tuple[int, int]]] = {}
-        for uid, seq, amount in self.store.execute("SELECT uid, seq, amount FROM pending_credits WHERE given = 0"):
-            cards.setdefault(hotlist_name(self.key, str(uid)), []).append((int(seq), int(amount)))
-        version = self.last_version = int(now.timestamp() * 1_000_000)  # newer each time, across restarts
+        with self.store.atomic() as conn:
+            (last,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM credits_published").fetchone()
+            version = self.last_version = max(int(now.timestamp() * 1_000_000), int(last) + 1)
+            conn.execute("DELETE FROM credits_published")
+            conn.execute("INSERT INTO credits_published (version) VALUES (?)", (version,))
+            for uid, seq, amount in conn.execute("SELECT uid, seq, amount FROM pending_credits WHERE given = 0"):
+                cards.setdefault(hotlist_name(self.key, str(uid)), []).append((int(seq), int(amount)))
         return credits.TOPIC, credits.compose(self.identity, self.key, version, now, now + VALID, cards)
