@@ -307,6 +307,7 @@ def write_broker_setup(
         ca_cert = _certificate("campus-vending development CA", ca_key, CA_NAME, ca_key, ca=True, server=False)
         write_secret(directory / "ca.key", _key_pem(ca_key), force=force)
         (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    if not (completing and (directory / "broker.crt").exists()):
         _issue(directory, "broker", ca_key, server=True, force=force)
     parties = [name for names in IDENTITIES.values() for name in names]
     for name in (*parties, *INSIDERS) if insider else parties:

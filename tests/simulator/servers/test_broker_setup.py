@@ -306,6 +306,8 @@ def test_setup_again_keeps_the_ca_and_every_certificate_and_issues_only_what_the
     for tool in ("issuer-ops", "school-ops"):  # as a setup from before they existed left it
         (clients / f"{tool}.crt").unlink()
         (clients / f"{tool}.key").unlink()
+    (directory / "broker.crt").unlink()  # and a broker certificate lost with its key
+    (directory / "broker.key").unlink()
     kept = {path: path.read_bytes() for path in (*clients.iterdir(), directory / "ca.key", directory / "ca.crt")}
 
     again = CliRunner().invoke(app, [*setup, "--port", "8884"])
@@ -314,9 +316,9 @@ def test_setup_again_keeps_the_ca_and_every_certificate_and_issues_only_what_the
     ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
     public = ca.public_key()
     assert isinstance(public, ec.EllipticCurvePublicKey)
-    for tool in ("issuer-ops", "school-ops"):
-        issued = x509.load_pem_x509_certificate((clients / f"{tool}.crt").read_bytes())
+    for issued_to in (clients / "issuer-ops.crt", clients / "school-ops.crt", directory / "broker.crt"):
+        issued = x509.load_pem_x509_certificate(issued_to.read_bytes())
         assert issued.signature_hash_algorithm is not None
         public.verify(issued.signature, issued.tbs_certificate_bytes, ec.ECDSA(issued.signature_hash_algorithm))
-        assert (clients / f"{tool}.key").stat().st_mode & 0o777 == 0o600
+        assert issued_to.with_suffix(".key").stat().st_mode & 0o777 == 0o600
     assert "user issuer-ops" in (directory / "acl").read_text() and "8884" in (directory / "mosquitto.conf").read_text()
