@@ -21,14 +21,6 @@ from simulator.backends.card_counters import UnresolvedDebit
 from simulator.backends.store import SqliteReportStore
 
 VALID = timedelta(days=7)
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS pending_credits (
-    uid TEXT NOT NULL, seq INTEGER NOT NULL, amount INTEGER NOT NULL, machine TEXT NOT NULL, txn TEXT NOT NULL,
-    day TEXT NOT NULL, given INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (uid, seq), UNIQUE (machine, txn)
-);
-CREATE TABLE IF NOT EXISTS credits_published (version INTEGER NOT NULL);
-"""
-
 Row = tuple[str, tuple[Any, ...]]
 
 
@@ -42,12 +34,11 @@ class Review(NamedTuple):
 
 class PendingCredits:
     def __init__(self, store: SqliteReportStore, identity: Identity, key: bytes | None) -> None:
+        """``store``: the issuer's; its schema (``ISSUER_SCHEMA``) holds the list and the last version published."""
         self.store = store
         self.identity = identity
         self.key = key
         self.last_version = 0  # of the list ``message`` last composed: what every machine should come to hold
-        for statement in SCHEMA.split(";")[:-1]:  # the issuer's file gains the tables where it lacks them
-            store.execute(statement)
 
     def rows(self, kind: str, document: dict[str, Any]) -> list[Row]:
         """The statements that apply one report, stored with it in one transaction."""

@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS card_unresolved_reviewed (
     machine TEXT NOT NULL, txn TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL, signed TEXT NOT NULL,
     PRIMARY KEY (machine, txn)
 );
+-- refunds owed to purse cards, numbered per card, listed for every machine until a card has them
+-- (simulator/backends/credits.py); and the last version of that list published, which only rises
+CREATE TABLE IF NOT EXISTS pending_credits (
+    uid TEXT NOT NULL, seq INTEGER NOT NULL, amount INTEGER NOT NULL, machine TEXT NOT NULL, txn TEXT NOT NULL,
+    day TEXT NOT NULL, given INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (uid, seq), UNIQUE (machine, txn)
+);
+CREATE TABLE IF NOT EXISTS credits_published (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,
     guardian TEXT, daily_cap INTEGER, paused INTEGER NOT NULL DEFAULT 0
