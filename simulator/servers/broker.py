@@ -35,6 +35,11 @@ class PortTaken(RuntimeError):
     """Another process bound the port between our check that it was free and the server's own bind."""
 
 
+def logged_port_taken(log: Path, since: int) -> bool:
+    """Whether a server's ``log``, past byte ``since`` (what earlier starts wrote), says its port was taken."""
+    return log.exists() and b"Address already in use" in log.read_bytes()[since:]
+
+
 def on_a_free_port(start: Callable[[], T], move: Callable[[], None] | None) -> T:
     """``start()``; while it raises ``PortTaken``, ``move()`` to a fresh port and start again (``PORT_TRIES``).
 

@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from simulator.servers.broker import PortTaken, free_port, on_a_free_port
+from simulator.servers.broker import PortTaken, free_port, logged_port_taken, on_a_free_port
 from simulator.servers.broker_setup import INSIDER, BrokerAccess, BrokerSetup, config_text, write_broker_setup
 
 CANDIDATES = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto")
@@ -105,7 +105,7 @@ class MosquittoProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                if b"Address already in use" in path.read_bytes()[earlier:]:
+                if logged_port_taken(path, earlier):
                     raise PortTaken(f"port {self.port} was taken before mosquitto could bind it")
                 raise RuntimeError(f"mosquitto exited with {self.process.returncode}; see {self.workdir}/mosquitto.log")
             if _listens(self.process.pid, self.host, self.port):

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from simulator.servers.broker import PortTaken, free_port, on_a_free_port
+from simulator.servers.broker import PortTaken, free_port, logged_port_taken, on_a_free_port
 
 
 def pg_bin() -> Path | None:
@@ -68,7 +68,7 @@ class PostgresProcess:
         try:
             self._pg_ctl_start(log)
         except subprocess.CalledProcessError as exc:
-            if log.exists() and b"Address already in use" in log.read_bytes()[earlier:]:
+            if logged_port_taken(log, earlier):
                 raise PortTaken(f"port {self.port} was taken before PostgreSQL could bind it") from exc
             raise
 
