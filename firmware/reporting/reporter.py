@@ -239,8 +239,8 @@ class MqttReporter:
         """
         day = entry.data["day"]
         totals = self.daily_totals(day)
-        counts = DaySummary(day=day, buyers=len(totals), sales=sum(c for _, _, c in totals),
-                            most_by_one_buyer=max((c for _, _, c in totals), default=0))  # fmt: skip
+        bought = [count for _, _, count in totals]  # items per card
+        counts = DaySummary(day=day, buyers=len(totals), sales=sum(bought), most_by_one_buyer=max(bought, default=0))
         summary = OutboundMessage(
             topics.vendor(self.machine, "summary"), {"machine": self.machine, **counts.reported()}, False, "vendor"
         )
@@ -248,7 +248,7 @@ class MqttReporter:
             return [summary]
         seal_to, signer = self.issuer_public_key, self.identity
         document: dict[str, Any] = {"machine": self.machine, "day": day, "currency": self.currency}
-        document |= {"amount": sum(a for _, a, _ in totals), "count": sum(c for _, _, c in totals)}
+        document |= {"amount": sum(a for _, a, _ in totals), "count": counts.sales}
         if self.day_refunds is not None and (refunded := self.day_refunds(day)):
             document["refunded"] = refunded  # operators' refunds granted that day: the issuer pays them back
         if self.settlement == "day_total":
