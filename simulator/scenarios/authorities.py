@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware.app.node import Node
+from firmware.errors import InputError
 from firmware.reporting import topics
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.signed import canonical, sign_text
@@ -55,6 +56,13 @@ class ReportingWorld(Protocol):
     @property
     def backend_is_up(self) -> bool: ...
 
+    def once_linked(self, deliver: Callable[[], None]) -> None: ...
+
+
+def step_error(runner: ScenarioRunner, step: Step, reason: str) -> InputError:
+    """A step the story cannot play as written, named by its line (``vending run`` exits 2 with it)."""
+    return InputError(runner.scenario.source, step.line, f"steps.{step.index}.{step.kind}", reason)
+
 
 APPLY_TIMEOUT_S = 30.0
 
@@ -80,14 +88,17 @@ def keep_hotlist(world: ReportingWorld, runner: ScenarioRunner) -> None:
     def holding(machine: Node, version: int) -> None:
         until_applied(machine, lambda: machine.hotlist.book.version() if machine.hotlist else version, version)
 
+    def every_machine_holding(version: int) -> None:
+        for machine in runner.nodes():  # the machines of then: one may have been power-cycled meanwhile
+            holding(machine, version)
+
     def hotlist_step(step: Step) -> None:
         cards = runner.scenario.cards
         version = publish_change({cards[c].uid for c in step.value.add}, {cards[c].uid for c in step.value.remove})
-        for machine in runner.nodes():
-            holding(machine, version)
+        world.once_linked(partial(every_machine_holding, version))
 
     runner.hooks["hotlist"] = hotlist_step
-    runner.on_boot.append(lambda machine: holding(machine, registry.version()))  # the list, retained
+    runner.on_boot.append(at_boot(world, runner, lambda machine: holding(machine, registry.version())))
     publish_change(set(), set())  # the issuer's standing list, retained: each machine waits for it at boot
 
 
@@ -120,17 +131,37 @@ def keep_controls(world: ReportingWorld, runner: ScenarioRunner) -> None:
     def holding(machine: Node) -> None:
         until_applied(machine, lambda: machine.controls.version() if machine.controls else 0, school.version())
 
+    def every_machine_holding() -> None:
+        for machine in runner.nodes():
+            holding(machine)
+
     def controls_step(step: Step) -> None:
         changes = step.value.model_dump(mode="json", exclude={"card"})
         school.decide(step.value.card, changes, runner.clock.now(), clear=True)
         push()
-        for machine in runner.nodes():
-            holding(machine)
+        world.once_linked(every_machine_holding)
 
     runner.hooks["controls"] = controls_step
     world.school_up()  # the guardian alerts the machines seal to the school
-    runner.on_boot.append(holding)  # the controls, retained: each machine waits for them at boot
+    runner.on_boot.append(at_boot(world, runner, holding))  # the controls, retained
     push()
+
+
+def at_boot(world: ReportingWorld, runner: ScenarioRunner, hold: Callable[[Node], None]) -> Callable[[Node], None]:
+    """A booting machine takes an authority's retained message before the story goes on.
+
+    At once; or, booted while its link is cut, once the link is back (then as that machine is by
+    then: it may have been power-cycled again meanwhile).
+    """
+
+    def booted(machine: Node) -> None:
+        if world.broker_is_up:
+            hold(machine)
+            return
+        machine_id = machine.machine_id
+        world.once_linked(lambda: hold(next(node for node in runner.nodes() if node.machine_id == machine_id)))
+
+    return booted
 
 
 def until_applied(machine: Node, held: Callable[[], int], version: int) -> None:
@@ -147,17 +178,27 @@ def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
     """``refund`` steps: the vendor's signed refund of the current machine's last sale.
 
     Sent through the broker as `vending cmd send refund` sends it (with the school's approval above the
-    machine's limit); the step ends once the machine answered, and fails the run if it refused.
+    machine's limit); the step ends once the machine answered (with the link cut: at ``broker: up``),
+    and a refusal fails the run at the step's line. A machine takes commands between sessions only, so
+    a refund while a customer is at it, or with no sale to refund, is the story's mistake, named.
     """
 
     def refund_step(step: Step) -> None:
-        machine = runner.machine
+        station, machine = runner.current, runner.machine
         config = machine.controller.config
         row = machine.db.conn.execute(
             "SELECT txn_id FROM vends WHERE status = 'completed' ORDER BY at DESC, rowid DESC LIMIT 1"
         ).fetchone()
         if row is None:
-            raise RuntimeError("a `refund` step needs a sale before it")
+            raise step_error(runner, step, "needs a sale on this machine before it (it refunds the last one)")
+        if machine.controller.serving:
+            state = machine.controller.state.value
+            raise step_error(
+                runner,
+                step,
+                f"the machine is serving a customer (state {state}) and takes commands only between sessions: "
+                "end the session first (`cancel: true`, or a `wait:` past its timeout)",
+            )
         fields: dict[str, Any] = {"txn": row[0], "amount": step.value.amount}
         if step.value.amount > config.security.refund_school_above:
             approval = {"approve": "refund", "machine": config.id, "txn": row[0], "amount": step.value.amount}
@@ -167,11 +208,15 @@ def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
                                                lifetime=timedelta(minutes=5))  # fmt: skip
         command = (topics.command(config.id, "refund"), payload, False)
         publish(world.party_address(TOOLS["vendor"]), [command], "vendor-refund")  # the operator's tool
-        answer = until_answered(machine, command_id)
-        if not answer.get("ok"):
-            raise RuntimeError(f"the machine refused the refund: {answer.get('reason')}")
-        if config.payment.mode == "card":  # the issuer lists the credit: every machine holds the new list
-            deliver_credits(world, runner, [machine])
+
+        def answered() -> None:
+            answer = until_answered(station.machine, command_id)  # the station's machine of then (power cycles)
+            if not answer.get("ok"):
+                runner.check(step.line, "refund", "accepted", f"refused: {answer.get('reason')}")
+            elif config.payment.mode == "card":  # the issuer lists the credit: every machine holds the new list
+                deliver_credits(world, runner, [station.machine])
+
+        world.once_linked(answered)
 
     runner.hooks["refund"] = refund_step
     if runner.scenario.machine.config.payment.mode == "card":  # and the refunds a card was not back for

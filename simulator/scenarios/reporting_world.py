@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +67,8 @@ class ReportingWorld:
 
     _keys: DevKeys | None = field(default=None, repr=False)
     school: SchoolBackend | None = None  # a `controls:` run's school: the guardian alerts its machines seal to it
+    # what the authorities sent while the machines' link was cut, each to be seen through once it is back
+    _awaiting_link: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def backend_client_id(self, party: str) -> str | None:
         """The run's own id for a party's backend on a guest broker; None: the party's usual id."""
@@ -213,8 +216,19 @@ class ReportingWorld:
             self.link.down()
 
     def broker_up(self) -> None:
+        """The link is back: the machines take what the authorities sent meanwhile (``once_linked``)."""
         if self.link is not None:
             self.link.up()
+        waiting, self._awaiting_link = self._awaiting_link, []
+        for deliver in waiting:
+            deliver()
+
+    def once_linked(self, deliver: Callable[[], None]) -> None:
+        """``deliver`` now, or at ``broker: up``: the broker holds a list retained, a command for the session."""
+        if self.broker_is_up:
+            deliver()
+        else:
+            self._awaiting_link.append(deliver)
 
     def vendor_down(self) -> None:
         """The vendor's backend crashes; its persistent session stays at the broker."""
@@ -373,6 +387,8 @@ class ReportingWorld:
         runner.probes["backend_sales"] = backend_sales
 
         def detach() -> None:
+            if waiting := len(self._awaiting_link):  # the story ended with the link cut: the broker holds them
+                log.warning("%d authority message(s) never reached the machines: no `broker: up`", waiting)
             for machine in runner.nodes():  # every machine of the run (stations.py)
                 if machine.publisher is None:
                     continue

@@ -323,13 +323,13 @@ class ScenarioRunner:
                 actual = {slot: actual.get(slot) for slot in expected}
             elif key == "balance" and isinstance(expected, dict):
                 actual = {name: self.balance_of(self.scenario.cards[name].uid) for name in expected}
-            outcome = ExpectationResult(step.line, key, expected, actual)
-            self.result.expectations.append(outcome)
-            self._on_event(
-                self.clock.now(),
-                "expect",
-                {"line": step.line, "key": key, "ok": outcome.ok, "expected": expected, "actual": actual},
-            )
+            self.check(step.line, key, expected, actual)
+
+    def check(self, line: int, key: str, expected: Any, actual: Any) -> None:
+        """One check of the story, kept in the result and shown as an ``expect`` event (a step's own, too)."""
+        self.result.expectations.append(outcome := ExpectationResult(line, key, expected, actual))
+        shown = {"line": line, "key": key, "ok": outcome.ok, "expected": expected, "actual": actual}
+        self._on_event(self.clock.now(), "expect", shown)
 
     def observe(self, key: str) -> Any:
         """The machine's current value for an ``expect`` key."""

@@ -198,6 +198,13 @@ def _session_keeping_broker(broker: type[Any]) -> type[Any]:
     connection's handler and deleting its subscriptions. The client was cut off, or, when the monitor
     came while it connected, left connected and deaf for good (tests/simulator/servers/
     test_embedded_broker.py). Mosquitto keeps the session with the new connection; so does this.
+
+    And a persistent session is kept whoever opened it. amqtt takes every client let in by its
+    open door (``allow_anonymous``) for anonymous, and for an anonymous client it neither queues the
+    QoS 1 messages published while it is away nor keeps its session once it is gone: a command sent
+    to a machine during an outage was lost, where Mosquitto delivers it when the machine is back.
+    What it queued it then delivered flagged retained, which MQTT 3.1.1 (3.3.1.3) forbids for a
+    subscription that existed when the message was published, and a machine ignores a retained command.
     """
 
     class SessionKeepingBroker(broker):
@@ -209,6 +216,22 @@ def _session_keeping_broker(broker: type[Any]) -> type[Any]:
             handler, session = await super()._initialize_client_session(*args)
             self._newest[session.client_id] = handler  # before the takeover ends the old connection's loop
             return handler, session
+
+        async def _authenticate(self, session: Any, *args: Any) -> bool:
+            authenticated = bool(await super()._authenticate(session, *args))
+            session.is_anonymous = False  # the open door is this broker's; the client asked for a session
+            return authenticated
+
+        async def _publish_session_retained_messages(self, session: Any) -> None:
+            """What was queued for the session while it was away, as ordinary deliveries (RETAIN 0)."""
+            handler = self._get_handler(session)
+            sent = []
+            while handler and not session.retained_messages.empty():
+                queued = await session.retained_messages.get()
+                delivery = handler.mqtt_publish(queued.topic, queued.data, queued.qos, retain=False)
+                sent.append(asyncio.ensure_future(delivery))
+            if sent:
+                await asyncio.wait(sent)
 
         async def _handle_disconnect(self, client_session: Any, handler: Any, disconnect_waiter: Any) -> None:
             if self._newest.get(client_session.client_id, handler) is not handler:  # taken over: only this

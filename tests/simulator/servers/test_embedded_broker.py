@@ -6,6 +6,11 @@ connection's clean-up then marks the shared session disconnected, and its sessio
 second) tears down what it takes for an abandoned session: the new connection's handler and every
 subscription. The replacement was cut off, or, when the monitor came mid-connect, left connected and
 deaf for good -- an issuer that never heard a machine's debits again (a CI run on 2026-12-06).
+
+And a persistent session keeps what is published while its client is away, as Mosquitto does: amqtt
+queued nothing for a client it let in as anonymous (every client, behind its open door), and what it
+did queue it delivered flagged retained, which a machine ignores on its command topics -- a refund
+the operator sent during an outage never reached the machine.
 """
 
 from __future__ import annotations
@@ -85,3 +90,38 @@ def takes_over_and_hears(address: BrokerAddress) -> None:
             client.disconnect()
             client.loop_stop()
         frozen.socket().close()
+
+
+def test_a_persistent_session_gets_what_was_published_while_it_was_away_once_and_not_as_retained() -> None:
+    with EmbeddedBroker() as broker:
+        hears_what_was_sent_while_away(BrokerAddress(broker.host, broker.port))
+
+
+@pytest.mark.mosquitto
+def test_mosquitto_delivers_what_was_sent_while_away_alike(tmp_path: Path, closing) -> None:
+    require_mosquitto()
+    broker = closing(MosquittoProcess(tmp_path / "mosquitto").start())
+    hears_what_was_sent_while_away(BrokerAddress(broker.host, broker.port))
+
+
+def hears_what_was_sent_while_away(address: BrokerAddress) -> None:
+    heard: queue.Queue[tuple[bytes, bool]] = queue.Queue()
+    machine = connected_client(address, "machine-T1", persistent=True, inbox=queue.Queue())
+    machine.disconnect()  # its link goes; its session stays at the broker
+    machine.loop_stop()
+    operator = connected_client(address, "vendor-ops", persistent=False, inbox=None)
+    operator.publish("t/cmd/refund", b"refund 1", qos=1).wait_for_publish(5)
+    operator.disconnect()
+    operator.loop_stop()
+
+    back = make_client(address, "machine-T1", persistent=True)
+    back.on_message = lambda c, u, message: heard.put((message.payload, bool(message.retain)))
+    back.connect(address.host, address.port)
+    back.loop_start()
+    try:
+        assert heard.get(timeout=10) == (b"refund 1", False), "queued for the session, delivered as a plain message"
+        time.sleep(0.5)
+        assert heard.empty(), "delivered once"
+    finally:
+        back.disconnect()
+        back.loop_stop()
