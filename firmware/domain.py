@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, time
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 from firmware.messages import Message
 from firmware.money import Money
@@ -246,3 +246,15 @@ class OutboundMessage:
     retain: bool = False
     stream: str = "vendor"  # each party's stream has its own sequence numbers and acks
     release_at: datetime | None = None  # held until then, then numbered and sent with its window (privacy)
+
+
+class Credit(NamedTuple):
+    """An issuer's pending credit for a purse card, as its list names it.
+
+    Its seq for the card, the amount, and the card day of the purchase it gives back (None: it gives
+    back money only, as a verdict on a torn step does).
+    """
+
+    seq: int
+    amount: int
+    bought: str | None = None

@@ -187,19 +187,20 @@ def credit(
 
 
 def apply_credit(
-    tag: ClassicTag, sam: Sam, seq: int, amount: int, at: datetime, counter: int | None = None
+    tag: ClassicTag, sam: Sam, seq: int, amount: int, at: datetime, counter: int | None = None, refund: bool = False
 ) -> PurseState:
     """Give the card the issuer's pending credit ``seq`` (an operator's refund), on any machine, once.
 
     The credit is a refund step whose log entry names ``seq``; then the card's marker says ``seq``
     (``_mark_credits`` finishes that if the card is pulled between). A card that was given ``seq``
-    already is left as it is: ``CreditGiven``. The issuer's list names no purchase day, so the credit
-    gives the money back, not the day's allowance: a guardian's daily limit is never exceeded by it.
+    already is left as it is: ``CreditGiven``. ``refund``: given on the card day of the purchase it
+    gives back, it gives back that day's allowance too; on any other day the money only, so a
+    guardian's daily limit is never exceeded by it.
     """
     state = _expect(recover(tag, sam), counter)
     if seq <= state.credits:
         raise CreditGiven(f"card {tag.uid.hex().upper()} was given pending credit {seq} already")
-    after = _credit(tag, sam, state, next_entry(state, -amount, "", at, tag=credit_tag(seq)), amount)
+    after = _credit(tag, sam, state, next_entry(state, -amount, "", at, refund, tag=credit_tag(seq)), amount)
     _open(tag, sam, CREDIT_SECTOR, key_b=True)
     _set_credits(tag, state.credits, seq)
     return replace(after, credits=seq)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from firmware.domain import Credit
 from firmware.identity.pseudonym import hotlist_name
 from firmware.journal.database import Database
 from firmware.journal.held import HeldPush
@@ -22,11 +23,11 @@ class CreditsBook(HeldPush):
         super().__init__(db)
         self.key = key
 
-    def replace(self, version: int, cards: Mapping[str, tuple[tuple[int, int], ...]]) -> None:
+    def replace(self, version: int, cards: Mapping[str, tuple[Credit, ...]]) -> None:
         """A newer list (joins the current transaction)."""
         self.db.conn.execute("DELETE FROM issuer_credits")
-        rows = [(name, seq, amount) for name, credits in cards.items() for seq, amount in credits]
-        self.db.conn.executemany("INSERT INTO issuer_credits (entry, seq, amount) VALUES (?, ?, ?)", rows)
+        rows = [(name, *credit) for name, credits in cards.items() for credit in credits]
+        self.db.conn.executemany("INSERT INTO issuer_credits (entry, seq, amount, bought) VALUES (?, ?, ?, ?)", rows)
         self.stamp(version)
         self.db.conn.execute(  # a credit the issuer no longer lists was given, here or elsewhere: no longer in doubt
             "DELETE FROM credit_attempts WHERE NOT EXISTS (SELECT 1 FROM issuer_credits c "
@@ -47,9 +48,9 @@ class CreditsBook(HeldPush):
         """Credits this machine began to write on a card that left before it could tell whether it has them."""
         return int(self.db.conn.execute("SELECT COUNT(*) FROM credit_attempts").fetchone()[0])
 
-    def for_card(self, uid: str) -> list[tuple[int, int]]:
-        """(seq, amount) the issuer lists for the card, seq ascending."""
-        rows = self.db.conn.execute(
-            "SELECT seq, amount FROM issuer_credits WHERE entry = ? ORDER BY seq", (hotlist_name(self.key, uid),)
-        ).fetchall()
-        return [(int(seq), int(amount)) for seq, amount in rows]
+    def for_card(self, uid: str) -> list[Credit]:
+        """The credits the issuer lists for the card, seq ascending."""
+        named = hotlist_name(self.key, uid)
+        query = "SELECT seq, amount, bought FROM issuer_credits WHERE entry = ? ORDER BY seq"
+        rows = self.db.conn.execute(query, (named,)).fetchall()
+        return [Credit(int(seq), int(amount), bought) for seq, amount, bought in rows]

@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS hotlist (entry TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS school_controls (entry TEXT PRIMARY KEY, controls TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS guardian_alerts (key TEXT PRIMARY KEY, day TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS issuer_credits (
-    entry TEXT NOT NULL, seq INTEGER NOT NULL, amount INTEGER NOT NULL, PRIMARY KEY (entry, seq)
+    entry TEXT NOT NULL, seq INTEGER NOT NULL, amount INTEGER NOT NULL, bought TEXT, PRIMARY KEY (entry, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS credit_attempts (entry TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (entry, seq))
     WITHOUT ROWID;
@@ -184,6 +184,7 @@ class Database:
             ("vends", "profile", "TEXT NOT NULL DEFAULT ''"),
             ("card_steps", "before", "INTEGER"),
             ("card_steps", "bought", "TEXT"),
+            ("issuer_credits", "bought", "TEXT"),
         )
         for table, column, kind in added:
             columns = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}

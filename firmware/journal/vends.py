@@ -22,6 +22,12 @@ def settlement_period(local_day: str, weeks: int = PERIOD_WEEKS) -> str:
 
 
 RECORD_COLUMNS = "txn_id, slot, product, price, uid, status, local_day, profile"
+# a card's vends of one local day (uid, local_day) with what it keeps of each: the price less an operator's refund
+_KEPT = (
+    "SELECT vends.price - COALESCE(operator_refunds.amount, 0) AS kept, vends.at FROM vends "
+    "LEFT JOIN operator_refunds ON operator_refunds.txn_id = vends.txn_id "
+    "WHERE vends.uid = ? AND vends.local_day = ? AND vends.status != 'refunded'"
+)
 
 
 class VendLedger:
@@ -73,19 +79,19 @@ class VendLedger:
         return [VendRecord(*row) for row in rows]
 
     def spent_on(self, uid: str, local_day: str) -> int:
-        """What a card spent on a local day (debited or completed; refunds do not count)."""
-        row = self.db.conn.execute(
-            "SELECT COALESCE(SUM(price), 0) FROM vends WHERE uid = ? AND local_day = ? AND status != 'refunded'",
-            (uid, local_day),
-        ).fetchone()
+        """What a card spent on a local day: debited or completed, less what was given back of it.
+
+        A refund (the machine's, or an operator's on a completed sale, whenever it came) gives back the
+        allowance of the purchase's day, as the issuer does for an account (docs/payments.md).
+        """
+        row = self.db.conn.execute(f"SELECT COALESCE(SUM(kept), 0) FROM ({_KEPT})", (uid, local_day)).fetchone()
         return int(row[0])
 
     def spent_between(self, uid: str, local_day: str, start: datetime, end: datetime) -> int:
-        """What a card spent on this machine from ``start`` to ``end`` of a local day (a period limit)."""
-        rows = self.db.conn.execute(
-            "SELECT price, at FROM vends WHERE uid = ? AND local_day = ? AND status != 'refunded'", (uid, local_day)
-        ).fetchall()  # a card's sales of one day on one machine: a handful; their times as the clock wrote them
-        return sum(int(price) for price, at in rows if start <= datetime.fromisoformat(at) < end)
+        """What a card spent here from ``start`` to ``end`` of a local day (a period limit), as ``spent_on`` counts."""
+        rows = self.db.conn.execute(f"SELECT kept, at FROM ({_KEPT})", (uid, local_day)).fetchall()
+        # a card's sales of one day on one machine: a handful; their times as the clock wrote them
+        return sum(int(kept) for kept, at in rows if start <= datetime.fromisoformat(at) < end)
 
     def takings(self) -> int:
         """Completed sales less what operators refunded on them (``refund``): the vendor's money."""

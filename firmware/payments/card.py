@@ -171,7 +171,8 @@ class CardPurse:
         listed = book.for_card(uid)
         if not listed:
             return state  # the usual tap: nothing the issuer lists for this card
-        for seq, amount in listed:
+        today = card_day(at).isoformat()
+        for seq, amount, bought in listed:
             if seq <= state.credits:
                 continue
             if not credit_fits(state, amount):  # the card keeps one mark, the last credit given: in order only
@@ -179,13 +180,13 @@ class CardPurse:
                 break
             with self.db.atomic("card_step"):
                 book.attempt(uid, seq)  # journaled before the card is written: a pull leaves it in doubt, not lost
-            try:
-                state = apply_credit(tag, self.sam, seq, amount, at, counter=state.counter + 1)
+            try:  # on the purchase's own day, its allowance comes back with the money
+                state = apply_credit(tag, self.sam, seq, amount, at, state.counter + 1, refund=bought == today)
             except CreditGiven:
                 continue
             with self.db.atomic("card_step"):
                 self._count(uid, state.log[0])  # the step by the card's counter, for the issuer's settlement
-        given = [seq for seq, _ in listed if seq <= state.credits]
+        given = [credit.seq for credit in listed if credit.seq <= state.credits]
         with self.db.atomic("journal"):
             book.settle(uid, state.credits)
             if given:

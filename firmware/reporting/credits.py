@@ -7,7 +7,9 @@ its machines (as the lost-card list), retained on ``issuer/v1/credits``. The fir
 meets gives it (firmware/cards/purse_io.py ``apply_credit``: the card remembers the highest seq it was
 given, so no second machine gives it again) and reports it given (``credit-given``); the issuer's next
 list leaves it out. A card is named ``HMAC-SHA256(hotlist key, "hotlist|" uid)[:16]``, the lost-card
-list's name; the sealed text is padded to ``PAD`` bytes.
+list's name; the sealed text is padded to ``PAD`` bytes. A credit that gives back a purchase names the
+purchase's card day (``[seq, amount, "YYYY-MM-DD"]``): given on that day, it gives back that day's
+allowance too, as the selling machine's own refund does (docs/payments.md).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from firmware.domain import Credit
 from firmware.identity.signing import Identity
 from firmware.reporting.pushed import check_order, open_push, push_head, read_head, seal_push
 from firmware.reporting.signed import Verifier
@@ -28,6 +31,7 @@ PAD = 16 * 1024
 MAX_CREDITS = 50_000
 MAX_CREDITS_BYTES = 8 * 1024 * 1024
 NAME = re.compile(r"^[0-9a-f]{32}$")
+DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -35,14 +39,18 @@ class CreditsDocument:
     version: int
     issued: datetime
     expires: datetime
-    cards: Mapping[str, tuple[tuple[int, int], ...]]  # card name -> (seq, amount), seq ascending
+    cards: Mapping[str, tuple[Credit, ...]]  # card name -> its credits, seq ascending
 
 
 def compose(identity: Identity, key: bytes, version: int, issued: datetime, expires: datetime,
-            cards: Mapping[str, list[tuple[int, int]]]) -> str:  # fmt: skip
+            cards: Mapping[str, list[Credit]]) -> str:  # fmt: skip
     document = push_head("credits", version, issued, expires)
-    document["cards"] = {name: [list(credit) for credit in sorted(credits)] for name, credits in cards.items()}
+    document["cards"] = {name: [_listed(credit) for credit in sorted(credits)] for name, credits in cards.items()}
     return seal_push(identity, key, LABEL, document, pad_to=PAD)
+
+
+def _listed(credit: Credit) -> list[int | str]:
+    return [credit.seq, credit.amount] if credit.bought is None else [credit.seq, credit.amount, credit.bought]
 
 
 def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> CreditsDocument:
@@ -53,19 +61,23 @@ def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> 
     cards = body["cards"]
     if not isinstance(cards, dict):
         raise WireError("cards: expected an object")
-    found: dict[str, tuple[tuple[int, int], ...]] = {}
+    found: dict[str, tuple[Credit, ...]] = {}
     total = 0
     for name, credits in cards.items():
         if not NAME.match(name) or not isinstance(credits, list):
             raise WireError("cards: every card is named by 32 lower-case hex digits, with a list of [seq, amount]")
-        pairs = []
-        for credit in credits:
-            if (not isinstance(credit, list) or len(credit) != 2 or not all(type(v) is int for v in credit)
-                    or not 0 < credit[0] < 0x8000 or not 0 < credit[1] <= 10_000):  # fmt: skip
-                raise WireError(f"cards.{name[:8]}…: each credit is [seq 1..32767, amount 1..10000]")
-            pairs.append((credit[0], credit[1]))
-        total += len(pairs)
-        found[name] = tuple(sorted(pairs))
+        listed = [_credit(name, credit) for credit in credits]
+        total += len(listed)
+        found[name] = tuple(sorted(listed))
     if total > MAX_CREDITS:
         raise WireError(f"cards: at most {MAX_CREDITS} credits")
     return CreditsDocument(head.version, head.issued, head.expires, found)
+
+
+def _credit(name: str, credit: object) -> Credit:
+    """``[seq, amount]`` or ``[seq, amount, bought]``, each in range; ``WireError`` naming the card otherwise."""
+    if (not isinstance(credit, list) or len(credit) not in (2, 3) or not all(type(v) is int for v in credit[:2])
+            or not 0 < credit[0] < 0x8000 or not 0 < credit[1] <= 10_000
+            or (len(credit) == 3 and not (isinstance(credit[2], str) and DAY.match(credit[2])))):  # fmt: skip
+        raise WireError(f"cards.{name[:8]}…: each credit is [seq 1..32767, amount 1..10000] or with its day bought")
+    return Credit(*credit)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from firmware.cards.purse import card_day
 from firmware.config.machine import MachineSetup
 from firmware.domain import JournalEntry, OutboundMessage
 from firmware.entries import Alert, DaySummary, DeniedEntry, SaleEntry
@@ -43,6 +44,7 @@ DailyTotals = Callable[[str], list[tuple[str, int, int]]]  # local day -> [(uid,
 CardTotals = Callable[[list[str]], list[tuple[str, int, int]]]  # local days -> [(uid, amount, count)]
 CardStepLines = Callable[[list[str]], list[dict[str, Any]]]  # days -> each card step, by card and counter
 PeriodBefore = Callable[[str], list[str]]  # local day -> the previous settlement period's days, once it is over
+SaleCard = Callable[[str], tuple[str, datetime | None] | None]  # txn -> (card uid, when bought) of a sale here
 
 
 def release_window(at: datetime, minutes: int, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -82,7 +84,7 @@ class MqttReporter:
     location: str = ""  # where the machine stands, in its stock snapshots
     card_totals: CardTotals | None = None  # per_card: the period's lines
     day_refunds: Callable[[str], int] | None = None  # local day -> operators' refunds granted that day
-    sale_card: Callable[[str], str | None] | None = None  # payment: card: a sale's card, for the issuer's credit
+    sale_card: SaleCard | None = None  # payment: card: a sale's card and when it was bought, for the issuer's credit
     period_before: PeriodBefore | None = None
     card_steps: CardStepLines | None = None  # payment: card: the period's card steps by counter
     account_auth: Callable[[str], AccountAuth | None] | None = None  # payment: account: a debit by txn
@@ -182,20 +184,27 @@ class MqttReporter:
         and the amount go to it sealed (``credit``), and it lists the credit for its machines.
         """
         sale = SaleEntry.of(entry.data)
-        uid = self.sale_card(entry.txn_id or "") if self.sale_card is not None else None
-        return [self._sale(entry, "credited"), *self._credit(entry, uid, sale.price)]
+        card = self.sale_card(entry.txn_id or "") if self.sale_card is not None else None
+        credit = self._credit(entry, *card, sale.price) if card is not None else []
+        return [self._sale(entry, "credited"), *credit]
 
     def _on_refund_handed_over(self, entry: JournalEntry) -> list[OutboundMessage]:
         """A refund owed to a purse card that has not come back here for a week: the issuer lists it (``credit``)."""
         step = self.card_step(entry.txn_id or "") if self.card_step else None
-        return self._credit(entry, step.uid, step.amount) if step is not None else []
+        return self._credit(entry, step.uid, step.bought, step.amount) if step is not None else []
 
-    def _credit(self, entry: JournalEntry, uid: str | None, amount: int) -> list[OutboundMessage]:
-        """A refund to a purse card for the issuer to list, sealed: each (machine, txn) is listed once."""
-        if uid is None or self.issuer_public_key is None or self.identity is None:
+    def _credit(self, entry: JournalEntry, uid: str, bought: datetime | None, amount: int) -> list[OutboundMessage]:
+        """A refund to a purse card for the issuer to list, sealed: each (machine, txn) is listed once.
+
+        With the purchase's card day (``bought``), so that the machine that gives it on that day gives
+        back the day's allowance too; the day of the refund itself is the settlement's.
+        """
+        if self.issuer_public_key is None or self.identity is None:
             return []
         day = entry.at.astimezone(self.zone).date().isoformat()
         document = {"machine": self.machine, "txn": entry.txn_id, "card": uid, "amount": amount, "day": day}
+        if bought is not None:
+            document["bought"] = card_day(bought).isoformat()
         return [self._sealed("credit", document, self.identity, self.issuer_public_key)]
 
     def _on_credits_given(self, entry: JournalEntry) -> list[OutboundMessage]:
@@ -371,9 +380,9 @@ def reporter_for(
     )
 
 
-def _sale_card(books: MachineBooks) -> Callable[[str], str | None]:
-    def card(txn_id: str) -> str | None:
+def _sale_card(books: MachineBooks) -> SaleCard:
+    def card(txn_id: str) -> tuple[str, datetime | None] | None:
         record = books.vends.get(txn_id)
-        return record.uid if record is not None and record.uid else None
+        return (record.uid, books.vends.made_at(txn_id)) if record is not None and record.uid else None
 
     return card

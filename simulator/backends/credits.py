@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from firmware.domain import Credit
 from firmware.identity.pseudonym import hotlist_name
 from firmware.identity.signing import Identity
 from firmware.reporting import credits
@@ -44,13 +45,21 @@ class PendingCredits:
         """The statements that apply one report, stored with it in one transaction."""
         if kind == "credit":
             uid = str(document["card"]).upper()
-            return [
+            listed: list[Row] = [
                 (
                     "INSERT INTO pending_credits (uid, seq, amount, machine, txn, day) SELECT ?, COALESCE(MAX(seq), 0) "
                     "+ 1, ?, ?, ?, ? FROM pending_credits WHERE uid = ? ON CONFLICT DO NOTHING",
                     (uid, document["amount"], document["machine"], document["txn"], document["day"], uid),
                 )
             ]
+            if (bought := document.get("bought")) is not None:
+                listed.append(
+                    (
+                        "INSERT INTO credit_purchases (machine, txn, bought) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        (document["machine"], document["txn"], bought),
+                    )
+                )
+            return listed
         named = self._uid_named(str(document["card"]))
         if named is None:
             return []  # every credit of that card was reported given already
@@ -108,12 +117,16 @@ class PendingCredits:
         """
         if self.key is None:
             return None
-        cards: dict[str, list[tuple[int, int]]] = {}
+        cards: dict[str, list[Credit]] = {}
         with self.store.atomic() as conn:
             (last,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM credits_published").fetchone()
             version = self.last_version = max(int(now.timestamp() * 1_000_000), int(last) + 1)
             conn.execute("DELETE FROM credits_published")
             conn.execute("INSERT INTO credits_published (version) VALUES (?)", (version,))
-            for uid, seq, amount in conn.execute("SELECT uid, seq, amount FROM pending_credits WHERE given = 0"):
-                cards.setdefault(hotlist_name(self.key, str(uid)), []).append((int(seq), int(amount)))
+            listed = conn.execute(
+                "SELECT p.uid, p.seq, p.amount, b.bought FROM pending_credits p LEFT JOIN credit_purchases b "
+                "ON b.machine = p.machine AND b.txn = p.txn WHERE p.given = 0"
+            )
+            for uid, seq, amount, bought in listed:
+                cards.setdefault(hotlist_name(self.key, str(uid)), []).append(Credit(int(seq), int(amount), bought))
         return credits.TOPIC, credits.compose(self.identity, self.key, version, now, now + VALID, cards)

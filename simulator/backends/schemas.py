@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS pending_credits (
     uid TEXT NOT NULL, seq INTEGER NOT NULL, amount INTEGER NOT NULL, machine TEXT NOT NULL, txn TEXT NOT NULL,
     day TEXT NOT NULL, given INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (uid, seq), UNIQUE (machine, txn)
 );
+-- the card day of the purchase a credit gives back, where it names one: listed with the credit, so the
+-- machine that gives it that day gives back the day's allowance too
+CREATE TABLE IF NOT EXISTS credit_purchases (
+    machine TEXT NOT NULL, txn TEXT NOT NULL, bought TEXT NOT NULL, PRIMARY KEY (machine, txn)
+);
 CREATE TABLE IF NOT EXISTS credits_published (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     uid TEXT PRIMARY KEY, profile TEXT NOT NULL, born TEXT NOT NULL, balance INTEGER NOT NULL,

@@ -172,6 +172,10 @@ class StoreQueries:
             self.execute(f"DELETE FROM settlement_weeks WHERE substr(days, 1, 10) < ?{which}", (before_day, *only))
             if self.execute("SELECT 1 FROM sqlite_master WHERE name = 'pending_credits'"):  # refunds owed stay, always
                 self.execute(f"DELETE FROM pending_credits WHERE given = 1 AND day < ?{which}", (before_day, *only))
+                self.execute(  # the purchase days of the credits forgotten with them
+                    "DELETE FROM credit_purchases WHERE NOT EXISTS (SELECT 1 FROM pending_credits p "
+                    "WHERE p.machine = credit_purchases.machine AND p.txn = credit_purchases.txn)"
+                )
         return len(purged)
 
     def days_held(self, machine: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 from firmware.cards.purse import step_mac
 from firmware.cards.purse_io import debit
 from firmware.cards.tag import ClassicTag
-from firmware.domain import CardTap
+from firmware.domain import CardTap, Credit
 from firmware.journal.card_steps import CardSteps
 from firmware.reporting.mqtt import BrokerAddress
 from firmware.reporting.sealed import open_settlement
@@ -114,7 +114,7 @@ class TornDebit:
 
         def listed() -> bool:
             self.runner.machine.tick()
-            return bool(book.for_card(AMY) == [(1, 25)])
+            return bool(book.for_card(AMY) == [Credit(1, 25)])
 
         eventually(listed, what="the machine holding the issuer's list")
         self.tap_and_walk_away()

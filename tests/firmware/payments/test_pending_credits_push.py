@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from firmware.config.machine import PaymentSetup
+from firmware.domain import Credit
 from firmware.identity.pseudonym import hotlist_name
 from firmware.reporting import credits
 from simulator.backends.push import publish
@@ -44,12 +45,12 @@ def test_only_the_issuer_s_newer_list_is_applied_and_hostile_ones_change_nothing
     book = getattr(runner.machine.books.payment, "credits", None)
     assert book is not None, "a purse-card machine with the issuer's key takes its credits"
     now = runner.clock.now()
-    listed = {hotlist_name(key, AMY): [(1, 25)]}
+    listed = {hotlist_name(key, AMY): [Credit(1, 25)]}
     genuine = credits.compose(keys.issuer, key, 5, now, now + timedelta(days=1), listed)
     publish(world.party_address(TOOLS["issuer"]), [(credits.TOPIC, genuine, True)], "issuer-credits")
 
     until_held(runner, book, 5, "the issuer's credits list")
-    assert book.for_card(AMY) == [(1, 25)] and book.for_card("04B2C3D4E5F607") == []
+    assert book.for_card(AMY) == [Credit(1, 25)] and book.for_card("04B2C3D4E5F607") == []
 
     later = now + timedelta(hours=1)
     bad = [
@@ -71,5 +72,5 @@ def test_only_the_issuer_s_newer_list_is_applied_and_hostile_ones_change_nothing
         return refused(runner) - before >= len(bad) + len(hostile)
 
     eventually(all_refused, timeout=60, what="every bad credits list refused")
-    assert book.version() == 5 and book.for_card(AMY) == [(1, 25)], "nothing changed"
+    assert book.version() == 5 and book.for_card(AMY) == [Credit(1, 25)], "nothing changed"
     assert AMY.encode() not in genuine.encode(), "the card is named, never numbered"

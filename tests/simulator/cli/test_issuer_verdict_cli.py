@@ -13,6 +13,7 @@ from pathlib import Path
 
 import paho.mqtt.subscribe as subscribe
 
+from firmware.domain import Credit
 from firmware.identity.keyset import HOTLIST, read_shared_key
 from firmware.identity.pseudonym import hotlist_name
 from firmware.identity.signing import PublicKey, TrustStore
@@ -47,8 +48,8 @@ def test_a_reviewed_verdict_lists_the_card_s_money_once_and_publishes_the_list(t
     assert key is not None
     issuer = TrustStore([PublicKey.load("issuer", keys / "issuer.pub")])
     listed = credits.read(retained.payload, key, issuer.verify, 0, datetime.now(UTC)).cards
-    assert listed[hotlist_name(key, BEN)] == ((1, 25),), "what a machine reads: BEN's NT$25, for his next tap"
-    assert listed[hotlist_name(key, AMY)] == ((1, 25),), "the backend's own listing still there"
+    assert listed[hotlist_name(key, BEN)] == (Credit(1, 25),), "what a machine reads: BEN's NT$25, for his next tap"
+    assert listed[hotlist_name(key, AMY)] == (Credit(1, 25),), "the backend's own listing still there"
     assert BEN.encode() not in retained.payload and AMY.encode() not in retained.payload
 
     audit = left(db)
