@@ -210,7 +210,11 @@ def keep_refunds(world: ReportingWorld, runner: ScenarioRunner) -> None:
         publish(world.party_address(TOOLS["vendor"]), [command], "vendor-refund")  # the operator's tool
 
         def answered() -> None:
-            answer = until_answered(station.machine, command_id)  # the station's machine of then (power cycles)
+            if (later := station.machine).controller.serving:  # it waited for the link, and a customer came
+                state = later.controller.state.value
+                reason = f"reached the machine at `broker: up` while it was serving a customer (state {state})"
+                raise step_error(runner, step, f"{reason}: end the session before the link is back")
+            answer = until_answered(later, command_id)  # the station's machine of then (power cycles)
             if not answer.get("ok"):
                 runner.check(step.line, "refund", "accepted", f"refused: {answer.get('reason')}")
             elif config.payment.mode == "card":  # the issuer lists the credit: every machine holds the new list

@@ -89,6 +89,22 @@ def test_a_refund_sent_while_the_link_is_cut_is_paid_once_the_link_is_back(tmp_p
     assert len(result.expectations) == 4
 
 
+def test_a_refund_that_reaches_the_machine_mid_session_is_named_by_its_line(tmp_path, closing):
+    path = story(tmp_path, SALE + "  - broker: down\n  - refund: {amount: 25}\n  - tap: amy\n  - broker: up\n")
+    with pytest.raises(InputError, match=r"story\.yaml:10: steps\.4\.refund: reached the machine at `broker: up` "
+                                         r"while it was serving a customer \(state awaiting_selection\)"):  # fmt: skip
+        play(tmp_path, path, closing)
+
+
+def test_a_story_that_ends_with_the_link_cut_says_what_never_reached_the_machine(tmp_path, closing, caplog):
+    path = story(tmp_path, SALE + "  - broker: down\n  - refund: {amount: 25}\n")
+    world = closing(ReportingWorld(tmp_path / "world").start())
+    with caplog.at_level("WARNING", logger="simulator.scenarios.reporting_world"):
+        result = run_scenario(load_scenario(path), tmp_path / "machine", attach=world)
+    assert result.passed
+    assert "1 authority message(s) never reached the machines: no `broker: up`" in caplog.text
+
+
 @pytest.mark.parametrize("broker", brokers())
 def test_a_card_listed_lost_while_the_link_is_cut_is_refused_once_the_link_is_back(tmp_path, closing, broker):
     if broker == "mosquitto":
