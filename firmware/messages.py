@@ -30,6 +30,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "維修模式：稽核資料已匯出，補貨清單 {slots} 格；再感應一次或關門即結束",
         "Service mode: audit exported, {slots} slot(s) to refill - tap again or close the door when done",
     ),
+    "service.close_door": ("維修完成：請關上機門以恢復販售", "Visit done - close the door to resume sales"),
     "out_of_order": ("故障，暫停販售：{detail}", "Out of order - sales stopped: {detail}"),
     "vend_in_progress": ("出貨中，請稍候", "Vend in progress - please wait"),
     # denial reasons (also listed in docs/denials.md)

@@ -40,10 +40,15 @@ class Faults:
     _cancel: Callable[[str, Message], None]
 
     def storage_failed(self, detail: str) -> None:
-        """Disk full or read-only: no journal means no sales. Skips callbacks: nothing can be written."""
+        """Disk full or read-only: no journal means no sales. Skips callbacks: nothing can be written.
+
+        With the door open the machine stays in service (no sales either way): closing the door finds
+        the failure (``fault_persists``), as it finds a standing fault, so the door is never lost track of.
+        """
         log.error("storage failure, sales stopped: %s", detail)
         self.storage_error = detail
-        self.machine.set_state(State.OUT_OF_ORDER)
+        if self.state is not State.SERVICE:
+            self.machine.set_state(State.OUT_OF_ORDER)
         self.clear_session()
         self.hw.display.show(Message("out_of_order", {"detail": "storage"}))
         self.emit("storage_failed", detail=detail)

@@ -112,6 +112,14 @@ TRANSITIONS: list[dict[str, Any]] = [
         "before": "start_technician_visit",
     },
     {"trigger": "technician", "source": BUSY, "dest": None},  # a vend finishes first; tap again after it
+    # a second tap with the door still open: sales wait for the door, which ends the visit when it closes
+    {
+        "trigger": "technician",
+        "source": S.SERVICE,
+        "dest": None,
+        "conditions": "door_held_open",
+        "after": "ask_to_close",
+    },  # fmt: skip
     {
         "trigger": "technician",
         "source": S.SERVICE,
@@ -132,6 +140,7 @@ TRANSITIONS: list[dict[str, Any]] = [
         "trigger": "door_close",
         "source": S.SERVICE,
         "dest": S.OUT_OF_ORDER,
+        "prepare": "note_door_closed",
         "conditions": "fault_persists",
         "before": "finish_technician_visit",
         "after": "show_fault",
@@ -140,10 +149,15 @@ TRANSITIONS: list[dict[str, Any]] = [
         "trigger": "door_close",
         "source": S.SERVICE,
         "dest": S.IDLE,
+        "prepare": "note_door_closed",
         "before": "finish_technician_visit",
         "after": "show_welcome",
     },
-    {"trigger": "fault", "source": [*SELLING, S.SERVICE], "dest": S.OUT_OF_ORDER, "before": "close_for_fault"},
+    # a door is a door: closing it where no visit is open changes nothing but what the machine knows of it
+    {"trigger": "door_close", "source": [*SELLING, S.OUT_OF_ORDER], "dest": None, "prepare": "note_door_closed"},
+    {"trigger": "fault", "source": SELLING, "dest": S.OUT_OF_ORDER, "before": "close_for_fault"},
+    # with the door open, or already out of order, a fault is noted (and found again when the door closes)
+    {"trigger": "fault", "source": CLOSED, "dest": None, "before": "close_for_fault"},
     {
         "trigger": "recover",
         "source": S.OUT_OF_ORDER,

@@ -68,6 +68,7 @@ class Controller(Timers, Service, Faults, Triggers):
         self.alerts = alerts  # guardians told through the school (controls: school)
         self.technicians = technicians  # route technicians' cards (technicians: in the config)
         self.technician_pick: dict[str, int] | None = None  # a technician's visit: what was short, per slot
+        self.door_is_open = False  # the service door as its switch last said (a card alone ends no visit while open)
         self.cashier = Cashier(books, self.config.id, self.config.currency, self.entry, self.emit, alerts)
         self.machine = build_machine(self)
 
@@ -245,10 +246,20 @@ class Controller(Timers, Service, Faults, Triggers):
         self._cancel("timeout", Message("timeout"))
 
     def close_for_door(self, *_: object) -> None:
+        self.door_is_open = True
         if self.state in SESSION:
             self._cancel("door_open", Message("door_open"))
         self.journal_only("door_opened")
         self.show(Message("door_open"))
+
+    def note_door_closed(self, *_: object) -> None:
+        self.door_is_open = False
+
+    def door_held_open(self, *_: object) -> bool:
+        return self.door_is_open
+
+    def ask_to_close(self, *_: object) -> None:
+        self.show(Message("service.close_door"))
 
     def show_welcome(self, *_: object) -> None:
         self.show(Message("welcome"))

@@ -4,62 +4,36 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from transitions import MachineError
 
 from firmware import crashpoints
 from firmware.app.node import Link, Node
 from firmware.controller.notices import privacy_notice
 from firmware.controller.records import Hardware
+from firmware.errors import InputError
 from simulator.hardware.virtual import DoorSwitch, RecordingDisplay, VirtualClock, VirtualDispenser, advance
 from simulator.scenarios.card_specs import UnknownCard
 from simulator.scenarios.purses import PurseCards, simulation_card_master
+from simulator.scenarios.results import ExpectationResult, ScenarioResult
 from simulator.scenarios.schema import MAIN_MACHINE, Scenario, Step, uid_tail
 from simulator.scenarios.stations import LinkFor, issue_cards, stations_of
 from simulator.scenarios.step_types import parse_duration
 from simulator.scenarios.tap_sources import TapSourceFactory, VirtualTaps
-from simulator.tally import SalesTally
 from simulator.term_keys import simulation_term_key
 
 EventPrinter = Callable[[datetime, str, dict[str, Any]], None]
-
-
-@dataclass
-class ExpectationResult:
-    line: int
-    key: str
-    expected: Any
-    actual: Any
-
-    @property
-    def ok(self) -> bool:
-        if self.key == "display":
-            return isinstance(self.actual, str) and str(self.expected) in self.actual
-        return bool(self.expected == self.actual)
-
-
-@dataclass
-class ScenarioResult(SalesTally):
-    expectations: list[ExpectationResult] = field(default_factory=list)
-    power_cycles: int = 0
-    held: int = 0  # reports still held for their release window when the run ended
-    next_release: datetime | None = None  # when the first of them goes
-
-    @property
-    def failures(self) -> list[ExpectationResult]:
-        return [e for e in self.expectations if not e.ok]
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures
 
 
 RUNNER_STEPS = (
     "select", "tap", "cancel", "wait", "at", "clock", "door", "restock", "jam", "empty", "fault", "recover", "note",
     "privacy", "power", "expect", "tear", "topup", "machine",
 )  # fmt: skip
+TRIGGER_STEPS = ("select", "cancel", "door", "fault", "recover")  # each fires a trigger of the state machine
 
 
 class InvariantViolation(AssertionError):
@@ -225,7 +199,14 @@ class ScenarioRunner:
         handler = self.steps.get(step.kind) or self.hooks.get(step.kind)
         if handler is None:
             raise NotImplementedError(f"line {step.line}: step {step.kind!r} needs a component this run lacks")
-        handler(step)
+        try:
+            handler(step)
+        except MachineError:  # a trigger its state does not take (`recover` with nothing wrong): the story's mistake
+            if step.kind not in TRIGGER_STEPS:
+                raise
+            state = self.machine.controller.state.value
+            raise InputError(self.scenario.source, step.line, f"steps.{step.index}.{step.kind}",
+                             f"the machine does not take this in state {state}") from None  # fmt: skip
 
     def _do_select(self, step: Step) -> None:
         self.machine.controller.dispatch("select", step.value)

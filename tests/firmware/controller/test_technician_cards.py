@@ -70,3 +70,36 @@ def test_a_config_naming_technician_cards_by_uid_is_refused(tmp_path: Path) -> N
         (tmp_path / name).symlink_to(ROOT / "configs" / name)
     with pytest.raises(InputError, match="technicians.cards.*32-hex-digit name"):
         load_machine(path)
+
+
+def test_a_second_tap_with_the_door_still_open_waits_for_the_door_and_refills_once(tmp_path: Path) -> None:
+    """Before, the second tap reopened sales with the service door still open (and the door's closing was refused)."""
+    head = SCENARIO.read_text().split("steps:")[0].replace("../machines/", f"{ROOT}/configs/machines/")
+    steps = """steps:
+  - tap: route
+  - door: open
+  - tap: route
+  - expect: {state: service, display: "close the door to resume sales"}
+  - select: A1
+  - tap: amy
+  - expect: {outcome: denied, reason: out_of_service}
+  - door: close
+  - expect: {state: idle, stock: {A1: 10, C2: 12}}
+  - select: A1
+  - tap: amy
+  - expect: {outcome: vended, stock: {A1: 9}}
+"""
+    story = tmp_path / "visit.yaml"
+    story.write_text(head + steps)
+    result = run_scenario(load_scenario(story), tmp_path / "machine", EventPrinter(False, io.StringIO()))
+    assert result.passed, [(f.line, f.key, f.expected, f.actual) for f in result.failures]
+    refills = [entry for entry in result_entries(tmp_path / "machine") if entry == "refilled"]
+    assert refills == ["refilled"], "the visit ended once, when the door closed"
+
+
+def result_entries(state_dir: Path) -> list[str]:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(state_dir / "machine.db")) as conn:
+        return [str(kind) for (kind,) in conn.execute("SELECT kind FROM journal ORDER BY id")]

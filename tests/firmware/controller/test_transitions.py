@@ -225,6 +225,36 @@ def test_a_door_cycle_never_clears_a_fault_only_recover_does(rig, fault):
     assert rig.state == "idle", "after recover a door cycle is only a door cycle"
 
 
+def test_a_door_closing_where_no_visit_is_open_changes_nothing(rig):
+    rig.controller.dispatch("door_close")  # the switch bounced, or the door shut after a technician's card
+    assert rig.state == "idle"
+    rig.select("A1")
+    rig.tap()
+    assert rig.last.outcome == "vended"
+
+
+@pytest.mark.parametrize("breakage", ["storage", "fault"])
+def test_what_fails_with_the_door_open_keeps_the_door_and_closing_it_finds_the_failure(rig, breakage):
+    """Before, a storage failure (or a fault) during a visit put the machine out of order with its door
+    open; the door's closing was then refused, and once recovered the machine sold with its door open."""
+    rig.controller.dispatch("door_open")
+    if breakage == "storage":
+        rig.controller.storage_failed("disk full")
+    else:
+        rig.controller.dispatch("fault", "motor board")
+    assert rig.state == "service", "no sales either way; the door is still open"
+    rig.tap()
+    assert (rig.last.reason, rig.state) == ("out_of_service", "service")
+    rig.controller.dispatch("door_close")
+    assert rig.state == "out_of_order"
+    if breakage == "storage":
+        assert rig.controller.recheck_storage()
+    rig.controller.dispatch("recover")
+    rig.select("A1")
+    rig.tap()
+    assert (rig.state, rig.last.outcome) == ("idle", "vended")
+
+
 def test_fault_stops_sales_until_recovered(rig):
     rig.tap()
     rig.controller.dispatch("fault", "motor board")
@@ -239,7 +269,7 @@ def test_fault_stops_sales_until_recovered(rig):
 
 def test_invalid_triggers_are_errors_not_silence(rig):
     with pytest.raises(MachineError):
-        rig.controller.dispatch("door_close")  # the door is not open
+        rig.controller.dispatch("recover")  # nothing is out of order
     with pytest.raises(MachineError):
         rig.controller.dispatch("approve")  # not authorising
 
@@ -361,6 +391,13 @@ def test_every_declared_transition_is_exercised(rig, monkeypatch):
     c.dispatch("door_close")  # the fault is still set: back out of order, not selling
     c.dispatch("recover")
     c.dispatch("fault", "y")
+    c.dispatch("fault", "y2")  # out of order already: noted
+    rig.tap()  # out of order: no sales
+    rig.select("A1")
+    c.dispatch("cancel")
+    c.dispatch("door_close")  # a door closing on an out-of-order machine: noted, nothing else
+    c.dispatch("door_open")  # out_of_order -> service
+    c.dispatch("door_close")  # the fault persists: back out of order
     c.dispatch("recover")
     rig.select("A1")
     c.dispatch("fault", "z")
@@ -371,16 +408,27 @@ def test_every_declared_transition_is_exercised(rig, monkeypatch):
     rig.tap(uid="DEADBEEF")  # unknown card while idle
     c.dispatch("door_open")
     c.dispatch("door_close")  # door from idle
+    c.dispatch("door_close")  # closed again (a bouncing switch): nothing
+    rig.select("A1")
+    c.dispatch("door_close")  # awaiting_card: nothing
+    c.dispatch("cancel")
+    rig.tap()
+    c.dispatch("door_close")  # awaiting_selection: nothing
+    c.dispatch("cancel")
     # a route technician's card: from every selling state and out of order; the door in service; a fault
     c.dispatch("technician")  # idle -> service
+    c.dispatch("technician")  # service -> idle: the visit ends (the door never opened)
+    c.dispatch("technician")  # idle -> service
     c.dispatch("door_open")  # the door opened in service: journaled, still service
-    c.dispatch("technician")  # service -> idle: the visit ends
+    c.dispatch("technician")  # the door is still open: still service, asked to close it
+    c.dispatch("door_close")  # service -> idle: the visit ends
     rig.select("A1")
     c.dispatch("technician")  # awaiting_card -> service
     c.dispatch("door_close")  # service -> idle
     rig.tap()
     c.dispatch("technician")  # awaiting_selection -> service
-    c.dispatch("fault", "v")  # service -> out_of_order
+    c.dispatch("fault", "v")  # in service: noted
+    c.dispatch("technician")  # the fault persists: out of order
     c.dispatch("technician")  # out_of_order -> service
     c.dispatch("technician")  # the fault persists: back out of order
     c.dispatch("recover")
