@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,17 +57,22 @@ def connected_client(address: BrokerAddress, client_id: str, persistent: bool, i
     return client
 
 
-def test_a_client_that_takes_over_a_persistent_session_keeps_it_and_hears_what_is_published() -> None:
-    with EmbeddedBroker() as broker:
-        takes_over_and_hears(BrokerAddress(broker.host, broker.port))
-
-
-@pytest.mark.mosquitto
-def test_mosquitto_does_the_same(tmp_path: Path, closing) -> None:
-    """The reference broker, for the record: the embedded one is held to what Mosquitto does."""
+@pytest.fixture(params=["embedded", pytest.param("mosquitto", marks=pytest.mark.mosquitto)])
+def address(request: pytest.FixtureRequest, tmp_path: Path, closing) -> Iterator[BrokerAddress]:
+    """The embedded broker, and the reference one it is held to (Mosquitto)."""
+    if request.param == "embedded":
+        with EmbeddedBroker() as broker:
+            yield BrokerAddress(broker.host, broker.port)
+        return
     require_mosquitto()
-    broker = closing(MosquittoProcess(tmp_path / "mosquitto").start())
-    takes_over_and_hears(BrokerAddress(broker.host, broker.port))
+    mosquitto = closing(MosquittoProcess(tmp_path / "mosquitto").start())
+    yield BrokerAddress(mosquitto.host, mosquitto.port)
+
+
+def test_a_client_that_takes_over_a_persistent_session_keeps_it_and_hears_what_is_published(
+    address: BrokerAddress,
+) -> None:
+    takes_over_and_hears(address)
 
 
 def takes_over_and_hears(address: BrokerAddress) -> None:
@@ -92,16 +98,10 @@ def takes_over_and_hears(address: BrokerAddress) -> None:
         frozen.socket().close()
 
 
-def test_a_persistent_session_gets_what_was_published_while_it_was_away_once_and_not_as_retained() -> None:
-    with EmbeddedBroker() as broker:
-        hears_what_was_sent_while_away(BrokerAddress(broker.host, broker.port))
-
-
-@pytest.mark.mosquitto
-def test_mosquitto_delivers_what_was_sent_while_away_alike(tmp_path: Path, closing) -> None:
-    require_mosquitto()
-    broker = closing(MosquittoProcess(tmp_path / "mosquitto").start())
-    hears_what_was_sent_while_away(BrokerAddress(broker.host, broker.port))
+def test_a_persistent_session_gets_what_was_published_while_it_was_away_once_and_not_as_retained(
+    address: BrokerAddress,
+) -> None:
+    hears_what_was_sent_while_away(address)
 
 
 def hears_what_was_sent_while_away(address: BrokerAddress) -> None:
