@@ -66,9 +66,11 @@ def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> 
     for name, credits in cards.items():
         if not NAME.match(name) or not isinstance(credits, list):
             raise WireError("cards: every card is named by 32 lower-case hex digits, with a list of [seq, amount]")
-        listed = [_credit(name, credit) for credit in credits]
+        listed = sorted((_credit(name, credit) for credit in credits), key=lambda credit: credit.seq)
+        if len({credit.seq for credit in listed}) != len(listed):
+            raise WireError(f"cards.{name[:8]}…: a credit's seq is listed twice")
         total += len(listed)
-        found[name] = tuple(sorted(listed))
+        found[name] = tuple(listed)
     if total > MAX_CREDITS:
         raise WireError(f"cards: at most {MAX_CREDITS} credits")
     return CreditsDocument(head.version, head.issued, head.expires, found)

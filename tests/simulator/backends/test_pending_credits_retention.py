@@ -71,3 +71,13 @@ def test_a_list_with_a_malformed_credit_is_refused_naming_the_card(entry: list[o
     with pytest.raises(WireError, match=r"cards\.abababab…: each credit is \[seq 1\.\.32767, amount 1\.\.10000\]"):
         credits_list.read(raw.encode(), key, TrustStore([issuer.public]).verify, 0, now)
     assert json.loads(raw)["sealed"], "sealed as the issuer seals it"
+
+
+def test_a_list_naming_a_seq_twice_is_refused(tmp_path: Path) -> None:
+    issuer, key = Identity.generate("issuer"), bytes(range(32))
+    now = datetime(2026, 3, 3, 9, tzinfo=UTC)
+    head = {"kind": "credits", "version": 7, "issued": now.isoformat(), "expires": now.replace(day=4).isoformat()}
+    twice = [[1, 25], [1, 25, "2026-03-02"]]  # before, sorting them raised a TypeError (None against a day)
+    raw = seal_push(issuer, key, credits_list.LABEL, head | {"cards": {"ab" * 16: twice}})
+    with pytest.raises(WireError, match=r"cards\.abababab…: a credit's seq is listed twice"):
+        credits_list.read(raw.encode(), key, TrustStore([issuer.public]).verify, 0, now)
