@@ -147,6 +147,21 @@ class _NextNode:
         client._host, client._port = host, port  # noqa: SLF001 - see the docstring
 
 
+def drop(client: Any) -> None:
+    """Close the client's socket without a DISCONNECT, as a power cut or a killed process leaves it.
+
+    The operating system closes a dead process's sockets: the broker sees the connection go at once and
+    publishes the Will, instead of holding a half-open session until the keep-alive runs out.
+    """
+    client.loop_stop()
+    sock = client.socket()
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
 def _tls_context(address: BrokerAddress) -> ssl.SSLContext:
     """The client's TLS context; a file that is not what it should be is named (TLS alone says "PEM lib")."""
     try:

@@ -28,7 +28,7 @@ from firmware.journal.outbox import Outbox, PendingReport
 from firmware.ports import Clock
 from firmware.reporting import batches, topics
 from firmware.reporting.inbox import Inbox
-from firmware.reporting.mqtt import BrokerAddress, machine_client_id, make_client
+from firmware.reporting.mqtt import BrokerAddress, drop, machine_client_id, make_client
 from firmware.reporting.signed import canonical, sign_text
 from firmware.reporting.supervised import SupervisedThread
 
@@ -133,11 +133,7 @@ class OutboxPublisher:
         self._thread.stop()
         self._stop.set()
         self._wake.set()
-        self._client.loop_stop()
-        try:
-            self._client.socket() and self._client.socket().close()
-        except OSError:
-            pass
+        drop(self._client)
         self._thread.join(timeout=10)
         self._outbox.close()
 

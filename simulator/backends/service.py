@@ -23,7 +23,7 @@ from firmware.identity.keyset import Enrolment
 from firmware.identity.signing import Identity, PublicKey, TrustStore
 from firmware.reporting import topics
 from firmware.reporting.batches import BATCH_KIND, MAX_BATCH_BYTES, open_batch
-from firmware.reporting.mqtt import BrokerAddress, make_client
+from firmware.reporting.mqtt import BrokerAddress, drop, make_client
 from firmware.reporting.signed import compose_ack, open_signed
 from firmware.reporting.supervised import SupervisedThread
 from firmware.reporting.wire import WireError, sequence
@@ -137,7 +137,7 @@ class BackendService:
         if self.link is not None:
             self.link.abandon()
         else:
-            self.client.loop_stop()
+            drop(self.client)  # the broker sees it go, as it would see a killed process's connection go
         self._inbox.put(None)
         self._writer.join(timeout=30)
         self.store.close()
