@@ -28,6 +28,7 @@ from firmware.identity.signing import Identity
 from firmware.reporting.authorisation import AuthRequest
 from firmware.reporting.signed import canonical, sign_text
 from firmware.reporting.wire import WireError
+from simulator.backends.signer import check as check_signer
 from simulator.backends.store import SqliteReportStore
 
 MIN_AGE = 14  # an e-payment account for a minor from this age, with a guardian's consent
@@ -165,6 +166,7 @@ class AccountBook:
             raise AccountError(f"--card {uid!r}: expected 8, 14 or 20 upper-case hex digits (a card's uid)")
         order = order | {"card": uid}
         with self.store.atomic() as conn:
+            check_signer(conn, identity)
             account = self.get(uid)
             name = order["order"]
             if name == "open":

@@ -27,6 +27,7 @@ from simulator.backends.contract import check
 from simulator.backends.credits import PendingCredits
 from simulator.backends.requests import PartyRequest
 from simulator.backends.service import BackendService, sequence_number
+from simulator.backends.signer import ForeignSigner, pin
 from simulator.backends.store import Report, SqliteReportStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ class IssuerBackend(BackendService):
         hotlist_key: bytes | None = None,
     ) -> None:
         store = SqliteReportStore(db, "issuer")
+        try:
+            pin(store, identity)  # what it signs here (answers, credits lists) is under the issuer's one key
+        except ForeignSigner:
+            store.close()
+            raise
         super().__init__(address, store, identity, enrolment, client_id, school=school, persistent=persistent)
         self._key = seal_key
         self.credits = PendingCredits(store, identity, hotlist_key)  # operators' refunds to purse cards

@@ -22,6 +22,7 @@ from firmware.reporting.signed import canonical, sign_text
 from simulator.backends import purse_audit
 from simulator.backends.credits import PendingCredits, Review
 from simulator.backends.purse_audit import LeftStep
+from simulator.backends.signer import ForeignSigner, pin
 
 
 class ReviewRefused(VendingError):
@@ -36,6 +37,10 @@ def review(credits: PendingCredits, machine: str, txn: str, made: bool, reason: 
     """
     store = credits.store
     named = f"--machine {machine} --txn {txn}"
+    try:
+        pin(store, credits.identity)  # the verdict is kept signed: by the issuer's key, or not at all
+    except ForeignSigner as exc:
+        raise ReviewRefused(str(exc)) from None
     if not reason.strip():
         raise ReviewRefused(f"{named}: --reason is empty: say what the verdict rests on (it is kept for audit)")
     found = purse_audit.find(store, machine, txn)

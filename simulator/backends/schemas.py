@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS account_debits (
     how TEXT NOT NULL, state TEXT NOT NULL, applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (machine, txn)
 );
 CREATE TABLE IF NOT EXISTS account_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, signed TEXT NOT NULL);
+-- the key id every order here is signed with: the first signer's, the issuer's (simulator/backends/signer.py)
+CREATE TABLE IF NOT EXISTS issuer_signer (kid TEXT NOT NULL);
 """
 )
 

@@ -108,13 +108,14 @@ def backend_issuer(
 def _order(db: Path, key: Path, order: dict[str, Any]) -> None:
     """Apply one order on the accounts in ``db``, signed by ``key``; print the account after it."""
     from simulator.backends.accounts import AccountBook, AccountError
+    from simulator.backends.signer import ForeignSigner
     from simulator.backends.store import SqliteReportStore
 
     identity = party_identity("issuer", key)
     store = SqliteReportStore(db, "issuer")
     try:
         account = AccountBook(store).order(identity, order)
-    except AccountError as exc:
+    except (AccountError, ForeignSigner) as exc:
         fail(exc)
     finally:
         store.close()

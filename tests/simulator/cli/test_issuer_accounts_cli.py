@@ -59,3 +59,23 @@ def test_refused_orders_say_why_and_change_nothing(tmp_path: Path):
         assert result.returncode == 2 and reason in result.stdout + result.stderr, (argv, result.stderr)
     (account,) = listed(db)
     assert (account["uid"], account["balance"], account["guardian"]) == ("04A1B2C3", 0, False)
+
+
+def test_an_order_under_another_party_s_key_is_refused_and_changes_nothing(tmp_path: Path):
+    """Before, `--key keys/vendor.key` topped the account up and kept an order nobody could check."""
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    db = str(tmp_path / "issuer.db")
+    opened = vending("backend", "issuer", "open", "--card", "04A1B2C3", "--profile", "staff", "--born", "1990-01-01",
+                     "--key", str(tmp_path / "k" / "issuer.key"), "--db", db)  # fmt: skip
+    assert opened.returncode == 0, opened.stderr
+    with sqlite3.connect(db) as conn:
+        before = conn.execute("SELECT COUNT(*) FROM account_orders").fetchone()
+    for foreign in ("vendor.key", "school.key"):
+        argv = ["backend", "issuer", "topup", "--card", "04A1B2C3", "--amount", "500", "--db", db]
+        refused = vending(*argv, "--key", str(tmp_path / "k" / foreign))
+        assert refused.returncode == 2, refused.stdout
+        assert "is not the issuer's key this database keeps its orders under" in refused.stderr
+    (account,) = listed(db)
+    assert account["balance"] == 0, "no money moved"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM account_orders").fetchone() == before, "no order kept"
