@@ -119,7 +119,7 @@ TRANSITIONS: list[dict[str, Any]] = [
         "dest": None,
         "conditions": "door_held_open",
         "after": "ask_to_close",
-    },  # fmt: skip
+    },
     {
         "trigger": "technician",
         "source": S.SERVICE,
