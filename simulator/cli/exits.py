@@ -7,6 +7,7 @@ exception that reaches it onto one of them, so a script driving ``vending`` neve
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -39,3 +40,11 @@ def day_option(value: str, option: str = "--day") -> date:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"{option}: expected YYYY-MM-DD, got {value!r}")
+
+
+def write_out(path: Path, text: str, option: str = "--out") -> None:
+    """Write a command's file, or exit 2 naming the option, the path and why it cannot be written."""
+    try:
+        path.write_text(text, newline="")
+    except OSError as exc:
+        fail(f"{option} {path}: cannot write: {exc.strerror or exc}")

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firmware.errors import VendingError
-from simulator.cli.exits import day_option, fail
+from simulator.cli.exits import day_option, fail, write_out
 from simulator.safe_output import dex_field, write_csv
 
 StateDir = Annotated[
@@ -164,5 +164,5 @@ def export_dex(
     if out is None:
         sys.stdout.write(text)
     else:
-        out.write_text(text, newline="")
+        write_out(out, text)
         typer.echo(f"DEX audit of {audited} -> {out}")

@@ -18,7 +18,7 @@ import typer
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import day_option, fail
+from simulator.cli.exits import day_option, fail, write_out
 from simulator.cli.school_controls import controls_app
 
 if TYPE_CHECKING:
@@ -246,5 +246,5 @@ def approve_refund(
     if out is None:
         typer.echo(approval)
         return
-    out.write_text(approval + "\n")
+    write_out(out, approval + "\n")
     typer.echo(f"approval of NT${amount} on {txn} at {machine} -> {out}")

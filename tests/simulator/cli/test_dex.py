@@ -91,3 +91,12 @@ def test_a_missing_state_dir_and_a_bad_day_are_refused(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "no machine.db here" in missing.output
     bad = CliRunner().invoke(app, ["export", "dex", "--state-dir", str(tmp_path), "--day", "Monday"])
     assert bad.exit_code == 2 and "--day: expected YYYY-MM-DD" in bad.output
+
+
+def test_an_out_file_that_cannot_be_written_is_named_with_its_option(tmp_path: Path) -> None:
+    state_dir = tmp_path / "m"
+    assert run_scenario(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), state_dir).passed
+    nowhere = tmp_path / "no-such-dir" / "audit.dex"
+    result = CliRunner().invoke(app, ["export", "dex", "--state-dir", str(state_dir), "--out", str(nowhere)])
+    assert result.exit_code == 2 and f"--out {nowhere}: cannot write: No such file or directory" in result.output
+    assert not nowhere.parent.exists()
