@@ -37,10 +37,6 @@ def review(credits: PendingCredits, machine: str, txn: str, made: bool, reason: 
     """
     store = credits.store
     named = f"--machine {machine} --txn {txn}"
-    try:
-        pin(store, credits.identity)  # the verdict is kept signed: by the issuer's key, or not at all
-    except ForeignSigner as exc:
-        raise ReviewRefused(str(exc)) from None
     if not reason.strip():
         raise ReviewRefused(f"{named}: --reason is empty: say what the verdict rests on (it is kept for audit)")
     found = purse_audit.find(store, machine, txn)
@@ -52,6 +48,10 @@ def review(credits: PendingCredits, machine: str, txn: str, made: bool, reason: 
         raise ReviewRefused(
             f"{named}: the card's counters decide it ({found.step.verdict}); the issuer's backend acts on that"
         )
+    try:  # last of the checks, so a refused verdict leaves even a fresh database as it was
+        pin(store, credits.identity)  # the verdict is kept signed: by the issuer's key, or not at all
+    except ForeignSigner as exc:
+        raise ReviewRefused(str(exc)) from None
     verdict = replace(found.step, verdict="made" if made else "not_made")
     at, why = now.isoformat(timespec="seconds"), reason.strip()
     order = {"order": "verdict", "machine": machine, "txn": txn, "verdict": verdict.verdict,

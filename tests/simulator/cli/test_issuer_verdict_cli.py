@@ -19,6 +19,7 @@ from firmware.identity.pseudonym import hotlist_name
 from firmware.identity.signing import PublicKey, TrustStore
 from firmware.reporting import credits
 from simulator.backends.store import SqliteReportStore
+from simulator.dev_keys import DevKeys
 from simulator.servers.broker import EmbeddedBroker
 from tests.simulator.cli.test_cli import vending
 from tests.simulator.cli.test_issuer_purses_cli import AMY, BEN, LEAVE, issuer_db
@@ -96,5 +97,9 @@ def test_refused_verdicts_name_the_step_and_change_nothing(tmp_path: Path) -> No
                       "--db", str(tmp_path / "none.db"), "--broker", "mqtt://127.0.0.1:9")  # fmt: skip
     assert missing.returncode == 2 and "none.db: no such file" in missing.stderr
     assert not (tmp_path / "none.db").exists()
+    stranger = DevKeys(tmp_path / "another-issuer").directory  # an issuer key that is not this database's
+    foreign = vending("issuer", "verdict", *LEFT_BY_BEN, "--made", "--reason", "r", "--keys", str(stranger),
+                      "--db", str(db), "--broker", "mqtt://127.0.0.1:9")  # fmt: skip
+    assert foreign.returncode == 2 and "is not the issuer's key this database keeps its orders under" in foreign.stderr
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before, "nothing recorded"
     assert left(db)[BEN]["verdict"] == "unknown"
