@@ -53,6 +53,14 @@ class SettlementError(VendingError):
     """
 
 
+class CardNotRead(VendingError):
+    """The card left the reader before the machine could read it (a quick tap): nothing happened.
+
+    Not a card the machine refuses: the customer is asked to hold it on the reader, and the session,
+    with its selection, waits for the next tap.
+    """
+
+
 class PaymentUnconfirmed(VendingError):
     """The money step did not confirm (the card left mid-debit): nothing may be vended on it.
 

@@ -25,6 +25,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "reselect": ("請於 {seconds} 秒內另選商品", "Choose another product within {seconds} s"),
     "cancelled": ("交易已取消", "Transaction cancelled"),
     "timeout": ("逾時，交易已取消", "Timed out - transaction cancelled"),
+    "card_unread": ("卡片移開太快，請將卡片放在感應區上", "Card moved away before it was read - hold it on the reader"),
     "door_open": ("維護中，暫停販售", "Service in progress - sales paused"),
     "service.technician": (
         "維修模式：稽核資料已匯出，補貨清單 {slots} 格；再感應一次或關門即結束",

@@ -81,6 +81,9 @@ TRANSITIONS: list[dict[str, Any]] = [
     },
     {"trigger": "tap", "source": SELLING, "dest": S.IDLE, "after": "deny_unknown_card"},
     {"trigger": "tap", "source": CLOSED, "dest": None, "after": "deny_out_of_service"},
+    # a purse card lifted before it was read: nothing happened; the session and its selection wait for it
+    {"trigger": "card_unread", "source": SELLING, "dest": None, "after": "ask_to_hold_card"},
+    {"trigger": "card_unread", "source": CLOSED, "dest": None, "after": "deny_out_of_service"},
     # authorisation, vend, settlement
     # the debit is prepared first; a debit the card did not confirm (pulled mid-write) vends nothing
     {
@@ -180,6 +183,7 @@ class Triggers:
     trigger: Callable[..., bool]
     select: Callable[..., bool]
     tap: Callable[..., bool]
+    card_unread: Callable[..., bool]
     approve: Callable[..., bool]
     deny: Callable[..., bool]
     drop_detected: Callable[..., bool]

@@ -23,7 +23,7 @@ from firmware.controller.service import Service
 from firmware.controller.timers import Timers
 from firmware.domain import CardAccount, CardTap, Denial, SaleRequest, SlotState, VendRecord
 from firmware.entries import DeniedEntry
-from firmware.errors import PaymentUnconfirmed, SettlementError, StorageError
+from firmware.errors import CardNotRead, PaymentUnconfirmed, SettlementError, StorageError
 from firmware.messages import Message
 from firmware.money import Money
 from firmware.ports import Books, GuardianAlerts, SalesPolicy, Technicians
@@ -92,7 +92,12 @@ class Controller(Timers, Service, Faults, Triggers):
         if self.technicians is not None and self.technicians.recognises(tap.uid):
             self.dispatch("technician")  # never a payment: no wallet, purse or issuer is asked
             return
-        self.dispatch("tap", tap, self.books.payment.lookup(tap))
+        try:
+            account = self.books.payment.lookup(tap)
+        except CardNotRead:
+            self.dispatch("card_unread")
+            return
+        self.dispatch("tap", tap, account)
 
     def dispatch(self, trigger: str, *args: Any) -> None:
         """Fire a trigger for a key, tap, door or timer; a storage failure stops sales instead of crashing.
@@ -257,6 +262,10 @@ class Controller(Timers, Service, Faults, Triggers):
 
     def door_held_open(self, *_: object) -> bool:
         return self.door_is_open
+
+    def ask_to_hold_card(self, *_: object) -> None:
+        self.emit("card_unread")
+        self.show(Message("card_unread"))
 
     def ask_to_close(self, *_: object) -> None:
         self.show(Message("service.close_door"))

@@ -31,7 +31,7 @@ from firmware.cards.purse_io import CreditGiven, apply_credit, credit, credit_fi
 from firmware.cards.purse_io import debit as debit_card
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from firmware.domain import CardAccount, CardLink, CardTap, JournalEntry, SpendStep
-from firmware.errors import PaymentUnconfirmed
+from firmware.errors import CardNotRead, PaymentUnconfirmed
 from firmware.identity.pseudonym import hotlist_name, normalise_uid
 from firmware.journal.card_steps import CardCounters, CardStep, CardSteps
 from firmware.journal.credits import CreditsBook
@@ -75,6 +75,7 @@ class CardPurse:
     # ---- reading ------------------------------------------------------------------------------
     def lookup(self, tap: CardTap) -> CardAccount | None:
         uid = normalise_uid(tap.uid)
+        session = self._at_hand, self._read
         self._at_hand, self._read = None, None
         if tap.link is None:
             log.info("a card tapped on %s: that reader cannot reach a purse", tap.reader)
@@ -82,6 +83,9 @@ class CardPurse:
         self._at_hand = (uid, tap.link)
         try:
             state = self._on_card(uid, lambda tag: self._settle(tag, uid, tap.at))
+        except CardGone:  # lifted at once: not a card refused, a card to hold on the reader
+            self._at_hand, self._read = session  # nothing happened: a session's card is still the one it has
+            raise CardNotRead(f"the card left {tap.reader} before it was read") from None
         except CARD_TROUBLE as exc:
             log.info("a card on %s was not read: %s", tap.reader, type(exc).__name__)
             return None

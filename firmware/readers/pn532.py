@@ -92,18 +92,36 @@ class PN532Reader(SerialReader):
 
         The standing search is cancelled first, under the chip's lock, which the session holds until
         the target is released: the reader thread waits (at most one search timeout) meanwhile.
+        A reader that stops answering mid-session (unplugged, a dead chip) is ``CardGone`` to the
+        payment, whose outcome is then known at the card's next tap, exactly as for a card pulled
+        away; the port is dropped, so the reader thread reopens it. A card gone is forgotten by the
+        debounce: put back at once, as the display asks, it is a new tap.
         """
         with self.chip_lock:
-            chip = self.chip
-            if self.searching_since is not None:
-                chip.abort()
-                self.searching_since = None
-            if not chip.list_card(bytes.fromhex(uid)):
-                raise CardGone(f"card {uid[:2]}… is no longer on the reader")
             try:
-                yield chip.data_exchange
-            finally:
-                chip.release(b"\x01")
+                chip = self.chip
+                if self.searching_since is not None:
+                    chip.abort()
+                    self.searching_since = None
+                if not chip.list_card(bytes.fromhex(uid)):
+                    raise CardGone(f"card {uid[:2]}… is no longer on the reader")
+                try:
+                    yield chip.data_exchange
+                finally:
+                    self._release()
+            except CardGone:
+                self.present = None
+                raise
+            except ReaderOffline as exc:
+                self._drop(str(exc))
+                raise CardGone(f"the reader stopped answering during the card's transaction: {exc}") from None
+
+    def _release(self) -> None:
+        """End the session with the target; a reader gone by now is dropped (what the card holds is settled)."""
+        try:
+            self.chip.release(b"\x01")
+        except ReaderOffline as exc:
+            self._drop(str(exc))
 
     def link_to(self, uid: str) -> CardLink:
         return partial(self.card_exchange, uid)

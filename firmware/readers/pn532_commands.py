@@ -94,8 +94,17 @@ class PN532Commands:
         self.call(IN_RELEASE, target)
 
     def list_card(self, uid: bytes) -> bool:
-        """Select the card ``uid`` (if it is still in the field) as target 1, for a transaction with it."""
-        found = self.call(IN_LIST_PASSIVE_TARGET, ONE_TYPE_A_TARGET + uid)
+        """Select the card ``uid`` as target 1 for a transaction with it; False if it has left the field.
+
+        The chip searches as the standing search set it (MxRtyPassiveActivation FF): with no card in
+        the field it never answers. An ACKed command with no answer in the response time is a card
+        that has gone (a quick tap), not a silent reader: the search is cancelled, as the driver's is.
+        """
+        self.send(IN_LIST_PASSIVE_TARGET, ONE_TYPE_A_TARGET + uid)
+        found = self.response(IN_LIST_PASSIVE_TARGET, RESPONSE_TIMEOUT_S)
+        if found is None:
+            self.abort()
+            return False
         return bool(found) and found[0] == 1 and parse_target(found) == uid.hex().upper()
 
     def data_exchange(self, payload: bytes) -> bytes:

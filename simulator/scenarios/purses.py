@@ -3,8 +3,9 @@
 Each card is the emulator's ``ClassicCard`` (simulator/emulators/mifare_classic.py), issued with the
 simulation's card master key; a tap hands the machine a link to it, so the controller's purse
 adapter reaches it with the same chip commands a PN532 carries. A ``tear`` makes the next tapped card
-leave the field after its N-th write; a ``topup`` is a convenience store's credit. The money the
-cards hold (recovered as their next tap would find them) is part of the run's invariant.
+leave the field after its N-th write (0: at once, before it is read); a ``topup`` is a convenience
+store's credit. The money the cards hold (recovered as their next tap would find them) is part of
+the run's invariant.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ class PurseCards:
         card = self.cards.get(uid)
         if card is None:
             return field_link(ClassicCard.blank(bytes.fromhex(uid))) if len(uid) // 2 in UID_BYTES else None
-        card.torn, card.writes, card.tear_after = False, 0, self._tear_next
+        card.torn, card.writes, card.tear_after = self._tear_next == 0, 0, self._tear_next
         self._tear_next = None
         return field_link(card)
 

@@ -238,12 +238,19 @@ def _check_unique_uids(doc: YamlDoc, cards: dict[str, CardSpec]) -> None:
         seen[card.uid] = card_name
 
 
+MODE_STEPS = {"tear": "card", "topup": "card", "issuer": "account"}  # steps that act on one mode's money
+MODE_NEEDS = {"card": "the purse on the card (payment: card)", "account": "issuer-held accounts (payment: account)"}
+
+
 def with_payment(scenario: Scenario, mode: str) -> Scenario:
     """The scenario with its machine paying from ``mode`` (``vending run --payment``).
 
     ``VendingError`` naming the card that cannot be a purse card (its uid, its profile, its money).
     """
     machine = with_payment_mode(scenario.machine, mode)
+    if (step := next((s for s in scenario.steps if MODE_STEPS.get(s.kind, mode) != mode), None)) is not None:
+        needs = MODE_NEEDS[MODE_STEPS[step.kind]]
+        raise VendingError(f"--payment {mode}: the `{step.kind}` step at line {step.line} needs {needs}")
     if scenario.others and mode == "machine_wallet":
         raise VendingError("--payment machine_wallet: this scenario's cards travel between machines (`machines:`)")
     others = {name: with_payment_mode(setup, mode) for name, setup in scenario.others.items()}
@@ -274,8 +281,9 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
                 raise doc.error(loc, f"unknown slot {value!r}; the machine has {', '.join(sorted(slots))}")
         elif kind == "tap" and isinstance(value, str) and value not in (*head.cards, *head.technicians):
             raise doc.error(loc, f"unknown card {value!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
-        elif kind in ("tear", "topup") and machine.config.payment.mode != "card":
-            raise doc.error(loc, f"a `{kind}` step needs the purse on the card (payment: card)")
+        elif kind in MODE_STEPS and machine.config.payment.mode != MODE_STEPS[kind]:
+            article = "an" if kind.startswith("i") else "a"
+            raise doc.error(loc, f"{article} `{kind}` step needs {MODE_NEEDS[MODE_STEPS[kind]]}")
         elif kind == "machine" and value not in (MAIN_MACHINE, *head.machines):
             known = ", ".join([MAIN_MACHINE, *head.machines])
             raise doc.error(loc, f"unknown machine {value!r}; this scenario's machines: {known}")
@@ -291,12 +299,10 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
             raise doc.error((*loc, "period_limits", stray[0]), "not one of the school's periods")
         elif kind == "hotlist" and (unknown := [c for c in (*value.add, *value.remove) if c not in head.cards]):
             raise doc.error(loc, f"unknown card {unknown[0]!r}; cards: {', '.join(sorted(head.cards)) or 'none'}")
-        elif kind == "issuer" and machine.config.payment.mode != "account":
-            raise doc.error(loc, "an `issuer` step needs issuer-held accounts (payment: account)")
         elif kind == "topup" and value.card not in head.cards:
             raise doc.error((*loc, "card"), f"unknown card {value.card!r}")
-        elif kind == "tear" and not 1 <= value <= 64:
-            raise doc.error(loc, "tear after 1 to 64 writes")
+        elif kind == "tear" and not 0 <= value <= 64:
+            raise doc.error(loc, "tear after 0 (a quick tap: lifted before it is read) to 64 writes")
         elif kind == "restock":
             for slot, count in value.items():
                 if slot not in slots:

@@ -439,6 +439,8 @@ def test_every_declared_transition_is_exercised(rig, monkeypatch):
     c.machine.set_state(State.IDLE)
     # a purse card pulled mid-debit (approve -> idle, nothing vended) happens only with money on the card
     assert run_scenario(load_scenario(ROOT / "configs/scenarios/card-purse-lunchtime-tear.yaml")).passed
+    # and one lifted before it was read, in each selling state and with sales closed
+    assert run_scenario(load_scenario(ROOT / "configs/scenarios/card-quick-tap.yaml")).passed
 
     declared = set()
     for spec in TRANSITIONS:

@@ -152,6 +152,56 @@ def test_the_pn532_driver_reads_and_debits_the_purse_over_a_pty_with_the_real_co
     assert read_image((cards / "04A1B2C3.mfd").read_bytes(), SAM).balance == 475
 
 
+def test_a_card_lifted_at_once_or_a_reader_unplugged_mid_transaction_is_a_card_gone_and_the_reader_comes_back(
+    tmp_path: Path, closing
+):
+    """The chip searches until a card comes (MxRtyPassiveActivation FF): a card that left never answers.
+
+    Listing it again for the transaction must say the card has gone, not that the reader is offline;
+    and a reader that dies mid-transaction is a card gone to the payment (settled at its next tap),
+    while the driver reopens the port once it is back.
+    """
+    from datetime import UTC, datetime
+
+    import pytest
+
+    from firmware.cards.purse_io import read_purse
+    from firmware.cards.tag import CardGone
+    from firmware.readers.pn532 import PN532Reader
+    from firmware.readers.registry import open_reader
+    from simulator.hardware.virtual import VirtualClock
+    from tests.support.waiting import eventually
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "04A1B2C3.mfd").write_bytes(bytes(card().image))
+    device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
+    clock = VirtualClock(datetime(2026, 3, 2, 8, tzinfo=UTC))
+    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}?debounce=0", clock))
+    assert isinstance(reader, PN532Reader)
+    reader.read_tap(0.05)
+
+    def tapped(what: str) -> str:
+        tap = eventually(lambda: reader.read_tap(0.1), 20, what)
+        assert tap is not None
+        return tap.uid
+
+    device.tap("04A1B2C3")  # read once by the search, then lifted
+    with pytest.raises(CardGone, match="no longer on the reader"), reader.card_session(tapped("a tap")) as tag:
+        read_purse(tag, SAM)
+    assert reader.online, "a card that left says nothing about the reader"
+    device.place("04A1B2C3")
+    with pytest.raises(CardGone, match="stopped answering"), reader.card_session(tapped("a held card")) as tag:
+        device.unplug()
+        read_purse(tag, SAM)
+    assert reader.online is False, "the port was dropped, for the reader thread to reopen"
+    assert device.command("replug").startswith("replugged")
+    device.place("04A1B2C3")
+    with reader.card_session(tapped("a tap after the reader came back")) as tag:
+        assert read_purse(tag, SAM)[0].balance == 500
+    assert reader.online
+
+
 def test_the_card_latency_bench_measures_card_mode_sales_and_the_wire_floor_of_what_they_sent():
     import sys
 
@@ -264,3 +314,34 @@ def test_vending_serve_in_card_mode_sells_from_the_card_on_the_emulated_reader(t
     assert json.loads(shown.stdout)["purse"] == 75, "debited on the card itself, written back when it left"
     sam = tmp_path / "xdg-state" / "vending" / "TPE-DAAN-JH-01" / "card-master.key"
     assert sam.stat().st_mode & 0o777 == 0o600, "the SAM's key, installed private"
+
+
+def test_vending_serve_in_card_mode_asks_for_a_card_lifted_too_soon_to_be_held_and_keeps_the_selection(
+    tmp_path: Path, closing
+):
+    """A quick tap on the emulated PN532 (read once by the search, gone before the purse is read)."""
+    from tests.conftest import VENDING
+    from tests.simulator.emulators.test_serve_day import keypad, spawn_serve
+    from tests.support.waiting import eventually
+
+    keys, cards = tmp_path / "keys", tmp_path / "cards"
+    cards.mkdir()
+    assert subprocess.run([VENDING, "keys", "dev-set", "--dir", str(keys)], capture_output=True).returncode == 0
+    issue = [VENDING, "card", "issue", "--uid", "04A1B2C3", "--purse", "100", "--keys", str(keys)]
+    assert subprocess.run([*issue, "--out", str(cards / "04A1B2C3.mfd")], capture_output=True).returncode == 0
+    device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
+    serve, events = spawn_serve(tmp_path, closing, "--payment", "card", "--card-keys", str(keys))
+    keypad(serve, "select A1")
+    eventually(lambda: any(e["event"] == "selected" for e in events), what="the selection")
+    device.tap("04A1B2C3")
+    eventually(lambda: any(e["event"] == "card_unread" for e in events), 20, "the request to hold the card")
+    shown = [e for e in events if e["event"] == "display"][-1]
+    assert shown["key"] == "card_unread" and "hold it on the reader" in shown["en"]
+    assert serve.poll() is None, "the machine runs on"
+    device.place("04A1B2C3")  # held this time: the selection made before still stands
+    eventually(lambda: any(e["event"] in ("vended", "denied") for e in events), 20, "the decision")
+    device.remove()
+    keypad(serve, "quit")
+    assert serve.wait(timeout=30) == 0
+    decided = [(e["event"], e.get("slot")) for e in events if e["event"] in ("vended", "denied")]
+    assert decided == [("vended", "A1")], "nothing refused for the quick tap, and A1 sold on the next"

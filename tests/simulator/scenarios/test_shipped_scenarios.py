@@ -73,6 +73,26 @@ def test_a_card_that_cannot_hold_a_purse_is_refused_naming_it(tmp_path):
         with_payment(load_scenario(script), "card")
 
 
+@pytest.mark.parametrize(
+    ("stem", "mode", "step", "needs"),
+    [
+        ("card-purse-lunchtime-tear", "account", "tear", "the purse on the card"),
+        ("card-purse-lunchtime-tear", "machine_wallet", "tear", "the purse on the card"),
+        ("account-offline-limit", "card", "issuer", "issuer-held accounts"),
+    ],
+)
+def test_a_step_that_acts_on_another_modes_money_is_refused_with_its_line_under_payment(stem, mode, step, needs):
+    """`vending run --payment MODE` of a story whose steps need its own mode: exit 2 naming the step, not exit 70."""
+    from firmware.errors import VendingError
+    from tests.conftest import ROOT
+
+    path = ROOT / "configs/scenarios" / f"{stem}.yaml"
+    scenario = load_scenario(path)
+    first = next(s for s in scenario.steps if s.kind == step)
+    with pytest.raises(VendingError, match=rf"--payment {mode}: the `{step}` step at line {first.line} needs {needs}"):
+        with_payment(scenario, mode)
+
+
 def test_required_scenarios_are_shipped():
     names = {p.stem for p in SCENARIOS}
     assert {
