@@ -5,12 +5,16 @@
 - A DEX field may not hold the element separator ``*``, the segment terminator ``~`` or a line end
   (EVA-DTS 6.1); a field the user gives is refused, a field from the books is cleaned.
 - A file is written only inside the directory it belongs to, never through a symlink.
+- A file that is replaced (a card image after a top-up or a tap, the emulated motor's state) is
+  replaced whole or not at all: a full disk or a kill mid-write leaves what was there, never a card
+  with half its blocks.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,7 +22,7 @@ from typing import Any, TextIO
 from firmware.errors import VendingError
 from firmware.journal.dex import dex_field
 
-__all__ = ["csv_cell", "dex_field", "write_csv"]
+__all__ = ["csv_cell", "dex_field", "replace_file", "write_csv"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -36,6 +40,34 @@ def write_csv(stream: TextIO, header: Iterable[str], rows: Iterable[Iterable[Any
     writer.writerows([csv_cell(value) for value in row] for row in rows)
 
 
+def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """``path`` holds ``data`` afterwards, or what it held before if anything failed: never a torn mix.
+
+    Written to a temporary file beside it and fsynced, renamed over it (atomic within a directory),
+    and the directory fsynced, so that the rename itself survives a power cut. A file that is there
+    keeps its mode; ``mode`` is a new one's.
+    """
+    kept = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)  # left by a write that was killed: it never was the file
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode), "wb") as handle:
+            if kept is not None:
+                os.fchmod(handle.fileno(), kept)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
 def write_inside(directory: Path, relative: str, text: str | bytes, *, replace: bool, mode: int = 0o644) -> Path:
     """Write ``directory/relative``, refusing a path that leaves the directory or passes through a symlink."""
     root = directory.resolve()
@@ -48,8 +80,10 @@ def write_inside(directory: Path, relative: str, text: str | bytes, *, replace: 
     if not target.resolve().is_relative_to(root):
         raise VendingError(f"{target}: outside {directory}; nothing written")
     target.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if replace else os.O_EXCL)
     data = text.encode("utf-8") if isinstance(text, str) else text
-    with os.fdopen(os.open(target, flags, mode), "wb") as handle:
+    if replace:
+        replace_file(target, data, mode)
+        return target
+    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL, mode), "wb") as handle:
         handle.write(data)
     return target

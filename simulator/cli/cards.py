@@ -56,14 +56,21 @@ def _load(image: Path, keys: Path) -> tuple[Sam, bytes, PurseState]:
         fail(f"{image}: {exc}")
 
 
-def _write(out: Path, data: bytes, *, mode: int = 0o644, replace: bool = False) -> None:
-    """Never through a symlink; a new file unless ``replace`` (a top-up rewrites its card image)."""
+def _write(out: Path, data: bytes, *, option: str = "--out", mode: int = 0o644, replace: bool = False) -> None:
+    """Never through a symlink; a new file unless ``replace`` (a top-up rewrites its card image, whole or not at all).
+
+    A directory that is not there is not made: a mistyped path is named, with its option, not created.
+    """
+    if not out.parent.is_dir():
+        fail(f"{option} {out}: {out.parent} is not a directory; nothing written")
     try:
         write_inside(out.parent, out.name, data, replace=replace, mode=mode)
     except FileExistsError:
-        fail(f"{out}: exists; nothing written (give a new --out)")
+        fail(f"{option} {out}: exists; nothing written (give a new {option})")
     except VendingError as exc:
         fail(exc)
+    except OSError as exc:
+        fail(f"{option} {out}: cannot write: {exc.strerror or exc}; nothing written")
 
 
 @card_app.command("issue")
@@ -158,7 +165,7 @@ def topup(
         after = topup_image(raw, amount, sam, terminal, datetime.now(UTC))
     except CardError as exc:
         fail(f"--amount: {exc}")
-    _write(image, after, replace=True)
+    _write(image, after, option="IMAGE", replace=True)
     typer.echo(f"card {before.uid.hex().upper()}: NT${before.balance} + {amount} = NT${before.balance + amount}")
 
 

@@ -21,6 +21,7 @@ from firmware.threads import daemon
 from simulator.emulators.mifare_classic import ClassicCard
 from simulator.emulators.pn532_chip import Pending, Pn532Chip
 from simulator.emulators.pty_port import PtyPort
+from simulator.safe_output import replace_file
 
 RDM6300_REPEAT_S = 0.1  # the module repeats the tag's frame while the tag is in the field
 FAULTS = ("noise", "split", "corrupt", "silent", "clear")
@@ -230,7 +231,7 @@ class PN532Device(Device):
         """The card leaves the field: what was written to it is in its image file, as on the real card."""
         image, self.image = self.image, None
         if image is not None and self.cards is not None:
-            (self.cards / f"{image.uid.hex().upper()}.mfd").write_bytes(bytes(image.image))
+            replace_file(self.cards / f"{image.uid.hex().upper()}.mfd", bytes(image.image))
 
     def unplug(self) -> None:
         """Without power the chip forgets everything: it comes back as after reset (the command log stays)."""

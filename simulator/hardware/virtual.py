@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ from firmware.app.node import Node
 from firmware.dispensers.virtual import VirtualDispenser
 from firmware.messages import Message
 from firmware.readers.virtual import VirtualReader  # noqa: F401 - the product's virtual reader
+from simulator.safe_output import replace_file
 
 
 class VirtualClock:
@@ -84,14 +84,8 @@ class PersistentDispenser(VirtualDispenser):
             self._save()
 
     def _save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as handle:
-            json.dump(
-                {"physical": self.physical, "jammed": sorted(self.jammed), "dispensed": sorted(self.dispensed)}, handle
-            )
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        state = {"physical": self.physical, "jammed": sorted(self.jammed), "dispensed": sorted(self.dispensed)}
+        replace_file(self.path, json.dumps(state).encode())
 
     def jam(self, slot: str) -> None:
         super().jam(slot)

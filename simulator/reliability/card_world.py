@@ -17,6 +17,7 @@ from pathlib import Path
 from firmware.cards.purse import CardRecord, Sam, issue_image
 from firmware.domain import CardLink, Exchange
 from simulator.emulators.mifare_classic import WRITES, ClassicCard
+from simulator.safe_output import replace_file
 from simulator.scenarios.purses import field_link
 
 TEAR_ENV = "VENDING_CARD_TEAR"
@@ -24,7 +25,7 @@ IMAGE = "card.mfd"
 
 
 def issue_card(directory: Path, uid: str, profile: str, purse: int, school: str, sam: Sam, issued: date) -> None:
-    _save(directory / IMAGE, issue_image(bytes.fromhex(uid), CardRecord(profile, school, issued), purse, sam))
+    replace_file(directory / IMAGE, issue_image(bytes.fromhex(uid), CardRecord(profile, school, issued), purse, sam))
 
 
 def card_link(directory: Path, tear: bool = True) -> CardLink:
@@ -44,7 +45,7 @@ def card_link(directory: Path, tear: bool = True) -> CardLink:
                     return exchange(data)
                 finally:
                     if data and data[0] in WRITES:
-                        _save(path, bytes(card.image))
+                        replace_file(path, bytes(card.image))
 
             yield written_through
 
@@ -53,12 +54,3 @@ def card_link(directory: Path, tear: bool = True) -> CardLink:
 
 def image(directory: Path) -> bytes:
     return (directory / IMAGE).read_bytes()
-
-
-def _save(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)

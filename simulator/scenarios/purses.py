@@ -28,6 +28,7 @@ from firmware.identity.secretfile import write_secret
 from firmware.journal.card_steps import CardSteps
 from firmware.journal.database import Database
 from simulator.emulators.mifare_classic import ClassicCard
+from simulator.safe_output import replace_file
 
 
 def simulation_card_master(state_dir: Path) -> Sam:
@@ -117,7 +118,7 @@ class PurseCards:
         uids = list(self.cards)
         blob = b"".join(bytes(self.cards[uid].image) for uid in uids)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(json.dumps(uids).encode() + b"\n" + blob)
+        replace_file(path, json.dumps(uids).encode() + b"\n" + blob)
 
     def load(self, path: Path) -> bool:
         """The cards ``save`` wrote, if there are any (False: the term's first day, issue them)."""

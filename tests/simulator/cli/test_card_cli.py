@@ -41,12 +41,47 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
         (["card", "show", card, "--keys", str(tmp_path / "nowhere")], "no card master key"),
         (["card", "topup", card, "--keys", keys, "--amount", "9600"], "past 0..10000"),
         (["card", "show", str(tmp_path / "missing.mfd"), "--keys", keys], "missing.mfd"),
+        (
+            ["card", "issue", "--uid", "04A1B2C3", "--keys", keys, "--out", str(tmp_path / "none" / "z.mfd")],
+            f"--out {tmp_path / 'none' / 'z.mfd'}: {tmp_path / 'none'} is not a directory; nothing written",
+        ),
+        (["card", "keys", card, "--keys", keys, "--out", f"{card}/k.mfd"], f"{card} is not a directory"),
     ]
     for args, message in cases:
         out = vending(*args)
         assert out.returncode == 2 and message in out.stderr, (args, out.stderr)
         assert "Traceback" not in out.stderr
     assert Path(card).read_bytes() == before
+    assert not (tmp_path / "none").exists(), "a mistyped directory is named, not made"
+
+
+def test_a_top_up_that_cannot_be_written_whole_leaves_the_card_image_as_it_was(tmp_path: Path):
+    """The disk fills mid-write (a file size limit of 512 bytes): the image keeps its 1,024 bytes and its money."""
+    import resource
+    import signal
+    import subprocess
+
+    from tests.conftest import VENDING
+
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    keys, card = str(tmp_path / "k"), tmp_path / "amy.mfd"
+    assert (
+        vending("card", "issue", "--uid", "04A1B2C3", "--purse", "500", "--keys", keys, "--out", str(card)).returncode
+        == 0
+    )
+    before = card.read_bytes()
+
+    def disk_nearly_full() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
+
+    topup = [VENDING, "card", "topup", str(card), "--keys", keys, "--amount", "200"]
+    out = subprocess.run(topup, capture_output=True, text=True, timeout=120, preexec_fn=disk_nearly_full)
+    assert out.returncode == 2 and f"IMAGE {card}: cannot write: File too large; nothing written" in out.stderr
+    assert card.read_bytes() == before, "the card image is whole, with the money it had"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["amy.mfd", "k"], "no temporary file left"
+    assert vending("card", "topup", str(card), "--keys", keys, "--amount", "200").returncode == 0
+    assert json.loads(vending("card", "show", str(card), "--keys", keys, "--json").stdout)["purse"] == 700
 
 
 def test_a_top_up_through_an_emulated_reader_credits_the_card_and_logs_it(tmp_path: Path, closing):
