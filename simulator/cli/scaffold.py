@@ -88,6 +88,8 @@ def init(
             write_inside(directory, name, text, replace=force)
     except VendingError as exc:
         fail(exc)
+    except OSError as exc:
+        fail(f"{exc.filename or directory}: cannot write: {exc.strerror or exc}")
     try:  # the id and everything else as `vending check` sees them
         load_machine(directory / "machine.yaml")
         load_scenario(directory / "scenarios" / "first-morning.yaml")

@@ -221,6 +221,9 @@ def test_init_scaffolds_files_that_pass_strict_check_and_run(tmp_path: Path) -> 
     assert files[0].read_text() == before
     bad = vending("init", str(tmp_path / "other"), "--machine-id", "bad id")
     assert bad.returncode == 2 and "--machine-id: 'bad id'" in bad.stderr and not (tmp_path / "other").exists()
+    (tmp_path / "a-file").write_text("")
+    blocked = vending("init", str(tmp_path / "a-file" / "site"))  # a directory that cannot be made
+    assert blocked.returncode == 2 and f"{tmp_path / 'a-file'}" in blocked.stderr and "cannot write" in blocked.stderr
 
 
 def test_demo_without_reporting_runs_every_check_it_can_and_names_the_ones_it_skips():
