@@ -26,7 +26,7 @@ from firmware.reporting.mqtt import BrokerAddress
 from simulator.cli.broker import broker_app
 from simulator.cli.cards import card_app
 from simulator.cli.commands import cmd_app
-from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker
+from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker, start_world
 from simulator.cli.exits import EXIT_CODES, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, fail
 from simulator.cli.fleet import fleet
 from simulator.cli.help_format import drop_flag_placeholders
@@ -221,11 +221,7 @@ def reporting(
         return
     with tempfile.TemporaryDirectory(prefix="vending-world-") as tmp:
         guest = secrets.token_hex(3) if address is not None else None  # someone else's broker
-        world = ReportingWorld(keep or Path(tmp), broker, broker_address=address, guest_id=guest)
-        try:
-            world.start()
-        except (OSError, RuntimeError, FileNotFoundError) as exc:
-            raise VendingError(f"cannot start reporting on broker {broker!r}: {exc}") from None
+        world = start_world(ReportingWorld(keep or Path(tmp), broker, broker_address=address, guest_id=guest), broker)
         typer.echo(world.describe_broker(), err=True)
         try:
             yield world

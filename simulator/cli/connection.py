@@ -14,6 +14,7 @@ import typer
 from firmware.errors import VendingError
 from firmware.reporting.mqtt import PASSWORD_ENV, BrokerAddress
 from simulator.cli.exits import fail
+from simulator.scenarios.reporting_world import ReportingWorld
 
 Username = Annotated[str | None, typer.Option(help="MQTT user name.")]
 Password = Annotated[
@@ -93,3 +94,14 @@ def run_broker(
             fail(f"--broker {broker}: {', '.join(given)} apply to an mqtt:// or mqtts:// broker only")
         return None
     return broker_address(broker, username, password, ca, cert, cert_key)
+
+
+def start_world(world: ReportingWorld, broker: str) -> ReportingWorld:
+    """The run's broker and backends, started, or exit 2 naming the broker and why.
+
+    A broker that cannot be reached or started is the environment's fault, not the program's.
+    """
+    try:
+        return world.start()
+    except (OSError, RuntimeError) as exc:
+        raise VendingError(f"cannot start reporting on broker {broker!r}: {exc}") from None

@@ -15,7 +15,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from firmware.config.machine import PAYMENT_MODES
-from simulator.cli.connection import OWN_BROKERS, CaFile, CertFile, CertKey, Password, Username, run_broker
+from simulator.cli.connection import (
+    OWN_BROKERS,
+    CaFile,
+    CertFile,
+    CertKey,
+    Password,
+    Username,
+    run_broker,
+    start_world,
+)
 from simulator.cli.exits import EXIT_FAILED, EXIT_OK, day_option, fail
 from simulator.fleet.cluster_day import ClusterDay
 from simulator.fleet.model import school_days
@@ -92,7 +101,7 @@ def fleet(
     result = FleetResult(broker=_broker_label(broker, address))
     with tempfile.TemporaryDirectory(prefix="fleet-world-") as tmp:
         workdir = out or Path(tmp)
-        world = ReportingWorld(workdir, broker, vendor_db=db, broker_address=address).start()
+        world = start_world(ReportingWorld(workdir, broker, vendor_db=db, broker_address=address), broker)
         console.print(world.describe_broker(), highlight=False)
         on_cluster = ClusterDay(world, machines, kill_mid_day) if broker == CLUSTER else None
         try:

@@ -131,3 +131,12 @@ def test_a_certificate_file_that_is_not_pem_is_named(keys, tmp_path):
                   "--key", str(keys / "vendor.key"), "--machines", str(keys / "machines"),
                   "--ca", str(junk))  # fmt: skip
     assert out.returncode == 2 and f"--ca {junk}: not a CA certificate in PEM" in out.stderr, out.stderr
+
+
+def test_a_fleet_on_a_broker_it_cannot_reach_names_it_as_vending_run_does():
+    """The environment's fault (exit 2), as for `vending run` and `vending demo`: not an internal error (70)."""
+    port = dead_port()
+    out = vending("fleet", "--machines", "2", "--broker", f"mqtt://127.0.0.1:{port}")
+    assert out.returncode == 2, out.stderr[-300:]
+    assert f"cannot start reporting on broker 'mqtt://127.0.0.1:{port}': vendor-backend never connected" in out.stderr
+    assert "Traceback" not in out.stderr
