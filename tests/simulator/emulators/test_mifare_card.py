@@ -7,6 +7,7 @@ import struct
 import subprocess
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from firmware.cards import mifare as m
 from firmware.cards.purse import BACKUP, BALANCE, CardRecord, Sam, issue_image, keys_image, read_image
@@ -123,23 +124,32 @@ def test_the_reader_writes_the_card_back_to_its_image_when_it_leaves_and_tears_o
     assert (state.balance, state.backup) == (470, 500), "written back with both writes"
 
 
-def test_the_pn532_driver_reads_and_debits_the_purse_over_a_pty_with_the_real_commands(tmp_path: Path, closing):
+def driver_on_a_card_dir(tmp_path: Path, closing, options: str = "") -> tuple[PN532Device, Any, Any]:
+    """The purse card's image in tmp_path/cards, the emulated PN532 on it, and the real driver opened on that."""
     from datetime import UTC, datetime
 
-    from firmware.cards.purse_io import debit, read_purse
     from firmware.readers.pn532 import PN532Reader
     from firmware.readers.registry import open_reader
     from simulator.hardware.virtual import VirtualClock
-    from tests.support.waiting import eventually
 
     cards = tmp_path / "cards"
     cards.mkdir()
     (cards / "04A1B2C3.mfd").write_bytes(bytes(card().image))
     device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
     clock = VirtualClock(datetime(2026, 3, 2, 8, tzinfo=UTC))
-    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}", clock))
+    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}{options}", clock))
     assert isinstance(reader, PN532Reader)
     reader.read_tap(0.05)
+    return device, reader, clock
+
+
+def test_the_pn532_driver_reads_and_debits_the_purse_over_a_pty_with_the_real_commands(tmp_path: Path, closing):
+
+    from firmware.cards.purse_io import debit, read_purse
+    from tests.support.waiting import eventually
+
+    cards = tmp_path / "cards"
+    device, reader, clock = driver_on_a_card_dir(tmp_path, closing)
     device.place("04A1B2C3")
     tap = eventually(lambda: reader.read_tap(0.1), 10, "the card's tap")
     assert tap is not None
@@ -161,25 +171,14 @@ def test_a_card_lifted_at_once_or_a_reader_unplugged_mid_transaction_is_a_card_g
     and a reader that dies mid-transaction is a card gone to the payment (settled at its next tap),
     while the driver reopens the port once it is back.
     """
-    from datetime import UTC, datetime
 
     import pytest
 
     from firmware.cards.purse_io import read_purse
     from firmware.cards.tag import CardGone
-    from firmware.readers.pn532 import PN532Reader
-    from firmware.readers.registry import open_reader
-    from simulator.hardware.virtual import VirtualClock
     from tests.support.waiting import eventually
 
-    cards = tmp_path / "cards"
-    cards.mkdir()
-    (cards / "04A1B2C3.mfd").write_bytes(bytes(card().image))
-    device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
-    clock = VirtualClock(datetime(2026, 3, 2, 8, tzinfo=UTC))
-    reader = closing(open_reader(f"pn532:{tmp_path / 'reader0'}?debounce=0", clock))
-    assert isinstance(reader, PN532Reader)
-    reader.read_tap(0.05)
+    device, reader, _ = driver_on_a_card_dir(tmp_path, closing, "?debounce=0")
 
     def tapped(what: str) -> str:
         tap = eventually(lambda: reader.read_tap(0.1), 20, what)
@@ -283,10 +282,8 @@ def test_a_machine_in_card_mode_sells_from_the_purse_through_the_pn532_driver_an
     node.close()
 
 
-def test_vending_serve_in_card_mode_sells_from_the_card_on_the_emulated_reader(tmp_path: Path, closing):
-    """The user's path: issue a card, put it on the emulated PN532, `vending serve --payment card`, select, tap."""
-    import json
-
+def serving_in_card_mode(tmp_path: Path, closing) -> tuple[PN532Device, subprocess.Popen, list[dict], Path]:
+    """A NT$100 purse card issued into an emulated PN532's card dir, `vending serve --payment card` on it, A1 chosen."""
     from tests.conftest import VENDING
     from tests.simulator.emulators.test_serve_day import keypad, spawn_serve
     from tests.support.waiting import eventually
@@ -300,6 +297,18 @@ def test_vending_serve_in_card_mode_sells_from_the_card_on_the_emulated_reader(t
     serve, events = spawn_serve(tmp_path, closing, "--payment", "card", "--card-keys", str(keys))
     keypad(serve, "select A1")
     eventually(lambda: any(e["event"] == "selected" for e in events), what="the selection")
+    return device, serve, events, keys
+
+
+def test_vending_serve_in_card_mode_sells_from_the_card_on_the_emulated_reader(tmp_path: Path, closing):
+    """The user's path: issue a card, put it on the emulated PN532, `vending serve --payment card`, select, tap."""
+    import json
+
+    from tests.conftest import VENDING
+    from tests.simulator.emulators.test_serve_day import keypad
+    from tests.support.waiting import eventually
+
+    device, serve, events, keys = serving_in_card_mode(tmp_path, closing)
     device.place("04A1B2C3")  # held on the reader while the machine reads and debits it
     eventually(lambda: any(e["event"] in ("vended", "denied") for e in events), 20, "the decision")
     device.remove()
@@ -307,7 +316,7 @@ def test_vending_serve_in_card_mode_sells_from_the_card_on_the_emulated_reader(t
     serve.wait(timeout=30)
     assert [e["event"] for e in events if e["event"] in ("vended", "denied")] == ["vended"]
     shown = subprocess.run(
-        [VENDING, "card", "show", str(cards / "04A1B2C3.mfd"), "--keys", str(keys), "--json"],
+        [VENDING, "card", "show", str(tmp_path / "cards" / "04A1B2C3.mfd"), "--keys", str(keys), "--json"],
         capture_output=True,
         text=True,
     )
@@ -320,19 +329,10 @@ def test_vending_serve_in_card_mode_asks_for_a_card_lifted_too_soon_to_be_held_a
     tmp_path: Path, closing
 ):
     """A quick tap on the emulated PN532 (read once by the search, gone before the purse is read)."""
-    from tests.conftest import VENDING
-    from tests.simulator.emulators.test_serve_day import keypad, spawn_serve
+    from tests.simulator.emulators.test_serve_day import keypad
     from tests.support.waiting import eventually
 
-    keys, cards = tmp_path / "keys", tmp_path / "cards"
-    cards.mkdir()
-    assert subprocess.run([VENDING, "keys", "dev-set", "--dir", str(keys)], capture_output=True).returncode == 0
-    issue = [VENDING, "card", "issue", "--uid", "04A1B2C3", "--purse", "100", "--keys", str(keys)]
-    assert subprocess.run([*issue, "--out", str(cards / "04A1B2C3.mfd")], capture_output=True).returncode == 0
-    device = closing(PN532Device(tmp_path / "reader0", cards=cards).start())
-    serve, events = spawn_serve(tmp_path, closing, "--payment", "card", "--card-keys", str(keys))
-    keypad(serve, "select A1")
-    eventually(lambda: any(e["event"] == "selected" for e in events), what="the selection")
+    device, serve, events, keys = serving_in_card_mode(tmp_path, closing)
     device.tap("04A1B2C3")
     eventually(lambda: any(e["event"] == "card_unread" for e in events), 20, "the request to hold the card")
     shown = [e for e in events if e["event"] == "display"][-1]
