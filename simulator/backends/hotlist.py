@@ -16,14 +16,19 @@ from pathlib import Path
 from firmware.identity.pseudonym import hotlist_name, normalise_uid
 from firmware.identity.signing import Identity
 from firmware.reporting.hotlist import DELTA_TOPIC, FULL_TOPIC, compose_delta, compose_full
+from simulator.backends.schemas import SIGNER_SCHEMA
+from simulator.backends.signer import check as check_signer
 from simulator.backends.store import open_owned
 
-SCHEMA = """
+SCHEMA = (
+    SIGNER_SCHEMA
+    + """
 CREATE TABLE IF NOT EXISTS hotlist_cards (uid TEXT PRIMARY KEY, since TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS hotlist_versions (
     version INTEGER PRIMARY KEY, at TEXT NOT NULL, added TEXT NOT NULL, removed TEXT NOT NULL
 );
 """
+)
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,16 @@ class HotlistRegistry:
         self.conn = open_owned(path, "issuer", isolation_level=None)
         self.conn.executescript(SCHEMA)
 
-    def change(self, add: set[str], remove: set[str], at: datetime) -> Change:
-        """List and unlist cards in one commit: a new version (what actually changed; nothing, to republish)."""
+    def change(self, add: set[str], remove: set[str], at: datetime, signer: Identity) -> Change:
+        """List and unlist cards in one commit: a new version (what actually changed; nothing, to republish).
+
+        ``signer``, who will sign the list, must be the issuer this database keeps its orders under
+        (signer.py): a list under another key would be recorded here and refused by every machine.
+        """
         add, remove = {normalise_uid(u) for u in add}, {normalise_uid(u) for u in remove}
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            check_signer(self.conn, signer, "--keys")
             listed = self.listed()
             added, removed = add - listed, remove & listed
             self.conn.executemany("INSERT INTO hotlist_cards (uid, since) VALUES (?, ?)",

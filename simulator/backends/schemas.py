@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from simulator.backends.views import view_sql
 
+# the key id every order on the issuer's database is signed with: its first signer's (simulator/backends/signer.py);
+# the hotlist's registry keeps its versions on the same file, under the same key
+SIGNER_SCHEMA = (
+    "-- the key id every order here is signed with: the first signer's, the issuer's (simulator/backends/signer.py)\n"
+    "CREATE TABLE IF NOT EXISTS issuer_signer (kid TEXT NOT NULL);\n"
+)
+
 RECEIVED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (
     machine TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
@@ -84,9 +91,8 @@ CREATE TABLE IF NOT EXISTS account_debits (
     how TEXT NOT NULL, state TEXT NOT NULL, applied INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (machine, txn)
 );
 CREATE TABLE IF NOT EXISTS account_orders (id INTEGER PRIMARY KEY AUTOINCREMENT, signed TEXT NOT NULL);
--- the key id every order here is signed with: the first signer's, the issuer's (simulator/backends/signer.py)
-CREATE TABLE IF NOT EXISTS issuer_signer (kid TEXT NOT NULL);
 """
+    + SIGNER_SCHEMA
 )
 
 SCHOOL_SCHEMA = (

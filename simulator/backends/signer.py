@@ -5,7 +5,8 @@ reviewer's verdict on a purse step) is kept signed, so the history can be checke
 public key. A tool pointed at another party's key (`--key keys/vendor.key`) would have applied the order
 and kept a signature nobody can check it against: so the database remembers the key id of its first
 signer -- the issuer's backend at its first start, as deployed -- and refuses any other, naming both,
-before anything changes.
+before anything changes. The lost-card list is kept there too: a change to it signed by another key
+would be recorded here and refused by every machine, leaving a lost card usable.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ def pin(store: SqliteReportStore, identity: Identity) -> None:
         check(conn, identity)
 
 
-def check(conn: sqlite3.Connection, identity: Identity) -> None:
-    """As ``pin``, inside the caller's transaction: the order and the signer's check commit together."""
+def check(conn: sqlite3.Connection, identity: Identity, option: str = "--key") -> None:
+    """As ``pin``, inside the caller's transaction: the order and the signer's check commit together.
+
+    ``option``: how the caller's user gave the key (``--keys DIR`` for the issuer's list tools).
+    """
     row = conn.execute("SELECT kid FROM issuer_signer").fetchone()
     if row is None:
         conn.execute("INSERT INTO issuer_signer (kid) VALUES (?)", (identity.kid,))
     elif row[0] != identity.kid:
         raise ForeignSigner(
-            f"--key: key {identity.kid[:12]}… is not the issuer's key this database keeps its orders under "
+            f"{option}: key {identity.kid[:12]}… is not the issuer's key this database keeps its orders under "
             f"({str(row[0])[:12]}…); give the issuer's own key (issuer.key)"
         )

@@ -43,6 +43,7 @@ def _hotlist(
 
     from simulator.backends.hotlist import HotlistRegistry, messages
     from simulator.backends.push import publish
+    from simulator.backends.signer import ForeignSigner
 
     bad = [uid for uid in add | remove if not CARD_UID.match(uid.upper())]
     if bad:
@@ -53,9 +54,11 @@ def _hotlist(
     registry = HotlistRegistry(db)
     try:
         now = datetime.now(UTC)
-        change = registry.change(add, remove, now)  # a new version each time: a newer expiry is news too
+        change = registry.change(add, remove, now, identity)  # a new version each time: a newer expiry is news too
         listed, version = len(registry.listed()), registry.version()
         publish(address, messages(registry, change, identity, key, now, valid_hours), "issuer-hotlist")
+    except ForeignSigner as exc:  # before anything was recorded
+        fail(exc)
     except (OSError, RuntimeError) as exc:
         fail(f"--broker {address}: {exc}; the list is kept as version {version} ({listed} card(s)) but the machines "
              "do not have it: run `vending issuer hotlist publish` once the broker answers")  # fmt: skip

@@ -80,7 +80,7 @@ def keep_hotlist(world: ReportingWorld, runner: ScenarioRunner) -> None:
 
     def publish_change(add: set[str], remove: set[str]) -> int:
         now = runner.clock.now()
-        change = registry.change(add, remove, now)
+        change = registry.change(add, remove, now, world.keys.issuer)
         found = messages(registry, change, world.keys.issuer, key, now, 24)
         publish(world.party_address(TOOLS["issuer"]), found, "issuer-hotlist")
         return change.version

@@ -55,11 +55,11 @@ def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
 
     registry = closing(HotlistRegistry(tmp_path / "issuer-hotlist.db"))
     now = runner.clock.now()
-    first = registry.change(set(), set(), now)  # every publication is a new version (a new expiry too)
+    first = registry.change(set(), set(), now, keys.issuer)  # every publication is a new version (a new expiry too)
     publish(issuer_address, messages(registry, first, keys.issuer, key, now, 24), "issuer-hotlist")
     held(runner, 1)
     assert buy(runner, BEN) == ("vended", None), "a current list, the card not on it"
-    change = registry.change({AMY}, set(), now)
+    change = registry.change({AMY}, set(), now, keys.issuer)
     publish(issuer_address, messages(registry, change, keys.issuer, key, now, 24), "issuer-hotlist")
     held(runner, 2)
     assert buy(runner, AMY) == ("denied", "card_blocked")
@@ -79,7 +79,7 @@ def test_a_listed_card_is_refused_and_no_other_and_bad_lists_change_nothing(
     each_refused(runner, world.address, "hotlist", bad, "issuer-hotlist")
     assert hotlist.book.version() == 2 and buy(runner, AMY) == ("denied", "card_blocked")
 
-    change = registry.change(set(), {AMY}, now)  # found again
+    change = registry.change(set(), {AMY}, now, keys.issuer)  # found again
     publish(issuer_address, messages(registry, change, keys.issuer, key, now, 24), "issuer-hotlist")
     held(runner, 3)
     assert buy(runner, AMY) == ("vended", None)
@@ -111,7 +111,7 @@ def test_the_hostile_corpus_on_the_hotlist_topics_changes_nothing_and_the_machin
     assert key is not None
     registry = closing(HotlistRegistry(tmp_path / "issuer-hotlist.db"))
     now = runner.clock.now()
-    change = registry.change({AMY}, set(), now)
+    change = registry.change({AMY}, set(), now, keys.issuer)
     publish(
         world.party_address(TOOLS["issuer"]), messages(registry, change, keys.issuer, key, now, 24), "issuer-hotlist"
     )

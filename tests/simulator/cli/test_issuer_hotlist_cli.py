@@ -49,3 +49,26 @@ def test_a_broker_that_does_not_answer_is_named_and_the_kept_change_said_so(tmp_
     unsent = vending("issuer", "hotlist", "add", "--card", "04A1B2C3", *common)
     assert unsent.returncode == 2 and "--broker mqtt://127.0.0.1:9" in unsent.stderr, unsent.stderr
     assert "kept as version 1 (1 card(s))" in unsent.stderr and "vending issuer hotlist publish" in unsent.stderr
+
+
+def test_a_change_under_another_issuer_s_keys_is_refused_before_it_is_kept_or_sent(tmp_path: Path):
+    """Every machine would refuse a list signed by a key it does not trust, and the lost card would stay usable.
+
+    The issuer's database keeps its lists, as its orders, under its first signer's key (signer.py).
+    """
+    import sqlite3
+
+    for name in ("k", "other"):
+        assert vending("keys", "dev-set", "--dir", str(tmp_path / name)).returncode == 0
+    db = str(tmp_path / "issuer.db")
+    with EmbeddedBroker() as broker:
+        ours = vending("issuer", "hotlist", "add", "--card", "04A1B2C3", "--keys", str(tmp_path / "k"),
+                       "--db", db, "--broker", broker.url)  # fmt: skip
+        assert ours.returncode == 0, ours.stderr
+        theirs = vending("issuer", "hotlist", "add", "--card", "04B2C3D4", "--keys", str(tmp_path / "other"),
+                         "--db", db, "--broker", broker.url)  # fmt: skip
+    assert theirs.returncode == 2 and "--keys: key" in theirs.stderr, theirs.stderr
+    assert "is not the issuer's key this database keeps its orders under" in theirs.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT uid FROM hotlist_cards").fetchall() == [("04A1B2C3",)]
+        assert conn.execute("SELECT MAX(version) FROM hotlist_versions").fetchone() == (1,), "no version recorded"
