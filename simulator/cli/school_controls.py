@@ -74,23 +74,24 @@ def _push(controls: SchoolControls, school: str, keys: Path, broker: str, valid_
     from firmware.identity.keyset import CONTROLS
     from simulator.backends.push import publish
 
-    identity = party_identity("school", keys / "school.key")
     key = shared_key(keys, CONTROLS, "school")
     address = broker_address(broker, *connection)
     try:
-        publish(address, [controls.message(school, identity, key, datetime.now(UTC), valid_hours)], "school-controls")
+        publish(address, [controls.message(school, key, datetime.now(UTC), valid_hours)], "school-controls")
     except (OSError, RuntimeError) as exc:
         fail(f"--broker {address}: {exc} (recorded; `vending school controls publish` sends it)")
     return str(address)
 
 
-def _open(db: Path) -> SchoolControls:
+def _open(db: Path, keys: Path | None) -> SchoolControls:
+    """The controls on the school's database, to be signed by the school's key in ``keys`` (None: only read)."""
     from simulator.school.controls import SchoolControls
     from simulator.school.store import SchoolStore
 
     if not db.is_file():
         fail(f"--db {db}: no such file (`vending backend school --db DB --roster CSV` makes it)")
-    return SchoolControls(SchoolStore(db))
+    signer = party_identity("school", keys / "school.key") if keys is not None else None
+    return SchoolControls(SchoolStore(db), signer)
 
 
 @controls_app.command("set")
@@ -111,7 +112,7 @@ def controls_set(
     """Record a guardian's decision about a student's card and push the school's controls to its machines."""
     from datetime import UTC, datetime
 
-    controls = _open(db)
+    controls = _open(db, keys)
     try:
         current = {} if clear else controls.decisions().get(student, {})
         changes = {"linked": linked} if linked is not None else {}
@@ -145,7 +146,7 @@ def controls_periods(
         if not dash:
             fail(f"--period {value!r}: expected NAME=HH:MM-HH:MM")
         periods[name] = {"from": start, "to": end}
-    controls = _open(db)
+    controls = _open(db, keys)
     try:
         version = controls.set_periods(periods, datetime.now(UTC))
         address = _push(controls, school, keys, broker, valid_hours, (username, password, ca, cert, cert_key))
@@ -163,7 +164,7 @@ def controls_publish(
     cert_key: CertKey = None,
 ) -> None:  # fmt: skip
     """Push the controls on record again (a newer expiry; run before --valid-hours run out)."""
-    controls = _open(db)
+    controls = _open(db, keys)
     try:
         address = _push(controls, school, keys, broker, valid_hours, (username, password, ca, cert, cert_key))
         count = len(controls.decisions())
@@ -175,7 +176,7 @@ def controls_publish(
 @controls_app.command("show")
 def controls_show(db: Db, as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """The school's periods and every guardian's decision on record, by student (the school's eyes only)."""
-    controls = _open(db)
+    controls = _open(db, None)
     try:
         version, periods, students = controls.version(), controls.periods(), controls.decisions()
     finally:

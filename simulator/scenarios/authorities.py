@@ -115,7 +115,7 @@ def keep_controls(world: ReportingWorld, runner: ScenarioRunner) -> None:
     scenario = runner.scenario
     store = SchoolStore(world.workdir / "school.db")
     store.replace_roster([Student(name, card.uid) for name, card in scenario.cards.items()])
-    school = SchoolControls(store)
+    school = SchoolControls(store, world.keys.school)
     now = runner.clock.now()
     school.set_periods({name: spec.model_dump(by_alias=True) for name, spec in (scenario.periods or {}).items()},
                        now)  # fmt: skip
@@ -125,7 +125,7 @@ def keep_controls(world: ReportingWorld, runner: ScenarioRunner) -> None:
 
     def push() -> None:
         code = scenario.machine.config.school.code
-        message = school.message(code, world.keys.school, key, runner.clock.now(), 24 * 7)
+        message = school.message(code, key, runner.clock.now(), 24 * 7)
         publish(world.party_address(TOOLS["school"]), [message], "school-controls")
 
     def holding(machine: Node) -> None:

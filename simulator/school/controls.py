@@ -10,6 +10,7 @@ A student with no decision on record is not in the push, and a machine keeps its
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from firmware.errors import VendingError
 from firmware.identity.pseudonym import controls_name
 from firmware.identity.signing import Identity
 from firmware.reporting import controls
+from simulator.backends.signer import check as check_signer
 from simulator.school.store import SchoolStore
 
 SCHEMA = """
@@ -29,6 +31,8 @@ CREATE TABLE IF NOT EXISTS school_periods (name TEXT PRIMARY KEY, start TEXT NOT
 CREATE TABLE IF NOT EXISTS controls_versions (
     version INTEGER PRIMARY KEY, at TEXT NOT NULL, what TEXT NOT NULL
 );
+-- the key id every push is signed with: the first signer's, the school's (simulator/backends/signer.py)
+CREATE TABLE IF NOT EXISTS school_signer (kid TEXT NOT NULL);
 """
 # the school day as many Taiwanese schools divide it; `vending school controls periods` sets the school's own
 DEFAULT_PERIODS = {
@@ -44,8 +48,17 @@ class ControlsError(VendingError):
 
 
 class SchoolControls:
-    def __init__(self, store: SchoolStore) -> None:
+    """The guardians' decisions and the school's periods on the school's database, pushed signed by ``signer``.
+
+    ``signer`` must be the school key these controls are kept under (the first that signed here,
+    simulator/backends/signer.py): a change is refused in its own transaction otherwise, since every
+    machine would refuse its push while the school's records said the guardian's decision holds.
+    Without one the controls are only read (``vending school controls show``).
+    """
+
+    def __init__(self, store: SchoolStore, signer: Identity | None = None) -> None:
         self.store = store
+        self.signer = signer
         self.conn = store.conn
         self.conn.executescript(SCHEMA)
 
@@ -95,27 +108,37 @@ class SchoolControls:
 
         return self._change(f"student {student}", write)
 
-    def _change(self, what: str, write: Any) -> int:
+    def _change(self, what: str, write: Callable[[], None]) -> int:
+        def changed() -> None:
+            write()
+            self.conn.execute("INSERT INTO controls_versions (version, at, what) VALUES (?, datetime('now'), ?)",
+                              (self.version() + 1, what))  # fmt: skip
+
+        self._signed(changed)
+        return self.version()
+
+    def _signed(self, write: Callable[[], None]) -> None:
+        """``write`` in one transaction with the signer's check: a key that is not the school's changes nothing."""
+        if self.signer is None:
+            raise ControlsError("the school's controls are changed and pushed only under the school's key (--keys)")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            check_signer(self.conn, self.signer, "--keys")
             write()
-            version = self.version() + 1
-            self.conn.execute("INSERT INTO controls_versions (version, at, what) VALUES (?, datetime('now'), ?)",
-                              (version, what))  # fmt: skip
             self.conn.execute("COMMIT")
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
-        return version
 
     def version(self) -> int:
         return int(self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM controls_versions").fetchone()[0])
 
-    def message(self, school: str, identity: Identity, key: bytes, now: datetime,
-                valid_hours: int) -> tuple[str, str, bool]:  # fmt: skip
+    def message(self, school: str, key: bytes, now: datetime, valid_hours: int) -> tuple[str, str, bool]:
         """``(topic, payload, retain)``: every decision on record, by card name, with the school's periods."""
+        self._signed(lambda: None)  # a push again under another key is refused too, before anything is sent
         cards = {controls_name(key, self.store.student(s).card_uid): d for s, d in self.decisions().items()}
         expires = now + timedelta(hours=valid_hours)
         version = self.version() or self._change("first push", lambda: None)  # a machine holds none: 0
-        payload = controls.compose(identity, key, version, now, expires, self.periods(), cards)
+        assert self.signer is not None  # checked by _signed above
+        payload = controls.compose(self.signer, key, version, now, expires, self.periods(), cards)
         return controls.topic(school), payload, True

@@ -43,10 +43,10 @@ def controls_runner(tmp_path: Path, reporting: ReportingWorld) -> ScenarioRunner
     return configured_runner(tmp_path, reporting, controls="school")
 
 
-def school_of(tmp_path: Path) -> SchoolControls:
+def school_of(tmp_path: Path, signer: Identity) -> SchoolControls:
     store = SchoolStore(tmp_path / "school.db")
     store.replace_roster([Student("amy", AMY), Student("ben", BEN)])
-    return SchoolControls(store)
+    return SchoolControls(store, signer)
 
 
 def held(runner: ScenarioRunner, version: int) -> None:
@@ -70,12 +70,12 @@ def test_a_pushed_decision_holds_on_that_card_only_and_bad_pushes_change_nothing
     code = runner.machine.controller.config.school.code
     assert decide(runner, "A1", AMY)[:2] == ("vended", None), "no push yet: the local controls (none)"
 
-    school = school_of(tmp_path)
+    school = school_of(tmp_path, keys.school)
     closing(school.store)
     now = runner.clock.now()
     school.set_periods(LUNCH, now)
     version = school.decide("amy", {"linked": False}, now)
-    publish(school_address, [school.message(code, keys.school, key, now, 24)], "school-controls")
+    publish(school_address, [school.message(code, key, now, 24)], "school-controls")
     held(runner, version)
     assert decide(runner, "A1", AMY)[:2] == ("denied", "card_not_linked")
     assert decide(runner, "A1", BEN)[:2] == ("vended", None), "no other card"
@@ -108,7 +108,7 @@ def test_a_pushed_decision_holds_on_that_card_only_and_bad_pushes_change_nothing
     assert decide(runner, "A1", AMY)[:2] == ("denied", "card_not_linked")
 
     version = school.decide("amy", {"linked": True, "daily_limit": 30}, now)
-    publish(school_address, [school.message(code, keys.school, key, now, 24)], "school-controls")
+    publish(school_address, [school.message(code, key, now, 24)], "school-controls")
     held(runner, version)
     assert decide(runner, "A1", AMY)[:2] == ("denied", "guardian_limit"), "NT$25 already spent, NT$30 a day"
 
@@ -134,11 +134,11 @@ def test_the_hostile_corpus_on_the_controls_topic_changes_nothing_and_the_machin
     keys, key = world.keys, world.keys.trust.controls_key
     assert key is not None
     code = runner.machine.controller.config.school.code
-    school = school_of(tmp_path)
+    school = school_of(tmp_path, keys.school)
     closing(school.store)
     now = runner.clock.now()
     version = school.decide("amy", {"blocked_categories": ["dairy"]}, now)
-    publish(world.party_address(TOOLS["school"]), [school.message(code, keys.school, key, now, 24)], "school-controls")
+    publish(world.party_address(TOOLS["school"]), [school.message(code, key, now, 24)], "school-controls")
     held(runner, version)
     client, sent = attacker(world), corpus(world)
     try:

@@ -69,3 +69,22 @@ def test_bad_decisions_are_named_and_change_nothing(tmp_path: Path):
     assert overlapping.returncode == 2 and "periods a and b overlap" in overlapping.stderr
     shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
     assert shown["version"] == 0 and shown["students"] == {}, "nothing was recorded"
+
+
+def test_a_decision_under_another_school_s_keys_is_refused_before_it_is_recorded_or_pushed(tmp_path: Path):
+    """Every machine would refuse that push: the limit would not hold while the school's records said it did."""
+    keys, db = school(tmp_path)
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "other")).returncode == 0
+    with EmbeddedBroker() as broker:
+        common = ["--db", db, "--broker", broker.url, "--school", "353301"]
+        ours = vending("school", "controls", "set", "--student", "amy", "--daily-limit", "80", "--keys", str(keys),
+                       *common)  # fmt: skip
+        assert ours.returncode == 0, ours.stderr
+        for command in (["set", "--student", "ben", "--daily-limit", "10"], ["periods", "--period", "x=09:00-10:00"],
+                        ["publish"]):  # fmt: skip
+            theirs = vending("school", "controls", *command, "--keys", str(tmp_path / "other"), *common)
+            assert theirs.returncode == 2, (command, theirs.stderr)
+            assert "--keys: key" in theirs.stderr and "is not the school's key this database keeps" in theirs.stderr
+    shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
+    assert shown["version"] == 1 and list(shown["students"]) == ["amy"], "only the school's own decision is on record"
+    assert "x" not in shown["periods"]
