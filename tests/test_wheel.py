@@ -7,6 +7,7 @@ scenarios, ``init``'s templates and the AsyncAPI contract the backends check rep
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
+NOT_SOURCES = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", "node_modules")
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +25,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bin/ of a fresh venv with only the wheel built from this checkout (and its dependencies) installed."""
     place = tmp_path_factory.mktemp("wheel")
     dist = place / "dist"
-    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(ROOT)]
-    subprocess.run(build, check=True, capture_output=True, timeout=600)
+    # built from a copy of the sources: pip builds in the tree it is given, and the suite's other processes
+    # write bytecode into this one meanwhile (a file listed, then renamed away, fails the build now and then)
+    source = shutil.copytree(ROOT, place / "source", ignore=shutil.ignore_patterns(*NOT_SOURCES))
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(source)]
+    built = subprocess.run(build, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
     wheels = list(dist.glob("campus_vending-*.whl"))
     assert len(wheels) == 1, wheels
     venv = place / "venv"
