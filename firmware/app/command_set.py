@@ -163,7 +163,10 @@ def _whole(word: str, what: str) -> int:
 def _restock_words(words: list[str]) -> dict[str, Any] | None:
     if not words or not all("=" in word for word in words):
         return None
-    pairs = (word.split("=", 1) for word in words)
+    pairs = [word.split("=", 1) for word in words]
+    slots = [slot for slot, _ in pairs]
+    if twice := next((slot for slot in slots if slots.count(slot) > 1), None):
+        raise ValueError(f"slot {twice!r} is given twice: which count is meant?")
     return {"slots": {slot: _whole(count, f"the count for {slot}") for slot, count in pairs}}
 
 
