@@ -12,7 +12,9 @@ them had at least the largest of its machine-days' bounds. A cell is shown only 
 reaches k, and the bound is what it shows as its buyers. A machine-day with no summary yet (the day
 still open, or a machine from before the count) bounds nothing, so its cells wait until it closes.
 No totals are printed, so no suppressed cell can be recovered as the difference between a total and
-the cells shown.
+the cells shown. Two tables of the same sales at different grains are such a total, though: a
+product's day shown beside its hours with one hour hidden gives that hour away by subtraction. So a
+vendor shares one grain of a period's sales (docs/privacy.md); this module does not police that.
 """
 
 from __future__ import annotations
