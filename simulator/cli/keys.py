@@ -25,6 +25,14 @@ StateDir = Annotated[Path, typer.Option(help="The machine's state dir (holds ter
 ValidUntil = Annotated[str, typer.Option(help="Last day the key is valid (YYYY-MM-DD): the end of the term.")]
 
 
+def _term_end(valid_until: str) -> date:
+    """The last day of a new term's key: today or later (a machine refuses to sell on an expired key)."""
+    until = day_option(valid_until, "--valid-until")
+    if until < date.today():
+        fail(f"--valid-until {valid_until}: that day has passed; a term key must be valid today (the end of the term)")
+    return until
+
+
 @keys_app.command("init")
 def keys_init(
     state_dir: StateDir,
@@ -33,9 +41,7 @@ def keys_init(
     force: Annotated[bool, typer.Option(help="Replace an existing key (its pseudonyms become unlinkable).")] = False,
 ) -> None:
     """Create the term key that turns card uids into pseudonyms (HMAC-SHA256, 128 bits, base32)."""
-    until = day_option(valid_until, "--valid-until")
-    if until < date.today():
-        fail(f"--valid-until {valid_until}: that day has passed; a term key must be valid today (the end of the term)")
+    until = _term_end(valid_until)
     try:
         refuse_if_tracked(state_dir)
         path = write_key(state_dir, term, until, force=force)
@@ -54,11 +60,13 @@ def keys_rotate(
 
     A running machine picks the new key up between two events; no restart is needed.
     """
+    until = _term_end(valid_until)
     old = read_key(state_dir).term if key_path(state_dir).exists() else None
     if old == term:
         fail(f"term {term} is already current")
     try:
-        write_key(state_dir, term, day_option(valid_until, "--valid-until"), force=True)
+        refuse_if_tracked(state_dir)
+        write_key(state_dir, term, until, force=True)
     except VendingError as exc:
         fail(exc)
     typer.echo(f"rotated term key {old} -> {term}, valid until {valid_until}")

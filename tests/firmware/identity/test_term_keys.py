@@ -163,10 +163,20 @@ def test_retiring_a_term_destroys_its_key_and_nothing_on_the_machine_can_link_it
             assert key.key not in data and key.key.hex().encode() not in data, f"the term key survives in {path}"
 
 
-def test_keys_init_refuses_a_day_that_has_passed(tmp_path: Path) -> None:
+def test_keys_init_and_rotate_refuse_a_day_that_has_passed(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["keys", "init", "--state-dir", str(tmp_path), "--valid-until", "2020-01-31"])
     assert result.exit_code == 2 and "--valid-until 2020-01-31: that day has passed" in result.stderr
     assert not list(tmp_path.iterdir()), "nothing written"
+    assert (
+        CliRunner().invoke(app, ["keys", "init", "--state-dir", str(tmp_path), "--valid-until", "2099-01-31"]).exit_code
+        == 0
+    )
+    before = (tmp_path / "term_key.json").read_bytes()
+    rotated = CliRunner().invoke(
+        app, ["keys", "rotate", "--state-dir", str(tmp_path), "--term", "2026-2", "--valid-until", "2020-06-30"]
+    )
+    assert rotated.exit_code == 2 and "--valid-until 2020-06-30: that day has passed" in rotated.stderr
+    assert (tmp_path / "term_key.json").read_bytes() == before, "the current term's key is kept"
 
 
 def test_keys_are_not_written_where_git_would_pick_them_up(tmp_path: Path) -> None:
