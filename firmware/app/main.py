@@ -23,7 +23,7 @@ from firmware.dispensers.virtual import VirtualDispenser
 from firmware.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, VendingError
 from firmware.identity.keyset import MACHINE_KEY_FILE, MachineTrust, machine_identity
 from firmware.ports import Clock
-from firmware.readers.registry import READER_URL_HELP, open_reader
+from firmware.readers.registry import READER_URL_HELP, check_reader_for, open_reader
 from firmware.reporting.mqtt import PASSWORD_ENV, BrokerAddress
 
 FLUSH_ON_EXIT_S = 5.0
@@ -107,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         setup_logging(args.log_level, args.verbose, args.quiet)
         setup = load_machine(args.machine)
+        check_reader_for(setup.config.payment.mode, args.reader)
         link = None
         if args.broker != "none":
             address = BrokerAddress.parse(

@@ -44,6 +44,7 @@ class ReaderProtocol:
     listen: Listening | None = None
     options: frozenset[str] = frozenset()  # URL options besides baud and debounce
     check: Callable[[dict[str, str]], str | None] = lambda options: None  # a reason the options are wrong
+    reaches_cards: bool = False  # it carries commands to the card (a purse is read and debited through it)
 
     @property
     def serial(self) -> bool:
@@ -61,7 +62,7 @@ def _line_options(options: dict[str, str]) -> str | None:
 
 
 PROTOCOLS: tuple[ReaderProtocol, ...] = (
-    ReaderProtocol("pn532", "firmware.readers.pn532:PN532Reader", 115200, (4, 7, 10)),
+    ReaderProtocol("pn532", "firmware.readers.pn532:PN532Reader", 115200, (4, 7, 10), reaches_cards=True),
     ReaderProtocol(
         "rdm6300",
         "firmware.readers.text:RDM6300Reader",
@@ -121,6 +122,20 @@ def parse_reader_url(url: str) -> ReaderSpec:
 def _driver_class(protocol: ReaderProtocol) -> Any:
     module, _, name = protocol.driver.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def check_reader_for(payment_mode: str, url: str) -> None:
+    """``VendingError`` for a reader a machine paying in ``payment_mode`` cannot sell through, before anything starts.
+
+    With the purse on the card the machine reads and debits the card through its reader: a reader that
+    only reports a card's id would have every tap refused as a card not recognised.
+    """
+    driver = parse_reader_url(url).driver
+    if payment_mode != "card" or BY_NAME[driver].reaches_cards:
+        return
+    able = ", ".join(protocol.name for protocol in PROTOCOLS if protocol.reaches_cards)
+    raise VendingError(f"reader {url!r}: the purse on the card is read and debited through the reader, and a "
+                       f"{driver} reader only reports a card's id; use {able}")  # fmt: skip
 
 
 def open_reader(url: str, clock: Clock, **kwargs: Any) -> CardReader:

@@ -20,7 +20,7 @@ from firmware.config.machine import load_machine, with_payment_mode
 from firmware.config.source import Strict, read_yaml, validate
 from firmware.errors import VendingError
 from firmware.identity.keys import key_path
-from firmware.readers.registry import READER_URL_HELP
+from firmware.readers.registry import READER_URL_HELP, check_reader_for
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
 from simulator.emulators.devices import DEVICES, Device, PN532Device
@@ -206,6 +206,7 @@ def serve(
         setup_logging(log_level, verbose, quiet)
         setup = load_machine(machine)
         setup = with_payment_mode(setup, payment) if payment is not None else setup
+        check_reader_for(setup.config.payment.mode, reader)  # before anything is written to the state dir
         clock = SystemClock()
         printer = EventPrinter(as_json, zone=setup.config.zone)
         where = state_dir or default_state_dir(setup.config.id)

@@ -143,3 +143,14 @@ def test_a_fleet_on_a_broker_it_cannot_reach_names_it_as_vending_run_does():
     assert out.returncode == 2, out.stderr[-300:]
     assert f"cannot start reporting on broker 'mqtt://127.0.0.1:{port}': vendor-backend never connected" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("reader", ["rdm6300:/dev/ttyS9", "line:/dev/ttyS9?format=dec", "virtual:"])
+def test_a_purse_card_machine_on_a_reader_that_only_reads_ids_is_refused_before_it_starts(reader, keys, tmp_path):
+    """Every tap would have been refused as a card not recognised: the purse is read and debited through the reader."""
+    state = tmp_path / "state"
+    out = vending("serve", "--machine", str(CONFIGS / "machines/demo.yaml"), "--payment", "card",
+                  "--card-keys", str(keys), "--reader", reader, "--state-dir", str(state))  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert f"reader {reader!r}: the purse on the card is read and debited through the reader" in out.stderr
+    assert "use pn532" in out.stderr and not state.exists(), "nothing written: no state dir, no key installed"
