@@ -23,7 +23,7 @@ SIGNER_TABLES = {"issuer": "issuer_signer", "school": "school_signer"}  # whose 
 
 
 class ForeignSigner(VendingError):
-    """A key that is not the one this issuer's database keeps its orders under."""
+    """A key that is not the one this party's database keeps its orders under."""
 
 
 def pin(store: SqliteReportStore, identity: Identity) -> None:
