@@ -45,7 +45,7 @@ def memory_per_machine(count: int) -> float:
         machines = [demo_machine(Path(tmp) / f"m{i}")[0] for i in range(count)]
         after = rss_mb()
         for machine in machines:
-            machine.db.close()
+            machine.close()
     return (after - before) / count
 
 

@@ -62,7 +62,7 @@ def measure(taps: int, pace: bool) -> list[float]:
             samples.append(decided["at"] - started)
         reader.close()
         device.stop()
-        machine.db.close()
+        machine.close()
     return samples
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from firmware.app.command_set import stored_lockouts
 from firmware.app.commands import CommandProcessor
 from firmware.app.pushes import Pushes
+from firmware.app.state_lock import StateLock
 from firmware.cards.purse import Sam
 from firmware.clock import CLOCK_SKEW, BooksClock
 from firmware.config.machine import MachineSetup, with_lockouts
@@ -86,12 +87,26 @@ class Node:
         """Open (or create) the machine's state and wire the controller; ``start()`` next.
 
         The state dir must hold a term key valid today (``TermKeyError`` otherwise): a machine never
-        invents its own.
+        invents its own. It is held for this machine until ``close`` or ``power_loss`` (state_lock.py).
         """
         self.state_dir = state_dir
         self.link = link
         self.keyring = TermKeyring(state_dir)
         self.keyring.check_valid(hardware.clock.now().astimezone(setup.config.zone).date())
+        self._lock = StateLock.take(state_dir)
+        try:
+            self._wire(setup, hardware, link, events, policy)
+        except BaseException:
+            if hasattr(self, "db"):
+                self.db.close()
+            self._lock.release()
+            raise
+
+    def _wire(
+        self, setup: MachineSetup, hardware: Hardware, link: Link | None, events: EventSink | None,
+        policy: SalesPolicy | None,
+    ) -> None:  # fmt: skip
+        state_dir = self.state_dir
         self.db, self.books, self.fresh = _open_books(state_dir, setup, link)
         # every stamp, timer and day from here on is the books' time: never before what they hold
         self.clock = BooksClock(hardware.clock.now, self.books.journal.latest_at())
@@ -182,6 +197,7 @@ class Node:
             self.publisher.abandon()
             self.publisher = None
         self.db.abandon()
+        self._lock.release()  # as a process's end lets it go
 
     def disconnect(self, flush_s: float = 0.0) -> bool:
         """Stop reporting cleanly: give the publisher ``flush_s`` to drain, then say offline.
@@ -199,6 +215,7 @@ class Node:
         """Stop cleanly: drain for at most ``flush_s`` and disconnect, then close the books."""
         drained = self.disconnect(flush_s)
         self.db.close()
+        self._lock.release()
         return drained
 
     # ---- between events -------------------------------------------------------------------------

@@ -206,7 +206,7 @@ def do_setup(directory: Path, broker: str, kind: str = "success") -> dict[str, A
     total += issuer_money(world) if mode == "account" else 0
     start = {"total": total, "stock": machine.books.inventory.stock(), "mode": mode}
     (directory / "start.json").write_text(json.dumps(start))
-    machine.db.close()
+    machine.close()
     return {"total": total}
 
 
