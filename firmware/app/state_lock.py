@@ -4,8 +4,9 @@ Two controllers on one state dir would sell from one wallet and stock without se
 sessions, and each numbers its reports from what it read at start: the second's report collides
 with the first's in the outbox (one seq, two reports), its commit fails, and both machines stop
 selling on a storage failure with a vend in flight left to recovery. ``vending serve`` twice with
-the default state dir (two terminals on one laptop) did exactly that. The lock is the kernel's (``flock``): a process that dies, a power cut, lets it go
-by itself, so there is nothing stale to clean up at the next start.
+the default state dir (two terminals on one laptop) did exactly that. The lock is the kernel's
+(``flock``): a process that dies, a power cut, lets it go by itself, so there is nothing stale to
+clean up at the next start.
 """
 
 from __future__ import annotations
