@@ -27,7 +27,7 @@ from firmware.cards.purse import (
 )
 from firmware.errors import VendingError
 from firmware.identity.keyset import read_card_master
-from simulator.cli.exits import fail
+from simulator.cli.exits import fail, unwritable
 from simulator.safe_output import write_inside
 
 card_app = typer.Typer(no_args_is_help=True, help="Campus stored-value cards as MIFARE Classic 1K images (.mfd).")
@@ -70,7 +70,7 @@ def _write(out: Path, data: bytes, *, option: str = "--out", mode: int = 0o644, 
     except VendingError as exc:
         fail(exc)
     except OSError as exc:
-        fail(f"{option} {out}: cannot write: {exc.strerror or exc}; nothing written")
+        unwritable(f"{option} {out}", exc)
 
 
 @card_app.command("issue")

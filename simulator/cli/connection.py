@@ -7,14 +7,16 @@ variable (never shown in ``--help``, never echoed, not visible in ``ps``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from firmware.errors import VendingError
 from firmware.reporting.mqtt import PASSWORD_ENV, BrokerAddress
 from simulator.cli.exits import fail
-from simulator.scenarios.reporting_world import ReportingWorld
+
+if TYPE_CHECKING:
+    from simulator.scenarios.reporting_world import ReportingWorld
 
 Username = Annotated[str | None, typer.Option(help="MQTT user name.")]
 Password = Annotated[

@@ -42,9 +42,14 @@ def day_option(value: str, option: str = "--day") -> date:
         fail(f"{option}: expected YYYY-MM-DD, got {value!r}")
 
 
+def unwritable(where: object, exc: OSError) -> NoReturn:
+    """Exit 2: ``where`` (an option and its path, or a path) cannot be written, and why; nothing was written."""
+    fail(f"{where}: cannot write: {exc.strerror or exc}; nothing written")
+
+
 def write_out(path: Path, text: str, option: str = "--out") -> None:
     """Write a command's file, or exit 2 naming the option, the path and why it cannot be written."""
     try:
         path.write_text(text, newline="")
     except OSError as exc:
-        fail(f"{option} {path}: cannot write: {exc.strerror or exc}")
+        unwritable(f"{option} {path}", exc)

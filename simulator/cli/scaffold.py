@@ -15,7 +15,7 @@ import typer
 from firmware.config.machine import load_machine
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import InputError, VendingError
-from simulator.cli.exits import fail
+from simulator.cli.exits import fail, unwritable
 from simulator.paths import CONFIGS
 from simulator.safe_output import write_inside
 from simulator.scenarios.schema import load_scenario
@@ -89,7 +89,7 @@ def init(
     except VendingError as exc:
         fail(exc)
     except OSError as exc:
-        fail(f"{exc.filename or directory}: cannot write: {exc.strerror or exc}")
+        unwritable(exc.filename or directory, exc)
     try:  # the id and everything else as `vending check` sees them
         load_machine(directory / "machine.yaml")
         load_scenario(directory / "scenarios" / "first-morning.yaml")
