@@ -5,6 +5,8 @@
 - A DEX field may not hold the element separator ``*``, the segment terminator ``~`` or a line end
   (EVA-DTS 6.1); a field the user gives is refused, a field from the books is cleaned.
 - A file is written only inside the directory it belongs to, never through a symlink.
+- Several files that belong together (``vending init``'s machine, catalog and scenario) are all
+  written or, if one fails, none is: what was made is removed and what was replaced is put back.
 - A file that is replaced (a card image after a top-up or a tap, the emulated motor's state) is
   replaced whole or not at all: a full disk or a kill mid-write leaves what was there, never a card
   with half its blocks.
@@ -15,14 +17,16 @@ from __future__ import annotations
 import csv
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 from firmware.errors import VendingError
 from firmware.journal.dex import dex_field
 
-__all__ = ["csv_cell", "dex_field", "replace_file", "write_csv"]
+__all__ = ["all_or_nothing", "csv_cell", "dex_field", "replace_file", "write_csv"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -87,3 +91,38 @@ def write_inside(directory: Path, relative: str, text: str | bytes, *, replace: 
     with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL, mode), "wb") as handle:
         handle.write(data)
     return target
+
+
+@contextmanager
+def all_or_nothing(directory: Path) -> Iterator[Callable[..., Path]]:
+    """Files written together or not at all: if the block raises, each write it made is undone.
+
+    Yields ``write(relative, text, replace=...)`` (``write_inside`` in ``directory``). Undone before
+    the error goes on: a file it made is removed, a file it replaced gets its bytes back, a directory
+    it made goes if it is empty. A refusal that says "nothing written" is then true, and running the
+    command again does not meet half of its own output.
+    """
+    undo: list[Callable[[], None]] = []
+
+    def write(relative: str, text: str | bytes, *, replace: bool) -> Path:
+        target = directory / relative
+        made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
+        undo.extend(partial(_remove_if_empty, folder) for folder in reversed(made))  # innermost undone first
+        before = target.read_bytes() if replace and target.is_file() and not target.is_symlink() else None
+        written = write_inside(directory, relative, text, replace=replace)
+        undo.append(partial(replace_file, target, before) if before is not None else target.unlink)
+        return written
+
+    try:
+        yield write
+    except BaseException:
+        for step in reversed(undo):
+            step()
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (somebody else's files), or gone already
+        pass

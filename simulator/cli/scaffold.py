@@ -14,10 +14,10 @@ import typer
 
 from firmware.config.machine import load_machine
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
-from firmware.errors import InputError, VendingError
+from firmware.errors import VendingError
 from simulator.cli.exits import fail, unwritable
 from simulator.paths import CONFIGS
-from simulator.safe_output import write_inside
+from simulator.safe_output import all_or_nothing
 from simulator.scenarios.schema import load_scenario
 
 MACHINE = """\
@@ -83,20 +83,16 @@ def init(
     present = [str(path) for path in files if path.exists() or path.is_symlink()]
     if present and not force:
         fail(f"{', '.join(present)} already exist; nothing written (--force to overwrite)")
-    try:
-        for name, text in texts.items():  # never through a symlink, never outside the directory
-            write_inside(directory, name, text, replace=force)
+    try:  # all three files or none: a refusal leaves the directory as it was
+        with all_or_nothing(directory) as write:
+            for name, text in texts.items():  # never through a symlink, never outside the directory
+                write(name, text, replace=force)
+            load_machine(directory / "machine.yaml")  # the id and everything else as `vending check` sees them
+            load_scenario(directory / "scenarios" / "first-morning.yaml")
     except VendingError as exc:
         fail(exc)
     except OSError as exc:
         unwritable(exc.filename or directory, exc)
-    try:  # the id and everything else as `vending check` sees them
-        load_machine(directory / "machine.yaml")
-        load_scenario(directory / "scenarios" / "first-morning.yaml")
-    except InputError as exc:
-        for path in files:
-            path.unlink(missing_ok=True)
-        fail(exc)
     for path in files:
         typer.echo(f"wrote {path}")
     typer.echo(f"next: vending run --script {directory / 'scenarios' / 'first-morning.yaml'}")

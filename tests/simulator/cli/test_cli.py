@@ -7,6 +7,9 @@ import subprocess
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
+from simulator.safe_output import all_or_nothing
 from tests.conftest import CONFIGS, VENDING
 
 MORNING = CONFIGS / "scenarios/normal-morning.yaml"
@@ -224,6 +227,41 @@ def test_init_scaffolds_files_that_pass_strict_check_and_run(tmp_path: Path) -> 
     (tmp_path / "a-file").write_text("")
     blocked = vending("init", str(tmp_path / "a-file" / "site"))  # a directory that cannot be made
     assert blocked.returncode == 2 and f"{tmp_path / 'a-file'}" in blocked.stderr and "cannot write" in blocked.stderr
+
+
+def test_init_that_fails_on_its_last_file_leaves_the_directory_as_it_was(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / "scenarios").write_text("")  # a file where init's scenarios/ folder goes: the third write fails
+    out = vending("init", str(fresh))
+    assert out.returncode == 2 and "nothing written" in out.stderr, out.stderr
+    assert sorted(path.name for path in fresh.iterdir()) == ["scenarios"]  # machine.yaml and catalog.yaml undone
+
+    forced = tmp_path / "forced"
+    (forced / "scenarios").mkdir(parents=True)
+    (forced / "machine.yaml").write_text("mine\n")
+    (forced / "catalog.yaml").write_text("my catalog\n")
+    (forced / "scenarios" / "first-morning.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    out = vending("init", str(forced), "--force")
+    assert out.returncode == 2 and "is a symlink; nothing is written through one" in out.stderr, out.stderr
+    assert (forced / "machine.yaml").read_text() == "mine\n"  # replaced, then given its bytes back
+    assert (forced / "catalog.yaml").read_text() == "my catalog\n"
+    assert not (tmp_path / "elsewhere.yaml").exists()
+
+
+def test_all_or_nothing_removes_the_folders_it_made_and_keeps_what_others_put_there(tmp_path: Path) -> None:
+    site = tmp_path / "new" / "site"
+    with pytest.raises(RuntimeError), all_or_nothing(site) as write:
+        write("a/one.yaml", "1", replace=False)
+        write("two.yaml", "2", replace=False)
+        raise RuntimeError("the check after the writes failed")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RuntimeError), all_or_nothing(tmp_path / "kept" / "site") as write:
+        write("one.yaml", "1", replace=False)
+        (tmp_path / "kept" / "site" / "theirs.txt").write_text("")  # somebody else's file in the new folder
+        raise RuntimeError
+    assert sorted(path.name for path in (tmp_path / "kept" / "site").iterdir()) == ["theirs.txt"]
 
 
 def test_demo_without_reporting_runs_every_check_it_can_and_names_the_ones_it_skips():
