@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from simulator.dashboard.board import Board
-from simulator.dashboard.operator import Operator
+from simulator.dashboard.operator import NotSent, Operator
 
 COOKIE = "vending_dashboard"
 FRAGMENTS = ("totals", "machines", "alerts", "stock", "commands")
@@ -131,7 +131,10 @@ def create_app(
             name, fields = command_for(await board_now(), machine, action, form)
         except CommandInputError as exc:
             return HTMLResponse(f'<p class="refused">{escape(str(exc))}</p>', status_code=400)
-        command_id = await asyncio.to_thread(operator.send, machine, name, fields)
+        try:
+            command_id = await asyncio.to_thread(operator.send, machine, name, fields)
+        except NotSent as exc:
+            return HTMLResponse(f'<p class="refused">{escape(str(exc))}</p>', status_code=503)
         text = f"sent {name} {json.dumps(fields)} to {machine} ({command_id}); the answer shows under Last commands"
         return HTMLResponse(f'<p class="sent">{escape(text)}</p>')
 

@@ -19,6 +19,15 @@ from firmware.identity.signing import Identity
 from firmware.reporting import topics
 
 
+class NotSent(Exception):
+    """A command that could not go out now (the backend has no broker link): nothing was signed into the queue.
+
+    paho would keep a QoS 1 message while disconnected and send it whenever the link came back, so
+    the operator would read "sent" for a price change that may arrive much later, or expire on the
+    way. A button that cannot send says so, and the operator presses it again when the link is back.
+    """
+
+
 def wall_clock() -> datetime:
     return datetime.now(UTC)
 
@@ -77,7 +86,7 @@ class Operator:
     lifetime: timedelta = timedelta(minutes=5)
 
     def send(self, machine: str, name: str, fields: dict[str, Any]) -> str:
-        """Publish one signed command; returns its id."""
+        """Publish one signed command; returns its id, or raises ``NotSent`` (then nothing went out)."""
         command_id, payload = operator_command(
             self.identity, machine, name, fields, issued_at=self.clock(), lifetime=self.lifetime
         )

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from simulator.backends.vendor import VendorBackend
 from simulator.dashboard.app import create_app
 from simulator.dashboard.board import Board, read_board
-from simulator.dashboard.operator import Operator, wall_clock
+from simulator.dashboard.operator import NotSent, Operator, wall_clock
 
 SILENCE_S = 90.0  # three missed heartbeats (the machine beats every 30 s)
 
@@ -29,6 +29,8 @@ def dashboard_for(
         return read_board(vendor.store, heard=vendor.heard_lately(SILENCE_S))
 
     def publish(topic: str, payload: str) -> None:
+        if not vendor.client.is_connected():  # paho would queue it and send it whenever the link is back
+            raise NotSent("the backend has no broker link right now; nothing sent: press again once it is back")
         vendor.client.publish(topic, payload, qos=1)
 
     return create_app(read, token, Operator(vendor.identity, publish, clock), interval_s)

@@ -71,6 +71,13 @@ def test_the_page_follows_sales_stock_and_alerts_live_and_restocks_the_machine(w
                 expect(page.locator("#commands")).to_contain_text("restock: applied")
                 assert page.evaluate("window.openedOnce") is True, "the page reloaded"
                 _keep_screenshot(page, tmp_path)
+
+                world.vendor.client.disconnect()  # the backend has lost its link: a button says it sent nothing
+                eventually(lambda: not world.vendor.client.is_connected(), what="the backend's link down")
+                row.get_by_label("price of A1").fill("30")
+                row.get_by_role("button", name="Set price").click()
+                answer = page.locator("#command-answer p.refused")
+                expect(answer).to_contain_text("no broker link right now; nothing sent")
             finally:
                 browser.close()
 

@@ -85,6 +85,12 @@ def test_token_cookie_guards_every_page_and_buttons_need_htmx_and_fitting_input(
             status, _, answer = fetch(url, TOKEN, form, {"HX-Request": "true"})
             assert status == 200 and "sent restock" in answer
             eventually(lambda: [t for t, _, _ in capture.messages if t.endswith("/cmd/restock")], what="published")
+
+            world.vendor.client.disconnect()  # paho would hold a QoS 1 command and send it once linked again
+            eventually(lambda: not world.vendor.client.is_connected(), what="the backend's link down")
+            status, _, answer = fetch(url, TOKEN, form, {"HX-Request": "true"})
+            assert status == 503 and "no broker link right now; nothing sent" in answer, answer
+            assert len(world.vendor.client._out_messages) == 0, "the command was queued for later"
     finally:
         capture.stop()
 
