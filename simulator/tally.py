@@ -16,7 +16,9 @@ from typing import Any
 class SalesTally:
     sales: int = 0
     revenue: int = 0
-    refunds: int = 0
+    refunds: int = 0  # vends that did not drop, refunded by the machine itself
+    operator_refunds: int = 0  # completed sales an operator refunded by a signed command
+    operator_refunded: int = 0  # what those gave back (revenue counts the sales, as the cards saw them)
     denials: Counter[str] = field(default_factory=Counter)
     cancellations: Counter[str] = field(default_factory=Counter)
 
@@ -27,6 +29,9 @@ class SalesTally:
             self.revenue += int(details.get("price", 0))
         elif name == "refunded":
             self.refunds += 1
+        elif name == "command" and details.get("command") == "refund" and details.get("ok"):
+            self.operator_refunds += 1
+            self.operator_refunded += int(details.get("amount", 0))
         elif name == "denied":
             self.denials[str(details.get("reason"))] += 1
         elif name == "cancelled":
@@ -36,5 +41,7 @@ class SalesTally:
         self.sales += other.sales
         self.revenue += other.revenue
         self.refunds += other.refunds
+        self.operator_refunds += other.operator_refunds
+        self.operator_refunded += other.operator_refunded
         self.denials.update(other.denials)
         self.cancellations.update(other.cancellations)

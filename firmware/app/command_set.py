@@ -213,6 +213,9 @@ class CommandSpec:
     words: Callable[[list[str]], dict[str, Any] | None]
     # a second party's signature inside the command, checked before it is applied (a refund's school approval)
     cosigned: Callable[[Any, TrustStore, MachineConfig], None] | None = None
+    # what the machine's event of the applied command tells beyond its answer (never on the wire): a
+    # refund's sale and amount, which a run's or an operator's tally of the machine's money counts
+    told: Callable[[Any], dict[str, Any]] | None = None
 
 
 COMMAND_SET: tuple[CommandSpec, ...] = (
@@ -236,6 +239,7 @@ COMMAND_SET: tuple[CommandSpec, ...] = (
         "refund TXN --amount N (above the machine's refund_school_above, with --approval FILE from the school)",
         _refund_words,
         _refund_cosigned,
+        lambda command: {"txn": command.txn, "amount": command.amount},
     ),
 )
 BY_NAME: Mapping[str, CommandSpec] = {spec.name: spec for spec in COMMAND_SET}

@@ -109,9 +109,12 @@ class CommandProcessor:
 
     def _apply(self, name: str, command: SignedCommand, signer: PublicKey, counter: tuple[str, int]) -> dict[str, Any]:
         """The command's own change and its answer in one transaction: applied whole, or refused and unchanged."""
+        spec = BY_NAME[name]
         with self.books.journal.atomic("stock"):
-            BY_NAME[name].apply(self.books, self.controller, command)
-            return self._answer(command.id, name, ok=True, signer=signer, counter=counter)
+            spec.apply(self.books, self.controller, command)
+            result = self._answer(command.id, name, ok=True, signer=signer, counter=counter)
+        self.controller.emit("command", **result, **(spec.told(command) if spec.told else {}))  # once it is on disk
+        return result
 
     def _answer(
         self,
@@ -134,7 +137,7 @@ class CommandProcessor:
             if counter is not None:
                 self.books.journal.save_setting(*map(str, counter))
             self.books.journal.append(self.controller.entry("command", None, **result))
-        self.controller.emit("command", **result)
         if not ok:
+            self.controller.emit("command", **result)
             log.warning("refused command %s: %s", name, reason)
         return result

@@ -29,6 +29,12 @@ _KEPT = (
     "WHERE vends.uid = ? AND vends.local_day = ? AND vends.status != 'refunded'"
 )
 
+# the vendor's money: completed sales less what operators refunded on them (the money check and `vending status`)
+TAKINGS_SQL = (
+    "SELECT (SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed') - "
+    "(SELECT COALESCE(SUM(amount), 0) FROM operator_refunds)"
+)
+
 
 class VendLedger:
     """The vends table: the bridge between a debit and its settlement, and the source of takings."""
@@ -95,11 +101,7 @@ class VendLedger:
 
     def takings(self) -> int:
         """Completed sales less what operators refunded on them (``refund``): the vendor's money."""
-        row = self.db.conn.execute(
-            "SELECT (SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed') - "
-            "(SELECT COALESCE(SUM(amount), 0) FROM operator_refunds)"
-        ).fetchone()
-        return int(row[0])
+        return int(self.db.conn.execute(TAKINGS_SQL).fetchone()[0])
 
     def made_at(self, txn_id: str) -> datetime | None:
         """When the vend's debit was made (its row's time), if this machine holds it."""

@@ -103,7 +103,7 @@ def sales(
     as_json: AsJson = False,
     as_csv: AsCsv = False,
 ) -> None:
-    """Every vend, oldest first: time, transaction, slot, product, price, status (never the card)."""
+    """Every vend, oldest first: time, transaction, slot, product, price, status, refunded (never the card)."""
     from simulator.inspection.machine_db import SALES_COLUMNS
     from simulator.inspection.machine_db import sales as query
 

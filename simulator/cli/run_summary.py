@@ -47,6 +47,8 @@ def summary(
                     "denials": dict(result.denials),
                     "cancellations": dict(result.cancellations),
                     "refunds": result.refunds,
+                    "operator_refunds": result.operator_refunds,
+                    "operator_refunded": result.operator_refunded,
                     "reports_delivered": delivered,
                     "reports_held": result.held,
                     "next_release": result.next_release.isoformat() if result.next_release else None,
@@ -65,7 +67,12 @@ def summary(
     denials = ", ".join(f"{k} {v}" for k, v in sorted(result.denials.items())) or "none"
     typer.echo(
         f"summary: sales {result.sales}, revenue NT${result.revenue}, refunds {result.refunds}, "
-        f"denials {sum(result.denials.values())} ({denials}), "
+        + (
+            f"operator refunds {result.operator_refunds} (NT${result.operator_refunded}), "
+            if result.operator_refunds
+            else ""
+        )
+        + f"denials {sum(result.denials.values())} ({denials}), "
         f"expectations {passed} passed, {len(result.failures)} failed"
         + (f", reports delivered to the vendor {delivered}" if delivered is not None else "")
         + (

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from firmware.errors import VendingError
 from firmware.journal.owner import reading
+from firmware.journal.vends import TAKINGS_SQL
 
 Row = dict[str, Any]
 
@@ -78,8 +79,10 @@ def status(conn: sqlite3.Connection) -> Row:
         "last_event_kind": last[1] if last else None,
         "last_event_time": local_time(last[0], machine_zone(conn)) if last else None,
         "sales_completed": _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'completed'"),
-        "takings": _one(conn, "SELECT COALESCE(SUM(price), 0) FROM vends WHERE status = 'completed'"),
-        "refunds": _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'refunded'"),
+        "takings": _one(conn, TAKINGS_SQL),  # as the machine's own money check counts them
+        "refunds": _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'refunded'"),  # vends that did not drop
+        "operator_refunds": _one(conn, "SELECT COUNT(*) FROM operator_refunds"),  # signed refund commands
+        "operator_refunded": _one(conn, "SELECT COALESCE(SUM(amount), 0) FROM operator_refunds"),
         "vends_in_flight": _one(conn, "SELECT COUNT(*) FROM vends WHERE status = 'debited'"),
         "reports_waiting_vendor": waiting.get("vendor", 0),
         "reports_waiting_issuer": waiting.get("issuer", 0),
@@ -94,7 +97,7 @@ def status(conn: sqlite3.Connection) -> Row:
 
 
 STOCK_COLUMNS = ("slot", "product", "stock", "capacity", "price", "enabled")
-SALES_COLUMNS = ("time", "txn", "slot", "product", "price", "status")
+SALES_COLUMNS = ("time", "txn", "slot", "product", "price", "status", "refunded")
 JOURNAL_COLUMNS = ("time", "kind", "txn", "data")
 
 
@@ -104,13 +107,19 @@ def stock(conn: sqlite3.Connection) -> list[Row]:
 
 
 def sales(conn: sqlite3.Connection, day: str | None = None) -> list[Row]:
-    """Every vend (of ``day``), oldest first: the money record, without the card."""
-    where, params = ("WHERE local_day = ?", (day,)) if day else ("", ())
+    """Every vend (of ``day``), oldest first: the money record, without the card.
+
+    ``refunded``: what an operator's signed refund gave back on that sale (0: none); the sale itself
+    stays as it was, completed at its price, as the card and the vendor saw it.
+    """
+    where, params = ("WHERE vends.local_day = ?", (day,)) if day else ("", ())
     return _localized(
         conn,
         _rows(
             conn,
-            f"SELECT at AS time, txn_id AS txn, slot, product, price, status FROM vends {where} ORDER BY at, rowid",
+            "SELECT vends.at AS time, vends.txn_id AS txn, slot, product, price, status, "
+            "COALESCE(operator_refunds.amount, 0) AS refunded FROM vends "
+            f"LEFT JOIN operator_refunds USING (txn_id) {where} ORDER BY vends.at, vends.rowid",
             params,
         ),
     )

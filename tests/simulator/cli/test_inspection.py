@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from simulator.cli import app
 from simulator.scenarios import load_scenario, run_scenario
 from simulator.scenarios.runner import ScenarioRunner
-from tests.conftest import ROOT
+from tests.conftest import ROOT, VENDING
 from tests.support.reporting import sell
 
 SCENARIO = ROOT / "configs/scenarios/normal-morning.yaml"
@@ -53,14 +54,39 @@ def test_each_view_matches_the_machine_database_and_never_shows_a_card(state_dir
     assert not any(uid in everything for uid in uids), "a card number in an inspection view"
 
 
+def test_an_operator_s_refund_shows_in_the_takings_the_sale_and_the_run_s_summary(tmp_path: Path) -> None:
+    """The machine's money check counts takings less operators' refunds; the views said NT$25 kept, no refund."""
+    books = tmp_path / "books"
+    ran = subprocess.run(
+        [VENDING, "run", str(ROOT / "configs/scenarios/operator-refund.yaml"), "--state-dir", str(books), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    summary = events[-1]
+    assert (summary["sales"], summary["revenue"], summary["refunds"]) == (1, 25, 0)
+    assert (summary["operator_refunds"], summary["operator_refunded"]) == (1, 25)
+    sale = [e for e in events if e["event"] == "vended"][0]
+    refund = [e for e in events if e["event"] == "command"][0]
+    assert (refund["txn"], refund["amount"]) == (sale["txn"], 25)
+    status = json.loads(invoke("status", "--state-dir", str(books), "--json"))
+    assert (status["sales_completed"], status["takings"]) == (1, 0)
+    assert (status["operator_refunds"], status["operator_refunded"], status["refunds"]) == (1, 25, 0)
+    [row] = json.loads(invoke("sales", "--state-dir", str(books), "--json"))
+    assert (row["txn"], row["price"], row["status"], row["refunded"]) == (sale["txn"], 25, "completed", 25)
+
+
 def test_csv_has_a_header_and_a_row_per_record_and_filters_apply(state_dir: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(invoke("sales", "--state-dir", str(state_dir), "--csv"))))
-    assert rows and set(rows[0]) == {"time", "txn", "slot", "product", "price", "status"}
+    assert rows and set(rows[0]) == {"time", "txn", "slot", "product", "price", "status", "refunded"}
     day = rows[0]["time"][:10]
     assert len(json.loads(invoke("sales", "--state-dir", str(state_dir), "--day", day, "--json"))) == len(rows)
     assert json.loads(invoke("sales", "--state-dir", str(state_dir), "--day", "2020-01-01", "--json")) == []
     empty = invoke("sales", "--state-dir", str(state_dir), "--day", "2020-01-01", "--csv")
-    assert empty.splitlines() == ["time,txn,slot,product,price,status"], "a day without sales is a header, not 'none'"
+    header = "time,txn,slot,product,price,status,refunded"
+    assert empty.splitlines() == [header], "a day without sales is a header, not 'none'"
     entries = json.loads(invoke("journal", "--state-dir", str(state_dir), "--json"))
     later = json.loads(invoke("journal", "--state-dir", str(state_dir), "--since", entries[-1]["time"], "--json"))
     assert later and later[-1] == entries[-1] and len(later) < len(entries)
