@@ -21,7 +21,7 @@ from firmware.app.commands import CommandProcessor
 from firmware.app.pushes import Pushes
 from firmware.app.state_lock import StateLock
 from firmware.cards.purse import Sam
-from firmware.clock import CLOCK_SKEW, BooksClock
+from firmware.clock import CLOCK_SKEW, BooksClock, local_day_end
 from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.records import EventSink, Hardware
 from firmware.controller.session import Controller
@@ -291,8 +291,15 @@ class Node:
 
     @property
     def next_deadline(self) -> datetime | None:
-        """When the controller next has something to do on its own (a session timeout, a release)."""
-        return self.controller.next_deadline
+        """When the machine next has something to do on its own: a session timeout, a release, local midnight.
+
+        Midnight too, so that a day closes at its end on virtual time as on the wall clock, not at the
+        first event after a wait that jumped past it (``simulator.hardware.virtual.advance``).
+        """
+        now, zone = self.controller.now(), self.controller.config.zone
+        midnight = local_day_end(now.astimezone(zone).date().isoformat(), zone)
+        controller = self.controller.next_deadline
+        return midnight if controller is None else min(controller, midnight)
 
     # ---- facts ----------------------------------------------------------------------------------
     @property

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from simulator.hardware.virtual import advance
 from simulator.scenarios.runner import ScenarioRunner
 from simulator.scenarios.schema import load_scenario
 from tests.conftest import CONFIGS
 from tests.support.reporting import sell
 
 MORNING = CONFIGS / "scenarios" / "normal-morning.yaml"
+ZONE = ZoneInfo("Asia/Taipei")
 
 
 def closed_days(runner: ScenarioRunner) -> list[str]:
@@ -34,6 +37,18 @@ def test_the_day_closes_at_local_midnight_once(tmp_path, closing):
     machine.tick()
     machine.tick()
     assert closed_days(runner) == ["2026-03-02"], "closed once, at local midnight"
+
+
+def test_a_wait_past_midnight_on_virtual_time_closes_the_day_at_midnight(tmp_path, closing):
+    """As a machine left running would: not at the first event after the jump, ten hours late."""
+    runner = closing(ScenarioRunner(load_scenario(MORNING), tmp_path / "machine"))
+    runner.start()
+    sell(runner, "A1", "amy")
+    late = runner.clock.now().replace(hour=23, minute=58)
+    advance(runner.machine, runner.clock, late)
+    advance(runner.machine, runner.clock, late + timedelta(hours=10))  # a `wait: 10h` step
+    rows = runner.machine.books.journal.db.conn.execute("SELECT at FROM journal WHERE kind = 'day_closed'").fetchall()
+    assert [datetime.fromisoformat(at).astimezone(ZONE).isoformat() for (at,) in rows] == ["2026-03-03T00:00:00+08:00"]
 
 
 def test_start_up_closes_the_days_a_power_cut_left_open_and_not_today(tmp_path, closing):
