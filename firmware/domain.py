@@ -24,6 +24,11 @@ CardLink = Callable[[], AbstractContextManager[Exchange]]  # select the card for
 MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MACHINE_ID_RULE = "1-64 letters, digits, '-' or '_'"
 
+# a card's uid as a reader gives it, in upper-case hex: ISO/IEC 14443-A's 4, 7 or 10 bytes (a PN532's cards)
+# or EM4100's 5 (125 kHz tags, an RDM6300's); scenarios, rosters, accounts, the hotlist and the wire agree on it
+CARD_UID = re.compile(r"^(?:[0-9A-F]{8}|[0-9A-F]{10}|[0-9A-F]{14}|[0-9A-F]{20})$")
+CARD_UID_RULE = "4, 5, 7 or 10 bytes of hex (8, 10, 14 or 20 hex digits)"
+
 Profile = Literal["student", "staff", "guest"]
 Category = Literal["drink", "dairy", "snack", "bakery", "stationery"]
 Kind = Literal[

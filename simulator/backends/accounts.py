@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from firmware.domain import IssuerAnswer
+from firmware.domain import CARD_UID, CARD_UID_RULE, IssuerAnswer
 from firmware.identity.pseudonym import normalise_uid
 from firmware.identity.signing import Identity
 from firmware.reporting.authorisation import AuthRequest
@@ -32,7 +32,6 @@ from simulator.backends.signer import check as check_signer
 from simulator.backends.store import SqliteReportStore
 
 MIN_AGE = 14  # an e-payment account for a minor from this age, with a guardian's consent
-CARD = re.compile(r"^[0-9A-F]{8}([0-9A-F]{6}([0-9A-F]{6})?)?$")
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 PROFILES = ("student", "staff")
 
@@ -67,7 +66,7 @@ class AccountBook:
     # ---- the machines' questions ----------------------------------------------------------------
     def decide(self, request: AuthRequest) -> IssuerAnswer:
         """An inquiry's facts, or an authorisation's decision (and the debit, in the same commit)."""
-        uid, day = _field(request.inside, "card", CARD), _field(request.inside, "day", DAY)
+        uid, day = _field(request.inside, "card", CARD_UID), _field(request.inside, "day", DAY)
         if request.kind == "inquiry":
             account = self.get(uid)
             return self._facts(account, day, approved=True) if account else IssuerAnswer(False, "unknown_card")
@@ -162,8 +161,8 @@ class AccountBook:
     def order(self, identity: Identity, order: dict[str, Any]) -> Account:
         """Apply one order (open, topup, link, cap) and keep it signed; ``AccountError`` says why not."""
         uid = normalise_uid(str(order.get("card", "")))
-        if not CARD.match(uid):
-            raise AccountError(f"--card {uid!r}: expected 8, 14 or 20 upper-case hex digits (a card's uid)")
+        if not CARD_UID.match(uid):
+            raise AccountError(f"--card {uid!r}: expected {CARD_UID_RULE} (a card's uid)")
         order = order | {"card": uid}
         with self.store.atomic() as conn:
             check_signer(conn, identity)

@@ -14,12 +14,12 @@ from typing import Annotated
 
 import typer
 
+from firmware.domain import CARD_UID, CARD_UID_RULE
 from firmware.identity.keyset import HOTLIST
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
 from simulator.cli.issuer import Db
 from simulator.cli.reporting import party_identity, shared_key
-from simulator.scenarios.card_specs import UID as CARD_UID
 
 issuer_tool_app = typer.Typer(
     no_args_is_help=True, help="The card issuer's own tools: the lost-card hotlist, a reviewer's purse verdicts."
@@ -47,7 +47,7 @@ def _hotlist(
 
     bad = [uid for uid in add | remove if not CARD_UID.match(uid.upper())]
     if bad:
-        fail(f"--card {bad[0]!r}: expected 8, 14 or 20 hex digits (a card's uid)")
+        fail(f"--card {bad[0]!r}: expected {CARD_UID_RULE} (a card's uid)")
     identity = party_identity("issuer", keys / "issuer.key")
     key = shared_key(keys, HOTLIST, "issuer")
     address = broker_address(broker, username, password, ca, cert, cert_key)

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from firmware.domain import CARD_UID, CARD_UID_RULE
 from firmware.errors import VendingError
 from firmware.identity.keys import key_path, read_key, retire_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
@@ -15,7 +16,6 @@ from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
 from simulator.cli.exits import day_option, fail
 from simulator.cli.secrets_guard import refuse_if_tracked
-from simulator.scenarios.card_specs import UID as CARD_UID
 
 keys_app = typer.Typer(
     no_args_is_help=True, help="Term keys (pseudonyms) and every party's signing keys (docs/security.md)."
@@ -158,7 +158,7 @@ def keys_technician(
 
     bad = [uid for uid in card if not CARD_UID.match(uid.upper())]
     if bad:
-        fail(f"--card {bad[0]!r}: expected 8, 14 or 20 hex digits (a card's uid)")
+        fail(f"--card {bad[0]!r}: expected {CARD_UID_RULE} (a card's uid)")
     try:
         if not key.exists():
             refuse_if_tracked(key)

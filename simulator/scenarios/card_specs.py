@@ -10,7 +10,6 @@ declined: ``guardian: {linked: false}``).
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
@@ -19,9 +18,8 @@ from pydantic import Field, field_validator, model_validator
 from firmware.cards import purse
 from firmware.config.controls import GuardianControls
 from firmware.config.source import Strict
-from firmware.domain import Profile
+from firmware.domain import CARD_UID, CARD_UID_RULE, Profile
 
-UID = re.compile(r"^(?:[0-9A-Fa-f]{8}|[0-9A-Fa-f]{14}|[0-9A-Fa-f]{20})$")
 STUDENT_AGE = 15  # a minor in Taiwan (majority at 18 since 2023), old enough for an e-payment account
 STAFF_BORN = date(1980, 1, 1)
 
@@ -37,8 +35,8 @@ class AccountSpec(Strict):
 
 
 def parse_uid(value: object) -> str:
-    if not isinstance(value, str) or not UID.match(value):
-        raise ValueError("uid must be 4, 7 or 10 bytes of hex (8, 14 or 20 hex digits)")
+    if not isinstance(value, str) or not CARD_UID.match(value.upper()):
+        raise ValueError(f"uid must be {CARD_UID_RULE}")
     return value.upper()
 
 

@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware.domain import CARD_UID, CARD_UID_RULE
 from firmware.errors import VendingError
 from firmware.identity.pseudonym import normalise_uid
 
 REQUIRED = ("student", "card_uid")
 OPTIONAL = ("profile", "machine", "linked", "daily_limit", "school")
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
-UID = re.compile(r"^[0-9A-F]{8}([0-9A-F]{6})?([0-9A-F]{6})?$")  # 4, 7 or 10 bytes
 BOOLEAN = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": True}
 
 
@@ -75,8 +75,8 @@ def _row(path: Path, line: int, row: dict[str, str | None]) -> Student:
     student, uid = field("student"), normalise_uid(field("card_uid"))
     if not STUDENT_ID.match(student):
         raise RosterError(f"{path}: line {line}: student: expected 1-40 letters, digits, '.', '_' or '-'")
-    if not UID.match(uid):
-        raise RosterError(f"{path}: line {line}: card_uid: expected 4, 7 or 10 bytes in hex")
+    if not CARD_UID.match(uid):
+        raise RosterError(f"{path}: line {line}: card_uid: expected {CARD_UID_RULE}")
     profile = field("profile") or "student"
     if profile not in ("student", "staff"):
         raise RosterError(f"{path}: line {line}: profile: expected student or staff, got {profile[:20]!r}")

@@ -129,7 +129,7 @@ SCENARIO_CASES = [
     (
         "bad uid",
         SCENARIO_HEAD + 'cards:\n  amy: {uid: "XYZ", profile: student, balance: 1}\nsteps:\n  - cancel: true\n',
-        ":4: cards.amy.uid: uid must be 4, 7 or 10 bytes of hex (8, 14 or 20 hex digits)",
+        ":4: cards.amy.uid: uid must be 4, 5, 7 or 10 bytes of hex (8, 10, 14 or 20 hex digits)",
     ),
     (
         "expect key",

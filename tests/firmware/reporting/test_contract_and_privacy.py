@@ -8,8 +8,10 @@ import logging
 from pathlib import Path
 
 import pytest
+import yaml
 
 from firmware.app.console import EventPrinter
+from firmware.domain import CARD_UID
 from firmware.reporting import codec
 from simulator.backends.contract import validator
 from simulator.scenarios import load_scenario, run_scenario
@@ -56,6 +58,14 @@ def uid_spellings(uid: str) -> set[str]:
             str(int.from_bytes(raw[-4:], "little")),
         }
     return {f for f in forms if len(f) >= 6}
+
+
+def test_the_wire_s_card_uid_is_the_domain_s():
+    """Scenarios, rosters, the issuer's accounts and hotlist, and the contract all take the same uids."""
+    contract = yaml.safe_load((ROOT / "docs/asyncapi.yaml").read_text())
+    assert contract["components"]["schemas"]["card-uid"]["pattern"] == CARD_UID.pattern
+    assert all(CARD_UID.match(uid) for uid in ("04A1B2C3", "1A2B3C4D5E", "04A1B2C3D4E5F6", "04A1B2C3D4E5F6071829"))
+    assert not any(CARD_UID.match(uid) for uid in ("04A1B2", "04a1b2c3", "04A1B2C3D4E5", "04A1B2C3D4E5F60"))
 
 
 def test_uid_spellings_cover_separators_and_decimals():

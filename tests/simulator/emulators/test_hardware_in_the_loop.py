@@ -110,6 +110,21 @@ def test_run_reader_option_refuses_unknown_readers_and_cards_a_reader_cannot_rea
         assert not any(card.uid in result.output for card in load_scenario(Path(scenario)).cards.values())
 
 
+def test_a_morning_of_125_khz_tags_through_the_emulated_rdm6300_equals_the_virtual_run(tmp_path):
+    """EM4100 ids are 5 bytes: cards, the virtual reader and the RDM6300's driver take them alike."""
+    story = (ROOT / "configs/scenarios/normal-morning.yaml").read_text()
+    uids = re.findall(r'uid: "([0-9A-F]+)"', story)
+    for number, uid in enumerate(uids):
+        story = story.replace(uid, f"1A2B3C4D{number:02X}")
+    story = story.replace("machine: ../machines/", f"machine: {ROOT / 'configs/machines'}/")
+    path = tmp_path / "tags.yaml"
+    path.write_text(story)
+    virtual = day(path, "virtual", tmp_path / "virtual", None)
+    emulated = day(path, "emulate:rdm6300", tmp_path / "emulated", key_from=tmp_path / "virtual")
+    assert emulated == virtual and len(uids) >= 3
+    assert len(virtual["expectations"]) == 28 and all(ok for *_, ok in virtual["expectations"])
+
+
 def test_run_with_emulated_line_reader_passes_the_scenario():
     scenario = str(ROOT / "configs/scenarios/normal-morning.yaml")
     result = CliRunner().invoke(app, ["run", "--script", scenario, "--broker", "none", "--reader", "emulate:line"])
