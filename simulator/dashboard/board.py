@@ -43,7 +43,7 @@ class MachineRow:
     outbox: int | None
     snapshot_time: str | None
     last_sale: str | None = None  # of the board's day
-    revenue: int = 0  # of the board's day, vended only
+    revenue: int = 0  # of the board's day: vended, less what operators refunded that day
     location: str = ""  # as the machine's last stock snapshot gives it
 
 
@@ -109,7 +109,8 @@ class Board:
     commands: list[CommandRow] = field(default_factory=list)
     items_by_hour: dict[str, int] = field(default_factory=dict)
     items_by_product: dict[str, int] = field(default_factory=dict)
-    revenue: dict[str, int] = field(default_factory=dict)  # currency -> sum of the prices vended
+    revenue: dict[str, int] = field(default_factory=dict)  # currency -> the prices vended less the refunds given
+    refunded: dict[str, int] = field(default_factory=dict)  # currency -> operators' refunds given that day
     items: int = 0
     denials: int = 0
     denials_by_reason: dict[str, int] = field(default_factory=dict)
@@ -222,15 +223,16 @@ def _in_zone_of(instant: str | None, local: str | None) -> str | None:
     return at.astimezone(timezone(offset)).isoformat(timespec="seconds")
 
 
-def _per_machine(store: Store, day: str) -> dict[str, tuple[str, int]]:
-    """Per machine, the day's last sale time and its revenue (vended sales)."""
-    time, price = store.json_field("time"), store.json_field("price")
+def _per_machine(store: Store, day: str) -> dict[str, tuple[str | None, int]]:
+    """Per machine, the day's last sale time and its revenue (vended sales, less the refunds given that day)."""
+    time, price, outcome = store.json_field("time"), store.json_field("price"), store.json_field("outcome")
     rows = store.execute(
-        f"SELECT machine, MAX({time}), SUM(CAST({price} AS INTEGER)) FROM reports WHERE kind = 'sale' "
-        f"AND {store.json_field('outcome')} = 'vended' AND {store.on_day()} GROUP BY machine",
+        f"SELECT machine, MAX(CASE WHEN {outcome} = 'vended' THEN {time} END), "
+        f"SUM(CASE WHEN {outcome} = 'vended' THEN 1 ELSE -1 END * CAST({price} AS INTEGER)) FROM reports "
+        f"WHERE kind = 'sale' AND {outcome} IN ('vended', 'credited') AND {store.on_day()} GROUP BY machine",
         (day,),
     )
-    return {str(machine): (str(last), int(total or 0)) for machine, last, total in rows}
+    return {str(machine): (None if last is None else str(last), int(total or 0)) for machine, last, total in rows}
 
 
 def _open_alerts(store: Store, snapshots: dict[str, tuple[int, str, list[SlotRow], str]]) -> list[AlertRow]:
@@ -308,6 +310,15 @@ def _sales_of(store: Store, day: str, board: Board) -> None:
         revenue[str(currency or "")] += int(price)
     board.items_by_hour = dict(by_hour)
     board.items_by_product = dict(sorted(by_product.items(), key=lambda kv: (-kv[1], kv[0])))
+    money = f"{store.json_field('currency')}, SUM(CAST({store.json_field('price')} AS INTEGER))"
+    refunds = store.execute(  # an operator's refund reaches the vendor as a `credited` sale, on the day it was given
+        f"SELECT {money} FROM reports WHERE kind = 'sale' AND {store.json_field('outcome')} = 'credited' "
+        f"AND {store.on_day()} GROUP BY {store.json_field('currency')}",
+        (day,),
+    )
+    board.refunded = {str(unit or ""): int(total) for unit, total in refunds if total}
+    for unit, total in board.refunded.items():
+        revenue[unit] -= total
     board.revenue = dict(revenue)
     board.items = sum(by_hour.values())
     reason = store.json_field("reason")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from simulator.dashboard.board import _in_zone_of, read_board
+from simulator.dashboard.operator import Operator
 from tests.support.reporting import attached_runner, sell, world  # noqa: F401 - fixture
+from tests.support.waiting import eventually
 
 
 def test_a_heartbeat_stamped_in_utc_reads_in_the_machine_s_zone():
@@ -24,6 +26,29 @@ def test_the_board_counts_refusals_by_reason_and_revenue_and_last_sale_per_machi
         b3 = next(s for s in board.slots if s.slot == "B3")
         assert not b3.sellable and b3.why_not == "refused by the food rules" and not b3.fillable
         assert dict(board.slots_by_machine())[machine.machine][0].slot == "A1"
+
+
+def test_an_operator_s_refund_comes_off_the_day_s_revenue_and_shows_as_refunded(world, tmp_path):  # noqa: F811
+    """The vendor hears a refund as a `credited` sale of that txn; the board counted vended sales only."""
+    with attached_runner(world, tmp_path) as runner:
+        sell(runner, "A1", "amy")
+        sell(runner, "A2", "amy")
+        txn = runner.machine.books.journal.db.conn.execute("SELECT txn_id FROM vends ORDER BY rowid").fetchone()[0]
+        vendor = world.vendor
+        operator = Operator(vendor.identity, lambda topic, body: vendor.client.publish(topic, body, 1))
+        operator.clock = runner.clock.now  # the operator's clock agrees with the machine's (virtual) one
+        operator.send(runner.machine.machine_id, "refund", {"txn": txn, "amount": 25})
+
+        def refunded() -> bool:
+            runner.machine.tick()  # the runner applies commands on the controller's thread
+            return runner.machine.books.vends.refunded(txn) == 25
+
+        eventually(refunded, what="the machine applying the refund")
+        assert world.publisher is not None and world.publisher.flush(20)
+        board = read_board(world.vendor.store)
+        machine = next(m for m in board.machines if m.machine == runner.machine.machine_id)
+        assert (board.items, board.revenue, board.refunded) == (2, {"TWD": 20}, {"TWD": 25})
+        assert machine.revenue == 20
 
 
 def test_a_command_s_counter_stays_at_its_issue_time_whatever_was_sent_to_other_machines_before():
