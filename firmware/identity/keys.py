@@ -35,17 +35,29 @@ class TermKey:
     term: str
     key: bytes = field(repr=False)
     valid_until: date  # inclusive, in the machine's local calendar
+    # the names (never the keys) of the terms this state dir rotated from: a term name names one key, so the
+    # school's --terms directory can never hold two keys called 2026-1 (a request would read one of them)
+    earlier: tuple[str, ...] = ()
 
 
 def key_path(state_dir: Path) -> Path:
     return state_dir / KEY_FILE
 
 
-def write_key(state_dir: Path, term: str, valid_until: date, *, key: bytes | None = None, force: bool = False) -> Path:
-    """Create the term key file (0600, O_EXCL); ``force`` replaces an existing one (a rotation)."""
+def write_key(
+    state_dir: Path,
+    term: str,
+    valid_until: date,
+    *,
+    key: bytes | None = None,
+    force: bool = False,
+    earlier: tuple[str, ...] = (),
+) -> Path:
+    """Create the term key file (0600, O_EXCL); ``force`` replaces an existing one (a rotation, ``earlier``)."""
     if not TERM.match(term):
         raise TermKeyError(f"term {term!r}: 1-32 letters, digits, '.', '_' or '-', e.g. 2026-1")
-    body = {"term": term, "key": (key or secrets.token_bytes(32)).hex(), "valid_until": valid_until.isoformat()}
+    body: dict[str, object] = {"term": term, "key": (key or secrets.token_bytes(32)).hex()}
+    body |= {"valid_until": valid_until.isoformat()} | ({"earlier": list(earlier)} if earlier else {})
     return write_secret(key_path(state_dir), json.dumps(body).encode(), force=force)
 
 
@@ -53,7 +65,8 @@ def read_key(state_dir: Path) -> TermKey:
     path = key_path(state_dir)
     try:
         data = json.loads(path.read_text())
-        found = TermKey(str(data["term"]), bytes.fromhex(data["key"]), date.fromisoformat(data["valid_until"]))
+        earlier = tuple(str(term) for term in data.get("earlier", []))
+        found = TermKey(str(data["term"]), bytes.fromhex(data["key"]), date.fromisoformat(data["valid_until"]), earlier)
     except FileNotFoundError:
         raise TermKeyError(
             f"{path}: no term key; create one with `vending keys init --state-dir {state_dir} --valid-until DATE`"

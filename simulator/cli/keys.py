@@ -61,12 +61,17 @@ def keys_rotate(
     A running machine picks the new key up between two events; no restart is needed.
     """
     until = _term_end(valid_until)
-    old = read_key(state_dir).term if key_path(state_dir).exists() else None
+    current = read_key(state_dir) if key_path(state_dir).exists() else None
+    old = current.term if current else None
     if old == term:
         fail(f"term {term} is already current")
+    earlier = (*current.earlier, current.term) if current else ()
+    if term in earlier:
+        fail(f"term {term} was this machine's before, under another key: a term name names one key "
+             "(the school finds a term's records by it); choose a new name; the current key is kept")  # fmt: skip
     try:
         refuse_if_tracked(state_dir)
-        write_key(state_dir, term, until, force=True)
+        write_key(state_dir, term, until, force=True, earlier=earlier)
     except VendingError as exc:
         fail(exc)
     typer.echo(f"rotated term key {old} -> {term}, valid until {valid_until}")

@@ -188,7 +188,7 @@ def _machines(
     store: Store,
     snapshots: dict[str, tuple[int, str, list[SlotRow], str]],
     heard: dict[str, bool],
-    sales: dict[str, tuple[str, int]],
+    sales: dict[str, tuple[str | None, int]],
 ) -> list[MachineRow]:
     rows_of_machines = store.execute("SELECT machine, state, last_heartbeat, outbox FROM machines")
     known = {str(m): (str(s), b, o) for m, s, b, o in rows_of_machines}

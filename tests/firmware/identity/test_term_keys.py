@@ -6,6 +6,7 @@ import os
 import stat
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -177,6 +178,25 @@ def test_keys_init_and_rotate_refuse_a_day_that_has_passed(tmp_path: Path) -> No
     )
     assert rotated.exit_code == 2 and "--valid-until 2020-06-30: that day has passed" in rotated.stderr
     assert (tmp_path / "term_key.json").read_bytes() == before, "the current term's key is kept"
+
+
+def test_rotating_back_to_a_term_name_used_before_is_refused(tmp_path: Path) -> None:
+    """A term name names one key: the school finds a term's records by it (its --terms directory)."""
+    cli = CliRunner()
+
+    def keys(*args: str) -> Any:
+        return cli.invoke(app, ["keys", *args, "--state-dir", str(tmp_path), "--valid-until", "2099-01-31"])
+
+    assert keys("init", "--term", "2026-1").exit_code == 0
+    assert keys("rotate", "--term", "2026-2").exit_code == 0
+    assert keys("rotate", "--term", "2027-1").exit_code == 0
+    assert read_key(tmp_path).earlier == ("2026-1", "2026-2")
+    before = key_path(tmp_path).read_bytes()
+    for used in ("2026-1", "2026-2"):
+        again = keys("rotate", "--term", used)
+        assert again.exit_code == 2 and f"term {used} was this machine's before" in again.stderr, again.output
+        assert key_path(tmp_path).read_bytes() == before, "the current term's key is kept"
+    assert b"2026-1" in before and read_key(tmp_path).term == "2027-1"
 
 
 def test_keys_are_not_written_where_git_would_pick_them_up(tmp_path: Path) -> None:
