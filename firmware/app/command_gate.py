@@ -174,7 +174,20 @@ def compose_command(
     command_id: str,
 ) -> str:
     """A signed command as the operator's tool sends it (``vending cmd send``)."""
-    body = {
+    return sign_text(identity, canonical(command_body(machine, name, fields, issued_at, lifetime, counter, command_id)))
+
+
+def command_body(
+    machine: str,
+    name: str,
+    fields: dict[str, object],
+    issued_at: datetime,
+    lifetime: timedelta,
+    counter: int,
+    command_id: str,
+) -> dict[str, object]:
+    """What a command's signature covers: its own fields and the envelope every command carries."""
+    return {
         **fields,
         "id": command_id,
         "machine": machine,
@@ -183,4 +196,3 @@ def compose_command(
         "expires_at": (issued_at + lifetime).isoformat(),
         "counter": counter,
     }
-    return sign_text(identity, canonical(body))

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from firmware.app.command_gate import Refused, SignedCommand
 from firmware.config.machine import Lockout, MachineConfig, parse_lockouts, with_lockouts
-from firmware.config.source import Strict
+from firmware.config.source import Strict, dotted, first_error
 from firmware.controller.session import Controller
 from firmware.domain import SlotState
 from firmware.entries import SaleEntry
@@ -243,6 +243,21 @@ COMMAND_SET: tuple[CommandSpec, ...] = (
     ),
 )
 BY_NAME: Mapping[str, CommandSpec] = {spec.name: spec for spec in COMMAND_SET}
+
+
+def validated(name: str, body: dict[str, Any]) -> SignedCommand:
+    """``body`` as command ``name``, by the wire names only, or ``Refused`` naming the field and the reason.
+
+    The machine checks every command it is sent with this; the operator's tools check theirs with it
+    before signing, so a count or a price the machine would refuse is named at once, and never sent.
+    """
+    try:
+        return BY_NAME[name].body.model_validate(body, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        loc, reason = first_error(exc)
+        raise Refused(f"{dotted(loc) or 'payload'}: {reason}") from None
+
+
 COMMANDS: tuple[str, ...] = tuple(BY_NAME)
 AUTHORITY: Mapping[str, str] = {spec.name: spec.authority for spec in COMMAND_SET}
 

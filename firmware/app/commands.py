@@ -15,11 +15,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from pydantic import ValidationError
-
 from firmware.app.command_gate import COMMAND_ID, CommandGate, RateLimit, Refused, SignedCommand
-from firmware.app.command_set import AUTHORITY, BY_NAME
-from firmware.config.source import dotted, first_error
+from firmware.app.command_set import AUTHORITY, BY_NAME, validated
 from firmware.controller.session import Controller
 from firmware.identity.signing import PublicKey, TrustStore
 from firmware.journal.books import MachineBooks
@@ -87,7 +84,7 @@ class CommandProcessor:
         counter: tuple[str, int] | None = None
         try:
             self.gate.authorise(name, opened)
-            command = self._validate(name, opened.body)
+            command = validated(name, opened.body)
             if (cosigned := BY_NAME[name].cosigned) is not None:
                 cosigned(command, self.gate.authorities, self.controller.config)
             setting = self.gate.counter_setting(opened.signer)
@@ -99,13 +96,6 @@ class CommandProcessor:
             return self._apply(name, command, opened.signer, counter)
         except Refused as refusal:
             return self._answer(command_id, name, ok=False, reason=str(refusal), signer=opened.signer, counter=counter)
-
-    def _validate(self, name: str, body: dict[str, Any]) -> SignedCommand:
-        try:
-            return BY_NAME[name].body.model_validate(body, by_alias=True, by_name=False)  # the wire names only
-        except ValidationError as exc:
-            loc, reason = first_error(exc)
-            raise Refused(f"{dotted(loc) or 'payload'}: {reason}") from None
 
     def _apply(self, name: str, command: SignedCommand, signer: PublicKey, counter: tuple[str, int]) -> dict[str, Any]:
         """The command's own change and its answer in one transaction: applied whole, or refused and unchanged."""

@@ -17,7 +17,9 @@ from typing import Annotated, Any
 
 import typer
 
+from firmware.app.command_gate import Refused
 from firmware.app.command_set import COMMANDS, fields_from_words
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity
 from firmware.reporting import topics
@@ -63,6 +65,8 @@ def send(
         fail(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
     if (amount is not None or approval is not None) and command != "refund":
         fail(f"--amount and --approval belong to refund, not {command}")
+    if not MACHINE_ID.match(machine):
+        fail(f"--machine {machine!r}: the machine to command, {MACHINE_ID_RULE}")
     address = broker_address(broker, username, password, ca, cert, cert_key)  # every argument before any file
     words = [*(args or []), *([] if amount is None else ["--amount", str(amount)])]
     try:
@@ -72,15 +76,13 @@ def send(
         identity = Identity.load("operator", key)
     except (ValueError, VendingError) as exc:
         fail(exc)
-    command_id, payload = operator_command(
-        identity,
-        machine,
-        command,
-        fields,
-        issued_at=datetime.now(UTC),
-        lifetime=timedelta(seconds=lifetime),
-        counter=counter,
-    )
+    try:  # checked as the machine will check it: what it would refuse is never signed or sent
+        command_id, payload = operator_command(
+            identity, machine, command, fields, issued_at=datetime.now(UTC), lifetime=timedelta(seconds=lifetime),
+            counter=counter,
+        )  # fmt: skip
+    except Refused as exc:
+        fail(f"{command} {' '.join(words)}: {exc}; nothing sent")
     try:
         reachable(address)
     except VendingError as exc:

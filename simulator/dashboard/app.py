@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from firmware.app.command_gate import Refused
 from simulator.dashboard.board import Board
 from simulator.dashboard.operator import NotSent, Operator
 
@@ -135,6 +136,8 @@ def create_app(
             command_id = await asyncio.to_thread(operator.send, machine, name, fields)
         except NotSent as exc:
             return HTMLResponse(f'<p class="refused">{escape(str(exc))}</p>', status_code=503)
+        except Refused as exc:  # what the machine would refuse, found before signing: nothing sent
+            return HTMLResponse(f'<p class="refused">{escape(str(exc))}</p>', status_code=400)
         text = f"sent {name} {json.dumps(fields)} to {machine} ({command_id}); the answer shows under Last commands"
         return HTMLResponse(f'<p class="sent">{escape(text)}</p>')
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from firmware.app.command_gate import compose_command
+from firmware.app.command_gate import command_body, compose_command
+from firmware.app.command_set import validated
 from firmware.identity.signing import Identity
 from firmware.reporting import topics
 
@@ -44,9 +45,13 @@ def operator_command(
 ) -> tuple[str, str]:
     """(id, signed payload) of one command, signed by any party's key: a fresh id, a clock counter unless given.
 
-    The one place the dashboard and ``vending cmd send`` make their commands.
+    The one place the dashboard and ``vending cmd send`` make their commands. A body the machine would
+    refuse (a negative count, a price of 0, a txn that names no sale, no machine) is ``Refused`` here,
+    naming the field, before anything is signed or a counter used.
     """
     command_id = f"cmd-{secrets.token_hex(6)}"
+    stamp = counter if counter is not None else max(int(issued_at.timestamp() * 1_000_000), 1)
+    validated(name, command_body(machine, name, fields, issued_at, lifetime, stamp, command_id))
     payload = compose_command(
         identity,
         machine,

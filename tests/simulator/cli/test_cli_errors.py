@@ -49,6 +49,20 @@ def test_cmd_send_names_the_argument_it_cannot_read(keys):
     assert "restock A1=3 A1=4: slot 'A1' is given twice: which count is meant?" in twice.stderr
 
 
+def test_cmd_send_refuses_what_the_machine_would_refuse_before_it_reaches_for_the_broker(keys):
+    """Checked by the machine's own validation: the broker named here is dead, and is never tried."""
+    dead = f"mqtt://127.0.0.1:{dead_port()}"
+    for words, reason in (
+        (["restock", "A1=-1"], "restock A1=-1: slots.A1: Input should be greater than or equal to 0; nothing sent"),
+        (["set_price", "A1", "0"], "set_price A1 0: price: Input should be greater than 0; nothing sent"),
+        (["refund", "XYZ", "--amount", "5"], "refund XYZ --amount 5: txn: String should match pattern"),
+    ):
+        out = vending("cmd", "send", *words, "--machine", "M-1", "--key", str(keys / "vendor.key"), "--broker", dead)
+        assert out.returncode == 2 and reason in out.stderr and "cannot reach" not in out.stderr, out.stderr
+    nameless = vending("cmd", "send", "restock", "A1=1", "--key", str(keys / "vendor.key"), "--broker", dead)
+    assert nameless.returncode == 2 and "--machine '': the machine to command" in nameless.stderr, nameless.stderr
+
+
 def test_cmd_send_to_a_machine_never_heard_says_so(keys):
     with EmbeddedBroker() as broker:
         out = vending("cmd", "send", "restock", "A1=3", "--machine", "TPE-TYPO-01", "--wait", "1",
