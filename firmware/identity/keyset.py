@@ -121,8 +121,13 @@ def write_machine(directory: Path, machine: str, *, force: bool = False) -> Path
 
 
 def write_dev_set(directory: Path, machines: Iterable[str], *, force: bool = False) -> list[Path]:
-    """Every party's keys for one laptop: three authorities, the issuer's sealing pair, the machines."""
+    """Every party's keys for one laptop: three authorities, the issuer's sealing pair, the machines.
+
+    ``machines/`` is made even with no machine yet: it is the backends' enrolment directory, which
+    they require, and `vending keys machine --enrol` adds to it while they run.
+    """
     written = [path for party in AUTHORITIES for path in write_party(directory, party, force=force)]
+    private_dir(directory / "machines")
     return written + [write_machine(directory, machine, force=force) for machine in machines]
 
 

@@ -23,6 +23,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from firmware import crashpoints
+from firmware.errors import VendingError
 from firmware.journal.owner import ForeignDatabase
 from simulator.backends.postgres_owner import claim
 from simulator.backends.store import Report, StoreQueries
@@ -79,7 +80,11 @@ class PostgresReportStore(StoreQueries):
         import psycopg
 
         self._psycopg = psycopg
-        self.conn = psycopg.connect(dsn, autocommit=True)
+        try:
+            self.conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError as exc:  # its first line; never the DSN (a password)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise VendingError(f"--db: cannot connect to PostgreSQL: {reason}") from None
         try:
             with self.conn.transaction():
                 self.conn.execute("SELECT pg_advisory_xact_lock(7417)")  # two backends creating the schema at once

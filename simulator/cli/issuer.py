@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from firmware.errors import VendingError
-from firmware.identity.keyset import HOTLIST, SEAL, Enrolment, read_seal_key, read_shared_key
+from firmware.identity.keyset import HOTLIST, SEAL, read_seal_key, read_shared_key
 from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, amqp_address, broker_address
 from simulator.cli.exits import day_option, fail
 from simulator.cli.reporting import (
@@ -26,6 +26,7 @@ from simulator.cli.reporting import (
     RetentionNow,
     SchoolKey,
     await_subscription,
+    enrolled_machines,
     party_identity,
     requests_note,
     school_public_key,
@@ -89,7 +90,7 @@ def backend_issuer(
     except VendingError as exc:
         fail(exc)
     school = school_public_key(school_key)
-    enrolment = Enrolment(machines)
+    enrolment = enrolled_machines(machines)
     try:  # the lost-card key also names and seals the pending credits of operators' refunds to purse cards
         hotlist = read_shared_key(key.parent, HOTLIST)
     except VendingError as exc:

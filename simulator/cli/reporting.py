@@ -83,11 +83,42 @@ def serve_forever(service: object, retention_days: int | None = None, today: dat
         raise typer.Exit(EXIT_INTERRUPTED)
 
 
+PARTIES = ("vendor", "school", "issuer")
+
+
 def party_identity(party: str, path: Path) -> Identity:
+    """``party``'s signing key from ``path``, refused when the public keys beside it say it is not theirs.
+
+    A dev-set directory holds every party's key: the issuer's key given to the vendor's backend signed
+    every ack with a key no machine trusts, so reports were stored and resent for ever, acks refused.
+    """
     try:
-        return Identity.load(party, path)
+        identity = Identity.load(party, path)
     except VendingError as exc:
         fail(exc)
+    beside = {owner: _public_beside(path, owner) for owner in PARTIES}
+    owner = next((name for name, kid in beside.items() if kid == identity.kid), None)
+    if owner is not None and owner != party:
+        fail(f"{path}: the {owner}'s key ({owner}.pub beside it is its public half), not the {party}'s")
+    if owner is None and beside[party] is not None:
+        fail(f"{path}: not the {party}'s key: {party}.pub beside it is another key")
+    return identity
+
+
+def _public_beside(path: Path, owner: str) -> str | None:
+    """The key id of ``owner``'s public key in the directory of ``path``, if one is there and readable."""
+    try:
+        return PublicKey.load(owner, path.parent / f"{owner}.pub").kid
+    except (VendingError, OSError):
+        return None
+
+
+def enrolled_machines(machines: Path) -> Enrolment:
+    """The backend's enrolment directory (``<id>.pub`` files); it may be empty, but it must be there."""
+    if not machines.is_dir():
+        fail(f"--machines {machines}: no such directory (the enrolled machines' .pub files: `vending keys dev-set` "
+             "makes keys/machines, `vending keys machine --enrol DIR` adds to one)")  # fmt: skip
+    return Enrolment(machines)
 
 
 def shared_key(keys: Path, name: str, party: str) -> bytes:
@@ -177,7 +208,7 @@ def backend_vendor(
     queue = amqp_address(amqp, ca, cert, cert_key)
     identity = party_identity("vendor", key)
     school = school_public_key(school_key)
-    service = VendorBackend(address, db, identity, Enrolment(machines), client_id, shared, school)
+    service = VendorBackend(address, db, identity, enrolled_machines(machines), client_id, shared, school)
     if queue is not None:
         service.use_amqp(queue)
     service.start()

@@ -91,9 +91,9 @@ Connection = tuple[str | None, str | None, Path | None, Path | None, Path | None
 
 def _serve_alerts(db: Path, broker: str, keys: Path | None, machines: Path | None, client_id: str | None,
                   connection: Connection) -> None:  # fmt: skip
-    from firmware.identity.keyset import SCHOOL_SEAL, Enrolment, read_seal_key
+    from firmware.identity.keyset import SCHOOL_SEAL, read_seal_key
     from simulator.backends.school import SchoolBackend
-    from simulator.cli.reporting import await_subscription, party_identity, serve_forever
+    from simulator.cli.reporting import await_subscription, enrolled_machines, party_identity, serve_forever
 
     if keys is None or machines is None:
         fail("vending backend school --broker needs --keys (school.key, school-seal.key) and --machines")
@@ -103,7 +103,7 @@ def _serve_alerts(db: Path, broker: str, keys: Path | None, machines: Path | Non
         fail(exc)
     address = broker_address(broker, *connection)
     identity = party_identity("school", keys / "school.key")
-    service = SchoolBackend(address, db, seal_key, identity, Enrolment(machines), client_id).start()
+    service = SchoolBackend(address, db, seal_key, identity, enrolled_machines(machines), client_id).start()
     await_subscription(service)
     typer.echo(f"school backend on {address}, storing guardian alerts in {db}; Ctrl-C to stop")
     serve_forever(service)

@@ -63,6 +63,33 @@ def test_cmd_send_refuses_what_the_machine_would_refuse_before_it_reaches_for_th
     assert nameless.returncode == 2 and "--machine '': the machine to command" in nameless.stderr, nameless.stderr
 
 
+@pytest.mark.parametrize(
+    "backend,options,reason",
+    [
+        ("vendor", ["--key", "issuer.key"], "issuer.key: the issuer's key (issuer.pub beside it is its public half), "
+         "not the vendor's"),
+        ("issuer", ["--key", "vendor.key"], "vendor.key: the vendor's key (vendor.pub beside it is its public half)"),
+        ("vendor", ["--machines", "no-such-dir"], "--machines {keys}/no-such-dir: no such directory"),
+        ("vendor", ["--db", "postgresql://nobody:secret-pw@127.0.0.1:{port}/x"],
+         "--db: cannot connect to PostgreSQL: connection failed"),
+    ],
+)  # fmt: skip
+def test_a_backend_refuses_another_party_s_key_a_missing_enrolment_and_an_unreachable_database(
+    keys, tmp_path, backend, options, reason
+):
+    """Each started before: acks signed with a key no machine trusts, no machine ever enrolled, or exit 70."""
+    port = dead_port()
+    given = {"--key": f"{backend}.key", "--machines": "machines", "--db": str(tmp_path / "b.db"), **dict([options])}
+    paths = {name: value if "://" in value or value.startswith("/") else str(keys / value)
+             for name, value in given.items()}  # fmt: skip
+    paths["--db"] = paths["--db"].format(port=port)
+    argv = [arg for name, value in paths.items() for arg in (name, value)]
+    out = vending("backend", backend, "--broker", f"mqtt://127.0.0.1:{dead_port()}", *argv)
+    assert out.returncode == 2 and reason.format(keys=keys) in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "secret-pw" not in out.stderr + out.stdout
+    assert not (tmp_path / "b.db").exists(), "nothing made"
+
+
 def test_cmd_send_to_a_machine_never_heard_says_so(keys):
     with EmbeddedBroker() as broker:
         out = vending("cmd", "send", "restock", "A1=3", "--machine", "TPE-TYPO-01", "--wait", "1",

@@ -70,9 +70,14 @@ def test_an_order_under_another_party_s_key_is_refused_and_changes_nothing(tmp_p
     assert opened.returncode == 0, opened.stderr
     with sqlite3.connect(db) as conn:
         before = conn.execute("SELECT COUNT(*) FROM account_orders").fetchone()
-    for foreign in ("vendor.key", "school.key"):
-        argv = ["backend", "issuer", "topup", "--card", "04A1B2C3", "--amount", "500", "--db", db]
-        refused = vending(*argv, "--key", str(tmp_path / "k" / foreign))
+    argv = ["backend", "issuer", "topup", "--card", "04A1B2C3", "--amount", "500", "--db", db]
+    for foreign in ("vendor", "school"):
+        named = vending(*argv, "--key", str(tmp_path / "k" / f"{foreign}.key"))  # its .pub beside it names it
+        assert named.returncode == 2 and f"the {foreign}'s key ({foreign}.pub beside it" in named.stderr, named.stderr
+        alone = tmp_path / foreign / "issuer.key"  # nothing beside it to tell: the database's own pin refuses it
+        alone.parent.mkdir()
+        alone.write_bytes((tmp_path / "k" / f"{foreign}.key").read_bytes())
+        refused = vending(*argv, "--key", str(alone))
         assert refused.returncode == 2, refused.stdout
         assert "is not the issuer's key this database keeps its orders under" in refused.stderr
     (account,) = listed(db)
