@@ -18,15 +18,15 @@ from typing import Annotated, Any
 import typer
 
 from firmware.app.command_gate import Refused
-from firmware.app.command_set import COMMANDS, fields_from_words
+from firmware.app.command_set import AUTHORITY, COMMANDS, fields_from_words
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
-from firmware.identity.signing import Identity
 from firmware.reporting import topics
 from firmware.reporting.mqtt import make_client, reachable
 from firmware.reporting.wire import WireError, parse_object
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import EXIT_FAILED, EXIT_NO_ANSWER, EXIT_OK, fail
+from simulator.cli.reporting import party_identity
 from simulator.dashboard.operator import operator_command
 
 cmd_app = typer.Typer(no_args_is_help=True, help="Send signed remote commands to a machine.")
@@ -73,9 +73,9 @@ def send(
         fields = fields_from_words(command, words)
         if approval is not None:
             fields["approval"] = _approval(approval)
-        identity = Identity.load("operator", key)
-    except (ValueError, VendingError) as exc:
+    except ValueError as exc:
         fail(exc)
+    identity = party_identity(AUTHORITY[command], key)  # restock with keys/school.key: named, not sent
     try:  # checked as the machine will check it: what it would refuse is never signed or sent
         command_id, payload = operator_command(
             identity, machine, command, fields, issued_at=datetime.now(UTC), lifetime=timedelta(seconds=lifetime),

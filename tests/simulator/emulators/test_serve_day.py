@@ -190,8 +190,8 @@ def test_vending_serve_reports_to_a_broker(tmp_path, closing):
     device.tap("04A1B2C3D4E5F6")
     eventually(lambda: world.vendor.store.count("sale") == 1, what="the sale at the vendor")
 
-    def cmd(party: str, *words: str) -> subprocess.CompletedProcess:
-        send = [VENDING, "cmd", "send", *words[:1], "--key", str(keys.directory / party)]
+    def cmd(party: str, *words: str, key: Path | None = None) -> subprocess.CompletedProcess:
+        send = [VENDING, "cmd", "send", *words[:1], "--key", str(key or keys.directory / party)]
         identity = {"vendor.key": "vendor-ops", "school.key": "school-ops"}[party]
         send += ["--machine", "TPE-DAAN-JH-01", *connection(identity), "--wait", "20", *words[1:]]
         return subprocess.run(send, capture_output=True, text=True, timeout=60)
@@ -199,7 +199,12 @@ def test_vending_serve_reports_to_a_broker(tmp_path, closing):
     applied = cmd("vendor.key", "set_price", "A1", "30")
     assert applied.returncode == 0, applied.stderr
     assert json.loads(applied.stdout)["ok"] is True
-    refused = cmd("vendor.key", "set_lockout", "none")  # lockouts are the school's, not the vendor's
+    named = cmd("vendor.key", "set_lockout", "none")  # lockouts are the school's: the tool knows the key by its .pub
+    assert named.returncode == 2 and "the vendor's key (vendor.pub beside it is its public half)" in named.stderr
+    alone = tmp_path / "elsewhere" / "vendor.key"  # nothing beside it to tell by: the machine refuses it
+    alone.parent.mkdir()
+    alone.write_bytes((keys.directory / "vendor.key").read_bytes())
+    refused = cmd("vendor.key", "set_lockout", "none", key=alone)
     assert refused.returncode == 1 and "who has no say here" in refused.stdout
     by_school = cmd("school.key", "set_lockout", "none")
     assert by_school.returncode == 0, by_school.stderr + by_school.stdout
