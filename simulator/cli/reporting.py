@@ -292,6 +292,8 @@ def vendor_report(
     unknown = [d for d in dimensions if d not in DIMENSIONS]
     if unknown or not dimensions:
         fail(f"--by: expected some of {', '.join(DIMENSIONS)}, got {by!r}")
+    if twice := next((d for d in dimensions if dimensions.count(d) > 1), None):
+        fail(f"--by {by}: {twice} is given twice; a cell is named by each dimension once")
     if not str(db).startswith(("postgresql://", "postgres://")) and not Path(db).exists():
         fail(f"--db: {db} does not exist")
     cells = aggregate(open_store(db), dimensions, k, machine)

@@ -86,6 +86,8 @@ def test_one_childs_visits_never_make_a_cell_k_anonymous(tmp_path: Path, closing
 
     bad = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "product,student"])
     assert bad.exit_code == 2 and "--by" in bad.output
+    twice = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "product,day,product"])
+    assert twice.exit_code == 2 and "--by product,day,product: product is given twice" in twice.output, twice.output
 
 
 def test_a_cell_across_machines_and_days_is_bounded_by_its_largest_machine_day() -> None:
