@@ -34,6 +34,8 @@ from simulator.backends.store import SqliteReportStore
 MIN_AGE = 14  # an e-payment account for a minor from this age, with a guardian's consent
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 PROFILES = ("student", "staff")
+GUARDIAN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the guardian's own account, by its reference
+GUARDIAN_RULE = "1-64 letters, digits, '.', '_' or '-'"
 
 
 class AccountError(ValueError):
@@ -175,6 +177,7 @@ class AccountBook:
             elif name == "topup":
                 conn.execute("UPDATE accounts SET balance = balance + ? WHERE uid = ?", (order["amount"], uid))
             elif name == "link":
+                self._check_guardian(uid, order["guardian"], str(order.get("day") or date.today().isoformat()))
                 conn.execute("UPDATE accounts SET guardian = ? WHERE uid = ?", (order["guardian"], uid))
             elif name == "cap":
                 cap, paused = order.get("daily_cap", account.daily_cap), order.get("paused", account.paused)
@@ -183,6 +186,24 @@ class AccountBook:
         result = self.get(uid)
         assert result is not None  # written in the commit above
         return result
+
+    def _check_guardian(self, uid: str, guardian: object, day: str) -> None:
+        """A consent that can be one: an adult's account reference, never the holder's own, never empty.
+
+        An empty reference was stored as a guardian: the account paid as linked while the issuer's own
+        listing showed "guardian none"; a minor's own card, or another minor's account, consented too.
+        """
+        if guardian is None:  # --unlink: the consent withdrawn
+            return
+        if not isinstance(guardian, str) or not GUARDIAN.match(guardian):
+            raise AccountError(f"--guardian {str(guardian)[:40]!r}: the guardian's account reference, {GUARDIAN_RULE}")
+        if normalise_uid(guardian) == uid:
+            raise AccountError(f"--guardian {guardian}: the card's own account; nobody consents for themselves")
+        theirs = self.get(normalise_uid(guardian)) if CARD_UID.match(normalise_uid(guardian)) else None
+        if theirs is not None and age_on(theirs.born, day) < self.majority_age:
+            raise AccountError(
+                f"--guardian {guardian}: a minor's account (under {self.majority_age}); a guardian is an adult"
+            )
 
     def _open(self, uid: str, order: dict[str, Any], account: Account | None) -> None:
         if account is not None:

@@ -37,6 +37,28 @@ def test_orders_change_the_account_and_each_is_kept_signed_by_the_issuer(tmp_pat
     assert orders == ["open", "topup", "link", "cap"]
 
 
+def test_a_consent_that_cannot_be_one_is_refused(tmp_path: Path):
+    """An empty reference was kept as a guardian (the account paid as linked, listed as "guardian none")."""
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    common = ["--key", str(tmp_path / "k" / "issuer.key"), "--db", str(tmp_path / "issuer.db")]
+    for card, born in (("04A1B2C3", "2011-05-01"), ("04A1B2C6", "2011-06-01"), ("04A1B2C4", "1990-05-01")):
+        profile = "staff" if born < "2000" else "student"
+        assert vending("backend", "issuer", "open", "--card", card, "--profile", profile, "--born", born,
+                       *common).returncode == 0  # fmt: skip
+    for guardian, reason in (
+        ("", "--guardian '': the guardian's account reference"),
+        ("04a1b2c3", "the card's own account; nobody consents for themselves"),
+        ("04A1B2C6", "--guardian 04A1B2C6: a minor's account (under 18); a guardian is an adult"),
+    ):
+        refused = vending("backend", "issuer", "link", "--card", "04A1B2C3", "--guardian", guardian, *common)
+        assert refused.returncode == 2 and reason in refused.stderr, refused.stderr
+    assert not next(a for a in listed(str(tmp_path / "issuer.db")) if a["uid"] == "04A1B2C3")["guardian"]
+    with sqlite3.connect(tmp_path / "issuer.db") as conn:
+        assert conn.execute("SELECT guardian FROM accounts WHERE uid = '04A1B2C3'").fetchone() == (None,)
+    adult = vending("backend", "issuer", "link", "--card", "04A1B2C3", "--guardian", "04A1B2C4", *common)
+    assert adult.returncode == 0 and "guardian linked" in adult.stdout
+
+
 def test_refused_orders_say_why_and_change_nothing(tmp_path: Path):
     assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
     key, db = str(tmp_path / "k" / "issuer.key"), str(tmp_path / "issuer.db")
