@@ -162,19 +162,9 @@ class CommandGate:
         return f"{signer.kid}/{command_id}"
 
 
-def compose_command(
-    identity: Identity,
-    machine: str,
-    name: str,
-    fields: dict[str, object],
-    *,
-    issued_at: datetime,
-    lifetime: timedelta,
-    counter: int,
-    command_id: str,
-) -> str:
-    """A signed command as the operator's tool sends it (``vending cmd send``)."""
-    return sign_text(identity, canonical(command_body(machine, name, fields, issued_at, lifetime, counter, command_id)))
+def compose_command(identity: Identity, body: dict[str, object]) -> str:
+    """A signed command as the operator's tool sends it (``vending cmd send``): ``body`` from ``command_body``."""
+    return sign_text(identity, canonical(body))
 
 
 def command_body(

@@ -51,18 +51,11 @@ def operator_command(
     """
     command_id = f"cmd-{secrets.token_hex(6)}"
     stamp = counter if counter is not None else max(int(issued_at.timestamp() * 1_000_000), 1)
-    validated(name, command_body(machine, name, fields, issued_at, lifetime, stamp, command_id))
-    payload = compose_command(
-        identity,
-        machine,
-        name,
-        fields,
-        issued_at=issued_at,
-        lifetime=lifetime,
-        counter=counter if counter is not None else issue_counter(identity.kid, machine, issued_at),
-        command_id=command_id,
-    )
-    return command_id, payload
+    body = command_body(machine, name, fields, issued_at, lifetime, stamp, command_id)
+    validated(name, body)
+    if counter is None:  # the counter this key gives this machine is taken only for a command that goes
+        body["counter"] = issue_counter(identity.kid, machine, issued_at)
+    return command_id, compose_command(identity, body)
 
 
 _last_counters: dict[tuple[str, str], int] = {}  # (signing key, machine) -> the last counter issued here

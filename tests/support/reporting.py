@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from firmware.app.command_gate import compose_command
+from firmware.app.command_gate import command_body, compose_command
 from firmware.identity.signing import Identity
 from firmware.reporting.mqtt import BrokerAddress, make_client
 from simulator.backends.vendor import VendorBackend
@@ -220,16 +220,16 @@ def signed_command(
     """A command as `vending cmd send` makes it, signed by one of the run's parties (or a stranger key)."""
     identity = getattr(world.keys, signer) if isinstance(signer, str) else signer
     fields = {k: v for k, v in body.items() if k != "id"}
-    return compose_command(
-        identity,
+    made = command_body(
         machine or runner.machine.controller.config.id,
         name,
         fields,
-        issued_at=issued_at or runner.clock.now(),
-        lifetime=lifetime,
-        counter=counter if counter is not None else next(_COUNTER),
-        command_id=str(body.get("id", f"c{time.monotonic_ns()}")),
-    ).encode()
+        issued_at or runner.clock.now(),
+        lifetime,
+        counter if counter is not None else next(_COUNTER),
+        str(body.get("id", f"c{time.monotonic_ns()}")),
+    )
+    return compose_command(identity, made).encode()
 
 
 def configured_runner(tmp_path: Path, reporting: ReportingWorld, **config: Any) -> ScenarioRunner:
