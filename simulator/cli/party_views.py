@@ -48,8 +48,11 @@ def print_party_views(world: ReportingWorld, scenario: Scenario, console: Consol
         "SELECT day, uid, amount, count FROM settlements ORDER BY day, uid"
     ):
         issuer.add_row(day, card_ref(uid), "-" if amount is None else str(amount), "-" if count is None else str(count))
-    for day, amount, count in world.issuer.store.execute("SELECT day, amount, count FROM settlement_days ORDER BY day"):
+    days = "SELECT day, amount, count, refunded FROM settlement_days ORDER BY day"
+    for day, amount, count, refunded in world.issuer.store.execute(days):
         issuer.add_row(day, "day total", str(amount), str(count))
+        if refunded:  # operators' refunds that day: the issuer pays them back to the cards
+            issuer.add_row(day, "refunded", str(refunded), "-")
     console.print(issuer)
 
     school = Table(title="School knows: who holds which card (never sent anywhere)")

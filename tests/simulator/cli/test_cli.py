@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -262,6 +263,14 @@ def test_all_or_nothing_removes_the_folders_it_made_and_keeps_what_others_put_th
         (tmp_path / "kept" / "site" / "theirs.txt").write_text("")  # somebody else's file in the new folder
         raise RuntimeError
     assert sorted(path.name for path in (tmp_path / "kept" / "site").iterdir()) == ["theirs.txt"]
+
+
+def test_the_demo_s_issuer_table_shows_what_operators_refunded_that_day() -> None:
+    """The settlement carries it (the issuer pays it back to the cards); the table showed the day's total only."""
+    out = vending("demo", "--scenario", str(CONFIGS / "scenarios" / "operator-refund.yaml"))
+    assert out.returncode == 0, out.stderr
+    issuer = out.stdout[out.stdout.index("Issuer learned") :]
+    assert re.search(r"2026-03-02 │ day total\s*│ 25\s*│ 1", issuer) and re.search(r"│ refunded\s*│ 25\s*│", issuer)
 
 
 def test_demo_without_reporting_runs_every_check_it_can_and_names_the_ones_it_skips():
