@@ -24,6 +24,10 @@ CardLink = Callable[[], AbstractContextManager[Exchange]]  # select the card for
 MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MACHINE_ID_RULE = "1-64 letters, digits, '-' or '_'"
 
+# a school's code (the MOE's): in machine configs, and in the topic its controls are pushed on
+SCHOOL_CODE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+SCHOOL_CODE_RULE = "1-16 letters, digits, '-' or '_'"
+
 # a card's uid as a reader gives it, in upper-case hex: ISO/IEC 14443-A's 4, 7 or 10 bytes (a PN532's cards)
 # or EM4100's 5 (125 kHz tags, an RDM6300's); scenarios, rosters, accounts, the hotlist and the wire agree on it
 CARD_UID = re.compile(r"^(?:[0-9A-F]{8}|[0-9A-F]{10}|[0-9A-F]{14}|[0-9A-F]{20})$")

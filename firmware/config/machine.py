@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from firmware.config.catalog import Catalog, load_catalog
 from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
 from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
-from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, Category, Profile, SchoolLevel
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, SCHOOL_CODE, Category, Profile, SchoolLevel
 from firmware.errors import InputError, VendingError
 
 SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
@@ -32,7 +32,7 @@ def parse_hhmm(value: object) -> time:
 
 
 class School(Strict):
-    code: str = Field(pattern=r"^[A-Za-z0-9_-]{1,16}$")  # the MOE school code; part of the school's topics
+    code: str = Field(pattern=SCHOOL_CODE.pattern)  # the MOE school code; part of the school's topics
     level: SchoolLevel
     # who answers data-protection requests, shown by the privacy notice (the school, never the vendor)
     privacy_contact: str = Field(default="the school office (學校教務處)", min_length=1, max_length=120)

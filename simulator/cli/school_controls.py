@@ -83,15 +83,25 @@ def _push(controls: SchoolControls, school: str, keys: Path, broker: str, valid_
     return str(address)
 
 
-def _open(db: Path, keys: Path | None) -> SchoolControls:
-    """The controls on the school's database, to be signed by the school's key in ``keys`` (None: only read)."""
+def _open(db: Path, keys: Path | None, school: str | None = None) -> SchoolControls:
+    """The controls on the school's database, to be signed by the school's key in ``keys`` (None: only read).
+
+    With ``school``, the code its pushes go to, held to the first push's before anything is changed.
+    """
     from simulator.school.controls import SchoolControls
     from simulator.school.store import SchoolStore
 
     if not db.is_file():
         fail(f"--db {db}: no such file (`vending backend school --db DB --roster CSV` makes it)")
     signer = party_identity("school", keys / "school.key") if keys is not None else None
-    return SchoolControls(SchoolStore(db), signer)
+    controls = SchoolControls(SchoolStore(db), signer)
+    if school is not None:
+        try:
+            controls.pin_school(school)
+        except VendingError as exc:
+            controls.store.close()
+            fail(exc)
+    return controls
 
 
 @controls_app.command("set")
@@ -112,7 +122,7 @@ def controls_set(
     """Record a guardian's decision about a student's card and push the school's controls to its machines."""
     from datetime import UTC, datetime
 
-    controls = _open(db, keys)
+    controls = _open(db, keys, school)
     try:
         current = {} if clear else controls.decisions().get(student, {})
         changes = {"linked": linked} if linked is not None else {}
@@ -146,7 +156,7 @@ def controls_periods(
         if not dash:
             fail(f"--period {value!r}: expected NAME=HH:MM-HH:MM")
         periods[name] = {"from": start, "to": end}
-    controls = _open(db, keys)
+    controls = _open(db, keys, school)
     try:
         version = controls.set_periods(periods, datetime.now(UTC))
         address = _push(controls, school, keys, broker, valid_hours, (username, password, ca, cert, cert_key))
@@ -164,7 +174,7 @@ def controls_publish(
     cert_key: CertKey = None,
 ) -> None:  # fmt: skip
     """Push the controls on record again (a newer expiry; run before --valid-hours run out)."""
-    controls = _open(db, keys)
+    controls = _open(db, keys, school)
     try:
         address = _push(controls, school, keys, broker, valid_hours, (username, password, ca, cert, cert_key))
         count = len(controls.decisions())

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from firmware.config.controls import GuardianControls, parse_periods
 from firmware.config.source import error_text
+from firmware.domain import SCHOOL_CODE, SCHOOL_CODE_RULE
 from firmware.errors import VendingError
 from firmware.identity.pseudonym import controls_name
 from firmware.identity.signing import Identity
@@ -33,6 +34,8 @@ CREATE TABLE IF NOT EXISTS controls_versions (
 );
 -- the key id every push is signed with: the first signer's, the school's (simulator/backends/signer.py)
 CREATE TABLE IF NOT EXISTS school_signer (kid TEXT NOT NULL);
+-- the school code the pushes go to (school/v1/<code>/controls): the first push's, held to after it
+CREATE TABLE IF NOT EXISTS school_code (code TEXT NOT NULL);
 """
 # the school day as many Taiwanese schools divide it; `vending school controls periods` sets the school's own
 DEFAULT_PERIODS = {
@@ -129,6 +132,26 @@ class SchoolControls:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+
+    def pin_school(self, code: str) -> None:
+        """The school code the pushes go to: the first push's, and every push's after it.
+
+        A mistyped ``--school`` pushed every guardian's decision to a topic no machine reads, while the
+        school's records said the decisions held; the machines kept their old controls.
+        """
+        if not SCHOOL_CODE.match(code):
+            raise ControlsError(f"--school {code!r}: a school code is {SCHOOL_CODE_RULE}, as the machines' configs "
+                                "have it")  # fmt: skip
+
+        def pinned() -> None:
+            row = self.conn.execute("SELECT code FROM school_code").fetchone()
+            if row is None:
+                self.conn.execute("INSERT INTO school_code (code) VALUES (?)", (code,))
+            elif row[0] != code:
+                raise ControlsError(f"--school {code}: this school's controls go to school {row[0]} (its pushes so "
+                                    "far); a push to another code reaches none of its machines")  # fmt: skip
+
+        self._signed(pinned)
 
     def version(self) -> int:
         return int(self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM controls_versions").fetchone()[0])

@@ -88,3 +88,22 @@ def test_a_decision_under_another_school_s_keys_is_refused_before_it_is_recorded
     shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
     assert shown["version"] == 1 and list(shown["students"]) == ["amy"], "only the school's own decision is on record"
     assert "x" not in shown["periods"]
+
+
+def test_a_push_to_another_school_code_than_the_first_one_is_refused_before_anything_is_recorded(tmp_path: Path):
+    """A mistyped --school pushed the guardians' decisions to a topic none of the school's machines reads."""
+    keys, db = school(tmp_path)
+    with EmbeddedBroker() as broker:
+        common = ["--db", db, "--keys", str(keys), "--broker", broker.url]
+        assert vending("school", "controls", "publish", *common, "--school", "353301").returncode == 0
+        for code, reason in (
+            ("353310", "--school 353310: this school's controls go to school 353301 (its pushes so far)"),
+            ("35/#", "--school '35/#': a school code is 1-16 letters, digits, '-' or '_'"),
+        ):
+            typo = vending("school", "controls", "set", "--student", "amy", "--daily-limit", "5", *common,
+                           "--school", code)  # fmt: skip
+            assert typo.returncode == 2 and reason in typo.stderr, typo.stderr
+        shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
+        assert "amy" not in shown["students"] and shown["version"] == 1, "nothing recorded"
+        assert vending("school", "controls", "set", "--student", "amy", "--daily-limit", "5", *common,
+                       "--school", "353301").returncode == 0  # fmt: skip
