@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from simulator.paths import ROOT
+from simulator.safe_output import between_markers
 
 Generator = Callable[[], str]
 
@@ -28,11 +29,7 @@ def end(name: str) -> str:
     return f"<!-- end: {name} -->"
 
 
-def replace_between(doc: str, opening: str, closing: str, block: str) -> str:
-    """``doc`` with what stands between the two marker lines replaced by ``block``."""
-    head, rest = doc.split(opening, 1)
-    _, tail = rest.split(closing, 1)
-    return f"{head}{opening}\n{block}{closing}{tail}"
+replace_between = between_markers  # bench/compare.py's name for it
 
 
 def current(doc: str, name: str) -> str | None:
@@ -206,7 +203,7 @@ def write() -> list[str]:
     for name, (doc, generate) in BLOCKS.items():
         path = ROOT / doc
         text = path.read_text()
-        new = replace_between(text, begin(name), end(name), generate())
+        new = between_markers(text, begin(name), end(name), generate(), doc)
         if new != text:
             path.write_text(new)
             written.append(f"{doc}: {name}")

@@ -7,6 +7,8 @@
 - A file is written only inside the directory it belongs to, never through a symlink.
 - Several files that belong together (``vending init``'s machine, catalog and scenario) are all
   written or, if one fails, none is: what was made is removed and what was replaced is put back.
+- A generated section of a document (the privacy manifest, the figures, the command reference) is
+  replaced between its two marker lines, whole; a document without them is refused, unchanged.
 - A file that is replaced (a card image after a top-up or a tap, the emulated motor's state) is
   replaced whole or not at all: a full disk or a kill mid-write leaves what was there, never a card
   with half its blocks.
@@ -26,7 +28,7 @@ from typing import Any, TextIO
 from firmware.errors import VendingError
 from firmware.journal.dex import dex_field
 
-__all__ = ["all_or_nothing", "csv_cell", "dex_field", "replace_file", "write_csv"]
+__all__ = ["all_or_nothing", "between_markers", "csv_cell", "dex_field", "replace_file", "replace_section", "write_csv"]
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -126,3 +128,21 @@ def _remove_if_empty(folder: Path) -> None:
         folder.rmdir()
     except OSError:  # not empty (somebody else's files), or gone already
         pass
+
+
+def between_markers(doc: str, opening: str, closing: str, block: str, where: str = "the document") -> str:
+    """``doc`` with what stands between the two marker lines replaced by ``block``; ``VendingError`` without them."""
+    head, found, rest = doc.partition(opening)
+    _, closed, tail = rest.partition(closing)
+    if not found or not closed:
+        raise VendingError(f"{where}: no section between {opening} and {closing} to replace; nothing written")
+    return f"{head}{opening}\n{block}{closing}{tail}"
+
+
+def replace_section(path: Path, opening: str, closing: str, block: str) -> None:
+    """The section of the document at ``path`` between its markers replaced by ``block``, whole or not at all."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VendingError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}; nothing written") from None
+    replace_file(path, between_markers(text, opening, closing, block, str(path)).encode("utf-8"))

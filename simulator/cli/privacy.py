@@ -71,6 +71,7 @@ def manifest_command(
     ] = None,
 ) -> None:
     """What each party receives, field by field, with retention and legal basis, from the message schemas."""
+    from firmware.errors import VendingError
     from simulator.cli.exits import fail
     from simulator.privacy.manifest import manifest, markdown
     from simulator.privacy.manifest import write as write_doc
@@ -80,7 +81,10 @@ def manifest_command(
     except ValueError as exc:
         fail(exc)
     if write is not None:
-        write_doc(write, document)
+        try:
+            write_doc(write, document)
+        except VendingError as exc:
+            fail(exc)
         typer.echo(f"wrote the manifest into {write}")
     elif as_json:
         typer.echo(json.dumps(document, ensure_ascii=False, indent=2))

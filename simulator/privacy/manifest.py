@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from firmware.config.packaged import contract_file
+from simulator.safe_output import replace_section
 
 BEGIN = "<!-- simulator/privacy/manifest.py: begin -->"
 END = "<!-- simulator/privacy/manifest.py: end -->"
@@ -115,7 +116,5 @@ def markdown(document: dict[str, Any]) -> str:
 
 
 def write(doc: Path, document: dict[str, Any]) -> None:
-    text = doc.read_text()
-    before, rest = text.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    doc.write_text(f"{before}{BEGIN}\n{markdown(document)}{END}{after}")
+    """The manifest into ``doc`` between its markers (``VendingError`` naming ``doc`` without them)."""
+    replace_section(doc, BEGIN, END, markdown(document))

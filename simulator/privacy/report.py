@@ -14,6 +14,7 @@ from firmware.config.machine import MachineConfig
 from simulator.privacy.attack import alone_in_window, camera_matched, exact_minutes, pinned_by_day
 from simulator.privacy.request_traffic import measure_requests
 from simulator.privacy.term import DESIGNS, TermViews, simulated_term, views_of
+from simulator.safe_output import replace_section
 
 BEGIN = "<!-- simulator/privacy/report.py: begin -->"
 END = "<!-- simulator/privacy/report.py: end -->"
@@ -144,7 +145,5 @@ def observed(figures: dict[str, Any]) -> str:
 
 
 def write(doc: Path, figures: dict[str, Any]) -> None:
-    text = doc.read_text()
-    before, rest = text.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    doc.write_text(f"{before}{BEGIN}\n{table(figures)}{END}{after}")
+    """The figures' table into ``doc`` between its markers (``VendingError`` naming ``doc`` without them)."""
+    replace_section(doc, BEGIN, END, table(figures))

@@ -40,6 +40,24 @@ def verify(world: ReportingWorld, payload: dict[str, Any], envelope: Mapping[str
     return world.keys.enrolment.verify(str(payload["machine"]), envelope)
 
 
+def test_writing_the_manifest_into_a_document_without_its_markers_is_refused_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    """It was exit 70 with a traceback (an unpacking error), as for the privacy figures and the docs."""
+    from tests.simulator.cli.test_cli import vending
+
+    plain = tmp_path / "notes.md"
+    plain.write_text(f"# notes\n{BEGIN}\nonly the opening marker\n")
+    out = vending("privacy", "manifest", "--write", str(plain))
+    assert out.returncode == 2 and f"{plain}: no section between {BEGIN} and {END}" in out.stderr, out.stderr
+    assert plain.read_text() == f"# notes\n{BEGIN}\nonly the opening marker\n"
+    marked = tmp_path / "privacy.md"
+    marked.write_text(f"before\n{BEGIN}\nold\n{END}\nafter\n")
+    assert vending("privacy", "manifest", "--write", str(marked)).returncode == 0
+    text = marked.read_text()
+    assert text.startswith(f"before\n{BEGIN}\n") and text.endswith(f"{END}\nafter\n") and markdown(manifest()) in text
+
+
 def test_every_field_on_the_wire_during_the_demo_day_is_in_the_manifest(world, capture, tmp_path) -> None:
     run_scenario(load_scenario(ROOT / "configs/scenarios/demo-school-day.yaml"), tmp_path / "machine", attach=world)
     parties = manifest()["parties"]
