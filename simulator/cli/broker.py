@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from firmware.errors import VendingError
-from simulator.cli.exits import fail
+from simulator.cli.exits import fail, machine_ids
 from simulator.cli.secrets_guard import refuse_if_tracked
 
 broker_app = typer.Typer(no_args_is_help=True, help="Broker configuration for deployments.")
@@ -20,7 +20,7 @@ def setup(
     machines: Annotated[
         str, typer.Option(help="Comma-separated machine ids, e.g. TPE-DAAN-JH-01,TPE-DAAN-JH-02; more: `broker enrol`.")
     ] = "",
-    port: Annotated[int, typer.Option(help="The TLS listener's port.")] = 8883,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The TLS listener's port.")] = 8883,
     force: Annotated[
         bool,
         typer.Option(
@@ -39,7 +39,7 @@ def setup(
     """
     from simulator.servers.broker_setup import write_broker_setup
 
-    ids = [m for m in (part.strip() for part in machines.split(",")) if m]
+    ids = machine_ids(machines)
     try:
         refuse_if_tracked(out)
         written = write_broker_setup(out, ids, port, force=force)
@@ -95,7 +95,7 @@ def cluster(
     from simulator.servers.broker_setup import write_broker_setup
     from simulator.servers.rabbitmq import RabbitCluster, rabbitmq_installed
 
-    ids = [m for m in (part.strip() for part in machines.split(",")) if m]
+    ids = machine_ids(machines)
     if not print_only and not rabbitmq_installed():
         fail("rabbitmq-server is not installed: apt-get install rabbitmq-server (or use --print on another host)")
     try:

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 import typer
 
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
 
 EXIT_FAILED = 1  # the run worked and its answer is no: an expectation failed, a report was lost, a command refused
@@ -32,6 +33,16 @@ def fail(reason: object) -> NoReturn:
     """Print ``reason`` (a message or the exception carrying it) and exit 2; nothing was changed."""
     typer.echo(str(reason), err=True)
     raise typer.Exit(EXIT_INPUT) from None
+
+
+def machine_ids(value: str, option: str = "--machines") -> list[str]:
+    """Comma-separated machine ids, each one valid and given once, or exit 2 naming the option and the id."""
+    ids = [machine for machine in (part.strip() for part in value.split(",")) if machine]
+    if bad := next((machine for machine in ids if not MACHINE_ID.match(machine)), None):
+        fail(f"{option}: {bad!r} is not a machine id ({MACHINE_ID_RULE})")
+    if twice := next((machine for machine in ids if ids.count(machine) > 1), None):
+        fail(f"{option}: {twice} is given twice")
+    return ids
 
 
 def day_option(value: str, option: str = "--day") -> date:

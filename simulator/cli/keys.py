@@ -14,7 +14,7 @@ from firmware.identity.keys import key_path, read_key, retire_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
 from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
-from simulator.cli.exits import day_option, fail
+from simulator.cli.exits import day_option, fail, machine_ids
 from simulator.cli.secrets_guard import refuse_if_tracked
 
 keys_app = typer.Typer(
@@ -141,7 +141,7 @@ def keys_dev_set(
     Use the directory as `vending serve --trust DIR --identity DIR/machines/ID.key` and as the
     backends' `--machines DIR/machines`; docs/security.md says who should hold which file in a deployment.
     """
-    ids = [m for m in (part.strip() for part in machines.split(",")) if m]
+    ids = machine_ids(machines)
     try:
         refuse_if_tracked(out)
         written = write_dev_set(out, ids, force=force)

@@ -176,6 +176,21 @@ def test_a_machine_may_not_take_a_party_name_or_a_bad_id(tmp_path: Path, name: s
     assert repr(name) in result.output
 
 
+@pytest.mark.parametrize(
+    "command,reason",
+    [
+        (["broker", "setup", "--machines", "M-A,M-B,M-A"], "--machines: M-A is given twice"),
+        (["broker", "setup", "--machines", "M-A", "--port", "99999"], "Input should be less than or equal to 65535"),
+        (["keys", "dev-set", "--machines", "M-A,,M-A"], "--machines: M-A is given twice"),
+    ],
+)
+def test_a_machine_twice_or_a_port_past_65535_is_refused_before_anything_is_written(tmp_path, command, reason):
+    """A port mosquitto cannot listen on was written into mosquitto.conf; a machine twice was counted twice."""
+    result = CliRunner().invoke(app, [*command, "--dir", str(tmp_path / "out")])
+    assert result.exit_code == 2 and reason in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_acl_gives_each_command_s_party_its_topic_from_the_one_declaration() -> None:
     """The school writes exactly the command topics command_set.py gives it; the vendor's tool reaches them all."""
     from firmware.app.command_set import COMMAND_SET
