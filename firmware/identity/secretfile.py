@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -41,20 +42,22 @@ def private_dir(path: Path) -> Path:
 def write_secret(path: Path, data: bytes, *, force: bool = False) -> Path:
     """Write ``data`` to a new 0600 file; ``force`` replaces an existing one atomically."""
     private_dir(path.parent)
-    target = path.with_name(path.name + ".tmp") if force else path
+    # with force, a fresh name beside it, renamed over it: nothing that was there under another name is touched
+    target = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp") if force else path
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
     except FileExistsError:
-        if force:  # a temporary file left by an interrupted write: it was never the key
-            target.unlink()
-            return write_secret(path, data, force=True)
         raise SecretFileError(f"{path} exists already; refusing to overwrite a key (use --force)") from None
     except OSError as exc:
         raise SecretFileError(f"{path}: cannot create: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    if force:
-        os.replace(target, path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if force:
+            os.replace(target, path)
+    except BaseException:
+        target.unlink(missing_ok=True)  # half a key is no key (and a temporary one is not left lying about)
+        raise
     return path

@@ -18,8 +18,25 @@ import time
 import tty
 from pathlib import Path
 
+from firmware.errors import VendingError
+
+PTY_DIRS = ("/dev/pts/", "/dev/ttyp")  # where os.openpty's slaves live (Linux, BSD)
 BITS_PER_BYTE = 10  # start bit, 8 data bits, stop bit
 PACE_CHUNK_S = 0.001  # paced writes go out in about a millisecond's worth of bytes at a time
+
+
+def refuse_to_replace(link: Path) -> None:
+    """``--link`` may name nothing yet, or a link to a pseudo-terminal (one an emulator left); nothing else.
+
+    The link is replaced when the emulator starts or replugs and removed when it stops: given an
+    existing file (``--link /etc/passwd``, as root) the file was replaced by the link and then gone.
+    """
+    if link.is_symlink():
+        if os.readlink(link).startswith(PTY_DIRS):
+            return
+        raise VendingError(f"--link {link}: a link to {os.readlink(link)}, not to a pseudo-terminal; nothing replaced")
+    if link.exists():
+        raise VendingError(f"--link {link}: a file is there; the link is made only where nothing is, nothing replaced")
 
 
 class PtyPort:
@@ -42,15 +59,15 @@ class PtyPort:
         self.plug()
 
     def plug(self) -> str:
+        if self.link is not None:
+            refuse_to_replace(self.link)  # before a pty is opened: a refusal leaves nothing open
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         tty.setraw(self.master)
         self.path = os.ttyname(self.slave)
         if self.link is not None:
-            tmp = self.link.with_name(self.link.name + ".tmp")
-            if tmp.is_symlink() or tmp.exists():
-                tmp.unlink()
-            tmp.symlink_to(self.path)
+            tmp = self.link.with_name(f".{self.link.name}.{os.getpid()}.{self.rng.getrandbits(32):08x}.tmp")
+            tmp.symlink_to(self.path)  # a fresh name: never follows or removes anything that was there
             os.replace(tmp, self.link)
         self.plugged = True
         self.wake()
@@ -152,5 +169,5 @@ class PtyPort:
             except OSError:
                 pass
         self._wake_r = self._wake_w = -1  # never write to a number the process may have reused
-        if self.link is not None and self.link.is_symlink():
-            self.link.unlink()
+        if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self.path:
+            self.link.unlink()  # only our own link: never a file, nor a link somebody pointed elsewhere

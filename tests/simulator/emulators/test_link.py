@@ -1,0 +1,45 @@
+"""``vending reader emulate --link PATH``: the link is made only where nothing is, and only its own is removed.
+
+It replaced whatever stood at PATH by the link and removed the link when it stopped: given an existing
+file (``--link /etc/passwd``, as root, by a slip) the file was gone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from firmware.errors import VendingError
+from simulator.emulators.pty_port import PtyPort
+from tests.conftest import VENDING
+
+
+def test_a_file_or_a_foreign_link_at_the_link_path_is_refused_and_kept(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    pointing = tmp_path / "pointing"
+    pointing.symlink_to(precious)
+    for link, reason in ((precious, "a file is there"), (pointing, "not to a pseudo-terminal")):
+        out = subprocess.run([VENDING, "reader", "emulate", "--protocol", "pn532", "--link", str(link)],
+                             input="quit\n", capture_output=True, text=True, timeout=30)  # fmt: skip
+        assert out.returncode == 2 and f"--link {link}: " in out.stderr and reason in out.stderr, out.stderr
+    assert precious.read_text() == "keep me" and os.readlink(pointing) == str(precious)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pointing", "precious.txt"], "no leftovers"
+    with pytest.raises(VendingError, match="a file is there"):
+        PtyPort(precious)
+
+
+def test_a_link_an_emulator_left_is_taken_over_and_only_the_emulator_s_own_link_is_removed(tmp_path, closing):
+    left = tmp_path / "reader0"
+    left.symlink_to("/dev/pts/999")  # a killed emulator's
+    port = closing(PtyPort(left))
+    assert os.readlink(left) == port.path
+    port.close()
+    assert not left.is_symlink()
+    again = PtyPort(left)
+    left.unlink()
+    left.symlink_to("/dev/pts/998")  # somebody pointed it elsewhere meanwhile: theirs now
+    again.close()
+    assert os.readlink(left) == "/dev/pts/998"
