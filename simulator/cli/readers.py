@@ -59,13 +59,18 @@ def emulate(
     """
     if protocol not in DEVICES:
         fail(f"--protocol: unknown {protocol!r}; known: {', '.join(DEVICES)}")
-    if cards is not None and (protocol != "pn532" or not cards.is_dir()):
-        fail(f"--cards {cards}: a directory of card images, for --protocol pn532 only")
+    if cards is not None and protocol != "pn532":
+        fail(f"--cards {cards}: card images are MIFARE cards, for --protocol pn532 only (not {protocol})")
+    if cards is not None and not cards.is_dir():
+        fail(f"--cards {cards}: no such directory (of card images, <UID>.mfd: `vending card issue` makes them)")
+    try:  # read before the device starts: a script that is not there starts nothing
+        lines = script.read_text(encoding="utf-8").splitlines() if script else sys.stdin
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--script {script}: cannot read: {getattr(exc, 'strerror', None) or exc}")
     device: Device = PN532Device(link, pace=pace, cards=cards) if cards else DEVICES[protocol](link, pace=pace)
     device.start()
     typer.echo(f"{protocol} reader on {device.path}" + (f" (link {link})" if link else ""), err=False)
     sys.stdout.flush()
-    lines = script.read_text().splitlines() if script else sys.stdin
     try:
         for line in lines:
             words = line.split()

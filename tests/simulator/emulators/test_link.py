@@ -43,3 +43,17 @@ def test_a_link_an_emulator_left_is_taken_over_and_only_the_emulator_s_own_link_
     left.symlink_to("/dev/pts/998")  # somebody pointed it elsewhere meanwhile: theirs now
     again.close()
     assert os.readlink(left) == "/dev/pts/998"
+
+
+@pytest.mark.parametrize(
+    "options,reason",
+    [
+        (["--protocol", "pn532", "--script", "/no/such/script"], "--script /no/such/script: cannot read"),
+        (["--protocol", "pn532", "--cards", "/no/such/dir"], "--cards /no/such/dir: no such directory"),
+        (["--protocol", "line", "--cards", "."], "card images are MIFARE cards, for --protocol pn532 only (not line)"),
+    ],
+)
+def test_the_emulator_s_options_are_checked_before_a_device_starts(options, reason):
+    """A missing script started the device and then failed on a bare errno; a missing --cards said 'pn532 only'."""
+    out = subprocess.run([VENDING, "reader", "emulate", *options], input="", capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and reason in out.stderr and "reader on" not in out.stdout, out.stderr + out.stdout
