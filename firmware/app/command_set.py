@@ -245,6 +245,10 @@ COMMAND_SET: tuple[CommandSpec, ...] = (
 BY_NAME: Mapping[str, CommandSpec] = {spec.name: spec for spec in COMMAND_SET}
 
 
+COMMANDS: tuple[str, ...] = tuple(BY_NAME)
+AUTHORITY: Mapping[str, str] = {spec.name: spec.authority for spec in COMMAND_SET}
+
+
 def validated(name: str, body: dict[str, Any]) -> SignedCommand:
     """``body`` as command ``name``, by the wire names only, or ``Refused`` naming the field and the reason.
 
@@ -256,10 +260,6 @@ def validated(name: str, body: dict[str, Any]) -> SignedCommand:
     except ValidationError as exc:
         loc, reason = first_error(exc)
         raise Refused(f"{dotted(loc) or 'payload'}: {reason}") from None
-
-
-COMMANDS: tuple[str, ...] = tuple(BY_NAME)
-AUTHORITY: Mapping[str, str] = {spec.name: spec.authority for spec in COMMAND_SET}
 
 
 def commands_of(party: str) -> list[str]:
