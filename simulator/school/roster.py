@@ -1,7 +1,8 @@
 """The school's roster CSV: which card is whose, and what the guardian set. Checked line by line.
 
 Columns (header required, order free): ``student`` and ``card_uid`` always; ``profile`` (student or
-staff, default student), ``machine`` (the machine at the student's school, informational),
+staff, default student), ``machine`` (the machine at the student's school, informational), ``school``
+(the school's code, as its machines' configs have it; informational, checked like them),
 ``linked`` (true/false: may the card pay; default true), ``daily_limit`` (TWD, empty for none).
 A bad line is refused with its line number and nothing is imported.
 """
@@ -13,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.domain import CARD_UID, CARD_UID_RULE
+from firmware.domain import CARD_UID, CARD_UID_RULE, SCHOOL_CODE, SCHOOL_CODE_RULE
 from firmware.errors import VendingError
 from firmware.identity.pseudonym import normalise_uid
 
@@ -77,6 +78,8 @@ def _row(path: Path, line: int, row: dict[str, str | None]) -> Student:
         raise RosterError(f"{path}: line {line}: student: expected 1-40 letters, digits, '.', '_' or '-'")
     if not CARD_UID.match(uid):
         raise RosterError(f"{path}: line {line}: card_uid: expected {CARD_UID_RULE}")
+    if (school := field("school")) and not SCHOOL_CODE.match(school):
+        raise RosterError(f"{path}: line {line}: school: expected {SCHOOL_CODE_RULE}, got {school[:20]!r}")
     profile = field("profile") or "student"
     if profile not in ("student", "staff"):
         raise RosterError(f"{path}: line {line}: profile: expected student or staff, got {profile[:20]!r}")
