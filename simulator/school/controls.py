@@ -9,6 +9,7 @@ A student with no decision on record is not in the push, and a machine keeps its
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS controls_versions (
 CREATE TABLE IF NOT EXISTS school_signer (kid TEXT NOT NULL);
 -- the school code the pushes go to (school/v1/<code>/controls): the first push's, held to after it
 CREATE TABLE IF NOT EXISTS school_code (code TEXT NOT NULL);
+-- what each version's push carried (a digest): the same version never carries two different lists
+CREATE TABLE IF NOT EXISTS controls_pushed (version INTEGER PRIMARY KEY, digest TEXT NOT NULL);
 """
 # the school day as many Taiwanese schools divide it; `vending school controls periods` sets the school's own
 DEFAULT_PERIODS = {
@@ -153,15 +156,33 @@ class SchoolControls:
 
         self._signed(pinned)
 
+    def _forget(self, students: list[str]) -> None:
+        self.conn.executemany("DELETE FROM guardian_controls WHERE student = ?", ((student,) for student in students))
+
+    def _pushed(self, version: int) -> str | None:
+        row = self.conn.execute("SELECT digest FROM controls_pushed WHERE version = ?", (version,)).fetchone()
+        return str(row[0]) if row else None
+
     def version(self) -> int:
         return int(self.conn.execute("SELECT COALESCE(MAX(version), 0) FROM controls_versions").fetchone()[0])
 
     def message(self, school: str, key: bytes, now: datetime, valid_hours: int) -> tuple[str, str, bool]:
-        """``(topic, payload, retain)``: every decision on record, by card name, with the school's periods."""
+        """``(topic, payload, retain)``: every decision on record, by card name, with the school's periods.
+
+        The roster moves on under the decisions: a student who left takes their decision along (every
+        push failed on them, for everyone), and a new card gets its holder's. Either changes what is
+        pushed, so it is a new version: a machine takes only a newer one.
+        """
         self._signed(lambda: None)  # a push again under another key is refused too, before anything is sent
+        if left := [student for student in self.decisions() if not self.store.on_roster(student)]:
+            self._change(f"left the roster: {', '.join(left[:5])}", lambda: self._forget(left))
         cards = {controls_name(key, self.store.student(s).card_uid): d for s, d in self.decisions().items()}
+        digest = hashlib.sha256(json.dumps([cards, self.periods()], sort_keys=True).encode()).hexdigest()
+        version = self.version()
+        if self._pushed(version) not in (None, digest) or not version:  # a machine holds none: version 0
+            version = self._change("a card changed on the roster" if version else "first push", lambda: None)
+        self.conn.execute("INSERT OR IGNORE INTO controls_pushed (version, digest) VALUES (?, ?)", (version, digest))
         expires = now + timedelta(hours=valid_hours)
-        version = self.version() or self._change("first push", lambda: None)  # a machine holds none: 0
         assert self.signer is not None  # checked by _signed above
         payload = controls.compose(self.signer, key, version, now, expires, self.periods(), cards)
         return controls.topic(school), payload, True

@@ -47,6 +47,9 @@ class SchoolStore:
             raise UnknownStudent(f"--student: {student!r} is not on the school's roster")
         return Student(row[0], row[1], row[2], row[3], bool(row[4]), row[5])
 
+    def on_roster(self, student: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM students WHERE student = ?", (student,)).fetchone() is not None
+
     def machines(self) -> list[str]:
         """The machines the roster names: with ``--machine``, the school's machines every request reads."""
         return [str(m) for (m,) in self.conn.execute("SELECT DISTINCT machine FROM students WHERE machine != ''")]

@@ -107,3 +107,42 @@ def test_a_push_to_another_school_code_than_the_first_one_is_refused_before_anyt
         assert "amy" not in shown["students"] and shown["version"] == 1, "nothing recorded"
         assert vending("school", "controls", "set", "--student", "amy", "--daily-limit", "5", *common,
                        "--school", "353301").returncode == 0  # fmt: skip
+
+
+def test_the_roster_moving_on_is_a_new_version_and_a_student_who_left_takes_their_decision_along(tmp_path: Path):
+    """Every push failed on a student who had left ("not on the school's roster"), for every student."""
+    from datetime import UTC, datetime
+
+    import paho.mqtt.subscribe as subscribe
+
+    keys, db = school(tmp_path)
+    key = read_shared_key(keys, CONTROLS)
+    assert key is not None
+    trusted = TrustStore([PublicKey.load("school", keys / "school.pub")])
+    roster = tmp_path / "roster.csv"
+
+    def pushed(broker: EmbeddedBroker) -> controls.ControlsDocument:
+        retained = subscribe.simple(controls.topic("353301"), hostname="127.0.0.1", port=broker.port, retained=True)
+        return controls.read(retained.payload, key, trusted.verify, 0, datetime.now(UTC))
+
+    with EmbeddedBroker() as broker:
+        common = ["--db", db, "--keys", str(keys), "--broker", broker.url, "--school", "353301"]
+        for student, limit in (("amy", "40"), ("ben", "30")):
+            assert vending("school", "controls", "set", "--student", student, "--daily-limit", limit,
+                           *common).returncode == 0  # fmt: skip
+        before = pushed(broker)
+        roster.write_text("student,card_uid\nben,04B2C3D4\n")  # amy left
+        assert vending("backend", "school", "--db", db, "--roster", str(roster)).returncode == 0
+        published = vending("school", "controls", "publish", *common)
+        assert published.returncode == 0, published.stderr
+        after = pushed(broker)
+        assert after.version > before.version and list(after.cards) == [controls_name(key, "04B2C3D4")]
+        roster.write_text("student,card_uid\nben,04B2C3D5\n")  # ben's card replaced: same decision, new card
+        assert vending("backend", "school", "--db", db, "--roster", str(roster)).returncode == 0
+        assert vending("school", "controls", "publish", *common).returncode == 0
+        newest = pushed(broker)
+        assert newest.version > after.version and list(newest.cards) == [controls_name(key, "04B2C3D5")]
+        assert vending("school", "controls", "publish", *common).returncode == 0
+        assert pushed(broker).version == newest.version, "nothing changed: the same version again"
+    shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
+    assert list(shown["students"]) == ["ben"]
