@@ -24,6 +24,9 @@ CardLink = Callable[[], AbstractContextManager[Exchange]]  # select the card for
 MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MACHINE_ID_RULE = "1-64 letters, digits, '-' or '_'"
 
+# a transaction id: the machine's id and 16 random hex digits (firmware/journal/ledger.py ``next_txn_id``)
+TXN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[0-9a-f]{16}$")
+
 # a school's code (the MOE's): in machine configs, and in the topic its controls are pushed on
 SCHOOL_CODE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 SCHOOL_CODE_RULE = "1-16 letters, digits, '-' or '_'"

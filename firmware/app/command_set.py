@@ -20,7 +20,7 @@ from firmware.app.command_gate import Refused, SignedCommand
 from firmware.config.machine import Lockout, MachineConfig, parse_lockouts, with_lockouts
 from firmware.config.source import Strict, dotted, first_error
 from firmware.controller.session import Controller
-from firmware.domain import SlotState
+from firmware.domain import TXN_ID, SlotState
 from firmware.entries import SaleEntry
 from firmware.identity.signing import SignatureError, TrustStore
 from firmware.journal.books import MachineBooks
@@ -57,7 +57,7 @@ class Envelope(Strict):
 
 
 class Refund(SignedCommand):
-    txn: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[0-9a-f]{16}$")  # the sale, as its report named it
+    txn: str = Field(pattern=TXN_ID.pattern)  # the sale, as its report named it
     amount: int = Field(ge=1, le=100_000)
     # above the machine's refund_school_above: the school's signed {approve: refund, machine, txn, amount}
     approval: Envelope | None = None

@@ -84,3 +84,25 @@ def test_export_and_erase_from_the_command_line(tmp_path: Path) -> None:
         assert nobody.exit_code == 2 and "'zoe' is not on the school's roster" in nobody.output
     finally:
         world.stop()
+
+
+def test_approve_refund_signs_one_refund_of_one_machine_s_sale_and_refuses_what_names_none(tmp_path: Path) -> None:
+    """It signed any text as a txn and any machine: an approval no machine could ever use."""
+    from firmware.identity.signing import PublicKey, TrustStore
+
+    keys = tmp_path / "keys"
+    assert CliRunner().invoke(app, ["keys", "dev-set", "--dir", str(keys)]).exit_code == 0
+    approve = ["school", "approve-refund", "--keys", str(keys), "--amount", "500"]
+    out = tmp_path / "approval.json"
+    made = CliRunner().invoke(app, [*approve, "--machine", "M-1", "--txn", "M-1-0123456789abcdef", "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    signed = TrustStore([PublicKey.load("school", keys / "school.pub")]).verify(json.loads(out.read_text()))
+    assert json.loads(signed.payload) == {"approve": "refund", "machine": "M-1", "txn": "M-1-0123456789abcdef",
+                                          "amount": 500}  # fmt: skip
+    for machine, txn, reason in (
+        ("M-1", "bad", "--txn 'bad': a transaction of M-1 reads M-1-<16 hex digits>"),
+        ("M-1", "M-2-0123456789abcdef", "--txn 'M-2-0123456789abcdef': a transaction of M-1"),
+        ("M 1", "M-1-0123456789abcdef", "--machine 'M 1': 1-64 letters"),
+    ):
+        refused = CliRunner().invoke(app, [*approve, "--machine", machine, "--txn", txn])
+        assert refused.exit_code == 2 and reason in refused.output and "signature" not in refused.output
