@@ -36,6 +36,9 @@ class TermKeys:
     def __init__(self, directory: Path, term: str) -> None:
         self.term = term
         self._keys: dict[str, Pseudonymizer] = {}
+        if not directory.is_dir():
+            raise TermKeyError(f"--terms {directory}: no such directory (the school's term keys: DIR/term_key.json "
+                               "or DIR/<machine>/term_key.json)")  # fmt: skip
         for path in sorted([directory / KEY_FILE, *directory.glob(f"*/{KEY_FILE}")]):
             if not path.exists():
                 continue

@@ -82,6 +82,9 @@ def test_export_and_erase_from_the_command_line(tmp_path: Path) -> None:
             app, ["school", "export", *common[:3], "zoe", *common[4:], "--out", str(tmp_path / "o3")]
         )
         assert nobody.exit_code == 2 and "'zoe' is not on the school's roster" in nobody.output
+        moved = [*common[:7], str(tmp_path / "no-such-dir"), *common[8:]]  # --terms: a directory that is not there
+        nowhere = CliRunner().invoke(app, ["school", "export", *moved, "--out", str(tmp_path / "o4")])
+        assert nowhere.exit_code == 2 and "no-such-dir: no such directory (the school's term keys" in nowhere.output
     finally:
         world.stop()
 
