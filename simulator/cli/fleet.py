@@ -60,7 +60,10 @@ def fleet(
     ] = 1,
     out: Annotated[
         Path | None,
-        typer.Option(help="Keep every party's data here: vendor.db, issuer.db, keys/, school/, machines/ID/."),
+        typer.Option(
+            help="Keep every party's data here (a new or empty directory): vendor.db, issuer.db, keys/, school/, "
+            "machines/ID/."
+        ),
     ] = None,
     payment: Annotated[
         str,
@@ -96,6 +99,10 @@ def fleet(
     broker = fleet_broker(broker)
     if kill_mid_day and broker != CLUSTER:
         fail(f"--kill-mid-day: only with --broker {CLUSTER} (a single broker has no node to lose)")
+    if out is not None and (out.is_file() or (out.is_dir() and any(out.iterdir()))):
+        # its machines would start on an earlier run's books (their clocks behind them: every sale refused)
+        # and its backends count that run's reports with this one's
+        fail(f"--out {out}: not an empty directory; the fleet writes a world of its own: name a new one")
     address = run_broker(broker, username, password, ca, cert, cert_key, own=(*OWN_BROKERS, CLUSTER))
     console = Console(stderr=True)
     result = FleetResult(broker=_broker_label(broker, address))

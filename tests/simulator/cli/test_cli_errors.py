@@ -151,6 +151,17 @@ def test_cluster_arguments_that_cannot_work_are_refused_naming_why(arguments, sa
     assert "Traceback" not in out.stderr
 
 
+def test_a_fleet_out_directory_that_holds_anything_is_refused_before_a_broker_starts(tmp_path):
+    """Run again into the same --out, every machine started on the last run's books, its clock behind them:
+    every sale refused out of service, the backends counting both runs ("-83 report(s) produced but not stored")."""
+    used = tmp_path / "world"
+    used.mkdir()
+    (used / "vendor.db").write_text("")
+    out = vending("fleet", "--machines", "1", "--students", "10", "--out", str(used), "--broker", "embedded")
+    assert out.returncode == 2 and f"--out {used}: not an empty directory" in out.stderr, out.stderr
+    assert sorted(path.name for path in used.iterdir()) == ["vendor.db"] and "broker" not in out.stdout
+
+
 def test_a_backend_on_amqp_needs_tls_and_its_certificate(keys, tmp_path):
     common = ["backend", "vendor", "--broker", "mqtts://127.0.0.1:1", "--db", "x.db", "--key", str(keys / "vendor.key"),
               "--machines", str(keys / "machines")]  # fmt: skip
