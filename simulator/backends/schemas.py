@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from simulator.backends.views import view_sql
 
-# the key id every order on the issuer's database is signed with: its first signer's (simulator/backends/signer.py);
-# the hotlist's registry keeps its versions on the same file, under the same key
-SIGNER_SCHEMA = (
-    "-- the key id every order here is signed with: the first signer's, the issuer's (simulator/backends/signer.py)\n"
-    "CREATE TABLE IF NOT EXISTS issuer_signer (kid TEXT NOT NULL);\n"
-)
+# the table where a party's database keeps the key id its orders are signed with (simulator/backends/signer.py)
+SIGNER_TABLES = {"issuer": "issuer_signer", "school": "school_signer"}
+
+
+def signer_schema(party: str) -> str:
+    """``party``'s signer table: the key id every order on its database is signed with, its first signer's."""
+    return (
+        f"-- the key id every order here is signed with: the first signer's, the {party}'s "
+        "(simulator/backends/signer.py)\n"
+        f"CREATE TABLE IF NOT EXISTS {SIGNER_TABLES[party]} (kid TEXT NOT NULL);\n"
+    )
+
+
+# the issuer's: its accounts' orders, and the hotlist's registry, which keeps its versions on the same file
+SIGNER_SCHEMA = signer_schema("issuer")
 
 RECEIVED_SCHEMA = """
 CREATE TABLE IF NOT EXISTS reports (

@@ -17,9 +17,8 @@ import sqlite3
 
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity
+from simulator.backends.schemas import SIGNER_TABLES
 from simulator.backends.store import SqliteReportStore
-
-SIGNER_TABLES = {"issuer": "issuer_signer", "school": "school_signer"}  # whose orders a database keeps
 
 
 class ForeignSigner(VendingError):

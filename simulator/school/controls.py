@@ -24,6 +24,7 @@ from firmware.errors import VendingError
 from firmware.identity.pseudonym import controls_name
 from firmware.identity.signing import Identity
 from firmware.reporting import controls
+from simulator.backends.schemas import signer_schema
 from simulator.backends.signer import check as check_signer
 from simulator.school.store import SchoolStore
 
@@ -33,13 +34,11 @@ CREATE TABLE IF NOT EXISTS school_periods (name TEXT PRIMARY KEY, start TEXT NOT
 CREATE TABLE IF NOT EXISTS controls_versions (
     version INTEGER PRIMARY KEY, at TEXT NOT NULL, what TEXT NOT NULL
 );
--- the key id every push is signed with: the first signer's, the school's (simulator/backends/signer.py)
-CREATE TABLE IF NOT EXISTS school_signer (kid TEXT NOT NULL);
 -- the school code the pushes go to (school/v1/<code>/controls): the first push's, held to after it
 CREATE TABLE IF NOT EXISTS school_code (code TEXT NOT NULL);
 -- what each version's push carried (a digest): the same version never carries two different lists
 CREATE TABLE IF NOT EXISTS controls_pushed (version INTEGER PRIMARY KEY, digest TEXT NOT NULL);
-"""
+""" + signer_schema("school")
 # the school day as many Taiwanese schools divide it; `vending school controls periods` sets the school's own
 DEFAULT_PERIODS = {
     "breakfast": {"from": "07:00", "to": "08:00"},
@@ -177,12 +176,13 @@ class SchoolControls:
         if left := [student for student in self.decisions() if not self.store.on_roster(student)]:
             self._change(f"left the roster: {', '.join(left[:5])}", lambda: self._forget(left))
         cards = {controls_name(key, self.store.student(s).card_uid): d for s, d in self.decisions().items()}
-        digest = hashlib.sha256(json.dumps([cards, self.periods()], sort_keys=True).encode()).hexdigest()
+        periods = self.periods()
+        digest = hashlib.sha256(json.dumps([cards, periods], sort_keys=True).encode()).hexdigest()
         version = self.version()
         if self._pushed(version) not in (None, digest) or not version:  # a machine holds none: version 0
             version = self._change("a card changed on the roster" if version else "first push", lambda: None)
         self.conn.execute("INSERT OR IGNORE INTO controls_pushed (version, digest) VALUES (?, ?)", (version, digest))
         expires = now + timedelta(hours=valid_hours)
         assert self.signer is not None  # checked by _signed above
-        payload = controls.compose(self.signer, key, version, now, expires, self.periods(), cards)
+        payload = controls.compose(self.signer, key, version, now, expires, periods, cards)
         return controls.topic(school), payload, True
