@@ -6,13 +6,14 @@ exception that reaches it onto one of them, so a script driving ``vending`` neve
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
 
 import typer
 
-from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
+from firmware.domain import CARD_UID, CARD_UID_RULE, MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
 
 EXIT_FAILED = 1  # the run worked and its answer is no: an expectation failed, a report was lost, a command refused
@@ -43,6 +44,12 @@ def machine_ids(value: str, option: str = "--machines") -> list[str]:
     if twice := next((machine for machine in ids if ids.count(machine) > 1), None):
         fail(f"{option}: {twice} is given twice")
     return ids
+
+
+def check_card_uids(uids: Iterable[str], option: str = "--card") -> None:
+    """Exit 2 naming the first of ``uids`` that is not a card's uid (``firmware.domain.CARD_UID``, any case)."""
+    if (bad := next((uid for uid in uids if not CARD_UID.match(uid.upper())), None)) is not None:
+        fail(f"{option} {bad!r}: expected {CARD_UID_RULE} (a card's uid)")
 
 
 def day_option(value: str, option: str = "--day") -> date:

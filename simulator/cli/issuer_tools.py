@@ -14,10 +14,9 @@ from typing import Annotated
 
 import typer
 
-from firmware.domain import CARD_UID, CARD_UID_RULE
 from firmware.identity.keyset import HOTLIST
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import fail
+from simulator.cli.exits import check_card_uids, fail
 from simulator.cli.issuer import Db
 from simulator.cli.reporting import party_identity, shared_key
 
@@ -45,9 +44,7 @@ def _hotlist(
     from simulator.backends.push import publish
     from simulator.backends.signer import ForeignSigner
 
-    bad = [uid for uid in add | remove if not CARD_UID.match(uid.upper())]
-    if bad:
-        fail(f"--card {bad[0]!r}: expected {CARD_UID_RULE} (a card's uid)")
+    check_card_uids(add | remove)
     identity = party_identity("issuer", keys / "issuer.key")
     key = shared_key(keys, HOTLIST, "issuer")
     address = broker_address(broker, username, password, ca, cert, cert_key)

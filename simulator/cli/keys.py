@@ -8,13 +8,12 @@ from typing import Annotated
 
 import typer
 
-from firmware.domain import CARD_UID, CARD_UID_RULE
 from firmware.errors import VendingError
 from firmware.identity.keys import key_path, read_key, retire_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
 from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
-from simulator.cli.exits import day_option, fail, machine_ids
+from simulator.cli.exits import check_card_uids, day_option, fail, machine_ids
 from simulator.cli.secrets_guard import refuse_if_tracked
 
 keys_app = typer.Typer(
@@ -161,9 +160,7 @@ def keys_technician(
     from firmware.identity.pseudonym import technician_name
     from firmware.identity.secretfile import write_secret
 
-    bad = [uid for uid in card if not CARD_UID.match(uid.upper())]
-    if bad:
-        fail(f"--card {bad[0]!r}: expected {CARD_UID_RULE} (a card's uid)")
+    check_card_uids(card)
     try:
         if not key.exists():
             refuse_if_tracked(key)
