@@ -27,9 +27,14 @@ MACHINE_ID_RULE = "1-64 letters, digits, '-' or '_'"
 # a transaction id: the machine's id and 16 random hex digits (firmware/journal/ledger.py ``next_txn_id``)
 TXN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[0-9a-f]{16}$")
 
-# a school's code (the MOE's): in machine configs, and in the topic its controls are pushed on
-SCHOOL_CODE = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
-SCHOOL_CODE_RULE = "1-16 letters, digits, '-' or '_'"
+# a school's code (the MOE's six characters): in machine configs, on the card record a campus card carries
+# (six bytes: firmware/cards/purse.py), and in the topic the school's controls are pushed on
+SCHOOL_CODE = re.compile(r"^[A-Za-z0-9]{1,6}$")
+SCHOOL_CODE_RULE = "1-6 letters or digits"
+
+# a whole number as typed into an option, a roster or a control line: ASCII digits (``str.isdigit`` also takes
+# '²' and '①', which ``int`` refuses)
+WHOLE_NUMBER = re.compile(r"^[0-9]+$")
 
 # a card's uid as a reader gives it, in upper-case hex: ISO/IEC 14443-A's 4, 7 or 10 bytes (a PN532's cards)
 # or EM4100's 5 (125 kHz tags, an RDM6300's); scenarios, rosters, accounts, the hotlist and the wire agree on it

@@ -62,7 +62,7 @@ class SignedCommand(Strict):
     @classmethod
     def _rfc3339(cls, value: object) -> object:
         """RFC 3339 exactly, as docs/asyncapi.yaml states it (pydantic alone also takes other ISO 8601 forms)."""
-        if not isinstance(value, str) or not RFC3339.match(value):
+        if not isinstance(value, str) or not RFC3339.fullmatch(value):
             raise ValueError("expected an RFC 3339 date-time with its offset, e.g. 2026-03-02T10:00:00+08:00")
         return value.upper()
 

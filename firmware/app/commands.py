@@ -76,7 +76,7 @@ class CommandProcessor:
                 return None
             return self._answer(None, name, ok=False, reason=str(refusal))
         raw_id = opened.body.get("id")
-        command_id = raw_id if isinstance(raw_id, str) and COMMAND_ID.match(raw_id) else None
+        command_id = raw_id if isinstance(raw_id, str) and COMMAND_ID.fullmatch(raw_id) else None
         if command_id is not None:
             previous = self.books.commands.previous(self.gate.answer_key(opened.signer, command_id))
             if previous is not None:

@@ -41,6 +41,7 @@ from firmware.cards.mifare import (
     trailer,
     trailer_of,
 )
+from firmware.domain import SCHOOL_CODE, SCHOOL_CODE_RULE
 
 PURSE_SECTOR, LOG_SECTOR, CREDIT_SECTOR = 1, 2, 3
 BALANCE, BACKUP, RECORD = 4, 5, 6
@@ -61,7 +62,15 @@ MASTER_KEY_BYTES = 32
 
 
 class CardError(ValueError):
-    """A card image that is not a campus purse, or one the issuer did not write."""
+    """A card image that is not a campus purse, or one the issuer did not write.
+
+    ``field``: what was asked of the card that it cannot hold (``uid``, ``profile``, ``school``, ``purse``,
+    ``amount``), so a tool names its own option; None when the card itself is at fault.
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -99,11 +108,11 @@ class CardRecord:
     issued: date
 
     def encode(self, uid: bytes, sam: Sam) -> bytes:
-        school = self.school.encode("ascii")
         if self.profile not in PROFILES:
-            raise CardError(f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}")
-        if not 1 <= len(school) <= 6 or not school.isalnum():
-            raise CardError(f"school code {self.school!r}: 1-6 ASCII letters or digits fit on the card")
+            raise CardError(f"profile must be one of {', '.join(PROFILES)}, not {self.profile!r}", "profile")
+        if not SCHOOL_CODE.fullmatch(self.school):  # the machine config's school code, which the record holds
+            raise CardError(f"school code {self.school!r}: a school code is {SCHOOL_CODE_RULE}", "school")
+        school = self.school.encode("ascii")
         body = bytes([RECORD_FORMAT, PROFILES.index(self.profile)]) + school.ljust(6, b"\x00")
         body += struct.pack("<H", (self.issued - EPOCH).days)
         return body + sam.mac(uid, body)
@@ -234,7 +243,7 @@ def blank_image(uid: bytes) -> bytearray:
     uid (MF1S50yyX/V1), SAK 08 and ATQA 0044, as ``nfc-mfclassic`` dumps them.
     """
     if len(uid) not in UID_BYTES:
-        raise CardError("a MIFARE Classic 1K campus card has a 4- or 7-byte uid")
+        raise CardError("a MIFARE Classic 1K campus card has a 4- or 7-byte uid", "uid")
     image = bytearray(MEMORY)
     if len(uid) == 4:
         bcc = uid[0] ^ uid[1] ^ uid[2] ^ uid[3]
@@ -267,7 +276,7 @@ def put(image: bytearray, number: int, data: bytes) -> None:
 def issue_image(uid: bytes, record: CardRecord, purse: int, sam: Sam) -> bytes:
     """A new card: the purse, its backup, the issuer's record, an empty log, each sector under its own keys."""
     if not 0 <= purse <= MAX_BALANCE:
-        raise CardError(f"a purse holds 0 to {MAX_BALANCE}, not {purse}")
+        raise CardError(f"a purse holds 0 to {MAX_BALANCE}, not {purse}", "purse")
     image = blank_image(uid)
     put(image, BALANCE, encode_value(purse, BALANCE))
     put(image, BACKUP, encode_value(purse, BACKUP))
@@ -305,6 +314,15 @@ def credits_given(marker: bytes, backup: bytes) -> int:
         return decode_value(backup)[0]
 
 
+def credit_refusal(balance: int, amount: int) -> str | None:
+    """Why a purse holding ``balance`` cannot take ``amount`` in one credit (a top-up, a refund); None if it can."""
+    if amount <= 0:
+        return f"a credit is a positive amount, not {amount}"
+    if amount > MAX_STEP or balance + amount > MAX_BALANCE:  # MAX_STEP > MAX_BALANCE: the ceiling says it
+        return f"a credit of NT${amount} would take the purse from NT${balance} past its ceiling of NT${MAX_BALANCE}"
+    return None
+
+
 def topup_image(image: bytes, amount: int, sam: Sam, terminal: str, at: datetime) -> bytes:
     """A convenience-store top-up written into an image: the same three writes ``purse_io.credit`` makes.
 
@@ -312,8 +330,8 @@ def topup_image(image: bytes, amount: int, sam: Sam, terminal: str, at: datetime
     right); the record is untouched. The counter numbers the top-up, as it does every debit.
     """
     state = read_image(image, sam)
-    if not 0 < amount <= MAX_STEP or state.balance + amount > MAX_BALANCE:
-        raise CardError(f"a top-up of {amount} would take the purse from {state.balance} past 0..{MAX_BALANCE}")
+    if (refusal := credit_refusal(state.balance, amount)) is not None:
+        raise CardError(refusal, "amount")
     entry = next_entry(state, -amount, terminal, at)
     out = bytearray(image)
     put(out, BACKUP, encode_value(state.balance, BACKUP))

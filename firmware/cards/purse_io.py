@@ -30,7 +30,6 @@ from firmware.cards.purse import (
     CREDITS_BACKUP,
     LOG_BLOCKS,
     LOG_SECTOR,
-    MAX_BALANCE,
     MAX_STEP,
     PURSE_SECTOR,
     RECORD,
@@ -40,6 +39,7 @@ from firmware.cards.purse import (
     PurseState,
     Sam,
     card_day,
+    credit_refusal,
     credit_seq,
     credit_tag,
     credits_given,
@@ -208,12 +208,12 @@ def apply_credit(
 
 def credit_fits(state: PurseState, amount: int) -> bool:
     """Whether the purse can take ``amount`` in one step: a full purse (MAX_BALANCE) refuses a credit."""
-    return 0 < amount <= MAX_STEP and state.balance + amount <= MAX_BALANCE
+    return credit_refusal(state.balance, amount) is None
 
 
 def _credit(tag: ClassicTag, sam: Sam, state: PurseState, entry: LogEntry, amount: int) -> PurseState:
-    if not credit_fits(state, amount):
-        raise CardError(f"a credit of {amount} would take the purse from NT${state.balance} past 0..{MAX_BALANCE}")
+    if (refusal := credit_refusal(state.balance, amount)) is not None:
+        raise CardError(refusal, "amount")
     _open(tag, sam, PURSE_SECTOR, key_b=True)
     tag.restore(BALANCE)
     tag.transfer(BACKUP)

@@ -58,7 +58,7 @@ class PeriodSpec(TimeWindow):
 
 
 def _period_name(name: str) -> None:
-    if not re.match(PERIOD_NAME, name):
+    if not re.fullmatch(PERIOD_NAME, name):
         raise ValueError(f"period {name!r}: lower-case letters and _, at most 24")
 
 

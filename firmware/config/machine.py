@@ -15,7 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from firmware.config.catalog import Catalog, load_catalog
 from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
 from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
-from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, SCHOOL_CODE, Category, Profile, SchoolLevel
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, SCHOOL_CODE, SCHOOL_CODE_RULE, Category, Profile, SchoolLevel
 from firmware.errors import InputError, VendingError
 
 SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
@@ -25,17 +25,24 @@ HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 def parse_hhmm(value: object) -> time:
     if not isinstance(value, str):
         raise ValueError(f'expected a time as a quoted "HH:MM" string, got {value!r}')
-    match = HHMM.match(value)
+    match = HHMM.fullmatch(value)
     if not match:
         raise ValueError(f'expected a time as "HH:MM" (00:00-23:59), got {value!r}')
     return time(int(match.group(1)), int(match.group(2)))
 
 
 class School(Strict):
-    code: str = Field(pattern=SCHOOL_CODE.pattern)  # the MOE school code; part of the school's topics
+    code: str  # the MOE school code: part of the school's topics, and on its campus cards' records
     level: SchoolLevel
     # who answers data-protection requests, shown by the privacy notice (the school, never the vendor)
     privacy_contact: str = Field(default="the school office (學校教務處)", min_length=1, max_length=120)
+
+    @field_validator("code")
+    @classmethod
+    def _code(cls, value: str) -> str:
+        if not SCHOOL_CODE.fullmatch(value):
+            raise ValueError(f"a school code is {SCHOOL_CODE_RULE} (the MOE's; a campus card's record holds six)")
+        return value
 
 
 class TimeWindow(Strict):
@@ -181,7 +188,7 @@ class TechnicianSetup(Strict):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not re.match(r"^[0-9a-f]{32}$", name):
+            if not re.fullmatch(r"^[0-9a-f]{32}$", name):
                 raise ValueError(f"{name[:40]!r}: a technician card is listed by its 32-hex-digit name "
                                  "(`vending keys technician --key FILE --card UID` prints it)")  # fmt: skip
         return value
@@ -236,7 +243,7 @@ class MachineConfig(Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not MACHINE_ID.match(value):
+        if not MACHINE_ID.fullmatch(value):
             raise ValueError(f"machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)")
         return value
 
@@ -253,7 +260,7 @@ class MachineConfig(Strict):
     @classmethod
     def _slot_codes(cls, value: dict[str, Slot]) -> dict[str, Slot]:
         for code in value:
-            if not isinstance(code, str) or not SLOT_CODE.match(code):
+            if not isinstance(code, str) or not SLOT_CODE.fullmatch(code):
                 raise ValueError(f"slot code {code!r} must be a letter and one or two digits, like A1")
         return value
 

@@ -54,7 +54,7 @@ def write_key(
     earlier: tuple[str, ...] = (),
 ) -> Path:
     """Create the term key file (0600, O_EXCL); ``force`` replaces an existing one (a rotation, ``earlier``)."""
-    if not TERM.match(term):
+    if not TERM.fullmatch(term):
         raise TermKeyError(f"term {term!r}: 1-32 letters, digits, '.', '_' or '-', e.g. 2026-1")
     body: dict[str, object] = {"term": term, "key": (key or secrets.token_bytes(32)).hex()}
     body |= {"valid_until": valid_until.isoformat()} | ({"earlier": list(earlier)} if earlier else {})

@@ -113,7 +113,7 @@ def read_card_master(directory: Path) -> bytes:
 
 def write_machine(directory: Path, machine: str, *, force: bool = False) -> Path:
     """A machine's key pair in ``directory/machines``: the ``.pub`` is its enrolment at the backends."""
-    if not MACHINE_ID.match(machine):
+    if not MACHINE_ID.fullmatch(machine):
         raise VendingError(f"machine id {machine!r}: {MACHINE_ID_RULE}")
     return Identity.generate(machine_party(machine)).save(
         private_dir(directory / "machines") / f"{machine}.key", force=force
@@ -176,7 +176,7 @@ class Enrolment:
         known = self._keys.get(machine)
         if known is not None:
             return known
-        if not MACHINE_ID.match(machine):
+        if not MACHINE_ID.fullmatch(machine):
             raise SignatureError("not an enrolled machine (malformed id)")
         try:
             found = PublicKey.load(machine_party(machine), self.directory / f"{machine}.pub")

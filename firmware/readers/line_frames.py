@@ -46,10 +46,10 @@ def decode(buffer: bytes, fmt: LineFormat = LineFormat()) -> tuple[int, Frame | 
     if not line:
         return consumed, None
     if fmt.digits == "hex":
-        if not HEX_UID.match(line):
+        if not HEX_UID.fullmatch(line):
             return consumed, Corrupt("not a 4, 7 or 10 byte hex uid")
         return consumed, Uid(line.decode().upper())
-    if not DECIMAL.match(line) or int(line) > 0xFFFFFFFF:
+    if not DECIMAL.fullmatch(line) or int(line) > 0xFFFFFFFF:
         return consumed, Corrupt("not a 32-bit decimal uid")
     return consumed, Uid(int(line).to_bytes(4, "little" if fmt.endian == "le" else "big").hex().upper())
 

@@ -69,13 +69,13 @@ def read_request(raw: bytes, machine: str, verify: Verifier, issuer_private: byt
     _, body = open_signed(raw[: MAX_AUTH_BYTES + 1], MAX_AUTH_BYTES, verify)
     if set(body) != {"id", "machine", "kind", "sealed", "reply_to"}:
         raise WireError("an authorisation request is {id, machine, kind, sealed, reply_to}")
-    if not isinstance(body["id"], str) or not REQUEST_ID.match(body["id"]):
+    if not isinstance(body["id"], str) or not REQUEST_ID.fullmatch(body["id"]):
         raise WireError("id: expected 32 lower-case hex digits")
     if body["machine"] != machine:
         raise WireError("machine: the request names another machine than its topic")
     if body["kind"] not in KINDS:
         raise WireError(f"kind: expected one of {KINDS}")
-    if not isinstance(body["reply_to"], str) or not REPLY_KEY.match(body["reply_to"]):
+    if not isinstance(body["reply_to"], str) or not REPLY_KEY.fullmatch(body["reply_to"]):
         raise WireError("reply_to: expected an X25519 public key in base64")
     try:
         inside = unseal(str(body["sealed"]), issuer_private)

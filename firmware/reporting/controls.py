@@ -73,7 +73,7 @@ def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> 
     names = {period.name for period in known}
     controls: dict[str, Guardian] = {}
     for name, spec in cards.items():
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise WireError("cards: every card is named by 32 lower-case hex digits")
         try:
             guardian = GuardianControls.model_validate(spec).guardian()

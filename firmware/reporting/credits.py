@@ -31,7 +31,7 @@ PAD = 16 * 1024
 MAX_CREDITS = 50_000
 MAX_CREDITS_BYTES = 8 * 1024 * 1024
 NAME = re.compile(r"^[0-9a-f]{32}$")
-DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> 
     found: dict[str, tuple[Credit, ...]] = {}
     total = 0
     for name, credits in cards.items():
-        if not NAME.match(name) or not isinstance(credits, list):
+        if not NAME.fullmatch(name) or not isinstance(credits, list):
             raise WireError("cards: every card is named by 32 lower-case hex digits, with a list of [seq, amount]")
         listed = sorted((_credit(name, credit) for credit in credits), key=lambda credit: credit.seq)
         if len({credit.seq for credit in listed}) != len(listed):
@@ -80,6 +80,6 @@ def _credit(name: str, credit: object) -> Credit:
     """``[seq, amount]`` or ``[seq, amount, bought]``, each in range; ``WireError`` naming the card otherwise."""
     if (not isinstance(credit, list) or len(credit) not in (2, 3) or not all(type(v) is int for v in credit[:2])
             or not 0 < credit[0] < 0x8000 or not 0 < credit[1] <= 10_000
-            or (len(credit) == 3 and not (isinstance(credit[2], str) and DAY.match(credit[2])))):  # fmt: skip
+            or (len(credit) == 3 and not (isinstance(credit[2], str) and DAY.fullmatch(credit[2])))):  # fmt: skip
         raise WireError(f"cards.{name[:8]}…: each credit is [seq 1..32767, amount 1..10000] or with its day bought")
     return Credit(*credit)

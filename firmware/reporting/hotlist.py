@@ -90,7 +90,7 @@ def _document(body: dict[str, object]) -> tuple[PushHead, HotlistDocument]:
         value = body[name]
         if not isinstance(value, list) or len(value) > MAX_ENTRIES:
             raise WireError(f"{name}: expected a list of at most {MAX_ENTRIES} names")
-        if not all(isinstance(entry, str) and ENTRY.match(entry) for entry in value):
+        if not all(isinstance(entry, str) and ENTRY.fullmatch(entry) for entry in value):
             raise WireError(f"{name}: every name is 32 lower-case hex digits")
         names[name] = frozenset(value)
     return head, HotlistDocument(head.kind, head.version, base, head.issued, head.expires, **names)

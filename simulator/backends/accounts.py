@@ -32,7 +32,7 @@ from simulator.backends.signer import check as check_signer
 from simulator.backends.store import SqliteReportStore
 
 MIN_AGE = 14  # an e-payment account for a minor from this age, with a guardian's consent
-DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 PROFILES = ("student", "staff")
 GUARDIAN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the guardian's own account, by its reference
 GUARDIAN_RULE = "1-64 letters, digits, '.', '_' or '-'"
@@ -163,7 +163,7 @@ class AccountBook:
     def order(self, identity: Identity, order: dict[str, Any]) -> Account:
         """Apply one order (open, topup, link, cap) and keep it signed; ``AccountError`` says why not."""
         uid = normalise_uid(str(order.get("card", "")))
-        if not CARD_UID.match(uid):
+        if not CARD_UID.fullmatch(uid):
             raise AccountError(f"--card {uid!r}: expected {CARD_UID_RULE} (a card's uid)")
         order = order | {"card": uid}
         with self.store.atomic() as conn:
@@ -195,11 +195,11 @@ class AccountBook:
         """
         if guardian is None:  # --unlink: the consent withdrawn
             return
-        if not isinstance(guardian, str) or not GUARDIAN.match(guardian):
+        if not isinstance(guardian, str) or not GUARDIAN.fullmatch(guardian):
             raise AccountError(f"--guardian {str(guardian)[:40]!r}: the guardian's account reference, {GUARDIAN_RULE}")
         if normalise_uid(guardian) == uid:
             raise AccountError(f"--guardian {guardian}: the card's own account; nobody consents for themselves")
-        theirs = self.get(normalise_uid(guardian)) if CARD_UID.match(normalise_uid(guardian)) else None
+        theirs = self.get(normalise_uid(guardian)) if CARD_UID.fullmatch(normalise_uid(guardian)) else None
         if theirs is not None and age_on(theirs.born, day) < self.majority_age:
             raise AccountError(
                 f"--guardian {guardian}: a minor's account (under {self.majority_age}); a guardian is an adult"
@@ -251,6 +251,6 @@ class AccountBook:
 
 def _field(inside: dict[str, Any], name: str, pattern: re.Pattern[str]) -> str:
     value = inside.get(name)
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise WireError(f"sealed.{name}: not of its form")
     return value

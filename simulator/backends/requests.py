@@ -91,7 +91,7 @@ def read_request(raw: bytes, party: str, verify: Verifier) -> PartyRequest:
     """The request in ``raw`` if the school signed it and it is well formed; ``WireError`` naming the field."""
     _, body = open_signed(raw[: MAX_REQUEST_BYTES + 1], MAX_REQUEST_BYTES, verify)
     request_id = body.get("id")
-    if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+    if not isinstance(request_id, str) or not REQUEST_ID.fullmatch(request_id):
         raise WireError("id: expected 32 lower-case hex digits")
     if body.get("party") != party:
         raise WireError(f"party: this request is not for the {party}")
@@ -102,7 +102,7 @@ def read_request(raw: bytes, party: str, verify: Verifier) -> PartyRequest:
     if set(body) != {"id", "party", "kind", *shape}:
         raise WireError(f"a {party} {kind} request is {{id, party, kind, {', '.join(shape)}}}")
     machine = body["machine"]
-    if not isinstance(machine, str) or not MACHINE_ID.match(machine):
+    if not isinstance(machine, str) or not MACHINE_ID.fullmatch(machine):
         raise WireError("machine: not a machine id")
     day = body.get("day")
     if "day" in shape and (not isinstance(day, str) or not _is_day(day)):
@@ -116,7 +116,7 @@ def read_request(raw: bytes, party: str, verify: Verifier) -> PartyRequest:
     if not all(type(seq) is int and 0 < seq < 2**63 for seq in seqs):
         raise WireError("seqs: every item must be a sequence number")
     reply_to = body.get("reply_to")
-    if "reply_to" in shape and (not isinstance(reply_to, str) or not REPLY_KEY.match(reply_to)):
+    if "reply_to" in shape and (not isinstance(reply_to, str) or not REPLY_KEY.fullmatch(reply_to)):
         raise WireError("reply_to: expected an X25519 public key in base64")
     return PartyRequest(request_id, party, kind, machine, day, after, tuple(seqs), reply_to)
 

@@ -20,6 +20,7 @@ from firmware.cards.purse import (
     CardRecord,
     PurseState,
     Sam,
+    credit_refusal,
     issue_image,
     keys_image,
     read_image,
@@ -91,7 +92,7 @@ def issue(
     try:
         image = issue_image(raw, CardRecord(profile, school, date.today()), purse, sam)
     except CardError as exc:
-        fail(f"--uid/--profile/--school/--purse: {exc}")
+        fail(f"--{exc.field or 'uid'}: {exc}")
     _write(out, image)
     typer.echo(f"issued card {raw.hex().upper()} ({profile}, school {school}) with NT${purse} -> {out}")
 
@@ -146,7 +147,7 @@ def topup(
         str | None, typer.Option(help="Credit the card tapped on this PN532 reader instead, e.g. pn532:/dev/ttyUSB0.")
     ] = None,
     terminal: Annotated[str, typer.Option(help="This terminal's id, as the card's log records it.")] = "topup",
-    wait: Annotated[float, typer.Option(help="Seconds to wait for a card on --reader.")] = 30.0,
+    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for a card on --reader.")] = 30.0,
 ) -> None:
     """Credit the purse with key B: on an image, or on the card tapped on a reader (logged on the card).
 
@@ -156,6 +157,8 @@ def topup(
     """
     if (image is None) == (reader is None):
         fail("give a card image or --reader URL (one of them)")
+    if (refusal := credit_refusal(0, amount)) is not None:  # no purse takes it: said before a card is waited for
+        fail(f"--amount: {refusal}")
     if reader is not None:
         _topup_on_reader(reader, keys, amount, terminal, wait)
         return

@@ -65,7 +65,7 @@ def send(
         fail(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
     if (amount is not None or approval is not None) and command != "refund":
         fail(f"--amount and --approval belong to refund, not {command}")
-    if not MACHINE_ID.match(machine):
+    if not MACHINE_ID.fullmatch(machine):
         fail(f"--machine {machine!r}: the machine to command, {MACHINE_ID_RULE}")
     address = broker_address(broker, username, password, ca, cert, cert_key)  # every argument before any file
     words = [*(args or []), *([] if amount is None else ["--amount", str(amount)])]

@@ -39,7 +39,7 @@ def fail(reason: object) -> NoReturn:
 def machine_ids(value: str, option: str = "--machines") -> list[str]:
     """Comma-separated machine ids, each one valid and given once, or exit 2 naming the option and the id."""
     ids = [machine for machine in (part.strip() for part in value.split(",")) if machine]
-    if bad := next((machine for machine in ids if not MACHINE_ID.match(machine)), None):
+    if bad := next((machine for machine in ids if not MACHINE_ID.fullmatch(machine)), None):
         fail(f"{option}: {bad!r} is not a machine id ({MACHINE_ID_RULE})")
     if twice := next((machine for machine in ids if ids.count(machine) > 1), None):
         fail(f"{option}: {twice} is given twice")
@@ -48,7 +48,7 @@ def machine_ids(value: str, option: str = "--machines") -> list[str]:
 
 def check_card_uids(uids: Iterable[str], option: str = "--card") -> None:
     """Exit 2 naming the first of ``uids`` that is not a card's uid (``firmware.domain.CARD_UID``, any case)."""
-    if (bad := next((uid for uid in uids if not CARD_UID.match(uid.upper())), None)) is not None:
+    if (bad := next((uid for uid in uids if not CARD_UID.fullmatch(uid.upper())), None)) is not None:
         fail(f"{option} {bad!r}: expected {CARD_UID_RULE} (a card's uid)")
 
 

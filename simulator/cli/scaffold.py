@@ -72,7 +72,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite files that are already there.")] = False,
 ) -> None:
     """Scaffold a machine config, its catalog and a first scenario, all passing `vending check --strict`."""
-    if not MACHINE_ID.match(machine_id):
+    if not MACHINE_ID.fullmatch(machine_id):
         fail(f"--machine-id: {machine_id!r}: a machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)")
     texts = {
         "machine.yaml": MACHINE.format(machine_id=machine_id, dir=directory),

@@ -242,9 +242,9 @@ def approve_refund(
     from firmware.reporting.signed import canonical, sign_text
     from simulator.cli.reporting import party_identity
 
-    if not MACHINE_ID.match(machine):
+    if not MACHINE_ID.fullmatch(machine):
         fail(f"--machine {machine!r}: {MACHINE_ID_RULE}")
-    if not TXN_ID.match(txn) or txn.rsplit("-", 1)[0] != machine:
+    if not TXN_ID.fullmatch(txn) or txn.rsplit("-", 1)[0] != machine:
         fail(f"--txn {txn!r}: a transaction of {machine} reads {machine}-<16 hex digits> (as the vendor's report "
              "names it); nothing signed")  # fmt: skip
     identity = party_identity("school", keys / "school.key")

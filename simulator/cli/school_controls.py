@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from firmware.domain import WHOLE_NUMBER
 from firmware.errors import VendingError
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import fail
@@ -41,7 +42,7 @@ def _amount(option: str, text: str | None) -> dict[str, Any]:
         return {}
     if text == NONE:
         return {option.replace("-", "_"): None}
-    if not text.isdigit():
+    if not WHOLE_NUMBER.fullmatch(text):
         fail(f"--{option} {text!r}: expected whole TWD or `none`")
     return {option.replace("-", "_"): int(text)}
 
@@ -60,7 +61,7 @@ def _period_limits(current: dict[str, Any], values: list[str] | None) -> dict[st
         name, _, limit = value.partition("=")
         if limit == NONE:
             limits.pop(name, None)
-        elif limit.isdigit():
+        elif WHOLE_NUMBER.fullmatch(limit):
             limits[name] = int(limit)
         else:
             fail(f"--period-limit {value!r}: expected PERIOD=TWD (e.g. lunch=60) or PERIOD=none")

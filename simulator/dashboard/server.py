@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.applications import Starlette
 
+from firmware.domain import WHOLE_NUMBER
 from firmware.errors import VendingError
 from firmware.threads import daemon
 
@@ -19,7 +20,7 @@ class DashboardAddressError(VendingError):
 def parse_listen(text: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8080`` for IPv6) -> (host, port), or a clear error."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or not WHOLE_NUMBER.fullmatch(port) or not 0 <= int(port) <= 65535:
         raise DashboardAddressError(f"--http: expected HOST:PORT such as 127.0.0.1:8080, got {text!r}")
     return host.strip("[]"), int(port)
 

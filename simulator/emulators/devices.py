@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from firmware.cards.mifare import MEMORY
+from firmware.domain import WHOLE_NUMBER
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
 from firmware.readers.registry import protocol_of
@@ -217,7 +218,7 @@ class PN532Device(Device):
     def tear(self, count: str) -> str:
         if self.image is None or self.card is None:
             return "error: fault tear: no card image in the field (place one from --cards DIR first)"
-        if not count.isdigit() or int(count) < 1:
+        if not WHOLE_NUMBER.fullmatch(count) or int(count) < 1:
             return f"error: fault tear takes a number of writes from 1, got {count!r}"
         self.image.writes, self.image.tear_after = 0, int(count)
         return "ok"

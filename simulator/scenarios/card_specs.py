@@ -35,7 +35,7 @@ class AccountSpec(Strict):
 
 
 def parse_uid(value: object) -> str:
-    if not isinstance(value, str) or not CARD_UID.match(value.upper()):
+    if not isinstance(value, str) or not CARD_UID.fullmatch(value.upper()):
         raise ValueError(f"uid must be {CARD_UID_RULE}")
     return value.upper()
 

@@ -215,7 +215,7 @@ def _other_machines(
     ids = {machine.config.id}
     for other, config_path in head.machines.items():
         loc: Loc = ("machines", other)
-        if not MACHINE_NAME.match(other) or other == MAIN_MACHINE:
+        if not MACHINE_NAME.fullmatch(other) or other == MAIN_MACHINE:
             raise doc.error(loc, f"a machine's name is lower-case letters, digits, - and _ (not {MAIN_MACHINE!r})")
         if machine.config.payment.mode == "machine_wallet":
             raise doc.error(loc, "cards travel between machines only with their money: payment: card or account")

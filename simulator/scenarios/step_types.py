@@ -18,21 +18,21 @@ from firmware.controller.machine import State
 from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
 from simulator.scenarios.card_specs import UnknownCard
 
-DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 
 
 def parse_duration(value: object) -> timedelta:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return timedelta(seconds=value)
-    if not isinstance(value, str) or not value or not (match := DURATION.match(value)):
+    if not isinstance(value, str) or not value or not (match := DURATION.fullmatch(value)):
         raise ValueError(f"expected a duration like 90s, 10m, 2h or 1h30m, got {value!r}")
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     return timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 
 def parse_clock(value: object) -> time:
-    if not isinstance(value, str) or not (match := CLOCK.match(value)):
+    if not isinstance(value, str) or not (match := CLOCK.fullmatch(value)):
         raise ValueError(f'expected a local time "HH:MM" or "HH:MM:SS" (quoted), got {value!r}')
     return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
 

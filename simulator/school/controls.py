@@ -141,7 +141,7 @@ class SchoolControls:
         A mistyped ``--school`` pushed every guardian's decision to a topic no machine reads, while the
         school's records said the decisions held; the machines kept their old controls.
         """
-        if not SCHOOL_CODE.match(code):
+        if not SCHOOL_CODE.fullmatch(code):
             raise ControlsError(f"--school {code!r}: a school code is {SCHOOL_CODE_RULE}, as the machines' configs "
                                 "have it")  # fmt: skip
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.domain import CARD_UID, CARD_UID_RULE, SCHOOL_CODE, SCHOOL_CODE_RULE
+from firmware.domain import CARD_UID, CARD_UID_RULE, SCHOOL_CODE, SCHOOL_CODE_RULE, WHOLE_NUMBER
 from firmware.errors import VendingError
 from firmware.identity.pseudonym import normalise_uid
 
@@ -74,11 +74,11 @@ def _row(path: Path, line: int, row: dict[str, str | None]) -> Student:
     if None in row:
         raise RosterError(f"{path}: line {line}: more values than columns")
     student, uid = field("student"), normalise_uid(field("card_uid"))
-    if not STUDENT_ID.match(student):
+    if not STUDENT_ID.fullmatch(student):
         raise RosterError(f"{path}: line {line}: student: expected 1-40 letters, digits, '.', '_' or '-'")
-    if not CARD_UID.match(uid):
+    if not CARD_UID.fullmatch(uid):
         raise RosterError(f"{path}: line {line}: card_uid: expected {CARD_UID_RULE}")
-    if (school := field("school")) and not SCHOOL_CODE.match(school):
+    if (school := field("school")) and not SCHOOL_CODE.fullmatch(school):
         raise RosterError(f"{path}: line {line}: school: expected {SCHOOL_CODE_RULE}, got {school[:20]!r}")
     profile = field("profile") or "student"
     if profile not in ("student", "staff"):
@@ -87,6 +87,6 @@ def _row(path: Path, line: int, row: dict[str, str | None]) -> Student:
     if linked is None:
         raise RosterError(f"{path}: line {line}: linked: expected true or false")
     limit_text = field("daily_limit")
-    if limit_text and (not limit_text.isdigit() or len(limit_text) > 6):
+    if limit_text and (not WHOLE_NUMBER.fullmatch(limit_text) or len(limit_text) > 6):
         raise RosterError(f"{path}: line {line}: daily_limit: expected whole TWD (0-999999) or empty")
     return Student(student, uid, profile, field("machine"), linked, int(limit_text) if limit_text else None)

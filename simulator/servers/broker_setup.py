@@ -256,7 +256,7 @@ class BrokerAccess:
 
 
 def check_machine_id(machine: str) -> None:
-    if not MACHINE_ID.match(machine):
+    if not MACHINE_ID.fullmatch(machine):
         raise VendingError(f"--machines: {machine!r} is not a machine id ({MACHINE_ID_RULE})")
     if machine in RESERVED:
         raise VendingError(f"--machines: {machine!r} is a party's broker user; a machine may not be called that")

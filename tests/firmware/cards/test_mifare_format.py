@@ -52,7 +52,7 @@ def test_a_card_is_issued_read_and_topped_up_with_its_backup_kept():
     assert (topped.balance, topped.backup) == (700, 500)
     (entry,) = topped.log  # the top-up is numbered on the card, as every debit is
     assert (entry.counter, entry.amount, entry.balance, entry.day_spent) == (1, -200, 700, 0)
-    with pytest.raises(CardError, match="past 0..10000"):
+    with pytest.raises(CardError, match="past its ceiling of NT\\$10000"):
         topup_image(image, 9600, SAM, "7-ELEVEN-0042", at)
 
 

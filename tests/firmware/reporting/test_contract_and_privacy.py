@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 import json
 import logging
+from datetime import date
 from pathlib import Path
 
 import pytest
 import yaml
 
 from firmware.app.console import EventPrinter
-from firmware.domain import CARD_UID
+from firmware.cards.purse import CardError, CardRecord, Sam, issue_image
+from firmware.domain import CARD_UID, MACHINE_ID, SCHOOL_CODE
 from firmware.reporting import codec
 from simulator.backends.contract import validator
 from simulator.scenarios import load_scenario, run_scenario
@@ -66,6 +68,20 @@ def test_the_wire_s_card_uid_is_the_domain_s():
     assert contract["components"]["schemas"]["card-uid"]["pattern"] == CARD_UID.pattern
     assert all(CARD_UID.match(uid) for uid in ("04A1B2C3", "1A2B3C4D5E", "04A1B2C3D4E5F6", "04A1B2C3D4E5F6071829"))
     assert not any(CARD_UID.match(uid) for uid in ("04A1B2", "04a1b2c3", "04A1B2C3D4E5", "04A1B2C3D4E5F60"))
+
+
+def test_the_wire_s_machine_and_school_are_the_domain_s():
+    """A topic's machine and school are what configs take; a school's code is also what its cards' records hold."""
+    parameters = yaml.safe_load((ROOT / "docs/asyncapi.yaml").read_text())["components"]["parameters"]
+    assert parameters["machine"]["schema"]["pattern"] == MACHINE_ID.pattern
+    assert parameters["school"]["schema"]["pattern"] == SCHOOL_CODE.pattern
+    sam = Sam(bytes(32))
+    for code in ("353301", "A", "TPE1"):
+        assert issue_image(bytes(4), CardRecord("student", code, date(2026, 3, 2)), 0, sam)
+    for code in ("3533011", "TPE-DAAN", "35_01", "台北", "", "353301\n"):
+        assert not SCHOOL_CODE.fullmatch(code)
+        with pytest.raises(CardError, match="school code"):
+            issue_image(bytes(4), CardRecord("student", code, date(2026, 3, 2)), 0, sam)
 
 
 def test_uid_spellings_cover_separators_and_decimals():

@@ -29,17 +29,38 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
     keys, card = str(tmp_path / "k"), str(tmp_path / "amy.mfd")
     issued = vending("card", "issue", "--uid", "04A1B2C3", "--purse", "500", "--keys", keys, "--out", card)
     assert issued.returncode == 0
+    another = ["card", "issue", "--uid", "04A1B2C4", "--keys", keys, "--out", str(tmp_path / "y.mfd")]
     before = Path(card).read_bytes()
     cases = [
         (["card", "issue", "--uid", "04A1B2C3", "--keys", keys, "--out", card], "exists; nothing written"),
         (["card", "issue", "--uid", "zz", "--keys", keys, "--out", str(tmp_path / "x.mfd")], "--uid 'zz': hex digits"),
         (
             ["card", "issue", "--uid", "04A1B2C3D4E5", "--keys", keys, "--out", str(tmp_path / "y.mfd")],
-            "4- or 7-byte uid",
+            "--uid: a MIFARE Classic 1K campus card has a 4- or 7-byte uid",
+        ),
+        (  # each refusal names its own option; a school code the card's record cannot hold was exit 70
+            [*another, "--school", "台北"],
+            "--school: school code '台北': a school code is 1-6 letters or digits",
+        ),
+        (
+            [*another, "--profile", "teacher"],
+            "--profile: profile must be one of student, staff, not 'teacher'",
+        ),
+        (
+            [*another, "--purse", "10001"],
+            "--purse: a purse holds 0 to 10000, not 10001",
+        ),
+        (["card", "topup", card, "--keys", keys, "--amount", "0"], "--amount: a credit is a positive amount, not 0"),
+        (  # refused before a card is waited for on the reader (it was waited for, then "the card refused" it)
+            ["card", "topup", "--reader", "pn532:/nonexistent", "--keys", keys, "--amount", "-5"],
+            "--amount: a credit is a positive amount, not -5",
         ),
         (["card", "show", card, "--keys", str(tmp_path / "other")], "MAC is not the issuer's"),
         (["card", "show", card, "--keys", str(tmp_path / "nowhere")], "no card master key"),
-        (["card", "topup", card, "--keys", keys, "--amount", "9600"], "past 0..10000"),
+        (
+            ["card", "topup", card, "--keys", keys, "--amount", "9600"],
+            "--amount: a credit of NT$9600 would take the purse from NT$500 past its ceiling of NT$10000",
+        ),
         (["card", "show", str(tmp_path / "missing.mfd"), "--keys", keys], "missing.mfd"),
         (
             ["card", "issue", "--uid", "04A1B2C3", "--keys", keys, "--out", str(tmp_path / "none" / "z.mfd")],
@@ -53,6 +74,7 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
         assert "Traceback" not in out.stderr
     assert Path(card).read_bytes() == before
     assert not (tmp_path / "none").exists(), "a mistyped directory is named, not made"
+    assert not (tmp_path / "y.mfd").exists()
 
 
 def test_a_top_up_that_cannot_be_written_whole_leaves_the_card_image_as_it_was(tmp_path: Path):

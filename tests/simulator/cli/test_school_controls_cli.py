@@ -98,7 +98,7 @@ def test_a_push_to_another_school_code_than_the_first_one_is_refused_before_anyt
         assert vending("school", "controls", "publish", *common, "--school", "353301").returncode == 0
         for code, reason in (
             ("353310", "--school 353310: this school's controls go to school 353301 (its pushes so far)"),
-            ("35/#", "--school '35/#': a school code is 1-16 letters, digits, '-' or '_'"),
+            ("35/#", "--school '35/#': a school code is 1-6 letters or digits"),
         ):
             typo = vending("school", "controls", "set", "--student", "amy", "--daily-limit", "5", *common,
                            "--school", code)  # fmt: skip

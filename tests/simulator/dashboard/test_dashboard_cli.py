@@ -12,13 +12,14 @@ from tests.simulator.cli.test_cli import vending
 
 
 def test_a_bad_listen_address_is_named_before_anything_starts(tmp_path):
-    result = vending(
-        "backend", "vendor", "--broker", "mqtt://127.0.0.1:9", "--db", str(tmp_path / "v.db"),
-        "--key", str(tmp_path / "vendor.key"), "--machines", str(tmp_path), "--http", "localhost",
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "--http: expected HOST:PORT such as 127.0.0.1:8080, got 'localhost'" in result.stderr
-    assert not (tmp_path / "v.db").exists()
+    for listen in ("localhost", "localhost:８０80", "localhost:²"):  # str.isdigit() took the last two: exit 70
+        result = vending(
+            "backend", "vendor", "--broker", "mqtt://127.0.0.1:9", "--db", str(tmp_path / "v.db"),
+            "--key", str(tmp_path / "vendor.key"), "--machines", str(tmp_path), "--http", listen,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert f"--http: expected HOST:PORT such as 127.0.0.1:8080, got {listen!r}" in result.stderr
+        assert not (tmp_path / "v.db").exists()
 
 
 def test_the_backend_prints_a_working_dashboard_link(tmp_path):

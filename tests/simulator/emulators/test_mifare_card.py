@@ -111,7 +111,9 @@ def test_the_reader_writes_the_card_back_to_its_image_when_it_leaves_and_tears_o
     assert reader.command("fault tear 1").startswith("error: fault tear: no card image in the field")
     assert reader.command("fault tear").startswith("error: fault tear takes the number of writes")
     assert reader.command("place 04A1B2C4").startswith("error: place 04A1B2C4: no card image")
-    assert reader.command("place 04A1B2C3") == "ok" and reader.command("fault tear 2") == "ok"
+    assert reader.command("place 04A1B2C3") == "ok"
+    assert reader.command("fault tear ²") == "error: fault tear takes a number of writes from 1, got '²'"
+    assert reader.command("fault tear 2") == "ok"
     chip = reader.chip
     assert chip.execute(0x4A, b"\x01\x00")[:1] == b"\x01"  # InListPassiveTarget: one target
     exchange = [auth(m.AUTH_A, BALANCE, SAM.key_a(UID, 1)), bytes([m.RESTORE, BALANCE]), bytes([m.TRANSFER, BACKUP])]
