@@ -20,6 +20,7 @@ from firmware.errors import InputError, VendingError
 
 SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+MAX_COMMAND_LIFETIME = 86_400  # s: the longest a remote command may live on any machine (``command_lifetime``)
 
 
 def parse_hhmm(value: object) -> time:
@@ -124,7 +125,7 @@ class Security(Strict):
     """Limits on remote commands."""
 
     commands_per_minute: int = Field(default=12, ge=1, le=600)  # per signer, bursts of 5
-    command_lifetime: int = Field(default=3600, ge=60, le=86_400)  # seconds from issue to expiry, at most
+    command_lifetime: int = Field(default=3600, ge=60, le=MAX_COMMAND_LIFETIME)  # seconds from issue to expiry, at most
     # an operator's refund above this many TWD also needs the school's signature (`vending school approve-refund`)
     refund_school_above: int = Field(default=100, ge=0, le=100_000)
 

@@ -28,7 +28,7 @@ from firmware.cards.purse import (
 )
 from firmware.errors import VendingError
 from firmware.identity.keyset import read_card_master
-from simulator.cli.exits import fail, unwritable
+from simulator.cli.exits import fail, seconds_option, unwritable
 from simulator.safe_output import write_inside
 
 card_app = typer.Typer(no_args_is_help=True, help="Campus stored-value cards as MIFARE Classic 1K images (.mfd).")
@@ -147,7 +147,7 @@ def topup(
         str | None, typer.Option(help="Credit the card tapped on this PN532 reader instead, e.g. pn532:/dev/ttyUSB0.")
     ] = None,
     terminal: Annotated[str, typer.Option(help="This terminal's id, as the card's log records it.")] = "topup",
-    wait: Annotated[float, typer.Option(min=0, help="Seconds to wait for a card on --reader.")] = 30.0,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a card on --reader.")] = 30.0,
 ) -> None:
     """Credit the purse with key B: on an image, or on the card tapped on a reader (logged on the card).
 
@@ -157,6 +157,7 @@ def topup(
     """
     if (image is None) == (reader is None):
         fail("give a card image or --reader URL (one of them)")
+    seconds_option(wait)
     if (refusal := credit_refusal(0, amount)) is not None:  # no purse takes it: said before a card is waited for
         fail(f"--amount: {refusal}")
     if reader is not None:

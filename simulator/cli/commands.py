@@ -19,13 +19,14 @@ import typer
 
 from firmware.app.command_gate import Refused
 from firmware.app.command_set import AUTHORITY, COMMANDS, fields_from_words
+from firmware.config.machine import MAX_COMMAND_LIFETIME
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
 from firmware.reporting import topics
 from firmware.reporting.mqtt import make_client, reachable
 from firmware.reporting.wire import WireError, parse_object
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import EXIT_FAILED, EXIT_NO_ANSWER, EXIT_OK, fail
+from simulator.cli.exits import EXIT_FAILED, EXIT_NO_ANSWER, EXIT_OK, fail, seconds_option
 from simulator.cli.reporting import party_identity
 from simulator.dashboard.operator import operator_command
 
@@ -41,7 +42,9 @@ def send(
     ] = Path("keys/vendor.key"),
     machine: Annotated[str, typer.Option(help="The machine id.")] = "",
     broker: Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port")] = "mqtt://127.0.0.1:1883",
-    lifetime: Annotated[int, typer.Option(help="Seconds until the command expires (the machine caps it).")] = 300,
+    lifetime: Annotated[
+        int, typer.Option(min=1, max=MAX_COMMAND_LIFETIME, help="Seconds until the command expires (config caps it).")
+    ] = 300,
     counter: Annotated[
         int | None, typer.Option(help="Counter above the last one used with this key (default: now in microseconds).")
     ] = None,
@@ -67,6 +70,7 @@ def send(
         fail(f"--amount and --approval belong to refund, not {command}")
     if not MACHINE_ID.fullmatch(machine):
         fail(f"--machine {machine!r}: the machine to command, {MACHINE_ID_RULE}")
+    seconds_option(wait)
     address = broker_address(broker, username, password, ca, cert, cert_key)  # every argument before any file
     words = [*(args or []), *([] if amount is None else ["--amount", str(amount)])]
     try:

@@ -6,6 +6,7 @@ exception that reaches it onto one of them, so a script driving ``vending`` neve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
@@ -58,6 +59,13 @@ def day_option(value: str, option: str = "--day") -> date:
         return date.fromisoformat(value)
     except ValueError:
         fail(f"{option}: expected YYYY-MM-DD, got {value!r}")
+
+
+def seconds_option(value: float, option: str = "--wait") -> float:
+    """A number of seconds to wait, or exit 2: a negative wait was an internal error, ``nan`` waited forever."""
+    if not math.isfinite(value) or value < 0:
+        fail(f"{option}: expected a number of seconds from 0, got {value}")
+    return value
 
 
 def unwritable(where: object, exc: OSError) -> NoReturn:

@@ -18,7 +18,7 @@ import typer
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import day_option, fail, write_out
+from simulator.cli.exits import day_option, fail, seconds_option, write_out
 from simulator.cli.school_controls import controls_app
 
 if TYPE_CHECKING:
@@ -127,6 +127,7 @@ def _run(
     from simulator.school.subject import SubjectRequests, TermKeys
 
     erase_days = [day_option(day) for day in days or []]
+    seconds_option(wait)
     address = broker_address(broker, *connection)
     try:
         store = SchoolStore(db)

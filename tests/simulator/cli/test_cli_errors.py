@@ -59,6 +59,16 @@ def test_cmd_send_refuses_what_the_machine_would_refuse_before_it_reaches_for_th
     ):
         out = vending("cmd", "send", *words, "--machine", "M-1", "--key", str(keys / "vendor.key"), "--broker", dead)
         assert out.returncode == 2 and reason in out.stderr and "cannot reach" not in out.stderr, out.stderr
+    restock = ["cmd", "send", "restock", "A1=1", "--machine", "M-1", "--key", str(keys / "vendor.key")]
+    restock += ["--broker", dead]
+    for option, reason in (  # --wait nan waited forever, -1 was exit 70; a lifetime past a day was exit 70 or refused
+        (["--wait", "nan"], "--wait: expected a number of seconds from 0, got nan"),
+        (["--wait", "-1"], "--wait: expected a number of seconds from 0, got -1.0"),
+        (["--lifetime", "0"], "Invalid value for '--lifetime'"),
+        (["--lifetime", "99999999999999"], "Invalid value for '--lifetime'"),
+    ):
+        out = vending(*restock, *option)
+        assert out.returncode == 2 and reason in out.stderr and "Traceback" not in out.stderr, out.stderr
     nameless = vending("cmd", "send", "restock", "A1=1", "--key", str(keys / "vendor.key"), "--broker", dead)
     assert nameless.returncode == 2 and "--machine '': the machine to command" in nameless.stderr, nameless.stderr
 

@@ -87,6 +87,9 @@ def test_export_and_erase_from_the_command_line(tmp_path: Path) -> None:
         moved = [*common[:7], str(tmp_path / "no-such-dir"), *common[8:]]  # --terms: a directory that is not there
         nowhere = CliRunner().invoke(app, ["school", "export", *moved, "--out", str(tmp_path / "o4")])
         assert nowhere.exit_code == 2 and "no-such-dir: no such directory (the school's term keys" in nowhere.output
+        for wait in ("nan", "-1"):  # nan waited for an answer forever; -1 was exit 70
+            waited = CliRunner().invoke(app, ["school", "erase", *common, "--wait", wait])
+            assert waited.exit_code == 2 and "--wait: expected a number of seconds from 0" in waited.output
     finally:
         world.stop()
 
