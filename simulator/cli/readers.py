@@ -31,6 +31,8 @@ from simulator.scenarios.purses import install_card_master
 from simulator.scenarios.stations import issue_cards
 from simulator.term_keys import simulation_term_key
 
+MAX_SLEEP_S = 86_400  # a control script's longest pause: a day
+
 reader_app = typer.Typer(no_args_is_help=True, help="Card-reader device emulators on pseudo-terminals.")
 
 
@@ -83,8 +85,8 @@ def emulate(
                     seconds = float(words[1]) if len(words) == 2 else -1.0
                 except ValueError:
                     seconds = -1.0
-                if seconds < 0:
-                    typer.echo(f"error: sleep takes a number of seconds, got {' '.join(words[1:])!r}")
+                if not 0 <= seconds <= MAX_SLEEP_S:  # nan did not sleep; 1e300 stopped the emulator (OverflowError)
+                    typer.echo(f"error: sleep takes 0 to {MAX_SLEEP_S} seconds, got {' '.join(words[1:])!r}")
                 else:
                     threading.Event().wait(seconds)
                 continue

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Self
 
 from firmware.cards.mifare import MEMORY
+from firmware.cards.purse import CardError, image_uid
 from firmware.domain import WHOLE_NUMBER
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
@@ -202,6 +203,12 @@ class PN532Device(Device):
             return f"no card image {path} (make one with `vending card issue`)"
         if path.stat().st_size != MEMORY:
             return f"{path}: a MIFARE Classic 1K image is {MEMORY} bytes, not {path.stat().st_size}"
+        try:  # the card is written back under the uid its block 0 holds: another card's file would be replaced
+            held = image_uid(path.read_bytes()).hex().upper()
+        except CardError as exc:
+            return f"{path}: {exc}"
+        if held != uid.upper():
+            return f"{path}: the image is card {held}'s, not {uid.upper()}'s"
         return ""
 
     def place(self, uid: str, lift: bool = False) -> None:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import date
 
 import pytest
 
+from firmware.cards.purse import CardRecord, Sam, issue_image
 from firmware.errors import VendingError
 from simulator.emulators.pty_port import PtyPort
 from tests.conftest import VENDING
@@ -57,3 +59,27 @@ def test_the_emulator_s_options_are_checked_before_a_device_starts(options, reas
     """A missing script started the device and then failed on a bare errno; a missing --cards said 'pn532 only'."""
     out = subprocess.run([VENDING, "reader", "emulate", *options], input="", capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and reason in out.stderr and "reader on" not in out.stdout, out.stderr + out.stdout
+
+
+def test_a_bad_control_line_is_answered_and_the_emulator_goes_on(tmp_path):
+    """``sleep 1e300`` stopped the emulator (OverflowError, exit 70); a card image whose block 0 is junk was
+    placed ("ok") and stopped it when the card left; another card's image was written back over that card's file."""
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "04A1B2C3.mfd").write_bytes(bytes(1024))
+    record = CardRecord("student", "353301", date(2026, 3, 2))
+    theirs = issue_image(bytes.fromhex("04A1B2C4"), record, 5, Sam(bytes(32)))
+    (cards / "04A1B2C4.mfd").write_bytes(theirs)
+    (cards / "04A1B2C5.mfd").write_bytes(theirs)  # a copy of 04A1B2C4's card under another name
+    lines = ["sleep 1e300", "sleep nan", "sleep -1", "place 04A1B2C3", "place 04A1B2C5", "remove", "place 04A1B2C4"]
+    out = subprocess.run([VENDING, "reader", "emulate", "--protocol", "pn532", "--cards", str(cards)],
+                         input="\n".join([*lines, "remove", "quit"]) + "\n", capture_output=True, text=True,
+                         timeout=30)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    answers = out.stdout.splitlines()[1:]
+    assert answers[:3] == [f"error: sleep takes 0 to 86400 seconds, got {arg!r}" for arg in ("1e300", "nan", "-1")]
+    assert answers[3].startswith(f"error: place 04A1B2C3: {cards / '04A1B2C3.mfd'}: block 0 is neither")
+    copied = f"{cards / '04A1B2C5.mfd'}: the image is card 04A1B2C4's, not 04A1B2C5's"
+    assert answers[4] == f"error: place 04A1B2C5: {copied}"
+    assert answers[5:] == ["ok", "ok", "ok"]
+    assert (cards / "04A1B2C4.mfd").read_bytes() == theirs and (cards / "04A1B2C3.mfd").read_bytes() == bytes(1024)
