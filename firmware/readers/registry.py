@@ -21,6 +21,7 @@ from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers.base import Decoder, ReaderSpec, SerialReader
 
 COMMON_OPTIONS = frozenset({"baud", "debounce"})
+MAX_DEBOUNCE_S = 60.0  # a card lifted this long and put back is a new tap, whatever the URL says
 READER_URL_HELP = "pn532:/dev/ttyUSB0, rdm6300:/dev/ttyS1?baud=9600, line:/tmp/reader0, virtual:"
 
 
@@ -113,6 +114,10 @@ def parse_reader_url(url: str) -> ReaderSpec:
         debounce = float(options.pop("debounce", "1.0"))
     except ValueError:
         raise VendingError(f"reader {url!r}: baud must be an integer and debounce a number of seconds") from None
+    if baud < 1:  # it was taken, and the reader stayed "offline" for good: a typo, not an unplugged cable
+        raise VendingError(f"reader {url!r}: baud must be a positive number of bits a second, not {baud}")
+    if not 0 <= debounce <= MAX_DEBOUNCE_S:  # nan made every frame of a held card a new tap, inf one tap ever
+        raise VendingError(f"reader {url!r}: debounce is 0 to {MAX_DEBOUNCE_S:g} seconds, not {debounce}")
     wrong = protocol.check(options)
     if wrong is not None:
         raise VendingError(f"reader {url!r}: {wrong}")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import re
 
 import pytest
 
+from firmware.errors import VendingError
 from firmware.readers.registry import BY_NAME, PROTOCOLS, SERIAL_PROTOCOLS, parse_reader_url
 from simulator.emulators.devices import DEVICES
 from simulator.scenarios.tap_sources import unreadable_cards
@@ -28,6 +30,22 @@ def test_a_url_takes_its_protocol_s_default_baud_and_only_its_own_options():
     assert parse_reader_url("line:/dev/ttyUSB0?format=dec&endian=le").options == {"format": "dec", "endian": "le"}
     with pytest.raises(Exception, match="format is hex or dec"):
         parse_reader_url("line:/dev/ttyUSB0?format=oct")
+    assert parse_reader_url("pn532:/dev/ttyUSB0?debounce=0.25").debounce_s == 0.25
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("baud=-5", "baud must be a positive number of bits a second, not -5"),  # was "offline" for good
+        ("baud=0", "baud must be a positive number of bits a second, not 0"),
+        ("debounce=nan", "debounce is 0 to 60 seconds, not nan"),  # every frame of a held card a new tap
+        ("debounce=1e400", "debounce is 0 to 60 seconds, not inf"),  # each card one tap, ever
+        ("debounce=-1", "debounce is 0 to 60 seconds, not -1.0"),
+    ],
+)
+def test_a_url_s_baud_and_debounce_are_refused_out_of_range(query, reason):
+    with pytest.raises(VendingError, match=re.escape(f"reader 'line:/dev/ttyUSB0?{query}': {reason}")):
+        parse_reader_url(f"line:/dev/ttyUSB0?{query}")
 
 
 def test_the_scenario_check_reads_the_uid_sizes_the_protocol_declares():
