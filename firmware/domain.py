@@ -32,6 +32,10 @@ TXN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[0-9a-f]{16}$")
 SCHOOL_CODE = re.compile(r"^[A-Za-z0-9]{1,6}$")
 SCHOOL_CODE_RULE = "1-6 letters or digits"
 
+# the years a simulated run may be set in: a campus card counts its days from 2000 (firmware/cards/purse.py), and
+# near the year 9999 a machine's day close overflowed (exit 70)
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
 # a whole number as typed into an option, a roster or a control line: ASCII digits (``str.isdigit`` also takes
 # '²' and '①', which ``int`` refuses)
 WHOLE_NUMBER = re.compile(r"^[0-9]+$")

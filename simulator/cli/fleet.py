@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from firmware.config.machine import PAYMENT_MODES
+from firmware.domain import FIRST_YEAR, LAST_YEAR
 from simulator.cli.connection import (
     OWN_BROKERS,
     CaFile,
@@ -94,6 +95,8 @@ def fleet(
     import os
 
     the_day = day_option(day)
+    if not FIRST_YEAR <= the_day.year <= LAST_YEAR - 1:  # a term of --days runs on from it
+        fail(f"--day {day}: a simulated day is in the years {FIRST_YEAR}-{LAST_YEAR - 1}")
     if payment not in PAYMENT_MODES:
         fail(f"--payment {payment!r}: one of {', '.join(PAYMENT_MODES)}")
     broker = fleet_broker(broker)

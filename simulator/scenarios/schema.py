@@ -15,6 +15,7 @@ from firmware.config.controls import PeriodSpec, school_periods
 from firmware.config.machine import HotlistSetup, MachineSetup, PaymentMode, load_machine, with_payment_mode
 from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
+from firmware.domain import FIRST_YEAR, LAST_YEAR
 from firmware.errors import VendingError
 from simulator.scenarios.card_specs import CardSpec, parse_uid
 from simulator.scenarios.step_types import ADAPTERS, STEP_TYPES, Expect, parse_clock, parse_duration
@@ -133,6 +134,8 @@ def aware_moment(value: object, what: str) -> datetime:
         raise ValueError(f"{what} must be ISO 8601 with an offset, got {value!r}")
     if moment.tzinfo is None:
         raise ValueError(f"{what} needs a UTC offset, e.g. 2026-03-02T10:55:00+08:00")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise ValueError(f"{what} must be in the years {FIRST_YEAR}-{LAST_YEAR}, got {value!r}")
     return moment
 
 
@@ -314,6 +317,8 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
                 now = now + parse_duration(value)
             except ValueError as exc:
                 raise doc.error(loc, str(exc)) from None
+            if now.year > LAST_YEAR:
+                raise doc.error(loc, f"waits past the year {LAST_YEAR}")
         elif kind == "at":
             try:
                 clock = parse_clock(value)

@@ -19,15 +19,20 @@ from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
 from simulator.scenarios.card_specs import UnknownCard
 
 DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
+MAX_WAIT = timedelta(days=366)
 CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 
 
 def parse_duration(value: object) -> timedelta:
+    """A ``wait``: seconds, or ``1h30m``-style text; at most ``MAX_WAIT`` (a larger one was exit 70, an overflow)."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    if not isinstance(value, str) or not value or not (match := DURATION.fullmatch(value)):
+        hours, minutes, seconds = 0, 0, value
+    elif isinstance(value, str) and value and (match := DURATION.fullmatch(value)):
+        hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    else:
         raise ValueError(f"expected a duration like 90s, 10m, 2h or 1h30m, got {value!r}")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    if hours * 3600 + minutes * 60 + seconds > MAX_WAIT.total_seconds():
+        raise ValueError(f"a wait is at most {MAX_WAIT.days} days (a school year), got {value!r}")
     return timedelta(hours=hours, minutes=minutes, seconds=seconds)
 
 

@@ -153,6 +153,8 @@ def test_a_reader_port_that_does_not_exist_points_at_reader_list():
             ["fleet", "--broker", "mqtts://127.0.0.1:1,mqtt://127.0.0.1:2"],
             "every node of one broker uses the same scheme",
         ),
+        (["fleet", "--day", "9999-12-31"], "--day 9999-12-31: a simulated day is in the years 2000-2098"),  # exit 70
+        (["fleet", "--day", "1999-12-31"], "--day 1999-12-31: a simulated day is in the years 2000-2098"),
     ],
 )
 def test_cluster_arguments_that_cannot_work_are_refused_naming_why(arguments, said, tmp_path):
