@@ -114,7 +114,7 @@ def parse_reader_url(url: str) -> ReaderSpec:
         debounce = float(options.pop("debounce", "1.0"))
     except ValueError:
         raise VendingError(f"reader {url!r}: baud must be an integer and debounce a number of seconds") from None
-    if baud < 1:  # it was taken, and the reader stayed "offline" for good: a typo, not an unplugged cable
+    if protocol.serial and baud < 1:  # it was taken, and the reader stayed "offline" for good: a typo, not a cable
         raise VendingError(f"reader {url!r}: baud must be a positive number of bits a second, not {baud}")
     if not 0 <= debounce <= MAX_DEBOUNCE_S:  # nan made every frame of a held card a new tap, inf one tap ever
         raise VendingError(f"reader {url!r}: debounce is 0 to {MAX_DEBOUNCE_S:g} seconds, not {debounce}")

@@ -31,6 +31,7 @@ def test_a_url_takes_its_protocol_s_default_baud_and_only_its_own_options():
     with pytest.raises(Exception, match="format is hex or dec"):
         parse_reader_url("line:/dev/ttyUSB0?format=oct")
     assert parse_reader_url("pn532:/dev/ttyUSB0?debounce=0.25").debounce_s == 0.25
+    assert parse_reader_url("virtual:").baud == 0  # no serial line, no baud to check
 
 
 @pytest.mark.parametrize(
