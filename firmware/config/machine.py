@@ -222,7 +222,7 @@ class MachineConfig(Strict):
     low_stock: int = Field(default=2, ge=0, le=100)
     # a slot whose last this many vends did not drop leaves sale until the vendor enables it (0: never)
     jam_limit: int = Field(default=2, ge=0, le=100)
-    rules: list[str] = []
+    rules: list[str] = Field(min_length=1)  # the food rules every sale is held to: required (fail closed)
     # day_total: the day's total and the list of cards, no per-card amounts; per_card: the day's total,
     # and each card's (uid, amount, count) per four-week settlement period -- per-day or per-week card
     # lines let an issuer + vendor join pin lone sales (docs/privacy.md)
