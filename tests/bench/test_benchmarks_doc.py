@@ -22,6 +22,7 @@ def test_every_ratio_in_the_results_comes_from_at_least_five_alternating_rounds(
     durability = results["durability"]
     figures = [durability["decision"], *durability["sustained"], durability["sql_alone"]]
     figures += [results["outbox_to_backend"], results["brokers"]]
+    figures += results.get("placement", {}).get("cpus", [])
     for figure in figures:
         rounds = figure["ratio"]["rounds"]
         assert len(rounds) >= 5 and len(figure["limit"]["rounds"]) == len(rounds)
