@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from firmware.config.catalog import Catalog, load_catalog
 from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
@@ -32,18 +32,27 @@ def parse_hhmm(value: object) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
+def whole(pattern: re.Pattern[str], refusal: str) -> AfterValidator:
+    """A text field held to ``pattern`` whole (``fullmatch``), refused with ``refusal``, not the pattern's text."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(refusal)
+        return value
+
+    return AfterValidator(check)
+
+
+SchoolCode = Annotated[
+    str, whole(SCHOOL_CODE, f"a school code is {SCHOOL_CODE_RULE} (the MOE's; a campus card's record holds six)")
+]
+
+
 class School(Strict):
-    code: str  # the MOE school code: part of the school's topics, and on its campus cards' records
+    code: SchoolCode  # the MOE school code: part of the school's topics, and on its campus cards' records
     level: SchoolLevel
     # who answers data-protection requests, shown by the privacy notice (the school, never the vendor)
     privacy_contact: str = Field(default="the school office (學校教務處)", min_length=1, max_length=120)
-
-    @field_validator("code")
-    @classmethod
-    def _code(cls, value: str) -> str:
-        if not SCHOOL_CODE.fullmatch(value):
-            raise ValueError(f"a school code is {SCHOOL_CODE_RULE} (the MOE's; a campus card's record holds six)")
-        return value
 
 
 class TimeWindow(Strict):
@@ -209,7 +218,7 @@ class HotlistSetup(Strict):
 
 
 class MachineConfig(Strict):
-    id: str
+    id: Annotated[str, whole(MACHINE_ID, f"machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)")]
     school: School
     # where the machine stands, for the route driver and the operator's dashboard (never a person's data)
     location: str = Field(default="", max_length=80)
@@ -240,13 +249,6 @@ class MachineConfig(Strict):
     # the term (docs/security.md, "Guardian controls"; needs the school's controls.key beside the trusted keys)
     controls: Literal["local", "school"] = "local"
     technicians: TechnicianSetup | None = None  # route technicians' cards: service mode, DEX audit, refill
-
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        if not MACHINE_ID.fullmatch(value):
-            raise ValueError(f"machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)")
-        return value
 
     @field_validator("timezone")
     @classmethod
