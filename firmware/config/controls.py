@@ -32,6 +32,11 @@ class GuardianControls(Strict):
     blocked_allergens: list[Allergen] = Field(default=[], max_length=32)
     low_balance: int | None = Field(default=None, ge=0, le=MAX_AMOUNT)  # tell the guardian below this
 
+    @field_validator("blocked_categories", "blocked_kinds", "blocked_allergens")
+    @classmethod
+    def _once(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))  # named twice is blocked once: stored and pushed once
+
     @field_validator("period_limits")
     @classmethod
     def _limits(cls, value: dict[str, int]) -> dict[str, int]:

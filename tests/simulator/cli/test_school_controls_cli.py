@@ -35,7 +35,8 @@ def test_a_decision_is_recorded_pushed_sealed_and_opened_by_a_machine(tmp_path: 
         periods = vending("school", "controls", "periods", "--period", "lunch=12:00-13:30", *common)
         assert periods.returncode == 0 and "controls version 1: 1 period(s)" in periods.stdout, periods.stderr
         decided = vending("school", "controls", "set", "--student", "amy", "--period-limit", "lunch=60",
-                          "--block-allergen", "peanut", "--daily-limit", "80", *common)  # fmt: skip
+                          "--block-allergen", "peanut", "--block-allergen", "peanut",  # given twice: kept once
+                          "--daily-limit", "80", *common)  # fmt: skip
         assert decided.returncode == 0 and "controls version 2: amy recorded" in decided.stdout, decided.stderr
         retained = subscribe.simple(controls.topic("353301"), hostname="127.0.0.1", port=broker.port, retained=True)
     assert AMY.encode() not in retained.payload and b"peanut" not in retained.payload
@@ -49,6 +50,7 @@ def test_a_decision_is_recorded_pushed_sealed_and_opened_by_a_machine(tmp_path: 
     assert guardian.blocked_allergens == ("peanut",) and len(document.cards) == 1, "only amy's decision on record"
     shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
     assert shown["students"]["amy"]["daily_limit"] == 80 and shown["version"] == 2
+    assert shown["students"]["amy"]["blocked_allergens"] == ["peanut"]
 
 
 def test_bad_decisions_are_named_and_change_nothing(tmp_path: Path):
