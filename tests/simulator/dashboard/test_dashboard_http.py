@@ -73,6 +73,7 @@ def test_token_cookie_guards_every_page_and_buttons_need_htmx_and_fitting_input(
                 (b"slot=Z9&count=1", "'Z9' is not a slot"),
                 (b"slot=A1&count=11", "count: 11 is outside 0..10"),
                 (b"slot=A1&count=ten", "count: 'ten' is not a whole number"),
+                (b"slot=A1&count=1_0", "count: '1_0' is not a whole number"),  # int() read it as 10
             ):
                 status, _, answer = fetch(url, TOKEN, bad, {"HX-Request": "true"})
                 assert (status, reason in answer) == (400, True), answer
