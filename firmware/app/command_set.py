@@ -20,7 +20,7 @@ from firmware.app.command_gate import Refused, SignedCommand
 from firmware.config.machine import Lockout, MachineConfig, parse_lockouts, with_lockouts
 from firmware.config.source import Strict, dotted, first_error
 from firmware.controller.session import Controller
-from firmware.domain import TXN_ID, SlotState
+from firmware.domain import TXN_ID, WHOLE_NUMBER, SlotState
 from firmware.entries import SaleEntry
 from firmware.identity.signing import SignatureError, TrustStore
 from firmware.journal.books import MachineBooks
@@ -154,10 +154,9 @@ def stored_lockouts(books: MachineBooks) -> list[Lockout] | None:
 
 # ---- the operator's words (``vending cmd send NAME WORDS...``) ------------------------------------------
 def _whole(word: str, what: str) -> int:
-    try:
-        return int(word)
-    except ValueError:
-        raise ValueError(f"{what} must be a whole number, got {word!r}") from None
+    if not WHOLE_NUMBER.fullmatch(word.removeprefix("-")):  # int() also takes "1_0" and other scripts' digits
+        raise ValueError(f"{what} must be a whole number, got {word!r}")
+    return int(word)
 
 
 def _restock_words(words: list[str]) -> dict[str, Any] | None:

@@ -44,6 +44,8 @@ def test_cmd_send_names_the_argument_it_cannot_read(keys):
     assert out.returncode == 2
     assert "restock A1=abc: the count for A1 must be a whole number, got 'abc'; usage: restock SLOT=COUNT" in out.stderr
     assert "ValueError" not in out.stderr and "Traceback" not in out.stderr
+    spaced = vending("cmd", "send", "restock", "A1=1_0", "--machine", "M-1", "--key", str(keys / "vendor.key"))
+    assert spaced.returncode == 2 and "the count for A1 must be a whole number, got '1_0'" in spaced.stderr  # was 10
     twice = vending("cmd", "send", "restock", "A1=3", "A1=4", "--machine", "M-1", "--key", str(keys / "vendor.key"))
     assert twice.returncode == 2
     assert "restock A1=3 A1=4: slot 'A1' is given twice: which count is meant?" in twice.stderr
