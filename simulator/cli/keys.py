@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
 from firmware.identity.keys import key_path, read_key, retire_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
@@ -15,6 +16,7 @@ from firmware.identity.secretfile import private_dir
 from firmware.identity.signing import Identity
 from simulator.cli.exits import check_card_uids, day_option, fail, machine_ids
 from simulator.cli.secrets_guard import refuse_if_tracked
+from simulator.safe_output import write_inside
 
 keys_app = typer.Typer(
     no_args_is_help=True, help="Term keys (pseudonyms) and every party's signing keys (docs/security.md)."
@@ -118,15 +120,21 @@ def keys_machine(
     force: Annotated[bool, typer.Option(help="Replace an existing machine key (re-enrol it at the backends).")] = False,
 ) -> None:
     """The machine's own signing key, in its state dir as machine.key (0600); its .pub enrolled for the backends."""
+    if not MACHINE_ID.fullmatch(machine):  # it names the enrolment file: "../x" wrote outside --enrol
+        fail(f"--machine {machine!r}: {MACHINE_ID_RULE}")
+    enrolled = enrol / f"{machine}.pub"
+    if enrolled.is_symlink():  # checked before the key is made: nothing is written through one
+        fail(f"--enrol: {enrolled} is a symlink; nothing is written through one")
+    if not force and enrolled.exists():  # the machine enrolled under that id would be locked out
+        fail(f"--enrol: {enrolled} enrols machine {machine} already; --force re-enrols it with a new key")
     identity = Identity.generate(machine_party(machine))
     try:
         refuse_if_tracked(state_dir)
         path = identity.save(state_dir / MACHINE_KEY_FILE, force=force)
+        write_inside(private_dir(enrol), enrolled.name, identity.public.pem(), replace=force)
     except VendingError as exc:
         fail(exc)
-    private_dir(enrol)
-    (enrol / f"{machine}.pub").write_bytes(identity.public.pem())
-    typer.echo(f"wrote {path} and enrolled {enrol / f'{machine}.pub'}")
+    typer.echo(f"wrote {path} and enrolled {enrolled}")
 
 
 @keys_app.command("dev-set")
