@@ -27,7 +27,7 @@ from nacl.public import PrivateKey
 
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
-from firmware.identity.secretfile import private_dir, write_secret
+from firmware.identity.secretfile import private_dir, write_public, write_secret
 from firmware.identity.signing import Identity, KeyFileError, PublicKey, SignatureError, Signed, TrustStore
 
 AUTHORITIES = ("vendor", "school", "issuer")
@@ -48,7 +48,7 @@ def write_seal_pair(directory: Path, name: str = SEAL, *, force: bool = False) -
     """An X25519 pair to seal to: ``<name>.key`` (0600) and ``<name>.pub`` (hex); the issuer's, the school's."""
     key = PrivateKey.generate()
     path = write_secret(directory / f"{name}.key", bytes(key).hex().encode() + b"\n", force=force)
-    (directory / f"{name}.pub").write_text(bytes(key.public_key).hex() + "\n")
+    write_public(directory / f"{name}.pub", (bytes(key.public_key).hex() + "\n").encode())
     return path
 
 

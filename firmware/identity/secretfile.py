@@ -18,6 +18,7 @@ from firmware.errors import VendingError
 
 log = logging.getLogger(__name__)
 PRIVATE_FILE = 0o600
+PUBLIC_FILE = 0o644
 PRIVATE_DIR = 0o700
 
 
@@ -41,11 +42,20 @@ def private_dir(path: Path) -> Path:
 
 def write_secret(path: Path, data: bytes, *, force: bool = False) -> Path:
     """Write ``data`` to a new 0600 file; ``force`` replaces an existing one atomically."""
+    return _write_new(path, data, force, PRIVATE_FILE)
+
+
+def write_public(path: Path, data: bytes) -> Path:
+    """A key's public half beside it (0644), replaced whole: a symlink in its place is replaced, not written through."""
+    return _write_new(path, data, True, PUBLIC_FILE)
+
+
+def _write_new(path: Path, data: bytes, force: bool, mode: int) -> Path:
     private_dir(path.parent)
     # with force, a fresh name beside it, renamed over it: nothing that was there under another name is touched
     target = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp") if force else path
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, PRIVATE_FILE)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     except FileExistsError:
         raise SecretFileError(f"{path} exists already; refusing to overwrite a key (use --force)") from None
     except OSError as exc:

@@ -29,7 +29,7 @@ from joserfc.jwk import OKPKey
 from joserfc.jws import FlattenedJSONSerialization
 
 from firmware.errors import VendingError
-from firmware.identity.secretfile import write_secret
+from firmware.identity.secretfile import write_public, write_secret
 
 log = logging.getLogger(__name__)
 ALGORITHMS = ("Ed25519",)
@@ -102,7 +102,7 @@ class Identity:
     def save(self, path: Path, *, force: bool = False) -> Path:
         """``path`` gets the private key (0600, never overwritten without ``force``), ``.pub`` beside it."""
         write_secret(path, self.key.as_pem(private=True), force=force)
-        path.with_suffix(".pub").write_bytes(self.public.pem())
+        write_public(path.with_suffix(".pub"), self.public.pem())
         return path
 
     @property

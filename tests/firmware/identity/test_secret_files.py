@@ -27,3 +27,23 @@ def test_a_file_where_a_directory_should_be_still_fails(tmp_path: Path):
     (tmp_path / "keys").write_text("not a directory")
     with pytest.raises(NotADirectoryError):
         private_dir(tmp_path / "keys" / "machines")
+
+
+def test_a_key_s_public_half_replaces_a_symlink_in_its_place_and_never_writes_through_it(tmp_path: Path):
+    """``Identity.save`` wrote the ``.pub`` with ``write_bytes``, through whatever link stood there (and the
+    seal pair's ``.pub`` likewise): under ``--force`` a link planted beside a key sent the PEM to its target."""
+    from firmware.identity.keyset import write_seal_pair
+    from firmware.identity.signing import Identity, PublicKey
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    for name in ("vendor.pub", "issuer-seal.pub"):
+        (keys / name).symlink_to(target)
+    saved = Identity.generate("vendor").save(keys / "vendor.key", force=True)
+    write_seal_pair(keys, "issuer-seal", force=True)
+    assert target.read_text() == "keep me"
+    for name in ("vendor.pub", "issuer-seal.pub"):
+        assert not (keys / name).is_symlink() and (keys / name).is_file()
+    assert PublicKey.load("vendor", saved.with_suffix(".pub")).kid == Identity.load("vendor", saved).public.kid
