@@ -106,12 +106,12 @@ def all_or_nothing(directory: Path) -> Iterator[Callable[..., Path]]:
     """
     undo: list[Callable[[], None]] = []
 
-    def write(relative: str, text: str | bytes, *, replace: bool) -> Path:
+    def write(relative: str, text: str | bytes, *, replace: bool, mode: int = 0o644) -> Path:
         target = directory / relative
         made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
         undo.extend(partial(_remove_if_empty, folder) for folder in reversed(made))  # innermost undone first
         before = target.read_bytes() if replace and target.is_file() and not target.is_symlink() else None
-        written = write_inside(directory, relative, text, replace=replace)
+        written = write_inside(directory, relative, text, replace=replace, mode=mode)
         undo.append(partial(replace_file, target, before) if before is not None else target.unlink)
         return written
 

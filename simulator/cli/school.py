@@ -18,7 +18,7 @@ import typer
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import day_option, fail, seconds_option, write_out
+from simulator.cli.exits import day_option, fail, seconds_option, unwritable, write_out
 from simulator.cli.school_controls import controls_app
 
 if TYPE_CHECKING:
@@ -187,11 +187,18 @@ def export(
     cert_key: CertKey = None,
 ) -> None:
     """A student's access request: every party's records of the student in a term, as JSON, CSV and a summary."""
-    from simulator.school.export import write_export
+    from simulator.school.export import unfit_for_export, write_export
 
+    if (unfit := unfit_for_export(out)) is not None:  # before any party is asked
+        fail(f"--out {out}: {unfit}; nothing asked, nothing written")
     connection = (username, password, ca, cert, cert_key)
     found = _run("access", db, student, term, terms, keys, broker, None, wait, connection, machine)
-    body = write_export(found, out, datetime.now(UTC))
+    try:
+        body = write_export(found, out, datetime.now(UTC))
+    except VendingError as exc:
+        fail(f"--out {exc}")
+    except OSError as exc:
+        unwritable(f"--out {out}", exc)
     issuer = body["issuer"]
     typer.echo(
         f"{len(body['vendor'])} vendor record(s), {len(issuer['days'])} issuer day(s), "

@@ -9,13 +9,15 @@ elsewhere, plus a summary a person can read without the schema.
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from simulator.safe_output import csv_cell
+from firmware.errors import VendingError
+from firmware.identity.secretfile import private_dir
+from simulator.safe_output import all_or_nothing, csv_cell
 from simulator.school.subject import SubjectRecords
 
 FORMAT = "campus-vending-access/1"
@@ -70,24 +72,40 @@ def _visit(payload: dict[str, Any]) -> dict[str, Any]:
     return {key: payload[key] for key in keep if payload.get(key) is not None}
 
 
+def unfit_for_export(out: Path) -> str | None:
+    """Why ``out`` cannot take a student's export (it must be new or empty: it will hold one person's data)."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        return "not a directory"
+    if out.is_dir() and any(out.iterdir()):
+        return "holds files already (another export, perhaps another student's): give a new or empty directory"
+    return None
+
+
 def write_export(found: SubjectRecords, out: Path, generated: datetime) -> dict[str, Any]:
-    """The three files in ``out`` (0700: it holds one person's data); returns the JSON document."""
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(out, 0o700)
+    """The three files in ``out``, new or empty (made 0700: it holds one person's data), all or none of them.
+
+    It was chmod-ed 0700 whatever it was (``--out .``, a home directory), and its files were written over
+    another export's and through symlinks; half a second export left one student's CSV beside another's JSON.
+    """
+    if (unfit := unfit_for_export(out)) is not None:
+        raise VendingError(f"{out}: {unfit}; nothing written")
+    private_dir(out)
     body = document(found, generated)
-    (out / "access.json").write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
-    with (out / "access.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, CSV_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for record in body["vendor"]:
-            writer.writerow({key: csv_cell(value) for key, value in {"held_by": "vendor", **record}.items()})
-        for day in body["issuer"]["days"]:
-            row = {"held_by": "issuer", "kind": "settlement_day", "machine": day["machine"], "time": day["day"]}
-            writer.writerow({key: csv_cell(value) for key, value in row.items()})
-        for week in body["issuer"]["weeks"]:
-            row = {"held_by": "issuer", "kind": "settlement_week", "machine": week["machine"], "time": week["week"]}
-            writer.writerow(row | {"price": week["amount"]})
-    (out / "summary.md").write_text(summary(body))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for record in body["vendor"]:
+        writer.writerow({key: csv_cell(value) for key, value in {"held_by": "vendor", **record}.items()})
+    for day in body["issuer"]["days"]:
+        row = {"held_by": "issuer", "kind": "settlement_day", "machine": day["machine"], "time": day["day"]}
+        writer.writerow({key: csv_cell(value) for key, value in row.items()})
+    for week in body["issuer"]["weeks"]:
+        row = {"held_by": "issuer", "kind": "settlement_week", "machine": week["machine"], "time": week["week"]}
+        writer.writerow(row | {"price": week["amount"]})
+    with all_or_nothing(out) as write:
+        write("access.json", json.dumps(body, indent=2, ensure_ascii=False) + "\n", replace=False, mode=0o600)
+        write("access.csv", table.getvalue(), replace=False, mode=0o600)
+        write("summary.md", summary(body), replace=False, mode=0o600)
     return body
 
 

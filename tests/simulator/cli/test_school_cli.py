@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,16 @@ def test_export_and_erase_from_the_command_line(tmp_path: Path) -> None:
         exported = CliRunner().invoke(app, ["school", "export", *common, "--out", str(tmp_path / "out")])
         assert exported.exit_code == 0, exported.output
         assert "2 vendor record(s), 1 issuer day(s), 0 issuer week(s)" in exported.output
+        written = {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()}
+        assert sorted(written) == ["access.csv", "access.json", "summary.md"]
+        (tmp_path / "mine").mkdir(mode=0o755)
+        (tmp_path / "mine" / "notes.txt").write_text("somebody's")
+        for taken, reason in ((tmp_path / "out", "holds files already"), (tmp_path / "mine", "holds files already"),
+                              (tmp_path / "roster.csv", "not a directory")):  # fmt: skip
+            again = CliRunner().invoke(app, ["school", "export", *common, "--out", str(taken)])
+            assert again.exit_code == 2 and f"--out {taken}: {reason}" in again.output, again.output
+        assert {path.name: path.read_bytes() for path in (tmp_path / "out").iterdir()} == written
+        assert stat.S_IMODE((tmp_path / "mine").stat().st_mode) == 0o755, "somebody's directory is not chmod-ed"
         erased = CliRunner().invoke(app, ["school", "erase", *common, "--json"])
         assert erased.exit_code == 0, erased.output
         assert len(json.loads(erased.output)["erased"]) == 2
