@@ -281,6 +281,21 @@ def _existing_ca(directory: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
+def refuse_foreign_directory(directory: Path) -> None:
+    """``VendingError`` unless ``directory`` is new, empty, or a broker setup written before (its CA key there).
+
+    The setup writes its files into the directory and, run as root, hands the directory to the mosquitto
+    user: given a home directory or /etc by a slip, it would have written into it and changed its owner.
+    """
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        raise VendingError(f"--dir {directory}: not a directory; nothing written")
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / "ca.key").is_file():
+        raise VendingError(
+            f"--dir {directory}: holds files, and no broker setup (no ca.key): give a new or empty directory; "
+            "nothing written"
+        )
+
+
 def write_broker_setup(
     directory: Path, machines: list[str], port: int = 8883, *, force: bool = False, insider: bool = False
 ) -> BrokerSetup:
@@ -296,6 +311,7 @@ def write_broker_setup(
     """
     for machine in machines:
         check_machine_id(machine)
+    refuse_foreign_directory(directory)
     private_dir(directory)
     private_dir(directory / "clients")
     build_retain_guard(directory)

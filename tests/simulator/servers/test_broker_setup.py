@@ -7,6 +7,7 @@ backends, each with its own certificate, still deliver a signed report end to en
 
 from __future__ import annotations
 
+import os
 import queue
 import ssl
 from pathlib import Path
@@ -189,6 +190,21 @@ def test_a_machine_twice_or_a_port_past_65535_is_refused_before_anything_is_writ
     result = CliRunner().invoke(app, [*command, "--dir", str(tmp_path / "out")])
     assert result.exit_code == 2 and reason in result.output, result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_a_directory_that_holds_something_else_is_refused_and_left_as_it_was(tmp_path):
+    """Given a home directory or /etc by a slip, the setup wrote its CA, config and ACL into it and, as root,
+    handed the directory itself to the mosquitto user."""
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o755)
+    (mine / "notes.txt").write_text("keep me")
+    (tmp_path / "a-file").write_text("keep me too")
+    refusals = ((mine, "holds files, and no broker setup (no ca.key)"), (tmp_path / "a-file", "not a directory"))
+    for where, reason in refusals:
+        result = CliRunner().invoke(app, ["broker", "setup", "--dir", str(where), "--machines", "M-A"])
+        assert result.exit_code == 2 and f"--dir {where}: {reason}" in result.output, result.output
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me"
+    assert (mine.stat().st_uid, mine.stat().st_mode & 0o777) == (os.getuid(), 0o755)
 
 
 def test_the_acl_gives_each_command_s_party_its_topic_from_the_one_declaration() -> None:
