@@ -15,7 +15,8 @@ from typing import NoReturn
 import typer
 
 from firmware.domain import CARD_UID, CARD_UID_RULE, MACHINE_ID, MACHINE_ID_RULE
-from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK
+from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, VendingError
+from simulator.safe_output import write_inside
 
 EXIT_FAILED = 1  # the run worked and its answer is no: an expectation failed, a report was lost, a command refused
 EXIT_NO_ANSWER = 3  # `cmd send`: the machine did not answer in time
@@ -74,8 +75,16 @@ def unwritable(where: object, exc: OSError) -> NoReturn:
 
 
 def write_out(path: Path, text: str, option: str = "--out") -> None:
-    """Write a command's file, or exit 2 naming the option, the path and why it cannot be written."""
+    """Write a command's file whole (replacing one there), or exit 2 naming the option, the path and why not.
+
+    Never through a symlink (it wrote through one to its target), and a directory that is not there is named,
+    not made.
+    """
+    if not path.parent.is_dir():
+        fail(f"{option} {path}: {path.parent} is not a directory; nothing written")
     try:
-        path.write_text(text, newline="")
+        write_inside(path.parent, path.name, text, replace=True)
+    except VendingError as exc:
+        fail(f"{option} {exc}")
     except OSError as exc:
         unwritable(f"{option} {path}", exc)

@@ -98,5 +98,16 @@ def test_an_out_file_that_cannot_be_written_is_named_with_its_option(tmp_path: P
     assert run_scenario(load_scenario(ROOT / "configs/scenarios/normal-morning.yaml"), state_dir).passed
     nowhere = tmp_path / "no-such-dir" / "audit.dex"
     result = CliRunner().invoke(app, ["export", "dex", "--state-dir", str(state_dir), "--out", str(nowhere)])
-    assert result.exit_code == 2 and f"--out {nowhere}: cannot write: No such file or directory" in result.output
+    assert result.exit_code == 2 and f"--out {nowhere}: {nowhere.parent} is not a directory" in result.output
     assert not nowhere.parent.exists()
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me")
+    (tmp_path / "audit.dex").symlink_to(target)  # the file was written through the link, to its target
+    export = ["export", "dex", "--state-dir", str(state_dir), "--out"]
+    linked = CliRunner().invoke(app, [*export, str(tmp_path / "audit.dex")])
+    assert linked.exit_code == 2 and "is a symlink; nothing is written through one" in linked.output, linked.output
+    assert target.read_text() == "keep me"
+    again = tmp_path / "again.dex"
+    for _ in range(2):  # an export file of its own is replaced whole by the next export
+        assert CliRunner().invoke(app, [*export, str(again)]).exit_code == 0
+    assert again.read_text().startswith("DXS*")
