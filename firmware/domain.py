@@ -40,6 +40,16 @@ FIRST_YEAR, LAST_YEAR = 2000, 2099
 # '²' and '①', which ``int`` refuses)
 WHOLE_NUMBER = re.compile(r"^[0-9]+$")
 
+
+def typed_integer(text: str) -> int | None:
+    """``text`` as a whole number with an optional minus, or None.
+
+    ``int`` alone also takes "1_0", " 5" and other scripts' digits. A negative one is still a number, so its
+    range check can name it.
+    """
+    return int(text) if WHOLE_NUMBER.fullmatch(text.removeprefix("-")) else None
+
+
 # a card's uid as a reader gives it, in upper-case hex: ISO/IEC 14443-A's 4, 7 or 10 bytes (a PN532's cards)
 # or EM4100's 5 (125 kHz tags, an RDM6300's); scenarios, rosters, accounts, the hotlist and the wire agree on it
 CARD_UID = re.compile(r"^(?:[0-9A-F]{8}|[0-9A-F]{10}|[0-9A-F]{14}|[0-9A-F]{20})$")

@@ -20,7 +20,7 @@ from firmware.app.command_gate import Refused, SignedCommand
 from firmware.config.machine import Lockout, MachineConfig, parse_lockouts, with_lockouts
 from firmware.config.source import Strict, dotted, first_error
 from firmware.controller.session import Controller
-from firmware.domain import TXN_ID, WHOLE_NUMBER, SlotState
+from firmware.domain import TXN_ID, SlotState, typed_integer
 from firmware.entries import SaleEntry
 from firmware.identity.signing import SignatureError, TrustStore
 from firmware.journal.books import MachineBooks
@@ -154,9 +154,9 @@ def stored_lockouts(books: MachineBooks) -> list[Lockout] | None:
 
 # ---- the operator's words (``vending cmd send NAME WORDS...``) ------------------------------------------
 def _whole(word: str, what: str) -> int:
-    if not WHOLE_NUMBER.fullmatch(word.removeprefix("-")):  # int() also takes "1_0" and other scripts' digits
+    if (value := typed_integer(word)) is None:
         raise ValueError(f"{what} must be a whole number, got {word!r}")
-    return int(word)
+    return value
 
 
 def _restock_words(words: list[str]) -> dict[str, Any] | None:

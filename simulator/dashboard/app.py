@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from firmware.app.command_gate import Refused
-from firmware.domain import WHOLE_NUMBER
+from firmware.domain import typed_integer
 from simulator.dashboard.board import Board
 from simulator.dashboard.operator import NotSent, Operator
 
@@ -203,9 +203,8 @@ def command_for(board: Board, machine: str, action: str, form: dict[str, str]) -
 
 def _integer(form: dict[str, str], name: str, low: int, high: int) -> int:
     text = form.get(name, "")
-    if not WHOLE_NUMBER.fullmatch(text.removeprefix("-")):  # int() also takes "1_0", " 5", other scripts' digits
+    if (value := typed_integer(text)) is None:
         raise CommandInputError(f"{name}: {text[:20]!r} is not a whole number")
-    value = int(text)
     if not low <= value <= high:
         raise CommandInputError(f"{name}: {value} is outside {low}..{high}")
     return value
