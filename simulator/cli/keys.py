@@ -12,11 +12,10 @@ from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
 from firmware.identity.keys import key_path, read_key, retire_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
-from firmware.identity.secretfile import private_dir
+from firmware.identity.secretfile import write_public
 from firmware.identity.signing import Identity
 from simulator.cli.exits import check_card_uids, day_option, fail, machine_ids
 from simulator.cli.secrets_guard import refuse_if_tracked
-from simulator.safe_output import write_inside
 
 keys_app = typer.Typer(
     no_args_is_help=True, help="Term keys (pseudonyms) and every party's signing keys (docs/security.md)."
@@ -131,7 +130,7 @@ def keys_machine(
     try:
         refuse_if_tracked(state_dir)
         path = identity.save(state_dir / MACHINE_KEY_FILE, force=force)
-        write_inside(private_dir(enrol), enrolled.name, identity.public.pem(), replace=force)
+        write_public(enrolled, identity.public.pem())  # as the .pub beside the key: never through a link
     except VendingError as exc:
         fail(exc)
     typer.echo(f"wrote {path} and enrolled {enrolled}")
