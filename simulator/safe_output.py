@@ -28,7 +28,10 @@ from typing import Any, TextIO
 from firmware.errors import VendingError
 from firmware.journal.dex import dex_field
 
-__all__ = ["all_or_nothing", "between_markers", "csv_cell", "dex_field", "replace_file", "replace_section", "write_csv"]
+__all__ = [
+    "all_or_nothing", "between_markers", "csv_cell", "dex_field", "occupied", "replace_file", "replace_section",
+    "write_csv",
+]  # fmt: skip
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -93,6 +96,18 @@ def write_inside(directory: Path, relative: str, text: str | bytes, *, replace: 
     with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL, mode), "wb") as handle:
         handle.write(data)
     return target
+
+
+def occupied(directory: Path) -> str | None:
+    """Why ``directory`` is no new or empty one for a command to fill: "not a directory" or "holds files".
+
+    None if it is (not there yet, or empty). Such a command writes into it as its own: never into somebody else's files.
+    """
+    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+        return "not a directory"
+    if directory.is_dir() and any(directory.iterdir()):
+        return "holds files"
+    return None
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from typing import Any
 
 from firmware.errors import VendingError
 from firmware.identity.secretfile import private_dir
-from simulator.safe_output import all_or_nothing, csv_cell
+from simulator.safe_output import all_or_nothing, csv_cell, occupied
 from simulator.school.subject import SubjectRecords
 
 FORMAT = "campus-vending-access/1"
@@ -74,11 +74,9 @@ def _visit(payload: dict[str, Any]) -> dict[str, Any]:
 
 def unfit_for_export(out: Path) -> str | None:
     """Why ``out`` cannot take a student's export (it must be new or empty: it will hold one person's data)."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        return "not a directory"
-    if out.is_dir() and any(out.iterdir()):
+    if (why := occupied(out)) == "holds files":
         return "holds files already (another export, perhaps another student's): give a new or empty directory"
-    return None
+    return why
 
 
 def write_export(found: SubjectRecords, out: Path, generated: datetime) -> dict[str, Any]:

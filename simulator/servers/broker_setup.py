@@ -35,6 +35,7 @@ from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.batches import MAX_BATCH_BYTES
 from firmware.reporting.mqtt import BrokerAddress
 from simulator.backends.requests import MAX_ANSWER_BYTES
+from simulator.safe_output import occupied
 from simulator.servers.retain_guard import build_retain_guard
 
 VALIDITY = timedelta(days=365)
@@ -287,9 +288,10 @@ def refuse_foreign_directory(directory: Path) -> None:
     The setup writes its files into the directory and, run as root, hands the directory to the mosquitto
     user: given a home directory or /etc by a slip, it would have written into it and changed its owner.
     """
-    if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+    why = occupied(directory)
+    if why == "not a directory":
         raise VendingError(f"--dir {directory}: not a directory; nothing written")
-    if directory.is_dir() and any(directory.iterdir()) and not (directory / "ca.key").is_file():
+    if why == "holds files" and not (directory / "ca.key").is_file():
         raise VendingError(
             f"--dir {directory}: holds files, and no broker setup (no ca.key): give a new or empty directory; "
             "nothing written"
