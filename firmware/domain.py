@@ -32,6 +32,10 @@ TXN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[0-9a-f]{16}$")
 SCHOOL_CODE = re.compile(r"^[A-Za-z0-9]{1,6}$")
 SCHOOL_CODE_RULE = "1-6 letters or digits"
 
+# a card named under a party's key (HMAC, 128 bits in lower-case hex; firmware/identity/pseudonym.py): the issuer's
+# hotlist entries and credits, the school's controls, a vendor's technician cards -- never the uid itself
+CARD_NAME = re.compile(r"^[0-9a-f]{32}$")
+
 # the years a simulated run may be set in: a campus card counts its days from 2000 (firmware/cards/purse.py), and
 # near the year 9999 a machine's day close overflowed (exit 70)
 FIRST_YEAR, LAST_YEAR = 2000, 2099

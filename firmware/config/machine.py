@@ -15,7 +15,16 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 from firmware.config.catalog import Catalog, load_catalog
 from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
 from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
-from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, SCHOOL_CODE, SCHOOL_CODE_RULE, Category, Profile, SchoolLevel
+from firmware.domain import (
+    CARD_NAME,
+    MACHINE_ID,
+    MACHINE_ID_RULE,
+    SCHOOL_CODE,
+    SCHOOL_CODE_RULE,
+    Category,
+    Profile,
+    SchoolLevel,
+)
 from firmware.errors import InputError, VendingError
 
 SLOT_CODE = re.compile(r"^[A-Z][0-9]{1,2}$")
@@ -198,7 +207,7 @@ class TechnicianSetup(Strict):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            if not re.fullmatch(r"^[0-9a-f]{32}$", name):
+            if not CARD_NAME.fullmatch(name):
                 raise ValueError(f"{name[:40]!r}: a technician card is listed by its 32-hex-digit name "
                                  "(`vending keys technician --key FILE --card UID` prints it)")  # fmt: skip
         return value

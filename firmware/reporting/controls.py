@@ -15,7 +15,6 @@ in force until the next push: a guardian's decision does not lapse because the s
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,7 @@ from pydantic import ValidationError
 
 from firmware.config.controls import GuardianControls, parse_periods
 from firmware.config.source import error_text
-from firmware.domain import Guardian, Period
+from firmware.domain import CARD_NAME, Guardian, Period
 from firmware.identity.signing import Identity
 from firmware.reporting.pushed import check_order, open_push, push_head, read_head, seal_push
 from firmware.reporting.signed import Verifier
@@ -35,7 +34,6 @@ LABEL = "controls"
 PAD = 64 * 1024  # the sealed text's bucket: a school's controls fit a few of them
 MAX_CARDS = 20_000
 MAX_CONTROLS_BYTES = 16 * 1024 * 1024
-NAME = re.compile(r"^[0-9a-f]{32}$")
 
 
 def topic(school: str) -> str:
@@ -73,7 +71,7 @@ def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> 
     names = {period.name for period in known}
     controls: dict[str, Guardian] = {}
     for name, spec in cards.items():
-        if not NAME.fullmatch(name):
+        if not CARD_NAME.fullmatch(name):
             raise WireError("cards: every card is named by 32 lower-case hex digits")
         try:
             guardian = GuardianControls.model_validate(spec).guardian()

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from firmware.domain import Credit
+from firmware.domain import CARD_NAME, Credit
 from firmware.identity.signing import Identity
 from firmware.reporting.pushed import check_order, open_push, push_head, read_head, seal_push
 from firmware.reporting.signed import Verifier
@@ -30,7 +30,6 @@ LABEL = "credits"
 PAD = 16 * 1024
 MAX_CREDITS = 50_000
 MAX_CREDITS_BYTES = 8 * 1024 * 1024
-NAME = re.compile(r"^[0-9a-f]{32}$")
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
@@ -64,7 +63,7 @@ def read(raw: bytes, key: bytes, verify: Verifier, held: int, now: datetime) -> 
     found: dict[str, tuple[Credit, ...]] = {}
     total = 0
     for name, credits in cards.items():
-        if not NAME.fullmatch(name) or not isinstance(credits, list):
+        if not CARD_NAME.fullmatch(name) or not isinstance(credits, list):
             raise WireError("cards: every card is named by 32 lower-case hex digits, with a list of [seq, amount]")
         listed = sorted((_credit(name, credit) for credit in credits), key=lambda credit: credit.seq)
         if len({credit.seq for credit in listed}) != len(listed):

@@ -17,11 +17,11 @@ own delta, or redelivered on a reconnect), which is no incident.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from firmware.domain import CARD_NAME
 from firmware.identity.signing import Identity
 from firmware.reporting.pushed import AlreadyHeld, PushHead, check_order, open_push, push_head, read_head, seal_push
 from firmware.reporting.signed import Verifier
@@ -33,7 +33,6 @@ BUCKET = 256  # a full list's entries, padded to a multiple of this
 DELTA_BUCKET = 16  # a delta's additions and removals, each padded to a multiple of this
 MAX_ENTRIES = 65_536
 MAX_HOTLIST_BYTES = 8 * 1024 * 1024  # 64 Ki names of 32 hex digits, signed, sealed, base64: well under
-ENTRY = re.compile(r"^[0-9a-f]{32}$")
 LABEL = "hotlist"
 __all__ = ["AlreadyHeld", "HotlistDocument", "compose_delta", "compose_full", "read"]
 
@@ -90,7 +89,7 @@ def _document(body: dict[str, object]) -> tuple[PushHead, HotlistDocument]:
         value = body[name]
         if not isinstance(value, list) or len(value) > MAX_ENTRIES:
             raise WireError(f"{name}: expected a list of at most {MAX_ENTRIES} names")
-        if not all(isinstance(entry, str) and ENTRY.fullmatch(entry) for entry in value):
+        if not all(isinstance(entry, str) and CARD_NAME.fullmatch(entry) for entry in value):
             raise WireError(f"{name}: every name is 32 lower-case hex digits")
         names[name] = frozenset(value)
     return head, HotlistDocument(head.kind, head.version, base, head.issued, head.expires, **names)
