@@ -4,7 +4,8 @@ Columns (header required, order free): ``student`` and ``card_uid`` always; ``pr
 staff, default student), ``machine`` (the machine at the student's school, informational), ``school``
 (the school's code, as its machines' configs have it; informational, checked like them),
 ``linked`` (true/false: may the card pay; default true), ``daily_limit`` (TWD, empty for none).
-A bad line is refused with its line number and nothing is imported.
+A bad line is refused with its line number and nothing is imported; so is a roster with no student,
+since an import replaces the roster whole.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def load_roster(path: Path) -> list[Student]:
         seen_students.add(student.student)
         seen_cards.add(student.card_uid)
         students.append(student)
+    if not students:  # importing replaces the roster: a header alone would take every student off it
+        raise RosterError(f"{path}: line 1: no student after the header; an empty roster is not imported")
     return students
 
 
