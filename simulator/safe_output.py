@@ -93,8 +93,13 @@ def write_inside(directory: Path, relative: str, text: str | bytes, *, replace: 
     if replace:
         replace_file(target, data, mode)
         return target
-    with os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL, mode), "wb") as handle:
-        handle.write(data)
+    handle = os.fdopen(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_EXCL, mode), "wb")
+    try:
+        with handle:
+            handle.write(data)
+    except BaseException:  # a full disk mid-file: the file this call made goes, never left half written
+        target.unlink(missing_ok=True)
+        raise
     return target
 
 
