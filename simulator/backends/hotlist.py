@@ -42,8 +42,7 @@ class HotlistRegistry:
     """The listed cards on the issuer's SQLite file (the same file as its backend's)."""
 
     def __init__(self, path: Path) -> None:
-        self.conn = open_owned(path, "issuer", isolation_level=None)
-        self.conn.executescript(SCHEMA)
+        self.conn = open_owned(path, "issuer", SCHEMA, isolation_level=None)
 
     def change(self, add: set[str], remove: set[str], at: datetime, signer: Identity) -> Change:
         """List and unlist cards in one commit: a new version (what actually changed; nothing, to republish).

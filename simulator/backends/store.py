@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware import crashpoints
+from firmware.errors import StorageError
 from firmware.journal.owner import NAMES, ForeignDatabase, connect
 from simulator.backends.schemas import PARTY_SCHEMAS
 
@@ -32,21 +33,31 @@ def private_file(path: Path) -> None:
         os.chmod(path, 0o600)
 
 
-def open_owned(path: Path, owner: str, **options: Any) -> sqlite3.Connection:
+def open_owned(path: Path, owner: str, setup: str = "", **options: Any) -> sqlite3.Connection:
     """``owner``'s database at ``path``: claimed (firmware/journal/owner.py) before anything is written to it.
 
     A new file is made 0600 before SQLite opens it; a file already there is checked first, so a path
-    that names someone else's file is refused with its mode, tables and journal untouched.
+    that names someone else's file is refused with its mode, tables and journal untouched. ``setup``
+    (the party's pragmas and tables) runs once it is claimed; a file that cannot be made, opened or set
+    up (a full disk, a read-only mount) is a ``StorageError`` naming it, the connection closed.
     """
     if path.is_dir():
         raise ForeignDatabase(f"{path}: a directory, not {NAMES[owner]} database")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    existed = path.exists()
-    if not existed:
-        private_file(path)
-    conn = connect(path, owner, **options)
-    if existed:
-        private_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        if not existed:
+            private_file(path)
+        conn = connect(path, owner, **options)
+    except (sqlite3.Error, OSError) as exc:
+        raise StorageError(f"{path}: cannot open {NAMES[owner]} database: {exc}") from None
+    try:
+        if existed:
+            private_file(path)
+        conn.executescript(setup)
+    except (sqlite3.Error, OSError) as exc:
+        conn.close()
+        raise StorageError(f"{path}: cannot set up {NAMES[owner]} database: {exc}") from None
     return conn
 
 
@@ -259,18 +270,15 @@ class SqliteReportStore(StoreQueries):
     def __init__(self, path: Path, owner: str = "vendor") -> None:
         """The ``owner`` party's file (vendor, issuer or school), with that party's tables (``PARTY_SCHEMAS``)."""
         # 0600: the issuer's settlements hold card numbers; SQLite gives its WAL the file's mode
-        self.conn = open_owned(path, owner, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA secure_delete=ON")  # freed cells are zeroed: an erased payload is not left behind
-        self.conn.executescript(PARTY_SCHEMAS[owner])
+        # secure_delete: freed cells are zeroed, so an erased payload is not left behind
+        setup = f"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON; {PARTY_SCHEMAS[owner]}"
+        self.conn = open_owned(path, owner, setup, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
         # machines' liveness (online, offline, last heartbeat) is advisory and rewritten by the next word a
         # machine sends: committed on a connection of its own that does not wait for the disk, so a
         # fleet's status messages do not each hold the writer through an fsync its reports wait behind
-        self._advisory = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._advisory.execute("PRAGMA synchronous=NORMAL")
-        self._advisory.execute("PRAGMA busy_timeout=10000")
+        self._advisory = open_owned(path, owner, "PRAGMA synchronous=NORMAL", isolation_level=None,
+                                    check_same_thread=False)  # fmt: skip
         self._advisory_lock = threading.Lock()
         self.duplicates = 0  # redeliveries seen and ignored (at-least-once on the wire)
         self.conflicts = []

@@ -24,8 +24,7 @@ class SchoolStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # 0600, the roster: who holds which card; the school backend stores guardian alerts in this file too
-        self.conn = open_owned(path, "school", isolation_level=None)
-        self.conn.executescript(SCHEMA)
+        self.conn = open_owned(path, "school", SCHEMA, isolation_level=None)
 
     def replace_roster(self, students: list[Student]) -> None:
         """The roster as imported, all or nothing (a student who left is gone from the school's side too)."""

@@ -131,3 +131,25 @@ def test_approve_refund_signs_one_refund_of_one_machine_s_sale_and_refuses_what_
     ):
         refused = CliRunner().invoke(app, [*approve, "--machine", machine, "--txn", txn])
         assert refused.exit_code == 2 and reason in refused.output and "signature" not in refused.output
+
+
+def test_a_school_database_the_disk_cannot_hold_is_named_and_the_next_import_works(tmp_path: Path) -> None:
+    """A full disk while the tables are made (a file size limit of 8 KiB): exit 70 and a traceback before."""
+    import resource
+    import signal
+    import subprocess
+
+    from tests.conftest import VENDING
+
+    def disk_nearly_full() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    (tmp_path / "roster.csv").write_text(ROSTER)
+    db = tmp_path / "school.db"
+    command = [VENDING, "backend", "school", "--db", str(db), "--roster", str(tmp_path / "roster.csv")]
+    full = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=disk_nearly_full)
+    assert full.returncode == 2, full.stderr
+    assert f"{db}: cannot set up the school's database: disk I/O error" in full.stderr
+    imported = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert imported.returncode == 0 and "2 student(s)" in imported.stdout, imported.stderr
