@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import resource
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +29,18 @@ VENDING = str(Path(sys.executable).parent / "vending")
 SCENARIOS = sorted((CONFIGS / "scenarios").glob("*.yaml"))
 DEMO_MACHINE = CONFIGS / "machines" / "demo.yaml"
 T = TypeVar("T")
+
+
+def vending_on_a_full_disk(room: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """`vending ARGS` with no file allowed past ``room`` bytes (RLIMIT_FSIZE): the kernel's own failure of a write
+    on a full disk (EFBIG, SIGXFSZ ignored), without filling one."""
+
+    def disk_nearly_full() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, room))
+
+    return subprocess.run([VENDING, *args], capture_output=True, text=True, timeout=120, preexec_fn=disk_nearly_full)
+
 
 # Property tests draw the same examples on every CI run (a failure there is reproducible with the
 # same command); locally they explore afresh and keep what failed in .hypothesis/.

@@ -67,7 +67,9 @@ def _write_new(path: Path, data: bytes, force: bool, mode: int) -> Path:
             os.fsync(handle.fileno())
         if force:
             os.replace(target, path)
-    except BaseException:
+    except BaseException as exc:
         target.unlink(missing_ok=True)  # half a key is no key (and a temporary one is not left lying about)
+        if isinstance(exc, OSError):  # a full disk: name the key it could not write
+            raise SecretFileError(f"{path}: cannot write: {exc.strerror or exc}; nothing written") from None
         raise
     return path

@@ -1,7 +1,8 @@
-"""Private directories under concurrent creation: two fleet workers enrol machines into one keys/ at once."""
+"""Private directories and key files: made by two fleet workers at once, a symlink in their place, a full disk."""
 
 from __future__ import annotations
 
+import re
 import stat
 from pathlib import Path
 
@@ -47,3 +48,20 @@ def test_a_key_s_public_half_replaces_a_symlink_in_its_place_and_never_writes_th
     for name in ("vendor.pub", "issuer-seal.pub"):
         assert not (keys / name).is_symlink() and (keys / name).is_file()
     assert PublicKey.load("vendor", saved.with_suffix(".pub")).kid == Identity.load("vendor", saved).public.kid
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["keys", "dev-set", "--dir", "{dir}"], ["keys", "init", "--state-dir", "{dir}", "--valid-until", "2099-07-31"]],
+    ids=["dev-set", "term key"],
+)
+def test_a_key_the_disk_cannot_hold_is_named_and_nothing_is_left(tmp_path: Path, command: list[str]):
+    """A full disk (no file may pass 32 bytes): "error: [Errno 27] File too large", which key unsaid."""
+    from tests.conftest import vending_on_a_full_disk
+
+    keys = tmp_path / "keys"
+    out = vending_on_a_full_disk(32, *(part.format(dir=keys) for part in command))
+    assert out.returncode == 2, out.stderr
+    named = rf"{re.escape(str(keys))}/[a-z_.]+: cannot write: File too large; nothing written\n"
+    assert re.fullmatch(named, out.stderr), out.stderr
+    assert list(keys.iterdir()) == [], "no half key, no temporary file"

@@ -79,11 +79,7 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
 
 def test_a_top_up_that_cannot_be_written_whole_leaves_the_card_image_as_it_was(tmp_path: Path):
     """The disk fills mid-write (a file size limit of 512 bytes): the image keeps its 1,024 bytes and its money."""
-    import resource
-    import signal
-    import subprocess
-
-    from tests.conftest import VENDING
+    from tests.conftest import vending_on_a_full_disk
 
     assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
     keys, card = str(tmp_path / "k"), tmp_path / "amy.mfd"
@@ -92,13 +88,7 @@ def test_a_top_up_that_cannot_be_written_whole_leaves_the_card_image_as_it_was(t
         == 0
     )
     before = card.read_bytes()
-
-    def disk_nearly_full() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (512, 512))
-
-    topup = [VENDING, "card", "topup", str(card), "--keys", keys, "--amount", "200"]
-    out = subprocess.run(topup, capture_output=True, text=True, timeout=120, preexec_fn=disk_nearly_full)
+    out = vending_on_a_full_disk(512, "card", "topup", str(card), "--keys", keys, "--amount", "200")
     assert out.returncode == 2 and f"IMAGE {card}: cannot write: File too large; nothing written" in out.stderr
     assert card.read_bytes() == before, "the card image is whole, with the money it had"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["amy.mfd", "k"], "no temporary file left"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from simulator.safe_output import all_or_nothing
-from tests.conftest import CONFIGS, VENDING
+from tests.conftest import CONFIGS, VENDING, vending_on_a_full_disk
 
 MORNING = CONFIGS / "scenarios/normal-morning.yaml"
 
@@ -253,16 +253,8 @@ def test_init_that_fails_on_its_last_file_leaves_the_directory_as_it_was(tmp_pat
 def test_init_that_fills_the_disk_mid_file_leaves_no_part_of_it(tmp_path: Path) -> None:
     """A file size limit of 2,000 bytes cuts the 3.9 KB catalog: "nothing written" was said, and its first
     2,000 bytes stayed, so the next `vending init` refused the half catalog as a file already there."""
-    import resource
-    import signal
-
-    def disk_nearly_full() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
-
     site = tmp_path / "site"
-    cut = subprocess.run([VENDING, "init", str(site)], capture_output=True, text=True, timeout=120,
-                         preexec_fn=disk_nearly_full)  # fmt: skip
+    cut = vending_on_a_full_disk(2000, "init", str(site))
     assert cut.returncode == 2 and f"{site}: cannot write: File too large; nothing written" in cut.stderr, cut.stderr
     assert not site.exists(), sorted(str(path) for path in site.rglob("*"))
     assert vending("init", str(site)).returncode == 0

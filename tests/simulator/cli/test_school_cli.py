@@ -14,7 +14,7 @@ from simulator.cli import app
 from simulator.scenarios import load_scenario, run_scenario
 from simulator.scenarios.reporting_world import ReportingWorld
 from simulator.school.store import SchoolStore
-from tests.conftest import ROOT
+from tests.conftest import ROOT, vending_on_a_full_disk
 
 ROSTER = (
     "student,card_uid,profile,linked,daily_limit\namy,04A1B2C3D4E5F6,student,true,\nkai,04C3D4E5F60718,student,yes,40\n"
@@ -135,21 +135,11 @@ def test_approve_refund_signs_one_refund_of_one_machine_s_sale_and_refuses_what_
 
 def test_a_school_database_the_disk_cannot_hold_is_named_and_the_next_import_works(tmp_path: Path) -> None:
     """A full disk while the tables are made (a file size limit of 8 KiB): exit 70 and a traceback before."""
-    import resource
-    import signal
-    import subprocess
-
-    from tests.conftest import VENDING
-
-    def disk_nearly_full() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
-
     (tmp_path / "roster.csv").write_text(ROSTER)
     db = tmp_path / "school.db"
-    command = [VENDING, "backend", "school", "--db", str(db), "--roster", str(tmp_path / "roster.csv")]
-    full = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=disk_nearly_full)
+    command = ["backend", "school", "--db", str(db), "--roster", str(tmp_path / "roster.csv")]
+    full = vending_on_a_full_disk(8192, *command)
     assert full.returncode == 2, full.stderr
     assert f"{db}: cannot set up the school's database: disk I/O error" in full.stderr
-    imported = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    imported = vending_on_a_full_disk(1 << 30, *command)  # room again
     assert imported.returncode == 0 and "2 student(s)" in imported.stdout, imported.stderr
