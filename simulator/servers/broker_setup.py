@@ -35,7 +35,7 @@ from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.batches import MAX_BATCH_BYTES
 from firmware.reporting.mqtt import BrokerAddress
 from simulator.backends.requests import MAX_ANSWER_BYTES
-from simulator.safe_output import occupied
+from simulator.safe_output import occupied, replace_file
 from simulator.servers.retain_guard import build_retain_guard
 
 VALIDITY = timedelta(days=365)
@@ -234,7 +234,7 @@ class BrokerSetup:
         """A client certificate for ``machine`` (CN = its id), signed by this setup's CA."""
         check_machine_id(machine)
         if force or not (self.directory / "clients" / f"{machine}.crt").exists():
-            _issue(self.directory / "clients", machine, _existing_ca(self.directory), server=False, force=force)
+            _issue(self.directory / "clients", machine, _existing_ca(self.directory), server=False)
         return self.address(machine)
 
 
@@ -263,11 +263,17 @@ def check_machine_id(machine: str) -> None:
         raise VendingError(f"--machines: {machine!r} is a party's broker user; a machine may not be called that")
 
 
-def _issue(where: Path, name: str, ca_key: ec.EllipticCurvePrivateKey, *, server: bool, force: bool) -> None:
+def _issue(where: Path, name: str, ca_key: ec.EllipticCurvePrivateKey, *, server: bool) -> None:
+    """A key and its certificate, each written whole, the certificate last: a ``.crt`` there means its key is too.
+
+    Called only where no certificate of ``name`` is there (or ``--force`` replaces them all), so a key
+    found alone is one an interrupted run wrote and never certified: nobody holds a certificate for it,
+    and it is replaced instead of blocking every later run ("exists already") until ``--force`` made a new CA.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
     cert = _certificate(name, key, CA_NAME, ca_key, ca=False, server=server)
-    write_secret(where / f"{name}.key", _key_pem(key), force=force)
-    (where / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_secret(where / f"{name}.key", _key_pem(key), force=True)
+    replace_file(where / f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM))
 
 
 def _existing_ca(directory: Path) -> ec.EllipticCurvePrivateKey:
@@ -306,7 +312,9 @@ def write_broker_setup(
     On a directory written before (its ``ca.key`` there) and without ``force``, the CA and every
     certificate in it stay as they are: only the certificates it lacks are issued under its CA (a party
     identity added since, such as a tool's), and the ACL and config are written again. ``force``
-    replaces everything, the CA with it (every machine must then be enrolled again).
+    replaces everything, the CA with it (every machine must then be enrolled again). A new setup that
+    fails half-way is taken away whole (the directory it made, or what it put in an empty one), and every
+    file is written whole, so no run leaves a torn certificate, ACL or config.
 
     ``insider`` adds an account that may read and write everything: development captures and the
     hostile-input tests (an attacker with valid transport credentials); never for a deployment.
@@ -314,6 +322,23 @@ def write_broker_setup(
     for machine in machines:
         check_machine_id(machine)
     refuse_foreign_directory(directory)
+    new = not (directory / "ca.key").is_file()  # refuse_foreign_directory: then it is not there, or empty
+    existed = directory.is_dir()
+    try:
+        setup = _write_setup(directory, machines, port, force=force, insider=insider)
+    except BaseException:
+        if new:  # all in it is this run's: a failed run (a full disk, no compiler) leaves nothing to refuse next time
+            for made in directory.iterdir() if existed else (directory,):
+                if made.is_dir() and not made.is_symlink():
+                    shutil.rmtree(made, ignore_errors=True)
+                else:
+                    made.unlink(missing_ok=True)
+        raise
+    _readable_by_broker(directory)
+    return setup
+
+
+def _write_setup(directory: Path, machines: list[str], port: int, *, force: bool, insider: bool) -> BrokerSetup:
     private_dir(directory)
     private_dir(directory / "clients")
     build_retain_guard(directory)
@@ -324,20 +349,19 @@ def write_broker_setup(
         ca_key = ec.generate_private_key(ec.SECP256R1())
         ca_cert = _certificate("campus-vending development CA", ca_key, CA_NAME, ca_key, ca=True, server=False)
         write_secret(directory / "ca.key", _key_pem(ca_key), force=force)
-        (directory / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+        replace_file(directory / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM))
     if not (completing and (directory / "broker.crt").exists()):
-        _issue(directory, "broker", ca_key, server=True, force=force)
+        _issue(directory, "broker", ca_key, server=True)
     parties = [name for names in IDENTITIES.values() for name in names]
     for name in (*parties, *INSIDERS) if insider else parties:
         if not (completing and (directory / "clients" / f"{name}.crt").exists()):
-            _issue(directory / "clients", name, ca_key, server=False, force=force)
+            _issue(directory / "clients", name, ca_key, server=False)
     setup = BrokerSetup(directory, port)
     for machine in machines:
         setup.enrol(machine, force=force)
-    (directory / "acl").write_text(acl_text(insider=insider))
+    replace_file(directory / "acl", acl_text(insider=insider).encode())  # whole: the broker never reads half its rules
     (directory / "data").mkdir(exist_ok=True)
-    (directory / "mosquitto.conf").write_text(config_text(directory.resolve(), port))
-    _readable_by_broker(directory)
+    replace_file(directory / "mosquitto.conf", config_text(directory.resolve(), port).encode())
     return setup
 
 

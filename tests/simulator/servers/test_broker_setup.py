@@ -353,3 +353,44 @@ def test_setup_again_keeps_the_ca_and_every_certificate_and_issues_only_what_the
         public.verify(issued.signature, issued.tbs_certificate_bytes, ec.ECDSA(issued.signature_hash_algorithm))
         assert issued_to.with_suffix(".key").stat().st_mode & 0o777 == 0o600
     assert "user issuer-ops" in (directory / "acl").read_text() and "8884" in (directory / "mosquitto.conf").read_text()
+
+
+def test_a_setup_cut_short_by_a_full_disk_leaves_nothing_and_the_next_one_completes(tmp_path: Path) -> None:
+    """A full disk stopped it after it made DIR and DIR/clients; the next run refused DIR as "holds files, and no
+    broker setup", so the operator had to find and delete what the first had left."""
+    from tests.conftest import vending_on_a_full_disk
+
+    require_mosquitto()  # the setup builds the retain guard (cc, mosquitto-dev)
+    fresh, emptied = tmp_path / "fresh", tmp_path / "empty"
+    emptied.mkdir(mode=0o750)
+    for directory in (fresh, emptied):
+        cut = vending_on_a_full_disk(3000, "broker", "setup", "--dir", str(directory), "--machines", "M-A")
+        assert cut.returncode == 2, cut.stderr
+    assert not fresh.exists(), "the directory it made is gone"
+    assert list(emptied.iterdir()) == [] and emptied.stat().st_mode & 0o777 == 0o750, "the user's own stays, empty"
+    again = CliRunner().invoke(app, ["broker", "setup", "--dir", str(fresh), "--machines", "M-A"])
+    assert again.exit_code == 0 and (fresh / "clients" / "M-A.crt").is_file(), again.output
+
+
+def test_a_key_left_without_its_certificate_is_issued_again_not_a_dead_end(tmp_path: Path) -> None:
+    """A run stopped between a party's key and its certificate: every later run said the key "exists already"
+    and only `--force` (a new CA, every machine enrolled again) got past it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    require_mosquitto()  # the setup builds the retain guard (cc, mosquitto-dev)
+    directory = tmp_path / "broker"
+    setup = ["broker", "setup", "--dir", str(directory), "--machines", "M-A"]
+    assert CliRunner().invoke(app, setup).exit_code == 0
+    ca = (directory / "ca.crt").read_bytes()
+    for certificate in (directory / "clients" / "vendor.crt", directory / "clients" / "M-A.crt"):
+        certificate.unlink()  # as a run stopped between the two files left them
+    again = CliRunner().invoke(app, setup)
+    assert again.exit_code == 0, again.output
+    enrol = CliRunner().invoke(app, ["broker", "enrol", "--dir", str(directory), "--machine", "M-B"])
+    assert enrol.exit_code == 0, enrol.output
+    assert (directory / "ca.crt").read_bytes() == ca, "the same CA"
+    for name in ("vendor", "M-A", "M-B"):
+        issued = x509.load_pem_x509_certificate((directory / "clients" / f"{name}.crt").read_bytes())
+        key = serialization.load_pem_private_key((directory / "clients" / f"{name}.key").read_bytes(), None)
+        assert issued.public_key() == key.public_key(), f"{name}: the certificate is its key's"
