@@ -32,6 +32,7 @@ from simulator.backends.signer import check as check_signer
 from simulator.backends.store import SqliteReportStore
 
 MIN_AGE = 14  # an e-payment account for a minor from this age, with a guardian's consent
+MAX_AGE = 120  # older than anyone living: a date of birth further back is a typo
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 PROFILES = ("student", "staff")
 GUARDIAN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the guardian's own account, by its reference
@@ -56,6 +57,20 @@ class Account:
 def age_on(born: str, day: str) -> int:
     b, d = date.fromisoformat(born), date.fromisoformat(day)
     return d.year - b.year - ((d.month, d.day) < (b.month, b.day))
+
+
+def birth_refusal(born: str, day: str) -> str | None:
+    """Why an account cannot be opened on ``day`` for a holder born on ``born`` (both YYYY-MM-DD), or None.
+
+    The issuer's ``open`` and a scenario's ``account: {born}`` are held to this one rule.
+    """
+    if born > day:
+        return f"after {day}, the day the account opens"
+    if (age := age_on(born, day)) < MIN_AGE:
+        return f"an account is opened from age {MIN_AGE}"
+    if age > MAX_AGE:  # 0201 for 2011: a typo that would open a minor's card as an adult's, with no guardian
+        return f"{age} years before {day}; a date of birth is at most {MAX_AGE} years back"
+    return None
 
 
 class AccountBook:
@@ -210,8 +225,8 @@ class AccountBook:
             raise AccountError(f"--card {uid}: an account is open for this card already")
         if order["profile"] not in PROFILES:
             raise AccountError(f"--profile {order['profile']!r}: one of {', '.join(PROFILES)}")
-        if age_on(order["born"], order["day"]) < MIN_AGE:
-            raise AccountError(f"--born {order['born']}: an account is opened from age {MIN_AGE}")
+        if (refusal := birth_refusal(order["born"], order["day"])) is not None:
+            raise AccountError(f"--born {order['born']}: {refusal}")
         self.store.conn.execute(
             "INSERT INTO accounts (uid, profile, born, balance) VALUES (?, ?, ?, 0)",
             (uid, order["profile"], order["born"]),

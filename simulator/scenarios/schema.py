@@ -17,6 +17,7 @@ from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
 from firmware.domain import FIRST_YEAR, LAST_YEAR
 from firmware.errors import VendingError
+from simulator.backends.accounts import birth_refusal
 from simulator.scenarios.card_specs import CardSpec, parse_uid
 from simulator.scenarios.step_types import ADAPTERS, STEP_TYPES, Expect, parse_clock, parse_duration
 
@@ -174,12 +175,24 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
         for card_name, card in head.cards.items():
             if (problem := card.purse_problem()) is not None:
                 raise doc.error(("cards", card_name, *problem[:1]), problem[1])
+    _check_accounts(doc, head)
     steps = _steps(doc, head, machine)
     if clash := set(head.technicians) & set(head.cards):
         raise doc.error(("technicians", sorted(clash)[0]), "a card of the run has this name")
     if clash := {uid for uid in head.technicians.values()} & {card.uid for card in head.cards.values()}:
         raise doc.error(("technicians",), f"uid {sorted(clash)[0]} is a paying card of the run")
     return Scenario(path, name, machine, head.start, dict(head.cards), steps, others, head.controls, head.technicians)
+
+
+def _check_accounts(doc: YamlDoc, head: ScenarioHead) -> None:
+    """Each ``account:`` is one the issuer opens on the run's first day: the holder's birth as its ``open`` checks it.
+
+    Found here with its line: it passed ``vending check`` and stopped ``vending run`` with a traceback.
+    """
+    opened = head.start.date().isoformat()
+    for card_name, card in head.cards.items():
+        if card.account is not None and (refusal := birth_refusal(card.account.born.isoformat(), opened)):
+            raise doc.error(("cards", card_name, "account", "born"), refusal)
 
 
 def _as_head_says(setup: MachineSetup, head: ScenarioHead) -> MachineSetup:
