@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -33,6 +34,7 @@ from simulator.backends.store import SqliteReportStore
 
 MIN_AGE = 14  # an e-payment account for a minor from this age, with a guardian's consent
 MAX_AGE = 120  # older than anyone living: a date of birth further back is a typo
+MAJORITY_AGE = 18  # Taiwan's Civil Code since 2023; an issuer may say otherwise (--majority-age)
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 PROFILES = ("student", "staff")
 GUARDIAN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # the guardian's own account, by its reference
@@ -73,10 +75,32 @@ def birth_refusal(born: str, day: str) -> str | None:
     return None
 
 
+def guardian_refusal(
+    uid: str, guardian: object, born_of: Callable[[str], str | None], day: str, majority_age: int = MAJORITY_AGE
+) -> str | None:
+    """Why ``guardian`` cannot consent for card ``uid``'s account on ``day``, or None.
+
+    A consent is an adult's account reference, never the holder's own, never empty; ``born_of`` gives the
+    birth of the account a card's uid names, if known. An empty reference was stored as a guardian: the
+    account paid as linked while the issuer's own listing showed "guardian none"; a minor's own card, or
+    another minor's account, consented too. The issuer's ``link`` and a scenario's ``account: {guardian}``
+    are held to this one rule.
+    """
+    if not isinstance(guardian, str) or not GUARDIAN.fullmatch(guardian):
+        return f"the guardian's account reference, {GUARDIAN_RULE}"
+    named = normalise_uid(guardian)
+    if named == uid:
+        return "the card's own account; nobody consents for themselves"
+    born = born_of(named) if CARD_UID.fullmatch(named) else None
+    if born is not None and age_on(born, day) < majority_age:
+        return f"a minor's account (under {majority_age}); a guardian is an adult"
+    return None
+
+
 class AccountBook:
     """Accounts on the issuer's store; one transaction per decision, on the backend's writer thread."""
 
-    def __init__(self, store: SqliteReportStore, majority_age: int = 18) -> None:
+    def __init__(self, store: SqliteReportStore, majority_age: int = MAJORITY_AGE) -> None:
         self.store = store
         self.majority_age = majority_age
 
@@ -203,22 +227,12 @@ class AccountBook:
         return result
 
     def _check_guardian(self, uid: str, guardian: object, day: str) -> None:
-        """A consent that can be one: an adult's account reference, never the holder's own, never empty.
-
-        An empty reference was stored as a guardian: the account paid as linked while the issuer's own
-        listing showed "guardian none"; a minor's own card, or another minor's account, consented too.
-        """
         if guardian is None:  # --unlink: the consent withdrawn
             return
-        if not isinstance(guardian, str) or not GUARDIAN.fullmatch(guardian):
-            raise AccountError(f"--guardian {str(guardian)[:40]!r}: the guardian's account reference, {GUARDIAN_RULE}")
-        if normalise_uid(guardian) == uid:
-            raise AccountError(f"--guardian {guardian}: the card's own account; nobody consents for themselves")
-        theirs = self.get(normalise_uid(guardian)) if CARD_UID.fullmatch(normalise_uid(guardian)) else None
-        if theirs is not None and age_on(theirs.born, day) < self.majority_age:
-            raise AccountError(
-                f"--guardian {guardian}: a minor's account (under {self.majority_age}); a guardian is an adult"
-            )
+        refusal = guardian_refusal(uid, guardian, lambda named: (held.born if (held := self.get(named)) else None),
+                                   day, self.majority_age)  # fmt: skip
+        if refusal is not None:
+            raise AccountError(f"--guardian {str(guardian)[:40]!r}: {refusal}")
 
     def _open(self, uid: str, order: dict[str, Any], account: Account | None) -> None:
         if account is not None:
@@ -227,10 +241,20 @@ class AccountBook:
             raise AccountError(f"--profile {order['profile']!r}: one of {', '.join(PROFILES)}")
         if (refusal := birth_refusal(order["born"], order["day"])) is not None:
             raise AccountError(f"--born {order['born']}: {refusal}")
+        if age_on(order["born"], order["day"]) < self.majority_age and (consents := self._consenting_for(uid)):
+            raise AccountError(  # linked before this card had an account; a minor's consent is none
+                f"--card {uid}: named as the guardian of {consents} account(s), and a guardian is an adult "
+                f"(under {self.majority_age} on {order['day']}): link them to an adult first"
+            )
         self.store.conn.execute(
             "INSERT INTO accounts (uid, profile, born, balance) VALUES (?, ?, ?, 0)",
             (uid, order["profile"], order["born"]),
         )
+
+    def _consenting_for(self, uid: str) -> int:
+        """How many accounts name card ``uid``'s account as their guardian (a reference as the issuer was given it)."""
+        references = self.store.conn.execute("SELECT guardian FROM accounts WHERE guardian IS NOT NULL")
+        return sum(1 for (guardian,) in references if normalise_uid(guardian) == uid)
 
     # ---- reading ------------------------------------------------------------------------------
     def get(self, uid: str) -> Account | None:

@@ -17,7 +17,7 @@ from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
 from firmware.controller.machine import State
 from firmware.domain import FIRST_YEAR, LAST_YEAR
 from firmware.errors import VendingError
-from simulator.backends.accounts import birth_refusal
+from simulator.backends.accounts import birth_refusal, guardian_refusal
 from simulator.scenarios.card_specs import CardSpec, parse_uid
 from simulator.scenarios.step_types import ADAPTERS, STEP_TYPES, Expect, parse_clock, parse_duration
 
@@ -185,14 +185,23 @@ def load_scenario(path: Path, display_name: str | None = None) -> Scenario:
 
 
 def _check_accounts(doc: YamlDoc, head: ScenarioHead) -> None:
-    """Each ``account:`` is one the issuer opens on the run's first day: the holder's birth as its ``open`` checks it.
+    """Each ``account:`` is one the issuer opens and links on the run's first day, held to its rules there.
 
-    Found here with its line: it passed ``vending check`` and stopped ``vending run`` with a traceback.
+    Found here with its line: a holder too young, or a guardian that cannot consent (the card's own
+    account, a reference that is none, another card of the run that is a minor's), passed
+    ``vending check`` and stopped ``vending run`` with a traceback.
     """
-    opened = head.start.date().isoformat()
-    for card_name, card in head.cards.items():
-        if card.account is not None and (refusal := birth_refusal(card.account.born.isoformat(), opened)):
-            raise doc.error(("cards", card_name, "account", "born"), refusal)
+    start = head.start.date()
+    opened = start.isoformat()
+    births = {card.uid: card.account_at_issuer(name, start).born.isoformat() for name, card in head.cards.items()}
+    for name, card in head.cards.items():
+        if card.account is None:
+            continue
+        if (refusal := birth_refusal(card.account.born.isoformat(), opened)) is not None:
+            raise doc.error(("cards", name, "account", "born"), refusal)
+        guardian = card.account.guardian
+        if guardian is not None and (refusal := guardian_refusal(card.uid, guardian, births.get, opened)) is not None:
+            raise doc.error(("cards", name, "account", "guardian"), refusal)
 
 
 def _as_head_says(setup: MachineSetup, head: ScenarioHead) -> MachineSetup:

@@ -48,7 +48,7 @@ def test_a_consent_that_cannot_be_one_is_refused(tmp_path: Path):
     for guardian, reason in (
         ("", "--guardian '': the guardian's account reference"),
         ("04a1b2c3", "the card's own account; nobody consents for themselves"),
-        ("04A1B2C6", "--guardian 04A1B2C6: a minor's account (under 18); a guardian is an adult"),
+        ("04A1B2C6", "--guardian '04A1B2C6': a minor's account (under 18); a guardian is an adult"),
     ):
         refused = vending("backend", "issuer", "link", "--card", "04A1B2C3", "--guardian", guardian, *common)
         assert refused.returncode == 2 and reason in refused.stderr, refused.stderr
@@ -57,6 +57,23 @@ def test_a_consent_that_cannot_be_one_is_refused(tmp_path: Path):
         assert conn.execute("SELECT guardian FROM accounts WHERE uid = '04A1B2C3'").fetchone() == (None,)
     adult = vending("backend", "issuer", "link", "--card", "04A1B2C3", "--guardian", "04A1B2C4", *common)
     assert adult.returncode == 0 and "guardian linked" in adult.stdout
+
+
+def test_a_card_linked_as_guardian_before_its_account_opened_cannot_open_as_a_minor_s(tmp_path: Path):
+    """The minor-guardian rule held only at `link`: linked to a card with no account yet, which then opened
+    as a 16-year-old's, a minor consented for another minor."""
+    assert vending("keys", "dev-set", "--dir", str(tmp_path / "k")).returncode == 0
+    common = ["--key", str(tmp_path / "k" / "issuer.key"), "--db", str(tmp_path / "issuer.db")]
+    opening = ["backend", "issuer", "open", "--profile", "student", "--today", "2026-03-02", *common]
+    assert vending(*opening, "--card", "04A1B2C3", "--born", "2011-05-01").returncode == 0
+    linked = vending("backend", "issuer", "link", "--card", "04A1B2C3", "--guardian", "04a1b2c6", *common)
+    assert linked.returncode == 0, linked.stderr  # a reference the issuer holds no account for: another issuer's
+    minor = vending(*opening, "--card", "04A1B2C6", "--born", "2010-01-01")
+    assert minor.returncode == 2, minor.stderr
+    assert "--card 04A1B2C6: named as the guardian of 1 account(s), and a guardian is an adult" in minor.stderr
+    assert [a["uid"] for a in listed(str(tmp_path / "issuer.db"))] == ["04A1B2C3"]
+    adult = vending(*opening, "--card", "04A1B2C6", "--born", "1980-01-01")
+    assert adult.returncode == 0, adult.stderr
 
 
 def test_refused_orders_say_why_and_change_nothing(tmp_path: Path):
