@@ -172,16 +172,20 @@ def _listens(pid: int, host: str, port: int) -> bool:
     """Whether process ``pid`` holds a socket listening on ``host:port`` (Linux: its fds against /proc/net/tcp).
 
     Elsewhere, whether anything answers there (the check this replaces, blind to another process's server).
+    A process that is gone listens nowhere: it exits when the port was taken, and asking whether anything
+    answers then found the other process's server (a CI run took such a mosquitto for started).
     """
-    try:
-        held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
-    except OSError:
+    if not Path("/proc/self/fd").is_dir():  # no /proc here
         try:
             with socket.create_connection((host, port), timeout=0.2):
                 return True
         except OSError:
             return False
+    try:
+        held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:  # gone between the caller's poll and here (or a descriptor closed while they were read)
+        return False
     wanted = f"{socket.inet_aton(host)[::-1].hex().upper()}:{port:04X}"
     for line in table:
         fields = line.split()

@@ -11,6 +11,8 @@ the same way.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +50,15 @@ def test_a_port_given_and_taken_is_refused_not_taken_for_a_started_broker(taken:
     with pytest.raises(PortTaken, match=f"port {taken} was taken"):
         broker.start()
     assert not broker.running and broker.port == taken, "a port the caller chose is never swapped behind its back"
+
+
+def test_a_broker_that_exited_does_not_listen_where_another_process_does(taken: int) -> None:
+    """The cause of a CI failure (DID NOT RAISE PortTaken): mosquitto exited on the taken port between the start's
+    poll and its look at the process's sockets; that look failed, and its fallback -- does anything answer
+    there? -- found the other process's server and took the dead broker for started."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # reaped: /proc holds nothing of it now
+    assert not mosquitto._listens(gone.pid, "127.0.0.1", taken)
 
 
 @pytest.fixture
