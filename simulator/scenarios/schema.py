@@ -19,7 +19,14 @@ from firmware.domain import FIRST_YEAR, LAST_YEAR
 from firmware.errors import VendingError
 from simulator.backends.accounts import birth_refusal, guardian_refusal
 from simulator.scenarios.card_specs import CardSpec, parse_uid
-from simulator.scenarios.step_types import ADAPTERS, STEP_TYPES, Expect, parse_clock, parse_duration
+from simulator.scenarios.step_types import (
+    ADAPTERS,
+    STEP_TYPES,
+    Expect,
+    next_wall_time,
+    parse_clock,
+    parse_duration,
+)
 
 OUTCOMES = ("vended", "denied", "refunded", "cancelled")
 MAIN_MACHINE = "main"  # the scenario's `machine:`; `machines:` names the others (stations.py)
@@ -347,10 +354,10 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
             except ValueError as exc:
                 raise doc.error(loc, str(exc)) from None
             local = now.astimezone(zone)
-            at_time = datetime.combine(local.date(), clock, tzinfo=zone)
-            if at_time < now:
-                raise doc.error(loc, f"time goes backwards: {value} is before {local.strftime('%H:%M:%S')}")
-            now = at_time
+            try:
+                at_time = now = next_wall_time(local, clock, now, value)
+            except ValueError as exc:
+                raise doc.error(loc, str(exc)) from None
         elif kind == "clock":  # the wall clock set, even back: the machine's books keep their own time
             try:
                 at_time = now = aware_moment(value, "clock")

@@ -7,8 +7,9 @@ declares the steps themselves, so a new step is added in one place.
 from __future__ import annotations
 
 import re
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
@@ -40,6 +41,24 @@ def parse_clock(value: object) -> time:
     if not isinstance(value, str) or not (match := CLOCK.fullmatch(value)):
         raise ValueError(f'expected a local time "HH:MM" or "HH:MM:SS" (quoted), got {value!r}')
     return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+
+def next_wall_time(local: datetime, clock: time, now: datetime, said: str) -> datetime:
+    """``clock`` (the step's ``said``) on ``local``'s day in its zone, not before ``now``, at its fixed offset then.
+
+    The first of the two a night the clocks go back, or the second once the first has passed; a time the
+    clocks skip is no time. At a fixed offset, a ``wait`` after it counts real time (added to a zone's
+    wall time, 50 minutes from 01:30 BST that night gave 02:20 GMT, 110 minutes on).
+    """
+    zone = local.tzinfo
+    assert isinstance(zone, ZoneInfo)
+    first = datetime.combine(local.date(), clock, tzinfo=zone)
+    if first.astimezone(UTC).astimezone(zone).time() != clock:
+        raise ValueError(f"{said} is not a time on {local.date()} in {zone.key}: the clocks go forward past it")
+    wall = next((moment for moment in (first, first.replace(fold=1)) if moment >= now), None)
+    if wall is None:
+        raise ValueError(f"time goes backwards: {said} is before {local:%H:%M:%S}")
+    return wall.astimezone(timezone(wall.utcoffset() or timedelta(0)))
 
 
 class Expect(Strict):
