@@ -19,22 +19,25 @@ from firmware.controller.machine import State
 from firmware.messages import CANCEL_REASONS, DENIAL_REASONS
 from simulator.scenarios.card_specs import UnknownCard
 
-DURATION = re.compile(r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
+DURATION = re.compile(r"^(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$")
 MAX_WAIT = timedelta(days=366)
 CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 
 
 def parse_duration(value: object) -> timedelta:
-    """A ``wait``: seconds, or ``1h30m``-style text; at most ``MAX_WAIT`` (a larger one was exit 70, an overflow)."""
+    """A ``wait``: seconds, or ``1h30m``-style text, days too (``7d``, ``1d12h``); at most ``MAX_WAIT``.
+
+    A larger one was exit 70, an overflow.
+    """
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        hours, minutes, seconds = 0, 0, value
+        days, hours, minutes, seconds = 0, 0, 0, value
     elif isinstance(value, str) and value and (match := DURATION.fullmatch(value)):
-        hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+        days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
     else:
-        raise ValueError(f"expected a duration like 90s, 10m, 2h or 1h30m, got {value!r}")
-    if hours * 3600 + minutes * 60 + seconds > MAX_WAIT.total_seconds():
+        raise ValueError(f"expected a duration like 90s, 10m, 2h, 1h30m or 7d, got {value!r}")
+    if ((days * 24 + hours) * 60 + minutes) * 60 + seconds > MAX_WAIT.total_seconds():
         raise ValueError(f"a wait is at most {MAX_WAIT.days} days (a school year), got {value!r}")
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
 def parse_clock(value: object) -> time:

@@ -139,7 +139,7 @@ SCENARIO_CASES = [
     (
         "bad duration",
         SCENARIO_HEAD + CARDS + "steps:\n  - wait: soon\n",
-        ":6: steps.0.wait: expected a duration like 90s, 10m, 2h or 1h30m, got 'soon'",
+        ":6: steps.0.wait: expected a duration like 90s, 10m, 2h, 1h30m or 7d, got 'soon'",
     ),
     (
         "start without offset",
