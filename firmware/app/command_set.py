@@ -18,10 +18,11 @@ from pydantic import Field, ValidationError
 
 from firmware.app.command_gate import Refused, SignedCommand
 from firmware.config.machine import Lockout, MachineConfig, parse_lockouts, with_lockouts
-from firmware.config.source import Strict, dotted, first_error
+from firmware.config.source import MAX_FILE_BYTES, Strict, dotted, first_error
 from firmware.controller.session import Controller
 from firmware.domain import TXN_ID, SlotState, typed_integer
 from firmware.entries import SaleEntry
+from firmware.files import read_capped
 from firmware.identity.signing import SignatureError, TrustStore
 from firmware.journal.books import MachineBooks
 from firmware.money import Money
@@ -183,7 +184,7 @@ def _lockout_words(words: list[str]) -> dict[str, Any] | None:
     if words[0] == "none":
         return {"lockouts": []}
     try:
-        loaded = yaml.safe_load(Path(words[0]).read_text())
+        loaded = yaml.safe_load(read_capped(Path(words[0]), MAX_FILE_BYTES))
     except OSError as exc:
         raise ValueError(f"cannot read {words[0]}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:

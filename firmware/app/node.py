@@ -26,6 +26,7 @@ from firmware.config.machine import MachineSetup, with_lockouts
 from firmware.controller.records import EventSink, Hardware
 from firmware.controller.session import Controller
 from firmware.errors import VendingError
+from firmware.files import KEY_FILE_BYTES, read_capped
 from firmware.identity.keys import TermKeyring
 from firmware.identity.keyset import MachineTrust, read_card_master
 from firmware.identity.signing import Identity
@@ -344,7 +345,7 @@ def _technician_desk(setup: MachineSetup, db: Database, state_dir: Path) -> Tech
         return None
     path = wanted.key_path(setup.path)
     try:
-        key = bytes.fromhex(path.read_text().strip())
+        key = bytes.fromhex(read_capped(path, KEY_FILE_BYTES).decode().strip())
     except (OSError, ValueError) as exc:
         db.close()
         raise VendingError(f"technicians.key: {path}: not a readable hex key ({exc})") from None

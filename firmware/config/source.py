@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from firmware.errors import InputError
+from firmware.files import FileTooLarge, read_capped
 
 MAX_FILE_BYTES = 1_000_000  # a config or scenario beyond this is a mistake, not a machine
 
@@ -90,7 +91,9 @@ def read_yaml(path: Path, display_name: str | None = None) -> YamlDoc:
     """Read one YAML document; any problem becomes an ``InputError`` naming the file and line."""
     name = display_name or str(path)
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, MAX_FILE_BYTES)
+    except FileTooLarge as exc:
+        raise InputError(name, None, "", f"file is {exc.strerror}") from None
     except OSError as exc:
         raise InputError(name, None, "", f"cannot read file: {exc.strerror or exc}") from None
     return parse_yaml(raw, name)

@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 
 from firmware.errors import VendingError
+from firmware.files import KEY_FILE_BYTES, read_capped
 from firmware.identity.pseudonym import Pseudonymizer
 from firmware.identity.secretfile import write_secret
 
@@ -64,7 +65,7 @@ def write_key(
 def read_key(state_dir: Path) -> TermKey:
     path = key_path(state_dir)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_capped(path, KEY_FILE_BYTES))
         earlier = tuple(str(term) for term in data.get("earlier", []))
         found = TermKey(str(data["term"]), bytes.fromhex(data["key"]), date.fromisoformat(data["valid_until"]), earlier)
     except FileNotFoundError:

@@ -27,6 +27,7 @@ from nacl.public import PrivateKey
 
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
+from firmware.files import KEY_FILE_BYTES, read_capped
 from firmware.identity.secretfile import private_dir, write_public, write_secret
 from firmware.identity.signing import Identity, KeyFileError, PublicKey, SignatureError, Signed, TrustStore
 
@@ -55,7 +56,7 @@ def write_seal_pair(directory: Path, name: str = SEAL, *, force: bool = False) -
 def read_seal_key(path: Path) -> bytes:
     """A 32-byte X25519 key written by ``write_seal_pair`` (either half)."""
     try:
-        raw = bytes.fromhex(path.read_text().strip())
+        raw = bytes.fromhex(read_capped(path, KEY_FILE_BYTES).decode().strip())
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such key file (create it with `vending keys party issuer`)") from None
     except ValueError:
@@ -89,7 +90,7 @@ def read_shared_key(directory: Path, name: str) -> bytes | None:
     if not path.exists():
         return None
     try:
-        key = bytes.fromhex(path.read_text().strip())
+        key = bytes.fromhex(read_capped(path, KEY_FILE_BYTES).decode().strip())
     except ValueError:
         raise VendingError(f"{path}: not a hex key") from None
     if len(key) != CARD_MASTER_BYTES:
@@ -101,7 +102,7 @@ def read_card_master(directory: Path) -> bytes:
     """The issuer's card master key from ``directory/card-master.key`` (the secure access module's secret)."""
     path = directory / f"{CARD_MASTER}.key"
     try:
-        key = bytes.fromhex(path.read_text().strip())
+        key = bytes.fromhex(read_capped(path, KEY_FILE_BYTES).decode().strip())
     except FileNotFoundError:
         raise VendingError(f"{path}: no card master key (`vending keys dev-set` writes one)") from None
     except ValueError:

@@ -29,6 +29,7 @@ from joserfc.jwk import OKPKey
 from joserfc.jws import FlattenedJSONSerialization
 
 from firmware.errors import VendingError
+from firmware.files import KEY_FILE_BYTES, read_capped
 from firmware.identity.secretfile import write_public, write_secret
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class KeyFileError(VendingError):
 
 def _import(path: Path, private: bool) -> OKPKey:
     try:
-        key = OKPKey.import_key(path.read_bytes())
+        key = OKPKey.import_key(read_capped(path, KEY_FILE_BYTES))
     except FileNotFoundError:
         raise KeyFileError(f"{path}: no such key file (create keys with `vending keys ...`)") from None
     except OSError as exc:

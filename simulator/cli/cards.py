@@ -27,6 +27,7 @@ from firmware.cards.purse import (
     topup_image,
 )
 from firmware.errors import VendingError
+from firmware.files import IMAGE_FILE_BYTES, read_capped
 from firmware.identity.keyset import read_card_master
 from simulator.cli.exits import fail, seconds_option, unwritable
 from simulator.safe_output import write_inside
@@ -48,7 +49,7 @@ def _load(image: Path, keys: Path) -> tuple[Sam, bytes, PurseState]:
     """The issuer's SAM, the image's bytes and the purse in them; exit 2 naming the file and the reason."""
     sam = _sam(keys)
     try:
-        raw = image.read_bytes()
+        raw = read_capped(image, IMAGE_FILE_BYTES)
     except OSError as exc:
         fail(f"{image}: {exc.strerror or exc}")
     try:

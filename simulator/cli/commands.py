@@ -22,6 +22,7 @@ from firmware.app.command_set import AUTHORITY, COMMANDS, fields_from_words
 from firmware.config.machine import MAX_COMMAND_LIFETIME
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
+from firmware.files import read_capped
 from firmware.reporting import topics
 from firmware.reporting.mqtt import make_client, reachable
 from firmware.reporting.wire import WireError, parse_object
@@ -107,7 +108,7 @@ def send(
 def _approval(path: Path) -> dict[str, Any]:
     """The school's signed approval of a refund, as `vending school approve-refund` wrote it."""
     try:
-        return parse_object(path.read_bytes()[: 4096 + 1], 4096)
+        return parse_object(read_capped(path, 4096), 4096)
     except OSError as exc:
         raise ValueError(f"--approval {path}: {exc.strerror or exc}") from None
     except WireError as exc:

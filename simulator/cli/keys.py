@@ -10,6 +10,7 @@ import typer
 
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
+from firmware.files import KEY_FILE_BYTES, read_capped
 from firmware.identity.keys import key_path, read_key, retire_key, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
 from firmware.identity.secretfile import write_public
@@ -172,7 +173,9 @@ def keys_technician(
         if not key.exists():
             refuse_if_tracked(key)
             write_secret(key, secrets.token_bytes(32).hex().encode())
-        secret = bytes.fromhex(key.read_text().strip())
-    except (OSError, ValueError, VendingError) as exc:
+        secret = bytes.fromhex(read_capped(key, KEY_FILE_BYTES).decode().strip())
+    except OSError as exc:
+        fail(f"--key {key}: {exc.strerror or exc}")
+    except (ValueError, VendingError) as exc:
         fail(f"--key {key}: {exc}")
     typer.echo(f"technicians: {{key: {key}, cards: [{', '.join(technician_name(secret, uid) for uid in card)}]}}")

@@ -17,8 +17,9 @@ from firmware.app.main import run as run_machine
 from firmware.app.node import Node
 from firmware.clock import SystemClock
 from firmware.config.machine import load_machine, with_payment_mode
-from firmware.config.source import Strict, read_yaml, validate
+from firmware.config.source import MAX_FILE_BYTES, Strict, read_yaml, validate
 from firmware.errors import VendingError
+from firmware.files import read_capped
 from firmware.identity.keys import key_path
 from firmware.readers.registry import READER_URL_HELP, check_reader_for
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
@@ -66,7 +67,7 @@ def emulate(
     if cards is not None and not cards.is_dir():
         fail(f"--cards {cards}: no such directory (of card images, <UID>.mfd: `vending card issue` makes them)")
     try:  # read before the device starts: a script that is not there starts nothing
-        lines = script.read_text(encoding="utf-8").splitlines() if script else sys.stdin
+        lines = read_capped(script, MAX_FILE_BYTES).decode("utf-8").splitlines() if script else sys.stdin
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"--script {script}: cannot read: {getattr(exc, 'strerror', None) or exc}")
     device: Device = PN532Device(link, pace=pace, cards=cards) if cards else DEVICES[protocol](link, pace=pace)

@@ -16,6 +16,7 @@ from typing import Self
 from firmware.cards.mifare import MEMORY
 from firmware.cards.purse import CardError, image_uid
 from firmware.domain import WHOLE_NUMBER
+from firmware.files import IMAGE_FILE_BYTES, read_capped
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
 from firmware.readers.registry import protocol_of
@@ -204,7 +205,7 @@ class PN532Device(Device):
         if path.stat().st_size != MEMORY:
             return f"{path}: a MIFARE Classic 1K image is {MEMORY} bytes, not {path.stat().st_size}"
         try:  # the card is written back under the uid its block 0 holds: another card's file would be replaced
-            held = image_uid(path.read_bytes()).hex().upper()
+            held = image_uid(read_capped(path, IMAGE_FILE_BYTES)).hex().upper()
         except CardError as exc:
             return f"{path}: {exc}"
         if held != uid.upper():
@@ -214,7 +215,7 @@ class PN532Device(Device):
     def place(self, uid: str, lift: bool = False) -> None:
         self._write_back()
         if self.cards is not None:
-            image = bytearray((self.cards / f"{uid.upper()}.mfd").read_bytes())
+            image = bytearray(read_capped(self.cards / f"{uid.upper()}.mfd", IMAGE_FILE_BYTES))
             self.image = ClassicCard(image)
         super().place(uid, lift)
 

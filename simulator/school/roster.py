@@ -17,11 +17,13 @@ from pathlib import Path
 
 from firmware.domain import CARD_UID, CARD_UID_RULE, SCHOOL_CODE, SCHOOL_CODE_RULE, WHOLE_NUMBER
 from firmware.errors import VendingError
+from firmware.files import read_capped
 from firmware.identity.pseudonym import normalise_uid
 
 REQUIRED = ("student", "card_uid")
 OPTIONAL = ("profile", "machine", "linked", "daily_limit", "school")
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$")
+ROSTER_BYTES = 64 * 1024 * 1024  # a district's students, a few dozen bytes each
 BOOLEAN = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False, "": True}
 
 
@@ -42,9 +44,11 @@ class Student:
 def load_roster(path: Path) -> list[Student]:
     """Every row of ``path``, or ``RosterError`` for the first bad one."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RosterError(f"{path}: cannot read the roster ({exc.__class__.__name__})") from None
+        text = read_capped(path, ROSTER_BYTES).decode("utf-8-sig")
+    except OSError as exc:
+        raise RosterError(f"{path}: cannot read the roster: {exc.strerror or exc.__class__.__name__}") from None
+    except UnicodeDecodeError:
+        raise RosterError(f"{path}: cannot read the roster: not UTF-8 text") from None
     reader = csv.DictReader(text.splitlines())
     header = reader.fieldnames or []
     missing = [name for name in REQUIRED if name not in header]
