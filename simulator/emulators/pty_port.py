@@ -26,15 +26,23 @@ PACE_CHUNK_S = 0.001  # paced writes go out in about a millisecond's worth of by
 
 
 def refuse_to_replace(link: Path) -> None:
-    """``--link`` may name nothing yet, or a link to a pseudo-terminal (one an emulator left); nothing else.
+    """``--link`` may name nothing yet, or a link to a pseudo-terminal gone with the emulator that left it.
 
     The link is replaced when the emulator starts or replugs and removed when it stops: given an
-    existing file (``--link /etc/passwd``, as root) the file was replaced by the link and then gone.
+    existing file (``--link /etc/passwd``, as root) the file was replaced by the link and then gone;
+    given the link of an emulator still running, that emulator lost its path (and the machine reading
+    it its reader) to the second one, and when the second stopped the path was gone.
     """
     if link.is_symlink():
-        if os.readlink(link).startswith(PTY_DIRS):
+        target = os.readlink(link)
+        if target.startswith(PTY_DIRS) and not os.path.exists(target):
             return
-        raise VendingError(f"--link {link}: a link to {os.readlink(link)}, not to a pseudo-terminal; nothing replaced")
+        if target.startswith(PTY_DIRS):
+            raise VendingError(
+                f"--link {link}: the link of {target}, a pseudo-terminal still open (another emulator's); "
+                "give another path, or remove the link if nothing runs there; nothing replaced"
+            )
+        raise VendingError(f"--link {link}: a link to {target}, not to a pseudo-terminal; nothing replaced")
     if link.exists():
         raise VendingError(f"--link {link}: a file is there; the link is made only where nothing is, nothing replaced")
 

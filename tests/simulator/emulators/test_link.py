@@ -47,6 +47,23 @@ def test_a_link_an_emulator_left_is_taken_over_and_only_the_emulator_s_own_link_
     assert os.readlink(left) == "/dev/pts/998"
 
 
+def test_the_link_of_an_emulator_still_running_is_refused_and_stays_its_own(tmp_path, closing):
+    """A second emulator on the same --link took the path from the first (still running, its machine reading
+    it), and removed it when it stopped: the first emulator was left with no path at all."""
+    link = tmp_path / "reader0"
+    first = closing(PtyPort(link))
+    with pytest.raises(VendingError, match=rf"--link {link}: the link of {first.path}, a pseudo-terminal still open"):
+        PtyPort(link)
+    assert os.readlink(link) == first.path
+    out = subprocess.run([VENDING, "reader", "emulate", "--protocol", "pn532", "--link", str(link)],
+                         input="quit\n", capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert out.returncode == 2 and "another emulator's" in out.stderr, out.stderr
+    assert os.readlink(link) == first.path, "the first emulator keeps its path"
+    first.close()
+    second = closing(PtyPort(link))  # gone with its emulator: taken over
+    assert os.readlink(link) == second.path
+
+
 @pytest.mark.parametrize(
     "options,reason",
     [
