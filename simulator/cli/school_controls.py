@@ -57,8 +57,11 @@ def _period_limits(current: dict[str, Any], values: list[str] | None) -> dict[st
     if not values:
         return {}
     limits = dict(current.get("period_limits", {}))
+    given: dict[str, str] = {}
     for value in values:
         name, _, limit = value.partition("=")
+        if given.setdefault(name, limit) != limit:  # which one the guardian meant is not ours to guess
+            fail(f"--period-limit: {name!r} is given twice, as {given[name]} and {limit}; nothing recorded")
         if limit == NONE:
             limits.pop(name, None)
         elif WHOLE_NUMBER.fullmatch(limit):
@@ -156,6 +159,8 @@ def controls_periods(
         start, dash, end = span.partition("-")
         if not dash:
             fail(f"--period {value!r}: expected NAME=HH:MM-HH:MM")
+        if name in periods:  # the last one won: which span the school meant is not ours to guess
+            fail(f"--period: {name!r} is given twice; nothing recorded")
         periods[name] = {"from": start, "to": end}
     controls = _open(db, keys, school)
     try:

@@ -60,6 +60,10 @@ def test_bad_decisions_are_named_and_change_nothing(tmp_path: Path):
         (["--student", "amy", "--block-allergen", "walnut"], "blocked_allergens.0"),
         (["--student", "amy", "--period-limit", "tea=5"], "'tea' is not one of the school's periods"),
         (["--student", "amy", "--period-limit", "lunch"], "expected PERIOD=TWD"),
+        (
+            ["--student", "amy", "--period-limit", "lunch=5", "--period-limit", "lunch=60"],  # the last one won
+            "--period-limit: 'lunch' is given twice, as 5 and 60; nothing recorded",
+        ),  # fmt: skip
         (["--student", "amy", "--daily-limit", "-3"], "--daily-limit '-3': expected whole TWD or `none`"),
         (["--student", "zoe", "--linked"], "'zoe' is not on the school's roster"),
     ]
@@ -69,6 +73,8 @@ def test_bad_decisions_are_named_and_change_nothing(tmp_path: Path):
     overlapping = vending("school", "controls", "periods", "--period", "a=10:00-11:00", "--period", "b=10:30-12:00",
                           *common)  # fmt: skip
     assert overlapping.returncode == 2 and "periods a and b overlap" in overlapping.stderr
+    twice = vending("school", "controls", "periods", "--period", "a=10:00-11:00", "--period", "a=12:00-13:00", *common)
+    assert twice.returncode == 2 and "--period: 'a' is given twice; nothing recorded" in twice.stderr, twice.stderr
     shown = json.loads(vending("school", "controls", "show", "--db", db, "--json").stdout)
     assert shown["version"] == 0 and shown["students"] == {}, "nothing was recorded"
 
