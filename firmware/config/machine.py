@@ -210,6 +210,8 @@ class TechnicianSetup(Strict):
             if not CARD_NAME.fullmatch(name):
                 raise ValueError(f"{name[:40]!r}: a technician card is listed by its 32-hex-digit name "
                                  "(`vending keys technician --key FILE --card UID` prints it)")  # fmt: skip
+        if len(set(value)) != len(value):
+            raise ValueError("a technician card is listed twice")
         return value
 
     def key_path(self, config_path: Path) -> Path:

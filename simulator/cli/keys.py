@@ -178,4 +178,5 @@ def keys_technician(
         fail(f"--key {key}: {exc.strerror or exc}")
     except (ValueError, VendingError) as exc:
         fail(f"--key {key}: {exc}")
-    typer.echo(f"technicians: {{key: {key}, cards: [{', '.join(technician_name(secret, uid) for uid in card)}]}}")
+    names = dict.fromkeys(technician_name(secret, uid) for uid in card)  # a card given twice (any case) once
+    typer.echo(f"technicians: {{key: {key}, cards: [{', '.join(names)}]}}")

@@ -72,6 +72,28 @@ def test_a_config_naming_technician_cards_by_uid_is_refused(tmp_path: Path) -> N
         load_machine(path)
 
 
+def test_a_technician_card_given_twice_is_named_once_and_a_config_listing_one_twice_is_refused(tmp_path: Path) -> None:
+    """`keys technician --card 04A1B2C3 --card 04a1b2c3` printed the card's name twice, and a config took it so."""
+    import subprocess
+
+    from firmware.config.machine import load_machine
+    from tests.conftest import VENDING
+
+    (tmp_path / "keys").mkdir(mode=0o700)
+    command = [VENDING, "keys", "technician", "--key", str(tmp_path / "keys" / "technician.key")]
+    printed = subprocess.run([*command, "--card", "04A1B2C3", "--card", "04a1b2c3"], capture_output=True, text=True)
+    assert printed.returncode == 0, printed.stderr
+    names = printed.stdout.split("cards: [")[1].split("]")[0].split(", ")
+    assert len(names) == 1 and len(names[0]) == 32, printed.stdout
+    path = tmp_path / "machine.yaml"
+    path.write_text((ROOT / "configs/machines/demo.yaml").read_text()
+                    + f"\ntechnicians: {{key: keys/technician.key, cards: [{names[0]}, {names[0]}]}}\n")  # fmt: skip
+    for name in ("products", "rules"):
+        (tmp_path / name).symlink_to(ROOT / "configs" / name)
+    with pytest.raises(InputError, match="technicians.cards: a technician card is listed twice"):
+        load_machine(path)
+
+
 def test_a_second_tap_with_the_door_still_open_waits_for_the_door_and_refills_once(tmp_path: Path) -> None:
     """Before, the second tap reopened sales with the service door still open (and the door's closing was refused)."""
     head = SCENARIO.read_text().split("steps:")[0].replace("../machines/", f"{ROOT}/configs/machines/")
