@@ -8,7 +8,6 @@ elsewhere, plus a summary a person can read without the schema.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from datetime import datetime
@@ -17,7 +16,7 @@ from typing import Any
 
 from firmware.errors import VendingError
 from firmware.identity.secretfile import private_dir
-from simulator.safe_output import all_or_nothing, csv_cell, occupied
+from simulator.safe_output import all_or_nothing, occupied, write_csv
 from simulator.school.subject import SubjectRecords
 
 FORMAT = "campus-vending-access/1"
@@ -89,17 +88,13 @@ def write_export(found: SubjectRecords, out: Path, generated: datetime) -> dict[
         raise VendingError(f"{out}: {unfit}; nothing written")
     private_dir(out)
     body = document(found, generated)
-    table = io.StringIO(newline="")
-    writer = csv.DictWriter(table, CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for record in body["vendor"]:
-        writer.writerow({key: csv_cell(value) for key, value in {"held_by": "vendor", **record}.items()})
-    for day in body["issuer"]["days"]:
-        row = {"held_by": "issuer", "kind": "settlement_day", "machine": day["machine"], "time": day["day"]}
-        writer.writerow({key: csv_cell(value) for key, value in row.items()})
-    for week in body["issuer"]["weeks"]:
-        row = {"held_by": "issuer", "kind": "settlement_week", "machine": week["machine"], "time": week["week"]}
-        writer.writerow(row | {"price": week["amount"]})
+    rows = [{"held_by": "vendor", **record} for record in body["vendor"]]
+    rows += [{"held_by": "issuer", "kind": "settlement_day", "machine": day["machine"], "time": day["day"]}
+             for day in body["issuer"]["days"]]  # fmt: skip
+    rows += [{"held_by": "issuer", "kind": "settlement_week", "machine": week["machine"], "time": week["week"],
+              "price": week["amount"]} for week in body["issuer"]["weeks"]]  # fmt: skip
+    table = io.StringIO(newline="")  # every cell made safe to open, the week's rows too (they were written raw)
+    write_csv(table, CSV_COLUMNS, ([row.get(column, "") for column in CSV_COLUMNS] for row in rows))
     with all_or_nothing(out) as write:
         write("access.json", json.dumps(body, indent=2, ensure_ascii=False) + "\n", replace=False, mode=0o600)
         write("access.csv", table.getvalue(), replace=False, mode=0o600)
