@@ -41,6 +41,19 @@ class TermKey:
     earlier: tuple[str, ...] = ()
 
 
+def school_term(day: date) -> tuple[str, date]:
+    """The school term ``day`` falls in, as (name, last day): Taiwan's school year has two (學期).
+
+    The first runs from August to January, the second from February to July; ``2026-1`` is the one
+    that ends on 2026-07-31 and ``2026-2`` the one that ends on 2027-01-31, the names the docs use.
+    """
+    if day.month == 1:
+        return f"{day.year - 1}-2", date(day.year, 1, 31)
+    if day.month >= 8:
+        return f"{day.year}-2", date(day.year + 1, 1, 31)
+    return f"{day.year}-1", date(day.year, 7, 31)
+
+
 def key_path(state_dir: Path) -> Path:
     return state_dir / KEY_FILE
 

@@ -11,7 +11,7 @@ import typer
 from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
 from firmware.files import KEY_FILE_BYTES, read_capped
-from firmware.identity.keys import key_path, read_key, retire_key, write_key
+from firmware.identity.keys import key_path, read_key, retire_key, school_term, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
 from firmware.identity.secretfile import write_public
 from firmware.identity.signing import Identity
@@ -37,18 +37,29 @@ def _term_end(valid_until: str) -> date:
 @keys_app.command("init")
 def keys_init(
     state_dir: StateDir,
-    valid_until: ValidUntil,
-    term: Annotated[str, typer.Option(help="School term, e.g. 2026-1.")] = "2026-1",
+    valid_until: Annotated[
+        str | None,
+        typer.Option(help="Last day the key is valid (YYYY-MM-DD); default: the last day of this school term."),
+    ] = None,
+    term: Annotated[
+        str | None, typer.Option(help="School term, e.g. 2026-1 (Feb-Jul) or 2026-2 (Aug-Jan); default: this one.")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing key (its pseudonyms become unlinkable).")] = False,
 ) -> None:
-    """Create the term key that turns card uids into pseudonyms (HMAC-SHA256, 128 bits, base32)."""
-    until = _term_end(valid_until)
+    """Create the term key that turns card uids into pseudonyms (HMAC-SHA256, 128 bits, base32).
+
+    Without --term and --valid-until, the key is this school term's, valid to its last day (31 January or
+    31 July): a fixed default term named a term that had passed, and a date written in a guide expired.
+    """
+    this_term, term_ends = school_term(date.today())
+    until = _term_end(valid_until) if valid_until is not None else term_ends
+    term = term or this_term
     try:
         refuse_if_tracked(state_dir)
         path = write_key(state_dir, term, until, force=force)
     except VendingError as exc:
         fail(exc)
-    typer.echo(f"created {path} for term {term}, valid until {valid_until}")
+    typer.echo(f"created {path} for term {term}, valid until {until.isoformat()}")
 
 
 @keys_app.command("rotate")

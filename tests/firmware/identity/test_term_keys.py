@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from firmware.identity.keys import TermKeyError, TermKeyring, key_path, load_key, read_key, write_key
+from firmware.identity.keys import TermKeyError, TermKeyring, key_path, load_key, read_key, school_term, write_key
 from firmware.identity.secretfile import SecretFileError
 from firmware.journal.database import Database
 from simulator.cli import app
@@ -209,3 +209,28 @@ def test_keys_are_not_written_where_git_would_pick_them_up(tmp_path: Path) -> No
     assert tracked.exit_code == 2 and "git does not ignore them" in tracked.stderr
     assert not (tmp_path / "keys" / "vendor.key").exists()
     assert cli.invoke(app, ["keys", "party", "vendor", "--out", str(tmp_path / "ignored")]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("day", "term"),
+    [
+        (date(2026, 1, 31), ("2025-2", date(2026, 1, 31))),
+        (date(2026, 2, 1), ("2026-1", date(2026, 7, 31))),
+        (date(2026, 7, 31), ("2026-1", date(2026, 7, 31))),
+        (date(2026, 8, 1), ("2026-2", date(2027, 1, 31))),
+        (date(2026, 12, 7), ("2026-2", date(2027, 1, 31))),
+    ],
+)
+def test_a_day_s_school_term_is_taiwan_s_semester(day: date, term: tuple[str, date]) -> None:
+    assert school_term(day) == term
+
+
+def test_keys_init_without_a_term_or_a_date_makes_this_term_s_key(tmp_path: Path) -> None:
+    """The default term was "2026-1" whatever the day, and the README's `--valid-until 2027-01-31` would have
+    failed its own walkthrough (and `make test`) from February 2027: a date written in a guide expires."""
+    made = CliRunner().invoke(app, ["keys", "init", "--state-dir", str(tmp_path)])
+    assert made.exit_code == 0, made.output
+    key, today = read_key(tmp_path), date.today()
+    assert (key.term, key.valid_until) == school_term(today)
+    assert key.valid_until >= today and (key.valid_until.month, key.valid_until.day) in ((1, 31), (7, 31))
+    assert f"for term {key.term}, valid until {key.valid_until.isoformat()}" in made.output
