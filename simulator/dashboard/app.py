@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,29 @@ def sse_event(name: str, data: str) -> str:
     return f"event: {name}\n{lines}\n"
 
 
+class SharedBoard:
+    """The board read once per ``fresh_s`` however many pages and streams ask for it.
+
+    Each open stream read the vendor's database every second on its own: twenty tabs, or a script
+    holding twenty streams, were twenty reads a second of a district's day, in the process (and under
+    the lock) that stores the machines' reports. Now one read serves everyone who asks within the window.
+    """
+
+    def __init__(self, read: Callable[[], Board], fresh_s: float) -> None:
+        self._read = read
+        self._fresh_s = fresh_s
+        self._board: Board | None = None
+        self._read_at = 0.0
+        self._lock = asyncio.Lock()  # bound to the server's loop on first use
+
+    async def get(self) -> Board:
+        async with self._lock:
+            if self._board is None or time.monotonic() - self._read_at >= self._fresh_s:
+                self._board = await asyncio.to_thread(self._read)
+                self._read_at = time.monotonic()
+            return self._board
+
+
 def create_app(
     read: Callable[[], Board],
     token: str,
@@ -80,8 +104,10 @@ def create_app(
             "This dashboard needs its token: open the link 'vending backend vendor --http' printed.", status_code=401
         )
 
+    shared = SharedBoard(read, interval_s)
+
     async def board_now() -> Board:
-        return await asyncio.to_thread(read)
+        return await shared.get()
 
     async def index(request: Request) -> Response:
         given = request.query_params.get("token")

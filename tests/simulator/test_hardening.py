@@ -95,6 +95,46 @@ def test_the_dashboard_answers_any_token_without_an_error_and_sends_its_security
         server.stop()
 
 
+def test_twenty_open_streams_read_the_board_once_an_interval_not_twenty_times():
+    """Each event stream read the vendor's database every interval on its own: twenty tabs (or a script holding
+    twenty streams) were twenty reads an interval, in the process that stores the machines' reports."""
+    import socket
+    import threading
+    import time
+
+    interval = 0.1
+    reads: list[float] = []
+
+    def read() -> Board:
+        reads.append(time.monotonic())
+        return Board(day=None)
+
+    server = DashboardServer(create_app(read, "secret-token", interval_s=interval), "127.0.0.1", 0).start()
+    streams = []
+    try:
+        for _ in range(20):
+            stream = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            stream.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nCookie: vending_dashboard=secret-token\r\n\r\n")
+            streams.append(stream)
+        for stream in streams:  # every stream is served: its first board arrives
+            received = b""
+            while b"event: " not in received:
+                chunk = stream.recv(65536)
+                assert chunk, f"the stream ended: {received!r}"
+                received += chunk
+        started = len(reads)
+        threading.Event().wait(1.0)
+        window = reads[started:]
+    finally:
+        for stream in streams:
+            stream.close()
+        server.stop()
+    assert window, "the streams went on reading"
+    # one read per interval whoever asks (the cache's rule), where each stream's own reads made about 20 each
+    span = window[-1] - window[0]
+    assert len(window) <= span / interval + 2, f"{len(window)} reads in {span:.2f} s"
+
+
 def test_the_dashboard_shows_only_real_command_names_and_warns_beyond_loopback():
     class Store:
         def execute(self, sql, params=()):
