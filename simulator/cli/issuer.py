@@ -29,6 +29,7 @@ from simulator.cli.reporting import (
     enrolled_machines,
     party_identity,
     requests_note,
+    retention_from,
     school_public_key,
     serve_forever,
 )
@@ -81,7 +82,7 @@ def backend_issuer(
     assert broker is not None and key is not None and machines is not None
     from simulator.backends.issuer import IssuerBackend
 
-    today = day_option(now) if now else None  # checked before anything starts
+    today = retention_from(now, retention_days)
     address = broker_address(broker, username, password, ca, cert, cert_key)
     queue = amqp_address(amqp, ca, cert, cert_key)
     identity = party_identity("issuer", key)

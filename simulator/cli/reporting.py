@@ -54,6 +54,23 @@ RetentionNow = Annotated[
 ]
 
 
+def retention_from(now: str | None, retention_days: int | None) -> date | None:
+    """``--now`` as the day retention counts back from, checked before anything starts; None: the data's own clock.
+
+    A day not yet come forgot reports that were not old (``--now 2099-01-01`` with 30 days: every one of
+    them), and ``--now`` without ``--retention-days`` was ignored without a word.
+    """
+    if now is None:
+        return None
+    if retention_days is None:
+        fail("--now: the day the retention period counts back from; give --retention-days too")
+    today = day_option(now, "--now")
+    if today > date.today():
+        fail(f"--now {now}: after today ({date.today()}); reports younger than {retention_days} days would be "
+             "forgotten; nothing forgotten")  # fmt: skip
+    return today
+
+
 def serve_forever(service: object, retention_days: int | None = None, today: date | None = None) -> None:
     """Run until SIGINT/SIGTERM; with a retention period, purge at start and then every hour.
 
@@ -203,7 +220,7 @@ def backend_vendor(
     from simulator.backends.vendor import VendorBackend
 
     listen = _listen(http)
-    today = day_option(now) if now else None  # checked before anything starts
+    today = retention_from(now, retention_days)
     address = broker_address(broker, username, password, ca, cert, cert_key)
     queue = amqp_address(amqp, ca, cert, cert_key)
     identity = party_identity("vendor", key)

@@ -102,6 +102,27 @@ def test_a_backend_refuses_another_party_s_key_a_missing_enrolment_and_an_unreac
     assert not (tmp_path / "b.db").exists(), "nothing made"
 
 
+@pytest.mark.parametrize(
+    "backend,options,reason",
+    [
+        ("vendor", ["--retention-days", "30", "--now", "2099-01-01"], "--now 2099-01-01: after today"),
+        ("vendor", ["--now", "2099-01-01"], "--now 2099-01-01: after today"),  # its default period, 180 days
+        ("issuer", ["--retention-days", "30", "--now", "2099-01-01"], "--now 2099-01-01: after today"),
+        ("issuer", ["--now", "2026-01-01"], "--now: the day the retention period counts back from; give --retention"),
+    ],
+)  # fmt: skip
+def test_a_retention_day_not_yet_come_or_a_day_without_a_period_is_refused_before_anything_starts(
+    keys, tmp_path, backend, options, reason
+):
+    """`--now 2099-01-01` forgot every report the store held (none was a period older than that day), and the
+    issuer's `--now` without `--retention-days` (it keeps everything by default) was ignored without a word."""
+    common = ["--broker", f"mqtt://127.0.0.1:{dead_port()}", "--key", str(keys / f"{backend}.key"),
+              "--machines", str(keys / "machines"), "--db", str(tmp_path / "b.db")]  # fmt: skip
+    out = vending("backend", backend, *common, *options)
+    assert out.returncode == 2 and reason in out.stderr, out.stderr
+    assert not (tmp_path / "b.db").exists(), "nothing made"
+
+
 def test_cmd_send_to_a_machine_never_heard_says_so(keys):
     with EmbeddedBroker() as broker:
         out = vending("cmd", "send", "restock", "A1=3", "--machine", "TPE-TYPO-01", "--wait", "1",
