@@ -8,8 +8,7 @@ forward, which no London clock shows, was taken.
 
 from __future__ import annotations
 
-import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,38 +16,31 @@ import pytest
 from firmware.errors import VendingError
 from simulator.scenarios import load_scenario, run_scenario
 from tests.conftest import DEMO_MACHINE
+from tests.support.stories import vend_times, write_story
 
 
 def london_story(tmp_path: Path, start: str, steps: str) -> Path:
     machine = tmp_path / "london.yaml"
     config = DEMO_MACHINE.read_text().replace("timezone: Asia/Taipei", "timezone: Europe/London")
     machine.write_text(config.replace("catalog: ../", f"catalog: {DEMO_MACHINE.parent.parent}/"))
-    story = tmp_path / "story.yaml"
-    story.write_text(f"""machine: {machine}
-start: "{start}"
-cards:
-  amy: {{uid: "04A1B2C3D4E5F6", profile: staff, balance: 200}}
-steps:
-{steps}""")
-    return story
+    return write_story(tmp_path / "story.yaml", steps, start, machine)
 
 
 def test_a_wait_across_the_night_the_clocks_go_back_counts_real_time_and_both_01_30s_are_reached(tmp_path):
     steps = """  - at: "01:30"
   - select: A1
-  - tap: amy
+  - tap: lin
   - wait: 50m
   - select: A2
-  - tap: amy
+  - tap: lin
   - at: "01:30"
   - select: A3
-  - tap: amy
+  - tap: lin
 """
     state = tmp_path / "state"
     result = run_scenario(load_scenario(london_story(tmp_path, "2026-10-25T00:00:00+01:00", steps)), state)
     assert result.passed
-    with sqlite3.connect(state / "machine.db") as conn:
-        sold = [datetime.fromisoformat(at) for (at,) in conn.execute("SELECT at FROM vends ORDER BY rowid")]
+    sold = vend_times(state)
     assert [moment - sold[0] for moment in sold] == [timedelta(0), timedelta(minutes=50), timedelta(minutes=60)]
     assert sold[0].isoformat() == "2026-10-25T01:30:00+01:00" and sold[2].utcoffset() == timedelta(0)
 

@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import sqlite3
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from firmware.errors import VendingError
 from simulator.scenarios import load_scenario, run_scenario
-from tests.conftest import DEMO_MACHINE
+from tests.support.stories import vend_times, write_story
 
 
 def story(tmp_path: Path, wait: str) -> Path:
-    path = tmp_path / "story.yaml"
-    path.write_text(f"""machine: {DEMO_MACHINE}
-start: "2026-03-02T09:00:00+08:00"
-cards:
-  lin: {{uid: "0499887766AA01", profile: staff, balance: 300}}
-steps:
-  - select: A1
-  - tap: lin
-  - wait: {wait}
-  - select: A1
-  - tap: lin
-""")
-    return path
+    steps = f"  - select: A1\n  - tap: lin\n  - wait: {wait}\n  - select: A1\n  - tap: lin\n"
+    return write_story(tmp_path / "story.yaml", steps, "2026-03-02T09:00:00+08:00")
 
 
 @pytest.mark.parametrize(("wait", "elapsed"), [("7d", timedelta(days=7)), ("1d12h", timedelta(hours=36))])
 def test_a_wait_in_days_moves_the_machine_s_time_that_far(tmp_path: Path, wait: str, elapsed: timedelta) -> None:
     state = tmp_path / "state"
     assert run_scenario(load_scenario(story(tmp_path, wait)), state).passed
-    with sqlite3.connect(state / "machine.db") as conn:
-        first, second = (datetime.fromisoformat(at) for (at,) in conn.execute("SELECT at FROM vends ORDER BY rowid"))
+    first, second = vend_times(state)
     assert second - first == elapsed
 
 
