@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from firmware.config.catalog import Catalog, load_catalog
-from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
+from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file, named_twice
 from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
 from firmware.domain import (
     CARD_NAME,
@@ -243,6 +243,14 @@ class MachineConfig(Strict):
     # a slot whose last this many vends did not drop leaves sale until the vendor enables it (0: never)
     jam_limit: int = Field(default=2, ge=0, le=100)
     rules: list[str] = Field(min_length=1)  # the food rules every sale is held to: required (fail closed)
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_once(cls, value: list[str]) -> list[str]:
+        if (twice := named_twice(value)) is not None:
+            raise ValueError(f"rule set {twice!r} is listed twice")
+        return value
+
     # day_total: the day's total and the list of cards, no per-card amounts; per_card: the day's total,
     # and each card's (uid, amount, count) per four-week settlement period -- per-day or per-week card
     # lines let an issuer + vendor join pin lone sales (docs/privacy.md)

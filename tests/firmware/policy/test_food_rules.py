@@ -247,3 +247,17 @@ def test_never_crashes_and_lowering_sugar_fat_or_sodium_never_refuses(
     if before.allowed:
         assert after.allowed, (which, facts, lowered, after.violations)
     assert {v.rule for v in after.violations} <= {v.rule for v in before.violations}
+
+
+@pytest.mark.parametrize(
+    ("rules", "reason"),
+    [
+        ("", "--rules: give at least one rule set; known: tpe-no-bottled-water, tw-moe-2016"),
+        (" , ", "--rules: give at least one rule set"),
+        ("tw-moe-2016,tw-moe-2016", "--rules: rule set 'tw-moe-2016' is listed twice"),
+    ],
+)
+def test_rules_check_needs_each_rule_set_once(rules: str, reason: str) -> None:
+    """`--rules ""` printed every product "allowed" against no rules at all, exit 0; a machine config refuses it."""
+    out = subprocess.run([VENDING, "rules", "check", "--rules", rules], capture_output=True, text=True)
+    assert out.returncode == 2 and reason in out.stderr and "allowed" not in out.stdout, out.stderr + out.stdout
