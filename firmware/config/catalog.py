@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from firmware.config.source import Strict, read_yaml, validate
+from firmware.config.source import Strict, listed_twice, read_yaml, validate
 from firmware.domain import PROFILES, Allergen, Category, Kind, Profile
 
 PRODUCT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # ASCII: it names the product in reports and DEX files
@@ -60,7 +60,7 @@ class Product(Strict):
     def _profiles_not_empty(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one profile must be allowed")
-        if len(set(value)) != len(value):
+        if listed_twice(value) is not None:
             raise ValueError("profiles are listed twice")
         return value
 

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from firmware.config.catalog import Catalog, load_catalog
-from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file, named_twice
-from firmware.config.source import Strict, YamlDoc, dotted, first_error, read_yaml, validate
+from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
+from firmware.config.source import Strict, YamlDoc, dotted, first_error, listed_twice, read_yaml, validate
 from firmware.domain import (
     CARD_NAME,
     MACHINE_ID,
@@ -210,7 +210,7 @@ class TechnicianSetup(Strict):
             if not CARD_NAME.fullmatch(name):
                 raise ValueError(f"{name[:40]!r}: a technician card is listed by its 32-hex-digit name "
                                  "(`vending keys technician --key FILE --card UID` prints it)")  # fmt: skip
-        if len(set(value)) != len(value):
+        if listed_twice(value) is not None:
             raise ValueError("a technician card is listed twice")
         return value
 
@@ -247,7 +247,7 @@ class MachineConfig(Strict):
     @field_validator("rules")
     @classmethod
     def _rules_once(cls, value: list[str]) -> list[str]:
-        if (twice := named_twice(value)) is not None:
+        if (twice := listed_twice(value)) is not None:
             raise ValueError(f"rule set {twice!r} is listed twice")
         return value
 

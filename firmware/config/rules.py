@@ -69,16 +69,6 @@ def available() -> list[str]:
     return sorted(path.stem for path in RULES_DIR.glob("*.yaml"))
 
 
-def named_twice(entries: list[str]) -> str | None:
-    """The first rule set a list names a second time, or None: the same rules twice are a slip, not stricter food."""
-    seen: set[str] = set()
-    for entry in entries:
-        if entry in seen:
-            return entry
-        seen.add(entry)
-    return None
-
-
 def is_rule_file(entry: str) -> bool:
     """A machine config's ``rules:`` entry that names a file (relative to the config) instead of a packaged set."""
     return entry.endswith((".yaml", ".yml")) or "/" in entry

@@ -7,6 +7,7 @@ and the tests compare that text verbatim, so the mapping from a pydantic ``loc``
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ MAX_FILE_BYTES = 1_000_000  # a config or scenario beyond this is a mistake, not
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class Strict(BaseModel):
@@ -87,6 +89,20 @@ def _to_python(node: yaml.Node, loc: Loc, lines: dict[Loc, int], doc: str) -> An
     return _Constructor().construct_object(node)
 
 
+def listed_twice(entries: Iterable[T]) -> T | None:
+    """The first entry a list of a config names a second time, or None: one check for "listed twice".
+
+    A name twice is a slip (the same rule set twice is not stricter food, the same card twice no second
+    card), so configs refuse it and say which.
+    """
+    seen: set[T] = set()
+    for entry in entries:
+        if entry in seen:
+            return entry
+        seen.add(entry)
+    return None
+
+
 def read_yaml(path: Path, display_name: str | None = None) -> YamlDoc:
     """Read one YAML document; any problem becomes an ``InputError`` naming the file and line."""
     name = display_name or str(path)
@@ -112,8 +128,7 @@ def _refuse_aliases(text: str, name: str) -> None:
 
 
 def parse_yaml(raw: bytes, name: str) -> YamlDoc:
-    if len(raw) > MAX_FILE_BYTES:
-        raise InputError(name, None, "", f"file is {len(raw)} bytes; the limit is {MAX_FILE_BYTES}")
+    """``raw`` (read by ``read_yaml``, which holds it to ``MAX_FILE_BYTES``) as a document with its lines."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

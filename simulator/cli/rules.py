@@ -10,7 +10,8 @@ import typer
 
 from firmware.config.catalog import load_catalog
 from firmware.config.machine import MachineSetup
-from firmware.config.rules import available, load_rulesets, named_twice
+from firmware.config.rules import available, load_rulesets
+from firmware.config.source import listed_twice
 from firmware.domain import SCHOOL_LEVELS
 from firmware.errors import InputError
 from firmware.policy.rules import evaluate
@@ -45,7 +46,7 @@ def rules_check(
     if not ids:  # every product "allowed" against no rules at all, exit 0: a machine config refuses this too
         typer.echo(f"--rules: give at least one rule set; known: {', '.join(available())}", err=True)
         raise typer.Exit(EXIT_INPUT)
-    if (twice := named_twice(ids)) is not None:
+    if (twice := listed_twice(ids)) is not None:
         typer.echo(f"--rules: rule set {twice!r} is listed twice", err=True)
         raise typer.Exit(EXIT_INPUT)
     try:
