@@ -353,9 +353,8 @@ def _steps(doc: YamlDoc, head: ScenarioHead, machine: MachineSetup) -> tuple[Ste
                 clock = parse_clock(value)
             except ValueError as exc:
                 raise doc.error(loc, str(exc)) from None
-            local = now.astimezone(zone)
             try:
-                at_time = now = next_wall_time(local, clock, now, value)
+                at_time = now = next_wall_time(now, zone, clock, value)
             except ValueError as exc:
                 raise doc.error(loc, str(exc)) from None
         elif kind == "clock":  # the wall clock set, even back: the machine's books keep their own time

@@ -46,15 +46,14 @@ def parse_clock(value: object) -> time:
     return time(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
 
 
-def next_wall_time(local: datetime, clock: time, now: datetime, said: str) -> datetime:
-    """``clock`` (the step's ``said``) on ``local``'s day in its zone, not before ``now``, at its fixed offset then.
+def next_wall_time(now: datetime, zone: ZoneInfo, clock: time, said: str) -> datetime:
+    """``clock`` (the step's ``said``) on ``now``'s day in ``zone``, not before ``now``, at its fixed offset then.
 
     The first of the two a night the clocks go back, or the second once the first has passed; a time the
     clocks skip is no time. At a fixed offset, a ``wait`` after it counts real time (added to a zone's
     wall time, 50 minutes from 01:30 BST that night gave 02:20 GMT, 110 minutes on).
     """
-    zone = local.tzinfo
-    assert isinstance(zone, ZoneInfo)
+    local = now.astimezone(zone)
     first = datetime.combine(local.date(), clock, tzinfo=zone)
     if first.astimezone(UTC).astimezone(zone).time() != clock:
         raise ValueError(f"{said} is not a time on {local.date()} in {zone.key}: the clocks go forward past it")
