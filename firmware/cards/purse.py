@@ -52,6 +52,7 @@ CREDIT_FLAG = 0x8000  # a log entry whose machine field has this bit names a pen
 LOG_ACCESS = Access(((0, 0, 0), (0, 0, 0), (0, 0, 0), (0, 1, 1)))  # any machine writes the log with key A
 PROFILES = ("student", "staff")
 UID_BYTES = (4, 7)  # a MIFARE Classic 1K's single-size NUID or double-size uid
+CASCADE_TAG = 0x88  # ISO/IEC 14443-3's CT: what a reader takes for "the uid goes on", never a uid byte there
 RECORD_FORMAT = 1
 EPOCH = date(2000, 1, 1)
 MAX_STEP = 2**15 - 1  # the most one log entry can say was taken or credited
@@ -236,14 +237,30 @@ def log_slot(counter: int) -> int:
     return LOG_BLOCKS[counter % len(LOG_BLOCKS)]
 
 
+def uid_problem(uid: bytes) -> str | None:
+    """Why no MIFARE Classic 1K can carry ``uid``, or None.
+
+    Its length is 4 (single size) or 7 (double size). ISO/IEC 14443-3 reserves 0x88, the cascade tag
+    a card sends before the rest of a longer uid, so no uid starts with it, and since Amendment 1
+    (2005) a double-size uid's fourth byte is not 0x88 either (it would read as a triple-size uid's
+    cascade at level 2): a reader could not tell such a card's uid from another's.
+    """
+    if len(uid) not in UID_BYTES:
+        return "a MIFARE Classic 1K campus card has a 4- or 7-byte uid"
+    if uid[0] == CASCADE_TAG or (len(uid) == 7 and uid[3] == CASCADE_TAG):
+        where = "first" if uid[0] == CASCADE_TAG else "fourth"
+        return f"its {where} byte is 88, the cascade tag ISO/IEC 14443-3 keeps out of a uid there"
+    return None
+
+
 def blank_image(uid: bytes) -> bytearray:
     """A 1K card as delivered: the manufacturer block, zeros, transport keys and access bits everywhere.
 
     Block 0 as NXP lays it out: a 4-byte NUID with its check byte, SAK 08 and ATQA 0004; or a 7-byte
     uid (MF1S50yyX/V1), SAK 08 and ATQA 0044, as ``nfc-mfclassic`` dumps them.
     """
-    if len(uid) not in UID_BYTES:
-        raise CardError("a MIFARE Classic 1K campus card has a 4- or 7-byte uid", "uid")
+    if (problem := uid_problem(uid)) is not None:
+        raise CardError(problem, "uid")
     image = bytearray(MEMORY)
     if len(uid) == 4:
         bcc = uid[0] ^ uid[1] ^ uid[2] ^ uid[3]

@@ -42,8 +42,8 @@ def parse_uid(value: object) -> str:
 
 def purse_card_problem(uid: str, profile: str, money: int) -> tuple[str, str] | None:
     """Why a card cannot be a MIFARE Classic 1K campus purse card (field, reason), or None."""
-    if len(uid) // 2 not in purse.UID_BYTES:
-        return "uid", "a purse card (payment: card) has a 4- or 7-byte uid"
+    if (problem := purse.uid_problem(bytes.fromhex(uid))) is not None:
+        return "uid", f"a purse card (payment: card): {problem}"
     if profile not in purse.PROFILES:
         return "profile", f"a purse card is issued to one of {', '.join(purse.PROFILES)}, not {profile}"
     if money > purse.MAX_BALANCE:

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from firmware.cards.mifare import MEMORY
-from firmware.cards.purse import UID_BYTES, CardRecord, PurseState, Sam, issue_image, topup_image
+from firmware.cards.purse import CardRecord, PurseState, Sam, issue_image, topup_image, uid_problem
 from firmware.cards.purse_io import recover, step_fate
 from firmware.cards.tag import CardGone, CardRefused, ClassicTag
 from firmware.domain import CardLink, Exchange
@@ -88,11 +88,13 @@ class PurseCards:
     def link(self, uid: str) -> CardLink | None:
         """A tap of ``uid``: the card enters the field (an armed tear applies to this tap).
 
-        A card this run did not issue is another issuer's (a blank card to our keys), as at a real reader.
+        A card this run did not issue is another issuer's (a blank card to our keys), as at a real reader;
+        one no MIFARE Classic 1K can be (``uid_problem``) has no purse to read.
         """
         card = self.cards.get(uid)
         if card is None:
-            return field_link(ClassicCard.blank(bytes.fromhex(uid))) if len(uid) // 2 in UID_BYTES else None
+            raw = bytes.fromhex(uid)
+            return field_link(ClassicCard.blank(raw)) if uid_problem(raw) is None else None
         card.torn, card.writes, card.tear_after = self._tear_next == 0, 0, self._tear_next
         self._tear_next = None
         return field_link(card)

@@ -38,6 +38,14 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
             ["card", "issue", "--uid", "04A1B2C3D4E5", "--keys", keys, "--out", str(tmp_path / "y.mfd")],
             "--uid: a MIFARE Classic 1K campus card has a 4- or 7-byte uid",
         ),
+        (  # ISO/IEC 14443-3's cascade tag: no reader could read such a card's uid back as given
+            ["card", "issue", "--uid", "88A1B2C3", "--keys", keys, "--out", str(tmp_path / "y.mfd")],
+            "--uid: its first byte is 88, the cascade tag ISO/IEC 14443-3 keeps out of a uid there",
+        ),
+        (
+            ["card", "issue", "--uid", "04A1B2881234AB", "--keys", keys, "--out", str(tmp_path / "y.mfd")],
+            "--uid: its fourth byte is 88, the cascade tag ISO/IEC 14443-3 keeps out of a uid there",
+        ),
         (  # each refusal names its own option; a school code the card's record cannot hold was exit 70
             [*another, "--school", "台北"],
             "--school: school code '台北': a school code is 1-6 letters or digits",
