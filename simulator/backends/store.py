@@ -132,6 +132,10 @@ class StoreQueries:
         rows = self.execute("SELECT seq FROM acked WHERE machine = ?", (machine,))
         return int(rows[0][0]) if rows else 0
 
+    def heard_of(self, machine: str) -> bool:
+        """Whether any report of ``machine`` was ever stored here (what retention forgets leaves its ack)."""
+        return bool(self.execute("SELECT 1 FROM acked WHERE machine = ?", (machine,)))
+
     def record_incident(self, at: str, machine: str | None, topic: str, reason: str, digest: str) -> None:
         self.execute(
             "INSERT INTO incidents (at, machine, topic, reason, digest) VALUES (?, ?, ?, ?, ?)",

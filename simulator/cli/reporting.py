@@ -288,7 +288,7 @@ def vendor_report(
     db: Annotated[str, typer.Option(help="The vendor backend's database (SQLite file or postgresql://...).")],
     by: Annotated[str, typer.Option(help="Cells: product,day or product,day,hour (also machine).")] = "product,day",
     k: Annotated[int, typer.Option(min=1, help="Suppress every cell built from fewer than k distinct buyers.")] = 5,
-    machine: Annotated[str | None, typer.Option(help="Only this machine.")] = None,
+    machine: Annotated[str | None, typer.Option(help="Only this machine (one the database has reports of).")] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="JSON: one object per cell; a suppressed cell has null figures.")
     ] = False,
@@ -313,7 +313,10 @@ def vendor_report(
         fail(f"--by {by}: {twice} is given twice; a cell is named by each dimension once")
     if not str(db).startswith(("postgresql://", "postgres://")) and not Path(db).exists():
         fail(f"--db: {db} does not exist")
-    cells = aggregate(open_store(db), dimensions, k, machine)
+    store = open_store(db)
+    if machine is not None and not store.heard_of(machine):  # a mistyped id printed an empty table, exit 0
+        fail(f"--machine {machine!r}: {db} holds no report from that machine")
+    cells = aggregate(store, dimensions, k, machine)
     header = [*dimensions, "buyers_at_least", "items", "revenue"]
     if as_json:
         figures = ("buyers_at_least", "items", "revenue")

@@ -84,10 +84,17 @@ def test_one_childs_visits_never_make_a_cell_k_anonymous(tmp_path: Path, closing
     table = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "day", "--k", "2"])
     assert table.exit_code == 0 and "2026-03-02" in table.output and "buyers" in table.output
 
+    report = ["backend", "vendor", "report", "--db", db, "--json"]
     bad = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "product,student"])
     assert bad.exit_code == 2 and "--by" in bad.output
     twice = CliRunner().invoke(app, ["backend", "vendor", "report", "--db", db, "--by", "product,day,product"])
     assert twice.exit_code == 2 and "--by product,day,product: product is given twice" in twice.output, twice.output
+    machine = runner.machine.machine_id
+    (mine,) = json.loads(CliRunner().invoke(app, [*report, "--by", "day", "--k", "2", "--machine", machine]).output)
+    assert mine == day, "one machine's report is the day's, as this machine made all of it"
+    mistyped = CliRunner().invoke(app, [*report, "--machine", machine.lower()])
+    assert mistyped.exit_code == 2, "a machine the store never heard of printed an empty report"
+    assert f"--machine {machine.lower()!r}: {db} holds no report from that machine" in mistyped.output
 
 
 def test_a_cell_across_machines_and_days_is_bounded_by_its_largest_machine_day() -> None:
