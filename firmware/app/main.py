@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from firmware.app.console import ConsoleDisplay, EventPrinter, setup_logging
+from firmware.app.keypad import INPUT_HELP
 from firmware.app.node import Link, Node
-from firmware.app.runtime import INPUT_HELP, Runtime
+from firmware.app.runtime import Runtime
 from firmware.clock import SystemClock
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.controller.records import Hardware

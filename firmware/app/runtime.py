@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
 
+from firmware.app.keypad import INPUT_HELP, INPUTS, Refused, parse
 from firmware.app.node import Node
 from firmware.controller.notices import privacy_notice
 from firmware.domain import CardTap
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 READER_FAULT = "card reader offline"
 POLL_S = 0.2
 EventKind = Literal["tap", "reader", "line"]
-INPUT_HELP = "select SLOT | cancel | door open|close | privacy | status | stock | help | quit"
 
 
 class Runtime:
@@ -43,6 +43,7 @@ class Runtime:
         self.events: queue.Queue[tuple[EventKind, object]] = queue.Queue()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._inputs = self._input_actions()
 
     # ---- producers (any thread) -----------------------------------------------------------------
     def reader_status(self, online: bool, detail: str) -> None:
@@ -100,35 +101,42 @@ class Runtime:
         self.controller.standing_fault(READER_FAULT, not online)
 
     def on_line(self, line: str) -> bool:
-        """Keypad and door from input lines: `select A1`, `cancel`, `door open`, `door close`, `privacy`, `quit`."""
-        words = line.split()
-        if not words:
-            return True
-        verb = words[0]
+        """One keypad, door or console line (``firmware.app.keypad``); False for ``quit``."""
         try:
-            if verb == "quit":
-                return False
-            if verb == "select" and len(words) == 2:
-                self.controller.dispatch("select", words[1].upper())
-            elif verb == "cancel":
-                self.controller.dispatch("cancel")
-            elif verb == "door" and len(words) == 2 and words[1] in ("open", "close"):
-                self.controller.dispatch(f"door_{words[1]}")
-            elif verb == "privacy":  # the notice button: who learns what, and whom to ask
-                self.controller.show(privacy_notice(self.controller.config))
-            elif verb == "help":
-                self.answer(f"input: {INPUT_HELP}")
-            elif verb == "status":
-                self.answer(self.status_line())
-            elif verb == "stock":
-                for slot in self.books.inventory.all():
-                    enabled = "" if slot.enabled else " (disabled)"
-                    self.answer(f"{slot.slot} {slot.product} {slot.stock}/{slot.capacity} NT${slot.price}{enabled}")
-            else:
-                self.answer(f"unknown input {line!r}; {INPUT_HELP}")
+            parsed = parse(line)
+        except Refused as refusal:  # a line that is no input changes nothing
+            self.answer(str(refusal))
+            return True
+        if parsed is None:
+            return True
+        verb, argument = parsed
+        if verb == "quit":
+            return False
+        try:
+            self._inputs[verb](argument)
         except Exception as exc:  # noqa: BLE001 - a bad keypress must not stop the machine
             log.warning("input %r refused: %s", line, exc)
         return True
+
+    def _input_actions(self) -> dict[str, Callable[[str], None]]:
+        """What each input of ``keypad.INPUTS`` does (``quit`` ends the loop instead)."""
+        controller = self.controller
+        actions: dict[str, Callable[[str], None]] = {
+            "select": lambda slot: controller.dispatch("select", slot.upper()),
+            "cancel": lambda _: controller.dispatch("cancel"),
+            "door": lambda way: controller.dispatch(f"door_{way}"),
+            "privacy": lambda _: controller.show(privacy_notice(controller.config)),  # who learns what; whom to ask
+            "help": lambda _: self.answer(f"input: {INPUT_HELP}"),
+            "status": lambda _: self.answer(self.status_line()),
+            "stock": lambda _: self.stock_lines(),
+        }
+        assert set(actions) | {"quit"} == {entry.verb for entry in INPUTS}, "an input without an action"
+        return actions
+
+    def stock_lines(self) -> None:
+        for slot in self.books.inventory.all():
+            enabled = "" if slot.enabled else " (disabled)"
+            self.answer(f"{slot.slot} {slot.product} {slot.stock}/{slot.capacity} NT${slot.price}{enabled}")
 
     def status_line(self) -> str:
         """What a service technician asks first: state, reader, reports waiting, local time."""

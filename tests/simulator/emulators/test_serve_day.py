@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import threading
 import time
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from firmware.app.keypad import INPUT_HELP
 from firmware.controller.records import Transaction
 from simulator.emulators.devices import PN532Device
 from simulator.scenarios import load_scenario
@@ -317,3 +319,32 @@ def test_a_reporting_machine_without_a_state_dir_looks_for_its_key_in_the_defaul
     )  # fmt: skip
     assert run.returncode == 2
     assert str(tmp_path / "xdg-state" / "vending" / "TPE-DAAN-JH-01" / "machine.key") in run.stderr
+
+
+def test_a_keypad_line_that_is_no_input_changes_nothing_and_says_what_to_type(tmp_path):
+    """`quit now` quit and `cancel please` cancelled; a pasted page was a selection the vendor was told of."""
+    pasted = "A" * 5000
+    lines = [f"select {pasted}", "select A1", "cancel please", "quit now", "door ajar", "select A1 B2", "stock", "quit"]
+    run = subprocess.run(
+        [VENDING, "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"), "--reader", "virtual:", "--json"],
+        input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state")},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]
+    answers = [event["text"] for event in events if event["event"] == "answer"]
+    assert answers[:4] == [
+        f"{'select ' + 'A' * 33!r}...: a slot is a letter and one or two digits, e.g. A1; usage: select SLOT",
+        f"'cancel please': cancel takes nothing after it; {INPUT_HELP}",
+        f"'quit now': quit takes nothing after it; {INPUT_HELP}",
+        "'door ajar': the door is open or close; usage: door open|close",
+    ], answers
+    assert answers[4].startswith("'select A1 B2': a slot is"), answers
+    assert any(text.startswith("A1 milk-lowfat-290") for text in answers[5:]), "stock answered after 'quit now'"
+    assert not [event for event in events if event["event"] in ("denied", "cancelled")], "a refused line acted"
+    assert [event["slot"] for event in events if event["event"] == "selected"] == ["A1"]
+    assert pasted not in run.stdout + run.stderr
+    books = sqlite3.connect(tmp_path / "xdg-state" / "vending" / "TPE-DAAN-JH-01" / "machine.db")
+    kinds = {kind for (kind,) in books.execute("SELECT kind FROM journal")}
+    books.close()
+    assert "powered_on" in kinds and not kinds & {"denied", "cancelled"}, kinds

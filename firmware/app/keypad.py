@@ -1,0 +1,75 @@
+"""The keypad, the door switch and the technician's console as input lines: each input declared once.
+
+``vending serve`` reads them from stdin in place of the buttons. A line is exactly one input or it
+changes nothing: ``quit now`` or ``cancel please`` used to quit and cancel (anything after the verb
+was ignored), and ``select`` took any text as a slot, so a pasted line became a 5,000-character
+"selection" in the journal, on the screen and in a denial report to the vendor. A keypad has keys
+for a slot's letter and digits (``firmware.config.machine.SLOT_CODE``), nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from firmware.config.machine import SLOT_CODE
+
+SHOWN_CHARS = 40  # of a refused line, echoed back: enough to see the typo, never a pasted page
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input: its verb and, when it takes one, its argument's name in the help and its rule."""
+
+    verb: str
+    argument: str = ""
+    accepts: Callable[[str], bool] | None = None
+    rule: str = ""
+
+    def usage(self) -> str:
+        return f"{self.verb} {self.argument}".strip()
+
+
+INPUTS = (
+    Input(
+        "select",
+        "SLOT",
+        lambda word: SLOT_CODE.fullmatch(word.upper()) is not None,
+        "a slot is a letter and one or two digits, e.g. A1",
+    ),  # fmt: skip
+    Input("cancel"),
+    Input("door", "open|close", lambda word: word in ("open", "close"), "the door is open or close"),
+    Input("privacy"),
+    Input("status"),
+    Input("stock"),
+    Input("help"),
+    Input("quit"),
+)
+INPUT_HELP = " | ".join(entry.usage() for entry in INPUTS)
+_BY_VERB = {entry.verb: entry for entry in INPUTS}
+
+
+class Refused(ValueError):
+    """A line that is no input, with what to type instead."""
+
+
+def parse(line: str) -> tuple[str, str] | None:
+    """``(verb, argument)`` of ``line`` (argument ``""`` for an input without one), None for a blank line.
+
+    ``Refused`` names the line (its first ``SHOWN_CHARS`` characters) and the inputs there are.
+    """
+    words = line.split()
+    if not words:
+        return None
+    entry = _BY_VERB.get(words[0])
+    shown = repr(line[:SHOWN_CHARS]) + ("..." if len(line) > SHOWN_CHARS else "")
+    if entry is None:
+        raise Refused(f"unknown input {shown}; {INPUT_HELP}")
+    arguments = words[1:]
+    if entry.accepts is None:
+        if arguments:
+            raise Refused(f"{shown}: {entry.verb} takes nothing after it; {INPUT_HELP}")
+        return entry.verb, ""
+    if len(arguments) != 1 or not entry.accepts(arguments[0]):
+        raise Refused(f"{shown}: {entry.rule}; usage: {entry.usage()}")
+    return entry.verb, arguments[0]
