@@ -16,6 +16,7 @@ from typing import Self
 from firmware.cards.mifare import MEMORY
 from firmware.cards.purse import CardError, image_uid
 from firmware.domain import WHOLE_NUMBER
+from firmware.errors import VendingError
 from firmware.files import IMAGE_FILE_BYTES, read_capped
 from firmware.readers import line_frames, rdm6300_frames
 from firmware.readers import pn532_frames as f
@@ -121,11 +122,27 @@ class Device:
             if args[0] not in FAULTS:
                 return f"error: unknown fault {args[0]!r}; one of {', '.join(FAULTS)}"
             self.fault(args[0])
-        elif verb == "replug":
-            return f"replugged at {self.port.plug()}"
+        elif verb in ("unplug", "replug"):
+            return self._cable(verb)
         else:
-            getattr(self, verb)()  # remove, unplug
+            self.remove()
         return "ok"
+
+    def _cable(self, verb: str) -> str:
+        """``unplug`` or ``replug``: each only from the other state; a replug whose link is taken meanwhile is named.
+
+        A ``replug`` while plugged in stopped the emulator: its own link, to its own open pty, was refused
+        as another emulator's (and before that check, it opened a second pty and leaked the first).
+        """
+        if (verb == "replug") == self.port.plugged:
+            return f"error: {verb}: the reader is {'plugged in' if self.port.plugged else 'unplugged'} already"
+        if verb == "unplug":
+            self.unplug()
+            return "ok"
+        try:
+            return f"replugged at {self.port.plug()}"
+        except VendingError as exc:
+            return f"error: replug: {exc}"
 
     def unreadable(self, uid: str) -> str:
         """Why this reader could not read a card ``uid``, or an empty string: hex, of a size the protocol reads."""
