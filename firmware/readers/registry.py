@@ -102,11 +102,16 @@ def parse_reader_url(url: str) -> ReaderSpec:
     port, _, query = rest.partition("?")
     options: dict[str, str] = {}
     kept = []
+    known = COMMON_OPTIONS | protocol.options
     for key, value in parse_qsl(query, keep_blank_values=True):
-        if key in COMMON_OPTIONS | protocol.options:
+        if key in options:  # the last one was taken, without a word
+            raise VendingError(f"reader {url!r}: {key} is given twice")
+        if key in known:
             options[key] = value
-        else:
+        elif "://" in port:
             kept.append(f"{key}={value}")  # pyserial's own URL options (e.g. loop://?logging=debug)
+        else:  # a typo (debouce=0) became part of a device path no port has: the reader "offline" for good
+            raise VendingError(f"reader {url!r}: unknown option {key!r}; {driver} takes {', '.join(sorted(known))}")
     if kept:
         port = f"{port}?{'&'.join(kept)}"
     try:

@@ -32,6 +32,8 @@ def test_a_url_takes_its_protocol_s_default_baud_and_only_its_own_options():
         parse_reader_url("line:/dev/ttyUSB0?format=oct")
     assert parse_reader_url("pn532:/dev/ttyUSB0?debounce=0.25").debounce_s == 0.25
     assert parse_reader_url("virtual:").baud == 0  # no serial line, no baud to check
+    looped = parse_reader_url("pn532:loop://?logging=debug&debounce=0")  # pyserial's own options after a URL
+    assert (looped.port, looped.debounce_s) == ("loop://?logging=debug", 0)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +44,9 @@ def test_a_url_takes_its_protocol_s_default_baud_and_only_its_own_options():
         ("debounce=nan", "debounce is 0 to 60 seconds, not nan"),  # every frame of a held card a new tap
         ("debounce=1e400", "debounce is 0 to 60 seconds, not inf"),  # each card one tap, ever
         ("debounce=-1", "debounce is 0 to 60 seconds, not -1.0"),
+        # a typo was kept as part of the device's path, which no port has: "offline" for good
+        ("debouce=0", "unknown option 'debouce'; line takes baud, debounce, endian, format"),
+        ("format=dec&format=hex", "format is given twice"),  # the last one was taken
     ],
 )
 def test_a_url_s_baud_and_debounce_are_refused_out_of_range(query, reason):
