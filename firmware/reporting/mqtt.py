@@ -52,19 +52,27 @@ class BrokerAddress:
         if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
             raise VendingError(f"broker URL {url!r}: expected mqtt://host:port or mqtts://host:port")
         tls = parsed.scheme == "mqtts"
+        try:  # an out-of-range or lettered port was a traceback (exit 70), port 0 the default port
+            port = parsed.port
+        except ValueError:
+            port = 0
+        if port == 0 or (port is None and parsed.netloc.endswith(":")):
+            raise VendingError(f"broker URL {url!r}: the port is a whole number from 1 to 65535")
+        if parsed.path not in ("", "/") or parsed.params or parsed.query or parsed.fragment:  # dropped without a word
+            raise VendingError(f"broker URL {url!r}: expected mqtt://host:port or mqtts://host:port, nothing after it")
         if (cert_file is None) != (key_file is None):
             raise VendingError("a client certificate needs both --cert and --cert-key")
         given = [name for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)) if value]
         if given and not tls:  # never fall back to plaintext with the user's credentials on the wire
-            port = 8883 if parsed.port in (None, 1883) else parsed.port  # MQTT's TLS port, unless the user chose one
-            secure = f"mqtts://{parsed.hostname}:{port}"
+            secure_port = 8883 if port in (None, 1883) else port  # MQTT's TLS port, unless the user chose one
+            secure = f"mqtts://{parsed.hostname}:{secure_port}"
             raise VendingError(f"broker URL {url!r}: {', '.join(given)} need TLS; use {secure} (mqtt:// is plaintext)")
         for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)):
             if value and not os.path.isfile(value):  # said here, naming it, not as TLS's bare "[Errno 2]"
                 raise VendingError(f"{name} {value}: no such file")
         return cls(
             parsed.hostname,
-            parsed.port or (8883 if tls else 1883),
+            port or (8883 if tls else 1883),
             username or parsed.username,
             password or parsed.password,
             tls,

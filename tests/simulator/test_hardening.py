@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 
@@ -32,6 +33,26 @@ def test_tls_options_with_a_plaintext_url_are_refused_naming_the_scheme_to_use()
     out = vending("cmd", "send", "restock", "A1=1", "--machine", "M-1", "--broker", "mqtt://127.0.0.1:1883",
                   "--ca", "ca.crt", "--cert", "c.crt", "--cert-key", "c.key")  # fmt: skip
     assert out.returncode == 2 and "need TLS; use mqtts://127.0.0.1:8883" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("mqtt://127.0.0.1:70000", "the port is a whole number from 1 to 65535"),  # a traceback, exit 70
+        ("mqtt://127.0.0.1:abc", "the port is a whole number from 1 to 65535"),  # a traceback, exit 70
+        ("mqtt://127.0.0.1:0", "the port is a whole number from 1 to 65535"),  # taken as 1883
+        ("mqtt://127.0.0.1:", "the port is a whole number from 1 to 65535"),
+        ("mqtt://127.0.0.1:1883/vending", "nothing after it"),  # dropped without a word
+        ("mqtts://127.0.0.1:8883?ca=ca.crt", "nothing after it"),
+    ],
+)
+def test_a_broker_url_s_port_and_tail_are_checked(url, reason):
+    with pytest.raises(VendingError, match=re.escape(f"broker URL {url!r}: ") + ".*" + re.escape(reason)):
+        BrokerAddress.parse(url)
+    out = vending("cmd", "send", "restock", "A1=1", "--machine", "M-1", "--broker", url)
+    assert out.returncode == 2 and reason in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert BrokerAddress.parse("mqtt://127.0.0.1:1883/").port == 1883, "a bare slash is no path"
+    assert BrokerAddress.parse("mqtt://127.0.0.1").port == 1883 and BrokerAddress.parse("mqtts://h").port == 8883
 
 
 def test_backend_databases_and_their_wal_are_private_from_creation(tmp_path):
