@@ -7,11 +7,32 @@ import socket
 import ssl
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 from firmware.errors import VendingError
 
 PASSWORD_ENV = "VENDING_BROKER_PASSWORD"  # where every command that connects reads the broker password from
+
+
+def server_url(url: str, label: str, expected: str, schemes: tuple[str, ...]) -> tuple[ParseResult, str, int | None]:
+    """``scheme://host[:port]`` and nothing after it: (the parse, host, port), or ``VendingError`` naming ``url``.
+
+    A port out of range or with letters was a traceback (exit 70), port 0 the default port, and a path,
+    query or fragment (``/vhost``, ``?ca=...``) was dropped without a word.
+    """
+    parsed = urlparse(url)
+    host = parsed.hostname
+    if parsed.scheme not in schemes or not host:
+        raise VendingError(f"{label} {url!r}: expected {expected}")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and parsed.netloc.endswith(":")):
+        raise VendingError(f"{label} {url!r}: the port is a whole number from 1 to 65535")
+    if parsed.path not in ("", "/") or parsed.params or parsed.query or parsed.fragment:
+        raise VendingError(f"{label} {url!r}: expected {expected}, nothing after it")
+    return parsed, host, port
 
 
 @dataclass(frozen=True)
@@ -48,30 +69,20 @@ class BrokerAddress:
             if any(other.tls != first.tls for other in others):
                 raise VendingError(f"broker URLs {url!r}: every node of one broker uses the same scheme")
             return replace(first, alternates=tuple((other.host, other.port) for other in others))
-        parsed = urlparse(url)
-        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
-            raise VendingError(f"broker URL {url!r}: expected mqtt://host:port or mqtts://host:port")
+        parsed, host, port = server_url(url, "broker URL", "mqtt://host:port or mqtts://host:port", ("mqtt", "mqtts"))
         tls = parsed.scheme == "mqtts"
-        try:  # an out-of-range or lettered port was a traceback (exit 70), port 0 the default port
-            port = parsed.port
-        except ValueError:
-            port = 0
-        if port == 0 or (port is None and parsed.netloc.endswith(":")):
-            raise VendingError(f"broker URL {url!r}: the port is a whole number from 1 to 65535")
-        if parsed.path not in ("", "/") or parsed.params or parsed.query or parsed.fragment:  # dropped without a word
-            raise VendingError(f"broker URL {url!r}: expected mqtt://host:port or mqtts://host:port, nothing after it")
         if (cert_file is None) != (key_file is None):
             raise VendingError("a client certificate needs both --cert and --cert-key")
         given = [name for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)) if value]
         if given and not tls:  # never fall back to plaintext with the user's credentials on the wire
             secure_port = 8883 if port in (None, 1883) else port  # MQTT's TLS port, unless the user chose one
-            secure = f"mqtts://{parsed.hostname}:{secure_port}"
+            secure = f"mqtts://{host}:{secure_port}"
             raise VendingError(f"broker URL {url!r}: {', '.join(given)} need TLS; use {secure} (mqtt:// is plaintext)")
         for name, value in (("--ca", ca_file), ("--cert", cert_file), ("--cert-key", key_file)):
             if value and not os.path.isfile(value):  # said here, naming it, not as TLS's bare "[Errno 2]"
                 raise VendingError(f"{name} {value}: no such file")
         return cls(
-            parsed.hostname,
+            host,
             port or (8883 if tls else 1883),
             username or parsed.username,
             password or parsed.password,

@@ -19,10 +19,9 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlparse
 
 from firmware.errors import VendingError
-from firmware.reporting.mqtt import BrokerAddress
+from firmware.reporting.mqtt import BrokerAddress, server_url
 
 log = logging.getLogger(__name__)
 EXCHANGE = "amq.topic"
@@ -67,10 +66,8 @@ class AmqpAddress:
             raise VendingError("--amqp: needs --ca, --cert and --cert-key (the cluster logs parties in by certificate)")
         nodes = []
         for url in (part.strip() for part in urls.split(",")):
-            parsed = urlparse(url)
-            if parsed.scheme != "amqps" or not parsed.hostname:
-                raise VendingError(f"--amqp {url!r}: expected amqps://host:port (TLS; plain AMQP is refused)")
-            nodes.append((parsed.hostname, parsed.port or 5671))
+            _, host, port = server_url(url, "--amqp", "amqps://host:port (TLS; plain AMQP is refused)", ("amqps",))
+            nodes.append((host, port or 5671))
         return cls(tuple(nodes), ca_file, cert_file, key_file)
 
     def parameters(self) -> list[Any]:

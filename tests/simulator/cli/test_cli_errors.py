@@ -212,6 +212,13 @@ def test_a_backend_on_amqp_needs_tls_and_its_certificate(keys, tmp_path):
     ]
     out = vending(*common, "--amqp", "amqp://127.0.0.1:5672", *cert)
     assert out.returncode == 2 and "expected amqps://host:port (TLS; plain AMQP is refused)" in out.stderr, out.stderr
+    for url, reason in [  # a traceback (exit 70), then the port and the vhost dropped without a word
+        ("amqps://127.0.0.1:99999", "the port is a whole number from 1 to 65535"),
+        ("amqps://127.0.0.1:0", "the port is a whole number from 1 to 65535"),
+        ("amqps://127.0.0.1:5671/school", "expected amqps://host:port (TLS; plain AMQP is refused), nothing after it"),
+    ]:
+        out = vending(*common, "--amqp", f"amqps://127.0.0.1:5671,{url}", *cert)
+        assert out.returncode == 2 and f"--amqp {url!r}: {reason}" in out.stderr, out.stderr
 
 
 def test_a_certificate_file_that_is_not_pem_is_named(keys, tmp_path):
