@@ -82,8 +82,10 @@ class PostgresReportStore(StoreQueries):
         self._psycopg = psycopg
         try:
             self.conn = psycopg.connect(dsn, autocommit=True)
-        except psycopg.OperationalError as exc:  # its first line; never the DSN (a password)
+        except (psycopg.OperationalError, psycopg.ProgrammingError) as exc:  # its first line; never the DSN
+            # (a password): a DSN libpq cannot parse (ProgrammingError) was a traceback that quoted it whole
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = reason.replace(dsn, "(the --db given)")
             raise VendingError(f"--db: cannot connect to PostgreSQL: {reason}") from None
         try:
             with self.conn.transaction():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -21,6 +22,20 @@ from firmware import crashpoints
 from firmware.errors import StorageError
 from firmware.journal.owner import NAMES, ForeignDatabase, connect
 from simulator.backends.schemas import PARTY_SCHEMAS
+
+URL_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")  # a URL's scheme, once Path has folded its "//"
+
+
+def url_refusal(path: Path, whose: str) -> str | None:
+    """Why ``path`` is no SQLite file but a database URL, never repeating it (a password), or None.
+
+    ``--db postgresql://user:pw@host/x`` for the issuer or the school, which keep SQLite files only,
+    made a folder ``postgresql:`` and a file named after the user and the password.
+    """
+    if not URL_PREFIX.match(str(path)):
+        return None
+    scheme = str(path).partition(":")[0]
+    return f"--db {scheme}://...: {whose} database is an SQLite file; only the vendor keeps reports in PostgreSQL"
 
 
 def private_file(path: Path) -> None:
@@ -41,6 +56,8 @@ def open_owned(path: Path, owner: str, setup: str = "", **options: Any) -> sqlit
     (the party's pragmas and tables) runs once it is claimed; a file that cannot be made, opened or set
     up (a full disk, a read-only mount) is a ``StorageError`` naming it, the connection closed.
     """
+    if (refusal := url_refusal(path, NAMES[owner])) is not None:
+        raise StorageError(refusal)
     if path.is_dir():
         raise ForeignDatabase(f"{path}: a directory, not {NAMES[owner]} database")
     try:

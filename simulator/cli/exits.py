@@ -7,7 +7,7 @@ exception that reaches it onto one of them, so a script driving ``vending`` neve
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
@@ -16,6 +16,7 @@ import typer
 
 from firmware.domain import CARD_UID, CARD_UID_RULE, MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, VendingError
+from simulator.backends.store import url_refusal
 from simulator.safe_output import write_inside
 
 EXIT_FAILED = 1  # the run worked and its answer is no: an expectation failed, a report was lost, a command refused
@@ -67,6 +68,17 @@ def seconds_option(value: float, option: str = "--wait") -> float:
     if not math.isfinite(value) or value < 0:
         fail(f"{option}: expected a number of seconds from 0, got {value}")
     return value
+
+
+def sqlite_file(whose: str) -> Callable[[Path], Path]:
+    """A typer callback for an ``--db`` that is ``whose`` SQLite file: a database URL is refused before any use."""
+
+    def check(value: Path) -> Path:
+        if value is not None and (refusal := url_refusal(value, whose)) is not None:
+            fail(refusal)
+        return value
+
+    return check
 
 
 def unwritable(where: object, exc: OSError) -> NoReturn:

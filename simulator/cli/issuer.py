@@ -20,7 +20,7 @@ from rich.table import Table
 from firmware.errors import VendingError
 from firmware.identity.keyset import HOTLIST, SEAL, read_seal_key, read_shared_key
 from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, amqp_address, broker_address
-from simulator.cli.exits import day_option, fail
+from simulator.cli.exits import day_option, fail, sqlite_file
 from simulator.cli.reporting import (
     RetentionDays,
     RetentionNow,
@@ -36,7 +36,7 @@ from simulator.cli.reporting import (
 
 issuer_app = typer.Typer(help="The card issuer's backend: run it (no subcommand), or act on its accounts.")
 Key = Annotated[Path, typer.Option(help="The issuer's signing key (issuer.key): its orders are kept signed with it.")]
-Db = Annotated[Path, typer.Option(help="The issuer's SQLite file.")]
+Db = Annotated[Path, typer.Option(help="The issuer's SQLite file.", callback=sqlite_file("the issuer's"))]
 Card = Annotated[str, typer.Option(help="The card's uid (hex), as printed on the issuer's records.")]
 MajorityAge = Annotated[
     int,
@@ -55,7 +55,9 @@ def backend_issuer(
     seal_key: Annotated[
         Path | None, typer.Option(help=f"The issuer's X25519 key (default: {SEAL}.key beside --key).")
     ] = None,
-    db: Annotated[Path, typer.Option(help="SQLite file for settlements and accounts.")] = Path("issuer.db"),
+    db: Annotated[
+        Path, typer.Option(help="SQLite file for settlements and accounts.", callback=sqlite_file("the issuer's"))
+    ] = Path("issuer.db"),
     majority_age: MajorityAge = 18,
     username: Username = None,
     password: Password = None,

@@ -19,7 +19,7 @@ from firmware.errors import VendingError
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
 from simulator.cli.exits import day_option, fail, seconds_option, unwritable, write_out
-from simulator.cli.school_controls import controls_app
+from simulator.cli.school_controls import Db, controls_app
 
 if TYPE_CHECKING:
     from simulator.school.subject import SubjectRecords
@@ -29,7 +29,6 @@ school_app = typer.Typer(
 )
 school_app.add_typer(controls_app, name="controls")
 
-Db = Annotated[Path, typer.Option(help="The school's database (made by `vending backend school`).")]
 StudentId = Annotated[str, typer.Option(help="The student's id on the roster.")]
 Term = Annotated[str, typer.Option(help="The term whose records to find, e.g. 2026-1.")]
 Terms = Annotated[Path, typer.Option(help="The school's term keys: DIR/term_key.json or DIR/<machine>/term_key.json.")]

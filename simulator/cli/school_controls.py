@@ -18,7 +18,7 @@ import typer
 from firmware.domain import WHOLE_NUMBER
 from firmware.errors import VendingError
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import fail
+from simulator.cli.exits import fail, sqlite_file
 from simulator.cli.reporting import party_identity, shared_key
 
 if TYPE_CHECKING:
@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 controls_app = typer.Typer(no_args_is_help=True, help="Guardians' controls on students' cards, pushed to machines.")
 
-Db = Annotated[Path, typer.Option(help="The school's database (made by `vending backend school`).")]
+SCHOOL_DB_HELP = "The school's database (made by `vending backend school`)."
+Db = Annotated[Path, typer.Option(help=SCHOOL_DB_HELP, callback=sqlite_file("the school's"))]  # every school --db
 Keys = Annotated[Path, typer.Option(help="The school's key directory: school.key and controls.key.")]
 Broker = Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port of the parties' broker.")]
 SchoolCode = Annotated[str, typer.Option("--school", help="The school's code, as its machines' configs have it.")]

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +85,12 @@ def test_cmd_send_refuses_what_the_machine_would_refuse_before_it_reaches_for_th
         ("vendor", ["--machines", "no-such-dir"], "--machines {keys}/no-such-dir: no such directory"),
         ("vendor", ["--db", "postgresql://nobody:secret-pw@127.0.0.1:{port}/x"],
          "--db: cannot connect to PostgreSQL: connection failed"),
+        ("vendor", ["--db", "postgresql://nobody:secret-pw@[::1"],  # libpq cannot parse it: a traceback quoting it
+         'in URI: "(the --db given)"'),
+        ("issuer", ["--db", "postgresql://nobody:secret-pw@127.0.0.1/x"],  # a folder "postgresql:", a file "nobody:..."
+         "--db postgresql://...: the issuer's database is an SQLite file; only the vendor keeps reports in PostgreSQL"),
+        ("vendor", ["--db", "postgresql://nobody:secret-pw@127.0.0.1:{port}/x?sslmod=require"],
+         'cannot connect to PostgreSQL: invalid URI query parameter: "sslmod"'),
     ],
 )  # fmt: skip
 def test_a_backend_refuses_another_party_s_key_a_missing_enrolment_and_an_unreachable_database(
@@ -100,6 +107,7 @@ def test_a_backend_refuses_another_party_s_key_a_missing_enrolment_and_an_unreac
     assert out.returncode == 2 and reason.format(keys=keys) in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and "secret-pw" not in out.stderr + out.stdout
     assert not (tmp_path / "b.db").exists(), "nothing made"
+    assert not list(Path.cwd().glob("postgres*")), "a database URL taken for a file's path"
 
 
 @pytest.mark.parametrize(
@@ -248,3 +256,21 @@ def test_a_purse_card_machine_on_a_reader_that_only_reads_ids_is_refused_before_
     assert out.returncode == 2, out.stderr
     assert f"reader {reader!r}: the purse on the card is read and debited through the reader" in out.stderr
     assert "use pn532" in out.stderr and not state.exists(), "nothing written: no state dir, no key installed"
+
+
+@pytest.mark.parametrize(
+    ("command", "whose"),
+    [
+        (["backend", "issuer", "accounts"], "the issuer's"),
+        (["backend", "issuer", "topup", "--card", "04A1B2C3", "--amount", "5", "--key", "issuer.key"], "the issuer's"),
+        (["school", "controls", "show"], "the school's"),
+        (["backend", "school", "--roster", "roster.csv"], "the school's"),
+    ],
+)
+def test_a_database_url_is_refused_where_a_party_keeps_an_sqlite_file(command, whose, tmp_path):
+    """Only the vendor keeps reports in PostgreSQL; elsewhere a URL made a folder and a file named after a password."""
+    out = subprocess.run([VENDING, *command, "--db", "postgresql://nobody:secret-pw@127.0.0.1/x"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    reason = f"--db postgresql://...: {whose} database is an SQLite file; only the vendor keeps reports in PostgreSQL"
+    assert out.returncode == 2 and reason in out.stderr, out.stderr
+    assert "secret-pw" not in out.stderr + out.stdout and not list(tmp_path.iterdir()), "nothing made"
