@@ -27,6 +27,12 @@ MACHINE_ID_RULE = "1-64 letters, digits, '-' or '_'"
 # a transaction id: the machine's id and 16 random hex digits (firmware/journal/ledger.py ``next_txn_id``)
 TXN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[0-9a-f]{16}$")
 
+
+def txn_of(machine: str, txn: str) -> bool:
+    """Whether ``txn`` is a transaction id ``machine`` made: ``<machine>-<16 hex digits>``."""
+    return TXN_ID.fullmatch(txn) is not None and txn.rsplit("-", 1)[0] == machine
+
+
 # a school's code (the MOE's six characters): in machine configs, on the card record a campus card carries
 # (six bytes: firmware/cards/purse.py), and in the topic the school's controls are pushed on
 SCHOOL_CODE = re.compile(r"^[A-Za-z0-9]{1,6}$")

@@ -49,14 +49,14 @@ INPUT_HELP = " | ".join(entry.usage() for entry in INPUTS)
 _BY_VERB = {entry.verb: entry for entry in INPUTS}
 
 
-class Refused(ValueError):
+class NotAnInput(ValueError):
     """A line that is no input, with what to type instead."""
 
 
 def parse(line: str) -> tuple[str, str] | None:
     """``(verb, argument)`` of ``line`` (argument ``""`` for an input without one), None for a blank line.
 
-    ``Refused`` names the line (its first ``SHOWN_CHARS`` characters) and the inputs there are.
+    ``NotAnInput`` names the line (its first ``SHOWN_CHARS`` characters) and the inputs there are.
     """
     words = line.split()
     if not words:
@@ -64,12 +64,12 @@ def parse(line: str) -> tuple[str, str] | None:
     entry = _BY_VERB.get(words[0])
     shown = repr(line[:SHOWN_CHARS]) + ("..." if len(line) > SHOWN_CHARS else "")
     if entry is None:
-        raise Refused(f"unknown input {shown}; {INPUT_HELP}")
+        raise NotAnInput(f"unknown input {shown}; {INPUT_HELP}")
     arguments = words[1:]
     if entry.accepts is None:
         if arguments:
-            raise Refused(f"{shown}: {entry.verb} takes nothing after it; {INPUT_HELP}")
+            raise NotAnInput(f"{shown}: {entry.verb} takes nothing after it; {INPUT_HELP}")
         return entry.verb, ""
     if len(arguments) != 1 or not entry.accepts(arguments[0]):
-        raise Refused(f"{shown}: {entry.rule}; usage: {entry.usage()}")
+        raise NotAnInput(f"{shown}: {entry.rule}; usage: {entry.usage()}")
     return entry.verb, arguments[0]

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from firmware.app.keypad import INPUT_HELP, INPUTS, Refused, parse
+from firmware.app.keypad import INPUT_HELP, INPUTS, NotAnInput, parse
 from firmware.app.node import Node
 from firmware.controller.notices import privacy_notice
 from firmware.domain import CardTap
@@ -104,7 +104,7 @@ class Runtime:
         """One keypad, door or console line (``firmware.app.keypad``); False for ``quit``."""
         try:
             parsed = parse(line)
-        except Refused as refusal:  # a line that is no input changes nothing
+        except NotAnInput as refusal:  # a line that is no input changes nothing
             self.answer(str(refusal))
             return True
         if parsed is None:

@@ -245,13 +245,13 @@ def approve_refund(
     out: Annotated[Path | None, typer.Option(help="Write the approval here (default: standard output).")] = None,
 ) -> None:
     """The school's signature on one refund above the machine's limit: give it to the vendor's `--approval`."""
-    from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, TXN_ID
+    from firmware.domain import MACHINE_ID, MACHINE_ID_RULE, txn_of
     from firmware.reporting.signed import canonical, sign_text
     from simulator.cli.reporting import party_identity
 
     if not MACHINE_ID.fullmatch(machine):
         fail(f"--machine {machine!r}: {MACHINE_ID_RULE}")
-    if not TXN_ID.fullmatch(txn) or txn.rsplit("-", 1)[0] != machine:
+    if not txn_of(machine, txn):
         fail(f"--txn {txn!r}: a transaction of {machine} reads {machine}-<16 hex digits> (as the vendor's report "
              "names it); nothing signed")  # fmt: skip
     identity = party_identity("school", keys / "school.key")

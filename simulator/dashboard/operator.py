@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from firmware.app.command_gate import command_body, compose_command
+from firmware.app.command_gate import Refused, command_body, compose_command
 from firmware.app.command_set import validated
+from firmware.domain import txn_of
 from firmware.identity.signing import Identity
 from firmware.reporting import topics
 
@@ -53,6 +54,8 @@ def operator_command(
     stamp = counter if counter is not None else max(int(issued_at.timestamp() * 1_000_000), 1)
     body = command_body(machine, name, fields, issued_at, lifetime, stamp, command_id)
     validated(name, body)
+    if name == "refund" and not txn_of(machine, txn := str(body["txn"])):
+        raise Refused(f"txn {txn}: a transaction of {machine} reads {machine}-<16 hex digits>, not another machine's")
     if counter is None:  # the counter this key gives this machine is taken only for a command that goes
         body["counter"] = issue_counter(identity.kid, machine, issued_at)
     return command_id, compose_command(identity, body)

@@ -59,6 +59,10 @@ def test_cmd_send_refuses_what_the_machine_would_refuse_before_it_reaches_for_th
         (["restock", "A1=-1"], "restock A1=-1: slots.A1: Input should be greater than or equal to 0; nothing sent"),
         (["set_price", "A1", "0"], "set_price A1 0: price: Input should be greater than 0; nothing sent"),
         (["refund", "XYZ", "--amount", "5"], "refund XYZ --amount 5: txn: String should match pattern"),
+        (  # another machine's sale: signed, sent, and only then refused by the machine as unknown
+            ["refund", "M-2-0123456789abcdef", "--amount", "5"],
+            "txn M-2-0123456789abcdef: a transaction of M-1 reads M-1-<16 hex digits>, not another machine's",
+        ),
     ):
         out = vending("cmd", "send", *words, "--machine", "M-1", "--key", str(keys / "vendor.key"), "--broker", dead)
         assert out.returncode == 2 and reason in out.stderr and "cannot reach" not in out.stderr, out.stderr
