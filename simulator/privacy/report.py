@@ -131,7 +131,7 @@ def observed(figures: dict[str, Any]) -> str:
         )
     for settlement, seen in sorted((figures.get("requests") or {}).items()):
         note += (
-            f"\n\nRights requests (`{settlement}`): {seen['requesters']} students asked for access and "
+            f"\n\nRights requests (`{settlement}`): {seen['requesters']} card holders who bought asked for access and "
             f"{min(seen['requesters'], ERASED)} then for erasure. The vendor and the issuer together pinned "
             f"{seen['pinned']} requester(s) from the requests they received; the erasures named "
             f"{seen['named_in_erasures']} record(s), of which the vendor still held {seen['linked_beyond_erased']} "
