@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import os
+import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -54,11 +55,12 @@ def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:
 
     Written to a temporary file beside it and fsynced, renamed over it (atomic within a directory),
     and the directory fsynced, so that the rename itself survives a power cut. A file that is there
-    keeps its mode; ``mode`` is a new one's.
+    keeps its mode; ``mode`` is a new one's. The temporary file's name is this write's own: with one
+    fixed name, a second writer of the same file removed the first's and the first renamed the
+    second's, half written, into place (and the second then failed, its file gone).
     """
     kept = stat.S_IMODE(path.stat().st_mode) if path.exists() else None
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)  # left by a write that was killed: it never was the file
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     try:
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode), "wb") as handle:
             if kept is not None:

@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+import threading
 
 import pytest
 
@@ -18,7 +19,7 @@ from simulator.cli.reporting import _loopback
 from simulator.dashboard.app import create_app
 from simulator.dashboard.board import Board, _commands
 from simulator.dashboard.server import DashboardServer
-from simulator.safe_output import csv_cell, dex_field, write_csv
+from simulator.safe_output import csv_cell, dex_field, replace_file, write_csv
 from tests.conftest import VENDING
 from tests.simulator.dashboard.test_dashboard_http import fetch
 
@@ -170,3 +171,36 @@ def test_the_dashboard_shows_only_real_command_names_and_warns_beyond_loopback()
     assert [row.command for row in shown] == ["(unknown command topic)", "restock"]
     assert not any("0912" in str(row) for row in shown)
     assert _loopback("127.0.0.1") and _loopback("::1") and _loopback("localhost") and not _loopback("0.0.0.0")
+
+
+def test_two_writers_of_one_file_each_replace_it_whole(tmp_path):
+    """With one fixed temporary name the second writer removed the first's, the first renamed the second's
+    half-written file into place, and the second failed (FileNotFoundError): 19 of 80 writes here."""
+    path, payloads = tmp_path / "card.mfd", [bytes([65 + n]) * 1_000_000 for n in range(2)]
+    failures: list[BaseException] = []
+    seen: list[bytes] = []
+    done = threading.Event()
+
+    def write(payload: bytes) -> None:
+        for _ in range(40):
+            try:
+                replace_file(path, payload)
+            except BaseException as exc:  # noqa: BLE001 - counted, then asserted on
+                failures.append(exc)
+
+    def read() -> None:
+        while not done.is_set():
+            if path.exists():
+                seen.append(path.read_bytes())
+
+    reader = threading.Thread(target=read)
+    writers = [threading.Thread(target=write, args=(payload,)) for payload in payloads]
+    for thread in (reader, *writers):
+        thread.start()
+    for thread in writers:
+        thread.join()
+    done.set()
+    reader.join()
+    assert not failures, failures[:2]
+    assert seen and all(content in payloads for content in seen), "a reader saw a mix"
+    assert path.read_bytes() in payloads and [p.name for p in tmp_path.iterdir()] == ["card.mfd"], "no temporary left"
