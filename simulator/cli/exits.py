@@ -70,6 +70,16 @@ def seconds_option(value: float, option: str = "--wait") -> float:
     return value
 
 
+def existing_db(db: Path, made_by: str) -> None:
+    """Exit 2 unless ``db`` is there, naming what makes it.
+
+    A command that reads or changes a party's records made an empty database at a mistyped path and
+    then answered from it ("not on the roster", "no account").
+    """
+    if not db.is_file():
+        fail(f"--db {db}: no such file ({made_by} makes it)")
+
+
 def sqlite_file(whose: str) -> Callable[[Path], Path]:
     """A typer callback for an ``--db`` that is ``whose`` SQLite file: a database URL is refused before any use."""
 

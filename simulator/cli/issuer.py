@@ -20,7 +20,7 @@ from rich.table import Table
 from firmware.errors import VendingError
 from firmware.identity.keyset import HOTLIST, SEAL, read_seal_key, read_shared_key
 from simulator.cli.connection import Amqp, CaFile, CertFile, CertKey, Password, Username, amqp_address, broker_address
-from simulator.cli.exits import day_option, fail, sqlite_file
+from simulator.cli.exits import day_option, existing_db, fail, sqlite_file
 from simulator.cli.reporting import (
     RetentionDays,
     RetentionNow,
@@ -36,6 +36,7 @@ from simulator.cli.reporting import (
 
 issuer_app = typer.Typer(help="The card issuer's backend: run it (no subcommand), or act on its accounts.")
 Key = Annotated[Path, typer.Option(help="The issuer's signing key (issuer.key): its orders are kept signed with it.")]
+OPENED_BY = "`vending backend issuer open`"  # the issuer's database for accounts starts with one
 Db = Annotated[Path, typer.Option(help="The issuer's SQLite file.", callback=sqlite_file("the issuer's"))]
 Card = Annotated[str, typer.Option(help="The card's uid (hex), as printed on the issuer's records.")]
 MajorityAge = Annotated[
@@ -115,6 +116,8 @@ def _order(db: Path, key: Path, order: dict[str, Any]) -> None:
     from simulator.backends.signer import ForeignSigner
     from simulator.backends.store import SqliteReportStore
 
+    if order["order"] != "open":  # only an account's opening may make the database
+        existing_db(db, OPENED_BY)
     identity = party_identity("issuer", key)
     store = SqliteReportStore(db, "issuer")
     try:
@@ -204,8 +207,7 @@ def accounts(
     from simulator.backends.accounts import AccountBook
     from simulator.backends.store import SqliteReportStore
 
-    if not db.is_file():
-        fail(f"--db {db}: no such file")
+    existing_db(db, OPENED_BY)
     store = SqliteReportStore(db, "issuer")
     try:
         book = AccountBook(store)
@@ -262,8 +264,7 @@ def purses(
     from simulator.backends import purse_audit
     from simulator.backends.store import SqliteReportStore
 
-    if not db.is_file():
-        fail(f"--db {db}: no such file")
+    existing_db(db, "the issuer's backend")
     try:
         sam = Sam(read_card_master(keys)) if keys is not None else None
     except VendingError as exc:

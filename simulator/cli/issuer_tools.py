@@ -16,7 +16,7 @@ import typer
 
 from firmware.identity.keyset import HOTLIST
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import check_card_uids, fail
+from simulator.cli.exits import check_card_uids, existing_db, fail
 from simulator.cli.issuer import Db
 from simulator.cli.reporting import party_identity, shared_key
 
@@ -45,6 +45,8 @@ def _hotlist(
     from simulator.backends.signer import ForeignSigner
 
     check_card_uids(add | remove)
+    if not (add or remove):  # publish: a mistyped --db made an empty list and published it as version 1
+        existing_db(db, "`vending issuer hotlist add`")
     identity = party_identity("issuer", keys / "issuer.key")
     key = shared_key(keys, HOTLIST, "issuer")
     address = broker_address(broker, username, password, ca, cert, cert_key)
@@ -120,8 +122,7 @@ def verdict(
     from simulator.backends.push import publish
     from simulator.backends.store import SqliteReportStore
 
-    if not db.is_file():
-        fail(f"--db {db}: no such file (the issuer's backend makes it)")
+    existing_db(db, "the issuer's backend")
     identity = party_identity("issuer", keys / "issuer.key")
     key = shared_key(keys, HOTLIST, "issuer")
     address = broker_address(broker, username, password, ca, cert, cert_key)

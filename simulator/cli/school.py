@@ -18,8 +18,8 @@ import typer
 from firmware.errors import VendingError
 from firmware.identity.signing import Identity, PublicKey
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import day_option, fail, seconds_option, unwritable, write_out
-from simulator.cli.school_controls import Db, controls_app
+from simulator.cli.exits import day_option, existing_db, fail, seconds_option, unwritable, write_out
+from simulator.cli.school_controls import ROSTER_IMPORT, Db, controls_app
 
 if TYPE_CHECKING:
     from simulator.school.subject import SubjectRecords
@@ -127,6 +127,7 @@ def _run(
 
     erase_days = [day_option(day) for day in days or []]
     seconds_option(wait)
+    existing_db(db, ROSTER_IMPORT)
     address = broker_address(broker, *connection)
     try:
         store = SchoolStore(db)

@@ -18,7 +18,7 @@ import typer
 from firmware.domain import WHOLE_NUMBER
 from firmware.errors import VendingError
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import fail, sqlite_file
+from simulator.cli.exits import existing_db, fail, sqlite_file
 from simulator.cli.reporting import party_identity, shared_key
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 controls_app = typer.Typer(no_args_is_help=True, help="Guardians' controls on students' cards, pushed to machines.")
 
+ROSTER_IMPORT = "`vending backend school --db DB --roster CSV`"  # what makes the school's database
 SCHOOL_DB_HELP = "The school's database (made by `vending backend school`)."
 Db = Annotated[Path, typer.Option(help=SCHOOL_DB_HELP, callback=sqlite_file("the school's"))]  # every school --db
 Keys = Annotated[Path, typer.Option(help="The school's key directory: school.key and controls.key.")]
@@ -96,8 +97,7 @@ def _open(db: Path, keys: Path | None, school: str | None = None) -> SchoolContr
     from simulator.school.controls import SchoolControls
     from simulator.school.store import SchoolStore
 
-    if not db.is_file():
-        fail(f"--db {db}: no such file (`vending backend school --db DB --roster CSV` makes it)")
+    existing_db(db, ROSTER_IMPORT)
     signer = party_identity("school", keys / "school.key") if keys is not None else None
     controls = SchoolControls(SchoolStore(db), signer)
     if school is not None:

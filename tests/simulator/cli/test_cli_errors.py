@@ -278,3 +278,22 @@ def test_a_database_url_is_refused_where_a_party_keeps_an_sqlite_file(command, w
     reason = f"--db postgresql://...: {whose} database is an SQLite file; only the vendor keeps reports in PostgreSQL"
     assert out.returncode == 2 and reason in out.stderr, out.stderr
     assert "secret-pw" not in out.stderr + out.stdout and not list(tmp_path.iterdir()), "nothing made"
+
+
+@pytest.mark.parametrize(
+    ("command", "made_by"),
+    [  # each made an empty database at the mistyped path, then answered from it
+        (["school", "erase", "--student", "s-1", "--term", "2026-1", "--terms", "terms", "--keys", "keys",
+          "--broker", "mqtt://127.0.0.1:9"], "`vending backend school --db DB --roster CSV`"),  # "not on the roster"
+        (["backend", "issuer", "topup", "--card", "04A1B2C3", "--amount", "5", "--key", "issuer.key"],
+         "`vending backend issuer open`"),  # "the issuer holds no account for this card"
+        (["issuer", "hotlist", "publish", "--keys", "keys", "--broker", "mqtt://127.0.0.1:9"],
+         "`vending issuer hotlist add`"),  # an empty list kept as version 1, for the machines
+    ],
+)  # fmt: skip
+def test_a_command_on_a_party_s_records_needs_its_database_and_makes_none(command, made_by, tmp_path):
+    db = tmp_path / "typo" / "party.db"
+    out = subprocess.run([VENDING, *command, "--db", str(db)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2 and f"--db {db}: no such file ({made_by} makes it)" in out.stderr, out.stderr
+    assert not list(tmp_path.iterdir()), "nothing made"
