@@ -56,6 +56,27 @@ class ConsoleDisplay:
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+class ZonedFormatter(logging.Formatter):
+    """Log times as the event lines print theirs: ISO 8601 with the offset, in the machine's zone once known.
+
+    Logs were stamped in the host's zone (UTC on a server) beside event lines in the machine's, so
+    one moment read as 22:38 on stderr and 06:38 on stdout.
+    """
+
+    zone: tzinfo | None = None  # the host's until ``log_times_in`` names the machine's
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        return datetime.fromtimestamp(record.created, self.zone).astimezone(self.zone).isoformat(timespec="seconds")
+
+
+LOG_FORMATTER = ZonedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def log_times_in(zone: tzinfo) -> None:
+    """Stamp log lines in ``zone`` (the machine's, as its event lines) from now on."""
+    LOG_FORMATTER.zone = zone
+
+
 def setup_logging(level: str | None, verbose: bool, quiet: bool) -> None:
     """Quiet by default (warnings and errors); libraries (transitions, paho, amqtt) stay at WARNING unless -v."""
     if level is not None and level.lower() not in LOG_LEVELS:
@@ -63,13 +84,9 @@ def setup_logging(level: str | None, verbose: bool, quiet: bool) -> None:
     root = (
         LOG_LEVELS[level.lower()] if level else logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING
     )
-    # ISO 8601 with the offset, as every event line prints its time (one time format on the console)
-    logging.basicConfig(
-        level=root,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=root, stream=sys.stderr)
+    for handler in logging.getLogger().handlers:  # one time format on the console (ZonedFormatter)
+        handler.setFormatter(LOG_FORMATTER)
     if not verbose and root > logging.DEBUG:
         for library in ("transitions", "paho", "amqtt", "asyncio"):
             logging.getLogger(library).setLevel(max(root, logging.WARNING))

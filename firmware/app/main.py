@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from firmware.app.console import ConsoleDisplay, EventPrinter, setup_logging
+from firmware.app.console import ConsoleDisplay, EventPrinter, log_times_in, setup_logging
 from firmware.app.keypad import INPUT_HELP
 from firmware.app.node import Link, Node
 from firmware.app.runtime import Runtime
@@ -45,6 +45,14 @@ def machine_link(
             "(create a development set with `vending keys dev-set --dir DIR --machines ID`)"
         )
     return Link(address, anchors, machine_identity(identity or state_dir / MACHINE_KEY_FILE, config.id))
+
+
+def console_machine(path: Path, log_level: str | None, verbose: bool, quiet: bool) -> MachineSetup:
+    """The machine's config, with logging on stderr stamped in its zone as its event lines are (both consoles)."""
+    setup_logging(log_level, verbose, quiet)
+    setup = load_machine(path)
+    log_times_in(setup.config.zone)
+    return setup
 
 
 def console_hardware(setup: MachineSetup, clock: Clock) -> Hardware:
@@ -106,8 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 after ``quit``, 2 with the reason on stderr for bad input or environment, 130 on Ctrl-C."""
     args = parser().parse_args(argv)
     try:
-        setup_logging(args.log_level, args.verbose, args.quiet)
-        setup = load_machine(args.machine)
+        setup = console_machine(args.machine, args.log_level, args.verbose, args.quiet)
         check_reader_for(setup.config.payment.mode, args.reader)
         link = None
         if args.broker != "none":

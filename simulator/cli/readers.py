@@ -11,12 +11,12 @@ from typing import Annotated
 
 import typer
 
-from firmware.app.console import EventPrinter, setup_logging
-from firmware.app.main import console_hardware, machine_link
+from firmware.app.console import EventPrinter
+from firmware.app.main import console_hardware, console_machine, machine_link
 from firmware.app.main import run as run_machine
 from firmware.app.node import Node
 from firmware.clock import SystemClock
-from firmware.config.machine import load_machine, with_payment_mode
+from firmware.config.machine import with_payment_mode
 from firmware.config.source import MAX_FILE_BYTES, Strict, read_yaml, validate
 from firmware.errors import VendingError
 from firmware.files import read_capped
@@ -211,8 +211,7 @@ def serve(
     own, and cards issued from a file.
     """
     try:
-        setup_logging(log_level, verbose, quiet)
-        setup = load_machine(machine)
+        setup = console_machine(machine, log_level, verbose, quiet)
         setup = with_payment_mode(setup, payment) if payment is not None else setup
         check_reader_for(setup.config.payment.mode, reader)  # before anything is written to the state dir
         clock = SystemClock()

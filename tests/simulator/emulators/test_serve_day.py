@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,8 @@ def spawn_serve(tmp_path: Path, closing: Callable[[Any], Any], *extra: str) -> t
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state")},  # the default state dir, per test
+        # the default state dir, per test; a host clock in UTC, where the machine's zone is Taipei's
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state"), "TZ": "UTC"},
     )
     closing(ServeProcess(serve))
     events: list[dict] = []
@@ -269,7 +271,11 @@ def test_a_missing_reader_port_puts_the_machine_out_of_order_within_two_seconds(
     keypad(serve, "quit")
     assert serve.wait(timeout=20) == 0
     assert serve.stderr is not None
-    assert "offline: cannot open" in serve.stderr.read()
+    offline = next(line for line in serve.stderr.read().splitlines() if "offline: cannot open" in line)
+    logged = datetime.fromisoformat(offline.split(" ", 1)[0])  # stamped in the host's zone (UTC) before
+    shown = datetime.fromisoformat(events[0]["t"])
+    assert logged.utcoffset() == shown.utcoffset() == timedelta(hours=8), (offline, events[0])
+    assert abs(logged - shown) < timedelta(seconds=30), "the log's time and the events' are one clock"
 
 
 def test_cards_into_a_state_dir_that_has_a_wallet_are_refused(tmp_path, closing):
