@@ -130,8 +130,7 @@ class Runtime:
             "status": lambda _: self.answer(self.status_line()),
             "stock": lambda _: self.stock_lines(),
         }
-        assert set(actions) | {"quit"} == {entry.verb for entry in INPUTS}, "an input without an action"
-        return actions
+        return actions  # one per input of keypad.INPUTS but quit (tests/firmware/app/test_keypad.py)
 
     def stock_lines(self) -> None:
         for slot in self.books.inventory.all():

@@ -16,9 +16,9 @@ from pathlib import Path
 from firmware.identity.pseudonym import hotlist_name, normalise_uid
 from firmware.identity.signing import Identity
 from firmware.reporting.hotlist import DELTA_TOPIC, FULL_TOPIC, compose_delta, compose_full
+from simulator.backends.party_file import open_owned
 from simulator.backends.schemas import SIGNER_SCHEMA
 from simulator.backends.signer import check as check_signer
-from simulator.backends.store import open_owned
 
 SCHEMA = (
     SIGNER_SCHEMA

@@ -16,7 +16,7 @@ import typer
 
 from firmware.domain import CARD_UID, CARD_UID_RULE, MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, VendingError
-from simulator.backends.store import url_refusal
+from simulator.backends.party_file import url_refusal
 from simulator.safe_output import write_inside
 
 EXIT_FAILED = 1  # the run worked and its answer is no: an expectation failed, a report was lost, a command refused

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from firmware.errors import VendingError
-from simulator.backends.store import open_owned
+from simulator.backends.party_file import open_owned
 from simulator.school.roster import Student
 
 SCHEMA = """
