@@ -234,7 +234,9 @@ class MachineConfig(Strict):
     # where the machine stands, for the route driver and the operator's dashboard (never a person's data)
     location: str = Field(default="", max_length=80)
     timezone: str
-    currency: str = Field(default="TWD", pattern=r"^[A-Z]{3}$")
+    # whole New Taiwan dollars, the only money the machine knows: prices, commands and reports are whole
+    # dollars, a purse card holds NT$, a DEX file says 0 decimals and 901; "USD" was taken and meant none of it
+    currency: Literal["TWD"] = "TWD"
     catalog: str
     lockouts: list[Lockout] = []
     slots: dict[str, Slot] = Field(min_length=1)
