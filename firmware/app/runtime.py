@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from firmware.app.keypad import INPUT_HELP, INPUTS, NotAnInput, parse
+from firmware.app.keypad import INPUT_HELP, NotAnInput, parse
 from firmware.app.node import Node
 from firmware.controller.notices import privacy_notice
 from firmware.domain import CardTap
