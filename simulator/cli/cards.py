@@ -26,6 +26,7 @@ from firmware.cards.purse import (
     read_image,
     topup_image,
 )
+from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
 from firmware.files import IMAGE_FILE_BYTES, read_capped
 from firmware.identity.keyset import read_card_master
@@ -159,6 +160,8 @@ def topup(
     if (image is None) == (reader is None):
         fail("give a card image or --reader URL (one of them)")
     seconds_option(wait)
+    if not MACHINE_ID.fullmatch(terminal):  # '' and any text were logged on the card as a terminal
+        fail(f"--terminal {terminal[:40]!r}: a terminal's id is {MACHINE_ID_RULE}, as a machine's")
     if (refusal := credit_refusal(0, amount)) is not None:  # no purse takes it: said before a card is waited for
         fail(f"--amount: {refusal}")
     if reader is not None:

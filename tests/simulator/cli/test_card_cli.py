@@ -59,6 +59,10 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
             "--purse: a purse holds 0 to 10000, not 10001",
         ),
         (["card", "topup", card, "--keys", keys, "--amount", "0"], "--amount: a credit is a positive amount, not 0"),
+        (  # logged on the card as a terminal
+            ["card", "topup", card, "--keys", keys, "--amount", "5", "--terminal", ""],
+            "--terminal '': a terminal's id is 1-64 letters, digits, '-' or '_', as a machine's",
+        ),
         (  # refused before a card is waited for on the reader (it was waited for, then "the card refused" it)
             ["card", "topup", "--reader", "pn532:/nonexistent", "--keys", keys, "--amount", "-5"],
             "--amount: a credit is a positive amount, not -5",
