@@ -150,8 +150,8 @@ def create_app(
             return PlainTextResponse("this dashboard has no signing key: read-only", status_code=403)
         if request.headers.get("HX-Request") != "true":
             return PlainTextResponse("commands come from the dashboard's own buttons", status_code=403)
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
+        body = await form_body(request)
+        if body is None:
             return PlainTextResponse(f"form larger than {MAX_FORM_BYTES} bytes", status_code=413)
         form = {key: values[0] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
         machine, action = request.path_params["machine"], request.path_params["action"]
@@ -177,6 +177,19 @@ def create_app(
         ],
         middleware=[Middleware(SecurityHeaders)],
     )
+
+
+async def form_body(request: Request) -> bytes | None:
+    """The request's body, or None past ``MAX_FORM_BYTES``, read only that far.
+
+    ``request.body()`` read it all into memory first, however large, and only then compared its length.
+    """
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > MAX_FORM_BYTES:
+            return None
+    return bytes(received)
 
 
 def same_token(given: str, token: str) -> bool:

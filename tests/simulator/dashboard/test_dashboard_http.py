@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import html
+import http.client
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -31,6 +33,22 @@ def fetch(url: str, cookie: str | None = None, data: bytes | None = None, header
             return response.status, dict(response.headers), html.unescape(response.read().decode())
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), html.unescape(error.read().decode())
+
+
+def oversized_post(url: str, cookie: str) -> int:
+    """The status of a POST that announces 100 MB and sends 4 KiB: the dashboard read all of a body
+    into memory before it compared its length, so it waited for the other 100 MB (and would hold them)."""
+    where = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(str(where.hostname), where.port, timeout=10)
+    try:
+        connection.putrequest("POST", where.path)
+        for name, value in (("Cookie", f"vending_dashboard={cookie}"), ("HX-Request", "true"),
+                            ("Content-Length", str(100_000_000))):  # fmt: skip
+            connection.putheader(name, value)
+        connection.endheaders(b"slot=A1&count=" + b"1" * 4096)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def test_token_cookie_guards_every_page_and_buttons_need_htmx_and_fitting_input(world, tmp_path):  # noqa: F811
@@ -69,6 +87,7 @@ def test_token_cookie_guards_every_page_and_buttons_need_htmx_and_fitting_input(
             form = b"slot=A1&count=10"
             assert fetch(url, TOKEN, form)[0] == 403, "a POST without htmx's header (a cross-site form)"
             assert fetch(url, None, form, {"HX-Request": "true"})[0] == 401
+            assert oversized_post(url, TOKEN) == 413, "a form past its limit is refused before the rest arrives"
             for bad, reason in (
                 (b"slot=Z9&count=1", "'Z9' is not a slot"),
                 (b"slot=A1&count=11", "count: 11 is outside 0..10"),
