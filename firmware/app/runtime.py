@@ -43,7 +43,6 @@ class Runtime:
         self.events: queue.Queue[tuple[EventKind, object]] = queue.Queue()
         self.stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._inputs = self._input_actions()
 
     # ---- producers (any thread) -----------------------------------------------------------------
     def reader_status(self, online: bool, detail: str) -> None:
@@ -113,26 +112,31 @@ class Runtime:
         if verb == "quit":
             return False
         try:
-            self._inputs[verb](argument)
+            getattr(self, f"key_{verb}")(argument)
         except Exception as exc:  # noqa: BLE001 - a bad keypress must not stop the machine
             log.warning("input %r refused: %s", line, exc)
         return True
 
-    def _input_actions(self) -> dict[str, Callable[[str], None]]:
-        """What each input of ``keypad.INPUTS`` does (``quit`` ends the loop instead)."""
-        controller = self.controller
-        actions: dict[str, Callable[[str], None]] = {
-            "select": lambda slot: controller.dispatch("select", slot.upper()),
-            "cancel": lambda _: controller.dispatch("cancel"),
-            "door": lambda way: controller.dispatch(f"door_{way}"),
-            "privacy": lambda _: controller.show(privacy_notice(controller.config)),  # who learns what; whom to ask
-            "help": lambda _: self.answer(f"input: {INPUT_HELP}"),
-            "status": lambda _: self.answer(self.status_line()),
-            "stock": lambda _: self.stock_lines(),
-        }
-        return actions  # one per input of keypad.INPUTS but quit (tests/firmware/app/test_keypad.py)
+    # ---- what each input of keypad.INPUTS does: key_<verb>(argument) (quit ends the loop instead) ---------
+    def key_select(self, slot: str) -> None:
+        self.controller.dispatch("select", slot.upper())
 
-    def stock_lines(self) -> None:
+    def key_cancel(self, _: str) -> None:
+        self.controller.dispatch("cancel")
+
+    def key_door(self, way: str) -> None:
+        self.controller.dispatch(f"door_{way}")
+
+    def key_privacy(self, _: str) -> None:  # the notice button: who learns what, and whom to ask
+        self.controller.show(privacy_notice(self.controller.config))
+
+    def key_help(self, _: str) -> None:
+        self.answer(f"input: {INPUT_HELP}")
+
+    def key_status(self, _: str) -> None:
+        self.answer(self.status_line())
+
+    def key_stock(self, _: str) -> None:
         for slot in self.books.inventory.all():
             enabled = "" if slot.enabled else " (disabled)"
             self.answer(f"{slot.slot} {slot.product} {slot.stock}/{slot.capacity} NT${slot.price}{enabled}")
