@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from firmware.config.source import Strict, listed_twice, read_yaml, validate
 from firmware.domain import PROFILES, Allergen, Category, Kind, Profile
@@ -16,6 +16,13 @@ PRODUCT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # ASCII: it names the product 
 class Names(Strict):
     zh_tw: str = Field(alias="zh-TW", min_length=1, max_length=60)
     en: str = Field(min_length=1, max_length=60)
+
+
+FAT_KCAL_PER_G = 9  # the energy factors of Taiwan's nutrition labels (and the rules' energy shares)
+SUGAR_KCAL_PER_G = 4
+# a label's energy may fall short of what its fat and sugar carry by this share and these kcal (rounding,
+# a lab's spread, "0" under 4 kcal): our reading, docs/rules.md
+LABEL_SHORTFALL, LABEL_ROUNDING_KCAL = 0.2, 4.0
 
 
 class Nutrition(Strict):
@@ -29,6 +36,28 @@ class Nutrition(Strict):
     added_sugar_g: float = Field(ge=0, le=1000)
     sodium_mg: float = Field(ge=0, le=100_000)
     trans_fat_g: float = Field(default=0.0, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _a_label_that_adds_up(self) -> Nutrition:
+        """Parts within their wholes, and energy at least what the fat and sugar carry.
+
+        Every fat and sugar rule is a share of the label's energy: ``kcal: 0`` on a bag of nuts had each
+        share taken as 0 % and the nuts allowed, and saturated fat above the fat, or added sugar above
+        the sugar, was read as written.
+        """
+        for part, whole, what in ((self.sat_fat_g, self.fat_g, "saturated fat"), (self.trans_fat_g, self.fat_g,
+                                  "trans fat"), (self.added_sugar_g, self.sugar_g, "added sugar")):  # fmt: skip
+            if part > whole:
+                total = "sugar" if what == "added sugar" else "fat"
+                raise ValueError(f"{what} {part:g} g is more than the {total} it is part of, {whole:g} g")
+        carried = self.fat_g * FAT_KCAL_PER_G + self.sugar_g * SUGAR_KCAL_PER_G
+        if self.kcal < carried * (1 - LABEL_SHORTFALL) - LABEL_ROUNDING_KCAL:
+            raise ValueError(
+                f"kcal {self.kcal:g} is less than the fat and sugar alone carry: {carried:g} kcal "
+                f"({FAT_KCAL_PER_G} and {SUGAR_KCAL_PER_G} kcal/g); every rule measured as a share of energy "
+                "would read a label like this as under its limit"
+            )
+        return self
 
 
 class Beverage(Strict):

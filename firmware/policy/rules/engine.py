@@ -8,12 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from firmware.config.catalog import Product
+from firmware.config.catalog import FAT_KCAL_PER_G, SUGAR_KCAL_PER_G, Product
 from firmware.config.rules import AllowedKindsRule, ForbiddenKindsRule, LimitRule, NoAdditivesRule, RuleSet
 from firmware.domain import Kind
-
-FAT_KCAL_PER_G = 9
-SUGAR_KCAL_PER_G = 4
 
 # measure -> (zh-TW label, en label, unit after the value, unit after the limit)
 MEASURE_TEXT: dict[str, tuple[str, str, str, str]] = {
