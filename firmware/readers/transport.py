@@ -7,6 +7,8 @@ firmware imports without it.
 from __future__ import annotations
 
 import errno
+import os
+import stat
 
 from firmware.errors import VendingError
 
@@ -19,6 +21,8 @@ class SerialTransport:
     def __init__(self, url: str, baudrate: int, timeout: float = 0.05) -> None:
         import serial
 
+        if (kind := _not_a_port(url)) is not None:  # opened read-write, then "Inappropriate ioctl for device"
+            raise ReaderOffline(f"cannot open {url}: not a serial port but {kind}")
         try:
             self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=1.0)
         except (serial.SerialException, OSError, ValueError) as exc:
@@ -44,6 +48,19 @@ class SerialTransport:
             self.port.close()
         except Exception:  # noqa: BLE001 - closing a port that is already gone
             pass
+
+
+def _not_a_port(url: str) -> str | None:
+    """What a path that is there is, when it is no character device (a tty, a pty); None for a URL or a device."""
+    if "://" in url:
+        return None
+    try:
+        mode = os.stat(url).st_mode
+    except OSError:
+        return None  # gone, or not ours to look at: opening it says which
+    if stat.S_ISCHR(mode):
+        return None
+    return "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a file"
 
 
 def _reason(exc: Exception) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -168,6 +169,18 @@ def test_a_misspelt_scenario_key_is_named_with_the_key_it_was_meant_to_be(tmp_pa
     (tmp_path / "typo.yaml").write_text(text)
     out = vending("run", str(tmp_path / "typo.yaml"), "--broker", "none")
     assert out.returncode == 2 and "typo.yaml:7: stepz: unknown key; did you mean 'steps'?" in out.stderr
+
+
+def test_a_reader_port_that_is_no_device_is_named_and_never_opened(tmp_path):
+    """A file or a directory given as the port was opened read-write, then 'Inappropriate ioctl for device'."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me\n")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path, kind in ((notes, "a file"), (tmp_path, "a directory"), (fifo, "a FIFO")):
+        with pytest.raises(VendingError, match=re.escape(f"cannot open {path}: not a serial port but {kind}")):
+            SerialTransport(str(path), 9600)
+    assert notes.read_text() == "keep me\n"
 
 
 def test_a_reader_port_that_does_not_exist_points_at_reader_list():
