@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from firmware.config.catalog import Catalog, load_catalog
-from firmware.config.rules import RuleSet, available, is_rule_file, load_ruleset, load_ruleset_file
+from firmware.config.rules import RuleSet, find_rulesets, is_rule_file
 from firmware.config.source import Strict, YamlDoc, dotted, first_error, listed_twice, read_yaml, validate
 from firmware.domain import (
     CARD_NAME,
@@ -357,18 +357,10 @@ def _load_rules(doc: YamlDoc, config: MachineConfig, catalog: Catalog, base: Pat
     """Rule sets must exist and load; food in the slots needs a kind when rules are on."""
     if not config.rules:
         return ()
-    known = available()
-    rulesets = []
-    for index, rule_id in enumerate(config.rules):
-        if is_rule_file(rule_id):  # the school's own rule set, beside the machine config
-            path = base / rule_id
-            if not path.is_file():
-                raise doc.error(("rules", index), f"rule set file {rule_id!r} not found beside the config ({path})")
-            rulesets.append(load_ruleset_file(path))
-            continue
-        if rule_id not in known:
-            raise doc.error(("rules", index), f"unknown rule set {rule_id!r}; known: {', '.join(known)}")
-        rulesets.append(load_ruleset(rule_id))
+    rulesets = find_rulesets(config.rules, base)  # packaged sets, or the school's own beside the config
+    if isinstance(rulesets, tuple):
+        index, reason = rulesets
+        raise doc.error(("rules", index), reason)
     for code, slot in config.slots.items():
         product = catalog.products[slot.product]
         if product.kind is None and product.category != "stationery":

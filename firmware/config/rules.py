@@ -89,3 +89,33 @@ def load_ruleset(rule_id: str) -> RuleSet:
 
 def load_rulesets(ids: list[str]) -> list[RuleSet]:
     return [load_ruleset(rule_id) for rule_id in ids]
+
+
+def find_ruleset(entry: str, base: Path) -> RuleSet | str:
+    """A packaged rule set by name, or a school's own from its file (relative to ``base``); or why neither.
+
+    One reading for a machine config's ``rules:`` and ``vending rules check --rules``, so a school's own
+    rule set can be checked against a catalog before a machine is configured with it.
+    """
+    if is_rule_file(entry):
+        path = base / entry
+        return load_ruleset_file(path) if path.is_file() else f"rule set file {entry!r} not found ({path})"
+    if entry not in (known := available()):
+        return f"unknown rule set {entry!r}; known: {', '.join(known)}"
+    return load_ruleset(entry)
+
+
+def find_rulesets(entries: list[str], base: Path) -> list[RuleSet] | tuple[int, str]:
+    """Each entry's rule set (``find_ruleset``), or the index of the first at fault and why.
+
+    Two files of one rule set (a school's copy under another name) applied its rules twice.
+    """
+    found: list[RuleSet] = []
+    for index, entry in enumerate(entries):
+        ruleset = find_ruleset(entry, base)
+        if isinstance(ruleset, str):
+            return index, ruleset
+        if any(earlier.id == ruleset.id for earlier in found):
+            return index, f"{entry!r} is rule set {ruleset.id!r}, which is listed already"
+        found.append(ruleset)
+    return found

@@ -10,7 +10,7 @@ import typer
 
 from firmware.config.catalog import load_catalog
 from firmware.config.machine import MachineSetup
-from firmware.config.rules import available, load_rulesets
+from firmware.config.rules import available, find_rulesets
 from firmware.config.source import listed_twice
 from firmware.domain import SCHOOL_LEVELS
 from firmware.errors import InputError
@@ -28,7 +28,9 @@ def rules_check(
         Path, typer.Argument(help="A product catalog YAML (default: the campus catalog that ships with vending).")
     ] = CONFIGS / "products" / "campus.yaml",
     level: Annotated[str, typer.Option(help="elementary | junior_high | senior_high")] = "junior_high",
-    rules: Annotated[str, typer.Option(help="Comma-separated rule sets.")] = DEFAULT_RULES,
+    rules: Annotated[
+        str, typer.Option(help="Comma-separated rule sets: packaged ones by name, a school's own by its file.")
+    ] = DEFAULT_RULES,
     as_json: Annotated[bool, typer.Option("--json", help="JSON: [{product, allowed, violations}].")] = False,
 ) -> None:
     """Print allowed or refused for every product, with every violated rule, its value and limit.
@@ -36,12 +38,8 @@ def rules_check(
     Exit 0 when everything is allowed, 1 when something is refused, 2 for invalid input.
     """
     ids = [r.strip() for r in rules.split(",") if r.strip()]
-    unknown = [r for r in ids if r not in available()]
     if level not in SCHOOL_LEVELS:
         typer.echo(f"--level: unknown level {level!r}; use elementary, junior_high or senior_high", err=True)
-        raise typer.Exit(EXIT_INPUT)
-    if unknown:
-        typer.echo(f"--rules: unknown rule set {unknown[0]!r}; known: {', '.join(available())}", err=True)
         raise typer.Exit(EXIT_INPUT)
     if not ids:  # every product "allowed" against no rules at all, exit 0: a machine config refuses this too
         typer.echo(f"--rules: give at least one rule set; known: {', '.join(available())}", err=True)
@@ -50,8 +48,11 @@ def rules_check(
         typer.echo(f"--rules: rule set {twice!r} is listed twice", err=True)
         raise typer.Exit(EXIT_INPUT)
     try:
+        rulesets = find_rulesets(ids, Path.cwd())  # a school's own file too, as a machine config names it
+        if isinstance(rulesets, tuple):
+            typer.echo(f"--rules: {rulesets[1]}", err=True)
+            raise typer.Exit(EXIT_INPUT)
         products = load_catalog(catalog).products
-        rulesets = load_rulesets(ids)
     except InputError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_INPUT) from None

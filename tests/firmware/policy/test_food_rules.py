@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -269,3 +270,25 @@ def test_rules_check_needs_each_rule_set_once(rules: str, reason: str) -> None:
     """`--rules ""` printed every product "allowed" against no rules at all, exit 0; a machine config refuses it."""
     out = subprocess.run([VENDING, "rules", "check", "--rules", rules], capture_output=True, text=True)
     assert out.returncode == 2 and reason in out.stderr and "allowed" not in out.stdout, out.stderr + out.stdout
+
+
+def test_rules_check_reads_a_school_s_own_rule_set_from_its_file_as_a_machine_config_does(tmp_path: Path) -> None:
+    """`--rules ours.yaml` was "unknown rule set" where a machine config takes it: a school's own rules went
+    untested until a machine ran on them. Two files of one rule set applied its rules twice."""
+    packaged = (CONFIGS / "rules" / "tw-moe-2016.yaml").read_text()
+    (tmp_path / "ours.yaml").write_text(packaged.replace("id: tw-moe-2016", "id: our-school"))
+    (tmp_path / "copy.yaml").write_text(packaged.replace("id: tw-moe-2016", "id: our-school"))
+
+    def check(rules: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([VENDING, "rules", "check", "--rules", rules], capture_output=True, text=True,
+                              cwd=tmp_path)  # fmt: skip
+
+    ours = check("ours.yaml,tpe-no-bottled-water")
+    assert ours.returncode == 1 and "tea-green-sweetened-300      REFUSED" in ours.stdout, ours.stderr
+    assert "D1: " in ours.stdout and "(junior_high; ours.yaml, tpe-no-bottled-water)" in ours.stdout
+    for rules, reason in (
+        ("missing.yaml", f"--rules: rule set file 'missing.yaml' not found ({tmp_path / 'missing.yaml'})"),
+        ("ours.yaml,copy.yaml", "--rules: 'copy.yaml' is rule set 'our-school', which is listed already"),
+    ):
+        out = check(rules)
+        assert out.returncode == 2 and reason in out.stderr and not out.stdout, out.stderr
