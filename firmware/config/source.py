@@ -202,7 +202,7 @@ def document_loc(data: Any, loc: Loc) -> Loc:
     ``loc``; those are not keys of the YAML and are dropped.
     """
     path: list[str | int] = []
-    node = data
+    node: Any = data
     for part in loc:
         if isinstance(node, dict) and part in node:
             node = node[part]
@@ -213,9 +213,14 @@ def document_loc(data: Any, loc: Loc) -> Loc:
                 continue  # a tag, not a key
             if isinstance(node, dict) and part not in node and _is_tag_of(node, part):
                 continue
-            node = None  # a missing key: keep it in the path, it is what the error names
+            node = _MISSING  # a missing key: keep it in the path, it is what the error names
+        elif node is not _MISSING:
+            continue  # a value has no keys: a union's tag (``balance: "abc"`` said ``balance.int``)
         path.append(part)
     return tuple(path)
+
+
+_MISSING = object()  # below a key the document does not have (``None`` is YAML's null, a value)
 
 
 def _is_tag_of(node: dict[Any, Any], part: str | int) -> bool:

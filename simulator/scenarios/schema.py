@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_vali
 
 from firmware.config.controls import PeriodSpec, school_periods
 from firmware.config.machine import HotlistSetup, MachineSetup, PaymentMode, load_machine, with_payment_mode
-from firmware.config.source import Loc, Strict, YamlDoc, first_error, read_yaml
+from firmware.config.source import Loc, Strict, YamlDoc, document_loc, first_error, read_yaml
 from firmware.controller.machine import State
 from firmware.domain import FIRST_YEAR, LAST_YEAR
 from firmware.errors import VendingError
@@ -152,7 +152,8 @@ def _validate(adapter: TypeAdapter[Any], value: Any, doc: YamlDoc, loc: Loc) -> 
         return adapter.validate_python(value)
     except ValidationError as exc:
         error_loc, reason = first_error(exc)
-        inner = tuple(p for p in error_loc if isinstance(p, int) or not any(c in p for c in "[]-"))
+        found = document_loc(value, error_loc)  # without a union's tags: ``balance: "abc"`` said ``balance.int``
+        inner = tuple(p for p in found if isinstance(p, int) or not any(c in p for c in "[]-"))
         if len(exc.errors()) > 1 and isinstance(value, str | int | bool):
             raise doc.error(loc, f"invalid value {value!r}") from None
         raise doc.error((*loc, *inner), reason) from None
