@@ -190,7 +190,12 @@ def _lockout_words(words: list[str]) -> dict[str, Any] | None:
     except yaml.YAMLError as exc:
         raise ValueError(f"{words[0]} is not YAML: {exc}") from None
     lockouts = loaded.get("lockouts") if isinstance(loaded, dict) else loaded
-    return {"lockouts": lockouts} if isinstance(lockouts, list) else None
+    if not isinstance(lockouts, list):
+        held = "nothing" if lockouts is None else "a mapping" if isinstance(lockouts, dict) else repr(lockouts)[:40]
+        raise ValueError(f"{words[0]} holds {held}, not a list of lockouts")
+    if not lockouts:  # an empty file lifted the lunchtime lockout as quietly as a list of them set it
+        raise ValueError(f"{words[0]} lists no lockout; to lift every lockout, say so: set_lockout none")
+    return {"lockouts": lockouts}
 
 
 def _refund_words(words: list[str]) -> dict[str, Any] | None:

@@ -53,9 +53,17 @@ def test_cmd_send_names_the_argument_it_cannot_read(keys):
     assert "restock A1=3 A1=4: slot 'A1' is given twice: which count is meant?" in twice.stderr
 
 
-def test_cmd_send_refuses_what_the_machine_would_refuse_before_it_reaches_for_the_broker(keys):
+def test_cmd_send_refuses_what_the_machine_would_refuse_before_it_reaches_for_the_broker(keys, tmp_path):
     """Checked by the machine's own validation: the broker named here is dead, and is never tried."""
     dead = f"mqtt://127.0.0.1:{dead_port()}"
+    for name, text, reason in (  # an empty list lifted the lunchtime lockout without a word
+        ("empty.yaml", "lockouts: []\n", "lists no lockout; to lift every lockout, say so: set_lockout none"),
+        ("blank.yaml", "", "holds nothing, not a list of lockouts"),
+    ):
+        (tmp_path / name).write_text(text)
+        out = vending("cmd", "send", "set_lockout", str(tmp_path / name), "--machine", "M-1",
+                      "--key", str(keys / "school.key"), "--broker", dead)  # fmt: skip
+        assert out.returncode == 2 and reason in out.stderr and "cannot reach" not in out.stderr, out.stderr
     for words, reason in (
         (["restock", "A1=-1"], "restock A1=-1: slots.A1: Input should be greater than or equal to 0; nothing sent"),
         (["set_price", "A1", "0"], "set_price A1 0: price: Input should be greater than 0; nothing sent"),
