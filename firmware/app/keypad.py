@@ -36,9 +36,9 @@ INPUTS = (
         "SLOT",
         lambda word: SLOT_CODE.fullmatch(word.upper()) is not None,
         "a slot is a letter and one or two digits, e.g. A1",
-    ),  # fmt: skip
+    ),
     Input("cancel"),
-    Input("door", "open|close", lambda word: word in ("open", "close"), "the door is open or close"),
+    Input("door", "open|close", lambda word: word in ("open", "close"), "door takes open or close"),
     Input("privacy"),
     Input("status"),
     Input("stock"),

@@ -343,7 +343,7 @@ def test_a_keypad_line_that_is_no_input_changes_nothing_and_says_what_to_type(tm
         f"{'select ' + 'A' * 33!r}...: a slot is a letter and one or two digits, e.g. A1; usage: select SLOT",
         f"'cancel please': cancel takes nothing after it; {INPUT_HELP}",
         f"'quit now': quit takes nothing after it; {INPUT_HELP}",
-        "'door ajar': the door is open or close; usage: door open|close",
+        "'door ajar': door takes open or close; usage: door open|close",
     ], answers
     assert answers[4].startswith("'select A1 B2': a slot is"), answers
     assert any(text.startswith("A1 milk-lowfat-290") for text in answers[5:]), "stock answered after 'quit now'"
