@@ -24,6 +24,28 @@ CardLink = Callable[[], AbstractContextManager[Exchange]]  # select the card for
 MACHINE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MACHINE_ID_RULE = "1-64 letters, digits, '-' or '_'"
 
+# The broker users the parties' certificates are named after (simulator/servers/broker_setup.py issues
+# them): each party's backend, a second instance, its people's tools, and the tests' development-only
+# insiders. A machine's certificate is named after its id, so no machine may be called one of these.
+PARTY_TOOLS = {"vendor": "vendor-ops", "issuer": "issuer-ops", "school": "school-ops"}
+PARTY_BROKER_USERS: dict[str, tuple[str, ...]] = {
+    "vendor": ("vendor", "vendor-2", PARTY_TOOLS["vendor"]),
+    "issuer": ("issuer", "issuer-2", PARTY_TOOLS["issuer"]),
+    "school": ("school", PARTY_TOOLS["school"]),
+    "insider": ("insider", "insider-2", "insider-3"),
+}
+RESERVED_MACHINE_IDS = frozenset(name for names in PARTY_BROKER_USERS.values() for name in names)
+
+
+def machine_id_refusal(machine: str) -> str | None:
+    """Why ``machine`` cannot be a machine's id (its spelling, or a party's broker user), or None."""
+    if not MACHINE_ID.fullmatch(machine):
+        return f"a machine id is {MACHINE_ID_RULE}"
+    if machine in RESERVED_MACHINE_IDS:
+        return "that is a party's broker user (a machine's certificate is named after its id)"
+    return None
+
+
 # a transaction id: the machine's id and 16 random hex digits (firmware/journal/ledger.py ``next_txn_id``)
 TXN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}-[0-9a-f]{16}$")
 

@@ -24,6 +24,7 @@ from firmware.domain import (
     Category,
     Profile,
     SchoolLevel,
+    machine_id_refusal,
 )
 from firmware.errors import InputError, VendingError
 
@@ -228,8 +229,19 @@ class HotlistSetup(Strict):
     when_stale: Literal["refuse", "allow"] = "refuse"
 
 
+def _not_a_party(machine: str) -> str:
+    """A machine named ``vendor`` or ``school`` ran on the embedded broker and was refused only at enrolment."""
+    if (refusal := machine_id_refusal(machine)) is not None:
+        raise ValueError(f"machine id {machine!r}: {refusal}")
+    return machine
+
+
 class MachineConfig(Strict):
-    id: Annotated[str, whole(MACHINE_ID, f"machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)")]
+    id: Annotated[
+        str,
+        whole(MACHINE_ID, f"machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)"),
+        AfterValidator(_not_a_party),
+    ]
     school: School
     # where the machine stands, for the route driver and the operator's dashboard (never a person's data)
     location: str = Field(default="", max_length=80)

@@ -14,7 +14,7 @@ from typing import NoReturn
 
 import typer
 
-from firmware.domain import CARD_UID, CARD_UID_RULE, MACHINE_ID, MACHINE_ID_RULE
+from firmware.domain import CARD_UID, CARD_UID_RULE, machine_id_refusal
 from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, VendingError
 from simulator.backends.party_file import url_refusal
 from simulator.safe_output import write_inside
@@ -39,11 +39,16 @@ def fail(reason: object) -> NoReturn:
     raise typer.Exit(EXIT_INPUT) from None
 
 
+def new_machine_id(machine: str, option: str) -> str:
+    """A machine's id as a machine is made or enrolled under it, or exit 2 naming the option and why not."""
+    if (refusal := machine_id_refusal(machine)) is not None:
+        fail(f"{option}: {machine!r}: {refusal}")
+    return machine
+
+
 def machine_ids(value: str, option: str = "--machines") -> list[str]:
     """Comma-separated machine ids, each one valid and given once, or exit 2 naming the option and the id."""
-    ids = [machine for machine in (part.strip() for part in value.split(",")) if machine]
-    if bad := next((machine for machine in ids if not MACHINE_ID.fullmatch(machine)), None):
-        fail(f"{option}: {bad!r} is not a machine id ({MACHINE_ID_RULE})")
+    ids = [new_machine_id(machine, option) for machine in (part.strip() for part in value.split(",")) if machine]
     if twice := next((machine for machine in ids if ids.count(machine) > 1), None):
         fail(f"{option}: {twice} is given twice")
     return ids

@@ -8,14 +8,13 @@ from typing import Annotated
 
 import typer
 
-from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
 from firmware.files import KEY_FILE_BYTES, read_capped
 from firmware.identity.keys import key_path, read_key, retire_key, school_term, write_key
 from firmware.identity.keyset import MACHINE_KEY_FILE, machine_party, write_dev_set, write_party
 from firmware.identity.secretfile import write_public
 from firmware.identity.signing import Identity
-from simulator.cli.exits import check_card_uids, day_option, fail, machine_ids
+from simulator.cli.exits import check_card_uids, day_option, fail, machine_ids, new_machine_id
 from simulator.cli.secrets_guard import refuse_if_tracked
 
 keys_app = typer.Typer(
@@ -131,8 +130,7 @@ def keys_machine(
     force: Annotated[bool, typer.Option(help="Replace an existing machine key (re-enrol it at the backends).")] = False,
 ) -> None:
     """The machine's own signing key, in its state dir as machine.key (0600); its .pub enrolled for the backends."""
-    if not MACHINE_ID.fullmatch(machine):  # it names the enrolment file: "../x" wrote outside --enrol
-        fail(f"--machine {machine!r}: {MACHINE_ID_RULE}")
+    new_machine_id(machine, "--machine")  # it names the enrolment file: "../x" wrote outside --enrol
     enrolled = enrol / f"{machine}.pub"
     if enrolled.is_symlink():  # checked before the key is made: nothing is written through one
         fail(f"--enrol: {enrolled} is a symlink; nothing is written through one")

@@ -13,9 +13,8 @@ from typing import Annotated
 import typer
 
 from firmware.config.machine import load_machine
-from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
 from firmware.errors import VendingError
-from simulator.cli.exits import fail, unwritable
+from simulator.cli.exits import fail, new_machine_id, unwritable
 from simulator.paths import CONFIGS
 from simulator.safe_output import all_or_nothing
 from simulator.scenarios.schema import load_scenario
@@ -72,8 +71,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite files that are already there.")] = False,
 ) -> None:
     """Scaffold a machine config, its catalog and a first scenario, all passing `vending check --strict`."""
-    if not MACHINE_ID.fullmatch(machine_id):
-        fail(f"--machine-id: {machine_id!r}: a machine id must be {MACHINE_ID_RULE} (it is part of MQTT topics)")
+    new_machine_id(machine_id, "--machine-id")
     texts = {
         "machine.yaml": MACHINE.format(machine_id=machine_id, dir=directory),
         "catalog.yaml": (CONFIGS / "products" / "campus.yaml").read_text(encoding="utf-8"),

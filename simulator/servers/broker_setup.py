@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from firmware.app.command_set import commands_of
-from firmware.domain import MACHINE_ID, MACHINE_ID_RULE
+from firmware.domain import PARTY_BROKER_USERS, PARTY_TOOLS, machine_id_refusal
 from firmware.errors import VendingError
 from firmware.identity.secretfile import private_dir, write_secret
 from firmware.reporting.batches import MAX_BATCH_BYTES
@@ -47,14 +47,9 @@ INSIDER = "insider"  # development only: may read and write every topic (capture
 # its backend, a second backend instance sharing the load (vendor, issuer), and its people's tools
 # (``TOOLS``: cmd send, the lost-card list, the guardians' controls, a student's requests), which
 # connect while the backend runs and under the backend's certificate would throw it off the broker.
-TOOLS: dict[str, str] = {"vendor": "vendor-ops", "issuer": "issuer-ops", "school": "school-ops"}
-IDENTITIES: dict[str, tuple[str, ...]] = {
-    "vendor": ("vendor", "vendor-2", TOOLS["vendor"]),
-    "issuer": ("issuer", "issuer-2", TOOLS["issuer"]),
-    "school": ("school", TOOLS["school"]),
-}
-INSIDERS = (INSIDER, f"{INSIDER}-2", f"{INSIDER}-3")  # a capture and attackers at once, in tests
-RESERVED = (*(name for names in IDENTITIES.values() for name in names), *INSIDERS)
+TOOLS: dict[str, str] = PARTY_TOOLS
+IDENTITIES: dict[str, tuple[str, ...]] = {party: PARTY_BROKER_USERS[party] for party in PARTIES}
+INSIDERS = PARTY_BROKER_USERS[INSIDER]  # a capture and attackers at once, in tests
 CA_NAME = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "campus-vending development CA")])
 
 
@@ -257,10 +252,8 @@ class BrokerAccess:
 
 
 def check_machine_id(machine: str) -> None:
-    if not MACHINE_ID.fullmatch(machine):
-        raise VendingError(f"--machines: {machine!r} is not a machine id ({MACHINE_ID_RULE})")
-    if machine in RESERVED:
-        raise VendingError(f"--machines: {machine!r} is a party's broker user; a machine may not be called that")
+    if (refusal := machine_id_refusal(machine)) is not None:
+        raise VendingError(f"--machines: {machine!r}: {refusal}")
 
 
 def _issue(where: Path, name: str, ca_key: ec.EllipticCurvePrivateKey, *, server: bool) -> None:

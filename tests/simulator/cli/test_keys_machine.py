@@ -36,7 +36,10 @@ def test_a_machine_is_enrolled_once_under_its_own_id(tmp_path: Path) -> None:
 def test_an_id_that_is_not_one_or_a_symlink_in_its_place_is_refused_before_a_key_is_made(tmp_path: Path) -> None:
     for machine in ("../escaped", "TPE-1\n", ""):
         out = enrol(tmp_path, machine, "state")
-        assert out.returncode == 2 and f"--machine {machine!r}: 1-64 letters, digits" in out.stderr, out.stderr
+        assert out.returncode == 2 and f"--machine: {machine!r}: a machine id is 1-64 letters" in out.stderr, out.stderr
+    for party in ("vendor", "school-ops", "insider"):  # enrolled, then refused by the broker's certificate setup
+        out = enrol(tmp_path, party, "state")
+        assert out.returncode == 2 and f"--machine: {party!r}: that is a party's broker user" in out.stderr, out.stderr
     (tmp_path / "enrolled").mkdir()
     (tmp_path / "enrolled" / "TPE-2.pub").symlink_to(tmp_path / "elsewhere.pub")
     linked = enrol(tmp_path, "TPE-2", "state", "--force")
