@@ -45,11 +45,14 @@ class Nutrition(Strict):
         share taken as 0 % and the nuts allowed, and saturated fat above the fat, or added sugar above
         the sugar, was read as written.
         """
-        for part, whole, what in ((self.sat_fat_g, self.fat_g, "saturated fat"), (self.trans_fat_g, self.fat_g,
-                                  "trans fat"), (self.added_sugar_g, self.sugar_g, "added sugar")):  # fmt: skip
+        parts = (
+            ("saturated fat", self.sat_fat_g, "fat", self.fat_g),
+            ("trans fat", self.trans_fat_g, "fat", self.fat_g),
+            ("added sugar", self.added_sugar_g, "sugar", self.sugar_g),
+        )
+        for what, part, whole_name, whole in parts:
             if part > whole:
-                total = "sugar" if what == "added sugar" else "fat"
-                raise ValueError(f"{what} {part:g} g is more than the {total} it is part of, {whole:g} g")
+                raise ValueError(f"{what} {part:g} g is more than the {whole_name} it is part of, {whole:g} g")
         carried = self.fat_g * FAT_KCAL_PER_G + self.sugar_g * SUGAR_KCAL_PER_G
         if self.kcal < carried * (1 - LABEL_SHORTFALL) - LABEL_ROUNDING_KCAL:
             raise ValueError(

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 controls_app = typer.Typer(no_args_is_help=True, help="Guardians' controls on students' cards, pushed to machines.")
 
 ROSTER_IMPORT = "`vending backend school --db DB --roster CSV`"  # what makes the school's database
-SCHOOL_DB_HELP = "The school's database (made by `vending backend school`)."
+SCHOOL_DB_HELP = f"The school's database (made by {ROSTER_IMPORT})."
 Db = Annotated[Path, typer.Option(help=SCHOOL_DB_HELP, callback=sqlite_file("the school's"))]  # every school --db
 Keys = Annotated[Path, typer.Option(help="The school's key directory: school.key and controls.key.")]
 Broker = Annotated[str, typer.Option(help="mqtt://host:port or mqtts://host:port of the parties' broker.")]
