@@ -9,10 +9,12 @@ for a slot's letter and digits (``firmware.config.machine.SLOT_CODE``), nothing 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TextIO
 
 from firmware.config.machine import SLOT_CODE
+from firmware.errors import VendingError
 
 SHOWN_CHARS = 40  # of a refused line, echoed back: enough to see the typo, never a pasted page
 
@@ -47,6 +49,26 @@ INPUTS = (
 )
 INPUT_HELP = " | ".join(entry.usage() for entry in INPUTS)
 _BY_VERB = {entry.verb: entry for entry in INPUTS}
+
+# Where the lines come from. A service manager (systemd's default, ``docker run`` without -i, a shell's
+# background job) gives the machine /dev/null as stdin: its end used to stop the machine at once, so a
+# machine without a keypad says so and runs until SIGTERM (a clean stop) or Ctrl-C.
+KEYPADS = ("stdin", "none")
+KEYPAD_HELP = (
+    "`stdin` (the default): keypad and door lines, the machine stops after `quit` or at their end; "
+    "`none`: no keypad, the machine runs until SIGTERM (a clean stop) or Ctrl-C, as under a service manager"
+)
+ENDED_UNREAD = (
+    "stdin ended before its first line, so the machine stops as after `quit`; "
+    "with no keypad attached (a service manager, a background job) run it with --keypad none"
+)
+
+
+def keypad_lines(keypad: str, stdin: TextIO) -> Iterable[str] | None:
+    """The input lines of ``--keypad`` (None: no keypad); VendingError naming the option for another value."""
+    if keypad not in KEYPADS:
+        raise VendingError(f"--keypad: unknown {keypad[:SHOWN_CHARS]!r}; known: {', '.join(KEYPADS)}")
+    return stdin if keypad == "stdin" else None
 
 
 class NotAnInput(ValueError):

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from firmware.app.console import ConsoleDisplay, EventPrinter, log_times_in, setup_logging
-from firmware.app.keypad import INPUT_HELP
+from firmware.app.keypad import INPUT_HELP, KEYPAD_HELP, keypad_lines
 from firmware.app.node import Link, Node
 from firmware.app.runtime import Runtime
 from firmware.clock import SystemClock
@@ -68,18 +71,37 @@ def event_loop(node: Node, reader_url: str, answer: Callable[[str], None] | None
     return runtime
 
 
-def run(node: Node, reader_url: str, lines: Iterable[str], printer: EventPrinter) -> None:
-    """Open the reader, start the node, handle events until ``quit`` or end of input; then drain and close.
+@contextmanager
+def stopped_by_sigterm(stopping: threading.Event) -> Iterator[None]:
+    """SIGTERM (a service manager's stop, ``docker stop``, ``kill``) sets ``stopping``, as ``quit`` does.
 
+    Its default action killed the process mid-loop: no drain of the outbox, no close of the books.
+    Only the main thread may set a handler; elsewhere (a test's thread) SIGTERM keeps its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, lambda _number, _frame: stopping.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def run(node: Node, reader_url: str, lines: Iterable[str] | None, printer: EventPrinter) -> None:
+    """Open the reader, start the node, handle events until ``quit``, the end of ``lines`` or SIGTERM; then close.
+
+    Without ``lines`` (no keypad) only SIGTERM or Ctrl-C stops it; closing drains the outbox first.
     The node is closed whatever happens (a reader URL that cannot be opened is a VendingError).
     """
     clock = node.controller.hw.clock
     runtime: Runtime | None = None
     try:
         runtime = event_loop(node, reader_url, lambda text: printer(clock.now(), "answer", {"text": text}))
-        node.start()
-        runtime.start_threads(lines)
-        runtime.run()
+        with stopped_by_sigterm(runtime.stopping):  # from before the node announces itself started
+            node.start()
+            runtime.start_threads(lines)
+            runtime.run()
     finally:
         if runtime is not None:
             runtime.stop()
@@ -104,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--cert", type=Path, help="client certificate (mqtts://)")
     cli.add_argument("--cert-key", type=Path, help="the client certificate's private key")
     cli.add_argument("--json", dest="as_json", action="store_true", help="events as JSON lines")
+    cli.add_argument("--keypad", default="stdin", help=KEYPAD_HELP)
     cli.add_argument("-v", "--verbose", action="store_true", help="log what the machine does (INFO)")
     cli.add_argument("-q", "--quiet", action="store_true", help="log errors only")
     cli.add_argument("--log-level", help="debug, info, warning (the default), error; overrides -v and -q")
@@ -111,9 +134,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit 0 after ``quit``, 2 with the reason on stderr for bad input or environment, 130 on Ctrl-C."""
+    """Exit 0 after ``quit`` or SIGTERM, 2 with the reason on stderr for bad input or environment, 130 on Ctrl-C."""
     args = parser().parse_args(argv)
     try:
+        lines = keypad_lines(args.keypad, sys.stdin)
         setup = console_machine(args.machine, args.log_level, args.verbose, args.quiet)
         check_reader_for(setup.config.payment.mode, args.reader)
         link = None
@@ -128,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         clock = SystemClock()
         printer = EventPrinter(args.as_json, zone=setup.config.zone)
         node = Node(setup, args.state_dir, console_hardware(setup, clock), link=link, events=printer)
-        run(node, args.reader, sys.stdin, printer)
+        run(node, args.reader, lines, printer)
     except VendingError as exc:
         print(exc, file=sys.stderr)
         return EXIT_INPUT

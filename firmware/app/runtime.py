@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-from firmware.app.keypad import INPUT_HELP, NotAnInput, parse
+from firmware.app.keypad import ENDED_UNREAD, INPUT_HELP, NotAnInput, parse
 from firmware.app.node import Node
 from firmware.controller.notices import privacy_notice
 from firmware.domain import CardTap
@@ -71,8 +71,13 @@ class Runtime:
                 self.tap(tap)
 
     def feed_lines(self, lines: Iterable[str]) -> None:
+        """Each line as an input; their end is a ``quit``, said on stderr when no line came at all."""
+        read = False
         for text in lines:
+            read = True
             self.line(text)
+        if not read:
+            log.warning(ENDED_UNREAD)
         self.line("quit")
 
     # ---- the loop (one thread) ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from firmware.app.console import EventPrinter
+from firmware.app.keypad import KEYPAD_HELP, keypad_lines
 from firmware.app.main import console_hardware, console_machine, machine_link
 from firmware.app.main import run as run_machine
 from firmware.app.node import Node
@@ -165,6 +166,7 @@ def serve(
         typer.Option(help="YAML with `cards:` as in a scenario, issued into a fresh state dir's wallet."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Events as JSON lines.")] = False,
+    keypad: Annotated[str, typer.Option(help=KEYPAD_HELP + ".")] = "stdin",
     payment: Annotated[
         str | None,
         typer.Option(
@@ -205,12 +207,15 @@ def serve(
 
     Keypad and door come from stdin lines (`select A1`, `cancel`, `door open`, `door close`, `privacy`,
     `status`, `stock`, `help`, `quit`); the display and events go to stdout in the machine's local time.
+    It stops cleanly (outbox drained, books closed, exit 0) after `quit`, at the end of stdin, or on
+    SIGTERM; with `--keypad none` it reads no stdin and runs until SIGTERM, as under a service manager.
     Warnings (a reader offline, a refused command) are logged to stderr, never with a card number.
     It closes each trading day at local midnight, and on start-up any day a power cut left open.
     This is `python -m firmware` with a laptop's defaults: a state dir and development term key of its
     own, and cards issued from a file.
     """
     try:
+        lines = keypad_lines(keypad, sys.stdin)
         setup = console_machine(machine, log_level, verbose, quiet)
         setup = with_payment_mode(setup, payment) if payment is not None else setup
         check_reader_for(setup.config.payment.mode, reader)  # before anything is written to the state dir
@@ -246,7 +251,7 @@ def serve(
             node.close()
             fail(exc)
     try:
-        run_machine(node, reader, sys.stdin, printer)
+        run_machine(node, reader, lines, printer)
     except VendingError as exc:
         fail(exc)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -354,3 +355,47 @@ def test_a_keypad_line_that_is_no_input_changes_nothing_and_says_what_to_type(tm
     kinds = {kind for (kind,) in books.execute("SELECT kind FROM journal")}
     books.close()
     assert "powered_on" in kinds and not kinds & {"denied", "cancelled"}, kinds
+
+
+def serve_without_stdin(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    """`vending serve` of the demo machine on the virtual reader, stdin /dev/null as a service manager gives it."""
+    return subprocess.Popen(
+        [VENDING, "serve", "--machine", str(ROOT / "configs/machines/demo.yaml"), "--reader", "virtual:", "--json",
+         "--state-dir", str(tmp_path / "state"), *extra],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "xdg-state")},
+    )  # fmt: skip
+
+
+def test_with_no_keypad_the_machine_runs_until_sigterm_and_then_closes_its_books(tmp_path, closing):
+    """Under systemd (stdin /dev/null) the machine stopped as soon as it started; SIGTERM killed it unclosed."""
+    assert subprocess.run([VENDING, "keys", "init", "--state-dir", str(tmp_path / "state"), "--valid-until",
+                           "2099-01-31"], capture_output=True).returncode == 0  # fmt: skip
+    serve = serve_without_stdin(tmp_path, "--keypad", "none")
+    closing(ServeProcess(serve))
+    assert serve.stdout is not None
+    assert json.loads(serve.stdout.readline())["event"] == "power_on"
+    assert (tmp_path / "state" / "machine.db-wal").exists(), "the books are open"
+    serve.send_signal(signal.SIGTERM)
+    out, err = serve.communicate(timeout=30)
+    assert serve.returncode == 0, err
+    assert "stdin ended" not in err, "a machine with no keypad read stdin and stopped at its end"
+    assert not (tmp_path / "state" / "machine.db-wal").exists(), "closed: the last connection folds its WAL in"
+
+
+def test_a_machine_whose_stdin_ends_unread_says_how_to_run_without_a_keypad(tmp_path):
+    state = tmp_path / "state"
+    assert subprocess.run([VENDING, "keys", "init", "--state-dir", str(state), "--valid-until", "2099-01-31"],
+                          capture_output=True).returncode == 0  # fmt: skip
+    serve = serve_without_stdin(tmp_path)
+    _, err = serve.communicate(timeout=60)
+    assert serve.returncode == 0, err
+    assert "stdin ended before its first line" in err and "--keypad none" in err
+
+
+def test_an_unknown_keypad_is_refused_before_the_state_dir_is_touched(tmp_path):
+    serve = serve_without_stdin(tmp_path, "--keypad", "usb")
+    _, err = serve.communicate(timeout=60)
+    assert serve.returncode == 2
+    assert "--keypad: unknown 'usb'; known: stdin, none" in err
+    assert not (tmp_path / "state").exists()
