@@ -7,6 +7,7 @@ exception that reaches it onto one of them, so a script driving ``vending`` neve
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
@@ -37,6 +38,19 @@ def fail(reason: object) -> NoReturn:
     """Print ``reason`` (a message or the exception carrying it) and exit 2; nothing was changed."""
     typer.echo(str(reason), err=True)
     raise typer.Exit(EXIT_INPUT) from None
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends the command as its own end does: its ``finally`` blocks run, exit 0.
+
+    SIGTERM's default action killed the process where it stood: an emulated reader left its ``--link``
+    pointing at a pseudo-terminal that the next terminal opened on the box may be given.
+    """
+
+    def stop(_number: int, _frame: object) -> None:
+        raise typer.Exit(EXIT_OK)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def new_machine_id(machine: str, option: str) -> str:

@@ -24,7 +24,7 @@ from firmware.files import read_capped
 from firmware.identity.keys import key_path
 from firmware.readers.registry import READER_URL_HELP, check_reader_for
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, broker_address
-from simulator.cli.exits import fail
+from simulator.cli.exits import fail, stop_on_sigterm
 from simulator.emulators.devices import DEVICES, Device, PN532Device
 from simulator.hardware.serial_ports import PortInfo, list_ports
 from simulator.hardware.serial_ports import probe as probe_port
@@ -60,6 +60,7 @@ def emulate(
     `fault noise|split|corrupt|silent|clear`, `fault tear N` (with --cards: the card leaves after its N-th
     write), `unplug`, `replug`, `sleep SECONDS`, `help`, `quit`. A line that is not one of these is
     answered `error: ...` and changes nothing.
+    It stops at `quit`, at the end of its control lines, or on SIGTERM, and removes its link.
     """
     if protocol not in DEVICES:
         fail(f"--protocol: unknown {protocol!r}; known: {', '.join(DEVICES)}")
@@ -72,6 +73,7 @@ def emulate(
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"--script {script}: cannot read: {getattr(exc, 'strerror', None) or exc}")
     device: Device = PN532Device(link, pace=pace, cards=cards) if cards else DEVICES[protocol](link, pace=pace)
+    stop_on_sigterm()  # a `kill` stops it as `quit` does: the device closes and its link goes
     device.start()
     typer.echo(f"{protocol} reader on {device.path}" + (f" (link {link})" if link else ""), err=False)
     sys.stdout.flush()

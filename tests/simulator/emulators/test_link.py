@@ -7,6 +7,7 @@ file (``--link /etc/passwd``, as root, by a slip) the file was gone.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from datetime import date
 
@@ -100,3 +101,26 @@ def test_a_bad_control_line_is_answered_and_the_emulator_goes_on(tmp_path):
     assert answers[4] == f"error: place 04A1B2C5: {copied}"
     assert answers[5:] == ["ok", "ok", "ok"]
     assert (cards / "04A1B2C4.mfd").read_bytes() == theirs and (cards / "04A1B2C3.mfd").read_bytes() == bytes(1024)
+
+
+@pytest.mark.parametrize("control", ["stdin", "script"])
+def test_a_terminated_emulator_removes_its_link(tmp_path, control):
+    """SIGTERM killed the emulator where it stood, its link left on a pseudo-terminal number the box gives
+    the next terminal opened; a machine given the link would have opened that terminal as its reader."""
+    link = tmp_path / "reader0"
+    script = tmp_path / "control.txt"
+    script.write_text("sleep 600\n")
+    extra = ["--script", str(script)] if control == "script" else []
+    command = [VENDING, "reader", "emulate", "--protocol", "line", "--link", str(link), *extra]
+    pipe = subprocess.PIPE
+    emulator = subprocess.Popen(command, stdin=pipe, stdout=pipe, stderr=pipe, text=True)
+    try:
+        assert emulator.stdout is not None
+        assert emulator.stdout.readline().startswith("line reader on /dev/pts/")
+        assert os.readlink(link).startswith("/dev/pts/")
+        emulator.send_signal(signal.SIGTERM)
+        _, err = emulator.communicate(timeout=30)
+    finally:
+        emulator.kill()
+    assert emulator.returncode == 0, err
+    assert not link.is_symlink(), "the link stayed behind"
