@@ -89,7 +89,8 @@ CARD_UID_RULE = "4, 5, 7 or 10 bytes of hex (8, 10, 14 or 20 hex digits)"
 
 Profile = Literal["student", "staff", "guest"]
 Category = Literal["drink", "dairy", "snack", "bakery", "stationery"]
-Kind = Literal[
+# what a product is, as the campus food rules read it (docs/rules.md): a drink's kind, or a food's
+DrinkKind = Literal[
     "fresh_milk",
     "uht_milk",
     "soy_milk",
@@ -103,15 +104,9 @@ Kind = Literal[
     "soda",
     "flavoured_milk",
     "lactic_drink",
-    "egg",
-    "bread",
-    "biscuit",
-    "rice_product",
-    "snack",
-    "fruit",
-    "meal",
-    "non_food",
 ]
+FoodKind = Literal["egg", "bread", "biscuit", "rice_product", "snack", "fruit", "meal", "non_food"]
+Kind = Literal[DrinkKind, FoodKind]
 SchoolLevel = Literal["elementary", "junior_high", "senior_high"]
 # Taiwan's 11 food-allergen labelling categories (食品過敏原標示規定, in force 2020-07-01; docs/rules.md)
 Allergen = Literal[
@@ -121,6 +116,9 @@ Allergen = Literal[
 PROFILES: tuple[Profile, ...] = get_args(Profile)
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 KINDS: tuple[Kind, ...] = get_args(Kind)
+DRINK_KINDS: tuple[DrinkKind, ...] = get_args(DrinkKind)
+BOTTLED_WATER_KINDS: tuple[DrinkKind, ...] = ("packaged_water", "mineral_water")
+DRINK_CATEGORIES: tuple[Category, ...] = ("drink", "dairy")  # milk and drinking yogurt are dairy
 SCHOOL_LEVELS: tuple[SchoolLevel, ...] = get_args(SchoolLevel)
 ALLERGENS: tuple[Allergen, ...] = get_args(Allergen)
 

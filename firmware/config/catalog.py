@@ -8,7 +8,16 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 
 from firmware.config.source import Strict, listed_twice, read_yaml, validate
-from firmware.domain import PROFILES, Allergen, Category, Kind, Profile
+from firmware.domain import (
+    BOTTLED_WATER_KINDS,
+    DRINK_CATEGORIES,
+    DRINK_KINDS,
+    PROFILES,
+    Allergen,
+    Category,
+    Kind,
+    Profile,
+)
 
 PRODUCT_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # ASCII: it names the product in reports and DEX files
 
@@ -86,6 +95,40 @@ class Product(Strict):
     # product contains, and what it may contain (cross-contact: not regulated, blocked all the same)
     allergens: list[Allergen] = []
     may_contain: list[Allergen] = []
+
+    @model_validator(mode="after")
+    def _label_agrees_with_kind(self) -> Product:
+        """A drink names its kind and the label's facts agree with it, since the rules read the kind alone.
+
+        A drink without a kind, or with a food's, was read as a snack, outside every drink rule: bottled
+        water was allowed at a Taipei junior high; ``bottled_water: true`` on a "tea" and
+        ``sweetened: false`` on a label with added sugar were read by no rule at all.
+        """
+        drink = "its category is drink" if self.category == "drink" else "it has a beverage label"
+        if self.category != "drink" and self.beverage is None:
+            drink = ""
+        kinds = ", ".join(DRINK_KINDS)
+        if drink and self.kind is None:
+            raise ValueError(f"kind: a drink ({drink}) must say its kind ({kinds}); the campus drink rules read it")
+        if drink and self.kind not in DRINK_KINDS:
+            raise ValueError(f"kind: {self.kind} is a food, but {drink}; a drink's kind is one of {kinds}")
+        if self.kind in DRINK_KINDS and self.category not in DRINK_CATEGORIES:
+            raise ValueError(
+                f"kind: {self.kind} is a drink, but the category is {self.category}; "
+                f"a drink's category is {' or '.join(DRINK_CATEGORIES)}"
+            )
+        if self.beverage is None:
+            return self
+        if self.beverage.bottled_water != (self.kind in BOTTLED_WATER_KINDS):
+            raise ValueError(
+                f"beverage.bottled_water: {str(self.beverage.bottled_water).lower()} disagrees with kind "
+                f"{self.kind}: bottled water is kind {' or '.join(BOTTLED_WATER_KINDS)}, and only it"
+            )
+        added_sugar = self.nutrition.added_sugar_g if self.nutrition is not None else 0
+        if not self.beverage.sweetened and (added_sugar > 0 or self.sweeteners):
+            what = f"{added_sugar:g} g of added sugar" if added_sugar > 0 else f"sweeteners {self.sweeteners}"
+            raise ValueError(f"beverage.sweetened: false, but the label lists {what}")
+        return self
 
     @field_validator("profiles")
     @classmethod

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from firmware.config.catalog import Product, load_catalog
 from firmware.config.rules import load_rulesets
+from firmware.domain import DRINK_KINDS
 from firmware.policy.rules import evaluate
 from tests.conftest import CONFIGS, VENDING
 
@@ -26,13 +27,14 @@ def product(
     added: float = 0,
     sodium: float = 0,
     trans: float = 0,
-    category: str = "snack",
+    category: str | None = None,
     **facts,
 ) -> Product:
+    """A label of ``kind``; a drink's category is drink unless given (dairy), a food's snack."""
     return Product.model_validate(
         {
             "name": {"zh-TW": "測", "en": "test"},
-            "category": category,
+            "category": category or ("drink" if kind in DRINK_KINDS else "snack"),
             "price": 20,
             "kind": kind,
             "nutrition": {
@@ -292,3 +294,26 @@ def test_rules_check_reads_a_school_s_own_rule_set_from_its_file_as_a_machine_co
     ):
         out = check(rules)
         assert out.returncode == 2 and reason in out.stderr and not out.stdout, out.stderr
+
+
+def test_a_drink_that_does_not_say_its_kind_is_refused_not_read_as_a_snack(tmp_path: Path) -> None:
+    """Without `kind` a drink was read as a snack, outside every drink rule: `rules check` printed mineral
+    water "allowed" for a Taipei junior high, and a machine sold it."""
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        "products:\n"
+        "  water-600:\n"
+        "    name: {zh-TW: 礦泉水, en: Mineral water}\n"
+        "    category: drink\n"
+        "    price: 20\n"
+        "    beverage: {volume_ml: 600, bottled_water: true}\n",
+        encoding="utf-8",
+    )
+    out = subprocess.run([VENDING, "rules", "check", str(catalog)], capture_output=True, text=True)
+    assert out.returncode == 2 and "products.water-600: kind: a drink (its category is drink) must say its kind" in (
+        out.stderr
+    ), out.stderr
+    assert "allowed" not in out.stdout
+    catalog.write_text(catalog.read_text(encoding="utf-8").replace("    price:", "    kind: mineral_water\n    price:"))
+    out = subprocess.run([VENDING, "rules", "check", str(catalog)], capture_output=True, text=True)
+    assert out.returncode == 1 and "TPE-W1: mineral water may not be sold here" in out.stdout, out.stdout
