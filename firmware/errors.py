@@ -74,3 +74,7 @@ class PaymentUnconfirmed(VendingError):
         super().__init__(message)
         self.reason = reason
         self.details = details or {}
+
+
+# a path given as "" (an unset shell variable): pathlib reads it as '.', so every command line refuses it
+EMPTY_PATH = "an empty path: give the path, or '.' for the current directory"

@@ -24,7 +24,7 @@ from firmware.clock import SystemClock
 from firmware.config.machine import MachineSetup, load_machine
 from firmware.controller.records import Hardware
 from firmware.dispensers.virtual import VirtualDispenser
-from firmware.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, VendingError
+from firmware.errors import EMPTY_PATH, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, VendingError
 from firmware.identity.keyset import MACHINE_KEY_FILE, MachineTrust, machine_identity
 from firmware.ports import Clock
 from firmware.readers.registry import READER_URL_HELP, check_reader_for, open_reader
@@ -108,23 +108,31 @@ def run(node: Node, reader_url: str, lines: Iterable[str] | None, printer: Event
         node.close(flush_s=FLUSH_ON_EXIT_S)
 
 
+def path_argument(text: str) -> Path:
+    """A path given on the command line; an empty one (``--state-dir "$UNSET"``) is refused, never read as '.'."""
+    if not text:
+        raise argparse.ArgumentTypeError(EMPTY_PATH)
+    return Path(text)
+
+
 def parser() -> argparse.ArgumentParser:
+    path = path_argument
     cli = argparse.ArgumentParser(
         prog="python -m firmware",
         description="Run the vending machine on the real clock with its card reader. "
         f"Keypad and door come from stdin lines ({INPUT_HELP}); the screen and events go to stdout.",
     )
-    cli.add_argument("--machine", type=Path, required=True, help="machine config YAML")
+    cli.add_argument("--machine", type=path, required=True, help="machine config YAML")
     cli.add_argument("--reader", required=True, help=READER_URL_HELP)
-    cli.add_argument("--state-dir", type=Path, required=True, help="the machine's books and its term key (keys init)")
+    cli.add_argument("--state-dir", type=path, required=True, help="the machine's books and its term key (keys init)")
     cli.add_argument("--broker", default="none", help="mqtt://host:port or mqtts://host:port to report to, or none")
-    cli.add_argument("--trust", type=Path, help="key dir with vendor.pub, school.pub, issuer.pub, issuer-seal.pub")
-    cli.add_argument("--identity", type=Path, help="the machine's signing key (default: machine.key in the state dir)")
+    cli.add_argument("--trust", type=path, help="key dir with vendor.pub, school.pub, issuer.pub, issuer-seal.pub")
+    cli.add_argument("--identity", type=path, help="the machine's signing key (default: machine.key in the state dir)")
     cli.add_argument("--username", help="MQTT user name")
     cli.add_argument("--password", default=os.environ.get(PASSWORD_ENV), help=f"MQTT password (prefer ${PASSWORD_ENV})")
-    cli.add_argument("--ca", type=Path, help="CA certificate to check an mqtts:// broker against")
-    cli.add_argument("--cert", type=Path, help="client certificate (mqtts://)")
-    cli.add_argument("--cert-key", type=Path, help="the client certificate's private key")
+    cli.add_argument("--ca", type=path, help="CA certificate to check an mqtts:// broker against")
+    cli.add_argument("--cert", type=path, help="client certificate (mqtts://)")
+    cli.add_argument("--cert-key", type=path, help="the client certificate's private key")
     cli.add_argument("--json", dest="as_json", action="store_true", help="events as JSON lines")
     cli.add_argument("--keypad", default="stdin", help=KEYPAD_HELP)
     cli.add_argument("-v", "--verbose", action="store_true", help="log what the machine does (INFO)")

@@ -27,7 +27,15 @@ from simulator.cli.broker import broker_app
 from simulator.cli.cards import card_app
 from simulator.cli.commands import cmd_app
 from simulator.cli.connection import CaFile, CertFile, CertKey, Password, Username, run_broker, start_world
-from simulator.cli.exits import EXIT_CODES, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, fail
+from simulator.cli.exits import (
+    EXIT_CODES,
+    EXIT_FAILED,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    fail,
+    refuse_empty_paths,
+)
 from simulator.cli.fleet import fleet
 from simulator.cli.help_format import drop_flag_placeholders
 from simulator.cli.inspection import export_app
@@ -332,7 +340,7 @@ def main() -> None:
     import traceback
 
     try:
-        app(prog_name="vending")
+        refuse_empty_paths(typer.main.get_command(app))(prog_name="vending")
     except VendingError as exc:  # a problem with the input or the environment, not a crash
         typer.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_INPUT)

@@ -10,13 +10,13 @@ import math
 import signal
 from collections.abc import Callable, Iterable
 from datetime import date
-from pathlib import Path
-from typing import NoReturn
+from pathlib import Path, PurePath
+from typing import Any, NoReturn, get_args
 
 import typer
 
 from firmware.domain import CARD_UID, CARD_UID_RULE, machine_id_refusal
-from firmware.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, VendingError
+from firmware.errors import EMPTY_PATH, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, VendingError
 from simulator.backends.party_file import url_refusal
 from simulator.safe_output import write_inside
 
@@ -38,6 +38,40 @@ def fail(reason: object) -> NoReturn:
     """Print ``reason`` (a message or the exception carrying it) and exit 2; nothing was changed."""
     typer.echo(str(reason), err=True)
     raise typer.Exit(EXIT_INPUT) from None
+
+
+def refuse_empty_paths(command: Any) -> Any:
+    """Every path that ``command`` and its subcommands take refuses an empty value, before anything runs.
+
+    pathlib reads ``Path("")`` as '.', so ``--state-dir "$UNSET"`` put a machine's books, a term key or a
+    party's private key in the current directory without a word. Typer's parameters carry the annotation
+    they were declared with, which says which take paths.
+    """
+    for param in command.params:
+        if _names_paths(param.type_descriptor.annotation):
+            _refuse_empty(param)
+    for sub in getattr(command, "commands", {}).values():
+        refuse_empty_paths(sub)
+    return command
+
+
+def _names_paths(annotation: object) -> bool:
+    """Whether a parameter of this annotation takes paths (``Path``, ``Path | None``, ``list[Path]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return True
+    return any(_names_paths(inner) for inner in get_args(annotation))
+
+
+def _refuse_empty(param: Any) -> None:
+    process = param.process_value
+
+    def process_value(ctx: Any, value: Any) -> Any:
+        given = value if isinstance(value, (list, tuple)) else (value,)
+        if any(isinstance(one, str) and not one for one in given):
+            raise typer.BadParameter(EMPTY_PATH, ctx=ctx, param=param)
+        return process(ctx, value)
+
+    param.process_value = process_value
 
 
 def stop_on_sigterm() -> None:

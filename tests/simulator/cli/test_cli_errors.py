@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -318,3 +319,36 @@ def test_a_command_on_a_party_s_records_needs_its_database_and_makes_none(comman
                          cwd=tmp_path)  # fmt: skip
     assert out.returncode == 2 and f"--db {db}: no such file ({made_by} makes it)" in out.stderr, out.stderr
     assert not list(tmp_path.iterdir()), "nothing made"
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["keys", "init", "--state-dir", "", "--valid-until", "2099-01-31"], "'--state-dir'"),
+        (["keys", "party", "vendor", "--out", ""], "'--out'"),
+        (["init", ""], "'directory'"),
+        (["run", str(CONFIGS / "scenarios/normal-morning.yaml"), "--state-dir", ""], "'--state-dir'"),
+        (["check", str(CONFIGS / "machines/demo.yaml"), ""], "'files'"),
+        (["backend", "issuer", "accounts", "--db", ""], "'--db'"),
+    ],
+)
+def test_an_empty_path_is_refused_and_nothing_is_written_where_the_command_ran(tmp_path, command, named):
+    """pathlib reads "" as '.': `--state-dir "$UNSET"` put a machine's books, a term key or a party's private
+    key in the current directory without a word."""
+    out = subprocess.run([VENDING, *command], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert f"Invalid value for {named}: an empty path: give the path, or '.' for the current directory" in " ".join(
+        out.stderr.replace("│", " ").split()
+    ), out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_firmware_on_its_own_refuses_an_empty_state_dir(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "firmware", "--machine", str(CONFIGS / "machines/demo.yaml"), "--reader", "virtual:",
+         "--state-dir", ""],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "argument --state-dir: an empty path: give the path, or '.' for the current directory" in out.stderr
+    assert list(tmp_path.iterdir()) == []
