@@ -331,11 +331,19 @@ def credits_given(marker: bytes, backup: bytes) -> int:
         return decode_value(backup)[0]
 
 
-def credit_refusal(balance: int, amount: int) -> str | None:
-    """Why a purse holding ``balance`` cannot take ``amount`` in one credit (a top-up, a refund); None if it can."""
+def credit_refusal(balance: int | None, amount: int) -> str | None:
+    """Why a purse holding ``balance`` cannot take ``amount`` in one credit (a top-up, a refund); None if it can.
+
+    With ``balance`` None (not read yet: a top-up checked before its card is tapped) only what no purse
+    could take is refused; that message said "from NT$0" of a purse holding NT$500.
+    """
     if amount <= 0:
         return f"a credit is a positive amount, not {amount}"
-    if amount > MAX_STEP or balance + amount > MAX_BALANCE:  # MAX_STEP > MAX_BALANCE: the ceiling says it
+    if balance is None:
+        if amount > MAX_BALANCE:  # MAX_STEP > MAX_BALANCE: the ceiling says it
+            return f"a credit of NT${amount} is more than any purse holds, NT${MAX_BALANCE}"
+        return None
+    if amount > MAX_STEP or balance + amount > MAX_BALANCE:
         return f"a credit of NT${amount} would take the purse from NT${balance} past its ceiling of NT${MAX_BALANCE}"
     return None
 

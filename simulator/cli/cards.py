@@ -162,7 +162,7 @@ def topup(
     seconds_option(wait)
     if not MACHINE_ID.fullmatch(terminal):  # '' and any text were logged on the card as a terminal
         fail(f"--terminal {terminal[:40]!r}: a terminal's id is {MACHINE_ID_RULE}, as a machine's")
-    if (refusal := credit_refusal(0, amount)) is not None:  # no purse takes it: said before a card is waited for
+    if (refusal := credit_refusal(None, amount)) is not None:  # no purse takes it: said before a card is waited for
         fail(f"--amount: {refusal}")
     if reader is not None:
         _topup_on_reader(reader, keys, amount, terminal, wait)

@@ -73,6 +73,10 @@ def test_bad_cards_and_arguments_are_named_and_change_nothing(tmp_path: Path):
             ["card", "topup", card, "--keys", keys, "--amount", "9600"],
             "--amount: a credit of NT$9600 would take the purse from NT$500 past its ceiling of NT$10000",
         ),
+        (  # said before the card was read: it claimed the purse held NT$0
+            ["card", "topup", card, "--keys", keys, "--amount", "10001"],
+            "--amount: a credit of NT$10001 is more than any purse holds, NT$10000",
+        ),
         (["card", "show", str(tmp_path / "missing.mfd"), "--keys", keys], "missing.mfd"),
         (
             ["card", "issue", "--uid", "04A1B2C3", "--keys", keys, "--out", str(tmp_path / "none" / "z.mfd")],
