@@ -131,6 +131,8 @@ def keys_machine(
 ) -> None:
     """The machine's own signing key, in its state dir as machine.key (0600); its .pub enrolled for the backends."""
     new_machine_id(machine, "--machine")  # it names the enrolment file: "../x" wrote outside --enrol
+    if not enrol.is_dir():  # a typo made a directory no backend reads: the machine's reports refused as unknown
+        fail(f"--enrol {enrol}: no such directory; it is the backends' enrolment directory (their --machines DIR)")
     enrolled = enrol / f"{machine}.pub"
     if enrolled.is_symlink():  # checked before the key is made: nothing is written through one
         fail(f"--enrol: {enrolled} is a symlink; nothing is written through one")

@@ -14,6 +14,7 @@ from tests.simulator.cli.test_cli import vending
 
 
 def enrol(tmp_path: Path, machine: str, state: str, *extra: str):
+    (tmp_path / "enrolled").mkdir(exist_ok=True)  # the backends' --machines DIR
     return vending("keys", "machine", "--machine", machine, "--state-dir", str(tmp_path / state),
                    "--enrol", str(tmp_path / "enrolled"), *extra)  # fmt: skip
 
@@ -40,8 +41,16 @@ def test_an_id_that_is_not_one_or_a_symlink_in_its_place_is_refused_before_a_key
     for party in ("vendor", "school-ops", "insider"):  # enrolled, then refused by the broker's certificate setup
         out = enrol(tmp_path, party, "state")
         assert out.returncode == 2 and f"--machine: {party!r}: that is a party's broker user" in out.stderr, out.stderr
-    (tmp_path / "enrolled").mkdir()
     (tmp_path / "enrolled" / "TPE-2.pub").symlink_to(tmp_path / "elsewhere.pub")
     linked = enrol(tmp_path, "TPE-2", "state", "--force")
     assert linked.returncode == 2 and "is a symlink; nothing is written through one" in linked.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["enrolled"], "no key, no file outside, nothing through"
+
+
+def test_an_enrolment_directory_that_is_not_there_is_named_not_made(tmp_path: Path) -> None:
+    """A typo made a directory no backend reads: the key was "enrolled", and the machine's reports refused."""
+    typo = tmp_path / "enroled"
+    out = vending("keys", "machine", "--machine", "TPE-1", "--state-dir", str(tmp_path / "state"), "--enrol", str(typo))
+    assert out.returncode == 2
+    assert f"--enrol {typo}: no such directory; it is the backends' enrolment directory" in out.stderr
+    assert list(tmp_path.iterdir()) == [], "no key made, no directory made"
