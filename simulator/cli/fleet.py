@@ -36,7 +36,7 @@ from simulator.servers.rabbitmq import CLUSTER
 
 def fleet(
     machines: Annotated[int, typer.Option(min=1, max=100_000, help="How many school machines.")] = 10,
-    day: Annotated[str, typer.Option(help="The school day to simulate (YYYY-MM-DD).")] = "2026-03-02",
+    day: Annotated[str, typer.Option(help="The school day to simulate (YYYY-MM-DD, Monday to Friday).")] = "2026-03-02",
     students: Annotated[int, typer.Option(min=1, max=10_000, help="Students per school.")] = 600,
     broker: Annotated[
         str,
@@ -97,6 +97,9 @@ def fleet(
     the_day = day_option(day)
     if not FIRST_YEAR <= the_day.year <= LAST_YEAR - 1:  # a term of --days runs on from it
         fail(f"--day {day}: a simulated day is in the years {FIRST_YEAR}-{LAST_YEAR - 1}")
+    if the_day.weekday() >= 5:  # it ran the Monday after and said so nowhere, not even in --json
+        after = school_days(1, the_day)[0]
+        fail(f"--day {day}: a {the_day:%A}; a school day is Monday to Friday (the next is {after})")
     if payment not in PAYMENT_MODES:
         fail(f"--payment {payment!r}: one of {', '.join(PAYMENT_MODES)}")
     broker = fleet_broker(broker)

@@ -212,6 +212,10 @@ def test_a_reader_port_that_does_not_exist_points_at_reader_list():
         ),
         (["fleet", "--day", "9999-12-31"], "--day 9999-12-31: a simulated day is in the years 2000-2098"),  # exit 70
         (["fleet", "--day", "1999-12-31"], "--day 1999-12-31: a simulated day is in the years 2000-2098"),
+        (  # the Monday after ran, and neither the table nor --json said which day it was
+            ["fleet", "--day", "2026-12-06", "--machines", "1"],
+            "--day 2026-12-06: a Sunday; a school day is Monday to Friday (the next is 2026-12-07)",
+        ),
     ],
 )
 def test_cluster_arguments_that_cannot_work_are_refused_naming_why(arguments, said, tmp_path):
