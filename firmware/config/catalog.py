@@ -104,9 +104,11 @@ class Product(Strict):
         water was allowed at a Taipei junior high; ``bottled_water: true`` on a "tea" and
         ``sweetened: false`` on a label with added sugar were read by no rule at all.
         """
-        drink = "its category is drink" if self.category == "drink" else "it has a beverage label"
-        if self.category != "drink" and self.beverage is None:
-            drink = ""
+        drink = ""  # why this product is a drink, if it is one
+        if self.category == "drink":
+            drink = "its category is drink"
+        elif self.beverage is not None:
+            drink = "it has a beverage label"
         kinds = ", ".join(DRINK_KINDS)
         if drink and self.kind is None:
             raise ValueError(f"kind: a drink ({drink}) must say its kind ({kinds}); the campus drink rules read it")
