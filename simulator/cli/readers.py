@@ -72,12 +72,13 @@ def emulate(
         lines = read_capped(script, MAX_FILE_BYTES).decode("utf-8").splitlines() if script else sys.stdin
     except (OSError, UnicodeDecodeError) as exc:
         fail(f"--script {script}: cannot read: {getattr(exc, 'strerror', None) or exc}")
-    device: Device = PN532Device(link, pace=pace, cards=cards) if cards else DEVICES[protocol](link, pace=pace)
     stop_on_sigterm()  # a `kill` stops it as `quit` does: the device closes and its link goes
-    device.start()
-    typer.echo(f"{protocol} reader on {device.path}" + (f" (link {link})" if link else ""), err=False)
-    sys.stdout.flush()
-    try:
+    device: Device | None = None
+    try:  # from the link's making: a SIGTERM just after the first line is printed removes it too
+        device = PN532Device(link, pace=pace, cards=cards) if cards else DEVICES[protocol](link, pace=pace)
+        device.start()
+        typer.echo(f"{protocol} reader on {device.path}" + (f" (link {link})" if link else ""), err=False)
+        sys.stdout.flush()
         for line in lines:
             words = line.split()
             if not words or words[0].startswith("#"):
@@ -97,7 +98,8 @@ def emulate(
             typer.echo(device.command(line.strip()))
             sys.stdout.flush()
     finally:
-        device.stop()
+        if device is not None:
+            device.stop()
 
 
 @reader_app.command("list")

@@ -85,7 +85,8 @@ class Device:
     def stop(self) -> None:
         self._stop.set()
         self.port.wake()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # stopped before it started (a SIGTERM then): nothing to wait for
+            self._thread.join(timeout=5)
         self.port.close()
 
     def _run(self) -> None:
